@@ -414,25 +414,36 @@ function quote(s: string): string {
   return out + '"';
 }
 
+/**
+ * Compares the committed file with what the installed package renders.
+ * Returns a message describing the problem, or undefined when they match.
+ */
+export async function checkValidateProto(): Promise<string | undefined> {
+  const text = renderValidateProto(await protovalidateVersion()) + "\n";
+  let committed: string;
+  try {
+    committed = await readFile(validateProtoPath, "utf8");
+  } catch {
+    return "third_party/proto/buf/validate/validate.proto is missing: run npm run generate";
+  }
+  if (committed !== text) {
+    return "third_party/proto/buf/validate/validate.proto does not match @bufbuild/protovalidate: run npm run generate";
+  }
+  return undefined;
+}
+
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--check")) {
+    const problem = await checkValidateProto();
+    if (problem !== undefined) {
+      console.error(problem);
+      return 1;
+    }
+    return 0;
+  }
   const text = renderValidateProto(await protovalidateVersion()) + "\n";
   if (args.includes("--stdout")) {
     process.stdout.write(text);
-    return 0;
-  }
-  if (args.includes("--check")) {
-    let committed = "";
-    try {
-      committed = await readFile(validateProtoPath, "utf8");
-    } catch {
-      // treated as different below
-    }
-    if (committed !== text) {
-      console.error(
-        "third_party/proto/buf/validate/validate.proto does not match @bufbuild/protovalidate: run npm run generate",
-      );
-      return 1;
-    }
     return 0;
   }
   await mkdir(dirname(validateProtoPath), { recursive: true });
