@@ -18,8 +18,7 @@
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isFieldSet, type Message } from "@bufbuild/protobuf";
-import type { DescMessage } from "@bufbuild/protobuf";
+import { isFieldSet, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { protoCamelCase, reflect } from "@bufbuild/protobuf/reflect";
 import {
   EnumOptionsSchema,
@@ -136,19 +135,19 @@ function renderFile(file: FileDescriptorProto, version: string): string {
   for (const en of file.enumType) {
     out.push(...renderEnum(en, ""));
   }
-  return out.join("\n");
+  return out.join("\n").trimEnd() + "\n";
 }
 
-function renderExtensions(exts: FieldDescriptorProto[], scope: string, indent: string): string[] {
+function renderExtensions(exts: FieldDescriptorProto[], pkg: string, indent: string): string[] {
   const out: string[] = [];
   let i = 0;
   while (i < exts.length) {
     // Group consecutive extensions of the same extendee into one block, which keeps
     // the declaration order of the descriptor.
     const extendee = exts[i]!.extendee;
-    out.push(`${indent}extend ${typeRef(extendee, scope)} {`);
+    out.push(`${indent}extend ${typeRef(extendee, pkg)} {`);
     while (i < exts.length && exts[i]!.extendee === extendee) {
-      out.push(renderField(exts[i]!, scope, indent + "  ", false));
+      out.push(renderField(exts[i]!, pkg, `${pkg} extensions`, indent + "  ", false));
       i++;
     }
     out.push(`${indent}}`, "");
@@ -176,7 +175,7 @@ function renderMessage(msg: DescriptorProto, pkg: string, scope: string, indent:
     const inOneof =
       isFieldSet(f, FieldDescriptorProtoSchema.field.oneofIndex) && !f.proto3Optional;
     if (!inOneof) {
-      out.push(renderField(f, name, inner, false));
+      out.push(renderField(f, pkg, name, inner, false));
       i++;
       continue;
     }
@@ -195,7 +194,7 @@ function renderMessage(msg: DescriptorProto, pkg: string, scope: string, indent:
       if (!isFieldSet(g, FieldDescriptorProtoSchema.field.oneofIndex) || g.oneofIndex !== index) {
         break;
       }
-      out.push(renderField(g, name, inner + "  ", true));
+      out.push(renderField(g, pkg, name, inner + "  ", true));
       i++;
     }
     out.push(`${inner}}`);
@@ -219,7 +218,7 @@ function renderMessage(msg: DescriptorProto, pkg: string, scope: string, indent:
     out.push(`${inner}reserved ${msg.reservedName.map(quote).join(", ")};`);
   }
   if (msg.extension.length > 0) {
-    out.push(...renderExtensions(msg.extension, name, inner));
+    out.push(...renderExtensions(msg.extension, pkg, inner));
   }
   for (const nested of msg.nestedType) {
     out.push(...renderMessage(nested, pkg, name, inner));
@@ -259,7 +258,13 @@ function renderEnum(en: EnumDescriptorProto, indent: string): string[] {
   return out;
 }
 
-function renderField(f: FieldDescriptorProto, scope: string, indent: string, inOneof: boolean): string {
+function renderField(
+  f: FieldDescriptorProto,
+  pkg: string,
+  scope: string,
+  indent: string,
+  inOneof: boolean,
+): string {
   let label = "";
   if (!inOneof) {
     switch (f.label) {
@@ -283,14 +288,14 @@ function renderField(f: FieldDescriptorProto, scope: string, indent: string, inO
   }
   opts.push(...renderOptions(f.options, `${scope}.${f.name}`));
   const suffix = opts.length > 0 ? ` [${opts.join(", ")}]` : "";
-  return `${indent}${label}${fieldType(f, scope)} ${f.name} = ${f.number}${suffix};`;
+  return `${indent}${label}${fieldType(f, pkg)} ${f.name} = ${f.number}${suffix};`;
 }
 
-function fieldType(f: FieldDescriptorProto, scope: string): string {
+function fieldType(f: FieldDescriptorProto, pkg: string): string {
   switch (f.type) {
     case FieldDescriptorProto_Type.MESSAGE:
     case FieldDescriptorProto_Type.ENUM:
-      return typeRef(f.typeName, scope);
+      return typeRef(f.typeName, pkg);
     case FieldDescriptorProto_Type.GROUP:
       throw new UnsupportedError(`group field ${f.name}`);
     default:
@@ -300,16 +305,14 @@ function fieldType(f: FieldDescriptorProto, scope: string): string {
 }
 
 /**
- * Shortens a fully-qualified type name for use inside `scope`. Names in our own
- * package lose the package prefix; names elsewhere stay fully qualified (without
- * the leading dot), which resolves the same way because no local name shadows them.
+ * Shortens a fully-qualified type name. Top-level names in our own package lose
+ * the package prefix; everything else stays fully qualified (a leading dot for
+ * nested names in our package, which a nested declaration could shadow).
  */
-function typeRef(fqn: string, scope: string): string {
+function typeRef(fqn: string, pkg: string): string {
   const name = fqn.replace(/^\./, "");
-  const pkg = file_buf_validate_validate.proto.package;
-  if (name.startsWith(pkg + ".") && scope.startsWith(pkg)) {
+  if (name.startsWith(pkg + ".")) {
     const local = name.slice(pkg.length + 1);
-    // A nested name could be shadowed by a nested declaration; keep it absolute then.
     return local.includes(".") ? `.${name}` : local;
   }
   return name;
@@ -419,7 +422,7 @@ function quote(s: string): string {
  * Returns a message describing the problem, or undefined when they match.
  */
 export async function checkValidateProto(): Promise<string | undefined> {
-  const text = renderValidateProto(await protovalidateVersion()) + "\n";
+  const text = renderValidateProto(await protovalidateVersion());
   let committed: string;
   try {
     committed = await readFile(validateProtoPath, "utf8");
@@ -441,7 +444,7 @@ async function main(args: string[]): Promise<number> {
     }
     return 0;
   }
-  const text = renderValidateProto(await protovalidateVersion()) + "\n";
+  const text = renderValidateProto(await protovalidateVersion());
   if (args.includes("--stdout")) {
     process.stdout.write(text);
     return 0;
