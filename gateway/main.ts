@@ -1,0 +1,12 @@
+import { createLogger } from "../services/lib/logger.js";
+import { createMetrics } from "../services/lib/metrics.js";
+import { onShutdownSignal } from "../services/lib/shutdown.js";
+import { loadGatewayConfig } from "./config.js";
+import { startGateway } from "./server.js";
+
+const config = loadGatewayConfig(process.env);
+const log = createLogger("gateway", config.logLevel);
+const gateway = await startGateway(config, log, createMetrics("gateway"));
+log.info({ url: `http://${config.host}:${gateway.port}` }, "serving");
+process.send?.({ type: "ready", service: "gateway", port: gateway.port });
+onShutdownSignal(log, () => gateway.close());

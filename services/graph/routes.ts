@@ -1,0 +1,11 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
+import type { ServiceContext } from "../lib/service-context.js";
+
+/**
+ * GraphService handlers. None are implemented yet: they arrive with issue 4 (accounts and the social graph).
+ * Until then every RPC answers Unimplemented rather than a made-up result.
+ */
+export function routes(_ctx: ServiceContext): Partial<ServiceImpl<typeof GraphService>> {
+  return {};
+}

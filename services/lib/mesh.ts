@@ -1,0 +1,25 @@
+/**
+ * The services of the mesh and where they listen by default. One table, so the
+ * launcher, the gateway and the docs agree on names and ports.
+ */
+export const SERVICE_NAMES = ["user", "graph", "tweet", "timeline", "search", "media"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export const DEFAULT_PORTS: Readonly<Record<ServiceName, { grpc: number; metrics: number }>> = {
+  user: { grpc: 50051, metrics: 9101 },
+  graph: { grpc: 50052, metrics: 9102 },
+  tweet: { grpc: 50053, metrics: 9103 },
+  timeline: { grpc: 50054, metrics: 9104 },
+  search: { grpc: 50055, metrics: 9105 },
+  media: { grpc: 50056, metrics: 9106 },
+};
+
+export const DEFAULT_GATEWAY_PORT = 8080;
+
+/** Environment variable names, derived in one place: CHIRP_USER_GRPC_PORT, CHIRP_USER_ADDR, ... */
+export const envName = {
+  grpcPort: (s: ServiceName) => `CHIRP_${s.toUpperCase()}_GRPC_PORT`,
+  metricsPort: (s: ServiceName) => `CHIRP_${s.toUpperCase()}_METRICS_PORT`,
+  /** Where callers reach a service: "host:port" or several, comma-separated, for round-robin. */
+  address: (s: ServiceName) => `CHIRP_${s.toUpperCase()}_ADDR`,
+};

@@ -1,0 +1,47 @@
+import { Metadata } from "@grpc/grpc-js";
+
+/**
+ * Headers that travel on every internal hop. The gateway sets them from the
+ * public request; services forward them on the calls they make.
+ */
+export const REQUEST_ID_HEADER = "x-request-id";
+/** The authenticated caller's user id, set only by the gateway after it verified a token. */
+export const CALLER_ID_HEADER = "x-chirp-caller-id";
+
+const HOP_BY_HOP = new Set([
+  "content-type",
+  "te",
+  "user-agent",
+  "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+  "content-length",
+  "connection",
+  "host",
+]);
+
+export function metadataToHeaders(metadata: Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.getMap())) {
+    if (key.startsWith(":") || HOP_BY_HOP.has(key)) continue;
+    const all = metadata.get(key);
+    for (const value of all.length > 0 ? all : [values]) {
+      headers.append(key, typeof value === "string" ? value : Buffer.from(value).toString("base64"));
+    }
+  }
+  return headers;
+}
+
+/** What `new Headers(init)` accepts (the DOM lib's HeadersInit, which Node's types do not declare globally). */
+export type HeadersInit = ConstructorParameters<typeof Headers>[0];
+
+export function headersToMetadata(headers: HeadersInit | undefined): Metadata {
+  const metadata = new Metadata();
+  if (headers === undefined) return metadata;
+  new Headers(headers).forEach((value, key) => {
+    if (HOP_BY_HOP.has(key) || key.startsWith(":")) return;
+    if (key.endsWith("-bin")) metadata.add(key, Buffer.from(value, "base64"));
+    else metadata.add(key, value);
+  });
+  return metadata;
+}
