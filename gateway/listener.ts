@@ -1,5 +1,5 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from "node:http2";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 
@@ -26,6 +26,7 @@ export async function listenHttp1AndH2c(handler: Handler, host: string, port: nu
   const http1 = createHttp1Server({ keepAliveTimeout: 65_000 }, handler);
   const http2 = createHttp2Server({}, handler);
   const sockets = new Set<Socket>();
+  const h2Sockets = new WeakSet<Socket>();
 
   const tcp = createTcpServer((socket) => {
     sockets.add(socket);
@@ -39,6 +40,7 @@ export async function listenHttp1AndH2c(handler: Handler, host: string, port: nu
       socket.off("data", onData);
       socket.pause();
       if (isH2) {
+        h2Sockets.add(socket);
         // The HTTP/2 session reads the socket's native handle directly and would
         // never see bytes put back with unshift(), so hand it a stream that replays them.
         http2.emit("connection", replaying(socket, seen));
@@ -57,19 +59,46 @@ export async function listenHttp1AndH2c(handler: Handler, host: string, port: nu
     tcp.listen(port, host, () => resolve());
   });
 
+  // Track what is in flight so close() can end idle keep-alive connections at
+  // once and give busy ones a moment (the servers were never listen()ed, so
+  // their own closeIdleConnections() knows nothing about these sockets).
+  const busy = new Map<Socket, number>();
+  let closing = false;
+  http1.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = (busy.get(socket) ?? 1) - 1;
+      busy.set(socket, left);
+      if (closing && left === 0) socket.destroy();
+    });
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  http2.on("session", (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
   return {
     port: (tcp.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         tcp.close(() => resolve());
-        http1.closeIdleConnections();
-        http2.close();
-        // Streaming calls (StreamEvents) never go idle: end them rather than wait forever.
+        for (const session of sessions) session.close();
+        for (const socket of sockets) {
+          if ((busy.get(socket) ?? 0) === 0 && !isH2Socket(socket)) socket.destroy();
+        }
+        // Whatever is still busy after the grace period is cut.
         setTimeout(() => {
-          for (const s of sockets) s.destroy();
-        }, 2000).unref();
+          for (const socket of sockets) socket.destroy();
+        }, 5000).unref();
       }),
   };
+
+  function isH2Socket(socket: Socket): boolean {
+    return h2Sockets.has(socket);
+  }
 }
 
 /** A duplex over `socket` whose readable side starts with `head`, the bytes already read. */

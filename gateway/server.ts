@@ -34,7 +34,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   const rpc = connectNodeAdapter({
     // Responses always carry every field (e.g. nextPageToken: "" on the last page),
     // so browser clients need not know proto3's omit-defaults rule.
-    jsonOptions: { alwaysEmitImplicit: true },
+    jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
     maxTimeoutMs: 600_000,
     shutdownSignal: shutdown.signal,
     readMaxBytes: 1024 * 1024,

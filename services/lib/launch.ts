@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import type { Env } from "./config.js";
+import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface LaunchOptions {
+  /** Environment for every process: infra URLs, LOG_LEVEL, ... (merged over process.env). */
+  readonly env: Env;
+  /** "default": the documented ports (50051..., 8080); "ephemeral": any free port (tests). */
+  readonly ports: "default" | "ephemeral";
+  /** Where child output goes; defaults to this process's stdout/stderr. */
+  readonly stdio?: "inherit" | "ignore";
+  readonly readyTimeoutMs?: number;
+}
+
+export interface RunningService {
+  readonly name: ServiceName;
+  readonly pid: number;
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+}
+
+export interface Mesh {
+  readonly services: Readonly<Record<ServiceName, RunningService>>;
+  readonly gatewayUrl: string;
+  readonly gatewayPid: number;
+  /** Environment a further process needs to reach the mesh (CHIRP_*_ADDR). */
+  readonly addressEnv: Readonly<Record<string, string>>;
+  /** Stops the gateway, then the services; each gets SIGTERM and, after a grace period, SIGKILL. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts every service as its own process, waits until each reports ready over
+ * IPC (so ephemeral ports are known), then starts the gateway pointed at them.
+ * The same code serves `npm start` and the end-to-end tests.
+ */
+export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
+  const children: ChildProcess[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const child of [...children].reverse()) await stopChild(child);
+  };
+  try {
+    const started = await Promise.all(
+      SERVICE_NAMES.map(async (name) => {
+        const ports = options.ports === "default" ? DEFAULT_PORTS[name] : { grpc: 0, metrics: 0 };
+        const child = spawnEntry(`services/${name}/main.ts`, options, {
+          [envName.grpcPort(name)]: String(ports.grpc),
+          [envName.metricsPort(name)]: String(ports.metrics),
+        });
+        children.push(child);
+        const ready = await waitReady(child, name, options.readyTimeoutMs);
+        return { name, pid: child.pid!, grpcPort: Number(ready.grpcPort), metricsPort: Number(ready.metricsPort) };
+      }),
+    );
+    const services = Object.fromEntries(started.map((s) => [s.name, s])) as Record<ServiceName, RunningService>;
+    const addressEnv = Object.fromEntries(
+      SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${services[name].grpcPort}`]),
+    );
+    const gateway = spawnEntry("gateway/main.ts", options, {
+      ...addressEnv,
+      CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
+    });
+    children.push(gateway);
+    const ready = await waitReady(gateway, "gateway", options.readyTimeoutMs);
+    const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
+    return {
+      services,
+      gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
+      gatewayPid: gateway.pid!,
+      addressEnv,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function spawnEntry(entry: string, options: LaunchOptions, extra: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", entry], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env, ...extra },
+    stdio: [options.stdio === "ignore" ? "ignore" : "inherit", options.stdio ?? "inherit", options.stdio ?? "inherit", "ipc"],
+  });
+}
+
+type Ready = Record<string, unknown> & { type: "ready" };
+
+async function waitReady(child: ChildProcess, name: string, timeoutMs = 60_000): Promise<Ready> {
+  return new Promise<Ready>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${name} did not become ready within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (message: unknown): void => {
+      if (typeof message === "object" && message !== null && (message as { type?: unknown }).type === "ready") {
+        cleanup();
+        resolve(message as Ready);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null): void =>
+      fail(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`}); see its log above`));
+    const fail = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+async function stopChild(child: ChildProcess, graceMs = 8000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
