@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import type { InfraInfo } from "./cluster/types.js";
+import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
 import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
 
@@ -84,6 +86,10 @@ function spawnEntry(entry: string, options: LaunchOptions, extra: Record<string,
   return spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: ROOT,
     env: { ...process.env, ...options.env, ...extra },
+    // Own process group: a Ctrl-C reaches only the launcher, which then stops
+    // the gateway before the services it calls. If the launcher dies, each
+    // child sees its IPC channel close and shuts itself down.
+    detached: true,
     stdio: [options.stdio === "ignore" ? "ignore" : "inherit", options.stdio ?? "inherit", options.stdio ?? "inherit", "ipc"],
   });
 }
@@ -122,4 +128,20 @@ async function stopChild(child: ChildProcess, graceMs = 8000): Promise<void> {
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * The infra environment a service process gets: one MYSQL_URL_<RS> per replica
+ * set carrying the application user (never the admin), REDIS_URL and NATS_URL;
+ * the same variables a deployment sets by hand.
+ */
+export function serviceInfraEnv(infra: InfraInfo): Record<string, string> {
+  const { user, password } = infra.mysql.appUser;
+  const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+  const env: Record<string, string> = { REDIS_URL: infra.redisUrl, NATS_URL: infra.natsUrl };
+  for (const rs of infra.mysql.replicaSets) {
+    const hosts = [rs.primary, ...rs.replicas].map((m) => `${m.host}:${m.port}`).join(",");
+    env[replicaSetEnvVar(rs.name)] = `mysql://${auth}@${hosts}`;
+  }
+  return env;
 }

@@ -6,13 +6,15 @@ import type { Logger } from "./logger.js";
  * impatient Ctrl-C.
  */
 export function onShutdownSignal(log: Logger, close: () => Promise<void>): void {
-  let closing = false;
+  let closingSince = 0;
   const stop = (reason: string): void => {
-    if (closing) {
+    if (closingSince > 0) {
+      // The same Ctrl-C can arrive twice (terminal group signal plus a relay by npm).
+      if (Date.now() - closingSince < 1000) return;
       log.warn({ reason }, "second shutdown request: exiting now");
       process.exit(1);
     }
-    closing = true;
+    closingSince = Date.now();
     log.info({ reason }, "shutting down");
     close().then(
       () => process.exit(0),

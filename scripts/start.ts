@@ -1,0 +1,73 @@
+// `npm start`: the whole system on one machine. Infra from MYSQL_URL*/REDIS_URL/
+// NATS_URL when given, otherwise private mariadbd replica sets, redis-server and
+// nats-server under .data/local; then every service and the gateway.
+import { DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
+import { ConfigError } from "../services/lib/config.js";
+import { launchMesh, serviceInfraEnv, type Mesh } from "../services/lib/launch.js";
+import { SERVICE_NAMES } from "../services/lib/mesh.js";
+
+const say = (line: string): void => console.error(`[chirp] ${line}`);
+
+let infra: RunningInfra | undefined;
+let mesh: Mesh | undefined;
+let stoppingSince = 0;
+
+async function shutdown(signal: string): Promise<void> {
+  if (stoppingSince > 0) {
+    // One Ctrl-C can arrive twice (the terminal signals the whole group and npm
+    // relays it too); only a deliberate second press, later, means "now".
+    if (Date.now() - stoppingSince < 1000) return;
+    say(`${signal} again: exiting now (servers are stopped by their watchdogs)`);
+    process.exit(1);
+  }
+  stoppingSince = Date.now();
+  say(`${signal}: stopping the gateway, the services, then the cluster...`);
+  await mesh?.stop();
+  await infra?.stop();
+  say("stopped");
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+try {
+  infra = await resolveInfra({ log: (line) => say(line) });
+  say("starting services and gateway...");
+  mesh = await launchMesh({ env: { ...process.env, ...serviceInfraEnv(infra) }, ports: "default" });
+} catch (err) {
+  if (err instanceof DataDirLockedError || err instanceof MissingBinaryError || err instanceof ConfigError) {
+    say(err.message);
+  } else {
+    say(`failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  }
+  await mesh?.stop();
+  await infra?.stop();
+  process.exit(1);
+}
+
+const lines = [
+  "",
+  "Chirp is running.",
+  "",
+  `  gateway     ${mesh.gatewayUrl}   (Connect JSON over HTTP/1.1, gRPC-Web, gRPC)`,
+  `  metrics     ${mesh.gatewayUrl}/metrics`,
+  ...SERVICE_NAMES.map(
+    (name) =>
+      `  ${name.padEnd(10)}  grpc://127.0.0.1:${mesh!.services[name].grpcPort}   metrics http://127.0.0.1:${mesh!.services[name].metricsPort}/metrics`,
+  ),
+  `  redis       ${infra.redisUrl}`,
+  `  nats        ${infra.natsUrl}`,
+  ...infra.mysql.replicaSets.map(
+    (rs) =>
+      `  mysql ${rs.name.padEnd(5)} primary ${rs.primary.host}:${rs.primary.port}` +
+      rs.replicas.map((r) => `, replica ${r.host}:${r.port}`).join(""),
+  ),
+  "",
+  "Try:",
+  `  curl -s ${mesh.gatewayUrl}/chirp.user.v1.UserService/GetUser -H 'content-type: application/json' -d '{"handle":"alice"}'`,
+  `  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://127.0.0.1:${mesh.services.user.grpcPort}`,
+  "",
+  "Ctrl-C stops everything.",
+  "",
+];
+console.log(lines.join("\n"));
