@@ -1,0 +1,186 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { PUBLIC_API } from "../../gateway/public-api.js";
+import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
+import { launchMesh, serviceInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { SERVICE_NAMES } from "../../services/lib/mesh.js";
+
+const run = promisify(execFile);
+
+// The whole mesh as `npm start` runs it: a private cluster, six service
+// processes and the gateway, all on ephemeral ports.
+let infra: RunningInfra;
+let mesh: Mesh;
+
+beforeAll(async () => {
+  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
+  mesh = await launchMesh({ env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" }, ports: "ephemeral" });
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+  await infra?.stop();
+});
+
+async function bufCurl(...args: string[]): Promise<string> {
+  const { stdout } = await run("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args]);
+  return stdout;
+}
+
+/** A request for each public unary RPC that passes validation, so the answer shows what the service does. */
+const VALID_REQUESTS: Record<string, unknown> = {
+  "UserService/SignUp": { handle: "alice", displayName: "Alice", email: "alice@example.com", password: "correct horse" },
+  "UserService/LogIn": { handle: "alice", password: "correct horse" },
+  "UserService/GetUser": { handle: "alice" },
+  "UserService/UpdateProfile": { bio: "hello" },
+  "GraphService/Follow": { userId: "2" },
+  "GraphService/Unfollow": { userId: "2" },
+  "GraphService/ListFollowers": { userId: "2" },
+  "GraphService/ListFollowing": { userId: "2", pageSize: 10 },
+  "TweetService/PostTweet": { text: "hello #chirp" },
+  "TweetService/GetTweet": { tweetId: "1" },
+  "TweetService/DeleteTweet": { tweetId: "1" },
+  "TweetService/LikeTweet": { tweetId: "1" },
+  "TweetService/UnlikeTweet": { tweetId: "1" },
+  "TweetService/ListLikedTweets": { userId: "1" },
+  "TimelineService/GetHomeTimeline": {},
+  "TimelineService/GetUserTimeline": { userId: "1" },
+  "SearchService/SearchTweets": { query: "chirp" },
+  "SearchService/GetTrends": { limit: 10 },
+  "MediaService/GetMedia": { mediaId: "1" },
+};
+
+async function postJson(path: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${mesh.gatewayUrl}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as { code?: string; message?: string } };
+}
+
+describe("every service process", () => {
+  it.each(SERVICE_NAMES)("%s lists its RPCs over server reflection (buf curl, no proto files)", async (name) => {
+    const listed = (await bufCurl("--list-methods", `http://127.0.0.1:${mesh.services[name].grpcPort}`)).trim().split("\n");
+    const desc = PUBLIC_API.find((p) => p.backend === name)!.service;
+    const own = listed.filter((line) => !line.startsWith("grpc.health.v1.Health/"));
+    expect(own.sort()).toEqual(desc.methods.map((m) => `${desc.typeName}/${m.name}`).sort());
+    expect(listed).toContain("grpc.health.v1.Health/Check");
+  });
+
+  it.each(SERVICE_NAMES)("%s reports SERVING on grpc.health.v1", async (name) => {
+    const desc = PUBLIC_API.find((p) => p.backend === name)!.service;
+    const out = await bufCurl("-d", JSON.stringify({ service: desc.typeName }), `http://127.0.0.1:${mesh.services[name].grpcPort}/grpc.health.v1.Health/Check`);
+    expect(JSON.parse(out)).toEqual({ status: "SERVING" });
+  });
+
+  it.each(SERVICE_NAMES)("%s serves Prometheus metrics", async (name) => {
+    const res = await fetch(`http://127.0.0.1:${mesh.services[name].metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("chirp_process_cpu_seconds_total");
+  });
+});
+
+describe("the gateway", () => {
+  it("forwards every public unary RPC; a not-yet-built one answers Unimplemented, never a made-up result", async () => {
+    const unary = PUBLIC_API.flatMap(({ service, methods }) =>
+      methods.filter((m) => service.methods.find((d) => d.name === m)?.methodKind === "unary").map((m) => `${service.name}/${m}`),
+    );
+    expect(Object.keys(VALID_REQUESTS).sort()).toEqual(unary.sort());
+    for (const { service } of PUBLIC_API) {
+      for (const [key, body] of Object.entries(VALID_REQUESTS)) {
+        if (!key.startsWith(`${service.name}/`)) continue;
+        const res = await postJson(`/${service.typeName}/${key.split("/")[1]}`, body);
+        expect({ key, status: res.status, code: res.json.code }).toEqual({ key, status: 501, code: "unimplemented" });
+      }
+    }
+  });
+
+  it("rejects invalid input with InvalidArgument before it reaches a service", async () => {
+    const badHandle = await postJson("/chirp.user.v1.UserService/GetUser", { handle: "no spaces allowed" });
+    expect(badHandle.status).toBe(400);
+    expect(badHandle.json.code).toBe("invalid_argument");
+    expect(badHandle.json.message).toContain("handle");
+
+    const unknownField = await postJson("/chirp.user.v1.UserService/GetUser", { handle: "alice", admin: true });
+    expect(unknownField.json.code).toBe("invalid_argument");
+
+    const notJson = await postJson("/chirp.user.v1.UserService/GetUser", "{not json");
+    expect(notJson.json.code).toBe("invalid_argument");
+
+    const tooLong = await postJson("/chirp.tweet.v1.TweetService/PostTweet", { text: "x".repeat(281) });
+    expect(tooLong.json.code).toBe("invalid_argument");
+  });
+
+  it("does not expose internal RPCs", async () => {
+    const res = await fetch(`${mesh.gatewayUrl}/chirp.user.v1.UserService/BatchGetUsers`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ userIds: ["1"] }),
+    });
+    expect(res.status).toBe(404);
+  });
+
+  it("returns a request id, echoing a well-formed one from the client", async () => {
+    const mine = await postJson("/chirp.user.v1.UserService/GetUser", { handle: "alice" }, { "x-request-id": "trace-123" });
+    expect(mine.headers.get("x-request-id")).toBe("trace-123");
+    const generated = await postJson("/chirp.user.v1.UserService/GetUser", { handle: "alice" });
+    expect(generated.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("speaks gRPC-Web", async () => {
+    const client = createClient(UserService, createGrpcWebTransport({ baseUrl: mesh.gatewayUrl }));
+    const err = await client.getUser({ lookup: { case: "handle", value: "alice" } }).catch((e: unknown) => e);
+    expect(ConnectError.from(err).code).toBe(Code.Unimplemented);
+  });
+
+  it("speaks gRPC over HTTP/2 on the same port, including server streams", async () => {
+    const transport = createGrpcTransport({ baseUrl: mesh.gatewayUrl });
+    const users = createClient(UserService, transport);
+    const err = await users.getUser({ lookup: { case: "handle", value: "alice" } }).catch((e: unknown) => e);
+    expect(ConnectError.from(err).code).toBe(Code.Unimplemented);
+
+    const timeline = createClient(TimelineService, transport);
+    const streamErr = await (async () => {
+      for await (const _ of timeline.streamEvents({})) {
+        /* no events before the timeline service exists */
+      }
+    })().catch((e: unknown) => e);
+    expect(ConnectError.from(streamErr).code).toBe(Code.Unimplemented);
+  });
+
+  it("answers a browser's CORS preflight", async () => {
+    const res = await fetch(`${mesh.gatewayUrl}/chirp.user.v1.UserService/GetUser`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://localhost:5173",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+  });
+
+  it("serves its own metrics, counting forwarded calls by code", async () => {
+    const text = await (await fetch(`${mesh.gatewayUrl}/metrics`)).text();
+    expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{[^}]*method="GetUser",code="Unimplemented"\} [1-9]/);
+    expect(text).toMatch(/chirp_rpc_client_duration_seconds_count\{[^}]*method="GetUser"/);
+  });
+});
+
+describe("shutdown", () => {
+  it("stops every process it started", async () => {
+    const pids = [mesh.gatewayPid, ...SERVICE_NAMES.map((s) => mesh.services[s].pid), ...infra.processes.map((p) => p.pid)];
+    await mesh.stop();
+    await infra.stop();
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
