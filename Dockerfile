@@ -1,0 +1,37 @@
+# One image for every Chirp process: the six gRPC services, the gateway and
+# the one-shot migration job. docker-compose.yml picks the entry point per
+# service, e.g. `node_modules/.bin/tsx services/user/main.ts`.
+#
+# TypeScript runs through tsx, which is a runtime dependency, so the image
+# carries runtime dependencies only: no compiler, no buf, no test runner.
+FROM node:20-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Dependencies first, so a source change does not reinstall them.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+# Runtime sources only (see .dockerignore for what stays out: tests, protos,
+# benchmarks). Owned by root and read-only for the `node` user that runs them.
+COPY tsconfig.json ./
+COPY shard-config/ shard-config/
+COPY gen/ gen/
+COPY services/ services/
+COPY gateway/ gateway/
+COPY scripts/ scripts/
+
+# In a container every listener must be reachable from the other containers.
+ENV CHIRP_BIND_HOST=0.0.0.0 \
+    CHIRP_GATEWAY_HOST=0.0.0.0
+
+USER node
+
+# Gateway, service gRPC ports, service metrics/health ports.
+EXPOSE 8080 50051-50056 9101-9106
+
+# Health checks differ per process (each has its own /healthz port), so they
+# are declared per service in docker-compose.yml rather than here.
+CMD ["node_modules/.bin/tsx", "gateway/main.ts"]
