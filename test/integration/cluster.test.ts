@@ -16,6 +16,8 @@ import {
   MigrationError,
   acquireDataDirLock,
   migrate,
+  replicaSetEnvVar,
+  resolveInfra,
   startLocalCluster,
   type HostPort,
   type MysqlCredentials,
@@ -213,6 +215,30 @@ describe("local cluster", () => {
     }
     expect(caught).toBeInstanceOf(DataDirLockedError);
     expect((caught as DataDirLockedError).pid).toBe(process.pid);
+  });
+
+  it("uses servers given by URL and starts nothing", async () => {
+    const admin = cluster.mysql.adminUser;
+    const env: Record<string, string> = {
+      REDIS_URL: cluster.redisUrl,
+      NATS_URL: cluster.natsUrl,
+      MYSQL_APP_USER: cluster.mysql.appUser.user,
+      MYSQL_APP_PASSWORD: cluster.mysql.appUser.password,
+    };
+    for (const set of cluster.mysql.replicaSets) {
+      const hosts = [set.primary, ...set.replicas].map((m) => `${m.host}:${m.port}`).join(",");
+      env[replicaSetEnvVar(set.name)] = `mysql://${admin.user}:${encodeURIComponent(admin.password)}@${hosts}`;
+    }
+    const lines: string[] = [];
+    const given = await resolveInfra({ env, log: (l) => lines.push(l) });
+    try {
+      expect(given.processes).toEqual([]);
+      expect(given.dataDir).toBeNull();
+      expect(given.migrations.applied).toBe(0);
+      expect(given.toJSON()).toEqual(cluster.toJSON());
+    } finally {
+      await given.stop();
+    }
   });
 
   it("logged its progress", () => {

@@ -51,12 +51,13 @@ export function spawnServer(opts: SpawnServerOptions): ManagedProcess {
   const fd = openSync(opts.logPath, "a", 0o600);
   let child: ChildProcess;
   try {
-    // Same process group as the caller: a Ctrl-C in the terminal reaches the
-    // servers too (redis and nats stop on SIGINT, mariadbd ignores it and is
-    // stopped by the caller's stopOnSignals). The reaper covers a parent that
-    // dies without running its handlers.
+    // Own process group: a terminal Ctrl-C reaches only us, so the caller
+    // stops things in order (services drain while NATS and Redis are still
+    // up; mariadbd would ignore SIGINT anyway). If we die without stopping
+    // them, the reaper sends them SIGTERM.
     child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
+      detached: true,
       stdio: ["ignore", fd, fd],
       env: { ...minimalEnv(), LC_ALL: "C" },
     });
