@@ -116,9 +116,10 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
       await attempt(async () => redis?.proc.stop());
       await attempt(async () => mysql?.stop());
       reaper?.close();
+      // Delete a throwaway dir while still holding its lock, then let go.
+      if (ephemeral && dataDir !== null) await attempt(() => rm(dataDir as string, { recursive: true, force: true }));
       lock?.release();
       process.off("exit", releaseOnExit);
-      if (ephemeral && dataDir !== null) await attempt(() => rm(dataDir as string, { recursive: true, force: true }));
       if (dataDir !== null) log("stopped");
       if (errors.length > 0) throw new AggregateError(errors, `stopping the cluster: ${errors.map(errMessage).join("; ")}`);
     })();
