@@ -123,6 +123,22 @@ describe("GrpcServer + grpc transport", () => {
     expect(res.media?.contentType).toBe("image/png");
   });
 
+  it("handles many concurrent calls without piling listeners onto a shared signal", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      await Promise.all(
+        Array.from({ length: 40 }, () => users.getUser({ lookup: { case: "handle", value: "alice" } })),
+      );
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+  });
+
   it("records RPC metrics by service, method and code", async () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{[^}]*service="UserService",method="GetUser",code="OK"\} [1-9]/);

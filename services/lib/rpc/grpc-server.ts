@@ -37,7 +37,10 @@ export class GrpcServer {
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
   });
   private readonly services: DescService[] = [];
-  private readonly shutdown = new AbortController();
+  // One controller per call in flight, aborted on close(). A shared shutdown
+  // signal would collect one listener per concurrent call instead.
+  private readonly inFlight = new Set<AbortController>();
+  private readonly callAbort = new WeakMap<HandlerContext, AbortController>();
   private port = 0;
 
   constructor(private readonly options: GrpcServerOptions) {}
@@ -79,7 +82,8 @@ export class GrpcServer {
   async close(graceMs = 5000): Promise<void> {
     this.health.setStatus("", "NOT_SERVING");
     for (const s of this.services) this.health.setStatus(s.typeName, "NOT_SERVING");
-    this.shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    const reason = new ConnectError("server is shutting down", Code.Unavailable);
+    for (const controller of this.inFlight) controller.abort(reason);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -144,22 +148,27 @@ export class GrpcServer {
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     const requestAbort = new AbortController();
     (call as NodeJS.EventEmitter).once("cancelled", () => requestAbort.abort(new ConnectError("call cancelled by the client", Code.Canceled)));
-    return createHandlerContext({
+    this.inFlight.add(requestAbort);
+    const ctx = createHandlerContext({
       service: method.parent,
       method,
       protocolName: "grpc",
       requestMethod: "POST",
       url: `/${method.parent.typeName}/${method.name}`,
       timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
-      shutdownSignal: this.shutdown.signal,
       requestSignal: requestAbort.signal,
       requestHeader: metadataToHeaders(call.metadata),
     });
+    this.callAbort.set(ctx, requestAbort);
+    return ctx;
   }
 
   private observe<T>(method: DescMethod, ctx: HandlerContext, run: () => Promise<T>): Promise<T> {
     const call = { service: method.parent.name, method: method.name, requestId: ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined };
-    return observeCall(this.options.metrics, this.options.log, call, run);
+    return observeCall(this.options.metrics, this.options.log, call, run).finally(() => {
+      const controller = this.callAbort.get(ctx);
+      if (controller !== undefined) this.inFlight.delete(controller);
+    });
   }
 }
 
