@@ -1,0 +1,63 @@
+// The Vitess VSchema of the keyspace: which vindex places each table's rows.
+// It is what `vtctldclient ApplyVSchema` takes (the vschema.Keyspace message
+// as JSON), so the same data can be served by Vitess. Choices are explained
+// in shard-config/README.md ("VSchema").
+import type { ShardConfig } from "../services/lib/shard-config.js";
+import { ShardMap } from "../services/lib/shard/keyrange.js";
+
+/** vschema.Vindex */
+export interface VSchemaVindex {
+  type: string;
+  params?: Record<string, string>;
+  owner?: string;
+}
+
+/** vschema.ColumnVindex (the single-column form). */
+export interface VSchemaColumnVindex {
+  column: string;
+  name: string;
+}
+
+/** vschema.Table: a sharded table lists column_vindexes, the first being its primary vindex. */
+export interface VSchemaTable {
+  type?: "reference";
+  column_vindexes?: VSchemaColumnVindex[];
+}
+
+/** vschema.Keyspace */
+export interface VSchemaKeyspace {
+  sharded: boolean;
+  vindexes: Record<string, VSchemaVindex>;
+  tables: Record<string, VSchemaTable>;
+}
+
+/**
+ * Builds the VSchema for `config.keyspace`. The shards are not part of a
+ * VSchema, but they are checked here so a broken ring is never exported.
+ */
+export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
+  new ShardMap(config.shards);
+  const byUser = (column: string): VSchemaTable => ({ column_vindexes: [{ column, name: "hash" }] });
+  return {
+    sharded: true,
+    vindexes: {
+      // Functional and unique: keyspace id = DES(id), reversible.
+      hash: { type: "hash" },
+      // Functional and unique: keyspace id = md5(bytes); for the handle lookup table.
+      binary_md5: { type: "binary_md5" },
+    },
+    tables: {
+      users: byUser("id"),
+      user_handles: { column_vindexes: [{ column: "handle_lower", name: "binary_md5" }] },
+      follows: byUser("follower_id"),
+      followers: byUser("followee_id"),
+      tweets: byUser("author_id"),
+      likes: byUser("user_id"),
+      // The user whose shard-local change the row announces; a migration adds
+      // the column (README "outbox").
+      outbox: byUser("user_id"),
+      // The migrator's bookkeeping: the same rows on every shard.
+      schema_migrations: { type: "reference" },
+    },
+  };
+}
