@@ -56,8 +56,11 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),
-      // The migrator's bookkeeping: the same rows on every shard.
+      // Per-shard tables no column routes: the migrator's bookkeeping (the
+      // same rows everywhere) and the replication heartbeat (one row, written
+      // on each primary, read only with the shard named). README "reference".
       schema_migrations: { type: "reference" },
+      heartbeat: { type: "reference" },
     },
   };
 }
