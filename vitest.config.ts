@@ -3,7 +3,7 @@ import SummaryReporter from "./test/summary-reporter.js";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts", "shard-config/**/*.test.ts"],
     // Integration files start real mariadbd/redis/nats processes in beforeAll.
     hookTimeout: 120_000,
     testTimeout: 60_000,
