@@ -62,8 +62,14 @@ export interface ClusterProcess {
 export interface RunningInfra extends InfraInfo {
   /** The data dir in use, or null when every server came from a URL. */
   readonly dataDir: string | null;
-  /** The server processes this call started (empty when all came from URLs). */
+  /** The server processes this call started (empty when all came from URLs); current pids after a restart. */
   readonly processes: readonly ClusterProcess[];
+  /**
+   * Starts a local MySQL member again on its old address (after a crash or a
+   * kill in a test), read_only and not replicating: the topology manager gives
+   * it its role. Stops it first if it still runs.
+   */
+  restartMysqlMember(name: string): Promise<ClusterProcess>;
   readonly migrations: MigrateResult;
   /** The plain, serialisable part (what JSON.stringify gives). */
   toJSON(): InfraInfo;
@@ -179,11 +185,12 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
       redisUrl: redis?.url ?? external.redisUrl ?? "",
       natsUrl: nats?.url ?? external.natsUrl ?? "",
     };
-    const processes: ClusterProcess[] = [
+    const processes = (): ClusterProcess[] => [
       ...(mysql?.members.map((m) => ({ name: m.spec.name, pid: m.proc.pid })) ?? []),
       ...(redis ? [{ name: "redis", pid: redis.proc.pid }] : []),
       ...(nats ? [{ name: "nats", pid: nats.proc.pid }] : []),
     ];
+    const localMysql = mysql;
     const sources = [
       needMysql ? "mysql local" : "mysql from MYSQL_URL",
       needRedis ? "redis local" : "redis from REDIS_URL",
@@ -193,7 +200,14 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
     return {
       ...info,
       dataDir,
-      processes,
+      get processes() {
+        return processes();
+      },
+      restartMysqlMember: async (name) => {
+        if (!localMysql) throw new Error("MySQL is not local: nothing to restart");
+        const m = await localMysql.restartMember(name);
+        return { name: m.spec.name, pid: m.proc.pid };
+      },
       migrations,
       toJSON: () => structuredClone(info),
       stop,

@@ -107,8 +107,11 @@ export async function loadOrCreateSecrets(mysqlDir: string, memberDirs: readonly
   return secrets;
 }
 
-/** Initialises (first run only), starts and readies one member. */
-export async function startMember(spec: MemberSpec, ctx: MemberContext): Promise<RunningMember> {
+/**
+ * Initialises (first run only), starts and readies one member. `port` is tried
+ * first when given (a restarted member keeps its address), a free one otherwise.
+ */
+export async function startMember(spec: MemberSpec, ctx: MemberContext, preferredPort?: number): Promise<RunningMember> {
   const datadir = join(spec.dir, "data");
   await mkdir(spec.dir, { recursive: true });
   if (!existsSync(datadir)) await initialiseDatadir(spec, ctx);
@@ -116,7 +119,7 @@ export async function startMember(spec: MemberSpec, ctx: MemberContext): Promise
   await ensureTmpdir(spec.dir);
 
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = attempt === 1 && preferredPort !== undefined ? preferredPort : await freePort();
     ctx.log(`starting ${spec.name} on 127.0.0.1:${port}...`);
     const proc = spawnServer({
       name: spec.name,
@@ -217,6 +220,15 @@ function serverArgs(spec: MemberSpec, port: number, ephemeral: boolean): string[
     "--gtid-strict-mode=ON",
     "--skip-slave-start",
     "--read-only=ON",
+    // Crash recovery as a replica (MDEV-21117; since 10.6.19/10.11.9 switched
+    // on by init_rpl_role=SLAVE, MDEV-33465, no longer by the semi-sync slave
+    // setting): binlog transactions that were never committed in the engine
+    // (with AFTER_SYNC: not acknowledged to any client) are rolled back and cut
+    // from the binlog instead of being committed. A former primary coming
+    // back after kill -9 then holds nothing its promoted replica lacks and can
+    // rejoin as its replica. Harmless on a member that stays primary: the
+    // start picks the member whose history contains the others' (local-mysql).
+    "--init-rpl-role=SLAVE",
     "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
     `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
     "--slave-net-timeout=10",
