@@ -16,6 +16,13 @@ describe("toConnectError", () => {
     [{ errno: 1969 }, Code.DeadlineExceeded],
     [{ code: "ECONNREFUSED" }, Code.Unavailable],
     [{ code: "PROTOCOL_CONNECTION_LOST" }, Code.Unavailable],
+    [{ code: "PROTOCOL_SEQUENCE_TIMEOUT" }, Code.DeadlineExceeded],
+    [{ errno: 1836 }, Code.Unavailable],
+    [{ errno: 1927 }, Code.Unavailable],
+    [{ fatal: true, message: "Can't add new command when connection is in closed state" }, Code.Unavailable],
+    [{ code: "CHIRP_DB_OVERLOADED" }, Code.ResourceExhausted],
+    [{ code: "CHIRP_DB_ACQUIRE_TIMEOUT" }, Code.Unavailable],
+    [{ code: "CHIRP_DB_UNAVAILABLE" }, Code.Unavailable],
     [new Error("boom"), Code.Internal],
     ["a string", Code.Internal],
   ])("maps %o to %s", (err, code) => {
@@ -29,5 +36,13 @@ describe("toConnectError", () => {
     const mapped = toConnectError(err);
     expect(mapped.rawMessage).not.toContain("INSERT");
     expect(mapped.cause).toBe(err);
+  });
+
+  it("names the shard when one is unavailable, and only then", () => {
+    const down = toConnectError({ code: "ECONNREFUSED" }, undefined, { shard: "-40" });
+    expect(down.code).toBe(Code.Unavailable);
+    expect(down.rawMessage).toBe("shard -40 unavailable");
+    expect(toConnectError({ errno: 1062 }, undefined, { shard: "-40" }).rawMessage).toBe("already exists");
+    expect(toConnectError(new Error("boom"), undefined, { shard: "-40" }).rawMessage).toBe("internal error");
   });
 });
