@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
  * Process-wide Prometheus registry, `chirp_` prefixed. Labels are bounded sets
@@ -11,9 +11,19 @@ export interface Metrics {
   readonly rpcServerDuration: Histogram<"service" | "method" | "code">;
   readonly rpcClientDuration: Histogram<"service" | "method" | "code">;
   readonly rpcServerInFlight: Gauge<"service" | "method">;
+  /** One statement through the shard router; role is the member that served it (primary or replica). */
+  readonly dbQueryDuration: Histogram<"shard" | "role" | "code">;
+  /** Lag as the router sees it: last measurement plus its age. Absent while unknown. */
+  readonly dbReplicaLag: Gauge<"replica_set" | "member">;
+  readonly dbPoolWaiting: Gauge<"replica_set" | "member">;
+  readonly dbPoolInUse: Gauge<"replica_set" | "member">;
+  /** Statements re-run on a new primary after a failover (result: retried, gave_up). */
+  readonly dbFailoverRetries: Counter<"replica_set" | "result">;
+  readonly dbTopologyEpoch: Gauge;
 }
 
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const DB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export function createMetrics(component: string): Metrics {
   const registry = new Registry();
@@ -39,6 +49,42 @@ export function createMetrics(component: string): Metrics {
       name: "chirp_rpc_server_in_flight",
       help: "RPCs being handled right now, by service and method.",
       labelNames: ["service", "method"],
+      registers: [registry],
+    }),
+    dbQueryDuration: new Histogram({
+      name: "chirp_db_query_duration_seconds",
+      help: "Time of one statement through the shard router (pool wait included), by shard, serving role and result code.",
+      labelNames: ["shard", "role", "code"],
+      buckets: DB_BUCKETS,
+      registers: [registry],
+    }),
+    dbReplicaLag: new Gauge({
+      name: "chirp_db_replica_lag_seconds",
+      help: "Replica lag as the shard router sees it (last heartbeat measurement plus its age), by replica set and member.",
+      labelNames: ["replica_set", "member"],
+      registers: [registry],
+    }),
+    dbPoolWaiting: new Gauge({
+      name: "chirp_db_pool_waiting",
+      help: "Statements waiting for a pooled connection, by replica set and member.",
+      labelNames: ["replica_set", "member"],
+      registers: [registry],
+    }),
+    dbPoolInUse: new Gauge({
+      name: "chirp_db_pool_in_use",
+      help: "Pooled connections in use, by replica set and member.",
+      labelNames: ["replica_set", "member"],
+      registers: [registry],
+    }),
+    dbFailoverRetries: new Counter({
+      name: "chirp_db_failover_retries_total",
+      help: "Writes that failed before reaching a primary and waited for a topology change: retried on the new primary, or gave up.",
+      labelNames: ["replica_set", "result"],
+      registers: [registry],
+    }),
+    dbTopologyEpoch: new Gauge({
+      name: "chirp_db_topology_epoch",
+      help: "Epoch of the live topology the shard router follows.",
       registers: [registry],
     }),
   };
