@@ -1,0 +1,115 @@
+// The topology manager's settings, read once from the environment. It takes
+// the ADMIN account (it promotes, fences and re-points members): MYSQL_URL_<RS>
+// with admin credentials, primary first. Services never get these.
+import { InfraEnvError, parseInfraEnv } from "../lib/cluster/infra-env.js";
+import type { MysqlCredentials, ReplicaSetInfo } from "../lib/cluster/types.js";
+import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/config.js";
+import { loadShardConfig, ShardConfigError, type ShardConfig } from "../lib/shard-config.js";
+
+export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
+
+export interface TopologyConfig {
+  readonly shardConfig: ShardConfig;
+  /** Every member the manager watches, by replica set; the first listed is the bootstrap primary. */
+  readonly replicaSets: readonly ReplicaSetInfo[];
+  readonly admin: MysqlCredentials;
+  /** The account replicas connect with (CHANGE MASTER). Default: the admin account. */
+  readonly repl: MysqlCredentials;
+  readonly natsUrl: string;
+  readonly host: string;
+  readonly metricsPort: number;
+  readonly logLevel: LogLevel;
+  /** CHIRP_TOPOLOGY_PROBE_MS: how often every member is probed. */
+  readonly probeIntervalMs: number;
+  /** CHIRP_TOPOLOGY_PROBE_TIMEOUT_MS: connect and query timeout of one probe. */
+  readonly probeTimeoutMs: number;
+  /** CHIRP_TOPOLOGY_FAILURES: consecutive failed probes before a primary counts as down. */
+  readonly failuresToFailover: number;
+  /**
+   * CHIRP_TOPOLOGY_REPLICA_CONFIRM_MS: a down primary is failed over at once
+   * when its replicas have lost it too; if a replica still streams from it, only
+   * after this long (the manager's own network may be what is broken).
+   */
+  readonly replicaConfirmMs: number;
+  /** CHIRP_TOPOLOGY_HEARTBEAT_MS: how often each primary's heartbeat row is rewritten. */
+  readonly heartbeatIntervalMs: number;
+  /** CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS: how long a candidate may take to apply its relay log. */
+  readonly applyTimeoutMs: number;
+}
+
+export function loadTopologyConfig(env: Env): TopologyConfig {
+  const read = new EnvReader(env);
+  const problems: string[] = [];
+  let shardConfig: ShardConfig | undefined;
+  try {
+    shardConfig = loadShardConfig(read.string("CHIRP_SHARD_CONFIG", "local"));
+  } catch (err) {
+    if (!(err instanceof ShardConfigError)) throw err;
+    problems.push(err.message);
+  }
+  let replicaSets: ReplicaSetInfo[] = [];
+  let admin: MysqlCredentials = { user: "", password: "" };
+  if (shardConfig) {
+    try {
+      const parsed = parseInfraEnv(
+        Object.fromEntries(Object.entries(env).filter(([k]) => k === "MYSQL_URL" || k.startsWith("MYSQL_URL_"))),
+        shardConfig,
+      );
+      if (parsed.mysql === undefined) problems.push("MYSQL_URL_<RS> (or MYSQL_URL) with the admin account is required");
+      else ({ replicaSets, adminUser: admin } = parsed.mysql);
+    } catch (err) {
+      if (!(err instanceof InfraEnvError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  const replUser = read.optional("CHIRP_TOPOLOGY_REPL_USER");
+  const config: TopologyConfig = {
+    shardConfig: shardConfig ?? { keyspace: "", replicaSets: [], shards: [] },
+    replicaSets,
+    admin,
+    repl: replUser === undefined ? admin : { user: replUser, password: read.optional("CHIRP_TOPOLOGY_REPL_PASSWORD") ?? "" },
+    natsUrl: read.string("NATS_URL"),
+    host: read.string("CHIRP_BIND_HOST", "127.0.0.1"),
+    metricsPort: read.port("CHIRP_TOPOLOGY_METRICS_PORT", DEFAULT_TOPOLOGY_METRICS_PORT),
+    logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
+    probeIntervalMs: read.int("CHIRP_TOPOLOGY_PROBE_MS", 250, 20, 10_000),
+    probeTimeoutMs: read.int("CHIRP_TOPOLOGY_PROBE_TIMEOUT_MS", 500, 50, 30_000),
+    failuresToFailover: read.int("CHIRP_TOPOLOGY_FAILURES", 3, 1, 100),
+    replicaConfirmMs: read.int("CHIRP_TOPOLOGY_REPLICA_CONFIRM_MS", 5_000, 0, 600_000),
+    heartbeatIntervalMs: read.int("CHIRP_TOPOLOGY_HEARTBEAT_MS", 250, 10, 60_000),
+    applyTimeoutMs: read.int("CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS", 30_000, 100, 3_600_000),
+  };
+  try {
+    read.done();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** The defaults above for a known cluster (tests, benchmarks run the manager in-process). */
+export function topologyConfigFor(
+  infra: { mysql: { replicaSets: readonly ReplicaSetInfo[]; adminUser: MysqlCredentials }; natsUrl: string },
+  shardConfig: ShardConfig,
+  overrides: Partial<TopologyConfig> = {},
+): TopologyConfig {
+  return {
+    shardConfig,
+    replicaSets: infra.mysql.replicaSets,
+    admin: infra.mysql.adminUser,
+    repl: infra.mysql.adminUser,
+    natsUrl: infra.natsUrl,
+    host: "127.0.0.1",
+    metricsPort: 0,
+    logLevel: "info",
+    probeIntervalMs: 250,
+    probeTimeoutMs: 500,
+    failuresToFailover: 3,
+    replicaConfirmMs: 5_000,
+    heartbeatIntervalMs: 250,
+    applyTimeoutMs: 30_000,
+    ...overrides,
+  };
+}

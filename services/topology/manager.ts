@@ -1,0 +1,452 @@
+// The topology manager (Vitess's vtorc + heartbeat writer in one): finds the
+// real primary of each replica set at start, publishes the live topology in
+// the KV, writes heartbeats, probes every member, fails a dead primary over,
+// fences, and brings returning members back as replicas. One replica set's
+// trouble never touches another's: each is evaluated and failed over alone.
+import { EventEmitter } from "node:events";
+import type { KV } from "@nats-io/kv";
+import type { MemberAddress, ReplicaSetInfo } from "../lib/cluster/types.js";
+import type { Logger } from "../lib/logger.js";
+import { errantGtids, formatGtidList } from "../lib/shard/gtid.js";
+import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../lib/shard/replication.js";
+import { publishTopology, readTopology, StaleTopologyError, type LiveTopology } from "../lib/shard/topology.js";
+import type { TopologyConfig } from "./config.js";
+import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
+import { HeartbeatWriter } from "./heartbeat.js";
+import type { TopologyMetrics } from "./metrics.js";
+import { MemberProbe } from "./monitor.js";
+
+export interface ManagerDeps {
+  readonly log: Logger;
+  readonly metrics: TopologyMetrics;
+  readonly kv: KV;
+}
+
+export interface ManagerEvents {
+  topology: [LiveTopology];
+  failover: [FailoverReport];
+  failoverAborted: [{ replicaSet: string; reason: string }];
+  rejoin: [{ replicaSet: string; member: string; result: "ok" | "refused" | "failed"; errant?: string }];
+  /** After every probe round. */
+  tick: [];
+}
+
+/** Retry an aborted failover of the same replica set no sooner than this. */
+const FAILOVER_RETRY_MS = 2_000;
+const START_TIMEOUT_MS = 60_000;
+
+interface SetState {
+  readonly info: { name: string; databases: string[] };
+  readonly probes: MemberProbe[];
+  primary: string;
+  /** Members published as replicas. */
+  replicas: Set<string>;
+  badTicks: number;
+  badSince: number | undefined;
+  busy: boolean;
+  lastFailoverAttempt: number;
+  waitingLogged: boolean;
+  semiSyncActive: boolean | undefined;
+  semiSyncClients: number | undefined;
+  semiSyncOffTimes: number | undefined;
+  fellBack: boolean;
+  heartbeat: HeartbeatWriter;
+}
+
+export class TopologyManager extends EventEmitter<ManagerEvents> {
+  private readonly sets = new Map<string, SetState>();
+  private topology: LiveTopology | undefined;
+  /** Former primaries that went away before they could be fenced. */
+  private readonly needsFencing = new Set<string>();
+  /** Members refused a rejoin, with the errant GTIDs (logged once per change). */
+  private readonly refused = new Map<string, string>();
+  private readonly memberBusy = new Set<string>();
+  private readonly ctx: FailoverContext;
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private tickRunning: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: TopologyConfig,
+    private readonly deps: ManagerDeps,
+  ) {
+    super();
+    this.ctx = {
+      log: deps.log,
+      admin: config.admin,
+      repl: config.repl,
+      probeTimeoutMs: config.probeTimeoutMs,
+      applyTimeoutMs: config.applyTimeoutMs,
+    };
+    for (const rs of config.replicaSets) {
+      const databases = config.shardConfig.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.database);
+      const probes = [rs.primary, ...rs.replicas].map((m) => new MemberProbe(rs.name, m, config.admin, config.probeTimeoutMs));
+      this.sets.set(rs.name, {
+        info: { name: rs.name, databases },
+        probes,
+        primary: rs.primary.name,
+        replicas: new Set(rs.replicas.map((r) => r.name)),
+        badTicks: 0,
+        badSince: undefined,
+        busy: false,
+        lastFailoverAttempt: 0,
+        waitingLogged: false,
+        semiSyncActive: undefined,
+        semiSyncClients: undefined,
+        semiSyncOffTimes: undefined,
+        fellBack: false,
+        heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs * 4, deps.log, deps.metrics),
+      });
+    }
+  }
+
+  /** The topology this manager last published or adopted. */
+  get current(): LiveTopology | undefined {
+    return this.topology;
+  }
+
+  /** Finds the primaries, publishes the topology, then monitors until stop(). */
+  async start(): Promise<LiveTopology> {
+    const log = this.deps.log;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      await this.probeAll();
+      const missing = [...this.sets.values()].filter((s) => !s.probes.some((p) => p.up));
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`no member of ${missing.map((s) => s.info.name).join(", ")} answers`);
+      await sleep(this.config.probeIntervalMs);
+    }
+    const existing = await readTopology(this.deps.kv, this.config.shardConfig.keyspace);
+    if (existing) this.topology = existing.topology;
+    for (const set of this.sets.values()) await this.resolvePrimary(set, existing?.topology);
+    const published = this.topology;
+    const wanted = this.describe();
+    if (published === undefined || !sameSets(published.replicaSets, wanted)) {
+      await this.publish(`initial topology${published ? ` (the KV's epoch ${published.epoch} disagrees with the servers)` : ""}`);
+    } else {
+      log.info({ epoch: published.epoch }, "the KV's topology matches the servers");
+    }
+    this.deps.metrics.epoch.set(this.topology!.epoch);
+    for (const set of this.sets.values()) void set.heartbeat.beat(this.heartbeatTarget(set));
+    this.timers.push(setInterval(() => this.beatAll(), this.config.heartbeatIntervalMs));
+    this.scheduleTick();
+    return this.topology!;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.tickRunning;
+    for (const set of this.sets.values()) {
+      set.heartbeat.close();
+      for (const p of set.probes) p.close();
+    }
+  }
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.tickRunning = this.tick().finally(() => {
+        this.tickRunning = undefined;
+        this.scheduleTick();
+      });
+    }, this.config.probeIntervalMs);
+    this.timers.push(t);
+  }
+
+  private beatAll(): void {
+    for (const set of this.sets.values()) void set.heartbeat.beat(this.heartbeatTarget(set));
+  }
+
+  private heartbeatTarget(set: SetState): { primary: MemberAddress; databases: string[] } | undefined {
+    if (set.busy) return undefined;
+    const p = this.probe(set, set.primary);
+    return p ? { primary: p.address, databases: set.info.databases } : undefined;
+  }
+
+  private async probeAll(): Promise<void> {
+    await Promise.all([...this.sets.values()].flatMap((s) => s.probes.map((p) => p.probe())));
+    for (const set of this.sets.values()) {
+      for (const p of set.probes) this.deps.metrics.memberUp.set({ replica_set: set.info.name, member: p.name }, p.up ? 1 : 0);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    await this.probeAll();
+    if (this.stopped) return;
+    for (const set of this.sets.values()) {
+      if (set.busy) continue;
+      this.evaluate(set).catch((err: unknown) => this.deps.log.error({ err, replica_set: set.info.name }, "evaluation failed"));
+    }
+    this.emit("tick");
+  }
+
+  private probe(set: SetState, name: string): MemberProbe | undefined {
+    return set.probes.find((p) => p.name === name);
+  }
+
+  /** One replica set, once per probe interval. */
+  private async evaluate(set: SetState): Promise<void> {
+    const log = this.deps.log.child({ replica_set: set.info.name });
+    const primary = this.probe(set, set.primary)!;
+    // A primary that answers but is read-only came back from a crash (every
+    // member starts read_only) or was fenced: it serves no writes either.
+    const bad = !primary.up || primary.state?.readOnly === true || primary.state?.slave !== undefined;
+    if (bad) {
+      set.badTicks++;
+      set.badSince ??= primary.firstFailureAt ?? Date.now();
+    } else {
+      set.badTicks = 0;
+      set.badSince = undefined;
+      set.waitingLogged = false;
+    }
+    if (set.badTicks >= this.config.failuresToFailover) {
+      if (Date.now() - set.lastFailoverAttempt < FAILOVER_RETRY_MS) return;
+      const others = set.probes.filter((p) => p !== primary && p.up);
+      // The replicas' view: have they lost the primary too?
+      const replicasLost = others.every((p) => p.state?.slave === undefined || p.state.slave.ioRunning !== "Yes");
+      const waited = Date.now() - (set.badSince ?? Date.now());
+      if (primary.up || replicasLost || waited >= this.config.replicaConfirmMs) {
+        log.warn(
+          {
+            primary: primary.name,
+            failed_probes: set.badTicks,
+            problem: primary.up ? "answers but is read-only / replicating" : primary.lastError,
+            replicas_lost_it: replicasLost,
+            waited_ms: waited,
+          },
+          "primary down: failing over",
+        );
+        await this.runFailover(set, primary);
+      } else if (!set.waitingLogged) {
+        set.waitingLogged = true;
+        log.warn({ primary: primary.name }, "primary unreachable from here but its replicas still stream from it: waiting");
+      }
+      return;
+    }
+    if (bad) return;
+
+    this.watchSemiSync(set, primary, log);
+
+    for (const m of set.probes) {
+      if (m === primary || !m.up || m.state === undefined || this.memberBusy.has(m.name)) continue;
+      if (!m.state.readOnly) {
+        log.error({ member: m.name, primary: primary.name }, "a second writable member: fencing it (never two primaries)");
+        await m.withAdmin((c) => fence(c, this.config.admin.user, 5_000)).catch(() => undefined);
+        this.needsFencing.delete(m.name);
+        continue;
+      }
+      this.needsFencing.delete(m.name);
+      if (isReplicatingFrom(m.state, primary.address)) {
+        if (!set.replicas.has(m.name)) {
+          set.replicas.add(m.name);
+          await this.publish(`${m.name} replicates from ${primary.name}`);
+        }
+        continue;
+      }
+      const s = m.state.slave;
+      const pointsAtPrimary = s !== undefined && s.masterHost === primary.address.host && s.masterPort === primary.address.port;
+      if (pointsAtPrimary && s.ioRunning === "Connecting" && s.lastIoErrno !== 1236) continue; // reconnecting by itself
+      const known = this.refused.get(m.name);
+      if (known !== undefined && known === formatGtidList(m.state.binlogState)) continue;
+      void this.runRejoin(set, m, primary);
+    }
+  }
+
+  /** Semi-sync on the primary: warn when it has fallen back to async, re-enable it when a replica is back. */
+  private watchSemiSync(set: SetState, primary: MemberProbe, log: Logger): void {
+    const ss = primary.state!.semiSync;
+    if (set.semiSyncOffTimes !== undefined && ss.masterOffTimes > set.semiSyncOffTimes) {
+      log.warn({ primary: primary.name, fallbacks: ss.masterOffTimes }, "semi-sync fell back to async: commits are not waiting for a replica");
+    }
+    set.semiSyncOffTimes = ss.masterOffTimes;
+    const active = ss.masterEnabled && ss.masterActive;
+    if (set.semiSyncActive !== undefined && active !== set.semiSyncActive) {
+      if (active) log.info({ primary: primary.name }, "semi-sync active: commits wait for a replica's ack");
+      else log.warn({ primary: primary.name, clients: ss.masterClients }, "semi-sync NOT active: an acknowledged commit may exist only on the primary");
+    }
+    set.semiSyncActive = active;
+    set.semiSyncClients = ss.masterClients;
+    set.fellBack = !active;
+    this.deps.metrics.semiSyncActive.set({ replica_set: set.info.name }, active ? 1 : 0);
+    if (!ss.masterEnabled && ss.masterClients > 0) {
+      primary
+        .withAdmin((c) => setSemiSyncMaster(c, true))
+        .then(() => log.info({ primary: primary.name }, "a semi-sync replica is connected: semi-sync enabled on the primary"))
+        .catch(() => undefined);
+    }
+  }
+
+  private async runFailover(set: SetState, old: MemberProbe): Promise<void> {
+    set.busy = true;
+    set.lastFailoverAttempt = Date.now();
+    void set.heartbeat.beat(undefined);
+    const rs = set.info.name;
+    try {
+      const candidates = set.probes.filter((p) => p !== old && p.up && !this.refused.has(p.name) && !this.memberBusy.has(p.name));
+      const report = await failover(this.ctx, old, candidates, {
+        lastActive: set.semiSyncActive,
+        fellBackSinceWatched: set.fellBack,
+        lastClients: set.semiSyncClients,
+      });
+      if (!report.oldPrimaryFenced) this.needsFencing.add(old.name);
+      set.primary = report.newPrimary;
+      set.replicas.delete(old.name);
+      set.replicas.delete(report.newPrimary);
+      set.badTicks = 0;
+      set.badSince = undefined;
+      set.semiSyncActive = undefined;
+      set.semiSyncOffTimes = undefined;
+      set.fellBack = false;
+      const publishStart = Date.now();
+      const epoch = await this.publish(`failover of ${rs}: ${old.name} -> ${report.newPrimary}`);
+      report.publishMs = Date.now() - publishStart;
+      report.totalMs = Date.now() - report.firstFailureAt;
+      report.epoch = epoch;
+      this.deps.metrics.failovers.inc({ replica_set: rs, result: "promoted" });
+      this.deps.metrics.lastFailoverSeconds.set({ replica_set: rs }, report.totalMs / 1000);
+      this.deps.log.warn({ ...report, replica_set: rs }, "failover done");
+      this.emit("failover", report);
+    } catch (err) {
+      this.deps.metrics.failovers.inc({ replica_set: rs, result: "aborted" });
+      const reason = err instanceof FailoverAborted ? err.message : String((err as Error).stack ?? err);
+      this.deps.log.error({ replica_set: rs, reason }, "failover aborted; retrying");
+      this.emit("failoverAborted", { replicaSet: rs, reason });
+    } finally {
+      set.busy = false;
+      void set.heartbeat.beat(this.heartbeatTarget(set));
+    }
+  }
+
+  private async runRejoin(set: SetState, member: MemberProbe, primary: MemberProbe): Promise<void> {
+    this.memberBusy.add(member.name);
+    const rs = set.info.name;
+    const log = this.deps.log.child({ replica_set: rs, member: member.name });
+    try {
+      log.info({ primary: primary.name, was_unfenced_primary: this.needsFencing.has(member.name) }, "member is not replicating from the primary: rejoining it");
+      const out = await rejoin(this.ctx, member, primary);
+      this.deps.metrics.rejoins.inc({ replica_set: rs, result: out.result });
+      if (out.result === "refused") {
+        this.refused.set(member.name, formatGtidList(member.state?.binlogState ?? []));
+        set.replicas.delete(member.name);
+        log.error(
+          { primary: primary.name, errant: out.errant },
+          "REFUSING TO REJOIN: the member has transactions the primary lacks; it stays read-only and out of the topology. Inspect it, then rebuild it from the primary",
+        );
+      } else if (out.result === "ok") {
+        this.refused.delete(member.name);
+        this.needsFencing.delete(member.name);
+        set.replicas.add(member.name);
+        await this.publish(`${member.name} rejoined ${rs} as a replica of ${primary.name}`);
+      }
+      this.emit("rejoin", { replicaSet: rs, member: member.name, ...out });
+    } catch (err) {
+      this.deps.metrics.rejoins.inc({ replica_set: rs, result: "failed" });
+      log.error({ err }, "rejoin failed; retrying");
+    } finally {
+      this.memberBusy.delete(member.name);
+    }
+  }
+
+  /**
+   * The actual primary of a replica set at start, from the servers: the one
+   * writable member that is not replicating. Several: the one whose history
+   * contains the others' (the rest are fenced). None: the member with the most
+   * advanced history is promoted (what a failover would do). Never two.
+   */
+  private async resolvePrimary(set: SetState, published: LiveTopology | undefined): Promise<void> {
+    const log = this.deps.log.child({ replica_set: set.info.name });
+    const up = set.probes.filter((p) => p.up && p.state);
+    const contains = (a: MemberProbe, b: MemberProbe): boolean => errantGtids(b.state!.binlogState, a.state!.binlogState).length === 0;
+    const mostAdvanced = (list: MemberProbe[]): MemberProbe | undefined => list.find((a) => up.every((b) => contains(a, b)));
+    const writable = up.filter((p) => !p.state!.readOnly && p.state!.slave === undefined);
+    let primary: MemberProbe | undefined;
+    if (writable.length === 1) {
+      primary = writable[0];
+      log.info({ primary: primary!.name }, "primary found: the only writable member that is not replicating");
+    } else if (writable.length > 1) {
+      primary = mostAdvanced(writable) ?? writable.find((p) => published?.replicaSets.some((r) => sameAddress(r.primary, p.address)));
+      if (!primary) throw new Error(`${set.info.name}: ${writable.map((p) => p.name).join(", ")} are all writable with diverged histories`);
+      log.error({ primary: primary.name, others: writable.filter((p) => p !== primary).map((p) => p.name) }, "several writable members: keeping the most advanced, fencing the rest");
+      for (const p of writable) if (p !== primary) await p.withAdmin((c) => fence(c, this.config.admin.user, 5_000));
+    } else {
+      const notReplicating = up.filter((p) => p.state!.slave === undefined);
+      primary = mostAdvanced(notReplicating) ?? mostAdvanced(up);
+      if (!primary) throw new Error(`${set.info.name}: no member's history contains the others'; refusing to pick a primary`);
+      log.warn({ primary: primary.name }, "no writable primary: promoting the member with the most advanced history");
+      const p = primary;
+      await p.withAdmin(async (c) => {
+        if (p.state!.slave) {
+          await stopReceiving(c);
+          const s = await p.refresh();
+          if (!(await waitApplied(c, formatGtidList(s.slave?.gtidIoPos ?? []), this.config.applyTimeoutMs))) {
+            throw new Error(`${set.info.name}: ${p.name} did not apply its relay log`);
+          }
+        }
+        await promote(c, { semiSync: up.length > 1 });
+      });
+      await p.refresh();
+    }
+    set.primary = primary!.name;
+    set.replicas = new Set(up.filter((p) => p !== primary && isReplicatingFrom(p.state!, primary!.address)).map((p) => p.name));
+  }
+
+  private describe(): ReplicaSetInfo[] {
+    return [...this.sets.values()].map((set) => {
+      const addr = (name: string): MemberAddress => this.probe(set, name)!.address;
+      return {
+        name: set.info.name,
+        primary: addr(set.primary),
+        replicas: set.probes.filter((p) => set.replicas.has(p.name) && p.name !== set.primary).map((p) => p.address),
+      };
+    });
+  }
+
+  /**
+   * Publishes the current view with the next epoch, compare-and-set. Losing the
+   * race to another publisher re-reads and tries again on top of its epoch.
+   */
+  private async publish(why: string): Promise<number> {
+    const keyspace = this.config.shardConfig.keyspace;
+    for (let attempt = 1; ; attempt++) {
+      const current = await readTopology(this.deps.kv, keyspace);
+      const epoch = Math.max(current?.topology.epoch ?? 0, this.topology?.epoch ?? 0) + 1;
+      const next: LiveTopology = {
+        keyspace,
+        epoch,
+        replicaSets: this.describe(),
+        shards: this.config.shardConfig.shards.map((s) => ({ name: s.name, replicaSet: s.replicaSet, database: s.database })),
+        updateTime: new Date().toISOString(),
+      };
+      try {
+        await publishTopology(this.deps.kv, next);
+        this.topology = next;
+        this.deps.metrics.epoch.set(epoch);
+        this.deps.log.info(
+          { epoch, why, primaries: Object.fromEntries(next.replicaSets.map((r) => [r.name, r.primary.name])) },
+          "topology published",
+        );
+        this.emit("topology", next);
+        return epoch;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        this.deps.log.warn({ attempt, err: err instanceof StaleTopologyError ? err.message : String(err) }, "topology publish lost a race; re-reading");
+      }
+    }
+  }
+}
+
+function sameSets(a: readonly ReplicaSetInfo[], b: readonly ReplicaSetInfo[]): boolean {
+  const key = (l: readonly ReplicaSetInfo[]): string =>
+    JSON.stringify(
+      [...l]
+        .map((r) => [r.name, `${r.primary.host}:${r.primary.port}`, r.replicas.map((m) => `${m.host}:${m.port}`).sort()])
+        .sort(),
+    );
+  return key(a) === key(b);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
