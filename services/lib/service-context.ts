@@ -1,14 +1,54 @@
 import type { BaseContext } from "./service-main.js";
+import { loadDbConfig, type DbConfig } from "./shard/config.js";
+import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-nats.js";
+import { createShardRouter, type ShardRouter } from "./shard/router.js";
 
 /**
- * The context every service starts from. It grows the shared resources
- * (shard router, Redis, NATS) as the services that need them land; each
- * service may extend it in its own context.ts.
+ * The context every service starts from: the shard router, following the live
+ * topology over NATS. It grows the other shared resources (Redis, the event
+ * bus) as the services that need them land; each service may extend it in its
+ * own context.ts.
  */
 export interface ServiceContext extends BaseContext {
+  readonly router: ShardRouter;
+  /** The topology watch and its NATS connection (absent when NATS_URL is not set). */
+  readonly topologyFollower: TopologyFollower | undefined;
   close(): Promise<void>;
 }
 
-export async function createServiceContext(base: BaseContext): Promise<ServiceContext> {
-  return { ...base, close: async () => {} };
+/**
+ * `db` defaults to what the environment says (MYSQL_URL_<RS>, NATS_URL,
+ * CHIRP_DB_*: see shard/config.ts). Neither MySQL nor NATS needs to be up:
+ * pools connect on first use, and the topology watch attaches whenever NATS
+ * answers.
+ */
+export async function createServiceContext(base: BaseContext, db?: DbConfig): Promise<ServiceContext> {
+  const config = db ?? loadDbConfig();
+  const log = base.log.child({ component: "shard-router" });
+  const router = await createShardRouter({
+    topology: config.topology,
+    credentials: config.credentials,
+    maxReplicaLagMs: config.maxReplicaLagMs,
+    poolSize: config.poolSize,
+    poolQueueLimit: config.poolQueueLimit,
+    acquireTimeoutMs: config.acquireTimeoutMs,
+    queryTimeoutMs: config.queryTimeoutMs,
+    failoverWaitMs: config.failoverWaitMs,
+    log,
+    metrics: base.metrics,
+  });
+  let follower: TopologyFollower | undefined;
+  if (config.natsUrl === undefined) log.warn("NATS_URL not set: the shard topology will not follow failovers");
+  else follower = followTopologyOverNats({ servers: config.natsUrl, router, log, name: `chirp-${base.config.name}` });
+
+  return {
+    ...base,
+    router,
+    topologyFollower: follower,
+    // Reverse order of opening: the watch (and NATS), then the pools.
+    close: async () => {
+      await follower?.close();
+      await router.close();
+    },
+  };
 }

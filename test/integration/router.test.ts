@@ -3,6 +3,7 @@
 // reads bounded by lag, scatter, transactions, timeouts, overload, a primary
 // switch published in the KV, and a replica set that goes away entirely.
 import { existsSync } from "node:fs";
+import { createServer, connect as connectTcp, type Server } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
@@ -10,9 +11,12 @@ import { createConnection, type Connection, type RowDataPacket } from "mysql2/pr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalCluster, type HostPort, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { serviceInfraEnv } from "../../services/lib/launch.js";
+import { createLogger } from "../../services/lib/logger.js";
 import { createMetrics, type Metrics } from "../../services/lib/metrics.js";
+import { createServiceContext } from "../../services/lib/service-context.js";
+import { loadServiceConfig } from "../../services/lib/service-config.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
+import { loadDbConfig, topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../services/lib/shard/router.js";
 import { openTopologyKv, publishTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
 
@@ -450,6 +454,37 @@ describe("shard router", () => {
       }
     } finally {
       await nc.drain();
+    }
+  });
+
+  it("a service context serves from the env topology while NATS is away, and follows the KV once NATS answers", async () => {
+    // NATS_URL names a port where nothing listens yet; later a relay to the real server opens there.
+    const port = await freePort();
+    const real = new URL(cluster.natsUrl);
+    const env = { ...serviceInfraEnv(cluster), NATS_URL: `nats://127.0.0.1:${port}`, CHIRP_DB_FAILOVER_WAIT_MS: "0" };
+    const ctx = await createServiceContext(
+      { config: loadServiceConfig("user", {}), log: createLogger("user", "silent"), metrics: createMetrics("user") },
+      loadDbConfig(env, loadShardConfig("local")),
+    );
+    let relay: Server | undefined;
+    try {
+      const [row] = await ctx.router.primary("c0-").query<{ one: number }>("SELECT 1 AS one");
+      expect(row?.one).toBe(1);
+      expect(ctx.router.topology().epoch).toBe(0);
+      await delay(1200); // a failed attempt or two
+      relay = createServer((socket) => {
+        const upstream = connectTcp(Number(real.port), real.hostname);
+        socket.pipe(upstream).pipe(socket);
+        socket.on("error", () => upstream.destroy());
+        upstream.on("error", () => socket.destroy());
+      });
+      await new Promise<void>((resolve) => relay!.listen(port, "127.0.0.1", resolve));
+      await ctx.topologyFollower!.attached();
+      // The KV holds epoch 1 from the switch above.
+      expect(ctx.router.topology().epoch).toBe(1);
+    } finally {
+      await ctx.close();
+      relay?.close();
     }
   });
 

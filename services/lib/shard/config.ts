@@ -5,7 +5,7 @@
 import { InfraEnvError, parseInfraEnv } from "../cluster/infra-env.js";
 import type { MysqlCredentials } from "../cluster/types.js";
 import { ConfigError, EnvReader, type Env } from "../config.js";
-import type { ShardConfig } from "../shard-config.js";
+import { loadShardConfig, type ShardConfig } from "../shard-config.js";
 import type { LiveTopology } from "./topology.js";
 
 export interface DbConfig {
@@ -69,8 +69,11 @@ function fromInfra(
   };
 }
 
-/** Reads everything at once; one ConfigError lists every problem. */
-export function loadDbConfig(env: Env, shardConfig: ShardConfig): DbConfig {
+/**
+ * Reads everything at once; one ConfigError lists every problem. Defaults: the
+ * process environment (this is a config module) and shard-config/local.json.
+ */
+export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = loadShardConfig("local")): DbConfig {
   const read = new EnvReader(env);
   const knobs = {
     maxReplicaLagMs: read.int("CHIRP_DB_MAX_LAG_MS", DB_DEFAULTS.maxReplicaLagMs, 0, 3_600_000),
