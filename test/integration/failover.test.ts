@@ -1,0 +1,220 @@
+// Chaos test of the topology manager against real mariadbd processes: writes
+// run continuously on rs0 and rs1 through the shard router, rs0's primary is
+// killed with SIGKILL, and we check that no acknowledged write is lost, that
+// writes resume on the promoted member, that rs1 never pauses, that reads stay
+// within the lag bound, and that the old primary comes back as a replica. A
+// replica's death must not cause a failover.
+import { performance } from "node:perf_hooks";
+import { Writable } from "node:stream";
+import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import type { KV } from "@nats-io/kv";
+import { createConnection, type RowDataPacket } from "mysql2/promise";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { startLocalCluster, type MemberAddress, type RunningInfra } from "../../services/lib/cluster/index.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { openTopologyKv, readTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
+import { topologyConfigFor } from "../../services/topology/config.js";
+import type { FailoverReport } from "../../services/topology/failover.js";
+import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
+import { createTopologyMetrics } from "../../services/topology/metrics.js";
+import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
+
+const MAX_LAG_MS = 1_000;
+const RS0_SHARD = "-40";
+const RS1_SHARD = "80-c0";
+
+let infra: RunningInfra;
+let nc: NatsConnection;
+let kv: KV;
+let manager: TopologyManager;
+let router: ShardRouter;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  infra = await startLocalCluster({ ephemeral: true, log: (l) => logLines.push(`[cluster] ${l}`) });
+  for (const rs of infra.mysql.replicaSets) {
+    for (const shard of infra.mysql.shards.filter((s) => s.replicaSet === rs.name)) {
+      await admin(rs.primary, shard.database, (c) => c.query(PROBE_TABLE_DDL));
+    }
+  }
+  nc = await connectNats({ servers: infra.natsUrl });
+  kv = await openTopologyKv(nc);
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(chunk.toString().trimEnd());
+      done();
+    },
+  });
+  const log = pino({ level: "info", base: { service: "topology" } }, sink);
+  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), { log, metrics: createTopologyMetrics(), kv });
+  const topology = await manager.start();
+  router = await createShardRouter({
+    topology,
+    credentials: infra.mysql.appUser,
+    topologyKv: kv,
+    maxReplicaLagMs: MAX_LAG_MS,
+  });
+});
+
+afterAll(async () => {
+  await router?.close();
+  await manager?.stop();
+  await nc?.close();
+  await infra?.stop();
+});
+
+function dumpLogsOnFailure(): void {
+  onTestFailed(() => {
+    console.error(logLines.slice(-80).join("\n"));
+  });
+}
+
+async function admin<T>(addr: MemberAddress, database: string, fn: (c: import("mysql2/promise").Connection) => Promise<T>): Promise<T> {
+  const c = await createConnection({
+    host: addr.host,
+    port: addr.port,
+    user: infra.mysql.adminUser.user,
+    password: infra.mysql.adminUser.password,
+    database,
+  });
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+function nextEvent<K extends keyof ManagerEvents>(
+  name: K,
+  timeoutMs: number,
+  match: (...args: ManagerEvents[K]) => boolean = () => true,
+): Promise<ManagerEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      manager.off(name, listener as never);
+      reject(new Error(`no ${String(name)} event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const listener = (...args: ManagerEvents[K]): void => {
+      if (!match(...args)) return;
+      clearTimeout(timer);
+      manager.off(name, listener as never);
+      resolve(args);
+    };
+    manager.on(name, listener as never);
+  });
+}
+
+function member(topology: LiveTopology, rs: string): { primary: MemberAddress; replicas: MemberAddress[] } {
+  const found = topology.replicaSets.find((r) => r.name === rs);
+  if (!found) throw new Error(`no ${rs}`);
+  return { primary: found.primary, replicas: [...found.replicas] };
+}
+
+async function ids(addr: MemberAddress, database: string): Promise<Set<number>> {
+  return admin(addr, database, async (c) => {
+    const [rows] = await c.query<RowDataPacket[]>(`SELECT id FROM ${PROBE_TABLE}`);
+    return new Set(rows.map((r) => Number(r["id"])));
+  });
+}
+
+describe("failover", () => {
+  it("promotes rs0's replica after kill -9 of its primary without losing an acknowledged write", async () => {
+    dumpLogsOnFailure();
+    const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
+    const before = manager.current!;
+    const oldPrimary = member(before, "rs0").primary;
+    const replica = member(before, "rs0").replicas[0]!;
+
+    const rs0 = startWriteLoad(router, RS0_SHARD);
+    const rs1 = startWriteLoad(router, RS1_SHARD, 1_000_000_000);
+    const reads = startReadCheck(router, rs0, MAX_LAG_MS);
+    const loadStart = performance.now();
+    await rs0.acksAtLeast(200, 20_000);
+    await rs1.acksAtLeast(200, 20_000);
+
+    const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs0");
+    const pid = infra.processes.find((p) => p.name === oldPrimary.name)!.pid;
+    const killedAt = performance.now();
+    process.kill(pid, "SIGKILL");
+
+    const [report] = (await failoverSeen) as [FailoverReport];
+    expect(report).toMatchObject({ oldPrimary: oldPrimary.name, newPrimary: replica.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+    const resumed = await rs0.firstAckAfter(killedAt, 15_000);
+    const lastBefore = rs0.lastAckBefore(killedAt)!;
+    await rs0.acksAtLeast(100, 20_000);
+
+    // The old primary comes back (crash recovery cuts its unacknowledged tail) and rejoins.
+    const rejoined = nextEvent("rejoin", 60_000, (e) => e.member === oldPrimary.name);
+    await infra.restartMysqlMember(oldPrimary.name);
+    const [rejoin] = await rejoined;
+    expect(rejoin.result).toBe("ok");
+    await rs0.acksAtLeast(100, 20_000);
+
+    await reads.stop();
+    await rs0.stop();
+    const loadEnd = performance.now();
+    await rs1.stop();
+
+    // Every acknowledged write is on the promoted member...
+    const onNew = await ids(replica, database);
+    const lost = rs0.acked.filter((a) => !onNew.has(a.id)).map((a) => a.id);
+    expect(lost).toEqual([]);
+    // ...and on the old primary once it has caught up.
+    const [[pos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    await admin(oldPrimary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+    const onOld = await ids(oldPrimary, database);
+    expect(rs0.acked.filter((a) => !onOld.has(a.id))).toEqual([]);
+    expect([...onNew].filter((id) => !onOld.has(id))).toEqual([]);
+
+    const topology = (await readTopology(kv, "chirp"))!.topology;
+    expect(topology.epoch).toBeGreaterThan(before.epoch);
+    expect(member(topology, "rs0").primary.name).toBe(replica.name);
+    expect(member(topology, "rs0").replicas.map((r) => r.name)).toEqual([oldPrimary.name]);
+    expect(member(topology, "rs1")).toEqual(member(before, "rs1"));
+
+    const pauseMs = resumed.at - lastBefore.at;
+    const rs1GapMs = rs1.maxGap(loadStart, loadEnd);
+    console.log(
+      `rs0 write pause ${pauseMs.toFixed(0)} ms (failover ${report.totalMs} ms: detect ${report.detectMs}, fence ${report.fenceMs}, ` +
+        `apply ${report.applyMs}, promote ${report.promoteMs}, publish ${report.publishMs}); rs1 max gap ${rs1GapMs.toFixed(0)} ms; ` +
+        `${rs0.acked.length} rs0 acks, ${rs1.acked.length} rs1 acks, ${reads.reads()} reads`,
+    );
+    expect(pauseMs).toBeLessThan(10_000);
+    expect(rs1GapMs).toBeLessThan(2_000);
+    expect(reads.stale).toEqual([]);
+    expect(reads.reads()).toBeGreaterThan(0);
+  });
+
+  it("does not fail over when a replica dies, and takes the replica back", async () => {
+    dumpLogsOnFailure();
+    const before = manager.current!;
+    const rs1 = member(before, "rs1");
+    const replica = rs1.replicas[0]!;
+    let failovers = 0;
+    const count = (): void => void failovers++;
+    manager.on("failover", count);
+    try {
+      const load = startWriteLoad(router, RS1_SHARD, 2_000_000_000);
+      await load.acksAtLeast(50, 20_000);
+      process.kill(infra.processes.find((p) => p.name === replica.name)!.pid, "SIGKILL");
+      // Long enough for a failover to have started: the confirmation window, thrice over.
+      for (let i = 0; i < 3 * 3 + 2; i++) await nextEvent("tick", 5_000);
+      // Writes go on (after at most one semi-sync timeout: the primary falls back to async).
+      await load.acksAtLeast(50, 20_000);
+      expect(failovers).toBe(0);
+      expect(member(manager.current!, "rs1").primary).toEqual(rs1.primary);
+
+      const rejoined = nextEvent("rejoin", 60_000, (e) => e.member === replica.name);
+      await infra.restartMysqlMember(replica.name);
+      expect((await rejoined)[0].result).toBe("ok");
+      await load.stop();
+      const topology = (await readTopology(kv, "chirp"))!.topology;
+      expect(member(topology, "rs1").primary).toEqual(rs1.primary);
+      expect(member(topology, "rs1").replicas.map((r) => r.name)).toEqual([replica.name]);
+    } finally {
+      manager.off("failover", count);
+    }
+  });
+});
