@@ -1,16 +1,33 @@
 // `npm start`: the whole system on one machine. Infra from MYSQL_URL*/REDIS_URL/
 // NATS_URL when given, otherwise private mariadbd replica sets, redis-server and
 // nats-server under .data/local; then every service and the gateway.
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
 import { ConfigError } from "../services/lib/config.js";
-import { launchMesh, serviceInfraEnv, type Mesh } from "../services/lib/launch.js";
+import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
 import { SERVICE_NAMES } from "../services/lib/mesh.js";
+import { loadShardConfig } from "../services/lib/shard-config.js";
 
 const say = (line: string): void => console.error(`[chirp] ${line}`);
 
 let infra: RunningInfra | undefined;
 let mesh: Mesh | undefined;
 let stoppingSince = 0;
+
+/**
+ * Where `chirp topology` (and other tools) find the running system: the infra
+ * description, admin account included, so 0600 and removed on stop.
+ */
+const INFRA_FILE = "infra.json";
+function writeInfraFile(running: RunningInfra): void {
+  if (running.dataDir === null) return;
+  writeFileSync(join(running.dataDir, INFRA_FILE), `${JSON.stringify(running, null, 2)}\n`, { mode: 0o600 });
+}
+function removeInfraFile(): void {
+  if (infra?.dataDir) rmSync(join(infra.dataDir, INFRA_FILE), { force: true });
+}
+process.on("exit", removeInfraFile);
 
 async function shutdown(signal: string): Promise<void> {
   if (stoppingSince > 0) {
@@ -23,6 +40,7 @@ async function shutdown(signal: string): Promise<void> {
   stoppingSince = Date.now();
   say(`${signal}: stopping the gateway, the services, then the cluster...`);
   await mesh?.stop();
+  removeInfraFile();
   await infra?.stop();
   say("stopped");
   process.exit(0);
@@ -32,8 +50,13 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
 try {
   infra = await resolveInfra({ log: (line) => say(line) });
-  say("starting services and gateway...");
-  mesh = await launchMesh({ env: { ...process.env, ...serviceInfraEnv(infra) }, ports: "default" });
+  writeInfraFile(infra);
+  say("starting the topology manager, services and gateway...");
+  mesh = await launchMesh({
+    env: { ...process.env, ...serviceInfraEnv(infra) },
+    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+    ports: "default",
+  });
 } catch (err) {
   if (err instanceof DataDirLockedError || err instanceof MissingBinaryError || err instanceof ConfigError) {
     say(err.message);
@@ -55,6 +78,9 @@ const lines = [
     (name) =>
       `  ${name.padEnd(10)}  grpc://127.0.0.1:${mesh!.services[name].grpcPort}   metrics http://127.0.0.1:${mesh!.services[name].metricsPort}/metrics`,
   ),
+  ...(mesh.topology
+    ? [`  topology    epoch ${mesh.topology.epoch}   metrics http://127.0.0.1:${mesh.topology.metricsPort}/metrics   (npx chirp topology)`]
+    : []),
   `  redis       ${infra.redisUrl}`,
   `  nats        ${infra.natsUrl}`,
   ...infra.mysql.replicaSets.map(

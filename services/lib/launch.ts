@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { InfraInfo } from "./cluster/types.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
+import type { ShardConfig } from "./shard-config.js";
 import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -16,6 +17,11 @@ export interface LaunchOptions {
   /** Where child output goes; defaults to this process's stdout/stderr. */
   readonly stdio?: "inherit" | "ignore";
   readonly readyTimeoutMs?: number;
+  /**
+   * Environment of the topology manager (topologyInfraEnv: the ADMIN account),
+   * started before the services; omitted: no manager.
+   */
+  readonly topologyEnv?: Env;
 }
 
 export interface RunningService {
@@ -29,6 +35,8 @@ export interface Mesh {
   readonly services: Readonly<Record<ServiceName, RunningService>>;
   readonly gatewayUrl: string;
   readonly gatewayPid: number;
+  /** The topology manager, when one was started. */
+  readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number };
   /** Environment a further process needs to reach the mesh (CHIRP_*_ADDR). */
   readonly addressEnv: Readonly<Record<string, string>>;
   /** Stops the gateway, then the services; each gets SIGTERM and, after a grace period, SIGKILL. */
@@ -46,6 +54,16 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     for (const child of [...children].reverse()) await stopChild(child);
   };
   try {
+    // The manager first: it publishes the live topology the services' routers follow.
+    let topology: Mesh["topology"];
+    if (options.topologyEnv !== undefined) {
+      const child = spawnEntry("services/topology/main.ts", { ...options, env: { ...options.env, ...options.topologyEnv } }, {
+        CHIRP_TOPOLOGY_METRICS_PORT: options.ports === "default" ? (options.topologyEnv.CHIRP_TOPOLOGY_METRICS_PORT ?? "9110") : "0",
+      });
+      children.push(child);
+      const ready = await waitReady(child, "topology", options.readyTimeoutMs);
+      topology = { pid: child.pid!, metricsPort: Number(ready.metricsPort), epoch: Number(ready.epoch) };
+    }
     const started = await Promise.all(
       SERVICE_NAMES.map(async (name) => {
         const ports = options.ports === "default" ? DEFAULT_PORTS[name] : { grpc: 0, metrics: 0 };
@@ -73,6 +91,7 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
       services,
       gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
       gatewayPid: gateway.pid!,
+      ...(topology === undefined ? {} : { topology }),
       addressEnv,
       stop: stopAll,
     };
@@ -142,6 +161,28 @@ export function serviceInfraEnv(infra: InfraInfo): Record<string, string> {
   for (const rs of infra.mysql.replicaSets) {
     const hosts = [rs.primary, ...rs.replicas].map((m) => `${m.host}:${m.port}`).join(",");
     env[replicaSetEnvVar(rs.name)] = `mysql://${auth}@${hosts}`;
+  }
+  return env;
+}
+
+/**
+ * The topology manager's infra environment: MYSQL_URL_<RS> with the ADMIN
+ * account (it promotes and fences; never give this to a service) and NATS_URL.
+ * Members are listed in the shard config's order when given, so the manager
+ * names them as the config does whichever is primary now.
+ */
+export function topologyInfraEnv(infra: InfraInfo, order?: ShardConfig): Record<string, string> {
+  const { user, password } = infra.mysql.adminUser;
+  const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+  const env: Record<string, string> = { NATS_URL: infra.natsUrl };
+  for (const rs of infra.mysql.replicaSets) {
+    const members = [rs.primary, ...rs.replicas];
+    const config = order?.replicaSets.find((r) => r.name === rs.name);
+    if (config) {
+      const names = [...config.members.filter((m) => m.role === "primary"), ...config.members.filter((m) => m.role === "replica")].map((m) => m.name);
+      members.sort((a, b) => names.indexOf(a.name) - names.indexOf(b.name));
+    }
+    env[replicaSetEnvVar(rs.name)] = `mysql://${auth}@${members.map((m) => `${m.host}:${m.port}`).join(",")}`;
   }
   return env;
 }

@@ -285,10 +285,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     const rs = set.info.name;
     try {
       const candidates = set.probes.filter((p) => p !== old && p.up && !this.refused.has(p.name) && !this.memberBusy.has(p.name));
+      // The last probe that reached the old primary is the freshest evidence.
+      const seen = old.state?.semiSync;
       const report = await failover(this.ctx, old, candidates, {
-        lastActive: set.semiSyncActive,
-        fellBackSinceWatched: set.fellBack,
-        lastClients: set.semiSyncClients,
+        lastActive: seen ? seen.masterEnabled && seen.masterActive : set.semiSyncActive,
+        fellBackSinceWatched: set.fellBack || (seen !== undefined && set.semiSyncOffTimes !== undefined && seen.masterOffTimes > set.semiSyncOffTimes),
+        lastClients: seen?.masterClients ?? set.semiSyncClients,
       });
       if (!report.oldPrimaryFenced) this.needsFencing.add(old.name);
       set.primary = report.newPrimary;

@@ -4,7 +4,10 @@
 // writes resume on the promoted member, that rs1 never pauses, that reads stay
 // within the lag bound, and that the old primary comes back as a replica. A
 // replica's death must not cause a failover.
+import { execFile } from "node:child_process";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { Writable } from "node:stream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
@@ -15,6 +18,7 @@ import { startLocalCluster, type MemberAddress, type RunningInfra } from "../../
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
 import { openTopologyKv, readTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
+import { topologyInfraEnv } from "../../services/lib/launch.js";
 import { topologyConfigFor } from "../../services/topology/config.js";
 import type { FailoverReport } from "../../services/topology/failover.js";
 import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
@@ -185,6 +189,28 @@ describe("failover", () => {
     expect(rs1GapMs).toBeLessThan(2_000);
     expect(reads.stale).toEqual([]);
     expect(reads.reads()).toBeGreaterThan(0);
+  });
+
+  it("chirp topology shows the promoted primary, the rejoined replica's lag and the epoch", async () => {
+    dumpLogsOnFailure();
+    const bin = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
+    const env = { PATH: process.env["PATH"], ...topologyInfraEnv(infra, loadShardConfig("local")) };
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, "topology", "--json"], { env });
+    const shown = JSON.parse(stdout) as {
+      epoch: number;
+      replicaSets: { name: string; members: { name: string; role: string; reachable: boolean; lagSeconds?: number | null; replication?: string }[] }[];
+    };
+    expect(shown.epoch).toBe(manager.current!.epoch);
+    const rs0 = shown.replicaSets.find((r) => r.name === "rs0")!;
+    const want = member(manager.current!, "rs0");
+    expect(rs0.members.map((m) => [m.name, m.role, m.reachable])).toEqual([
+      [want.primary.name, "primary", true],
+      [want.replicas[0]!.name, "replica", true],
+    ]);
+    const replica = rs0.members[1]!;
+    expect(replica.replication).toMatch(/IO Yes, SQL Yes/);
+    expect(replica.lagSeconds).toBeGreaterThanOrEqual(0);
+    expect(replica.lagSeconds).toBeLessThan(MAX_LAG_MS / 1000);
   });
 
   it("does not fail over when a replica dies, and takes the replica back", async () => {

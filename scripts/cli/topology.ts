@@ -1,0 +1,221 @@
+// chirp topology: the live topology as the topology manager published it
+// (NATS KV), checked against the servers: each shard's replica set, which
+// member is primary, and each replica's lag (heartbeat age, and what SHOW
+// SLAVE STATUS says) and replication state.
+//
+// Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
+// account) when set, otherwise through the infra description `npm start`
+// writes into its data dir (.data/local/infra.json, 0600, removed on stop).
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { DEFAULT_DATA_DIR, parseInfraJson, type MemberAddress, type MysqlCredentials } from "../../services/lib/cluster/index.js";
+import { parseInfraEnv } from "../../services/lib/cluster/infra-env.js";
+import { LOCK_FILE } from "../../services/lib/cluster/lock.js";
+import { withMysql } from "../../services/lib/cluster/mysql-client.js";
+import { isAlive } from "../../services/lib/cluster/process.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { formatGtidList } from "../../services/lib/shard/gtid.js";
+import { readHeartbeatLagMs, readMemberState, type MemberState } from "../../services/lib/shard/replication.js";
+import { TOPOLOGY_BUCKET, readTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
+
+export const usage = "chirp topology [show] [--json] [--data-dir <dir>] [--env <shard config>]";
+
+const TIMEOUT_MS = 2_000;
+
+interface Target {
+  natsUrl: string;
+  admin: MysqlCredentials;
+  /** Every member we know of, by replica set (the topology may list fewer). */
+  members: Map<string, MemberAddress[]>;
+  source: string;
+}
+
+export interface MemberReport {
+  name: string;
+  address: string;
+  role: "primary" | "replica" | "not in topology";
+  reachable: boolean;
+  problem?: string;
+  readOnly?: boolean;
+  gtid?: string;
+  /** Replicas: age of the heartbeat row, seconds. */
+  lagSeconds?: number | null;
+  secondsBehindMaster?: number | null;
+  replication?: string;
+  semiSync?: string;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = [...argv];
+  let json: boolean;
+  let dataDir: string;
+  let env: string;
+  try {
+    json = args.includes("--json");
+    if (json) args.splice(args.indexOf("--json"), 1);
+    dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
+    env = takeOption(args, "env", "local");
+    rejectUnknownFlags(args);
+    if (args[0] === "show") args.shift();
+    if (args.length > 0) throw new UsageError(`unknown subcommand ${JSON.stringify(args[0])}`);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`chirp topology: ${err.message} (usage: ${usage})\n`);
+    return EXIT_USAGE;
+  }
+
+  const target = findTarget(dataDir, env);
+  if (typeof target === "string") {
+    process.stderr.write(`chirp topology: ${target}\n`);
+    return EXIT_FAILURE;
+  }
+  const topology = await readLive(target.natsUrl).catch((err: unknown) => {
+    throw new Error(`cannot read the topology from NATS at ${target.natsUrl}: ${(err as Error).message}`);
+  });
+  if (topology === undefined) {
+    process.stderr.write("chirp topology: no topology published yet (is the topology manager running?)\n");
+    return EXIT_FAILURE;
+  }
+  const sets = await Promise.all(
+    topology.replicaSets.map(async (rs) => {
+      const databases = topology.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.database);
+      const listed = [rs.primary, ...rs.replicas];
+      const extra = (target.members.get(rs.name) ?? []).filter((m) => !listed.some((l) => l.host === m.host && l.port === m.port));
+      const members = await Promise.all([
+        inspect(rs.primary, "primary", target.admin, databases[0]),
+        ...rs.replicas.map((m) => inspect(m, "replica", target.admin, databases[0])),
+        ...extra.map((m) => inspect(m, "not in topology", target.admin, databases[0])),
+      ]);
+      return { name: rs.name, shards: topology.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.name), members };
+    }),
+  );
+
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ keyspace: topology.keyspace, epoch: topology.epoch, updateTime: topology.updateTime, source: target.source, replicaSets: sets }, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const out: string[] = [`keyspace ${topology.keyspace}   epoch ${topology.epoch}   published ${topology.updateTime}   (${target.source})`, ""];
+  out.push(table(["shard", "replica set", "database", "primary"], topology.shards.map((s) => {
+    const rs = topology.replicaSets.find((r) => r.name === s.replicaSet);
+    return [s.name, s.replicaSet, s.database, rs ? `${rs.primary.name} ${rs.primary.host}:${rs.primary.port}` : "?"];
+  })));
+  for (const rs of sets) {
+    out.push("", `${rs.name} (shards ${rs.shards.join(", ")})`);
+    out.push(
+      table(
+        ["member", "address", "role", "state", "lag", "gtid"],
+        rs.members.map((m) => [m.name, m.address, m.role, describeState(m), describeLag(m), m.gtid ?? ""]),
+      ),
+    );
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+  return EXIT_OK;
+}
+
+function findTarget(dataDir: string, env: string): Target | string {
+  const config = loadShardConfig(env);
+  const hasEnv = process.env["NATS_URL"] !== undefined && (process.env["MYSQL_URL"] !== undefined || Object.keys(process.env).some((k) => k.startsWith("MYSQL_URL_")));
+  if (hasEnv) {
+    const parsed = parseInfraEnv(process.env, config);
+    if (parsed.mysql === undefined || parsed.natsUrl === undefined) return "set NATS_URL and MYSQL_URL_<RS> (admin account)";
+    return {
+      natsUrl: parsed.natsUrl,
+      admin: parsed.mysql.adminUser,
+      members: new Map(parsed.mysql.replicaSets.map((r) => [r.name, [r.primary, ...r.replicas]])),
+      source: "from NATS_URL and MYSQL_URL_*",
+    };
+  }
+  const file = join(dataDir, "infra.json");
+  const lock = join(dataDir, LOCK_FILE);
+  const notRunning = `Chirp is not running with data dir ${dataDir} (start it with \`npm start\`, or set NATS_URL and MYSQL_URL_<RS> with the admin account)`;
+  if (!existsSync(file) || !existsSync(lock)) return notRunning;
+  try {
+    const owner = JSON.parse(readFileSync(lock, "utf8")) as { pid?: unknown };
+    if (typeof owner.pid !== "number" || !isAlive(owner.pid)) return notRunning;
+  } catch {
+    return notRunning;
+  }
+  const info = parseInfraJson(readFileSync(file, "utf8"));
+  return {
+    natsUrl: info.natsUrl,
+    admin: info.mysql.adminUser,
+    members: new Map(info.mysql.replicaSets.map((r) => [r.name, [r.primary, ...r.replicas]])),
+    source: `from ${file}`,
+  };
+}
+
+async function readLive(natsUrl: string): Promise<LiveTopology | undefined> {
+  const nc = await connect({ servers: natsUrl.split(","), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
+  try {
+    let kv;
+    try {
+      kv = await new Kvm(nc).open(TOPOLOGY_BUCKET);
+      await kv.status();
+    } catch {
+      return undefined; // no bucket: nothing published
+    }
+    const keyspace = loadShardConfig("local").keyspace;
+    return (await readTopology(kv, keyspace))?.topology;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function inspect(m: MemberAddress, role: MemberReport["role"], admin: MysqlCredentials, database: string | undefined): Promise<MemberReport> {
+  const base = { name: m.name, address: `${m.host}:${m.port}`, role };
+  try {
+    return await withMysql(
+      m,
+      admin,
+      async (c) => {
+        const state: MemberState = await readMemberState(c, TIMEOUT_MS);
+        const report: MemberReport = {
+          ...base,
+          reachable: true,
+          readOnly: state.readOnly,
+          gtid: formatGtidList(state.binlogPos),
+        };
+        if (state.slave) {
+          report.replication = `${state.slave.masterHost}:${state.slave.masterPort} IO ${state.slave.ioRunning}, SQL ${state.slave.sqlRunning}` +
+            (state.slave.lastIoError ? `; IO error: ${state.slave.lastIoError}` : "") +
+            (state.slave.lastSqlError ? `; SQL error: ${state.slave.lastSqlError}` : "");
+          report.secondsBehindMaster = state.slave.secondsBehindMaster;
+          const lagMs = database === undefined ? undefined : await readHeartbeatLagMs(c, database, TIMEOUT_MS).catch(() => undefined);
+          report.lagSeconds = lagMs === undefined ? null : lagMs / 1000;
+        }
+        if (!state.slave || state.semiSync.masterEnabled) {
+          report.semiSync = state.semiSync.masterEnabled
+            ? `semi-sync ${state.semiSync.masterActive ? "ON" : "OFF (async)"}, ${state.semiSync.masterClients} replica(s)`
+            : "semi-sync disabled";
+        }
+        return report;
+      },
+      { connectTimeoutMs: TIMEOUT_MS },
+    );
+  } catch (err) {
+    return { ...base, reachable: false, problem: (err as { code?: string }).code ?? (err as Error).message };
+  }
+}
+
+function describeState(m: MemberReport): string {
+  if (!m.reachable) return `UNREACHABLE (${m.problem})`;
+  const rw = m.readOnly ? "read-only" : "read-write";
+  if (m.replication) return `${rw}, replicating from ${m.replication}`;
+  return `${rw}${m.semiSync ? `, ${m.semiSync}` : ""}`;
+}
+
+function describeLag(m: MemberReport): string {
+  if (!m.reachable || m.replication === undefined) return "";
+  const hb = m.lagSeconds === null || m.lagSeconds === undefined ? "?" : `${m.lagSeconds.toFixed(3)} s`;
+  const sbm = m.secondsBehindMaster === null || m.secondsBehindMaster === undefined ? "null" : `${m.secondsBehindMaster} s`;
+  return `${hb} (heartbeat); behind master ${sbm}`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
