@@ -8,8 +8,9 @@ import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
 import { SERVICE_NAMES } from "../../services/lib/mesh.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
 
 const run = promisify(execFile);
 
@@ -20,7 +21,11 @@ let mesh: Mesh;
 
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({ env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" }, ports: "ephemeral" });
+  mesh = await launchMesh({
+    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
+    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+    ports: "ephemeral",
+  });
 });
 
 afterAll(async () => {
@@ -78,6 +83,13 @@ describe("every service process", () => {
     const desc = PUBLIC_API.find((p) => p.backend === name)!.service;
     const out = await bufCurl("-d", JSON.stringify({ service: desc.typeName }), `http://127.0.0.1:${mesh.services[name].grpcPort}/grpc.health.v1.Health/Check`);
     expect(JSON.parse(out)).toEqual({ status: "SERVING" });
+  });
+
+  it("the topology manager published the live topology and serves its metrics", async () => {
+    expect(mesh.topology?.epoch).toBeGreaterThanOrEqual(1);
+    const text = await (await fetch(`http://127.0.0.1:${mesh.topology!.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/chirp_topology_member_up\{[^}]*member="rs0-a"[^}]*\} 1/);
+    expect(text).toContain("chirp_topology_heartbeat_writes_total");
   });
 
   it.each(SERVICE_NAMES)("%s serves Prometheus metrics", async (name) => {
@@ -178,7 +190,7 @@ describe("the gateway", () => {
 
 describe("shutdown", () => {
   it("stops every process it started", async () => {
-    const pids = [mesh.gatewayPid, ...SERVICE_NAMES.map((s) => mesh.services[s].pid), ...infra.processes.map((p) => p.pid)];
+    const pids = [mesh.gatewayPid, mesh.topology!.pid, ...SERVICE_NAMES.map((s) => mesh.services[s].pid), ...infra.processes.map((p) => p.pid)];
     await mesh.stop();
     await infra.stop();
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
