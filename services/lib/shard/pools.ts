@@ -2,7 +2,11 @@
 // qualified per statement, see qualify.ts), behind a Limiter that bounds the
 // queue and the wait; plus one dedicated connection for health probes, so a
 // busy pool cannot starve the lag measurement (or be starved by it).
-import { createConnection, createPool, type Connection, type Pool, type PoolConnection } from "mysql2/promise";
+// The hot path uses mysql2's callback core: its promise wrappers allocate an
+// EventEmitter per checkout and capture a stack per statement (measured in
+// bench/router-overhead.ts). The rarely used probe/kill connections stay on promises.
+import { createPool, type Pool, type PoolConnection } from "mysql2";
+import { createConnection, type Connection } from "mysql2/promise";
 import type { MemberAddress, MysqlCredentials } from "../cluster/types.js";
 import type { Metrics } from "../metrics.js";
 import { UNKNOWN_HEALTH, type MemberHealth } from "./health.js";
@@ -104,11 +108,12 @@ export class MemberPool {
     let conn: PoolConnection | undefined;
     try {
       try {
-        conn = await this.#pool.getConnection();
-        if (!this.#ready.has(conn.connection)) {
+        conn = await checkout(this.#pool);
+        if (!this.#ready.has(conn)) {
           // Session setup, once per connection; a constant, so plain text protocol.
-          await conn.query("SET time_zone = '+00:00'");
-          this.#ready.add(conn.connection);
+          const fresh = conn;
+          await command((cb) => fresh.query("SET time_zone = '+00:00'", cb));
+          this.#ready.add(conn);
         }
       } catch (err) {
         conn?.destroy();
@@ -189,7 +194,10 @@ export class MemberPool {
       this.limiter.close("member removed from the topology");
       const probe = this.#probeConn;
       this.#probeConn = undefined;
-      await Promise.allSettled([this.#pool.end(), probe?.then((c) => c.destroy())]);
+      await Promise.allSettled([
+        new Promise<void>((resolve) => this.#pool.end(() => resolve())),
+        probe?.then((c) => c.destroy()),
+      ]);
       const labels = { replica_set: this.replicaSet, member: this.member.name };
       this.opts.metrics?.dbPoolInUse.remove(labels);
       this.opts.metrics?.dbPoolWaiting.remove(labels);
@@ -209,6 +217,22 @@ export class MemberPool {
     });
     return pending;
   }
+}
+
+function checkout(pool: Pool): Promise<PoolConnection> {
+  return new Promise((resolve, reject) => pool.getConnection((err, conn) => (err ? reject(err) : resolve(conn))));
+}
+
+/** Runs one callback-style mysql2 command as a promise. */
+export function command<R = unknown>(start: (cb: (err: unknown, result?: R) => void) => void): Promise<R> {
+  return new Promise((resolve, reject) => start((err, result) => (err ? reject(err) : resolve(result as R))));
+}
+
+/** A prepared statement (mysql2 `execute`: prepared once per connection and SQL text) with a client-side timeout. */
+export function executeOn(conn: PoolConnection, sql: string, values: readonly unknown[], timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    conn.execute({ sql, timeout: timeoutMs, values: values as unknown[] }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
 }
 
 /** An error the server sent back over a healthy connection (as opposed to a broken or timed-out one). */

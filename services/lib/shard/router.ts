@@ -15,7 +15,7 @@
 //   pools for removed ones, primaries switched atomically per replica set.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { KV } from "@nats-io/kv";
-import type { PoolConnection } from "mysql2/promise";
+import type { PoolConnection } from "mysql2";
 import { pino } from "pino";
 import type { MysqlCredentials, ShardInfo } from "../cluster/types.js";
 import { DB_UNAVAILABLE, toConnectError } from "../errors.js";
@@ -25,7 +25,7 @@ import { DB_DEFAULTS } from "./config.js";
 import { effectiveLagMs, lagSampleFrom, lagSql, replicaEligible } from "./health.js";
 import { ShardMap } from "./keyrange.js";
 import { LimiterError } from "./limiter.js";
-import { MemberPool, isServerReply, markNeverSent, memberKey, wasNeverSent } from "./pools.js";
+import { MemberPool, command, executeOn, isServerReply, markNeverSent, memberKey, wasNeverSent } from "./pools.js";
 import { createQualifier } from "./qualify.js";
 import { parseTopology, readTopology, topologyKey, type LiveTopology } from "./topology.js";
 
@@ -369,8 +369,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
 
   const runStatement = async (conn: PoolConnection, pool: MemberPool, sql: string, params: readonly SqlValue[]): Promise<unknown> => {
     try {
-      const [result] = await conn.execute({ sql, timeout: queryTimeoutMs }, params as SqlValue[]);
-      return result;
+      return await executeOn(conn, sql, params, queryTimeoutMs);
     } catch (err) {
       if ((err as { code?: unknown }).code === "PROTOCOL_SEQUENCE_TIMEOUT") {
         // The connection is mid-statement: drop it, and stop the statement on the server.
@@ -380,6 +379,19 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
       }
       throw err;
     }
+  };
+
+  // Labelled children, looked up once: prom-client hashes the label object on every observe otherwise.
+  const durations = new Map<string, { observe(seconds: number): void }>();
+  const observeDuration = (shard: string, role: MemberRole, code: string, seconds: number): void => {
+    if (metrics === undefined) return;
+    const key = `${shard}\u0000${role}\u0000${code}`;
+    let child = durations.get(key);
+    if (child === undefined) {
+      child = metrics.dbQueryDuration.labels({ shard, role, code });
+      durations.set(key, child);
+    }
+    child.observe(seconds);
   };
 
   /** Metrics and error mapping around one routed statement (or transaction). */
@@ -393,7 +405,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
       code = Code[mapped.code];
       throw mapped;
     } finally {
-      metrics?.dbQueryDuration.observe({ shard: shard.name, role: role(), code }, (performance.now() - started) / 1000);
+      observeDuration(shard.name, role(), code, (performance.now() - started) / 1000);
     }
   };
 
@@ -425,7 +437,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     try {
       return await onPrimary(shard, async (conn, pool) => {
         try {
-          await conn.beginTransaction();
+          await command((cb) => conn.beginTransaction(cb));
         } catch (err) {
           // Nothing of fn went out: as safe to re-run elsewhere as a failed connect.
           throw markNeverSent(err);
@@ -442,11 +454,11 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
         try {
           const result = await fn(tx);
           open = false;
-          await conn.commit();
+          await command((cb) => conn.commit(cb));
           return result;
         } catch (err) {
           open = false;
-          await conn.rollback().catch(() => conn.destroy());
+          await command((cb) => conn.rollback(cb)).catch(() => conn.destroy());
           throw err;
         }
       });
