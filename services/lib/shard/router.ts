@@ -137,7 +137,10 @@ export interface ShardRouter {
   transaction<T>(shard: ShardRef, fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Groups items by shard (shards in keyrange order, items in input order). */
   byShard<K>(items: Iterable<K>, shardOf: (item: K) => ShardRef): Map<string, { shard: ShardInfo; items: K[] }>;
-  /** byShard, then `run` for every shard in parallel; results concatenated in shard order. */
+  /**
+   * byShard, then `run` for every shard in parallel; results concatenated in
+   * shard order. Rejects with the first failure (the other shards still finish).
+   */
   scatter<K, R>(
     items: Iterable<K>,
     shardOf: (item: K) => ShardRef,
