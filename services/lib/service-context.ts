@@ -23,7 +23,7 @@ export interface ServiceContext extends BaseContext {
  * answers.
  */
 export async function createServiceContext(base: BaseContext, db?: DbConfig): Promise<ServiceContext> {
-  const config = db ?? loadDbConfig();
+  const config = db ?? loadDbConfig(base.env);
   const log = base.log.child({ component: "shard-router" });
   const router = await createShardRouter({
     topology: config.topology,

@@ -10,6 +10,8 @@ import { onShutdownSignal } from "./shutdown.js";
 
 /** What a service's routes get: built once per process, closed on shutdown. */
 export interface BaseContext {
+  /** The environment the process was started with; read only through config loaders. */
+  readonly env: Env;
   readonly config: ServiceConfig;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -44,7 +46,7 @@ export async function runService<S extends DescService, C extends BaseContext>(
   const config = loadServiceConfig(spec.name, env);
   const log = createLogger(spec.name, config.logLevel);
   const metrics = createMetrics(spec.name);
-  const ctx = await spec.createContext({ config, log, metrics });
+  const ctx = await spec.createContext({ env, config, log, metrics });
 
   const server = new GrpcServer({ log, metrics }).register(spec.service, spec.routes(ctx));
   const grpcPort = await server.listen(config.host, config.grpcPort);

@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from "../../services/lib/metrics.js";
 import { createServiceContext } from "../../services/lib/service-context.js";
 import { loadServiceConfig } from "../../services/lib/service-config.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { loadDbConfig, topologyFromEnv } from "../../services/lib/shard/config.js";
+import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../services/lib/shard/router.js";
 import { openTopologyKv, publishTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
 
@@ -462,10 +462,12 @@ describe("shard router", () => {
     const port = await freePort();
     const real = new URL(cluster.natsUrl);
     const env = { ...serviceInfraEnv(cluster), NATS_URL: `nats://127.0.0.1:${port}`, CHIRP_DB_FAILOVER_WAIT_MS: "0" };
-    const ctx = await createServiceContext(
-      { config: loadServiceConfig("user", {}), log: createLogger("user", "silent"), metrics: createMetrics("user") },
-      loadDbConfig(env, loadShardConfig("local")),
-    );
+    const ctx = await createServiceContext({
+      env,
+      config: loadServiceConfig("user", {}),
+      log: createLogger("user", "silent"),
+      metrics: createMetrics("user"),
+    });
     let relay: Server | undefined;
     try {
       const [row] = await ctx.router.primary("c0-").query<{ one: number }>("SELECT 1 AS one");

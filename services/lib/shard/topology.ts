@@ -58,24 +58,32 @@ export async function publishTopology(kv: KV, next: LiveTopology): Promise<numbe
 
 /**
  * Calls `onChange` with the current document (if any) and then every newer
- * one, until `stop()`. Documents whose epoch is not newer are skipped.
+ * one, until `stop()`. Documents whose epoch is not newer are skipped; one
+ * that cannot be parsed goes to `onError` and is skipped too.
  */
 export async function watchTopology(
   kv: KV,
   keyspace: string,
   onChange: (topology: LiveTopology) => void,
+  onError: (err: unknown) => void,
 ): Promise<{ stop(): void }> {
   const watcher = await kv.watch({ key: topologyKey(keyspace) });
   let epoch = -1;
   void (async () => {
     for await (const entry of watcher) {
       if (entry.operation !== "PUT" || entry.length === 0) continue;
-      const topology = parseTopology(entry.string());
+      let topology: LiveTopology;
+      try {
+        topology = parseTopology(entry.string());
+      } catch (err) {
+        onError(err);
+        continue;
+      }
       if (topology.epoch <= epoch) continue;
       epoch = topology.epoch;
       onChange(topology);
     }
-  })();
+  })().catch(onError);
   return { stop: () => watcher.stop() };
 }
 
