@@ -237,7 +237,9 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         this.needsFencing.delete(m.name);
         continue;
       }
-      this.needsFencing.delete(m.name);
+      if (this.needsFencing.delete(m.name)) {
+        log.info({ member: m.name }, "former primary is back and read-only (every member starts so): fenced");
+      }
       if (isReplicatingFrom(m.state, primary.address)) {
         if (!set.replicas.has(m.name)) {
           set.replicas.add(m.name);
@@ -326,7 +328,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     const rs = set.info.name;
     const log = this.deps.log.child({ replica_set: rs, member: member.name });
     try {
-      log.info({ primary: primary.name, was_unfenced_primary: this.needsFencing.has(member.name) }, "member is not replicating from the primary: rejoining it");
+      log.info({ primary: primary.name }, "member is not replicating from the primary: rejoining it");
       const out = await rejoin(this.ctx, member, primary);
       this.deps.metrics.rejoins.inc({ replica_set: rs, result: out.result });
       if (out.result === "refused") {

@@ -145,8 +145,8 @@ describe("failover", () => {
 
     const [report] = (await failoverSeen) as [FailoverReport];
     expect(report).toMatchObject({ oldPrimary: oldPrimary.name, newPrimary: replica.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
-    const resumed = await rs0.firstAckAfter(killedAt, 15_000);
-    const lastBefore = rs0.lastAckBefore(killedAt)!;
+    const resumed = await rs0.firstAckSentAfter(killedAt, 15_000);
+    const lastBefore = rs0.ackBefore(resumed)!;
     await rs0.acksAtLeast(100, 20_000);
 
     // The old primary comes back (crash recovery cuts its unacknowledged tail) and rejoins.

@@ -13,6 +13,8 @@ export const PROBE_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${PROBE_TABLE} (
 
 export interface Ack {
   readonly id: number;
+  /** performance.now() when the statement was sent. */
+  readonly sentAt: number;
   /** performance.now() when the client got OK. */
   readonly at: number;
 }
@@ -24,8 +26,14 @@ export interface WriteLoad {
   readonly failed: number[];
   /** The last write error (for failure messages). */
   readonly lastError: unknown;
-  /** performance.now() of the first ack after `t`, waiting up to `timeoutMs`. */
-  firstAckAfter(t: number, timeoutMs: number): Promise<Ack>;
+  /**
+   * The first acknowledged write that was sent after `t`, waiting up to
+   * `timeoutMs` (a write in flight at `t` may still be acknowledged by a
+   * primary killed at `t`: it committed before the kill).
+   */
+  firstAckSentAfter(t: number, timeoutMs: number): Promise<Ack>;
+  /** The ack just before `ack`: together they bound the longest write pause around it. */
+  ackBefore(ack: Ack): Ack | undefined;
   /** Resolves once `n` more writes were acknowledged (deadline). */
   acksAtLeast(n: number, timeoutMs: number): Promise<void>;
   /** Longest time between consecutive acks within [from, to]. */
@@ -58,9 +66,10 @@ export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): 
     let id = idBase;
     while (running) {
       id++;
+      const sentAt = performance.now();
       try {
         await router.primary(shard).execute(`INSERT INTO ${router.keyspace}.${PROBE_TABLE} (id, ack_time) VALUES (?, UTC_TIMESTAMP(6))`, [id]);
-        acked.push({ id, at: performance.now() });
+        acked.push({ id, sentAt, at: performance.now() });
       } catch (err) {
         lastError = err;
         failed.push(id);
@@ -77,10 +86,14 @@ export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): 
     get lastError() {
       return lastError;
     },
-    async firstAckAfter(t, timeoutMs) {
+    ackBefore(ack) {
+      const i = acked.indexOf(ack);
+      return i > 0 ? acked[i - 1] : undefined;
+    },
+    async firstAckSentAfter(t, timeoutMs) {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
-        const a = acked.find((x) => x.at > t);
+        const a = acked.find((x) => x.sentAt > t);
         if (a) return a;
         const left = deadline - performance.now();
         if (left <= 0) throw new Error(`no write acknowledged on ${shard} within ${timeoutMs} ms`, { cause: lastError });
