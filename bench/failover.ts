@@ -35,7 +35,7 @@ import { TopologyManager } from "../services/topology/manager.js";
 import { createTopologyMetrics } from "../services/topology/metrics.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startWriteLoad } from "../test/support/write-load.js";
 
-const NUMERIC = ["rs0PauseMs", "killToFirstWriteMs", "detectMs", "fenceMs", "applyMs", "promoteMs", "publishMs", "managerTotalMs", "rs1MaxGapMs", "rejoinMs"] as const;
+const NUMERIC = ["rs0PauseMs", "killToFirstWriteMs", "killToFirstFailedProbeMs", "detectMs", "fenceMs", "applyMs", "promoteMs", "publishMs", "managerTotalMs", "rs1MaxGapMs", "rejoinMs"] as const;
 
 const DEFAULT_OUT = fileURLToPath(new URL("./results/failover.json", import.meta.url));
 
@@ -62,6 +62,8 @@ interface RunResult {
   rs0PauseMs: number;
   /** kill -> first rs0 ack after it. */
   killToFirstWriteMs: number;
+  /** kill -> the manager's first failed probe of the old primary. */
+  killToFirstFailedProbeMs: number;
   /** Manager phases (first failed probe of the old primary is t=0). */
   detectMs: number;
   fenceMs: number;
@@ -124,6 +126,7 @@ try {
       manager.on("failover", on);
     });
     const killedAt = performance.now();
+    const killedAtWall = Date.now();
     process.kill(cluster.processes.find((p) => p.name === oldPrimary.name)!.pid, "SIGKILL");
     const report = await withDeadline(failoverSeen, 60_000, "failover");
     const resumed = await rs0.firstAckSentAfter(killedAt, 30_000);
@@ -161,6 +164,7 @@ try {
       promoted: promoted.name,
       rs0PauseMs: round(resumed.at - lastBefore.at),
       killToFirstWriteMs: round(resumed.at - killedAt),
+      killToFirstFailedProbeMs: report.firstFailureAt - killedAtWall,
       detectMs: report.detectMs,
       fenceMs: report.fenceMs,
       applyMs: report.applyMs,
@@ -276,12 +280,13 @@ function medians(results: readonly RunResult[]): Record<(typeof NUMERIC)[number]
 }
 
 function renderTable(results: readonly RunResult[]): string {
-  const header = ["run", "killed → promoted", "rs0 pause ms", "kill → 1st write ms", "detect", "fence", "apply", "promote", "publish", "manager total", "rs1 max gap ms", "rejoin ms", "rs0 acked", "lost"];
+  const header = ["run", "killed → promoted", "rs0 pause ms", "kill → 1st write ms", "kill → 1st failed probe", "detect", "fence", "apply", "promote", "publish", "manager total", "rs1 max gap ms", "rejoin ms", "rs0 acked", "lost"];
   const row = (r: RunResult): string[] => [
     String(r.run),
     `${r.killed} → ${r.promoted}`,
     String(r.rs0PauseMs),
     String(r.killToFirstWriteMs),
+    String(r.killToFirstFailedProbeMs),
     String(r.detectMs),
     String(r.fenceMs),
     String(r.applyMs),
