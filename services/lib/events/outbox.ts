@@ -1,0 +1,36 @@
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { IdGenerator } from "../ids.js";
+import { hashVindex } from "../shard/vindex.js";
+import type { Queryable } from "../shard/router.js";
+import type { EventType } from "./subjects.js";
+
+export interface OutboxEntry<D extends DescMessage> {
+  readonly type: EventType<D>;
+  readonly message: MessageShape<D>;
+  /** The user whose change this announces; the row lives on that user's shard. */
+  readonly userId: bigint | string;
+  /** Travels as the `x-request-id` header of the published message. */
+  readonly requestId?: string | undefined;
+}
+
+/**
+ * Records an event in the same transaction as the change it announces (the
+ * transactional outbox). The relay publishes it to JetStream later with
+ * `event_id` as the message id, so a crash, a NATS outage or a second relay
+ * can delay an event or repeat an attempt, but never lose or duplicate it.
+ * Returns the event id.
+ */
+export async function appendOutbox<D extends DescMessage>(
+  tx: Queryable,
+  ids: IdGenerator,
+  entry: OutboxEntry<D>,
+): Promise<bigint> {
+  const userId = BigInt(entry.userId);
+  const eventId = ids.next(hashVindex(userId)[0]!);
+  const headers = entry.requestId === undefined ? null : JSON.stringify({ "x-request-id": entry.requestId });
+  await tx.execute(
+    "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)",
+    [eventId, userId, entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers],
+  );
+  return eventId;
+}
