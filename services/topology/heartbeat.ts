@@ -22,25 +22,31 @@ export class HeartbeatWriter {
   constructor(
     readonly replicaSet: string,
     private readonly admin: MysqlCredentials,
-    private readonly timeoutMs: number,
+    private readonly connectTimeoutMs: number,
+    /** Longer than the semi-sync timeout: a beat may wait that long for an ack. */
+    private readonly queryTimeoutMs: number,
     private readonly log: Logger,
     private readonly metrics: TopologyMetrics,
   ) {}
 
   /** One write to `target` (or nothing while the previous write is still running). */
   async beat(target: HeartbeatTarget | undefined): Promise<void> {
-    if (this.busy) return;
+    const key = target === undefined ? undefined : `${target.primary.host}:${target.primary.port}`;
+    if (this.busy) {
+      // A beat stuck on the old primary must not hold up the new one's.
+      if (key !== this.connTo) this.close();
+      return;
+    }
     if (target === undefined) {
       this.close();
       return;
     }
     this.busy = true;
-    const key = `${target.primary.host}:${target.primary.port}`;
     try {
       if (this.connTo !== key) this.close();
-      this.conn ??= await connectMysql(target.primary, this.admin, { connectTimeoutMs: this.timeoutMs, multipleStatements: true });
       this.connTo = key;
-      const wrote = await writeHeartbeat(this.conn, target.databases, this.timeoutMs);
+      this.conn ??= await connectMysql(target.primary, this.admin, { connectTimeoutMs: this.connectTimeoutMs, multipleStatements: true });
+      const wrote = await writeHeartbeat(this.conn, target.databases, this.queryTimeoutMs);
       this.metrics.heartbeatWrites.inc({ replica_set: this.replicaSet, result: wrote ? "ok" : "read_only" });
       this.note(wrote ? undefined : "primary is read_only");
     } catch (err) {

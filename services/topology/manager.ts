@@ -62,7 +62,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private readonly refused = new Map<string, string>();
   private readonly memberBusy = new Set<string>();
   private readonly ctx: FailoverContext;
-  private timers: NodeJS.Timeout[] = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private tickRunning: Promise<void> | undefined;
 
@@ -95,7 +96,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         semiSyncClients: undefined,
         semiSyncOffTimes: undefined,
         fellBack: false,
-        heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs * 4, deps.log, deps.metrics),
+        heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs, Math.max(config.probeTimeoutMs * 4, 10_000), deps.log, deps.metrics),
       });
     }
   }
@@ -128,15 +129,15 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
     this.deps.metrics.epoch.set(this.topology!.epoch);
     for (const set of this.sets.values()) void set.heartbeat.beat(this.heartbeatTarget(set));
-    this.timers.push(setInterval(() => this.beatAll(), this.config.heartbeatIntervalMs));
+    this.heartbeatTimer = setInterval(() => this.beatAll(), this.config.heartbeatIntervalMs);
     this.scheduleTick();
     return this.topology!;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.tickTimer);
     await this.tickRunning;
     for (const set of this.sets.values()) {
       set.heartbeat.close();
@@ -146,13 +147,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
 
   private scheduleTick(): void {
     if (this.stopped) return;
-    const t = setTimeout(() => {
+    this.tickTimer = setTimeout(() => {
       this.tickRunning = this.tick().finally(() => {
         this.tickRunning = undefined;
         this.scheduleTick();
       });
     }, this.config.probeIntervalMs);
-    this.timers.push(t);
   }
 
   private beatAll(): void {

@@ -243,4 +243,45 @@ describe("failover", () => {
       manager.off("failover", count);
     }
   });
+
+  it("a manager started while rs1's primary is dead promotes the replica, and refuses an old primary holding unreplicated writes", async () => {
+    dumpLogsOnFailure();
+    const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
+    const { primary, replicas } = member(manager.current!, "rs1");
+    const replica = replicas[0]!;
+    // Without a manager watching, make the primary commit a write no replica has:
+    // the replica stops receiving, semi-sync gives up quickly and goes async.
+    await manager.stop();
+    await admin(replica, database, (c) => c.query("STOP SLAVE IO_THREAD"));
+    await admin(primary, database, async (c) => {
+      await c.query("SET GLOBAL rpl_semi_sync_master_timeout = 100");
+      await c.query(`INSERT INTO ${PROBE_TABLE} (id) VALUES (3000000000)`);
+    });
+    process.kill(infra.processes.find((p) => p.name === primary.name)!.pid, "SIGKILL");
+
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
+    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), {
+      log: pino({ level: "info", base: { service: "topology" } }, sink),
+      metrics: createTopologyMetrics(),
+      kv,
+    });
+    const started = await manager.start();
+    expect(member(started, "rs1")).toEqual({ primary: replica, replicas: [] });
+
+    const refused = nextEvent("rejoin", 60_000, (e) => e.member === primary.name);
+    await infra.restartMysqlMember(primary.name);
+    const [rejoin] = await refused;
+
+    expect(rejoin.result).toBe("refused");
+    expect(rejoin.errant).toMatch(/^0-\d+-\d+$/);
+    // It stays read-only, out of the topology, and keeps its write for inspection.
+    const kept = await admin(primary, database, async (c) => {
+      const [[ro]] = await c.query<RowDataPacket[]>("SELECT @@global.read_only AS ro");
+      const [[n]] = await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${PROBE_TABLE} WHERE id = 3000000000`);
+      return [Number(ro!["ro"]), Number(n!["n"])];
+    });
+    expect(kept).toEqual([1, 1]);
+    expect(member((await readTopology(kv, "chirp"))!.topology, "rs1")).toEqual({ primary: replica, replicas: [] });
+    expect((await ids(replica, database)).has(3000000000)).toBe(false);
+  });
 });
