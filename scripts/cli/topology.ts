@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`chirp topology: ${target}\n`);
     return EXIT_FAILURE;
   }
-  const topology = await readLive(target.natsUrl).catch((err: unknown) => {
+  const topology = await readLive(target.natsUrl, loadShardConfig(env).keyspace).catch((err: unknown) => {
     throw new Error(`cannot read the topology from NATS at ${target.natsUrl}: ${(err as Error).message}`);
   });
   if (topology === undefined) {
@@ -147,7 +147,7 @@ function findTarget(dataDir: string, env: string): Target | string {
   };
 }
 
-async function readLive(natsUrl: string): Promise<LiveTopology | undefined> {
+async function readLive(natsUrl: string, keyspace: string): Promise<LiveTopology | undefined> {
   const nc = await connect({ servers: natsUrl.split(","), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
   try {
     let kv;
@@ -157,7 +157,6 @@ async function readLive(natsUrl: string): Promise<LiveTopology | undefined> {
     } catch {
       return undefined; // no bucket: nothing published
     }
-    const keyspace = loadShardConfig("local").keyspace;
     return (await readTopology(kv, keyspace))?.topology;
   } finally {
     await nc.close();
