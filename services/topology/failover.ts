@@ -89,6 +89,9 @@ export async function failover(
     );
   }
 
+  // Nothing to promote: leave the old primary alone (it may come back as it was).
+  if (candidates.length === 0) throw new FailoverAborted(`${rs}: no reachable replica to promote`);
+
   // 1. Fence.
   let fenced = false;
   try {
