@@ -1,5 +1,6 @@
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../services/lib/config.js";
-import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "../services/lib/mesh.js";
+import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../services/lib/mesh.js";
+import { meshAddresses } from "../services/lib/service-config.js";
 
 export interface GatewayConfig {
   readonly host: string;
@@ -15,9 +16,7 @@ export interface GatewayConfig {
 
 export function loadGatewayConfig(env: Env): GatewayConfig {
   const read = new EnvReader(env);
-  const backends = Object.fromEntries(
-    SERVICE_NAMES.map((s) => [s, read.string(envName.address(s), `127.0.0.1:${DEFAULT_PORTS[s].grpc}`)]),
-  ) as Record<ServiceName, string>;
+  const backends = meshAddresses(read);
   const config: GatewayConfig = {
     host: read.string("CHIRP_GATEWAY_HOST", "127.0.0.1"),
     port: read.port("CHIRP_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),

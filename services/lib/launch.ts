@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./cluster/ports.js";
 import type { InfraInfo } from "./cluster/types.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
@@ -64,12 +65,20 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
       const ready = await waitReady(child, "topology", options.readyTimeoutMs);
       topology = { pid: child.pid!, metricsPort: Number(ready.metricsPort), epoch: Number(ready.epoch) };
     }
+    // Services call each other, so every one of them must know every address
+    // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
+    const grpcPorts = Object.fromEntries(
+      await Promise.all(
+        SERVICE_NAMES.map(async (name) => [name, options.ports === "default" ? DEFAULT_PORTS[name].grpc : await freePort()] as const),
+      ),
+    ) as Record<ServiceName, number>;
+    const addressEnv = Object.fromEntries(SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${grpcPorts[name]}`]));
     const started = await Promise.all(
       SERVICE_NAMES.map(async (name) => {
-        const ports = options.ports === "default" ? DEFAULT_PORTS[name] : { grpc: 0, metrics: 0 };
         const child = spawnEntry(`services/${name}/main.ts`, options, {
-          [envName.grpcPort(name)]: String(ports.grpc),
-          [envName.metricsPort(name)]: String(ports.metrics),
+          ...addressEnv,
+          [envName.grpcPort(name)]: String(grpcPorts[name]),
+          [envName.metricsPort(name)]: String(options.ports === "default" ? DEFAULT_PORTS[name].metrics : 0),
         });
         children.push(child);
         const ready = await waitReady(child, name, options.readyTimeoutMs);
@@ -77,9 +86,6 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
       }),
     );
     const services = Object.fromEntries(started.map((s) => [s.name, s])) as Record<ServiceName, RunningService>;
-    const addressEnv = Object.fromEntries(
-      SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${services[name].grpcPort}`]),
-    );
     const gateway = spawnEntry("gateway/main.ts", options, {
       ...addressEnv,
       CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),

@@ -1,3 +1,5 @@
+import { createIdGenerator, type IdGenerator } from "./ids.js";
+import { createMeshClients, type MeshClients } from "./rpc/mesh-clients.js";
 import type { BaseContext } from "./service-main.js";
 import { loadDbConfig, type DbConfig } from "./shard/config.js";
 import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-nats.js";
@@ -13,6 +15,10 @@ export interface ServiceContext extends BaseContext {
   readonly router: ShardRouter;
   /** The topology watch and its NATS connection (absent when NATS_URL is not set). */
   readonly topologyFollower: TopologyFollower | undefined;
+  /** Snowflake ids minted by this process (worker CHIRP_WORKER_ID). */
+  readonly ids: IdGenerator;
+  /** Clients for the other services, connected on first use. */
+  readonly clients: MeshClients;
   close(): Promise<void>;
 }
 
@@ -41,12 +47,16 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig): Pr
   if (config.natsUrl === undefined) log.warn("NATS_URL not set: the shard topology will not follow failovers");
   else follower = followTopologyOverNats({ servers: config.natsUrl, router, log, name: `chirp-${base.config.name}` });
 
+  const clients = createMeshClients(base.config.addresses, base.metrics);
   return {
     ...base,
     router,
     topologyFollower: follower,
-    // Reverse order of opening: the watch (and NATS), then the pools.
+    ids: createIdGenerator(base.config.workerId),
+    clients,
+    // Reverse order of opening: clients, the watch (and NATS), then the pools.
     close: async () => {
+      clients.close();
       await follower?.close();
       await router.close();
     },

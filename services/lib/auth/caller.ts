@@ -1,0 +1,22 @@
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { CALLER_ID_HEADER } from "../rpc/metadata.js";
+
+/**
+ * The authenticated caller of an RPC, as the gateway established it from a
+ * verified token (`x-chirp-caller-id`). Inside the mesh the header is trusted:
+ * the gateway strips any client-sent copy, and services are not reachable
+ * from outside.
+ */
+export function callerOf(ctx: HandlerContext): bigint | undefined {
+  const value = ctx.requestHeader.get(CALLER_ID_HEADER);
+  if (value === null || !/^[1-9][0-9]{0,19}$/.test(value)) return undefined;
+  const id = BigInt(value);
+  return id <= 0xffff_ffff_ffff_ffffn ? id : undefined;
+}
+
+/** The caller, or Unauthenticated for an RPC that acts as a user. */
+export function requireCaller(ctx: HandlerContext): bigint {
+  const id = callerOf(ctx);
+  if (id === undefined) throw new ConnectError("sign in required", Code.Unauthenticated);
+  return id;
+}
