@@ -13,6 +13,7 @@ export const COMMANDS: Readonly<Record<string, string>> = {
   "shard-of": "<userId | @handle>   keyspace id and shard of a user's rows or a handle's lookup row",
   vschema: "                     the keyspace's Vitess VSchema (JSON)",
   topology: "<subcommand> ...     the live topology: primaries per shard, failover (own usage)",
+  seed: "[--users N] [--gateway URL] load data/socfb-Reed98 through the public API (idempotent)",
 };
 
 export type Command = (args: string[]) => Promise<number>;

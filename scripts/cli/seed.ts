@@ -1,0 +1,143 @@
+// `npx chirp seed`: loads a social graph through the public API, as a client
+// would: one account per person (SignUp, or LogIn when it already exists), and
+// every friendship followed both ways (as DeathStarBench's social-network
+// loader does). Idempotent: a second run changes nothing. It then checks that
+// every user's follower and following counts match the graph.
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
+import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
+import { REED98_EDGES, degrees, readEdgeList, type SocialGraph } from "./dataset.js";
+import { createProgress, mapConcurrent } from "./progress.js";
+
+export const SEED_PASSWORD = "chirp-seed-password";
+
+export interface SeedOptions {
+  readonly gatewayUrl: string;
+  readonly graph: SocialGraph;
+  /** Handles are `<prefix><n>`; keep prefix + digits within 15 characters. */
+  readonly handlePrefix: string;
+  readonly concurrency: number;
+  readonly log?: NodeJS.WriteStream;
+}
+
+export interface SeededUser {
+  readonly id: bigint;
+  readonly token: string;
+}
+
+export interface SeedResult {
+  readonly users: readonly SeededUser[];
+  readonly follows: number;
+  /** Users whose counts differ from the graph's (empty when all match). */
+  readonly mismatches: ReadonlyArray<{ n: number; followers: number; following: number; expected: number }>;
+}
+
+export async function seed(options: SeedOptions): Promise<SeedResult> {
+  const log = options.log ?? process.stderr;
+  const transport = createConnectTransport({ baseUrl: options.gatewayUrl, httpVersion: "1.1", useBinaryFormat: true });
+  const users = createClient(UserService, transport);
+  const graphs = createClient(GraphService, transport);
+  const { graph, concurrency } = options;
+  const ids = Array.from({ length: graph.userCount }, (_, n) => n);
+
+  const accountsProgress = createProgress("accounts", ids.length, log);
+  const accounts = await mapConcurrent(ids, concurrency, async (n) => {
+    const account = await signUpOrLogIn(users, `${options.handlePrefix}${n}`, n);
+    accountsProgress.tick();
+    return account;
+  });
+  accountsProgress.done();
+
+  const follows = graph.edges.flatMap(([a, b]) => [
+    [a, b],
+    [b, a],
+  ]);
+  const followProgress = createProgress("follows", follows.length, log);
+  await mapConcurrent(follows, concurrency, async ([from, to]) => {
+    const follower = accounts[from!]!;
+    await withRetry(() => graphs.follow({ userId: accounts[to!]!.id }, { headers: bearer(follower.token) }));
+    followProgress.tick();
+  });
+  followProgress.done();
+
+  const expected = degrees(graph);
+  const checkProgress = createProgress("check", ids.length, log);
+  const counts = await mapConcurrent(ids, concurrency, async (n) => {
+    const { user } = await withRetry(() => users.getUser({ lookup: { case: "userId", value: accounts[n]!.id } }));
+    checkProgress.tick();
+    return { n, followers: user?.followerCount ?? -1, following: user?.followingCount ?? -1, expected: expected[n]! };
+  });
+  const mismatches = counts.filter((c) => c.followers !== c.expected || c.following !== c.expected);
+  checkProgress.done(mismatches.length === 0 ? "every count matches" : `${mismatches.length} users differ`);
+  return { users: accounts, follows: follows.length, mismatches };
+}
+
+async function signUpOrLogIn(users: Client<typeof UserService>, handle: string, n: number): Promise<SeededUser> {
+  try {
+    const res = await withRetry(() =>
+      users.signUp({
+        handle,
+        displayName: `Reed98 user ${n}`,
+        email: `${handle}@example.com`,
+        password: SEED_PASSWORD,
+      }),
+    );
+    return { id: res.user!.id, token: res.token };
+  } catch (err) {
+    if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+  }
+  try {
+    const res = await withRetry(() => users.logIn({ handle, password: SEED_PASSWORD }));
+    return { id: res.user!.id, token: res.token };
+  } catch (err) {
+    if (ConnectError.from(err).code === Code.Unauthenticated) {
+      throw new Error(`@${handle} exists but was not created by chirp seed (its password differs)`);
+    }
+    throw err;
+  }
+}
+
+const RETRYABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded]);
+
+/** Retries what a busy or failing-over system answers, with backoff; anything else is final. */
+async function withRetry<T>(call: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (i >= attempts || !RETRYABLE.has(ConnectError.from(err).code)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** i));
+    }
+  }
+}
+
+function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const gatewayUrl = takeOption(args, "gateway", process.env["CHIRP_GATEWAY_URL"] ?? "http://127.0.0.1:8080");
+  const dataset = takeOption(args, "dataset", REED98_EDGES);
+  const prefix = takeOption(args, "handle-prefix", "reed98_");
+  const concurrency = Number(takeOption(args, "concurrency", "16"));
+  const limit = takeOption(args, "users", "");
+  rejectUnknownFlags(args);
+  if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new UsageError("--concurrency must be 1-256");
+  const limitUsers = limit === "" ? Number.POSITIVE_INFINITY : Number(limit);
+  if (!(limitUsers > 0)) throw new UsageError("--users must be a positive number");
+
+  const graph = readEdgeList(dataset, limitUsers);
+  if (`${prefix}${graph.userCount - 1}`.length > 15) throw new UsageError("--handle-prefix is too long for 15-character handles");
+  process.stderr.write(`seeding ${graph.name}: ${graph.userCount} users, ${graph.edges.length} friendships, via ${gatewayUrl}\n`);
+  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency });
+  for (const m of result.mismatches.slice(0, 10)) {
+    process.stderr.write(`  ${prefix}${m.n}: ${m.followers} followers, ${m.following} following; the graph says ${m.expected}\n`);
+  }
+  process.stdout.write(
+    `${graph.userCount} users, ${result.follows} follows; ${result.mismatches.length === 0 ? "all counts match" : `${result.mismatches.length} users with wrong counts`}\n`,
+  );
+  return result.mismatches.length === 0 ? EXIT_OK : EXIT_FAILURE;
+}
