@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/graph/v1/events.proto.
  */
 export const file_chirp_graph_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC9ncmFwaC92MS9ldmVudHMucHJvdG8SDmNoaXJwLmdyYXBoLnYxImkKDFVzZXJGb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIvCgtmb2xsb3dfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibQoOVXNlclVuZm9sbG93ZWQSEwoLZm9sbG93ZXJfaWQYASABKAQSEwoLZm9sbG93ZWVfaWQYAiABKAQSMQoNdW5mb2xsb3dfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC9ncmFwaC92MS9ldmVudHMucHJvdG8SDmNoaXJwLmdyYXBoLnYxIn8KDFVzZXJGb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIvCgtmb2xsb3dfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZWRnZV92ZXJzaW9uGAQgASgEIoMBCg5Vc2VyVW5mb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIxCg11bmZvbGxvd190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxlZGdlX3ZlcnNpb24YBCABKARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * UserFollowed: follower_id started following followee_id. Not published for a
@@ -42,6 +42,14 @@ export type UserFollowed = Message<"chirp.graph.v1.UserFollowed"> & {
    * @generated from field: google.protobuf.Timestamp follow_time = 3;
    */
   followTime?: Timestamp | undefined;
+
+  /**
+   * Version of the edge this change made (1 for the first follow, +1 per
+   * follow or unfollow that changed the edge). Newer versions win.
+   *
+   * @generated from field: uint64 edge_version = 4;
+   */
+  edgeVersion: bigint;
 };
 
 /**
@@ -79,6 +87,14 @@ export type UserUnfollowed = Message<"chirp.graph.v1.UserUnfollowed"> & {
    * @generated from field: google.protobuf.Timestamp unfollow_time = 3;
    */
   unfollowTime?: Timestamp | undefined;
+
+  /**
+   * Version of the edge this change made; always above the version of the
+   * follow it ends. Newer versions win.
+   *
+   * @generated from field: uint64 edge_version = 4;
+   */
+  edgeVersion: bigint;
 };
 
 /**

@@ -109,7 +109,8 @@ export type ListFollowersRequest = Message<"chirp.graph.v1.ListFollowersRequest"
 
   /**
    * Opaque cursor from a previous next_page_token; "" for the first page.
-   * InvalidArgument if it was not issued for this request.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * user_id). Page size may differ between pages.
    *
    * @generated from field: string page_token = 3;
    */
@@ -173,7 +174,8 @@ export type ListFollowingRequest = Message<"chirp.graph.v1.ListFollowingRequest"
 
   /**
    * Opaque cursor from a previous next_page_token; "" for the first page.
-   * InvalidArgument if it was not issued for this request.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * user_id). Page size may differ between pages.
    *
    * @generated from field: string page_token = 3;
    */
@@ -240,7 +242,8 @@ export const GraphService: GenService<{
   },
   /**
    * Unfollow removes the caller's follow of user_id. Unfollowing someone not
-   * followed succeeds without change.
+   * followed succeeds without change. InvalidArgument for oneself, NotFound if
+   * user_id does not exist.
    *
    * @generated from rpc chirp.graph.v1.GraphService.Unfollow
    */
