@@ -1,0 +1,70 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findBinary } from "../../services/lib/cluster/binaries.js";
+import { REPO_ROOT } from "../../services/lib/cluster/index.js";
+import { startNats, type RunningNats } from "../../services/lib/cluster/nats.js";
+import { leaseNodeId, openNodeIdBucket } from "../../services/lib/node-id.js";
+
+// Node ids are leased in a JetStream KV bucket so that no two live processes
+// mint Snowflake ids with the same node number.
+describe("node id leases", () => {
+  let dir: string;
+  let nats: RunningNats;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
+    dir = mkdtempSync(join(REPO_ROOT, ".data", "node-id-"));
+    nats = await startNats({ binary: findBinary("nats-server"), dir, log: () => {} });
+    nc = await connect({ servers: nats.url });
+  });
+
+  afterAll(async () => {
+    await nc?.drain();
+    await nats?.proc.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("never gives the same id to two holders", async () => {
+    const kv = await openNodeIdBucket(nc, 2000);
+    const leases = await Promise.all(Array.from({ length: 8 }, (_, i) => leaseNodeId(kv, { owner: `p${i}`, size: 8, ttlMs: 2000 })));
+    expect(new Set(leases.map((l) => l.nodeId)).size).toBe(8);
+    await expect(leaseNodeId(kv, { owner: "one too many", size: 8, ttlMs: 2000 })).rejects.toThrow(/all 8 node ids/);
+    await Promise.all(leases.map((l) => l.release()));
+  });
+
+  it("keeps a lease alive past its ttl by renewing it, and frees it on release", async () => {
+    const kv = await openNodeIdBucket(nc, 1000);
+    const lease = await leaseNodeId(kv, { owner: "renewer", size: 1, ttlMs: 1000 });
+    // Three lifetimes later the number is still ours...
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      await expect(leaseNodeId(kv, { owner: "thief", size: 1, ttlMs: 1000 })).rejects.toThrow();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // ...and taken at once after a clean release.
+    await lease.release();
+    const next = await leaseNodeId(kv, { owner: "next", size: 1, ttlMs: 1000 });
+    expect(next.nodeId).toBe(lease.nodeId);
+    await next.release();
+  });
+
+  it("lets another process take the id once a dead holder's lease expires", async () => {
+    const kv = await openNodeIdBucket(nc, 1000);
+    const doomed = await connect({ servers: nats.url });
+    const lease = await leaseNodeId(await openNodeIdBucket(doomed, 1000), { owner: "doomed", size: 1, ttlMs: 1000 });
+    await doomed.close(); // the holder dies: no renewals, no release
+    const lost = await lease.lost;
+    expect(lost).toBeInstanceOf(Error);
+    const started = Date.now();
+    let taken: Awaited<ReturnType<typeof leaseNodeId>> | undefined;
+    while (taken === undefined && Date.now() - started < 5000) {
+      taken = await leaseNodeId(kv, { owner: "heir", size: 1, ttlMs: 1000 }).catch(() => undefined);
+      if (taken === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(taken?.nodeId).toBe(lease.nodeId);
+    await taken?.release();
+  });
+});
