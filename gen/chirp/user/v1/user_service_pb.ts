@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/user/v1/user_service.proto.
  */
 export const file_chirp_user_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSKUAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAEiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciI4ChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAAiOwoVQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlEiIKBXVzZXJzGAEgAygLMhMuY2hpcnAudXNlci52MS5Vc2VyMqQDCgtVc2VyU2VydmljZRJFCgZTaWduVXASHC5jaGlycC51c2VyLnYxLlNpZ25VcFJlcXVlc3QaHS5jaGlycC51c2VyLnYxLlNpZ25VcFJlc3BvbnNlEkIKBUxvZ0luEhsuY2hpcnAudXNlci52MS5Mb2dJblJlcXVlc3QaHC5jaGlycC51c2VyLnYxLkxvZ0luUmVzcG9uc2USTQoHR2V0VXNlchIdLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaHi5jaGlycC51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEloKDVVwZGF0ZVByb2ZpbGUSIy5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GiQuY2hpcnAudXNlci52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2USXwoNQmF0Y2hHZXRVc2VycxIjLmNoaXJwLnVzZXIudjEuQmF0Y2hHZXRVc2Vyc1JlcXVlc3QaJC5jaGlycC51c2VyLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_user_v1_user]);
+  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSLQAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAESOgoKYmlydGhfZGF0ZRgFIAEoCUImukgj2AEBch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciI4ChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAAiOwoVQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlEiIKBXVzZXJzGAEgAygLMhMuY2hpcnAudXNlci52MS5Vc2VyMqQDCgtVc2VyU2VydmljZRJFCgZTaWduVXASHC5jaGlycC51c2VyLnYxLlNpZ25VcFJlcXVlc3QaHS5jaGlycC51c2VyLnYxLlNpZ25VcFJlc3BvbnNlEkIKBUxvZ0luEhsuY2hpcnAudXNlci52MS5Mb2dJblJlcXVlc3QaHC5jaGlycC51c2VyLnYxLkxvZ0luUmVzcG9uc2USTQoHR2V0VXNlchIdLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaHi5jaGlycC51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEloKDVVwZGF0ZVByb2ZpbGUSIy5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GiQuY2hpcnAudXNlci52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2USXwoNQmF0Y2hHZXRVc2VycxIjLmNoaXJwLnVzZXIudjEuQmF0Y2hHZXRVc2Vyc1JlcXVlc3QaJC5jaGlycC51c2VyLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_user_v1_user]);
 
 /**
  * SignUpRequest carries the new account's details.
@@ -48,6 +48,15 @@ export type SignUpRequest = Message<"chirp.user.v1.SignUpRequest"> & {
    * @generated from field: string password = 4;
    */
   password: string;
+
+  /**
+   * Date of birth as YYYY-MM-DD (a real calendar date, not in the future);
+   * optional, "" when not given. Kept with the account and never shown in a
+   * profile.
+   *
+   * @generated from field: string birth_date = 5;
+   */
+  birthDate: string;
 };
 
 /**
@@ -277,8 +286,8 @@ export const BatchGetUsersRequestSchema: GenMessage<BatchGetUsersRequest> = /*@_
  */
 export type BatchGetUsersResponse = Message<"chirp.user.v1.BatchGetUsersResponse"> & {
   /**
-   * In no particular order; ids that do not exist are left out (not an error).
-   * Email is never set here.
+   * In the order of the request (a repeated id answered at its first place);
+   * ids that do not exist are left out (not an error). Email is never set here.
    *
    * @generated from field: repeated chirp.user.v1.User users = 1;
    */
@@ -304,7 +313,8 @@ export const BatchGetUsersResponseSchema: GenMessage<BatchGetUsersResponse> = /*
 export const UserService: GenService<{
   /**
    * SignUp creates an account and returns it with a session token.
-   * AlreadyExists if the handle or email is taken.
+   * AlreadyExists if the handle or email is taken; handles and emails are
+   * unique without regard to case.
    *
    * @generated from rpc chirp.user.v1.UserService.SignUp
    */
