@@ -93,6 +93,7 @@ describe("buildVSchema", () => {
     }
     expect(vschema.tables["users"]?.column_vindexes?.[0]).toEqual({ column: "id", name: "hash" });
     expect(vschema.tables["user_handles"]?.column_vindexes?.[0]).toEqual({ column: "handle_lower", name: "binary_md5" });
+    expect(vschema.tables["user_emails"]?.column_vindexes?.[0]).toEqual({ column: "email_lower", name: "binary_md5" });
     expect(vschema.tables["schema_migrations"]).toEqual({ type: "reference" });
     expect(vschema.tables["heartbeat"]).toEqual({ type: "reference" });
   });

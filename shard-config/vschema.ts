@@ -43,12 +43,13 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
     vindexes: {
       // Functional and unique: keyspace id = DES(id), reversible.
       hash: { type: "hash" },
-      // Functional and unique: keyspace id = md5(bytes); for the handle lookup table.
+      // Functional and unique: keyspace id = md5(bytes); for the handle and email lookup tables.
       binary_md5: { type: "binary_md5" },
     },
     tables: {
       users: byUser("id"),
       user_handles: { column_vindexes: [{ column: "handle_lower", name: "binary_md5" }] },
+      user_emails: { column_vindexes: [{ column: "email_lower", name: "binary_md5" }] },
       follows: byUser("follower_id"),
       followers: byUser("followee_id"),
       tweets: byUser("author_id"),
