@@ -1,11 +1,84 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  FollowResponseSchema,
+  ListFollowersResponseSchema,
+  ListFollowingResponseSchema,
+  UnfollowResponseSchema,
+  type GraphService,
+} from "../../gen/chirp/graph/v1/graph_service_pb.js";
+import type { User } from "../../gen/chirp/user/v1/user_pb.js";
+import { callerOf, requireCaller } from "../lib/auth/caller.js";
+import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import type { GraphContext } from "./context.js";
+import { announceEdgeChange } from "./events.js";
+import { decodePageToken, encodePageToken, type ListKind } from "./page-token.js";
+import { listEdges, setFollowerSide, userExists } from "./store.js";
 
-/**
- * GraphService handlers. None are implemented yet: they arrive with issue 4 (accounts and the social graph).
- * Until then every RPC answers Unimplemented rather than a made-up result.
- */
-export function routes(_ctx: ServiceContext): Partial<ServiceImpl<typeof GraphService>> {
-  return {};
+const DEFAULT_PAGE_SIZE = 20;
+
+/** GraphService handlers: validate, call the store, shape the response. */
+export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphService>> {
+  /**
+   * Follow and Unfollow: the follower's side first, with its event, in one
+   * transaction; then the followee's side, at once. If the second step fails
+   * the call still succeeds (the edge exists where it is decided) and the
+   * repair consumer or sweep completes it; a retried call finishes it too.
+   */
+  const setEdge = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
+    const callerId = requireCaller(hctx);
+    if (targetId === callerId) throw new ConnectError(active ? "cannot follow yourself" : "cannot unfollow yourself", Code.InvalidArgument);
+    if (!(await userExists(ctx.router, targetId))) throw new ConnectError("user not found", Code.NotFound);
+    const requestId = hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
+    const change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
+    if (change.edge !== undefined && change.syncPending) await ctx.repair.syncAfterChange(change.edge);
+  };
+
+  const list = async (kind: ListKind, req: { userId: bigint; pageSize: number; pageToken: string }, hctx: HandlerContext) => {
+    const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+    const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken, kind, req.userId);
+    // Read-your-writes for one's own lists (the primary); anyone else's may come from a replica.
+    const own = callerOf(hctx) === req.userId;
+    const rows = await listEdges(ctx.router, kind, req.userId, after, pageSize + 1, own);
+    const page = rows.slice(0, pageSize);
+    if (page.length === 0 && after === undefined && !(await userExists(ctx.router, req.userId))) {
+      throw new ConnectError("user not found", Code.NotFound);
+    }
+    const users = await hydrate(page.map((r) => r.otherUserId), hctx);
+    const last = page.at(-1);
+    const nextPageToken =
+      rows.length > pageSize && last !== undefined
+        ? encodePageToken(kind, req.userId, { followTimeMicros: last.followTimeMicros, otherUserId: last.otherUserId })
+        : "";
+    return { users, nextPageToken };
+  };
+
+  /** One BatchGetUsers for the page, in the page's order; an id the user service does not know is left out. */
+  const hydrate = async (ids: bigint[], hctx: HandlerContext): Promise<User[]> => {
+    if (ids.length === 0) return [];
+    const { users } = await ctx.clients.user.batchGetUsers({ userIds: ids }, onBehalfOf(hctx));
+    const byId = new Map(users.map((u) => [u.id, u]));
+    return ids.flatMap((id) => {
+      const user = byId.get(id);
+      return user === undefined ? [] : [user];
+    });
+  };
+
+  return {
+    async follow(req, hctx) {
+      await setEdge(req.userId, true, hctx);
+      return create(FollowResponseSchema);
+    },
+    async unfollow(req, hctx) {
+      await setEdge(req.userId, false, hctx);
+      return create(UnfollowResponseSchema);
+    },
+    async listFollowers(req, hctx) {
+      return create(ListFollowersResponseSchema, await list("followers", req, hctx));
+    },
+    async listFollowing(req, hctx) {
+      return create(ListFollowingResponseSchema, await list("following", req, hctx));
+    },
+  };
 }
