@@ -2,6 +2,7 @@
 // UserUnfollowed, carrying the edge version), and read back by the repair
 // consumer, which applies them to the followee's side.
 import { create, fromBinary } from "@bufbuild/protobuf";
+import type { UserFollowed, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
 import type { IdGenerator } from "../lib/ids.js";
 import { appendOutbox } from "../lib/events/outbox.js";
 import { EVENTS } from "../lib/events/subjects.js";
@@ -28,27 +29,33 @@ export function announceEdgeChange(ids: IdGenerator, requestId: string | undefin
   };
 }
 
-/** Subjects the repair consumer reads. */
-export const GRAPH_EDGE_SUBJECTS = [EVENTS.userFollowed.subject, EVENTS.userUnfollowed.subject] as const;
+/** A graph edge event, decoded (what the event consumer hands over). */
+export type GraphEdgeEvent =
+  | { readonly subject: typeof EVENTS.userFollowed.subject; readonly message: UserFollowed }
+  | { readonly subject: typeof EVENTS.userUnfollowed.subject; readonly message: UserUnfollowed };
+
+/** The events the repair consumer reads. */
+export const GRAPH_EDGE_EVENTS = [EVENTS.userFollowed, EVENTS.userUnfollowed] as const;
+
+/** Decodes an outbox row or a raw message of one of GRAPH_EDGE_EVENTS; undefined for another subject. Throws on a bad payload. */
+export function decodeGraphEdgeEvent(subject: string, payload: Uint8Array): GraphEdgeEvent | undefined {
+  if (subject === EVENTS.userFollowed.subject) return { subject, message: fromBinary(EVENTS.userFollowed.schema, payload) };
+  if (subject === EVENTS.userUnfollowed.subject) return { subject, message: fromBinary(EVENTS.userUnfollowed.schema, payload) };
+  return undefined;
+}
 
 /**
- * The edge version an event announces, or undefined for a subject that is not
- * a graph edge event or an event without a version (one written before
- * versions existed: nothing to apply, the sweep covers it).
- * Throws on a payload that does not decode.
+ * The edge version an event announces, or undefined for an event without one
+ * (written before versions existed: nothing to apply; the sweep covers it).
  */
-export function edgeVersionOfEvent(subject: string, payload: Uint8Array): EdgeVersion | undefined {
-  if (subject === EVENTS.userFollowed.subject) {
-    const e = fromBinary(EVENTS.userFollowed.schema, payload);
-    if (e.edgeVersion === 0n) return undefined;
-    return { followerId: e.followerId, followeeId: e.followeeId, active: true, version: e.edgeVersion, followTimeMicros: microsFromTimestamp(e.followTime) };
+export function edgeVersionOfEvent(event: GraphEdgeEvent): EdgeVersion | undefined {
+  const { followerId, followeeId, edgeVersion } = event.message;
+  if (edgeVersion === 0n) return undefined;
+  if (event.subject === EVENTS.userFollowed.subject) {
+    return { followerId, followeeId, active: true, version: edgeVersion, followTimeMicros: microsFromTimestamp(event.message.followTime) };
   }
-  if (subject === EVENTS.userUnfollowed.subject) {
-    const e = fromBinary(EVENTS.userUnfollowed.schema, payload);
-    if (e.edgeVersion === 0n) return undefined;
-    // The unfollow does not say when the follow it ends began; a removed row's
-    // follow time is never listed, so the unfollow time stands in.
-    return { followerId: e.followerId, followeeId: e.followeeId, active: false, version: e.edgeVersion, followTimeMicros: microsFromTimestamp(e.unfollowTime) };
-  }
-  return undefined;
+  // The unfollow does not say when the follow it ends began. The followee's
+  // side keeps its own follow time on an unfollow and uses this one only for
+  // a row it has never seen (never listed: it is removed).
+  return { followerId, followeeId, active: false, version: edgeVersion, followTimeMicros: microsFromTimestamp(event.message.unfollowTime) };
 }

@@ -9,7 +9,7 @@ import { Counter } from "prom-client";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import type { ShardRouter } from "../lib/shard/router.js";
-import { edgeVersionOfEvent } from "./events.js";
+import { edgeVersionOfEvent, type GraphEdgeEvent } from "./events.js";
 import { applyFolloweeSide, clearSyncPending, listSyncPending, readFollowerSide, type EdgeVersion } from "./store.js";
 
 export type RepairPath = "sync" | "consumer" | "sweep";
@@ -43,8 +43,8 @@ export interface EdgeRepair {
   reconcile(edge: EdgeVersion, path: RepairPath): Promise<"applied" | "current">;
   /** reconcile for the request path: a failure is logged and left to the consumer and the sweep. */
   syncAfterChange(edge: EdgeVersion): Promise<boolean>;
-  /** The consumer's handler: a graph event's payload. Idempotent; throws to have the message redelivered. */
-  handleEvent(subject: string, payload: Uint8Array): Promise<void>;
+  /** The consumer's handler for a graph edge event. Idempotent; throws to have the event redelivered. */
+  handleEvent(event: GraphEdgeEvent): Promise<void>;
   /** One pass over every shard's pending rows. */
   sweepOnce(): Promise<SweepResult>;
   /** Starts the periodic sweep (when sweepIntervalMs > 0). */
@@ -136,15 +136,8 @@ export function createEdgeRepair(opts: EdgeRepairOptions): EdgeRepair {
         return false;
       }
     },
-    async handleEvent(subject, payload) {
-      let edge: EdgeVersion | undefined;
-      try {
-        edge = edgeVersionOfEvent(subject, payload);
-      } catch (err) {
-        // Redelivering a payload that does not decode would never help; the sweep covers its edge.
-        log.error({ err, subject }, "graph event does not decode; skipped");
-        return;
-      }
+    async handleEvent(event) {
+      const edge = edgeVersionOfEvent(event);
       if (edge !== undefined) await reconcile(edge, "consumer");
     },
     sweepOnce,

@@ -4,10 +4,8 @@
 // transaction is repaired by the event consumer's handler or by the sweep, in
 // any order of delivery; keyset pages stay exact while the list changes.
 // Called directly (no processes): test/e2e/graph.test.ts goes through the gateway.
-import { fromBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UserFollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENTS } from "../../services/lib/events/subjects.js";
 import { createIdGenerator } from "../../services/lib/ids.js";
@@ -15,7 +13,7 @@ import { serviceInfraEnv } from "../../services/lib/launch.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
-import { announceEdgeChange } from "../../services/graph/events.js";
+import { announceEdgeChange, decodeGraphEdgeEvent, type GraphEdgeEvent } from "../../services/graph/events.js";
 import { createEdgeRepair, type EdgeRepair } from "../../services/graph/repair.js";
 import { listEdges, setFollowerSide, type EdgeListRow } from "../../services/graph/store.js";
 
@@ -103,17 +101,11 @@ async function activeFollowsRows(followerId: bigint): Promise<number> {
 }
 
 /** The graph events in the follower's outbox for this edge, in commit order. */
-async function outboxEvents(followerId: bigint, followeeId: bigint): Promise<Array<{ subject: string; payload: Uint8Array }>> {
+async function outboxEvents(followerId: bigint, followeeId: bigint): Promise<GraphEdgeEvent[]> {
   const rows = await router
     .primaryForUser(followerId)
     .query<{ subject: string; payload: Buffer }>("SELECT subject, payload FROM chirp.outbox WHERE user_id = ? ORDER BY id", [followerId]);
-  return rows
-    .map((r) => ({ subject: r.subject, payload: new Uint8Array(r.payload) }))
-    .filter((e) => {
-      // Both messages have follower_id = 1, followee_id = 2 on the wire.
-      const m = fromBinary(UserFollowedSchema, e.payload);
-      return m.followeeId === followeeId;
-    });
+  return rows.map((r) => decodeGraphEdgeEvent(r.subject, new Uint8Array(r.payload))!).filter((e) => e.message.followeeId === followeeId);
 }
 
 describe("follow and unfollow", () => {
@@ -133,7 +125,7 @@ describe("follow and unfollow", () => {
 
     const events = await outboxEvents(a, b);
     expect(events.map((e) => e.subject)).toEqual([EVENTS.userFollowed.subject, EVENTS.userUnfollowed.subject]);
-    expect(fromBinary(EVENTS.userUnfollowed.schema, events[1]!.payload).edgeVersion).toBe(2n);
+    expect(events.map((e) => e.message.edgeVersion)).toEqual([1n, 2n]);
   });
 
   it("unfollowing a never-followed user writes nothing", async () => {
@@ -188,8 +180,8 @@ describe("a crash between the follower's and the followee's transaction", () => 
     expect(await counts(b)).toEqual({ followers: 0, following: 0 });
 
     const [event] = await outboxEvents(a, b);
-    await repair.handleEvent(event!.subject, event!.payload);
-    await repair.handleEvent(event!.subject, event!.payload); // redelivered: no effect
+    await repair.handleEvent(event!);
+    await repair.handleEvent(event!); // redelivered: no effect
     expect(await sides(a, b)).toEqual({ follows: { state: 1, version: "1", sync_pending: 0 }, followers: { state: 1, version: "1" } });
     expect(await counts(b)).toEqual({ followers: 1, following: 0 });
   });
@@ -225,7 +217,7 @@ describe("a crash between the follower's and the followee's transaction", () => 
       const events = await outboxEvents(a, b);
       expect(events).toHaveLength(5);
       const delivered = order([0, 1, 2, 3, 4]);
-      for (const k of delivered) await repair.handleEvent(events[k]!.subject, events[k]!.payload);
+      for (const k of delivered) await repair.handleEvent(events[k]!);
       const newest = Math.max(...delivered);
       expect(await sides(a, b)).toEqual({
         follows: { state: 1, version: "5", sync_pending: newest === 4 ? 0 : 1 },
