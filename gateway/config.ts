@@ -1,4 +1,5 @@
-import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../services/lib/config.js";
+import { parsePublicKeys } from "../services/lib/auth/keys.js";
+import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../services/lib/config.js";
 import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../services/lib/mesh.js";
 import { meshAddresses } from "../services/lib/service-config.js";
 
@@ -12,12 +13,20 @@ export interface GatewayConfig {
   /** Deadline for a forwarded call when the client sets none. */
   readonly defaultTimeoutMs: number;
   readonly logLevel: LogLevel;
+  /**
+   * CHIRP_TOKEN_PUBLIC_KEYS: the Ed25519 public keys (PEM, one or more
+   * concatenated) that session tokens are verified with. Several during a key
+   * rotation: the new one before the user service signs with it, the old one
+   * until its tokens have expired.
+   */
+  readonly tokenPublicKeys: readonly string[];
 }
 
 export function loadGatewayConfig(env: Env): GatewayConfig {
   const read = new EnvReader(env);
   const backends = meshAddresses(read);
-  const config: GatewayConfig = {
+  const rawKeys = read.string("CHIRP_TOKEN_PUBLIC_KEYS");
+  const config: Omit<GatewayConfig, "tokenPublicKeys"> = {
     host: read.string("CHIRP_GATEWAY_HOST", "127.0.0.1"),
     port: read.port("CHIRP_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
     backends,
@@ -29,6 +38,21 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
     defaultTimeoutMs: read.int("CHIRP_GATEWAY_TIMEOUT_MS", 10_000, 1, 600_000),
     logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
   };
-  read.done();
-  return config;
+  const problems: string[] = [];
+  try {
+    read.done();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  let tokenPublicKeys: string[] = [];
+  if (rawKeys !== "") {
+    try {
+      tokenPublicKeys = parsePublicKeys(rawKeys);
+    } catch (err) {
+      problems.push(`CHIRP_TOKEN_PUBLIC_KEYS: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { ...config, tokenPublicKeys };
 }

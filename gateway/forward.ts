@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Transport } from "@connectrpc/connect";
+import { authenticateBearer } from "../services/lib/auth/bearer.js";
+import type { TokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
@@ -11,6 +13,8 @@ export interface ForwardOptions {
   readonly defaultTimeoutMs: number;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Checks bearer tokens; the caller it names travels to the mesh as x-chirp-caller-id. */
+  readonly verifier: TokenVerifier;
 }
 
 /**
@@ -30,13 +34,14 @@ export function forwardingImpl(service: DescService, methods: readonly string[],
 }
 
 function forwarder(method: DescMethod, options: ForwardOptions): unknown {
-  const { transport, log, metrics } = options;
+  const { transport, log, metrics, verifier } = options;
   switch (method.methodKind) {
     case "unary": {
       const unary = method as DescMethodUnary;
       return (request: unknown, ctx: HandlerContext) => {
         const header = meshHeaders(ctx);
         return observeCall(metrics, log, callInfo(method, header), async () => {
+          authenticate(ctx, header, verifier);
           const response = await transport.unary(unary, ctx.signal, timeoutMs(ctx, options), header, request as never);
           return response.message;
         });
@@ -47,9 +52,10 @@ function forwarder(method: DescMethod, options: ForwardOptions): unknown {
       return async function* (request: unknown, ctx: HandlerContext) {
         const header = meshHeaders(ctx);
         // A live stream has no deadline unless the client asked for one.
-        const response = await observeCall(metrics, log, callInfo(method, header), () =>
-          transport.stream(streaming, ctx.signal, ctx.timeoutMs(), header, once(request as never)),
-        );
+        const response = await observeCall(metrics, log, callInfo(method, header), () => {
+          authenticate(ctx, header, verifier);
+          return transport.stream(streaming, ctx.signal, ctx.timeoutMs(), header, once(request as never));
+        });
         yield* response.message;
       };
     }
@@ -63,11 +69,18 @@ function forwarder(method: DescMethod, options: ForwardOptions): unknown {
 function meshHeaders(ctx: HandlerContext): Headers {
   const requestId = validRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER)) ?? randomUUID();
   ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
-  const header = new Headers({ [REQUEST_ID_HEADER]: requestId });
-  // Caller identity is only ever set by the gateway from a verified token, never
-  // copied from the client (see auth in issue 4); an incoming one is dropped here.
-  header.delete(CALLER_ID_HEADER);
-  return header;
+  // A fresh set: nothing the client sent travels on, so a client-sent caller
+  // id never reaches the mesh; authenticate() alone sets one.
+  return new Headers({ [REQUEST_ID_HEADER]: requestId });
+}
+
+/**
+ * Sets the caller from a valid `Authorization: Bearer` token. No header is an
+ * anonymous call; a bad token is Unauthenticated on every RPC (bearer.ts).
+ */
+function authenticate(ctx: HandlerContext, header: Headers, verifier: TokenVerifier): void {
+  const caller = authenticateBearer(ctx.requestHeader.get("authorization"), verifier);
+  if (caller !== undefined) header.set(CALLER_ID_HEADER, caller);
 }
 
 // Client-chosen ids are echoed into logs: accept only short, plain tokens.

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { cors, type MethodImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createTokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
@@ -27,6 +28,7 @@ export interface Gateway {
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
   const shutdown = new AbortController();
+  const verifier = createTokenVerifier(config.tokenPublicKeys);
   const transports = PUBLIC_API.map(({ backend }) =>
     createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
   );
@@ -41,7 +43,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     routes(router) {
       PUBLIC_API.forEach(({ service, methods }, i) => {
         const transport = transports[i]!;
-        const impl = forwardingImpl(service, methods, { transport, defaultTimeoutMs: config.defaultTimeoutMs, log, metrics });
+        const impl = forwardingImpl(service, methods, { transport, defaultTimeoutMs: config.defaultTimeoutMs, log, metrics, verifier });
         for (const method of service.methods) {
           const handler = impl[method.localName];
           if (handler !== undefined) router.rpc(method as DescMethod, handler as MethodImpl<DescMethod>);

@@ -3,7 +3,8 @@
 // nats-server under .data/local; then every service and the gateway.
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
+import { TOKEN_KEY_FILE, resolveTokenKeys } from "../services/lib/auth/keys.js";
+import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
 import { ConfigError } from "../services/lib/config.js";
 import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
 import { SERVICE_NAMES } from "../services/lib/mesh.js";
@@ -51,11 +52,24 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 try {
   infra = await resolveInfra({ log: (line) => say(line) });
   writeInfraFile(infra);
+  // Session token signing key: kept with the data, so tokens outlive a
+  // restart and die with a wiped data dir. With every server given by URL
+  // there is no data dir in use, and it sits beside where one would be.
+  const keyFile = infra.dataDir === null ? join(DEFAULT_DATA_DIR, "..", TOKEN_KEY_FILE) : join(infra.dataDir, TOKEN_KEY_FILE);
+  const tokenKeys = (() => {
+    try {
+      return resolveTokenKeys(process.env, keyFile);
+    } catch (err) {
+      throw new ConfigError([`session token keys: ${(err as Error).message}`]);
+    }
+  })();
+  say(`session tokens signed with the key from ${tokenKeys.source}`);
   say("starting the topology manager, services and gateway...");
   mesh = await launchMesh({
     env: { ...process.env, ...serviceInfraEnv(infra) },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "default",
+    tokenKeys,
   });
 } catch (err) {
   if (err instanceof DataDirLockedError || err instanceof MissingBinaryError || err instanceof ConfigError) {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { generateTokenKeys } from "./auth/token.js";
 import { freePort } from "./cluster/ports.js";
 import type { InfraInfo } from "./cluster/types.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
@@ -23,6 +24,13 @@ export interface LaunchOptions {
    * started before the services; omitted: no manager.
    */
   readonly topologyEnv?: Env;
+  /**
+   * Session token keys: the user service gets the private key
+   * (CHIRP_TOKEN_PRIVATE_KEY), the gateway the public ones
+   * (CHIRP_TOKEN_PUBLIC_KEYS: several during a rotation). No other process
+   * sees either. Omitted: a fresh pair for this launch (tokens then die with it).
+   */
+  readonly tokenKeys?: { readonly privateKey: string; readonly publicKeys: readonly string[] };
 }
 
 export interface RunningService {
@@ -51,6 +59,7 @@ export interface Mesh {
  */
 export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
   const children: ChildProcess[] = [];
+  const keys = options.tokenKeys ?? ephemeralTokenKeys();
   const stopAll = async (): Promise<void> => {
     for (const child of [...children].reverse()) await stopChild(child);
   };
@@ -77,6 +86,7 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
       SERVICE_NAMES.map(async (name) => {
         const child = spawnEntry(`services/${name}/main.ts`, options, {
           ...addressEnv,
+          ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
           [envName.grpcPort(name)]: String(grpcPorts[name]),
           [envName.metricsPort(name)]: String(options.ports === "default" ? DEFAULT_PORTS[name].metrics : 0),
         });
@@ -88,6 +98,7 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     const services = Object.fromEntries(started.map((s) => [s.name, s])) as Record<ServiceName, RunningService>;
     const gateway = spawnEntry("gateway/main.ts", options, {
       ...addressEnv,
+      CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
       CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
     });
     children.push(gateway);
@@ -107,10 +118,21 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
   }
 }
 
+const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
+
+function ephemeralTokenKeys(): { privateKey: string; publicKeys: string[] } {
+  const pair = generateTokenKeys();
+  return { privateKey: pair.privateKey, publicKeys: [pair.publicKey] };
+}
+
 function spawnEntry(entry: string, options: LaunchOptions, extra: Record<string, string>): ChildProcess {
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env, ...extra };
+  // The signing key reaches the user service only (set in `extra`), even when
+  // the launcher's own environment carries one.
+  if (!(TOKEN_PRIVATE_KEY_ENV in extra)) delete env[TOKEN_PRIVATE_KEY_ENV];
   return spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env, ...extra },
+    env,
     // Own process group: a Ctrl-C reaches only the launcher, which then stops
     // the gateway before the services it calls. If the launcher dies, each
     // child sees its IPC channel close and shuts itself down.
