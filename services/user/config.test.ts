@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../lib/config.js";
+import { generateTokenKeys } from "../lib/auth/token.js";
+import { USER_DEFAULTS, loadUserConfig } from "./config.js";
+
+const key = generateTokenKeys().privateKey;
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadUserConfig(env);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+}
+
+describe("user service config", () => {
+  it("has OWASP-minimum argon2id and 7-day tokens by default", () => {
+    const config = loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key });
+    expect(config.passwordHash).toEqual({ memoryKib: 19456, timeCost: 2, parallelism: 1 });
+    expect(config.tokenTtlSeconds).toBe(604_800);
+    expect(config.claimGraceMs).toBe(USER_DEFAULTS.claimGraceMs);
+    expect(config.tokenPrivateKey).toBe(key);
+  });
+
+  it("takes the key with escaped newlines", () => {
+    expect(loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key.replace(/\n/g, "\\n") }).tokenPrivateKey).toBe(key);
+  });
+
+  it("lists every problem at once", () => {
+    const found = problems({ CHIRP_TOKEN_TTL_SECONDS: "0", CHIRP_USER_ARGON2_TIME_COST: "x" });
+    expect(found).toHaveLength(3);
+    expect(found.join("\n")).toContain("CHIRP_TOKEN_PRIVATE_KEY is required");
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: "not a key" })).toHaveLength(1);
+  });
+
+  it("refuses argon2id costs below OWASP's floor for the time cost, accepts its other rows", () => {
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "8192" })).toHaveLength(1);
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "19456", CHIRP_USER_ARGON2_TIME_COST: "1" })).toHaveLength(1);
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "47104", CHIRP_USER_ARGON2_TIME_COST: "1" })).toEqual([]);
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "9216", CHIRP_USER_ARGON2_TIME_COST: "4" })).toEqual([]);
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "7168", CHIRP_USER_ARGON2_TIME_COST: "8" })).toEqual([]);
+  });
+});

@@ -1,0 +1,79 @@
+// What the user service reads from its environment beyond every service's
+// settings (service-config.ts) and the database's (shard/config.ts).
+import { ConfigError, EnvReader, type Env } from "../lib/config.js";
+import { parsePrivateKey } from "../lib/auth/keys.js";
+
+export interface PasswordHashParams {
+  /** argon2id memory cost in KiB (m). */
+  readonly memoryKib: number;
+  /** Passes over memory (t). */
+  readonly timeCost: number;
+  /** Lanes (p). */
+  readonly parallelism: number;
+}
+
+export interface UserConfig {
+  /** CHIRP_TOKEN_PRIVATE_KEY: the Ed25519 key that signs session tokens (PEM). Only this service has it. */
+  readonly tokenPrivateKey: string;
+  /** CHIRP_TOKEN_TTL_SECONDS: how long a session token is valid. */
+  readonly tokenTtlSeconds: number;
+  /** CHIRP_USER_ARGON2_MEMORY_KIB, _TIME_COST, _PARALLELISM. */
+  readonly passwordHash: PasswordHashParams;
+  /** CHIRP_USER_CLAIM_GRACE_MS: how old a handle or email claim without its user row must be before a new sign-up may take it over. */
+  readonly claimGraceMs: number;
+}
+
+export const USER_DEFAULTS = {
+  tokenTtlSeconds: 7 * 24 * 3600,
+  // OWASP's first argon2id choice (Password Storage Cheat Sheet): m=19 MiB, t=2, p=1.
+  passwordHash: { memoryKib: 19 * 1024, timeCost: 2, parallelism: 1 },
+  claimGraceMs: 30_000,
+} as const;
+
+/**
+ * The least memory (KiB) OWASP accepts for each time cost with p=1; the
+ * configuration may go above, never below (t above 5 is held to t=5's floor).
+ */
+const OWASP_MIN_MEMORY_KIB: Readonly<Record<number, number>> = { 1: 47_104, 2: 19_456, 3: 12_288, 4: 9_216, 5: 7_168 };
+
+export function minimumMemoryKib(timeCost: number): number {
+  return OWASP_MIN_MEMORY_KIB[Math.min(timeCost, 5)] ?? Number.POSITIVE_INFINITY;
+}
+
+export function loadUserConfig(env: Env): UserConfig {
+  const read = new EnvReader(env);
+  const rawKey = read.string("CHIRP_TOKEN_PRIVATE_KEY");
+  const passwordHash: PasswordHashParams = {
+    memoryKib: read.int("CHIRP_USER_ARGON2_MEMORY_KIB", USER_DEFAULTS.passwordHash.memoryKib, 1024, 4 * 1024 * 1024),
+    timeCost: read.int("CHIRP_USER_ARGON2_TIME_COST", USER_DEFAULTS.passwordHash.timeCost, 1, 20),
+    parallelism: read.int("CHIRP_USER_ARGON2_PARALLELISM", USER_DEFAULTS.passwordHash.parallelism, 1, 16),
+  };
+  const config = {
+    tokenTtlSeconds: read.int("CHIRP_TOKEN_TTL_SECONDS", USER_DEFAULTS.tokenTtlSeconds, 60, 365 * 24 * 3600),
+    passwordHash,
+    claimGraceMs: read.int("CHIRP_USER_CLAIM_GRACE_MS", USER_DEFAULTS.claimGraceMs, 1000, 24 * 3600 * 1000),
+  };
+  const problems: string[] = [];
+  try {
+    read.done();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  let tokenPrivateKey = "";
+  if (rawKey !== "") {
+    try {
+      tokenPrivateKey = parsePrivateKey(rawKey);
+    } catch (err) {
+      problems.push(`CHIRP_TOKEN_PRIVATE_KEY: ${(err as Error).message}`);
+    }
+  }
+  const floor = minimumMemoryKib(passwordHash.timeCost);
+  if (passwordHash.memoryKib < floor) {
+    problems.push(
+      `CHIRP_USER_ARGON2_MEMORY_KIB must be at least ${floor} with CHIRP_USER_ARGON2_TIME_COST=${passwordHash.timeCost} (OWASP minimum for argon2id)`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { tokenPrivateKey, ...config };
+}

@@ -1,0 +1,290 @@
+// All SQL of the user service. Rows out, never proto messages.
+//
+// Where rows live (migrations 0001, 0005; shard-config/README.md):
+//   users         shard of hash(id)
+//   user_handles  shard of binary_md5(lower-cased handle)
+//   user_emails   shard of binary_md5(lower-cased email)
+// The two lookup rows are claims made before the user row exists; see
+// docs/architecture.md, "Accounts and sessions", for the protocol that keeps
+// them consistent without a cross-shard transaction.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
+import type { ShardInfo } from "../lib/cluster/types.js";
+import { appendOutbox } from "../lib/events/outbox.js";
+import { EVENTS } from "../lib/events/subjects.js";
+import type { IdGenerator } from "../lib/ids.js";
+import { ShardMap } from "../lib/shard/keyrange.js";
+import type { Queryable, ShardRouter } from "../lib/shard/router.js";
+import { binaryMd5Vindex, lowerAscii } from "../lib/shard/vindex.js";
+
+export interface UserRow {
+  readonly id: string;
+  readonly handle: string;
+  readonly display_name: string;
+  readonly bio: string;
+  readonly email: string;
+  readonly create_time: Date;
+  readonly follower_count: string;
+  readonly following_count: string;
+  readonly tweet_count: string;
+}
+
+export interface CredentialRow extends UserRow {
+  readonly password_hash: string;
+}
+
+/** A lookup row: a handle or an email, lower-cased, claimed for a user id. */
+export type ClaimKind = "handle" | "email";
+export interface ClaimKey {
+  readonly kind: ClaimKind;
+  /** The lower-cased handle or email (claimKey() makes it). */
+  readonly key: string;
+}
+
+export interface Claim {
+  readonly userId: string;
+  /** How long ago it was made (or taken over), by the shard's clock. */
+  readonly ageMs: number;
+}
+
+export interface NewUser {
+  readonly id: bigint;
+  readonly handle: string;
+  readonly displayName: string;
+  readonly email: string;
+  readonly passwordHash: string;
+  /** YYYY-MM-DD, or undefined. */
+  readonly birthDate: string | undefined;
+}
+
+/** A claim this sign-up made was taken over before its user row was written. */
+export class ClaimLostError extends Error {
+  override readonly name = "ClaimLostError";
+  constructor(readonly claim: ClaimKind) {
+    super(`${claim} claim lost`);
+  }
+}
+
+export type ReadMode = "reader" | "primary";
+
+const USER_COLUMNS = "id, handle, display_name, bio, email, create_time, follower_count, following_count, tweet_count";
+
+const TABLES: Readonly<Record<ClaimKind, { table: string; column: string }>> = {
+  handle: { table: "chirp.user_handles", column: "handle_lower" },
+  email: { table: "chirp.user_emails", column: "email_lower" },
+};
+
+/** The lookup key of a handle or an email: ASCII letters lower-cased (never locale-dependent). */
+export function claimKey(kind: ClaimKind, value: string): ClaimKey {
+  return { kind, key: lowerAscii(value) };
+}
+
+export interface UserStore {
+  /** Inserts the claim; when the key is taken, the existing claim instead. */
+  claim(c: ClaimKey, userId: bigint): Promise<"claimed" | Claim>;
+  /**
+   * Takes over a claim of `staleOwner` for `newOwner`, re-checking under the
+   * claim's row lock that it still belongs to `staleOwner`, is at least
+   * `graceMs` old, and that `staleOwner` has no user row. False if any fails.
+   */
+  takeOver(c: ClaimKey, staleOwner: string, newOwner: bigint, graceMs: number): Promise<boolean>;
+  /** Deletes the claim if it is still `userId`'s. */
+  release(c: ClaimKey, userId: bigint): Promise<void>;
+  /**
+   * Writes the user row and its UserCreated event in one transaction on the
+   * user's shard, while holding a shared lock on each of `claims` and having
+   * checked that each is still this user's (ClaimLostError otherwise). A
+   * takeover needs the exclusive lock, so it either runs before (and the
+   * check fails) or after the commit (and sees the user row).
+   */
+  createUser(user: NewUser, claims: readonly ClaimKey[], requestId: string | undefined): Promise<UserRow>;
+  userExists(userId: bigint | string): Promise<boolean>;
+  user(userId: bigint | string, mode: ReadMode): Promise<UserRow | undefined>;
+  /** From the primary: log-in must see a sign-up that has just returned. */
+  credentials(userId: bigint | string): Promise<CredentialRow | undefined>;
+  userIdByHandle(handle: string, mode: ReadMode): Promise<string | undefined>;
+  /** Sets last_login_time (and a re-hashed password when given). */
+  recordLogin(userId: bigint | string, newPasswordHash: string | undefined): Promise<void>;
+  /**
+   * Changes the fields given, in one transaction with a ProfileUpdated event
+   * (only when something changed). Undefined when there is no such user.
+   */
+  updateProfile(
+    userId: bigint,
+    change: { readonly displayName?: string | undefined; readonly bio?: string | undefined },
+    requestId: string | undefined,
+  ): Promise<UserRow | undefined>;
+  /**
+   * The users among `ids` that exist, one read per shard in parallel: the
+   * shard's reader, then its primary for ids the reader lacks (rows written
+   * within the replica lag bound). Any order.
+   */
+  usersByIds(ids: readonly bigint[]): Promise<UserRow[]>;
+}
+
+export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStore {
+  // The lookup tables are placed by binary_md5 of their key. The router knows
+  // handles (shardForHandle); the same map serves emails. Rebuilt when the
+  // topology's shard list changes (a new array then).
+  let cached: { shards: readonly ShardInfo[]; map: ShardMap<ShardInfo> } | undefined;
+  const claimShard = (c: ClaimKey): ShardInfo => {
+    if (c.kind === "handle") return router.shardForHandle(c.key);
+    const shards = router.shards();
+    if (cached?.shards !== shards) cached = { shards, map: new ShardMap(shards) };
+    return cached.map.shardFor(binaryMd5Vindex(c.key));
+  };
+
+  const readClaim = async (db: Queryable, c: ClaimKey, lock: "" | " FOR UPDATE" | " LOCK IN SHARE MODE"): Promise<Claim | undefined> => {
+    const { table, column } = TABLES[c.kind];
+    const rows = await db.query<{ user_id: string; age_ms: string | number }>(
+      `SELECT user_id, TIMESTAMPDIFF(MICROSECOND, create_time, NOW(6)) DIV 1000 AS age_ms FROM ${table} WHERE ${column} = ?${lock}`,
+      [c.key],
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : { userId: String(row.user_id), ageMs: Number(row.age_ms) };
+  };
+
+  const userExists = async (userId: bigint | string): Promise<boolean> =>
+    (await router.primaryForUser(userId).query("SELECT 1 AS one FROM chirp.users WHERE id = ?", [userId])).length > 0;
+
+  const user = async (userId: bigint | string, mode: ReadMode): Promise<UserRow | undefined> => {
+    const db = mode === "primary" ? router.primaryForUser(userId) : router.readerForUser(userId);
+    return (await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ?`, [userId]))[0];
+  };
+
+  const usersOn = async (db: Queryable, idsOnShard: readonly bigint[]): Promise<UserRow[]> => {
+    if (idsOnShard.length === 0) return [];
+    const marks = idsOnShard.map(() => "?").join(", ");
+    return db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id IN (${marks})`, idsOnShard);
+  };
+
+  return {
+    async claim(c, userId) {
+      const { table, column } = TABLES[c.kind];
+      const db = router.primary(claimShard(c));
+      // Twice at most: a claim can vanish between our insert and our read
+      // (a failed sign-up releasing it); after that, it counts as fresh.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await db.execute(`INSERT INTO ${table} (${column}, user_id) VALUES (?, ?)`, [c.key, userId]);
+          return "claimed";
+        } catch (err) {
+          if (!(err instanceof ConnectError) || err.code !== Code.AlreadyExists) throw err;
+        }
+        const existing = await readClaim(db, c, "");
+        if (existing !== undefined) return existing;
+        if (attempt > 0) return { userId: "0", ageMs: 0 };
+      }
+    },
+
+    async takeOver(c, staleOwner, newOwner, graceMs) {
+      const { table, column } = TABLES[c.kind];
+      return router.transaction(claimShard(c), async (tx) => {
+        const current = await readClaim(tx, c, " FOR UPDATE");
+        if (current === undefined || current.userId !== staleOwner || current.ageMs < graceMs) return false;
+        // Under the exclusive lock: the stale owner's createUser cannot be
+        // between its claim check and its commit now.
+        if (await userExists(staleOwner)) return false;
+        await tx.execute(`UPDATE ${table} SET user_id = ?, create_time = NOW(6) WHERE ${column} = ? AND user_id = ?`, [
+          newOwner,
+          c.key,
+          staleOwner,
+        ]);
+        return true;
+      });
+    },
+
+    async release(c, userId) {
+      const { table, column } = TABLES[c.kind];
+      await router.primary(claimShard(c)).execute(`DELETE FROM ${table} WHERE ${column} = ? AND user_id = ?`, [c.key, userId]);
+    },
+
+    async createUser(u, claims, requestId) {
+      const insert = (): Promise<UserRow> =>
+        router.transaction(router.shardForUser(u.id), async (tx) => {
+          await tx.execute(
+            "INSERT INTO chirp.users (id, handle, display_name, email, password_hash, birth_date) VALUES (?, ?, ?, ?, ?, ?)",
+            [u.id, u.handle, u.displayName, u.email, u.passwordHash, u.birthDate ?? null],
+          );
+          const row = (await tx.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ?`, [u.id]))[0];
+          if (row === undefined) throw new Error("inserted user row not found");
+          const message = create(UserCreatedSchema, {
+            userId: u.id,
+            handle: u.handle,
+            displayName: u.displayName,
+            createTime: timestampFromDate(row.create_time),
+          });
+          await appendOutbox(tx, ids, { type: EVENTS.userCreated, message, userId: u.id, requestId });
+          return row;
+        });
+      // Hold a shared lock on every claim (nested transactions, one per
+      // claim's shard) around the user's transaction.
+      const holding = (i: number): Promise<UserRow> => {
+        const c = claims[i];
+        if (c === undefined) return insert();
+        return router.transaction(claimShard(c), async (tx) => {
+          const current = await readClaim(tx, c, " LOCK IN SHARE MODE");
+          if (current?.userId !== String(u.id)) throw new ClaimLostError(c.kind);
+          return holding(i + 1);
+        });
+      };
+      return holding(0);
+    },
+
+    userExists,
+    user,
+
+    async credentials(userId) {
+      const rows = await router
+        .primaryForUser(userId)
+        .query<CredentialRow>(`SELECT ${USER_COLUMNS}, password_hash FROM chirp.users WHERE id = ?`, [userId]);
+      return rows[0];
+    },
+
+    async userIdByHandle(handle, mode) {
+      const key = lowerAscii(handle);
+      const db = mode === "primary" ? router.primaryForHandle(key) : router.readerForHandle(key);
+      const rows = await db.query<{ user_id: string }>("SELECT user_id FROM chirp.user_handles WHERE handle_lower = ?", [key]);
+      return rows[0] === undefined ? undefined : String(rows[0].user_id);
+    },
+
+    async recordLogin(userId, newPasswordHash) {
+      const db = router.primaryForUser(userId);
+      if (newPasswordHash === undefined) {
+        await db.execute("UPDATE chirp.users SET last_login_time = NOW(6) WHERE id = ?", [userId]);
+      } else {
+        await db.execute("UPDATE chirp.users SET last_login_time = NOW(6), password_hash = ? WHERE id = ?", [newPasswordHash, userId]);
+      }
+    },
+
+    async updateProfile(userId, change, requestId) {
+      return router.transaction(router.shardForUser(userId), async (tx) => {
+        const before = (await tx.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ? FOR UPDATE`, [userId]))[0];
+        if (before === undefined) return undefined;
+        const displayName = change.displayName ?? before.display_name;
+        const bio = change.bio ?? before.bio;
+        if (displayName === before.display_name && bio === before.bio) return before;
+        await tx.execute("UPDATE chirp.users SET display_name = ?, bio = ? WHERE id = ?", [displayName, bio, userId]);
+        const message = create(ProfileUpdatedSchema, { userId, displayName, bio, updateTime: timestampFromDate(new Date()) });
+        await appendOutbox(tx, ids, { type: EVENTS.profileUpdated, message, userId, requestId });
+        return { ...before, display_name: displayName, bio };
+      });
+    },
+
+    async usersByIds(wanted) {
+      return router.scatter(
+        wanted,
+        (id) => router.shardForUser(id),
+        async (shard, onShard) => {
+          const found = await usersOn(router.reader(shard), onShard);
+          if (found.length === onShard.length) return found;
+          const seen = new Set(found.map((r) => String(r.id)));
+          const missing = onShard.filter((id) => !seen.has(String(id)));
+          return [...found, ...(await usersOn(router.primary(shard), missing))];
+        },
+      );
+    },
+  };
+}
