@@ -70,6 +70,12 @@ export interface RunningInfra extends InfraInfo {
    * it its role. Stops it first if it still runs.
    */
   restartMysqlMember(name: string): Promise<ClusterProcess>;
+  /**
+   * Starts the local nats-server again on its old port with its JetStream
+   * store (after a kill in a test), so clients reconnect to the same URL.
+   * Stops it first if it still runs.
+   */
+  restartNats(): Promise<ClusterProcess>;
   readonly migrations: MigrateResult;
   /** The plain, serialisable part (what JSON.stringify gives). */
   toJSON(): InfraInfo;
@@ -207,6 +213,14 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
         if (!localMysql) throw new Error("MySQL is not local: nothing to restart");
         const m = await localMysql.restartMember(name);
         return { name: m.spec.name, pid: m.proc.pid };
+      },
+      restartNats: async () => {
+        const old = nats;
+        if (old === undefined || dataDir === null) throw new Error("NATS is not local: nothing to restart");
+        await old.proc.stop();
+        const port = Number(new URL(old.url).port);
+        nats = await startNats({ binary: findBinary("nats-server", { path: env["PATH"] }), dir: join(dataDir, "nats"), log, reaper, port });
+        return { name: "nats", pid: nats.proc.pid };
       },
       migrations,
       toJSON: () => structuredClone(info),

@@ -16,12 +16,14 @@ export async function startNats(opts: {
   dir: string;
   log: ClusterLog;
   reaper?: Reaper | undefined;
+  /** A restart: the old client port (clients reconnect to the same URL); default a free one. */
+  port?: number | undefined;
 }): Promise<RunningNats> {
   await mkdir(opts.dir, { recursive: true });
   const pidFile = join(opts.dir, "nats.pid");
   await reapOrphan(pidFile, opts.dir, opts.log);
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const monitorPort = await freePort();
     opts.log(`starting nats on 127.0.0.1:${port} (monitor ${monitorPort})...`);
     const logPath = join(opts.dir, "nats.log");
@@ -49,7 +51,7 @@ export async function startNats(opts: {
       return { url: `nats://127.0.0.1:${port}`, monitorUrl, proc };
     } catch (err) {
       await proc.stop();
-      if (attempt < 3 && isAddressInUse(err)) continue;
+      if (attempt < 3 && isAddressInUse(err) && opts.port === undefined) continue;
       throw err;
     }
   }
