@@ -1,3 +1,5 @@
+import { createEventBus, type EventBus } from "./events/bus.js";
+import { loadBusConfig, type BusConfig } from "./events/config.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
 import { createMeshClients, type MeshClients } from "./rpc/mesh-clients.js";
 import type { BaseContext } from "./service-main.js";
@@ -15,6 +17,11 @@ export interface ServiceContext extends BaseContext {
   readonly router: ShardRouter;
   /** The topology watch and its NATS connection (absent when NATS_URL is not set). */
   readonly topologyFollower: TopologyFollower | undefined;
+  /**
+   * The event bus (NATS JetStream: the event stream, durable consumers),
+   * connecting in the background; absent when NATS_URL is not set.
+   */
+  readonly bus: EventBus | undefined;
   /** Snowflake ids minted by this process (worker CHIRP_WORKER_ID). */
   readonly ids: IdGenerator;
   /** Clients for the other services, connected on first use. */
@@ -26,10 +33,11 @@ export interface ServiceContext extends BaseContext {
  * `db` defaults to what the environment says (MYSQL_URL_<RS>, NATS_URL,
  * CHIRP_DB_*: see shard/config.ts). Neither MySQL nor NATS needs to be up:
  * pools connect on first use, and the topology watch attaches whenever NATS
- * answers.
+ * answers. `events` defaults to NATS_URL and CHIRP_EVENTS_* (events/config.ts).
  */
-export async function createServiceContext(base: BaseContext, db?: DbConfig): Promise<ServiceContext> {
+export async function createServiceContext(base: BaseContext, db?: DbConfig, events?: BusConfig): Promise<ServiceContext> {
   const config = db ?? loadDbConfig(base.env);
+  const busConfig = events ?? loadBusConfig(base.env);
   const log = base.log.child({ component: "shard-router" });
   const router = await createShardRouter({
     topology: config.topology,
@@ -47,16 +55,23 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig): Pr
   if (config.natsUrl === undefined) log.warn("NATS_URL not set: the shard topology will not follow failovers");
   else follower = followTopologyOverNats({ servers: config.natsUrl, router, log, name: `chirp-${base.config.name}` });
 
+  const bus =
+    busConfig.natsUrl === undefined
+      ? undefined
+      : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log: base.log, name: `chirp-${base.config.name}` });
+
   const clients = createMeshClients(base.config.addresses, base.metrics);
   return {
     ...base,
     router,
     topologyFollower: follower,
+    bus,
     ids: createIdGenerator(base.config.workerId),
     clients,
-    // Reverse order of opening: clients, the watch (and NATS), then the pools.
+    // Reverse order of opening: clients, the bus, the watch (and its NATS), then the pools.
     close: async () => {
       clients.close();
+      await bus?.close();
       await follower?.close();
       await router.close();
     },
