@@ -1,0 +1,385 @@
+// Durable pull consumers of the event stream, for services.
+//
+//   const consumer = consume({
+//     bus: ctx.bus, durable: "graph-repair", log: ctx.log, metrics: ctx.metrics,
+//     subjects: [EVENTS.userFollowed, EVENTS.userUnfollowed],
+//     handler: async (event) => {
+//       switch (event.subject) {
+//         case EVENTS.userFollowed.subject: await repair(event.message.followerId, event.message.followeeId); break;
+//         case EVENTS.userUnfollowed.subject: ...
+//       }
+//     },
+//   });
+//   ...
+//   await consumer.stop();   // before the bus closes
+//
+// Delivery is at least once. A handler that returns acks the event; one that
+// throws gets it again after a back-off (a delayed nak), up to maxDeliver
+// deliveries, after which the event is dead-lettered: an error log line
+// naming the durable, subject, event id and stream sequence (the event stays
+// in the stream for its max age, to be replayed by hand). So HANDLERS MUST BE
+// IDEMPOTENT: the same event can arrive again after a redelivery, a crash
+// before the ack, or a relay that re-published it after the duplicate window.
+//
+// nats-server 2.9 allows one filter subject per consumer. One consumer covers
+// every subject asked for, filtering on their common pattern
+// (`chirp.graph.v1.*` for two graph events) and acking without a call the
+// events the handler did not ask for. That keeps one position and the
+// stream's order across those subjects. With concurrency 1 events are handled
+// in stream order, except that a retried event is handled after the ones
+// behind it; with more, handlers run in parallel and finish in any order.
+import { fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  ReplayPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { nanos, type Subscription } from "@nats-io/transport-node";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import type { EventBus } from "./bus.js";
+import { eventMetrics } from "./metrics.js";
+import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
+import { backoffMs, sleep } from "./sleep.js";
+import { EVENTS } from "./subjects.js";
+
+export type EventName = keyof typeof EVENTS;
+/** An entry of EVENTS: a subject and its schema. */
+export type EventEntry = (typeof EVENTS)[EventName];
+
+/** What a handler gets. Switch on `subject` (or compare `type`) to narrow `message`. */
+export type ConsumedEvent<T extends EventEntry = EventEntry> = T extends EventEntry
+  ? {
+      /** The EVENTS entry of this event. */
+      readonly type: T;
+      readonly subject: T["subject"];
+      /** The payload, decoded with the entry's schema. */
+      readonly message: MessageShape<T["schema"]>;
+      /** The payload as published (binary protobuf). */
+      readonly payload: Uint8Array;
+      /** The outbox row's Snowflake event id (decimal); the same on every redelivery. */
+      readonly eventId: string;
+      /** The user whose change this announces. */
+      readonly userId: string | undefined;
+      /** The x-request-id of the request that wrote it, when it had one. */
+      readonly requestId: string | undefined;
+      readonly headers: Readonly<Record<string, string>>;
+      /** 0 on the first delivery. */
+      readonly redeliveryCount: number;
+      readonly streamSequence: number;
+      /** When JetStream stored it. */
+      readonly publishTime: Date;
+    }
+  : never;
+
+/** Thrown by a handler for an event that can never succeed: dead-lettered at once, not retried. */
+export class UnprocessableEventError extends Error {
+  override readonly name = "UnprocessableEventError";
+}
+
+export class ConsumerConfigError extends Error {
+  override readonly name = "ConsumerConfigError";
+}
+
+export interface ConsumeOptions<T extends EventEntry> {
+  readonly bus: EventBus;
+  /** The consumer's durable name: its position survives restarts and is shared by every instance of the service. */
+  readonly durable: string;
+  /** Entries of EVENTS to receive. */
+  readonly subjects: readonly T[];
+  /** Must be idempotent (see the module comment). Resolve to ack; throw to retry. */
+  readonly handler: (event: ConsumedEvent<T>) => Promise<void>;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Handlers running at once in this process; default 8. */
+  readonly concurrency?: number;
+  /** Deliveries before an event is dead-lettered; default 10. */
+  readonly maxDeliver?: number;
+  /** Redelivery after this long without an ack (a crashed process); default 30 000 ms. Long handlers are kept alive with in-progress acks. */
+  readonly ackWaitMs?: number;
+  /** Retry delay after a handler error: from min, doubling per delivery, up to max (defaults 1000, 60 000 ms). */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /** Unacked events across all instances before the server holds back more; default 1000. */
+  readonly maxAckPending?: number;
+  /** Where a consumer created now starts: every retained event ("all", default) or only new ones. */
+  readonly deliverPolicy?: "all" | "new";
+  /** How long stop() waits for running handlers; default 10 000 ms. */
+  readonly drainTimeoutMs?: number;
+}
+
+export interface EventConsumer {
+  readonly durable: string;
+  /** The consumer's filter subject (see the module comment). */
+  readonly filterSubject: string;
+  /** Resolves once messages are being pulled (tests, readiness). */
+  started(): Promise<void>;
+  /**
+   * Stops pulling, hands back events not yet started (nak, so another
+   * instance gets them at once), waits for running handlers (bounded by
+   * drainTimeoutMs) and flushes their acks.
+   */
+  stop(): Promise<void>;
+}
+
+const DURABLE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventConsumer {
+  if (!DURABLE_NAME.test(opts.durable)) throw new ConsumerConfigError("durable name: letters, digits, - and _ only (at most 64)");
+  if (opts.subjects.length === 0) throw new ConsumerConfigError("no subjects to consume");
+  const concurrency = positive(opts.concurrency ?? 8, "concurrency");
+  const maxDeliver = positive(opts.maxDeliver ?? 10, "maxDeliver");
+  const ackWaitMs = positive(opts.ackWaitMs ?? 30_000, "ackWaitMs");
+  const retryMinMs = opts.retryMinMs ?? 1000;
+  const retryMaxMs = opts.retryMaxMs ?? 60_000;
+  const drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
+  const { bus, durable } = opts;
+  const bySubject = new Map<string, EventEntry>(opts.subjects.map((t) => [t.subject, t]));
+  const filterSubject = filterSubjectFor([...bySubject.keys()]);
+  const log = opts.log.child({ component: "event-consumer", durable });
+  const m = opts.metrics === undefined ? undefined : eventMetrics(opts.metrics.registry);
+  const config: Partial<ConsumerConfig> & { durable_name: string } = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: opts.deliverPolicy === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    filter_subject: filterSubject,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: maxDeliver,
+    max_ack_pending: opts.maxAckPending ?? 1000,
+  };
+
+  const stopping = new AbortController();
+  const inflight = new Set<Promise<void>>();
+  let messages: ConsumerMessages | undefined;
+  let advisories: Subscription | undefined;
+  let markStarted!: () => void;
+  const startedP = new Promise<void>((resolve) => (markStarted = resolve));
+  const slots = createSlots(concurrency);
+
+  const deadLetter = (msg: JsMsg, event: { subject: string; eventId: string | undefined }, err: unknown, why: string): void => {
+    // No reason on the TERM: nats-server 2.9 only understands a bare one (2.10.4 added reasons).
+    msg.term();
+    m?.consumed.inc({ durable, subject: event.subject, result: "dead_letter" });
+    log.error(
+      { err, subject: event.subject, event_id: event.eventId, stream_seq: msg.seq, deliveries: msg.info.deliveryCount, why },
+      "event dead-lettered",
+    );
+  };
+
+  const handle = async (msg: JsMsg): Promise<void> => {
+    const type = bySubject.get(msg.subject);
+    const hdrs = headersOf(msg);
+    const eventId = hdrs[EVENT_ID_HEADER] ?? hdrs["Nats-Msg-Id"];
+    if (type === undefined) {
+      // Under the filter but not asked for (a sibling subject, or an event type newer than this code).
+      msg.ack();
+      m?.consumed.inc({ durable, subject: msg.subject, result: "skipped" });
+      return;
+    }
+    let message: MessageShape<EventEntry["schema"]>;
+    try {
+      message = fromBinary(type.schema, msg.data);
+    } catch (err) {
+      deadLetter(msg, { subject: msg.subject, eventId }, err, "payload does not decode");
+      return;
+    }
+    const event = {
+      type,
+      subject: type.subject,
+      message,
+      payload: msg.data,
+      eventId: eventId ?? "",
+      userId: hdrs[USER_ID_HEADER],
+      requestId: hdrs[REQUEST_ID_HEADER],
+      headers: hdrs,
+      redeliveryCount: Math.max(0, msg.info.deliveryCount - 1),
+      streamSequence: msg.seq,
+      publishTime: msg.time,
+    } as unknown as ConsumedEvent<T>;
+
+    // A long handler tells the server it is still working, so ack_wait does not redeliver it meanwhile.
+    const keepAlive = setInterval(() => msg.working(), Math.max(500, Math.floor(ackWaitMs / 2)));
+    const started = performance.now();
+    try {
+      await opts.handler(event);
+      msg.ack();
+      m?.consumed.inc({ durable, subject: type.subject, result: "ok" });
+    } catch (err) {
+      const deliveries = msg.info.deliveryCount;
+      if (err instanceof UnprocessableEventError) {
+        deadLetter(msg, { subject: type.subject, eventId }, err, "handler refused it");
+      } else if (deliveries >= maxDeliver) {
+        deadLetter(msg, { subject: type.subject, eventId }, err, `handler failed ${deliveries} times`);
+      } else {
+        const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(deliveries - 1, 20));
+        const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+        msg.nak(delay);
+        m?.consumed.inc({ durable, subject: type.subject, result: "retry" });
+        log.warn({ err, subject: type.subject, event_id: eventId, deliveries, retry_in_ms: delay }, "event handler failed; will retry");
+      }
+    } finally {
+      clearInterval(keepAlive);
+      m?.handlerDuration.observe({ durable, subject: type.subject }, (performance.now() - started) / 1000);
+    }
+  };
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stopping.signal.aborted) {
+      try {
+        const conn = await bus.ready(stopping.signal);
+        await ensureConsumer(conn.jsm, bus.stream, config);
+        advisories?.unsubscribe();
+        // Deliveries exhausted by ack_wait expiries (a handler that hung, or processes that died) never reach handle().
+        advisories = conn.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${bus.stream}.${durable}`, {
+          callback: (_err, adv) => {
+            let body: { stream_seq?: number; deliveries?: number } = {};
+            try {
+              body = adv.json();
+            } catch {
+              // an unreadable advisory still says something was dead-lettered
+            }
+            m?.consumed.inc({ durable, subject: filterSubject, result: "dead_letter" });
+            log.error({ stream_seq: body.stream_seq, deliveries: body.deliveries }, "event dead-lettered: no ack within ack_wait on its last delivery");
+          },
+        });
+        const consumer = await conn.js.consumers.get(bus.stream, durable);
+        messages = await consumer.consume({ max_messages: concurrency });
+        if (stopping.signal.aborted) await messages.close();
+        failures = 0;
+        markStarted();
+        log.info({ filter: filterSubject, stream: bus.stream }, "consuming events");
+        for await (const msg of messages) {
+          if (stopping.signal.aborted) {
+            msg.nak();
+            continue;
+          }
+          await slots.acquire();
+          if (stopping.signal.aborted) {
+            slots.release();
+            msg.nak();
+            continue;
+          }
+          const p = handle(msg)
+            .catch((err: unknown) => log.error({ err }, "event handling failed unexpectedly"))
+            .finally(() => {
+              slots.release();
+              inflight.delete(p);
+            });
+          inflight.add(p);
+        }
+        // The iterator ends when we stop it or the connection closes for good (then: a new one).
+      } catch (err) {
+        if (stopping.signal.aborted) break;
+        failures++;
+        const fatal = err instanceof ConsumerConfigError;
+        if (failures === 1 || fatal) log[fatal ? "error" : "warn"]({ err }, "event consumer cannot start; retrying");
+        await sleep(fatal ? 30_000 : backoffMs(failures - 1, 250, 10_000), stopping.signal);
+      }
+    }
+  })();
+
+  return {
+    durable,
+    filterSubject,
+    started: () => startedP,
+    stop: async () => {
+      if (stopping.signal.aborted) return;
+      stopping.abort();
+      await messages?.close().catch(() => {});
+      await loop;
+      const drained = Promise.allSettled([...inflight]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (late) log.warn({ running: inflight.size }, "event handlers still running at stop; their events will be redelivered");
+      advisories?.unsubscribe();
+      // Acks are plain publishes: make sure they left before the caller closes the bus.
+      await bus.current()?.nc.flush().catch(() => {});
+    },
+  };
+}
+
+/**
+ * The one filter subject that covers `subjects`: the subject itself, or
+ * their common pattern token by token (`*` where they differ).
+ */
+export function filterSubjectFor(subjects: readonly string[]): string {
+  const split = subjects.map((s) => s.split("."));
+  const first = split[0];
+  if (first === undefined) throw new ConsumerConfigError("no subjects to consume");
+  if (split.some((t) => t.length !== first.length)) return ">";
+  return first.map((token, i) => (split.every((t) => t[i] === token) ? token : "*")).join(".");
+}
+
+async function ensureConsumer(jsm: JetStreamManager, stream: string, want: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  let have: ConsumerConfig;
+  try {
+    have = (await jsm.consumers.info(stream, want.durable_name)).config;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    try {
+      await jsm.consumers.add(stream, want);
+      return;
+    } catch (addErr) {
+      // Another instance created it first.
+      if (!(addErr instanceof JetStreamApiError)) throw addErr;
+      have = (await jsm.consumers.info(stream, want.durable_name)).config;
+    }
+  }
+  if ((have.filter_subject ?? "") !== want.filter_subject) {
+    // nats-server 2.9 cannot change a consumer's filter; deleting it would lose its position.
+    throw new ConsumerConfigError(
+      `durable ${want.durable_name} filters ${have.filter_subject ?? "(nothing)"}, this code wants ${want.filter_subject}: use a new durable name`,
+    );
+  }
+  if (have.ack_wait !== want.ack_wait || have.max_deliver !== want.max_deliver || have.max_ack_pending !== want.max_ack_pending) {
+    await jsm.consumers.update(stream, want.durable_name, {
+      ack_wait: want.ack_wait!,
+      max_deliver: want.max_deliver!,
+      max_ack_pending: want.max_ack_pending!,
+    });
+  }
+}
+
+function headersOf(msg: JsMsg): Record<string, string> {
+  const out: Record<string, string> = {};
+  const h = msg.headers;
+  if (h === undefined) return out;
+  for (const k of h.keys()) out[k] = h.get(k);
+  return out;
+}
+
+function positive(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new ConsumerConfigError(`${name} must be a positive integer`);
+  return n;
+}
+
+function createSlots(size: number): { acquire(): Promise<void>; release(): void } {
+  let free = size;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire: () => {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    release: () => {
+      const next = waiting.shift();
+      if (next !== undefined) next();
+      else free++;
+    },
+  };
+}
