@@ -12,6 +12,7 @@ import { callerOf, requireCaller } from "../lib/auth/caller.js";
 import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
 import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import type { GraphContext } from "./context.js";
+import { createKeyedQueue } from "./edge-queue.js";
 import { announceEdgeChange } from "./events.js";
 import { decodePageToken, encodePageToken, type ListKind } from "./page-token.js";
 import { listEdges, setFollowerSide, userExists } from "./store.js";
@@ -20,6 +21,7 @@ const DEFAULT_PAGE_SIZE = 20;
 
 /** GraphService handlers: validate, call the store, shape the response. */
 export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphService>> {
+  const edgeQueue = createKeyedQueue();
   /**
    * Follow and Unfollow: the follower's side first, with its event, in one
    * transaction; then the followee's side, at once. If the second step fails
@@ -31,8 +33,12 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     if (targetId === callerId) throw new ConnectError(active ? "cannot follow yourself" : "cannot unfollow yourself", Code.InvalidArgument);
     if (!(await userExists(ctx.router, targetId))) throw new ConnectError("user not found", Code.NotFound);
     const requestId = hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
-    const change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
-    if (change.edge !== undefined && change.syncPending) await ctx.repair.syncAfterChange(change.edge);
+    await edgeQueue.run(`${callerId}:${targetId}`, async () => {
+      // A caller that gave up while queued gets nothing done behind its back.
+      hctx.signal.throwIfAborted();
+      const change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
+      if (change.edge !== undefined && change.syncPending) await ctx.repair.syncAfterChange(change.edge);
+    });
   };
 
   const list = async (kind: ListKind, req: { userId: bigint; pageSize: number; pageToken: string }, hctx: HandlerContext) => {
