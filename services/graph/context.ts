@@ -1,6 +1,8 @@
+import { consume, type EventConsumer } from "../lib/events/consumer.js";
 import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
 import type { BaseContext } from "../lib/service-main.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
+import { GRAPH_EDGE_EVENTS } from "./events.js";
 import { createEdgeRepair, type EdgeRepair } from "./repair.js";
 
 /** The shared service context plus the graph's repair of one-sided edges. */
@@ -9,24 +11,42 @@ export interface GraphContext extends ServiceContext {
   readonly repair: EdgeRepair;
 }
 
+/** The durable consumer's name: its position is shared by every graph instance and survives restarts. */
+export const EDGE_REPAIR_DURABLE = "graph-edge-repair";
+
 export async function createGraphContext(base: BaseContext): Promise<GraphContext> {
   const graph = loadGraphConfig(base.env);
   const ctx = await createServiceContext(base);
+  const log = base.log.child({ component: "edge-repair" });
   const repair = createEdgeRepair({
     router: ctx.router,
-    log: base.log.child({ component: "edge-repair" }),
+    log,
     metrics: base.metrics,
     sweepIntervalMs: graph.sweepIntervalMs,
     sweepGraceMs: graph.sweepGraceMs,
     sweepBatch: graph.sweepBatch,
   });
   repair.start();
+  // Without NATS the sweep alone repairs; events wait in the outbox.
+  let consumer: EventConsumer | undefined;
+  if (ctx.bus === undefined) log.warn("NATS_URL not set: one-sided edges are repaired by the sweep only");
+  else {
+    consumer = consume({
+      bus: ctx.bus,
+      durable: EDGE_REPAIR_DURABLE,
+      subjects: GRAPH_EDGE_EVENTS,
+      handler: (event) => repair.handleEvent(event),
+      log,
+      metrics: base.metrics,
+    });
+  }
   return {
     ...ctx,
     graph,
     repair,
-    // Reverse order of opening: the sweep before the pools it uses.
+    // Reverse order of opening: the consumer (before the bus), the sweep, then the shared context.
     close: async () => {
+      await consumer?.stop();
       await repair.close();
       await ctx.close();
     },
