@@ -402,6 +402,16 @@ describe("outbox relay", () => {
     const msgs = await awaitPublished(stranded.map((x) => x.eventId), from, 30_000);
     expect(msgs).toHaveLength(stranded.length);
   });
+  it("creates the stream again when a server lost it, and publishes into it", async () => {
+    await newRelay({ bucket: freshBucket() });
+    const before = await appendTweetEvent(users[3]!);
+    await awaitPublished([before.eventId], (await lastSeq()));
+    await jsm.streams.delete(EVENT_STREAM);
+    const after = await Promise.all(users.slice(0, 8).map((u) => appendTweetEvent(u)));
+    const msgs = await awaitPublished(after.map((x) => x.eventId), 1);
+    expect(msgs).toHaveLength(after.length);
+    expect((await jsm.streams.info(EVENT_STREAM)).config.duplicate_window).toBe(BUS_DEFAULTS.duplicateWindowMs * 1_000_000);
+  });
 });
 
 describe("consumer helper", () => {

@@ -336,7 +336,7 @@ class ShardWorker {
 }
 
 function isNoStream(err: unknown): boolean {
-  // JetStream answers a publish no stream listens to with "no responders" (503).
-  const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
-  return e?.name === "NoRespondersError" || e?.code === "503" || (typeof e?.message === "string" && e.message.includes("no responders"));
+  // A publish no stream listens to gets "no responders", which nats.js reports
+  // as JetStreamNotEnabled (a class its public entry point does not export).
+  return (err as { name?: unknown } | null)?.name === "JetStreamNotEnabled";
 }
