@@ -85,9 +85,10 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
     async logIn(req) {
       // Primary reads: a log-in right after sign-up must find the account.
       const userId = await store.userIdByHandle(req.handle, "primary");
-      const row = userId === undefined ? undefined : await store.credentials(userId);
-      // Always one argon2 verification (a dummy one without an account), so
-      // neither the answer nor its timing tells whether the handle exists.
+      // The same reads and one argon2 verification (a dummy one without an
+      // account) either way, so neither the answer nor its timing tells
+      // whether the handle exists. No user has id 0.
+      const row = await store.credentials(userId ?? "0");
       const ok = await passwords.verify(row?.password_hash, req.password);
       if (row === undefined || !ok) throw new ConnectError(LOGIN_FAILED, Code.Unauthenticated);
       const rehash = passwords.needsRehash(row.password_hash) ? await passwords.hash(req.password) : undefined;
