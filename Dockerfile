@@ -4,15 +4,25 @@
 #
 # TypeScript runs through tsx, which is a runtime dependency, so the image
 # carries runtime dependencies only: no compiler, no buf, no test runner.
-FROM node:20-bookworm-slim
-
-ENV NODE_ENV=production
+# argon2 (password hashing) compiles its native addon at install time: the
+# binary it ships needs a newer N-API than Node 20 has. The toolchain stays in
+# the build stage; the image gets only the built node_modules.
+FROM node:20-bookworm-slim AS deps
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-
 # Dependencies first, so a source change does not reinstall them.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
+
+FROM node:20-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules node_modules/
+COPY package.json package-lock.json ./
 
 # Runtime sources only (see .dockerignore for what stays out: tests, protos,
 # benchmarks). Owned by root and read-only for the `node` user that runs them.
@@ -26,6 +36,10 @@ COPY scripts/ scripts/
 # In a container every listener must be reachable from the other containers.
 ENV CHIRP_BIND_HOST=0.0.0.0 \
     CHIRP_GATEWAY_HOST=0.0.0.0
+
+# Mount point of the token key volume (docker-compose `keys` job), owned by
+# the user that writes the key there.
+RUN mkdir /keys && chown node:node /keys
 
 USER node
 

@@ -24,7 +24,7 @@ describe.skipIf(!hasDockerCompose())("docker-compose.yml", () => {
   it("defines every service of the mesh, the gateway and the infrastructure", async () => {
     const { stdout } = await run("docker-compose", ["config", "--services"]);
     const services = stdout.trim().split("\n");
-    for (const name of ["user", "graph", "tweet", "timeline", "search", "media", "gateway", "redis", "nats", "migrate", "rs0-a", "rs0-b", "rs1-a", "rs1-b"]) {
+    for (const name of ["user", "graph", "tweet", "timeline", "search", "media", "gateway", "redis", "nats", "migrate", "keys", "topology", "rs0-a", "rs0-b", "rs1-a", "rs1-b"]) {
       expect(services).toContain(name);
     }
   });
