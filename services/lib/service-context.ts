@@ -1,6 +1,8 @@
+import type { Redis } from "ioredis";
 import { createEventBus, type EventBus } from "./events/bus.js";
 import { loadBusConfig, type BusConfig } from "./events/config.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
+import { createRedis, loadRedisConfig } from "./redis.js";
 import { createMeshClients, type MeshClients } from "./rpc/mesh-clients.js";
 import type { BaseContext } from "./service-main.js";
 import { loadDbConfig, type DbConfig } from "./shard/config.js";
@@ -22,6 +24,8 @@ export interface ServiceContext extends BaseContext {
    * connecting in the background; absent when NATS_URL is not set.
    */
   readonly bus: EventBus | undefined;
+  /** Redis (caches, timelines, trends), when REDIS_URL is set. Commands fail fast while it is away. */
+  readonly redis: Redis | undefined;
   /** Snowflake ids minted by this process (worker CHIRP_WORKER_ID). */
   readonly ids: IdGenerator;
   /** Clients for the other services, connected on first use. */
@@ -60,17 +64,23 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
       ? undefined
       : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log: base.log, name: `chirp-${base.config.name}` });
 
+  const redisConfig = loadRedisConfig(base.env);
+  const redis =
+    redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, `chirp-${base.config.name}`);
+
   const clients = createMeshClients(base.config.addresses, base.metrics);
   return {
     ...base,
     router,
     topologyFollower: follower,
     bus,
+    redis,
     ids: createIdGenerator(base.config.workerId),
     clients,
-    // Reverse order of opening: clients, the bus, the watch (and its NATS), then the pools.
+    // Reverse order of opening: clients, Redis, the bus, the watch (and its NATS), then the pools.
     close: async () => {
       clients.close();
+      await redis?.quit().catch(() => redis.disconnect());
       await bus?.close();
       await follower?.close();
       await router.close();

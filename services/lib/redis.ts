@@ -1,0 +1,47 @@
+import { Redis } from "ioredis";
+import { EnvReader, type Env } from "./config.js";
+import type { Logger } from "./logger.js";
+
+export interface RedisConfig {
+  /** REDIS_URL; undefined: no Redis (caches are skipped, timelines unavailable). */
+  readonly url: string | undefined;
+  /** CHIRP_REDIS_COMMAND_TIMEOUT_MS: a command slower than this fails (and a cache read counts as a miss). */
+  readonly commandTimeoutMs: number;
+}
+
+export function loadRedisConfig(env: Env): RedisConfig {
+  const read = new EnvReader(env);
+  const config = {
+    url: read.optional("REDIS_URL"),
+    commandTimeoutMs: read.int("CHIRP_REDIS_COMMAND_TIMEOUT_MS", 500, 1, 60_000),
+  };
+  read.done();
+  return config;
+}
+
+/**
+ * One Redis connection per process (ioredis pipelines concurrent commands on
+ * it). Redis holds caches and rebuildable state only, so while it is away a
+ * command fails at once instead of queueing (no offline queue): callers treat
+ * that as a miss and go to MySQL. It reconnects forever with back-off.
+ */
+export function createRedis(config: RedisConfig & { url: string }, log: Logger, name: string): Redis {
+  const redis = new Redis(config.url, {
+    connectionName: name,
+    enableOfflineQueue: false,
+    lazyConnect: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.commandTimeoutMs,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+  });
+  let down = false;
+  redis.on("error", (err: Error) => {
+    if (!down) log.warn({ err: err.message }, "redis unavailable");
+    down = true;
+  });
+  redis.on("ready", () => {
+    if (down) log.info("redis back");
+    down = false;
+  });
+  return redis;
+}
