@@ -30,8 +30,18 @@ export interface SeededUser {
 export interface SeedResult {
   readonly users: readonly SeededUser[];
   readonly follows: number;
+  /** Every user's counts as GetUser reports them after the load. */
+  readonly counts: ReadonlyArray<UserCounts>;
   /** Users whose counts differ from the graph's (empty when all match). */
-  readonly mismatches: ReadonlyArray<{ n: number; followers: number; following: number; expected: number }>;
+  readonly mismatches: ReadonlyArray<UserCounts>;
+}
+
+export interface UserCounts {
+  readonly n: number;
+  readonly followers: number;
+  readonly following: number;
+  /** The graph's degree: what both counts should be. */
+  readonly expected: number;
 }
 
 export async function seed(options: SeedOptions): Promise<SeedResult> {
@@ -71,7 +81,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   });
   const mismatches = counts.filter((c) => c.followers !== c.expected || c.following !== c.expected);
   checkProgress.done(mismatches.length === 0 ? "every count matches" : `${mismatches.length} users differ`);
-  return { users: accounts, follows: follows.length, mismatches };
+  return { users: accounts, follows: follows.length, counts, mismatches };
 }
 
 async function signUpOrLogIn(users: Client<typeof UserService>, handle: string, n: number): Promise<SeededUser> {
