@@ -1,6 +1,8 @@
 import { hostname } from "node:os";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { createIdGenerator, type IdGenerator } from "./ids.js";
 
 /**
  * Snowflake node ids that no two live processes share: each process leases
@@ -89,6 +91,62 @@ function holdLease(kv: KV, key: string, nodeId: number, value: string, first: nu
       released = true;
       clearInterval(timer);
       await kv.delete(key, { previousSeq: revision }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * The id generator of a service process: it leases a node number over the
+ * event bus's NATS connection in the background, and until it holds one (or
+ * after losing it) `next()` answers Unavailable instead of risking a
+ * duplicate. A lost lease is replaced by a fresh one.
+ */
+export function createLeasedIdGenerator(opts: {
+  readonly bus: { ready(signal?: AbortSignal): Promise<{ nc: NatsConnection }> } | undefined;
+  readonly owner: string;
+  readonly log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  readonly ttlMs?: number;
+}): IdGenerator & { readonly nodeId: number | undefined; close(): Promise<void> } {
+  let generator: IdGenerator | undefined;
+  let lease: NodeIdLease | undefined;
+  const stopping = new AbortController();
+
+  const acquire = async (): Promise<void> => {
+    if (opts.bus === undefined) return;
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+      try {
+        const { nc } = await opts.bus.ready(stopping.signal);
+        const kv = await openNodeIdBucket(nc, opts.ttlMs);
+        lease = await leaseNodeId(kv, { owner: opts.owner, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) });
+        generator = createIdGenerator(lease.nodeId);
+        opts.log.info({ node_id: lease.nodeId }, "leased snowflake node id");
+        const err = await lease.lost;
+        generator = undefined;
+        if (stopping.signal.aborted) return;
+        opts.log.error({ err: err.message, node_id: lease.nodeId }, "lost the snowflake node id lease; leasing another");
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        opts.log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot lease a snowflake node id yet");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt)).unref());
+      }
+    }
+  };
+  void acquire();
+
+  return {
+    get nodeId() {
+      return generator === undefined ? undefined : lease?.nodeId;
+    },
+    next() {
+      if (generator === undefined) {
+        throw new ConnectError("cannot mint ids yet: no snowflake node id (is NATS reachable?)", Code.Unavailable);
+      }
+      return generator.next();
+    },
+    async close() {
+      stopping.abort();
+      generator = undefined;
+      await lease?.release();
     },
   };
 }

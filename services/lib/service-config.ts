@@ -1,5 +1,4 @@
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "./config.js";
-import { MAX_WORKER_ID } from "./ids.js";
 import { DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
 
 /** What every mesh service process reads from its environment. */
@@ -11,11 +10,6 @@ export interface ServiceConfig {
   readonly logLevel: LogLevel;
   /** How long in-flight calls may finish after SIGTERM before they are cut. */
   readonly shutdownGraceMs: number;
-  /**
-   * CHIRP_WORKER_ID (0-15): part of every Snowflake id this process mints.
-   * Instances of the same service must each have their own.
-   */
-  readonly workerId: number;
   /** Where the other services are reached (CHIRP_<SERVICE>_ADDR). */
   readonly addresses: Readonly<Record<ServiceName, string>>;
 }
@@ -29,7 +23,6 @@ export function loadServiceConfig(name: ServiceName, env: Env): ServiceConfig {
     metricsPort: read.port(envName.metricsPort(name), DEFAULT_PORTS[name].metrics),
     logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
     shutdownGraceMs: read.int("CHIRP_SHUTDOWN_GRACE_MS", 5000, 0, 60_000),
-    workerId: read.int("CHIRP_WORKER_ID", 0, 0, MAX_WORKER_ID),
     addresses: meshAddresses(read),
   };
   read.done();

@@ -1,7 +1,8 @@
 import type { Redis } from "ioredis";
 import { createEventBus, type EventBus } from "./events/bus.js";
 import { loadBusConfig, type BusConfig } from "./events/config.js";
-import { createIdGenerator, type IdGenerator } from "./ids.js";
+import type { IdGenerator } from "./ids.js";
+import { createLeasedIdGenerator } from "./node-id.js";
 import { createRedis, loadRedisConfig } from "./redis.js";
 import { createMeshClients, type MeshClients } from "./rpc/mesh-clients.js";
 import type { BaseContext } from "./service-main.js";
@@ -26,7 +27,7 @@ export interface ServiceContext extends BaseContext {
   readonly bus: EventBus | undefined;
   /** Redis (caches, timelines, trends), when REDIS_URL is set. Commands fail fast while it is away. */
   readonly redis: Redis | undefined;
-  /** Snowflake ids minted by this process (worker CHIRP_WORKER_ID). */
+  /** Snowflake ids minted by this process, under a node number leased over NATS (Unavailable until leased). */
   readonly ids: IdGenerator;
   /** Clients for the other services, connected on first use. */
   readonly clients: MeshClients;
@@ -68,6 +69,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   const redis =
     redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, `chirp-${base.config.name}`);
 
+  const ids = createLeasedIdGenerator({ bus, owner: `chirp-${base.config.name}`, log: base.log });
   const clients = createMeshClients(base.config.addresses, base.metrics);
   return {
     ...base,
@@ -75,11 +77,12 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     topologyFollower: follower,
     bus,
     redis,
-    ids: createIdGenerator(base.config.workerId),
+    ids,
     clients,
-    // Reverse order of opening: clients, Redis, the bus, the watch (and its NATS), then the pools.
+    // Reverse order of opening: clients, the node id lease, Redis, the bus, the watch (and its NATS), then the pools.
     close: async () => {
       clients.close();
+      await ids.close();
       await redis?.quit().catch(() => redis.disconnect());
       await bus?.close();
       await follower?.close();

@@ -15,14 +15,6 @@ import type { UserContext } from "./context.js";
 import { presentUser } from "./present.js";
 import { ClaimLostError, claimKey, type ClaimKey, type UserRow } from "./store.js";
 
-/**
- * Routing byte of a new user id. Ids of other things carry their owner's
- * shard in this byte (ids.ts), but a user's own id cannot: the shard is
- * hash(id), which is only known once the id is. Users are always found by
- * hashing the id, so the byte carries nothing for them and is 0.
- */
-export const USER_ID_ROUTING_BYTE = 0;
-
 /** The one answer to a failed log-in, whichever part was wrong. */
 export const LOGIN_FAILED = "wrong handle or password";
 
@@ -54,7 +46,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       const birthDate = parseBirthDate(req.birthDate);
       // The slow part first, before any row is locked or claimed.
       const passwordHash = await passwords.hash(req.password);
-      const id = ctx.ids.next(USER_ID_ROUTING_BYTE);
+      const id = ctx.ids.next();
       const claims = [claimKey("handle", req.handle), claimKey("email", req.email)];
       const held: ClaimKey[] = [];
       let row: UserRow;

@@ -526,7 +526,6 @@ async function startTweetService(extra: Record<string, string>): Promise<ChildPr
       ...serviceInfraEnv(cluster),
       [envName.grpcPort("tweet")]: "0",
       [envName.metricsPort("tweet")]: "0",
-      CHIRP_WORKER_ID: "7",
       LOG_LEVEL: "warn",
       ...extra,
     },

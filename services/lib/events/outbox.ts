@@ -1,6 +1,5 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
-import { hashVindex } from "../shard/vindex.js";
 import type { Queryable } from "../shard/router.js";
 import type { EventType } from "./subjects.js";
 
@@ -26,7 +25,7 @@ export async function appendOutbox<D extends DescMessage>(
   entry: OutboxEntry<D>,
 ): Promise<bigint> {
   const userId = BigInt(entry.userId);
-  const eventId = ids.next(hashVindex(userId)[0]!);
+  const eventId = ids.next();
   const headers = entry.requestId === undefined ? null : JSON.stringify({ "x-request-id": entry.requestId });
   await tx.execute(
     "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)",
