@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/media/v1/media_service.proto.
  */
 export const file_chirp_media_v1_media_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC9tZWRpYS92MS9tZWRpYV9zZXJ2aWNlLnByb3RvEg5jaGlycC5tZWRpYS52MSIsCg9HZXRNZWRpYVJlcXVlc3QSGQoIbWVkaWFfaWQYASABKARCB7pIBDICIAAiOAoQR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAEoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhIt4BCg1VcGxvYWRSZXF1ZXN0EjoKCG1ldGFkYXRhGAEgASgLMiYuY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdC5NZXRhZGF0YUgAEhoKBWNodW5rGAIgASgMQgm6SAZ6BBiAgEBIABpmCghNZXRhZGF0YRIgCgxjb250ZW50X3R5cGUYASABKAlCCrpIB3IFEAEY/wESGwoJZmlsZV9uYW1lGAIgASgJQgi6SAVyAxj/ARIbCgpzaXplX2J5dGVzGAMgASgEQge6SAQyAiAAQg0KBHBhcnQSBbpIAggBIjYKDlVwbG9hZFJlc3BvbnNlEiQKBW1lZGlhGAEgASgLMhUuY2hpcnAubWVkaWEudjEuTWVkaWEyrQEKDE1lZGlhU2VydmljZRJSCghHZXRNZWRpYRIfLmNoaXJwLm1lZGlhLnYxLkdldE1lZGlhUmVxdWVzdBogLmNoaXJwLm1lZGlhLnYxLkdldE1lZGlhUmVzcG9uc2UiA5ACARJJCgZVcGxvYWQSHS5jaGlycC5tZWRpYS52MS5VcGxvYWRSZXF1ZXN0Gh4uY2hpcnAubWVkaWEudjEuVXBsb2FkUmVzcG9uc2UoAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_media_v1_media]);
+  fileDesc("CiJjaGlycC9tZWRpYS92MS9tZWRpYV9zZXJ2aWNlLnByb3RvEg5jaGlycC5tZWRpYS52MSIsCg9HZXRNZWRpYVJlcXVlc3QSGQoIbWVkaWFfaWQYASABKARCB7pIBDICIAAiOAoQR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAEoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhIt4BCg1VcGxvYWRSZXF1ZXN0EjoKCG1ldGFkYXRhGAEgASgLMiYuY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdC5NZXRhZGF0YUgAEhoKBWNodW5rGAIgASgMQgm6SAZ6BBiAgEBIABpmCghNZXRhZGF0YRIgCgxjb250ZW50X3R5cGUYASABKAlCCrpIB3IFEAEY/wESGwoJZmlsZV9uYW1lGAIgASgJQgi6SAVyAxj/ARIbCgpzaXplX2J5dGVzGAMgASgEQge6SAQyAiAAQg0KBHBhcnQSBbpIAggBIjYKDlVwbG9hZFJlc3BvbnNlEiQKBW1lZGlhGAEgASgLMhUuY2hpcnAubWVkaWEudjEuTWVkaWEiVgoSQXR0YWNoTWVkaWFSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAEiUKCW1lZGlhX2lkcxgCIAMoBEISukgPkgEMCAEQBBgBIgQyAiAAIjsKE0F0dGFjaE1lZGlhUmVzcG9uc2USJAoFbWVkaWEYASADKAsyFS5jaGlycC5tZWRpYS52MS5NZWRpYSI5ChRCYXRjaEdldE1lZGlhUmVxdWVzdBIhCgltZWRpYV9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAIj0KFUJhdGNoR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAMoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhMu0CCgxNZWRpYVNlcnZpY2USUgoIR2V0TWVkaWESHy5jaGlycC5tZWRpYS52MS5HZXRNZWRpYVJlcXVlc3QaIC5jaGlycC5tZWRpYS52MS5HZXRNZWRpYVJlc3BvbnNlIgOQAgESSQoGVXBsb2FkEh0uY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdBoeLmNoaXJwLm1lZGlhLnYxLlVwbG9hZFJlc3BvbnNlKAESWwoLQXR0YWNoTWVkaWESIi5jaGlycC5tZWRpYS52MS5BdHRhY2hNZWRpYVJlcXVlc3QaIy5jaGlycC5tZWRpYS52MS5BdHRhY2hNZWRpYVJlc3BvbnNlIgOQAgISYQoNQmF0Y2hHZXRNZWRpYRIkLmNoaXJwLm1lZGlhLnYxLkJhdGNoR2V0TWVkaWFSZXF1ZXN0GiUuY2hpcnAubWVkaWEudjEuQmF0Y2hHZXRNZWRpYVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_media_v1_media]);
 
 /**
  * GetMediaRequest names one upload.
@@ -152,6 +152,98 @@ export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
   messageDesc(file_chirp_media_v1_media_service, 3);
 
 /**
+ * AttachMediaRequest names a tweet of the caller and the uploads it carries.
+ *
+ * @generated from message chirp.media.v1.AttachMediaRequest
+ */
+export type AttachMediaRequest = Message<"chirp.media.v1.AttachMediaRequest"> & {
+  /**
+   * Snowflake id of the caller's tweet the media belongs to from now on.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * 1 to 4 of the caller's uploads, in display order, without repeats.
+   *
+   * @generated from field: repeated uint64 media_ids = 2;
+   */
+  mediaIds: bigint[];
+};
+
+/**
+ * Describes the message chirp.media.v1.AttachMediaRequest.
+ * Use `create(AttachMediaRequestSchema)` to create a new message.
+ */
+export const AttachMediaRequestSchema: GenMessage<AttachMediaRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 4);
+
+/**
+ * AttachMediaResponse holds the attached media.
+ *
+ * @generated from message chirp.media.v1.AttachMediaResponse
+ */
+export type AttachMediaResponse = Message<"chirp.media.v1.AttachMediaResponse"> & {
+  /**
+   * In the order of the request.
+   *
+   * @generated from field: repeated chirp.media.v1.Media media = 1;
+   */
+  media: Media[];
+};
+
+/**
+ * Describes the message chirp.media.v1.AttachMediaResponse.
+ * Use `create(AttachMediaResponseSchema)` to create a new message.
+ */
+export const AttachMediaResponseSchema: GenMessage<AttachMediaResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 5);
+
+/**
+ * BatchGetMediaRequest lists the uploads to load.
+ *
+ * @generated from message chirp.media.v1.BatchGetMediaRequest
+ */
+export type BatchGetMediaRequest = Message<"chirp.media.v1.BatchGetMediaRequest"> & {
+  /**
+   * Up to 100 ids; duplicates are allowed and answered once.
+   *
+   * @generated from field: repeated uint64 media_ids = 1;
+   */
+  mediaIds: bigint[];
+};
+
+/**
+ * Describes the message chirp.media.v1.BatchGetMediaRequest.
+ * Use `create(BatchGetMediaRequestSchema)` to create a new message.
+ */
+export const BatchGetMediaRequestSchema: GenMessage<BatchGetMediaRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 6);
+
+/**
+ * BatchGetMediaResponse holds the uploads that were found.
+ *
+ * @generated from message chirp.media.v1.BatchGetMediaResponse
+ */
+export type BatchGetMediaResponse = Message<"chirp.media.v1.BatchGetMediaResponse"> & {
+  /**
+   * In the order of the request (a repeated id answered at its first place);
+   * ids that do not exist (or were swept) are left out, not an error.
+   *
+   * @generated from field: repeated chirp.media.v1.Media media = 1;
+   */
+  media: Media[];
+};
+
+/**
+ * Describes the message chirp.media.v1.BatchGetMediaResponse.
+ * Use `create(BatchGetMediaResponseSchema)` to create a new message.
+ */
+export const BatchGetMediaResponseSchema: GenMessage<BatchGetMediaResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 7);
+
+/**
  * MediaService owns uploads, the blob store, thumbnails and media metadata.
  *
  * Upload acts as the caller: the owner's user id comes from request metadata,
@@ -185,6 +277,35 @@ export const MediaService: GenService<{
     methodKind: "client_streaming";
     input: typeof UploadRequestSchema;
     output: typeof UploadResponseSchema;
+  },
+  /**
+   * AttachMedia marks the caller's uploads as attached to one of the caller's
+   * tweets, so the sweep of unattached uploads keeps them, and returns them in
+   * request order. NotFound if an id names no media, PermissionDenied if one
+   * belongs to someone else, FailedPrecondition if one is already attached to
+   * a different tweet. Attaching the same media to the same tweet again
+   * succeeds without change (the tweet service may retry). All or nothing:
+   * on an error, none of the ids is attached by this call.
+   * Internal: not exposed by the gateway; the tweet service calls it as the
+   * author while posting.
+   *
+   * @generated from rpc chirp.media.v1.MediaService.AttachMedia
+   */
+  attachMedia: {
+    methodKind: "unary";
+    input: typeof AttachMediaRequestSchema;
+    output: typeof AttachMediaResponseSchema;
+  },
+  /**
+   * BatchGetMedia returns many uploads at once, for hydrating tweets.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.media.v1.MediaService.BatchGetMedia
+   */
+  batchGetMedia: {
+    methodKind: "unary";
+    input: typeof BatchGetMediaRequestSchema;
+    output: typeof BatchGetMediaResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_media_v1_media_service, 0);
