@@ -2,18 +2,20 @@
 // @generated from file chirp/media/v1/media_service.proto (package chirp.media.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Media } from "./media_pb.js";
 import { file_chirp_media_v1_media } from "./media_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chirp/media/v1/media_service.proto.
  */
 export const file_chirp_media_v1_media_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC9tZWRpYS92MS9tZWRpYV9zZXJ2aWNlLnByb3RvEg5jaGlycC5tZWRpYS52MSIsCg9HZXRNZWRpYVJlcXVlc3QSGQoIbWVkaWFfaWQYASABKARCB7pIBDICIAAiOAoQR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAEoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhIt4BCg1VcGxvYWRSZXF1ZXN0EjoKCG1ldGFkYXRhGAEgASgLMiYuY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdC5NZXRhZGF0YUgAEhoKBWNodW5rGAIgASgMQgm6SAZ6BBiAgEBIABpmCghNZXRhZGF0YRIgCgxjb250ZW50X3R5cGUYASABKAlCCrpIB3IFEAEY/wESGwoJZmlsZV9uYW1lGAIgASgJQgi6SAVyAxj/ARIbCgpzaXplX2J5dGVzGAMgASgEQge6SAQyAiAAQg0KBHBhcnQSBbpIAggBIjYKDlVwbG9hZFJlc3BvbnNlEiQKBW1lZGlhGAEgASgLMhUuY2hpcnAubWVkaWEudjEuTWVkaWEiVgoSQXR0YWNoTWVkaWFSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAEiUKCW1lZGlhX2lkcxgCIAMoBEISukgPkgEMCAEQBBgBIgQyAiAAIjsKE0F0dGFjaE1lZGlhUmVzcG9uc2USJAoFbWVkaWEYASADKAsyFS5jaGlycC5tZWRpYS52MS5NZWRpYSI5ChRCYXRjaEdldE1lZGlhUmVxdWVzdBIhCgltZWRpYV9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAIj0KFUJhdGNoR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAMoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhMu0CCgxNZWRpYVNlcnZpY2USUgoIR2V0TWVkaWESHy5jaGlycC5tZWRpYS52MS5HZXRNZWRpYVJlcXVlc3QaIC5jaGlycC5tZWRpYS52MS5HZXRNZWRpYVJlc3BvbnNlIgOQAgESSQoGVXBsb2FkEh0uY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdBoeLmNoaXJwLm1lZGlhLnYxLlVwbG9hZFJlc3BvbnNlKAESWwoLQXR0YWNoTWVkaWESIi5jaGlycC5tZWRpYS52MS5BdHRhY2hNZWRpYVJlcXVlc3QaIy5jaGlycC5tZWRpYS52MS5BdHRhY2hNZWRpYVJlc3BvbnNlIgOQAgISYQoNQmF0Y2hHZXRNZWRpYRIkLmNoaXJwLm1lZGlhLnYxLkJhdGNoR2V0TWVkaWFSZXF1ZXN0GiUuY2hpcnAubWVkaWEudjEuQmF0Y2hHZXRNZWRpYVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_media_v1_media]);
+  fileDesc("CiJjaGlycC9tZWRpYS92MS9tZWRpYV9zZXJ2aWNlLnByb3RvEg5jaGlycC5tZWRpYS52MSIsCg9HZXRNZWRpYVJlcXVlc3QSGQoIbWVkaWFfaWQYASABKARCB7pIBDICIAAiOAoQR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAEoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhIt4BCg1VcGxvYWRSZXF1ZXN0EjoKCG1ldGFkYXRhGAEgASgLMiYuY2hpcnAubWVkaWEudjEuVXBsb2FkUmVxdWVzdC5NZXRhZGF0YUgAEhoKBWNodW5rGAIgASgMQgm6SAZ6BBiAgEBIABpmCghNZXRhZGF0YRIgCgxjb250ZW50X3R5cGUYASABKAlCCrpIB3IFEAEY/wESGwoJZmlsZV9uYW1lGAIgASgJQgi6SAVyAxj/ARIbCgpzaXplX2J5dGVzGAMgASgEQge6SAQyAiAAQg0KBHBhcnQSBbpIAggBIjYKDlVwbG9hZFJlc3BvbnNlEiQKBW1lZGlhGAEgASgLMhUuY2hpcnAubWVkaWEudjEuTWVkaWEiVgoSQXR0YWNoTWVkaWFSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAEiUKCW1lZGlhX2lkcxgCIAMoBEISukgPkgEMCAEQBBgBIgQyAiAAIjsKE0F0dGFjaE1lZGlhUmVzcG9uc2USJAoFbWVkaWEYASADKAsyFS5jaGlycC5tZWRpYS52MS5NZWRpYSI5ChRCYXRjaEdldE1lZGlhUmVxdWVzdBIhCgltZWRpYV9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAIj0KFUJhdGNoR2V0TWVkaWFSZXNwb25zZRIkCgVtZWRpYRgBIAMoCzIVLmNoaXJwLm1lZGlhLnYxLk1lZGlhIu0CChBSZWFkTWVkaWFSZXF1ZXN0EhkKCG1lZGlhX2lkGAEgASgEQge6SAQyAiAAEjkKB3ZhcmlhbnQYAiABKA4yHC5jaGlycC5tZWRpYS52MS5NZWRpYVZhcmlhbnRCCrpIB4IBBBABIAASOQoFcmFuZ2UYAyABKAsyKi5jaGlycC5tZWRpYS52MS5SZWFkTWVkaWFSZXF1ZXN0LkJ5dGVSYW5nZRIRCglpbmZvX29ubHkYBCABKAgacwoJQnl0ZVJhbmdlEjUKBHNwYW4YASABKAsyJS5jaGlycC5tZWRpYS52MS5SZWFkTWVkaWFSZXF1ZXN0LlNwYW5IABIgCg1zdWZmaXhfbGVuZ3RoGAIgASgEQge6SAQyAiAASABCDQoEc3BlYxIFukgCCAEaQAoEU3BhbhISCgpmaXJzdF9ieXRlGAEgASgEEhYKCWxhc3RfYnl0ZRgCIAEoBEgAiAEBQgwKCl9sYXN0X2J5dGUimAIKEVJlYWRNZWRpYVJlc3BvbnNlEjYKBGluZm8YASABKAsyJi5jaGlycC5tZWRpYS52MS5SZWFkTWVkaWFSZXNwb25zZS5JbmZvSAASDwoFY2h1bmsYAiABKAxIABqxAQoESW5mbxIUCgxjb250ZW50X3R5cGUYASABKAkSEgoKc2l6ZV9ieXRlcxgCIAEoBBIOCgZzaGEyNTYYAyABKAkSEwoLc2F0aXNmaWFibGUYBCABKAgSEwoLcmFuZ2Vfc3RhcnQYBSABKAQSFAoMcmFuZ2VfbGVuZ3RoGAYgASgEEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRwYXJ0KmYKDE1lZGlhVmFyaWFudBIdChlNRURJQV9WQVJJQU5UX1VOU1BFQ0lGSUVEEAASGgoWTUVESUFfVkFSSUFOVF9PUklHSU5BTBABEhsKF01FRElBX1ZBUklBTlRfVEhVTUJOQUlMEAIyxgMKDE1lZGlhU2VydmljZRJSCghHZXRNZWRpYRIfLmNoaXJwLm1lZGlhLnYxLkdldE1lZGlhUmVxdWVzdBogLmNoaXJwLm1lZGlhLnYxLkdldE1lZGlhUmVzcG9uc2UiA5ACARJJCgZVcGxvYWQSHS5jaGlycC5tZWRpYS52MS5VcGxvYWRSZXF1ZXN0Gh4uY2hpcnAubWVkaWEudjEuVXBsb2FkUmVzcG9uc2UoARJbCgtBdHRhY2hNZWRpYRIiLmNoaXJwLm1lZGlhLnYxLkF0dGFjaE1lZGlhUmVxdWVzdBojLmNoaXJwLm1lZGlhLnYxLkF0dGFjaE1lZGlhUmVzcG9uc2UiA5ACAhJhCg1CYXRjaEdldE1lZGlhEiQuY2hpcnAubWVkaWEudjEuQmF0Y2hHZXRNZWRpYVJlcXVlc3QaJS5jaGlycC5tZWRpYS52MS5CYXRjaEdldE1lZGlhUmVzcG9uc2UiA5ACARJXCglSZWFkTWVkaWESIC5jaGlycC5tZWRpYS52MS5SZWFkTWVkaWFSZXF1ZXN0GiEuY2hpcnAubWVkaWEudjEuUmVhZE1lZGlhUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_buf_validate_validate, file_chirp_media_v1_media, file_google_protobuf_timestamp]);
 
 /**
  * GetMediaRequest names one upload.
@@ -244,6 +246,247 @@ export const BatchGetMediaResponseSchema: GenMessage<BatchGetMediaResponse> = /*
   messageDesc(file_chirp_media_v1_media_service, 7);
 
 /**
+ * ReadMediaRequest names the bytes to send.
+ *
+ * @generated from message chirp.media.v1.ReadMediaRequest
+ */
+export type ReadMediaRequest = Message<"chirp.media.v1.ReadMediaRequest"> & {
+  /**
+   * Snowflake id of the media.
+   *
+   * @generated from field: uint64 media_id = 1;
+   */
+  mediaId: bigint;
+
+  /**
+   * Which file of the media.
+   *
+   * @generated from field: chirp.media.v1.MediaVariant variant = 2;
+   */
+  variant: MediaVariant;
+
+  /**
+   * Which bytes; unset for all of them.
+   *
+   * @generated from field: chirp.media.v1.ReadMediaRequest.ByteRange range = 3;
+   */
+  range?: ReadMediaRequest_ByteRange | undefined;
+
+  /**
+   * Send the info only, no chunks (HTTP HEAD, conditional requests).
+   *
+   * @generated from field: bool info_only = 4;
+   */
+  infoOnly: boolean;
+};
+
+/**
+ * Describes the message chirp.media.v1.ReadMediaRequest.
+ * Use `create(ReadMediaRequestSchema)` to create a new message.
+ */
+export const ReadMediaRequestSchema: GenMessage<ReadMediaRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 8);
+
+/**
+ * ByteRange is one HTTP byte range, before it is resolved against the size.
+ *
+ * @generated from message chirp.media.v1.ReadMediaRequest.ByteRange
+ */
+export type ReadMediaRequest_ByteRange = Message<"chirp.media.v1.ReadMediaRequest.ByteRange"> & {
+  /**
+   * @generated from oneof chirp.media.v1.ReadMediaRequest.ByteRange.spec
+   */
+  spec: {
+    /**
+     * From first_byte to last_byte inclusive; last_byte past the end means
+     * to the end.
+     *
+     * @generated from field: chirp.media.v1.ReadMediaRequest.Span span = 1;
+     */
+    value: ReadMediaRequest_Span;
+    case: "span";
+  } | {
+    /**
+     * The last suffix_length bytes (the whole file if it is shorter).
+     *
+     * @generated from field: uint64 suffix_length = 2;
+     */
+    value: bigint;
+    case: "suffixLength";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message chirp.media.v1.ReadMediaRequest.ByteRange.
+ * Use `create(ReadMediaRequest_ByteRangeSchema)` to create a new message.
+ */
+export const ReadMediaRequest_ByteRangeSchema: GenMessage<ReadMediaRequest_ByteRange> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 8, 0);
+
+/**
+ * Span is a first..last byte range; last unset means to the end.
+ *
+ * @generated from message chirp.media.v1.ReadMediaRequest.Span
+ */
+export type ReadMediaRequest_Span = Message<"chirp.media.v1.ReadMediaRequest.Span"> & {
+  /**
+   * Offset of the first byte sent.
+   *
+   * @generated from field: uint64 first_byte = 1;
+   */
+  firstByte: bigint;
+
+  /**
+   * Offset of the last byte sent; unset for the end of the file.
+   *
+   * @generated from field: optional uint64 last_byte = 2;
+   */
+  lastByte?: bigint | undefined;
+};
+
+/**
+ * Describes the message chirp.media.v1.ReadMediaRequest.Span.
+ * Use `create(ReadMediaRequest_SpanSchema)` to create a new message.
+ */
+export const ReadMediaRequest_SpanSchema: GenMessage<ReadMediaRequest_Span> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 8, 1);
+
+/**
+ * ReadMediaResponse is one message of the ReadMedia stream.
+ *
+ * @generated from message chirp.media.v1.ReadMediaResponse
+ */
+export type ReadMediaResponse = Message<"chirp.media.v1.ReadMediaResponse"> & {
+  /**
+   * The first message carries the info, every later one a chunk.
+   *
+   * @generated from oneof chirp.media.v1.ReadMediaResponse.part
+   */
+  part: {
+    /**
+     * What is being sent; first message only.
+     *
+     * @generated from field: chirp.media.v1.ReadMediaResponse.Info info = 1;
+     */
+    value: ReadMediaResponse_Info;
+    case: "info";
+  } | {
+    /**
+     * The next piece of the range, up to 256 KiB.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message chirp.media.v1.ReadMediaResponse.
+ * Use `create(ReadMediaResponseSchema)` to create a new message.
+ */
+export const ReadMediaResponseSchema: GenMessage<ReadMediaResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 9);
+
+/**
+ * Info describes the file and the part of it that follows.
+ *
+ * @generated from message chirp.media.v1.ReadMediaResponse.Info
+ */
+export type ReadMediaResponse_Info = Message<"chirp.media.v1.ReadMediaResponse.Info"> & {
+  /**
+   * MIME type of the file.
+   *
+   * @generated from field: string content_type = 1;
+   */
+  contentType: string;
+
+  /**
+   * Size of the whole file in bytes.
+   *
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * Lower-case hex SHA-256 of the whole file: its name in the blob store,
+   * and a strong validator (ETag).
+   *
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+
+  /**
+   * Whether the requested range overlaps the file; when false no chunks follow.
+   *
+   * @generated from field: bool satisfiable = 4;
+   */
+  satisfiable: boolean;
+
+  /**
+   * Offset of the first byte that follows.
+   *
+   * @generated from field: uint64 range_start = 5;
+   */
+  rangeStart: bigint;
+
+  /**
+   * Number of bytes that follow (0 with info_only).
+   *
+   * @generated from field: uint64 range_length = 6;
+   */
+  rangeLength: bigint;
+
+  /**
+   * When the media was uploaded (HTTP Last-Modified).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.media.v1.ReadMediaResponse.Info.
+ * Use `create(ReadMediaResponse_InfoSchema)` to create a new message.
+ */
+export const ReadMediaResponse_InfoSchema: GenMessage<ReadMediaResponse_Info> = /*@__PURE__*/
+  messageDesc(file_chirp_media_v1_media_service, 9, 0);
+
+/**
+ * MediaVariant names one of the files of a media.
+ *
+ * @generated from enum chirp.media.v1.MediaVariant
+ */
+export enum MediaVariant {
+  /**
+   * Not set; refused.
+   *
+   * @generated from enum value: MEDIA_VARIANT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The upload as served: an image with its metadata stripped, a video as uploaded.
+   *
+   * @generated from enum value: MEDIA_VARIANT_ORIGINAL = 1;
+   */
+  ORIGINAL = 1,
+
+  /**
+   * The small preview image of a photo (JPEG).
+   *
+   * @generated from enum value: MEDIA_VARIANT_THUMBNAIL = 2;
+   */
+  THUMBNAIL = 2,
+}
+
+/**
+ * Describes the enum chirp.media.v1.MediaVariant.
+ */
+export const MediaVariantSchema: GenEnum<MediaVariant> = /*@__PURE__*/
+  enumDesc(file_chirp_media_v1_media_service, 0);
+
+/**
  * MediaService owns uploads, the blob store, thumbnails and media metadata.
  *
  * Upload acts as the caller: the owner's user id comes from request metadata,
@@ -306,6 +549,22 @@ export const MediaService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetMediaRequestSchema;
     output: typeof BatchGetMediaResponseSchema;
+  },
+  /**
+   * ReadMedia streams the bytes of an upload as served (metadata stripped),
+   * or of its thumbnail: first one message with what is being sent, then the
+   * bytes of the range in order as chunk messages. NotFound if there is no
+   * such media (or no thumbnail). A range that starts past the end sends the
+   * info with satisfiable = false and no chunks.
+   * Internal: not exposed by the gateway as an RPC; the gateway's
+   * GET /media/<id> and /media/<id>/thumb call it.
+   *
+   * @generated from rpc chirp.media.v1.MediaService.ReadMedia
+   */
+  readMedia: {
+    methodKind: "server_streaming";
+    input: typeof ReadMediaRequestSchema;
+    output: typeof ReadMediaResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_media_v1_media_service, 0);
