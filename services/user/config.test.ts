@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../lib/config.js";
 import { generateTokenKeys } from "../lib/auth/token.js";
-import { USER_DEFAULTS, loadUserConfig } from "./config.js";
+import { USER_DEFAULTS, loadUserConfig, signUpCommitWindowMs } from "./config.js";
 
 const key = generateTokenKeys().privateKey;
 
@@ -41,5 +41,20 @@ describe("user service config", () => {
     expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "47104", CHIRP_USER_ARGON2_TIME_COST: "1" })).toEqual([]);
     expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "9216", CHIRP_USER_ARGON2_TIME_COST: "4" })).toEqual([]);
     expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_ARGON2_MEMORY_KIB: "7168", CHIRP_USER_ARGON2_TIME_COST: "8" })).toEqual([]);
+  });
+
+  it("gives a sign-up a third of the claim grace, less one statement timeout, to send its COMMIT", () => {
+    expect(loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key }).signUpCommitWindowMs).toBe(5000);
+    expect(signUpCommitWindowMs(60_000, 2000)).toBe(18_000);
+    const config = loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_CLAIM_GRACE_MS: "60000", CHIRP_DB_QUERY_TIMEOUT_MS: "2000" });
+    expect(config.signUpCommitWindowMs).toBe(18_000);
+  });
+
+  it("refuses a claim grace that leaves a sign-up less than a second before its COMMIT", () => {
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_CLAIM_GRACE_MS: "18000" })).toEqual([]);
+    const found = problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_CLAIM_GRACE_MS: "17999" });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain("CHIRP_USER_CLAIM_GRACE_MS must be at least 18000 with CHIRP_DB_QUERY_TIMEOUT_MS=5000");
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_CLAIM_GRACE_MS: "6000", CHIRP_DB_QUERY_TIMEOUT_MS: "1000" })).toEqual([]);
   });
 });

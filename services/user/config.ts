@@ -2,6 +2,7 @@
 // settings (service-config.ts) and the database's (shard/config.ts).
 import { ConfigError, EnvReader, type Env } from "../lib/config.js";
 import { parsePrivateKey } from "../lib/auth/keys.js";
+import { DB_DEFAULTS } from "../lib/shard/config.js";
 
 export interface PasswordHashParams {
   /** argon2id memory cost in KiB (m). */
@@ -21,6 +22,12 @@ export interface UserConfig {
   readonly passwordHash: PasswordHashParams;
   /** CHIRP_USER_CLAIM_GRACE_MS: how old a handle or email claim without its user row must be before a new sign-up may take it over. */
   readonly claimGraceMs: number;
+  /**
+   * How long after sending its first claim a sign-up may still send its user
+   * row's COMMIT: a third of the grace, less one statement timeout
+   * (CHIRP_DB_QUERY_TIMEOUT_MS) for the COMMIT itself. See signUpCommitWindowMs.
+   */
+  readonly signUpCommitWindowMs: number;
 }
 
 export const USER_DEFAULTS = {
@@ -29,6 +36,21 @@ export const USER_DEFAULTS = {
   passwordHash: { memoryKib: 19 * 1024, timeCost: 2, parallelism: 1 },
   claimGraceMs: 30_000,
 } as const;
+
+/** The least time a sign-up must be given from its first claim to its COMMIT; a shorter window is a configuration error. */
+export const MIN_SIGN_UP_WINDOW_MS = 1000;
+
+/**
+ * The sign-up's claim lease (docs/architecture.md, "A claim whose sign-up
+ * died"): the user row must be committed within a third of the grace of the
+ * first claim, so that a takeover (which needs the claim to be a whole grace
+ * old) can only ever come long after. The COMMIT is sent at the latest one
+ * statement timeout before that third is over, the time the COMMIT is
+ * assumed to take at most.
+ */
+export function signUpCommitWindowMs(claimGraceMs: number, statementTimeoutMs: number): number {
+  return Math.floor(claimGraceMs / 3) - statementTimeoutMs;
+}
 
 /**
  * The least memory (KiB) OWASP accepts for each time cost with p=1; the
@@ -53,6 +75,10 @@ export function loadUserConfig(env: Env): UserConfig {
     passwordHash,
     claimGraceMs: read.int("CHIRP_USER_CLAIM_GRACE_MS", USER_DEFAULTS.claimGraceMs, 1000, 24 * 3600 * 1000),
   };
+  // The shard router's statement timeout (shard/config.ts reads it too): the
+  // bound on the sign-up's COMMIT.
+  const statementTimeoutMs = read.int("CHIRP_DB_QUERY_TIMEOUT_MS", DB_DEFAULTS.queryTimeoutMs, 1, 3_600_000);
+  const commitWindowMs = signUpCommitWindowMs(config.claimGraceMs, statementTimeoutMs);
   const problems: string[] = [];
   try {
     read.done();
@@ -74,6 +100,12 @@ export function loadUserConfig(env: Env): UserConfig {
       `CHIRP_USER_ARGON2_MEMORY_KIB must be at least ${floor} with CHIRP_USER_ARGON2_TIME_COST=${passwordHash.timeCost} (OWASP minimum for argon2id)`,
     );
   }
+  if (commitWindowMs < MIN_SIGN_UP_WINDOW_MS) {
+    const least = 3 * (statementTimeoutMs + MIN_SIGN_UP_WINDOW_MS);
+    problems.push(
+      `CHIRP_USER_CLAIM_GRACE_MS must be at least ${least} with CHIRP_DB_QUERY_TIMEOUT_MS=${statementTimeoutMs}: a sign-up commits its user row within a third of the grace, one statement timeout before its end`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { tokenPrivateKey, ...config };
+  return { tokenPrivateKey, ...config, signUpCommitWindowMs: commitWindowMs };
 }

@@ -12,8 +12,9 @@ import { callerOf, requireCaller } from "../lib/auth/caller.js";
 import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
+import { LeaseExpiredError, startClaimLease } from "./lease.js";
 import { presentUser } from "./present.js";
-import { ClaimLostError, claimKey, type ClaimKey, type UserRow } from "./store.js";
+import { UserNotWrittenError, claimKey, type ClaimKey, type UserRow } from "./store.js";
 
 /** The one answer to a failed log-in, whichever part was wrong. */
 export const LOGIN_FAILED = "wrong handle or password";
@@ -23,53 +24,94 @@ const TAKEN: Readonly<Record<ClaimKey["kind"], string>> = {
   email: "email already registered",
 };
 
+/** A sign-up that ran out of its lease before its COMMIT (a slow or overloaded system): nothing is left behind, so it may be retried at once. */
+export const SIGN_UP_TOO_SLOW = "sign-up took too long; try again";
+
 /** UserService handlers: validate what the proto cannot, call the store, shape the response. */
 export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService>> {
   const { store, passwords, tokens, users } = ctx;
 
   const session = (row: UserRow): string => tokens.sign(String(row.id), users.tokenTtlSeconds).token;
 
-  /** Claims `c` for `id`, taking over a claim whose sign-up died before writing its user (after the grace period). */
-  const claimOrTakeOver = async (c: ClaimKey, id: bigint): Promise<void> => {
+  /**
+   * Claims `c` for `id`, taking over a claim whose sign-up died before writing
+   * its user (after the grace period). False when the value is taken.
+   */
+  const claimOrTakeOver = async (c: ClaimKey, id: bigint): Promise<boolean> => {
     const result = await store.claim(c, id);
-    if (result === "claimed") return;
-    const stale = result.ageMs >= users.claimGraceMs && !(await store.userExists(result.userId));
-    if (stale && (await store.takeOver(c, result.userId, id, users.claimGraceMs))) {
+    if (result === "claimed") return true;
+    if (result.ageMs >= users.claimGraceMs && (await store.takeOver(c, result.userId, id, users.claimGraceMs))) {
       ctx.log.warn({ claim: c.kind, stale_user_id: result.userId, age_ms: result.ageMs }, "took over an abandoned sign-up claim");
-      return;
+      return true;
     }
-    throw new ConnectError(TAKEN[c.kind], Code.AlreadyExists);
+    return false;
   };
 
   return {
     async signUp(req, hctx) {
       const birthDate = parseBirthDate(req.birthDate);
-      // The slow part first, before any row is locked or claimed.
+      // The slow part first, before any row is claimed.
       const passwordHash = await passwords.hash(req.password);
       const id = ctx.ids.next();
       const claims = [claimKey("handle", req.handle), claimKey("email", req.email)];
-      const held: ClaimKey[] = [];
+      // Every step below asks one member and holds nothing while it waits for
+      // another. The lease starts before the first claim goes out: the user
+      // row is committed within its window or not at all, long before any
+      // claim of this sign-up is old enough to be taken over.
+      const lease = startClaimLease(users.signUpCommitWindowMs);
+      const inTime = (): void => {
+        try {
+          lease.check();
+        } catch (err) {
+          throw new ConnectError(SIGN_UP_TOO_SLOW, Code.Unavailable, undefined, undefined, err);
+        }
+      };
+      // Claims that may be this sign-up's: made, taken over, or sent with no answer.
+      const mine: ClaimKey[] = [];
+      let writing = false;
       let row: UserRow;
       try {
         for (const c of claims) {
-          await claimOrTakeOver(c, id);
-          held.push(c);
+          mine.push(c);
+          if (!(await claimOrTakeOver(c, id))) {
+            mine.pop();
+            throw new ConnectError(TAKEN[c.kind], Code.AlreadyExists);
+          }
         }
+        inTime();
+        writing = true;
         row = await store.createUser(
           { id, handle: req.handle, displayName: req.displayName, email: req.email, passwordHash, birthDate },
-          claims,
+          inTime,
           requestId(hctx),
         );
       } catch (err) {
-        // Give back what this sign-up claimed when its user row certainly
-        // does not exist: it failed before the user's transaction, or that
-        // transaction refused because a claim was lost. After any other
-        // failure the commit may have happened, so the claims stay; if it
-        // did not, the next sign-up for them takes them over after the grace.
-        const userNotWritten = held.length < claims.length || err instanceof ClaimLostError;
-        if (userNotWritten) await releaseQuietly(held, id);
-        if (err instanceof ClaimLostError) throw new ConnectError(TAKEN[err.claim], Code.AlreadyExists);
-        throw err;
+        // Give back what this sign-up may have claimed when its user row
+        // certainly does not exist: it failed before the user's transaction,
+        // or before that transaction's COMMIT was sent (the lease ran out,
+        // no connection, a statement failed). Only a failure at the COMMIT
+        // leaves the outcome unknown, and the claims stay: if the row was not
+        // written, the next sign-up for them takes them over after the grace.
+        const notWritten = !writing || err instanceof UserNotWrittenError;
+        if (notWritten) await releaseQuietly(mine, id);
+        const cause = err instanceof UserNotWrittenError ? err.cause : err;
+        if (ConnectError.from(cause).cause instanceof LeaseExpiredError) {
+          ctx.log.warn({ elapsed_ms: Math.round(lease.elapsedMs()), window_ms: users.signUpCommitWindowMs }, "sign-up ran out of its claim lease");
+        }
+        throw cause;
+      }
+      // Cheap insurance for the timing assumptions the lease rests on: read
+      // the claims back (one member at a time, no locks). A claim naming
+      // another user now means a takeover went ahead although this row was
+      // committed, which the lease rules out unless clocks or commit times
+      // broke their bounds.
+      const lost = await lostClaims(claims, id);
+      if (lost.length > 0) {
+        ctx.log.error(
+          { user_id: String(id), lost, elapsed_ms: Math.round(lease.elapsedMs()), window_ms: users.signUpCommitWindowMs },
+          "sign-up committed its user row but a claim of it was taken over: the claim lease's timing assumptions failed",
+        );
+        throw new ConnectError("sign-up could not be completed", Code.Internal);
       }
       return create(SignUpResponseSchema, { user: presentUser(row, { withEmail: true }), token: session(row) });
     },
@@ -120,6 +162,20 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       return create(BatchGetUsersResponseSchema, { users });
     },
   };
+
+  /** The claims that do not name `id` (read from the primaries, one by one); a failed read counts as not lost. */
+  async function lostClaims(claims: readonly ClaimKey[], id: bigint): Promise<ClaimKey["kind"][]> {
+    const lost: ClaimKey["kind"][] = [];
+    for (const c of claims) {
+      try {
+        const current = await store.readClaim(c);
+        if (current?.userId !== String(id)) lost.push(c.kind);
+      } catch (err) {
+        ctx.log.warn({ err, claim: c.kind }, "could not read a sign-up claim back");
+      }
+    }
+    return lost;
+  }
 
   async function releaseQuietly(held: readonly ClaimKey[], id: bigint): Promise<void> {
     for (const c of held) {

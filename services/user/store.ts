@@ -7,6 +7,11 @@
 // The two lookup rows are claims made before the user row exists; see
 // docs/architecture.md, "Accounts and sessions", for the protocol that keeps
 // them consistent without a cross-shard transaction.
+//
+// One member at a time: no method here holds a connection (or a transaction)
+// on one MySQL member while it asks another for one. Pools are per member and
+// small; a request holding member A while it waits for member B, with another
+// holding B and waiting for A, starves both pools until the acquire timeout.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -59,11 +64,15 @@ export interface NewUser {
   readonly birthDate: string | undefined;
 }
 
-/** A claim this sign-up made was taken over before its user row was written. */
-export class ClaimLostError extends Error {
-  override readonly name = "ClaimLostError";
-  constructor(readonly claim: ClaimKind) {
-    super(`${claim} claim lost`);
+/**
+ * createUser failed before its COMMIT was sent: the user row certainly does
+ * not exist (the transaction rolled back, or never began). `cause` is the
+ * failure. Any other error from createUser leaves the outcome unknown.
+ */
+export class UserNotWrittenError extends Error {
+  override readonly name = "UserNotWrittenError";
+  constructor(override readonly cause: unknown) {
+    super("user row not written", { cause });
   }
 }
 
@@ -85,21 +94,29 @@ export interface UserStore {
   /** Inserts the claim; when the key is taken, the existing claim instead. */
   claim(c: ClaimKey, userId: bigint): Promise<"claimed" | Claim>;
   /**
-   * Takes over a claim of `staleOwner` for `newOwner`, re-checking under the
-   * claim's row lock that it still belongs to `staleOwner`, is at least
-   * `graceMs` old, and that `staleOwner` has no user row. False if any fails.
+   * Takes over a claim of `staleOwner` for `newOwner`, in three steps, each on
+   * one member with nothing held across them: the claim is read and must
+   * belong to `staleOwner` and be at least `graceMs` old (by the claim
+   * shard's clock); then `staleOwner` must have no user row (its shard's
+   * primary); then one conditional UPDATE moves the claim, only if it still
+   * belongs to `staleOwner` and is still that old. False if any step fails.
+   * Sound because of the sign-up's lease: a user row is committed long before
+   * its claims are a grace old, so once the claim has been seen that old, the
+   * user row either is visible already or never will be.
    */
   takeOver(c: ClaimKey, staleOwner: string, newOwner: bigint, graceMs: number): Promise<boolean>;
   /** Deletes the claim if it is still `userId`'s. */
   release(c: ClaimKey, userId: bigint): Promise<void>;
+  /** The claim as it stands on its shard's primary (no lock), or undefined. */
+  readClaim(c: ClaimKey): Promise<Claim | undefined>;
   /**
    * Writes the user row and its UserCreated event in one transaction on the
-   * user's shard, while holding a shared lock on each of `claims` and having
-   * checked that each is still this user's (ClaimLostError otherwise). A
-   * takeover needs the exclusive lock, so it either runs before (and the
-   * check fails) or after the commit (and sees the user row).
+   * user's shard, and nothing else: no other member is asked while it is open.
+   * `beforeCommit` runs last inside the transaction and may throw to refuse
+   * the COMMIT (the sign-up's lease). A failure before the COMMIT was sent
+   * is a UserNotWrittenError around the cause.
    */
-  createUser(user: NewUser, claims: readonly ClaimKey[], requestId: string | undefined): Promise<UserRow>;
+  createUser(user: NewUser, beforeCommit: () => void, requestId: string | undefined): Promise<UserRow>;
   userExists(userId: bigint | string): Promise<boolean>;
   user(userId: bigint | string, mode: ReadMode): Promise<UserRow | undefined>;
   /** From the primary: log-in must see a sign-up that has just returned. */
@@ -136,10 +153,10 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
     return cached.map.shardFor(binaryMd5Vindex(c.key));
   };
 
-  const readClaim = async (db: Queryable, c: ClaimKey, lock: "" | " FOR UPDATE" | " LOCK IN SHARE MODE"): Promise<Claim | undefined> => {
+  const readClaim = async (db: Queryable, c: ClaimKey): Promise<Claim | undefined> => {
     const { table, column } = TABLES[c.kind];
     const rows = await db.query<{ user_id: string; age_ms: string | number }>(
-      `SELECT user_id, TIMESTAMPDIFF(MICROSECOND, create_time, NOW(6)) DIV 1000 AS age_ms FROM ${table} WHERE ${column} = ?${lock}`,
+      `SELECT user_id, TIMESTAMPDIFF(MICROSECOND, create_time, NOW(6)) DIV 1000 AS age_ms FROM ${table} WHERE ${column} = ?`,
       [c.key],
     );
     const row = rows[0];
@@ -173,7 +190,7 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
         } catch (err) {
           if (!(err instanceof ConnectError) || err.code !== Code.AlreadyExists) throw err;
         }
-        const existing = await readClaim(db, c, "");
+        const existing = await readClaim(db, c);
         if (existing !== undefined) return existing;
         if (attempt > 0) return { userId: "0", ageMs: 0 };
       }
@@ -181,19 +198,22 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
 
     async takeOver(c, staleOwner, newOwner, graceMs) {
       const { table, column } = TABLES[c.kind];
-      return router.transaction(claimShard(c), async (tx) => {
-        const current = await readClaim(tx, c, " FOR UPDATE");
-        if (current === undefined || current.userId !== staleOwner || current.ageMs < graceMs) return false;
-        // Under the exclusive lock: the stale owner's createUser cannot be
-        // between its claim check and its commit now.
-        if (await userExists(staleOwner)) return false;
-        await tx.execute(`UPDATE ${table} SET user_id = ?, create_time = NOW(6) WHERE ${column} = ? AND user_id = ?`, [
-          newOwner,
-          c.key,
-          staleOwner,
-        ]);
-        return true;
-      });
+      const db = router.primary(claimShard(c));
+      // 1. Seen at least a grace old: a sign-up of staleOwner that commits its
+      //    user row at all has done so by now (its lease ended long before).
+      const current = await readClaim(db, c);
+      if (current === undefined || current.userId !== staleOwner || current.ageMs < graceMs) return false;
+      // 2. So a user row that is not visible now never will be. Another
+      //    member, asked with nothing held on the claim's.
+      if (await userExists(staleOwner)) return false;
+      // 3. Still staleOwner's and still old: the claim seen in 1 (a new claim
+      //    by the same id would be young). The first takeover to get here wins.
+      const moved = await db.execute(
+        `UPDATE ${table} SET user_id = ?, create_time = NOW(6)
+         WHERE ${column} = ? AND user_id = ? AND create_time <= NOW(6) - INTERVAL ? MICROSECOND`,
+        [newOwner, c.key, staleOwner, graceMs * 1000],
+      );
+      return moved.affectedRows === 1;
     },
 
     async release(c, userId) {
@@ -201,9 +221,15 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
       await router.primary(claimShard(c)).execute(`DELETE FROM ${table} WHERE ${column} = ? AND user_id = ?`, [c.key, userId]);
     },
 
-    async createUser(u, claims, requestId) {
-      const insert = (): Promise<UserRow> =>
-        router.transaction(router.shardForUser(u.id), async (tx) => {
+    readClaim: (c) => readClaim(router.primary(claimShard(c)), c),
+
+    async createUser(u, beforeCommit, requestId) {
+      // Set once fn has run to its end, i.e. when the router is about to send
+      // COMMIT. Until then a failure means the transaction rolled back (or a
+      // dropped connection rolls it back): no user row.
+      let commitSent = false;
+      try {
+        return await router.transaction(router.shardForUser(u.id), async (tx) => {
           await tx.execute(
             "INSERT INTO chirp.users (id, handle, display_name, email, password_hash, birth_date) VALUES (?, ?, ?, ?, ?, ?)",
             [u.id, u.handle, u.displayName, u.email, u.passwordHash, u.birthDate ?? null],
@@ -217,20 +243,13 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
             createTime: timestampFromDate(row.create_time),
           });
           await appendOutbox(tx, ids, { type: EVENTS.userCreated, message, userId: u.id, requestId });
+          beforeCommit();
+          commitSent = true;
           return row;
         });
-      // Hold a shared lock on every claim (nested transactions, one per
-      // claim's shard) around the user's transaction.
-      const holding = (i: number): Promise<UserRow> => {
-        const c = claims[i];
-        if (c === undefined) return insert();
-        return router.transaction(claimShard(c), async (tx) => {
-          const current = await readClaim(tx, c, " LOCK IN SHARE MODE");
-          if (current?.userId !== String(u.id)) throw new ClaimLostError(c.kind);
-          return holding(i + 1);
-        });
-      };
-      return holding(0);
+      } catch (err) {
+        throw commitSent ? err : new UserNotWrittenError(err);
+      }
     },
 
     userExists,
