@@ -212,6 +212,16 @@ describe("SignUp", () => {
     expect(await emailClaim(lost.email)).toBe(second.user.id);
   });
 
+  it("does not take over an old claim whose user row exists", async () => {
+    const owner = await signUp(details("Olde"));
+    const key = owner.user.handle.toLowerCase();
+    await db.primaryForHandle(key).execute("UPDATE chirp.user_handles SET create_time = NOW(6) - INTERVAL 1 HOUR WHERE handle_lower = ?", [key]);
+    const res = await call("SignUp", { ...details("Olde2"), handle: owner.user.handle.toUpperCase() });
+    expect(res.json.code).toBe("already_exists");
+    expect(res.json.message).toBe("handle already taken");
+    expect(await handleClaim(owner.user.handle)).toBe(owner.user.id);
+  });
+
   it("does not take over a claim younger than the grace period (its sign-up may still be running)", async () => {
     const phantom = details("Phantom");
     await db.primaryForHandle(phantom.handle.toLowerCase()).execute("INSERT INTO chirp.user_handles (handle_lower, user_id) VALUES (?, ?)", [
