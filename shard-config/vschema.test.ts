@@ -94,6 +94,8 @@ describe("buildVSchema", () => {
     expect(vschema.tables["users"]?.column_vindexes?.[0]).toEqual({ column: "id", name: "hash" });
     expect(vschema.tables["user_handles"]?.column_vindexes?.[0]).toEqual({ column: "handle_lower", name: "binary_md5" });
     expect(vschema.tables["user_emails"]?.column_vindexes?.[0]).toEqual({ column: "email_lower", name: "binary_md5" });
+    expect(vschema.tables["media"]?.column_vindexes?.[0]).toEqual({ column: "owner_id", name: "hash" });
+    expect(vschema.tables["media_lookup"]?.column_vindexes?.[0]).toEqual({ column: "media_id", name: "hash" });
     expect(vschema.tables["schema_migrations"]).toEqual({ type: "reference" });
     expect(vschema.tables["heartbeat"]).toEqual({ type: "reference" });
   });

@@ -54,6 +54,10 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       followers: byUser("followee_id"),
       tweets: byUser("author_id"),
       likes: byUser("user_id"),
+      // Media rows with their owner; media_lookup (media id -> owner) by the
+      // media id, with the same `hash` (README "media").
+      media: byUser("owner_id"),
+      media_lookup: byUser("media_id"),
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),
