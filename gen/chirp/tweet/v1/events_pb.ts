@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/events.proto.
  */
 export const file_chirp_tweet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIsQBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJkCgxUd2VldERlbGV0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEi8KC2RlbGV0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInYKDFR3ZWV0VW5saWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLwoLdW5saWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxItIBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJImQKDFR3ZWV0RGVsZXRlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSLwoLZGVsZXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIogBCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKMAQoMVHdlZXRVbmxpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBIvCgt1bmxpa2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGlrZV92ZXJzaW9uGAUgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * TweetCreated: a tweet was posted. Carries what fan-out, search and trends
@@ -77,6 +77,13 @@ export type TweetCreated = Message<"chirp.tweet.v1.TweetCreated"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * http(s) URLs found in the text.
+   *
+   * @generated from field: repeated string urls = 9;
+   */
+  urls: string[];
 };
 
 /**
@@ -158,6 +165,16 @@ export type TweetLiked = Message<"chirp.tweet.v1.TweetLiked"> & {
    * @generated from field: google.protobuf.Timestamp like_time = 4;
    */
   likeTime?: Timestamp | undefined;
+
+  /**
+   * The version of this (tweet, liker) like edge: +1 for every like or
+   * unlike that changed it. A consumer keeps the highest version it has
+   * applied, so events applied in any order, any number of times, end in the
+   * state of the newest.
+   *
+   * @generated from field: uint64 like_version = 5;
+   */
+  likeVersion: bigint;
 };
 
 /**
@@ -202,6 +219,13 @@ export type TweetUnliked = Message<"chirp.tweet.v1.TweetUnliked"> & {
    * @generated from field: google.protobuf.Timestamp unlike_time = 4;
    */
   unlikeTime?: Timestamp | undefined;
+
+  /**
+   * The version of the like edge after the unlike (see TweetLiked).
+   *
+   * @generated from field: uint64 like_version = 5;
+   */
+  likeVersion: bigint;
 };
 
 /**
