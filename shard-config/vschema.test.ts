@@ -94,6 +94,10 @@ describe("buildVSchema", () => {
     expect(vschema.tables["users"]?.column_vindexes?.[0]).toEqual({ column: "id", name: "hash" });
     expect(vschema.tables["user_handles"]?.column_vindexes?.[0]).toEqual({ column: "handle_lower", name: "binary_md5" });
     expect(vschema.tables["user_emails"]?.column_vindexes?.[0]).toEqual({ column: "email_lower", name: "binary_md5" });
+    expect(vschema.tables["tweets"]?.column_vindexes?.[0]).toEqual({ column: "author_id", name: "hash" });
+    expect(vschema.tables["tweet_likes"]?.column_vindexes?.[0]).toEqual({ column: "author_id", name: "hash" });
+    expect(vschema.tables["tweet_lookup"]?.column_vindexes?.[0]).toEqual({ column: "tweet_id", name: "hash" });
+    expect(vschema.tables["likes"]?.column_vindexes?.[0]).toEqual({ column: "user_id", name: "hash" });
     expect(vschema.tables["media"]?.column_vindexes?.[0]).toEqual({ column: "owner_id", name: "hash" });
     expect(vschema.tables["media_lookup"]?.column_vindexes?.[0]).toEqual({ column: "media_id", name: "hash" });
     expect(vschema.tables["schema_migrations"]).toEqual({ type: "reference" });

@@ -53,6 +53,12 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       follows: byUser("follower_id"),
       followers: byUser("followee_id"),
       tweets: byUser("author_id"),
+      // A like edge lives with its tweet (the author's shard), next to
+      // tweets.like_count; likes is the liker's index of it. tweet_lookup
+      // (tweet id -> author) by the tweet id, with the same `hash` (README
+      // "tweets").
+      tweet_likes: byUser("author_id"),
+      tweet_lookup: byUser("tweet_id"),
       likes: byUser("user_id"),
       // Media rows with their owner; media_lookup (media id -> owner) by the
       // media id, with the same `hash` (README "media").
