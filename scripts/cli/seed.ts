@@ -7,6 +7,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { USER_DEFAULTS } from "../../services/user/config.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 import { REED98_EDGES, degrees, readEdgeList, type SocialGraph } from "./dataset.js";
 import { createProgress, mapConcurrent } from "./progress.js";
@@ -20,6 +21,11 @@ export interface SeedOptions {
   readonly handlePrefix: string;
   readonly concurrency: number;
   readonly log?: NodeJS.WriteStream;
+  /**
+   * The user service's CHIRP_USER_CLAIM_GRACE_MS (default 30 s): how long a
+   * claim left by a sign-up of ours that failed midway blocks the handle.
+   */
+  readonly claimGraceMs?: number;
 }
 
 export interface SeededUser {
@@ -53,8 +59,10 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   const ids = Array.from({ length: graph.userCount }, (_, n) => n);
 
   const accountsProgress = createProgress("accounts", ids.length, log);
+  const claimGraceMs = options.claimGraceMs ?? USER_DEFAULTS.claimGraceMs;
+  const note = (message: string): void => void log.write(`${log.isTTY === true ? "\r\x1b[K" : ""}${message}\n`);
   const accounts = await mapConcurrent(ids, concurrency, async (n) => {
-    const account = await signUpOrLogIn(users, `${options.handlePrefix}${n}`, n);
+    const account = await signUpOrLogIn(users, `${options.handlePrefix}${n}`, n, claimGraceMs, note);
     accountsProgress.tick();
     return account;
   });
@@ -84,43 +92,91 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   return { users: accounts, follows: follows.length, counts, mismatches };
 }
 
-async function signUpOrLogIn(users: Client<typeof UserService>, handle: string, n: number): Promise<SeededUser> {
-  try {
-    const res = await withRetry(() =>
-      users.signUp({
-        handle,
-        displayName: `Reed98 user ${n}`,
-        email: `${handle}@example.com`,
-        password: SEED_PASSWORD,
-      }),
-    );
-    return { id: res.user!.id, token: res.token };
-  } catch (err) {
-    if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
-  }
-  try {
-    const res = await withRetry(() => users.logIn({ handle, password: SEED_PASSWORD }));
-    return { id: res.user!.id, token: res.token };
-  } catch (err) {
-    if (ConnectError.from(err).code === Code.Unauthenticated) {
+/** After the claim grace, how long to keep trying before giving up on a handle our own failed sign-up claimed. */
+const CLAIM_WAIT_SLACK_MS = 10_000;
+
+/**
+ * Signs up, or logs in to an account an earlier run created. One more case:
+ * a SignUp of ours that failed with a retryable error can have left its
+ * handle claimed without an account (its outcome was unknown to the service
+ * too). Its retry then meets AlreadyExists, and LogIn finds no account. That
+ * claim is taken over by a sign-up once it is a claim grace old, so we wait
+ * and sign up again, for at most the grace (from our last failed attempt)
+ * plus some slack.
+ */
+async function signUpOrLogIn(
+  users: Client<typeof UserService>,
+  handle: string,
+  n: number,
+  claimGraceMs: number,
+  note: (message: string) => void,
+): Promise<SeededUser> {
+  const request = { handle, displayName: `Reed98 user ${n}`, email: `${handle}@example.com`, password: SEED_PASSWORD };
+  // When a SignUp of ours first and last failed in a way that may have left a claim.
+  let firstFailedAt: number | undefined;
+  let lastFailedAt: number | undefined;
+  const failed = (): void => {
+    lastFailedAt = performance.now();
+    firstFailedAt ??= lastFailedAt;
+  };
+  let waiting = false;
+  for (;;) {
+    try {
+      const res = await withRetry(() => users.signUp(request), failed);
+      return { id: res.user!.id, token: res.token };
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+    }
+    try {
+      const res = await withRetry(() => users.logIn({ handle, password: SEED_PASSWORD }));
+      return { id: res.user!.id, token: res.token };
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
+    }
+    if (lastFailedAt === undefined || firstFailedAt === undefined) {
       throw new Error(`@${handle} exists but was not created by chirp seed (its password differs)`);
     }
-    throw err;
+    // Taken, and no account with our password: most likely our own failed attempt's claim.
+    const readyAt = lastFailedAt + claimGraceMs;
+    const now = performance.now();
+    // Bounded even if attempts keep failing (each failure pushes readyAt on).
+    if (now > readyAt + CLAIM_WAIT_SLACK_MS || now > firstFailedAt + 2 * claimGraceMs + CLAIM_WAIT_SLACK_MS) {
+      throw new Error(
+        `@${handle} is still taken ${((now - lastFailedAt) / 1000).toFixed(0)} s after a sign-up of ours failed midway, ` +
+          `longer than the ${claimGraceMs / 1000} s claim grace: it was not created by chirp seed, or the user service's ` +
+          "CHIRP_USER_CLAIM_GRACE_MS is longer (set the same value where chirp seed runs)",
+      );
+    }
+    if (!waiting) {
+      waiting = true;
+      note(`@${handle}: a sign-up of ours failed midway and left the handle claimed; signing up again once the ${claimGraceMs / 1000} s claim grace has passed`);
+    }
+    await sleep(now < readyAt ? readyAt - now + 250 : 1000);
   }
 }
 
 const RETRYABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded]);
 
-/** Retries what a busy or failing-over system answers, with backoff; anything else is final. */
-async function withRetry<T>(call: () => Promise<T>, attempts = 6): Promise<T> {
+/**
+ * Retries what a busy or failing-over system answers, with backoff; anything
+ * else is final. `onRetryable` hears of every retryable failure (the last one
+ * too, before it is thrown).
+ */
+async function withRetry<T>(call: () => Promise<T>, onRetryable?: () => void, attempts = 6): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await call();
     } catch (err) {
-      if (i >= attempts || !RETRYABLE.has(ConnectError.from(err).code)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** i));
+      if (!RETRYABLE.has(ConnectError.from(err).code)) throw err;
+      onRetryable?.();
+      if (i >= attempts) throw err;
+      await sleep(50 * 2 ** i);
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function bearer(token: string): Record<string, string> {
@@ -142,7 +198,10 @@ export async function run(args: string[]): Promise<number> {
   const graph = readEdgeList(dataset, limitUsers);
   if (`${prefix}${graph.userCount - 1}`.length > 15) throw new UsageError("--handle-prefix is too long for 15-character handles");
   process.stderr.write(`seeding ${graph.name}: ${graph.userCount} users, ${graph.edges.length} friendships, via ${gatewayUrl}\n`);
-  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency });
+  // The same variable the user service reads (npm start passes one environment to both).
+  const grace = Number(process.env["CHIRP_USER_CLAIM_GRACE_MS"] ?? "");
+  const claimGraceMs = Number.isInteger(grace) && grace > 0 ? grace : undefined;
+  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency, ...(claimGraceMs === undefined ? {} : { claimGraceMs }) });
   for (const m of result.mismatches.slice(0, 10)) {
     process.stderr.write(`  ${prefix}${m.n}: ${m.followers} followers, ${m.following} following; the graph says ${m.expected}\n`);
   }
