@@ -89,7 +89,8 @@ describe("PNG", () => {
   it("refuses a bad checksum or a missing IEND", () => {
     const png = files.makePng();
     const bad = Buffer.from(png);
-    bad[bad.indexOf("IDAT") + 10] ^= 0xff;
+    const at = bad.indexOf("IDAT") + 10;
+    bad[at] = bad[at]! ^ 0xff;
     expect(() => parsePng(bad)).toThrow(MediaFormatError);
     expect(() => parsePng(png.subarray(0, png.length - 12))).toThrow(MediaFormatError);
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeImage } from "./decode.js";
-import { downscale, fitWithin, makeThumbnail, orient, type Rgba } from "./thumbnail.js";
+import type { Rgba } from "./decode.js";
+import { downscale, fitWithin, makeThumbnail, orient } from "./thumbnail.js";
 
 function image(width: number, height: number, pixel: (x: number, y: number) => [number, number, number, number]): Rgba {
   const data = new Uint8Array(width * height * 4);
