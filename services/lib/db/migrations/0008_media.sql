@@ -37,12 +37,12 @@ CREATE TABLE IF NOT EXISTS media (
 
 -- Media id -> owner, sharded by media_id (Vitess `hash`): finds the owner's
 -- shard from a bare media id (GetMedia, BatchGetMedia, ReadMedia). Written
--- before the media row; a lookup row whose media row never appeared (a crashed
--- upload) reads as NotFound, and the sweep removes it after the grace period.
+-- before the media row and deleted after it (the sweep), so every media row
+-- has one; a lookup row whose media row never appeared (an upload that
+-- crashed in between) reads as NotFound.
 CREATE TABLE IF NOT EXISTS media_lookup (
   media_id BIGINT UNSIGNED NOT NULL,
   owner_id BIGINT UNSIGNED NOT NULL,
   create_time DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-  PRIMARY KEY (media_id),
-  KEY media_lookup_by_time (create_time)
+  PRIMARY KEY (media_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -1,0 +1,92 @@
+// What the media service reads from its environment beyond every service's
+// settings (service-config.ts) and the database's (shard/config.ts).
+import { fileURLToPath } from "node:url";
+import { ConfigError, EnvReader, type Env } from "../lib/config.js";
+
+export interface S3Config {
+  /** CHIRP_MEDIA_S3_ENDPOINT, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000; path-style requests. */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly region: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  /** Key prefix inside the bucket, e.g. "media/". */
+  readonly prefix: string;
+}
+
+export interface MediaConfig {
+  /** CHIRP_MEDIA_DIR: the local blob store (and, with S3, where uploads are spooled). */
+  readonly dir: string;
+  /** CHIRP_MEDIA_S3_*: blobs in an S3-compatible bucket instead of `dir`. */
+  readonly s3: S3Config | undefined;
+  /** CHIRP_MEDIA_MAX_IMAGE_BYTES (16 MiB). */
+  readonly maxImageBytes: number;
+  /** CHIRP_MEDIA_MAX_VIDEO_BYTES (100 MiB). */
+  readonly maxVideoBytes: number;
+  /** CHIRP_MEDIA_MAX_IMAGE_PIXELS: width x height an image may declare before it is decoded (50 MP). */
+  readonly maxImagePixels: number;
+  /** CHIRP_MEDIA_THUMBNAIL_SIZE: the thumbnail's longer side in pixels (320). */
+  readonly thumbnailSize: number;
+  /** CHIRP_MEDIA_UNATTACHED_GRACE_MS: how long an upload may stay off every tweet before the sweep removes it (24 h). */
+  readonly unattachedGraceMs: number;
+  /** CHIRP_MEDIA_SWEEP_INTERVAL_MS: how often the sweep runs (10 min; 0 turns it off). */
+  readonly sweepIntervalMs: number;
+  /** CHIRP_MEDIA_SWEEP_BATCH: rows per shard per round (200). */
+  readonly sweepBatch: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** The local data dir's media folder (`npm start` keeps its servers' data in .data/local). */
+export const DEFAULT_MEDIA_DIR = fileURLToPath(new URL("../../.data/local/media/", import.meta.url));
+
+export const MEDIA_DEFAULTS = {
+  maxImageBytes: 16 * MiB,
+  maxVideoBytes: 100 * MiB,
+  maxImagePixels: 50_000_000,
+  thumbnailSize: 320,
+  unattachedGraceMs: 24 * 3600 * 1000,
+  sweepIntervalMs: 10 * 60 * 1000,
+  sweepBatch: 200,
+} as const;
+
+export function loadMediaConfig(env: Env): MediaConfig {
+  const read = new EnvReader(env);
+  const bucket = read.optional("CHIRP_MEDIA_S3_BUCKET");
+  const problems: string[] = [];
+  let s3: S3Config | undefined;
+  if (bucket !== undefined) {
+    const region = read.string("CHIRP_MEDIA_S3_REGION", "us-east-1");
+    const endpoint = read.string("CHIRP_MEDIA_S3_ENDPOINT", `https://s3.${region}.amazonaws.com`).replace(/\/+$/, "");
+    if (!/^https?:\/\/[^/]+$/.test(endpoint)) problems.push("CHIRP_MEDIA_S3_ENDPOINT must be http(s)://host[:port] without a path");
+    s3 = {
+      endpoint,
+      bucket,
+      region,
+      accessKeyId: read.string("CHIRP_MEDIA_S3_ACCESS_KEY_ID"),
+      secretAccessKey: read.string("CHIRP_MEDIA_S3_SECRET_ACCESS_KEY"),
+      prefix: read.string("CHIRP_MEDIA_S3_PREFIX", "media/"),
+    };
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) problems.push("CHIRP_MEDIA_S3_BUCKET is not a valid bucket name");
+    if (!/^[A-Za-z0-9!_.*'()/-]*$/.test(s3.prefix)) problems.push("CHIRP_MEDIA_S3_PREFIX may hold only letters, digits and !_.*'()/-");
+  }
+  const config: MediaConfig = {
+    dir: read.string("CHIRP_MEDIA_DIR", DEFAULT_MEDIA_DIR),
+    s3,
+    maxImageBytes: read.int("CHIRP_MEDIA_MAX_IMAGE_BYTES", MEDIA_DEFAULTS.maxImageBytes, 1024, 1024 * MiB),
+    maxVideoBytes: read.int("CHIRP_MEDIA_MAX_VIDEO_BYTES", MEDIA_DEFAULTS.maxVideoBytes, 1024, 16 * 1024 * MiB),
+    maxImagePixels: read.int("CHIRP_MEDIA_MAX_IMAGE_PIXELS", MEDIA_DEFAULTS.maxImagePixels, 1, 200_000_000),
+    thumbnailSize: read.int("CHIRP_MEDIA_THUMBNAIL_SIZE", MEDIA_DEFAULTS.thumbnailSize, 16, 2048),
+    unattachedGraceMs: read.int("CHIRP_MEDIA_UNATTACHED_GRACE_MS", MEDIA_DEFAULTS.unattachedGraceMs, 1000, 365 * 24 * 3600 * 1000),
+    sweepIntervalMs: read.int("CHIRP_MEDIA_SWEEP_INTERVAL_MS", MEDIA_DEFAULTS.sweepIntervalMs, 0, 24 * 3600 * 1000),
+    sweepBatch: read.int("CHIRP_MEDIA_SWEEP_BATCH", MEDIA_DEFAULTS.sweepBatch, 1, 10_000),
+  };
+  try {
+    read.done();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.unshift(...err.problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
