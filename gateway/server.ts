@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
@@ -28,6 +29,10 @@ export interface Gateway {
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
   const shutdown = new AbortController();
+  // connect-node ties every in-flight call to this signal (one listener each,
+  // removed when the call ends), so many concurrent calls are many listeners
+  // by design, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const verifier = createTokenVerifier(config.tokenPublicKeys);
   const transports = PUBLIC_API.map(({ backend }) =>
     createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
