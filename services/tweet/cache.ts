@@ -1,0 +1,223 @@
+// The Redis cache of tweets for hydration (GetTweet, BatchGetTweets, the
+// liked list). An entry is the viewer-independent tweet (protobuf bytes) or a
+// deleted tweet's tombstone, tagged with the tweets row's version. The
+// protocol, and why a like, an unlike or a delete is seen by every read that
+// starts after the call returned, is in docs/architecture.md ("Tweets: the
+// cache"). In short:
+//
+//   read     one script: the entry, or on a miss a fill lease (a random token
+//            in a second key) set BEFORE the reader goes to the database.
+//   fill     the reader's row goes in only if its lease is still there and
+//            the entry (if any) is older; the lease is used up.
+//   publish  after a change commits, its handler writes the new version
+//            (only over an older one) and deletes any lease. The call does
+//            not return OK unless this succeeded.
+//
+// So once a change's publish has run, no fill of an older row can land: the
+// leases taken before it are gone, and a reader that takes one after it reads
+// the primary after the commit. Every write is conditional on the version, so
+// the entry never goes back either.
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Redis } from "ioredis";
+import { Counter } from "prom-client";
+import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
+
+/** What a tweet's cache entry says. */
+export type CachedTweet =
+  | { readonly kind: "tweet"; readonly version: bigint; readonly tweet: Tweet }
+  | { readonly kind: "deleted"; readonly version: bigint };
+
+/** A read: the entry, or a miss with the lease to fill it (undefined when the cache did not answer). */
+export type CacheRead = CachedTweet | { readonly kind: "miss"; readonly lease: string | undefined };
+
+export interface TweetCache {
+  read(ids: readonly bigint[]): Promise<Map<bigint, CacheRead>>;
+  /** Best effort: a refused or failed fill changes nothing. */
+  fill(id: bigint, lease: string, entry: CachedTweet): Promise<void>;
+  /** After a committed change: the entry is at least `entry.version` when this resolves. Throws Unavailable otherwise. */
+  publish(id: bigint, entry: CachedTweet): Promise<void>;
+}
+
+export interface TweetCacheOptions {
+  readonly redis: Redis;
+  readonly ttlMs: number;
+  readonly leaseMs: number;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Key prefix; default "chirp:tweet:". */
+  readonly prefix?: string;
+  /** Publish attempts before giving up (default 3), and the pause before the second (doubling). */
+  readonly publishAttempts?: number;
+  readonly publishRetryMs?: number;
+}
+
+// Values are "<version>:T<protobuf bytes>" or "<version>:D". Lua strings are
+// byte strings, so the payload passes through untouched; versions are far
+// below 2^53, where Lua numbers are exact.
+const OLDER_OR_ABSENT = `
+local function newer(key, version)
+  local cur = redis.call('GET', key)
+  if not cur then return true end
+  local v = tonumber(string.match(cur, '^(%d+):'))
+  return (not v) or v < tonumber(version)
+end`;
+
+/** KEYS: entry, lease. ARGV: token, lease ms. The entry, or nil after setting the lease. */
+const READ_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return false`;
+
+/** KEYS: entry, lease. ARGV: token, version, tagged payload, ttl ms. 1 if stored. */
+const FILL_LUA = `${OLDER_OR_ABSENT}
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+if not newer(KEYS[1], ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
+return 1`;
+
+/** KEYS: entry, lease. ARGV: version, tagged payload, ttl ms. 1 if stored, 0 if the entry was already as new. */
+const PUBLISH_LUA = `${OLDER_OR_ABSENT}
+redis.call('DEL', KEYS[2])
+if not newer(KEYS[1], ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+interface Scripts {
+  chirpTweetReadBuffer(entry: string, lease: string, token: string, leaseMs: number): Promise<Buffer | null>;
+  chirpTweetFill(entry: string, lease: string, token: string, version: string, payload: Buffer, ttlMs: number): Promise<number>;
+  chirpTweetPublish(entry: string, lease: string, version: string, payload: Buffer, ttlMs: number): Promise<number>;
+}
+
+const TAG_TWEET = 0x54; // "T"
+const TAG_DELETED = 0x44; // "D"
+const COLON = 0x3a;
+
+export function createTweetCache(opts: TweetCacheOptions): TweetCache {
+  const { redis, ttlMs, leaseMs, log } = opts;
+  const prefix = opts.prefix ?? "chirp:tweet:";
+  const attempts = opts.publishAttempts ?? 3;
+  const retryMs = opts.publishRetryMs ?? 25;
+  // A hash tag keeps an entry and its lease in one Redis Cluster slot.
+  const entryKey = (id: bigint): string => `${prefix}{${id}}`;
+  const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
+  redis.defineCommand("chirpTweetRead", { numberOfKeys: 2, lua: READ_LUA });
+  redis.defineCommand("chirpTweetFill", { numberOfKeys: 2, lua: FILL_LUA });
+  redis.defineCommand("chirpTweetPublish", { numberOfKeys: 2, lua: PUBLISH_LUA });
+  const scripts = redis as unknown as Scripts;
+  const m = opts.metrics === undefined ? undefined : cacheMetrics(opts.metrics);
+
+  return {
+    async read(ids) {
+      const out = new Map<bigint, CacheRead>();
+      const unique = [...new Set(ids)];
+      if (unique.length === 0) return out;
+      const tokens = unique.map(() => randomUUID());
+      let replies: Array<[Error | null, unknown]> | null;
+      try {
+        const pipeline = redis.pipeline() as unknown as Scripts & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+        unique.forEach((id, i) => void pipeline.chirpTweetReadBuffer(entryKey(id), leaseKey(id), tokens[i]!, leaseMs));
+        replies = await pipeline.exec();
+      } catch (err) {
+        replies = null;
+        log.debug({ err: (err as Error).message }, "tweet cache read failed; reading the database");
+      }
+      unique.forEach((id, i) => {
+        const [err, value] = replies?.[i] ?? [new Error("no reply"), null];
+        if (err !== null) {
+          m?.reads.inc({ result: "error" });
+          out.set(id, { kind: "miss", lease: undefined });
+        } else if (value === null || value === undefined) {
+          m?.reads.inc({ result: "miss" });
+          out.set(id, { kind: "miss", lease: tokens[i] });
+        } else {
+          const entry = decodeEntry(value as Buffer);
+          m?.reads.inc({ result: entry === undefined ? "error" : entry.kind === "tweet" ? "hit" : "tombstone" });
+          out.set(id, entry ?? { kind: "miss", lease: undefined });
+        }
+      });
+      return out;
+    },
+
+    async fill(id, lease, entry) {
+      try {
+        const stored = await scripts.chirpTweetFill(entryKey(id), leaseKey(id), lease, String(entry.version), payloadOf(entry), ttlMs);
+        m?.fills.inc({ result: stored === 1 ? "stored" : "refused" });
+      } catch (err) {
+        m?.fills.inc({ result: "error" });
+        log.debug({ err: (err as Error).message }, "tweet cache fill failed");
+      }
+    },
+
+    async publish(id, entry) {
+      let last: unknown;
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        try {
+          await scripts.chirpTweetPublish(entryKey(id), leaseKey(id), String(entry.version), payloadOf(entry), ttlMs);
+          m?.publishes.inc({ result: "ok" });
+          return;
+        } catch (err) {
+          last = err;
+          if (attempt < attempts) await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 1)));
+        }
+      }
+      m?.publishes.inc({ result: "failed" });
+      log.warn({ err: (last as Error | undefined)?.message, tweet_version: String(entry.version) }, "tweet cache not updated after a committed change");
+      // The change is committed; until the cache has it, an older copy could
+      // still be served, so the call must not report success. A retry is
+      // idempotent and publishes again.
+      throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, last);
+    },
+  };
+}
+
+function payloadOf(entry: CachedTweet): Buffer {
+  if (entry.kind === "deleted") return Buffer.of(TAG_DELETED);
+  return Buffer.concat([Buffer.of(TAG_TWEET), toBinary(TweetSchema, entry.tweet)]);
+}
+
+/** Undefined for a value this code did not write (it is then treated as a miss without a fill). */
+export function decodeEntry(value: Buffer): CachedTweet | undefined {
+  const colon = value.indexOf(COLON);
+  if (colon <= 0 || colon + 1 >= value.length) return undefined;
+  const digits = value.subarray(0, colon).toString("latin1");
+  if (!/^[0-9]+$/.test(digits)) return undefined;
+  const version = BigInt(digits);
+  const tag = value[colon + 1];
+  if (tag === TAG_DELETED) return { kind: "deleted", version };
+  if (tag !== TAG_TWEET) return undefined;
+  try {
+    return { kind: "tweet", version, tweet: fromBinary(TweetSchema, value.subarray(colon + 2)) };
+  } catch {
+    return undefined;
+  }
+}
+
+function cacheMetrics(metrics: Metrics) {
+  const registers = [metrics.registry];
+  return {
+    reads: new Counter({
+      name: "chirp_tweet_cache_reads_total",
+      help: "Tweet cache lookups by result (hit, tombstone, miss, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    fills: new Counter({
+      name: "chirp_tweet_cache_fills_total",
+      help: "Cache fills after a miss by result (stored, refused: lease gone or entry newer, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    publishes: new Counter({
+      name: "chirp_tweet_cache_publishes_total",
+      help: "Cache writes after a committed change by result (ok, failed: the call answered Unavailable).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+  };
+}
