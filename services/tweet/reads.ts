@@ -1,0 +1,152 @@
+// Reading tweets for GetTweet, BatchGetTweets and ListLikedTweets:
+// skeleton (ids -> authors, through the lookup) -> hydrate (the cache, then
+// one primary read per tweet shard for what it lacks, and the viewer's likes
+// from tweet_likes) -> present (authors from the user service, media from the
+// media service).
+import { clone } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Media } from "../../gen/chirp/media/v1/media_pb.js";
+import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import type { User } from "../../gen/chirp/user/v1/user_pb.js";
+import type { Logger } from "../lib/logger.js";
+import type { MeshClients } from "../lib/rpc/mesh-clients.js";
+import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import type { ShardRouter } from "../lib/shard/router.js";
+import type { CachedTweet, TweetCache } from "./cache.js";
+import { presentTweetCore } from "./present.js";
+import type { TweetStore } from "./store.js";
+
+/** A tweet id and its author (the shard it lives on). */
+export interface TweetRef {
+  readonly id: bigint;
+  readonly authorId: bigint;
+}
+
+/** A live tweet as loaded: the viewer-independent part and the viewer's like. */
+export interface LoadedTweet {
+  readonly core: Tweet;
+  readonly liked: boolean;
+}
+
+export interface TweetReader {
+  /**
+   * Live tweets among `refs` (deleted and missing ones left out), by id. With
+   * a viewer, whether they like each one, from the tweets' primaries.
+   */
+  load(refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>>;
+  /** Authors and media added, in the order given. */
+  present(tweets: readonly LoadedTweet[], hctx: HandlerContext): Promise<Tweet[]>;
+  /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
+  warm(id: bigint, entry: CachedTweet): Promise<void>;
+}
+
+const BATCH = 100;
+
+export function createTweetReader(opts: {
+  router: ShardRouter;
+  store: TweetStore;
+  cache: TweetCache | undefined;
+  clients: MeshClients;
+  log: Logger;
+}): TweetReader {
+  const { router, store, cache, clients, log } = opts;
+  let mediaUnimplementedLogged = false;
+
+  const load = async (refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
+    const authorOf = new Map(refs.map((r) => [r.id, r.authorId]));
+    const ids = [...authorOf.keys()];
+    const cached = cache === undefined ? new Map() : await cache.read(ids);
+    const out = new Map<bigint, LoadedTweet>();
+    await router.scatter(
+      ids,
+      (id) => store.tweetShard(authorOf.get(id)!),
+      async (shard, shardIds) => {
+        const hits: Tweet[] = [];
+        const misses: bigint[] = [];
+        for (const id of shardIds) {
+          const entry = cached.get(id);
+          if (entry === undefined || entry.kind === "miss") misses.push(id);
+          else if (entry.kind === "tweet") hits.push(entry.tweet);
+          // A tombstone: deleted, left out without a read.
+        }
+        const [rows, liked] = await Promise.all([
+          store.readTweets(shard, misses, viewer),
+          viewer === undefined ? new Set<bigint>() : store.likedAmong(shard, viewer, hits.map((t) => t.id)),
+        ]);
+        for (const t of hits) out.set(t.id, { core: t, liked: liked.has(t.id) });
+        const fills: Promise<void>[] = [];
+        for (const { row, liked: rowLiked } of rows) {
+          const core = row.deleted ? undefined : presentTweetCore(row);
+          if (core !== undefined) out.set(row.id, { core, liked: rowLiked });
+          const lease = cached.get(row.id);
+          if (cache !== undefined && lease?.kind === "miss" && lease.lease !== undefined) {
+            const entry: CachedTweet = core === undefined ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: core };
+            fills.push(cache.fill(row.id, lease.lease, entry));
+          }
+        }
+        await Promise.all(fills);
+        return [];
+      },
+    );
+    return out;
+  };
+
+  /** Users by id for the authors; one BatchGetUsers per 100. */
+  const authors = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, User>> => {
+    const byId = new Map<bigint, User>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += BATCH) {
+      const { users } = await clients.user.batchGetUsers({ userIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
+      for (const u of users) byId.set(u.id, u);
+    }
+    return byId;
+  };
+
+  /** Media by id; none while the media service does not implement BatchGetMedia yet. */
+  const media = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, Media>> => {
+    const byId = new Map<bigint, Media>();
+    const unique = [...new Set(ids)];
+    try {
+      for (let i = 0; i < unique.length; i += BATCH) {
+        const res = await clients.media.batchGetMedia({ mediaIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
+        for (const m of res.media) byId.set(m.id, m);
+      }
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unimplemented) throw err;
+      if (!mediaUnimplementedLogged) log.info("media service has no BatchGetMedia yet: tweets are returned with media ids only");
+      mediaUnimplementedLogged = true;
+    }
+    return byId;
+  };
+
+  return {
+    load,
+    async present(tweets, hctx) {
+      if (tweets.length === 0) return [];
+      const mediaIds = tweets.flatMap((t) => t.core.mediaIds);
+      const [users, mediaById] = await Promise.all([
+        authors(tweets.map((t) => t.core.authorId), hctx),
+        mediaIds.length === 0 ? new Map<bigint, Media>() : media(mediaIds, hctx),
+      ]);
+      return tweets.map(({ core, liked }) => {
+        // A copy: the core may be shared (a cache hit used twice in one batch).
+        const tweet = clone(TweetSchema, core);
+        tweet.author = users.get(core.authorId);
+        tweet.likedByViewer = liked;
+        tweet.media = core.mediaIds.flatMap((id) => {
+          const m = mediaById.get(id);
+          return m === undefined ? [] : [m];
+        });
+        return tweet;
+      });
+    },
+    async warm(id, entry) {
+      if (cache === undefined) return;
+      try {
+        await cache.publish(id, entry);
+      } catch {
+        // A cold cache is only slower.
+      }
+    },
+  };
+}

@@ -1,0 +1,422 @@
+// All of the tweet service's SQL. Where rows live (migrations 0001, 0007;
+// docs/architecture.md, "Tweets"):
+//   tweets, tweet_likes  the author's shard (the tweet's shard)
+//   tweet_lookup         the shard of hash(tweet id): tweet id -> author
+//   likes                the liker's shard: the liker's index of tweet_likes
+//   outbox               the shard of the transaction that writes it
+// Every call is counted by shard and operation (chirp_tweet_db_calls_total),
+// so a test or an operator can see which shards a request touched.
+import { Counter } from "prom-client";
+import type { ShardInfo } from "../lib/cluster/types.js";
+import type { Metrics } from "../lib/metrics.js";
+import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../lib/shard/router.js";
+import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./db-time.js";
+import type { LikeCursor } from "./page-token.js";
+
+const LIKED = 1;
+const UNLIKED = 0;
+
+/** A tweets row, parsed. Plain data: presentation is present.ts's job. */
+export interface TweetRow {
+  readonly id: bigint;
+  readonly authorId: bigint;
+  readonly text: string;
+  /** 0 when not a reply. */
+  readonly replyToTweetId: bigint;
+  readonly mediaIds: readonly bigint[];
+  readonly latitude: number | null;
+  readonly longitude: number | null;
+  readonly likeCount: number;
+  readonly hashtags: readonly string[];
+  readonly mentions: readonly bigint[];
+  readonly urls: readonly string[];
+  /** 1 when posted, +1 on every change. */
+  readonly version: bigint;
+  readonly deleted: boolean;
+}
+
+export type NewTweet = Omit<TweetRow, "likeCount" | "version" | "deleted"> & {
+  /** The Snowflake id's time, in microseconds (create_time of the tweet and its lookup). */
+  readonly createTimeMicros: bigint;
+};
+
+/** One version of a (tweet, liker) like edge, as the tweet's shard recorded it. */
+export interface LikeEdge {
+  readonly tweetId: bigint;
+  readonly authorId: bigint;
+  readonly userId: bigint;
+  readonly liked: boolean;
+  readonly version: bigint;
+  /** When the current (or, unliked, the last) like was made. */
+  readonly likeTimeMicros: bigint;
+  /** When this version was written. */
+  readonly changeTimeMicros: bigint;
+}
+
+export type SetLikeResult =
+  | { readonly kind: "missing" }
+  | { readonly kind: "deleted"; readonly row: TweetRow }
+  | { readonly kind: "done"; readonly row: TweetRow; readonly edge: LikeEdge | undefined; readonly changed: boolean };
+
+export type DeleteResult =
+  | { readonly kind: "missing" }
+  | { readonly kind: "deleted"; readonly row: TweetRow }
+  | { readonly kind: "forbidden" }
+  | { readonly kind: "done"; readonly row: TweetRow; readonly deleteTimeMicros: bigint };
+
+export interface LikeListRow {
+  readonly tweetId: bigint;
+  readonly authorId: bigint;
+  readonly likeTimeMicros: bigint;
+}
+
+/** Writes the change's event into the transaction (the outbox). */
+export type Announce<T> = (tx: Queryable, change: T) => Promise<unknown>;
+
+export interface TweetStore {
+  /** The shard that holds a tweet id's lookup row. */
+  lookupShard(tweetId: bigint): ShardInfo;
+  /** The shard that holds a user's tweets (and their likes' edges). */
+  tweetShard(authorId: bigint): ShardInfo;
+  insertLookup(tweetId: bigint, authorId: bigint, createTimeMicros: bigint): Promise<void>;
+  /** Authors of the ids that have a lookup row: a replica first, the primary for the rest. */
+  lookupAuthors(tweetIds: readonly bigint[]): Promise<Map<bigint, bigint>>;
+  /** The tweet, the author's tweet_count and the event, in one transaction on the author's shard. */
+  createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow>;
+  /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
+  readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean }>>;
+  /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
+  likedAmong(shard: ShardInfo, viewer: bigint, ids: readonly bigint[]): Promise<Set<bigint>>;
+  setLike(authorId: bigint, tweetId: bigint, userId: bigint, liked: boolean, announce: Announce<LikeEdge>): Promise<SetLikeResult>;
+  deleteTweet(authorId: bigint, tweetId: bigint, callerId: bigint, announce: Announce<{ row: TweetRow; deleteTimeMicros: bigint }>): Promise<DeleteResult>;
+  /** Brings the liker's index row to `edge` unless it holds that version or a newer one. */
+  applyLikerSide(edge: LikeEdge): Promise<"applied" | "current">;
+  /** One page of a user's likes, newest first, strictly after `after`. */
+  listLikes(userId: bigint, after: LikeCursor | undefined, limit: number, primary: boolean): Promise<LikeListRow[]>;
+  userExists(userId: bigint): Promise<boolean>;
+}
+
+interface RawTweet {
+  id: string;
+  author_id: string;
+  text: string;
+  reply_to_tweet_id: string | null;
+  media_ids: string;
+  latitude: number | null;
+  longitude: number | null;
+  like_count: string;
+  hashtags: string;
+  mentions: string;
+  urls: string;
+  version: string;
+  deleted: number | string;
+  liked?: number | string | null;
+}
+
+const TWEET_COLUMNS = `t.id, t.author_id, t.text, t.reply_to_tweet_id, t.media_ids, t.latitude, t.longitude, t.like_count,
+  t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
+
+export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetStore {
+  const calls = metrics
+    ? new Counter({
+        name: "chirp_tweet_db_calls_total",
+        help: "Statements and transactions the tweet service ran, by shard and operation.",
+        labelNames: ["shard", "op"] as const,
+        registers: [metrics.registry],
+      })
+    : undefined;
+  const counted = (shard: ShardInfo, op: string): void => calls?.inc({ shard: shard.name, op });
+  const primary = (shard: ShardInfo, op: string): ShardClient => {
+    counted(shard, op);
+    return router.primary(shard);
+  };
+  const reader = (shard: ShardInfo, op: string): ShardClient => {
+    counted(shard, op);
+    return router.reader(shard);
+  };
+  const transaction = <T>(shard: ShardInfo, op: string, fn: (tx: Queryable) => Promise<T>): Promise<T> => {
+    counted(shard, op);
+    return router.transaction(shard, fn);
+  };
+  // The lookup row is sharded by the tweet id with the same `hash` vindex as user ids.
+  const lookupShard = (tweetId: bigint): ShardInfo => router.shardForUser(tweetId);
+  const tweetShard = (authorId: bigint): ShardInfo => router.shardForUser(authorId);
+
+  const lookupOn = async (shard: ShardInfo, ids: readonly bigint[], from: "reader" | "primary"): Promise<Array<[bigint, bigint]>> => {
+    const client = from === "reader" ? reader(shard, "lookup") : primary(shard, "lookup");
+    const rows = await client.query<{ tweet_id: string; author_id: string }>(
+      `SELECT tweet_id, author_id FROM chirp.tweet_lookup WHERE tweet_id IN (${marks(ids.length)})`,
+      ids,
+    );
+    return rows.map((r) => [BigInt(r.tweet_id), BigInt(r.author_id)]);
+  };
+
+  return {
+    lookupShard,
+    tweetShard,
+
+    async insertLookup(tweetId, authorId, createTimeMicros) {
+      await primary(lookupShard(tweetId), "insertLookup").execute(
+        "INSERT INTO chirp.tweet_lookup (tweet_id, author_id, create_time) VALUES (?, ?, ?)",
+        [tweetId, authorId, dbTimeFromMicros(createTimeMicros)],
+      );
+    },
+
+    async lookupAuthors(tweetIds) {
+      const found = new Map<bigint, bigint>();
+      if (tweetIds.length === 0) return found;
+      const unique = [...new Set(tweetIds)];
+      await router.scatter(unique, lookupShard, async (shard, ids) => {
+        for (const [id, author] of await lookupOn(shard, ids, "reader")) found.set(id, author);
+        // A tweet posted a moment ago may not have replicated yet.
+        const missing = ids.filter((id) => !found.has(id));
+        if (missing.length > 0) for (const [id, author] of await lookupOn(shard, missing, "primary")) found.set(id, author);
+        return [];
+      });
+      return found;
+    },
+
+    async createTweet(t, announce) {
+      return transaction(tweetShard(t.authorId), "createTweet", async (tx) => {
+        await tx.execute(
+          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, media_ids, latitude, longitude, like_count,
+             hashtags, mentions, urls, version, create_time)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
+          [
+            t.id,
+            t.authorId,
+            t.text,
+            t.replyToTweetId === 0n ? null : t.replyToTweetId,
+            idsJson(t.mediaIds),
+            t.latitude,
+            t.longitude,
+            JSON.stringify(t.hashtags),
+            idsJson(t.mentions),
+            JSON.stringify(t.urls),
+            dbTimeFromMicros(t.createTimeMicros),
+          ],
+        );
+        await tx.execute("UPDATE chirp.users SET tweet_count = tweet_count + 1 WHERE id = ?", [t.authorId]);
+        const row: TweetRow = { ...withoutTime(t), likeCount: 0, version: 1n, deleted: false };
+        await announce(tx, row);
+        return row;
+      });
+    },
+
+    async readTweets(shard, ids, viewer) {
+      if (ids.length === 0) return [];
+      const likedColumn = viewer === undefined ? "" : ", (SELECT l.state FROM chirp.tweet_likes l WHERE l.tweet_id = t.id AND l.user_id = ?) AS liked";
+      const params: SqlValue[] = viewer === undefined ? [...ids] : [viewer, ...ids];
+      const rows = await primary(shard, "readTweets").query<RawTweet>(
+        `SELECT ${TWEET_COLUMNS}${likedColumn} FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
+        params,
+      );
+      return rows.map((r) => ({ row: parseTweet(r), liked: Number(r.liked ?? 0) === LIKED }));
+    },
+
+    async likedAmong(shard, viewer, ids) {
+      if (ids.length === 0) return new Set();
+      const rows = await primary(shard, "likedAmong").query<{ tweet_id: string }>(
+        `SELECT tweet_id FROM chirp.tweet_likes WHERE tweet_id IN (${marks(ids.length)}) AND user_id = ? AND state = ${LIKED}`,
+        [...ids, viewer],
+      );
+      return new Set(rows.map((r) => BigInt(r.tweet_id)));
+    },
+
+    async setLike(authorId, tweetId, userId, liked, announce) {
+      return transaction(tweetShard(authorId), liked ? "like" : "unlike", async (tx) => {
+        // The tweet row's lock first, always: every change of this tweet's
+        // likes queues here, so the edge, the count and the version move
+        // together and concurrent likers cannot deadlock on the edge rows.
+        const [raw] = await tx.query<RawTweet & { now_time: string }>(
+          `SELECT ${TWEET_COLUMNS}, DATE_FORMAT(UTC_TIMESTAMP(6), '${DB_TIME_FORMAT}') AS now_time
+           FROM chirp.tweets t WHERE t.id = ? FOR UPDATE`,
+          [tweetId],
+        );
+        if (raw === undefined) return { kind: "missing" } as const;
+        const row = parseTweet(raw);
+        if (row.deleted) return { kind: "deleted", row } as const;
+        const now = microsFromDbTime(raw.now_time);
+        const [edgeRaw] = await tx.query<{ state: number; version: string; like_time: string }>(
+          `SELECT state, version, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
+           FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id = ? FOR UPDATE`,
+          [tweetId, userId],
+        );
+        const current =
+          edgeRaw === undefined
+            ? undefined
+            : { liked: Number(edgeRaw.state) === LIKED, version: BigInt(edgeRaw.version), likeTimeMicros: microsFromDbTime(edgeRaw.like_time) };
+        if ((current?.liked ?? false) === liked) {
+          const edge = current && { tweetId, authorId, userId, ...current, changeTimeMicros: now };
+          return { kind: "done", row, edge, changed: false } as const;
+        }
+        const edge: LikeEdge = {
+          tweetId,
+          authorId,
+          userId,
+          liked,
+          version: (current?.version ?? 0n) + 1n,
+          likeTimeMicros: liked ? now : (current?.likeTimeMicros ?? now),
+          changeTimeMicros: now,
+        };
+        await tx.execute(
+          `INSERT INTO chirp.tweet_likes (tweet_id, user_id, author_id, state, version, like_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE state = ?, version = ?, like_time = ?, update_time = ?`,
+          [
+            ...[tweetId, userId, authorId],
+            ...[liked ? LIKED : UNLIKED, edge.version, dbTimeFromMicros(edge.likeTimeMicros), dbTimeFromMicros(now)],
+            ...[liked ? LIKED : UNLIKED, edge.version, dbTimeFromMicros(edge.likeTimeMicros), dbTimeFromMicros(now)],
+          ],
+        );
+        await tx.execute(
+          `UPDATE chirp.tweets SET like_count = like_count ${liked ? "+" : "-"} 1, version = version + 1 WHERE id = ?`,
+          [tweetId],
+        );
+        await announce(tx, edge);
+        const after: TweetRow = { ...row, likeCount: Math.max(0, row.likeCount + (liked ? 1 : -1)), version: row.version + 1n };
+        return { kind: "done", row: after, edge, changed: true } as const;
+      });
+    },
+
+    async deleteTweet(authorId, tweetId, callerId, announce) {
+      return transaction(tweetShard(authorId), "delete", async (tx) => {
+        const [raw] = await tx.query<RawTweet & { now_time: string }>(
+          `SELECT ${TWEET_COLUMNS}, DATE_FORMAT(UTC_TIMESTAMP(6), '${DB_TIME_FORMAT}') AS now_time
+           FROM chirp.tweets t WHERE t.id = ? FOR UPDATE`,
+          [tweetId],
+        );
+        if (raw === undefined) return { kind: "missing" } as const;
+        const row = parseTweet(raw);
+        // A deleted tweet is NotFound for everyone, its author included.
+        if (row.deleted) return { kind: "deleted", row } as const;
+        if (row.authorId !== callerId) return { kind: "forbidden" } as const;
+        const now = microsFromDbTime(raw.now_time);
+        // The content goes with the tweet; the row stays as its tombstone
+        // (the id, the author, a higher version), and its likes stay for the
+        // likers' index, whose reads skip deleted tweets.
+        await tx.execute(
+          `UPDATE chirp.tweets SET delete_time = ?, version = version + 1, text = '', media_ids = '[]', latitude = NULL,
+             longitude = NULL, hashtags = '[]', mentions = '[]', urls = '[]'
+           WHERE id = ?`,
+          [dbTimeFromMicros(now), tweetId],
+        );
+        await tx.execute("UPDATE chirp.users SET tweet_count = tweet_count - 1 WHERE id = ?", [row.authorId]);
+        const after: TweetRow = {
+          ...row,
+          text: "",
+          mediaIds: [],
+          latitude: null,
+          longitude: null,
+          hashtags: [],
+          mentions: [],
+          urls: [],
+          version: row.version + 1n,
+          deleted: true,
+        };
+        await announce(tx, { row: after, deleteTimeMicros: now });
+        return { kind: "done", row: after, deleteTimeMicros: now } as const;
+      });
+    },
+
+    async applyLikerSide(edge) {
+      const state = edge.liked ? LIKED : UNLIKED;
+      const likeTime = dbTimeFromMicros(edge.likeTimeMicros);
+      // One statement, so no lock is held across round trips. The version is
+      // assigned last: the IF()s before it compare with the row's old version
+      // (MySQL and MariaDB evaluate these assignments left to right).
+      const result = await primary(router.shardForUser(edge.userId), "applyLikerSide").execute(
+        `INSERT INTO chirp.likes (user_id, tweet_id, author_id, state, version, like_time, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE
+           author_id = IF(? > version, ?, author_id),
+           state = IF(? > version, ?, state),
+           like_time = IF(? > version, ?, like_time),
+           version = GREATEST(version, ?)`,
+        [
+          ...[edge.userId, edge.tweetId, edge.authorId, state, edge.version, likeTime, likeTime],
+          ...[edge.version, edge.authorId, edge.version, state, edge.version, likeTime, edge.version],
+        ],
+      );
+      // 1: inserted, 2: updated, 0: the row already held this version or a newer one.
+      return result.affectedRows > 0 ? "applied" : "current";
+    },
+
+    async listLikes(userId, after, limit, fromPrimary) {
+      const shard = router.shardForUser(userId);
+      const db = fromPrimary ? primary(shard, "listLikes") : reader(shard, "listLikes");
+      const params: SqlValue[] = [userId];
+      let keyset = "";
+      if (after !== undefined) {
+        const t = dbTimeFromMicros(after.likeTimeMicros);
+        // One index range (like_time <= t) plus a filter for ties, so the index
+        // (user_id, state, like_time, tweet_id) is read backwards and stops at the LIMIT.
+        keyset = " AND like_time <= CAST(? AS DATETIME(6)) AND (like_time < CAST(? AS DATETIME(6)) OR tweet_id < ?)";
+        params.push(t, t, after.tweetId);
+      }
+      const rows = await db.query<{ tweet_id: string; author_id: string; like_time: string }>(
+        `SELECT tweet_id, author_id, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
+         FROM chirp.likes WHERE user_id = ? AND state = ${LIKED}${keyset}
+         ORDER BY like_time DESC, tweet_id DESC LIMIT ${sqlLimit(limit)}`,
+        params,
+      );
+      return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id), likeTimeMicros: microsFromDbTime(r.like_time) }));
+    },
+
+    async userExists(userId) {
+      const shard = router.shardForUser(userId);
+      const sql = "SELECT id FROM chirp.users WHERE id = ?";
+      if ((await reader(shard, "userExists").query(sql, [userId])).length > 0) return true;
+      return (await primary(shard, "userExists").query(sql, [userId])).length > 0;
+    },
+  };
+}
+
+function parseTweet(r: RawTweet): TweetRow {
+  return {
+    id: BigInt(r.id),
+    authorId: BigInt(r.author_id),
+    text: r.text,
+    replyToTweetId: r.reply_to_tweet_id === null ? 0n : BigInt(r.reply_to_tweet_id),
+    mediaIds: parseIds(r.media_ids),
+    latitude: r.latitude,
+    longitude: r.longitude,
+    likeCount: Math.max(0, Number(r.like_count)),
+    hashtags: parseStrings(r.hashtags),
+    mentions: parseIds(r.mentions),
+    urls: parseStrings(r.urls),
+    version: BigInt(r.version),
+    deleted: Number(r.deleted) === 1,
+  };
+}
+
+function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "version" | "deleted"> {
+  const { createTimeMicros: _, ...rest } = t;
+  return rest;
+}
+
+// JSON arrays kept as text; ids as decimal strings (a JSON number loses precision past 2^53).
+function idsJson(ids: readonly bigint[]): string {
+  return JSON.stringify(ids.map(String));
+}
+
+function parseIds(json: string): bigint[] {
+  return parseStrings(json).map((s) => BigInt(s));
+}
+
+function parseStrings(json: string): string[] {
+  if (json === "") return [];
+  const value: unknown = JSON.parse(json);
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+function marks(n: number): string {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`bad IN list size ${n}`);
+  return new Array<string>(n).fill("?").join(", ");
+}
+
+// LIMIT is written into the statement: MySQL 8.0.22+ refuses a bound LIMIT
+// sent as a double over the binary protocol. The value is an integer checked
+// here, never client text.
+function sqlLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new RangeError(`bad limit ${n}`);
+  return n;
+}
