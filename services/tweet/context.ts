@@ -1,27 +1,83 @@
+import type { EventConsumer } from "../lib/events/consumer.js";
 import { loadRelayConfig, type RelayConfig } from "../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../lib/events/relay.js";
 import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
 import type { BaseContext } from "../lib/service-main.js";
+import { createTweetCache, type TweetCache } from "./cache.js";
+import { loadTweetConfig, type TweetConfig } from "./config.js";
+import { startLikesIndex } from "./events.js";
+import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
+import { createTweetReader, type TweetReader } from "./reads.js";
+import { createTweetStore, type TweetStore } from "./store.js";
 
-/** The shared service context plus the outbox relay, which runs in this process (ARCHITECTURE, services). */
+/**
+ * The shared service context plus the tweet service's own parts: the store,
+ * the tweet cache (Redis), the id -> author lookup, the reader, the outbox
+ * relay (ARCHITECTURE, services) and the likers' index consumer.
+ */
 export interface TweetContext extends ServiceContext {
+  readonly tweets: TweetConfig;
+  readonly store: TweetStore;
+  /** Undefined without REDIS_URL: every read then goes to the database. */
+  readonly cache: TweetCache | undefined;
+  readonly lookup: AuthorLookup;
+  readonly reader: TweetReader;
   /** Undefined when CHIRP_RELAY_ENABLED=false or NATS_URL is not set. */
   readonly relay: OutboxRelay | undefined;
+  /** Undefined when CHIRP_TWEET_LIKES_INDEX=false or NATS_URL is not set. */
+  readonly likesIndex: EventConsumer | undefined;
 }
 
 export async function createTweetContext(base: BaseContext): Promise<TweetContext> {
-  // Config first: a bad CHIRP_RELAY_* fails the start before any pool opens.
+  // Config first: a bad CHIRP_RELAY_* or CHIRP_TWEET_* fails the start before any pool opens.
   const relayConfig: RelayConfig = loadRelayConfig(base.env);
+  const tweets = loadTweetConfig(base.env);
   const shared = await createServiceContext(base);
+  const store = createTweetStore(shared.router, base.metrics);
+  const cache =
+    shared.redis === undefined
+      ? undefined
+      : createTweetCache({
+          redis: shared.redis,
+          ttlMs: tweets.cacheTtlMs,
+          leaseMs: tweets.cacheFillLeaseMs,
+          log: base.log.child({ component: "tweet-cache" }),
+          metrics: base.metrics,
+        });
+  if (cache === undefined) base.log.warn("REDIS_URL not set: tweets are read from the database every time");
+  const lookup = createAuthorLookup({
+    store,
+    redis: shared.redis,
+    localSize: tweets.lookupCacheSize,
+    ttlMs: tweets.lookupTtlMs,
+    log: base.log,
+    metrics: base.metrics,
+  });
+  const reader = createTweetReader({ router: shared.router, store, cache, clients: shared.clients, log: base.log });
+
   let relay: OutboxRelay | undefined;
   if (!relayConfig.enabled) base.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");
   else if (shared.bus === undefined) base.log.warn("NATS_URL not set: outbox rows stay unsent until a relay with NATS runs");
   else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: base.log, metrics: base.metrics });
+
+  let likesIndex: EventConsumer | undefined;
+  if (!tweets.likesIndex) base.log.info("likers' index consumer disabled (CHIRP_TWEET_LIKES_INDEX=false)");
+  else if (shared.bus === undefined) base.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
+  else likesIndex = startLikesIndex({ bus: shared.bus, store, log: base.log.child({ component: "likes-index" }), metrics: base.metrics });
+
   return {
     ...shared,
+    tweets,
+    store,
+    cache,
+    lookup,
+    reader,
     relay,
-    // Reverse order of opening: the relay (finishes its round, releases its leases) before the bus and pools it uses.
+    likesIndex,
+    // Reverse order of opening: the consumer and the relay (which finishes its
+    // round and releases its leases) before the bus and pools they use.
     close: async () => {
+      await likesIndex?.stop();
       await relay?.stop();
       await shared.close();
     },

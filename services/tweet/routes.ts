@@ -1,11 +1,218 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Media } from "../../gen/chirp/media/v1/media_pb.js";
+import {
+  BatchGetTweetsResponseSchema,
+  DeleteTweetResponseSchema,
+  GetTweetResponseSchema,
+  LikeTweetResponseSchema,
+  ListLikedTweetsResponseSchema,
+  PostTweetResponseSchema,
+  UnlikeTweetResponseSchema,
+  type PostTweetRequest,
+  type TweetService,
+} from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { callerOf, requireCaller } from "../lib/auth/caller.js";
+import { parseId } from "../lib/ids.js";
+import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import type { CachedTweet } from "./cache.js";
+import type { TweetContext } from "./context.js";
+import { announceLikeChange, announceTweetCreated, announceTweetDeleted } from "./events.js";
+import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
+import { presentTweetCore } from "./present.js";
+import type { LoadedTweet, TweetRef } from "./reads.js";
+import type { TweetRow } from "./store.js";
+import { parseTweetText } from "./text.js";
 
-/**
- * TweetService handlers. None are implemented yet: they arrive with issue 5 (tweets, likes and durable events).
- * Until then every RPC answers Unimplemented rather than a made-up result.
- */
-export function routes(_ctx: ServiceContext): Partial<ServiceImpl<typeof TweetService>> {
-  return {};
+const DEFAULT_PAGE_SIZE = 20;
+/** Handles resolved at once while posting. */
+const MENTION_CONCURRENCY = 8;
+
+const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
+
+/** TweetService handlers: validate, call the store, shape the response (docs/architecture.md, "Tweets"). */
+export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetService>> {
+  const { store, cache, lookup, reader } = ctx;
+
+  /** The tweet's author (its shard), or NotFound. */
+  const authorOf = async (tweetId: bigint): Promise<bigint> => {
+    const author = (await lookup.authorsOf([tweetId])).get(tweetId);
+    if (author === undefined) throw notFound();
+    return author;
+  };
+
+  /** Live tweets by id, for `viewer`; missing and deleted ones left out. */
+  const loadByIds = async (ids: readonly bigint[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
+    const authors = await lookup.authorsOf(ids);
+    const refs: TweetRef[] = [...authors].map(([id, authorId]) => ({ id, authorId }));
+    return reader.load(refs, viewer);
+  };
+
+  /** After a committed change: the cache has this version before the call may return OK. */
+  const publish = async (row: TweetRow): Promise<void> => {
+    if (cache === undefined) return;
+    const entry: CachedTweet = row.deleted ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: presentTweetCore(row) };
+    await cache.publish(row.id, entry);
+  };
+
+  /** A deleted tweet found while acting on it: its tombstone is made sure of (best effort), then NotFound. */
+  const deletedTweet = async (row: TweetRow): Promise<never> => {
+    await publish(row).catch(() => {});
+    throw notFound();
+  };
+
+  /** Handle -> user id through the user service; unknown handles are left out, repeats answered once. */
+  const resolveMentions = async (handles: readonly string[], hctx: HandlerContext): Promise<bigint[]> => {
+    const ids: Array<bigint | undefined> = new Array(handles.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < handles.length) {
+        const i = next++;
+        try {
+          const { user } = await ctx.clients.user.getUser({ lookup: { case: "handle", value: handles[i]! } }, onBehalfOf(hctx));
+          ids[i] = user?.id;
+        } catch (err) {
+          if (ConnectError.from(err).code !== Code.NotFound) throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MENTION_CONCURRENCY, handles.length) }, worker));
+    return [...new Set(ids.filter((id): id is bigint => id !== undefined))];
+  };
+
+  const checkLocation = (req: PostTweetRequest): void => {
+    const loc = req.location;
+    // The proto bounds the range; NaN passes no range check but say it here too.
+    if (loc !== undefined && !(Number.isFinite(loc.latitude) && Number.isFinite(loc.longitude))) {
+      throw new ConnectError("location must be finite degrees", Code.InvalidArgument);
+    }
+  };
+
+  const setLike = async (tweetId: bigint, liked: boolean, hctx: HandlerContext): Promise<number> => {
+    const callerId = requireCaller(hctx);
+    const authorId = await authorOf(tweetId);
+    const result = await store.setLike(authorId, tweetId, callerId, liked, announceLikeChange(ctx.ids, requestId(hctx)));
+    if (result.kind === "missing") throw notFound();
+    if (result.kind === "deleted") return deletedTweet(result.row);
+    // Also when nothing changed: a retry after an Unavailable publish completes it.
+    await publish(result.row);
+    return result.row.likeCount;
+  };
+
+  return {
+    async postTweet(req, hctx) {
+      // Input first (before the caller check, as protovalidate's rules are):
+      // bad input is InvalidArgument whoever sends it, and writes nothing.
+      const text = parseTweetText(req.text, req.mediaIds.length > 0);
+      checkLocation(req);
+      const authorId = requireCaller(hctx);
+      if (req.replyToTweetId !== 0n && !(await loadByIds([req.replyToTweetId], undefined)).has(req.replyToTweetId)) {
+        throw new ConnectError("replied-to tweet not found", Code.NotFound);
+      }
+      const mentions = await resolveMentions(text.mentionHandles, hctx);
+      const id = ctx.ids.next();
+      const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
+      // Media first: the media service checks ownership (NotFound,
+      // PermissionDenied, FailedPrecondition) and attaches all or nothing,
+      // before anything of the tweet is written.
+      let media: Media[] = [];
+      if (req.mediaIds.length > 0) {
+        ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
+      }
+      // The lookup before the tweet: a crash between them leaves a lookup row
+      // whose tweet reads as NotFound, never a tweet no id can reach.
+      await store.insertLookup(id, authorId, createTimeMicros);
+      await lookup.remember(id, authorId);
+      const row = await store.createTweet(
+        {
+          id,
+          authorId,
+          text: text.text,
+          replyToTweetId: req.replyToTweetId,
+          mediaIds: req.mediaIds,
+          latitude: req.location?.latitude ?? null,
+          longitude: req.location?.longitude ?? null,
+          hashtags: text.hashtags,
+          mentions,
+          urls: text.urls,
+          createTimeMicros,
+        },
+        announceTweetCreated(ctx.ids, requestId(hctx)),
+      );
+      const core = presentTweetCore(row);
+      await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
+      const [tweet] = await reader.present([{ core, liked: false }], hctx);
+      if (tweet !== undefined && media.length > 0) tweet.media = media;
+      return create(PostTweetResponseSchema, { tweet });
+    },
+
+    async getTweet(req, hctx) {
+      const authorId = await authorOf(req.tweetId);
+      const loaded = (await reader.load([{ id: req.tweetId, authorId }], callerOf(hctx))).get(req.tweetId);
+      if (loaded === undefined) throw notFound();
+      const [tweet] = await reader.present([loaded], hctx);
+      return create(GetTweetResponseSchema, { tweet });
+    },
+
+    async deleteTweet(req, hctx) {
+      const callerId = requireCaller(hctx);
+      const authorId = await authorOf(req.tweetId);
+      const result = await store.deleteTweet(authorId, req.tweetId, callerId, announceTweetDeleted(ctx.ids, requestId(hctx)));
+      if (result.kind === "missing") throw notFound();
+      if (result.kind === "deleted") return deletedTweet(result.row);
+      if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);
+      await publish(result.row);
+      return create(DeleteTweetResponseSchema);
+    },
+
+    async likeTweet(req, hctx) {
+      return create(LikeTweetResponseSchema, { likeCount: await setLike(req.tweetId, true, hctx) });
+    },
+
+    async unlikeTweet(req, hctx) {
+      return create(UnlikeTweetResponseSchema, { likeCount: await setLike(req.tweetId, false, hctx) });
+    },
+
+    async listLikedTweets(req, hctx) {
+      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const after = req.pageToken === "" ? undefined : decodeLikesPageToken(req.pageToken, req.userId);
+      const viewer = callerOf(hctx);
+      // One's own list from the primary; anyone else's may come from a replica.
+      const rows = await store.listLikes(req.userId, after, pageSize + 1, viewer === req.userId);
+      const page = rows.slice(0, pageSize);
+      if (page.length === 0 && after === undefined && !(await store.userExists(req.userId))) {
+        throw new ConnectError("user not found", Code.NotFound);
+      }
+      // The likes know their tweets' authors: no lookup. Deleted tweets drop out here.
+      const loaded = await reader.load(
+        page.map((r) => ({ id: r.tweetId, authorId: r.authorId })),
+        viewer,
+      );
+      const tweets = await reader.present(inOrder(page.map((r) => r.tweetId), loaded), hctx);
+      const last = page.at(-1);
+      const nextPageToken =
+        rows.length > pageSize && last !== undefined ? encodeLikesPageToken(req.userId, { likeTimeMicros: last.likeTimeMicros, tweetId: last.tweetId }) : "";
+      return create(ListLikedTweetsResponseSchema, { tweets, nextPageToken });
+    },
+
+    async batchGetTweets(req, hctx) {
+      const ids = [...new Set(req.tweetIds)];
+      const loaded = await loadByIds(ids, callerOf(hctx));
+      const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx);
+      return create(BatchGetTweetsResponseSchema, { tweets });
+    },
+  };
+}
+
+function inOrder(ids: readonly bigint[], loaded: ReadonlyMap<bigint, LoadedTweet>): LoadedTweet[] {
+  return ids.flatMap((id) => {
+    const t = loaded.get(id);
+    return t === undefined ? [] : [t];
+  });
+}
+
+function requestId(hctx: HandlerContext): string | undefined {
+  return hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
 }
