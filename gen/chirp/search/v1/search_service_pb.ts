@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/search/v1/search_service.proto.
  */
 export const file_chirp_search_v1_search_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjaGlycC9zZWFyY2gvdjEvc2VhcmNoX3NlcnZpY2UucHJvdG8SD2NoaXJwLnNlYXJjaC52MSJsChNTZWFyY2hUd2VldHNSZXF1ZXN0EhkKBXF1ZXJ5GAEgASgJQgq6SAdyBRABGIACEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlYKFFNlYXJjaFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsChBHZXRUcmVuZHNSZXF1ZXN0EhgKBWxpbWl0GAEgASgFQgm6SAYaBBgyKAAiOwoRR2V0VHJlbmRzUmVzcG9uc2USJgoGdHJlbmRzGAEgAygLMhYuY2hpcnAuc2VhcmNoLnYxLlRyZW5kIi0KBVRyZW5kEg8KB2hhc2h0YWcYASABKAkSEwoLdHdlZXRfY291bnQYAiABKA0yygEKDVNlYXJjaFNlcnZpY2USYAoMU2VhcmNoVHdlZXRzEiQuY2hpcnAuc2VhcmNoLnYxLlNlYXJjaFR3ZWV0c1JlcXVlc3QaJS5jaGlycC5zZWFyY2gudjEuU2VhcmNoVHdlZXRzUmVzcG9uc2UiA5ACARJXCglHZXRUcmVuZHMSIS5jaGlycC5zZWFyY2gudjEuR2V0VHJlbmRzUmVxdWVzdBoiLmNoaXJwLnNlYXJjaC52MS5HZXRUcmVuZHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
+  fileDesc("CiRjaGlycC9zZWFyY2gvdjEvc2VhcmNoX3NlcnZpY2UucHJvdG8SD2NoaXJwLnNlYXJjaC52MSJsChNTZWFyY2hUd2VldHNSZXF1ZXN0EhkKBXF1ZXJ5GAEgASgJQgq6SAdyBRABGIACEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIoMBChRTZWFyY2hUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDwoHcGFydGlhbBgDIAEoCBIaChJ1bmF2YWlsYWJsZV9zaGFyZHMYBCADKAkiLAoQR2V0VHJlbmRzUmVxdWVzdBIYCgVsaW1pdBgBIAEoBUIJukgGGgQYMigAIjsKEUdldFRyZW5kc1Jlc3BvbnNlEiYKBnRyZW5kcxgBIAMoCzIWLmNoaXJwLnNlYXJjaC52MS5UcmVuZCItCgVUcmVuZBIPCgdoYXNodGFnGAEgASgJEhMKC3R3ZWV0X2NvdW50GAIgASgNMsoBCg1TZWFyY2hTZXJ2aWNlEmAKDFNlYXJjaFR3ZWV0cxIkLmNoaXJwLnNlYXJjaC52MS5TZWFyY2hUd2VldHNSZXF1ZXN0GiUuY2hpcnAuc2VhcmNoLnYxLlNlYXJjaFR3ZWV0c1Jlc3BvbnNlIgOQAgESVwoJR2V0VHJlbmRzEiEuY2hpcnAuc2VhcmNoLnYxLkdldFRyZW5kc1JlcXVlc3QaIi5jaGlycC5zZWFyY2gudjEuR2V0VHJlbmRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
 
 /**
  * SearchTweetsRequest asks for one page of search results.
@@ -70,6 +70,23 @@ export type SearchTweetsResponse = Message<"chirp.search.v1.SearchTweetsResponse
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * True when some index shards did not answer in time: the tweets are the
+   * matches of the other shards only, so matches may be missing. Later pages
+   * of the same walk may answer from every shard again.
+   *
+   * @generated from field: bool partial = 3;
+   */
+  partial: boolean;
+
+  /**
+   * The index shards (keyrange names such as "80-c0") that did not answer;
+   * empty unless partial.
+   *
+   * @generated from field: repeated string unavailable_shards = 4;
+   */
+  unavailableShards: string[];
 };
 
 /**
@@ -128,14 +145,16 @@ export const GetTrendsResponseSchema: GenMessage<GetTrendsResponse> = /*@__PURE_
  */
 export type Trend = Message<"chirp.search.v1.Trend"> & {
   /**
-   * The hashtag without the leading "#".
+   * The hashtag without the leading "#", lower-cased (tags that differ only
+   * in case are one trend).
    *
    * @generated from field: string hashtag = 1;
    */
   hashtag: string;
 
   /**
-   * Number of tweets using it in the window.
+   * Number of distinct live tweets using it in the window (a deleted tweet
+   * stops counting).
    *
    * @generated from field: uint32 tweet_count = 2;
    */
@@ -159,9 +178,19 @@ export const TrendSchema: GenMessage<Trend> = /*@__PURE__*/
 export const SearchService: GenService<{
   /**
    * SearchTweets pages through tweets matching a query, newest first.
-   * A query is words matched against tweet text; a word starting with "#"
-   * matches that hashtag and one starting with "@" matches mentions of that
-   * handle.
+   * Every part of a query must match (AND):
+   *   word          the word in the text, without regard to case or accents
+   *   "two words"   the words next to each other, in this order
+   *   #tag          the hashtag (case- and accent-insensitive)
+   *   @handle       tweets mentioning that user
+   *   from:handle   tweets written by that user
+   * Punctuation and symbols separate words and are never operators: `%`,
+   * `*`, `-`, `(`, `.*` and the like are not wildcards, negations or groups.
+   * A query with nothing to match (only white space, punctuation or operators
+   * without an argument) is InvalidArgument. An @ or from: handle that names
+   * no user matches nothing. The index trails PostTweet and DeleteTweet by
+   * the event pipeline (well under 2 s); deleted tweets are left out when the
+   * page is hydrated.
    *
    * @generated from rpc chirp.search.v1.SearchService.SearchTweets
    */
@@ -171,8 +200,9 @@ export const SearchService: GenService<{
     output: typeof SearchTweetsResponseSchema;
   },
   /**
-   * GetTrends returns the hashtags used most in the recent window, most used
-   * first.
+   * GetTrends returns the hashtags used most in the recent window (one hour
+   * unless the service is configured otherwise), most used first, ties by
+   * hashtag. Counts are kept from tweet events, per time bucket.
    *
    * @generated from rpc chirp.search.v1.SearchService.GetTrends
    */
