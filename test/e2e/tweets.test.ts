@@ -6,7 +6,7 @@
 // own metrics (chirp_tweet_db_calls_total). The last test stops nats-server.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
@@ -521,6 +521,57 @@ describe("ListLikedTweets", () => {
     expect((await list(fan.id, 101)).code).toBe("invalid_argument");
     expect((await list(fan.id + 1_000_000n, 10)).code).toBe("not_found");
     expect((await list(b.id, 10)).body).toEqual({ tweets: [], nextPageToken: "" });
+  });
+});
+
+describe("the likers' index (likes, kept from like events)", () => {
+  const likesRow = async (fan: Account, tweetId: string) => {
+    const [row] = await router
+      .primaryForUser(fan.id)
+      .query<{ state: number; version: string }>("SELECT state, version FROM chirp.likes WHERE user_id = ? AND tweet_id = ?", [fan.id, tweetId]);
+    return row === undefined ? undefined : { state: Number(row.state), version: Number(row.version) };
+  };
+
+  it("applies a missed newer version and ignores stale or repeated events delivered out of order", async () => {
+    const [author, fan] = (await signUpMany(2)) as [Account, Account];
+    const tweet = await postOk(author, "liked, unliked, liked");
+    for (const step of [like, unlike, like]) expect((await step(fan, tweet.id)).status).toBe(200); // v1, v2, v3
+    await expect.poll(() => likesRow(fan, tweet.id), { timeout: 15_000, interval: 100 }).toEqual({ state: 1, version: 3 });
+    // The index misses v3: back to v2 (unliked), as if its event had not been applied yet.
+    await router.primaryForUser(fan.id).execute("UPDATE chirp.likes SET state = 0, version = 2 WHERE user_id = ? AND tweet_id = ?", [fan.id, tweet.id]);
+    const at = { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 };
+    const common = { tweetId: BigInt(tweet.id), authorId: author.id, likerId: fan.id };
+    const liked = (v: bigint) => toBinary(TweetLikedSchema, create(TweetLikedSchema, { ...common, likeVersion: v, likeTime: at }));
+    const unliked = (v: bigint) => toBinary(TweetUnlikedSchema, create(TweetUnlikedSchema, { ...common, likeVersion: v, unlikeTime: at }));
+    // Newest first, then the older ones, then the newest again.
+    const deliveries: Array<[string, Uint8Array]> = [
+      [EVENTS.tweetLiked.subject, liked(3n)],
+      [EVENTS.tweetUnliked.subject, unliked(2n)],
+      [EVENTS.tweetLiked.subject, liked(1n)],
+      [EVENTS.tweetLiked.subject, liked(3n)],
+    ];
+    for (const [i, [subject, payload]] of deliveries.entries()) await js.publish(subject, payload, { msgID: `tweets-e2e-${tweet.id}-${i}` });
+    await expect.poll(() => likesRow(fan, tweet.id), { timeout: 15_000, interval: 100 }).toEqual({ state: 1, version: 3 });
+    await new Promise((r) => setTimeout(r, 1500)); // the stale ones arrive meanwhile and must not undo it
+    expect(await likesRow(fan, tweet.id)).toEqual({ state: 1, version: 3 });
+    const listed = await ok<{ tweets: ApiTweet[] }>(`${T}/ListLikedTweets`, { userId: String(fan.id) });
+    expect(listed.tweets.map((t) => t.id)).toEqual([tweet.id]);
+  });
+
+  it("an unlike that arrives before its like leaves the tweet unlisted", async () => {
+    const [author, fan] = (await signUpMany(2)) as [Account, Account];
+    const tweet = await postOk(author, "never seen liked");
+    const at = { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 };
+    const common = { tweetId: BigInt(tweet.id), authorId: author.id, likerId: fan.id };
+    await js.publish(EVENTS.tweetUnliked.subject, toBinary(TweetUnlikedSchema, create(TweetUnlikedSchema, { ...common, likeVersion: 2n, unlikeTime: at })), {
+      msgID: `tweets-e2e-${tweet.id}-u2`,
+    });
+    await expect.poll(() => likesRow(fan, tweet.id), { timeout: 15_000, interval: 100 }).toEqual({ state: 0, version: 2 });
+    await js.publish(EVENTS.tweetLiked.subject, toBinary(TweetLikedSchema, create(TweetLikedSchema, { ...common, likeVersion: 1n, likeTime: at })), {
+      msgID: `tweets-e2e-${tweet.id}-l1`,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await likesRow(fan, tweet.id)).toEqual({ state: 0, version: 2 });
   });
 });
 
