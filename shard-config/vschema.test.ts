@@ -100,6 +100,8 @@ describe("buildVSchema", () => {
     expect(vschema.tables["likes"]?.column_vindexes?.[0]).toEqual({ column: "user_id", name: "hash" });
     expect(vschema.tables["media"]?.column_vindexes?.[0]).toEqual({ column: "owner_id", name: "hash" });
     expect(vschema.tables["media_lookup"]?.column_vindexes?.[0]).toEqual({ column: "media_id", name: "hash" });
+    expect(vschema.tables["search_docs"]?.column_vindexes?.[0]).toEqual({ column: "tweet_id", name: "hash" });
+    expect(vschema.tables["search_postings"]?.column_vindexes?.[0]).toEqual({ column: "tweet_id", name: "hash" });
     expect(vschema.tables["schema_migrations"]).toEqual({ type: "reference" });
     expect(vschema.tables["heartbeat"]).toEqual({ type: "reference" });
   });

@@ -64,6 +64,10 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       // media id, with the same `hash` (README "media").
       media: byUser("owner_id"),
       media_lookup: byUser("media_id"),
+      // The search index is document-partitioned by tweet id with `hash`
+      // (README "search"): a tweet's doc row and its postings sit together.
+      search_docs: byUser("tweet_id"),
+      search_postings: byUser("tweet_id"),
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),
