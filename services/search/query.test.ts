@@ -1,0 +1,58 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { MAX_QUERY_TERMS, canonicalQuery, parseQuery } from "./query.js";
+
+function code(f: () => unknown): Code | undefined {
+  try {
+    f();
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+  return undefined;
+}
+
+describe("parseQuery", () => {
+  it("reads words, phrases, hashtags, mentions and authors", () => {
+    expect(parseQuery(`Café "new york" #Rust @Alice from:Bob_1 pizza`)).toEqual({
+      terms: ["cafe", "pizza", "new", "york", "#rust"],
+      phrases: [["new", "york"]],
+      mentions: ["alice"],
+      authors: ["bob_1"],
+    });
+  });
+
+  it("makes a word of several tokens a phrase", () => {
+    expect(parseQuery("don't e-mail").phrases).toEqual([
+      ["don", "t"],
+      ["e", "mail"],
+    ]);
+    expect(parseQuery("北京").phrases).toEqual([["北", "京"]]);
+  });
+
+  it("treats SQL and regex metacharacters as separators, never operators", () => {
+    const q = parseQuery("100% a_b *x* 'q' \\n +y -z (w) .*v");
+    expect([...q.terms].sort()).toEqual(["100", "a", "b", "n", "q", "v", "w", "x", "y", "z"]);
+    expect(q.phrases).toEqual([["a", "b"]]);
+  });
+
+  it("takes an unpaired quote as punctuation", () => {
+    expect(parseQuery(`say "hello`)).toEqual({ terms: ["say", "hello"], phrases: [], mentions: [], authors: [] });
+  });
+
+  it("refuses queries with nothing to match", () => {
+    for (const q of ["", "   ", "#", "@", "from:", `""`, "% * .*", "# @ from: ()", "\\"]) {
+      expect(code(() => parseQuery(q)), JSON.stringify(q)).toBe(Code.InvalidArgument);
+    }
+  });
+
+  it("refuses more than the maximum of distinct terms", () => {
+    const words = Array.from({ length: MAX_QUERY_TERMS + 1 }, (_, i) => `w${i}`);
+    expect(code(() => parseQuery(words.join(" ")))).toBe(Code.InvalidArgument);
+    expect(parseQuery(words.slice(0, MAX_QUERY_TERMS).join(" ")).terms).toHaveLength(MAX_QUERY_TERMS);
+  });
+
+  it("has one canonical form for queries that parse alike", () => {
+    expect(canonicalQuery(parseQuery("Café  #Rust"))).toBe(canonicalQuery(parseQuery("#rust cafe")));
+    expect(canonicalQuery(parseQuery("cafe"))).not.toBe(canonicalQuery(parseQuery("#cafe")));
+  });
+});
