@@ -4,6 +4,8 @@ import { ConfigError, EnvReader, type Env } from "../lib/config.js";
 export interface SearchConfig {
   /** CHIRP_SEARCH_SHARD_TIMEOUT_MS: how long one index shard may take to answer a query before the page goes out without it (partial). */
   readonly shardTimeoutMs: number;
+  /** CHIRP_SEARCH_HYDRATE_TIMEOUT_MS: how long loading the matched tweets of one tweet shard may take before the page goes out without them (partial). */
+  readonly hydrateTimeoutMs: number;
   /** CHIRP_SEARCH_INDEX_CONCURRENCY: tweet events the index consumer handles at once in this process. */
   readonly indexConcurrency: number;
   /** CHIRP_SEARCH_TRENDS_WINDOW_MS: the sliding window GetTrends counts over (default one hour). */
@@ -18,6 +20,7 @@ export function loadSearchConfig(env: Env): SearchConfig {
   const read = new EnvReader(env);
   const config: SearchConfig = {
     shardTimeoutMs: read.int("CHIRP_SEARCH_SHARD_TIMEOUT_MS", 1000, 10, 60_000),
+    hydrateTimeoutMs: read.int("CHIRP_SEARCH_HYDRATE_TIMEOUT_MS", 2000, 10, 60_000),
     indexConcurrency: read.int("CHIRP_SEARCH_INDEX_CONCURRENCY", 8, 1, 256),
     trendsWindowMs: read.int("CHIRP_SEARCH_TRENDS_WINDOW_MS", 3_600_000, 1000, 7 * 86_400_000),
     trendsBucketMs: read.int("CHIRP_SEARCH_TRENDS_BUCKET_MS", 60_000, 100, 86_400_000),

@@ -4,11 +4,11 @@
 // search: the caller reports the page as partial.
 import type { Logger } from "../lib/logger.js";
 import type { ShardRouter } from "../lib/shard/router.js";
-import type { ShardQuery, SearchStore } from "./store.js";
+import type { Hit, ShardQuery, SearchStore } from "./store.js";
 
 export interface FanOutResult {
   /** Newest first, at most `limit`. */
-  readonly ids: readonly bigint[];
+  readonly hits: readonly Hit[];
   /** More matches exist below the last id (among the shards that answered). */
   readonly hasMore: boolean;
   /** Shards (by name) that failed or missed the deadline. */
@@ -40,31 +40,31 @@ export async function searchAllShards(opts: FanOutOptions, query: ShardQuery): P
       const started = performance.now();
       let timer: NodeJS.Timeout | undefined;
       try {
-        const ids = await Promise.race([
+        const hits = await Promise.race([
           opts.store.searchShard(shard, perShard),
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new ShardTimeoutError(`shard ${shard.name} did not answer in ${opts.timeoutMs} ms`)), opts.timeoutMs);
           }),
         ]);
         opts.observe?.(shard.name, "ok", (performance.now() - started) / 1000);
-        return { shard: shard.name, ids };
+        return { shard: shard.name, hits };
       } catch (err) {
         const timeout = err instanceof ShardTimeoutError;
         opts.observe?.(shard.name, timeout ? "timeout" : "error", (performance.now() - started) / 1000);
         opts.log?.warn({ shard: shard.name, err: timeout ? err.message : err }, "search shard unavailable; answering without it");
-        return { shard: shard.name, ids: undefined };
+        return { shard: shard.name, hits: undefined };
       } finally {
         clearTimeout(timer);
       }
     }),
   );
   const unavailable: string[] = [];
-  const merged: bigint[] = [];
+  const merged: Hit[] = [];
   for (const s of settled) {
-    if (s.ids === undefined) unavailable.push(s.shard);
-    else merged.push(...s.ids);
+    if (s.hits === undefined) unavailable.push(s.shard);
+    else merged.push(...s.hits);
   }
   // A tweet's rows live on one shard, so there are no duplicates to drop.
-  merged.sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
-  return { ids: merged.slice(0, query.limit), hasMore: merged.length > query.limit, unavailable };
+  merged.sort((a, b) => (a.tweetId > b.tweetId ? -1 : a.tweetId < b.tweetId ? 1 : 0));
+  return { hits: merged.slice(0, query.limit), hasMore: merged.length > query.limit, unavailable };
 }

@@ -11,6 +11,7 @@ import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
 import { authorTerm, mentionTerm, phraseNeedle } from "./analyze.js";
 import type { SearchContext } from "./context.js";
 import { searchAllShards } from "./fan-out.js";
+import type { Hit } from "./store.js";
 import { decodeSearchPageToken, encodeSearchPageToken, queryFingerprint } from "./page-token.js";
 import { canonicalQuery, parseQuery } from "./query.js";
 
@@ -30,6 +31,36 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
       if (ConnectError.from(err).code === Code.NotFound) return undefined;
       throw err;
     }
+  };
+
+  /**
+   * The tweets of `hits`, loaded per tweet shard (the author's) in parallel,
+   * each under the hydration deadline: a shard that cannot be read leaves
+   * its tweets out and is named in `failed`, rather than failing the page.
+   * When every shard fails, it is the tweet service that is away: Unavailable.
+   */
+  const hydrate = async (hits: readonly Hit[], hctx: HandlerContext): Promise<{ byId: Map<bigint, Tweet>; failed: string[] }> => {
+    const groups = [...ctx.router.byShard(hits, (h) => ctx.router.shardForUser(h.authorId)).values()];
+    const call = onBehalfOf(hctx);
+    const timeoutMs = Math.min(call.timeoutMs ?? Number.MAX_SAFE_INTEGER, ctx.search.hydrateTimeoutMs);
+    const loaded = await Promise.all(
+      groups.map(async ({ shard, items }) => {
+        try {
+          const res = await ctx.clients.tweet.batchGetTweets({ tweetIds: items.map((h) => h.tweetId) }, { ...call, timeoutMs });
+          return { shard: shard.name, tweets: res.tweets, err: undefined };
+        } catch (err) {
+          const code = ConnectError.from(err).code;
+          if (code !== Code.Unavailable && code !== Code.DeadlineExceeded) throw err;
+          ctx.log.warn({ shard: shard.name, code: Code[code] }, "search: tweets of a shard could not be loaded; answering without them");
+          return { shard: shard.name, tweets: undefined, err };
+        }
+      }),
+    );
+    const failed = loaded.filter((l) => l.tweets === undefined);
+    if (failed.length === loaded.length && failed[0] !== undefined) throw ConnectError.from(failed[0].err);
+    const byId = new Map<bigint, Tweet>();
+    for (const l of loaded) for (const t of l.tweets ?? []) byId.set(t.id, t);
+    return { byId, failed: failed.map((f) => f.shard) };
   };
 
   return {
@@ -56,9 +87,9 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
       ];
       const needles = parsed.phrases.map(phraseNeedle);
 
-      // Leave half of the caller's remaining time for hydration.
+      // Leave part of the caller's remaining time for hydration.
       const remaining = hctx.timeoutMs();
-      const timeoutMs = remaining === undefined ? ctx.search.shardTimeoutMs : Math.max(10, Math.min(ctx.search.shardTimeoutMs, Math.floor(remaining / 2)));
+      const timeoutMs = remaining === undefined ? ctx.search.shardTimeoutMs : Math.max(10, Math.min(ctx.search.shardTimeoutMs, Math.floor(remaining / 3)));
       const fanOut = { ...ctx.fanOut, timeoutMs };
 
       const tweets: Tweet[] = [];
@@ -67,15 +98,15 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
       for (let round = 0; round < MAX_ROUNDS && tweets.length < pageSize; round++) {
         const page = await searchAllShards(fanOut, { terms, needles, before: cursor, limit: pageSize - tweets.length });
         for (const s of page.unavailable) unavailable.add(s);
-        if (page.ids.length > 0) {
+        if (page.hits.length > 0) {
           // Hydrate: deleted tweets are left out by the tweet service.
-          const { tweets: found } = await ctx.clients.tweet.batchGetTweets({ tweetIds: [...page.ids] }, onBehalfOf(hctx));
-          const byId = new Map(found.map((t) => [t.id, t]));
-          for (const id of page.ids) {
-            const t = byId.get(id);
+          const { byId, failed } = await hydrate(page.hits, hctx);
+          for (const s of failed) unavailable.add(s);
+          for (const h of page.hits) {
+            const t = byId.get(h.tweetId);
             if (t !== undefined) tweets.push(t);
           }
-          cursor = page.ids[page.ids.length - 1]!;
+          cursor = page.hits[page.hits.length - 1]!.tweetId;
         }
         if (!page.hasMore || cursor === undefined) {
           next = "";

@@ -5,8 +5,9 @@
 //   1. how many postings each term has (counted up to ESTIMATE_CAP, below
 //      the cursor): the rarest term drives, and a term with none ends it;
 //   2. the driving term's list read backwards from the cursor, each tweet
-//      checked against the other terms by primary key lookups, and against
-//      the phrases by INSTR on its body, stopping at the LIMIT.
+//      checked against the other terms by primary key lookups, then its doc
+//      row read (the author, for hydration; the body, for phrases by INSTR),
+//      stopping at the LIMIT.
 // Newest first needs no sort: the driving list is already in tweet id order.
 import type { ShardInfo } from "../lib/cluster/types.js";
 import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../lib/shard/router.js";
@@ -33,6 +34,12 @@ export interface ShardQuery {
   readonly limit: number;
 }
 
+/** A match: the tweet and its author (whose shard holds the tweet). */
+export interface Hit {
+  readonly tweetId: bigint;
+  readonly authorId: bigint;
+}
+
 export type IndexResult = "indexed" | "exists";
 export type DeleteResult = "deleted" | "tombstoned" | "already";
 
@@ -41,8 +48,8 @@ export interface SearchStore {
   indexTweet(doc: IndexedDoc): Promise<IndexResult>;
   /** Removes a tweet's postings and leaves a tombstone (also for a tweet never indexed). */
   deleteTweet(tweetId: bigint, authorId: bigint): Promise<DeleteResult>;
-  /** Matching tweet ids on one shard, newest first, at most `limit`. */
-  searchShard(shard: ShardRef, query: ShardQuery): Promise<bigint[]>;
+  /** Matching tweets on one shard, newest first, at most `limit`. */
+  searchShard(shard: ShardRef, query: ShardQuery): Promise<Hit[]>;
   /** The shard of a tweet's index rows. */
   shardOf(tweetId: bigint): ShardInfo;
   /**
@@ -142,16 +149,17 @@ export function createSearchStore(router: ShardRouter): SearchStore {
         joins.push(`JOIN chirp.search_postings p${i} ON p${i}.term = ? AND p${i}.tweet_id = p0.tweet_id`);
         params.push(order[i]!);
       }
-      if (q.needles.length > 0) joins.push("JOIN chirp.search_docs d ON d.tweet_id = p0.tweet_id");
+      // Last: read only for tweets that have every term.
+      joins.push("JOIN chirp.search_docs d ON d.tweet_id = p0.tweet_id");
       params.push(order[0]!, ...before);
       for (const needle of q.needles) params.push(needle);
       const sql =
-        `SELECT STRAIGHT_JOIN p0.tweet_id FROM chirp.search_postings p0 ${joins.join(" ")}` +
+        `SELECT STRAIGHT_JOIN p0.tweet_id, d.author_id FROM chirp.search_postings p0 ${joins.join(" ")}` +
         ` WHERE p0.term = ?${q.before === undefined ? "" : " AND p0.tweet_id < ?"}` +
         q.needles.map(() => " AND INSTR(d.body, ?) > 0").join("") +
         ` ORDER BY p0.tweet_id DESC LIMIT ${sqlLimit(q.limit)}`;
-      const rows = await db.query<{ tweet_id: string | number | bigint }>(sql, params);
-      return rows.map((r) => BigInt(r.tweet_id));
+      const rows = await db.query<{ tweet_id: string | number | bigint; author_id: string | number | bigint }>(sql, params);
+      return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id) }));
     },
 
     bulkInsert: async (shard, docs, postings) => {

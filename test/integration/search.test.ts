@@ -50,7 +50,7 @@ async function search(query: string, extraTerms: string[] = [], limit = 100): Pr
     { terms: [...q.terms, ...extraTerms], needles: q.phrases.map(phraseNeedle), before: undefined, limit },
   );
   expect(result.unavailable).toEqual([]);
-  return [...result.ids];
+  return result.hits.map((h) => h.tweetId);
 }
 
 describe("the index store", () => {
@@ -94,6 +94,9 @@ describe("the index store", () => {
     expect(await search("#rust")).toEqual([a]);
     expect(await search("rust")).toEqual([b, a]);
     expect(await search("today", ["@501"])).toEqual([a]);
+    // Hits name their author (hydration goes to the author's shard).
+    const page = await searchAllShards({ router, store, timeoutMs: 5000 }, { terms: ["#rust"], needles: [], before: undefined, limit: 5 });
+    expect(page.hits).toEqual([{ tweetId: a, authorId: 77n }]);
     expect(await search("rust", [authorTerm(78n)])).toEqual([b]);
   });
 
@@ -142,9 +145,9 @@ describe("the index store", () => {
     let before: bigint | undefined;
     for (;;) {
       const page = await searchAllShards({ router, store, timeoutMs: 5000 }, { terms: ["pagetest"], needles: [], before, limit: 5 });
-      seen.push(...page.ids);
+      seen.push(...page.hits.map((h) => h.tweetId));
       if (!page.hasMore) break;
-      before = page.ids[page.ids.length - 1];
+      before = page.hits[page.hits.length - 1]!.tweetId;
     }
     expect(seen).toEqual([...made].reverse());
     // They were spread over the shards (a merge, not one list).
@@ -154,10 +157,11 @@ describe("the index store", () => {
   it("reads the driving list backwards in index order, without a sort", async () => {
     const shard = router.shards()[0]!;
     const rows = await router.primary(shard).query<{ Extra: string | null; table: string }>(
-      `EXPLAIN SELECT STRAIGHT_JOIN p0.tweet_id FROM chirp.search_postings p0
+      `EXPLAIN SELECT STRAIGHT_JOIN p0.tweet_id, d.author_id FROM chirp.search_postings p0
        JOIN chirp.search_postings p1 ON p1.term = ? AND p1.tweet_id = p0.tweet_id
-       WHERE p0.term = ? AND p0.tweet_id < ? ORDER BY p0.tweet_id DESC LIMIT 21`,
-      ["a", "the", "18446744073709551615"],
+       JOIN chirp.search_docs d ON d.tweet_id = p0.tweet_id
+       WHERE p0.term = ? AND p0.tweet_id < ? AND INSTR(d.body, ?) > 0 ORDER BY p0.tweet_id DESC LIMIT 21`,
+      ["a", "the", "18446744073709551615", " the a "],
     );
     expect(rows.map((r) => r.Extra ?? "").join(" ")).not.toMatch(/filesort|temporary/i);
   });

@@ -72,17 +72,18 @@ export type SearchTweetsResponse = Message<"chirp.search.v1.SearchTweetsResponse
   nextPageToken: string;
 
   /**
-   * True when some index shards did not answer in time: the tweets are the
-   * matches of the other shards only, so matches may be missing. Later pages
-   * of the same walk may answer from every shard again.
+   * True when some shards did not answer in time, either for the index or
+   * for loading the matched tweets: matches may be missing from this page
+   * (the next page token still moves past them). Later pages of the same
+   * walk may answer from every shard again.
    *
    * @generated from field: bool partial = 3;
    */
   partial: boolean;
 
   /**
-   * The index shards (keyrange names such as "80-c0") that did not answer;
-   * empty unless partial.
+   * The shards (keyrange names such as "80-c0") that did not answer; empty
+   * unless partial.
    *
    * @generated from field: repeated string unavailable_shards = 4;
    */
