@@ -1,0 +1,65 @@
+import { mkdir } from "node:fs/promises";
+import { Counter } from "prom-client";
+import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
+import type { BaseContext } from "../lib/service-main.js";
+import type { BlobStore } from "./blobs/blob-store.js";
+import { createLocalBlobStore } from "./blobs/local.js";
+import { createS3BlobStore } from "./blobs/s3.js";
+import { loadMediaConfig, type MediaConfig } from "./config.js";
+import { createMediaStore, type MediaStore } from "./store.js";
+import { createSweeper, type Sweeper } from "./sweep.js";
+
+/** The shared service context plus the media store, the blob store and the sweep of unattached uploads. */
+export interface MediaContext extends ServiceContext {
+  readonly media: MediaConfig;
+  readonly store: MediaStore;
+  readonly blobs: BlobStore;
+  readonly sweeper: Sweeper;
+  /** Uploads by kind (image, video, unknown) and result (ok, or the error code). */
+  readonly uploads: Counter<"kind" | "result">;
+}
+
+export async function createMediaContext(base: BaseContext): Promise<MediaContext> {
+  const media = loadMediaConfig(base.env);
+  await mkdir(media.dir, { recursive: true, mode: 0o700 });
+  const blobs = media.s3 === undefined ? await createLocalBlobStore(media.dir) : await createS3BlobStore(media.s3, media.dir);
+  const shared = await createServiceContext(base);
+  const store = createMediaStore(shared.router, shared.ids);
+  const sweeper = createSweeper({
+    router: shared.router,
+    store,
+    blobs,
+    log: base.log,
+    metrics: base.metrics,
+    graceMs: media.unattachedGraceMs,
+    batch: media.sweepBatch,
+    intervalMs: media.sweepIntervalMs,
+  });
+  const uploads = new Counter({
+    name: "chirp_media_uploads_total",
+    help: "Uploads by kind (image, video, unknown) and result (ok or the error code).",
+    labelNames: ["kind", "result"],
+    registers: [base.metrics.registry],
+  });
+  base.log.info(
+    {
+      blob_store: media.s3 === undefined ? `dir ${media.dir}` : `s3 ${media.s3.endpoint}/${media.s3.bucket}/${media.s3.prefix}`,
+      max_image_bytes: media.maxImageBytes,
+      max_video_bytes: media.maxVideoBytes,
+      unattached_grace_ms: media.unattachedGraceMs,
+    },
+    "media configured",
+  );
+  return {
+    ...shared,
+    media,
+    store,
+    blobs,
+    sweeper,
+    uploads,
+    close: async () => {
+      await sweeper.stop();
+      await shared.close();
+    },
+  };
+}

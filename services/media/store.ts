@@ -1,0 +1,227 @@
+// All SQL of the media service. Rows out, never proto messages.
+//
+// Where rows live (migration 0008; shard-config/README.md):
+//   media         shard of hash(owner_id)
+//   media_lookup  shard of hash(media_id): media id -> owner id
+// The lookup row is written before the media row and deleted after it, so a
+// media row is always reachable from its id.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
+import type { ShardInfo } from "../lib/cluster/types.js";
+import { appendOutbox } from "../lib/events/outbox.js";
+import { EVENTS } from "../lib/events/subjects.js";
+import type { IdGenerator } from "../lib/ids.js";
+import type { Queryable, ShardRouter } from "../lib/shard/router.js";
+
+export interface MediaRow {
+  readonly id: string;
+  readonly owner_id: string;
+  readonly kind: number;
+  readonly content_type: string;
+  readonly size_bytes: string;
+  readonly sha256: string;
+  readonly stored_bytes: string;
+  readonly width: number;
+  readonly height: number;
+  readonly duration_ms: string | null;
+  readonly thumb_sha256: string | null;
+  readonly thumb_bytes: string | null;
+  readonly tweet_id: string | null;
+  readonly create_time: Date;
+}
+
+export interface NewMedia {
+  readonly id: bigint;
+  readonly ownerId: bigint;
+  readonly kind: number;
+  readonly contentType: string;
+  readonly sizeBytes: number;
+  readonly sha256: string;
+  readonly storedBytes: number;
+  readonly width: number;
+  readonly height: number;
+  readonly durationMs: number | undefined;
+  readonly thumbSha256: string | undefined;
+  readonly thumbBytes: number | undefined;
+}
+
+export type AttachResult =
+  | { readonly kind: "attached"; readonly rows: readonly MediaRow[] }
+  /** Ids with no row on the caller's shard, and rows owned by someone else there. Nothing was changed. */
+  | { readonly kind: "refused"; readonly missing: readonly bigint[]; readonly foreign: readonly bigint[] }
+  /** Rows already attached to another tweet. Nothing was changed. */
+  | { readonly kind: "conflict"; readonly ids: readonly bigint[] };
+
+export interface SweepCandidate {
+  readonly id: string;
+  readonly sha256: string;
+  readonly thumb_sha256: string | null;
+}
+
+export type ReadMode = "reader" | "primary";
+
+const COLUMNS =
+  "id, owner_id, kind, content_type, size_bytes, sha256, stored_bytes, width, height, duration_ms, thumb_sha256, thumb_bytes, tweet_id, create_time";
+
+export interface MediaStore {
+  /** The lookup row, on the media id's shard primary. */
+  insertLookup(mediaId: bigint, ownerId: bigint): Promise<void>;
+  deleteLookup(mediaId: bigint | string): Promise<void>;
+  /** The media row and its MediaUploaded event, in one transaction on the owner's shard. */
+  createMedia(media: NewMedia, requestId: string | undefined): Promise<MediaRow>;
+  /** Owner of a media id through the lookup. */
+  ownerOf(mediaId: bigint | string, mode: ReadMode): Promise<string | undefined>;
+  media(ownerId: bigint | string, mediaId: bigint | string, mode: ReadMode): Promise<MediaRow | undefined>;
+  /** The rows among `ids` that exist: lookups, then rows, per shard in parallel; reader first, then primary for misses. Any order. */
+  mediaByIds(ids: readonly bigint[]): Promise<MediaRow[]>;
+  /**
+   * Attaches the caller's `ids` to `tweetId` in one transaction on the
+   * caller's shard, all or none; rows already on `tweetId` stay as they are.
+   */
+  attach(caller: bigint, tweetId: bigint, ids: readonly bigint[]): Promise<AttachResult>;
+  /** Unattached rows older than `graceMs`, oldest first, from one shard's primary. */
+  sweepCandidates(shard: ShardInfo, graceMs: number, limit: number): Promise<SweepCandidate[]>;
+  /** Deletes the row if it is still unattached and older than `graceMs`; false if it was attached meanwhile. */
+  deleteUnattached(shard: ShardInfo, mediaId: string, graceMs: number): Promise<boolean>;
+  /** Whether any media row on any shard names the blob (as its file or its thumbnail). */
+  blobReferenced(sha256: string): Promise<boolean>;
+}
+
+export function createMediaStore(router: ShardRouter, ids: IdGenerator): MediaStore {
+  const rowsOn = async (db: Queryable, mediaIds: readonly (bigint | string)[], lock = ""): Promise<MediaRow[]> => {
+    if (mediaIds.length === 0) return [];
+    const marks = mediaIds.map(() => "?").join(", ");
+    return db.query<MediaRow>(`SELECT ${COLUMNS} FROM chirp.media WHERE id IN (${marks})${lock}`, mediaIds);
+  };
+
+  const lookupsOn = async (db: Queryable, mediaIds: readonly bigint[]): Promise<Array<{ media_id: string; owner_id: string }>> => {
+    if (mediaIds.length === 0) return [];
+    const marks = mediaIds.map(() => "?").join(", ");
+    return db.query(`SELECT media_id, owner_id FROM chirp.media_lookup WHERE media_id IN (${marks})`, mediaIds);
+  };
+
+  /** Per shard: the reader, then the primary for what the reader lacked (rows younger than the lag bound). */
+  async function readThrough<K, R>(items: readonly K[], shardOf: (k: K) => ShardInfo, read: (db: Queryable, ks: K[]) => Promise<R[]>, keyOf: (r: R) => string, keyOfItem: (k: K) => string): Promise<R[]> {
+    return router.scatter(items, shardOf, async (shard, ks) => {
+      const first = await read(router.reader(shard), ks);
+      const found = new Set(first.map(keyOf));
+      const missing = ks.filter((k) => !found.has(keyOfItem(k)));
+      return missing.length === 0 ? first : [...first, ...(await read(router.primary(shard), missing))];
+    });
+  }
+
+  return {
+    async insertLookup(mediaId, ownerId) {
+      await router.primaryForUser(mediaId).execute("INSERT INTO chirp.media_lookup (media_id, owner_id) VALUES (?, ?)", [mediaId, ownerId]);
+    },
+
+    async deleteLookup(mediaId) {
+      await router.primaryForUser(mediaId).execute("DELETE FROM chirp.media_lookup WHERE media_id = ?", [mediaId]);
+    },
+
+    async createMedia(m, requestId) {
+      return router.transaction(router.shardForUser(m.ownerId), async (tx) => {
+        await tx.execute(
+          `INSERT INTO chirp.media (id, owner_id, kind, content_type, size_bytes, sha256, stored_bytes, width, height, duration_ms, thumb_sha256, thumb_bytes)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [m.id, m.ownerId, m.kind, m.contentType, m.sizeBytes, m.sha256, m.storedBytes, m.width, m.height, m.durationMs ?? null, m.thumbSha256 ?? null, m.thumbBytes ?? null],
+        );
+        const [row] = await rowsOn(tx, [m.id]);
+        if (row === undefined) throw new Error("media row vanished inside its transaction");
+        await appendOutbox(tx, ids, {
+          type: EVENTS.mediaUploaded,
+          userId: m.ownerId,
+          requestId,
+          message: create(MediaUploadedSchema, {
+            mediaId: m.id,
+            ownerId: m.ownerId,
+            kind: m.kind,
+            contentType: m.contentType,
+            sizeBytes: BigInt(m.sizeBytes),
+            createTime: timestampFromDate(row.create_time),
+          }),
+        });
+        return row;
+      });
+    },
+
+    async ownerOf(mediaId, mode) {
+      const db = mode === "primary" ? router.primaryForUser(mediaId) : router.readerForUser(mediaId);
+      const rows = await db.query<{ owner_id: string }>("SELECT owner_id FROM chirp.media_lookup WHERE media_id = ?", [mediaId]);
+      return rows[0] === undefined ? undefined : String(rows[0].owner_id);
+    },
+
+    async media(ownerId, mediaId, mode) {
+      const db = mode === "primary" ? router.primaryForUser(ownerId) : router.readerForUser(ownerId);
+      return (await rowsOn(db, [mediaId]))[0];
+    },
+
+    async mediaByIds(mediaIds) {
+      if (mediaIds.length === 0) return [];
+      const lookups = await readThrough(
+        mediaIds,
+        (id) => router.shardForUser(id),
+        lookupsOn,
+        (r) => String(r.media_id),
+        (id) => String(id),
+      );
+      const wanted = lookups.map((l) => ({ id: BigInt(l.media_id), owner: String(l.owner_id) }));
+      return readThrough(
+        wanted,
+        (w) => router.shardForUser(w.owner),
+        (db, ws) => rowsOn(db, ws.map((w) => w.id)),
+        (r) => String(r.id),
+        (w) => String(w.id),
+      );
+    },
+
+    async attach(caller, tweetId, mediaIds) {
+      return router.transaction(router.shardForUser(caller), async (tx) => {
+        const rows = await rowsOn(tx, mediaIds, " FOR UPDATE");
+        const byId = new Map(rows.map((r) => [String(r.id), r]));
+        const missing = mediaIds.filter((id) => !byId.has(String(id)));
+        const foreign = rows.filter((r) => BigInt(r.owner_id) !== caller).map((r) => BigInt(r.id));
+        if (missing.length > 0 || foreign.length > 0) return { kind: "refused", missing, foreign } as const;
+        const taken = rows.filter((r) => r.tweet_id !== null && BigInt(r.tweet_id) !== tweetId).map((r) => BigInt(r.id));
+        if (taken.length > 0) return { kind: "conflict", ids: taken } as const;
+        const fresh = rows.filter((r) => r.tweet_id === null).map((r) => r.id);
+        if (fresh.length > 0) {
+          await tx.execute(
+            `UPDATE chirp.media SET tweet_id = ?, attach_time = NOW(6) WHERE id IN (${fresh.map(() => "?").join(", ")}) AND tweet_id IS NULL`,
+            [tweetId, ...fresh],
+          );
+        }
+        const after = new Map((await rowsOn(tx, mediaIds)).map((r) => [String(r.id), r]));
+        return { kind: "attached", rows: mediaIds.map((id) => after.get(String(id))!) } as const;
+      });
+    },
+
+    async sweepCandidates(shard, graceMs, limit) {
+      return router.primary(shard).query<SweepCandidate>(
+        `SELECT id, sha256, thumb_sha256 FROM chirp.media
+          WHERE tweet_id IS NULL AND create_time < NOW(6) - INTERVAL ? MICROSECOND
+          ORDER BY create_time LIMIT ${Math.trunc(limit)}`,
+        [graceMs * 1000],
+      );
+    },
+
+    async deleteUnattached(shard, mediaId, graceMs) {
+      const res = await router
+        .primary(shard)
+        .execute("DELETE FROM chirp.media WHERE id = ? AND tweet_id IS NULL AND create_time < NOW(6) - INTERVAL ? MICROSECOND", [mediaId, graceMs * 1000]);
+      return res.affectedRows > 0;
+    },
+
+    async blobReferenced(sha256) {
+      const found = await Promise.all(
+        router
+          .shards()
+          .map((s) =>
+            router.primary(s).query("SELECT 1 AS one FROM chirp.media WHERE sha256 = ? UNION ALL SELECT 1 FROM chirp.media WHERE thumb_sha256 = ? LIMIT 1", [sha256, sha256]),
+          ),
+      );
+      return found.some((rows) => rows.length > 0);
+    },
+  };
+}
