@@ -12,6 +12,8 @@ export interface GatewayConfig {
   readonly corsOrigins: readonly string[];
   /** Deadline for a forwarded call when the client sets none. */
   readonly defaultTimeoutMs: number;
+  /** CHIRP_GATEWAY_UPLOAD_TIMEOUT_MS: how long a POST /media may take, body included (10 min). */
+  readonly uploadTimeoutMs: number;
   readonly logLevel: LogLevel;
   /**
    * CHIRP_TOKEN_PUBLIC_KEYS: the Ed25519 public keys (PEM, one or more
@@ -36,6 +38,7 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       .map((o) => o.trim())
       .filter((o) => o !== ""),
     defaultTimeoutMs: read.int("CHIRP_GATEWAY_TIMEOUT_MS", 10_000, 1, 600_000),
+    uploadTimeoutMs: read.int("CHIRP_GATEWAY_UPLOAD_TIMEOUT_MS", 600_000, 1000, 3_600_000),
     logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
   };
   const problems: string[] = [];

@@ -12,6 +12,7 @@ import { REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
 import type { GatewayConfig } from "./config.js";
 import { forwardingImpl } from "./forward.js";
 import { listenHttp1AndH2c, type Listener } from "./listener.js";
+import { createMediaEdge } from "./media.js";
 import { PUBLIC_API } from "./public-api.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -25,7 +26,8 @@ export interface Gateway {
 /**
  * The only public edge: Connect (JSON or binary) over HTTP/1.1 or HTTP/2,
  * gRPC-Web and gRPC on one port, forwarding the public API to the mesh over
- * grpc-js. Also serves /metrics and /healthz.
+ * grpc-js. Also serves /metrics, /healthz and the /media upload and download
+ * routes (media.ts).
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
   const shutdown = new AbortController();
@@ -37,6 +39,15 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   const transports = PUBLIC_API.map(({ backend }) =>
     createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
   );
+
+  const media = createMediaEdge({
+    target: config.backends.media,
+    verifier,
+    log,
+    metrics,
+    defaultTimeoutMs: config.defaultTimeoutMs,
+    uploadTimeoutMs: config.uploadTimeoutMs,
+  });
 
   const rpc = connectNodeAdapter({
     // Responses always carry every field (e.g. nextPageToken: "" on the last page),
@@ -79,6 +90,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       res.end("ok\n");
       return;
     }
+    // Uploads and downloads of files: plain HTTP, streamed (media.ts).
+    if (media.handle(req, res, path ?? "/")) return;
     rpc(req, res);
   };
 
@@ -89,6 +102,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       shutdown.abort();
       await listener.close();
       for (const t of transports) t.close();
+      media.close();
     },
   };
 }
