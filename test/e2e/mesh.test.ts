@@ -62,7 +62,7 @@ const VALID_REQUESTS: Record<string, unknown> = {
 };
 
 /** Services whose RPCs are built; their behaviour has its own end-to-end tests (accounts.test.ts, graph.test.ts). */
-const BUILT = new Set(["UserService", "GraphService"]);
+const BUILT = new Set(["UserService", "GraphService", "MediaService"]);
 
 async function postJson(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${mesh.gatewayUrl}${path}`, {
