@@ -11,8 +11,8 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { pino } from "pino";
+import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MediaService } from "../../gen/chirp/media/v1/media_service_pb.js";
 import { TweetCreatedSchema, TweetLikedSchema, TweetUnlikedSchema, TweetDeletedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
@@ -297,35 +297,39 @@ describe("PostTweet", () => {
     expect(await writtenBy(u)).toEqual({ tweets: 0, outbox: 0, tweetCount: 0, lookups: 0 });
   });
 
-  it("attaches media through the media service: someone else's upload is PermissionDenied, an unknown one NotFound, and nothing is written", async (test) => {
+  it("attaches media through the media service: someone else's upload is PermissionDenied, an unknown one NotFound, one on another tweet FailedPrecondition, and nothing is written", async () => {
     const [owner, thief] = (await signUpMany(2)) as [Account, Account];
-    const media = createClient(MediaService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.media.grpcPort}` }));
-    const png = Buffer.from(
-      "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a0e1b0e40000000049454e44ae426082",
-      "hex",
-    );
-    async function* parts() {
-      yield { part: { case: "metadata" as const, value: { contentType: "image/png", fileName: "dot.png", sizeBytes: BigInt(png.length) } } };
-      yield { part: { case: "chunk" as const, value: png } };
-    }
-    let mediaId: bigint;
-    try {
-      mediaId = (await media.upload(parts(), as(owner))).media!.id;
-      // AttachMedia may land after Upload: probe it with an id nobody has.
-      await media.attachMedia({ tweetId: 1n, mediaIds: [1n] }, as(owner));
-    } catch (err) {
-      const code = ConnectError.from(err).code;
-      if (code === Code.Unimplemented) return test.skip("media service (issue 8) not built yet");
-      if (code !== Code.NotFound) throw err;
-    }
-    expect((await post(thief, { text: "mine now", mediaIds: [String(mediaId!)] })).code).toBe("permission_denied");
+    const png = PNG.sync.write({ width: 4, height: 3, data: Buffer.alloc(4 * 3 * 4, 0x80) });
+    const upload = async (who: Account): Promise<string> => {
+      // The browser's way in: POST /media with the file as the body.
+      const res = await fetch(`${mesh.gatewayUrl}/media`, {
+        method: "POST",
+        headers: { "content-type": "image/png", authorization: `Bearer ${who.token}` },
+        body: png,
+      });
+      const json = (await res.json()) as { id: string };
+      expect(res.status, JSON.stringify(json)).toBe(201);
+      return json.id;
+    };
+    const mediaId = await upload(owner);
+    expect((await post(thief, { text: "mine now", mediaIds: [mediaId] })).code).toBe("permission_denied");
     expect((await post(thief, { text: "no such", mediaIds: ["999999999999"] })).code).toBe("not_found");
     expect(await writtenBy(thief)).toEqual({ tweets: 0, outbox: 0, tweetCount: 0, lookups: 0 });
 
-    const tweet = await postOk(owner, "", { mediaIds: [String(mediaId!)] });
-    expect(tweet.mediaIds).toEqual([String(mediaId!)]);
-    const read = (await getTweet(tweet.id)).body.tweet as ApiTweet & { media: Array<{ id: string }> };
-    expect(read.media.map((m) => m.id)).toEqual([String(mediaId!)]);
+    const second = await upload(owner);
+    const tweet = await postOk(owner, "", { mediaIds: [mediaId, second] });
+    expect(tweet.text).toBe("");
+    expect(tweet.mediaIds).toEqual([mediaId, second]);
+    const read = (await getTweet(tweet.id, thief)).body.tweet as ApiTweet & { media: Array<{ id: string; ownerId: string; width: number }> };
+    expect(read.media.map((m) => [m.id, m.ownerId, m.width])).toEqual([
+      [mediaId, String(owner.id), 4],
+      [second, String(owner.id), 4],
+    ]);
+    const batch = await tweetClient().batchGetTweets({ tweetIds: [BigInt(tweet.id)] });
+    expect(batch.tweets[0]?.media.map((m) => String(m.id))).toEqual([mediaId, second]);
+    // Already on that tweet: another tweet cannot take it.
+    expect((await post(owner, { text: "again", mediaIds: [mediaId] })).code).toBe("failed_precondition");
+    expect((await writtenBy(owner)).tweets).toBe(1);
   });
 });
 
