@@ -34,8 +34,8 @@ export interface TweetReader {
    * a viewer, whether they like each one, from the tweets' primaries.
    */
   load(refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>>;
-  /** Authors and media added, in the order given. */
-  present(tweets: readonly LoadedTweet[], hctx: HandlerContext): Promise<Tweet[]>;
+  /** Authors and media added, in the order given. `knownMedia`: media already at hand (PostTweet's AttachMedia answer), not asked for again. */
+  present(tweets: readonly LoadedTweet[], hctx: HandlerContext, knownMedia?: readonly Media[]): Promise<Tweet[]>;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
   warm(id: bigint, entry: CachedTweet): Promise<void>;
 }
@@ -121,13 +121,15 @@ export function createTweetReader(opts: {
 
   return {
     load,
-    async present(tweets, hctx) {
+    async present(tweets, hctx, knownMedia = []) {
       if (tweets.length === 0) return [];
-      const mediaIds = tweets.flatMap((t) => t.core.mediaIds);
-      const [users, mediaById] = await Promise.all([
+      const known = new Map(knownMedia.map((m) => [m.id, m]));
+      const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
+      const [users, fetched] = await Promise.all([
         authors(tweets.map((t) => t.core.authorId), hctx),
         mediaIds.length === 0 ? new Map<bigint, Media>() : media(mediaIds, hctx),
       ]);
+      const mediaById = new Map([...known, ...fetched]);
       return tweets.map(({ core, liked }) => {
         // A copy: the core may be shared (a cache hit used twice in one batch).
         const tweet = clone(TweetSchema, core);

@@ -143,8 +143,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       );
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
-      const [tweet] = await reader.present([{ core, liked: false }], hctx);
-      if (tweet !== undefined && media.length > 0) tweet.media = media;
+      const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
       return create(PostTweetResponseSchema, { tweet });
     },
 

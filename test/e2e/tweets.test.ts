@@ -320,6 +320,7 @@ describe("PostTweet", () => {
     const tweet = await postOk(owner, "", { mediaIds: [mediaId, second] });
     expect(tweet.text).toBe("");
     expect(tweet.mediaIds).toEqual([mediaId, second]);
+    expect((tweet as ApiTweet & { media: Array<{ id: string }> }).media.map((m) => m.id)).toEqual([mediaId, second]);
     const read = (await getTweet(tweet.id, thief)).body.tweet as ApiTweet & { media: Array<{ id: string; ownerId: string; width: number }> };
     expect(read.media.map((m) => [m.id, m.ownerId, m.width])).toEqual([
       [mediaId, String(owner.id), 4],
