@@ -25,6 +25,8 @@ export interface MediaConfig {
   readonly maxVideoBytes: number;
   /** CHIRP_MEDIA_MAX_IMAGE_PIXELS: width x height an image may declare before it is decoded (50 MP). */
   readonly maxImagePixels: number;
+  /** CHIRP_MEDIA_IMAGE_WORKERS: worker threads that decode photos and make thumbnails (1; 0: on the event loop). */
+  readonly imageWorkers: number;
   /** CHIRP_MEDIA_THUMBNAIL_SIZE: the thumbnail's longer side in pixels (320). */
   readonly thumbnailSize: number;
   /** CHIRP_MEDIA_UNATTACHED_GRACE_MS: how long an upload may stay off every tweet before the sweep removes it (24 h). */
@@ -45,6 +47,7 @@ export const MEDIA_DEFAULTS = {
   maxVideoBytes: 100 * MiB,
   maxImagePixels: 50_000_000,
   thumbnailSize: 320,
+  imageWorkers: 1,
   unattachedGraceMs: 24 * 3600 * 1000,
   sweepIntervalMs: 10 * 60 * 1000,
   sweepBatch: 200,
@@ -76,6 +79,7 @@ export function loadMediaConfig(env: Env): MediaConfig {
     maxImageBytes: read.int("CHIRP_MEDIA_MAX_IMAGE_BYTES", MEDIA_DEFAULTS.maxImageBytes, 1024, 1024 * MiB),
     maxVideoBytes: read.int("CHIRP_MEDIA_MAX_VIDEO_BYTES", MEDIA_DEFAULTS.maxVideoBytes, 1024, 16 * 1024 * MiB),
     maxImagePixels: read.int("CHIRP_MEDIA_MAX_IMAGE_PIXELS", MEDIA_DEFAULTS.maxImagePixels, 1, 200_000_000),
+    imageWorkers: read.int("CHIRP_MEDIA_IMAGE_WORKERS", MEDIA_DEFAULTS.imageWorkers, 0, 64),
     thumbnailSize: read.int("CHIRP_MEDIA_THUMBNAIL_SIZE", MEDIA_DEFAULTS.thumbnailSize, 16, 2048),
     unattachedGraceMs: read.int("CHIRP_MEDIA_UNATTACHED_GRACE_MS", MEDIA_DEFAULTS.unattachedGraceMs, 1000, 365 * 24 * 3600 * 1000),
     sweepIntervalMs: read.int("CHIRP_MEDIA_SWEEP_INTERVAL_MS", MEDIA_DEFAULTS.sweepIntervalMs, 0, 24 * 3600 * 1000),

@@ -6,6 +6,7 @@ import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";
 import { loadMediaConfig, type MediaConfig } from "./config.js";
+import { createImagePool, type ImagePool } from "./image/pool.js";
 import { createMediaStore, type MediaStore } from "./store.js";
 import { createSweeper, type Sweeper } from "./sweep.js";
 
@@ -15,6 +16,8 @@ export interface MediaContext extends ServiceContext {
   readonly store: MediaStore;
   readonly blobs: BlobStore;
   readonly sweeper: Sweeper;
+  /** Worker threads for photo decoding and thumbnails. */
+  readonly images: ImagePool;
   /** Uploads by kind (image, video, unknown) and result (ok, or the error code). */
   readonly uploads: Counter<"kind" | "result">;
 }
@@ -35,6 +38,7 @@ export async function createMediaContext(base: BaseContext): Promise<MediaContex
     batch: media.sweepBatch,
     intervalMs: media.sweepIntervalMs,
   });
+  const images = createImagePool(media.imageWorkers);
   const uploads = new Counter({
     name: "chirp_media_uploads_total",
     help: "Uploads by kind (image, video, unknown) and result (ok or the error code).",
@@ -56,9 +60,11 @@ export async function createMediaContext(base: BaseContext): Promise<MediaContex
     store,
     blobs,
     sweeper,
+    images,
     uploads,
     close: async () => {
       await sweeper.stop();
+      await images.close();
       await shared.close();
     },
   };

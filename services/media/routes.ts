@@ -59,7 +59,7 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
           let fields: Omit<Parameters<typeof store.createMedia>[0], "id" | "ownerId" | "contentType" | "sizeBytes">;
           let ensure: () => Promise<void>;
           if (isImage(spooled.format)) {
-            const image = await processImage({ ...spooled, format: spooled.format as ImageFormat }, config);
+            const image = await processImage({ ...spooled, format: spooled.format as ImageFormat }, ctx.images, config);
             // Blobs first: a row never names a blob that is not there.
             await blobs.put(image.sha256, { bytes: image.bytes }, image.bytes.length);
             await blobs.put(image.thumbnailSha256, { bytes: image.thumbnail }, image.thumbnail.length);

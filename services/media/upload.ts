@@ -9,16 +9,12 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UploadRequest } from "../../gen/chirp/media/v1/media_service_pb.js";
 import { MediaFormatError } from "./formats/errors.js";
-import { parseGif, stripGif } from "./formats/gif.js";
-import { parseJpeg, stripJpeg } from "./formats/jpeg.js";
 import { probeMp4, type VideoInfo } from "./formats/mp4.js";
-import { parsePng, stripPng } from "./formats/png.js";
 import { fileAccess } from "./formats/reader.js";
 import { SNIFF_BYTES, isImage, sniff, type ImageFormat, type MediaFormat, type VideoFormat } from "./formats/sniff.js";
 import { probeWebm } from "./formats/webm.js";
-import { parseWebp, stripWebp } from "./formats/webp.js";
-import { decodeImage } from "./image/decode.js";
-import { makeThumbnail } from "./image/thumbnail.js";
+import type { ImagePool } from "./image/pool.js";
+import { TooManyPixelsError, type ImageOptions } from "./image/process.js";
 
 export interface UploadLimits {
   readonly maxImageBytes: number;
@@ -116,71 +112,27 @@ export interface ProcessedImage {
   readonly thumbnailSha256: string;
 }
 
-export interface ImageOptions {
-  readonly maxImagePixels: number;
-  readonly thumbnailSize: number;
-}
-
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
 /**
  * Checks the image's structure, strips its metadata, decodes it (which checks
- * the image data) and makes its thumbnail. InvalidArgument for a corrupt file
- * or one that declares more pixels than allowed (checked before decoding).
+ * the image data) and makes its thumbnail, on the pool's worker threads.
+ * InvalidArgument for a corrupt file or one that declares more pixels than
+ * allowed (checked before decoding).
  */
-export async function processImage(spooled: Spooled & { format: ImageFormat }, options: ImageOptions): Promise<ProcessedImage> {
+export async function processImage(spooled: Spooled & { format: ImageFormat }, pool: ImagePool, options: ImageOptions): Promise<ProcessedImage> {
   // Images are bounded by their size limit (16 MiB by default); this is the
   // one place an upload is read whole, after it has been received.
   const original = await readFile(spooled.path);
   try {
-    let width: number;
-    let height: number;
-    let orientation = 1;
-    let bytes: Buffer;
-    switch (spooled.format) {
-      case "jpeg": {
-        const info = parseJpeg(original);
-        ({ width, height, orientation } = info);
-        checkPixels(width, height, options.maxImagePixels);
-        bytes = stripJpeg(original, orientation);
-        break;
-      }
-      case "png":
-        ({ width, height } = parsePng(original));
-        checkPixels(width, height, options.maxImagePixels);
-        bytes = stripPng(original);
-        break;
-      case "gif":
-        ({ width, height } = parseGif(original));
-        checkPixels(width, height, options.maxImagePixels);
-        bytes = stripGif(original);
-        break;
-      case "webp":
-        ({ width, height } = parseWebp(original));
-        checkPixels(width, height, options.maxImagePixels);
-        bytes = stripWebp(original);
-        break;
-    }
-    const pixels = decodeImage(spooled.format, bytes, options.maxImagePixels);
-    if (pixels.width !== width || pixels.height !== height) throw new MediaFormatError(`${spooled.format}: image data does not match its header`);
-    const thumbnail = makeThumbnail(pixels, orientation, options.thumbnailSize);
-    const turned = orientation >= 5;
-    return {
-      format: spooled.format,
-      bytes,
-      sha256: sha256(bytes),
-      width: turned ? height : width,
-      height: turned ? width : height,
-      thumbnail,
-      thumbnailSha256: sha256(thumbnail),
-    };
+    const r = await pool.process(spooled.format, original, options);
+    const bytes = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+    const thumbnail = Buffer.from(r.thumbnail.buffer, r.thumbnail.byteOffset, r.thumbnail.byteLength);
+    return { format: spooled.format, bytes, sha256: sha256(bytes), width: r.width, height: r.height, thumbnail, thumbnailSha256: sha256(thumbnail) };
   } catch (err) {
+    if (err instanceof TooManyPixelsError) throw new ConnectError(err.message, Code.InvalidArgument);
     throw asInvalid(err);
   }
-}
-
-function checkPixels(width: number, height: number, max: number): void {
-  if (width * height > max) throw new ConnectError(`image larger than ${max} pixels`, Code.InvalidArgument);
 }
 
 /** Walks the container (positional reads, never the whole file): InvalidArgument if it is cut short or malformed. */
