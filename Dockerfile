@@ -37,9 +37,9 @@ COPY scripts/ scripts/
 ENV CHIRP_BIND_HOST=0.0.0.0 \
     CHIRP_GATEWAY_HOST=0.0.0.0
 
-# Mount point of the token key volume (docker-compose `keys` job), owned by
-# the user that writes the key there.
-RUN mkdir /keys && chown node:node /keys
+# Mount points of the token key volume (docker-compose `keys` job) and the
+# media blob store, owned by the user that writes there.
+RUN mkdir /keys /media && chown node:node /keys /media
 
 USER node
 
