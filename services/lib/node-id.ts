@@ -13,7 +13,14 @@ import { createIdGenerator, type IdGenerator } from "./ids.js";
  * A holder that cannot renew in time stops minting ids (`lost` resolves),
  * because another process may take the number after it expired.
  */
-export const NODE_ID_BUCKET = "chirp_node_ids";
+export const NODE_ID_BUCKET = "chirp_node_leases";
+
+/**
+ * Long enough that a process keeps minting through a NATS outage of up to
+ * about this long (posting must not depend on NATS: events wait in the
+ * outbox), short enough that a crashed process's number comes back soon.
+ */
+export const DEFAULT_LEASE_TTL_MS = 120_000;
 
 export interface NodeIdLease {
   readonly nodeId: number;
@@ -35,13 +42,16 @@ export class NodeIdsExhaustedError extends Error {
   override readonly name = "NodeIdsExhaustedError";
 }
 
-export async function openNodeIdBucket(nc: NatsConnection, ttlMs = 15_000): Promise<KV> {
+export async function openNodeIdBucket(nc: NatsConnection, ttlMs = DEFAULT_LEASE_TTL_MS): Promise<KV> {
   return new Kvm(nc).create(NODE_ID_BUCKET, { history: 1, ttl: ttlMs });
 }
 
 export async function leaseNodeId(kv: KV, options: NodeIdOptions): Promise<NodeIdLease> {
   const size = options.size ?? 1024;
-  const ttlMs = options.ttlMs ?? 15_000;
+  // The bucket's own max age is what expires a lease, whatever we asked for
+  // when it was first made: never count on a longer one.
+  const bucketTtl = (await kv.status()).ttl;
+  const ttlMs = Math.min(options.ttlMs ?? DEFAULT_LEASE_TTL_MS, bucketTtl > 0 ? bucketTtl : Number.POSITIVE_INFINITY);
   const value = JSON.stringify({ owner: options.owner, host: hostname(), pid: process.pid });
   // Start at a random number so processes starting together rarely collide.
   const start = Math.floor(Math.random() * size);
