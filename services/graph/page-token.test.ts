@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken } from "./page-token.js";
 
 const cursor = { followTimeMicros: 1_780_000_000_123_456n, otherUserId: 0xffff_ffff_ffff_fff0n };
 
@@ -46,5 +46,22 @@ describe("page tokens", () => {
     const twin = token.slice(0, -1) + alphabet[alphabet.indexOf(last) + 1]!;
     expect(Buffer.from(twin, "base64url")).toEqual(Buffer.from(token, "base64url"));
     expect(code(() => decodePageToken(twin, "following", 1n))).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("id list page tokens", () => {
+  it("round-trip the last id for the list they were issued for", () => {
+    const token = encodeIdPageToken("followers", 42n, 0xffff_ffff_ffff_fff0n);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(decodeIdPageToken(token, "followers", 42n)).toBe(0xffff_ffff_ffff_fff0n);
+  });
+
+  it("are refused on another list, on the other kind and on the time-ordered lists", () => {
+    const token = encodeIdPageToken("following", 42n, 7n);
+    expect(code(() => decodeIdPageToken(token, "following", 43n))).toBe(Code.InvalidArgument);
+    expect(code(() => decodeIdPageToken(token, "followers", 42n))).toBe(Code.InvalidArgument);
+    expect(code(() => decodePageToken(token, "following", 42n))).toBe(Code.InvalidArgument);
+    expect(code(() => decodeIdPageToken(encodePageToken("following", 42n, cursor), "following", 42n))).toBe(Code.InvalidArgument);
+    expect(code(() => decodeIdPageToken(encodeIdPageToken("following", 42n, 7n).slice(0, -1), "following", 42n))).toBe(Code.InvalidArgument);
   });
 });

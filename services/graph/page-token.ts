@@ -55,3 +55,36 @@ export function decodePageToken(token: string, kind: ListKind, userId: bigint): 
   if (followTimeMicros <= 0n || otherUserId === 0n) throw bad();
   return { followTimeMicros, otherUserId };
 }
+
+/**
+ * Page tokens of the internal ListFollowerIds/ListFollowingIds: the last id
+ * returned (the lists are in ascending id order), bound to the list.
+ *
+ * Layout (18 bytes, base64url without padding, 24 characters):
+ *
+ *   | 1: format version (1) | 1: list kind (3 follower ids, 4 following ids) | 8: user id | 8: last id returned |
+ */
+const ID_KINDS: Record<ListKind, number> = { followers: 3, following: 4 };
+const ID_LENGTH = 18;
+
+export function encodeIdPageToken(kind: ListKind, userId: bigint, lastId: bigint): string {
+  const buf = Buffer.alloc(ID_LENGTH);
+  buf.writeUInt8(FORMAT_V1, 0);
+  buf.writeUInt8(ID_KINDS[kind], 1);
+  buf.writeBigUInt64BE(userId, 2);
+  buf.writeBigUInt64BE(lastId, 10);
+  return buf.toString("base64url");
+}
+
+/** The last id in `token`, issued for `kind` of `userId`; InvalidArgument otherwise. */
+export function decodeIdPageToken(token: string, kind: ListKind, userId: bigint): bigint {
+  const bad = (): ConnectError => new ConnectError("invalid page token", Code.InvalidArgument);
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
+  const buf = Buffer.from(token, "base64url");
+  if (buf.length !== ID_LENGTH || buf.toString("base64url") !== token) throw bad();
+  if (buf.readUInt8(0) !== FORMAT_V1 || buf.readUInt8(1) !== ID_KINDS[kind]) throw bad();
+  if (buf.readBigUInt64BE(2) !== userId) throw bad();
+  const lastId = buf.readBigUInt64BE(10);
+  if (lastId === 0n) throw bad();
+  return lastId;
+}

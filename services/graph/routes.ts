@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   FollowResponseSchema,
+  ListFollowerIdsResponseSchema,
   ListFollowersResponseSchema,
+  ListFollowingIdsResponseSchema,
   ListFollowingResponseSchema,
   UnfollowResponseSchema,
   type GraphService,
@@ -14,10 +16,11 @@ import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import type { GraphContext } from "./context.js";
 import { createKeyedQueue } from "./edge-queue.js";
 import { announceEdgeChange } from "./events.js";
-import { decodePageToken, encodePageToken, type ListKind } from "./page-token.js";
-import { listEdges, setFollowerSide, userExists } from "./store.js";
+import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken, type ListKind } from "./page-token.js";
+import { listEdgeIds, listEdges, setFollowerSide, userExists } from "./store.js";
 
 const DEFAULT_PAGE_SIZE = 20;
+const DEFAULT_ID_PAGE_SIZE = 1000;
 
 /** GraphService handlers: validate, call the store, shape the response. */
 export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphService>> {
@@ -60,6 +63,17 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     return { users, nextPageToken };
   };
 
+  /** The internal id lists (fan-out, timeline rebuilds): no hydration, no existence check. */
+  const listIds = async (kind: ListKind, req: { userId: bigint; pageSize: number; pageToken: string }) => {
+    const pageSize = req.pageSize === 0 ? DEFAULT_ID_PAGE_SIZE : req.pageSize;
+    const after = req.pageToken === "" ? 0n : decodeIdPageToken(req.pageToken, kind, req.userId);
+    const ids = await listEdgeIds(ctx.router, kind, req.userId, after, pageSize + 1);
+    const userIds = ids.slice(0, pageSize);
+    const last = userIds.at(-1);
+    const nextPageToken = ids.length > pageSize && last !== undefined ? encodeIdPageToken(kind, req.userId, last) : "";
+    return { userIds, nextPageToken };
+  };
+
   /** One BatchGetUsers for the page, in the page's order; an id the user service does not know is left out. */
   const hydrate = async (ids: bigint[], hctx: HandlerContext): Promise<User[]> => {
     if (ids.length === 0) return [];
@@ -85,6 +99,12 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     },
     async listFollowing(req, hctx) {
       return create(ListFollowingResponseSchema, await list("following", req, hctx));
+    },
+    async listFollowerIds(req) {
+      return create(ListFollowerIdsResponseSchema, await listIds("followers", req));
+    },
+    async listFollowingIds(req) {
+      return create(ListFollowingIdsResponseSchema, await listIds("following", req));
     },
   };
 }

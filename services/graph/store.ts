@@ -267,6 +267,29 @@ export async function listEdges(
   return rows.map((r) => ({ otherUserId: BigInt(r.other_id), followTimeMicros: microsFromDbTime(r.follow_time) }));
 }
 
+/**
+ * One page of a user's active edges as bare ids, ascending, strictly after
+ * `afterId`: followers on the followee's shard, following on the follower's,
+ * always from the primary (fan-out must see every edge whose Follow has
+ * returned). The primary key (owner, other) is the keyset, so the page is one
+ * index range; removed rows in it are skipped by the state filter.
+ */
+export async function listEdgeIds(router: ShardRouter, kind: ListKind, userId: bigint, afterId: bigint, limit: number): Promise<bigint[]> {
+  const { table, owner, other } = LISTS[kind];
+  const rows = await router.primaryForUser(userId).query<{ other_id: string }>(
+    `SELECT ${other} AS other_id FROM ${table} WHERE ${owner} = ? AND ${other} > ? AND state = ${ACTIVE}
+     ORDER BY ${other} LIMIT ${idListLimit(limit)}`,
+    [userId, afterId],
+  );
+  return rows.map((r) => BigInt(r.other_id));
+}
+
+/** The id lists page up to 5000 (+1 to see whether more follow). */
+function idListLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 5001) throw new RangeError(`bad limit ${n}`);
+  return n;
+}
+
 // LIMIT is written into the statement: a bound LIMIT parameter is refused by
 // MySQL 8.0.22+ over the binary protocol when sent as a double. The value is
 // an integer checked here, never client text.

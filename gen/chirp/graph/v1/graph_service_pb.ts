@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/graph/v1/graph_service.proto.
  */
 export const file_chirp_graph_v1_graph_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC9ncmFwaC92MS9ncmFwaF9zZXJ2aWNlLnByb3RvEg5jaGlycC5ncmFwaC52MSIpCg1Gb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEAoORm9sbG93UmVzcG9uc2UiKwoPVW5mb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEgoQVW5mb2xsb3dSZXNwb25zZSJsChRMaXN0Rm9sbG93ZXJzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlQKFUxpc3RGb2xsb3dlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmNoaXJwLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2luZ1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJUChVMaXN0Rm9sbG93aW5nUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMuwCCgxHcmFwaFNlcnZpY2USRwoGRm9sbG93Eh0uY2hpcnAuZ3JhcGgudjEuRm9sbG93UmVxdWVzdBoeLmNoaXJwLmdyYXBoLnYxLkZvbGxvd1Jlc3BvbnNlEk0KCFVuZm9sbG93Eh8uY2hpcnAuZ3JhcGgudjEuVW5mb2xsb3dSZXF1ZXN0GiAuY2hpcnAuZ3JhcGgudjEuVW5mb2xsb3dSZXNwb25zZRJhCg1MaXN0Rm9sbG93ZXJzEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2Vyc1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJzUmVzcG9uc2UiA5ACARJhCg1MaXN0Rm9sbG93aW5nEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2luZ1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_user_v1_user]);
+  fileDesc("CiJjaGlycC9ncmFwaC92MS9ncmFwaF9zZXJ2aWNlLnByb3RvEg5jaGlycC5ncmFwaC52MSIpCg1Gb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEAoORm9sbG93UmVzcG9uc2UiKwoPVW5mb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEgoQVW5mb2xsb3dSZXNwb25zZSJsChRMaXN0Rm9sbG93ZXJzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlQKFUxpc3RGb2xsb3dlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmNoaXJwLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2luZ1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJUChVMaXN0Rm9sbG93aW5nUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KFkxpc3RGb2xsb3dlcklkc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGIgnKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiRAoXTGlzdEZvbGxvd2VySWRzUmVzcG9uc2USEAoIdXNlcl9pZHMYASADKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInAKF0xpc3RGb2xsb3dpbmdJZHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAASHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRiIJygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIkUKGExpc3RGb2xsb3dpbmdJZHNSZXNwb25zZRIQCgh1c2VyX2lkcxgBIAMoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkywQQKDEdyYXBoU2VydmljZRJHCgZGb2xsb3cSHS5jaGlycC5ncmFwaC52MS5Gb2xsb3dSZXF1ZXN0Gh4uY2hpcnAuZ3JhcGgudjEuRm9sbG93UmVzcG9uc2USTQoIVW5mb2xsb3cSHy5jaGlycC5ncmFwaC52MS5VbmZvbGxvd1JlcXVlc3QaIC5jaGlycC5ncmFwaC52MS5VbmZvbGxvd1Jlc3BvbnNlEmEKDUxpc3RGb2xsb3dlcnMSJC5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJzUmVxdWVzdBolLmNoaXJwLmdyYXBoLnYxLkxpc3RGb2xsb3dlcnNSZXNwb25zZSIDkAIBEmEKDUxpc3RGb2xsb3dpbmcSJC5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nUmVxdWVzdBolLmNoaXJwLmdyYXBoLnYxLkxpc3RGb2xsb3dpbmdSZXNwb25zZSIDkAIBEmcKD0xpc3RGb2xsb3dlcklkcxImLmNoaXJwLmdyYXBoLnYxLkxpc3RGb2xsb3dlcklkc1JlcXVlc3QaJy5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJJZHNSZXNwb25zZSIDkAIBEmoKEExpc3RGb2xsb3dpbmdJZHMSJy5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nSWRzUmVxdWVzdBooLmNoaXJwLmdyYXBoLnYxLkxpc3RGb2xsb3dpbmdJZHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_user_v1_user]);
 
 /**
  * FollowRequest names the user to follow.
@@ -218,6 +218,136 @@ export const ListFollowingResponseSchema: GenMessage<ListFollowingResponse> = /*
   messageDesc(file_chirp_graph_v1_graph_service, 7);
 
 /**
+ * ListFollowerIdsRequest asks for one page of a user's follower ids.
+ *
+ * @generated from message chirp.graph.v1.ListFollowerIdsRequest
+ */
+export type ListFollowerIdsRequest = Message<"chirp.graph.v1.ListFollowerIdsRequest"> & {
+  /**
+   * Whose followers to list.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * Page size; 0 means the default of 1000, at most 5000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque cursor from a previous next_page_token; "" for the first page.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * user_id).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListFollowerIdsRequest.
+ * Use `create(ListFollowerIdsRequestSchema)` to create a new message.
+ */
+export const ListFollowerIdsRequestSchema: GenMessage<ListFollowerIdsRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 8);
+
+/**
+ * ListFollowerIdsResponse is one page of follower ids.
+ *
+ * @generated from message chirp.graph.v1.ListFollowerIdsResponse
+ */
+export type ListFollowerIdsResponse = Message<"chirp.graph.v1.ListFollowerIdsResponse"> & {
+  /**
+   * Follower ids, ascending.
+   *
+   * @generated from field: repeated uint64 user_ids = 1;
+   */
+  userIds: bigint[];
+
+  /**
+   * Cursor for the next page; "" at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListFollowerIdsResponse.
+ * Use `create(ListFollowerIdsResponseSchema)` to create a new message.
+ */
+export const ListFollowerIdsResponseSchema: GenMessage<ListFollowerIdsResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 9);
+
+/**
+ * ListFollowingIdsRequest asks for one page of the ids a user follows.
+ *
+ * @generated from message chirp.graph.v1.ListFollowingIdsRequest
+ */
+export type ListFollowingIdsRequest = Message<"chirp.graph.v1.ListFollowingIdsRequest"> & {
+  /**
+   * Whose follows to list.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * Page size; 0 means the default of 1000, at most 5000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque cursor from a previous next_page_token; "" for the first page.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * user_id).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListFollowingIdsRequest.
+ * Use `create(ListFollowingIdsRequestSchema)` to create a new message.
+ */
+export const ListFollowingIdsRequestSchema: GenMessage<ListFollowingIdsRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 10);
+
+/**
+ * ListFollowingIdsResponse is one page of followed ids.
+ *
+ * @generated from message chirp.graph.v1.ListFollowingIdsResponse
+ */
+export type ListFollowingIdsResponse = Message<"chirp.graph.v1.ListFollowingIdsResponse"> & {
+  /**
+   * Followed user ids, ascending.
+   *
+   * @generated from field: repeated uint64 user_ids = 1;
+   */
+  userIds: bigint[];
+
+  /**
+   * Cursor for the next page; "" at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListFollowingIdsResponse.
+ * Use `create(ListFollowingIdsResponseSchema)` to create a new message.
+ */
+export const ListFollowingIdsResponseSchema: GenMessage<ListFollowingIdsResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 11);
+
+/**
  * GraphService owns follow edges, stored in both directions (following on the
  * follower's shard, followers on the followee's shard), and their counts.
  *
@@ -273,6 +403,33 @@ export const GraphService: GenService<{
     methodKind: "unary";
     input: typeof ListFollowingRequestSchema;
     output: typeof ListFollowingResponseSchema;
+  },
+  /**
+   * ListFollowerIds pages through the ids of the users who follow user_id, in
+   * ascending id order, read from the followee's shard primary (so an edge
+   * whose Follow has returned is listed). Timeline fan-out walks it for every
+   * new tweet. A user with no users row simply has no followers here.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.ListFollowerIds
+   */
+  listFollowerIds: {
+    methodKind: "unary";
+    input: typeof ListFollowerIdsRequestSchema;
+    output: typeof ListFollowerIdsResponseSchema;
+  },
+  /**
+   * ListFollowingIds pages through the ids of the users user_id follows, in
+   * ascending id order, read from the follower's shard primary. Timelines
+   * read it to rebuild a home timeline and to know whom a reader follows.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.ListFollowingIds
+   */
+  listFollowingIds: {
+    methodKind: "unary";
+    input: typeof ListFollowingIdsRequestSchema;
+    output: typeof ListFollowingIdsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_graph_v1_graph_service, 0);
