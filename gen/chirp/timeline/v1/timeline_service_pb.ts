@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/timeline/v1/timeline_service.proto.
  */
 export const file_chirp_timeline_v1_timeline_service: GenFile = /*@__PURE__*/
-  fileDesc("CihjaGlycC90aW1lbGluZS92MS90aW1lbGluZV9zZXJ2aWNlLnByb3RvEhFjaGlycC50aW1lbGluZS52MSJUChZHZXRIb21lVGltZWxpbmVSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlkKF0dldEhvbWVUaW1lbGluZVJlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChZHZXRVc2VyVGltZWxpbmVSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAASHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiWQoXR2V0VXNlclRpbWVsaW5lUmVzcG9uc2USJQoGdHdlZXRzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhUKE1N0cmVhbUV2ZW50c1JlcXVlc3QirwQKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEi4KCmV2ZW50X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkcKCmhvbWVfdHdlZXQYAiABKAsyMS5jaGlycC50aW1lbGluZS52MS5TdHJlYW1FdmVudHNSZXNwb25zZS5Ib21lVHdlZXRIABJCCgdtZW50aW9uGAMgASgLMi8uY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UuTWVudGlvbkgAEjwKBGxpa2UYBCABKAsyLC5jaGlycC50aW1lbGluZS52MS5TdHJlYW1FdmVudHNSZXNwb25zZS5MaWtlSAASQAoGZm9sbG93GAUgASgLMi4uY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UuRm9sbG93SAAaMQoJSG9tZVR3ZWV0EiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQaLwoHTWVudGlvbhIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0GjwKBExpa2USEAoIdHdlZXRfaWQYASABKAQSIgoFbGlrZXIYAiABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIaLwoGRm9sbG93EiUKCGZvbGxvd2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyQgcKBWV2ZW50MtICCg9UaW1lbGluZVNlcnZpY2USbQoPR2V0SG9tZVRpbWVsaW5lEikuY2hpcnAudGltZWxpbmUudjEuR2V0SG9tZVRpbWVsaW5lUmVxdWVzdBoqLmNoaXJwLnRpbWVsaW5lLnYxLkdldEhvbWVUaW1lbGluZVJlc3BvbnNlIgOQAgESbQoPR2V0VXNlclRpbWVsaW5lEikuY2hpcnAudGltZWxpbmUudjEuR2V0VXNlclRpbWVsaW5lUmVxdWVzdBoqLmNoaXJwLnRpbWVsaW5lLnYxLkdldFVzZXJUaW1lbGluZVJlc3BvbnNlIgOQAgESYQoMU3RyZWFtRXZlbnRzEiYuY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVxdWVzdBonLmNoaXJwLnRpbWVsaW5lLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_tweet_v1_tweet, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
+  fileDesc("CihjaGlycC90aW1lbGluZS92MS90aW1lbGluZV9zZXJ2aWNlLnByb3RvEhFjaGlycC50aW1lbGluZS52MSJUChZHZXRIb21lVGltZWxpbmVSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlkKF0dldEhvbWVUaW1lbGluZVJlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChZHZXRVc2VyVGltZWxpbmVSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAASHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiWQoXR2V0VXNlclRpbWVsaW5lUmVzcG9uc2USJQoGdHdlZXRzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhUKE1N0cmVhbUV2ZW50c1JlcXVlc3QihAUKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEi4KCmV2ZW50X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkcKCmhvbWVfdHdlZXQYAiABKAsyMS5jaGlycC50aW1lbGluZS52MS5TdHJlYW1FdmVudHNSZXNwb25zZS5Ib21lVHdlZXRIABJCCgdtZW50aW9uGAMgASgLMi8uY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UuTWVudGlvbkgAEjwKBGxpa2UYBCABKAsyLC5jaGlycC50aW1lbGluZS52MS5TdHJlYW1FdmVudHNSZXNwb25zZS5MaWtlSAASQAoGZm9sbG93GAUgASgLMi4uY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UuRm9sbG93SAASRgoJa2VlcGFsaXZlGAYgASgLMjEuY2hpcnAudGltZWxpbmUudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UuS2VlcGFsaXZlSAAaMQoJSG9tZVR3ZWV0EiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQaLwoHTWVudGlvbhIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0GjwKBExpa2USEAoIdHdlZXRfaWQYASABKAQSIgoFbGlrZXIYAiABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIaLwoGRm9sbG93EiUKCGZvbGxvd2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyGgsKCUtlZXBhbGl2ZUIHCgVldmVudDLSAgoPVGltZWxpbmVTZXJ2aWNlEm0KD0dldEhvbWVUaW1lbGluZRIpLmNoaXJwLnRpbWVsaW5lLnYxLkdldEhvbWVUaW1lbGluZVJlcXVlc3QaKi5jaGlycC50aW1lbGluZS52MS5HZXRIb21lVGltZWxpbmVSZXNwb25zZSIDkAIBEm0KD0dldFVzZXJUaW1lbGluZRIpLmNoaXJwLnRpbWVsaW5lLnYxLkdldFVzZXJUaW1lbGluZVJlcXVlc3QaKi5jaGlycC50aW1lbGluZS52MS5HZXRVc2VyVGltZWxpbmVSZXNwb25zZSIDkAIBEmEKDFN0cmVhbUV2ZW50cxImLmNoaXJwLnRpbWVsaW5lLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJy5jaGlycC50aW1lbGluZS52MS5TdHJlYW1FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_buf_validate_validate, file_chirp_tweet_v1_tweet, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * GetHomeTimelineRequest asks for one page of the caller's home timeline.
@@ -206,6 +206,14 @@ export type StreamEventsResponse = Message<"chirp.timeline.v1.StreamEventsRespon
      */
     value: StreamEventsResponse_Follow;
     case: "follow";
+  } | {
+    /**
+     * Nothing happened: the stream is open (the first message) or idle.
+     *
+     * @generated from field: chirp.timeline.v1.StreamEventsResponse.Keepalive keepalive = 6;
+     */
+    value: StreamEventsResponse_Keepalive;
+    case: "keepalive";
   } | { case: undefined; value?: undefined };
 };
 
@@ -310,6 +318,23 @@ export const StreamEventsResponse_FollowSchema: GenMessage<StreamEventsResponse_
   messageDesc(file_chirp_timeline_v1_timeline_service, 5, 3);
 
 /**
+ * Keepalive: sent as the first message and then every few seconds without
+ * events (CHIRP_TIMELINE_STREAM_KEEPALIVE_MS), so the client knows the
+ * stream is live and idle connections are not cut by proxies. No data.
+ *
+ * @generated from message chirp.timeline.v1.StreamEventsResponse.Keepalive
+ */
+export type StreamEventsResponse_Keepalive = Message<"chirp.timeline.v1.StreamEventsResponse.Keepalive"> & {
+};
+
+/**
+ * Describes the message chirp.timeline.v1.StreamEventsResponse.Keepalive.
+ * Use `create(StreamEventsResponse_KeepaliveSchema)` to create a new message.
+ */
+export const StreamEventsResponse_KeepaliveSchema: GenMessage<StreamEventsResponse_Keepalive> = /*@__PURE__*/
+  messageDesc(file_chirp_timeline_v1_timeline_service, 5, 4);
+
+/**
  * TimelineService serves home and user timelines and pushes live events.
  *
  * GetHomeTimeline and StreamEvents are about the caller: the caller's user id
@@ -345,6 +370,9 @@ export const TimelineService: GenService<{
    * StreamEvents pushes events for the caller as they happen, until the client
    * goes away. Delivery is live only: events that happen while no stream is open
    * are not replayed, so a client that reconnects should re-read its timeline.
+   * The first message is a keepalive, sent once the stream is registered: every
+   * event after it reaches this stream. More keepalives follow while the stream
+   * is idle. A client that falls far behind is cut off with ResourceExhausted.
    *
    * @generated from rpc chirp.timeline.v1.TimelineService.StreamEvents
    */
