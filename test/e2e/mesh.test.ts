@@ -62,7 +62,7 @@ const VALID_REQUESTS: Record<string, unknown> = {
 };
 
 /** Services whose RPCs are built; their behaviour has its own end-to-end tests (accounts.test.ts, graph.test.ts). */
-const BUILT = new Set(["UserService", "GraphService", "MediaService"]);
+const BUILT = new Set(["UserService", "GraphService", "MediaService", "TweetService", "SearchService"]);
 
 async function postJson(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${mesh.gatewayUrl}${path}`, {
@@ -110,9 +110,16 @@ describe("the gateway", () => {
     expect(Object.keys(VALID_REQUESTS).sort()).toEqual(unary.sort());
     for (const { service } of PUBLIC_API) {
       for (const [key, body] of Object.entries(VALID_REQUESTS)) {
-        if (!key.startsWith(`${service.name}/`) || BUILT.has(service.name)) continue;
+        if (!key.startsWith(`${service.name}/`)) continue;
         const res = await postJson(`/${service.typeName}/${key.split("/")[1]}`, body);
-        expect({ key, status: res.status, code: res.json.code }).toEqual({ key, status: 501, code: "unimplemented" });
+        if (BUILT.has(service.name)) {
+          // Reached the service, which answered for itself (anonymous callers get
+          // Unauthenticated or NotFound here; success is fine too), never the
+          // gateway's "no such endpoint" or Unimplemented.
+          expect({ key, code: res.json.code }).not.toEqual({ key, code: "unimplemented" });
+        } else {
+          expect({ key, status: res.status, code: res.json.code }).toEqual({ key, status: 501, code: "unimplemented" });
+        }
       }
     }
   });
@@ -129,7 +136,7 @@ describe("the gateway", () => {
     const notJson = await postJson("/chirp.user.v1.UserService/GetUser", "{not json");
     expect(notJson.json.code).toBe("invalid_argument");
 
-    const tooLong = await postJson("/chirp.tweet.v1.TweetService/PostTweet", { text: "x".repeat(281) });
+    const tooLong = await postJson("/chirp.tweet.v1.TweetService/PostTweet", { text: "x".repeat(2801) });
     expect(tooLong.json.code).toBe("invalid_argument");
   });
 
@@ -151,14 +158,14 @@ describe("the gateway", () => {
 
   it("speaks gRPC-Web", async () => {
     const client = createClient(UserService, createGrpcWebTransport({ baseUrl: mesh.gatewayUrl }));
-    const err = await client.getUser({ lookup: { case: "handle", value: "alice" } }).catch((e: unknown) => e);
+    const err = await client.getUser({ lookup: { case: "handle", value: "nobody_here" } }).catch((e: unknown) => e);
     expect(ConnectError.from(err).code).toBe(Code.NotFound);
   });
 
   it("speaks gRPC over HTTP/2 on the same port, including server streams", async () => {
     const transport = createGrpcTransport({ baseUrl: mesh.gatewayUrl });
     const users = createClient(UserService, transport);
-    const err = await users.getUser({ lookup: { case: "handle", value: "alice" } }).catch((e: unknown) => e);
+    const err = await users.getUser({ lookup: { case: "handle", value: "nobody_here" } }).catch((e: unknown) => e);
     expect(ConnectError.from(err).code).toBe(Code.NotFound);
 
     const timeline = createClient(TimelineService, transport);

@@ -93,8 +93,10 @@ describe("protovalidate rules in generated code", () => {
   });
 
   it("checks tweet text length, media count and location bounds", () => {
+    // The proto caps code points (2800: ten per character for emoji sequences);
+    // the tweet service counts the 280 user-perceived characters after NFC.
     const bad = create(PostTweetRequestSchema, {
-      text: "x".repeat(281),
+      text: "x".repeat(2801),
       mediaIds: [1n, 2n, 3n, 4n, 5n],
       location: { latitude: 91, longitude: -181 },
     });
@@ -104,7 +106,7 @@ describe("protovalidate rules in generated code", () => {
       "media_ids: repeated.max_items",
       "text: string.max_len",
     ]);
-    const ok = create(PostTweetRequestSchema, { text: "x".repeat(280), mediaIds: [1n, 2n, 3n, 4n] });
+    const ok = create(PostTweetRequestSchema, { text: "x".repeat(2800), mediaIds: [1n, 2n, 3n, 4n] });
     expect(violations(PostTweetRequestSchema, ok)).toEqual([]);
   });
 
