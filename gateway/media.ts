@@ -35,7 +35,7 @@ import type { TokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { grpcMethodDefinition } from "../services/lib/rpc/grpc-definition.js";
-import { fromServiceError } from "../services/lib/rpc/grpc-transport.js";
+import { fromServiceError, grpcTarget, meshChannelOptions } from "../services/lib/rpc/grpc-transport.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata } from "../services/lib/rpc/metadata.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -69,11 +69,9 @@ const uploadMethod = grpcMethodDefinition(MediaService.method.upload);
 const readMethod = grpcMethodDefinition(MediaService.method.readMedia);
 
 export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
-  const client = new grpc.Client(grpcTarget(options.target), grpc.credentials.createInsecure(), {
-    "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
-  });
+  // The mesh's channel settings: round-robin, and UNAVAILABLE retried on another instance
+  // (an upload whose body outgrows grpc-js's retry buffer is not retried).
+  const client = new grpc.Client(grpcTarget(options.target), grpc.credentials.createInsecure(), meshChannelOptions());
   const log = options.log.child({ component: "media-edge" });
 
   const timer = (method: string) => options.metrics.rpcClientDuration.startTimer({ service: "MediaService", method });
@@ -423,8 +421,3 @@ function drained(call: grpc.ClientWritableStream<UploadRequest>, finished: () =>
   });
 }
 
-/** "a:1,b:2" becomes a static ipv4 target (as grpc-transport.ts does). */
-function grpcTarget(target: string): string {
-  if (target.includes("://") || /^[a-z0-9]+:[^0-9]/i.test(target) || target.startsWith("unix:")) return target;
-  return target.includes(",") ? `ipv4:${target}` : target;
-}

@@ -30,9 +30,7 @@ export interface GrpcTransportOptions {
  */
 export function createGrpcTransport(options: GrpcTransportOptions): Transport & { close(): void } {
   const client = new grpc.Client(grpcTarget(options.target), grpc.credentials.createInsecure(), {
-    "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
+    ...meshChannelOptions(),
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
   });
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
@@ -172,8 +170,54 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
   };
 }
 
+/**
+ * How every mesh client reaches a service's instances: round-robin over all
+ * that are up, and a call answered UNAVAILABLE is tried again (at most
+ * MESH_RETRY_ATTEMPTS in all, within the call's one deadline). round_robin
+ * picks the next instance for each attempt, so the retry lands on another
+ * instance when there is one. Nothing else is retried: any other code may
+ * come from a call that did its work, and only the caller knows whether
+ * repeating it is safe. UNAVAILABLE means the instance did not take the call
+ * on (stopped, draining, or its own dependency was down before it started).
+ * Retry throttling (per client): each UNAVAILABLE costs a token, each OK call
+ * earns one back, and retries stop while fewer than half of the 10 remain. One
+ * bad instance among good ones keeps the balance (its failures are paid back
+ * by the retries that succeed elsewhere); when every instance fails, retries
+ * stop after a few calls, so an outage does not triple the load on them.
+ */
+export const MESH_RETRY_ATTEMPTS = 3;
+
+export function meshServiceConfig(): Record<string, unknown> {
+  return {
+    loadBalancingConfig: [{ round_robin: {} }],
+    methodConfig: [
+      {
+        // An empty name entry matches every method of every service.
+        name: [{}],
+        retryPolicy: {
+          maxAttempts: MESH_RETRY_ATTEMPTS,
+          initialBackoff: "0.02s",
+          maxBackoff: "0.2s",
+          backoffMultiplier: 2,
+          retryableStatusCodes: ["UNAVAILABLE"],
+        },
+      },
+    ],
+    retryThrottling: { maxTokens: 10, tokenRatio: 1 },
+  };
+}
+
+/** Channel options of every mesh client (grpc-transport.ts and the gateway's media edge). */
+export function meshChannelOptions(): grpc.ChannelOptions {
+  return {
+    "grpc.service_config": JSON.stringify(meshServiceConfig()),
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+  };
+}
+
 /** "a:1,b:2" becomes a static ipv4 target; anything with a scheme ("dns:///svc:50051") passes through. */
-function grpcTarget(target: string): string {
+export function grpcTarget(target: string): string {
   if (target.includes("://") || /^[a-z0-9]+:[^0-9]/i.test(target) || target.startsWith("unix:")) return target;
   return target.includes(",") ? `ipv4:${target}` : target;
 }
