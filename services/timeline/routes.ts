@@ -1,11 +1,82 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  GetHomeTimelineResponseSchema,
+  GetUserTimelineResponseSchema,
+  type StreamEventsResponse,
+  type TimelineService,
+} from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { callerOf, requireCaller } from "../lib/auth/caller.js";
+import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import type { TimelineContext } from "./context.js";
+import type { Entry } from "./entries.js";
+import { decodeTimelineToken, encodeTimelineToken } from "./page-token.js";
+import { keepalive } from "./stream.js";
 
-/**
- * TimelineService handlers. None are implemented yet: they arrive with issue 6 (timelines).
- * Until then every RPC answers Unimplemented rather than a made-up result.
- */
-export function routes(_ctx: ServiceContext): Partial<ServiceImpl<typeof TimelineService>> {
-  return {};
+const DEFAULT_PAGE_SIZE = 20;
+/** BatchGetTweets takes at most 100 ids; pages hold at most 100. */
+const HYDRATE_BATCH = 100;
+
+/** TimelineService handlers: skeleton (reads.ts) -> hydrate (TweetService/BatchGetTweets, for the caller) -> present. */
+export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof TimelineService>> {
+  const { reader } = ctx;
+
+  /** The page's tweets in its order; deleted and missing ones drop out (the page may come out short). */
+  const hydrate = async (entries: readonly Entry[], hctx: HandlerContext): Promise<Tweet[]> => {
+    const found = new Map<bigint, Tweet>();
+    for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
+      const { tweets } = await ctx.clients.tweet.batchGetTweets({ tweetIds: entries.slice(i, i + HYDRATE_BATCH).map((e) => e.id) }, onBehalfOf(hctx));
+      for (const t of tweets) found.set(t.id, t);
+    }
+    return entries.flatMap((e) => {
+      const t = found.get(e.id);
+      return t === undefined ? [] : [t];
+    });
+  };
+
+  return {
+    async getHomeTimeline(req, hctx) {
+      const callerId = requireCaller(hctx);
+      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const before = decodeTimelineToken(req.pageToken, "home", callerId);
+      const page = await reader.home(callerId, before, pageSize, hctx);
+      return create(GetHomeTimelineResponseSchema, {
+        tweets: await hydrate(page.entries, hctx),
+        nextPageToken: page.next === undefined ? "" : encodeTimelineToken("home", callerId, page.next),
+      });
+    },
+
+    async getUserTimeline(req, hctx) {
+      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const before = decodeTimelineToken(req.pageToken, "user", req.userId);
+      // One's own timeline from the primary: a tweet shows the moment PostTweet returns.
+      const page = await reader.user(req.userId, before, pageSize, callerOf(hctx) === req.userId);
+      if (page.entries.length === 0 && before === undefined) {
+        // An empty first page: NotFound if there is no such user (the user service decides).
+        await ctx.clients.user.getUser({ lookup: { case: "userId", value: req.userId } }, onBehalfOf(hctx));
+      }
+      return create(GetUserTimelineResponseSchema, {
+        tweets: await hydrate(page.entries, hctx),
+        nextPageToken: page.next === undefined ? "" : encodeTimelineToken("user", req.userId, page.next),
+      });
+    },
+
+    async *streamEvents(_req, hctx): AsyncIterable<StreamEventsResponse> {
+      const callerId = requireCaller(hctx);
+      if (ctx.hub === undefined) throw new ConnectError("live events are not available", Code.Unavailable);
+      const stream = await ctx.hub.open(callerId);
+      try {
+        // Sent once the stream is registered: every event after this reaches it.
+        yield keepalive();
+        for (;;) {
+          const msg = await stream.next(hctx.signal);
+          if (msg === undefined) return;
+          yield msg;
+        }
+      } finally {
+        stream.close();
+      }
+    },
+  };
 }

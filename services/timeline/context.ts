@@ -1,0 +1,94 @@
+import { consume, type EventConsumer } from "../lib/events/consumer.js";
+import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
+import type { BaseContext } from "../lib/service-main.js";
+import { loadTimelineConfig, type TimelineConfig } from "./config.js";
+import { createFanOut, FANOUT_DURABLE, FANOUT_EVENTS, GRAPH_DURABLE, GRAPH_EVENTS } from "./fan-out.js";
+import { createFollowingCache, type FollowingCache } from "./following.js";
+import { createTimelineLists, type TimelineLists } from "./lists.js";
+import { createTimelineMetrics, type TimelineMetrics } from "./metrics.js";
+import { createTimelineReader, type TimelineReader } from "./reads.js";
+import { createTimelineStore, type TimelineStore } from "./store.js";
+import { createStreamHub, type StreamHub } from "./stream.js";
+
+/**
+ * The shared service context plus the timeline's parts: the MySQL read model,
+ * the Redis lists, the reader, the fan-out and graph consumers and the live
+ * event hub.
+ */
+export interface TimelineContext extends ServiceContext {
+  readonly timeline: TimelineConfig;
+  readonly store: TimelineStore;
+  /** Undefined without REDIS_URL: home timelines are then read from MySQL. */
+  readonly lists: TimelineLists | undefined;
+  readonly following: FollowingCache | undefined;
+  readonly reader: TimelineReader;
+  readonly timelineMetrics: TimelineMetrics;
+  /** Undefined without NATS_URL: StreamEvents is then Unavailable. */
+  readonly hub: StreamHub | undefined;
+}
+
+export async function createTimelineContext(base: BaseContext): Promise<TimelineContext> {
+  const timeline = loadTimelineConfig(base.env);
+  const ctx = await createServiceContext(base);
+  const log = base.log.child({ component: "timeline" });
+  const timelineMetrics = createTimelineMetrics(base.metrics);
+  const store = createTimelineStore(ctx.router);
+  const lists = ctx.redis === undefined ? undefined : createTimelineLists(ctx.redis);
+  const following = ctx.redis === undefined ? undefined : createFollowingCache({ redis: ctx.redis, clients: ctx.clients, ttlMs: timeline.followingTtlMs });
+  if (lists === undefined) log.warn("REDIS_URL not set: home timelines are read from MySQL on every call");
+  const reader = createTimelineReader({ store, lists, following, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
+
+  const consumers: EventConsumer[] = [];
+  let hub: StreamHub | undefined;
+  if (ctx.bus === undefined) log.warn("NATS_URL not set: no fan-out (home timelines are rebuilt on read) and no StreamEvents");
+  else {
+    hub = createStreamHub({
+      bus: ctx.bus,
+      clients: ctx.clients,
+      keepaliveMs: timeline.streamKeepaliveMs,
+      queueLimit: timeline.streamQueue,
+      metrics: timelineMetrics,
+      log,
+    });
+    if (!timeline.fanOut) log.info("fan-out consumers disabled in this process (CHIRP_TIMELINE_FANOUT=false)");
+    else if (lists !== undefined && following !== undefined) {
+      const fanOut = createFanOut({ lists, following, store, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
+      consumers.push(
+        consume({
+          bus: ctx.bus,
+          durable: FANOUT_DURABLE,
+          subjects: FANOUT_EVENTS,
+          handler: (event) => fanOut.onTweetEvent(event),
+          concurrency: timeline.fanOutConcurrency,
+          log,
+          metrics: base.metrics,
+        }),
+        consume({
+          bus: ctx.bus,
+          durable: GRAPH_DURABLE,
+          subjects: GRAPH_EVENTS,
+          handler: (event) => fanOut.onGraphEvent(event),
+          log,
+          metrics: base.metrics,
+        }),
+      );
+    }
+  }
+
+  return {
+    ...ctx,
+    timeline,
+    store,
+    lists,
+    following,
+    reader,
+    timelineMetrics,
+    hub,
+    // Reverse order of opening: the consumers and the live streams (before the bus), then the shared context.
+    close: async () => {
+      await Promise.all(consumers.map((c) => c.stop()));
+      await hub?.close();
+      await ctx.close();
+    },
+  };
+}

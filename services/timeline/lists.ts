@@ -1,0 +1,328 @@
+// The Redis side of timelines. Key layout (docs/architecture.md, "Timelines"):
+//
+//   chirp:tl:home:{<user>}          ZSET  the user's home timeline: entries (entries.ts) scored by
+//                                         millisecond, plus one sentinel at score 0. TTL: the
+//                                         inactivity period, renewed by every read of it.
+//   chirp:tl:home:{<user>}:edges    HASH  followee -> highest follow/unfollow edge version applied
+//   chirp:tl:recent:{<author>}      ZSET  a hot author's newest tweets, same layout as a home list
+//   chirp:tl:following:{<user>}     SET   the ids the user follows, plus "*" (present once built)
+//   chirp:tl:following:{<user>}:lease     the token of the build in progress (see following.ts)
+//   chirp:tl:hot                    SET   authors found above the follower threshold (no TTL)
+//
+// The sentinel of a list is "b" while it is being built, then "f<floor, 20
+// digits>": the list holds every entry with id >= max(floor, its lowest
+// entry). Older entries are read from MySQL. Every write is a script that
+// keeps the sentinel at rank 0 and the newest `cap` entries, and fan-out
+// writes only into a list that exists, so a user whose list expired (or was
+// never read, or was flushed) costs fan-out nothing until their next read
+// rebuilds it.
+import type { ChainableCommander, Redis } from "ioredis";
+import { entryMember, entryScore, maxId, padId, parseMember, type Entry } from "./entries.js";
+
+export const KEYS = {
+  home: (userId: bigint): string => `chirp:tl:home:{${userId}}`,
+  edges: (userId: bigint): string => `chirp:tl:home:{${userId}}:edges`,
+  recent: (authorId: bigint): string => `chirp:tl:recent:{${authorId}}`,
+  following: (userId: bigint): string => `chirp:tl:following:{${userId}}`,
+  followingLease: (userId: bigint): string => `chirp:tl:following:{${userId}}:lease`,
+  hot: "chirp:tl:hot",
+} as const;
+
+const BUILDING = "b";
+const floorSentinel = (floor: bigint): string => `f${padId(floor)}`;
+
+export interface HomeRead {
+  readonly page: ListPage;
+  readonly followingCached: boolean;
+  /** Meaningful only when followingCached. */
+  readonly hotFollowed: bigint[];
+}
+
+/** A page read from a list. */
+export type ListPage =
+  | { readonly state: "missing" | "building" }
+  | {
+      readonly state: "built";
+      /** Newest first, id < the page's bound. */
+      readonly entries: Entry[];
+      /** Every entry of the list with id >= floor (and < the bound) is in `entries`. */
+      readonly floor: bigint;
+    };
+
+// KEYS[1] list. ARGV: score, member, cap. 1 if added (the list exists), 0 if skipped.
+const ADD_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[3]) + 1))
+return 1`;
+
+// KEYS[1] list. ARGV: max score ("+inf" or a millisecond), limit, ttl ms (0: leave it).
+// {} when missing; else {sentinel, lowest entry or "", entries newest first...}.
+const READ_LUA = `
+local head = redis.call('ZRANGE', KEYS[1], 0, 1)
+if #head == 0 then return {} end
+if tonumber(ARGV[3]) > 0 and string.sub(head[1], 1, 1) == 'f' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '(0', 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
+table.insert(page, 1, head[2] or '')
+table.insert(page, 1, head[1])
+return page`;
+
+// KEYS[1] list. ARGV: ttl ms for the placeholder. 0 if already built, 1 if the caller should build.
+const BEGIN_BUILD_LUA = `
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #head > 0 and string.sub(head[1], 1, 1) == 'f' then return 0 end
+if #head == 0 then
+  redis.call('ZADD', KEYS[1], 0, '${BUILDING}')
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1`;
+
+// KEYS[1] list. ARGV: floor sentinel, cap, ttl ms, then score, member pairs.
+// 0 if the list vanished since the build began (its fan-outs went nowhere: the build is void).
+const FINISH_BUILD_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, 0)
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+for i = 4, #ARGV, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[2]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+// Edge versions: a follow or unfollow applies only if newer than the last one
+// applied to this list (0: an event without a version, always applied).
+const NEWER_EDGE = `
+local function newer_edge(edges, who, version, ttl)
+  if version == '0' then return true end
+  local v = tonumber(redis.call('HGET', edges, who) or '0')
+  if v >= tonumber(version) then return false end
+  redis.call('HSET', edges, who, version)
+  redis.call('PEXPIRE', edges, ttl)
+  return true
+end`;
+
+// KEYS[1] list, KEYS[2] its edges. ARGV: author, edge version, ttl ms.
+// -1 no list, -3 a list being built, -2 stale event, else the number of entries removed.
+const REMOVE_AUTHOR_LUA = `${NEWER_EDGE}
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #head == 0 then return -1 end
+if string.sub(head[1], 1, 1) ~= 'f' then return -3 end
+if not newer_edge(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return -2 end
+local suffix = ':' .. ARGV[1]
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 1, -1)) do
+  if string.sub(m, -#suffix) == suffix then
+    redis.call('ZREM', KEYS[1], m)
+    n = n + 1
+  end
+end
+return n`;
+
+// KEYS[1] list, KEYS[2] its edges. ARGV: author, edge version, ttl ms, cap,
+// the author's coverage floor ("" if all of their tweets are given), then
+// score, member pairs. -1 no list, -3 a list being built, -2 stale event, else 1.
+const MERGE_AUTHOR_LUA = `${NEWER_EDGE}
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #head == 0 then return -1 end
+if string.sub(head[1], 1, 1) ~= 'f' then return -3 end
+if not newer_edge(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return -2 end
+if ARGV[5] ~= '' and ARGV[5] > string.sub(head[1], 2) then
+  redis.call('ZREM', KEYS[1], head[1])
+  redis.call('ZADD', KEYS[1], 0, 'f' .. ARGV[5])
+end
+for i = 6, #ARGV, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[4]) + 1))
+return 1`;
+
+type Arg = string | number;
+
+interface Scripts {
+  chirpTlAdd(key: string, score: number, member: string, cap: number): Promise<number>;
+  chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): Promise<string[]>;
+  chirpTlBeginBuild(key: string, ttlMs: number): Promise<number>;
+  chirpTlFinishBuild(key: string, ...args: Arg[]): Promise<number>;
+  chirpTlRemoveAuthor(key: string, edges: string, author: string, version: string, ttlMs: number): Promise<number>;
+  chirpTlMergeAuthor(key: string, edges: string, ...args: Arg[]): Promise<number>;
+}
+
+type PipelineScripts = ChainableCommander & {
+  chirpTlAdd(key: string, score: number, member: string, cap: number): ChainableCommander;
+  chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): ChainableCommander;
+};
+
+/** How long a list may stay "being built" (a builder that died leaves it to expire). */
+const BUILD_PLACEHOLDER_MS = 60_000;
+
+export interface TimelineLists {
+  readonly redis: Redis;
+  /** Adds `entry` to each of `keys` that exists, in one pipeline; how many took it. */
+  addToEach(keys: readonly string[], entry: Entry, cap: number): Promise<number>;
+  /** Removes the entry from each of `keys` (missing keys are fine), in one pipeline. */
+  removeFromEach(keys: readonly string[], entry: Entry): Promise<void>;
+  /** Up to `limit` entries with id < before (undefined: the newest), renewing the TTL of a built list when ttlMs > 0. */
+  readPage(key: string, before: bigint | undefined, limit: number, ttlMs: number): Promise<ListPage>;
+  /** Several lists' pages in one pipeline (the hot authors of a home read). */
+  readPages(keys: readonly string[], before: bigint | undefined, limit: number): Promise<ListPage[]>;
+  /**
+   * One round trip for a home read: the page (renewing the list's TTL: the
+   * read is the user's activity), whether the following set is cached, and
+   * the hot authors in it.
+   */
+  readHome(userId: bigint, before: bigint | undefined, limit: number, ttlMs: number): Promise<HomeRead>;
+  /** The hot authors `userId` follows (the following set must be cached). */
+  hotFollowed(userId: bigint): Promise<bigint[]>;
+  /** Which of `authors` the cached following set of `userId` holds. */
+  followedAmong(userId: bigint, authors: readonly bigint[]): Promise<Set<bigint>>;
+  /** Whether `authorId` was found above the follower threshold. */
+  isHot(authorId: bigint): Promise<boolean>;
+  markHot(authorId: bigint): Promise<void>;
+  /** False when the list is already built; otherwise it exists from now on (placeholder), so fan-out lands in it while the caller reads MySQL. */
+  beginBuild(key: string): Promise<boolean>;
+  /** Stores a build; false if the list vanished meanwhile (the build is void: fan-outs may have been skipped). */
+  finishBuild(key: string, entries: readonly Entry[], floor: bigint, cap: number, ttlMs: number): Promise<boolean>;
+  /** Unfollow: one author's entries out of a built list. -1 no list, -3 being built, -2 stale (an older event), else how many. */
+  removeAuthor(userId: bigint, authorId: bigint, edgeVersion: bigint, ttlMs: number): Promise<number>;
+  /** Follow: one author's entries into a built list; `authorFloor`: below it the author's tweets were not read. -1, -2, -3 as removeAuthor. */
+  mergeAuthor(
+    userId: bigint,
+    authorId: bigint,
+    edgeVersion: bigint,
+    entries: readonly Entry[],
+    authorFloor: bigint | undefined,
+    cap: number,
+    ttlMs: number,
+  ): Promise<number>;
+}
+
+export function createTimelineLists(redis: Redis): TimelineLists {
+  redis.defineCommand("chirpTlAdd", { numberOfKeys: 1, lua: ADD_LUA });
+  redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
+  redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
+  redis.defineCommand("chirpTlFinishBuild", { numberOfKeys: 1, lua: FINISH_BUILD_LUA });
+  redis.defineCommand("chirpTlRemoveAuthor", { numberOfKeys: 2, lua: REMOVE_AUTHOR_LUA });
+  redis.defineCommand("chirpTlMergeAuthor", { numberOfKeys: 2, lua: MERGE_AUTHOR_LUA });
+  const scripts = redis as unknown as Scripts;
+  const pairs = (entries: readonly Entry[]): Arg[] => entries.flatMap((e) => [entryScore(e.id), entryMember(e)]);
+
+  return {
+    redis,
+    async addToEach(keys, entry, cap) {
+      if (keys.length === 0) return 0;
+      const p = redis.pipeline() as PipelineScripts;
+      const score = entryScore(entry.id);
+      const member = entryMember(entry);
+      for (const key of keys) p.chirpTlAdd(key, score, member, cap);
+      let added = 0;
+      for (const [err, result] of (await p.exec()) ?? []) {
+        if (err) throw err;
+        added += Number(result);
+      }
+      return added;
+    },
+
+    async removeFromEach(keys, entry) {
+      if (keys.length === 0) return;
+      const p = redis.pipeline();
+      const member = entryMember(entry);
+      for (const key of keys) p.zrem(key, member);
+      for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+    },
+
+    async readPage(key, before, limit, ttlMs) {
+      return parsePage(await scripts.chirpTlRead(key, maxScore(before), limit, ttlMs), before, limit);
+    },
+
+    async readPages(keys, before, limit) {
+      if (keys.length === 0) return [];
+      const p = redis.pipeline() as PipelineScripts;
+      for (const key of keys) p.chirpTlRead(key, maxScore(before), limit, 0);
+      return ((await p.exec()) ?? []).map(([err, result]) => {
+        if (err) throw err;
+        return parsePage(result as string[], before, limit);
+      });
+    },
+
+    async readHome(userId, before, limit, ttlMs) {
+      const p = redis.pipeline() as PipelineScripts;
+      p.chirpTlRead(KEYS.home(userId), maxScore(before), limit, ttlMs);
+      p.exists(KEYS.following(userId));
+      p.sinter(KEYS.following(userId), KEYS.hot);
+      const [page, cached, hot] = ((await p.exec()) ?? []).map(([err, result]) => {
+        if (err) throw err;
+        return result;
+      });
+      return {
+        page: parsePage(page as string[], before, limit),
+        followingCached: cached === 1,
+        hotFollowed: (hot as string[]).map((id) => BigInt(id)),
+      };
+    },
+
+    async hotFollowed(userId) {
+      return (await redis.sinter(KEYS.following(userId), KEYS.hot)).map((id) => BigInt(id));
+    },
+
+    async followedAmong(userId, authors) {
+      if (authors.length === 0) return new Set();
+      const flags = await redis.smismember(KEYS.following(userId), ...authors.map(String));
+      return new Set(authors.filter((_, i) => flags[i] === 1));
+    },
+
+    async isHot(authorId) {
+      return (await redis.sismember(KEYS.hot, String(authorId))) === 1;
+    },
+
+    async markHot(authorId) {
+      await redis.sadd(KEYS.hot, String(authorId));
+    },
+
+    async beginBuild(key) {
+      return (await scripts.chirpTlBeginBuild(key, BUILD_PLACEHOLDER_MS)) === 1;
+    },
+
+    async finishBuild(key, entries, floor, cap, ttlMs) {
+      return (await scripts.chirpTlFinishBuild(key, floorSentinel(floor), cap, ttlMs, ...pairs(entries))) === 1;
+    },
+
+    async removeAuthor(userId, authorId, edgeVersion, ttlMs) {
+      return scripts.chirpTlRemoveAuthor(KEYS.home(userId), KEYS.edges(userId), String(authorId), String(edgeVersion), ttlMs);
+    },
+
+    async mergeAuthor(userId, authorId, edgeVersion, entries, authorFloor, cap, ttlMs) {
+      return scripts.chirpTlMergeAuthor(
+        KEYS.home(userId),
+        KEYS.edges(userId),
+        String(authorId),
+        String(edgeVersion),
+        ttlMs,
+        cap,
+        authorFloor === undefined ? "" : padId(authorFloor),
+        ...pairs(entries),
+      );
+    },
+  };
+}
+
+function maxScore(before: bigint | undefined): string {
+  return before === undefined ? "+inf" : String(entryScore(before));
+}
+
+/** A page as the read script returned it; see ListPage. */
+export function parsePage(reply: readonly string[], before: bigint | undefined, limit: number): ListPage {
+  const [sentinel, lowest, ...members] = reply;
+  if (sentinel === undefined) return { state: "missing" };
+  if (!sentinel.startsWith("f")) return { state: "building" };
+  let floor = maxId(BigInt(sentinel.slice(1)), parseMember(lowest ?? "")?.id ?? 0n);
+  const all = members.flatMap((m) => {
+    const e = parseMember(m);
+    return e === undefined ? [] : [e];
+  });
+  // A full page stops somewhere: below its last entry nothing was read.
+  const lastRead = all.at(-1);
+  if (members.length >= limit && lastRead !== undefined) floor = maxId(floor, lastRead.id);
+  const entries = before === undefined ? all : all.filter((e) => e.id < before);
+  return { state: "built", entries, floor };
+}

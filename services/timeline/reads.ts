@@ -1,0 +1,204 @@
+// Timeline reads, as skeletons of entries (hydration is the routes' job).
+//
+// Home: the caller's Redis list (fanned out on write), merged with the
+// recent-tweets lists of the hot authors they follow (not fanned out), down to
+// the highest floor among them; what the page still lacks comes from MySQL
+// below that floor. A missing list is rebuilt from MySQL first. Without Redis
+// the whole page comes from MySQL. See docs/architecture.md, "Timelines".
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "../lib/logger.js";
+import type { MeshClients } from "../lib/rpc/mesh-clients.js";
+import type { TimelineConfig } from "./config.js";
+import { maxId, newestFirst, type Entry } from "./entries.js";
+import { listFollowing, type FollowingCache } from "./following.js";
+import { KEYS, type ListPage, type TimelineLists } from "./lists.js";
+import { mergeAuthors } from "./merge.js";
+import type { TimelineMetrics } from "./metrics.js";
+import { NO_CURSOR, type TimelineStore } from "./store.js";
+
+/** One page: entries newest first, and the exclusive bound of the next page (undefined at the end). */
+export interface SkeletonPage {
+  readonly entries: Entry[];
+  readonly next: bigint | undefined;
+}
+
+export interface TimelineReader {
+  home(callerId: bigint, before: bigint | undefined, pageSize: number, hctx: HandlerContext): Promise<SkeletonPage>;
+  user(userId: bigint, before: bigint | undefined, pageSize: number, primary: boolean): Promise<SkeletonPage>;
+  /** Builds the caller's home list from MySQL unless it is built (fan-out tests and benches warm lists this way too). */
+  rebuildHome(userId: bigint, hctx?: HandlerContext): Promise<void>;
+  /** Builds a hot author's recent-tweets list from MySQL unless it is built. */
+  rebuildRecent(authorId: bigint): Promise<void>;
+}
+
+/** Read beyond the page a little: entries of the bound's own millisecond that are not below it are dropped after the read. */
+const SLACK = 4;
+
+class RedisUnavailableError extends Error {
+  override readonly name = "RedisUnavailableError";
+}
+
+/** A Redis step: its failures (not the RPCs' or MySQL's, which are ConnectErrors) mean "serve without Redis". */
+async function viaRedis<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof ConnectError) throw err;
+    throw new RedisUnavailableError((err as Error).message, { cause: err });
+  }
+}
+
+export function createTimelineReader(deps: {
+  store: TimelineStore;
+  lists: TimelineLists | undefined;
+  following: FollowingCache | undefined;
+  clients: MeshClients;
+  config: TimelineConfig;
+  metrics: TimelineMetrics;
+  log: Logger;
+}): TimelineReader {
+  const { store, lists, following, clients, config, metrics: m, log } = deps;
+  const homeBuilds = new Map<bigint, Promise<void>>();
+  const recentBuilds = new Map<bigint, Promise<void>>();
+  let redisDownLogged = 0;
+
+  const once = (builds: Map<bigint, Promise<void>>, id: bigint, run: () => Promise<void>): Promise<void> => {
+    let p = builds.get(id);
+    if (p === undefined) {
+      p = run().finally(() => builds.delete(id));
+      builds.set(id, p);
+    }
+    return p;
+  };
+
+  const rebuildHome = (userId: bigint, hctx?: HandlerContext): Promise<void> =>
+    once(homeBuilds, userId, async () => {
+      if (lists === undefined || following === undefined) return;
+      const key = KEYS.home(userId);
+      // The list exists (as a placeholder) before MySQL is read, so a tweet
+      // whose fan-out runs meanwhile lands in it instead of being skipped.
+      if (!(await viaRedis(lists.beginBuild(key)))) return;
+      const authors = [...(await viaRedis(following.all(userId, hctx))), userId];
+      // The primaries: a tweet committed before this read began is in it even
+      // if its fan-out already skipped the absent list.
+      const merged = await mergeAuthors(store, { authors, before: NO_CURSOR, want: config.maxEntries, primary: true });
+      const stored = await viaRedis(lists.finishBuild(key, merged.entries, merged.floor, config.maxEntries, config.inactiveMs));
+      m.rebuilds.inc({ what: "home", result: stored ? "stored" : "void" });
+    });
+
+  const rebuildRecent = (authorId: bigint): Promise<void> =>
+    once(recentBuilds, authorId, async () => {
+      if (lists === undefined) return;
+      const key = KEYS.recent(authorId);
+      if (!(await viaRedis(lists.beginBuild(key)))) return;
+      const cap = config.recentEntries;
+      const ids = await store.authorTweets(authorId, NO_CURSOR, cap, { primary: true });
+      const floor = ids.length === cap ? ids[cap - 1]! : 0n;
+      const entries = ids.map((id) => ({ id, authorId }));
+      const stored = await viaRedis(lists.finishBuild(key, entries, floor, cap, config.recentTtlMs));
+      m.rebuilds.inc({ what: "recent", result: stored ? "stored" : "void" });
+    });
+
+  /** The part of a page below `before` that MySQL gives, for `authors`. */
+  const fromMysql = async (authors: Iterable<bigint>, before: bigint, want: number): Promise<{ entries: Entry[]; floor: bigint }> =>
+    mergeAuthors(store, { authors, before, want, primary: false });
+
+  /** Cuts a newest-first run of candidates into a page; `floor`: below it nothing was looked at. */
+  const cut = (entries: Entry[], pageSize: number, floor: bigint): SkeletonPage =>
+    entries.length > pageSize
+      ? { entries: entries.slice(0, pageSize), next: entries[pageSize - 1]!.id }
+      : { entries, next: floor === 0n ? undefined : floor };
+
+  const homeWithoutRedis = async (callerId: bigint, before: bigint | undefined, pageSize: number, hctx: HandlerContext): Promise<SkeletonPage> => {
+    const authors = [...(await listFollowing(clients, callerId, hctx)), callerId];
+    const merged = await fromMysql(authors, before ?? NO_CURSOR, pageSize + 1);
+    m.homePages.inc({ source: "mysql" });
+    return cut(merged.entries, pageSize, merged.floor);
+  };
+
+  const homeFromRedis = async (
+    l: TimelineLists,
+    f: FollowingCache,
+    callerId: bigint,
+    before: bigint | undefined,
+    pageSize: number,
+    hctx: HandlerContext,
+  ): Promise<SkeletonPage | undefined> => {
+    const limit = pageSize + 1 + SLACK;
+    let read = await viaRedis(l.readHome(callerId, before, limit, config.inactiveMs));
+    if (read.page.state !== "built") {
+      await rebuildHome(callerId, hctx);
+      read = await viaRedis(l.readHome(callerId, before, limit, config.inactiveMs));
+      // Built and gone again (a flush mid-build): this page comes from MySQL.
+      if (read.page.state !== "built") return undefined;
+    }
+    const page = read.page as Extract<ListPage, { state: "built" }>;
+    let hot = read.hotFollowed;
+    if (!read.followingCached) {
+      await viaRedis(f.ensure(callerId, hctx));
+      hot = await viaRedis(l.hotFollowed(callerId));
+    }
+    hot = hot.filter((h) => h !== callerId);
+
+    // Entries of authors no longer followed (an unfollow whose removal raced a fan-out) are dropped.
+    const authors = [...new Set(page.entries.map((e) => e.authorId).filter((a) => a !== callerId))];
+    const [followed, recentPages] = await Promise.all([
+      viaRedis(l.followedAmong(callerId, authors)),
+      viaRedis(l.readPages(hot.map(KEYS.recent), before, limit)),
+    ]);
+    const unbuilt = hot.filter((_, i) => recentPages[i]!.state !== "built");
+    if (unbuilt.length > 0) {
+      await Promise.all(unbuilt.map((h) => rebuildRecent(h)));
+      const again = await viaRedis(l.readPages(unbuilt.map(KEYS.recent), before, limit));
+      unbuilt.forEach((h, i) => (recentPages[hot.indexOf(h)] = again[i]!));
+    }
+
+    let floor = page.floor;
+    const candidates = page.entries.filter((e) => e.authorId === callerId || followed.has(e.authorId));
+    for (const [i, recent] of recentPages.entries()) {
+      if (recent.state !== "built") {
+        // Still not built (flushed mid-build): this author's part comes from MySQL below.
+        floor = maxId(floor, before ?? NO_CURSOR);
+        log.debug({ author: String(hot[i]) }, "hot author's recent list unavailable; reading MySQL");
+        continue;
+      }
+      candidates.push(...recent.entries);
+      floor = maxId(floor, recent.floor);
+    }
+    const fast = newestFirst(candidates).filter((e) => e.id >= floor);
+    if (fast.length > pageSize || floor === 0n) {
+      m.homePages.inc({ source: "redis" });
+      return cut(fast, pageSize, floor);
+    }
+    // The lists end above the page's end: the rest from MySQL, below the floor.
+    const below = before === undefined || floor < before ? floor : before;
+    const deep = await fromMysql([...(await viaRedis(f.all(callerId, hctx))), callerId], below, pageSize - fast.length + 1);
+    m.homePages.inc({ source: "redis_mysql" });
+    return cut([...fast, ...deep.entries], pageSize, deep.floor);
+  };
+
+  return {
+    rebuildHome,
+    rebuildRecent,
+
+    async home(callerId, before, pageSize, hctx) {
+      if (lists === undefined || following === undefined) return homeWithoutRedis(callerId, before, pageSize, hctx);
+      try {
+        const page = await homeFromRedis(lists, following, callerId, before, pageSize, hctx);
+        if (page !== undefined) return page;
+      } catch (err) {
+        if (!(err instanceof RedisUnavailableError)) throw err;
+        // Loud once a minute at most: an outage would otherwise log every read.
+        if (Date.now() - redisDownLogged > 60_000) log.warn({ err: err.message }, "redis unavailable: home timelines are read from MySQL");
+        redisDownLogged = Date.now();
+      }
+      return homeWithoutRedis(callerId, before, pageSize, hctx);
+    },
+
+    async user(userId, before, pageSize, primary) {
+      const ids = await store.authorTweets(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
+      const entries = ids.slice(0, pageSize).map((id) => ({ id, authorId: userId }));
+      return { entries, next: ids.length > pageSize ? entries.at(-1)!.id : undefined };
+    },
+  };
+}
