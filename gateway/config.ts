@@ -1,7 +1,9 @@
 import { parsePublicKeys } from "../services/lib/auth/keys.js";
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../services/lib/config.js";
 import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../services/lib/mesh.js";
+import { loadRedisConfig, type RedisConfig } from "../services/lib/redis.js";
 import { meshAddresses } from "../services/lib/service-config.js";
+import { DEFAULT_RATE_LIMITS, RATE_CLASSES, parseBucket, type Bucket, type RateClass, type RateLimits } from "./rate-limit.js";
 
 export interface GatewayConfig {
   readonly host: string;
@@ -22,13 +24,24 @@ export interface GatewayConfig {
    * until its tokens have expired.
    */
   readonly tokenPublicKeys: readonly string[];
+  /** REDIS_URL (and CHIRP_REDIS_COMMAND_TIMEOUT_MS): where the rate limits are kept; no URL, no limits. */
+  readonly redis: RedisConfig;
+  /**
+   * CHIRP_GATEWAY_RATE_<CLASS>_<USER|IP>: the token bucket of each user and
+   * each client address per class of request (rate-limit.ts).
+   */
+  readonly rateLimits: RateLimits;
+  /** CHIRP_GATEWAY_RATE_EXEMPT_IPS: client addresses never limited (comma-separated; default none). */
+  readonly rateLimitExemptIps: readonly string[];
+  /** CHIRP_SHUTDOWN_GRACE_MS: how long calls in flight may finish after SIGTERM. */
+  readonly shutdownGraceMs: number;
 }
 
 export function loadGatewayConfig(env: Env): GatewayConfig {
   const read = new EnvReader(env);
   const backends = meshAddresses(read);
   const rawKeys = read.string("CHIRP_TOKEN_PUBLIC_KEYS");
-  const config: Omit<GatewayConfig, "tokenPublicKeys"> = {
+  const config: Omit<GatewayConfig, "tokenPublicKeys" | "redis" | "rateLimits"> = {
     host: read.string("CHIRP_GATEWAY_HOST", "127.0.0.1"),
     port: read.port("CHIRP_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
     backends,
@@ -40,8 +53,37 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
     defaultTimeoutMs: read.int("CHIRP_GATEWAY_TIMEOUT_MS", 10_000, 1, 600_000),
     uploadTimeoutMs: read.int("CHIRP_GATEWAY_UPLOAD_TIMEOUT_MS", 600_000, 1000, 3_600_000),
     logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
+    rateLimitExemptIps: (read.optional("CHIRP_GATEWAY_RATE_EXEMPT_IPS") ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== ""),
+    shutdownGraceMs: read.int("CHIRP_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
   };
   const problems: string[] = [];
+  let redis: RedisConfig = { url: undefined, commandTimeoutMs: 500 };
+  try {
+    redis = loadRedisConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  const rateLimits = Object.fromEntries(
+    RATE_CLASSES.map((cls) => {
+      const bucket = (who: "user" | "ip"): Bucket | undefined => {
+        const name = `CHIRP_GATEWAY_RATE_${cls.toUpperCase()}_${who.toUpperCase()}`;
+        const raw = read.optional(name);
+        if (raw === undefined) return DEFAULT_RATE_LIMITS[cls][who];
+        try {
+          return parseBucket(raw);
+        } catch (err) {
+          problems.push(`${name}: ${(err as Error).message}`);
+          return undefined;
+        }
+      };
+      // Sign-up and log-in carry no token: only the address is limited.
+      return [cls, { user: cls === "auth" ? undefined : bucket("user"), ip: bucket("ip") }];
+    }),
+  ) as Record<RateClass, RateLimits[RateClass]>;
   try {
     read.done();
   } catch (err) {
@@ -57,5 +99,5 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ...config, tokenPublicKeys };
+  return { ...config, tokenPublicKeys, redis, rateLimits };
 }

@@ -7,6 +7,10 @@ import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
 import { observeCall } from "../services/lib/rpc/observe.js";
+import { requestRecordKey, type RequestRecord } from "./access.js";
+import { rateClassOf } from "./public-api.js";
+import type { RateClass, RateLimiter } from "./rate-limit.js";
+import { retryInfo } from "./retry-info.js";
 
 export interface ForwardOptions {
   readonly transport: Transport;
@@ -15,6 +19,14 @@ export interface ForwardOptions {
   readonly metrics: Metrics;
   /** Checks bearer tokens; the caller it names travels to the mesh as x-chirp-caller-id. */
   readonly verifier: TokenVerifier;
+  /** Per-user and per-address limits; undefined: none (no Redis configured). */
+  readonly limiter: RateLimiter | undefined;
+  /**
+   * Aborted when the gateway starts shutting down: open streams end at once
+   * (Unavailable, so clients reconnect elsewhere) while unary calls in flight
+   * are left to finish.
+   */
+  readonly streamsClosing: AbortSignal;
 }
 
 /**
@@ -28,35 +40,52 @@ export function forwardingImpl(service: DescService, methods: readonly string[],
   for (const name of methods) {
     const method = service.methods.find((m) => m.name === name);
     if (method === undefined) throw new Error(`${service.typeName} has no method ${name}`);
-    impl[method.localName] = forwarder(method, options);
+    impl[method.localName] = forwarder(method, rateClassOf(service, name), options);
   }
   return impl;
 }
 
-function forwarder(method: DescMethod, options: ForwardOptions): unknown {
-  const { transport, log, metrics, verifier } = options;
+function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOptions): unknown {
+  const { transport, log, metrics } = options;
   switch (method.methodKind) {
     case "unary": {
       const unary = method as DescMethodUnary;
-      return (request: unknown, ctx: HandlerContext) => {
-        const header = meshHeaders(ctx);
-        return observeCall(metrics, log, callInfo(method, header), async () => {
-          authenticate(ctx, header, verifier);
-          const response = await transport.unary(unary, ctx.signal, timeoutMs(ctx, options), header, request as never);
-          return response.message;
-        });
+      return async (request: unknown, ctx: HandlerContext) => {
+        const record = recordOf(ctx, method);
+        const header = meshHeaders(record);
+        try {
+          return await observeCall(metrics, log, callInfo(method, header), async () => {
+            await admit(ctx, header, record, rateClass, options);
+            const response = await transport.unary(unary, ctx.signal, timeoutMs(ctx, options), header, request as never);
+            return response.message;
+          });
+        } catch (err) {
+          record.code = ConnectError.from(err).code;
+          throw err;
+        }
       };
     }
     case "server_streaming": {
       const streaming = method as DescMethodServerStreaming;
       return async function* (request: unknown, ctx: HandlerContext) {
-        const header = meshHeaders(ctx);
-        // A live stream has no deadline unless the client asked for one.
-        const response = await observeCall(metrics, log, callInfo(method, header), () => {
-          authenticate(ctx, header, verifier);
-          return transport.stream(streaming, ctx.signal, ctx.timeoutMs(), header, once(request as never));
-        });
-        yield* response.message;
+        const record = recordOf(ctx, method);
+        const header = meshHeaders(record);
+        const signal = AbortSignal.any([ctx.signal, options.streamsClosing]);
+        try {
+          // A live stream has no deadline unless the client asked for one.
+          const response = await observeCall(metrics, log, callInfo(method, header), async () => {
+            await admit(ctx, header, record, rateClass, options);
+            return transport.stream(streaming, signal, ctx.timeoutMs(), header, once(request as never));
+          });
+          yield* response.message;
+        } catch (err) {
+          const e =
+            options.streamsClosing.aborted && !ctx.signal.aborted
+              ? new ConnectError("gateway is shutting down; reconnect", Code.Unavailable)
+              : ConnectError.from(err);
+          record.code = e.code;
+          throw e;
+        }
       };
     }
     default:
@@ -66,26 +95,51 @@ function forwarder(method: DescMethod, options: ForwardOptions): unknown {
   }
 }
 
-function meshHeaders(ctx: HandlerContext): Headers {
-  const requestId = validRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER)) ?? randomUUID();
-  ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
+/** The request's record (access.ts); a stand-in when the handler runs without one (tests calling it directly). */
+function recordOf(ctx: HandlerContext, method: DescMethod): RequestRecord {
+  const record = ctx.values.get(requestRecordKey) ?? {
+    requestId: randomUUID(),
+    ip: "unknown",
+    method: "",
+    code: undefined,
+    userId: undefined,
+  };
+  record.method = `${method.parent.name}/${method.name}`;
+  ctx.responseHeader.set(REQUEST_ID_HEADER, record.requestId);
+  return record;
+}
+
+function meshHeaders(record: RequestRecord): Headers {
   // A fresh set: nothing the client sent travels on, so a client-sent caller
-  // id never reaches the mesh; authenticate() alone sets one.
-  return new Headers({ [REQUEST_ID_HEADER]: requestId });
+  // id never reaches the mesh; admit() alone sets one.
+  return new Headers({ [REQUEST_ID_HEADER]: record.requestId });
 }
 
 /**
- * Sets the caller from a valid `Authorization: Bearer` token. No header is an
- * anonymous call; a bad token is Unauthenticated on every RPC (bearer.ts).
+ * Sets the caller from a valid `Authorization: Bearer` token (no header is an
+ * anonymous call; a bad token is Unauthenticated on every RPC, bearer.ts),
+ * then takes a token from the caller's and the address's rate-limit buckets.
  */
-function authenticate(ctx: HandlerContext, header: Headers, verifier: TokenVerifier): void {
-  const caller = authenticateBearer(ctx.requestHeader.get("authorization"), verifier);
-  if (caller !== undefined) header.set(CALLER_ID_HEADER, caller);
+async function admit(ctx: HandlerContext, header: Headers, record: RequestRecord, rateClass: RateClass, options: ForwardOptions): Promise<void> {
+  const caller = authenticateBearer(ctx.requestHeader.get("authorization"), options.verifier);
+  if (caller !== undefined) {
+    header.set(CALLER_ID_HEADER, caller);
+    record.userId = caller;
+  }
+  if (options.limiter === undefined) return;
+  const decision = await options.limiter.admit(rateClass, { userId: caller, ip: record.ip }, record.requestId);
+  if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
 }
 
-// Client-chosen ids are echoed into logs: accept only short, plain tokens.
-function validRequestId(value: string | null): string | undefined {
-  return value !== null && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;
+/**
+ * ResourceExhausted with the wait in two standard forms: a `retry-after`
+ * header (whole seconds, HTTP's) and a google.rpc.RetryInfo detail (exact).
+ */
+export function rateLimited(retryAfterMs: number): ConnectError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new ConnectError(`rate limit exceeded; retry in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) }, [
+    retryInfo(retryAfterMs),
+  ]);
 }
 
 function timeoutMs(ctx: HandlerContext, options: ForwardOptions): number {

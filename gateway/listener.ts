@@ -10,7 +10,11 @@ export type Handler = (
 
 export interface Listener {
   readonly port: number;
-  close(): Promise<void>;
+  /**
+   * Stops accepting, ends idle connections at once, lets busy ones finish
+   * their requests for up to `graceMs`, then cuts whatever is left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 // Every HTTP/2 connection opens with this preface; HTTP/1.1 never does.
@@ -81,7 +85,7 @@ export async function listenHttp1AndH2c(handler: Handler, host: string, port: nu
 
   return {
     port: (tcp.address() as AddressInfo).port,
-    close: () =>
+    close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
         closing = true;
         tcp.close(() => resolve());
@@ -92,7 +96,7 @@ export async function listenHttp1AndH2c(handler: Handler, host: string, port: nu
         // Whatever is still busy after the grace period is cut.
         setTimeout(() => {
           for (const socket of sockets) socket.destroy();
-        }, 5000).unref();
+        }, graceMs).unref();
       }),
   };
 
@@ -117,6 +121,12 @@ function replaying(socket: Socket, head: Buffer): Duplex {
       socket.destroy(err ?? undefined);
       callback(err);
     },
+  });
+  // The HTTP/2 server reads the client's address off its socket: this stream's.
+  Object.defineProperties(duplex, {
+    remoteAddress: { get: () => socket.remoteAddress },
+    remotePort: { get: () => socket.remotePort },
+    remoteFamily: { get: () => socket.remoteFamily },
   });
   duplex.push(head);
   socket.on("data", (chunk: Buffer) => {

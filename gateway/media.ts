@@ -82,14 +82,14 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
     try {
       caller = authenticateBearer(header(req, "authorization"), options.verifier);
     } catch (err) {
-      return sendError(req, res, toConnect(err));
+      return sendHttpError(req, res, toConnect(err));
     }
-    if (caller === undefined) return sendError(req, res, new ConnectError("sign in required", Code.Unauthenticated));
+    if (caller === undefined) return sendHttpError(req, res, new ConnectError("sign in required", Code.Unauthenticated));
     const length = header(req, "content-length");
     if (length === null || !/^[0-9]{1,15}$/.test(length)) {
-      return sendError(req, res, new ConnectError("content-length required", Code.InvalidArgument), 411);
+      return sendHttpError(req, res, new ConnectError("content-length required", Code.InvalidArgument), 411);
     }
-    if (Number(length) === 0) return sendError(req, res, new ConnectError("empty body", Code.InvalidArgument));
+    if (Number(length) === 0) return sendHttpError(req, res, new ConnectError("empty body", Code.InvalidArgument));
 
     const metadata = headersToMetadata(new Headers({ [REQUEST_ID_HEADER]: requestId, [CALLER_ID_HEADER]: caller }));
     const done = timer("Upload");
@@ -106,7 +106,7 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
           const e = err ? fromServiceError(err) : new ConnectError("empty response", Code.Internal);
           done({ code: Code[e.code] });
           if (e.code === Code.Internal || e.code === Code.Unavailable) log.warn({ err: e, request_id: requestId }, "upload failed");
-          return sendError(req, res, e, e.code === Code.ResourceExhausted ? 413 : undefined);
+          return sendHttpError(req, res, e, e.code === Code.ResourceExhausted ? 413 : undefined);
         }
         done({ code: "OK" });
         const media = response.media ?? create(MediaSchema);
@@ -216,7 +216,7 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
           return;
         }
         if (e.code === Code.Canceled && res.writableEnded) return;
-        sendError(req, res, e);
+        sendHttpError(req, res, e);
       },
     );
   }
@@ -231,7 +231,7 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
       const m = /^\/media\/([1-9][0-9]{0,19})(\/thumb)?$/.exec(path);
       if (m === null) {
         if (!path.startsWith("/media/")) return false;
-        sendError(req, res, new ConnectError("no such media", Code.NotFound));
+        sendHttpError(req, res, new ConnectError("no such media", Code.NotFound));
         return true;
       }
       if (req.method !== "GET" && req.method !== "HEAD") {
@@ -239,7 +239,7 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
         return true;
       }
       if (BigInt(m[1]!) > 0xffff_ffff_ffff_ffffn) {
-        sendError(req, res, new ConnectError("no such media", Code.NotFound));
+        sendHttpError(req, res, new ConnectError("no such media", Code.NotFound));
         return true;
       }
       download(req, res, m[1]!, m[2] === undefined ? MediaVariant.ORIGINAL : MediaVariant.THUMBNAIL);
@@ -351,7 +351,7 @@ function codeName(code: Code): string {
  * to its end (a refused upload), an HTTP/1.1 connection is closed after the
  * answer rather than reading the rest.
  */
-function sendError(req: Request, res: Response, err: ConnectError, status?: number): void {
+export function sendHttpError(req: Request, res: Response, err: ConnectError, status?: number): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -375,7 +375,7 @@ function sendError(req: Request, res: Response, err: ConnectError, status?: numb
 
 function methodNotAllowed(req: Request, res: Response, allow: string): void {
   res.setHeader("allow", allow);
-  sendError(req, res, new ConnectError("method not allowed", Code.Unimplemented), 405);
+  sendHttpError(req, res, new ConnectError("method not allowed", Code.Unimplemented), 405);
 }
 
 function toConnect(err: unknown): ConnectError {
@@ -391,6 +391,9 @@ function header(req: Request, name: string): string | null {
 }
 
 function requestIdOf(req: Request, res: Response): string {
+  // The gateway has given the request its id already (access.ts).
+  const set = res.getHeader(REQUEST_ID_HEADER);
+  if (typeof set === "string") return set;
   const given = header(req, REQUEST_ID_HEADER);
   const id = given !== null && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
   res.setHeader(REQUEST_ID_HEADER, id);

@@ -6,12 +6,13 @@ import { TimelineService } from "../gen/chirp/timeline/v1/timeline_service_pb.js
 import { TweetService } from "../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../gen/chirp/user/v1/user_service_pb.js";
 import type { ServiceName } from "../services/lib/mesh.js";
+import type { RateClass } from "./rate-limit.js";
 
 export interface PublicService {
   /** The mesh service that implements it. */
   readonly backend: ServiceName;
   readonly service: DescService;
-  /** The methods the gateway forwards; the rest (BatchGet*, Upload) stay inside the mesh. */
+  /** The methods the gateway forwards; the rest (BatchGet*, ListFollowerIds, Upload, ...) stay inside the mesh. */
   readonly methods: readonly string[];
 }
 
@@ -28,3 +29,24 @@ export const PUBLIC_API: readonly PublicService[] = [
   { backend: "search", service: SearchService, methods: ["SearchTweets", "GetTrends"] },
   { backend: "media", service: MediaService, methods: ["GetMedia"] },
 ];
+
+/**
+ * The rate-limit class of each public method that is not a read: the ones
+ * that change something, and the two that check a password. Everything else,
+ * opening an event stream included, is a read.
+ */
+const NOT_READS: Readonly<Record<string, RateClass>> = {
+  "UserService/SignUp": "auth",
+  "UserService/LogIn": "auth",
+  "UserService/UpdateProfile": "write",
+  "GraphService/Follow": "write",
+  "GraphService/Unfollow": "write",
+  "TweetService/PostTweet": "write",
+  "TweetService/DeleteTweet": "write",
+  "TweetService/LikeTweet": "write",
+  "TweetService/UnlikeTweet": "write",
+};
+
+export function rateClassOf(service: DescService, method: string): RateClass {
+  return NOT_READS[`${service.name}/${method}`] ?? "read";
+}

@@ -2,26 +2,39 @@ import { setMaxListeners } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { cors, type MethodImpl } from "@connectrpc/connect";
+import { ConnectError, cors, createContextValues, type MethodImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Redis } from "ioredis";
+import { Counter } from "prom-client";
+import { authenticateBearer } from "../services/lib/auth/bearer.js";
 import { createTokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
+import { createRedis } from "../services/lib/redis.js";
 import { createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
 import { REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
+import { beginRequest, requestRecordKey, type RequestRecord } from "./access.js";
 import type { GatewayConfig } from "./config.js";
-import { forwardingImpl } from "./forward.js";
+import { forwardingImpl, rateLimited } from "./forward.js";
 import { listenHttp1AndH2c, type Listener } from "./listener.js";
-import { createMediaEdge } from "./media.js";
+import { createMediaEdge, sendHttpError } from "./media.js";
 import { PUBLIC_API } from "./public-api.js";
+import { createRateLimiter, formatBucket, RATE_CLASSES, type RateLimiter } from "./rate-limit.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
 export interface Gateway {
   readonly port: number;
+  /**
+   * Stops taking connections, ends open event streams, lets calls in flight
+   * finish for up to the shutdown grace period, then cuts what is left.
+   */
   close(): Promise<void>;
 }
+
+/** The largest RPC request body accepted (Connect, gRPC-Web, gRPC); /media has its own limits. */
+export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
 
 /**
  * The only public edge: Connect (JSON or binary) over HTTP/1.1 or HTTP/2,
@@ -30,15 +43,50 @@ export interface Gateway {
  * routes (media.ts).
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
+  // Connect-node ties every call to this signal (one listener each, removed
+  // when the call ends), so many concurrent calls are many listeners by
+  // design, not a leak. Aborted only once the drain is over.
   const shutdown = new AbortController();
-  // connect-node ties every in-flight call to this signal (one listener each,
-  // removed when the call ends), so many concurrent calls are many listeners
-  // by design, not a leak.
   setMaxListeners(0, shutdown.signal);
+  // Aborted first on shutdown: live streams end so that clients reconnect elsewhere.
+  const streamsClosing = new AbortController();
+  setMaxListeners(0, streamsClosing.signal);
+  let closing = false;
+
   const verifier = createTokenVerifier(config.tokenPublicKeys);
   const transports = PUBLIC_API.map(({ backend }) =>
     createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
   );
+
+  let redis: Redis | undefined;
+  let limiter: RateLimiter | undefined;
+  if (config.redis.url === undefined) {
+    log.warn("no REDIS_URL: rate limits are off");
+  } else {
+    redis = createRedis({ ...config.redis, url: config.redis.url }, log.child({ component: "rate-limit" }), "chirp-gateway");
+    const decisions = new Counter({
+      name: "chirp_gateway_rate_limit_decisions_total",
+      help: "Rate limit decisions by request class and outcome (allowed, limited, exempt, failed_open).",
+      labelNames: ["class", "outcome"],
+      registers: [metrics.registry],
+    });
+    limiter = createRateLimiter({
+      redis,
+      limits: config.rateLimits,
+      exemptIps: config.rateLimitExemptIps,
+      log: log.child({ component: "rate-limit" }),
+      onDecision: (cls, outcome) => decisions.inc({ class: cls, outcome }),
+    });
+    log.info(
+      {
+        limits: Object.fromEntries(
+          RATE_CLASSES.map((c) => [c, { user: formatBucket(config.rateLimits[c].user), ip: formatBucket(config.rateLimits[c].ip) }]),
+        ),
+        exempt: config.rateLimitExemptIps,
+      },
+      "rate limits on",
+    );
+  }
 
   const media = createMediaEdge({
     target: config.backends.media,
@@ -49,17 +97,27 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     uploadTimeoutMs: config.uploadTimeoutMs,
   });
 
+  const records = new WeakMap<Request, RequestRecord>();
   const rpc = connectNodeAdapter({
     // Responses always carry every field (e.g. nextPageToken: "" on the last page),
     // so browser clients need not know proto3's omit-defaults rule.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
     maxTimeoutMs: 600_000,
     shutdownSignal: shutdown.signal,
-    readMaxBytes: 1024 * 1024,
+    readMaxBytes: MAX_RPC_REQUEST_BYTES,
+    contextValues: (req) => createContextValues().set(requestRecordKey, records.get(req)),
     routes(router) {
       PUBLIC_API.forEach(({ service, methods }, i) => {
         const transport = transports[i]!;
-        const impl = forwardingImpl(service, methods, { transport, defaultTimeoutMs: config.defaultTimeoutMs, log, metrics, verifier });
+        const impl = forwardingImpl(service, methods, {
+          transport,
+          defaultTimeoutMs: config.defaultTimeoutMs,
+          log,
+          metrics,
+          verifier,
+          limiter,
+          streamsClosing: streamsClosing.signal,
+        });
         for (const method of service.methods) {
           const handler = impl[method.localName];
           if (handler !== undefined) router.rpc(method as DescMethod, handler as MethodImpl<DescMethod>);
@@ -72,9 +130,43 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     },
   });
 
+  /** /media through the rate limits: uploads by user and address, downloads by address. */
+  const mediaRoute = (req: Request, res: Response, path: string, record: RequestRecord): void => {
+    if (limiter === undefined || (req.method !== "POST" && req.method !== "GET" && req.method !== "HEAD")) {
+      if (!media.handle(req, res, path)) rpc(req, res);
+      return;
+    }
+    const upload = req.method === "POST";
+    let userId: string | undefined;
+    if (upload) {
+      try {
+        userId = authenticateBearer(headerOf(req, "authorization"), verifier);
+      } catch {
+        // media.ts answers the bad token.
+      }
+    }
+    limiter.admit(upload ? "upload" : "read", { userId, ip: record.ip }, record.requestId).then(
+      (decision) => {
+        if (decision.allowed) {
+          if (!media.handle(req, res, path)) rpc(req, res);
+          return;
+        }
+        const err: ConnectError = rateLimited(decision.retryAfterMs);
+        res.setHeader("retry-after", err.metadata.get("retry-after") ?? "1");
+        sendHttpError(req, res, err);
+      },
+      (err: unknown) => {
+        log.error({ err, request_id: record.requestId }, "rate limit check failed");
+        if (!media.handle(req, res, path)) rpc(req, res);
+      },
+    );
+  };
+
   const handler = (req: Request, res: Response): void => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const record = beginRequest(req, res, path, log);
+    records.set(req, record);
     if (!applyCors(config.corsOrigins, req, res)) return;
-    const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/metrics") {
       metrics.registry.metrics().then(
         (body) => {
@@ -86,12 +178,13 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       return;
     }
     if (req.method === "GET" && path === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end("ok\n");
+      // Draining: tell balancers to send no more.
+      res.writeHead(closing ? 503 : 200, { "content-type": "text/plain" });
+      res.end(closing ? "draining\n" : "ok\n");
       return;
     }
     // Uploads and downloads of files: plain HTTP, streamed (media.ts).
-    if (media.handle(req, res, path ?? "/")) return;
+    if (path === "/media" || path.startsWith("/media/")) return mediaRoute(req, res, path, record);
     rpc(req, res);
   };
 
@@ -99,12 +192,21 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   return {
     port: listener.port,
     async close() {
+      closing = true;
+      streamsClosing.abort();
+      await listener.close(config.shutdownGraceMs);
       shutdown.abort();
-      await listener.close();
       for (const t of transports) t.close();
       media.close();
+      redis?.disconnect();
     },
   };
+}
+
+function headerOf(req: Request, name: string): string | null {
+  const value = req.headers[name];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? (value[0] ?? null) : value;
 }
 
 /** CORS for browser clients; returns false when the request was a preflight that is now answered. */
@@ -115,7 +217,7 @@ function applyCors(origins: readonly string[], req: Request, res: Response): boo
   if (allowed) {
     res.setHeader("access-control-allow-origin", origins.includes("*") ? "*" : origin);
     res.setHeader("vary", "Origin");
-    res.setHeader("access-control-expose-headers", [...cors.exposedHeaders, REQUEST_ID_HEADER].join(", "));
+    res.setHeader("access-control-expose-headers", [...cors.exposedHeaders, REQUEST_ID_HEADER, "Retry-After"].join(", "));
   }
   if (req.method !== "OPTIONS") return true;
   if (allowed) {
