@@ -20,6 +20,7 @@ import { listenHttp1AndH2c, type Listener } from "./listener.js";
 import { createMediaEdge, sendHttpError } from "./media.js";
 import { PUBLIC_API } from "./public-api.js";
 import { createRateLimiter, formatBucket, RATE_CLASSES, type RateLimiter } from "./rate-limit.js";
+import { buildWebApp } from "./web-app.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -39,8 +40,8 @@ export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
 /**
  * The only public edge: Connect (JSON or binary) over HTTP/1.1 or HTTP/2,
  * gRPC-Web and gRPC on one port, forwarding the public API to the mesh over
- * grpc-js. Also serves /metrics, /healthz and the /media upload and download
- * routes (media.ts).
+ * grpc-js. Also serves the web app (`/`, web-app.ts), /metrics, /healthz and
+ * the /media upload and download routes (media.ts).
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
   // Connect-node ties every call to this signal (one listener each, removed
@@ -53,6 +54,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   setMaxListeners(0, streamsClosing.signal);
   let closing = false;
 
+  const web = await buildWebApp();
+  log.info({ build_ms: web.buildMs, bytes: web.bytes }, "web app built");
   const verifier = createTokenVerifier(config.tokenPublicKeys);
   const transports = PUBLIC_API.map(({ backend }) =>
     createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
@@ -183,6 +186,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       res.end(closing ? "draining\n" : "ok\n");
       return;
     }
+    if (web.handle(req, res, path)) return;
     // Uploads and downloads of files: plain HTTP, streamed (media.ts).
     if (path === "/media" || path.startsWith("/media/")) return mediaRoute(req, res, path, record);
     rpc(req, res);

@@ -1,0 +1,145 @@
+// The web app at `/`: gateway/web/ holds its sources (index.html, app.css,
+// icon.svg and the TypeScript under src/), and esbuild bundles them into
+// memory when the gateway starts (about a tenth of a second), so no built
+// file is ever committed or goes stale.
+//
+//   GET|HEAD /                   index.html: no-cache (revalidated by ETag), strict CSP
+//   GET|HEAD /assets/<name>      the bundle and stylesheet, named by content hash: cached for a year
+//   GET|HEAD /icon.svg           the icon: cached for a day
+//
+// Everything else is left to the caller (RPCs, /media, 404).
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+const WEB_DIR = fileURLToPath(new URL("./web/", import.meta.url));
+
+/**
+ * The page may load its own script, style and images, and talk to its own
+ * origin (Connect calls, /media); nothing inline, nothing from elsewhere, no
+ * plugins, no framing. `blob:` images are the photo previews made in the page.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' blob:",
+  "connect-src 'self'",
+  "manifest-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cross-origin-opener-policy": "same-origin",
+  "permissions-policy": "camera=(), microphone=(), geolocation=()",
+};
+
+interface Asset {
+  readonly body: Buffer;
+  /** Gzipped body, when that is smaller. */
+  readonly gzip: Buffer | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly etag: string;
+}
+
+export interface WebApp {
+  /** Serves `path` if it is the app's; false otherwise. */
+  handle(req: Request, res: Response, path: string): boolean;
+  readonly buildMs: number;
+  /** Bytes of the bundle and stylesheet, uncompressed. */
+  readonly bytes: number;
+}
+
+export async function buildWebApp(): Promise<WebApp> {
+  const started = performance.now();
+  const result = await build({
+    entryPoints: { app: `${WEB_DIR}src/main.ts`, style: `${WEB_DIR}app.css` },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    target: ["es2022", "chrome110", "firefox115", "safari16"],
+    write: false,
+    outdir: "/assets",
+    entryNames: "[name].[hash]",
+    legalComments: "none",
+    logLevel: "silent",
+  });
+  const assets = new Map<string, Asset>();
+  let script = "";
+  let style = "";
+  let bytes = 0;
+  for (const file of result.outputFiles) {
+    const name = file.path.slice(file.path.lastIndexOf("/") + 1);
+    const isJs = name.endsWith(".js");
+    const type = isJs ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8";
+    if (isJs) script = name;
+    else style = name;
+    bytes += file.contents.length;
+    assets.set(`/assets/${name}`, asset(Buffer.from(file.contents), { "content-type": type, "cache-control": "public, max-age=31536000, immutable" }));
+  }
+  const html = readFileSync(`${WEB_DIR}index.html`, "utf8").replace("{{script}}", `/assets/${script}`).replace("{{style}}", `/assets/${style}`);
+  const page = asset(Buffer.from(html), {
+    "content-type": "text/html; charset=utf-8",
+    // Always revalidated, so a new bundle (a new name) is picked up at once.
+    "cache-control": "no-cache",
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+  });
+  assets.set("/", page);
+  assets.set("/index.html", page);
+  assets.set(
+    "/icon.svg",
+    asset(readFileSync(`${WEB_DIR}icon.svg`), { "content-type": "image/svg+xml", "cache-control": "public, max-age=86400" }),
+  );
+  const buildMs = Math.round(performance.now() - started);
+
+  return {
+    buildMs,
+    bytes,
+    handle(req, res, path) {
+      const found = assets.get(path);
+      if (found === undefined) return false;
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" });
+        res.end("method not allowed\n");
+        return true;
+      }
+      serve(req, res, found);
+      return true;
+    },
+  };
+}
+
+function asset(body: Buffer, headers: Record<string, string>): Asset {
+  const gz = gzipSync(body, { level: 9 });
+  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
+  return { body, gzip: gz.length < body.length ? gz : undefined, headers: { ...SECURITY_HEADERS, ...headers }, etag };
+}
+
+function serve(req: Request, res: Response, found: Asset): void {
+  const acceptsGzip = found.gzip !== undefined && /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+  const headers: Record<string, string> = { ...found.headers, etag: found.etag, vary: "Accept-Encoding, Origin" };
+  const inm = req.headers["if-none-match"];
+  if (typeof inm === "string" && inm.split(",").some((t) => t.trim().replace(/^W\//, "") === found.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const body = acceptsGzip ? found.gzip! : found.body;
+  if (acceptsGzip) headers["content-encoding"] = "gzip";
+  headers["content-length"] = String(body.length);
+  res.writeHead(200, headers);
+  if (req.method === "HEAD") res.end();
+  else res.end(body);
+}

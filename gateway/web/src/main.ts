@@ -1,0 +1,117 @@
+// The app shell and its hash router: #/ (home), #/login, #/signup,
+// #/u/<handle>, #/search?q=<query>. Hash routes keep every page at `/`, so
+// the gateway serves one document and never confuses a page with an RPC path.
+import { currentSession, onSessionChange, setSession } from "./api.js";
+import { h, replace } from "./dom.js";
+import { startLive, type LiveEvent } from "./live.js";
+import { profileHref, toast } from "./ui.js";
+import { authView, homeView, profileView, searchForm, searchView, trendsBox, type View } from "./views.js";
+
+const view = h("main", { id: "view" });
+const liveState = h("span", { id: "live-state", class: "live-state", dataset: { state: "offline" }, title: "Live updates" });
+const nav = h("nav", { class: "nav", "aria-label": "Main" });
+const homeBadge = h("span", { class: "badge", hidden: true });
+const trends = trendsBox();
+const shell = h(
+  "div",
+  { class: "shell" },
+  h("header", { class: "topbar" }, h("a", { href: "#/", class: "brand" }, h("img", { src: "/icon.svg", alt: "", width: 28, height: 28 }), "Chirp"), nav, liveState),
+  view,
+  h("aside", { class: "sidebar" }, searchForm(), trends.el),
+);
+document.getElementById("app")!.replaceWith(shell);
+
+let current: View | undefined;
+let stopLive: (() => void) | undefined;
+
+function renderNav(): void {
+  const me = currentSession();
+  const route = location.hash || "#/";
+  const link = (href: string, label: string, ...extra: Node[]): HTMLElement =>
+    h("a", { href, class: "nav-link", "aria-current": route === href ? "page" : undefined }, label, ...extra);
+  replace(
+    nav,
+    ...(me === undefined
+      ? [link("#/search", "Search"), link("#/login", "Log in"), link("#/signup", "Sign up")]
+      : [
+          link("#/", "Home", homeBadge),
+          link("#/search", "Search"),
+          link(profileHref(me.handle), "Profile"),
+          h("button", { type: "button", class: "nav-link link-button", onclick: () => logOut() }, "Log out"),
+        ]),
+  );
+}
+
+function logOut(): void {
+  setSession(undefined);
+  location.hash = "#/login";
+}
+
+function route(): void {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path = "/", queryString = ""] = hash.split("?");
+  const query = new URLSearchParams(queryString);
+  const me = currentSession();
+  current?.close?.();
+  let next: View;
+  const profile = /^\/u\/([^/]+)$/.exec(path);
+  if (path === "/login" || path === "/signup") next = authView(path === "/login" ? "login" : "signup");
+  else if (profile !== null) next = profileView(decodeURIComponent(profile[1]!));
+  else if (path === "/search") next = searchView(query.get("q") ?? "");
+  else if (me === undefined) next = authView("login");
+  else {
+    next = homeView();
+    homeBadge.hidden = true;
+  }
+  current = next;
+  replace(view, next.el);
+  document.title = `${next.title} · Chirp`;
+  renderNav();
+  scrollTo(0, 0);
+}
+
+function onLive(event: LiveEvent): void {
+  switch (event.case) {
+    case "homeTweet":
+      if (event.value.tweet === undefined) return;
+      if (current?.onHomeTweet) current.onHomeTweet(event.value.tweet);
+      else homeBadge.hidden = false;
+      return;
+    case "mention":
+      toast(`@${event.value.tweet?.author?.handle ?? "someone"} mentioned you`);
+      return;
+    case "like":
+      toast(`@${event.value.liker?.handle ?? "someone"} liked your tweet`);
+      return;
+    case "follow":
+      toast(`@${event.value.follower?.handle ?? "someone"} followed you`);
+      return;
+    default:
+      // Kinds this page does not know yet are skipped.
+      return;
+  }
+}
+
+function syncLive(): void {
+  stopLive?.();
+  stopLive = undefined;
+  liveState.dataset.state = "offline";
+  if (currentSession() === undefined) return;
+  stopLive = startLive({
+    onEvent: onLive,
+    onReconnect: () => current?.onReconnect?.(),
+    onState: (state) => {
+      liveState.dataset.state = state;
+      liveState.title = state === "live" ? "Live updates on" : state === "connecting" ? "Connecting…" : "Live updates off (reconnecting)";
+    },
+  });
+}
+
+onSessionChange((s) => {
+  syncLive();
+  if (s === undefined && location.hash !== "#/signup") location.hash = "#/login";
+  renderNav();
+});
+addEventListener("hashchange", route);
+route();
+syncLive();

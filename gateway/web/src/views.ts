@@ -1,0 +1,320 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
+import type { User } from "../../../gen/chirp/user/v1/user_pb.js";
+import { currentSession, describeError, graph, search, startSession, timelines, tweets, uploadMedia, users } from "./api.js";
+import { append, h, replace } from "./dom.js";
+import { createFeed, type Feed } from "./feed.js";
+import { avatar, count, searchHref, toast } from "./ui.js";
+
+/** What a view leaves behind for the router: its element, and what to stop when it goes. */
+export interface View {
+  readonly el: HTMLElement;
+  readonly title: string;
+  close?(): void;
+  /** A live tweet for the home timeline. */
+  onHomeTweet?(tweet: Tweet): void;
+  onReconnect?(): void;
+}
+
+const MAX_TWEET_CHARS = 280;
+
+// --- sign up / log in ---------------------------------------------------------
+
+export function authView(mode: "login" | "signup"): View {
+  const error = h("p", { class: "form-error", role: "alert" });
+  const field = (label: string, input: HTMLInputElement): HTMLElement => h("label", { class: "field" }, h("span", {}, label), input);
+  const handle = h("input", { name: "handle", autocomplete: "username", required: true, maxlength: 15, pattern: "[A-Za-z0-9_]{1,15}", autocapitalize: "none", spellcheck: "false" });
+  const password = h("input", { name: "password", type: "password", required: true, autocomplete: mode === "login" ? "current-password" : "new-password", minlength: mode === "signup" ? 8 : undefined });
+  const displayName = h("input", { name: "displayName", autocomplete: "name", maxlength: 50 });
+  const email = h("input", { name: "email", type: "email", autocomplete: "email", required: true });
+  const submit = h("button", { type: "submit", class: "primary" }, mode === "login" ? "Log in" : "Create account");
+  const form = h(
+    "form",
+    { class: "card auth-form", novalidate: false },
+    h("h1", {}, mode === "login" ? "Log in to Chirp" : "Join Chirp"),
+    field("Handle", handle),
+    mode === "signup" && field("Name", displayName),
+    mode === "signup" && field("Email", email),
+    field("Password", password),
+    error,
+    submit,
+    h(
+      "p",
+      { class: "muted" },
+      mode === "login" ? "New here? " : "Have an account? ",
+      h("a", { href: mode === "login" ? "#/signup" : "#/login" }, mode === "login" ? "Create an account" : "Log in"),
+    ),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      const res =
+        mode === "login"
+          ? await users.logIn({ handle: handle.value.trim(), password: password.value })
+          : await users.signUp({
+              handle: handle.value.trim(),
+              displayName: displayName.value.trim() || handle.value.trim(),
+              email: email.value.trim(),
+              password: password.value,
+            });
+      startSession(res.user, res.token);
+      location.hash = "#/";
+    } catch (err) {
+      const e = ConnectError.from(err);
+      error.textContent = e.code === Code.Unauthenticated && mode === "login" ? "Wrong handle or password." : describeError(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return { el: h("div", { class: "view auth" }, form), title: mode === "login" ? "Log in" : "Sign up" };
+}
+
+// --- home: compose and the home timeline -------------------------------------------
+
+function composer(onPosted: (tweet: Tweet) => void): HTMLElement {
+  const text = h("textarea", { name: "text", rows: 3, placeholder: "What's happening?", "aria-label": "Tweet text", maxlength: 1000 });
+  const counter = h("span", { class: "counter" }, String(MAX_TWEET_CHARS));
+  const file = h("input", { type: "file", accept: "image/*,video/mp4,video/webm", class: "visually-hidden", id: "photo-input", "aria-label": "Add a photo" });
+  const preview = h("div", { class: "preview" });
+  const post = h("button", { type: "submit", class: "primary", disabled: true }, "Post");
+  let chosen: File | undefined;
+  let previewUrl: string | undefined;
+
+  const update = (): void => {
+    const left = MAX_TWEET_CHARS - [...text.value].length;
+    counter.textContent = String(left);
+    counter.classList.toggle("over", left < 0);
+    post.disabled = left < 0 || (text.value.trim() === "" && chosen === undefined);
+  };
+  const clearPhoto = (): void => {
+    if (previewUrl !== undefined) URL.revokeObjectURL(previewUrl);
+    previewUrl = undefined;
+    chosen = undefined;
+    file.value = "";
+    preview.replaceChildren();
+    update();
+  };
+  text.addEventListener("input", update);
+  file.addEventListener("change", () => {
+    const f = file.files?.[0];
+    if (f === undefined) return clearPhoto();
+    if (previewUrl !== undefined) URL.revokeObjectURL(previewUrl);
+    chosen = f;
+    previewUrl = URL.createObjectURL(f);
+    replace(
+      preview,
+      f.type.startsWith("video/") ? h("video", { src: previewUrl, muted: true }) : h("img", { src: previewUrl, alt: "Photo to post" }),
+      h("button", { type: "button", class: "remove", "aria-label": "Remove photo", onclick: clearPhoto }, "×"),
+    );
+    update();
+  });
+
+  const form = h(
+    "form",
+    { class: "composer card" },
+    avatar(undefined),
+    h(
+      "div",
+      { class: "composer-main" },
+      text,
+      preview,
+      h(
+        "div",
+        { class: "composer-bar" },
+        h("label", { for: "photo-input", class: "icon-button", title: "Add a photo" }, "📷 Photo"),
+        file,
+        counter,
+        post,
+      ),
+    ),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    post.disabled = true;
+    post.textContent = "Posting…";
+    try {
+      const mediaIds: bigint[] = [];
+      if (chosen !== undefined) mediaIds.push((await uploadMedia(chosen)).id);
+      const res = await tweets.postTweet({ text: text.value, mediaIds });
+      text.value = "";
+      clearPhoto();
+      if (res.tweet) onPosted(res.tweet);
+    } catch (err) {
+      toast(describeError(err), "error");
+    } finally {
+      post.textContent = "Post";
+      update();
+    }
+  });
+  return form;
+}
+
+export function homeView(): View {
+  const feed = createFeed(async (pageToken) => timelines.getHomeTimeline({ pageToken, pageSize: 20 }), "Your timeline is empty. Follow people to see their tweets here.");
+  const el = h("div", { class: "view home" }, h("h1", { class: "view-title" }, "Home"), composer((t) => feed.prepend(t)), feed.el);
+  return {
+    el,
+    title: "Home",
+    close: () => feed.close(),
+    onHomeTweet: (t) => feed.prepend(t),
+    onReconnect: () => void feed.refreshTop(),
+  };
+}
+
+// --- profiles -----------------------------------------------------------------
+
+/** Who the signed-in user follows, read once (ListFollowing, up to 2000) and kept up to date by this page. */
+let following: { owner: bigint; ids: Set<bigint>; complete: boolean } | undefined;
+
+async function followingIds(): Promise<{ ids: Set<bigint>; complete: boolean }> {
+  const me = currentSession();
+  if (me === undefined) return { ids: new Set(), complete: true };
+  if (following?.owner === me.userId) return following;
+  const ids = new Set<bigint>();
+  let pageToken = "";
+  let pages = 0;
+  do {
+    const page = await graph.listFollowing({ userId: me.userId, pageSize: 100, pageToken });
+    for (const u of page.users) ids.add(u.id);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "" && ++pages < 20);
+  following = { owner: me.userId, ids, complete: pageToken === "" };
+  return following;
+}
+
+function stat(n: number, label: string): HTMLElement {
+  return h("span", { class: "stat", dataset: { stat: label.toLowerCase() } }, h("strong", {}, count(n)), ` ${label}`);
+}
+
+export function profileView(handle: string): View {
+  const head = h("div", { class: "profile-head card" }, h("p", { class: "muted" }, "Loading…"));
+  const el = h("div", { class: "view profile" }, head);
+  let feed: Feed | undefined;
+  let closed = false;
+
+  const render = (user: User, follows: boolean | undefined): void => {
+    const me = currentSession();
+    const mine = me?.userId === user.id;
+    const counts = h("p", { class: "counts" }, stat(user.tweetCount, "Tweets"), stat(user.followingCount, "Following"), stat(user.followerCount, "Followers"));
+    let action: HTMLElement | false = false;
+    if (me !== undefined && !mine) {
+      const button = h("button", { type: "button", class: follows ? "secondary follow" : "primary follow", "aria-pressed": String(follows === true) }, follows ? "Unfollow" : "Follow");
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          if (follows) await graph.unfollow({ userId: user.id });
+          else await graph.follow({ userId: user.id });
+          const set = await followingIds();
+          if (follows) set.ids.delete(user.id);
+          else set.ids.add(user.id);
+          const fresh = (await users.getUser({ lookup: { case: "userId", value: user.id } })).user ?? user;
+          if (!closed) render(fresh, !follows);
+        } catch (err) {
+          toast(describeError(err), "error");
+          button.disabled = false;
+        }
+      });
+      action = button;
+    }
+    replace(
+      head,
+      h("div", { class: "profile-top" }, avatar(user, "l"), action),
+      h("h1", { class: "profile-name" }, user.displayName || user.handle),
+      h("p", { class: "handle" }, `@${user.handle}`),
+      user.bio !== "" && h("p", { class: "bio" }, user.bio),
+      counts,
+    );
+  };
+
+  void (async () => {
+    try {
+      const user = (await users.getUser({ lookup: { case: "handle", value: handle } })).user;
+      if (user === undefined || closed) return;
+      const me = currentSession();
+      let follows: boolean | undefined;
+      if (me !== undefined && me.userId !== user.id) {
+        try {
+          follows = (await followingIds()).ids.has(user.id);
+        } catch {
+          follows = undefined;
+        }
+      }
+      if (closed) return;
+      render(user, follows);
+      feed = createFeed(async (pageToken) => timelines.getUserTimeline({ userId: user.id, pageToken, pageSize: 20 }), "No tweets yet.");
+      append(el, feed.el);
+    } catch (err) {
+      replace(head, h("p", {}, ConnectError.from(err).code === Code.NotFound ? `@${handle} does not exist.` : describeError(err)));
+    }
+  })();
+
+  return {
+    el,
+    title: `@${handle}`,
+    close: () => {
+      closed = true;
+      feed?.close();
+    },
+  };
+}
+
+// --- search and trends -------------------------------------------------------------
+
+export function searchForm(initial = ""): HTMLFormElement {
+  const input = h("input", { type: "search", name: "q", placeholder: "Search Chirp", "aria-label": "Search", value: initial, maxlength: 256, enterkeyhint: "search" });
+  const form = h("form", { class: "search-form", role: "search" }, input);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (input.value.trim() !== "") location.hash = searchHref(input.value.trim());
+  });
+  return form;
+}
+
+export function trendsBox(): { el: HTMLElement; close(): void } {
+  const list = h("ol", { class: "trends-list" });
+  const el = h("section", { class: "trends card", "aria-label": "Trends" }, h("h2", {}, "Trends"), list);
+  const refresh = async (): Promise<void> => {
+    try {
+      const { trends } = await search.getTrends({ limit: 10 });
+      if (trends.length === 0) return replace(list, h("li", { class: "muted" }, "Nothing trending right now."));
+      replace(
+        list,
+        ...trends.map((t) => {
+          const tag = `#${t.hashtag.replace(/^#/, "")}`;
+          return h("li", {}, h("a", { href: searchHref(tag) }, tag), h("span", { class: "muted" }, ` ${count(t.tweetCount)} tweets`));
+        }),
+      );
+    } catch (err) {
+      replace(list, h("li", { class: "muted" }, describeError(err)));
+    }
+  };
+  void refresh();
+  const timer = setInterval(() => void refresh(), 60_000);
+  return { el, close: () => clearInterval(timer) };
+}
+
+export function searchView(query: string): View {
+  const el = h("div", { class: "view search" }, h("h1", { class: "view-title" }, "Search"), searchForm(query));
+  let feed: Feed | undefined;
+  const trends = trendsBox();
+  if (query !== "") {
+    feed = createFeed(async (pageToken) => {
+      const res = await search.searchTweets({ query, pageToken, pageSize: 20 });
+      if (res.partial) toast("Some results are missing: part of the index is not reachable.");
+      return res;
+    }, `No tweets match ${query}.`);
+    append(el, h("p", { class: "muted results-for" }, "Results for ", h("strong", {}, query)), feed.el);
+  } else {
+    append(el, h("div", { class: "search-trends" }, trends.el));
+  }
+  return {
+    el,
+    title: query === "" ? "Search" : `${query} - Search`,
+    close: () => {
+      feed?.close();
+      trends.close();
+    },
+  };
+}
