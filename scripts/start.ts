@@ -86,6 +86,7 @@ const lines = [
   "",
   "Chirp is running.",
   "",
+  `  web app     ${mesh.gatewayUrl}/   (open it in a browser)`,
   `  gateway     ${mesh.gatewayUrl}   (Connect JSON over HTTP/1.1, gRPC-Web, gRPC)`,
   `  metrics     ${mesh.gatewayUrl}/metrics`,
   ...SERVICE_NAMES.map(

@@ -99,6 +99,11 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     const gateway = spawnEntry("gateway/main.ts", options, {
       ...addressEnv,
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
+      // The gateway keeps its rate limits in the same Redis (REDIS_URL). On
+      // one machine, loopback is the operator's own tools (`chirp seed` loads
+      // ~38,000 follows; the load tests), so it is exempt unless the
+      // environment says otherwise ("" exempts nothing).
+      CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
       CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
     });
     children.push(gateway);

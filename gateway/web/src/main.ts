@@ -67,6 +67,7 @@ function route(): void {
   replace(view, next.el);
   document.title = `${next.title} · Chirp`;
   renderNav();
+  trends.refresh();
   scrollTo(0, 0);
 }
 

@@ -74,6 +74,7 @@ export function authView(mode: "login" | "signup"): View {
 // --- home: compose and the home timeline -------------------------------------------
 
 function composer(onPosted: (tweet: Tweet) => void): HTMLElement {
+  const me = currentSession();
   const text = h("textarea", { name: "text", rows: 3, placeholder: "What's happening?", "aria-label": "Tweet text", maxlength: 1000 });
   const counter = h("span", { class: "counter" }, String(MAX_TWEET_CHARS));
   const file = h("input", { type: "file", accept: "image/*,video/mp4,video/webm", class: "visually-hidden", id: "photo-input", "aria-label": "Add a photo" });
@@ -114,7 +115,7 @@ function composer(onPosted: (tweet: Tweet) => void): HTMLElement {
   const form = h(
     "form",
     { class: "composer card" },
-    avatar(undefined),
+    avatar(me === undefined ? undefined : { id: me.userId, handle: me.handle, displayName: "" }),
     h(
       "div",
       { class: "composer-main" },
@@ -123,7 +124,7 @@ function composer(onPosted: (tweet: Tweet) => void): HTMLElement {
       h(
         "div",
         { class: "composer-bar" },
-        h("label", { for: "photo-input", class: "icon-button", title: "Add a photo" }, "📷 Photo"),
+        h("label", { for: "photo-input", class: "icon-button", title: "Add a photo or video" }, "+ Photo"),
         file,
         counter,
         post,
@@ -272,7 +273,7 @@ export function searchForm(initial = ""): HTMLFormElement {
   return form;
 }
 
-export function trendsBox(): { el: HTMLElement; close(): void } {
+export function trendsBox(): { el: HTMLElement; refresh(): void; close(): void } {
   const list = h("ol", { class: "trends-list" });
   const el = h("section", { class: "trends card", "aria-label": "Trends" }, h("h2", {}, "Trends"), list);
   const refresh = async (): Promise<void> => {
@@ -290,9 +291,16 @@ export function trendsBox(): { el: HTMLElement; close(): void } {
       replace(list, h("li", { class: "muted" }, describeError(err)));
     }
   };
-  void refresh();
-  const timer = setInterval(() => void refresh(), 60_000);
-  return { el, close: () => clearInterval(timer) };
+  let last = 0;
+  const maybeRefresh = (): void => {
+    // Often enough to follow a conversation, never more than every 10 s.
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    void refresh();
+  };
+  maybeRefresh();
+  const timer = setInterval(maybeRefresh, 60_000);
+  return { el, refresh: maybeRefresh, close: () => clearInterval(timer) };
 }
 
 export function searchView(query: string): View {

@@ -1,0 +1,237 @@
+// The web app in a real browser: Debian's chromium driven by playwright-core,
+// against the whole system as `npm start` runs it (private cluster, every
+// service, the gateway serving the page), with the gateway's default rate
+// limits in force (loopback is not exempt here). Two people, one on a desktop
+// window and one on a phone-sized one: bob follows alice, alice posts a photo,
+// bob sees it arrive live, likes it and finds it by search. Screenshots go to
+// test-output/screenshots/ (git-ignored).
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { PNG } from "pngjs";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
+import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
+
+const CHROMIUM = process.env.CHIRP_CHROMIUM ?? "/usr/bin/chromium";
+const SHOTS = join(import.meta.dirname, "../../test-output/screenshots");
+// Flags for a headless chromium as root on a machine with no network but loopback.
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const run = `${process.pid % 100_000}`;
+const alice = { handle: `alice${run}`, name: "Alice Liddell", password: "wonderland-rabbit" };
+const bob = { handle: `bob${run}`, name: "Bob", password: "builder-can-we-fix-it" };
+const tag = `#garden${run}`;
+
+let infra: RunningInfra;
+let mesh: Mesh;
+let browser: Browser;
+let desktop: BrowserContext;
+let phone: BrowserContext;
+let alicePage: Page;
+let bobPage: Page;
+/** Problems the pages reported: CSP violations, script errors. */
+const problems: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (Debian), or set CHIRP_CHROMIUM`);
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
+  mesh = await launchMesh({
+    env: {
+      ...serviceInfraEnv(infra),
+      LOG_LEVEL: "warn",
+      CHIRP_RELAY_POLL_MS: "20",
+      CHIRP_TIMELINE_STREAM_KEEPALIVE_MS: "2000",
+      CHIRP_GATEWAY_RATE_EXEMPT_IPS: "",
+    },
+    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+    ports: "ephemeral",
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  desktop = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: mesh.gatewayUrl });
+  phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    baseURL: mesh.gatewayUrl,
+  });
+  alicePage = await watch(await desktop.newPage(), "alice");
+  bobPage = await watch(await phone.newPage(), "bob");
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await mesh?.stop();
+  await infra?.stop();
+});
+
+async function watch(page: Page, who: string): Promise<Page> {
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`${who}: ${m.text()}`);
+  });
+  page.on("pageerror", (err) => problems.push(`${who}: ${err.message}`));
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+async function signUp(page: Page, who: typeof alice): Promise<void> {
+  await page.goto("/#/signup");
+  await page.getByLabel("Handle").fill(who.handle);
+  await page.getByLabel("Name").fill(who.name);
+  await page.getByLabel("Email").fill(`${who.handle}@example.com`);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForURL(/#\/$/);
+  await page.getByRole("heading", { name: "Home" }).waitFor();
+}
+
+/** A 640x400 PNG with stripes, made here. */
+function photo(): Buffer {
+  const png = new PNG({ width: 640, height: 400 });
+  for (let y = 0; y < 400; y++) {
+    for (let x = 0; x < 640; x++) {
+      const i = (y * 640 + x) * 4;
+      const band = Math.floor(x / 80) % 2 === 0;
+      png.data[i] = band ? 40 : 250;
+      png.data[i + 1] = Math.round((y / 400) * 200) + 30;
+      png.data[i + 2] = band ? 200 : 80;
+      png.data[i + 3] = 255;
+    }
+  }
+  return PNG.sync.write(png);
+}
+
+describe("the web app", () => {
+  it("shows the log-in page to someone signed out, on a phone", async () => {
+    await bobPage.goto("/");
+    await bobPage.getByRole("heading", { name: "Log in to Chirp" }).waitFor();
+    await shot(bobPage, "phone-login");
+  });
+
+  it("signs up two people", async () => {
+    await signUp(bobPage, bob);
+    await signUp(alicePage, alice);
+  });
+
+  it("lets bob follow alice from her profile, with the counts updated", async () => {
+    await bobPage.goto(`/#/u/${alice.handle}`);
+    await bobPage.getByRole("heading", { name: alice.name }).waitFor();
+    const follow = bobPage.getByRole("button", { name: "Follow", exact: true });
+    await follow.click();
+    await bobPage.getByRole("button", { name: "Unfollow" }).waitFor();
+    await expect.poll(() => bobPage.locator('[data-stat="followers"] strong').textContent()).toBe("1");
+    await shot(bobPage, "phone-profile");
+  });
+
+  it("shows bob alice's photo tweet live, the moment she posts it", async () => {
+    await bobPage.goto("/#/");
+    await bobPage.locator('#live-state[data-state="live"]').waitFor({ timeout: 15_000 });
+
+    await alicePage.goto("/#/");
+    const text = `Tulips are up ${tag} <img src=x onerror=alert(1)> & <b>not bold</b>`;
+    await alicePage.getByLabel("Tweet text").fill(text);
+    await alicePage.locator("#photo-input").setInputFiles({ name: "garden.png", mimeType: "image/png", buffer: photo() });
+    await alicePage.locator(".preview img").waitFor();
+    await alicePage.getByRole("button", { name: "Post" }).click();
+    // On alice's own page at once.
+    await alicePage.locator(".tweet", { hasText: "Tulips are up" }).waitFor();
+
+    // On bob's, without a reload.
+    const tweet = bobPage.locator(".tweet", { hasText: "Tulips are up" });
+    await tweet.waitFor({ timeout: 10_000 });
+    // Text is text: the markup in it is shown, not run or rendered.
+    await expect.poll(() => tweet.locator(".text").textContent()).toBe(text);
+    expect(await tweet.locator(".text img, .text b").count()).toBe(0);
+    expect(await tweet.locator(".text a.tag").textContent()).toBe(tag);
+    // The photo's thumbnail loads.
+    const img = tweet.locator("img.photo");
+    await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0);
+    await shot(bobPage, "phone-home-live");
+  });
+
+  it("lets bob like it, and tells alice", async () => {
+    const like = bobPage.locator(".tweet", { hasText: "Tulips are up" }).getByRole("button", { name: "Like" });
+    await like.click();
+    await expect.poll(() => like.getAttribute("aria-pressed")).toBe("true");
+    expect(await like.textContent()).toContain("1");
+    await alicePage.locator(".toast", { hasText: `@${bob.handle} liked your tweet` }).waitFor({ timeout: 10_000 });
+    await shot(alicePage, "desktop-home");
+  });
+
+  it("finds it by search, and the hashtag trends", async () => {
+    // The index trails the post by the event pipeline: search again until it is in.
+    await bobPage.goto(`/#/search?q=${encodeURIComponent(tag)}`);
+    await expect
+      .poll(
+        async () => {
+          await bobPage.reload();
+          await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
+          return bobPage.locator(".tweet", { hasText: "Tulips are up" }).count();
+        },
+        { timeout: 15_000, intervals: [500] },
+      )
+      .toBe(1);
+    await shot(bobPage, "phone-search");
+    await alicePage.goto("/#/search");
+    await alicePage.locator(".search-trends .trends-list a", { hasText: tag }).first().waitFor({ timeout: 10_000 });
+    await alicePage.locator(".search-trends .trends-list a", { hasText: tag }).first().click();
+    await alicePage.locator(".tweet", { hasText: "Tulips are up" }).waitFor();
+    await shot(alicePage, "desktop-search");
+  });
+
+  it("loads older tweets as bob scrolls (infinite scroll)", async () => {
+    // 24 more by alice through the API (her write burst allows 30).
+    const login = await fetch(`${mesh.gatewayUrl}/chirp.user.v1.UserService/LogIn`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ handle: alice.handle, password: alice.password }),
+    });
+    const { token } = (await login.json()) as { token: string };
+    for (let i = 1; i <= 24; i++) {
+      const res = await fetch(`${mesh.gatewayUrl}/chirp.tweet.v1.TweetService/PostTweet`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ text: `Note ${i} from the garden` }),
+      });
+      expect(res.status).toBe(200);
+    }
+    await bobPage.goto("/#/");
+    await bobPage.reload();
+    await bobPage.locator(".tweet", { hasText: "Note 24 from the garden" }).waitFor({ timeout: 10_000 });
+    // The first page is 20; the rest arrive as the end of the list comes into view.
+    await expect
+      .poll(
+        async () => {
+          await bobPage.mouse.wheel(0, 4000);
+          return bobPage.locator(".tweet").count();
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(25);
+    expect(await bobPage.locator(".tweet", { hasText: "Tulips are up" }).count()).toBe(1);
+  });
+
+  it("fits a phone's width, and broke no policy", async () => {
+    for (const page of [bobPage]) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+    }
+    expect(problems).toEqual([]);
+  });
+});
