@@ -8,10 +8,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import { connect as connectNats, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { createConnection } from "mysql2/promise";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -514,6 +514,34 @@ describe("consumer helper", () => {
     const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-slow");
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_redelivered).toBe(0);
+  });
+  it("does not run the handler twice for an event it already handled", async () => {
+    const bus = await newBus();
+    const seen = new Map<string, number>();
+    const consumer = consume({
+      bus,
+      durable: "outbox-test-dedupe",
+      subjects: [EVENTS.userFollowed],
+      deliverPolicy: "new",
+      log,
+      handler: async (event) => void seen.set(event.eventId, (seen.get(event.eventId) ?? 0) + 1),
+    });
+    consumers.push(consumer);
+    await consumer.started();
+    // The same event arriving twice past JetStream's own de-duplication (as a
+    // redelivery whose ack was lost does): one handler call.
+    const { js } = await bus.ready();
+    const payload = toBinary(EVENTS.userFollowed.schema, create(EVENTS.userFollowed.schema, { followerId: 3001n, followeeId: 3002n }));
+    for (const msgID of ["dedupe-a", "dedupe-b"]) {
+      const h = natsHeaders();
+      h.set(EVENT_ID_HEADER, "424242");
+      await js.publish(EVENTS.userFollowed.subject, payload, { msgID, headers: h });
+    }
+    await eventually("both deliveries acked", async () => {
+      const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-dedupe");
+      return info.delivered.consumer_seq >= 2 && info.num_ack_pending === 0 ? true : undefined;
+    });
+    expect(seen.get("424242")).toBe(1);
   });
 });
 

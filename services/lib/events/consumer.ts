@@ -162,6 +162,11 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
   let markStarted!: () => void;
   const startedP = new Promise<void>((resolve) => (markStarted = resolve));
   const slots = createSlots(concurrency);
+  // Event ids this process has handled: a redelivery whose ack was lost (say,
+  // nats-server restarted before the ack was stored) is acknowledged again
+  // without running the handler twice. Across processes handlers must still
+  // be idempotent; this only spares them the common case.
+  const handled = createRecentSet(50_000);
 
   const deadLetter = (msg: JsMsg, event: { subject: string; eventId: string | undefined }, err: unknown, why: string): void => {
     // No reason on the TERM: nats-server 2.9 only understands a bare one (2.10.4 added reasons).
@@ -190,6 +195,11 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
       deadLetter(msg, { subject: msg.subject, eventId }, err, "payload does not decode");
       return;
     }
+    if (eventId !== undefined && handled.has(eventId)) {
+      msg.ack();
+      m?.consumed.inc({ durable, subject: type.subject, result: "duplicate" });
+      return;
+    }
     const event = {
       type,
       subject: type.subject,
@@ -210,6 +220,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     try {
       await opts.handler(event);
       msg.ack();
+      if (eventId !== undefined) handled.add(eventId);
       m?.consumed.inc({ durable, subject: type.subject, result: "ok" });
     } catch (err) {
       const deliveries = msg.info.deliveryCount;
@@ -380,6 +391,18 @@ function createSlots(size: number): { acquire(): Promise<void>; release(): void 
       const next = waiting.shift();
       if (next !== undefined) next();
       else free++;
+    },
+  };
+}
+
+/** A set that remembers only its `capacity` most recently added members. */
+function createRecentSet(capacity: number): { has(id: string): boolean; add(id: string): void } {
+  const members = new Set<string>();
+  return {
+    has: (id) => members.has(id),
+    add(id) {
+      members.add(id);
+      if (members.size > capacity) members.delete(members.values().next().value as string);
     },
   };
 }
