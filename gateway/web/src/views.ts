@@ -284,7 +284,7 @@ export function trendsBox(): { el: HTMLElement; refresh(): void; close(): void }
         list,
         ...trends.map((t) => {
           const tag = `#${t.hashtag.replace(/^#/, "")}`;
-          return h("li", {}, h("a", { href: searchHref(tag) }, tag), h("span", { class: "muted" }, ` ${count(t.tweetCount)} tweets`));
+          return h("li", {}, h("a", { href: searchHref(tag) }, tag), h("span", { class: "muted" }, ` ${count(t.tweetCount)} ${t.tweetCount === 1 ? "tweet" : "tweets"}`));
         }),
       );
     } catch (err) {
