@@ -39,12 +39,13 @@ import {
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
+  type MsgRequest,
 } from "@nats-io/jetstream";
 import { nanos, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { EventBus } from "./bus.js";
-import { eventMetrics } from "./metrics.js";
+import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
 import { backoffMs, sleep } from "./sleep.js";
 import { EVENTS } from "./subjects.js";
@@ -112,6 +113,8 @@ export interface ConsumeOptions<T extends EventEntry> {
   readonly deliverPolicy?: "all" | "new";
   /** How long stop() waits for running handlers; default 10 000 ms. */
   readonly drainTimeoutMs?: number;
+  /** How often the consumer's lag is read from JetStream for the metrics (with `metrics` only); default 15 000 ms. */
+  readonly lagPollMs?: number;
 }
 
 export interface EventConsumer {
@@ -167,6 +170,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
   // without running the handler twice. Across processes handlers must still
   // be idempotent; this only spares them the common case.
   const handled = createRecentSet(50_000);
+  const lagPoll = m === undefined ? undefined : startLagPoll(bus, durable, filterSubject, m, log, positive(opts.lagPollMs ?? 15_000, "lagPollMs"));
 
   const deadLetter = (msg: JsMsg, event: { subject: string; eventId: string | undefined }, err: unknown, why: string): void => {
     // No reason on the TERM: nats-server 2.9 only understands a bare one (2.10.4 added reasons).
@@ -304,6 +308,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     stop: async () => {
       if (stopping.signal.aborted) return;
       stopping.abort();
+      lagPoll?.stop();
       await messages?.close().catch(() => {});
       await loop;
       const drained = Promise.allSettled([...inflight]);
@@ -331,6 +336,66 @@ export function filterSubjectFor(subjects: readonly string[]): string {
   if (first === undefined) throw new ConsumerConfigError("no subjects to consume");
   if (split.some((t) => t.length !== first.length)) return ">";
   return first.map((token, i) => (split.every((t) => t[i] === token) ? token : "*")).join(".");
+}
+
+/**
+ * Reads the durable's state from JetStream every `everyMs` into the lag
+ * gauges: pending and ack-pending counts, and the age of the oldest event not
+ * yet finished (the first one under the filter past the ack floor). While
+ * NATS cannot be asked the series are removed: unknown, not stale.
+ */
+function startLagPoll(
+  bus: EventBus,
+  durable: string,
+  filterSubject: string,
+  m: EventMetrics,
+  log: Logger,
+  everyMs: number,
+): { stop(): void } {
+  const labels = { durable };
+  const forget = (): void => {
+    m.consumerPending.remove(labels);
+    m.consumerAckPending.remove(labels);
+    m.consumerLag.remove(labels);
+  };
+  let running = false;
+  let stopped = false;
+  const poll = async (): Promise<void> => {
+    const conn = bus.current();
+    if (conn === undefined) return forget();
+    const info = await conn.jsm.consumers.info(bus.stream, durable);
+    let lagSeconds = 0;
+    if (info.num_pending + info.num_ack_pending > 0) {
+      // STREAM.MSG.GET has taken next_by_subj since nats-server 2.9; the
+      // client's MsgRequest type lists only the direct-get API's use of it.
+      const query = { seq: info.ack_floor.stream_seq + 1, next_by_subj: filterSubject } as unknown as MsgRequest;
+      const oldest = await conn.jsm.streams.getMessage(bus.stream, query);
+      if (oldest !== null) lagSeconds = Math.max(0, (Date.now() - oldest.time.getTime()) / 1000);
+    }
+    if (stopped) return;
+    m.consumerPending.set(labels, info.num_pending);
+    m.consumerAckPending.set(labels, info.num_ack_pending);
+    m.consumerLag.set(labels, lagSeconds);
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    poll()
+      .catch((err: unknown) => {
+        // The consumer not created yet, or NATS away: the loop reports those.
+        log.debug({ err }, "cannot read consumer lag");
+        forget();
+      })
+      .finally(() => (running = false));
+  }, everyMs);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      forget();
+    },
+  };
 }
 
 async function ensureConsumer(jsm: JetStreamManager, stream: string, want: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {

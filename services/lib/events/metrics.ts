@@ -19,6 +19,12 @@ export interface EventMetrics {
   /** Messages a consumer finished; result: ok | retry | dead_letter | skipped. */
   readonly consumed: Counter<"durable" | "subject" | "result">;
   readonly handlerDuration: Histogram<"durable" | "subject">;
+  /** JetStream's count of events under the consumer's filter not yet delivered to any instance (num_pending). */
+  readonly consumerPending: Gauge<"durable">;
+  /** Events delivered to an instance and not yet acknowledged: being handled or waiting for a retry (num_ack_pending). */
+  readonly consumerAckPending: Gauge<"durable">;
+  /** Age of the oldest event the consumer has not finished (0 when it is caught up). Absent while unknown. */
+  readonly consumerLag: Gauge<"durable">;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -79,6 +85,26 @@ export function eventMetrics(registry: Registry): EventMetrics {
       help: "Time an event handler took, by durable and subject.",
       labelNames: ["durable", "subject"],
       buckets: HANDLER_BUCKETS,
+      registers,
+    }),
+    // Both instances of a service report the same durable (JetStream keeps one
+    // position for it): aggregate with max by (durable), not sum.
+    consumerPending: new Gauge({
+      name: "chirp_bus_consumer_pending",
+      help: "Events under a durable consumer's filter that JetStream has not yet delivered to any instance (num_pending), polled.",
+      labelNames: ["durable"],
+      registers,
+    }),
+    consumerAckPending: new Gauge({
+      name: "chirp_bus_consumer_ack_pending",
+      help: "Events delivered to a durable consumer and not yet acknowledged: being handled or waiting for a retry (num_ack_pending), polled.",
+      labelNames: ["durable"],
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: "chirp_bus_consumer_lag_seconds",
+      help: "Age of the oldest event a durable consumer has not finished (0 when caught up), polled; absent while NATS cannot be asked.",
+      labelNames: ["durable"],
       registers,
     }),
   };
