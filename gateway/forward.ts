@@ -70,7 +70,14 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
       return async function* (request: unknown, ctx: HandlerContext) {
         const record = recordOf(ctx, method);
         const header = meshHeaders(record);
-        const signal = AbortSignal.any([ctx.signal, options.streamsClosing]);
+        // Ends the mesh stream when the client goes or the gateway shuts down. A
+        // plain controller rather than AbortSignal.any(), whose combined signal
+        // Node 20 may collect while a listener still waits on it.
+        const abort = new AbortController();
+        const stop = (): void => abort.abort();
+        ctx.signal.addEventListener("abort", stop, { once: true });
+        options.streamsClosing.addEventListener("abort", stop, { once: true });
+        const signal = abort.signal;
         try {
           // A live stream has no deadline unless the client asked for one.
           const response = await observeCall(metrics, log, callInfo(method, header), async () => {
@@ -85,6 +92,9 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
               : ConnectError.from(err);
           record.code = e.code;
           throw e;
+        } finally {
+          ctx.signal.removeEventListener("abort", stop);
+          options.streamsClosing.removeEventListener("abort", stop);
         }
       };
     }

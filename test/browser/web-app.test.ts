@@ -103,18 +103,20 @@ async function signUp(page: Page, who: typeof alice): Promise<void> {
 
 /** A 640x400 PNG with stripes, made here. */
 function photo(): Buffer {
-  const png = new PNG({ width: 640, height: 400 });
-  for (let y = 0; y < 400; y++) {
-    for (let x = 0; x < 640; x++) {
-      const i = (y * 640 + x) * 4;
+  const width = 640;
+  const height = 400;
+  const data = Buffer.alloc(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
       const band = Math.floor(x / 80) % 2 === 0;
-      png.data[i] = band ? 40 : 250;
-      png.data[i + 1] = Math.round((y / 400) * 200) + 30;
-      png.data[i + 2] = band ? 200 : 80;
-      png.data[i + 3] = 255;
+      data[i] = band ? 40 : 250;
+      data[i + 1] = Math.round((y / height) * 200) + 30;
+      data[i + 2] = band ? 200 : 80;
+      data[i + 3] = 255;
     }
   }
-  return PNG.sync.write(png);
+  return PNG.sync.write({ width, height, data });
 }
 
 describe("the web app", () => {
@@ -161,7 +163,10 @@ describe("the web app", () => {
     expect(await tweet.locator(".text a.tag").textContent()).toBe(tag);
     // The photo's thumbnail loads.
     const img = tweet.locator("img.photo");
-    await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect.poll(() => img.evaluate((el) => {
+            const image = el as unknown as { complete: boolean; naturalWidth: number };
+            return image.complete ? image.naturalWidth : 0;
+          }), { timeout: 10_000 }).toBeGreaterThan(0);
     await shot(bobPage, "phone-home-live");
   });
 
@@ -184,7 +189,7 @@ describe("the web app", () => {
           await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
           return bobPage.locator(".tweet", { hasText: "Tulips are up" }).count();
         },
-        { timeout: 15_000, intervals: [500] },
+        { timeout: 15_000, interval: 500 },
       )
       .toBe(1);
     await shot(bobPage, "phone-search");
@@ -229,7 +234,8 @@ describe("the web app", () => {
 
   it("fits a phone's width, and broke no policy", async () => {
     for (const page of [bobPage]) {
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      // (A string: this file is type-checked without the DOM's types.)
+      const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
       expect(overflow).toBeLessThanOrEqual(0);
     }
     expect(problems).toEqual([]);

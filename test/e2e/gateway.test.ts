@@ -290,9 +290,12 @@ describe("the public API and nothing else", () => {
     const hop = seen.slice(before);
     expect(hop).toHaveLength(1);
     expect(hop[0]).toMatchObject({ method: "chirp.user.v1.UserService/GetUser", requestId: "my-request-1", caller: "42" });
-    // CHIRP_GATEWAY_TIMEOUT_MS, less the time on the way.
-    expect(hop[0]!.timeoutMs).toBeGreaterThan(2000);
+    // CHIRP_GATEWAY_TIMEOUT_MS (3 s), less the time on the way.
+    expect(hop[0]!.timeoutMs).toBeGreaterThan(0);
     expect(hop[0]!.timeoutMs).toBeLessThanOrEqual(3000);
+    // A client's own deadline travels instead.
+    await post(gateway.url, "chirp.user.v1.UserService/GetUser", GET_USER, { "connect-timeout-ms": "60000" });
+    expect(seen.at(-1)!.timeoutMs).toBeGreaterThan(3000);
 
     // No id given, or a malformed one: a fresh one, the same on the hop and in the answer.
     const again = await post(gateway.url, "chirp.user.v1.UserService/GetUser", GET_USER, { [REQUEST_ID_HEADER]: "bad id with spaces" });
