@@ -232,6 +232,26 @@ describe("the web app", () => {
     expect(await bobPage.locator(".tweet", { hasText: "Tulips are up" }).count()).toBe(1);
   });
 
+  it("lets bob unfollow, log out and log back in", async () => {
+    await bobPage.goto(`/#/u/${alice.handle}`);
+    await bobPage.getByRole("button", { name: "Unfollow" }).click();
+    await bobPage.getByRole("button", { name: "Follow", exact: true }).waitFor();
+    await expect.poll(() => bobPage.locator('[data-stat="followers"] strong').textContent()).toBe("0");
+    await bobPage.getByRole("button", { name: "Log out" }).click();
+    await bobPage.getByRole("heading", { name: "Log in to Chirp" }).waitFor();
+    expect(await bobPage.evaluate<string | null>("localStorage.getItem('chirp.session')")).toBeNull();
+    await bobPage.getByLabel("Handle").fill(bob.handle);
+    await bobPage.getByLabel("Password").fill("not the password");
+    await bobPage.getByRole("button", { name: "Log in" }).click();
+    await bobPage.getByText("Wrong handle or password.").waitFor();
+    await bobPage.getByLabel("Password").fill(bob.password);
+    await bobPage.getByRole("button", { name: "Log in" }).click();
+    await bobPage.getByRole("heading", { name: "Home" }).waitFor();
+    // No longer following alice: her tweets are gone from his home timeline.
+    await bobPage.locator(".feed[aria-busy=false]").waitFor({ state: "attached" });
+    expect(await bobPage.locator(".tweet", { hasText: "Note 24 from the garden" }).count()).toBe(0);
+  });
+
   it("fits a phone's width, and broke no policy", async () => {
     for (const page of [bobPage]) {
       // (A string: this file is type-checked without the DOM's types.)
