@@ -32,6 +32,12 @@ export interface TimelineConfig {
   readonly fanOutConcurrency: number;
   /** CHIRP_TIMELINE_FANOUT (true|false): whether this process runs the fan-out and graph consumers. */
   readonly fanOut: boolean;
+  /**
+   * CHIRP_TIMELINE_FANOUT_REDIS_TIMEOUT_MS: the command timeout of the fan-out
+   * consumers' own Redis connection. Reads fail fast (CHIRP_REDIS_COMMAND_TIMEOUT_MS)
+   * and fall back to MySQL; a fan-out batch queued behind others may wait.
+   */
+  readonly fanOutRedisTimeoutMs: number;
   /** CHIRP_TIMELINE_STREAM_KEEPALIVE_MS: a keepalive goes out on an open stream after this long without events. */
   readonly streamKeepaliveMs: number;
   /** CHIRP_TIMELINE_STREAM_QUEUE: events waiting for one slow client before its stream is cut off. */
@@ -48,6 +54,7 @@ export const TIMELINE_DEFAULTS: TimelineConfig = {
   fanOutBatch: 1000,
   fanOutConcurrency: 4,
   fanOut: true,
+  fanOutRedisTimeoutMs: 10_000,
   streamKeepaliveMs: 15_000,
   streamQueue: 256,
 };
@@ -65,6 +72,7 @@ export function loadTimelineConfig(env: Env): TimelineConfig {
     fanOutBatch: read.int("CHIRP_TIMELINE_FANOUT_BATCH", d.fanOutBatch, 1, 10_000),
     fanOutConcurrency: read.int("CHIRP_TIMELINE_FANOUT_CONCURRENCY", d.fanOutConcurrency, 1, 64),
     fanOut: read.oneOf("CHIRP_TIMELINE_FANOUT", ["true", "false"], "true") === "true",
+    fanOutRedisTimeoutMs: read.int("CHIRP_TIMELINE_FANOUT_REDIS_TIMEOUT_MS", d.fanOutRedisTimeoutMs, 100, 600_000),
     streamKeepaliveMs: read.int("CHIRP_TIMELINE_STREAM_KEEPALIVE_MS", d.streamKeepaliveMs, 100, 600_000),
     streamQueue: read.int("CHIRP_TIMELINE_STREAM_QUEUE", d.streamQueue, 1, 100_000),
   };

@@ -1,4 +1,6 @@
+import type { Redis } from "ioredis";
 import { consume, type EventConsumer } from "../lib/events/consumer.js";
+import { createRedis, loadRedisConfig } from "../lib/redis.js";
 import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
 import type { BaseContext } from "../lib/service-main.js";
 import { loadTimelineConfig, type TimelineConfig } from "./config.js";
@@ -40,6 +42,7 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
 
   const consumers: EventConsumer[] = [];
   let hub: StreamHub | undefined;
+  let fanOutRedis: Redis | undefined;
   if (ctx.bus === undefined) log.warn("NATS_URL not set: no fan-out (home timelines are rebuilt on read) and no StreamEvents");
   else {
     hub = createStreamHub({
@@ -51,8 +54,19 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
       log,
     });
     if (!timeline.fanOut) log.info("fan-out consumers disabled in this process (CHIRP_TIMELINE_FANOUT=false)");
-    else if (lists !== undefined && following !== undefined) {
-      const fanOut = createFanOut({ lists, following, store, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
+    else if (following !== undefined) {
+      // Its own connection, with a patient timeout (see config.ts).
+      const url = loadRedisConfig(base.env).url!;
+      fanOutRedis = createRedis({ url, commandTimeoutMs: timeline.fanOutRedisTimeoutMs }, log, "chirp-timeline-fanout");
+      const fanOut = createFanOut({
+        lists: createTimelineLists(fanOutRedis),
+        following,
+        store,
+        clients: ctx.clients,
+        config: timeline,
+        metrics: timelineMetrics,
+        log,
+      });
       consumers.push(
         consume({
           bus: ctx.bus,
@@ -87,6 +101,7 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
     // Reverse order of opening: the consumers and the live streams (before the bus), then the shared context.
     close: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
+      await fanOutRedis?.quit().catch(() => fanOutRedis?.disconnect());
       await hub?.close();
       await ctx.close();
     },

@@ -67,10 +67,13 @@ export function createFanOut(deps: {
     }
   };
 
+  /**
+   * One pipeline at a time per event: a burst of tweets then queues at most
+   * (handlers running) x (batch) commands in Redis, ahead of the reads that
+   * share it, instead of whole follower lists.
+   */
   const inBatches = async (ids: readonly bigint[], run: (keys: string[]) => Promise<void>): Promise<void> => {
-    const batches: Promise<void>[] = [];
-    for (let i = 0; i < ids.length; i += config.fanOutBatch) batches.push(run(ids.slice(i, i + config.fanOutBatch).map(KEYS.home)));
-    await Promise.all(batches);
+    for (let i = 0; i < ids.length; i += config.fanOutBatch) await run(ids.slice(i, i + config.fanOutBatch).map(KEYS.home));
   };
 
   const created = async (entry: Entry, publishTime: Date): Promise<void> => {
