@@ -97,6 +97,7 @@ function syncLive(): void {
   stopLive?.();
   stopLive = undefined;
   liveState.dataset.state = "offline";
+  liveState.hidden = currentSession() === undefined;
   if (currentSession() === undefined) return;
   stopLive = startLive({
     onEvent: onLive,
