@@ -9,7 +9,7 @@ export interface TimelineMetrics {
   readonly fanOutTweets: Counter<"path">;
   /** A tweet event's storage in JetStream to its last home timeline written. */
   readonly fanOutLag: Histogram;
-  /** Lists built from MySQL, by what (home, recent, following) and result (stored, void). */
+  /** Lists built from MySQL, by what (home, recent) and result (stored, void). */
   readonly rebuilds: Counter<"what" | "result">;
   /** Home pages served, by source: redis, redis_mysql (continued below the list in MySQL), mysql (Redis unavailable or absent). */
   readonly homePages: Counter<"source">;
@@ -44,7 +44,7 @@ export function createTimelineMetrics(metrics: Metrics): TimelineMetrics {
     }),
     rebuilds: new Counter({
       name: "chirp_timeline_rebuilds_total",
-      help: "Lists built from MySQL, by what (home, recent, following) and result (stored, void: the list vanished meanwhile).",
+      help: "Lists built from MySQL, by what (home, recent) and result (stored, void: the list vanished meanwhile).",
       labelNames: ["what", "result"],
       registers,
     }),
