@@ -14,6 +14,26 @@ import { createProgress, mapConcurrent } from "./progress.js";
 
 export const SEED_PASSWORD = "chirp-seed-password";
 
+export const usage = "chirp seed [--users N] [--gateway URL] [--dataset FILE] [--handle-prefix P] [--concurrency N]";
+
+export const help = [
+  `usage: ${usage}`,
+  "",
+  "Loads a social graph through the public API, as a client would: one account per person",
+  "(SignUp, or LogIn when it exists) and every friendship followed both ways; then checks",
+  "every user's follower and following counts. Idempotent: a second run changes nothing.",
+  "Accounts are <prefix><n> with password chirp-seed-password.",
+  "",
+  "options:",
+  "  --users N             only people 0..N-1 and the friendships among them [all 962]",
+  "  --gateway URL         the gateway [$CHIRP_GATEWAY_URL or http://127.0.0.1:8080]",
+  "  --dataset FILE        an edge list (one `a b` pair a line) [data/socfb-Reed98/socfb-Reed98.edges]",
+  "  --handle-prefix P     handle prefix; prefix + digits at most 15 characters [reed98_]",
+  "  --concurrency N       calls in flight, 1-256 [16]",
+  "",
+  "exits 1 when any count does not match the graph.",
+].join("\n");
+
 export interface SeedOptions {
   readonly gatewayUrl: string;
   readonly graph: SocialGraph;

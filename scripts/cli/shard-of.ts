@@ -9,6 +9,19 @@ import { EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from 
 
 export const usage = "chirp shard-of [--env <name>] <userId | @handle>";
 
+export const help = [
+  `usage: ${usage}`,
+  "",
+  "Prints the keyspace id (hex) and the shard of a row, as the shard router computes them:",
+  "  <userId>   a user id (decimal): where that user's rows live (hash vindex of the id)",
+  "  @handle    where the handle's lookup row lives (binary_md5 of the lower-cased handle)",
+  "",
+  "options:",
+  "  --env <name>   shard topology shard-config/<name>.json [local]",
+  "",
+  "example: chirp shard-of 1   ->   166b40b44aba4bd6 -40",
+].join("\n");
+
 // The handle rule of the user API (user_service.proto).
 const HANDLE_RE = /^[A-Za-z0-9_]{1,15}$/;
 

@@ -23,6 +23,24 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, take
 
 export const usage = "chirp topology [show] [--json] [--data-dir <dir>] [--env <shard config>]";
 
+export const help = [
+  `usage: ${usage}`,
+  "",
+  "Shows the live topology as the topology manager published it (NATS KV), checked against",
+  "the servers: each shard's replica set, which member is primary, each replica's lag",
+  "(heartbeat age and Seconds_Behind_Master), replication and semi-sync state.",
+  "",
+  "Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin account) when set,",
+  "otherwise through the description `npm start` writes into its data dir.",
+  "",
+  "options:",
+  "  --json              machine-readable output",
+  "  --data-dir <dir>    the `npm start` data dir [.data/local]",
+  "  --env <name>        shard topology shard-config/<name>.json [local]",
+  "",
+  "exits 1 when Chirp is not running or no topology is published yet.",
+].join("\n");
+
 const TIMEOUT_MS = 2_000;
 
 interface Target {

@@ -6,6 +6,16 @@ import { EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from 
 
 export const usage = "chirp vschema [--env <name>]";
 
+export const help = [
+  `usage: ${usage}`,
+  "",
+  "Prints the keyspace's Vitess VSchema (JSON): which column shards each table and with",
+  "which vindex, ready for `vtctldclient ApplyVSchema --vschema-file <file> <keyspace>`.",
+  "",
+  "options:",
+  "  --env <name>   shard topology shard-config/<name>.json [local]",
+].join("\n");
+
 export async function run(argv: string[]): Promise<number> {
   const args = [...argv];
   let env: string;
