@@ -27,7 +27,7 @@ let bus: EventBus;
 beforeAll(async () => {
   mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
   dir = mkdtempSync(join(REPO_ROOT, ".data", "consumer-lag-"));
-  nats = await startNats({ binary: findBinary("nats-server"), dir, log: () => {} });
+  nats = await startNats({ binary: findBinary("nats-server", { path: process.env["PATH"] }), dir, log: () => {} });
   bus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: nats.url }, log });
   await bus.ready(AbortSignal.timeout(10_000));
 });
