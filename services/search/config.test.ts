@@ -7,7 +7,7 @@ describe("loadSearchConfig", () => {
     expect(loadSearchConfig({})).toEqual({
       shardTimeoutMs: 1000,
       hydrateTimeoutMs: 2000,
-      indexConcurrency: 8,
+      indexConcurrency: 64,
       trendsWindowMs: 3_600_000,
       trendsBucketMs: 60_000,
       trendsPrefix: "chirp:trends",

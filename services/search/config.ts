@@ -6,7 +6,11 @@ export interface SearchConfig {
   readonly shardTimeoutMs: number;
   /** CHIRP_SEARCH_HYDRATE_TIMEOUT_MS: how long loading the matched tweets of one tweet shard may take before the page goes out without them (partial). */
   readonly hydrateTimeoutMs: number;
-  /** CHIRP_SEARCH_INDEX_CONCURRENCY: tweet events the index consumer handles at once in this process. */
+  /**
+   * CHIRP_SEARCH_INDEX_CONCURRENCY: tweet events the index consumer handles at
+   * once in this process; those waiting for the same shard share a
+   * transaction (index-writer.ts).
+   */
   readonly indexConcurrency: number;
   /** CHIRP_SEARCH_TRENDS_WINDOW_MS: the sliding window GetTrends counts over (default one hour). */
   readonly trendsWindowMs: number;
@@ -21,7 +25,7 @@ export function loadSearchConfig(env: Env): SearchConfig {
   const config: SearchConfig = {
     shardTimeoutMs: read.int("CHIRP_SEARCH_SHARD_TIMEOUT_MS", 1000, 10, 60_000),
     hydrateTimeoutMs: read.int("CHIRP_SEARCH_HYDRATE_TIMEOUT_MS", 2000, 10, 60_000),
-    indexConcurrency: read.int("CHIRP_SEARCH_INDEX_CONCURRENCY", 8, 1, 256),
+    indexConcurrency: read.int("CHIRP_SEARCH_INDEX_CONCURRENCY", 64, 1, 512),
     trendsWindowMs: read.int("CHIRP_SEARCH_TRENDS_WINDOW_MS", 3_600_000, 1000, 7 * 86_400_000),
     trendsBucketMs: read.int("CHIRP_SEARCH_TRENDS_BUCKET_MS", 60_000, 100, 86_400_000),
     trendsPrefix: read.string("CHIRP_SEARCH_TRENDS_PREFIX", "chirp:trends"),

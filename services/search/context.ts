@@ -5,6 +5,7 @@ import type { BaseContext } from "../lib/service-main.js";
 import { loadSearchConfig, type SearchConfig } from "./config.js";
 import { SEARCH_EVENTS, SEARCH_INDEX_DURABLE, SEARCH_TRENDS_DURABLE, indexHandler, searchEventMetrics, trendsHandler } from "./events.js";
 import type { FanOutOptions } from "./fan-out.js";
+import { createIndexWriter } from "./index-writer.js";
 import { createSearchStore, type SearchStore } from "./store.js";
 import { createTrends, type Trends } from "./trends.js";
 
@@ -68,7 +69,7 @@ export async function createSearchContext(base: BaseContext): Promise<SearchCont
         bus: ctx.bus,
         durable: SEARCH_INDEX_DURABLE,
         subjects: SEARCH_EVENTS,
-        handler: indexHandler(store, eventMetrics),
+        handler: indexHandler(store, createIndexWriter(store), eventMetrics),
         concurrency: search.indexConcurrency,
         log,
         metrics: base.metrics,

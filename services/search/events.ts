@@ -9,6 +9,7 @@ import { EVENTS } from "../lib/events/subjects.js";
 import { parseId } from "../lib/ids.js";
 import type { Metrics } from "../lib/metrics.js";
 import { analyzeTweet } from "./analyze.js";
+import type { IndexWriter } from "./index-writer.js";
 import type { SearchStore } from "./store.js";
 import type { Trends } from "./trends.js";
 
@@ -45,13 +46,16 @@ export function searchEventMetrics(metrics: Metrics): SearchEventMetrics {
   };
 }
 
-/** The index consumer's handler: idempotent, in any order (store.ts keeps tombstones). */
-export function indexHandler(store: SearchStore, m?: SearchEventMetrics): (event: SearchEvent) => Promise<void> {
+/**
+ * The index consumer's handler: idempotent, in any order (store.ts keeps
+ * tombstones). Creations go through `writer` (group commit per shard).
+ */
+export function indexHandler(store: SearchStore, writer: IndexWriter, m?: SearchEventMetrics): (event: SearchEvent) => Promise<void> {
   return async (event) => {
     if (event.subject === EVENTS.tweetCreated.subject) {
       const t = event.message;
       const doc = analyzeTweet({ text: t.text, authorId: t.authorId, hashtags: t.hashtags, mentions: t.mentions });
-      const result = await store.indexTweet({ tweetId: t.tweetId, authorId: t.authorId, body: doc.body, terms: doc.terms });
+      const result = await writer.index({ tweetId: t.tweetId, authorId: t.authorId, body: doc.body, terms: doc.terms });
       m?.applied.inc({ consumer: "index", event: "tweet_created", result });
     } else {
       const result = await store.deleteTweet(event.message.tweetId, event.message.authorId);

@@ -9,13 +9,16 @@
 //      row read (the author, for hydration; the body, for phrases by INSTR),
 //      stopping at the LIMIT.
 // Newest first needs no sort: the driving list is already in tweet id order.
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ShardInfo } from "../lib/cluster/types.js";
 import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../lib/shard/router.js";
 
 /** Postings counted per term to choose the driving one; more is "common". */
 export const ESTIMATE_CAP = 2000;
-/** Rows per multi-row statement. */
-const ROWS_PER_STATEMENT = 64;
+/** Posting rows per multi-row statement. */
+const ROWS_PER_STATEMENT = 500;
+/** Doc rows per multi-row statement. */
+const DOCS_PER_STATEMENT = 100;
 
 export interface IndexedDoc {
   readonly tweetId: bigint;
@@ -46,6 +49,11 @@ export type DeleteResult = "deleted" | "tombstoned" | "already";
 export interface SearchStore {
   /** Indexes a tweet once: a tweet already known (indexed, or deleted) is left alone. */
   indexTweet(doc: IndexedDoc): Promise<IndexResult>;
+  /**
+   * indexTweet for several tweets of one shard in one transaction (one
+   * commit), each with its own result. The tweets must all live on `shard`.
+   */
+  indexTweets(shard: ShardRef, docs: readonly IndexedDoc[]): Promise<IndexResult[]>;
   /** Removes a tweet's postings and leaves a tombstone (also for a tweet never indexed). */
   deleteTweet(tweetId: bigint, authorId: bigint): Promise<DeleteResult>;
   /** Matching tweets on one shard, newest first, at most `limit`. */
@@ -71,26 +79,83 @@ export function createSearchStore(router: ShardRouter): SearchStore {
     }
   };
 
-  return {
-    shardOf,
-
-    indexTweet: (doc) =>
-      router.transaction(shardOf(doc.tweetId), async (tx) => {
+  const indexDocs = (shard: ShardRef, docs: readonly IndexedDoc[]): Promise<IndexResult[]> =>
+    router.transaction(shard, async (tx) => {
+      const results: IndexResult[] = [];
+      const postings: (readonly [string, bigint])[] = [];
+      for (const doc of docs) {
         // IGNORE only ever meets the duplicate key here (every value fits its
         // column): the tweet is indexed already, or a tombstone says it was
-        // deleted first. Either way there is nothing to do.
+        // deleted first. Either way there is nothing to do. (A repeat within
+        // the batch meets the row inserted just before.)
         const inserted = await tx.execute(
           `INSERT IGNORE INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time)
            VALUES (?, ?, 1, ?, ?, UTC_TIMESTAMP(6))`,
           [doc.tweetId.toString(), doc.authorId.toString(), doc.body, doc.terms.join(" ")],
         );
-        if (inserted.affectedRows !== 1) return "exists";
-        await insertPostings(
-          tx,
-          doc.terms.map((t) => [t, doc.tweetId] as const),
-        );
-        return "indexed";
-      }),
+        if (inserted.affectedRows !== 1) {
+          results.push("exists");
+          continue;
+        }
+        results.push("indexed");
+        for (const t of doc.terms) postings.push([t, doc.tweetId]);
+      }
+      await insertPostings(tx, postings);
+      return results;
+    });
+
+  return {
+    shardOf,
+
+    indexTweet: async (doc) => (await indexDocs(shardOf(doc.tweetId), [doc]))[0]!,
+
+    indexTweets: async (shard, docs) => {
+      if (docs.length === 1) return indexDocs(shard, docs);
+      // The batch in three statements (and one commit): which tweets the
+      // shard knows already (a plain read: no locks), then every other doc
+      // row in one INSERT, then all their postings. A tweet that another
+      // transaction indexes or deletes in between makes the INSERT fail on
+      // its key; then the batch goes again one tweet at a time, which sorts
+      // that out under the rows' locks.
+      try {
+        return await router.transaction(shard, async (tx) => {
+          const ids = [...new Set(docs.map((d) => d.tweetId.toString()))];
+          const known = new Set(
+            (await tx.query<{ tweet_id: string | number | bigint }>(
+              `SELECT tweet_id FROM chirp.search_docs WHERE tweet_id IN (${placeholders(ids.length, 1)})`,
+              ids,
+            )).map((r) => BigInt(r.tweet_id)),
+          );
+          const results: IndexResult[] = [];
+          const fresh: IndexedDoc[] = [];
+          for (const doc of docs) {
+            if (known.has(doc.tweetId)) results.push("exists");
+            else {
+              known.add(doc.tweetId); // a repeat within the batch
+              fresh.push(doc);
+              results.push("indexed");
+            }
+          }
+          for (let i = 0; i < fresh.length; i += DOCS_PER_STATEMENT) {
+            const chunk = fresh.slice(i, i + DOCS_PER_STATEMENT);
+            const params: SqlValue[] = [];
+            for (const d of chunk) params.push(d.tweetId.toString(), d.authorId.toString(), d.body, d.terms.join(" "));
+            await tx.execute(
+              `INSERT INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time) VALUES ${repeat("(?, ?, 1, ?, ?, UTC_TIMESTAMP(6))", chunk.length)}`,
+              params,
+            );
+          }
+          await insertPostings(
+            tx,
+            fresh.flatMap((d) => d.terms.map((t) => [t, d.tweetId] as const)),
+          );
+          return results;
+        });
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
+        return indexDocs(shard, docs);
+      }
+    },
 
     deleteTweet: (tweetId, authorId) =>
       router.transaction(shardOf(tweetId), async (tx) => {

@@ -12,6 +12,7 @@ import { createShardRouter, type ShardRouter } from "../../services/lib/shard/ro
 import { analyzeTweet, authorTerm, phraseNeedle } from "../../services/search/analyze.js";
 import { searchAllShards } from "../../services/search/fan-out.js";
 import { parseQuery } from "../../services/search/query.js";
+import { createIndexWriter } from "../../services/search/index-writer.js";
 import { createSearchStore, type SearchStore } from "../../services/search/store.js";
 import { createTrends } from "../../services/search/trends.js";
 
@@ -34,6 +35,11 @@ afterAll(async () => {
   await router?.close();
   await cluster?.stop();
 });
+
+async function postingsOf(tweetId: bigint): Promise<number> {
+  const [row] = await router.primary(store.shardOf(tweetId)).query<{ n: string }>("SELECT COUNT(*) AS n FROM chirp.search_postings WHERE tweet_id = ?", [tweetId.toString()]);
+  return Number(row?.n);
+}
 
 async function index(text: string, authorId = 1n, hashtags: string[] = [], mentions: bigint[] = []): Promise<bigint> {
   const tweetId = ids.next();
@@ -136,6 +142,34 @@ describe("the index store", () => {
       ]);
       expect(await search(`word${round}`)).toEqual([]);
     }
+  });
+
+  it("indexes a batch in one transaction: known tweets and tombstones left alone, repeats once", async () => {
+    const shard = router.shards()[1]!;
+    const onShard: bigint[] = [];
+    while (onShard.length < 5) {
+      const id = ids.next();
+      if (store.shardOf(id).name === shard.name) onShard.push(id);
+    }
+    const [known, deleted, a, b, c] = onShard as [bigint, bigint, bigint, bigint, bigint];
+    const doc = (tweetId: bigint, text: string) => ({ tweetId, authorId: 4n, ...analyzeTweet({ text, authorId: 4n, hashtags: [], mentions: [] }) });
+    expect(await store.indexTweet(doc(known, "batchy known"))).toBe("indexed");
+    expect(await store.deleteTweet(deleted, 4n)).toBe("tombstoned");
+    const results = await store.indexTweets(shard, [doc(a, "batchy a"), doc(known, "batchy known"), doc(deleted, "batchy deleted"), doc(b, "batchy b"), doc(a, "batchy a"), doc(c, "batchy c")]);
+    expect(results).toEqual(["indexed", "exists", "exists", "indexed", "exists", "indexed"]);
+    expect(await search("batchy")).toEqual([c, b, a, known]);
+    expect(await postingsOf(a)).toBe(3); // batchy, a, from:4
+  });
+
+  it("group-commits concurrent creations per shard, each answered with its own result", async () => {
+    const writer = createIndexWriter(store, { maxBatch: 8 });
+    const made = Array.from({ length: 60 }, () => ids.next());
+    const results = await Promise.all(
+      made.map((tweetId, i) => writer.index({ tweetId, authorId: 6n, ...analyzeTweet({ text: `grouped n${i}`, authorId: 6n, hashtags: [], mentions: [] }) })),
+    );
+    expect(results.every((r) => r === "indexed")).toBe(true);
+    expect(await search("grouped")).toEqual([...made].reverse());
+    expect(await writer.index({ tweetId: made[0]!, authorId: 6n, body: " x ", terms: ["x"] })).toBe("exists");
   });
 
   it("pages by keyset without repeats or gaps", async () => {
