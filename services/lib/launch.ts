@@ -16,8 +16,12 @@ export interface LaunchOptions {
   readonly env: Env;
   /** "default": the documented ports (50051..., 8080); "ephemeral": any free port (tests). */
   readonly ports: "default" | "ephemeral";
-  /** Where child output goes; defaults to this process's stdout/stderr. */
-  readonly stdio?: "inherit" | "ignore";
+  /**
+   * Where child output goes; defaults to this process's stdout/stderr. A
+   * number is an open file descriptor that every child's stdout and stderr
+   * are written to (tests read the logs back).
+   */
+  readonly stdio?: "inherit" | "ignore" | number;
   readonly readyTimeoutMs?: number;
   /**
    * Environment of the topology manager (topologyInfraEnv: the ADMIN account),
@@ -142,7 +146,7 @@ function spawnEntry(entry: string, options: LaunchOptions, extra: Record<string,
     // the gateway before the services it calls. If the launcher dies, each
     // child sees its IPC channel close and shuts itself down.
     detached: true,
-    stdio: [options.stdio === "ignore" ? "ignore" : "inherit", options.stdio ?? "inherit", options.stdio ?? "inherit", "ipc"],
+    stdio: [options.stdio === undefined || options.stdio === "inherit" ? "inherit" : "ignore", options.stdio ?? "inherit", options.stdio ?? "inherit", "ipc"],
   });
 }
 
