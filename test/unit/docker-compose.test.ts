@@ -1,8 +1,20 @@
 import { execFile, execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
+
+const MESH = ["user", "graph", "tweet", "timeline", "search", "media"];
+
+/** One service's block of `docker-compose config` output. */
+function serviceBlock(config: string, name: string): string {
+  const start = config.search(new RegExp(`^  ${name}:$`, "m"));
+  if (start < 0) return "";
+  const rest = config.slice(start + 1);
+  const end = rest.search(/^(?: {2})?\S/m);
+  return config.slice(start, end < 0 ? undefined : start + 1 + end);
+}
 
 function hasDockerCompose(): boolean {
   try {
@@ -21,11 +33,44 @@ describe.skipIf(!hasDockerCompose())("docker-compose.yml", () => {
     expect(stderr).toBe("");
   });
 
-  it("defines every service of the mesh, the gateway and the infrastructure", async () => {
+  it("defines two instances of every service, the gateway, the infrastructure and the monitoring", async () => {
     const { stdout } = await run("docker-compose", ["config", "--services"]);
     const services = stdout.trim().split("\n");
-    for (const name of ["user", "graph", "tweet", "timeline", "search", "media", "gateway", "redis", "nats", "migrate", "keys", "topology", "rs0-a", "rs0-b", "rs1-a", "rs1-b"]) {
+    for (const name of ["gateway", "redis", "nats", "migrate", "keys", "topology", "rs0-a", "rs0-b", "rs1-a", "rs1-b", "prometheus", "grafana"]) {
       expect(services).toContain(name);
     }
+    for (const name of MESH) expect(services.filter((s) => s.startsWith(`${name}-`)).sort(), name).toEqual([`${name}-1`, `${name}-2`]);
+  });
+
+  it("gives the gateway and every service both instances of every service", async () => {
+    const { stdout } = await run("docker-compose", ["config"]);
+    for (const name of MESH) {
+      const port = 50051 + MESH.indexOf(name);
+      const line = `CHIRP_${name.toUpperCase()}_ADDR: ${name}-1:${port},${name}-2:${port}`;
+      // In the gateway's environment and in each of the twelve service containers'.
+      expect(stdout.split(line).length - 1, line).toBe(1 + 2 * MESH.length);
+    }
+  });
+
+  it("mounts the Prometheus config and rules and Grafana's provisioning from deploy/", async () => {
+    const { stdout } = await run("docker-compose", ["config"]);
+    expect(stdout).toMatch(/deploy\/prometheus:\/etc\/prometheus:ro/);
+    expect(stdout).toContain("--config.file=/etc/prometheus/prometheus.yml");
+    expect(stdout).toMatch(/deploy\/grafana\/provisioning:\/etc\/grafana\/provisioning:ro/);
+    expect(stdout).toMatch(/deploy\/grafana\/dashboards:\/etc\/grafana\/dashboards:ro/);
+  });
+  it("has Prometheus scrape every Chirp process, on its metrics port", async () => {
+    const { stdout } = await run("docker-compose", ["config"]);
+    const prometheus = readFileSync(new URL("../../deploy/prometheus/prometheus.yml", import.meta.url), "utf8");
+    const targets = new Set([...prometheus.matchAll(/"([a-z0-9-]+:\d+)"/g)].map((m) => m[1]!));
+    const processes = [...MESH.flatMap((name) => [`${name}-1`, `${name}-2`]), "topology", "gateway"];
+    for (const name of processes) {
+      const block = serviceBlock(stdout, name);
+      const port = /(?:METRICS_PORT|GATEWAY_PORT): '(\d+)'/.exec(block)?.[1];
+      expect(port, `${name}'s metrics port`).toBeDefined();
+      expect(targets, `${name}:${port}`).toContain(`${name}:${port}`);
+    }
+    // And nothing else but Prometheus itself.
+    expect(targets.size).toBe(processes.length + 1);
   });
 });
