@@ -10,7 +10,8 @@
 // 30 entries (older pages continue from MySQL), a hot author's recent list 10,
 // an author with more than 3 followers is hot, a list not read for 8 s expires.
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
@@ -159,6 +160,16 @@ async function allPages(read: (token: string) => Promise<Answer<Page>>): Promise
 const homeIds = async (who: Account, pageSize = 100): Promise<string[]> => (await allPages((t) => home(who, pageSize, t))).ids;
 
 const newestFirst = (ids: readonly string[]): string[] => [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? 1 : BigInt(a) > BigInt(b) ? -1 : 0));
+
+/** `p`, or a failure naming what did not happen in time (instead of the whole test timing out). */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 // --- what the services did ------------------------------------------------------
 
@@ -421,7 +432,7 @@ describe("StreamEvents", () => {
         first();
       }
     })();
-    await ready;
+    await within(10_000, "the stream's first message", ready);
     const waitFor = async (kind: string, since: number, match: (m: StreamEventsResponse) => boolean = () => true): Promise<number> => {
       let hit: { at: number } | undefined;
       await expect
@@ -471,7 +482,7 @@ describe("StreamEvents", () => {
     await new Promise((r) => setTimeout(r, 1200));
     expect(stream.received.filter((r) => r.msg.event.case === "keepalive").length).toBeGreaterThan(keepalives);
     stream.abort.abort();
-    await stream.done;
+    await within(5000, "the stream to end after the client aborted", stream.done);
   });
 
   it("ends cleanly when the client goes: the server drops the stream's subscription", async () => {
@@ -487,12 +498,33 @@ describe("StreamEvents", () => {
     await streams[1]!.waitFor("follow", t);
     for (const s of streams.slice(1)) s.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base);
-    await Promise.all(streams.map((s) => s.done));
+    await within(5000, "the streams to end after the client aborted", Promise.all(streams.map((s) => s.done)));
     for (const s of streams) expect(s.ended()).not.toBe("open");
     const again = await open(a);
     expect(again.received[0]?.msg.event.case).toBe("keepalive");
     again.abort.abort();
-    await again.done;
+    await within(5000, "the stream to end after the client aborted", again.done);
+  });
+
+  it("also streams over gRPC (HTTP/2) and gRPC-Web through the gateway", async () => {
+    const [me, fan] = (await signUpMany(2)) as [Account, Account];
+    for (const transport of [createGrpcTransport({ baseUrl: mesh.gatewayUrl }), createGrpcWebTransport({ baseUrl: mesh.gatewayUrl })]) {
+      const abort = new AbortController();
+      const kinds: string[] = [];
+      try {
+        const stream = createClient(TimelineService, transport).streamEvents({}, { signal: abort.signal, headers: { authorization: `Bearer ${me.token}` } });
+        for await (const msg of stream) {
+          kinds.push(msg.event.case ?? "");
+          // Registered: a follow now must come through (then undone, for the next transport's turn).
+          if (kinds.length === 1) await follow(fan, me).then(() => unfollow(fan, me));
+          if (msg.event.case === "follow") abort.abort();
+        }
+      } catch (err) {
+        if (!abort.signal.aborted) throw err;
+      }
+      expect(kinds[0]).toBe("keepalive");
+      expect(kinds).toContain("follow");
+    }
   });
 
   it("refuses an anonymous caller", async () => {
