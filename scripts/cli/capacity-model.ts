@@ -418,8 +418,8 @@ export function estimateCapacity(i: CapacityInputs, f: CapacityFigures): Capacit
     load(
       "search",
       peak.tweets * 2 * f.dbWriteUs + peak.searches * (f.rpcServerUs + 2 * shardCount * f.dbReadUs + 2 * f.rpcClientUs),
-      "tweets indexed",
-      peak.tweets,
+      "SearchTweets",
+      peak.searches,
     ),
   ];
   const imageWorkerCores = (peak.mediaUploads * (1 - i.videoShare) * f.imageProcessUs) / 1e6;
