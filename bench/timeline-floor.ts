@@ -34,7 +34,7 @@ const server = createServer((req, res) => {
     const hot = read.hotFollowed.filter((h) => h !== user);
     const authors = [...new Set(read.page.entries.map((e) => e.authorId).filter((a) => a !== user))];
     const [followed, recent] = await Promise.all([lists.followedAmong(user, authors), lists.readPages(hot.map(KEYS.recent), undefined, n + 5)]);
-    const ids = read.page.entries.filter((e) => e.authorId === user || followed.has(e.authorId)).slice(0, n);
+    const ids = read.page.entries.filter((e) => e.authorId === user || followed === undefined || followed.has(e.authorId)).slice(0, n);
     return { ids: ids.map((e) => String(e.id)), hot: recent.length };
   })().then(
     (body) => {

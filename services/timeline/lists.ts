@@ -174,8 +174,8 @@ export interface TimelineLists {
   readHome(userId: bigint, before: bigint | undefined, limit: number, ttlMs: number): Promise<HomeRead>;
   /** The hot authors `userId` follows (the following set must be cached). */
   hotFollowed(userId: bigint): Promise<bigint[]>;
-  /** Which of `authors` the cached following set of `userId` holds. */
-  followedAmong(userId: bigint, authors: readonly bigint[]): Promise<Set<bigint>>;
+  /** Which of `authors` the cached following set of `userId` holds; undefined when the set is not cached (expired, or dropped by a follow event meanwhile). */
+  followedAmong(userId: bigint, authors: readonly bigint[]): Promise<Set<bigint> | undefined>;
   /** Whether `authorId` was found above the follower threshold. */
   isHot(authorId: bigint): Promise<boolean>;
   markHot(authorId: bigint): Promise<void>;
@@ -267,7 +267,9 @@ export function createTimelineLists(redis: Redis): TimelineLists {
 
     async followedAmong(userId, authors) {
       if (authors.length === 0) return new Set();
-      const flags = await redis.smismember(KEYS.following(userId), ...authors.map(String));
+      // "*" is in every built set: asked along, it tells an empty answer from a missing set.
+      const [built, ...flags] = await redis.smismember(KEYS.following(userId), "*", ...authors.map(String));
+      if (built !== 1) return undefined;
       return new Set(authors.filter((_, i) => flags[i] === 1));
     },
 

@@ -142,10 +142,15 @@ export function createTimelineReader(deps: {
 
     // Entries of authors no longer followed (an unfollow whose removal raced a fan-out) are dropped.
     const authors = [...new Set(page.entries.map((e) => e.authorId).filter((a) => a !== callerId))];
-    const [followed, recentPages] = await Promise.all([
+    let [followed, recentPages] = await Promise.all([
       viaRedis(l.followedAmong(callerId, authors)),
       viaRedis(l.readPages(hot.map(KEYS.recent), before, limit)),
     ]);
+    if (followed === undefined) {
+      // Dropped since the first round trip (a follow or unfollow event): read it again.
+      await viaRedis(f.ensure(callerId, hctx));
+      followed = (await viaRedis(l.followedAmong(callerId, authors))) ?? new Set(authors);
+    }
     const unbuilt = hot.filter((_, i) => recentPages[i]!.state !== "built");
     if (unbuilt.length > 0) {
       await Promise.all(unbuilt.map((h) => rebuildRecent(h)));
