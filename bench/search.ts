@@ -3,7 +3,7 @@
  * private cluster (two MariaDB replica sets with semi-sync replicas, four
  * shards, Redis, one nats-server).
  *
- *   npm run bench:search -- [--tweets 1000000] [--queries 2000] [--rates 10,200] [--seconds 20]
+ *   npm run bench:search -- [--tweets 1000000] [--queries 2000] [--rates 10,100,200] [--seconds 20]
  *
  * 1. Load: --tweets synthetic tweets (Zipf-distributed words, hashtags,
  *    mentions, authors; see `makeTweet`) are analysed by the service's own
@@ -65,7 +65,7 @@ const { values: args } = parseArgs({
     tweets: { type: "string", default: "1000000" },
     queries: { type: "string", default: "2000" },
     warmup: { type: "string", default: "300" },
-    rates: { type: "string", default: "10,200" },
+    rates: { type: "string", default: "10,100,200" },
     seconds: { type: "string", default: "20" },
     users: { type: "string", default: "100000" },
     seed: { type: "string", default: "7" },
