@@ -42,7 +42,7 @@ import { consume } from "../services/lib/events/consumer.js";
 import { appendOutbox } from "../services/lib/events/outbox.js";
 import { startOutboxRelay } from "../services/lib/events/relay.js";
 import { EVENTS } from "../services/lib/events/subjects.js";
-import { createIdGenerator, firstIdAt } from "../services/lib/ids.js";
+import { createIdGenerator } from "../services/lib/ids.js";
 import { serviceInfraEnv } from "../services/lib/launch.js";
 import { createMetrics } from "../services/lib/metrics.js";
 import { loadShardConfig } from "../services/lib/shard-config.js";
@@ -59,6 +59,7 @@ import { searchAllShards, type FanOutOptions } from "../services/search/fan-out.
 import { createIndexWriter } from "../services/search/index-writer.js";
 import { parseQuery } from "../services/search/query.js";
 import { createSearchStore, type IndexedDoc } from "../services/search/store.js";
+import { COMMON, rng, syntheticTweets, type Synthetic } from "./search-data.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -91,98 +92,11 @@ const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(
 
 // --- synthetic tweets ---------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, so tweet i can be made again from i alone. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Cumulative Zipf weights over ranks 1..n with exponent s, for sampling by binary search. */
-function zipf(n: number, s: number): (r: number) => number {
-  const cum = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) cum[i] = sum += 1 / (i + 1) ** s;
-  return (r) => {
-    const x = r * sum;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cum[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-}
-
-// The most common English words first (so the head of the Zipf curve looks
-// like real text: long posting lists for "the", "a", "to"), then made-up
-// words of 3-10 letters, a few with accents.
-const COMMON = (
-  "the a to i and of in is it you that for on my be this with me so have just not are at but was all like" +
-  " we your do what get can if up no out now one its go love good day about time will how know new when people" +
-  " they from today im more got see think back there really want make need much some great"
-).split(" ");
-const VOCAB: string[] = [...COMMON];
-{
-  const r = rng(SEED);
-  const syllables = "ka ri to mu sen la de vo pi nor el ta qua zi be ro fa lu mi sta an co pe tri ve ul go na xi ber".split(" ");
-  const accents: Record<string, string> = { e: "é", a: "à", o: "ö", u: "ü" };
-  const seen = new Set(VOCAB);
-  while (VOCAB.length < 30_000) {
-    let w = "";
-    const parts = 1 + Math.floor(r() * 4);
-    for (let i = 0; i < parts; i++) w += syllables[Math.floor(r() * syllables.length)];
-    if (r() < 0.05) w = w.replace(/[eaou]/, (c) => accents[c] ?? c);
-    if (w.length >= 3 && !seen.has(w)) {
-      seen.add(w);
-      VOCAB.push(w);
-    }
-  }
-}
-const pickWord = zipf(VOCAB.length, 1.05);
-const TAGS = Array.from({ length: 3000 }, (_, i) => `tag${i.toString(36)}${VOCAB[100 + i]}`);
-const pickTag = zipf(TAGS.length, 1.1);
-const pickUser = zipf(USERS, 0.8);
-const userId = (u: number): bigint => 1_000_000_000n + BigInt(u);
-
-const T0 = Date.now() - 30 * 86_400_000;
-const STEP_MS = Math.max(1, Math.floor((30 * 86_400_000 - 60_000) / N));
-/** Loaded tweet ids rise with i, over the last 30 days. */
-const tweetIdOf = (i: number): bigint => firstIdAt(T0 + i * STEP_MS) + 1n;
-
-interface Synthetic {
-  readonly tweetId: bigint;
-  readonly authorId: bigint;
-  readonly text: string;
-  readonly words: readonly string[];
-  readonly hashtags: readonly string[];
-  readonly mentions: readonly bigint[];
-}
-
-function makeTweet(i: number): Synthetic {
-  const r = rng(SEED * 0x9e3779b1 + i);
-  const length = 6 + Math.floor(r() * 15);
-  const words: string[] = [];
-  for (let k = 0; k < length; k++) words.push(VOCAB[pickWord(r())]!);
-  const hashtags: string[] = [];
-  if (r() < 0.3) for (let k = r() < 0.3 ? 2 : 1; k > 0; k--) hashtags.push(TAGS[pickTag(r())]!);
-  const mentions: bigint[] = [];
-  const mentionWords: string[] = [];
-  if (r() < 0.15) {
-    const u = pickUser(r());
-    mentions.push(userId(u));
-    mentionWords.push(`@u${u}`);
-  }
-  const text = [...mentionWords, ...words, ...hashtags.map((t) => `#${t}`)].join(" ");
-  return { tweetId: tweetIdOf(i), authorId: userId(pickUser(r())), text, words, hashtags, mentions };
-}
+const synthetic = syntheticTweets({ n: N, users: USERS, seed: SEED });
+const VOCAB = synthetic.vocabulary;
+const makeTweet = synthetic.tweet;
+const tweetIdOf = synthetic.tweetId;
+const userId = synthetic.userId;
 
 const docOf = (t: Synthetic): IndexedDoc => ({ tweetId: t.tweetId, authorId: t.authorId, ...analyzeTweet(t) });
 

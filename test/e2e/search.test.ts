@@ -5,6 +5,7 @@
 // service's durable consumers, and searches are hydrated by the tweet
 // service. Redelivered events are published by hand from the outbox rows.
 // The last test kills both members of replica set rs1 (shards 80-c0, c0-).
+import { fromBinary } from "@bufbuild/protobuf";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
@@ -152,7 +153,6 @@ async function redeliver(author: Account, subject: string, tweetId: string, n: n
       subject,
     ]);
   const schema = subject === EVENTS.tweetCreated.subject ? EVENTS.tweetCreated.schema : EVENTS.tweetDeleted.schema;
-  const { fromBinary } = await import("@bufbuild/protobuf");
   const row = rows.find((r) => String((fromBinary(schema, r.payload) as { tweetId: bigint }).tweetId) === tweetId);
   if (row === undefined) throw new Error(`no ${subject} outbox row for ${tweetId}`);
   const h = natsHeaders();
