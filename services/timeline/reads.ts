@@ -194,8 +194,10 @@ export function createTimelineReader(deps: {
       } catch (err) {
         if (!(err instanceof RedisUnavailableError)) throw err;
         // Loud once a minute at most: an outage would otherwise log every read.
-        if (Date.now() - redisDownLogged > 60_000) log.warn({ err: err.message }, "redis unavailable: home timelines are read from MySQL");
-        redisDownLogged = Date.now();
+        if (Date.now() - redisDownLogged > 60_000) {
+          log.warn({ err: err.message }, "redis unavailable: home timelines are read from MySQL");
+          redisDownLogged = Date.now();
+        }
       }
       return homeWithoutRedis(callerId, before, pageSize, hctx);
     },
