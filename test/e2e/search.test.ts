@@ -16,6 +16,7 @@ import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { gatewayApi, type Account } from "./support/api.js";
 
 const TRENDS_WINDOW_MS = 8000;
 const TRENDS_BUCKET_MS = 500;
@@ -69,39 +70,7 @@ interface SearchPage {
   unavailableShards: string[];
 }
 
-interface Account {
-  readonly id: bigint;
-  readonly handle: string;
-  readonly token: string;
-}
-
-async function call<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<{ status: number; code: string | undefined; body: T }> {
-  const res = await fetch(`${mesh.gatewayUrl}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json()) as T & { code?: string };
-  return { status: res.status, code: res.status === 200 ? undefined : json.code, body: json };
-}
-
-async function ok<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<T> {
-  const answer = await call<T>(method, body, token);
-  if (answer.status !== 200) throw new Error(`${method}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
-
-let signUps = 0;
-async function signUp(): Promise<Account> {
-  const handle = `s${process.pid % 10_000}_${signUps++}`;
-  const { user, token } = await ok<{ user: { id: string }; token: string }>("chirp.user.v1.UserService/SignUp", {
-    handle,
-    displayName: handle,
-    email: `${handle}@example.com`,
-    password: "correct horse battery",
-  });
-  return { id: BigInt(user.id), handle, token };
-}
+const { call, ok, signUp } = gatewayApi(() => mesh.gatewayUrl, "s");
 
 const T = "chirp.tweet.v1.TweetService";
 const S = "chirp.search.v1.SearchService";

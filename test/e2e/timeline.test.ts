@@ -26,6 +26,7 @@ import { createShardRouter, type ShardRouter } from "../../services/lib/shard/ro
 import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";
+import { gatewayApi, type Account, type Answer } from "./support/api.js";
 
 const MAX_ENTRIES = 30;
 const RECENT_ENTRIES = 10;
@@ -79,52 +80,7 @@ interface ApiTweet {
   likedByViewer: boolean;
 }
 
-interface Account {
-  readonly id: bigint;
-  readonly handle: string;
-  readonly token: string;
-}
-
-interface Answer<T> {
-  readonly status: number;
-  readonly code: string | undefined;
-  readonly body: T;
-}
-
-async function call<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<Answer<T>> {
-  const res = await fetch(`${mesh.gatewayUrl}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json()) as T & { code?: string };
-  return { status: res.status, code: res.status === 200 ? undefined : json.code, body: json };
-}
-
-async function ok<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<T> {
-  const answer = await call<T>(method, body, token);
-  if (answer.status !== 200) throw new Error(`${method}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
-
-let signUps = 0;
-async function signUp(): Promise<Account> {
-  const handle = `l${process.pid % 10_000}_${signUps++}`;
-  const { user, token } = await ok<{ user: { id: string }; token: string }>("chirp.user.v1.UserService/SignUp", {
-    handle,
-    displayName: handle,
-    email: `${handle}@example.com`,
-    password: "correct horse battery",
-  });
-  return { id: BigInt(user.id), handle, token };
-}
-
-async function signUpMany(n: number): Promise<Account[]> {
-  const made: Account[] = [];
-  // A few at a time: password hashing is deliberately slow.
-  for (let i = 0; i < n; i += 8) made.push(...(await Promise.all(Array.from({ length: Math.min(8, n - i) }, signUp))));
-  return made;
-}
+const { call, ok, signUp, signUpMany } = gatewayApi(() => mesh.gatewayUrl, "l");
 
 const T = "chirp.tweet.v1.TweetService";
 const TL = "chirp.timeline.v1.TimelineService";

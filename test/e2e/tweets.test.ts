@@ -26,6 +26,7 @@ import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
 import { LIKES_INDEX_DURABLE } from "../../services/tweet/events.js";
+import { gatewayApi, type Account } from "./support/api.js";
 
 let infra: RunningInfra;
 let mesh: Mesh;
@@ -80,52 +81,7 @@ interface ApiTweet {
   urls: string[];
 }
 
-interface Account {
-  readonly id: bigint;
-  readonly handle: string;
-  readonly token: string;
-}
-
-interface Answer<T> {
-  readonly status: number;
-  readonly code: string | undefined;
-  readonly body: T;
-}
-
-async function call<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<Answer<T>> {
-  const res = await fetch(`${mesh.gatewayUrl}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const json = (await res.json()) as T & { code?: string };
-  return { status: res.status, code: res.status === 200 ? undefined : json.code, body: json };
-}
-
-async function ok<T = Record<string, unknown>>(method: string, body: unknown, token?: string): Promise<T> {
-  const answer = await call<T>(method, body, token);
-  if (answer.status !== 200) throw new Error(`${method}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
-
-let signUps = 0;
-async function signUp(): Promise<Account> {
-  const handle = `t${process.pid % 10_000}_${signUps++}`;
-  const { user, token } = await ok<{ user: ApiUser; token: string }>("chirp.user.v1.UserService/SignUp", {
-    handle,
-    displayName: handle,
-    email: `${handle}@example.com`,
-    password: "correct horse battery",
-  });
-  return { id: BigInt(user.id), handle, token };
-}
-
-async function signUpMany(n: number): Promise<Account[]> {
-  const made: Account[] = [];
-  // A few at a time: password hashing is deliberately slow.
-  for (let i = 0; i < n; i += 8) made.push(...(await Promise.all(Array.from({ length: Math.min(8, n - i) }, signUp))));
-  return made;
-}
+const { call, ok, signUp, signUpMany } = gatewayApi(() => mesh.gatewayUrl, "t");
 
 const T = "chirp.tweet.v1.TweetService";
 const post = (who: Account, body: Record<string, unknown>) => call<{ tweet: ApiTweet }>(`${T}/PostTweet`, body, who.token);
