@@ -27,7 +27,7 @@ import { ShardMap } from "./keyrange.js";
 import { LimiterError } from "./limiter.js";
 import { MemberPool, command, executeOn, isServerReply, markNeverSent, memberKey, wasNeverSent } from "./pools.js";
 import { createQualifier } from "./qualify.js";
-import { parseTopology, readTopology, topologyKey, type LiveTopology } from "./topology.js";
+import { readTopology, watchTopology, type LiveTopology } from "./topology.js";
 
 /** What may be bound to a `?`. BIGINT ids travel as decimal strings (or bigint). */
 export type SqlValue = string | number | bigint | boolean | Date | Buffer | null;
@@ -555,13 +555,19 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   };
 
   const followTopology = async (kv: KV): Promise<TopologyWatch> => {
-    const watcher = await kv.watch({ key: topologyKey(keyspace) });
+    // The current document first, so the router has it when this resolves.
     try {
       const current = await readTopology(kv, keyspace);
       if (current !== undefined) applyQuietly(current.topology, "kv");
     } catch (err) {
       log.error({ err }, "ignored an unreadable topology document");
     }
+    const watcher = await watchTopology(
+      kv,
+      keyspace,
+      (next) => applyQuietly(next, "kv"),
+      (err) => log.error({ err }, "ignored an unreadable topology document"),
+    );
     const watch: TopologyWatch = {
       stop: () => {
         watches.delete(watch);
@@ -569,19 +575,6 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
       },
     };
     watches.add(watch);
-    void (async () => {
-      for await (const entry of watcher) {
-        if (entry.operation !== "PUT" || entry.length === 0) continue;
-        let next: LiveTopology;
-        try {
-          next = parseTopology(entry.string());
-        } catch (err) {
-          log.error({ err, revision: entry.revision }, "ignored an unreadable topology document");
-          continue;
-        }
-        applyQuietly(next, "kv");
-      }
-    })().catch((err: unknown) => log.warn({ err }, "topology watch ended"));
     return watch;
   };
 
