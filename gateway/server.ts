@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, cors, createContextValues, type MethodImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { authenticateBearer } from "../services/lib/auth/bearer.js";
@@ -20,6 +19,7 @@ import { listenHttp1AndH2c, type Listener } from "./listener.js";
 import { createMediaEdge, sendHttpError } from "./media.js";
 import { PUBLIC_API } from "./public-api.js";
 import { createRateLimiter, formatBucket, RATE_CLASSES, type RateLimiter } from "./rate-limit.js";
+import { rpcAdapter } from "./rpc-adapter.js";
 import { buildWebApp } from "./web-app.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -101,7 +101,9 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   });
 
   const records = new WeakMap<Request, RequestRecord>();
-  const rpc = connectNodeAdapter({
+  // connect-node's adapter, except that a request body connect-es cannot
+  // decode is answered InvalidArgument rather than Internal (rpc-adapter.ts).
+  const rpc = rpcAdapter({
     // Responses always carry every field (e.g. nextPageToken: "" on the last page),
     // so browser clients need not know proto3's omit-defaults rule.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },

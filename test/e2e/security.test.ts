@@ -448,28 +448,8 @@ async function healthCheck(port: number): Promise<string> {
   }
 }
 
-/**
- * KNOWN BUG (issue 12, left open): an undecodable protobuf body (Connect
- * binary, gRPC-Web or gRPC framing whose payload is not a valid message, or a
- * frame flagged compressed with no grpc-encoding) is answered Internal (HTTP
- * 500 for Connect) by connect-es itself, before any gateway code runs:
- * createBinarySerialization throws `parse binary: ...` with Code.Internal and
- * the envelope reader throws "received compressed envelope, but do not know
- * how to decompress" likewise. It should be InvalidArgument. Only exactly
- * those answers, and only to the binary kinds of request, are tolerated here;
- * delete this once the gateway maps them.
- */
-const KNOWN_DECODE_BUG = [/^(\{"code":"internal","message":")?parse binary: /, /^received compressed envelope, but do not know how to decompress/];
-function isKnownDecodeBug(res: FuzzResult): boolean {
-  return (
-    res.code === "internal" &&
-    (res.kind === "binary-garbage" || res.kind === "grpc-web-garbage") &&
-    KNOWN_DECODE_BUG.some((re) => re.test(res.message ?? ""))
-  );
-}
-
 describe("fuzz: 10,000+ malformed and hostile requests", () => {
-  it("answers every one well-formed, never Internal or Unknown (save KNOWN_DECODE_BUG), crashes nothing and writes nothing", { timeout: 240_000 }, async () => {
+  it("answers every one well-formed, never Internal or Unknown, crashes nothing and writes nothing", { timeout: 240_000 }, async () => {
     const seed = Number(process.env.CHIRP_FUZZ_SEED ?? 0x5eed12);
     const r = prng(seed);
     const N = 10_240;
@@ -505,11 +485,8 @@ describe("fuzz: 10,000+ malformed and hostile requests", () => {
     const internalMessages: Record<string, number> = {};
     for (const res of results) if (res.message !== undefined) internalMessages[`${res.kind}: ${res.message.replace(/\d+/g, "N").slice(0, 80)}`] = (internalMessages[`${res.kind}: ${res.message.replace(/\d+/g, "N").slice(0, 80)}`] ?? 0) + 1;
     console.log(`fuzz seed ${seed}: ${N} requests in ${Date.now() - started} ms`, { byKind, msByKind, histogram, internalMessages });
-    const known = results.filter(isKnownDecodeBug);
-    console.log(`fuzz: ${known.length} answers Internal from connect-es's own decoding (KNOWN_DECODE_BUG)`);
     const bad = results
       .map((res, i) => ({ ...res, i, path: requests[i]!.path, body: String(requests[i]!.body ?? "").slice(0, 120) }))
-      .filter((res) => !isKnownDecodeBug(res))
       .filter((res) => res.status < 100 || res.status >= 500 || res.code === "internal" || res.code === "unknown" || res.code === "unparsable-json");
     // Nothing was written.
     expect(await rowCounts()).toEqual(before);
