@@ -35,6 +35,13 @@ export interface LaunchOptions {
    * sees either. Omitted: a fresh pair for this launch (tokens then die with it).
    */
   readonly tokenKeys?: { readonly privateKey: string; readonly publicKeys: readonly string[] };
+  /**
+   * Processes per service (default 1). Every caller's CHIRP_<SERVICE>_ADDR
+   * lists all of a service's instances (round-robin, UNAVAILABLE retried on
+   * another). With "default" ports only the first instance gets the
+   * documented ones; the others take free ports.
+   */
+  readonly instances?: Partial<Record<ServiceName, number>>;
 }
 
 export interface RunningService {
@@ -45,13 +52,24 @@ export interface RunningService {
 }
 
 export interface Mesh {
+  /** The first instance of each service. */
   readonly services: Readonly<Record<ServiceName, RunningService>>;
+  /** Every instance of each service, in the order of CHIRP_<SERVICE>_ADDR; current pids after a restart. */
+  readonly instances: Readonly<Record<ServiceName, readonly RunningService[]>>;
   readonly gatewayUrl: string;
   readonly gatewayPid: number;
   /** The topology manager, when one was started. */
   readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number };
   /** Environment a further process needs to reach the mesh (CHIRP_*_ADDR). */
   readonly addressEnv: Readonly<Record<string, string>>;
+  /** Sends an instance (default the first) `signal` (default SIGKILL) and resolves once it has exited. */
+  killService(name: ServiceName, index?: number, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts an instance again on its old gRPC port with its old environment
+   * (stopping it first if it still runs: SIGTERM, then SIGKILL), and resolves
+   * once it is ready. Callers reconnect to the same address.
+   */
+  restartService(name: ServiceName, index?: number): Promise<RunningService>;
   /** Stops the gateway, then the services; each gets SIGTERM and, after a grace period, SIGKILL. */
   stop(): Promise<void>;
 }
@@ -80,26 +98,49 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     }
     // Services call each other, so every one of them must know every address
     // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
+    const counts = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instanceCount(options.instances?.[name])])) as Record<ServiceName, number>;
     const grpcPorts = Object.fromEntries(
       await Promise.all(
-        SERVICE_NAMES.map(async (name) => [name, options.ports === "default" ? DEFAULT_PORTS[name].grpc : await freePort()] as const),
+        SERVICE_NAMES.map(
+          async (name) =>
+            [
+              name,
+              await Promise.all(
+                Array.from({ length: counts[name] }, (_, i) => (options.ports === "default" && i === 0 ? DEFAULT_PORTS[name].grpc : freePort())),
+              ),
+            ] as const,
+        ),
       ),
-    ) as Record<ServiceName, number>;
-    const addressEnv = Object.fromEntries(SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${grpcPorts[name]}`]));
-    const started = await Promise.all(
-      SERVICE_NAMES.map(async (name) => {
-        const child = spawnEntry(`services/${name}/main.ts`, options, {
-          ...addressEnv,
-          ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
-          [envName.grpcPort(name)]: String(grpcPorts[name]),
-          [envName.metricsPort(name)]: String(options.ports === "default" ? DEFAULT_PORTS[name].metrics : 0),
-        });
-        children.push(child);
-        const ready = await waitReady(child, name, options.readyTimeoutMs);
-        return { name, pid: child.pid!, grpcPort: Number(ready.grpcPort), metricsPort: Number(ready.metricsPort) };
-      }),
+    ) as Record<ServiceName, number[]>;
+    const addressEnv = Object.fromEntries(
+      SERVICE_NAMES.map((name) => [envName.address(name), grpcPorts[name].map((port) => `127.0.0.1:${port}`).join(",")]),
     );
-    const services = Object.fromEntries(started.map((s) => [s.name, s])) as Record<ServiceName, RunningService>;
+    const startInstance = async (name: ServiceName, index: number): Promise<{ child: ChildProcess; running: RunningService }> => {
+      const child = spawnEntry(`services/${name}/main.ts`, options, {
+        ...addressEnv,
+        ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
+        [envName.grpcPort(name)]: String(grpcPorts[name][index]),
+        [envName.metricsPort(name)]: String(options.ports === "default" && index === 0 ? DEFAULT_PORTS[name].metrics : 0),
+      });
+      children.push(child);
+      const ready = await waitReady(child, counts[name] > 1 ? `${name}[${index}]` : name, options.readyTimeoutMs);
+      return { child, running: { name, pid: child.pid!, grpcPort: Number(ready.grpcPort), metricsPort: Number(ready.metricsPort) } };
+    };
+    const started = await Promise.all(
+      SERVICE_NAMES.flatMap((name) => grpcPorts[name].map(async (_, index) => ({ name, index, ...(await startInstance(name, index)) }))),
+    );
+    const instances = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as RunningService[]])) as Record<ServiceName, RunningService[]>;
+    const processes = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as ChildProcess[]])) as Record<ServiceName, ChildProcess[]>;
+    for (const s of started) {
+      instances[s.name][s.index] = s.running;
+      processes[s.name][s.index] = s.child;
+    }
+    const services = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instances[name][0]!])) as Record<ServiceName, RunningService>;
+    const instanceOf = (name: ServiceName, index: number): ChildProcess => {
+      const child = processes[name][index];
+      if (child === undefined) throw new Error(`no instance ${index} of ${name} (${counts[name]} started)`);
+      return child;
+    };
     const gateway = spawnEntry("gateway/main.ts", options, {
       ...addressEnv,
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
@@ -118,7 +159,27 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
       gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
       gatewayPid: gateway.pid!,
       ...(topology === undefined ? {} : { topology }),
+      instances,
       addressEnv,
+      async killService(name, index = 0, signal = "SIGKILL") {
+        const child = instanceOf(name, index);
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, "exit");
+        child.kill(signal);
+        await exited;
+      },
+      async restartService(name, index = 0) {
+        const old = instanceOf(name, index);
+        await stopChild(old);
+        const { child, running } = await startInstance(name, index);
+        // In the old one's place, so stop() still stops the gateway before the services.
+        children.splice(children.indexOf(child), 1);
+        children.splice(children.indexOf(old), 1, child);
+        processes[name][index] = child;
+        instances[name][index] = running;
+        if (index === 0) services[name] = running;
+        return running;
+      },
       stop: stopAll,
     };
   } catch (err) {
@@ -128,6 +189,12 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
 }
 
 const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
+
+function instanceCount(n: number | undefined): number {
+  if (n === undefined) return 1;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`instances: ${n} is not a positive integer`);
+  return n;
+}
 
 function ephemeralTokenKeys(): { privateKey: string; publicKeys: string[] } {
   const pair = generateTokenKeys();
