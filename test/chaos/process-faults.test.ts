@@ -1,0 +1,140 @@
+// Fault tests of the mesh's own processes (issue 12 item 1), with two
+// instances of the tweet and timeline services (every caller lists both, as
+// docker-compose.yml does): a timeline process is killed with SIGKILL while
+// it fans a burst of tweets out to a few hundred followers, then started
+// again; one of the two tweet processes is killed under load. After each:
+// every acknowledged write is there, every timeline is complete, nothing is
+// listed twice, and the error window is printed (support/workload.ts).
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
+import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { entryMember } from "../../services/timeline/entries.js";
+import { KEYS } from "../../services/timeline/lists.js";
+import { gatewayApi, type Account } from "../e2e/support/api.js";
+import { callSafely, createWorkload, inParallel, until, type ApiTweet, type Workload } from "./support/workload.js";
+
+/** Followers of the author whose burst is being fanned out when the worker dies. */
+const FANS = 200;
+const BURST = 40;
+
+let infra: RunningInfra;
+let mesh: Mesh;
+let redis: Redis;
+let workload: Workload;
+const api = gatewayApi(() => mesh.gatewayUrl, "cp");
+const logDir = mkdtempSync(join(tmpdir(), "chirp-chaos-"));
+const logPath = join(logDir, "mesh.log");
+let logFd: number | undefined;
+
+beforeAll(async () => {
+  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
+  logFd = openSync(logPath, "a");
+  mesh = await launchMesh({
+    env: {
+      ...serviceInfraEnv(infra),
+      LOG_LEVEL: "warn",
+      CHIRP_RELAY_POLL_MS: "20",
+      // Small pipelines: fanning one tweet out to FANS lists takes FANS/2 round trips, long enough to die in the middle of.
+      CHIRP_TIMELINE_FANOUT_BATCH: "2",
+    },
+    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+    ports: "ephemeral",
+    stdio: logFd,
+    instances: { tweet: 2, timeline: 2 },
+  });
+  redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
+  workload = await createWorkload({ api, users: 12, followsEach: 4 });
+}, 180_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await mesh?.stop();
+  await infra?.stop();
+  if (logFd !== undefined) closeSync(logFd);
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+function showLogsOnFailure(): void {
+  onTestFailed(() => {
+    console.error(`--- last lines of the mesh's log ---\n${readFileSync(logPath, "utf8").split("\n").slice(-60).join("\n")}`);
+  });
+}
+
+const T = "chirp.tweet.v1.TweetService";
+const TL = "chirp.timeline.v1.TimelineService";
+
+/** How many of `tweets` are in each fan's Redis home list, summed. */
+async function deliveries(author: Account, fans: readonly Account[], tweets: readonly ApiTweet[]): Promise<number> {
+  const p = redis.pipeline();
+  for (const f of fans) for (const t of tweets) p.zscore(KEYS.home(f.id), entryMember({ id: BigInt(t.id), authorId: author.id }));
+  return ((await p.exec()) ?? []).filter(([err, score]) => err === null && score !== null).length;
+}
+
+describe("faults of the mesh's processes, under load", () => {
+  it("a timeline process killed mid fan-out and started again: every follower's list gets every tweet, once", { timeout: 300_000 }, async () => {
+    showLogsOnFailure();
+    const star = await api.signUp();
+    const fans = await api.signUpMany(FANS);
+    await inParallel(fans, 16, async (f) => {
+      await api.ok("chirp.graph.v1.GraphService/Follow", { userId: String(star.id) }, f.token);
+      // A list that exists is a list fan-out writes into (a missing one is built on the next read).
+      await api.ok(`${TL}/GetHomeTimeline`, { pageSize: 1 }, f.token);
+    });
+
+    const burst: ApiTweet[] = [];
+    let atKill = 0;
+    const report = await workload.run(
+      "timeline process killed mid fan-out",
+      async () => {
+        const posting = inParallel(
+          Array.from({ length: BURST }, (_, i) => i),
+          4,
+          async (i) => {
+            burst.push((await api.ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text: `burst #${i}` }, star.token)).tweet);
+          },
+        );
+        // The first tweets of the burst are reaching the fans' lists: the fan-out is under way.
+        await until("fan-out under way", 30_000, async () => burst.length > 0 && (await deliveries(star, fans, burst)) > 0, 5);
+        await mesh.killService("timeline", 0, "SIGKILL");
+        await posting;
+        atKill = await deliveries(star, fans, burst);
+        await mesh.restartService("timeline", 0);
+      },
+      // Events the killed process held unacked come back after the consumer's ack wait (30 s).
+      { consistentWithinMs: 120_000 },
+    );
+    expect(report.acked).toBeGreaterThan(0);
+    // Killed before the burst was everywhere (else this test killed nothing mid-batch).
+    expect(atKill).toBeLessThan(FANS * BURST);
+
+    // Every fan's home timeline is the star's tweets, each once; so are their Redis lists.
+    const started = performance.now();
+    await until("every fan has every tweet of the burst in their list", 120_000, async () => (await deliveries(star, fans, burst)) === FANS * BURST, 250);
+    const want = burst.map((t) => t.id).sort();
+    const wrong: string[] = [];
+    await inParallel(fans, 16, async (f) => {
+      const answer = await callSafely<{ tweets: ApiTweet[] }>(api, `${TL}/GetHomeTimeline`, { pageSize: 100 }, f.token);
+      const ids = answer.code === undefined ? answer.body.tweets.map((t) => t.id).sort() : [answer.code];
+      if (JSON.stringify(ids) !== JSON.stringify(want)) wrong.push(`${f.handle}: ${ids.length} entries`);
+    });
+    expect(wrong).toEqual([]);
+    console.log(
+      `[chaos] fan-out: ${atKill} of ${FANS * BURST} deliveries of the burst done when the process was killed; ` +
+        `all done ${((performance.now() - started) / 1000 + report.consistentMs / 1000).toFixed(1)} s after the load stopped`,
+    );
+  });
+
+  it("one of two tweet processes killed: calls go to the other; nothing acknowledged is lost or written twice", { timeout: 180_000 }, async () => {
+    showLogsOnFailure();
+    await workload.run("one of two tweet processes killed", async (load) => {
+      await mesh.killService("tweet", 1, "SIGKILL");
+      await load.acks(40);
+      await mesh.restartService("tweet", 1);
+    });
+  });
+});
