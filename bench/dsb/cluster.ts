@@ -1,0 +1,97 @@
+/**
+ * A private cluster and mesh for one bench run, as `npm start` and the
+ * end-to-end tests start them (startLocalCluster, launchMesh with the
+ * topology manager), plus what the bench itself needs: a shard router and a
+ * Redis connection of its own (bulk load, checks), the token signer of the
+ * launch's keys, and every process's pid. The services' output goes to a log
+ * file (the path is printed) so the progress lines stay readable.
+ */
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { createTokenSigner, generateTokenKeys, type TokenSigner } from "../../services/lib/auth/token.js";
+import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
+import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { topologyFromEnv } from "../../services/lib/shard/config.js";
+import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+
+export interface BenchCluster {
+  readonly infra: RunningInfra;
+  readonly mesh: Mesh;
+  readonly router: ShardRouter;
+  readonly redis: Redis;
+  readonly signer: TokenSigner;
+  /** MYSQL_URL_*, REDIS_URL, NATS_URL with the application account (for the floor). */
+  readonly env: Record<string, string>;
+  readonly logPath: string;
+  /** gateway, each service, the topology manager, each MySQL member, redis, nats. */
+  pids(): Record<string, number>;
+  /** Mesh processes only (gateway, services, topology manager). */
+  meshPids(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(opts: { say: (line: string) => void; profileDir?: string }): Promise<BenchCluster> {
+  let infra: RunningInfra | undefined;
+  let mesh: Mesh | undefined;
+  let router: ShardRouter | undefined;
+  let redis: Redis | undefined;
+  const logDir = join(tmpdir(), "chirp-bench");
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, `mesh-${process.pid}-${Date.now()}.log`);
+  const logFd = openSync(logPath, "a");
+  const stop = async (): Promise<void> => {
+    redis?.disconnect();
+    await router?.close().catch(() => {});
+    await mesh?.stop().catch(() => {});
+    await infra?.stop().catch(() => {});
+    try {
+      closeSync(logFd);
+    } catch {
+      // closed already
+    }
+  };
+  try {
+    infra = await startLocalCluster({ ephemeral: true, log: () => {} });
+    const env = serviceInfraEnv(infra);
+    const keys = generateTokenKeys();
+    opts.say(`cluster up; starting the mesh (services log to ${logPath})`);
+    mesh = await launchMesh({
+      env: {
+        ...env,
+        LOG_LEVEL: "warn",
+        ...(opts.profileDir === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${opts.profileDir}`.trim() }),
+      },
+      topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+      ports: "ephemeral",
+      stdio: logFd,
+      tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
+    });
+    router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
+    redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
+    const m = mesh;
+    const i = infra;
+    const meshPids = (): Record<string, number> => ({
+      gateway: m.gatewayPid,
+      ...Object.fromEntries(Object.entries(m.services).map(([name, s]) => [name, s.pid])),
+      ...(m.topology === undefined ? {} : { topology: m.topology.pid }),
+    });
+    return {
+      infra,
+      mesh,
+      router,
+      redis,
+      signer: createTokenSigner(keys.privateKey),
+      env,
+      logPath,
+      meshPids,
+      pids: () => ({ ...meshPids(), ...Object.fromEntries(i.processes.map((p) => [p.name, p.pid])) }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * What a result needs to be read later: the machine, the versions, and
+ * per-process CPU and memory from /proc (Linux; elsewhere the figures are
+ * left out).
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import * as os from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
+import { findBinary } from "../../services/lib/cluster/index.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** USER_HZ: /proc/<pid>/stat counts CPU in ticks of 1/100 s on Linux. */
+const TICKS_PER_SECOND = 100;
+
+export function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model,
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+const PACKAGES = ["@connectrpc/connect", "@connectrpc/connect-node", "@grpc/grpc-js", "@bufbuild/protobuf", "ioredis", "mysql2", "@nats-io/jetstream", "argon2", "tsx"];
+
+export function packageVersions(): Record<string, string> {
+  const lock = JSON.parse(readFileSync(`${ROOT}package-lock.json`, "utf8")) as { packages: Record<string, { version?: string }> };
+  return Object.fromEntries(PACKAGES.map((p) => [p, lock.packages[`node_modules/${p}`]?.version ?? "?"]));
+}
+
+export async function serverVersions(router: ShardRouter, redis: Redis): Promise<Record<string, string>> {
+  const [row] = await router.primary(router.shards()[0]!).query<{ v: string }>("SELECT VERSION() AS v");
+  const info = await redis.info("server");
+  let nats = "?";
+  try {
+    nats = execFileSync(findBinary("nats-server"), ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    // not installed here (given by URL)
+  }
+  return { mysql: row?.v ?? "?", redis: /redis_version:(\S+)/.exec(info)?.[1] ?? "?", nats };
+}
+
+/** CPU seconds (user + system) a process has used, or undefined. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size in MiB, or undefined. */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU of named processes between two snapshots: a snapshot is taken by calling the returned function. */
+export function cpuSnapshot(pids: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    const s = cpuSeconds(pid);
+    if (s !== undefined) out[name] = s;
+  }
+  return out;
+}
+
+/** Per process: CPU ms per request and percent of one core, between two snapshots over `seconds`. */
+export function cpuBetween(
+  before: Readonly<Record<string, number>>,
+  after: Readonly<Record<string, number>>,
+  requests: number,
+  seconds: number,
+): Record<string, { cpuMsPerRequest: number; percentOfCore: number }> {
+  const out: Record<string, { cpuMsPerRequest: number; percentOfCore: number }> = {};
+  for (const [name, end] of Object.entries(after)) {
+    const used = end - (before[name] ?? end);
+    out[name] = {
+      cpuMsPerRequest: requests === 0 ? 0 : Math.round((used / requests) * 1e6) / 1000,
+      percentOfCore: Math.round((used / seconds) * 1000) / 10,
+    };
+  }
+  return out;
+}
+
+export function loadAverage(): number[] {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100);
+}

@@ -1,0 +1,309 @@
+/**
+ * The DeathStarBench social-network workload against Chirp, next to a floor.
+ *
+ *   npm run bench [-- --seconds 20 --warmup 5 --concurrency 32 --rate N --rates a,b,c --no-floor --profile --out FILE]
+ *   npm run bench:sweep [-- --users 10240 --sweep-rate 60 --seconds 20]
+ *
+ * Default run (about 3-4 minutes here): a private cluster and mesh, the
+ * socfb-Reed98 data set bulk-loaded and checked through the API, every home
+ * list built; then the mix (60 % home, 30 % user timeline, 10 % compose)
+ * closed loop against Chirp and against the floor (bare node:http doing the
+ * same Redis and MySQL work, floor-server.ts), then open loop at --rate
+ * (default: half the closed-loop Chirp throughput, rounded) against both, and
+ * at each of --rates. Prints the tables and writes bench/results/dsb.json.
+ *
+ * --sweep: the same with the Reed98 set and a synthetic power-law set of
+ * --users users (10x: 10,240 by default, with authors of 10,000+ followers),
+ * each on a fresh cluster, Chirp only: closed loop, and open loop at
+ * --sweep-rate. Writes bench/results/dsb-sweep.json.
+ *
+ * --profile: the mesh runs with --cpu-prof; the profiles are summarized over
+ * the closed-loop Chirp window (self time by function and by package per
+ * process). Profiling slows the mesh: its figures are not comparable.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startBenchCluster, type BenchCluster } from "./cluster.js";
+import { runLoad, round, type RunResult, type RunSpec } from "./loadgen.js";
+import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions } from "./machine.js";
+import { prepare, type Prepared } from "./prepare.js";
+import { findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
+import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
+import { DSB_MIX, OP_KINDS, createOpPicker, reed98, synthetic, type Dataset } from "./workload.js";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "20" },
+    warmup: { type: "string", default: "5" },
+    concurrency: { type: "string", default: "32" },
+    rate: { type: "string" },
+    rates: { type: "string", default: "" },
+    "no-floor": { type: "boolean", default: false },
+    "no-closed": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+    sweep: { type: "boolean", default: false },
+    users: { type: "string", default: "10240" },
+    "sweep-rate": { type: "string", default: "60" },
+    "timeout-ms": { type: "string", default: "10000" },
+    binary: { type: "boolean", default: false },
+    out: { type: "string" },
+  },
+});
+
+const SECONDS = Number(args.seconds);
+const WARMUP = Number(args.warmup);
+const CONCURRENCY = Number(args.concurrency);
+const TIMEOUT_MS = Number(args["timeout-ms"]);
+const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
+const started = Date.now();
+const say = (line: string): void => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
+
+let cluster: BenchCluster | undefined;
+let floorProc: ChildProcess | undefined;
+const targets: Target[] = [];
+async function cleanup(): Promise<void> {
+  for (const t of targets.splice(0)) t.close();
+  floorProc?.kill();
+  floorProc = undefined;
+  await cluster?.stop();
+  cluster = undefined;
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    say(`${signal}: stopping every process this run started`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+interface Measured extends RunResult {
+  /** CPU per recorded request and percent of a core, by process (mesh, servers, floor, this load generator). */
+  readonly processes: Record<string, { cpuMsPerRequest: number; percentOfCore: number }>;
+}
+
+async function startFloor(c: BenchCluster, p: Prepared): Promise<Target> {
+  floorProc = fork(fileURLToPath(new URL("./floor-server.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, ...c.env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  floorProc.send({ userIds: p.loaded.userIds.map(String) });
+  const port = await new Promise<number>((resolve, reject) => {
+    floorProc!.once("message", (m: { port: number }) => resolve(m.port));
+    floorProc!.once("exit", (code) => reject(new Error(`floor server exited (${code})`)));
+  });
+  const t = createFloorTarget({ port, timeoutMs: TIMEOUT_MS });
+  targets.push(t);
+  return t;
+}
+
+async function measure(c: BenchCluster, d: Dataset, target: Target, spec: RunSpec, seed: number): Promise<Measured> {
+  const pids = { ...c.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
+  let before: Record<string, number> = {};
+  let after: Record<string, number> = {};
+  const result = await runLoad(target, createOpPicker(d, seed), spec, {
+    onWindowStart: () => (before = cpuSnapshot(pids)),
+    onWindowEnd: () => (after = cpuSnapshot(pids)),
+  });
+  const recorded = result.achievedPerSecond * result.seconds;
+  const processes = cpuBetween(before, after, recorded, result.seconds);
+  const l = result.all.latency;
+  say(
+    `${spec.label}: ${result.achievedPerSecond}/s, p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, errors ${JSON.stringify(result.all.errors)}; load generator ${result.loadgen.cpuPercent} % CPU, event loop ${result.loadgen.eventLoopUtilization}`,
+  );
+  return { ...result, processes };
+}
+
+const fmt = (x: number): string => (Number.isNaN(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function table(runs: readonly Measured[]): string {
+  const lines = ["| run | type | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |", "|---|---|---:|---:|---:|---:|---:|---|"];
+  for (const r of runs) {
+    for (const k of [...OP_KINDS, "all"] as const) {
+      const t = k === "all" ? r.all : r.byType[k];
+      const errors = Object.entries(t.errors).map(([code, n]) => `${code} ${n}`).join(", ") || "0";
+      lines.push(`| ${r.label} | ${k} | ${fmt(t.perSecond)} | ${fmt(t.latency.p50Ms)} | ${fmt(t.latency.p90Ms)} | ${fmt(t.latency.p99Ms)} | ${fmt(t.latency.p999Ms)} | ${errors} |`);
+    }
+  }
+  return lines.join("\n");
+}
+
+interface Ratio {
+  readonly run: string;
+  readonly floorRun: string;
+  readonly byType: Record<string, { throughput: number; p50: number; p90: number; p99: number; p999: number }>;
+}
+
+function ratios(runs: readonly Measured[]): Ratio[] {
+  const out: Ratio[] = [];
+  for (const r of runs.filter((x) => x.target === "chirp")) {
+    const f = runs.find((x) => x.target === "floor" && x.mode === r.mode && x.rate === r.rate && x.concurrency === r.concurrency);
+    if (f === undefined) continue;
+    const byType: Ratio["byType"] = {};
+    for (const k of [...OP_KINDS, "all"] as const) {
+      const a = k === "all" ? r.all : r.byType[k];
+      const b = k === "all" ? f.all : f.byType[k];
+      byType[k] = {
+        throughput: round(a.perSecond / b.perSecond, 3),
+        p50: round(a.latency.p50Ms / b.latency.p50Ms, 1),
+        p90: round(a.latency.p90Ms / b.latency.p90Ms, 1),
+        p99: round(a.latency.p99Ms / b.latency.p99Ms, 1),
+        p999: round(a.latency.p999Ms / b.latency.p999Ms, 1),
+      };
+    }
+    out.push({ run: r.label, floorRun: f.label, byType });
+  }
+  return out;
+}
+
+function ratioTable(rs: readonly Ratio[]): string {
+  const lines = ["| Chirp run ÷ floor run | type | ok/s × | p50 × | p90 × | p99 × | p99.9 × |", "|---|---|---:|---:|---:|---:|---:|"];
+  for (const r of rs) for (const [k, v] of Object.entries(r.byType)) lines.push(`| ${r.run} ÷ ${r.floorRun} | ${k} | ${v.throughput} | ${v.p50} | ${v.p90} | ${v.p99} | ${v.p999} |`);
+  return lines.join("\n");
+}
+
+function cpuTable(runs: readonly Measured[]): string {
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r.processes)))];
+  const lines = [`| process | ${runs.map((r) => `${r.label} CPU ms/req (% core)`).join(" | ")} |`, `|---|${runs.map(() => "---:").join("|")}|`];
+  for (const n of names) lines.push(`| ${n} | ${runs.map((r) => (r.processes[n] === undefined ? "" : `${r.processes[n]!.cpuMsPerRequest} (${r.processes[n]!.percentOfCore} %)`)).join(" | ")} |`);
+  return lines.join("\n");
+}
+
+function write(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v), 2)}\n`);
+  say(`wrote ${path}`);
+}
+
+function datasetInfo(d: Dataset, p: Prepared): Record<string, unknown> {
+  let maxFollowers = 0;
+  for (const f of p.loaded.followers) maxFollowers = Math.max(maxFollowers, f);
+  return {
+    name: d.name,
+    description: d.description,
+    users: d.users,
+    follows: d.follower.length,
+    tweets: p.loaded.tweets.length,
+    maxFollowers,
+    hotAuthors: p.hotAuthors,
+    rowsLoaded: p.loaded.rows,
+    checkedUsers: p.checkedUsers,
+    timingsMs: Object.fromEntries(Object.entries(p.timings).map(([k, v]) => [k, Math.round(v)])),
+  };
+}
+
+async function bench(): Promise<void> {
+  const d = reed98();
+  const profileDir = args.profile ? mkdtempSync(join(tmpdir(), "chirp-bench-prof-")) : undefined;
+  const loadAtStart = loadAverage();
+  say(`starting a private cluster and mesh (load average ${loadAtStart.join(", ")})${profileDir ? `; CPU profiles in ${profileDir}` : ""}`);
+  cluster = await startBenchCluster({ say, ...(profileDir === undefined ? {} : { profileDir }) });
+  const c = cluster;
+  say(`mesh up`);
+  const versions = await serverVersions(c.router, c.redis);
+  const p = await prepare(c, d, say);
+  const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
+  targets.push(chirp);
+  const floor = args["no-floor"] ? undefined : await startFloor(c, p);
+  const runs: Measured[] = [];
+  const both = async (mode: "open" | "closed", n: number, seed: number): Promise<void> => {
+    const tag = mode === "open" ? `open ${n}/s` : `closed ${n}`;
+    const spec = { mode, seconds: SECONDS, warmupSeconds: WARMUP, ...(mode === "open" ? { rate: n } : { concurrency: n }) };
+    runs.push(await measure(c, d, chirp, { ...spec, label: `chirp ${tag}` }, seed));
+    if (floor !== undefined) runs.push(await measure(c, d, floor, { ...spec, label: `floor ${tag}` }, seed));
+  };
+  if (!args["no-closed"]) await both("closed", CONCURRENCY, 11);
+  const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
+  const rate = args.rate !== undefined ? Number(args.rate) : Math.max(10, Math.round((closedChirp?.achievedPerSecond ?? 100) / 2 / 10) * 10);
+  await both("open", rate, 12);
+  const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
+  for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
+  const meshPids = c.meshPids();
+  const loadAtEnd = loadAverage();
+  await cleanup();
+
+  let profile: ProcessProfile[] | undefined;
+  if (profileDir !== undefined && closedChirp !== undefined) {
+    const files = findProfiles(profileDir, meshPids);
+    profile = Object.entries(files).map(([name, file]) => summarizeProfile(name, file, closedChirp.windowMicros));
+    for (const pr of profile) {
+      say(`profile ${pr.process}: busy ${pr.busyMs} of ${pr.windowMs} ms sampled; top: ${pr.topFunctions.slice(0, 4).map((f) => `${f.name} ${f.percentOfBusy} %`).join("; ")}`);
+    }
+  }
+
+  const rs = ratios(runs);
+  console.log(`\nDeathStarBench social-network mix (${Object.entries(DSB_MIX).map(([k, v]) => `${k} ${v * 100} %`).join(", ")}) on ${d.description}`);
+  console.log(`${SECONDS} s measured after ${WARMUP} s warm-up per run; load average ${loadAtStart.join("/")} at start, ${loadAtEnd.join("/")} at end\n`);
+  console.log(table(runs));
+  if (rs.length > 0) console.log(`\nChirp as a multiple of the floor (throughput: Chirp ÷ floor; latency: Chirp ÷ floor)\n\n${ratioTable(rs)}`);
+  console.log(`\nCPU per request by process\n\n${cpuTable(runs)}\n`);
+
+  const stripped = runs.map(({ histograms, ...rest }) => ({ ...rest, histograms }));
+  write(args.out ?? join(RESULTS, "dsb.json"), {
+    benchmark: "dsb-social-network",
+    date: new Date().toISOString(),
+    machine: { ...machine(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd, shared: "other agents' tests and builds ran on the same 2 cores" },
+    versions: { packages: packageVersions(), servers: versions },
+    settings: {
+      mix: DSB_MIX,
+      seconds: SECONDS,
+      warmupSeconds: WARMUP,
+      concurrency: CONCURRENCY,
+      openRate: rate,
+      curveRates: curve,
+      timeoutMs: TIMEOUT_MS,
+      encoding: args.binary ? "connect+proto over HTTP/1.1" : "connect+json over HTTP/1.1",
+      profiled: profileDir !== undefined,
+      mesh: "one instance of each service, default settings, LOG_LEVEL=warn, topology manager running",
+    },
+    dataset: datasetInfo(d, p),
+    runs: stripped,
+    ratios: rs,
+    ...(profile === undefined ? {} : { profile }),
+  });
+}
+
+async function sweep(): Promise<void> {
+  const sets = [reed98(), synthetic(Number(args.users))];
+  const rate = Number(args["sweep-rate"]);
+  const scales: Array<Record<string, unknown>> = [];
+  const loadAtStart = loadAverage();
+  let versions: Record<string, string> = {};
+  for (const d of sets) {
+    say(`--- ${d.name}: starting a fresh private cluster and mesh (load average ${loadAverage().join(", ")})`);
+    cluster = await startBenchCluster({ say });
+    const c = cluster;
+    versions = await serverVersions(c.router, c.redis);
+    const p = await prepare(c, d, say);
+    const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
+    targets.push(chirp);
+    const closed = await measure(c, d, chirp, { label: `${d.name} closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP }, 11);
+    const open = await measure(c, d, chirp, { label: `${d.name} open ${rate}/s`, mode: "open", rate, seconds: SECONDS, warmupSeconds: WARMUP }, 12);
+    await cleanup();
+    scales.push({ dataset: datasetInfo(d, p), closed, open });
+  }
+  const runs = scales.flatMap((s) => [s.closed as Measured, s.open as Measured]);
+  console.log(`\nScale sweep: the same mix on ${sets.map((s) => s.description).join("; and on ")}\n`);
+  console.log(table(runs));
+  console.log(`\nCPU per request by process\n\n${cpuTable(runs)}\n`);
+  write(args.out ?? join(RESULTS, "dsb-sweep.json"), {
+    benchmark: "dsb-social-network-sweep",
+    date: new Date().toISOString(),
+    machine: { ...machine(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAverage(), shared: "other agents' tests and builds ran on the same 2 cores" },
+    versions: { packages: packageVersions(), servers: versions },
+    settings: { mix: DSB_MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
+    scales,
+  });
+}
+
+try {
+  await (args.sweep ? sweep() : bench());
+} catch (err) {
+  say(`failed: ${(err as Error).stack ?? String(err)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

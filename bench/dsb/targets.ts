@@ -1,0 +1,107 @@
+/**
+ * What the load generator drives: Chirp through the gateway's public API
+ * (Connect over HTTP/1.1 keep-alive, as a browser or curl would), or the
+ * floor server (floor-server.ts) through plain node:http. Both run the same
+ * Op and count the calls it took.
+ *
+ * GetUserTimeline has keyset page tokens only (ARCHITECTURE section 3: opaque
+ * tokens, no offset field), so "10 tweets from offset k" is emulated as a
+ * client would: one call of page size min(k, 100) to skip k tweets, then,
+ * unless the timeline ended there, one call of page size 10 from its token
+ * (k = 0: the one call). The skipped tweets are hydrated too, which
+ * DeathStarBench's ZREVRANGE over post ids does not do; the floor does the
+ * same two reads, so the ratio compares like with like.
+ */
+import { Agent, request } from "node:http";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import type { Op } from "./workload.js";
+
+export const HOME_PAGE = 10;
+export const USER_PAGE = 10;
+export const MAX_PAGE = 100;
+
+/** A failed request, by code: a Connect code name (`unavailable`), `http_<status>`, or `client_<reason>`. */
+export class OpError extends Error {
+  constructor(readonly code: string, message?: string) {
+    super(message ?? code);
+  }
+}
+
+export interface Target {
+  readonly name: string;
+  /** Runs the op; resolves to the number of calls it made. */
+  run(op: Op): Promise<number>;
+  close(): void;
+}
+
+export function codeOf(err: unknown): string {
+  if (err instanceof OpError) return err.code;
+  if (err instanceof ConnectError) return Code[err.code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? `client_${code.toLowerCase()}` : "client_error";
+}
+
+export function createChirpTarget(opts: { gatewayUrl: string; tokenOf: (user: number) => string; userIdOf: (user: number) => bigint; timeoutMs: number; binary?: boolean }): Target {
+  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  const transport = createConnectTransport({ baseUrl: opts.gatewayUrl, httpVersion: "1.1", useBinaryFormat: opts.binary ?? false, nodeOptions: { agent } });
+  const timeline: Client<typeof TimelineService> = createClient(TimelineService, transport);
+  const tweets: Client<typeof TweetService> = createClient(TweetService, transport);
+  const as = (user: number) => ({ headers: { authorization: `Bearer ${opts.tokenOf(user)}` }, timeoutMs: opts.timeoutMs });
+  return {
+    name: "chirp",
+    async run(op) {
+      switch (op.kind) {
+        case "home":
+          await timeline.getHomeTimeline({ pageSize: HOME_PAGE }, as(op.user));
+          return 1;
+        case "user": {
+          const userId = opts.userIdOf(op.author);
+          if (op.offset === 0) {
+            await timeline.getUserTimeline({ userId, pageSize: USER_PAGE }, as(op.viewer));
+            return 1;
+          }
+          const skip = await timeline.getUserTimeline({ userId, pageSize: Math.min(op.offset, MAX_PAGE) }, as(op.viewer));
+          if (skip.nextPageToken === "") return 1;
+          await timeline.getUserTimeline({ userId, pageSize: USER_PAGE, pageToken: skip.nextPageToken }, as(op.viewer));
+          return 2;
+        }
+        case "compose":
+          await tweets.postTweet({ text: op.text }, as(op.user));
+          return 1;
+      }
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** The floor server's client: one POST per op with the op as JSON (the server does the calls' work). */
+export function createFloorTarget(opts: { port: number; timeoutMs: number }): Target {
+  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  const post = (body: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: opts.port, method: "POST", path: "/op", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }, timeout: opts.timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            if (res.statusCode !== 200) return reject(new OpError(`http_${res.statusCode}`, Buffer.concat(chunks).toString().slice(0, 200)));
+            const reply = JSON.parse(Buffer.concat(chunks).toString()) as { calls: number };
+            resolve(reply.calls);
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new OpError("client_timeout")));
+      req.on("error", reject);
+      req.end(body);
+    });
+  return {
+    name: "floor",
+    run: (op) => post(JSON.stringify(op)),
+    close: () => agent.destroy(),
+  };
+}
