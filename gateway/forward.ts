@@ -6,7 +6,8 @@ import type { TokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
-import { observeCall } from "../services/lib/rpc/observe.js";
+import { observeCall, type CallInfo } from "../services/lib/rpc/observe.js";
+import { ATTR, annotateActiveSpan, tracingOn } from "../services/lib/tracing/tracing.js";
 import { requestRecordKey, type RequestRecord } from "./access.js";
 import { rateClassOf } from "./public-api.js";
 import type { RateClass, RateLimiter } from "./rate-limit.js";
@@ -135,6 +136,7 @@ async function admit(ctx: HandlerContext, header: Headers, record: RequestRecord
   if (caller !== undefined) {
     header.set(CALLER_ID_HEADER, caller);
     record.userId = caller;
+    annotateActiveSpan({ [ATTR.callerId]: caller });
   }
   if (options.limiter === undefined) return;
   const decision = await options.limiter.admit(rateClass, { userId: caller, ip: record.ip }, record.requestId);
@@ -156,8 +158,19 @@ function timeoutMs(ctx: HandlerContext, options: ForwardOptions): number {
   return ctx.timeoutMs() ?? options.defaultTimeoutMs;
 }
 
-function callInfo(method: DescMethod, header: Headers) {
-  return { service: method.parent.name, method: method.name, requestId: header.get(REQUEST_ID_HEADER) ?? undefined };
+/**
+ * The public call's metrics labels and, when tracing, its server span: the
+ * root of the request's trace. A traceparent the client sent is not
+ * continued: sampling is the gateway's decision, not the caller's.
+ */
+function callInfo(method: DescMethod, header: Headers): CallInfo {
+  const requestId = header.get(REQUEST_ID_HEADER) ?? undefined;
+  return {
+    service: method.parent.name,
+    method: method.name,
+    requestId,
+    trace: tracingOn() ? { system: "connectrpc", method: `${method.parent.typeName}/${method.name}`, requestId } : undefined,
+  };
 }
 
 async function* once<T>(value: T): AsyncIterable<T> {

@@ -7,6 +7,8 @@ import { createMetrics, serveMetrics, type Metrics } from "./metrics.js";
 import { GrpcServer } from "./rpc/grpc-server.js";
 import { loadServiceConfig, type ServiceConfig } from "./service-config.js";
 import { onShutdownSignal } from "./shutdown.js";
+import { loadTracingConfig } from "./tracing/config.js";
+import { startTracing } from "./tracing/tracing.js";
 
 /** What a service's routes get: built once per process, closed on shutdown. */
 export interface BaseContext {
@@ -35,9 +37,10 @@ export interface ReadyMessage {
 }
 
 /**
- * Process entry shared by every service: config, logger, metrics, the gRPC
- * server with health and reflection, /metrics, and a graceful drain on
- * SIGTERM/SIGINT that closes resources in reverse order of opening.
+ * Process entry shared by every service: config, logger, tracing (when
+ * configured), metrics, the gRPC server with health and reflection, /metrics,
+ * and a graceful drain on SIGTERM/SIGINT that closes resources in reverse
+ * order of opening.
  */
 export async function runService<S extends DescService, C extends BaseContext>(
   spec: ServiceSpec<S, C>,
@@ -45,6 +48,8 @@ export async function runService<S extends DescService, C extends BaseContext>(
 ): Promise<void> {
   const config = loadServiceConfig(spec.name, env);
   const log = createLogger(spec.name, config.logLevel);
+  // Before anything that may call or publish; shut down last, so spans of the drain are exported too.
+  const tracing = startTracing(loadTracingConfig(env, spec.name), log);
   const metrics = createMetrics(spec.name);
   const ctx = await spec.createContext({ env, config, log, metrics });
 
@@ -60,5 +65,6 @@ export async function runService<S extends DescService, C extends BaseContext>(
     await server.close(config.shutdownGraceMs);
     await metricsServer.close();
     await ctx.close();
+    await tracing.shutdown();
   });
 }

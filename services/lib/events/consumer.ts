@@ -44,6 +44,7 @@ import {
 import { nanos, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { endMessageSpan, runInSpan, startConsumerSpan } from "../tracing/tracing.js";
 import type { EventBus } from "./bus.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
@@ -221,16 +222,22 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     // A long handler tells the server it is still working, so ack_wait does not redeliver it meanwhile.
     const keepAlive = setInterval(() => msg.working(), Math.max(500, Math.floor(ackWaitMs / 2)));
     const started = performance.now();
+    // The handler runs in the event's trace (the request that wrote it), so its own calls join it too.
+    const span = startConsumerSpan(hdrs, { subject: type.subject, eventId, requestId: event.requestId, durable, redeliveryCount: event.redeliveryCount });
     try {
-      await opts.handler(event);
+      await (span === undefined ? opts.handler(event) : runInSpan(span, () => opts.handler(event)));
       msg.ack();
       if (eventId !== undefined) handled.add(eventId);
       m?.consumed.inc({ durable, subject: type.subject, result: "ok" });
+      if (span !== undefined) endMessageSpan(span, undefined, "ok");
     } catch (err) {
       const deliveries = msg.info.deliveryCount;
+      let outcome = "retry";
       if (err instanceof UnprocessableEventError) {
+        outcome = "dead_letter";
         deadLetter(msg, { subject: type.subject, eventId }, err, "handler refused it");
       } else if (deliveries >= maxDeliver) {
+        outcome = "dead_letter";
         deadLetter(msg, { subject: type.subject, eventId }, err, `handler failed ${deliveries} times`);
       } else {
         const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(deliveries - 1, 20));
@@ -239,6 +246,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         m?.consumed.inc({ durable, subject: type.subject, result: "retry" });
         log.warn({ err, subject: type.subject, event_id: eventId, deliveries, retry_in_ms: delay }, "event handler failed; will retry");
       }
+      if (span !== undefined) endMessageSpan(span, err, outcome);
     } finally {
       clearInterval(keepAlive);
       m?.handlerDuration.observe({ durable, subject: type.subject }, (performance.now() - started) / 1000);

@@ -1,6 +1,7 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
 import type { Queryable } from "../shard/router.js";
+import { activeTraceHeaders } from "../tracing/tracing.js";
 import type { EventType } from "./subjects.js";
 
 export interface OutboxEntry<D extends DescMessage> {
@@ -26,7 +27,13 @@ export async function appendOutbox<D extends DescMessage>(
 ): Promise<bigint> {
   const userId = BigInt(entry.userId);
   const eventId = ids.next();
-  const headers = entry.requestId === undefined ? null : JSON.stringify({ "x-request-id": entry.requestId });
+  // The trace context of the request writing the row (traceparent, tracestate)
+  // rides with it: the relay publishes it as NATS headers, and consumers continue the trace.
+  const traced = activeTraceHeaders();
+  const headers =
+    entry.requestId === undefined && traced === undefined
+      ? null
+      : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
   await tx.execute(
     "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)",
     [eventId, userId, entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers],

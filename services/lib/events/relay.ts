@@ -22,12 +22,14 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { PubAck } from "@nats-io/jetstream";
+import type { Span } from "@opentelemetry/api";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { ShardClient, ShardRouter } from "../shard/router.js";
 import type { BusConnection, EventBus } from "./bus.js";
 import type { RelayConfig } from "./config.js";
-import { EVENT_ID_HEADER, USER_ID_HEADER } from "./headers.js";
+import { ATTR, endMessageSpan, injectSpan, startPublishSpan } from "../tracing/tracing.js";
+import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
 import { createLease, openLeaseBucket, type Lease, type LeaseBucket } from "./lease.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { countUnsent, markSent, purgeSent, readUnsent, type OutboxRow } from "./outbox-store.js";
@@ -227,15 +229,27 @@ class ShardWorker {
     // Pipelined: every publish is on the wire before the first ack is awaited.
     // One connection keeps them in order, so the stream stores them in id order.
     const results = await Promise.allSettled(
-      rows.map((row) =>
-        conn.js
+      rows.map((row) => {
+        const { headers, span } = this.headersOf(row);
+        const published = conn.js
           .publish(row.subject, row.payload, {
             msgID: row.eventId,
-            headers: this.headersOf(row),
+            headers,
             timeout: config.publishTimeoutMs,
           })
-          .then((ack) => ({ ack, at: performance.now() })),
-      ),
+          .then((ack) => ({ ack, at: performance.now() }));
+        if (span === undefined) return published;
+        return published.then(
+          (r) => {
+            endMessageSpan(span, undefined, r.ack.duplicate ? "duplicate" : "stored");
+            return r;
+          },
+          (err: unknown) => {
+            endMessageSpan(span, err);
+            throw err;
+          },
+        );
+      }),
     );
 
     const acked: string[] = [];
@@ -310,14 +324,21 @@ class ShardWorker {
     }
   }
 
-  private headersOf(row: OutboxRow): MsgHdrs {
+  /**
+   * The row's stored headers, its event and user ids, and, when this process
+   * traces and the row was written under a trace, the publish span: its
+   * context replaces the stored traceparent, so consumers' spans are its children.
+   */
+  private headersOf(row: OutboxRow): { headers: MsgHdrs; span: Span | undefined } {
     const h = natsHeaders();
+    const stored: Record<string, string> = {};
     if (row.headers !== null && row.headers !== "") {
       try {
-        const stored = JSON.parse(row.headers) as unknown;
-        if (typeof stored === "object" && stored !== null && !Array.isArray(stored)) {
-          for (const [k, v] of Object.entries(stored)) {
+        const parsed = JSON.parse(row.headers) as unknown;
+        if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+          for (const [k, v] of Object.entries(parsed)) {
             if (typeof v !== "string") continue;
+            stored[k] = v;
             try {
               h.set(k, v);
             } catch {
@@ -331,7 +352,12 @@ class ShardWorker {
     }
     h.set(EVENT_ID_HEADER, row.eventId);
     h.set(USER_ID_HEADER, row.userId);
-    return h;
+    const span = startPublishSpan(stored, { subject: row.subject, eventId: row.eventId, requestId: stored[REQUEST_ID_HEADER] });
+    if (span !== undefined) {
+      span.setAttribute(ATTR.shard, this.shard);
+      injectSpan(span, (k, v) => h.set(k, v));
+    }
+    return { headers: h, span };
   }
 }
 

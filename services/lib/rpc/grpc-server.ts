@@ -14,7 +14,8 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { grpcMethodDefinition } from "./grpc-definition.js";
-import { REQUEST_ID_HEADER, headersToMetadata, metadataToHeaders } from "./metadata.js";
+import { tracingOn } from "../tracing/tracing.js";
+import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata, metadataToHeaders } from "./metadata.js";
 import { observeCall } from "./observe.js";
 import { createReflectionService } from "./reflection.js";
 import { validateRequest } from "./validation.js";
@@ -164,7 +165,22 @@ export class GrpcServer {
   }
 
   private observe<T>(method: DescMethod, ctx: HandlerContext, run: () => Promise<T>): Promise<T> {
-    const call = { service: method.parent.name, method: method.name, requestId: ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined };
+    const requestId = ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
+    const call = {
+      service: method.parent.name,
+      method: method.name,
+      requestId,
+      // The caller's client span sent its context as traceparent; this call's span continues it.
+      trace: tracingOn()
+        ? {
+            system: "grpc" as const,
+            method: `${method.parent.typeName}/${method.name}`,
+            requestId,
+            callerId: ctx.requestHeader.get(CALLER_ID_HEADER) ?? undefined,
+            parent: ctx.requestHeader,
+          }
+        : undefined,
+    };
     return observeCall(this.options.metrics, this.options.log, call, run).finally(() => {
       const controller = this.callAbort.get(ctx);
       if (controller !== undefined) this.inFlight.delete(controller);

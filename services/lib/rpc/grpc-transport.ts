@@ -8,9 +8,11 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
+import type { Span } from "@opentelemetry/api";
 import type { Metrics } from "../metrics.js";
+import { endRpcSpan, injectSpan, startClientSpan, tracingOn } from "../tracing/tracing.js";
 import { grpcMethodDefinition, grpcMethodPath } from "./grpc-definition.js";
-import { headersToMetadata, metadataToHeaders, type HeadersInit } from "./metadata.js";
+import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata, metadataToHeaders, type HeadersInit } from "./metadata.js";
 
 export interface GrpcTransportOptions {
   /**
@@ -72,16 +74,19 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
       return timed(method, () =>
         new Promise<UnaryResponse<I, O>>((resolve, reject) => {
           let responseHeader = new Headers();
+          const metadata = headersToMetadata(header);
+          const span = clientSpan(method, metadata);
           const call = client.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
             def.path,
             def.requestSerialize,
             def.responseDeserialize,
             message,
-            headersToMetadata(header),
+            metadata,
             callOptions(signal, timeoutMs),
             (err, output) => {
               signal?.removeEventListener("abort", cancel);
-              if (err) return reject(fromServiceError(err));
+              if (err) return reject(endSpan(span, fromServiceError(err)));
+              endSpan(span);
               if (output === undefined) return reject(new ConnectError("empty response", Code.Internal));
               resolve({
                 stream: false,
@@ -111,6 +116,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
     ): Promise<StreamResponse<I, O>> {
       const def = grpcMethodDefinition(method);
       const metadata = headersToMetadata(header);
+      const span = clientSpan(method, metadata);
       // Streams (live events, uploads) may legitimately last longer than a unary deadline.
       const opts: grpc.CallOptions = timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
       const base = { stream: true as const, service: method.parent, method, header: new Headers(), trailer: new Headers() };
@@ -124,12 +130,17 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
               def.responseDeserialize,
               metadata,
               opts,
-              (err, output) => (err ? reject(fromServiceError(err)) : output ? resolve(output) : reject(new ConnectError("empty response", Code.Internal))),
+              (err, output) => {
+                if (err) return reject(endSpan(span, fromServiceError(err)));
+                if (output === undefined) return reject(endSpan(span, new ConnectError("empty response", Code.Internal)));
+                endSpan(span);
+                resolve(output);
+              },
             );
             signal?.addEventListener("abort", () => call.cancel(), { once: true });
             pumpInto(call, method.input, input).catch((err: unknown) => {
               call.cancel();
-              reject(err instanceof ConnectError ? err : new ConnectError("request stream failed", Code.Canceled, undefined, undefined, err));
+              reject(endSpan(span, err instanceof ConnectError ? err : new ConnectError("request stream failed", Code.Canceled, undefined, undefined, err)));
             });
           });
           return pending;
@@ -143,7 +154,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
           first = m;
           break;
         }
-        if (first === undefined) throw new ConnectError("missing request message", Code.InvalidArgument);
+        if (first === undefined) throw endSpan(span, new ConnectError("missing request message", Code.InvalidArgument));
         const call = client.makeServerStreamRequest<MessageShape<I>, MessageShape<O>>(
           def.path,
           def.requestSerialize,
@@ -153,7 +164,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
           opts,
         );
         signal?.addEventListener("abort", () => call.cancel(), { once: true });
-        return { ...base, message: readAll<O>(call) };
+        return { ...base, message: readAll<O>(call, span) };
       }
 
       const call = client.makeBidiStreamRequest<MessageShape<I>, MessageShape<O>>(
@@ -165,7 +176,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
       );
       signal?.addEventListener("abort", () => call.cancel(), { once: true });
       pumpInto(call, method.input, input).catch(() => call.cancel());
-      return { ...base, message: readAll<O>(call) };
+      return { ...base, message: readAll<O>(call, span) };
     },
   };
 }
@@ -222,6 +233,35 @@ export function grpcTarget(target: string): string {
   return target.includes(",") ? `ipv4:${target}` : target;
 }
 
+/**
+ * The client span of one outgoing call (undefined when tracing is off), its
+ * context added to the call's metadata for the callee's server span.
+ */
+function clientSpan(method: { name: string; parent: { typeName: string } }, metadata: grpc.Metadata): Span | undefined {
+  if (!tracingOn()) return undefined;
+  const span = startClientSpan({
+    system: "grpc",
+    method: `${method.parent.typeName}/${method.name}`,
+    requestId: metadataValue(metadata, REQUEST_ID_HEADER),
+    callerId: metadataValue(metadata, CALLER_ID_HEADER),
+  });
+  if (span !== undefined) injectSpan(span, (key, value) => metadata.set(key, value));
+  return span;
+}
+
+function metadataValue(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Ends the span (if any) with the error's code, or OK without one; returns the error for `throw`/`reject`. */
+function endSpan(span: Span | undefined): void;
+function endSpan(span: Span | undefined, err: ConnectError): ConnectError;
+function endSpan(span: Span | undefined, err?: ConnectError): ConnectError | void {
+  if (span !== undefined && span.isRecording()) endRpcSpan(span, err?.code, "client", err?.rawMessage);
+  return err;
+}
+
 function normalize<D extends DescMessage>(schema: D, value: MessageInitShape<D>): MessageShape<D> {
   return isMessage(value, schema) ? value : create(schema, value);
 }
@@ -241,12 +281,16 @@ async function pumpInto<D extends DescMessage>(
 
 async function* readAll<O extends DescMessage>(
   call: grpc.ClientReadableStream<MessageShape<O>> | grpc.ClientDuplexStream<unknown, MessageShape<O>>,
+  span: Span | undefined,
 ): AsyncIterable<MessageShape<O>> {
   try {
     for await (const m of call as AsyncIterable<MessageShape<O>>) yield m;
+    endSpan(span);
   } catch (err) {
-    throw fromServiceError(err as grpc.ServiceError);
+    throw endSpan(span, fromServiceError(err as grpc.ServiceError));
   } finally {
+    // A consumer that stopped early (return()) leaves the span open until here.
+    if (span?.isRecording() === true) endSpan(span, new ConnectError("stream abandoned by the caller", Code.Canceled));
     // A consumer that stops early must not leave the HTTP/2 stream open.
     call.cancel();
   }

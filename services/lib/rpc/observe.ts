@@ -2,17 +2,25 @@ import { Code } from "@connectrpc/connect";
 import { toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { endRpcSpan, runInSpan, startServerSpan, type RpcSpanInfo } from "../tracing/tracing.js";
 
 export interface CallInfo {
   readonly service: string;
   readonly method: string;
   readonly requestId: string | undefined;
+  /**
+   * With tracing on: the call's server span (its name, system, caller), a
+   * child of the trace context in `parent` (the request's headers) or a new
+   * trace without them. Leave undefined when tracing is off.
+   */
+  readonly trace?: RpcSpanInfo & { readonly parent?: Headers | undefined };
 }
 
 /**
  * Metrics, the access log and error mapping around one handled call, whatever
  * its shape and whichever server (grpc-js in the mesh, connect-node at the edge)
- * runs it. Successful calls are logged at debug; server faults always.
+ * runs it. Successful calls are logged at debug; server faults always. The
+ * server span, when traced, is the active span while `run` runs.
  */
 export async function observeCall<T>(
   metrics: Metrics,
@@ -24,11 +32,15 @@ export async function observeCall<T>(
   metrics.rpcServerInFlight.inc(labels);
   const started = performance.now();
   let code = "OK";
+  const span = call.trace === undefined ? undefined : startServerSpan(call.trace, call.trace.parent);
   try {
-    return await run();
+    const result = await (span === undefined ? run() : runInSpan(span, run));
+    if (span !== undefined) endRpcSpan(span, undefined, "server");
+    return result;
   } catch (err) {
     const mapped = toConnectError(err, log.child({ method: call.method, request_id: call.requestId }));
     code = Code[mapped.code];
+    if (span !== undefined) endRpcSpan(span, mapped.code, "server", mapped.rawMessage);
     throw mapped;
   } finally {
     const seconds = (performance.now() - started) / 1000;

@@ -21,6 +21,7 @@ import type { MysqlCredentials, ShardInfo } from "../cluster/types.js";
 import { DB_UNAVAILABLE, toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { endDbSpan, startDbSpan } from "../tracing/tracing.js";
 import { DB_DEFAULTS } from "./config.js";
 import { effectiveLagMs, lagSampleFrom, lagSql, replicaEligible } from "./health.js";
 import { ShardMap } from "./keyrange.js";
@@ -397,18 +398,25 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     child.observe(seconds);
   };
 
-  /** Metrics and error mapping around one routed statement (or transaction). */
-  const observed = async <T>(shard: ShardInfo, role: () => MemberRole, run: () => Promise<T>): Promise<T> => {
+  /**
+   * Metrics and error mapping around one routed statement (or transaction),
+   * and its span when the statement runs inside a traced call.
+   */
+  const observed = async <T>(shard: ShardInfo, role: () => MemberRole, sql: string, run: () => Promise<T>): Promise<T> => {
     const started = performance.now();
+    const span = startDbSpan(shard.name, shard.database, sql);
     let code = "OK";
+    let mappedCode: Code | undefined;
     try {
       return await run();
     } catch (err) {
       const mapped = toConnectError(err, log, { shard: shard.name });
       code = Code[mapped.code];
+      mappedCode = mapped.code;
       throw mapped;
     } finally {
       observeDuration(shard.name, role(), code, (performance.now() - started) / 1000);
+      if (span !== undefined) endDbSpan(span, role(), mappedCode);
     }
   };
 
@@ -420,6 +428,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
       return observed(
         shard,
         () => served,
+        sql,
         () =>
           route(shard, async (conn, pool, role) => {
             served = role;
@@ -448,7 +457,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
         let open = true;
         const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
           if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
-          return observed(shard, () => "primary", async () => shape(await runStatement(conn, pool, qualify(sql, shard.database), params)));
+          return observed(shard, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, shard.database), params)));
         };
         const tx: Queryable = {
           query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>),
