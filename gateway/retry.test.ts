@@ -86,6 +86,26 @@ describe("mesh client retries", () => {
     }
   });
 
+  it("does not repeat a method the proto does not declare safe to repeat (SignUp): its UNAVAILABLE may come from a call that ran", async () => {
+    const server = new GrpcServer({ log: createLogger("user", "silent"), metrics: createMetrics("user") });
+    let calls = 0;
+    server.register(UserService, {
+      signUp() {
+        calls++;
+        throw new ConnectError("no", Code.Unavailable);
+      },
+    });
+    const port = await server.listen("127.0.0.1", 0);
+    open.push({ close: () => server.close(0) });
+    const client = clientFor({ server, port, calls: 0 }, { server, port, calls: 0 });
+    const codes: Array<Code | "ok"> = [];
+    for (let i = 0; i < 5; i++) {
+      codes.push(await codeOf(client.signUp({ handle: "alice", displayName: "Alice", email: "alice@example.com", password: "correct horse battery" })));
+    }
+    expect(codes).toEqual(Array(5).fill(Code.Unavailable));
+    expect(calls).toBe(5);
+  });
+
   it(`gives up after ${MESH_RETRY_ATTEMPTS} attempts when every instance is unavailable`, async () => {
     const a = await instance(() => Code.Unavailable);
     const b = await instance(() => Code.Unavailable);

@@ -12,6 +12,7 @@ import type { Span } from "@opentelemetry/api";
 import type { Metrics } from "../metrics.js";
 import { endRpcSpan, injectSpan, startClientSpan, tracingOn } from "../tracing/tracing.js";
 import { grpcMethodDefinition, grpcMethodPath } from "./grpc-definition.js";
+import { unrepeatableMethods } from "./unrepeatable.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata, metadataToHeaders, type HeadersInit } from "./metadata.js";
 
 export interface GrpcTransportOptions {
@@ -189,7 +190,10 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
  * instance when there is one. Nothing else is retried: any other code may
  * come from a call that did its work, and only the caller knows whether
  * repeating it is safe. UNAVAILABLE means the instance did not take the call
- * on (stopped, draining, or its own dependency was down before it started).
+ * on (stopped, draining, or its own dependency was down before it started),
+ * or that its connection broke mid-call: so the retry applies only to methods
+ * the protos declare safe to repeat (see unrepeatable.ts); the others get
+ * grpc-js's transparent retry of calls that never reached a service's code.
  * Retry throttling (per client): each UNAVAILABLE costs a token, each OK call
  * earns one back, and retries stop while fewer than half of the 10 remain. One
  * bad instance among good ones keeps the balance (its failures are paid back
@@ -213,6 +217,8 @@ export function meshServiceConfig(): Record<string, unknown> {
           retryableStatusCodes: ["UNAVAILABLE"],
         },
       },
+      // A named method is more specific than the empty name: these get no retry policy.
+      { name: unrepeatableMethods() },
     ],
     retryThrottling: { maxTokens: 10, tokenRatio: 1 },
   };
