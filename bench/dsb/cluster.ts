@@ -9,6 +9,7 @@
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { createTokenSigner, generateTokenKeys, type TokenSigner } from "../../services/lib/auth/token.js";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
@@ -16,6 +17,8 @@ import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+
+const PROFILE_PRELOAD = fileURLToPath(new URL("./cpu-profile-preload.mjs", import.meta.url));
 
 export interface BenchCluster {
   readonly infra: RunningInfra;
@@ -62,7 +65,10 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
       env: {
         ...env,
         LOG_LEVEL: "warn",
-        ...(opts.profileDir === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${opts.profileDir}`.trim() }),
+        // Node refuses --cpu-prof in NODE_OPTIONS; a preload starts and stops V8's profiler on SIGUSR2 instead.
+        ...(opts.profileDir === undefined
+          ? {}
+          : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${PROFILE_PRELOAD}`.trim(), CHIRP_BENCH_PROFILE_DIR: opts.profileDir }),
       },
       topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
       ports: "ephemeral",

@@ -15,11 +15,14 @@
  * --sweep: the same with the Reed98 set and a synthetic power-law set of
  * --users users (10x: 10,240 by default, with authors of 10,000+ followers),
  * each on a fresh cluster, Chirp only: closed loop, and open loop at
- * --sweep-rate. Writes bench/results/dsb-sweep.json.
+ * --sweep-rate. Home timelines are read by --readers users (2,048 by default,
+ * a random sample; all 962 of Reed98), whose lists are built first. Writes
+ * bench/results/dsb-sweep.json.
  *
- * --profile: the mesh runs with --cpu-prof; the profiles are summarized over
- * the closed-loop Chirp window (self time by function and by package per
- * process). Profiling slows the mesh: its figures are not comparable.
+ * --profile: every mesh process samples its CPU (V8's profiler, 1 ms) during
+ * the closed-loop Chirp window (cpu-profile-preload.mjs); the profiles are
+ * summarized as self time by function and by package per process. Profiling
+ * slows the mesh a little: a profiled run's figures are marked as such.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -47,6 +50,7 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     sweep: { type: "boolean", default: false },
     users: { type: "string", default: "10240" },
+    readers: { type: "string", default: "2048" },
     "sweep-rate": { type: "string", default: "60" },
     "timeout-ms": { type: "string", default: "10000" },
     binary: { type: "boolean", default: false },
@@ -58,6 +62,8 @@ const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
 const TIMEOUT_MS = Number(args["timeout-ms"]);
+/** Sweep: home readers per data set (their lists are built first); the Reed98 set has fewer users, so all. */
+const READERS = Number(args.readers);
 const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
 const started = Date.now();
 const say = (line: string): void => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
@@ -100,13 +106,30 @@ async function startFloor(c: BenchCluster, p: Prepared): Promise<Target> {
   return t;
 }
 
-async function measure(c: BenchCluster, d: Dataset, target: Target, spec: RunSpec, seed: number): Promise<Measured> {
+/** SIGUSR2 to every mesh process: starts, then stops and writes, its CPU profile (cpu-profile-preload.mjs). */
+function toggleProfilers(c: BenchCluster): void {
+  for (const pid of Object.values(c.meshPids())) {
+    try {
+      process.kill(pid, "SIGUSR2");
+    } catch {
+      // gone
+    }
+  }
+}
+
+async function measure(c: BenchCluster, d: Dataset, readers: readonly number[], target: Target, spec: RunSpec, seed: number, profile = false): Promise<Measured> {
   const pids = { ...c.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
   let before: Record<string, number> = {};
   let after: Record<string, number> = {};
-  const result = await runLoad(target, createOpPicker(d, seed), spec, {
-    onWindowStart: () => (before = cpuSnapshot(pids)),
-    onWindowEnd: () => (after = cpuSnapshot(pids)),
+  const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers), spec, {
+    onWindowStart: () => {
+      before = cpuSnapshot(pids);
+      if (profile) toggleProfilers(c);
+    },
+    onWindowEnd: () => {
+      after = cpuSnapshot(pids);
+      if (profile) toggleProfilers(c);
+    },
   });
   const recorded = result.achievedPerSecond * result.seconds;
   const processes = cpuBetween(before, after, recorded, result.seconds);
@@ -189,6 +212,7 @@ function datasetInfo(d: Dataset, p: Prepared): Record<string, unknown> {
     tweets: p.loaded.tweets.length,
     maxFollowers,
     hotAuthors: p.hotAuthors,
+    readers: p.readers.length,
     rowsLoaded: p.loaded.rows,
     checkedUsers: p.checkedUsers,
     timingsMs: Object.fromEntries(Object.entries(p.timings).map(([k, v]) => [k, Math.round(v)])),
@@ -212,8 +236,9 @@ async function bench(): Promise<void> {
   const both = async (mode: "open" | "closed", n: number, seed: number): Promise<void> => {
     const tag = mode === "open" ? `open ${n}/s` : `closed ${n}`;
     const spec = { mode, seconds: SECONDS, warmupSeconds: WARMUP, ...(mode === "open" ? { rate: n } : { concurrency: n }) };
-    runs.push(await measure(c, d, chirp, { ...spec, label: `chirp ${tag}` }, seed));
-    if (floor !== undefined) runs.push(await measure(c, d, floor, { ...spec, label: `floor ${tag}` }, seed));
+    // The first closed-loop Chirp run is the one profiled (--profile).
+    runs.push(await measure(c, d, p.readers, chirp, { ...spec, label: `chirp ${tag}` }, seed, profileDir !== undefined && mode === "closed"));
+    if (floor !== undefined) runs.push(await measure(c, d, p.readers, floor, { ...spec, label: `floor ${tag}` }, seed));
   };
   if (!args["no-closed"]) await both("closed", CONCURRENCY, 11);
   const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
@@ -228,7 +253,7 @@ async function bench(): Promise<void> {
   let profile: ProcessProfile[] | undefined;
   if (profileDir !== undefined && closedChirp !== undefined) {
     const files = findProfiles(profileDir, meshPids);
-    profile = Object.entries(files).map(([name, file]) => summarizeProfile(name, file, closedChirp.windowMicros));
+    profile = Object.entries(files).map(([name, file]) => summarizeProfile(name, file, { start: 0, end: Number.POSITIVE_INFINITY }));
     for (const pr of profile) {
       say(`profile ${pr.process}: busy ${pr.busyMs} of ${pr.windowMs} ms sampled; top: ${pr.topFunctions.slice(0, 4).map((f) => `${f.name} ${f.percentOfBusy} %`).join("; ")}`);
     }
@@ -277,11 +302,11 @@ async function sweep(): Promise<void> {
     cluster = await startBenchCluster({ say });
     const c = cluster;
     versions = await serverVersions(c.router, c.redis);
-    const p = await prepare(c, d, say);
+    const p = await prepare(c, d, say, { readers: READERS });
     const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
     targets.push(chirp);
-    const closed = await measure(c, d, chirp, { label: `${d.name} closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP }, 11);
-    const open = await measure(c, d, chirp, { label: `${d.name} open ${rate}/s`, mode: "open", rate, seconds: SECONDS, warmupSeconds: WARMUP }, 12);
+    const closed = await measure(c, d, p.readers, chirp, { label: `${d.name} closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP }, 11);
+    const open = await measure(c, d, p.readers, chirp, { label: `${d.name} open ${rate}/s`, mode: "open", rate, seconds: SECONDS, warmupSeconds: WARMUP }, 12);
     await cleanup();
     scales.push({ dataset: datasetInfo(d, p), closed, open });
   }

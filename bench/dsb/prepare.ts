@@ -4,8 +4,8 @@
  * what was meant (counts, follower pages, user timelines, and home timelines
  * built by the timeline service's own rebuild from MySQL), lets the hot
  * authors be found the way the fan-out finds them (one PostTweet each), and
- * reads every user's home timeline once so every list is built, as for users
- * who are active. Session tokens are minted with the launch's signing key,
+ * reads every reader's home timeline once so their lists are built, as for
+ * users who are active (readers: everyone, or a random sample of a large set). Session tokens are minted with the launch's signing key,
  * as LogIn would (one LogIn is made to show the shared password hash works).
  */
 import { createClient } from "@connectrpc/connect";
@@ -24,6 +24,8 @@ import { createRng, handleOf, type Dataset } from "./workload.js";
 export interface Prepared {
   readonly loaded: Loaded;
   readonly tokens: readonly string[];
+  /** The users whose home lists were built: the mix's home readers and viewers. */
+  readonly readers: readonly number[];
   readonly hotAuthors: number;
   readonly checkedUsers: number;
   readonly timings: { readonly loadMs: number; readonly checkMs: number; readonly warmMs: number };
@@ -31,7 +33,7 @@ export interface Prepared {
 
 const TOKEN_TTL_S = 6 * 3600;
 
-export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) => void, opts: { checkUsers?: number; seed?: number } = {}): Promise<Prepared> {
+export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) => void, opts: { checkUsers?: number; seed?: number; readers?: number } = {}): Promise<Prepared> {
   say(`bulk-loading ${d.description}`);
   const loaded = await bulkLoad(c.router, d, { seed: opts.seed ?? 1 });
   say(`loaded ${loaded.rows} rows in ${(loaded.ms / 1000).toFixed(1)} s`);
@@ -86,25 +88,34 @@ export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) =
   for (const n of hot) await tweets.postTweet({ text: `hello from a popular account (${handleOf(d, n)})` }, as(n));
   if (hot.length > 0) say(`${hot.length} authors with more than ${TIMELINE_DEFAULTS.hotFollowers} followers posted once (the fan-out marks them hot)`);
 
-  // --- every home list built -------------------------------------------------------
+  // --- every reader's home list built --------------------------------------------
+  // Readers: everyone, or a random sample (a 10x set would take minutes of first reads on 2 cores).
   const warmStart = performance.now();
-  const everyone = Array.from({ length: d.users }, (_, n) => n);
-  const progress = createProgress("first home reads (lists built)", everyone.length);
-  await mapConcurrent(everyone, 16, async (n) => {
-    await timeline.getHomeTimeline({ pageSize: 10 }, as(n));
+  let readers = Array.from({ length: d.users }, (_, n) => n);
+  if (opts.readers !== undefined && opts.readers < d.users) {
+    const pick = createRng(777);
+    for (let i = readers.length - 1; i > 0; i--) {
+      const j = Math.floor(pick() * (i + 1));
+      [readers[i], readers[j]] = [readers[j]!, readers[i]!];
+    }
+    readers = readers.slice(0, opts.readers).sort((a, b) => a - b);
+  }
+  const progress = createProgress("first home reads (lists built)", readers.length);
+  await mapConcurrent(readers, 16, async (n) => {
+    await timeline.getHomeTimeline({ pageSize: 1 }, as(n));
     progress.tick();
   });
   progress.done();
   for (let attempt = 1; ; attempt++) {
     const p = c.redis.pipeline();
-    for (const id of loaded.userIds) p.zrange(KEYS.home(id), "0", "0");
+    for (const n of readers) p.zrange(KEYS.home(loaded.userIds[n]!), "0", "0");
     const heads = (await p.exec()) ?? [];
-    const unbuilt = everyone.filter((n) => !((heads[n]?.[1] as string[] | undefined)?.[0] ?? "").startsWith("f"));
+    const unbuilt = readers.filter((_, i) => !((heads[i]?.[1] as string[] | undefined)?.[0] ?? "").startsWith("f"));
     if (unbuilt.length === 0) break;
     if (attempt > 5) throw new Error(`${unbuilt.length} home lists still not built`);
     say(`${unbuilt.length} home lists not built yet; reading those again`);
     await mapConcurrent(unbuilt, 8, (n) => timeline.getHomeTimeline({ pageSize: 10 }, as(n)));
   }
   const warmMs = performance.now() - warmStart;
-  return { loaded, tokens, hotAuthors: hot.length, checkedUsers: sample.length, timings: { loadMs: loaded.ms, checkMs, warmMs } };
+  return { loaded, tokens, readers, hotAuthors: hot.length, checkedUsers: sample.length, timings: { loadMs: loaded.ms, checkMs, warmMs } };
 }

@@ -1,10 +1,10 @@
 /**
- * Reads the V8 CPU profiles the mesh processes wrote (node --cpu-prof, one
- * .cpuprofile per thread, named CPU.<date>.<time>.<pid>.<thread>.<n>) and
- * summarizes each main thread's samples inside a time window (the monotonic
- * clock in µs: V8's profile timestamps and process.hrtime read the same
- * clock on Linux): self time by function and by package, with idle, GC and
- * "(program)" (native code outside JS: the event loop, I/O, the loader) apart.
+ * Reads the V8 CPU profiles the mesh processes wrote (cpu-profile-preload.mjs:
+ * <pid>.cpuprofile, started and stopped by SIGUSR2 around the measured window)
+ * and summarizes each one's samples, optionally cut to a time window (the
+ * monotonic clock in µs): self time by function and by package, with idle,
+ * "(garbage collector)" and "(program)" (native code outside JS: the event
+ * loop, I/O, syscalls) apart.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -97,13 +97,10 @@ export function summarizeProfile(name: string, file: string, window: { start: nu
   };
 }
 
-/** The main-thread profile of each named pid found in `dir`. */
+/** The profile each named pid wrote into `dir` (cpu-profile-preload.mjs names them <pid>.cpuprofile). */
 export function findProfiles(dir: string, pids: Readonly<Record<string, number>>): Record<string, string> {
+  const files = new Set(readdirSync(dir));
   const out: Record<string, string> = {};
-  const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
-  for (const [name, pid] of Object.entries(pids)) {
-    const f = files.find((file) => file.split(".")[3] === String(pid) && file.split(".")[4] === "0");
-    if (f !== undefined) out[name] = join(dir, f);
-  }
+  for (const [name, pid] of Object.entries(pids)) if (files.has(`${pid}.cpuprofile`)) out[name] = join(dir, `${pid}.cpuprofile`);
   return out;
 }

@@ -188,14 +188,20 @@ export type Op =
   | { readonly kind: "user"; readonly viewer: number; readonly author: number; readonly offset: number }
   | { readonly kind: "compose"; readonly user: number; readonly text: string };
 
-export function createOpPicker(d: Dataset, seed: number, mix: Readonly<Record<OpKind, number>> = DSB_MIX): () => Op {
+/**
+ * Requests of the mix, uniformly over users as DeathStarBench's scripts pick
+ * them. `readers` (default everyone): who reads home timelines and views user
+ * timelines; authors of user timelines and composes are anyone.
+ */
+export function createOpPicker(d: Dataset, seed: number, readers?: readonly number[], mix: Readonly<Record<OpKind, number>> = DSB_MIX): () => Op {
   const rng = createRng(seed);
   const home = mix.home;
   const user = mix.home + mix.user;
+  const reader = readers === undefined ? () => Math.floor(rng() * d.users) : () => readers[Math.floor(rng() * readers.length)]!;
   return () => {
     const x = rng();
-    if (x < home) return { kind: "home", user: Math.floor(rng() * d.users) };
-    if (x < user) return { kind: "user", viewer: Math.floor(rng() * d.users), author: Math.floor(rng() * d.users), offset: randomInt(rng, 0, 100) };
+    if (x < home) return { kind: "home", user: reader() };
+    if (x < user) return { kind: "user", viewer: reader(), author: Math.floor(rng() * d.users), offset: randomInt(rng, 0, 100) };
     const author = Math.floor(rng() * d.users);
     return { kind: "compose", user: author, text: composeText(rng, d, author).text };
   };
