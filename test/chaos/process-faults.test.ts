@@ -8,10 +8,14 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
+import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { KEYS } from "../../services/timeline/lists.js";
@@ -131,10 +135,22 @@ describe("faults of the mesh's processes, under load", () => {
 
   it("one of two tweet processes killed: calls go to the other; nothing acknowledged is lost or written twice", { timeout: 180_000 }, async () => {
     showLogsOnFailure();
+    // Not one of the workload's users: their timelines hold only what the workload posted.
+    const outsider = await api.signUp();
     await workload.run("one of two tweet processes killed", async (load) => {
+      const killedAt = performance.now();
       await mesh.killService("tweet", 1, "SIGKILL");
       await load.acks(40);
+      const restartAt = performance.now();
       await mesh.restartService("tweet", 1);
+      console.log(`[chaos] tweet[1] restarted at +${((restartAt - killedAt) / 1000).toFixed(1)} s, ready at +${((performance.now() - killedAt) / 1000).toFixed(1)} s`);
+      // Ready means ready: the restarted process takes a post at once (called directly, not through the balancer).
+      const direct = createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.instances.tweet[1]!.grpcPort}` }));
+      const first = await direct.postTweet({ text: "first post on the restarted process" }, { headers: { [CALLER_ID_HEADER]: String(outsider.id) } }).then(
+        () => "ok",
+        (err: unknown) => `${Code[ConnectError.from(err).code]}: ${ConnectError.from(err).rawMessage}`,
+      );
+      expect(first).toBe("ok");
     });
   });
 });

@@ -2,16 +2,16 @@
 //
 // A set of users follow each other (each follows the next `followsEach` in a
 // ring). While a fault is injected, writers post tweets through the gateway
-// (each text once: nothing here retries a post) and readers read home
-// timelines; every outcome is recorded with its time. A post is acknowledged
+// (each text once: nothing here retries a post) and like earlier ones, and
+// readers read home timelines; every outcome is recorded with its time. A post is acknowledged
 // when the gateway answered with its tweet id. Afterwards, with the load
 // stopped, every tweet ever acknowledged (by any fault of the file, so a later
 // fault cannot quietly lose an earlier one's writes) must be readable, every
 // user timeline must hold each of its author's acknowledged tweets once and
 // nothing that was not posted, every home timeline must be exactly the union
 // of the user timelines of its owner and the people they follow (fan-out is
-// asynchronous: polled until it is, with a deadline), and the profile counts
-// must match. The error window (first to last failed call, by code) and the
+// asynchronous: polled until it is, with a deadline), every acknowledged like
+// must be counted, and the profile counts must match. The error window (first to last failed call, by code) and the
 // time to recovery are printed, not asserted: the machine is shared.
 import { performance } from "node:perf_hooks";
 import type { Account, Answer, GatewayApi } from "../../e2e/support/api.js";
@@ -33,7 +33,7 @@ interface Page {
 }
 
 export interface Outcome {
-  readonly op: "post" | "home";
+  readonly op: "post" | "like" | "home";
   /** performance.now() when the call was sent and when it ended. */
   readonly sentAt: number;
   readonly at: number;
@@ -52,10 +52,14 @@ export interface FaultReport {
   readonly fault: string;
   readonly posts: number;
   readonly acked: number;
+  /** Acknowledged likes. */
+  readonly likes: number;
   readonly reads: number;
   readonly errors: number;
   /** Failed calls by "op:code". */
   readonly byCode: Readonly<Record<string, number>>;
+  /** When the failed calls ended, ms after the fault (the first few). */
+  readonly errorsAtMs: readonly number[];
   /** First to last failed call, ms (0 without errors). */
   readonly windowMs: number;
   /** From the fault to the first acknowledged post sent after the last error (0 without errors). */
@@ -127,6 +131,9 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
     following.set(String(u.id), followees.map((f) => String(f.id)));
   });
   const posted: Posted[] = [];
+  /** Per tweet id: who was told their like counted, and who tried. */
+  const likes = new Map<string, { acked: Set<string>; tried: Set<string> }>();
+  const ackedTweets: string[] = [];
   let seq = 0;
 
   const run = async (fault: string, inject: (load: LoadControl) => Promise<void>, o: RunOptions = {}): Promise<FaultReport> => {
@@ -156,9 +163,24 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
         posted.push(p);
         const sentAt = performance.now();
         const answer = await callSafely<{ tweet: ApiTweet }>(api, `${T}/PostTweet`, { text: p.text }, author.token);
-        if (answer.code === undefined) p.id = answer.body.tweet.id;
+        if (answer.code === undefined) {
+          p.id = answer.body.tweet.id;
+          ackedTweets.push(p.id);
+        }
         record({ op: "post", sentAt, at: performance.now(), code: answer.code });
         await sleep(answer.code === undefined ? paceMs : 50);
+        // Every third post, a like of an earlier tweet (a write on the tweet's shard, with its own event).
+        if (n % 3 === 0 && ackedTweets.length > 0) {
+          const tweetId = ackedTweets[(n * 7919) % ackedTweets.length]!;
+          const liker = users[(n * 31 + 5) % users.length]!;
+          const entry = likes.get(tweetId) ?? { acked: new Set<string>(), tried: new Set<string>() };
+          likes.set(tweetId, entry);
+          entry.tried.add(String(liker.id));
+          const likeSent = performance.now();
+          const liked = await callSafely(api, `${T}/LikeTweet`, { tweetId }, liker.token);
+          if (liked.code === undefined) entry.acked.add(String(liker.id));
+          record({ op: "like", sentAt: likeSent, at: performance.now(), code: liked.code });
+        }
       }
     };
     const reader = async (): Promise<void> => {
@@ -217,10 +239,12 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
     const report: FaultReport = {
       fault,
       posts: outcomes.filter((x) => x.op === "post").length,
+      likes: outcomes.filter((x) => x.op === "like" && x.code === undefined).length,
       acked: outcomes.filter((x) => x.op === "post" && x.code === undefined).length,
       reads: outcomes.filter((x) => x.op === "home").length,
       errors: failed.length,
       byCode,
+      errorsAtMs: failed.slice(0, 8).map((e) => e.at - faultAt),
       windowMs: failed.length === 0 ? 0 : failed.at(-1)!.at - failed[0]!.sentAt,
       recoveryMs: firstAckAfter === undefined ? 0 : firstAckAfter.at - faultAt,
       maxGapMs: maxGap(outcomes.filter((x) => x.op === "post" && x.code === undefined && x.at > faultAt).map((x) => x.at), faultAt, loadEnd),
@@ -237,11 +261,18 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
     const postedByText = new Map(posted.map((p) => [p.text, p]));
     const acked = posted.filter((p) => p.id !== undefined);
 
-    // Every acknowledged tweet is readable, as posted.
+    // Every acknowledged tweet is readable, as posted, with every acknowledged like counted
+    // (and at most the likes tried: an unanswered one may or may not have landed).
     await inParallel(acked, 16, async (p) => {
-      const answer = await callSafely<{ tweet: ApiTweet }>(api, `${T}/GetTweet`, { tweetId: p.id });
-      if (answer.code !== undefined) found.push(`GetTweet ${p.id} (${p.text}): ${answer.code}`);
-      else if (answer.body.tweet.text !== p.text || answer.body.tweet.authorId !== String(p.authorId)) found.push(`GetTweet ${p.id}: not as posted`);
+      const answer = await callSafely<{ tweet: ApiTweet & { likeCount?: number | string } }>(api, `${T}/GetTweet`, { tweetId: p.id });
+      if (answer.code !== undefined) return void found.push(`GetTweet ${p.id} (${p.text}): ${answer.code}`);
+      const { tweet } = answer.body;
+      if (tweet.text !== p.text || tweet.authorId !== String(p.authorId)) found.push(`GetTweet ${p.id}: not as posted`);
+      const liked = likes.get(p.id!);
+      const count = Number(tweet.likeCount ?? 0);
+      if (count < (liked?.acked.size ?? 0) || count > (liked?.tried.size ?? 0)) {
+        found.push(`GetTweet ${p.id}: likeCount ${count}, ${liked?.acked.size ?? 0} acknowledged likes of ${liked?.tried.size ?? 0} tried`);
+      }
     });
 
     // User timelines: each acknowledged tweet once, nothing never posted, each text once; counts.
@@ -307,8 +338,11 @@ export function formatReport(r: FaultReport): string {
     .map(([k, n]) => `${k} x${n}`)
     .join(", ");
   return (
-    `[chaos] ${r.fault}: ${r.acked}/${r.posts} posts acknowledged, ${r.reads} home reads; ` +
-    (r.errors === 0 ? "no failed calls" : `${r.errors} failed calls (${codes}) over ${ms(r.windowMs)}, writes acknowledged again ${ms(r.recoveryMs)} after the fault`) +
+    `[chaos] ${r.fault}: ${r.acked}/${r.posts} posts acknowledged, ${r.likes} likes, ${r.reads} home reads; ` +
+    (r.errors === 0
+      ? "no failed calls"
+      : `${r.errors} failed calls (${codes}) over ${ms(r.windowMs)} (at ${r.errorsAtMs.map((t) => `+${(t / 1000).toFixed(1)}`).join(" ")} s), ` +
+        `writes acknowledged again ${ms(r.recoveryMs)} after the fault`) +
     `; longest pause between acknowledged posts ${ms(r.maxGapMs)}, slowest acknowledged post ${ms(r.slowestAckMs)}` +
     `; every check passed ${ms(r.consistentMs)} after the load stopped`
   );
