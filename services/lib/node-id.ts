@@ -116,10 +116,12 @@ export function createLeasedIdGenerator(opts: {
   readonly owner: string;
   readonly log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
   readonly ttlMs?: number;
-}): IdGenerator & { readonly nodeId: number | undefined; close(): Promise<void> } {
+}): IdGenerator & { readonly nodeId: number | undefined; leased(timeoutMs: number): Promise<boolean>; close(): Promise<void> } {
   let generator: IdGenerator | undefined;
   let lease: NodeIdLease | undefined;
   const stopping = new AbortController();
+  let markLeased!: () => void;
+  const firstLease = new Promise<void>((resolve) => (markLeased = resolve));
 
   const acquire = async (): Promise<void> => {
     if (opts.bus === undefined) return;
@@ -129,6 +131,7 @@ export function createLeasedIdGenerator(opts: {
         const kv = await openNodeIdBucket(nc, opts.ttlMs);
         lease = await leaseNodeId(kv, { owner: opts.owner, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) });
         generator = createIdGenerator(lease.nodeId);
+        markLeased();
         opts.log.info({ node_id: lease.nodeId }, "leased snowflake node id");
         const err = await lease.lost;
         generator = undefined;
@@ -146,6 +149,18 @@ export function createLeasedIdGenerator(opts: {
   return {
     get nodeId() {
       return generator === undefined ? undefined : lease?.nodeId;
+    },
+    /** Whether a node id is held, waiting up to `timeoutMs` for the first lease. */
+    async leased(timeoutMs) {
+      if (generator !== undefined) return true;
+      if (opts.bus === undefined) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const held = await Promise.race([
+        firstLease.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      return held && generator !== undefined;
     },
     next() {
       if (generator === undefined) {

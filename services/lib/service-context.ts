@@ -34,6 +34,9 @@ export interface ServiceContext extends BaseContext {
   close(): Promise<void>;
 }
 
+/** How long a starting process waits for its snowflake node id lease before it serves anyway. */
+const NODE_ID_WAIT_MS = 5_000;
+
 /**
  * `db` defaults to what the environment says (MYSQL_URL_<RS>, NATS_URL,
  * CHIRP_DB_*: see shard/config.ts). Neither MySQL nor NATS needs to be up:
@@ -70,6 +73,13 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, `chirp-${base.config.name}`);
 
   const ids = createLeasedIdGenerator({ bus, owner: `chirp-${base.config.name}`, log: base.log });
+  // Ready means able to write: a process that listened before it held a node
+  // id answered its first writes (PostTweet, SignUp, ...) Unavailable, and
+  // those are not retried elsewhere (they may have run: rpc/unrepeatable.ts).
+  // Bounded, so a process still starts while NATS is away.
+  if (bus !== undefined && !(await ids.leased(NODE_ID_WAIT_MS))) {
+    base.log.warn({ waited_ms: NODE_ID_WAIT_MS }, "serving without a snowflake node id yet: writes that mint ids answer Unavailable until one is leased");
+  }
   const clients = createMeshClients(base.config.addresses, base.metrics);
   return {
     ...base,
