@@ -143,6 +143,8 @@ try {
             end: series.at(-1)?.[1],
             max: Math.max(...series.map((x) => x[1])),
             slopeMiBPerMin: round(slope(after) * 60, 2),
+            // Whether growth levels off: the same over the second half of the run only.
+            slopeSecondHalfMiBPerMin: round(slope(series.filter(([t]) => t >= (MINUTES * 60) / 2)) * 60, 2),
           },
         ];
       }),
@@ -157,10 +159,14 @@ try {
     console.log(`| ${k} | ${t.ok} | ${t.latency.p50Ms} | ${t.latency.p99Ms} | ${t.latency.p999Ms} | ${Object.entries(t.errors).map(([code, n]) => `${code} ${n}`).join(", ") || "0"} |`);
   }
   console.log(`\nMemory per process (MiB; slope by least squares after the first ${warmS} s)\n`);
-  console.log("| process | RSS start | RSS after warm-up | RSS end | RSS max | RSS slope MiB/min | heap start | heap end | heap max | heap slope MiB/min |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  console.log(
+    "| process | RSS start | RSS after warm-up | RSS end | RSS max | RSS slope MiB/min | 2nd half | heap start | heap end | heap max | heap slope MiB/min |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  );
   for (const [name, r] of Object.entries(rss)) {
     const h = heap[name];
-    console.log(`| ${name} | ${r.start} | ${r.afterWarmup} | ${r.end} | ${r.max} | ${r.slopeMiBPerMin} | ${h?.start ?? ""} | ${h?.end ?? ""} | ${h?.max ?? ""} | ${h?.slopeMiBPerMin ?? ""} |`);
+    console.log(
+      `| ${name} | ${r.start} | ${r.afterWarmup} | ${r.end} | ${r.max} | ${r.slopeMiBPerMin} | ${r.slopeSecondHalfMiBPerMin} | ${h?.start ?? ""} | ${h?.end ?? ""} | ${h?.max ?? ""} | ${h?.slopeMiBPerMin ?? ""} |`,
+    );
   }
   mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(
