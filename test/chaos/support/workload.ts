@@ -139,8 +139,8 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
   const run = async (fault: string, inject: (load: LoadControl) => Promise<void>, o: RunOptions = {}): Promise<FaultReport> => {
     const outcomes: Outcome[] = [];
     let waiters: (() => void)[] = [];
-    const record = (o: Outcome): void => {
-      outcomes.push(o);
+    const record = (outcome: Outcome): void => {
+      outcomes.push(outcome);
       const w = waiters;
       waiters = [];
       for (const f of w) f();
