@@ -75,7 +75,8 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
       stdio: logFd,
       tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
     });
-    router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
+    // The bulk load's 1000-row INSERTs can outlast the services' 5 s statement timeout on a busy machine.
+    router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")), queryTimeoutMs: 120_000, acquireTimeoutMs: 60_000 });
     redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
     const m = mesh;
     const i = infra;
