@@ -11,12 +11,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 interface Run {
+  all: { perSecond: number; latency: { p50Ms: number; p99Ms: number } };
   label: string;
   target: string;
   mode: string;
   rate?: number;
   achievedPerSecond: number;
-  all: { latency: { p50Ms: number; p99Ms: number } };
   byType: Record<string, { latency: { p50Ms: number; p99Ms: number } }>;
 }
 
@@ -36,7 +36,7 @@ interface Series {
   dash?: string;
   points: Array<[number, number]>;
 }
-const pick = (target: string, y: (r: Run) => number): Array<[number, number]> => open.filter((r) => r.target === target).map((r) => [r.achievedPerSecond, y(r)]);
+const pick = (target: string, y: (r: Run) => number): Array<[number, number]> => open.filter((r) => r.target === target).map((r) => [r.all.perSecond, y(r)]);
 const series: Series[] = [
   { name: "Chirp p99", color: "#c0392b", points: pick("chirp", (r) => r.all.latency.p99Ms) },
   { name: "Chirp p50", color: "#c0392b", dash: "6 4", points: pick("chirp", (r) => r.all.latency.p50Ms) },
@@ -81,7 +81,7 @@ for (let y = yLo; y <= yHi * 1.001; y *= 10) {
 }
 parts.push(`<line x1="${M.left}" y1="${H - M.bottom}" x2="${W - M.right}" y2="${H - M.bottom}" stroke="black"/>`);
 parts.push(`<line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${H - M.bottom}" stroke="black"/>`);
-parts.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">achieved requests per second</text>`);
+parts.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">successful requests per second (each point: one open-loop run at a fixed arrival rate)</text>`);
 parts.push(`<text transform="translate(16 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle">latency, ms (log scale, from the intended send time)</text>`);
 for (const [i, s] of series.entries()) {
   const d = s.points.map((p, j) => `${j === 0 ? "M" : "L"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
