@@ -2,18 +2,8 @@
 // bench/search-fulltext.ts). Made from a seed, so tweet i can be made again
 // from i alone, in any order and in any process.
 import { firstIdAt } from "../services/lib/ids.js";
+import { createRng as rng } from "./rng.js";
 
-/** mulberry32: a small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Cumulative Zipf weights over ranks 1..n with exponent s, for sampling by binary search. */
 function zipf(n: number, s: number): (r: number) => number {

@@ -23,6 +23,20 @@ import { loadAverage, machine, packageVersions, rssMiB, serverVersions } from ".
 import { prepare } from "./dsb/prepare.js";
 import { createChirpTarget, type Target } from "./dsb/targets.js";
 import { DSB_MIX, OP_KINDS, createOpPicker, reed98 } from "./dsb/workload.js";
+import { exitWithUsageIfAsked } from "./usage.js";
+
+exitWithUsageIfAsked(`
+Soak: the DeathStarBench mix held open loop against a private cluster and mesh
+(Reed98), reporting errors by type and code and memory growth per process.
+Not part of CI.
+
+  npm run soak [-- options]
+
+  --minutes N          how long (10)
+  --rate N             arrivals per second (40)
+  --sample-seconds N   how often memory is sampled (10)
+  --out FILE           where the JSON goes (bench/results/soak.json)
+`);
 
 const { values: args } = parseArgs({
   options: {

@@ -34,7 +34,8 @@ import type { ShardRouter, SqlValue } from "../../services/lib/shard/router.js";
 import { binaryMd5Vindex, lowerAscii } from "../../services/lib/shard/vindex.js";
 import { parseTweetText } from "../../services/tweet/text.js";
 import { createProgress } from "../../scripts/cli/progress.js";
-import { bulkTweetText, createRng, followCounts, handleOf, type Dataset } from "./workload.js";
+import { createRng } from "../rng.js";
+import { bulkTweetText, followCounts, handleOf, type Dataset } from "./workload.js";
 
 export const BENCH_PASSWORD = "chirp-bench-password";
 

@@ -36,7 +36,34 @@ import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverV
 import { prepare, type Prepared } from "./prepare.js";
 import { findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
 import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
+import { exitWithUsageIfAsked } from "../usage.js";
 import { DSB_MIX, OP_KINDS, createOpPicker, reed98, synthetic, type Dataset } from "./workload.js";
+
+exitWithUsageIfAsked(`
+The DeathStarBench social-network mix (60 % home timeline, 30 % user timeline,
+10 % compose) through the gateway of a private cluster and mesh loaded with
+socfb-Reed98, next to a floor (bare node:http doing the same Redis and MySQL
+work). Prints per-type tables and writes bench/results/dsb.json.
+
+  npm run bench [-- options]
+  npm run bench:sweep [-- options]       (same as --sweep)
+
+  --seconds N        measured seconds per run (20)
+  --warmup N         warm-up seconds per run (5)
+  --concurrency N    closed loop: requests in flight (32)
+  --rate N           open loop: arrivals per second (default: half the closed-loop throughput)
+  --rates a,b,c      more open-loop rates, for the latency/throughput plot
+  --no-floor         skip the floor
+  --no-closed        skip the closed-loop runs
+  --profile          V8 CPU profiles of every mesh process over the closed-loop window
+  --binary           Connect binary instead of JSON
+  --timeout-ms N     per-request deadline (10000)
+  --out FILE         where the JSON goes
+  --sweep            Reed98 and a synthetic power-law set, Chirp only (dsb-sweep.json)
+  --users N          sweep: users of the synthetic set (10240)
+  --readers N        sweep: home-timeline readers sampled (2048)
+  --sweep-rate N     sweep: open-loop rate (60)
+`);
 
 const { values: args } = parseArgs({
   options: {

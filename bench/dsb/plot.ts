@@ -9,6 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { exitWithUsageIfAsked } from "../usage.js";
 
 interface Run {
   all: { perSecond: number; latency: { p50Ms: number; p99Ms: number } };
@@ -19,6 +20,12 @@ interface Run {
   achievedPerSecond: number;
   byType: Record<string, { latency: { p50Ms: number; p99Ms: number } }>;
 }
+
+exitWithUsageIfAsked(`
+Draws latency against throughput (every open-loop run, Chirp and the floor) from a bench result as an SVG.
+
+  npm run bench:plot [-- --in bench/results/dsb.json --out docs/performance-latency.svg]
+`);
 
 const { values: args } = parseArgs({
   options: {

@@ -20,7 +20,8 @@ import { KEYS } from "../../services/timeline/lists.js";
 import { createConnection } from "mysql2/promise";
 import type { BenchCluster } from "./cluster.js";
 import { BENCH_PASSWORD, bulkLoad, type Loaded } from "./load.js";
-import { createRng, handleOf, type Dataset } from "./workload.js";
+import { createRng } from "../rng.js";
+import { handleOf, type Dataset } from "./workload.js";
 
 export interface Prepared {
   readonly loaded: Loaded;

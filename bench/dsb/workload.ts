@@ -19,6 +19,7 @@
  * here at least one mention, so every compose resolves a handle).
  */
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
+import { createRng } from "../rng.js";
 
 export type OpKind = "home" | "user" | "compose";
 export const OP_KINDS: readonly OpKind[] = ["home", "user", "compose"];
@@ -36,17 +37,6 @@ export interface Dataset {
   readonly description: string;
 }
 
-/** Mulberry32: small, fast, seeded. */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const randomInt = (rng: () => number, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));
 
