@@ -428,6 +428,11 @@ async function send(req: FuzzRequest): Promise<FuzzResult> {
   return { kind: req.kind, status: res.status, code, message: message === undefined ? undefined : decodeURIComponent(message), ms: performance.now() - t0 };
 }
 
+function isConnectionReset(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause;
+  return cause?.code === "ECONNRESET" || cause?.code === "EPIPE" || cause?.code === "UND_ERR_SOCKET";
+}
+
 /** grpc.health.v1.Health/Check on the whole server: the response's status (1 SERVING). */
 async function healthCheck(port: number): Promise<string> {
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -468,6 +473,15 @@ describe("fuzz: 10,000+ malformed and hostile requests", () => {
           try {
             results[i] = await send(req);
           } catch (err) {
+            if (req.kind === "huge-over-limit" && isConnectionReset(err)) {
+              // connect-node stops reading a body at the limit and destroys the
+              // request, so the socket may close while the client still writes;
+              // whether the client reads the resource_exhausted answer first is
+              // a race it sometimes loses under load. Only for bodies over the
+              // limit; the gateway itself must stay up (checked below).
+              results[i] = { kind: req.kind, status: -1, code: "connection-reset-over-limit" };
+              continue;
+            }
             results[i] = { kind: req.kind, status: -1, code: "transport-error" };
             failures.push(`#${i} ${req.kind} ${req.path}: ${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? "")}`);
           }
@@ -487,6 +501,7 @@ describe("fuzz: 10,000+ malformed and hostile requests", () => {
     console.log(`fuzz seed ${seed}: ${N} requests in ${Date.now() - started} ms`, { byKind, msByKind, histogram, internalMessages });
     const bad = results
       .map((res, i) => ({ ...res, i, path: requests[i]!.path, body: String(requests[i]!.body ?? "").slice(0, 120) }))
+      .filter((res) => res.code !== "connection-reset-over-limit")
       .filter((res) => res.status < 100 || res.status >= 500 || res.code === "internal" || res.code === "unknown" || res.code === "unparsable-json");
     // Nothing was written.
     expect(await rowCounts()).toEqual(before);

@@ -438,7 +438,7 @@ describe("StreamEvents", () => {
     await new Promise((r) => setTimeout(r, 1200));
     expect(stream.received.filter((r) => r.msg.event.case === "keepalive").length).toBeGreaterThan(keepalives);
     stream.abort.abort();
-    await within(5000, "the stream to end after the client aborted", stream.done);
+    await within(15_000, "the stream to end after the client aborted", stream.done);
   });
 
   it("ends cleanly when the client goes: the server drops the stream's subscription", async () => {
@@ -454,12 +454,12 @@ describe("StreamEvents", () => {
     await streams[1]!.waitFor("follow", t);
     for (const s of streams.slice(1)) s.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base);
-    await within(5000, "the streams to end after the client aborted", Promise.all(streams.map((s) => s.done)));
+    await within(15_000, "the streams to end after the client aborted", Promise.all(streams.map((s) => s.done)));
     for (const s of streams) expect(s.ended()).not.toBe("open");
     const again = await open(a);
     expect(again.received[0]?.msg.event.case).toBe("keepalive");
     again.abort.abort();
-    await within(5000, "the stream to end after the client aborted", again.done);
+    await within(15_000, "the stream to end after the client aborted", again.done);
   });
 
   it("also streams over gRPC (HTTP/2) and gRPC-Web through the gateway", async () => {
