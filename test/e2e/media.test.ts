@@ -309,7 +309,12 @@ describe("POST /media: refusals", () => {
     const user = await signUp("bigimg");
     const total = 20 * MiB;
     const header = files.makePng({ width: 4000, height: 3000, metadata: false }).subarray(0, 64);
-    const result = await new Promise<{ status: number; body: string; sentAtResponse: number }>((resolve, reject) => {
+    // The gateway answers "Connection: close" and Node closes the socket once
+    // the answer is out; a client still writing may then get a reset that
+    // beats the answer to it (seen under heavy load). That race is the
+    // client's view, not the gateway's behaviour, so such an attempt is made
+    // again (at most twice more); what is checked is the answer when it is read.
+    const attempt = (): Promise<{ status: number; body: string; sentAtResponse: number }> => new Promise((resolve, reject) => {
       let sent = 0;
       let sentAtResponse = -1;
       const url = new URL(`${mesh.gatewayUrl}/media`);
@@ -343,6 +348,15 @@ describe("POST /media: refusals", () => {
       };
       pump();
     });
+    let result: Awaited<ReturnType<typeof attempt>> | undefined;
+    for (let tries = 1; result === undefined; tries++) {
+      try {
+        result = await attempt();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (tries >= 3 || (code !== "EPIPE" && code !== "ECONNRESET")) throw err;
+      }
+    }
     expect(result.status).toBe(413);
     expect(JSON.parse(result.body).code).toBe("resource_exhausted");
     // The answer came while the body was still being written: nowhere near all of it was sent.
