@@ -44,7 +44,10 @@ interface Reply {
 async function call(method: string, body: unknown): Promise<Reply> {
   const res = await fetch(`${mesh.gatewayUrl}/chirp.user.v1.UserService/${method}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    // Argon2 makes 64 sign-ups at once a few seconds of CPU; on a 2-core
+    // machine shared with other test files that can pass the gateway's default
+    // 10 s deadline, so these calls give their own (Connect's timeout header).
+    headers: { "content-type": "application/json", "connect-timeout-ms": "60000" },
     body: JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as Reply["json"] };
