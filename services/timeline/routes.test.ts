@@ -124,15 +124,16 @@ interface MemoryList {
 /**
  * The Redis side of timelines on maps: each method does what its script in
  * lists.ts (or following.ts) does, and pages go through the real parsePage.
- * `down` makes every call fail as a lost connection does.
+ * `down` makes every call fail as a lost connection does; `failing`, the
+ * calls of the methods it names.
  */
 function memoryRedis(clients: MeshClients) {
   const lists = new Map<string, MemoryList>();
   const following = new Map<bigint, Set<bigint>>();
   const hot = new Set<bigint>();
-  const state = { down: false, lists, following, hot };
-  const reachable = (): void => {
-    if (state.down) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
+  const state = { down: false, failing: new Set<string>(), lists, following, hot };
+  const reachable = (method: string): void => {
+    if (state.down || state.failing.has(method)) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
   };
 
   /** The read script's reply: [sentinel, lowest entry, entries with score <= the bound's millisecond, newest first, at most limit]. */
@@ -159,7 +160,7 @@ function memoryRedis(clients: MeshClients) {
 
   const fakeLists: Omit<TimelineLists, "redis"> = {
     async addToEach(keys, entry, cap) {
-      reachable();
+      reachable("addToEach");
       let added = 0;
       for (const key of keys) {
         const list = lists.get(key);
@@ -171,19 +172,19 @@ function memoryRedis(clients: MeshClients) {
       return added;
     },
     async removeFromEach(keys, entry) {
-      reachable();
+      reachable("removeFromEach");
       for (const key of keys) lists.get(key)?.entries.delete(entry.id);
     },
     async readPage(key, before, limit) {
-      reachable();
+      reachable("readPage");
       return readPage(key, before, limit);
     },
     async readPages(keys, before, limit) {
-      reachable();
+      reachable("readPages");
       return keys.map((key) => readPage(key, before, limit));
     },
     async readHome(userId, before, limit) {
-      reachable();
+      reachable("readHome");
       const set = following.get(userId);
       return {
         page: readPage(KEYS.home(userId), before, limit),
@@ -192,32 +193,32 @@ function memoryRedis(clients: MeshClients) {
       };
     },
     async hotFollowed(userId) {
-      reachable();
+      reachable("hotFollowed");
       return [...(following.get(userId) ?? [])].filter((id) => hot.has(id));
     },
     async followedAmong(userId, authors) {
-      reachable();
+      reachable("followedAmong");
       if (authors.length === 0) return new Set();
       const set = following.get(userId);
       return set === undefined ? undefined : new Set(authors.filter((a) => set.has(a)));
     },
     async isHot(authorId) {
-      reachable();
+      reachable("isHot");
       return hot.has(authorId);
     },
     async markHot(authorId) {
-      reachable();
+      reachable("markHot");
       hot.add(authorId);
     },
     async beginBuild(key) {
-      reachable();
+      reachable("beginBuild");
       const list = lists.get(key);
       if (list !== undefined && list.sentinel !== "b") return false;
       if (list === undefined) lists.set(key, { sentinel: "b", entries: new Map() });
       return true;
     },
     async finishBuild(key, entries, floor, cap) {
-      reachable();
+      reachable("finishBuild");
       const list = lists.get(key);
       if (list === undefined) return false;
       list.sentinel = floor;
@@ -240,18 +241,18 @@ function memoryRedis(clients: MeshClients) {
   };
   const followingCache: FollowingCache = {
     async all(userId, hctx) {
-      reachable();
+      reachable("all");
       const set = following.get(userId);
       return set === undefined ? build(userId, hctx) : [...set];
     },
     async ensure(userId, hctx) {
-      reachable();
+      reachable("ensure");
       if (following.has(userId)) return false;
       await build(userId, hctx);
       return true;
     },
     async invalidate(userId) {
-      reachable();
+      reachable("invalidate");
       following.delete(userId);
     },
   };
@@ -523,17 +524,17 @@ describe("GetHomeTimeline (in memory)", () => {
     const busyWorld = (): World => {
       const world = new World();
       world.follow(ALICE, BOB, CAROL, HOT);
-      world.posts(BOB, 15, 0, 7);
-      world.posts(BOB, 5, 21, 7, 1);
+      world.posts(BOB, 10, 0, 7);
+      world.posts(BOB, 4, 21, 7, 1);
       world.posts(CAROL, 4, 3, 40);
       world.posts(ALICE, 5, 5, 23);
-      world.posts(HOT, 14, 2, 9);
-      world.posts(DAVE, 10, 1, 11);
+      world.posts(HOT, 12, 2, 9);
+      world.posts(DAVE, 5, 1, 11);
       for (const id of [...world.liveIdsOf(BOB).slice(2, 4), world.liveIdsOf(HOT)[5]!]) world.delete(id);
       return world;
     };
 
-    it.each([2, 7, 25])("%i at a time: every tweet once, newest first, nothing of anyone not followed", async (pageSize) => {
+    it.each([3, 7, 25])("%i at a time: every tweet once, newest first, nothing of anyone not followed", async (pageSize) => {
       const world = busyWorld();
       const t = setUp(world, { redis: mode.redis });
       t.redis.state.hot.add(HOT);
@@ -570,6 +571,22 @@ describe("GetHomeTimeline (in memory)", () => {
       });
       expect(pages.flat()).toEqual(expected);
     });
+  });
+
+  it.each(["readPages", "followedAmong", "all"])("serves the page from MySQL, whole, when Redis fails half-way through a read (%s)", async (method) => {
+    const world = new World();
+    world.follow(ALICE, BOB, HOT);
+    const bob = world.posts(BOB, 12, 10, 10);
+    const hot = world.posts(HOT, 12, 15, 10);
+    const t = setUp(world);
+    t.redis.state.hot.add(HOT);
+    // Lists that end above the page: a read needs the hot list, the following set and MySQL below.
+    t.redis.setList(KEYS.home(ALICE), bob.slice(-4), bob.at(-4)!.id);
+    t.redis.setList(KEYS.recent(HOT), hot.slice(-4), hot.at(-4)!.id);
+    t.redis.state.failing.add(method);
+    const res = await t.home(ALICE, 10);
+    expect(res.tweets.map((x) => x.id)).toEqual(world.home(ALICE).slice(0, 10));
+    expect(await t.pagesBySource()).toEqual({ mysql: 1 });
   });
 
   it("refuses a token of another user's home timeline, of a user timeline, or a malformed one", async () => {
