@@ -35,6 +35,23 @@ describe("parseQuery", () => {
     expect(q.phrases).toEqual([["a", "b"]]);
   });
 
+  it("reads # and @ as the tweet service writes hashtags and mentions", () => {
+    // Fullwidth signs, accents folded, the tag ends where its characters end.
+    expect(parseQuery("＃Café ＠Bob")).toMatchObject({ terms: ["#cafe"], mentions: ["bob"] });
+    expect(parseQuery("#rust-lang").terms).toEqual(["lang", "#rust"]);
+    expect(parseQuery("#rust_lang").terms).toEqual(["#rust_lang"]);
+    // A tag needs a letter: "#123" is the number as a word.
+    expect(parseQuery("#123")).toEqual({ terms: ["123"], phrases: [], mentions: [], authors: [] });
+    // A handle ends at the first character that cannot be in one; an email address is text.
+    expect(parseQuery("@bob's")).toMatchObject({ terms: ["s"], mentions: ["bob"] });
+    expect(parseQuery("bob@example.com")).toMatchObject({ mentions: [], phrases: [["bob", "example", "com"]] });
+    // Longer than a handle can be (15): text, not a mention.
+    expect(parseQuery("@a_very_long_handle_x")).toMatchObject({ mentions: [], phrases: [["a", "very", "long", "handle", "x"]] });
+    expect(parseQuery("FROM:Bob")).toMatchObject({ terms: [], authors: ["bob"] });
+    // Inside quotes, # and @ are punctuation.
+    expect(parseQuery(`"#rust @bob"`)).toMatchObject({ terms: ["rust", "bob"], phrases: [["rust", "bob"]], mentions: [] });
+  });
+
   it("takes an unpaired quote as punctuation", () => {
     expect(parseQuery(`say "hello`)).toEqual({ terms: ["say", "hello"], phrases: [], mentions: [], authors: [] });
   });
