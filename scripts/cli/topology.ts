@@ -12,6 +12,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { DEFAULT_DATA_DIR, parseInfraJson, type MemberAddress, type MysqlCredentials } from "../../services/lib/cluster/index.js";
 import { parseInfraEnv } from "../../services/lib/cluster/infra-env.js";
+import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
 import { LOCK_FILE } from "../../services/lib/cluster/lock.js";
 import { withMysql } from "../../services/lib/cluster/mysql-client.js";
 import { isAlive } from "../../services/lib/cluster/process.js";
@@ -166,7 +167,7 @@ function findTarget(dataDir: string, env: string): Target | string {
 }
 
 async function readLive(natsUrl: string, keyspace: string): Promise<LiveTopology | undefined> {
-  const nc = await connect({ servers: natsUrl.split(","), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
+  const nc = await connect({ ...parseNatsUrl(natsUrl), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
   try {
     let kv;
     try {

@@ -1,7 +1,7 @@
 // Typed loader for shard-config/<env>.json: the keyspace topology
 // (shards -> replica sets -> members). See shard-config/README.md for the format.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type MemberRole = "primary" | "replica";
@@ -84,9 +84,14 @@ export function defaultShardDatabase(keyspace: string, shard: string): string {
   return `${keyspace}_${shard.replace("-", "x")}`;
 }
 
+/**
+ * `env` names shard-config/<env>.json, or is a path to a file of the same
+ * format (it contains a "/" or ends in .json): what CHIRP_SHARD_CONFIG holds.
+ */
 export function loadShardConfig(env = "local", dir = SHARD_CONFIG_DIR): ShardConfig {
-  if (!ENV_RE.test(env)) throw new ShardConfigError(env, [`bad environment name ${JSON.stringify(env)}`]);
-  const file = join(dir, `${env}.json`);
+  const isPath = env.includes("/") || env.endsWith(".json");
+  if (!isPath && !ENV_RE.test(env)) throw new ShardConfigError(env, [`bad environment name ${JSON.stringify(env)}`]);
+  const file = isPath ? resolve(env) : join(dir, `${env}.json`);
   let text: string;
   try {
     text = readFileSync(file, "utf8");

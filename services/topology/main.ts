@@ -2,6 +2,7 @@
 // services (services/lib/launch.ts), with the admin account in MYSQL_URL_<RS>.
 import { connect } from "@nats-io/transport-node";
 import { ConfigError } from "../lib/config.js";
+import { parseNatsUrl } from "../lib/events/nats-url.js";
 import { createLogger } from "../lib/logger.js";
 import { serveMetrics } from "../lib/metrics.js";
 import { openTopologyKv } from "../lib/shard/topology.js";
@@ -28,7 +29,7 @@ try {
 }
 const log = createLogger("topology", config.logLevel);
 const metrics = createTopologyMetrics();
-const nc = await connect({ servers: config.natsUrl.split(","), name: "chirp-topology" });
+const nc = await connect({ ...parseNatsUrl(config.natsUrl), name: "chirp-topology" });
 const kv = await openTopologyKv(nc);
 const manager = new TopologyManager(config, { log, metrics, kv });
 const metricsServer = await serveMetrics(metrics.base.registry, config.metricsPort, config.host);

@@ -23,6 +23,7 @@ import {
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
 import type { BusConfig } from "./config.js";
+import { parseNatsUrl } from "./nats-url.js";
 import { backoffMs, sleep } from "./sleep.js";
 import { EVENT_STREAM, EVENT_SUBJECTS } from "./subjects.js";
 
@@ -153,7 +154,7 @@ export function createEventBus(opts: CreateEventBusOptions): EventBus {
       try {
         let reconnects = 0;
         nc = await connect({
-          servers: opts.config.natsUrl.split(",").map((s) => s.trim()),
+          ...parseNatsUrl(opts.config.natsUrl),
           ...(opts.name === undefined ? {} : { name: opts.name }),
           timeout: 2000,
           maxReconnectAttempts: -1,

@@ -2,6 +2,7 @@
 // (NATS_URL, shared with the topology watch), the event stream's limits
 // (CHIRP_EVENTS_*) and the outbox relay's knobs (CHIRP_RELAY_*).
 import { ConfigError, EnvReader, type Env } from "../config.js";
+import { NatsUrlError, parseNatsUrl } from "./nats-url.js";
 
 export interface BusConfig {
   /** NATS_URL: one URL or a comma-separated list; undefined: no bus (events stay in the outbox). */
@@ -71,8 +72,13 @@ export function loadBusConfig(env: Env): BusConfig {
   const read = new EnvReader(env);
   const problems: string[] = [];
   const natsUrl = read.optional("NATS_URL");
-  if (natsUrl !== undefined && !natsUrl.split(",").every((u) => isNatsUrl(u.trim()))) {
-    problems.push("NATS_URL: want nats://host:port (comma-separated for several servers)");
+  if (natsUrl !== undefined) {
+    try {
+      parseNatsUrl(natsUrl);
+    } catch (err) {
+      if (!(err instanceof NatsUrlError)) throw err;
+      problems.push(err.message);
+    }
   }
   const config: BusConfig = {
     natsUrl,
@@ -131,11 +137,3 @@ function finish(read: EnvReader, problems: string[]): void {
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
-function isNatsUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return ["nats:", "tls:", "ws:", "wss:"].includes(u.protocol) && u.hostname !== "";
-  } catch {
-    return false;
-  }
-}

@@ -71,9 +71,11 @@ function fromInfra(
 
 /**
  * Reads everything at once; one ConfigError lists every problem. Defaults: the
- * process environment (this is a config module) and shard-config/local.json.
+ * process environment (this is a config module) and the shard config that
+ * CHIRP_SHARD_CONFIG names (an environment under shard-config/ or a file
+ * path; default shard-config/local.json), as the topology manager reads it.
  */
-export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = loadShardConfig("local")): DbConfig {
+export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = loadShardConfig(env["CHIRP_SHARD_CONFIG"] ?? "local")): DbConfig {
   const read = new EnvReader(env);
   const knobs = {
     maxReplicaLagMs: read.int("CHIRP_DB_MAX_LAG_MS", DB_DEFAULTS.maxReplicaLagMs, 0, 3_600_000),

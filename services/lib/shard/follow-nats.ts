@@ -3,6 +3,7 @@
 // serving from the topology it was built with; nothing waits on NATS.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
+import { parseNatsUrl } from "../events/nats-url.js";
 import type { ShardRouter, TopologyWatch } from "./router.js";
 import { openTopologyKv } from "./topology.js";
 
@@ -40,7 +41,7 @@ export function followTopologyOverNats(opts: FollowTopologyOptions): TopologyFol
       let conn: NatsConnection | undefined;
       try {
         conn = await connect({
-          servers: opts.servers.split(",").map((s) => s.trim()),
+          ...parseNatsUrl(opts.servers),
           ...(opts.name === undefined ? {} : { name: opts.name }),
           timeout: 2000,
           // Once connected, the client reconnects on its own for as long as it lives.
