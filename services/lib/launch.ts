@@ -261,7 +261,7 @@ async function stopChild(child: ChildProcess, graceMs = 8000): Promise<void> {
 export function serviceInfraEnv(infra: InfraInfo): Record<string, string> {
   const { user, password } = infra.mysql.appUser;
   const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
-  const env: Record<string, string> = { REDIS_URL: infra.redisUrl, NATS_URL: infra.natsUrl };
+  const env: Record<string, string> = { REDIS_URL: infra.redisUrl, NATS_URL: infra.natsUrl, ...shardConfigEnv(infra) };
   for (const rs of infra.mysql.replicaSets) {
     const hosts = [rs.primary, ...rs.replicas].map((m) => `${m.host}:${m.port}`).join(",");
     env[replicaSetEnvVar(rs.name)] = `mysql://${auth}@${hosts}`;
@@ -278,7 +278,7 @@ export function serviceInfraEnv(infra: InfraInfo): Record<string, string> {
 export function topologyInfraEnv(infra: InfraInfo, order?: ShardConfig): Record<string, string> {
   const { user, password } = infra.mysql.adminUser;
   const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
-  const env: Record<string, string> = { NATS_URL: infra.natsUrl };
+  const env: Record<string, string> = { NATS_URL: infra.natsUrl, ...shardConfigEnv(infra) };
   for (const rs of infra.mysql.replicaSets) {
     const members = [rs.primary, ...rs.replicas];
     const config = order?.replicaSets.find((r) => r.name === rs.name);
@@ -289,4 +289,8 @@ export function topologyInfraEnv(infra: InfraInfo, order?: ShardConfig): Record<
     env[replicaSetEnvVar(rs.name)] = `mysql://${auth}@${members.map((m) => `${m.host}:${m.port}`).join(",")}`;
   }
   return env;
+}
+
+function shardConfigEnv(infra: InfraInfo): Record<string, string> {
+  return infra.shardConfigFile === undefined ? {} : { CHIRP_SHARD_CONFIG: infra.shardConfigFile };
 }

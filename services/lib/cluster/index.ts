@@ -11,7 +11,7 @@ import { parseInfraEnv, type InfraEnv } from "./infra-env.js";
 import { startLocalMysql, type LocalMysql } from "./local-mysql.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { migrate, type MigrateResult } from "./migrate.js";
-import { startNats, type RunningNats } from "./nats.js";
+import { startNats, type NatsAccount, type RunningNats } from "./nats.js";
 import { defaultClusterLog, errMessage, type ClusterLog } from "./process.js";
 import { startReaper, type Reaper } from "./reaper.js";
 import { startRedis, type RunningRedis } from "./redis.js";
@@ -33,6 +33,8 @@ export {
   type MigrateResult,
 } from "./migrate.js";
 export { ServerStartError } from "./process.js";
+export type { NatsAccount } from "./nats.js";
+export { grantAppDatabases } from "./mariadb.js";
 export { freePort } from "./ports.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -50,6 +52,10 @@ export interface ResolveInfraOptions {
   shardConfig?: ShardConfig;
   /** Default: services/lib/db/migrations. */
   migrationsDir?: string;
+  /** Extra accounts on a local nats-server (nats.ts), e.g. one per test file sharing the cluster. */
+  natsAccounts?: readonly NatsAccount[];
+  /** Logical databases of a local redis-server (default 16). */
+  redisDatabases?: number;
 }
 
 export type StartLocalClusterOptions = Omit<ResolveInfraOptions, "env">;
@@ -167,8 +173,12 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
               ephemeral,
             }).then((m) => void (mysql = m))
           : undefined,
-        needRedis ? startRedis({ binary: bins.redis, dir: join(dir, "redis"), log, reaper }).then((r) => void (redis = r)) : undefined,
-        needNats ? startNats({ binary: bins.nats, dir: join(dir, "nats"), log, reaper }).then((n) => void (nats = n)) : undefined,
+        needRedis
+          ? startRedis({ binary: bins.redis, dir: join(dir, "redis"), log, reaper, databases: opts.redisDatabases }).then((r) => void (redis = r))
+          : undefined,
+        needNats
+          ? startNats({ binary: bins.nats, dir: join(dir, "nats"), log, reaper, accounts: opts.natsAccounts }).then((n) => void (nats = n))
+          : undefined,
       ]);
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === "rejected");
       if (failed) throw failed.reason;
@@ -219,7 +229,14 @@ export async function resolveInfra(opts: ResolveInfraOptions = {}): Promise<Runn
         if (old === undefined || dataDir === null) throw new Error("NATS is not local: nothing to restart");
         await old.proc.stop();
         const port = Number(new URL(old.url).port);
-        nats = await startNats({ binary: findBinary("nats-server", { path: env["PATH"] }), dir: join(dataDir, "nats"), log, reaper, port });
+        nats = await startNats({
+          binary: findBinary("nats-server", { path: env["PATH"] }),
+          dir: join(dataDir, "nats"),
+          log,
+          reaper,
+          port,
+          accounts: opts.natsAccounts,
+        });
         return { name: "nats", pid: nats.proc.pid };
       },
       migrations,

@@ -292,10 +292,35 @@ async function ensureUsers(addr: MemberAddress, spec: MemberSpec, secrets: Mysql
       await c.query(`ALTER USER ?@'127.0.0.1' IDENTIFIED BY ?`, [user, password]);
     }
     await c.query(`GRANT REPLICATION SLAVE ON *.* TO ?@'127.0.0.1'`, [secrets.repl.user]);
-    for (const db of spec.databases) {
-      await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${quoteIdent(db)}.* TO ?@'127.0.0.1'`, [secrets.app.user]);
-    }
+    await grantApp(c, secrets.app, spec.databases);
   });
+}
+
+async function grantApp(c: Connection, app: MysqlCredentials, databases: readonly string[]): Promise<void> {
+  for (const db of databases) {
+    await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${quoteIdent(db)}.* TO ?@'127.0.0.1'`, [app.user]);
+  }
+}
+
+/**
+ * Lets the application account use further shard databases (another
+ * keyspace's, e.g. a test file's on a shared cluster) on every member of a
+ * local cluster. Not binlogged, like the accounts themselves.
+ */
+export async function grantAppDatabases(
+  members: readonly MemberAddress[],
+  admin: MysqlCredentials,
+  app: MysqlCredentials,
+  databases: readonly string[],
+): Promise<void> {
+  await Promise.all(
+    members.map((m) =>
+      withMysql(m, admin, async (c) => {
+        await c.query("SET SESSION sql_log_bin = 0");
+        await grantApp(c, app, databases);
+      }),
+    ),
+  );
 }
 
 /**

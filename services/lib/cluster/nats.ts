@@ -1,5 +1,6 @@
 // A private nats-server with JetStream, storing under the data dir.
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { isAddressInUse, reapOrphan, spawnServer, waitReady, type ClusterLog, type ManagedProcess } from "./process.js";
@@ -18,6 +19,12 @@ export async function startNats(opts: {
   reaper?: Reaper | undefined;
   /** A restart: the old client port (clients reconnect to the same URL); default a free one. */
   port?: number | undefined;
+  /**
+   * Extra NATS accounts, each with JetStream and one user (nats-url.ts): a
+   * client that logs in as one sees only that account's subjects, streams
+   * and KV buckets. Clients without credentials keep the default account.
+   */
+  accounts?: readonly NatsAccount[] | undefined;
 }): Promise<RunningNats> {
   await mkdir(opts.dir, { recursive: true });
   const pidFile = join(opts.dir, "nats.pid");
@@ -31,6 +38,7 @@ export async function startNats(opts: {
       name: "nats",
       command: opts.binary,
       args: [
+        ...(opts.accounts === undefined || opts.accounts.length === 0 ? [] : ["-c", await writeAccountsConfig(opts.dir, opts.accounts)]),
         "-js",
         "-sd", join(opts.dir, "jetstream"),
         "-a", "127.0.0.1",
@@ -55,6 +63,30 @@ export async function startNats(opts: {
       throw err;
     }
   }
+}
+
+export interface NatsAccount {
+  readonly user: string;
+  readonly password: string;
+}
+
+/**
+ * A config file declaring one account per user. `no_auth_user` keeps clients
+ * without credentials working, in an account of their own (DEFAULT).
+ */
+async function writeAccountsConfig(dir: string, accounts: readonly NatsAccount[]): Promise<string> {
+  const path = join(dir, "accounts.conf");
+  const q = (s: string): string => JSON.stringify(s);
+  const lines = [
+    "accounts {",
+    `  DEFAULT: { jetstream: enabled, users: [ { user: "default", password: ${q(randomUUID())} } ] }`,
+    ...accounts.map((a) => `  ${q(`A_${a.user}`)}: { jetstream: enabled, users: [ { user: ${q(a.user)}, password: ${q(a.password)} } ] }`),
+    "}",
+    'no_auth_user: "default"',
+    "",
+  ];
+  await writeFile(path, lines.join("\n"), { mode: 0o600 });
+  return path;
 }
 
 /** The monitor's health check; with js-enabled-only it also requires JetStream. */

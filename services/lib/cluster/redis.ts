@@ -16,6 +16,8 @@ export async function startRedis(opts: {
   dir: string;
   log: ClusterLog;
   reaper?: Reaper | undefined;
+  /** Logical databases (SELECT 0..n-1); Redis's default is 16. */
+  databases?: number | undefined;
 }): Promise<RunningRedis> {
   await mkdir(opts.dir, { recursive: true });
   const pidFile = join(opts.dir, "redis.pid");
@@ -34,6 +36,7 @@ export async function startRedis(opts: {
         "--appendonly", "yes",
         "--save", "",
         "--daemonize", "no",
+        ...(opts.databases === undefined ? [] : ["--databases", String(opts.databases)]),
         "--pidfile", pidFile,
         "--logfile", logPath,
       ],

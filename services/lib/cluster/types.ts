@@ -43,4 +43,10 @@ export interface InfraInfo {
   mysql: MysqlInfo;
   redisUrl: string;
   natsUrl: string;
+  /**
+   * Where the shard layout (databases) is written when it is not
+   * shard-config/local.json, e.g. a test file's own databases on a shared
+   * cluster; every process gets it as CHIRP_SHARD_CONFIG.
+   */
+  shardConfigFile?: string;
 }
