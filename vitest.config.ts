@@ -1,17 +1,35 @@
 import { defineConfig } from "vitest/config";
 import SummaryReporter from "./test/summary-reporter.js";
 
+// Two projects: "unit" needs no servers (milliseconds per file); "system"
+// talks to real MariaDB, Redis and NATS. Its globalSetup starts one cluster
+// per run that every system file shares as a tenant (test/support/system.ts);
+// only files that break servers start their own. `vitest run --project unit`
+// runs the fast tier alone.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts", "shard-config/**/*.test.ts"],
-    // Integration files start real mariadbd/redis/nats processes in beforeAll.
     hookTimeout: 120_000,
     testTimeout: 60_000,
-    // Each end-to-end file owns a whole cluster and mesh (about 14 processes);
-    // two such files at once on 2 cores made timing-sensitive tests (argon2
-    // sign-ups, stream aborts, refused uploads) miss their deadlines now and
-    // then, so files run one at a time: slower, but each test gets the machine.
-    maxWorkers: 1,
+    // Two files at once on a 2-core machine: most of a system file's time is
+    // spent waiting on servers and child processes, not on its own CPU.
+    maxWorkers: 2,
     reporters: ["default", new SummaryReporter()],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts", "shard-config/**/*.test.ts", "test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "system",
+          include: ["test/e2e/**/*.test.ts", "test/integration/**/*.test.ts", "test/browser/**/*.test.ts", "test/chaos/**/*.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+        },
+      },
+    ],
   },
 });

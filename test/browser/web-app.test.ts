@@ -10,9 +10,8 @@ import { join } from "node:path";
 import { PNG } from "pngjs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { type Mesh } from "../../services/lib/launch.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const CHROMIUM = process.env.CHIRP_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = join(import.meta.dirname, "../../test-output/screenshots");
@@ -32,7 +31,7 @@ const alice = { handle: `alice${run}`, name: "Alice Liddell", password: "wonderl
 const bob = { handle: `bob${run}`, name: "Bob", password: "builder-can-we-fix-it" };
 const tag = `#garden${run}`;
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let browser: Browser;
 let desktop: BrowserContext;
@@ -47,18 +46,15 @@ beforeAll(async () => {
     throw new Error(`chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (Debian), or set CHIRP_CHROMIUM`);
   }
   mkdirSync(SHOTS, { recursive: true });
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
+  system = await startSystem({
     env: {
-      ...serviceInfraEnv(infra),
-      LOG_LEVEL: "warn",
       CHIRP_RELAY_POLL_MS: "20",
       CHIRP_TIMELINE_STREAM_KEEPALIVE_MS: "2000",
       CHIRP_GATEWAY_RATE_EXEMPT_IPS: "",
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
+    router: false,
   });
+  mesh = system.mesh;
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   desktop = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: mesh.gatewayUrl });
   phone = await browser.newContext({
@@ -74,8 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 async function watch(page: Page, who: string): Promise<Page> {

@@ -6,34 +6,25 @@
 // pool's acquire timeout: Unavailable. Its own cluster and mesh, with
 // CHIRP_DB_POOL_SIZE=2 per member.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const POOL_SIZE = 2;
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let db: ShardRouter;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
-    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn", CHIRP_DB_POOL_SIZE: String(POOL_SIZE) },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
-  });
-  db = await createShardRouter(topologyFromEnv(serviceInfraEnv(infra), loadShardConfig("local")));
+  system = await startSystem({ env: { CHIRP_DB_POOL_SIZE: String(POOL_SIZE) } });
+  ({ mesh, router: db } = system);
 });
 
 afterAll(async () => {
-  await db?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 interface Reply {

@@ -7,36 +7,26 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let db: ShardRouter;
 const keys = generateTokenKeys();
 const signer = createTokenSigner(keys.privateKey);
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
-    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
-    tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
-  });
-  db = await createShardRouter(topologyFromEnv(serviceInfraEnv(infra), loadShardConfig("local")));
+  system = await startSystem({ tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] } });
+  ({ mesh, router: db } = system);
 });
 
 afterAll(async () => {
-  await db?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 interface UserJson {

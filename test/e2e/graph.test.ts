@@ -9,16 +9,15 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type Mesh } from "../../services/lib/launch.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { EDGE_REPAIR_DURABLE } from "../../services/graph/context.js";
 import { gatewayApi, type Account } from "./support/api.js";
+import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let router: ShardRouter;
 let nc: NatsConnection;
@@ -26,31 +25,22 @@ let js: JetStreamClient;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  const env = serviceInfraEnv(infra);
-  mesh = await launchMesh({
+  system = await startSystem({
     env: {
-      ...env,
-      LOG_LEVEL: "warn",
       // A quick sweep, so a test sees a repair within seconds; the grace keeps
       // it off edges whose own request is still finishing them.
       CHIRP_GRAPH_SWEEP_INTERVAL_MS: "200",
       CHIRP_GRAPH_SWEEP_GRACE_MS: "1000",
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
   });
-  router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
-  nc = await connectNats({ servers: infra.natsUrl });
+  ({ mesh, router } = system);
+  nc = await connectNats(parseNatsUrl(system.infra.natsUrl));
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
 });
-
 afterAll(async () => {
   await nc?.close();
-  await router?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 // --- the public API -------------------------------------------------------

@@ -24,19 +24,17 @@ import { createMediaStore } from "../../services/media/store.js";
 import { createSweeper } from "../../services/media/sweep.js";
 import * as files from "../../services/media/testing/files.js";
 import { generateTokenKeys, createTokenSigner } from "../../services/lib/auth/token.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { createIdGenerator } from "../../services/lib/ids.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { createMetrics } from "../../services/lib/metrics.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const MiB = 1024 * 1024;
 const MAX_VIDEO = 3 * MiB;
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let db: ShardRouter;
 let mediaDir: string;
@@ -46,29 +44,22 @@ const signer = createTokenSigner(keys.privateKey);
 
 beforeAll(async () => {
   mediaDir = await mkdtemp(join(tmpdir(), "chirp-media-e2e-"));
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
+  system = await startSystem({
     env: {
-      ...serviceInfraEnv(infra),
-      LOG_LEVEL: "warn",
       CHIRP_MEDIA_DIR: mediaDir,
       // A small video limit keeps the over-the-limit upload small; images keep the 16 MiB default.
       CHIRP_MEDIA_MAX_VIDEO_BYTES: String(MAX_VIDEO),
       // The sweep is run by this test, in-process, when it wants it.
       CHIRP_MEDIA_SWEEP_INTERVAL_MS: "0",
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
     tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
   });
-  db = await createShardRouter(topologyFromEnv(serviceInfraEnv(infra), loadShardConfig("local")));
+  ({ mesh, router: db } = system);
   media = createClient(MediaService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.media.grpcPort}` }));
 });
 
 afterAll(async () => {
-  await db?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
   if (mediaDir) await rm(mediaDir, { recursive: true, force: true });
 });
 

@@ -7,30 +7,24 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { SERVICE_NAMES } from "../../services/lib/mesh.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const run = promisify(execFile);
 
-// The whole mesh as `npm start` runs it: a private cluster, six service
-// processes and the gateway, all on ephemeral ports.
-let infra: RunningInfra;
+// The whole mesh as `npm start` runs it: six service processes and the
+// gateway, all on ephemeral ports, over a tenant of the shared cluster.
+let system: TestSystem;
 let mesh: Mesh;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
-    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
-  });
+  system = await startSystem({ router: false });
+  mesh = system.mesh;
 });
 
 afterAll(async () => {
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 async function bufCurl(...args: string[]): Promise<string> {
@@ -202,9 +196,9 @@ describe("the gateway", () => {
 
 describe("shutdown", () => {
   it("stops every process it started", async () => {
-    const pids = [mesh.gatewayPid, mesh.topology!.pid, ...SERVICE_NAMES.map((s) => mesh.services[s].pid), ...infra.processes.map((p) => p.pid)];
-    await mesh.stop();
-    await infra.stop();
+    // The shared cluster's servers outlive this file; stopping those is test/integration/cluster.test.ts's.
+    const pids = [mesh.gatewayPid, mesh.topology!.pid, ...SERVICE_NAMES.map((s) => mesh.services[s].pid)];
+    await system.stop();
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   });
 });

@@ -10,47 +10,39 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENTS } from "../../services/lib/events/subjects.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type Mesh } from "../../services/lib/launch.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { gatewayApi, type Account } from "./support/api.js";
+import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const TRENDS_WINDOW_MS = 8000;
 const TRENDS_BUCKET_MS = 500;
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let router: ShardRouter;
 let nc: NatsConnection;
 let js: JetStreamClient;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  const env = serviceInfraEnv(infra);
-  mesh = await launchMesh({
-    // The relay's default poll (50 ms): the 2 s visibility is checked as deployed.
+  // The relay's default poll (50 ms): the 2 s visibility is checked as deployed.
+  system = await startSystem({
     env: {
-      ...env,
       LOG_LEVEL: "error",
       CHIRP_SEARCH_TRENDS_WINDOW_MS: String(TRENDS_WINDOW_MS),
       CHIRP_SEARCH_TRENDS_BUCKET_MS: String(TRENDS_BUCKET_MS),
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
   });
-  router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
-  nc = await connectNats({ servers: infra.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  ({ mesh, router } = system);
+  nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   js = jetstream(nc);
 });
 
 afterAll(async () => {
   await nc?.close();
-  await router?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 // --- the public API -------------------------------------------------------
@@ -362,10 +354,24 @@ describe("GetTrends", () => {
 });
 
 describe("SearchTweets: a replica set down", () => {
+  // This one kills rs1, so it runs on a cluster of its own: the file's
+  // helpers (mesh, router) point at it while it runs.
+  let own: TestSystem;
+  let shared: { mesh: Mesh; router: ShardRouter } | undefined;
+  beforeAll(async () => {
+    own = await startSystem({ cluster: "own", env: { LOG_LEVEL: "error" } });
+    shared = { mesh, router };
+    ({ mesh, router } = own);
+  });
+  afterAll(async () => {
+    if (shared !== undefined) ({ mesh, router } = shared);
+    await own?.stop();
+  });
+
   it("answers from the shards that are up and says which did not (partial), instead of failing or hiding it", async () => {
     // Authors on both replica sets, many tweets: their index rows and their tweet rows spread over all four shards.
     const rs0 = new Set(router.shards().filter((s) => s.replicaSet === "rs0").map((s) => s.name));
-    const authors = [alice, bob, ...(await Promise.all([signUp(), signUp(), signUp(), signUp()]))];
+    const authors = await Promise.all([signUp(), signUp(), signUp(), signUp(), signUp(), signUp()]);
     // At least one author on rs0, or nothing would stay reachable (1 in 64 otherwise).
     while (!authors.some((a) => rs0.has(router.shardForUser(a.id).name))) authors.push(await signUp());
     const word = `partial${process.pid}`;
@@ -383,7 +389,7 @@ describe("SearchTweets: a replica set down", () => {
     expect(expected.length).toBeGreaterThan(0);
     expect(expected.length).toBeLessThan(24);
 
-    for (const p of infra.processes.filter((p) => p.name.startsWith("rs1-"))) process.kill(p.pid, "SIGKILL");
+    for (const p of own.infra.own!.processes.filter((p) => p.name.startsWith("rs1-"))) process.kill(p.pid, "SIGKILL");
 
     const page = await searchOk(word, { pageSize: 100 });
     expect(page.partial).toBe(true);

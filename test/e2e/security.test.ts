@@ -24,19 +24,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
 import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const keys = generateTokenKeys();
 const signer = createTokenSigner(keys.privateKey);
 const PASSWORD = "Sekrit-pa55word-never-logged";
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let db: ShardRouter;
 let logDir: string;
@@ -48,16 +46,12 @@ beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), "chirp-security-"));
   logFile = join(logDir, "mesh.log");
   logFd = openSync(logFile, "a");
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  const env = serviceInfraEnv(infra);
-  mesh = await launchMesh({
-    env: { ...env, LOG_LEVEL: "debug", CHIRP_RELAY_POLL_MS: "20" },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
+  system = await startSystem({
+    env: { LOG_LEVEL: "debug", CHIRP_RELAY_POLL_MS: "20" },
     stdio: logFd,
     tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
   });
-  db = await createShardRouter(topologyFromEnv(env, loadShardConfig("local")));
+  ({ mesh, router: db } = system);
 }, 180_000);
 
 afterAll(async () => {
@@ -66,9 +60,7 @@ afterAll(async () => {
     limited.child.kill("SIGTERM");
     await exited;
   }
-  await db?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
   if (logFd !== undefined) closeSync(logFd);
   if (logDir !== undefined) rmSync(logDir, { recursive: true, force: true });
 });
@@ -691,7 +683,7 @@ describe("authorization", () => {
       cwd: ROOT,
       env: {
         ...process.env,
-        ...serviceInfraEnv(infra),
+        ...system.env,
         ...mesh.addressEnv,
         LOG_LEVEL: "debug",
         CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey,

@@ -17,15 +17,14 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService, type StreamEventsResponse } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENT_STREAM } from "../../services/lib/events/subjects.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import type { Mesh } from "../../services/lib/launch.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account, type Answer } from "./support/api.js";
 
 const MAX_ENTRIES = 30;
@@ -33,7 +32,7 @@ const RECENT_ENTRIES = 10;
 const HOT_FOLLOWERS = 3;
 const INACTIVE_MS = 8000;
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let router: ShardRouter;
 let redis: Redis;
@@ -41,12 +40,8 @@ let nc: NatsConnection;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  const env = serviceInfraEnv(infra);
-  mesh = await launchMesh({
+  system = await startSystem({
     env: {
-      ...env,
-      LOG_LEVEL: "warn",
       CHIRP_RELAY_POLL_MS: "20",
       CHIRP_TIMELINE_MAX_ENTRIES: String(MAX_ENTRIES),
       CHIRP_TIMELINE_RECENT_ENTRIES: String(RECENT_ENTRIES),
@@ -54,21 +49,17 @@ beforeAll(async () => {
       CHIRP_TIMELINE_INACTIVE_MS: String(INACTIVE_MS),
       CHIRP_TIMELINE_STREAM_KEEPALIVE_MS: "500",
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
   });
-  router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
-  redis = new Redis(infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
-  nc = await connectNats({ servers: infra.natsUrl });
+  ({ mesh, router } = system);
+  redis = new Redis(system.infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  nc = await connectNats(parseNatsUrl(system.infra.natsUrl));
   jsm = await jetstreamManager(nc);
 });
 
 afterAll(async () => {
   await nc?.close();
   redis?.disconnect();
-  await router?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 // --- the public API -------------------------------------------------------
@@ -302,7 +293,7 @@ describe("fan-out", () => {
     expect(await inRedisList(KEYS.home(sleeper.id), second)).toBe(true);
   });
 
-  it("loses nothing to a Redis FLUSHALL: every timeline reads the same, rebuilt from MySQL", async () => {
+  it("loses nothing when its Redis database is flushed: every timeline reads the same, rebuilt from MySQL", async () => {
     const [a, b, star, ...fans] = (await signUpMany(3 + HOT_FOLLOWERS + 1)) as [Account, Account, Account, ...Account[]];
     await follow(a, b);
     await follow(b, a);
@@ -313,7 +304,7 @@ describe("fan-out", () => {
     const before = await Promise.all(readers.map((r) => homeIds(r, 9)));
     expect(before[0]!.length).toBe(45);
 
-    await redis.flushall();
+    await redis.flushdb();
     for (const [i, r] of readers.entries()) expect(await homeIds(r, 9)).toEqual(before[i]);
     expect(await redis.exists(KEYS.home(a.id))).toBe(1);
     // And fan-out goes on into the rebuilt lists.

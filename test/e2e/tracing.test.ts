@@ -9,39 +9,34 @@
 // Nothing sleeps: every wait is on spans arriving at the receiver (the batch
 // processors export every 50 ms here).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENTS } from "../../services/lib/events/subjects.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { REQUEST_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { SEARCH_INDEX_DURABLE } from "../../services/search/events.js";
 import { FANOUT_DURABLE } from "../../services/timeline/fan-out.js";
 import { SPAN_KIND, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";
 import { gatewayApi } from "./support/api.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
 let receiver: OtlpReceiver;
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchMesh({
+  system = await startSystem({
     env: {
-      ...serviceInfraEnv(infra),
-      LOG_LEVEL: "warn",
       CHIRP_RELAY_POLL_MS: "20",
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: "50",
     },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
+    router: false,
   });
+  mesh = system.mesh;
 });
 
 afterAll(async () => {
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
   await receiver?.close();
 });
 

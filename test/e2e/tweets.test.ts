@@ -1,9 +1,10 @@
 // Tweets and likes through the gateway, with the whole mesh as `npm start`
-// runs it (private cluster, every service process, the gateway): users sign
+// runs it (a tenant of the shared cluster, every service process, the gateway): users sign
 // up through the public API and act with their tokens. Rows, counts and the
 // outbox are read back from the shard primaries; the tweet cache is looked at
 // in Redis; the shards a request touched are read from the tweet service's
-// own metrics (chirp_tweet_db_calls_total). The last test stops nats-server.
+// own metrics (chirp_tweet_db_calls_total). The last test stops nats-server, on
+// a cluster of its own.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -15,20 +16,19 @@ import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetCreatedSchema, TweetLikedSchema, TweetUnlikedSchema, TweetDeletedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { createEventBus, type EventBus } from "../../services/lib/events/bus.js";
 import { BUS_DEFAULTS } from "../../services/lib/events/config.js";
 import { consume, type EventConsumer } from "../../services/lib/events/consumer.js";
 import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { type Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { LIKES_INDEX_DURABLE } from "../../services/tweet/events.js";
 import { gatewayApi, type Account } from "./support/api.js";
+import { type TestSystem, startSystem } from "../support/system.js";
+import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
 
-let infra: RunningInfra;
+let system: TestSystem;
 let mesh: Mesh;
 let router: ShardRouter;
 let redis: Redis;
@@ -36,25 +36,16 @@ let nc: NatsConnection;
 let js: JetStreamClient;
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  const env = serviceInfraEnv(infra);
-  mesh = await launchMesh({
-    env: { ...env, LOG_LEVEL: "warn", CHIRP_RELAY_POLL_MS: "20" },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
-  });
-  router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")) });
-  redis = new Redis(infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
-  nc = await connectNats({ servers: infra.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  system = await startSystem({ env: { CHIRP_RELAY_POLL_MS: "20" } });
+  ({ mesh, router } = system);
+  redis = new Redis(system.infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   js = jetstream(nc);
 });
-
 afterAll(async () => {
   await nc?.close();
   redis?.disconnect();
-  await router?.close();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
 });
 
 // --- the public API -------------------------------------------------------
@@ -579,12 +570,26 @@ describe("events", () => {
 });
 
 describe("a NATS outage", () => {
+  // This one kills nats-server, so it runs on a cluster of its own: the
+  // file's helpers (mesh, router) point at it while it runs.
+  let own: TestSystem;
+  let shared: { mesh: Mesh; router: ShardRouter } | undefined;
+  beforeAll(async () => {
+    own = await startSystem({ cluster: "own", env: { CHIRP_RELAY_POLL_MS: "20" } });
+    shared = { mesh, router };
+    ({ mesh, router } = own);
+  });
+  afterAll(async () => {
+    if (shared !== undefined) ({ mesh, router } = shared);
+    await own?.stop();
+  });
+
   it("does not stop posting; once nats-server is back, every event reaches a durable consumer exactly once", async () => {
     const [author, fan] = (await signUpMany(2)) as [Account, Account];
     const warmup = await postOk(author, "before the outage");
     // The likers' index is a durable consumer too: it must have caught up before and after.
     const consumerLog = pino({ level: "silent" });
-    const bus: EventBus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: infra.natsUrl }, log: consumerLog, reconnectMinMs: 50, reconnectMaxMs: 500 });
+    const bus: EventBus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: own.infra.natsUrl }, log: consumerLog, reconnectMinMs: 50, reconnectMaxMs: 500 });
     const counts = new Map<string, number>();
     const eventIds = new Map<string, number>();
     let consumer: EventConsumer | undefined;
@@ -605,7 +610,7 @@ describe("a NATS outage", () => {
       const probe = await postOk(author, "probe");
       await expect.poll(() => counts.get(probe.id), { timeout: 15_000, interval: 50 }).toBe(1);
 
-      const nats = infra.processes.find((p) => p.name === "nats")!;
+      const nats = own.infra.own!.processes.find((p) => p.name === "nats")!;
       process.kill(nats.pid!, "SIGKILL");
       const during: ApiTweet[] = [];
       for (let i = 0; i < 10; i++) during.push(await postOk(author, `during the outage #${i}`));
@@ -617,7 +622,7 @@ describe("a NATS outage", () => {
       expect(Number(pending!.n)).toBeGreaterThanOrEqual(10);
       expect([...counts.keys()].filter((id) => during.some((t) => t.id === id))).toEqual([]);
 
-      await infra.restartNats();
+      await own.infra.own!.restartNats();
       await expect.poll(() => during.filter((t) => counts.get(t.id) === 1).length, { timeout: 30_000, interval: 100 }).toBe(during.length);
       // Room for any duplicate to show up, then: each exactly once.
       await new Promise((r) => setTimeout(r, 2000));

@@ -1,4 +1,4 @@
-// The graph store and edge repair against a private cluster (real mariadbd,
+// The graph store and edge repair against a tenant of the shared cluster (real mariadbd,
 // two replica sets): each side of an edge changes with its user's count in
 // one transaction; a crash between the follower's and the followee's
 // transaction is repaired by the event consumer's handler or by the sweep, in
@@ -6,33 +6,29 @@
 // Called directly (no processes): test/e2e/graph.test.ts goes through the gateway.
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { EVENTS } from "../../services/lib/events/subjects.js";
 import { createIdGenerator } from "../../services/lib/ids.js";
-import { serviceInfraEnv } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { announceEdgeChange, decodeGraphEdgeEvent, type GraphEdgeEvent } from "../../services/graph/events.js";
 import { createEdgeRepair, type EdgeRepair } from "../../services/graph/repair.js";
 import { listEdges, setFollowerSide, type EdgeListRow } from "../../services/graph/store.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
-let cluster: RunningInfra;
+let system: TestSystem;
 let router: ShardRouter;
 let repair: EdgeRepair;
 const ids = createIdGenerator(3);
 const silent = pino({ level: "silent" });
 
 beforeAll(async () => {
-  cluster = await startLocalCluster({ ephemeral: true, log: () => {} });
-  router = await createShardRouter({ ...topologyFromEnv(serviceInfraEnv(cluster), loadShardConfig("local")) });
+  system = await startSystem({ mesh: false });
+  router = system.router;
   repair = createEdgeRepair({ router, log: silent, sweepIntervalMs: 0, sweepGraceMs: 0, sweepBatch: 100 });
 });
 
 afterAll(async () => {
   await repair?.close();
-  await router?.close();
-  await cluster?.stop();
+  await system?.stop();
 });
 
 // Users are rows in chirp.users (the graph service only reads them); ids

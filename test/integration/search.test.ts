@@ -1,12 +1,9 @@
 // The search index store, the shard fan-out and the trend counts against a
-// private cluster (real mariadbd in two replica sets, real Redis), called
+// tenant of the shared cluster (real mariadbd in two replica sets, real Redis), called
 // directly: test/e2e/search.test.ts goes through the gateway and the events.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
 import { createIdGenerator } from "../../services/lib/ids.js";
-import { serviceInfraEnv } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
 import { analyzeTweet, authorTerm, phraseNeedle } from "../../services/search/analyze.js";
@@ -15,25 +12,26 @@ import { parseQuery } from "../../services/search/query.js";
 import { createIndexWriter } from "../../services/search/index-writer.js";
 import { createSearchStore, type SearchStore } from "../../services/search/store.js";
 import { createTrends } from "../../services/search/trends.js";
+import { type TestSystem, startSystem } from "../support/system.js";
 
-let cluster: RunningInfra;
+let system: TestSystem;
 let router: ShardRouter;
 let store: SearchStore;
 let redis: Redis;
 const ids = createIdGenerator(5);
 
 beforeAll(async () => {
-  cluster = await startLocalCluster({ ephemeral: true, log: () => {} });
+  system = await startSystem({ mesh: false, router: false });
   // Reads on the primaries: what is asserted is the index, not replication.
-  router = await createShardRouter({ ...topologyFromEnv(serviceInfraEnv(cluster), loadShardConfig("local")), maxReplicaLagMs: 0 });
+  router = await createShardRouter({ ...topologyFromEnv(system.env, system.infra.shardConfig), maxReplicaLagMs: 0 });
   store = createSearchStore(router);
-  redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 });
+  redis = new Redis(system.infra.redisUrl, { maxRetriesPerRequest: 1 });
 });
 
 afterAll(async () => {
   redis?.disconnect();
   await router?.close();
-  await cluster?.stop();
+  await system?.stop();
 });
 
 async function postingsOf(tweetId: bigint): Promise<number> {
