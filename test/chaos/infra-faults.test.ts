@@ -17,7 +17,8 @@ import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { openTopologyKv, readTopology } from "../../services/lib/shard/topology.js";
 import { gatewayApi } from "../e2e/support/api.js";
-import { createWorkload, until, type Workload } from "./support/workload.js";
+import { eventually } from "../support/eventually.js";
+import { createWorkload, type Workload } from "./support/workload.js";
 
 let infra: RunningInfra;
 let mesh: Mesh;
@@ -71,17 +72,21 @@ describe("faults of the servers, under load", () => {
     const killed = (await primaryOf(rs))!;
     const report = await workload.run("kill -9 of rs0's primary", async () => {
       process.kill(infra.processes.find((p) => p.name === killed)!.pid, "SIGKILL");
-      await until("failover published", 60_000, async () => (await primaryOf(rs)) !== killed);
+      await eventually("failover published", async () => (await primaryOf(rs)) !== killed, { timeoutMs: 60_000, intervalMs: 100 });
     });
     // Writes to rs1's users went on; rs0's paused. Some posts failed unless none landed on rs0 in the window.
     expect(report.acked).toBeGreaterThan(0);
 
     // The old primary comes back as a replica, so the next faults start from a whole cluster.
     await infra.restartMysqlMember(killed);
-    await until("the old primary rejoined as a replica", 90_000, async () => {
-      const set = (await readTopology(kv, "chirp"))?.topology.replicaSets.find((r) => r.name === rs);
-      return set?.replicas.some((m) => m.name === killed) ?? false;
-    }, 250);
+    await eventually(
+      "the old primary rejoined as a replica",
+      async () => {
+        const set = (await readTopology(kv, "chirp"))?.topology.replicaSets.find((r) => r.name === rs);
+        return set?.replicas.some((m) => m.name === killed) ?? false;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
   });
 
   it("nats-server killed and started again: posts go on meanwhile, every event arrives once", { timeout: 180_000 }, async () => {

@@ -20,7 +20,8 @@ import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { KEYS } from "../../services/timeline/lists.js";
 import { gatewayApi, type Account } from "../e2e/support/api.js";
-import { callSafely, createWorkload, inParallel, until, type ApiTweet, type Workload } from "./support/workload.js";
+import { eventually } from "../support/eventually.js";
+import { callSafely, createWorkload, inParallel, type ApiTweet, type Workload } from "./support/workload.js";
 
 /** Followers of the author whose burst is being fanned out when the worker dies. */
 const FANS = 200;
@@ -103,7 +104,7 @@ describe("faults of the mesh's processes, under load", () => {
           },
         );
         // The first tweets of the burst are reaching the fans' lists: the fan-out is under way.
-        await until("fan-out under way", 30_000, async () => burst.length > 0 && (await deliveries(star, fans, burst)) > 0, 5);
+        await eventually("fan-out under way", async () => burst.length > 0 && (await deliveries(star, fans, burst)) > 0, { timeoutMs: 30_000, intervalMs: 5 });
         await mesh.killService("timeline", 0, "SIGKILL");
         await posting;
         atKill = await deliveries(star, fans, burst);
@@ -118,7 +119,7 @@ describe("faults of the mesh's processes, under load", () => {
 
     // Every fan's home timeline is the star's tweets, each once; so are their Redis lists.
     const started = performance.now();
-    await until("every fan has every tweet of the burst in their list", 120_000, async () => (await deliveries(star, fans, burst)) === FANS * BURST, 250);
+    await eventually("every fan has every tweet of the burst in their list", async () => (await deliveries(star, fans, burst)) === FANS * BURST, { timeoutMs: 120_000, intervalMs: 250 });
     const want = burst.map((t) => t.id).sort();
     const wrong: string[] = [];
     await inParallel(fans, 16, async (f) => {

@@ -15,6 +15,7 @@ import { type Mesh } from "../../services/lib/launch.js";
 import { type ShardRouter } from "../../services/lib/shard/router.js";
 import { gatewayApi, type Account } from "./support/api.js";
 import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import { eventually } from "../support/eventually.js";
 import { type TestSystem, startSystem } from "../support/system.js";
 
 const TRENDS_WINDOW_MS = 8000;
@@ -75,18 +76,6 @@ const trends = async (): Promise<Record<string, number>> => {
   const { trends: list } = await ok<{ trends: { hashtag: string; tweetCount: number }[] }>(`${S}/GetTrends`, { limit: 50 });
   return Object.fromEntries(list.map((t) => [t.hashtag, t.tweetCount]));
 };
-
-/** Polls `f` until it returns a value `done` accepts (every 25 ms, up to `timeoutMs`); returns it and the time taken. */
-async function until<T>(f: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 10_000): Promise<{ value: T; ms: number }> {
-  const started = performance.now();
-  for (;;) {
-    const value = await f();
-    const ms = performance.now() - started;
-    if (done(value)) return { value, ms };
-    if (ms > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The index rows of a tweet, read on its index shard's primary. */
 async function postingsOf(tweetId: string): Promise<number> {
@@ -150,7 +139,7 @@ describe("SearchTweets: the query forms", () => {
     mention = await postOk(alice, `lunch with @${bob.handle.toUpperCase()} today`);
     hamlet = await postOk(bob, "to be or not to be, that is the question");
     // Everything is indexed once the last one is.
-    await until(() => searchOk("question"), (p) => p.tweets.length === 1);
+    await eventually("the last of them indexed", async () => (await searchOk("question")).tweets.length === 1);
   });
 
   it("matches every word, without regard to case or accents, newest first, hydrated", async () => {
@@ -193,7 +182,7 @@ describe("SearchTweets: SQL and regex metacharacters are text", () => {
   it("matches them as the words around them and never as wildcards, operators or SQL", async () => {
     const t = await postOk(alice, `metaq 100% natural_flavor (really) c++ 'quoted' "dq" back\\slash -minus +plus a.*b`);
     const other = await postOk(alice, "metaq 10 unnatural");
-    await until(() => searchOk("metaq"), (p) => p.tweets.length === 2);
+    await eventually("both indexed", async () => (await searchOk("metaq")).tweets.length === 2);
     // The words around the symbols match; the symbols themselves are separators.
     for (const q of [
       "metaq 100%",
@@ -260,15 +249,17 @@ describe("SearchTweets: freshness", () => {
     for (let i = 0; i < 5; i++) {
       const word = `fresh${i}x${process.pid}`;
       const t = await postOk(i % 2 === 0 ? alice : bob, `${word} just posted`);
-      const found = await until(() => searchOk(word), (p) => idsOf(p).includes(t.id), 5000);
-      expect(found.ms, "visible after").toBeLessThan(2000);
+      const posted = performance.now();
+      await eventually("the new tweet found", async () => idsOf(await searchOk(word)).includes(t.id), { timeoutMs: 5000 });
+      expect(performance.now() - posted, "visible after").toBeLessThan(2000);
 
       await deleteOk(i % 2 === 0 ? alice : bob, t.id);
       // Through the API at once (hydration leaves deleted tweets out)...
       expect(idsOf(await searchOk(word))).toEqual([]);
       // ...and out of the index itself within 2 s.
-      const gone = await until(() => postingsOf(t.id), (n) => n === 0, 5000);
-      expect(gone.ms, "unindexed after").toBeLessThan(2000);
+      const deleted = performance.now();
+      await eventually("the deleted tweet out of the index", async () => (await postingsOf(t.id)) === 0, { timeoutMs: 5000 });
+      expect(performance.now() - deleted, "unindexed after").toBeLessThan(2000);
     }
   });
 });
@@ -278,7 +269,7 @@ describe("SearchTweets: pages", () => {
     const word = `pagewalk${process.pid}`;
     const made: ApiTweet[] = [];
     for (let i = 0; i < 25; i++) made.push(await postOk(i % 3 === 0 ? bob : alice, `${word} number ${i}`));
-    await until(() => searchOk(word, { pageSize: 100 }), (p) => p.tweets.length === 25);
+    await eventually("all 25 indexed", async () => (await searchOk(word, { pageSize: 100 })).tweets.length === 25);
     const newestFirst = [...made].reverse().map((t) => t.id);
 
     const first = await searchOk(word, { pageSize: 10 });
@@ -291,7 +282,7 @@ describe("SearchTweets: pages", () => {
     const goneAhead = made[10]!;
     await deleteOk(alice, goneSeen.id);
     await deleteOk(alice, goneAhead.id);
-    await until(() => searchOk(word, { pageSize: 100 }), (p) => p.tweets.length === 26);
+    await eventually("the new and the deleted ones applied", async () => (await searchOk(word, { pageSize: 100 })).tweets.length === 26);
 
     const seen = [...idsOf(first)];
     let token = first.nextPageToken;
@@ -323,24 +314,38 @@ describe("GetTrends", () => {
     await postOk(alice, `#${a} #${c} third`);
     await postOk(bob, `and #${b}`);
     const posted = Date.now();
-    await until(trends, (all) => JSON.stringify(mine(all)) === JSON.stringify({ [a]: 3, [b]: 2, [c]: 1 }), 5000);
+    await eventually(
+      "the trends counted",
+      async () => {
+        expect(mine(await trends())).toEqual({ [a]: 3, [b]: 2, [c]: 1 });
+        return true;
+      },
+      { timeoutMs: 5000 },
+    );
     const order = Object.keys(mine(await trends()));
     expect(order).toEqual([a, b, c]);
 
     // A TweetCreated delivered again (a relay re-publishing after the duplicate window): counted once.
     const skippedBefore = await applied("consumer=trends,event=tweet_created,result=skipped");
     await redeliver(bob, EVENTS.tweetCreated.subject, a2.id, 1);
-    await until(() => applied("consumer=trends,event=tweet_created,result=skipped"), (n) => n === skippedBefore + 1, 5000);
+    await eventually("the redelivery skipped", async () => (await applied("consumer=trends,event=tweet_created,result=skipped")) === skippedBefore + 1, { timeoutMs: 5000 });
     expect(mine(await trends())).toEqual({ [a]: 3, [b]: 2, [c]: 1 });
 
     // A deleted tweet stops counting, once, however often its deletion (or creation) comes again.
     await deleteOk(alice, a1.id);
-    await until(trends, (all) => mine(all)[a] === 2 && mine(all)[b] === 1, 5000);
+    await eventually(
+      "the deleted tweet uncounted",
+      async () => {
+        const now = mine(await trends());
+        return now[a] === 2 && now[b] === 1;
+      },
+      { timeoutMs: 5000 },
+    );
     const deletesBefore = await applied("consumer=trends,event=tweet_deleted");
     await redeliver(alice, EVENTS.tweetDeleted.subject, a1.id, 2);
     await redeliver(alice, EVENTS.tweetCreated.subject, a1.id, 3);
-    await until(() => applied("consumer=trends,event=tweet_deleted"), (n) => n === deletesBefore + 1, 5000);
-    await until(() => applied("consumer=trends,event=tweet_created,result=skipped"), (n) => n === skippedBefore + 2, 5000);
+    await eventually("the redelivered deletion applied", async () => (await applied("consumer=trends,event=tweet_deleted")) === deletesBefore + 1, { timeoutMs: 5000 });
+    await eventually("the redelivered creation skipped", async () => (await applied("consumer=trends,event=tweet_created,result=skipped")) === skippedBefore + 2, { timeoutMs: 5000 });
     expect(mine(await trends())).toEqual({ [a]: 2, [c]: 1, [b]: 1 });
     // The index, too, keeps the deleted tweet out after the redelivered creation.
     expect(await postingsOf(a1.id)).toBe(0);
@@ -348,7 +353,7 @@ describe("GetTrends", () => {
     // The window slides past them: the last of them leaves between one window
     // less a bucket and one window (plus polling) after it was created, which
     // is a little before PostTweet returned.
-    await until(trends, (all) => Object.keys(mine(all)).length === 0, TRENDS_WINDOW_MS + 5000);
+    await eventually("the window slid past them", async () => Object.keys(mine(await trends())).length === 0, { timeoutMs: TRENDS_WINDOW_MS + 5000 });
     expect(Date.now() - posted).toBeGreaterThanOrEqual(TRENDS_WINDOW_MS - TRENDS_BUCKET_MS - 500);
   });
 });
@@ -380,7 +385,7 @@ describe("SearchTweets: a replica set down", () => {
       const author = authors[i % authors.length]!;
       posted.push({ id: (await postOk(author, `${word} ${i}`)).id, author });
     }
-    await until(() => searchOk(word, { pageSize: 100 }), (p) => p.tweets.length === 24);
+    await eventually("all 24 indexed", async () => (await searchOk(word, { pageSize: 100 })).tweets.length === 24);
     // Reachable after the kill: index row and tweet row both on rs0.
     const expected = posted
       .filter((p) => rs0.has(router.shardForUser(BigInt(p.id)).name) && rs0.has(router.shardForUser(p.author.id).name))

@@ -27,6 +27,7 @@ import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/to
 import { type Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
 import { type ShardRouter } from "../../services/lib/shard/router.js";
+import { eventually } from "../support/eventually.js";
 import { type TestSystem, startSystem } from "../support/system.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -112,15 +113,6 @@ const G = "chirp.graph.v1.GraphService";
 const T = "chirp.tweet.v1.TweetService";
 const TL = "chirp.timeline.v1.TimelineService";
 const S = "chirp.search.v1.SearchService";
-
-async function until<V>(fn: () => Promise<V>, done: (v: V) => boolean, ms = 15_000): Promise<V> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (done(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 // --- the database, read with the application account --------------------------
 
@@ -662,9 +654,13 @@ describe("authorization", () => {
     for (const [i, t] of posted.entries()) {
       expect(t.text).toBe(texts[i]);
       expect((await ok(`${T}/GetTweet`, { tweetId: t.id })).tweet.text).toBe(texts[i]);
-      const found = await until(
-        () => ok(`${S}/SearchTweets`, { query: `rtq${i + 1}` }),
-        (p) => ((p.tweets ?? []) as unknown[]).length > 0,
+      const found = await eventually(
+        `rtq${i + 1} found`,
+        async () => {
+          const page = await ok(`${S}/SearchTweets`, { query: `rtq${i + 1}` });
+          return ((page.tweets ?? []) as unknown[]).length > 0 ? page : undefined;
+        },
+        { timeoutMs: 15_000 },
       );
       expect((found.tweets as { id: string; text: string }[]).map((x) => [x.id, x.text])).toEqual([[t.id, texts[i]]]);
     }

@@ -24,6 +24,7 @@ import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";
+import { withTimeout } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account, type Answer } from "./support/api.js";
 
@@ -107,16 +108,6 @@ async function allPages(read: (token: string) => Promise<Answer<Page>>): Promise
 const homeIds = async (who: Account, pageSize = 100): Promise<string[]> => (await allPages((t) => home(who, pageSize, t))).ids;
 
 const newestFirst = (ids: readonly string[]): string[] => [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? 1 : BigInt(a) > BigInt(b) ? -1 : 0));
-
-/** `p`, or a failure naming what did not happen in time (instead of the whole test timing out). */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // --- what the services did ------------------------------------------------------
 
@@ -379,7 +370,7 @@ describe("StreamEvents", () => {
         first();
       }
     })();
-    await within(10_000, "the stream's first message", ready);
+    await withTimeout("the stream's first message", 10_000, ready);
     const waitFor = async (kind: string, since: number, match: (m: StreamEventsResponse) => boolean = () => true): Promise<number> => {
       let hit: { at: number } | undefined;
       await expect
@@ -429,7 +420,7 @@ describe("StreamEvents", () => {
     await new Promise((r) => setTimeout(r, 1200));
     expect(stream.received.filter((r) => r.msg.event.case === "keepalive").length).toBeGreaterThan(keepalives);
     stream.abort.abort();
-    await within(15_000, "the stream to end after the client aborted", stream.done);
+    await withTimeout("the stream to end after the client aborted", 15_000, stream.done);
   });
 
   it("ends cleanly when the client goes: the server drops the stream's subscription", async () => {
@@ -445,12 +436,12 @@ describe("StreamEvents", () => {
     await streams[1]!.waitFor("follow", t);
     for (const s of streams.slice(1)) s.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base);
-    await within(15_000, "the streams to end after the client aborted", Promise.all(streams.map((s) => s.done)));
+    await withTimeout("the streams to end after the client aborted", 15_000, Promise.all(streams.map((s) => s.done)));
     for (const s of streams) expect(s.ended()).not.toBe("open");
     const again = await open(a);
     expect(again.received[0]?.msg.event.case).toBe("keepalive");
     again.abort.abort();
-    await within(15_000, "the stream to end after the client aborted", again.done);
+    await withTimeout("the stream to end after the client aborted", 15_000, again.done);
   });
 
   it("also streams over gRPC (HTTP/2) and gRPC-Web through the gateway", async () => {

@@ -5,7 +5,6 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect as connectNats } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
@@ -23,6 +22,7 @@ import {
   type MysqlCredentials,
   type RunningInfra,
 } from "../../services/lib/cluster/index.js";
+import { eventually } from "../support/eventually.js";
 
 let cluster: RunningInfra;
 const logLines: string[] = [];
@@ -56,17 +56,6 @@ async function using<T>(conn: Promise<Connection>, fn: (c: Connection) => Promis
   }
 }
 
-/** Polls until `check` returns a value, failing after the deadline. */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await delay(50);
-  }
-}
-
 function rs(name: string) {
   const found = cluster.mysql.replicaSets.find((r) => r.name === name);
   if (!found) throw new Error(`no replica set ${name}`);
@@ -92,7 +81,7 @@ describe("local cluster", () => {
       c.execute("INSERT INTO users (id, handle, email, password_hash) VALUES (?, ?, ?, ?)", [id, "alice", "a@example.com", "x"]),
     );
     const handle = await using(connectAs(replicas[0]!, cluster.mysql.appUser, "chirp_c0x"), (c) =>
-      eventually(async () => {
+      eventually("the row on the replica", async () => {
         const [rows] = await c.execute<RowDataPacket[]>("SELECT handle FROM users WHERE id = ?", [id]);
         return rows[0]?.["handle"] as string | undefined;
       }),
@@ -137,7 +126,7 @@ describe("local cluster", () => {
       const set = rs(shard.replicaSet);
       for (const member of [set.primary, ...set.replicas]) {
         const versions = await using(connectAs(member, cluster.mysql.appUser, shard.database), (c) =>
-          eventually(async () => {
+          eventually(`migrations applied on ${member.name}`, async () => {
             const [rows] = await c.query<RowDataPacket[]>("SELECT version FROM schema_migrations ORDER BY version");
             return rows.length > 0 ? rows.map((r) => Number(r["version"])) : undefined;
           }),

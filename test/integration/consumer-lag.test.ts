@@ -4,7 +4,6 @@
 // up; the series go away when the consumer stops.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { pino } from "pino";
@@ -18,6 +17,7 @@ import { consume } from "../../services/lib/events/consumer.js";
 import { EVENT_ID_HEADER } from "../../services/lib/events/headers.js";
 import { EVENTS } from "../../services/lib/events/subjects.js";
 import { createMetrics } from "../../services/lib/metrics.js";
+import { eventually } from "../support/eventually.js";
 
 const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
 let dir: string;
@@ -43,14 +43,6 @@ async function series(metrics: ReturnType<typeof createMetrics>, name: string, d
   const text = await metrics.registry.metrics();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`durable="${durable}"`));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(50);
-  }
 }
 
 it("reports pending, ack-pending and the oldest unfinished event's age, and 0 once caught up", async () => {
@@ -85,18 +77,17 @@ it("reports pending, ack-pending and the oldest unfinished event's age, and 0 on
       await js.publish(EVENTS.userFollowed.subject, payload, { msgID: `lag-${i}`, headers: h });
     }
     // Two being handled (concurrency 2), four waiting.
-    await until("gauges show the backlog", async () => {
+    await eventually("gauges show the backlog", async () => {
       const pending = await series(metrics, "chirp_bus_consumer_pending", durable);
       const ackPending = await series(metrics, "chirp_bus_consumer_ack_pending", durable);
       return pending !== undefined && ackPending !== undefined && pending + ackPending === 6 && ackPending >= 2;
     });
-    await delay(600);
-    await until("the oldest event ages", async () => ((await series(metrics, "chirp_bus_consumer_lag_seconds", durable)) ?? 0) >= 0.5);
+    await eventually("the oldest event ages", async () => ((await series(metrics, "chirp_bus_consumer_lag_seconds", durable)) ?? 0) >= 0.5);
     expect(await series(metrics, "chirp_bus_consumer_lag_seconds", durable)).toBeLessThan(30);
 
     release();
-    await until("all handled", async () => handled === 6);
-    await until("caught up", async () => {
+    await eventually("all handled", async () => handled === 6);
+    await eventually("caught up", async () => {
       const values = await Promise.all(
         ["chirp_bus_consumer_pending", "chirp_bus_consumer_ack_pending", "chirp_bus_consumer_lag_seconds"].map((n) => series(metrics, n, durable)),
       );

@@ -31,6 +31,7 @@ import { createMetrics, type Metrics } from "../../services/lib/metrics.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { eventually } from "../support/eventually.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
@@ -112,20 +113,8 @@ async function newRelay(opts: { bucket: string; config?: Partial<RelayConfig>; b
 /** Each test's relays use their own lease bucket: a bucket's max age is fixed by whoever creates it. */
 const freshBucket = (): string => `outbox_test_${++bucketSeq}`;
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ""}`);
-    await delay(50);
-  }
-}
+/** Relays poll, leases expire, NATS restarts: waits here are generous. */
+const WAIT = { timeoutMs: 15_000 } as const;
 
 interface Appended {
   readonly eventId: string;
@@ -177,7 +166,7 @@ async function awaitPublished(eventIds: readonly string[], fromSeq = 1, timeoutM
       const mine = (await streamMessages(fromSeq)).filter((m) => want.has(m.headers?.get(EVENT_ID_HEADER) ?? ""));
       return new Set(mine.map((m) => m.headers!.get(EVENT_ID_HEADER))).size === want.size ? mine : undefined;
     },
-    timeoutMs,
+    { timeoutMs },
   );
 }
 
@@ -246,7 +235,7 @@ describe("outbox relay", () => {
       if (before !== undefined) expect(BigInt(row.id) > before, `shard ${row.shard} order`).toBe(true);
       seen.set(row.shard, BigInt(row.id));
     }
-    await eventually("rows marked sent", async () => ([...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent) ? true : undefined));
+    await eventually("rows marked sent", async () => [...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent), WAIT);
   });
 
   it("publishes nothing for a rolled-back transaction", async () => {
@@ -279,7 +268,7 @@ describe("outbox relay", () => {
     const relay = await newRelay({ bucket: freshBucket() });
     const before = await appendTweetEvent(users[1]!);
     await awaitPublished([before.eventId], from);
-    await eventually("every lease held", async () => (relay.heldShards().length === router.shards().length ? true : undefined));
+    await eventually("every lease held", async () => relay.heldShards().length === router.shards().length, WAIT);
 
     const natsPid = cluster.processes.find((p) => p.name === "nats")!.pid;
     process.kill(natsPid, "SIGKILL");
@@ -297,7 +286,7 @@ describe("outbox relay", () => {
     log.info({ ms: Date.now() - restartAt }, "outage backlog published after the restart began");
     // Exactly once each: the dedupe window drops any re-publish of a row whose ack was lost.
     expect(msgs).toHaveLength(during.length);
-    await eventually("rows marked sent", async () => ([...(await outboxRows(during.map((a) => a.eventId))).values()].every((r) => r.sent) ? true : undefined));
+    await eventually("rows marked sent", async () => [...(await outboxRows(during.map((a) => a.eventId))).values()].every((r) => r.sent), WAIT);
   });
 
   it("with two relays running, each shard has one lease holder and every event is published once; a stopped relay hands over at once", async () => {
@@ -307,7 +296,7 @@ describe("outbox relay", () => {
     const config = { leaseTtlMs: 30_000, leaseRenewMs: 1000 };
     const all = router.shards().map((s) => s.name).sort();
     const a = await newRelay({ bucket, config });
-    await eventually("the first relay holds every shard", async () => (a.heldShards().sort().join() === all.join() ? true : undefined));
+    await eventually("the first relay holds every shard", async () => a.heldShards().sort().join() === all.join(), WAIT);
     const b = await newRelay({ bucket, config });
     await delay(1000); // b tries to claim every 200 ms meanwhile
     expect(b.heldShards()).toEqual([]);
@@ -320,7 +309,7 @@ describe("outbox relay", () => {
 
     const handoverStart = Date.now();
     await a.stop();
-    await eventually("the other relay holds every shard", async () => (b.heldShards().sort().join() === all.join() ? true : undefined), 10_000);
+    await eventually("the other relay holds every shard", async () => b.heldShards().sort().join() === all.join(), { timeoutMs: 10_000 });
     log.info({ ms: Date.now() - handoverStart }, "handover after a graceful stop");
     const later = await Promise.all(users.map((u) => appendTweetEvent(u)));
     expect(await awaitPublished(later.map((x) => x.eventId), from)).toHaveLength(later.length);
@@ -337,13 +326,17 @@ describe("outbox relay", () => {
       CHIRP_RELAY_POLL_MS: "20",
     });
     const keys = router.shards().map((s) => `${router.keyspace}.${s.name}`);
-    await eventually("the tweet service holds every shard's lease", async () => {
-      for (const key of keys) {
-        const e = await kv.get(key);
-        if (e?.operation !== "PUT" || (JSON.parse(e.string()) as { pid: number }).pid !== child.pid) return undefined;
-      }
-      return true;
-    });
+    await eventually(
+      "the tweet service holds every shard's lease",
+      async () => {
+        for (const key of keys) {
+          const e = await kv.get(key);
+          if (e?.operation !== "PUT" || (JSON.parse(e.string()) as { pid: number }).pid !== child.pid) return false;
+        }
+        return true;
+      },
+      WAIT,
+    );
     const viaChild = await appendTweetEvent(users[2]!);
     await awaitPublished([viaChild.eventId], from);
 
@@ -355,7 +348,7 @@ describe("outbox relay", () => {
     await once(child, "exit");
     const killedAt = Date.now();
     const during = await Promise.all(users.map((u) => appendTweetEvent(u)));
-    await eventually("the standby holds every shard", async () => (standby.heldShards().length === keys.length ? true : undefined), 15_000);
+    await eventually("the standby holds every shard", async () => standby.heldShards().length === keys.length, WAIT);
     log.info({ ms: Date.now() - killedAt }, "takeover after a kill");
     const msgs = await awaitPublished(during.map((x) => x.eventId), from);
     expect(msgs).toHaveLength(during.length);
@@ -367,13 +360,13 @@ describe("outbox relay", () => {
     const keeping = await newRelay({ bucket, config: { retentionMs: 3_600_000, purgeIntervalMs: 100 } });
     const appended = await Promise.all(users.map((u) => appendTweetEvent(u)));
     await awaitPublished(appended.map((x) => x.eventId), from);
-    await eventually("rows marked sent", async () => ([...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent) ? true : undefined));
+    await eventually("rows marked sent", async () => [...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent), WAIT);
     await delay(500);
     expect((await outboxRows(appended.map((a) => a.eventId))).size).toBe(appended.length);
     await keeping.stop();
 
     await newRelay({ bucket, config: { retentionMs: 200, purgeIntervalMs: 100, purgeBatch: 5 } });
-    await eventually("sent rows purged", async () => ((await outboxRows(appended.map((a) => a.eventId))).size === 0 ? true : undefined));
+    await eventually("sent rows purged", async () => (await outboxRows(appended.map((a) => a.eventId))).size === 0, WAIT);
   });
   it("backs off a shard whose primary is down while the other shards keep publishing, and catches up when it returns", async () => {
     const rs1 = cluster.mysql.replicaSets.find((rs) => rs.name === "rs1")!;
@@ -390,7 +383,7 @@ describe("outbox relay", () => {
     await newRelay({ bucket: freshBucket() });
     const meanwhile = await Promise.all(onRs0.map((u) => appendTweetEvent(u)));
     await awaitPublished(meanwhile.map((x) => x.eventId), from);
-    await eventually("reads on the dead primary fail", async () => ((await relayFailures("read")) > failuresBefore ? true : undefined));
+    await eventually("reads on the dead primary fail", async () => (await relayFailures("read")) > failuresBefore, WAIT);
     const ids_ = new Set((await streamMessages(from)).map((m) => m.headers?.get(EVENT_ID_HEADER)));
     expect(stranded.some((x) => ids_.has(x.eventId))).toBe(false);
 
@@ -468,8 +461,8 @@ describe("consumer helper", () => {
     alwaysFail = await follow("2005", "2006");
     const ok2 = await follow("2001", "2002", true);
 
-    await eventually("handled events", async () => (handled.length === 3 ? true : undefined));
-    await eventually("dead-lettered after max deliveries", async () => ((calls.get(alwaysFail)?.length ?? 0) === 3 ? true : undefined));
+    await eventually("handled events", async () => handled.length === 3, WAIT);
+    await eventually("dead-lettered after max deliveries", async () => (calls.get(alwaysFail)?.length ?? 0) === 3, WAIT);
     expect(calls.get(failOnce)).toEqual([0, 1]);
     expect(calls.get(ok1)).toEqual([0]);
     expect(calls.get(alwaysFail)).toEqual([0, 1, 2]);
@@ -479,10 +472,14 @@ describe("consumer helper", () => {
     expect(unfollow.userId).toBe("2001");
     expect(unfollow.requestId).toBe("follow-2001-2002");
 
-    await eventually("nothing left unacked", async () => {
-      const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-graph");
-      return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
-    });
+    await eventually(
+      "nothing left unacked",
+      async () => {
+        const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-graph");
+        return info.num_ack_pending === 0 && info.num_pending === 0;
+      },
+      WAIT,
+    );
     await delay(500);
     expect(calls.get(alwaysFail)).toHaveLength(3); // terminated: no further deliveries
 
@@ -504,7 +501,7 @@ describe("consumer helper", () => {
     consumers.push(slowConsumer);
     await slowConsumer.started();
     await follow("2007", "2008");
-    await eventually("slow handler running", async () => (slowStarted ? true : undefined));
+    await eventually("slow handler running", async () => slowStarted, WAIT);
     let stopped = false;
     const stopping = slowConsumer.stop().then(() => (stopped = true));
     await delay(200);
@@ -537,10 +534,14 @@ describe("consumer helper", () => {
       h.set(EVENT_ID_HEADER, "424242");
       await js.publish(EVENTS.userFollowed.subject, payload, { msgID, headers: h });
     }
-    await eventually("both deliveries acked", async () => {
-      const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-dedupe");
-      return info.delivered.consumer_seq >= 2 && info.num_ack_pending === 0 ? true : undefined;
-    });
+    await eventually(
+      "both deliveries acked",
+      async () => {
+        const info = await jsm.consumers.info(EVENT_STREAM, "outbox-test-dedupe");
+        return info.delivered.consumer_seq >= 2 && info.num_ack_pending === 0;
+      },
+      WAIT,
+    );
     expect(seen.get("424242")).toBe(1);
   });
 });

@@ -19,6 +19,7 @@ import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../services/lib/shard/router.js";
 import { openTopologyKv, publishTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
+import { eventually } from "../support/eventually.js";
 
 const MAX_LAG_MS = 1000;
 
@@ -80,16 +81,6 @@ function replicaSet(name: string) {
   const rs = cluster.mysql.replicaSets.find((r) => r.name === name);
   if (!rs) throw new Error(`no replica set ${name}`);
   return { primary: rs.primary, replica: rs.replicas[0]! };
-}
-
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await delay(50);
-  }
 }
 
 async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
@@ -226,7 +217,7 @@ describe("shard router", () => {
 
   it("reads from a replica once its measured lag is within the bound", async () => {
     const { replica } = replicaSet("rs1");
-    const port = await eventually(async () => {
+    const port = await eventually("reads on rs1's replica", async () => {
       const [row] = await router.reader("c0-").query<{ port: string }>("SELECT @@port AS port");
       return Number(row?.port) === replica.port ? row!.port : undefined;
     });
@@ -242,9 +233,9 @@ describe("shard router", () => {
     const id = userIds.find((x) => router.shardForUser(x).replicaSet === "rs1")!;
     const shard = router.shardForUser(id);
     await router.primaryForUser(id).execute("UPDATE chirp.users SET bio = ? WHERE id = ?", ["old", id]);
-    await eventually(async () => {
+    await eventually("the replica serves the old bio", async () => {
       const [row] = await router.readerForUser(id).query<{ bio: string; port: string }>("SELECT bio, @@port AS port FROM chirp.users WHERE id = ?", [id]);
-      return row?.bio === "old" && Number(row.port) === replica.port ? true : undefined;
+      return row?.bio === "old" && Number(row.port) === replica.port;
     });
 
     await asAdmin(replica, (c) => c.query("STOP SLAVE SQL_THREAD"));
@@ -269,9 +260,9 @@ describe("shard router", () => {
       await asAdmin(replica, (c) => c.query("START SLAVE SQL_THREAD"));
     }
     // Caught up again, the replica serves again.
-    await eventually(async () => {
+    await eventually("the caught-up replica serves the new bio", async () => {
       const [row] = await router.reader(shard).query<{ bio: string; port: string }>("SELECT bio, @@port AS port FROM chirp.users WHERE id = ?", [id]);
-      return row?.bio === "new" && Number(row.port) === replica.port ? true : undefined;
+      return row?.bio === "new" && Number(row.port) === replica.port;
     });
   });
 
@@ -292,10 +283,10 @@ describe("shard router", () => {
         await tx.execute("UPDATE chirp.users SET bio = ? WHERE id = ?", ["ours", a]);
         if (attempts === 1) {
           otherUpdate = other.query("UPDATE users SET bio = 'other' WHERE id = ?", [a]);
-          await eventually(() =>
+          await eventually("the other transaction waits for a lock", () =>
             asAdmin(primary, async (c) => {
               const [r] = await c.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
-              return Number(r[0]?.["n"]) > 0 ? true : undefined;
+              return Number(r[0]?.["n"]) > 0;
             }),
           );
         }
@@ -304,7 +295,7 @@ describe("shard router", () => {
         return rows[0]?.n;
       });
       // Our first attempt lost the deadlock; the other transaction got a and commits, then our retry runs.
-      await eventually(async () => (otherUpdate !== undefined && attempts >= 1 ? true : undefined));
+      await eventually("our first attempt started the other update", () => otherUpdate !== undefined && attempts >= 1);
       await otherUpdate;
       await other.query("COMMIT");
       expect(await done).toBe("2");
@@ -338,12 +329,13 @@ describe("shard router", () => {
     expect(await codeOf(r.primary("-40").query("SELECT SLEEP(5) AS slept"))).toBe(Code.DeadlineExceeded);
     // The server-side statement was killed, long before its 5 s were up.
     await eventually(
+      "the statement gone from the server",
       () =>
         asAdmin(replicaSet("rs0").primary, async (c) => {
           const [rows] = await c.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(5)%'");
-          return Number(rows[0]?.["n"]) === 0 ? true : undefined;
+          return Number(rows[0]?.["n"]) === 0;
         }),
-      2000,
+      { timeoutMs: 2000 },
     );
     const [ok] = await r.primary("-40").query<{ one: number }>("SELECT 1 AS one");
     expect(ok?.one).toBe(1);
@@ -384,7 +376,7 @@ describe("shard router", () => {
     const write = codeOf(r.primary("c0-").execute("UPDATE chirp.users SET bio = 'killed' WHERE id = ? AND SLEEP(3) = 0", [id]));
     const { primary } = replicaSet("rs1");
     await asAdmin(primary, async (c) => {
-      const thread = await eventually(async () => {
+      const thread = await eventually("the update running on the primary", async () => {
         const [rows] = await c.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE chirp_c0x.users SET bio = %'");
         return rows[0]?.["ID"] as string | undefined;
       });
@@ -432,7 +424,7 @@ describe("shard router", () => {
         });
 
         expect(await write).toEqual({ affectedRows: 1, insertId: "0" });
-        await eventually(async () => (router.topology().epoch === 1 ? true : undefined));
+        await eventually("the router on epoch 1", () => router.topology().epoch === 1);
         const onNew = await asAdmin(newPrimary, async (c) => {
           const [rows] = await c.query<RowDataPacket[]>("SELECT bio FROM chirp_x40.users WHERE id = ?", [id]);
           return rows[0]?.["bio"];
@@ -514,7 +506,7 @@ describe("shard router", () => {
     const [row] = await r.primary("40-80").query<{ one: number }>("SELECT 1 AS one");
     expect(row?.one).toBe(1);
     const rs1 = r.status().replicaSets.find((s) => s.name === "rs1")!;
-    await eventually(async () => (r.status().replicaSets.find((s) => s.name === "rs1")!.members.every((m) => m.reachable === false) ? true : undefined));
+    await eventually("every rs1 member unreachable", () => r.status().replicaSets.find((s) => s.name === "rs1")!.members.every((m) => m.reachable === false));
     expect(rs1.members).toHaveLength(2);
   });
 });

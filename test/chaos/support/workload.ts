@@ -15,6 +15,7 @@
 // time to recovery are printed, not asserted: the machine is shared.
 import { performance } from "node:perf_hooks";
 import type { Account, Answer, GatewayApi } from "../../e2e/support/api.js";
+import { eventually } from "../../support/eventually.js";
 
 const T = "chirp.tweet.v1.TweetService";
 const TL = "chirp.timeline.v1.TimelineService";
@@ -319,15 +320,15 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
   };
 
   const verify = async (withinMs: number): Promise<void> => {
-    const deadline = performance.now() + withinMs;
-    for (;;) {
-      const found = await problems();
-      if (found.length === 0) return;
-      if (performance.now() > deadline) {
-        throw new Error(`not consistent within ${withinMs} ms (${found.length} problems):\n  ${found.slice(0, 25).join("\n  ")}`);
-      }
-      await sleep(250);
-    }
+    await eventually(
+      "consistent",
+      async () => {
+        const found = await problems();
+        if (found.length > 0) throw new Error(`${found.length} problems:\n  ${found.slice(0, 25).join("\n  ")}`);
+        return true;
+      },
+      { timeoutMs: withinMs, intervalMs: 250 },
+    );
   };
 
   return { users, following, posted, run, verify };
@@ -411,13 +412,4 @@ export async function inParallel<T>(items: readonly T[], width: number, fn: (ite
 /** Pacing between calls of a load loop (a rate, not a wait for an event). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it returns true; fails naming `what` after `timeoutMs`. */
-export async function until(what: string, timeoutMs: number, check: () => Promise<boolean> | boolean, intervalMs = 100): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(intervalMs);
-  }
 }
