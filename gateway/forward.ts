@@ -73,16 +73,22 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
         const header = meshHeaders(record);
         // Ends the mesh stream when the client goes or the gateway shuts down. A
         // plain controller rather than AbortSignal.any(), whose combined signal
-        // Node 20 may collect while a listener still waits on it.
+        // Node 20 may collect while a listener still waits on it. Either may
+        // have happened already (this body runs on the response's first pull),
+        // and a listener added to an aborted signal never fires: the mesh
+        // stream would stay open with nobody reading it.
         const abort = new AbortController();
         const stop = (): void => abort.abort();
         ctx.signal.addEventListener("abort", stop, { once: true });
         options.streamsClosing.addEventListener("abort", stop, { once: true });
+        if (ctx.signal.aborted || options.streamsClosing.aborted) stop();
         const signal = abort.signal;
         try {
           // A live stream has no deadline unless the client asked for one.
           const response = await observeCall(metrics, log, callInfo(method, header), async () => {
             await admit(ctx, header, record, rateClass, options);
+            // The client may also have gone while admit() waited (on Redis).
+            if (signal.aborted) throw new ConnectError("the client went away", Code.Canceled);
             return transport.stream(streaming, signal, ctx.timeoutMs(), header, once(request as never));
           });
           yield* response.message;

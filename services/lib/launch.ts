@@ -1,9 +1,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { rmSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateTokenKeys } from "./auth/token.js";
 import { freePort } from "./cluster/ports.js";
 import type { InfraInfo } from "./cluster/types.js";
+import { bundleEntries, bundlePath } from "./launch-bundle.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
 import type { ShardConfig } from "./shard-config.js";
@@ -42,6 +47,13 @@ export interface LaunchOptions {
    * documented ones; the others take free ports.
    */
   readonly instances?: Partial<Record<ServiceName, number>>;
+  /**
+   * How processes run their entry: a directory of bundles already made by
+   * bundleMeshEntries() (a test run builds them once for every file), or
+   * "tsx" to run the .ts entries under the tsx loader. Default: bundles made
+   * once per launching process in a temp dir (launch-bundle.ts says why).
+   */
+  readonly entries?: string | "tsx";
 }
 
 export interface RunningService {
@@ -81,6 +93,8 @@ export interface Mesh {
  */
 export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
   const children: ChildProcess[] = [];
+  const run = await entryRunner(options.entries);
+  const spawnEntry = (entry: string, opts: LaunchOptions, extra: Record<string, string>): ChildProcess => spawnProcess(run(entry), opts, extra);
   const keys = options.tokenKeys ?? ephemeralTokenKeys();
   const stopAll = async (): Promise<void> => {
     for (const child of [...children].reverse()) await stopChild(child);
@@ -201,12 +215,39 @@ function ephemeralTokenKeys(): { privateKey: string; publicKeys: string[] } {
   return { privateKey: pair.privateKey, publicKeys: [pair.publicKey] };
 }
 
-function spawnEntry(entry: string, options: LaunchOptions, extra: Record<string, string>): ChildProcess {
+/** Every entry launchMesh starts, relative to the repository root. */
+export const MESH_ENTRIES: readonly string[] = ["services/topology/main.ts", ...SERVICE_NAMES.map((name) => `services/${name}/main.ts`), "gateway/main.ts"];
+
+/** Bundles every mesh entry into `outDir` (see launch-bundle.ts); pass the dir as LaunchOptions.entries. */
+export async function bundleMeshEntries(outDir: string): Promise<string> {
+  await bundleEntries(ROOT, MESH_ENTRIES, outDir);
+  return outDir;
+}
+
+let ownBundles: Promise<string> | undefined;
+
+/** Node's arguments for an entry: its bundle (made once per process unless given) or the .ts under tsx. */
+async function entryRunner(entries: LaunchOptions["entries"]): Promise<(entry: string) => string[]> {
+  if (entries === "tsx") return (entry) => ["--import", "tsx", entry];
+  let dir = entries;
+  if (dir === undefined) {
+    ownBundles ??= (async () => {
+      const made = await mkdtemp(join(tmpdir(), "chirp-bundles-"));
+      process.once("exit", () => rmSync(made, { recursive: true, force: true }));
+      return bundleMeshEntries(made);
+    })();
+    dir = await ownBundles;
+  }
+  const bundleDir = dir;
+  return (entry) => ["--enable-source-maps", bundlePath(bundleDir, entry)];
+}
+
+function spawnProcess(args: readonly string[], options: LaunchOptions, extra: Record<string, string>): ChildProcess {
   const env: Record<string, string | undefined> = { ...process.env, ...options.env, ...extra };
   // The signing key reaches the user service only (set in `extra`), even when
   // the launcher's own environment carries one.
   if (!(TOKEN_PRIVATE_KEY_ENV in extra)) delete env[TOKEN_PRIVATE_KEY_ENV];
-  return spawn(process.execPath, ["--import", "tsx", entry], {
+  return spawn(process.execPath, args, {
     cwd: ROOT,
     env,
     // Own process group: a Ctrl-C reaches only the launcher, which then stops

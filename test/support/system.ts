@@ -29,7 +29,7 @@ import { launchMesh, serviceInfraEnv, topologyInfraEnv, type LaunchOptions, type
 import { loadShardConfig, type ShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
-import { TENANTS } from "./global-setup.js";
+import { TENANTS, type SharedClusterInfo } from "./global-setup.js";
 
 export interface SystemOptions {
   /** "shared" (default): a tenant of the run's cluster; "own": a private cluster this file may break. */
@@ -93,6 +93,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
           ...options.topologyEnv,
         },
         ports: "ephemeral",
+        // Bundled once for the run; a file outside the system project bundles its own.
+        ...(sharedCluster() === undefined ? {} : { entries: sharedCluster()!.bundles }),
         ...(options.instances === undefined ? {} : { instances: options.instances }),
         ...(options.stdio === undefined ? {} : { stdio: options.stdio }),
         ...(options.tokenKeys === undefined ? {} : { tokenKeys: options.tokenKeys }),
@@ -125,6 +127,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   }
 }
 
+/** What the run's globalSetup provided; undefined outside the system project. */
+function sharedCluster(): SharedClusterInfo | undefined {
+  return inject("chirpSharedCluster") as SharedClusterInfo | undefined;
+}
+
 async function ownCluster(options: StartLocalClusterOptions = {}): Promise<{ infra: TestInfra; cleanup(): Promise<void> }> {
   const own = await startLocalCluster({ ephemeral: true, log: () => {}, ...options });
   const shardConfig = options.shardConfig ?? loadShardConfig("local");
@@ -138,7 +145,7 @@ async function ownCluster(options: StartLocalClusterOptions = {}): Promise<{ inf
  * account is user t<i>.
  */
 async function tenantOfSharedCluster(): Promise<{ infra: TestInfra; cleanup(): Promise<void> }> {
-  const shared = inject("chirpSharedCluster");
+  const shared = sharedCluster();
   if (shared === undefined) throw new Error("no shared cluster: this file must run in the vitest project whose globalSetup starts it");
   const counter = new Redis(shared.infra.redisUrl, { maxRetriesPerRequest: 1 });
   let tenant: number;

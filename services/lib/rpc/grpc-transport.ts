@@ -74,6 +74,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
       const message = normalize(method.input, input);
       return timed(method, () =>
         new Promise<UnaryResponse<I, O>>((resolve, reject) => {
+          if (gone(signal)) return reject(canceled());
           let responseHeader = new Headers();
           const metadata = headersToMetadata(header);
           const span = clientSpan(method, metadata);
@@ -115,6 +116,8 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
       header: HeadersInit | undefined,
       input: AsyncIterable<MessageInitShape<I>>,
     ): Promise<StreamResponse<I, O>> {
+      // An abort listener added to an aborted signal never fires: the call would never be cancelled.
+      if (gone(signal)) throw canceled();
       const def = grpcMethodDefinition(method);
       const metadata = headersToMetadata(header);
       const span = clientSpan(method, metadata);
@@ -156,6 +159,8 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
           break;
         }
         if (first === undefined) throw endSpan(span, new ConnectError("missing request message", Code.InvalidArgument));
+        // The request was read in the meantime.
+        if (gone(signal)) throw endSpan(span, canceled());
         const call = client.makeServerStreamRequest<MessageShape<I>, MessageShape<O>>(
           def.path,
           def.requestSerialize,
@@ -304,6 +309,16 @@ async function* readAll<O extends DescMessage>(
 
 async function* single<T>(value: T): AsyncIterable<T> {
   yield value;
+}
+
+/** Whether the caller has given up (checked before a call starts: an abort listener added later would never fire). */
+function gone(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+/** What a call whose caller gave up before it started answers, as grpc-js answers a cancelled one. */
+function canceled(): ConnectError {
+  return new ConnectError("call cancelled by the caller", Code.Canceled);
 }
 
 export function fromServiceError(err: grpc.ServiceError | Error): ConnectError {
