@@ -6,6 +6,7 @@ import { findBinary } from "../../services/lib/cluster/binaries.js";
 import { REPO_ROOT } from "../../services/lib/cluster/index.js";
 import { startNats, type RunningNats } from "../../services/lib/cluster/nats.js";
 import { leaseNodeId, openNodeIdBucket } from "../../services/lib/node-id.js";
+import { eventually } from "../support/eventually.js";
 
 // Node ids are leased in a JetStream KV bucket so that no two live processes
 // mint Snowflake ids with the same node number.
@@ -58,13 +59,8 @@ describe("node id leases", () => {
     await doomed.close(); // the holder dies: no renewals, no release
     const lost = await lease.lost;
     expect(lost).toBeInstanceOf(Error);
-    const started = Date.now();
-    let taken: Awaited<ReturnType<typeof leaseNodeId>> | undefined;
-    while (taken === undefined && Date.now() - started < 5000) {
-      taken = await leaseNodeId(kv, { owner: "heir", size: 1, ttlMs: 1000 }).catch(() => undefined);
-      if (taken === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(taken?.nodeId).toBe(lease.nodeId);
-    await taken?.release();
+    const taken = await eventually("the heir takes the id", () => leaseNodeId(kv, { owner: "heir", size: 1, ttlMs: 1000 }), { timeoutMs: 5000, intervalMs: 100 });
+    expect(taken.nodeId).toBe(lease.nodeId);
+    await taken.release();
   });
 });
