@@ -24,7 +24,7 @@ import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";
-import { withTimeout } from "../support/eventually.js";
+import { eventually, withTimeout } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account, type Answer } from "./support/api.js";
 
@@ -353,14 +353,14 @@ describe("StreamEvents", () => {
   /** Opens the caller's stream; resolves after its first message (a keepalive: the stream is registered). */
   async function open(who: Account) {
     const abort = new AbortController();
-    const received: Array<{ at: number; msg: StreamEventsResponse }> = [];
+    const received: Array<{ msg: StreamEventsResponse }> = [];
     let ended: unknown = "open";
     let first!: () => void;
     const ready = new Promise<void>((r) => (first = r));
     const done = (async () => {
       try {
         for await (const msg of timelineClient().streamEvents({}, { signal: abort.signal, headers: { authorization: `Bearer ${who.token}` } })) {
-          received.push({ at: performance.now(), msg });
+          received.push({ msg });
           first();
         }
         ended = "ended";
@@ -371,54 +371,48 @@ describe("StreamEvents", () => {
       }
     })();
     await withTimeout("the stream's first message", 10_000, ready);
-    const waitFor = async (kind: string, since: number, match: (m: StreamEventsResponse) => boolean = () => true): Promise<number> => {
-      let hit: { at: number } | undefined;
-      await expect
-        .poll(() => (hit = received.find((r) => r.msg.event.case === kind && r.at >= since && match(r.msg))) !== undefined, { timeout: 3000, interval: 10 })
-        .toBe(true);
-      return hit!.at - since;
-    };
+    /** Waits for an event of `kind` that `match` accepts among those received after the first `mark` messages. */
+    const waitFor = (kind: string, mark: number, match: (m: StreamEventsResponse) => boolean = () => true): Promise<StreamEventsResponse> =>
+      eventually(`a ${kind} event on the stream`, () => received.slice(mark).find((r) => r.msg.event.case === kind && match(r.msg))?.msg, { timeoutMs: 10_000, intervalMs: 10 });
     return { abort, received, waitFor, done, ended: () => ended };
   }
 
-  it("pushes new followers, home tweets, mentions and likes within a second, through the gateway over HTTP/1.1", async () => {
+  // That each one arrives, not how fast: speed belongs in bench/ (no benchmark measures push latency yet).
+  it("pushes new followers, home tweets, mentions and likes, through the gateway over HTTP/1.1", async () => {
     const [me, fan, friend, chatty] = (await signUpMany(4)) as [Account, Account, Account, Account];
     const mine = await post(me, "something to like");
     await follow(me, friend);
     const stream = await open(me);
     expect(stream.received[0]!.msg.event.case).toBe("keepalive");
 
-    let t = performance.now();
+    let mark = stream.received.length;
     await follow(fan, me);
-    const followMs = await stream.waitFor("follow", t, (m) => m.event.case === "follow" && m.event.value.follower?.id === fan.id);
+    await stream.waitFor("follow", mark, (m) => m.event.case === "follow" && m.event.value.follower?.id === fan.id);
 
-    t = performance.now();
+    mark = stream.received.length;
     const tweet = await post(friend, "hello followers");
-    const homeMs = await stream.waitFor("homeTweet", t, (m) => m.event.case === "homeTweet" && m.event.value.tweet?.id === BigInt(tweet.id));
+    await stream.waitFor("homeTweet", mark, (m) => m.event.case === "homeTweet" && m.event.value.tweet?.id === BigInt(tweet.id));
 
-    t = performance.now();
+    mark = stream.received.length;
     const mention = await post(chatty, `hey @${me.handle}`);
-    const mentionMs = await stream.waitFor("mention", t, (m) => m.event.case === "mention" && m.event.value.tweet?.id === BigInt(mention.id));
+    await stream.waitFor("mention", mark, (m) => m.event.case === "mention" && m.event.value.tweet?.id === BigInt(mention.id));
 
-    t = performance.now();
+    mark = stream.received.length;
     await like(fan, mine.id);
-    const likeMs = await stream.waitFor("like", t, (m) => m.event.case === "like" && m.event.value.tweetId === BigInt(mine.id) && m.event.value.liker?.id === fan.id);
+    await stream.waitFor("like", mark, (m) => m.event.case === "like" && m.event.value.tweetId === BigInt(mine.id) && m.event.value.liker?.id === fan.id);
 
     // Following someone while connected: their tweets start arriving.
     await follow(me, chatty);
     await settled(me);
-    t = performance.now();
+    mark = stream.received.length;
     const fromNew = await post(chatty, "now you follow me");
-    const newFollowMs = await stream.waitFor("homeTweet", t, (m) => m.event.case === "homeTweet" && m.event.value.tweet?.id === BigInt(fromNew.id));
+    await stream.waitFor("homeTweet", mark, (m) => m.event.case === "homeTweet" && m.event.value.tweet?.id === BigInt(fromNew.id));
 
-    for (const ms of [followMs, homeMs, mentionMs, likeMs, newFollowMs]) expect(ms).toBeLessThan(1000);
     // Nothing of the chatty user's before the follow came as a home tweet, and nothing of strangers at all.
     const homeIdsPushed = stream.received.flatMap((r) => (r.msg.event.case === "homeTweet" ? [String(r.msg.event.value.tweet?.id)] : []));
     expect(homeIdsPushed).toEqual([tweet.id, fromNew.id]);
     // Idle: keepalives (every 500 ms here).
-    const keepalives = stream.received.filter((r) => r.msg.event.case === "keepalive").length;
-    await new Promise((r) => setTimeout(r, 1200));
-    expect(stream.received.filter((r) => r.msg.event.case === "keepalive").length).toBeGreaterThan(keepalives);
+    await stream.waitFor("keepalive", stream.received.length);
     stream.abort.abort();
     await withTimeout("the stream to end after the client aborted", 15_000, stream.done);
   });
@@ -431,9 +425,9 @@ describe("StreamEvents", () => {
     streams[0]!.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base + 2);
     // The other stream of the same user still gets events.
-    const t = performance.now();
+    const mark = streams[1]!.received.length;
     await follow(b, a);
-    await streams[1]!.waitFor("follow", t);
+    await streams[1]!.waitFor("follow", mark);
     for (const s of streams.slice(1)) s.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base);
     await withTimeout("the streams to end after the client aborted", 15_000, Promise.all(streams.map((s) => s.done)));

@@ -468,7 +468,7 @@ describe("consumer helper", () => {
     expect(calls.get(alwaysFail)).toEqual([0, 1, 2]);
     const unfollow = handled.find((e) => e.eventId === ok2)!;
     expect(unfollow.subject).toBe(EVENTS.userUnfollowed.subject);
-    if (unfollow.subject === EVENTS.userUnfollowed.subject) expect(String(unfollow.message.followerId)).toBe("2001");
+    expect(unfollow.message).toMatchObject({ followerId: 2001n, followeeId: 2002n });
     expect(unfollow.userId).toBe("2001");
     expect(unfollow.requestId).toBe("follow-2001-2002");
 
