@@ -6,11 +6,11 @@
 // pool's acquire timeout: Unavailable. Its own cluster and mesh, with
 // CHIRP_DB_POOL_SIZE=2 per member.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../services/lib/launch.js";
 import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
 const POOL_SIZE = 2;
 

@@ -7,12 +7,12 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import { type Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
 import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
 let mesh: Mesh;

@@ -10,8 +10,8 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
-import { type Mesh } from "../../services/lib/launch.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
+import type { Mesh } from "../../services/lib/launch.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { EDGE_REPAIR_DURABLE } from "../../services/graph/context.js";
 import { gatewayApi, type Account } from "./support/api.js";
 import { parseNatsUrl } from "../../services/lib/events/nats-url.js";

@@ -25,11 +25,11 @@ import { createSweeper } from "../../services/media/sweep.js";
 import * as files from "../../services/media/testing/files.js";
 import { generateTokenKeys, createTokenSigner } from "../../services/lib/auth/token.js";
 import { createIdGenerator } from "../../services/lib/ids.js";
-import { type Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../services/lib/launch.js";
 import { createMetrics } from "../../services/lib/metrics.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
 const MiB = 1024 * 1024;
 const MAX_VIDEO = 3 * MiB;

@@ -24,11 +24,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
 import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import { type Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { eventually } from "../support/eventually.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const keys = generateTokenKeys();

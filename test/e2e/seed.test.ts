@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
 import { seed } from "../../scripts/cli/seed.js";
-import { type Mesh } from "../../services/lib/launch.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import type { Mesh } from "../../services/lib/launch.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
 let mesh: Mesh;

@@ -20,12 +20,12 @@ import { createEventBus, type EventBus } from "../../services/lib/events/bus.js"
 import { BUS_DEFAULTS } from "../../services/lib/events/config.js";
 import { consume, type EventConsumer } from "../../services/lib/events/consumer.js";
 import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
-import { type Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { type ShardRouter } from "../../services/lib/shard/router.js";
+import type { ShardRouter } from "../../services/lib/shard/router.js";
 import { LIKES_INDEX_DURABLE } from "../../services/tweet/events.js";
 import { gatewayApi, type Account } from "./support/api.js";
-import { type TestSystem, startSystem } from "../support/system.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
 
 let system: TestSystem;
