@@ -37,25 +37,11 @@ import { routes } from "../services/timeline/routes.js";
 import { createStreamHub, type StreamHub } from "../services/timeline/stream.js";
 import { loadGatewayConfig } from "./config.js";
 import { forwardingImpl } from "./forward.js";
+import { fetchKeepingAbort } from "../test/support/fetch.js";
 import { startGateway, type Gateway } from "./server.js";
 
 setFlagsFromString("--expose-gc");
 const collectGarbage = runInNewContext("gc") as () => void;
-
-/**
- * globalThis.fetch whose abort survives garbage collection (see the top of
- * this file): the caller's signal ends the response body through pipeTo(),
- * whose abort listener holds the body strongly; cancelling undici's body
- * aborts the fetch and closes the connection.
- */
-const fetchKeepingAbort: typeof fetch = async (input, init) => {
-  const res = await fetch(input, init);
-  const signal = init?.signal;
-  if (signal == null || res.body === null) return res;
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-  res.body.pipeTo(writable, { signal }).catch(() => {});
-  return new Response(readable, res);
-};
 
 type Callback = (err: Error | null, msg: { subject: string; data: Uint8Array; headers: undefined }) => void;
 const subscribers: Array<{ prefix: string; callback: Callback }> = [];

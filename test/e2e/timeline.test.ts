@@ -25,6 +25,7 @@ import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";
 import { eventually, withTimeout } from "../support/eventually.js";
+import { fetchKeepingAbort } from "../support/fetch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account, type Answer } from "./support/api.js";
 
@@ -347,7 +348,7 @@ describe("fan-out", () => {
 describe("StreamEvents", () => {
   function timelineClient(): Client<typeof TimelineService> {
     // What a browser uses: Connect over fetch (HTTP/1.1), JSON.
-    return createClient(TimelineService, createConnectTransport({ baseUrl: mesh.gatewayUrl }));
+    return createClient(TimelineService, createConnectTransport({ baseUrl: mesh.gatewayUrl, fetch: fetchKeepingAbort }));
   }
 
   /** Opens the caller's stream; resolves after its first message (a keepalive: the stream is registered). */
@@ -440,7 +441,7 @@ describe("StreamEvents", () => {
 
   it("also streams over gRPC (HTTP/2) and gRPC-Web through the gateway", async () => {
     const [me, fan] = (await signUpMany(2)) as [Account, Account];
-    for (const transport of [createGrpcTransport({ baseUrl: mesh.gatewayUrl }), createGrpcWebTransport({ baseUrl: mesh.gatewayUrl })]) {
+    for (const transport of [createGrpcTransport({ baseUrl: mesh.gatewayUrl }), createGrpcWebTransport({ baseUrl: mesh.gatewayUrl, fetch: fetchKeepingAbort })]) {
       const abort = new AbortController();
       const kinds: string[] = [];
       try {
