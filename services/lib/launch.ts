@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateTokenKeys } from "./auth/token.js";
@@ -232,7 +231,9 @@ async function entryRunner(entries: LaunchOptions["entries"]): Promise<(entry: s
   let dir = entries;
   if (dir === undefined) {
     ownBundles ??= (async () => {
-      const made = await mkdtemp(join(tmpdir(), "chirp-bundles-"));
+      // Inside the repository: a bundle finds node_modules the way node does, from where it lies.
+      await mkdir(join(ROOT, ".data"), { recursive: true });
+      const made = await mkdtemp(join(ROOT, ".data", "bundles-"));
       process.once("exit", () => rmSync(made, { recursive: true, force: true }));
       return bundleMeshEntries(made);
     })();
