@@ -48,7 +48,6 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   system = await startSystem({
     env: {
-      CHIRP_RELAY_POLL_MS: "20",
       CHIRP_TIMELINE_STREAM_KEEPALIVE_MS: "2000",
       CHIRP_GATEWAY_RATE_EXEMPT_IPS: "",
     },

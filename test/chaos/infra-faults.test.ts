@@ -34,7 +34,7 @@ beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
   logFd = openSync(logPath, "a");
   mesh = await launchMesh({
-    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn", CHIRP_RELAY_POLL_MS: "20" },
+    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "ephemeral",
     stdio: logFd,

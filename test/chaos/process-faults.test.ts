@@ -43,7 +43,8 @@ beforeAll(async () => {
     env: {
       ...serviceInfraEnv(infra),
       LOG_LEVEL: "warn",
-      CHIRP_RELAY_POLL_MS: "20",
+      // A killed fan-out worker's event is handed out again after 3 s, not the default 30 s.
+      CHIRP_EVENTS_ACK_WAIT_MS: "3000",
       // Small pipelines: fanning one tweet out to FANS lists takes FANS/2 round trips, long enough to die in the middle of.
       CHIRP_TIMELINE_FANOUT_BATCH: "2",
     },

@@ -48,7 +48,7 @@ beforeAll(async () => {
   logFile = join(logDir, "mesh.log");
   logFd = openSync(logFile, "a");
   system = await startSystem({
-    env: { LOG_LEVEL: "debug", CHIRP_RELAY_POLL_MS: "20" },
+    env: { LOG_LEVEL: "debug" },
     stdio: logFd,
     tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
   });

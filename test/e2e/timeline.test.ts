@@ -44,7 +44,6 @@ let jsm: JetStreamManager;
 beforeAll(async () => {
   system = await startSystem({
     env: {
-      CHIRP_RELAY_POLL_MS: "20",
       CHIRP_TIMELINE_MAX_ENTRIES: String(MAX_ENTRIES),
       CHIRP_TIMELINE_RECENT_ENTRIES: String(RECENT_ENTRIES),
       CHIRP_TIMELINE_HOT_FOLLOWERS: String(HOT_FOLLOWERS),

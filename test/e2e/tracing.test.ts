@@ -26,7 +26,6 @@ beforeAll(async () => {
   receiver = await startOtlpReceiver();
   system = await startSystem({
     env: {
-      CHIRP_RELAY_POLL_MS: "20",
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: "50",
     },

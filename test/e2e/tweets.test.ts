@@ -36,7 +36,7 @@ let nc: NatsConnection;
 let js: JetStreamClient;
 
 beforeAll(async () => {
-  system = await startSystem({ env: { CHIRP_RELAY_POLL_MS: "20" } });
+  system = await startSystem();
   ({ mesh, router } = system);
   redis = new Redis(system.infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
   nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
@@ -575,7 +575,7 @@ describe("a NATS outage", () => {
   let own: TestSystem;
   let shared: { mesh: Mesh; router: ShardRouter } | undefined;
   beforeAll(async () => {
-    own = await startSystem({ cluster: "own", env: { CHIRP_RELAY_POLL_MS: "20" } });
+    own = await startSystem({ cluster: "own" });
     shared = { mesh, router };
     ({ mesh, router } = own);
   });

@@ -36,6 +36,8 @@ export interface BusConnection {
 export interface EventBus {
   /** The stream events are published to (EVENT_STREAM unless a test names its own). */
   readonly stream: string;
+  /** Durable consumers' ack wait unless one sets its own (CHIRP_EVENTS_ACK_WAIT_MS). */
+  readonly ackWaitMs?: number;
   /** The connection while it is up (connected, stream ensured); undefined while NATS is away. */
   current(): BusConnection | undefined;
   /**
@@ -206,6 +208,7 @@ export function createEventBus(opts: CreateEventBusOptions): EventBus {
 
   return {
     stream,
+    ackWaitMs: opts.config.ackWaitMs,
     current: () => (up ? conn : undefined),
     ready: (signal) => {
       if (stop.signal.aborted) return Promise.reject(new BusClosedError());

@@ -15,6 +15,12 @@ export interface BusConfig {
   readonly maxBytes: number;
   /** CHIRP_EVENTS_MAX_MSG_SIZE: largest event payload the stream accepts. */
   readonly maxMsgSize: number;
+  /**
+   * CHIRP_EVENTS_ACK_WAIT_MS: how long a durable consumer's delivery may go
+   * unacknowledged before JetStream hands it out again (a consumer process
+   * that died mid-event); a handler still working extends it.
+   */
+  readonly ackWaitMs: number;
 }
 
 export const BUS_DEFAULTS = {
@@ -22,6 +28,7 @@ export const BUS_DEFAULTS = {
   duplicateWindowMs: 120_000,
   maxBytes: -1,
   maxMsgSize: 1024 * 1024,
+  ackWaitMs: 30_000,
 } as const;
 
 export interface RelayConfig {
@@ -86,6 +93,7 @@ export function loadBusConfig(env: Env): BusConfig {
     duplicateWindowMs: read.int("CHIRP_EVENTS_DUPLICATE_WINDOW_MS", BUS_DEFAULTS.duplicateWindowMs, 1000, 24 * 3_600_000),
     maxBytes: read.int("CHIRP_EVENTS_MAX_BYTES", BUS_DEFAULTS.maxBytes, -1),
     maxMsgSize: read.int("CHIRP_EVENTS_MAX_MSG_SIZE", BUS_DEFAULTS.maxMsgSize, 1024, 64 * 1024 * 1024),
+    ackWaitMs: read.int("CHIRP_EVENTS_ACK_WAIT_MS", BUS_DEFAULTS.ackWaitMs, 1000, 3_600_000),
   };
   if (config.duplicateWindowMs > config.maxAgeMs) {
     problems.push("CHIRP_EVENTS_DUPLICATE_WINDOW_MS must not exceed CHIRP_EVENTS_MAX_AGE_MS");

@@ -49,6 +49,7 @@ import type { EventBus } from "./bus.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
 import { backoffMs, sleep } from "./sleep.js";
+import { BUS_DEFAULTS } from "./config.js";
 import { EVENTS } from "./subjects.js";
 
 export type EventName = keyof typeof EVENTS;
@@ -103,7 +104,7 @@ export interface ConsumeOptions<T extends EventEntry> {
   readonly concurrency?: number;
   /** Deliveries before an event is dead-lettered; default 10. */
   readonly maxDeliver?: number;
-  /** Redelivery after this long without an ack (a crashed process); default 30 000 ms. Long handlers are kept alive with in-progress acks. */
+  /** Redelivery after this long without an ack (a crashed process); default the bus's (CHIRP_EVENTS_ACK_WAIT_MS, 30 000 ms). Long handlers are kept alive with in-progress acks. */
   readonly ackWaitMs?: number;
   /** Retry delay after a handler error: from min, doubling per delivery, up to max (defaults 1000, 60 000 ms). */
   readonly retryMinMs?: number;
@@ -139,7 +140,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
   if (opts.subjects.length === 0) throw new ConsumerConfigError("no subjects to consume");
   const concurrency = positive(opts.concurrency ?? 8, "concurrency");
   const maxDeliver = positive(opts.maxDeliver ?? 10, "maxDeliver");
-  const ackWaitMs = positive(opts.ackWaitMs ?? 30_000, "ackWaitMs");
+  const ackWaitMs = positive(opts.ackWaitMs ?? opts.bus.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs, "ackWaitMs");
   const retryMinMs = opts.retryMinMs ?? 1000;
   const retryMaxMs = opts.retryMaxMs ?? 60_000;
   const drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
