@@ -26,6 +26,7 @@ import { createEventBus } from "../services/lib/events/bus.js";
 import { BUS_DEFAULTS, RELAY_DEFAULTS } from "../services/lib/events/config.js";
 import { EVENT_ID_HEADER } from "../services/lib/events/headers.js";
 import { appendOutbox } from "../services/lib/events/outbox.js";
+import { announceOutboxCommits } from "../services/lib/events/outbox-wake.js";
 import { startOutboxRelay } from "../services/lib/events/relay.js";
 import { EVENT_STREAM, EVENTS } from "../services/lib/events/subjects.js";
 import { createIdGenerator } from "../services/lib/ids.js";
@@ -42,7 +43,10 @@ const { values: args } = parseArgs({
     backlog: { type: "string", default: "20000" },
     "poll-ms": { type: "string", default: String(RELAY_DEFAULTS.pollMs) },
     batch: { type: "string", default: String(RELAY_DEFAULTS.batchSize) },
+    // As the services run it: a commit nudges the relay (outbox-wake.ts). --no-wake: polling only.
+    wake: { type: "boolean", default: true },
   },
+  allowNegative: true,
 });
 const rate = Number(args.rate);
 const seconds = Number(args.seconds);
@@ -55,6 +59,7 @@ const cluster = await startLocalCluster({ ephemeral: true, log: () => {} });
 const router = await createShardRouter(topologyFromEnv(serviceInfraEnv(cluster), loadShardConfig("local")));
 const bus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: cluster.natsUrl }, log });
 await bus.ready();
+const stopAnnouncing = args.wake ? announceOutboxCommits(bus) : () => {};
 const nc = await connect({ servers: cluster.natsUrl });
 const jsm = await jetstreamManager(nc);
 const ids = createIdGenerator(1);
@@ -94,7 +99,7 @@ try {
   const committed = new Map<string, number>();
   const start = performance.now();
   const total = rate * seconds;
-  say(`latency: ${total} events at ${rate}/s, poll ${config.pollMs} ms, batch ${config.batchSize}`);
+  say(`latency: ${total} events at ${rate}/s, ${args.wake ? "woken on commit, " : ""}poll ${config.pollMs} ms, batch ${config.batchSize}`);
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
@@ -130,6 +135,7 @@ try {
   say(`  drained by one relay (4 shards in parallel) in ${drainS.toFixed(2)} s: ${Math.round(backlog / drainS)} events/s (includes claiming the leases)`);
   await drainer.stop();
 } finally {
+  stopAnnouncing();
   await nc.close();
   await bus.close();
   await router.close();

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { createEventBus, type EventBus } from "./events/bus.js";
 import { loadBusConfig, type BusConfig } from "./events/config.js";
+import { announceOutboxCommits } from "./events/outbox-wake.js";
 import type { IdGenerator } from "./ids.js";
 import { createLeasedIdGenerator } from "./node-id.js";
 import { createRedis, loadRedisConfig } from "./redis.js";
@@ -68,6 +69,9 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
       ? undefined
       : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log: base.log, name: `chirp-${base.config.name}` });
 
+  // Outbox rows this process commits wake the relay that holds their shard, wherever it runs.
+  const stopAnnouncing = bus === undefined ? undefined : announceOutboxCommits(bus);
+
   const redisConfig = loadRedisConfig(base.env);
   const redis =
     redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, `chirp-${base.config.name}`);
@@ -94,6 +98,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
       clients.close();
       await ids.close();
       await redis?.quit().catch(() => redis.disconnect());
+      stopAnnouncing?.();
       await bus?.close();
       await follower?.close();
       await router.close();

@@ -21,6 +21,7 @@ import { BUS_DEFAULTS, RELAY_DEFAULTS, type RelayConfig } from "../../services/l
 import { eventMetrics } from "../../services/lib/events/metrics.js";
 import { consume, type ConsumedEvent, type EventConsumer } from "../../services/lib/events/consumer.js";
 import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "../../services/lib/events/headers.js";
+import { announceOutboxCommits } from "../../services/lib/events/outbox-wake.js";
 import { appendOutbox } from "../../services/lib/events/outbox.js";
 import { RELAY_LEASE_BUCKET, startOutboxRelay, type OutboxRelay } from "../../services/lib/events/relay.js";
 import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
@@ -236,6 +237,29 @@ describe("outbox relay", () => {
       seen.set(row.shard, BigInt(row.id));
     }
     await eventually("rows marked sent", async () => [...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent), WAIT);
+  });
+
+  it("is woken by a commit: rows are published at once, not at the next poll", async () => {
+    // Polling once a minute: within this test only the nudge a commit sends (outbox-wake.ts) can publish.
+    const bus = await newBus();
+    const stopAnnouncing = announceOutboxCommits(bus);
+    try {
+      await bus.ready();
+      const relay = await newRelay({ bucket: freshBucket(), config: { pollMs: 60_000 }, bus });
+      await eventually("every shard's lease held", () => relay.heldShards().length === router.shards().length, WAIT);
+      // A row on every shard, published: each shard's worker has read past it, so the rows
+      // below are published only when a nudge wakes it (or after the minute's poll).
+      const warm: Appended[] = [];
+      for (const u of users) warm.push(await appendTweetEvent(u));
+      await awaitPublished(warm.map((a) => a.eventId), 1, 10_000);
+      const from = (await lastSeq()) + 1;
+      const appended: Appended[] = [];
+      for (const u of users.slice(0, 8)) appended.push(await appendTweetEvent(u));
+      const msgs = await awaitPublished(appended.map((a) => a.eventId), from, 10_000);
+      expect(msgs).toHaveLength(appended.length);
+    } finally {
+      stopAnnouncing();
+    }
   });
 
   it("publishes nothing for a rolled-back transaction", async () => {

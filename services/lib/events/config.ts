@@ -36,7 +36,11 @@ export interface RelayConfig {
   readonly enabled: boolean;
   /** CHIRP_RELAY_BATCH_SIZE: rows read, published and marked sent per round. */
   readonly batchSize: number;
-  /** CHIRP_RELAY_POLL_MS: pause after a round that found less than a full batch. */
+  /**
+   * CHIRP_RELAY_POLL_MS: longest pause after a round that found less than a
+   * full batch. A commit of outbox rows wakes the relay at once
+   * (outbox-wake.ts); the poll only catches a nudge lost while NATS was away.
+   */
   readonly pollMs: number;
   /** CHIRP_RELAY_PUBLISH_TIMEOUT_MS: longest wait for a JetStream ack. */
   readonly publishTimeoutMs: number;
@@ -61,7 +65,7 @@ export interface RelayConfig {
 export const RELAY_DEFAULTS: RelayConfig = {
   enabled: true,
   batchSize: 256,
-  pollMs: 50,
+  pollMs: 1000,
   publishTimeoutMs: 5000,
   retryMinMs: 100,
   retryMaxMs: 5000,

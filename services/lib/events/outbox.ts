@@ -1,7 +1,8 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
-import type { Queryable } from "../shard/router.js";
+import type { Queryable, Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";
+import { outboxCommitted } from "./outbox-wake.js";
 import type { EventType } from "./subjects.js";
 
 export interface OutboxEntry<D extends DescMessage> {
@@ -38,5 +39,11 @@ export async function appendOutbox<D extends DescMessage>(
     "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)",
     [eventId, userId, entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers],
   );
+  // Inside a router transaction: nudge the shard's relay once the row is committed (outbox-wake.ts).
+  if (isTransaction(tx)) tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name));
   return eventId;
+}
+
+function isTransaction(q: Queryable): q is Transaction {
+  return typeof (q as Partial<Transaction>).afterCommit === "function";
 }

@@ -8,7 +8,9 @@
 // Per shard, on its primary: read up to batchSize unsent rows in id order,
 // publish each with msgID = event_id and wait for the acks, then set
 // sent_time on the acked ones. A full batch is followed at once by the next;
-// otherwise the shard is polled every pollMs. A failed round (NATS away, the
+// otherwise the shard waits until a commit of outbox rows wakes it (a nudge
+// over NATS from the writing process, outbox-wake.ts), or pollMs at most, the
+// safety net for a nudge that was lost. A failed round (NATS away, the
 // shard Unavailable) backs off that shard only and is retried from the rows
 // still unsent, so a row is never skipped; one published twice (a crash
 // between the ack and the UPDATE) is dropped by JetStream's duplicate window,
@@ -33,6 +35,7 @@ import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js
 import { createLease, openLeaseBucket, type Lease, type LeaseBucket } from "./lease.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { countUnsent, markSent, purgeSent, readUnsent, type OutboxRow } from "./outbox-store.js";
+import { relayWakeSubject, shardOfWake } from "./outbox-wake.js";
 import { backoffMs, sleep } from "./sleep.js";
 
 /** The KV bucket of relay leases; a key per shard, `<keyspace>.<shard>`. */
@@ -103,6 +106,30 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   refresh();
   const refreshTimer = setInterval(refresh, opts.shardsRefreshMs ?? 5000);
   refreshTimer.unref();
+
+  // Nudges from the processes that commit outbox rows (outbox-wake.ts): the
+  // shard is read at once instead of at its next poll. One subscription per
+  // connection; the client keeps it across reconnects.
+  const wakes = new AbortController();
+  const wakeLoop = (async () => {
+    while (!wakes.signal.aborted) {
+      try {
+        const { nc } = await bus.ready(wakes.signal);
+        const sub = nc.subscribe(relayWakeSubject(router.keyspace, "*"), {
+          callback: (err, msg) => {
+            if (err !== null) return;
+            const shard = shardOfWake(msg.subject, router.keyspace);
+            if (shard !== undefined) workers.get(shard)?.wake();
+          },
+        });
+        await Promise.race([nc.closed(), new Promise((resolve) => wakes.signal.addEventListener("abort", resolve, { once: true }))]);
+        sub.unsubscribe();
+      } catch {
+        if (wakes.signal.aborted) return;
+        await sleep(1000, wakes.signal).catch(() => {});
+      }
+    }
+  })();
   log.info({ shards: [...workers.keys()], owner }, "outbox relay started");
 
   return {
@@ -111,6 +138,8 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       if (stopped) return;
       stopped = true;
       clearInterval(refreshTimer);
+      wakes.abort();
+      await wakeLoop;
       await Promise.all([...workers.values()].map((w) => w.stop()));
       workers.clear();
       log.info("outbox relay stopped");
@@ -182,6 +211,33 @@ class ShardWorker {
     await this.lease.release();
   }
 
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+
+  /** Rows were committed on this shard: read it now (or right after the round in flight). */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Waits up to `ms`, less if woken (a wake during the last round ends it at once). */
+  private async nap(ms: number, signal: AbortSignal): Promise<void> {
+    if (!this.woken && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          this.wakeUp = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        signal.addEventListener("abort", done, { once: true });
+        this.wakeUp = done;
+      });
+    }
+    this.woken = false;
+  }
+
   private async run(): Promise<void> {
     const signal = this.stopping.signal;
     let failures = 0;
@@ -193,7 +249,7 @@ class ShardWorker {
         if (failures > 0) this.log.info({ failures }, "outbox relay recovered");
         failures = 0;
         await this.housekeeping(n);
-        if (n < this.d.config.batchSize) await sleep(this.d.config.pollMs, signal);
+        if (n < this.d.config.batchSize) await this.nap(this.d.config.pollMs, signal);
       } catch (err) {
         if (signal.aborted) break;
         const stage = err instanceof RoundError ? err.stage : "other";

@@ -52,6 +52,14 @@ export interface ShardClient extends Queryable {
   readonly shard: ShardInfo;
 }
 
+/** What a transaction's function gets: its statements, and what to do once it has committed. */
+export interface Transaction extends Queryable {
+  readonly keyspace: string;
+  readonly shard: ShardInfo;
+  /** Runs `fn` after the commit succeeds (never after a rollback); a throw in it is ignored. */
+  afterCommit(fn: () => void): void;
+}
+
 /** A shard by name (`-40`) or as described by the topology. */
 export type ShardRef = ShardInfo | string;
 
@@ -135,7 +143,7 @@ export interface ShardRouter {
    * wait timeout (1213/1205) the whole of `fn` runs once more, so it must not
    * have effects outside the transaction; a second conflict is Aborted.
    */
-  transaction<T>(shard: ShardRef, fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(shard: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Groups items by shard (shards in keyrange order, items in input order). */
   byShard<K>(items: Iterable<K>, shardOf: (item: K) => ShardRef): Map<string, { shard: ShardInfo; items: K[] }>;
   /**
@@ -443,7 +451,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     };
   };
 
-  const transaction = async <T>(ref: ShardRef, fn: (tx: Queryable) => Promise<T>): Promise<T> => {
+  const transaction = async <T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
     const shard = resolveShard(ref);
     const mapped = (err: unknown): ConnectError => toConnectError(err, log, { shard: shard.name });
     try {
@@ -459,14 +467,25 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
           if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
           return observed(shard, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, shard.database), params)));
         };
-        const tx: Queryable = {
+        const committed: Array<() => void> = [];
+        const tx: Transaction = {
+          keyspace,
+          shard,
           query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>),
           execute: (sql: string, params: readonly SqlValue[] = []) => statement(sql, params, execResultOf),
+          afterCommit: (f) => void committed.push(f),
         };
         try {
           const result = await fn(tx);
           open = false;
           await command((cb) => conn.commit(cb));
+          for (const f of committed) {
+            try {
+              f();
+            } catch (err) {
+              log.warn({ err, shard: shard.name }, "after-commit callback failed");
+            }
+          }
           return result;
         } catch (err) {
           open = false;
