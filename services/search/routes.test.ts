@@ -16,11 +16,9 @@ import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
-import type { ShardInfo } from "../lib/cluster/types.js";
 import { firstIdAt, ID_EPOCH_MS } from "../lib/ids.js";
 import type { MeshClients } from "../lib/rpc/mesh-clients.js";
 import type { ShardRef, ShardRouter } from "../lib/shard/router.js";
-import { hashVindex } from "../lib/shard/vindex.js";
 import { analyzeTweet } from "./analyze.js";
 import type { SearchConfig } from "./config.js";
 import type { SearchContext } from "./context.js";
@@ -28,6 +26,7 @@ import type { FanOutOptions } from "./fan-out.js";
 import { MAX_QUERY_TERMS } from "./query.js";
 import { routes } from "./routes.js";
 import type { Hit, SearchStore, ShardQuery } from "./store.js";
+import { codeOf, memoryShardRouter } from "../lib/testing/in-memory.js";
 
 // The hash vindex puts users 1 and 2 on -80 and 4 on 80-: Carol's tweets live on the other tweet shard.
 const HANDLES = new Map([
@@ -42,22 +41,7 @@ const CAROL = 4n;
 const tid = (ms: number): bigint => firstIdAt(ID_EPOCH_MS + ms);
 const desc = (a: bigint, b: bigint): number => (a < b ? 1 : a > b ? -1 : 0);
 
-const SHARDS: readonly ShardInfo[] = [
-  { name: "-80", replicaSet: "rs0", database: "chirp_-80" },
-  { name: "80-", replicaSet: "rs1", database: "chirp_80-" },
-];
 
-function memoryRouter(): ShardRouter {
-  const shardForUser = (id: bigint | string): ShardInfo => SHARDS[hashVindex(id)[0]! < 0x80 ? 0 : 1]!;
-  const resolve = (ref: ShardRef): ShardInfo => (typeof ref === "string" ? SHARDS.find((s) => s.name === ref)! : ref);
-  const byShard = <K>(items: Iterable<K>, shardOf: (item: K) => ShardRef) => {
-    const grouped = new Map<string, { shard: ShardInfo; items: K[] }>(SHARDS.map((s) => [s.name, { shard: s, items: [] }]));
-    for (const item of items) grouped.get(resolve(shardOf(item)).name)!.items.push(item);
-    for (const [name, g] of grouped) if (g.items.length === 0) grouped.delete(name);
-    return grouped;
-  };
-  return { shards: () => SHARDS, shardForUser, byShard } as Partial<ShardRouter> as ShardRouter;
-}
 
 interface StoredTweet {
   readonly id: bigint;
@@ -134,7 +118,7 @@ function meshImpls(world: World) {
 }
 
 function setUp() {
-  const router = memoryRouter();
+  const router = memoryShardRouter();
   const world = new World(router);
   const impls = meshImpls(world);
   let searchImpl: Partial<ServiceImpl<typeof SearchService>> = {};
@@ -188,14 +172,6 @@ function setUp() {
 
 const ids = (res: { tweets: { id: bigint }[] }): bigint[] => res.tweets.map((t) => t.id);
 
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
 
 describe("SearchTweets (in memory)", () => {
   it("finds every word whatever its case and accents, newest first, hydrated", async () => {

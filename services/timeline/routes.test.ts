@@ -33,6 +33,7 @@ import { encodeTimelineToken } from "./page-token.js";
 import { createTimelineReader } from "./reads.js";
 import { routes } from "./routes.js";
 import type { AuthorWalk, TimelineStore } from "./store.js";
+import { codeOf } from "../lib/testing/in-memory.js";
 
 const ALICE = 1n;
 const BOB = 2n;
@@ -377,14 +378,6 @@ function setUp(world: World, opts: { redis?: boolean; config?: Partial<TimelineC
   };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
 
 describe("GetHomeTimeline (in memory)", () => {
   it("serves the caller's list newest first, their own tweets included, hydrated for them", async () => {

@@ -20,8 +20,7 @@ import type { ShardInfo } from "../lib/cluster/types.js";
 import { firstIdAt, ID_EPOCH_MS } from "../lib/ids.js";
 import type { MeshClients } from "../lib/rpc/mesh-clients.js";
 import { CALLER_ID_HEADER } from "../lib/rpc/metadata.js";
-import type { ShardRef, ShardRouter } from "../lib/shard/router.js";
-import { hashVindex } from "../lib/shard/vindex.js";
+import type { ShardRouter } from "../lib/shard/router.js";
 import type { CachedTweet, CacheRead, TweetCache } from "./cache.js";
 import type { TweetContext } from "./context.js";
 import { createAuthorLookup } from "./lookup.js";
@@ -29,6 +28,7 @@ import { encodeLikesPageToken, type LikeCursor } from "./page-token.js";
 import { createTweetReader } from "./reads.js";
 import { routes } from "./routes.js";
 import type { LikeListRow, TweetRow, TweetStore } from "./store.js";
+import { codeOf, memoryShardRouter } from "../lib/testing/in-memory.js";
 
 const ALICE = 1n;
 const BOB = 2n;
@@ -39,31 +39,7 @@ const GHOST = 5n;
 
 const tid = (ms: number): bigint => firstIdAt(ID_EPOCH_MS + ms);
 
-const SHARDS: readonly ShardInfo[] = [
-  { name: "-80", replicaSet: "rs0", database: "chirp_-80" },
-  { name: "80-", replicaSet: "rs1", database: "chirp_80-" },
-];
 
-/** The router's grouping (shards in keyrange order, items in input order) over two shards split by the hash vindex. */
-function memoryRouter(): ShardRouter {
-  const shardForUser = (id: bigint | string): ShardInfo => SHARDS[hashVindex(id)[0]! < 0x80 ? 0 : 1]!;
-  const resolve = (ref: ShardRef): ShardInfo => (typeof ref === "string" ? SHARDS.find((s) => s.name === ref)! : ref);
-  const byShard = <K>(items: Iterable<K>, shardOf: (item: K) => ShardRef) => {
-    const grouped = new Map<string, { shard: ShardInfo; items: K[] }>(SHARDS.map((s) => [s.name, { shard: s, items: [] }]));
-    for (const item of items) grouped.get(resolve(shardOf(item)).name)!.items.push(item);
-    for (const [name, g] of grouped) if (g.items.length === 0) grouped.delete(name);
-    return grouped;
-  };
-  return {
-    shards: () => SHARDS,
-    shardForUser,
-    byShard,
-    async scatter(items, shardOf, run) {
-      const groups = [...byShard(items, shardOf).values()];
-      return (await Promise.all(groups.map((g) => run(g.shard, g.items)))).flat();
-    },
-  } as Partial<ShardRouter> as ShardRouter;
-}
 
 /** Rows, lookup rows, like edges and the likers' index in maps; counts the tweet rows it reads. */
 function memoryStore(router: ShardRouter) {
@@ -224,7 +200,7 @@ function meshImpls(media: { mode: "ok" | "unimplemented" | "unavailable" }) {
 }
 
 function setUp() {
-  const router = memoryRouter();
+  const router = memoryShardRouter();
   const db = memoryStore(router);
   const cached = memoryCache();
   const media = { mode: "ok" as "ok" | "unimplemented" | "unavailable" };
@@ -259,14 +235,6 @@ function setUp() {
   };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
 
 /** Bob's and Carol's tweets, spread over both shards (their authors' shards). */
 function withTweets(t: ReturnType<typeof setUp>) {
