@@ -42,7 +42,7 @@ import { Redis } from "ioredis";
 import { createTokenSigner, generateTokenKeys } from "../services/lib/auth/token.js";
 import { startLocalCluster, type RunningInfra } from "../services/lib/cluster/index.js";
 import { createIdGenerator } from "../services/lib/ids.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
 import { loadShardConfig } from "../services/lib/shard-config.js";
 import { topologyFromEnv } from "../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../services/lib/shard/router.js";
@@ -180,7 +180,8 @@ try {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
   const env = serviceInfraEnv(infra);
   const keys = generateTokenKeys();
-  mesh = await launchMesh({
+  mesh = await launchSystem({
+    mode: "mesh",
     env: { ...env, LOG_LEVEL: "warn" },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "ephemeral",

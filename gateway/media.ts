@@ -74,7 +74,7 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
   const client = new grpc.Client(grpcTarget(options.target), grpc.credentials.createInsecure(), meshChannelOptions());
   const log = options.log.child({ component: "media-edge" });
 
-  const timer = (method: string) => options.metrics.rpcClientDuration.startTimer({ service: "MediaService", method });
+  const timer = (method: string) => options.metrics.rpcClientDuration.startTimer({ service: "MediaService", method, component: options.metrics.component });
 
   function upload(req: Request, res: Response): void {
     const requestId = requestIdOf(req, res);

@@ -11,6 +11,7 @@ import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
 import { createRedis } from "../services/lib/redis.js";
 import { createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
+import type { InProcessServices } from "../services/lib/rpc/in-process.js";
 import { REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
 import { beginRequest, requestRecordKey, type RequestRecord } from "./access.js";
 import type { GatewayConfig } from "./config.js";
@@ -34,6 +35,14 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** When the gateway runs in the same process as services (`--target all`). */
+export interface GatewayOptions {
+  /** The services hosted here: their calls go in-process instead of over gRPC. */
+  readonly local?: InProcessServices;
+  /** Where /media uploads and downloads stream to over gRPC, instead of CHIRP_MEDIA_ADDR. */
+  readonly mediaTarget?: string;
+}
+
 /** The largest RPC request body accepted (Connect, gRPC-Web, gRPC); /media has its own limits. */
 export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
 
@@ -43,7 +52,7 @@ export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
  * grpc-js. Also serves the web app (`/`, web-app.ts), /metrics, /healthz and
  * the /media upload and download routes (media.ts).
  */
-export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics): Promise<Gateway> {
+export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics, options: GatewayOptions = {}): Promise<Gateway> {
   // Connect-node ties every call to this signal (one listener each, removed
   // when the call ends), so many concurrent calls are many listeners by
   // design, not a leak. Aborted only once the drain is over.
@@ -57,9 +66,13 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   const web = await buildWebApp();
   log.info({ build_ms: web.buildMs, bytes: web.bytes }, "web app built");
   const verifier = createTokenVerifier(config.tokenPublicKeys);
-  const transports = PUBLIC_API.map(({ backend }) =>
-    createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics }),
-  );
+  const remote: Array<{ close(): void }> = [];
+  const transports = PUBLIC_API.map(({ backend, service }) => {
+    if (options.local?.hosts(service) === true) return options.local.transport();
+    const transport = createGrpcTransport({ target: config.backends[backend], defaultTimeoutMs: config.defaultTimeoutMs, metrics });
+    remote.push(transport);
+    return transport;
+  });
 
   let redis: Redis | undefined;
   let limiter: RateLimiter | undefined;
@@ -92,7 +105,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   }
 
   const media = createMediaEdge({
-    target: config.backends.media,
+    target: options.mediaTarget ?? config.backends.media,
     verifier,
     log,
     metrics,
@@ -202,7 +215,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       streamsClosing.abort();
       await listener.close(config.shutdownGraceMs);
       shutdown.abort();
-      for (const t of transports) t.close();
+      for (const t of remote) t.close();
       media.close();
       redis?.disconnect();
     },

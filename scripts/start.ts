@@ -1,16 +1,25 @@
 // `npm start`: the whole system on one machine. Infra from MYSQL_URL*/REDIS_URL/
 // NATS_URL when given, otherwise private mariadbd replica sets, redis-server and
-// nats-server under .data/local; then every service and the gateway.
+// nats-server under .data/local; then the topology manager, and every service
+// and the gateway in one process (`--target all`), or with `--mesh` each
+// service in its own process and the gateway in another.
+import { parseArgs } from "node:util";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TOKEN_KEY_FILE, resolveTokenKeys } from "../services/lib/auth/keys.js";
 import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
 import { ConfigError } from "../services/lib/config.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
 import { SERVICE_NAMES } from "../services/lib/mesh.js";
 import { loadShardConfig } from "../services/lib/shard-config.js";
 
 const say = (line: string): void => console.error(`[chirp] ${line}`);
+
+const { values: args } = parseArgs({
+  options: { mesh: { type: "boolean", default: false } },
+  strict: true,
+});
+const mode = args.mesh ? "mesh" : "single";
 
 let infra: RunningInfra | undefined;
 let mesh: Mesh | undefined;
@@ -64,8 +73,9 @@ try {
     }
   })();
   say(`session tokens signed with the key from ${tokenKeys.source}`);
-  say("starting the topology manager, services and gateway...");
-  mesh = await launchMesh({
+  say(mode === "mesh" ? "starting the topology manager, then the mesh: a process per service and the gateway..." : "starting the topology manager, then every service and the gateway in one process...");
+  mesh = await launchSystem({
+    mode,
     env: { ...process.env, ...serviceInfraEnv(infra) },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "default",
@@ -89,10 +99,14 @@ const lines = [
   `  web app     ${mesh.gatewayUrl}/   (open it in a browser)`,
   `  gateway     ${mesh.gatewayUrl}   (Connect JSON over HTTP/1.1, gRPC-Web, gRPC)`,
   `  metrics     ${mesh.gatewayUrl}/metrics`,
-  ...SERVICE_NAMES.map(
-    (name) =>
-      `  ${name.padEnd(10)}  grpc://127.0.0.1:${mesh!.services[name].grpcPort}   metrics http://127.0.0.1:${mesh!.services[name].metricsPort}/metrics`,
-  ),
+  ...(mesh.mode === "single"
+    ? [
+        `  services    grpc://127.0.0.1:${mesh.services.user.grpcPort}   metrics http://127.0.0.1:${mesh.services.user.metricsPort}/metrics   (one process, pid ${mesh.gatewayPid}: ${SERVICE_NAMES.join(", ")} and the gateway)`,
+      ]
+    : SERVICE_NAMES.map(
+        (name) =>
+          `  ${name.padEnd(10)}  grpc://127.0.0.1:${mesh!.services[name].grpcPort}   metrics http://127.0.0.1:${mesh!.services[name].metricsPort}/metrics`,
+      )),
   ...(mesh.topology
     ? [`  topology    epoch ${mesh.topology.epoch}   metrics http://127.0.0.1:${mesh.topology.metricsPort}/metrics   (npx chirp topology)`]
     : []),

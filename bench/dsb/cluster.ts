@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { createTokenSigner, generateTokenKeys, type TokenSigner } from "../../services/lib/auth/token.js";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
@@ -61,7 +61,8 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
     const env = serviceInfraEnv(infra);
     const keys = generateTokenKeys();
     opts.say(`cluster up; starting the mesh (services log to ${logPath})`);
-    mesh = await launchMesh({
+    mesh = await launchSystem({
+      mode: "mesh",
       env: {
         ...env,
         LOG_LEVEL: "warn",

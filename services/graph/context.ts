@@ -1,6 +1,5 @@
 import { consume, type EventConsumer } from "../lib/events/consumer.js";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
 import { GRAPH_EDGE_EVENTS } from "./events.js";
 import { createEdgeRepair, type EdgeRepair } from "./repair.js";
@@ -14,14 +13,13 @@ export interface GraphContext extends ServiceContext {
 /** The durable consumer's name: its position is shared by every graph instance and survives restarts. */
 export const EDGE_REPAIR_DURABLE = "graph-edge-repair";
 
-export async function createGraphContext(base: BaseContext): Promise<GraphContext> {
-  const graph = loadGraphConfig(base.env);
-  const ctx = await createServiceContext(base);
-  const log = base.log.child({ component: "edge-repair" });
+export async function createGraphContext(ctx: ServiceContext): Promise<GraphContext> {
+  const graph = loadGraphConfig(ctx.env);
+  const log = ctx.log.child({ component: "edge-repair" });
   const repair = createEdgeRepair({
     router: ctx.router,
     log,
-    metrics: base.metrics,
+    metrics: ctx.metrics,
     sweepIntervalMs: graph.sweepIntervalMs,
     sweepGraceMs: graph.sweepGraceMs,
     sweepBatch: graph.sweepBatch,
@@ -37,18 +35,17 @@ export async function createGraphContext(base: BaseContext): Promise<GraphContex
       subjects: GRAPH_EDGE_EVENTS,
       handler: (event) => repair.handleEvent(event),
       log,
-      metrics: base.metrics,
+      metrics: ctx.metrics,
     });
   }
   return {
     ...ctx,
     graph,
     repair,
-    // Reverse order of opening: the consumer (before the bus), the sweep, then the shared context.
+    // Reverse order of opening: the consumer (before the bus), then the sweep.
     close: async () => {
       await consumer?.stop();
       await repair.close();
-      await ctx.close();
     },
   };
 }

@@ -11,11 +11,16 @@ import { bundleEntries, bundlePath } from "./launch-bundle.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
 import type { ShardConfig } from "./shard-config.js";
-import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
+import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, MULTI_SERVICE_PORTS, SERVICE_NAMES, envName, type ServiceName } from "./mesh.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 export interface LaunchOptions {
+  /**
+   * "single" (default): every service and the gateway in one process
+   * (`--target all`); "mesh": each service its own process, and the gateway.
+   */
+  readonly mode?: "single" | "mesh";
   /** Environment for every process: infra URLs, LOG_LEVEL, ... (merged over process.env). */
   readonly env: Env;
   /** "default": the documented ports (50051..., 8080); "ephemeral": any free port (tests). */
@@ -40,7 +45,7 @@ export interface LaunchOptions {
    */
   readonly tokenKeys?: { readonly privateKey: string; readonly publicKeys: readonly string[] };
   /**
-   * Processes per service (default 1). Every caller's CHIRP_<SERVICE>_ADDR
+   * Processes per service (default 1; the mesh only). Every caller's CHIRP_<SERVICE>_ADDR
    * lists all of a service's instances (round-robin, UNAVAILABLE retried on
    * another). With "default" ports only the first instance gets the
    * documented ones; the others take free ports.
@@ -62,7 +67,12 @@ export interface RunningService {
   readonly metricsPort: number;
 }
 
+/**
+ * What launchSystem started. In a single process every service's entry
+ * names that one process (its pid, its one gRPC and metrics port).
+ */
 export interface Mesh {
+  readonly mode: "single" | "mesh";
   /** The first instance of each service. */
   readonly services: Readonly<Record<ServiceName, RunningService>>;
   /** Every instance of each service, in the order of CHIRP_<SERVICE>_ADDR; current pids after a restart. */
@@ -73,7 +83,10 @@ export interface Mesh {
   readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number };
   /** Environment a further process needs to reach the mesh (CHIRP_*_ADDR). */
   readonly addressEnv: Readonly<Record<string, string>>;
-  /** Sends an instance (default the first) `signal` (default SIGKILL) and resolves once it has exited. */
+  /**
+   * Sends an instance (default the first) `signal` (default SIGKILL) and
+   * resolves once it has exited. In a single process: that process.
+   */
   killService(name: ServiceName, index?: number, signal?: NodeJS.Signals): Promise<void>;
   /**
    * Starts an instance again on its old gRPC port with its old environment
@@ -86,11 +99,123 @@ export interface Mesh {
 }
 
 /**
+ * Starts the topology manager (when asked), then the system in `options.mode`:
+ * one process, or the mesh. The same code serves `npm start`, the benchmarks
+ * and the end-to-end tests.
+ */
+export async function launchSystem(options: LaunchOptions): Promise<Mesh> {
+  return (options.mode ?? "single") === "single" ? launchSingle(options) : launchMesh(options);
+}
+
+/** Spawns the topology manager and waits for its first topology. */
+async function startTopology(
+  spawnEntry: (entry: string, opts: LaunchOptions, extra: Record<string, string>) => ChildProcess,
+  options: LaunchOptions & { topologyEnv: Env },
+): Promise<{ child: ChildProcess; topology: NonNullable<Mesh["topology"]> }> {
+  const child = spawnEntry("services/topology/main.ts", { ...options, env: { ...options.env, ...options.topologyEnv } }, {
+    CHIRP_TOPOLOGY_METRICS_PORT: options.ports === "default" ? (options.topologyEnv.CHIRP_TOPOLOGY_METRICS_PORT ?? "9110") : "0",
+  });
+  try {
+    const ready = await waitReady(child, "topology", options.readyTimeoutMs);
+    return { child, topology: { pid: child.pid!, metricsPort: Number(ready.metricsPort), epoch: Number(ready.epoch) } };
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+}
+
+/**
+ * Every service and the gateway in one process (services/main.ts, `--target
+ * all`), on ports picked here so a restart takes the same ones.
+ */
+async function launchSingle(options: LaunchOptions): Promise<Mesh> {
+  const children: ChildProcess[] = [];
+  const run = await entryRunner(options.entries);
+  const keys = options.tokenKeys ?? ephemeralTokenKeys();
+  const stopAll = async (): Promise<void> => {
+    for (const child of [...children].reverse()) await stopChild(child);
+  };
+  try {
+    let topology: Mesh["topology"];
+    if (options.topologyEnv !== undefined) {
+      const started = await startTopology((entry, opts, extra) => spawnProcess(run(entry), opts, extra), { ...options, topologyEnv: options.topologyEnv });
+      children.push(started.child);
+      topology = started.topology;
+    }
+    const ephemeral = options.ports === "ephemeral";
+    const [grpcPort, metricsPort, gatewayPort] = ephemeral
+      ? await Promise.all([freePort(), freePort(), freePort()])
+      : [MULTI_SERVICE_PORTS.grpc, MULTI_SERVICE_PORTS.metrics, Number(options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT)];
+    const addressEnv = Object.fromEntries(SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${grpcPort}`]));
+    const start = async (): Promise<{ child: ChildProcess; ready: Ready }> => {
+      const child = spawnProcess([...run("services/main.ts"), "--target", "all"], options, {
+        ...addressEnv,
+        [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey,
+        CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
+        CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
+        CHIRP_GRPC_PORT: String(grpcPort),
+        CHIRP_METRICS_PORT: String(metricsPort),
+        CHIRP_GATEWAY_PORT: String(gatewayPort),
+      });
+      children.push(child);
+      return { child, ready: await waitReady(child, "chirp (all)", options.readyTimeoutMs) };
+    };
+    let current = await start();
+    const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
+    const entry = (): RunningService & { name: ServiceName } => ({
+      name: "user",
+      pid: current.child.pid!,
+      grpcPort: Number(current.ready.grpcPort),
+      metricsPort: Number(current.ready.metricsPort),
+    });
+    const services = {} as Record<ServiceName, RunningService>;
+    const instances = {} as Record<ServiceName, readonly RunningService[]>;
+    const refresh = (): void => {
+      for (const name of SERVICE_NAMES) {
+        services[name] = { ...entry(), name };
+        instances[name] = [services[name]];
+      }
+    };
+    refresh();
+    const system: Mesh = {
+      mode: "single",
+      services,
+      instances,
+      gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${gatewayPort}`,
+      get gatewayPid() {
+        return current.child.pid!;
+      },
+      ...(topology === undefined ? {} : { topology }),
+      addressEnv,
+      async killService(_name, _index = 0, signal = "SIGKILL") {
+        const child = current.child;
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, "exit");
+        child.kill(signal);
+        await exited;
+      },
+      async restartService(name) {
+        const old = current.child;
+        await stopChild(old);
+        children.splice(children.indexOf(old), 1);
+        current = await start();
+        refresh();
+        return services[name];
+      },
+      stop: stopAll,
+    };
+    return system;
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/**
  * Starts every service as its own process, waits until each reports ready over
  * IPC (so ephemeral ports are known), then starts the gateway pointed at them.
- * The same code serves `npm start` and the end-to-end tests.
  */
-export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
+async function launchMesh(options: LaunchOptions): Promise<Mesh> {
   const children: ChildProcess[] = [];
   const run = await entryRunner(options.entries);
   const spawnEntry = (entry: string, opts: LaunchOptions, extra: Record<string, string>): ChildProcess => spawnProcess(run(entry), opts, extra);
@@ -102,12 +227,9 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     // The manager first: it publishes the live topology the services' routers follow.
     let topology: Mesh["topology"];
     if (options.topologyEnv !== undefined) {
-      const child = spawnEntry("services/topology/main.ts", { ...options, env: { ...options.env, ...options.topologyEnv } }, {
-        CHIRP_TOPOLOGY_METRICS_PORT: options.ports === "default" ? (options.topologyEnv.CHIRP_TOPOLOGY_METRICS_PORT ?? "9110") : "0",
-      });
-      children.push(child);
-      const ready = await waitReady(child, "topology", options.readyTimeoutMs);
-      topology = { pid: child.pid!, metricsPort: Number(ready.metricsPort), epoch: Number(ready.epoch) };
+      const started = await startTopology(spawnEntry, { ...options, topologyEnv: options.topologyEnv });
+      children.push(started.child);
+      topology = started.topology;
     }
     // Services call each other, so every one of them must know every address
     // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
@@ -168,6 +290,7 @@ export async function launchMesh(options: LaunchOptions): Promise<Mesh> {
     const ready = await waitReady(gateway, "gateway", options.readyTimeoutMs);
     const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
     return {
+      mode: "mesh",
       services,
       gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
       gatewayPid: gateway.pid!,
@@ -215,9 +338,14 @@ function ephemeralTokenKeys(): { privateKey: string; publicKeys: string[] } {
 }
 
 /** Every entry launchMesh starts, relative to the repository root. */
-export const MESH_ENTRIES: readonly string[] = ["services/topology/main.ts", ...SERVICE_NAMES.map((name) => `services/${name}/main.ts`), "gateway/main.ts"];
+export const MESH_ENTRIES: readonly string[] = [
+  "services/topology/main.ts",
+  "services/main.ts",
+  ...SERVICE_NAMES.map((name) => `services/${name}/main.ts`),
+  "gateway/main.ts",
+];
 
-/** Bundles every mesh entry into `outDir` (see launch-bundle.ts); pass the dir as LaunchOptions.entries. */
+/** Bundles every entry (the single process's, the mesh's) into `outDir` (see launch-bundle.ts); pass the dir as LaunchOptions.entries. */
 export async function bundleMeshEntries(outDir: string): Promise<string> {
   await bundleEntries(ROOT, MESH_ENTRIES, outDir);
   return outDir;

@@ -16,6 +16,9 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, { grpc: number; metrics
 
 export const DEFAULT_GATEWAY_PORT = 8080;
 
+/** The gRPC and metrics ports of one process hosting several services (`--target all`). */
+export const MULTI_SERVICE_PORTS = { grpc: 50050, metrics: 9100 } as const;
+
 /** Environment variable names, derived in one place: CHIRP_USER_GRPC_PORT, CHIRP_USER_ADDR, ... */
 export const envName = {
   grpcPort: (s: ServiceName) => `CHIRP_${s.toUpperCase()}_GRPC_PORT`,

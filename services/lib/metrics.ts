@@ -8,9 +8,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
  */
 export interface Metrics {
   readonly registry: Registry;
-  readonly rpcServerDuration: Histogram<"service" | "method" | "code">;
-  readonly rpcClientDuration: Histogram<"service" | "method" | "code">;
-  readonly rpcServerInFlight: Gauge<"service" | "method">;
+  /**
+   * Who observes through this view: the `component` label of the RPC
+   * metrics. A process running several components (`--target all`) shares
+   * one registry between views (componentMetrics), so the gateway's calls
+   * and the tweet service's calls of the same method stay apart.
+   */
+  readonly component: string;
+  readonly rpcServerDuration: Histogram<RpcLabel>;
+  readonly rpcClientDuration: Histogram<RpcLabel>;
+  readonly rpcServerInFlight: Gauge<"service" | "method" | "component">;
   /** One statement through the shard router; role is the member that served it (primary or replica). */
   readonly dbQueryDuration: Histogram<"shard" | "role" | "code">;
   /** Lag as the router sees it: last measurement plus its age. Absent while unknown. */
@@ -22,6 +29,8 @@ export interface Metrics {
   readonly dbTopologyEpoch: Gauge;
 }
 
+type RpcLabel = "service" | "method" | "code" | "component";
+
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const DB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -31,24 +40,25 @@ export function createMetrics(component: string): Metrics {
   collectDefaultMetrics({ register: registry, prefix: "chirp_" });
   return {
     registry,
+    component,
     rpcServerDuration: new Histogram({
       name: "chirp_rpc_server_duration_seconds",
       help: "Time to handle an RPC, by service, method and result code.",
-      labelNames: ["service", "method", "code"],
+      labelNames: ["service", "method", "code", "component"],
       buckets: RPC_BUCKETS,
       registers: [registry],
     }),
     rpcClientDuration: new Histogram({
       name: "chirp_rpc_client_duration_seconds",
       help: "Time an outgoing RPC took as seen by the caller, by service, method and result code.",
-      labelNames: ["service", "method", "code"],
+      labelNames: ["service", "method", "code", "component"],
       buckets: RPC_BUCKETS,
       registers: [registry],
     }),
     rpcServerInFlight: new Gauge({
       name: "chirp_rpc_server_in_flight",
       help: "RPCs being handled right now, by service and method.",
-      labelNames: ["service", "method"],
+      labelNames: ["service", "method", "component"],
       registers: [registry],
     }),
     dbQueryDuration: new Histogram({
@@ -88,6 +98,15 @@ export function createMetrics(component: string): Metrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * The same registry and instruments observed as another component: one
+ * process hosting several (the gateway and every service) keeps one
+ * registry, each component's RPCs labelled with its own name.
+ */
+export function componentMetrics(metrics: Metrics, component: string): Metrics {
+  return { ...metrics, component };
 }
 
 /** Serves GET /metrics (and /healthz) on its own port, for services whose main port speaks only gRPC. */

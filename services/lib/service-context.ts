@@ -12,10 +12,10 @@ import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-na
 import { createShardRouter, type ShardRouter } from "./shard/router.js";
 
 /**
- * The context every service starts from: the shard router, following the live
- * topology over NATS. It grows the other shared resources (Redis, the event
- * bus) as the services that need them land; each service may extend it in its
- * own context.ts.
+ * What every service in a process shares, built once per process however
+ * many services it hosts: the shard router following the live topology over
+ * NATS, the event bus, Redis, the snowflake node id lease and the clients of
+ * the other services. Each service extends it in its own context.ts.
  */
 export interface ServiceContext extends BaseContext {
   readonly router: ShardRouter;
@@ -45,6 +45,7 @@ const NODE_ID_WAIT_MS = 5_000;
  * answers. `events` defaults to NATS_URL and CHIRP_EVENTS_* (events/config.ts).
  */
 export async function createServiceContext(base: BaseContext, db?: DbConfig, events?: BusConfig): Promise<ServiceContext> {
+  const name = `chirp-${base.name}`;
   const config = db ?? loadDbConfig(base.env);
   const busConfig = events ?? loadBusConfig(base.env);
   const log = base.log.child({ component: "shard-router" });
@@ -62,21 +63,21 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   });
   let follower: TopologyFollower | undefined;
   if (config.natsUrl === undefined) log.warn("NATS_URL not set: the shard topology will not follow failovers");
-  else follower = followTopologyOverNats({ servers: config.natsUrl, router, log, name: `chirp-${base.config.name}` });
+  else follower = followTopologyOverNats({ servers: config.natsUrl, router, log, name });
 
   const bus =
     busConfig.natsUrl === undefined
       ? undefined
-      : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log: base.log, name: `chirp-${base.config.name}` });
+      : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log: base.log, name });
 
   // Outbox rows this process commits wake the relay that holds their shard, wherever it runs.
   const stopAnnouncing = bus === undefined ? undefined : announceOutboxCommits(bus);
 
   const redisConfig = loadRedisConfig(base.env);
   const redis =
-    redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, `chirp-${base.config.name}`);
+    redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, name);
 
-  const ids = createLeasedIdGenerator({ bus, owner: `chirp-${base.config.name}`, log: base.log });
+  const ids = createLeasedIdGenerator({ bus, owner: name, log: base.log });
   // Ready means able to write: a process that listened before it held a node
   // id answered its first writes (PostTweet, SignUp, ...) Unavailable, and
   // those are not retried elsewhere (they may have run: rpc/unrepeatable.ts).
@@ -84,7 +85,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   if (bus !== undefined && !(await ids.leased(NODE_ID_WAIT_MS))) {
     base.log.warn({ waited_ms: NODE_ID_WAIT_MS }, "serving without a snowflake node id yet: writes that mint ids answer Unavailable until one is leased");
   }
-  const clients = createMeshClients(base.config.addresses, base.metrics);
+  const clients = createMeshClients(base.addresses, base.metrics, base.local);
   return {
     ...base,
     router,

@@ -1,7 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { Counter } from "prom-client";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";
@@ -22,18 +21,17 @@ export interface MediaContext extends ServiceContext {
   readonly uploads: Counter<"kind" | "result">;
 }
 
-export async function createMediaContext(base: BaseContext): Promise<MediaContext> {
-  const media = loadMediaConfig(base.env);
+export async function createMediaContext(shared: ServiceContext): Promise<MediaContext> {
+  const media = loadMediaConfig(shared.env);
   await mkdir(media.dir, { recursive: true, mode: 0o700 });
   const blobs = media.s3 === undefined ? await createLocalBlobStore(media.dir) : await createS3BlobStore(media.s3, media.dir);
-  const shared = await createServiceContext(base);
   const store = createMediaStore(shared.router, shared.ids);
   const sweeper = createSweeper({
     router: shared.router,
     store,
     blobs,
-    log: base.log,
-    metrics: base.metrics,
+    log: shared.log,
+    metrics: shared.metrics,
     graceMs: media.unattachedGraceMs,
     batch: media.sweepBatch,
     intervalMs: media.sweepIntervalMs,
@@ -43,9 +41,9 @@ export async function createMediaContext(base: BaseContext): Promise<MediaContex
     name: "chirp_media_uploads_total",
     help: "Uploads by kind (image, video, unknown) and result (ok or the error code).",
     labelNames: ["kind", "result"],
-    registers: [base.metrics.registry],
+    registers: [shared.metrics.registry],
   });
-  base.log.info(
+  shared.log.info(
     {
       blob_store: media.s3 === undefined ? `dir ${media.dir}` : `s3 ${media.s3.endpoint}/${media.s3.bucket}/${media.s3.prefix}`,
       max_image_bytes: media.maxImageBytes,
@@ -65,7 +63,6 @@ export async function createMediaContext(base: BaseContext): Promise<MediaContex
     close: async () => {
       await sweeper.stop();
       await images.close();
-      await shared.close();
     },
   };
 }

@@ -1,7 +1,6 @@
 // The media service process: uploads, the blob store, thumbnails and media metadata.
-import { MediaService } from "../../gen/chirp/media/v1/media_service_pb.js";
-import { runService } from "../lib/service-main.js";
-import { createMediaContext } from "./context.js";
-import { routes } from "./routes.js";
+// One service alone: the mesh (`npm start -- --mesh`, docker-compose).
+import { runProcess } from "../lib/service-main.js";
+import { mediaService } from "./service.js";
 
-await runService({ name: "media", service: MediaService, createContext: createMediaContext, routes });
+await runProcess({ services: [mediaService], gateway: false });

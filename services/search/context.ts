@@ -1,7 +1,6 @@
 import { Counter, Histogram } from "prom-client";
 import { consume, type EventConsumer } from "../lib/events/consumer.js";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import { loadSearchConfig, type SearchConfig } from "./config.js";
 import { SEARCH_EVENTS, SEARCH_INDEX_DURABLE, SEARCH_TRENDS_DURABLE, indexHandler, searchEventMetrics, trendsHandler } from "./events.js";
 import type { FanOutOptions } from "./fan-out.js";
@@ -20,17 +19,16 @@ export interface SearchContext extends ServiceContext {
   readonly searchMetrics: { readonly queries: Counter<"result">; readonly terms: Histogram };
 }
 
-export async function createSearchContext(base: BaseContext): Promise<SearchContext> {
-  const search = loadSearchConfig(base.env);
-  const ctx = await createServiceContext(base);
-  const log = base.log.child({ component: "search" });
+export async function createSearchContext(ctx: ServiceContext): Promise<SearchContext> {
+  const search = loadSearchConfig(ctx.env);
+  const log = ctx.log.child({ component: "search" });
   const store = createSearchStore(ctx.router);
   const trends =
     ctx.redis === undefined
       ? undefined
       : createTrends({ redis: ctx.redis, prefix: search.trendsPrefix, windowMs: search.trendsWindowMs, bucketMs: search.trendsBucketMs });
 
-  const registry = base.metrics.registry;
+  const registry = ctx.metrics.registry;
   const shardDuration = new Histogram({
     name: "chirp_search_shard_query_duration_seconds",
     help: "One index shard's part of a search, by shard and result (ok, error, timeout).",
@@ -60,7 +58,7 @@ export async function createSearchContext(base: BaseContext): Promise<SearchCont
     observe: (shard, result, seconds) => shardDuration.observe({ shard, result }, seconds),
   };
 
-  const eventMetrics = searchEventMetrics(base.metrics);
+  const eventMetrics = searchEventMetrics(ctx.metrics);
   const consumers: EventConsumer[] = [];
   if (ctx.bus === undefined) log.warn("NATS_URL not set: the search index and trends are not kept up to date");
   else {
@@ -72,7 +70,7 @@ export async function createSearchContext(base: BaseContext): Promise<SearchCont
         handler: indexHandler(store, createIndexWriter(store), eventMetrics),
         concurrency: search.indexConcurrency,
         log,
-        metrics: base.metrics,
+        metrics: ctx.metrics,
       }),
     );
     if (trends === undefined) log.warn("REDIS_URL not set: trends are not counted");
@@ -84,7 +82,7 @@ export async function createSearchContext(base: BaseContext): Promise<SearchCont
           subjects: SEARCH_EVENTS,
           handler: trendsHandler(trends, eventMetrics),
           log,
-          metrics: base.metrics,
+          metrics: ctx.metrics,
         }),
       );
     }
@@ -96,10 +94,9 @@ export async function createSearchContext(base: BaseContext): Promise<SearchCont
     trends,
     fanOut,
     searchMetrics,
-    // Reverse order of opening: the consumers (before the bus), then the shared context.
+    // The consumers, before the shared bus closes.
     close: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
-      await ctx.close();
     },
   };
 }

@@ -1,8 +1,7 @@
 import type { Redis } from "ioredis";
 import { consume, type EventConsumer } from "../lib/events/consumer.js";
 import { createRedis, loadRedisConfig } from "../lib/redis.js";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import { loadTimelineConfig, type TimelineConfig } from "./config.js";
 import { createFanOut, FANOUT_DURABLE, FANOUT_EVENTS, GRAPH_DURABLE, GRAPH_EVENTS } from "./fan-out.js";
 import { createFollowingCache, type FollowingCache } from "./following.js";
@@ -29,11 +28,10 @@ export interface TimelineContext extends ServiceContext {
   readonly hub: StreamHub | undefined;
 }
 
-export async function createTimelineContext(base: BaseContext): Promise<TimelineContext> {
-  const timeline = loadTimelineConfig(base.env);
-  const ctx = await createServiceContext(base);
-  const log = base.log.child({ component: "timeline" });
-  const timelineMetrics = createTimelineMetrics(base.metrics);
+export async function createTimelineContext(ctx: ServiceContext): Promise<TimelineContext> {
+  const timeline = loadTimelineConfig(ctx.env);
+  const log = ctx.log.child({ component: "timeline" });
+  const timelineMetrics = createTimelineMetrics(ctx.metrics);
   const store = createTimelineStore(ctx.router);
   const lists = ctx.redis === undefined ? undefined : createTimelineLists(ctx.redis);
   const following = ctx.redis === undefined ? undefined : createFollowingCache({ redis: ctx.redis, clients: ctx.clients, ttlMs: timeline.followingTtlMs });
@@ -56,7 +54,7 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
     if (!timeline.fanOut) log.info("fan-out consumers disabled in this process (CHIRP_TIMELINE_FANOUT=false)");
     else if (following !== undefined) {
       // Its own connection, with a patient timeout (see config.ts).
-      const url = loadRedisConfig(base.env).url!;
+      const url = loadRedisConfig(ctx.env).url!;
       fanOutRedis = createRedis({ url, commandTimeoutMs: timeline.fanOutRedisTimeoutMs }, log, "chirp-timeline-fanout");
       const fanOut = createFanOut({
         lists: createTimelineLists(fanOutRedis),
@@ -75,7 +73,7 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
           handler: (event) => fanOut.onTweetEvent(event),
           concurrency: timeline.fanOutConcurrency,
           log,
-          metrics: base.metrics,
+          metrics: ctx.metrics,
         }),
         consume({
           bus: ctx.bus,
@@ -83,7 +81,7 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
           subjects: GRAPH_EVENTS,
           handler: (event) => fanOut.onGraphEvent(event),
           log,
-          metrics: base.metrics,
+          metrics: ctx.metrics,
         }),
       );
     }
@@ -98,12 +96,11 @@ export async function createTimelineContext(base: BaseContext): Promise<Timeline
     reader,
     timelineMetrics,
     hub,
-    // Reverse order of opening: the consumers and the live streams (before the bus), then the shared context.
+    // Reverse order of opening: the consumers and the live streams (before the shared bus).
     close: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
       await fanOutRedis?.quit().catch(() => fanOutRedis?.disconnect());
       await hub?.close();
-      await ctx.close();
     },
   };
 }

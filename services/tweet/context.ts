@@ -1,8 +1,7 @@
 import type { EventConsumer } from "../lib/events/consumer.js";
 import { loadRelayConfig, type RelayConfig } from "../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../lib/events/relay.js";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import { createTweetCache, type TweetCache } from "./cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
 import { startLikesIndex } from "./events.js";
@@ -28,12 +27,10 @@ export interface TweetContext extends ServiceContext {
   readonly likesIndex: EventConsumer | undefined;
 }
 
-export async function createTweetContext(base: BaseContext): Promise<TweetContext> {
-  // Config first: a bad CHIRP_RELAY_* or CHIRP_TWEET_* fails the start before any pool opens.
-  const relayConfig: RelayConfig = loadRelayConfig(base.env);
-  const tweets = loadTweetConfig(base.env);
-  const shared = await createServiceContext(base);
-  const store = createTweetStore(shared.router, base.metrics);
+export async function createTweetContext(shared: ServiceContext): Promise<TweetContext> {
+  const relayConfig: RelayConfig = loadRelayConfig(shared.env);
+  const tweets = loadTweetConfig(shared.env);
+  const store = createTweetStore(shared.router, shared.metrics);
   const cache =
     shared.redis === undefined
       ? undefined
@@ -41,29 +38,29 @@ export async function createTweetContext(base: BaseContext): Promise<TweetContex
           redis: shared.redis,
           ttlMs: tweets.cacheTtlMs,
           leaseMs: tweets.cacheFillLeaseMs,
-          log: base.log.child({ component: "tweet-cache" }),
-          metrics: base.metrics,
+          log: shared.log.child({ component: "tweet-cache" }),
+          metrics: shared.metrics,
         });
-  if (cache === undefined) base.log.warn("REDIS_URL not set: tweets are read from the database every time");
+  if (cache === undefined) shared.log.warn("REDIS_URL not set: tweets are read from the database every time");
   const lookup = createAuthorLookup({
     store,
     redis: shared.redis,
     localSize: tweets.lookupCacheSize,
     ttlMs: tweets.lookupTtlMs,
-    log: base.log,
-    metrics: base.metrics,
+    log: shared.log,
+    metrics: shared.metrics,
   });
-  const reader = createTweetReader({ router: shared.router, store, cache, clients: shared.clients, log: base.log });
+  const reader = createTweetReader({ router: shared.router, store, cache, clients: shared.clients, log: shared.log });
 
   let relay: OutboxRelay | undefined;
-  if (!relayConfig.enabled) base.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");
-  else if (shared.bus === undefined) base.log.warn("NATS_URL not set: outbox rows stay unsent until a relay with NATS runs");
-  else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: base.log, metrics: base.metrics });
+  if (!relayConfig.enabled) shared.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");
+  else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: outbox rows stay unsent until a relay with NATS runs");
+  else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: shared.log, metrics: shared.metrics });
 
   let likesIndex: EventConsumer | undefined;
-  if (!tweets.likesIndex) base.log.info("likers' index consumer disabled (CHIRP_TWEET_LIKES_INDEX=false)");
-  else if (shared.bus === undefined) base.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
-  else likesIndex = startLikesIndex({ bus: shared.bus, store, log: base.log.child({ component: "likes-index" }), metrics: base.metrics });
+  if (!tweets.likesIndex) shared.log.info("likers' index consumer disabled (CHIRP_TWEET_LIKES_INDEX=false)");
+  else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
+  else likesIndex = startLikesIndex({ bus: shared.bus, store, log: shared.log.child({ component: "likes-index" }), metrics: shared.metrics });
 
   return {
     ...shared,
@@ -75,11 +72,10 @@ export async function createTweetContext(base: BaseContext): Promise<TweetContex
     relay,
     likesIndex,
     // Reverse order of opening: the consumer and the relay (which finishes its
-    // round and releases its leases) before the bus and pools they use.
+    // round and releases its leases), before the shared bus and pools they use.
     close: async () => {
       await likesIndex?.stop();
       await relay?.stop();
-      await shared.close();
     },
   };
 }

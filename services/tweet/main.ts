@@ -1,7 +1,6 @@
 // The tweet service process: tweets, likes and the outbox relay to NATS.
-import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
-import { runService } from "../lib/service-main.js";
-import { createTweetContext } from "./context.js";
-import { routes } from "./routes.js";
+// One service alone: the mesh (`npm start -- --mesh`, docker-compose).
+import { runProcess } from "../lib/service-main.js";
+import { tweetService } from "./service.js";
 
-await runService({ name: "tweet", service: TweetService, createContext: createTweetContext, routes });
+await runProcess({ services: [tweetService], gateway: false });

@@ -1,6 +1,5 @@
 import { createTokenSigner, type TokenSigner } from "../lib/auth/token.js";
-import { createServiceContext, type ServiceContext } from "../lib/service-context.js";
-import type { BaseContext } from "../lib/service-main.js";
+import type { ServiceContext } from "../lib/service-context.js";
 import { loadUserConfig, type UserConfig } from "./config.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
 import { createUserStore, type UserStore } from "./store.js";
@@ -14,12 +13,10 @@ export interface UserContext extends ServiceContext {
   readonly tokens: TokenSigner;
 }
 
-export async function createUserContext(base: BaseContext): Promise<UserContext> {
-  // Config first: a bad key or cost fails the start before any pool opens.
-  const users = loadUserConfig(base.env);
+export async function createUserContext(shared: ServiceContext): Promise<UserContext & { close(): Promise<void> }> {
+  const users = loadUserConfig(shared.env);
   const tokens = createTokenSigner(users.tokenPrivateKey);
   const passwords = await createPasswordHasher(users.passwordHash);
-  const shared = await createServiceContext(base);
-  base.log.info({ argon2id: users.passwordHash, token_ttl_s: users.tokenTtlSeconds, token_kid: tokens.kid }, "accounts configured");
-  return { ...shared, users, tokens, passwords, store: createUserStore(shared.router, shared.ids) };
+  shared.log.info({ argon2id: users.passwordHash, token_ttl_s: users.tokenTtlSeconds, token_kid: tokens.kid }, "accounts configured");
+  return { ...shared, users, tokens, passwords, store: createUserStore(shared.router, shared.ids), close: async () => {} };
 }

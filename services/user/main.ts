@@ -1,7 +1,6 @@
 // The user service process: accounts, credentials, profiles and sessions.
-import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { runService } from "../lib/service-main.js";
-import { createUserContext } from "./context.js";
-import { routes } from "./routes.js";
+// One service alone: the mesh (`npm start -- --mesh`, docker-compose).
+import { runProcess } from "../lib/service-main.js";
+import { userService } from "./service.js";
 
-await runService({ name: "user", service: UserService, createContext: createUserContext, routes });
+await runProcess({ services: [userService], gateway: false });

@@ -13,7 +13,7 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { openTopologyKv, readTopology } from "../../services/lib/shard/topology.js";
 import { gatewayApi } from "../e2e/support/api.js";
@@ -33,7 +33,8 @@ let logFd: number | undefined;
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
   logFd = openSync(logPath, "a");
-  mesh = await launchMesh({
+  mesh = await launchSystem({
+    // One process: these faults are of the servers under it (the mesh has its own in process-faults).
     env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "ephemeral",

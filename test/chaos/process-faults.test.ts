@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
 import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { entryMember } from "../../services/timeline/entries.js";
@@ -39,7 +39,8 @@ let logFd: number | undefined;
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
   logFd = openSync(logPath, "a");
-  mesh = await launchMesh({
+  mesh = await launchSystem({
+    mode: "mesh",
     env: {
       ...serviceInfraEnv(infra),
       LOG_LEVEL: "warn",

@@ -14,7 +14,8 @@ import { serviceInfraEnv } from "../../services/lib/launch.js";
 import { createLogger } from "../../services/lib/logger.js";
 import { createMetrics, type Metrics } from "../../services/lib/metrics.js";
 import { createServiceContext } from "../../services/lib/service-context.js";
-import { loadServiceConfig } from "../../services/lib/service-config.js";
+import { meshAddresses } from "../../services/lib/service-config.js";
+import { EnvReader } from "../../services/lib/config.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../services/lib/shard/router.js";
@@ -457,7 +458,8 @@ describe("shard router", () => {
     const env = { ...serviceInfraEnv(cluster), NATS_URL: `nats://127.0.0.1:${port}`, CHIRP_DB_FAILOVER_WAIT_MS: "0" };
     const ctx = await createServiceContext({
       env,
-      config: loadServiceConfig("user", {}),
+      name: "user",
+      addresses: meshAddresses(new EnvReader({})),
       log: createLogger("user", "silent"),
       metrics: createMetrics("user"),
     });

@@ -25,7 +25,7 @@ import {
   type StartLocalClusterOptions,
 } from "../../services/lib/cluster/index.js";
 import type { Env } from "../../services/lib/config.js";
-import { launchMesh, serviceInfraEnv, topologyInfraEnv, type LaunchOptions, type Mesh } from "../../services/lib/launch.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type LaunchOptions, type Mesh } from "../../services/lib/launch.js";
 import { loadShardConfig, type ShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
@@ -36,13 +36,19 @@ export interface SystemOptions {
   readonly cluster?: "shared" | "own";
   /** Options of an own cluster. */
   readonly clusterOptions?: StartLocalClusterOptions;
-  /** Start the mesh (topology manager, every service, the gateway)? Default true. */
+  /** Start the system (topology manager, every service, the gateway)? Default true. */
   readonly mesh?: boolean;
+  /**
+   * "single" (default): every service and the gateway in one process, as
+   * `npm start` runs them; "mesh": a process per service (files that test
+   * the mesh itself, or kill one service).
+   */
+  readonly mode?: LaunchOptions["mode"];
   /** Environment of every mesh process, over the infra URLs (LOG_LEVEL defaults to warn). */
   readonly env?: Env;
   /** Environment of the topology manager only, over its infra URLs. */
   readonly topologyEnv?: Env;
-  /** Passed on to launchMesh. */
+  /** Passed on to launchSystem. */
   readonly instances?: LaunchOptions["instances"];
   readonly stdio?: LaunchOptions["stdio"];
   readonly tokenKeys?: LaunchOptions["tokenKeys"];
@@ -61,7 +67,7 @@ export interface TestSystem {
   readonly infra: TestInfra;
   /** What a service process gets: the application account's URLs and CHIRP_SHARD_CONFIG. */
   readonly env: Record<string, string>;
-  /** The mesh; throws when started with `mesh: false`. */
+  /** The running system (one process or the mesh); throws when started with `mesh: false`. */
   readonly mesh: Mesh;
   /** A shard router over the file's databases; throws when started with `router: false`. */
   readonly router: ShardRouter;
@@ -87,7 +93,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     const env = serviceInfraEnv(infra.infra);
     let mesh: Mesh | undefined;
     if (options.mesh ?? true) {
-      mesh = await launchMesh({
+      mesh = await launchSystem({
+        mode: options.mode ?? "single",
         env: { ...env, LOG_LEVEL: "warn", ...options.env },
         topologyEnv: {
           ...topologyInfraEnv(infra.infra, infra.infra.shardConfig),

@@ -46,7 +46,8 @@ export class GrpcServer {
 
   constructor(private readonly options: GrpcServerOptions) {}
 
-  register<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): this {
+  /** `metrics`: the view its calls are observed through (default the server's; componentMetrics labels a service's own). */
+  register<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, metrics: Metrics = this.options.metrics): this {
     const spec = createServiceImplSpec(service, impl);
     const handlers: grpc.UntypedServiceImplementation = {};
     const definition: Record<string, grpc.MethodDefinition<any, any>> = {};
@@ -54,7 +55,7 @@ export class GrpcServer {
       const methodSpec = spec.methods[method.localName];
       if (methodSpec === undefined) continue;
       definition[method.localName] = grpcMethodDefinition(method);
-      handlers[method.localName] = this.handlerFor(methodSpec);
+      handlers[method.localName] = this.handlerFor(methodSpec, metrics);
     }
     this.server.addService(definition, handlers);
     this.services.push(service);
@@ -97,12 +98,12 @@ export class GrpcServer {
     });
   }
 
-  private handlerFor(spec: MethodImplSpec): grpc.UntypedHandleCall {
+  private handlerFor(spec: MethodImplSpec, metrics: Metrics): grpc.UntypedHandleCall {
     switch (spec.kind) {
       case "unary":
         return (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(spec.method, ctx, async () => {
+          this.observe(metrics, spec.method, ctx, async () => {
             validateRequest(spec.method.input, call.request);
             return normalize(spec.method.output, await spec.impl(call.request, ctx));
           }).then(
@@ -113,7 +114,7 @@ export class GrpcServer {
       case "server_streaming":
         return (call: grpc.ServerWritableStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(spec.method, ctx, async () => {
+          this.observe(metrics, spec.method, ctx, async () => {
             validateRequest(spec.method.input, call.request);
             await writeAll(call, spec.method.output, spec.impl(call.request, ctx), ctx);
           }).then(
@@ -124,7 +125,7 @@ export class GrpcServer {
       case "client_streaming":
         return (call: grpc.ServerReadableStream<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(spec.method, ctx, async () =>
+          this.observe(metrics, spec.method, ctx, async () =>
             normalize(spec.method.output, await spec.impl(validatedInputs(spec.method, call), ctx)),
           ).then(
             (message) => callback(null, message, headersToMetadata(ctx.responseTrailer)),
@@ -134,7 +135,7 @@ export class GrpcServer {
       case "bidi_streaming":
         return (call: grpc.ServerDuplexStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(spec.method, ctx, () =>
+          this.observe(metrics, spec.method, ctx, () =>
             writeAll(call, spec.method.output, spec.impl(validatedInputs(spec.method, call), ctx), ctx),
           ).then(
             () => call.end(headersToMetadata(ctx.responseTrailer)),
@@ -164,7 +165,7 @@ export class GrpcServer {
     return ctx;
   }
 
-  private observe<T>(method: DescMethod, ctx: HandlerContext, run: () => Promise<T>): Promise<T> {
+  private observe<T>(metrics: Metrics, method: DescMethod, ctx: HandlerContext, run: () => Promise<T>): Promise<T> {
     const requestId = ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
     const call = {
       service: method.parent.name,
@@ -181,7 +182,7 @@ export class GrpcServer {
           }
         : undefined,
     };
-    return observeCall(this.options.metrics, this.options.log, call, run).finally(() => {
+    return observeCall(metrics, this.options.log, call, run).finally(() => {
       const controller = this.callAbort.get(ctx);
       if (controller !== undefined) this.inFlight.delete(controller);
     });

@@ -46,7 +46,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
   function timed<T>(method: { name: string; parent: { name: string } }, run: () => Promise<T>): Promise<T> {
     const metrics = options.metrics;
     if (metrics === undefined) return run();
-    const end = metrics.rpcClientDuration.startTimer({ service: method.parent.name, method: method.name });
+    const end = metrics.rpcClientDuration.startTimer({ service: method.parent.name, method: method.name, component: metrics.component });
     return run().then(
       (value) => {
         end({ code: "OK" });

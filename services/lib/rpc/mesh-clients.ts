@@ -8,6 +8,7 @@ import { UserService } from "../../../gen/chirp/user/v1/user_service_pb.js";
 import type { ServiceName } from "../mesh.js";
 import type { Metrics } from "../metrics.js";
 import { createGrpcTransport } from "./grpc-transport.js";
+import type { InProcessServices } from "./in-process.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
 
 const DESCRIPTORS = {
@@ -19,21 +20,29 @@ const DESCRIPTORS = {
   media: MediaService,
 } as const;
 
+/** The descriptor of each service, by its name in the mesh. */
+export const SERVICE_DESCRIPTORS = DESCRIPTORS;
+
 export type MeshClients = { readonly [S in ServiceName]: Client<(typeof DESCRIPTORS)[S]> } & { close(): void };
 
 /**
- * Typed clients for calling other services over grpc-js, created on first use
- * (a service that never calls search holds no connection to it).
+ * Typed clients for calling other services, created on first use (a service
+ * that never calls search holds no connection to it): in-process for the
+ * services `local` hosts, over grpc-js to CHIRP_<SERVICE>_ADDR for the rest.
  */
-export function createMeshClients(addresses: Readonly<Record<ServiceName, string>>, metrics?: Metrics): MeshClients {
+export function createMeshClients(addresses: Readonly<Record<ServiceName, string>>, metrics?: Metrics, local?: InProcessServices): MeshClients {
   const transports: Array<{ close(): void }> = [];
   const made = new Map<ServiceName, unknown>();
   const get = <S extends ServiceName>(name: S): Client<(typeof DESCRIPTORS)[S]> => {
     let client = made.get(name) as Client<(typeof DESCRIPTORS)[S]> | undefined;
     if (client === undefined) {
-      const transport = createGrpcTransport({ target: addresses[name], ...(metrics ? { metrics } : {}) });
-      transports.push(transport);
-      client = createClient(DESCRIPTORS[name], transport);
+      const descriptor = DESCRIPTORS[name];
+      if (local?.hosts(descriptor) === true) client = createClient(descriptor, local.transport());
+      else {
+        const transport = createGrpcTransport({ target: addresses[name], ...(metrics ? { metrics } : {}) });
+        transports.push(transport);
+        client = createClient(descriptor, transport);
+      }
       made.set(name, client);
     }
     return client;

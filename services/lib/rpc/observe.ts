@@ -28,7 +28,7 @@ export async function observeCall<T>(
   call: CallInfo,
   run: () => Promise<T>,
 ): Promise<T> {
-  const labels = { service: call.service, method: call.method };
+  const labels = { service: call.service, method: call.method, component: metrics.component };
   metrics.rpcServerInFlight.inc(labels);
   const started = performance.now();
   let code = "OK";
@@ -45,7 +45,7 @@ export async function observeCall<T>(
   } finally {
     const seconds = (performance.now() - started) / 1000;
     metrics.rpcServerInFlight.dec(labels);
-    metrics.rpcServerDuration.observe({ ...labels, code }, seconds);
+    metrics.rpcServerDuration.observe({ service: call.service, method: call.method, code, component: metrics.component }, seconds);
     const fault = code === "Internal" || code === "Unknown" || code === "Unavailable" || code === "DataLoss";
     if (fault || log.isLevelEnabled("debug")) {
       log[fault ? "warn" : "debug"]({
