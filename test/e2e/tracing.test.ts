@@ -24,7 +24,9 @@ let mesh: Mesh;
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
+  // The mesh: these traces cross process boundaries (gRPC metadata, NATS headers) and each process names its spans.
   system = await startSystem({
+    mode: "mesh",
     env: {
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: "50",
