@@ -100,7 +100,7 @@ function slope(points: ReadonlyArray<[number, number]>): number {
 try {
   const loadAtStart = loadAverage();
   say(`starting a private cluster and mesh (load average ${loadAtStart.join(", ")})`);
-  cluster = await startBenchCluster({ say });
+  cluster = await startBenchCluster({ say, mode: "single" });
   const c = cluster;
   const versions = await serverVersions(c.router, c.redis);
   const d = reed98();

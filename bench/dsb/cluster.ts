@@ -1,10 +1,12 @@
 /**
- * A private cluster and mesh for one bench run, as `npm start` and the
- * end-to-end tests start them (startLocalCluster, launchMesh with the
+ * A private cluster and the system for one bench run, as `npm start` and the
+ * end-to-end tests start them (startLocalCluster, launchSystem with the
  * topology manager), plus what the bench itself needs: a shard router and a
  * Redis connection of its own (bulk load, checks), the token signer of the
  * launch's keys, and every process's pid. The services' output goes to a log
  * file (the path is printed) so the progress lines stay readable.
+ * relaunch() swaps the single process for the mesh (or back) over the same
+ * servers and data, so both are measured in one run.
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,8 +22,11 @@ import { createShardRouter, type ShardRouter } from "../../services/lib/shard/ro
 
 const PROFILE_PRELOAD = fileURLToPath(new URL("./cpu-profile-preload.mjs", import.meta.url));
 
+export type SystemMode = "single" | "mesh";
+
 export interface BenchCluster {
   readonly infra: RunningInfra;
+  /** The system running now (its mode is `mesh.mode`). */
   readonly mesh: Mesh;
   readonly router: ShardRouter;
   readonly redis: Redis;
@@ -29,14 +34,16 @@ export interface BenchCluster {
   /** MYSQL_URL_*, REDIS_URL, NATS_URL with the application account (for the floor). */
   readonly env: Record<string, string>;
   readonly logPath: string;
-  /** gateway, each service, the topology manager, each MySQL member, redis, nats. */
+  /** Chirp's processes (see meshPids), each MySQL member, redis, nats. */
   pids(): Record<string, number>;
-  /** Mesh processes only (gateway, services, topology manager). */
+  /** Chirp's processes: `chirp` (the single process) or the gateway and each service; the topology manager. */
   meshPids(): Record<string, number>;
+  /** Stops the running system and starts it in `mode` over the same servers and data. */
+  relaunch(mode: SystemMode): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(opts: { say: (line: string) => void; profileDir?: string }): Promise<BenchCluster> {
+export async function startBenchCluster(opts: { say: (line: string) => void; profileDir?: string; mode: SystemMode }): Promise<BenchCluster> {
   let infra: RunningInfra | undefined;
   let mesh: Mesh | undefined;
   let router: ShardRouter | undefined;
@@ -60,35 +67,42 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
     infra = await startLocalCluster({ ephemeral: true, log: () => {} });
     const env = serviceInfraEnv(infra);
     const keys = generateTokenKeys();
-    opts.say(`cluster up; starting the mesh (services log to ${logPath})`);
-    mesh = await launchSystem({
-      mode: "mesh",
-      env: {
-        ...env,
-        LOG_LEVEL: "warn",
-        // Node refuses --cpu-prof in NODE_OPTIONS; a preload starts and stops V8's profiler on SIGUSR2 instead.
-        ...(opts.profileDir === undefined
-          ? {}
-          : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${PROFILE_PRELOAD}`.trim(), CHIRP_BENCH_PROFILE_DIR: opts.profileDir }),
-      },
-      topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-      ports: "ephemeral",
-      stdio: logFd,
-      tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
-    });
+    const launch = (mode: SystemMode): Promise<Mesh> =>
+      launchSystem({
+        mode,
+        env: {
+          ...env,
+          LOG_LEVEL: "warn",
+          // Node refuses --cpu-prof in NODE_OPTIONS; a preload starts and stops V8's profiler on SIGUSR2 instead.
+          ...(opts.profileDir === undefined
+            ? {}
+            : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${PROFILE_PRELOAD}`.trim(), CHIRP_BENCH_PROFILE_DIR: opts.profileDir }),
+        },
+        topologyEnv: topologyInfraEnv(infra!, loadShardConfig("local")),
+        ports: "ephemeral",
+        stdio: logFd,
+        tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
+      });
+    opts.say(`cluster up; starting the ${opts.mode === "single" ? "single process" : "mesh"} (services log to ${logPath})`);
+    mesh = await launch(opts.mode);
     // The bulk load's 1000-row INSERTs can outlast the services' 5 s statement timeout on a busy machine.
     router = await createShardRouter({ ...topologyFromEnv(env, loadShardConfig("local")), queryTimeoutMs: 120_000, acquireTimeoutMs: 60_000 });
     redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
-    const m = mesh;
     const i = infra;
-    const meshPids = (): Record<string, number> => ({
-      gateway: m.gatewayPid,
-      ...Object.fromEntries(Object.entries(m.services).map(([name, s]) => [name, s.pid])),
-      ...(m.topology === undefined ? {} : { topology: m.topology.pid }),
-    });
+    const meshPids = (): Record<string, number> => {
+      const m = mesh!;
+      return {
+        ...(m.mode === "single"
+          ? { chirp: m.gatewayPid }
+          : { gateway: m.gatewayPid, ...Object.fromEntries(Object.entries(m.services).map(([name, s]) => [name, s.pid])) }),
+        ...(m.topology === undefined ? {} : { topology: m.topology.pid }),
+      };
+    };
     return {
       infra,
-      mesh,
+      get mesh() {
+        return mesh!;
+      },
       router,
       redis,
       signer: createTokenSigner(keys.privateKey),
@@ -96,6 +110,13 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
       logPath,
       meshPids,
       pids: () => ({ ...meshPids(), ...Object.fromEntries(i.processes.map((p) => [p.name, p.pid])) }),
+      async relaunch(mode) {
+        opts.say(`stopping the ${mesh!.mode === "single" ? "single process" : "mesh"}; starting the ${mode === "single" ? "single process" : "mesh"}`);
+        const old = mesh;
+        mesh = undefined;
+        await old?.stop();
+        mesh = await launch(mode);
+      },
       stop,
     };
   } catch (err) {

@@ -30,7 +30,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { startBenchCluster, type BenchCluster } from "./cluster.js";
+import { startBenchCluster, type BenchCluster, type SystemMode } from "./cluster.js";
 import { runLoad, round, type RunResult, type RunSpec } from "./loadgen.js";
 import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions } from "./machine.js";
 import { prepare, type Prepared } from "./prepare.js";
@@ -53,6 +53,7 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --concurrency N    closed loop: requests in flight (32)
   --rate N           open loop: arrivals per second (default: half the closed-loop throughput)
   --rates a,b,c      more open-loop rates, for the latency/throughput plot
+  --modes a,b        which deployments, in order: single (one process), mesh (single,mesh)
   --no-floor         skip the floor
   --no-closed        skip the closed-loop runs
   --profile          V8 CPU profiles of every mesh process over the closed-loop window
@@ -72,6 +73,7 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "32" },
     rate: { type: "string" },
     rates: { type: "string", default: "" },
+    modes: { type: "string", default: "single,mesh" },
     "no-floor": { type: "boolean", default: false },
     "no-closed": { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
@@ -85,6 +87,8 @@ const { values: args } = parseArgs({
   },
 });
 
+const MODES = args.modes.split(",").map((m) => m.trim()) as SystemMode[];
+for (const m of MODES) if (m !== "single" && m !== "mesh") throw new Error(`--modes: unknown mode ${m} (single, mesh)`);
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
@@ -250,30 +254,43 @@ async function bench(): Promise<void> {
   const d = reed98();
   const profileDir = args.profile ? mkdtempSync(join(tmpdir(), "chirp-bench-prof-")) : undefined;
   const loadAtStart = loadAverage();
-  say(`starting a private cluster and mesh (load average ${loadAtStart.join(", ")})${profileDir ? `; CPU profiles in ${profileDir}` : ""}`);
-  cluster = await startBenchCluster({ say, ...(profileDir === undefined ? {} : { profileDir }) });
+  say(`starting a private cluster and the ${MODES[0]} system (load average ${loadAtStart.join(", ")})${profileDir ? `; CPU profiles in ${profileDir}` : ""}`);
+  cluster = await startBenchCluster({ say, mode: MODES[0]!, ...(profileDir === undefined ? {} : { profileDir }) });
   const c = cluster;
-  say(`mesh up`);
+  say(`system up`);
   const versions = await serverVersions(c.router, c.redis);
   const p = await prepare(c, d, say);
-  const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
-  targets.push(chirp);
   const floor = args["no-floor"] ? undefined : await startFloor(c, p);
   const runs: Measured[] = [];
-  const both = async (mode: "open" | "closed", n: number, seed: number): Promise<void> => {
-    const tag = mode === "open" ? `open ${n}/s` : `closed ${n}`;
-    const spec = { mode, seconds: SECONDS, warmupSeconds: WARMUP, ...(mode === "open" ? { rate: n } : { concurrency: n }) };
-    // The first closed-loop Chirp run is the one profiled (--profile).
-    runs.push(await measure(c, d, p.readers, chirp, { ...spec, label: `chirp ${tag}` }, seed, profileDir !== undefined && mode === "closed"));
-    if (floor !== undefined) runs.push(await measure(c, d, p.readers, floor, { ...spec, label: `floor ${tag}` }, seed));
-  };
-  if (!args["no-closed"]) await both("closed", CONCURRENCY, 11);
-  const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
-  const rate = args.rate !== undefined ? Number(args.rate) : Math.max(10, Math.round((closedChirp?.achievedPerSecond ?? 100) / 2 / 10) * 10);
-  await both("open", rate, 12);
+  const rates: Record<string, number> = {};
+  let meshPids: Record<string, number> = {};
+  const floorDone = new Set<string>();
+  for (const [m, mode] of MODES.entries()) {
+    if (m > 0) await c.relaunch(mode);
+    const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
+    targets.push(chirp);
+    // The floor once per load shape: every mode is compared with the same floor run.
+    const both = async (shape: "open" | "closed", n: number, seed: number): Promise<void> => {
+      const tag = shape === "open" ? `open ${n}/s` : `closed ${n}`;
+      const spec = { mode: shape, seconds: SECONDS, warmupSeconds: WARMUP, ...(shape === "open" ? { rate: n } : { concurrency: n }) };
+      // The first closed-loop Chirp run of each mode is the one profiled (--profile).
+      runs.push(await measure(c, d, p.readers, chirp, { ...spec, label: `chirp ${mode} ${tag}` }, seed, profileDir !== undefined && shape === "closed"));
+      if (floor !== undefined && !floorDone.has(tag)) {
+        floorDone.add(tag);
+        runs.push(await measure(c, d, p.readers, floor, { ...spec, label: `floor ${tag}` }, seed));
+      }
+    };
+    if (!args["no-closed"]) await both("closed", CONCURRENCY, 11);
+    const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed" && r.label.startsWith(`chirp ${mode} `));
+    const rate = args.rate !== undefined ? Number(args.rate) : Math.max(10, Math.round((closedChirp?.achievedPerSecond ?? 100) / 2 / 10) * 10);
+    rates[mode] = rate;
+    await both("open", rate, 12);
+    const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
+    for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
+    meshPids = { ...meshPids, ...Object.fromEntries(Object.entries(c.meshPids()).map(([k, v]) => [`${mode}:${k}`, v])) };
+  }
   const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
-  for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
-  const meshPids = c.meshPids();
+  const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
   const loadAtEnd = loadAverage();
   await cleanup();
 
@@ -304,12 +321,13 @@ async function bench(): Promise<void> {
       seconds: SECONDS,
       warmupSeconds: WARMUP,
       concurrency: CONCURRENCY,
-      openRate: rate,
+      openRate: rates,
+      modes: MODES,
       curveRates: curve,
       timeoutMs: TIMEOUT_MS,
       encoding: args.binary ? "connect+proto over HTTP/1.1" : "connect+json over HTTP/1.1",
       profiled: profileDir !== undefined,
-      mesh: "one instance of each service, default settings, LOG_LEVEL=warn, topology manager running",
+      system: "single: every service and the gateway in one process; mesh: one process per service and the gateway; default settings, LOG_LEVEL=warn, topology manager running; the modes run one after the other over the same servers and data",
     },
     dataset: datasetInfo(d, p),
     runs: stripped,
@@ -326,7 +344,7 @@ async function sweep(): Promise<void> {
   let versions: Record<string, string> = {};
   for (const d of sets) {
     say(`--- ${d.name}: starting a fresh private cluster and mesh (load average ${loadAverage().join(", ")})`);
-    cluster = await startBenchCluster({ say });
+    cluster = await startBenchCluster({ say, mode: MODES[0]! });
     const c = cluster;
     versions = await serverVersions(c.router, c.redis);
     const p = await prepare(c, d, say, { readers: READERS });
