@@ -342,7 +342,7 @@ class InProcessCall {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.onCallerAbort !== undefined) this.callerSignal?.removeEventListener("abort", this.onCallerAbort);
     // As a server does when a call completes: work tied to the call stops.
-    this.controller?.abort(new ConnectError("call completed", Code.Canceled));
+    this.controller?.abort(CALL_COMPLETED);
   }
 
   private ok<T>(value: T): T {
@@ -369,6 +369,12 @@ function clientSpanOf(method: DescMethod, header: Headers): ReturnType<typeof st
   if (span !== undefined) injectSpan(span, (key, value) => header.set(key, value));
   return span;
 }
+
+/**
+ * The reason a finished call's signal aborts with: one shared object, since
+ * nothing reads it (an error built per call would capture a stack per call).
+ */
+const CALL_COMPLETED = new ConnectError("call completed", Code.Canceled);
 
 /** `work`'s outcome, or the signal's reason as soon as it aborts. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
