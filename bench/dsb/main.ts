@@ -37,7 +37,8 @@ import { prepare, type Prepared } from "./prepare.js";
 import { findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
 import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
 import { exitWithUsageIfAsked } from "../usage.js";
-import { DSB_MIX, OP_KINDS, createOpPicker, reed98, synthetic, type Dataset } from "./workload.js";
+import { DSB_MIX, OP_KINDS, createOpPicker, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
+import { measureWork, workTable, type WorkPerRequest } from "./work.js";
 
 exitWithUsageIfAsked(`
 The DeathStarBench social-network mix (60 % home timeline, 30 % user timeline,
@@ -54,6 +55,7 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --rate N           open loop: arrivals per second (default: half the closed-loop throughput)
   --rates a,b,c      more open-loop rates, for the latency/throughput plot
   --modes a,b        which deployments, in order: single (one process), mesh (single,mesh)
+  --work N           requests of each type sent one at a time to count SQL statements and Redis commands per request (200; 0: skip)
   --no-floor         skip the floor
   --no-closed        skip the closed-loop runs
   --profile          V8 CPU profiles of every mesh process over the closed-loop window
@@ -74,6 +76,7 @@ const { values: args } = parseArgs({
     rate: { type: "string" },
     rates: { type: "string", default: "" },
     modes: { type: "string", default: "single,mesh" },
+    work: { type: "string", default: "200" },
     "no-floor": { type: "boolean", default: false },
     "no-closed": { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
@@ -263,6 +266,9 @@ async function bench(): Promise<void> {
   const floor = args["no-floor"] ? undefined : await startFloor(c, p);
   const runs: Measured[] = [];
   const rates: Record<string, number> = {};
+  const work: Record<string, Record<OpKind, WorkPerRequest>> = {};
+  const workCount = Number(args.work);
+  const picker = (seed: number) => createOpPicker(d, seed, p.readers.length === d.users ? undefined : p.readers);
   let meshPids: Record<string, number> = {};
   const floorDone = new Set<string>();
   for (const [m, mode] of MODES.entries()) {
@@ -287,8 +293,13 @@ async function bench(): Promise<void> {
     await both("open", rate, 12);
     const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
     for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
+    if (workCount > 0) {
+      say(`${mode}: counting SQL statements and Redis commands per request (${workCount} of each type, one at a time)`);
+      work[mode] = await measureWork(c, chirp, picker(21), workCount);
+    }
     meshPids = { ...meshPids, ...Object.fromEntries(Object.entries(c.meshPids()).map(([k, v]) => [`${mode}:${k}`, v])) };
   }
+  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount);
   const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
   const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
   const loadAtEnd = loadAverage();
@@ -309,6 +320,7 @@ async function bench(): Promise<void> {
   console.log(table(runs));
   if (rs.length > 0) console.log(`\nChirp as a multiple of the floor (throughput: Chirp ÷ floor; latency: Chirp ÷ floor)\n\n${ratioTable(rs)}`);
   console.log(`\nCPU per request by process\n\n${cpuTable(runs)}\n`);
+  if (Object.keys(work).length > 0) console.log(`Work per request, from the servers' counters (requests one at a time, caches warm)\n\n${workTable(work)}\n`);
 
   const stripped = runs.map(({ histograms, ...rest }) => ({ ...rest, histograms }));
   write(args.out ?? join(RESULTS, "dsb.json"), {
@@ -332,6 +344,7 @@ async function bench(): Promise<void> {
     dataset: datasetInfo(d, p),
     runs: stripped,
     ratios: rs,
+    work,
     ...(profile === undefined ? {} : { profile }),
   });
 }

@@ -23,6 +23,7 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
     sweepIntervalMs: graph.sweepIntervalMs,
     sweepGraceMs: graph.sweepGraceMs,
     sweepBatch: graph.sweepBatch,
+    userCache: ctx.userCache,
   });
   repair.start();
   // Without NATS the sweep alone repairs; events wait in the outbox.

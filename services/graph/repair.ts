@@ -10,6 +10,7 @@ import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import type { ShardRouter } from "../lib/shard/router.js";
 import { edgeVersionOfEvent, type GraphEdgeEvent } from "./events.js";
+import type { UserCache } from "../lib/user-cache.js";
 import { applyFolloweeSide, clearSyncPending, listSyncPending, readFollowerSide, type EdgeVersion } from "./store.js";
 
 export type RepairPath = "sync" | "consumer" | "sweep";
@@ -24,6 +25,8 @@ export interface EdgeRepairOptions {
   readonly sweepGraceMs: number;
   /** Pending rows taken per shard per sweep. */
   readonly sweepBatch: number;
+  /** Cleared for the followee once their side is applied (their follower_count may have changed). */
+  readonly userCache?: UserCache | undefined;
 }
 
 export interface SweepResult {
@@ -67,6 +70,8 @@ export function createEdgeRepair(opts: EdgeRepairOptions): EdgeRepair {
   const reconcile = async (edge: EdgeVersion, path: RepairPath): Promise<"applied" | "current"> => {
     try {
       const result = await applyFolloweeSide(router, edge);
+      // Also when "current": an earlier reconcile may have applied it and failed to clear.
+      await opts.userCache?.invalidate([edge.followeeId]);
       await clearSyncPending(router, edge.followerId, edge.followeeId, edge.version);
       reconciles?.inc({ path, result });
       if (result === "applied" && path !== "sync") {

@@ -39,7 +39,16 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     await edgeQueue.run(`${callerId}:${targetId}`, async () => {
       // A caller that gave up while queued gets nothing done behind its back.
       hctx.signal.throwIfAborted();
-      const change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
+      let change: Awaited<ReturnType<typeof setFollowerSide>>;
+      try {
+        change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
+      } catch (err) {
+        // It may have failed after its COMMIT: the caller's following_count may have changed.
+        await ctx.userCache?.invalidate([callerId]).catch(() => {});
+        throw err;
+      }
+      // The caller's following_count; the followee's follower_count is cleared with their side (repair.ts).
+      if (change.changed) await ctx.userCache?.invalidate([callerId]);
       if (change.edge !== undefined && change.syncPending) await ctx.repair.syncAfterChange(change.edge);
     });
   };

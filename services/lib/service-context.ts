@@ -10,6 +10,7 @@ import type { BaseContext } from "./service-main.js";
 import { loadDbConfig, type DbConfig } from "./shard/config.js";
 import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-nats.js";
 import { createShardRouter, type ShardRouter } from "./shard/router.js";
+import { createUserCache, loadUserCacheConfig, type UserCache } from "./user-cache.js";
 
 /**
  * What every service in a process shares, built once per process however
@@ -30,6 +31,12 @@ export interface ServiceContext extends BaseContext {
   readonly redis: Redis | undefined;
   /** Snowflake ids minted by this process, under a node number leased over NATS (Unavailable until leased). */
   readonly ids: IdGenerator;
+  /**
+   * Public profiles in Redis (user-cache.ts): read and filled by the user
+   * service, invalidated by every service that changes a users row.
+   * Undefined without Redis (or with CHIRP_USER_CACHE_TTL_MS=0).
+   */
+  readonly userCache: UserCache | undefined;
   /** Clients for the other services, connected on first use. */
   readonly clients: MeshClients;
   close(): Promise<void>;
@@ -48,6 +55,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   const name = `chirp-${base.name}`;
   const config = db ?? loadDbConfig(base.env);
   const busConfig = events ?? loadBusConfig(base.env);
+  const userCacheConfig = loadUserCacheConfig(base.env);
   const log = base.log.child({ component: "shard-router" });
   const router = await createShardRouter({
     topology: config.topology,
@@ -77,6 +85,11 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   const redis =
     redisConfig.url === undefined ? undefined : createRedis({ ...redisConfig, url: redisConfig.url }, base.log, name);
 
+  const userCache =
+    redis === undefined || userCacheConfig.ttlMs === 0
+      ? undefined
+      : createUserCache({ redis, ...userCacheConfig, log: base.log.child({ component: "user-cache" }), metrics: base.metrics });
+
   const ids = createLeasedIdGenerator({ bus, owner: name, log: base.log });
   // Ready means able to write: a process that listened before it held a node
   // id answered its first writes (PostTweet, SignUp, ...) Unavailable, and
@@ -92,6 +105,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     topologyFollower: follower,
     bus,
     redis,
+    userCache,
     ids,
     clients,
     // Reverse order of opening: clients, the node id lease, Redis, the bus, the watch (and its NATS), then the pools.

@@ -64,6 +64,24 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   };
 
   /** Handle -> user id through the user service; unknown handles are left out, repeats answered once. */
+  /**
+   * Runs a write that changes the author's tweet_count, then clears their
+   * cached profile (services/lib/user-cache.ts) before the call returns: also
+   * after a failure, which may have come after the COMMIT. `changed` says
+   * whether a result changed anything.
+   */
+  const invalidatingAuthor = async <T>(authorId: bigint, run: () => Promise<T>, changed: (result: T) => boolean = () => true): Promise<T> => {
+    let result: T;
+    try {
+      result = await run();
+    } catch (err) {
+      await ctx.userCache?.invalidate([authorId]).catch(() => {});
+      throw err;
+    }
+    if (changed(result)) await ctx.userCache?.invalidate([authorId]);
+    return result;
+  };
+
   const resolveMentions = async (handles: readonly string[], hctx: HandlerContext): Promise<bigint[]> => {
     const ids: Array<bigint | undefined> = new Array(handles.length);
     let next = 0;
@@ -125,21 +143,25 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       // whose tweet reads as NotFound, never a tweet no id can reach.
       await store.insertLookup(id, authorId, createTimeMicros);
       await lookup.remember(id, authorId);
-      const row = await store.createTweet(
-        {
-          id,
-          authorId,
-          text: text.text,
-          replyToTweetId: req.replyToTweetId,
-          mediaIds: req.mediaIds,
-          latitude: req.location?.latitude ?? null,
-          longitude: req.location?.longitude ?? null,
-          hashtags: text.hashtags,
-          mentions,
-          urls: text.urls,
-          createTimeMicros,
-        },
-        announceTweetCreated(ctx.ids, requestId(hctx)),
+      // The author's tweet_count changes with the tweet: their cached profile
+      // goes (also after a failure, which may have come after the COMMIT).
+      const row = await invalidatingAuthor(authorId, () =>
+        store.createTweet(
+          {
+            id,
+            authorId,
+            text: text.text,
+            replyToTweetId: req.replyToTweetId,
+            mediaIds: req.mediaIds,
+            latitude: req.location?.latitude ?? null,
+            longitude: req.location?.longitude ?? null,
+            hashtags: text.hashtags,
+            mentions,
+            urls: text.urls,
+            createTimeMicros,
+          },
+          announceTweetCreated(ctx.ids, requestId(hctx)),
+        ),
       );
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
@@ -158,7 +180,11 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     async deleteTweet(req, hctx) {
       const callerId = requireCaller(hctx);
       const authorId = await authorOf(req.tweetId);
-      const result = await store.deleteTweet(authorId, req.tweetId, callerId, announceTweetDeleted(ctx.ids, requestId(hctx)));
+      const result = await invalidatingAuthor(
+        authorId,
+        () => store.deleteTweet(authorId, req.tweetId, callerId, announceTweetDeleted(ctx.ids, requestId(hctx))),
+        (r) => r.kind !== "missing" && r.kind !== "deleted" && r.kind !== "forbidden",
+      );
       if (result.kind === "missing") throw notFound();
       if (result.kind === "deleted") return deletedTweet(result.row);
       if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);

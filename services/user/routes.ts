@@ -13,6 +13,7 @@ import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
 import { LeaseExpiredError, startClaimLease } from "./lease.js";
+import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { presentUser } from "./present.js";
 import { UserNotWrittenError, claimKey, type ClaimKey, type UserRow } from "./store.js";
 
@@ -138,30 +139,72 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
         // A replica within the lag bound, then the primary for a handle just signed up.
         userId = (await store.userIdByHandle(req.lookup.value, "reader")) ?? (await store.userIdByHandle(req.lookup.value, "primary"));
       }
-      const row = userId === undefined ? undefined : ((await store.user(userId, "reader")) ?? (await store.user(userId, "primary")));
+      if (userId === undefined) throw new ConnectError("user not found", Code.NotFound);
+      // One's own profile carries the email, which the cache does not hold.
+      if (callerOf(hctx) !== BigInt(userId)) {
+        const [user] = await profiles([BigInt(userId)]);
+        if (user === undefined) throw new ConnectError("user not found", Code.NotFound);
+        return create(GetUserResponseSchema, { user });
+      }
+      const row = (await store.user(userId, "reader")) ?? (await store.user(userId, "primary"));
       if (row === undefined) throw new ConnectError("user not found", Code.NotFound);
-      const own = callerOf(hctx) === BigInt(row.id);
-      return create(GetUserResponseSchema, { user: presentUser(row, { withEmail: own }) });
+      return create(GetUserResponseSchema, { user: presentUser(row, { withEmail: true }) });
     },
 
     async updateProfile(req, hctx) {
       const caller = requireCaller(hctx);
-      const row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, requestId(hctx));
+      let row: UserRow | undefined;
+      try {
+        row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, requestId(hctx));
+      } finally {
+        // Also after a failure: the transaction may have committed before it.
+        await ctx.userCache?.invalidate([caller]);
+      }
       if (row === undefined) throw new ConnectError("user not found", Code.NotFound);
       return create(UpdateProfileResponseSchema, { user: presentUser(row, { withEmail: true }) });
     },
 
     async batchGetUsers(req) {
-      // Skeleton (unique ids in request order) -> hydrate (per shard) -> present.
-      const wanted = [...new Set(req.userIds)];
-      const byId = new Map((await store.usersByIds(wanted)).map((row) => [String(row.id), row]));
-      const users = wanted.flatMap((id) => {
-        const row = byId.get(String(id));
-        return row === undefined ? [] : [presentUser(row, { withEmail: false })];
-      });
-      return create(BatchGetUsersResponseSchema, { users });
+      return create(BatchGetUsersResponseSchema, { users: await profiles(req.userIds) });
     },
   };
+
+  /**
+   * Public profiles (no email) of the users that exist among `ids`, in
+   * request order, unique: the cache, then one primary read per shard for
+   * what it lacks (filling the cache); without a cache, replicas within the
+   * lag bound. See services/lib/user-cache.ts.
+   */
+  async function profiles(ids: readonly bigint[]): Promise<User[]> {
+    const wanted = [...new Set(ids)];
+    const cache = ctx.userCache;
+    const byId = new Map<bigint, User>();
+    if (cache === undefined) {
+      for (const row of await store.usersByIds(wanted)) byId.set(BigInt(row.id), presentUser(row, { withEmail: false }));
+    } else {
+      const cached = await cache.read(wanted);
+      const misses: bigint[] = [];
+      for (const id of wanted) {
+        const entry = cached.get(id);
+        if (entry?.kind === "user") byId.set(id, entry.user);
+        else misses.push(id);
+      }
+      if (misses.length > 0) {
+        const fills: Array<{ lease: string; user: User }> = [];
+        for (const row of await store.usersByIds(misses, "primary")) {
+          const user = presentUser(row, { withEmail: false });
+          byId.set(user.id, user);
+          const entry = cached.get(user.id);
+          if (entry?.kind === "miss" && entry.lease !== undefined) fills.push({ lease: entry.lease, user });
+        }
+        await cache.fill(fills);
+      }
+    }
+    return wanted.flatMap((id) => {
+      const user = byId.get(id);
+      return user === undefined ? [] : [user];
+    });
+  }
 
   /** The claims that do not name `id` (read from the primaries, one by one); a failed read counts as not lost. */
   async function lostClaims(claims: readonly ClaimKey[], id: bigint): Promise<ClaimKey["kind"][]> {

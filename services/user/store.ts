@@ -138,7 +138,12 @@ export interface UserStore {
    * shard's reader, then its primary for ids the reader lacks (rows written
    * within the replica lag bound). Any order.
    */
-  usersByIds(ids: readonly bigint[]): Promise<UserRow[]>;
+  /**
+   * Rows of the users that exist among `ids`. "reader": a replica within the
+   * lag bound, the primary for what it lacks; "primary": the primaries only
+   * (what a cache fill needs: a row read after every change that committed).
+   */
+  usersByIds(ids: readonly bigint[], mode?: ReadMode): Promise<UserRow[]>;
 }
 
 export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStore {
@@ -292,11 +297,12 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
       });
     },
 
-    async usersByIds(wanted) {
+    async usersByIds(wanted, mode = "reader") {
       return router.scatter(
         wanted,
         (id) => router.shardForUser(id),
         async (shard, onShard) => {
+          if (mode === "primary") return usersOn(router.primary(shard), onShard);
           const found = await usersOn(router.reader(shard), onShard);
           if (found.length === onShard.length) return found;
           const seen = new Set(found.map((r) => String(r.id)));

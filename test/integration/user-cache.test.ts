@@ -1,0 +1,103 @@
+// The profile cache's protocol against a real redis-server, step by step: a
+// reader takes a lease before it reads the primary; an invalidation after a
+// committed change deletes the entry and every lease; a fill needs its lease.
+// So once an invalidation has run, no row read before the change can land.
+import { rm } from "node:fs/promises";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UserSchema, type User } from "../../gen/chirp/user/v1/user_pb.js";
+import { findBinary } from "../../services/lib/cluster/binaries.js";
+import { freePort, newTestDataDir } from "../../services/lib/cluster/index.js";
+import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
+import { createUserCache, type UserCache, type UserCacheRead } from "../../services/lib/user-cache.js";
+
+const log = pino({ level: "silent" });
+let dir: string;
+let server: RunningRedis;
+let redis: Redis;
+let cache: UserCache;
+let nextId = 2000n;
+
+beforeAll(async () => {
+  dir = newTestDataDir();
+  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
+  redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
+  await new Promise<void>((resolve) => redis.once("ready", () => resolve()));
+  cache = createUserCache({ redis, ttlMs: 60_000, leaseMs: 5000, log, attempts: 2, retryMs: 10 });
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.proc.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+const profile = (id: bigint, followers: number): User => create(UserSchema, { id, handle: `u${id}`, followerCount: followers });
+
+async function readOne(id: bigint): Promise<UserCacheRead> {
+  return (await cache.read([id])).get(id)!;
+}
+
+function leaseOf(r: UserCacheRead): string {
+  if (r.kind !== "miss" || r.lease === undefined) throw new Error(`expected a miss with a lease, got ${r.kind}`);
+  return r.lease;
+}
+
+const shown = (r: UserCacheRead): string => (r.kind === "user" ? `followers ${r.user.followerCount}` : "miss");
+
+describe("the profile cache", () => {
+  it("a miss hands out a lease; the fill with it is read back, for several ids in one round trip", async () => {
+    const [a, b] = [++nextId, ++nextId];
+    const reads = await cache.read([a, b, a]);
+    expect(reads.size).toBe(2);
+    await cache.fill([
+      { lease: leaseOf(reads.get(a)!), user: profile(a, 1) },
+      { lease: leaseOf(reads.get(b)!), user: profile(b, 2) },
+    ]);
+    const again = await cache.read([a, b]);
+    expect([shown(again.get(a)!), shown(again.get(b)!)]).toEqual(["followers 1", "followers 2"]);
+  });
+
+  it("a reader that read the primary before a change cannot fill its older row after the change's invalidation", async () => {
+    const id = ++nextId;
+    await cache.fill([{ lease: leaseOf(await readOne(id)), user: profile(id, 1) }]);
+    await cache.invalidate([id]); // a follow commits follower_count 2
+    const staleLease = leaseOf(await readOne(id)); // a reader's lease...
+    // ...and its primary read, which raced the next follow's commit: it read 2, then 3 committed.
+    await cache.invalidate([id]);
+    await cache.fill([{ lease: staleLease, user: profile(id, 2) }]);
+    const after = await readOne(id);
+    expect(after.kind).toBe("miss"); // not 2: the next reader goes to the primary and finds 3
+    await cache.fill([{ lease: leaseOf(after), user: profile(id, 3) }]);
+    expect(shown(await readOne(id))).toBe("followers 3");
+  });
+
+  it("a lease is used once: a second fill with it is refused", async () => {
+    const id = ++nextId;
+    const lease = leaseOf(await readOne(id));
+    await cache.fill([{ lease, user: profile(id, 1) }]);
+    await cache.invalidate([id]);
+    await cache.fill([{ lease, user: profile(id, 9) }]);
+    expect((await readOne(id)).kind).toBe("miss");
+  });
+
+  it("without Redis, a read is a miss without a lease, and an invalidation answers Unavailable", async () => {
+    const away = new Redis(`redis://127.0.0.1:${await freePort()}`, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 200, retryStrategy: () => null, lazyConnect: true });
+    away.on("error", () => {});
+    const down = createUserCache({ redis: away, ttlMs: 60_000, leaseMs: 5000, log, attempts: 2, retryMs: 5 });
+    try {
+      expect(await down.read([1n])).toEqual(new Map([[1n, { kind: "miss", lease: undefined }]]));
+      const err = await down.invalidate([1n]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.Unavailable);
+    } finally {
+      away.disconnect();
+    }
+  });
+});
