@@ -105,8 +105,9 @@ async function hydrate(entries: readonly Entry[], viewer: bigint): Promise<unkno
         if (c === undefined || c.kind === "miss") misses.push(id);
         else if (c.kind === "tweet") hits.push(c.tweet);
       }
-      const [rows, liked] = await Promise.all([tweetStore.readTweets(shard, misses, viewer), tweetStore.likedAmong(shard, viewer, hits.map((t) => t.id))]);
-      for (const t of hits) out.set(t.id, { id: String(t.id), authorId: t.authorId, text: t.text, liked: liked.has(t.id) });
+      const [rows, liked] = await Promise.all([tweetStore.readTweets(shard, misses, viewer), tweetStore.likesAt(shard, viewer, hits.map((t) => t.id))]);
+      const likedIds = new Set(liked.filter((l) => l.liked).map((l) => l.tweetId));
+      for (const t of hits) out.set(t.id, { id: String(t.id), authorId: t.authorId, text: t.text, liked: likedIds.has(t.id) });
       const fills: Promise<void>[] = [];
       for (const { row, liked: rowLiked } of rows) {
         if (!row.deleted) out.set(row.id, { id: String(row.id), authorId: row.authorId, text: row.text, liked: rowLiked });

@@ -15,8 +15,9 @@ describe("loadTweetConfig", () => {
         CHIRP_TWEET_LOOKUP_CACHE_SIZE: "0",
         CHIRP_TWEET_LOOKUP_TTL_MS: "5000",
         CHIRP_TWEET_LIKES_INDEX: "false",
+        CHIRP_TWEET_LIKED_CACHE_TTL_MS: "0",
       }),
-    ).toEqual({ cacheTtlMs: 60_000, cacheFillLeaseMs: 1000, lookupCacheSize: 0, lookupTtlMs: 5000, likesIndex: false });
+    ).toEqual({ cacheTtlMs: 60_000, cacheFillLeaseMs: 1000, lookupCacheSize: 0, lookupTtlMs: 5000, likesIndex: false, likedCacheTtlMs: 0 });
   });
 
   it("lists every problem at once", () => {

@@ -15,6 +15,8 @@ export interface TweetConfig {
   readonly lookupTtlMs: number;
   /** CHIRP_TWEET_LIKES_INDEX (true|false): whether this process runs the consumer that keeps the likers' index. */
   readonly likesIndex: boolean;
+  /** CHIRP_TWEET_LIKED_CACHE_TTL_MS: how long a viewer's like states stay in Redis after their last read of the database (0: none). */
+  readonly likedCacheTtlMs: number;
 }
 
 export const TWEET_DEFAULTS: TweetConfig = {
@@ -23,6 +25,7 @@ export const TWEET_DEFAULTS: TweetConfig = {
   lookupCacheSize: 100_000,
   lookupTtlMs: 7 * 24 * 3_600_000,
   likesIndex: true,
+  likedCacheTtlMs: 3_600_000,
 };
 
 export function loadTweetConfig(env: Env): TweetConfig {
@@ -33,6 +36,7 @@ export function loadTweetConfig(env: Env): TweetConfig {
     lookupCacheSize: read.int("CHIRP_TWEET_LOOKUP_CACHE_SIZE", TWEET_DEFAULTS.lookupCacheSize, 0, 10_000_000),
     lookupTtlMs: read.int("CHIRP_TWEET_LOOKUP_TTL_MS", TWEET_DEFAULTS.lookupTtlMs, 1000, 365 * 24 * 3_600_000),
     likesIndex: read.oneOf("CHIRP_TWEET_LIKES_INDEX", ["true", "false"], "true") === "true",
+    likedCacheTtlMs: read.int("CHIRP_TWEET_LIKED_CACHE_TTL_MS", TWEET_DEFAULTS.likedCacheTtlMs, 0, 30 * 24 * 3_600_000),
   };
   read.done();
   return config;

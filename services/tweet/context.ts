@@ -3,6 +3,7 @@ import { loadRelayConfig, type RelayConfig } from "../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../lib/events/relay.js";
 import type { ServiceContext } from "../lib/service-context.js";
 import { createTweetCache, type TweetCache } from "./cache.js";
+import { createLikedCache, type LikedCache } from "./liked-cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
 import { startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
@@ -20,6 +21,8 @@ export interface TweetContext extends ServiceContext {
   /** Undefined without REDIS_URL: every read then goes to the database. */
   readonly cache: TweetCache | undefined;
   readonly lookup: AuthorLookup;
+  /** Viewers' like states (liked-cache.ts); undefined without REDIS_URL. */
+  readonly liked: LikedCache | undefined;
   readonly reader: TweetReader;
   /** Undefined when CHIRP_RELAY_ENABLED=false or NATS_URL is not set. */
   readonly relay: OutboxRelay | undefined;
@@ -50,7 +53,11 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     log: shared.log,
     metrics: shared.metrics,
   });
-  const reader = createTweetReader({ router: shared.router, store, cache, clients: shared.clients, log: shared.log });
+  const liked =
+    shared.redis === undefined || tweets.likedCacheTtlMs === 0
+      ? undefined
+      : createLikedCache({ redis: shared.redis, ttlMs: tweets.likedCacheTtlMs, log: shared.log.child({ component: "liked-cache" }), metrics: shared.metrics });
+  const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log });
 
   let relay: OutboxRelay | undefined;
   if (!relayConfig.enabled) shared.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");
@@ -68,6 +75,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     store,
     cache,
     lookup,
+    liked,
     reader,
     relay,
     likesIndex,

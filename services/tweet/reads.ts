@@ -1,7 +1,8 @@
 // Reading tweets for GetTweet, BatchGetTweets and ListLikedTweets:
 // skeleton (ids -> authors, through the lookup) -> hydrate (the cache, then
 // one primary read per tweet shard for what it lacks, and the viewer's likes
-// from tweet_likes) -> present (authors from the user service, media from the
+// from their Redis hash, or tweet_likes for what it does not know at the
+// tweet's version: liked-cache.ts) -> present (authors from the user service, media from the
 // media service).
 import { clone } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
@@ -12,7 +13,8 @@ import type { Logger } from "../lib/logger.js";
 import type { MeshClients } from "../lib/rpc/mesh-clients.js";
 import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
 import type { ShardRouter } from "../lib/shard/router.js";
-import type { CachedTweet, TweetCache } from "./cache.js";
+import type { CacheRead, CachedTweet, TweetCache } from "./cache.js";
+import type { LikeAt, LikedCache } from "./liked-cache.js";
 import { presentTweetCore } from "./present.js";
 import type { TweetStore } from "./store.js";
 
@@ -46,38 +48,51 @@ export function createTweetReader(opts: {
   router: ShardRouter;
   store: TweetStore;
   cache: TweetCache | undefined;
+  /** The viewers' like states; undefined: read from the database every time. */
+  liked?: LikedCache | undefined;
   clients: MeshClients;
   log: Logger;
 }): TweetReader {
-  const { router, store, cache, clients, log } = opts;
+  const { router, store, cache, liked, clients, log } = opts;
   let mediaUnimplementedLogged = false;
 
   const load = async (refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
     const authorOf = new Map(refs.map((r) => [r.id, r.authorId]));
     const ids = [...authorOf.keys()];
-    const cached = cache === undefined ? new Map() : await cache.read(ids);
+    // The tweets and the viewer's likes of them, in one round trip to Redis.
+    const [cached, knownLikes] = await Promise.all([
+      cache === undefined ? new Map<bigint, CacheRead>() : cache.read(ids),
+      viewer === undefined || liked === undefined ? new Map<bigint, LikeAt>() : liked.read(viewer, ids),
+    ]);
     const out = new Map<bigint, LoadedTweet>();
+    // Like states read from the database, kept for the viewer's next read.
+    const learned: LikeAt[] = [];
     await router.scatter(
       ids,
       (id) => store.tweetShard(authorOf.get(id)!),
       async (shard, shardIds) => {
-        const hits: Tweet[] = [];
+        const hits: Array<{ tweet: Tweet; version: bigint }> = [];
         const misses: bigint[] = [];
         for (const id of shardIds) {
           const entry = cached.get(id);
           if (entry === undefined || entry.kind === "miss") misses.push(id);
-          else if (entry.kind === "tweet") hits.push(entry.tweet);
+          else if (entry.kind === "tweet") hits.push({ tweet: entry.tweet, version: entry.version });
           // A tombstone: deleted, left out without a read.
         }
-        const [rows, liked] = await Promise.all([
+        // A like state is good for a tweet at the version it was read at (liked-cache.ts).
+        const unknown = viewer === undefined ? [] : hits.filter((h) => knownLikes.get(h.tweet.id)?.version !== h.version).map((h) => h.tweet.id);
+        const [rows, read] = await Promise.all([
           store.readTweets(shard, misses, viewer),
-          viewer === undefined ? new Set<bigint>() : store.likedAmong(shard, viewer, hits.map((t) => t.id)),
+          viewer === undefined ? [] : store.likesAt(shard, viewer, unknown),
         ]);
-        for (const t of hits) out.set(t.id, { core: t, liked: liked.has(t.id) });
+        const likedNow = new Map(read.map((l) => [l.tweetId, l.liked]));
+        learned.push(...read);
+        for (const { tweet } of hits) out.set(tweet.id, { core: tweet, liked: likedNow.get(tweet.id) ?? knownLikes.get(tweet.id)?.liked ?? false });
         const fills: Promise<void>[] = [];
         for (const { row, liked: rowLiked } of rows) {
           const core = row.deleted ? undefined : presentTweetCore(row);
           if (core !== undefined) out.set(row.id, { core, liked: rowLiked });
+          if (viewer !== undefined) learned.push({ tweetId: row.id, version: row.version, liked: rowLiked });
           const lease = cached.get(row.id);
           if (cache !== undefined && lease?.kind === "miss" && lease.lease !== undefined) {
             const entry: CachedTweet = core === undefined ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: core };
@@ -88,6 +103,7 @@ export function createTweetReader(opts: {
         return [];
       },
     );
+    if (viewer !== undefined && liked !== undefined && learned.length > 0) await liked.write(viewer, learned);
     return out;
   };
 

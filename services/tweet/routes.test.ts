@@ -48,7 +48,7 @@ function memoryStore(router: ShardRouter) {
   const likes = new Set<string>();
   const likerIndex: Array<LikeListRow & { userId: bigint }> = [];
   const users = new Set([ALICE, BOB, CAROL, GHOST]);
-  const stats = { rowsRead: [] as bigint[], likedAmongCalls: 0, lookupReads: 0 };
+  const stats = { rowsRead: [] as bigint[], likesAtCalls: 0, lookupReads: 0 };
   const tweetShard = (authorId: bigint): ShardInfo => router.shardForUser(authorId);
 
   const store: Partial<TweetStore> = {
@@ -68,12 +68,12 @@ function memoryStore(router: ShardRouter) {
         return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`) }];
       });
     },
-    async likedAmong(shard, viewer, ids) {
+    async likesAt(shard, viewer, ids) {
       // As the real store: no ids, no statement.
-      if (ids.length === 0) return new Set();
-      stats.likedAmongCalls++;
+      if (ids.length === 0) return [];
+      stats.likesAtCalls++;
       for (const id of ids) expect(tweetShard(rows.get(id)!.authorId).name).toBe(shard.name);
-      return new Set(ids.filter((id) => likes.has(`${viewer}:${id}`)));
+      return ids.map((id) => ({ tweetId: id, version: rows.get(id)!.version, liked: likes.has(`${viewer}:${id}`) }));
     },
     async listLikes(userId, after: LikeCursor | undefined, limit) {
       return likerIndex
@@ -296,13 +296,13 @@ describe("BatchGetTweets (in memory)", () => {
     const anonymous = await t.batchGet(undefined, ids);
     expect(anonymous.tweets.map((x) => x.id)).toEqual(ids);
     expect(t.db.stats.rowsRead).toEqual([]);
-    expect(t.db.stats.likedAmongCalls).toBe(0);
+    expect(t.db.stats.likesAtCalls).toBe(0);
 
     // A like's count reaches the cache by its publish; the viewer's like is read from the primary on every read.
     t.db.like(BOB, c[0]!.id, 5);
     const warm = await t.batchGet(BOB, ids);
     expect(t.db.stats.rowsRead).toEqual([]);
-    expect(t.db.stats.likedAmongCalls).toBe(2); // one per shard
+    expect(t.db.stats.likesAtCalls).toBe(2); // one per shard
     expect(warm.tweets.map((x) => [x.id, x.likedByViewer])).toEqual([
       [b[0]!.id, false],
       [c[0]!.id, true],

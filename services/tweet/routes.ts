@@ -116,6 +116,8 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     if (result.kind === "deleted") return deletedTweet(result.row);
     // Also when nothing changed: a retry after an Unavailable publish completes it.
     await publish(result.row);
+    // The liker's own next read knows their like at the new version (best effort: a miss reads the primary).
+    await ctx.liked?.write(callerId, [{ tweetId, version: result.row.version, liked }]);
     return result.row.likeCount;
   };
 

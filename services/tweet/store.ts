@@ -7,6 +7,7 @@
 // Every call is counted by shard and operation (chirp_tweet_db_calls_total),
 // so a test or an operator can see which shards a request touched.
 import { Counter } from "prom-client";
+import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../lib/cluster/types.js";
 import type { Metrics } from "../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../lib/shard/router.js";
@@ -86,7 +87,8 @@ export interface TweetStore {
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
-  likedAmong(shard: ShardInfo, viewer: bigint, ids: readonly bigint[]): Promise<Set<bigint>>;
+  /** The viewer's like of each live or deleted tweet among `ids`, with the tweet's version, read together (primary). */
+  likesAt(shard: ShardInfo, viewer: bigint, ids: readonly bigint[]): Promise<LikeAt[]>;
   setLike(authorId: bigint, tweetId: bigint, userId: bigint, liked: boolean, announce: Announce<LikeEdge>): Promise<SetLikeResult>;
   deleteTweet(authorId: bigint, tweetId: bigint, callerId: bigint, announce: Announce<{ row: TweetRow; deleteTimeMicros: bigint }>): Promise<DeleteResult>;
   /** Brings the liker's index row to `edge` unless it holds that version or a newer one. */
@@ -214,13 +216,15 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ row: parseTweet(r), liked: Number(r.liked ?? 0) === LIKED }));
     },
 
-    async likedAmong(shard, viewer, ids) {
-      if (ids.length === 0) return new Set();
-      const rows = await primary(shard, "likedAmong").query<{ tweet_id: string }>(
-        `SELECT tweet_id FROM chirp.tweet_likes WHERE tweet_id IN (${marks(ids.length)}) AND user_id = ? AND state = ${LIKED}`,
-        [...ids, viewer],
+    async likesAt(shard, viewer, ids) {
+      if (ids.length === 0) return [];
+      // One statement, one read view: the state is the one at that version.
+      const rows = await primary(shard, "likesAt").query<{ id: string; version: string; liked: number | null }>(
+        `SELECT t.id, t.version, (SELECT l.state FROM chirp.tweet_likes l WHERE l.tweet_id = t.id AND l.user_id = ?) AS liked
+         FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
+        [viewer, ...ids],
       );
-      return new Set(rows.map((r) => BigInt(r.tweet_id)));
+      return rows.map((r) => ({ tweetId: BigInt(r.id), version: BigInt(r.version), liked: Number(r.liked ?? 0) === LIKED }));
     },
 
     async setLike(authorId, tweetId, userId, liked, announce) {

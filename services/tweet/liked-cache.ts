@@ -1,0 +1,99 @@
+// Whether a viewer likes a tweet, in Redis, so that a read of cached tweets
+// needs no database: one hash per viewer, `chirp:liked:{<viewer>}`, a field
+// per tweet, valued `<tweet version>:<0|1>`.
+//
+// Every change of anyone's like of a tweet adds one to the tweet row's
+// version, under the row's lock (store.ts, setLike). So "at version v, the
+// viewer's like was s" is a fact that never goes stale: it is only ever
+// written from a (version, state) pair read together, in one statement on
+// the primary or under the row lock, and a reader uses it only for a tweet
+// it presents at that same version (the tweet cache's entry, tweet/cache.ts).
+// A like or unlike by anyone moves the tweet to a new version, so the next
+// read of the viewer's field misses and goes to the primary; the liker's own
+// field is written with the new version by the call itself, so their next
+// read hits. Nothing is invalidated and no write is needed for correctness:
+// a lost or late write only costs a database read.
+import type { Redis } from "ioredis";
+import { Counter } from "prom-client";
+import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
+
+/** A like state at a tweet version. */
+export interface LikeAt {
+  readonly tweetId: bigint;
+  readonly version: bigint;
+  readonly liked: boolean;
+}
+
+export interface LikedCache {
+  /** The viewer's known like states among `ids`, each at the version it was read at (compare it with the tweet's). */
+  read(viewer: bigint, ids: readonly bigint[]): Promise<Map<bigint, LikeAt>>;
+  /** Best effort. */
+  write(viewer: bigint, states: readonly LikeAt[]): Promise<void>;
+}
+
+export interface LikedCacheOptions {
+  readonly redis: Redis;
+  /** How long a viewer's hash lives after its last write. */
+  readonly ttlMs: number;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Key prefix; default "chirp:liked:". */
+  readonly prefix?: string;
+}
+
+export function createLikedCache(opts: LikedCacheOptions): LikedCache {
+  const { redis, ttlMs, log } = opts;
+  const prefix = opts.prefix ?? "chirp:liked:";
+  const key = (viewer: bigint): string => `${prefix}{${viewer}}`;
+  const reads =
+    opts.metrics === undefined
+      ? undefined
+      : new Counter({
+          name: "chirp_tweet_liked_cache_reads_total",
+          help: "Viewer like-state lookups by result (found: a state at some version; miss; error). A state at an older version than the tweet's is read again (chirp_tweet_db_calls_total, operation likesAt).",
+          labelNames: ["result"] as const,
+          registers: [opts.metrics.registry],
+        });
+
+  return {
+    async read(viewer, ids) {
+      const out = new Map<bigint, LikeAt>();
+      if (ids.length === 0) return out;
+      let values: Array<string | null>;
+      try {
+        values = await redis.hmget(key(viewer), ...ids.map(String));
+      } catch (err) {
+        reads?.inc({ result: "error" }, ids.length);
+        log.debug({ err: (err as Error).message }, "liked cache read failed; reading the database");
+        return out;
+      }
+      ids.forEach((id, i) => {
+        const value = values[i];
+        const colon = value?.indexOf(":") ?? -1;
+        const state = value?.slice(colon + 1);
+        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) {
+          reads?.inc({ result: "miss" });
+          return;
+        }
+        reads?.inc({ result: "found" });
+        out.set(id, { tweetId: id, version: BigInt(value.slice(0, colon)), liked: state === "1" });
+      });
+      return out;
+    },
+
+    async write(viewer, states) {
+      if (states.length === 0) return;
+      const k = key(viewer);
+      try {
+        await redis
+          .multi()
+          .hset(k, Object.fromEntries(states.map((s) => [String(s.tweetId), `${s.version}:${s.liked ? 1 : 0}`])))
+          .pexpire(k, ttlMs)
+          .exec();
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "liked cache write failed");
+      }
+    },
+  };
+}
