@@ -78,9 +78,10 @@ export function createFanOut(deps: {
 
   const created = async (entry: Entry, publishTime: Date): Promise<void> => {
     const { authorId } = entry;
-    await lists.addToEach([KEYS.home(authorId)], entry, cap);
+    // The author's own home, and their recent-tweets list (user timelines and
+    // hot authors' merges read it), where each is built.
+    await Promise.all([lists.addToEach([KEYS.home(authorId)], entry, cap), lists.addToEach([KEYS.recent(authorId)], entry, config.recentEntries)]);
     const hot = async (): Promise<void> => {
-      await lists.addToEach([KEYS.recent(authorId)], entry, config.recentEntries);
       m.fanOutTweets.inc({ path: "hot" });
     };
     // Once hot, always hot (while Redis keeps the set): its tweets were never

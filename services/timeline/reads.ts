@@ -182,6 +182,21 @@ export function createTimelineReader(deps: {
     return cut([...fast, ...deep.entries], pageSize, deep.floor);
   };
 
+  /** A user timeline page from the author's recent list, or undefined when the page reaches below what the list holds. */
+  const userFromRedis = async (l: TimelineLists, userId: bigint, before: bigint | undefined, pageSize: number): Promise<SkeletonPage | undefined> => {
+    const limit = pageSize + 1 + SLACK;
+    let [page] = await viaRedis(l.readPages([KEYS.recent(userId)], before, limit));
+    if (page!.state !== "built") {
+      await rebuildRecent(userId);
+      [page] = await viaRedis(l.readPages([KEYS.recent(userId)], before, limit));
+      if (page!.state !== "built") return undefined;
+    }
+    const built = page as Extract<ListPage, { state: "built" }>;
+    const entries = newestFirst(built.entries).filter((e) => e.id >= built.floor);
+    if (entries.length <= pageSize && built.floor !== 0n) return undefined;
+    return cut(entries, pageSize, built.floor);
+  };
+
   return {
     rebuildHome,
     rebuildRecent,
@@ -203,6 +218,18 @@ export function createTimelineReader(deps: {
     },
 
     async user(userId, before, pageSize, primary) {
+      // Someone else's: the author's recent-tweets list (kept by the fan-out
+      // within its latency), down to its floor. One's own (primary: a tweet
+      // shows the moment PostTweet returns), and anything below the floor,
+      // from MySQL.
+      if (!primary && lists !== undefined) {
+        try {
+          const page = await userFromRedis(lists, userId, before, pageSize);
+          if (page !== undefined) return page;
+        } catch (err) {
+          if (!(err instanceof RedisUnavailableError)) throw err;
+        }
+      }
       const ids = await store.authorTweets(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
       const entries = ids.slice(0, pageSize).map((id) => ({ id, authorId: userId }));
       return { entries, next: ids.length > pageSize ? entries.at(-1)!.id : undefined };

@@ -384,9 +384,11 @@ describe("SearchTweets: a replica set down", () => {
       posted.push({ id: (await postOk(author, `${word} ${i}`)).id, author });
     }
     await eventually("all 24 indexed", async () => (await searchOk(word, { pageSize: 100 })).tweets.length === 24);
-    // Reachable after the kill: index row and tweet row both on rs0.
+    // Reachable after the kill: every tweet whose index row is on rs0. Its
+    // tweet and its author come from the caches (warmed by the post and the
+    // searches above), so an author living on rs1 does not hide it.
     const expected = posted
-      .filter((p) => rs0.has(router.shardForUser(BigInt(p.id)).name) && rs0.has(router.shardForUser(p.author.id).name))
+      .filter((p) => rs0.has(router.shardForUser(BigInt(p.id)).name))
       .map((p) => p.id)
       .reverse();
     expect(expected.length).toBeGreaterThan(0);
