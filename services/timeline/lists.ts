@@ -9,13 +9,16 @@
 //   chirp:tl:following:{<user>}:lease     the token of the build in progress (see following.ts)
 //   chirp:tl:hot                    SET   authors found above the follower threshold (no TTL)
 //
-// The sentinel of a list is "b" while it is being built, then "f<floor, 20
-// digits>": the list holds every entry with id >= max(floor, its lowest
-// entry). Older entries are read from MySQL. Every write is a script that
-// keeps the sentinel at rank 0 and the newest `cap` entries, and fan-out
-// writes only into a list that exists, so a user whose list expired (or was
-// never read, or was flushed) costs fan-out nothing until their next read
-// rebuilds it.
+// The sentinel of a list is "b" while it is being built, then "g<floor, 20
+// digits>": the list holds every entry with id >= floor, so a floor of 0
+// means it holds them all and a read needs no MySQL. Older entries are read
+// from MySQL. Every write is a script that keeps the sentinel at rank 0 and
+// the newest `cap` entries; a trim that drops entries raises the floor to the
+// lowest one kept. (A list written before floors rose on trims has an "f"
+// sentinel: it is read as holding every entry with id >= max(floor, its
+// lowest entry).) Fan-out writes only into a list that exists, so a user
+// whose list expired (or was never read, or was flushed) costs fan-out
+// nothing until their next read rebuilds it.
 import type { ChainableCommander, Redis } from "ioredis";
 import { entryMember, entryScore, maxId, padId, parseMember, type Entry } from "./entries.js";
 
@@ -29,7 +32,25 @@ export const KEYS = {
 } as const;
 
 const BUILDING = "b";
-const floorSentinel = (floor: bigint): string => `f${padId(floor)}`;
+const floorSentinel = (floor: bigint): string => `g${padId(floor)}`;
+
+// Lua shared by the scripts: whether a head is a built list's sentinel, and
+// the trim to `cap` entries that raises the floor to the lowest entry kept.
+const LIST_LUA = `
+local function built(head)
+  local kind = string.sub(head, 1, 1)
+  return kind == 'g' or kind == 'f'
+end
+local function trim(key, cap)
+  if redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1)) == 0 then return end
+  local head = redis.call('ZRANGE', key, 0, 1)
+  if #head < 2 or string.sub(head[1], 1, 1) ~= 'g' then return end
+  local low = string.sub(head[2], 1, 20)
+  if low > string.sub(head[1], 2) then
+    redis.call('ZREM', key, head[1])
+    redis.call('ZADD', key, 0, 'g' .. low)
+  end
+end`;
 
 export interface HomeRead {
   readonly page: ListPage;
@@ -50,27 +71,27 @@ export type ListPage =
     };
 
 // KEYS[1] list. ARGV: score, member, cap. 1 if added (the list exists), 0 if skipped.
-const ADD_LUA = `
+const ADD_LUA = `${LIST_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[3]) + 1))
+trim(KEYS[1], tonumber(ARGV[3]))
 return 1`;
 
 // KEYS[1] list. ARGV: max score ("+inf" or a millisecond), limit, ttl ms (0: leave it).
 // {} when missing; else {sentinel, lowest entry or "", entries newest first...}.
-const READ_LUA = `
+const READ_LUA = `${LIST_LUA}
 local head = redis.call('ZRANGE', KEYS[1], 0, 1)
 if #head == 0 then return {} end
-if tonumber(ARGV[3]) > 0 and string.sub(head[1], 1, 1) == 'f' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if tonumber(ARGV[3]) > 0 and built(head[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '(0', 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
 table.insert(page, 1, head[2] or '')
 table.insert(page, 1, head[1])
 return page`;
 
 // KEYS[1] list. ARGV: ttl ms for the placeholder. 0 if already built, 1 if the caller should build.
-const BEGIN_BUILD_LUA = `
+const BEGIN_BUILD_LUA = `${LIST_LUA}
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)
-if #head > 0 and string.sub(head[1], 1, 1) == 'f' then return 0 end
+if #head > 0 and built(head[1]) then return 0 end
 if #head == 0 then
   redis.call('ZADD', KEYS[1], 0, '${BUILDING}')
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -79,20 +100,20 @@ return 1`;
 
 // KEYS[1] list. ARGV: floor sentinel, cap, ttl ms, then score, member pairs.
 // 0 if the list vanished since the build began (its fan-outs went nowhere: the build is void).
-const FINISH_BUILD_LUA = `
+const FINISH_BUILD_LUA = `${LIST_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, 0)
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
 for i = 4, #ARGV, 1000 do
   redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[2]) + 1))
+trim(KEYS[1], tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
 // Edge versions: a follow or unfollow applies only if newer than the last one
 // applied to this list (0: an event without a version, always applied).
-const NEWER_EDGE = `
+const NEWER_EDGE = `${LIST_LUA}
 local function newer_edge(edges, who, version, ttl)
   if version == '0' then return true end
   local v = tonumber(redis.call('HGET', edges, who) or '0')
@@ -107,7 +128,7 @@ end`;
 const REMOVE_AUTHOR_LUA = `${NEWER_EDGE}
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)
 if #head == 0 then return -1 end
-if string.sub(head[1], 1, 1) ~= 'f' then return -3 end
+if not built(head[1]) then return -3 end
 if not newer_edge(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return -2 end
 local suffix = ':' .. ARGV[1]
 local n = 0
@@ -125,16 +146,16 @@ return n`;
 const MERGE_AUTHOR_LUA = `${NEWER_EDGE}
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)
 if #head == 0 then return -1 end
-if string.sub(head[1], 1, 1) ~= 'f' then return -3 end
+if not built(head[1]) then return -3 end
 if not newer_edge(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return -2 end
 if ARGV[5] ~= '' and ARGV[5] > string.sub(head[1], 2) then
   redis.call('ZREM', KEYS[1], head[1])
-  redis.call('ZADD', KEYS[1], 0, 'f' .. ARGV[5])
+  redis.call('ZADD', KEYS[1], 0, string.sub(head[1], 1, 1) .. ARGV[5])
 end
 for i = 6, #ARGV, 1000 do
   redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[4]) + 1))
+trim(KEYS[1], tonumber(ARGV[4]))
 return 1`;
 
 type Arg = string | number;
@@ -316,8 +337,10 @@ function maxScore(before: bigint | undefined): string {
 export function parsePage(reply: readonly string[], before: bigint | undefined, limit: number): ListPage {
   const [sentinel, lowest, ...members] = reply;
   if (sentinel === undefined) return { state: "missing" };
-  if (!sentinel.startsWith("f")) return { state: "building" };
-  let floor = maxId(BigInt(sentinel.slice(1)), parseMember(lowest ?? "")?.id ?? 0n);
+  const exact = sentinel.startsWith("g");
+  if (!exact && !sentinel.startsWith("f")) return { state: "building" };
+  // "g": the sentinel's floor is exact; "f" (written before trims raised it): not below the lowest entry.
+  let floor = exact ? BigInt(sentinel.slice(1)) : maxId(BigInt(sentinel.slice(1)), parseMember(lowest ?? "")?.id ?? 0n);
   const all = members.flatMap((m) => {
     const e = parseMember(m);
     return e === undefined ? [] : [e];

@@ -1,0 +1,86 @@
+// Timeline lists against a real redis-server: what a list says it holds
+// (its floor) after the scripts that trim it, remove from it and merge into
+// it. A page may skip MySQL only when the list really holds everything down
+// to its floor.
+import { rm } from "node:fs/promises";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findBinary } from "../../services/lib/cluster/binaries.js";
+import { newTestDataDir } from "../../services/lib/cluster/index.js";
+import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
+import { entryMember, padId, type Entry } from "../../services/timeline/entries.js";
+import { KEYS, createTimelineLists, type ListPage, type TimelineLists } from "../../services/timeline/lists.js";
+
+let dir: string;
+let server: RunningRedis;
+let redis: Redis;
+let lists: TimelineLists;
+let nextUser = 500n;
+
+beforeAll(async () => {
+  dir = newTestDataDir();
+  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
+  redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  lists = createTimelineLists(redis);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.proc.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+const A = 11n;
+const B = 12n;
+/** A snowflake id of millisecond `k` past a fixed epoch time: entries are scored by their millisecond. */
+const tweet = (k: number, authorId: bigint): Entry => ({ id: BigInt(1_700_000_000_000 + k) << 22n, authorId });
+const TTL = 60_000;
+
+async function read(key: string): Promise<Extract<ListPage, { state: "built" }>> {
+  const page = await lists.readPage(key, undefined, 100, 0);
+  if (page.state !== "built") throw new Error(`list ${key} is ${page.state}`);
+  return page;
+}
+
+describe("a timeline list's floor", () => {
+  it("is 0 for a list that holds every entry (nothing below it to read from MySQL)", async () => {
+    const user = ++nextUser;
+    const key = KEYS.home(user);
+    expect(await lists.beginBuild(key)).toBe(true);
+    await lists.finishBuild(key, [tweet(1, A), tweet(2, B)], 0n, 10, TTL);
+    expect(await read(key)).toEqual({ state: "built", entries: [tweet(2, B), tweet(1, A)], floor: 0n });
+  });
+
+  it("rises to the lowest kept entry when an add trims the list, so a later removal cannot make it look complete", async () => {
+    const user = ++nextUser;
+    const key = KEYS.home(user);
+    await lists.beginBuild(key);
+    await lists.finishBuild(key, [tweet(1, A), tweet(2, B), tweet(3, B)], 0n, 3, TTL);
+    // A new tweet pushes A's out of the list (cap 3).
+    expect(await lists.addToEach([key], tweet(4, B), 3)).toBe(1);
+    expect((await read(key)).floor).toBe(tweet(2, B).id);
+    // Unfollowing B empties the list: A's tweet is still below the floor, in MySQL only.
+    expect(await lists.removeAuthor(user, B, 1n, TTL)).toBe(3);
+    expect(await read(key)).toEqual({ state: "built", entries: [], floor: tweet(2, B).id });
+  });
+
+  it("rises when a build or a merge stores more than the cap", async () => {
+    const user = ++nextUser;
+    const key = KEYS.home(user);
+    await lists.beginBuild(key);
+    await lists.finishBuild(key, [tweet(1, A), tweet(2, A), tweet(3, A)], 0n, 2, TTL);
+    expect((await read(key)).floor).toBe(tweet(2, A).id);
+    expect(await lists.mergeAuthor(user, B, 1n, [tweet(4, B), tweet(5, B)], undefined, 2, TTL)).toBe(1);
+    expect(await read(key)).toEqual({ state: "built", entries: [tweet(5, B), tweet(4, B)], floor: tweet(4, B).id });
+  });
+
+  it("reads a list written before floors rose on trims conservatively: down to its lowest entry", async () => {
+    const key = KEYS.recent(++nextUser);
+    const [low, high] = [tweet(1, A), tweet(2, A)];
+    await redis.zadd(key, 0, `f${padId(0n)}`, Number(low.id >> 22n), entryMember(low), Number(high.id >> 22n), entryMember(high));
+    expect(await read(key)).toEqual({ state: "built", entries: [high, low], floor: low.id });
+    // Still built for every script: adds land in it.
+    expect(await lists.addToEach([key], tweet(3, A), 10)).toBe(1);
+    expect(await lists.beginBuild(key)).toBe(false);
+  });
+});
