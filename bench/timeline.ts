@@ -47,7 +47,7 @@ import { loadShardConfig } from "../services/lib/shard-config.js";
 import { topologyFromEnv } from "../services/lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../services/lib/shard/router.js";
 import { entryMember } from "../services/timeline/entries.js";
-import { KEYS } from "../services/timeline/lists.js";
+import { KEYS, isBuiltSentinel } from "../services/timeline/lists.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -239,7 +239,7 @@ try {
     const p = redis.pipeline();
     for (const f of followers) p.zrange(KEYS.home(f), "0", "0");
     const heads = (await p.exec()) ?? [];
-    const unbuilt = followers.filter((_, i) => !((heads[i]?.[1] as string[] | undefined)?.[0] ?? "").startsWith("f"));
+    const unbuilt = followers.filter((_, i) => !isBuiltSentinel((heads[i]?.[1] as string[] | undefined)?.[0]));
     if (unbuilt.length === 0) break;
     if (attempt > 5) throw new Error(`${unbuilt.length} home lists still not built`);
     say(`${unbuilt.length} lists not built yet; reading those again`);

@@ -16,7 +16,7 @@ import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createProgress, mapConcurrent } from "../../scripts/cli/progress.js";
 import { TIMELINE_DEFAULTS } from "../../services/timeline/config.js";
-import { KEYS } from "../../services/timeline/lists.js";
+import { KEYS, isBuiltSentinel } from "../../services/timeline/lists.js";
 import { createConnection } from "mysql2/promise";
 import type { BenchCluster } from "./cluster.js";
 import { BENCH_PASSWORD, bulkLoad, type Loaded } from "./load.js";
@@ -114,7 +114,7 @@ export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) =
     const p = c.redis.pipeline();
     for (const n of readers) p.zrange(KEYS.home(loaded.userIds[n]!), "0", "0");
     const heads = (await p.exec()) ?? [];
-    const unbuilt = readers.filter((_, i) => !((heads[i]?.[1] as string[] | undefined)?.[0] ?? "").startsWith("f"));
+    const unbuilt = readers.filter((_, i) => !isBuiltSentinel((heads[i]?.[1] as string[] | undefined)?.[0]));
     if (unbuilt.length === 0) break;
     if (attempt > 5) throw new Error(`${unbuilt.length} home lists still not built`);
     say(`${unbuilt.length} home lists not built yet; reading those again`);

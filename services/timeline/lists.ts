@@ -333,6 +333,11 @@ function maxScore(before: bigint | undefined): string {
   return before === undefined ? "+inf" : String(entryScore(before));
 }
 
+/** Whether a list's rank-0 member says it is built (tools that look at lists directly). */
+export function isBuiltSentinel(head: string | undefined): boolean {
+  return head !== undefined && (head.startsWith("g") || head.startsWith("f"));
+}
+
 /** A page as the read script returned it; see ListPage. */
 export function parsePage(reply: readonly string[], before: bigint | undefined, limit: number): ListPage {
   const [sentinel, lowest, ...members] = reply;
