@@ -1,5 +1,5 @@
 // The heartbeat writer (like Vitess's): every interval, on each replica set's
-// current primary, one transaction rewrites `heartbeat.ts` in every shard
+// current primary, one statement rewrites `heartbeat.ts` in every shard
 // database with UTC_TIMESTAMP(6). Replicas' lag is then the age of their copy.
 import type { Connection } from "mysql2/promise";
 import { connectMysql } from "../lib/cluster/mysql-client.js";

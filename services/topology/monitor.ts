@@ -1,7 +1,12 @@
 // One probe per member: a kept-open admin connection that reads the member's
 // replication state every interval, and counts consecutive failures. A
-// kill -9 closes the socket, so the next probe fails at connect (refused) at
-// once; a hung server fails by the probe timeout.
+// replica's state (replication threads, GTID positions) is read every
+// replicaStateMs, with a protocol ping (no statement to parse or run) in
+// between to see it is alive; a primary's is read on every probe, since its
+// semi-sync status is what a failover's safety is judged by. A new
+// connection always reads the state, so a member that comes back is seen as
+// it is. A kill -9 closes the socket, so the next probe fails
+// at connect (refused) at once; a hung server fails by the probe timeout.
 import type { Connection } from "mysql2/promise";
 import { connectMysql } from "../lib/cluster/mysql-client.js";
 import type { MemberAddress, MysqlCredentials } from "../lib/cluster/types.js";
@@ -17,12 +22,16 @@ export class MemberProbe {
   lastError: string | undefined;
   private conn: Connection | undefined;
   private inFlight: Promise<void> | undefined;
+  /** Date.now() of the last state read on the kept connection. */
+  private stateAt = 0;
 
   constructor(
     readonly replicaSet: string,
     readonly address: MemberAddress,
     private readonly admin: MysqlCredentials,
     private readonly timeoutMs: number,
+    /** How often a replica's state is read; the probes between are pings. 0: every probe. */
+    private readonly replicaStateMs = 0,
   ) {}
 
   get name(): string {
@@ -39,8 +48,17 @@ export class MemberProbe {
 
   private async runProbe(): Promise<void> {
     try {
-      this.conn ??= await connectMysql(this.address, this.admin, { connectTimeoutMs: this.timeoutMs });
-      this.state = await readMemberState(this.conn, this.timeoutMs);
+      if (this.conn === undefined) {
+        this.conn = await connectMysql(this.address, this.admin, { connectTimeoutMs: this.timeoutMs });
+        this.stateAt = 0;
+      }
+      const replica = this.state?.slave !== undefined && this.state.readOnly;
+      if (!replica || Date.now() - this.stateAt >= this.replicaStateMs) {
+        this.state = await readMemberState(this.conn, this.timeoutMs);
+        this.stateAt = Date.now();
+      } else {
+        await pingWithin(this.conn, this.timeoutMs);
+      }
       this.up = true;
       this.failures = 0;
       this.firstFailureAt = undefined;
@@ -69,11 +87,27 @@ export class MemberProbe {
   async refresh(): Promise<MemberState> {
     const state = await this.withAdmin((c) => readMemberState(c, this.timeoutMs * 4));
     this.state = state;
+    this.stateAt = Date.now();
     return state;
   }
 
   close(): void {
     this.conn?.destroy();
     this.conn = undefined;
+  }
+}
+
+/** A protocol ping, failed after `timeoutMs` (a hung server answers nothing). */
+async function pingWithin(c: Connection, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      c.ping(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error("ping timed out"), { code: "PROBE_TIMEOUT" })), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

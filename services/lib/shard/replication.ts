@@ -204,13 +204,14 @@ export async function startReplication(c: Connection): Promise<void> {
  * nothing writes no binlog event.
  */
 export async function writeHeartbeat(c: Connection, databases: readonly string[], timeoutMs: number): Promise<boolean> {
-  const set = databases
-    .map((db) => `UPDATE ${quoteIdent(db)}.heartbeat SET ts = UTC_TIMESTAMP(6) WHERE id = 1 AND @@global.read_only = 0;`)
-    .join(" ");
-  // One multi-statement round trip: BEGIN; updates; COMMIT.
-  const [results] = await c.query({ sql: `START TRANSACTION; ${set} COMMIT;`, timeout: timeoutMs });
-  const list = Array.isArray(results) ? results : [results];
-  return list.some((r) => (r as { affectedRows?: number }).affectedRows === 1);
+  if (databases.length === 0) return false;
+  // One statement, one commit, for every shard database of the replica set:
+  // a multi-table UPDATE (each table's row 1, which its migration inserts).
+  const tables = databases.map((db, i) => `${quoteIdent(db)}.heartbeat h${i}`).join(", ");
+  const set = databases.map((_, i) => `h${i}.ts = UTC_TIMESTAMP(6)`).join(", ");
+  const where = databases.map((_, i) => `h${i}.id = 1`).join(" AND ");
+  const [result] = await c.query({ sql: `UPDATE ${tables} SET ${set} WHERE ${where} AND @@global.read_only = 0`, timeout: timeoutMs });
+  return ((result as { affectedRows?: number }).affectedRows ?? 0) > 0;
 }
 
 /** Lag of a replica from the heartbeat of one shard database, in ms (the router's contract). */
