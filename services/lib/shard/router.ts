@@ -84,8 +84,16 @@ export interface ShardRouterOptions {
   readonly failoverWaitMs?: number;
   /** Default 2000 ms. */
   readonly connectTimeoutMs?: number;
-  /** Health probes (primary ping, replica lag): default every 250 ms, each bounded by probeTimeoutMs (default 1000). */
+  /**
+   * Health probes (primary ping, replica lag): default every 250 ms while
+   * statements flow, each bounded by probeTimeoutMs (default 1000). Once no
+   * statement has been routed for a few intervals (2 s at least), every
+   * idleHealthIntervalMs (default 5000) instead, and the first statement
+   * after that runs a probe round at once: an idle process costs its
+   * database almost nothing, and a busy one still sees lag within 250 ms.
+   */
   readonly healthIntervalMs?: number;
+  readonly idleHealthIntervalMs?: number;
   readonly probeTimeoutMs?: number;
   /** How long a removed member's in-flight statements may take before its pool is closed (default 10 000 ms). */
   readonly drainTimeoutMs?: number;
@@ -207,6 +215,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   const queryTimeoutMs = opts.queryTimeoutMs ?? DB_DEFAULTS.queryTimeoutMs;
   const failoverWaitMs = opts.failoverWaitMs ?? DB_DEFAULTS.failoverWaitMs;
   const healthIntervalMs = opts.healthIntervalMs ?? 250;
+  const idleHealthIntervalMs = Math.max(healthIntervalMs, opts.idleHealthIntervalMs ?? 5000);
+  const idleAfterMs = Math.max(2000, 4 * healthIntervalMs);
   const probeTimeoutMs = opts.probeTimeoutMs ?? 1000;
   const drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
   const qualify = createQualifier(keyspace);
@@ -333,6 +343,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
 
   /** Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe. */
   const onPrimary = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
+    routed();
     let conflictRetried = false;
     let failoverRetried = false;
     for (;;) {
@@ -362,6 +373,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
 
   /** An eligible replica (round robin among them), else the primary. */
   const onReader = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
+    routed();
     const set = setOf(shard);
     const now = performance.now();
     const eligible = set.replicas.filter((r) => r.health.reachable === true && replicaEligible(r.health.lag, now, maxLagMs));
@@ -552,8 +564,19 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     else metrics?.dbReplicaLag.set(labels, lag / 1000);
   };
 
+  // Probe pace: see healthIntervalMs. A statement after idleness probes at once.
+  let lastRouted = performance.now();
+  let lastTick = 0;
+  const routed = (): void => {
+    const now = performance.now();
+    const wasIdle = now - lastRouted > idleAfterMs;
+    lastRouted = now;
+    if (wasIdle && now - lastTick >= healthIntervalMs) void healthTick();
+  };
+
   const healthTick = async (): Promise<void> => {
     if (closed) return;
+    lastTick = performance.now();
     const current = state;
     const probes: Promise<void>[] = [];
     const now = performance.now();
@@ -568,7 +591,11 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     await Promise.allSettled(probes);
   };
 
-  const healthTimer = setInterval(() => void healthTick(), healthIntervalMs);
+  const healthTimer = setInterval(() => {
+    const now = performance.now();
+    if (now - lastRouted > idleAfterMs && now - lastTick < idleHealthIntervalMs) return;
+    void healthTick();
+  }, healthIntervalMs);
   healthTimer.unref();
   void healthTick();
 
