@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
-import { LruMap } from "./lru.js";
+import { LruMap } from "../lib/lru.js";
 import type { TweetStore } from "./store.js";
 
 export interface AuthorLookup {

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { LruMap } from "../lru.js";
 
 /**
  * Session tokens: `chirp1.<payload>.<signature>`, base64url, signed with
@@ -58,6 +59,13 @@ export function createTokenSigner(privateKey: string | KeyObject): TokenSigner {
 }
 
 /** Accepts tokens signed by any of `publicKeys` (current and, during a rotation, previous). */
+/**
+ * Verified tokens kept per verifier (the gateway's): a token's signature and
+ * claims never change, so a token seen before costs a map lookup and the
+ * expiry check instead of an Ed25519 verification on every request.
+ */
+const VERIFIED_CACHE = 10_000;
+
 export function createTokenVerifier(publicKeys: ReadonlyArray<string | KeyObject>): TokenVerifier {
   const keys = new Map<string, KeyObject>();
   for (const k of publicKeys) {
@@ -66,8 +74,14 @@ export function createTokenVerifier(publicKeys: ReadonlyArray<string | KeyObject
     keys.set(keyId(key), key);
   }
   if (keys.size === 0) throw new Error("no token verification key");
+  const verified = new LruMap<string, TokenClaims>(VERIFIED_CACHE);
   return {
     verify(token, now = new Date()) {
+      const known = verified.get(token);
+      if (known !== undefined) {
+        if (known.exp <= Math.floor(now.getTime() / 1000)) throw new TokenError("expired");
+        return known;
+      }
       if (token.length > MAX_TOKEN_LENGTH) throw new TokenError("malformed");
       const parts = token.split(".");
       if (parts.length !== 3 || parts[0] !== PREFIX) throw new TokenError("malformed");
@@ -77,6 +91,7 @@ export function createTokenVerifier(publicKeys: ReadonlyArray<string | KeyObject
       const ok = verify(null, Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2]!, "base64url"));
       if (!ok) throw new TokenError("bad_signature");
       if (claims.exp <= Math.floor(now.getTime() / 1000)) throw new TokenError("expired");
+      verified.set(token, claims);
       return claims;
     },
   };
