@@ -27,9 +27,6 @@ import type { TweetRow } from "./store.js";
 import { parseTweetText } from "./text.js";
 
 const DEFAULT_PAGE_SIZE = 20;
-/** Handles resolved at once while posting. */
-const MENTION_CONCURRENCY = 8;
-
 const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
 
 /** TweetService handlers: validate, call the store, shape the response (docs/architecture.md, "Tweets"). */
@@ -82,22 +79,11 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     return result;
   };
 
+  /** The ids of the users the handles name (unknown handles ignored), in one BatchGetUsers. */
   const resolveMentions = async (handles: readonly string[], hctx: HandlerContext): Promise<bigint[]> => {
-    const ids: Array<bigint | undefined> = new Array(handles.length);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < handles.length) {
-        const i = next++;
-        try {
-          const { user } = await ctx.clients.user.getUser({ lookup: { case: "handle", value: handles[i]! } }, onBehalfOf(hctx));
-          ids[i] = user?.id;
-        } catch (err) {
-          if (ConnectError.from(err).code !== Code.NotFound) throw err;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(MENTION_CONCURRENCY, handles.length) }, worker));
-    return [...new Set(ids.filter((id): id is bigint => id !== undefined))];
+    if (handles.length === 0) return [];
+    const { users } = await ctx.clients.user.batchGetUsers({ handles: [...handles] }, onBehalfOf(hctx));
+    return users.map((u) => u.id);
   };
 
   const checkLocation = (req: PostTweetRequest): void => {

@@ -165,7 +165,10 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
     },
 
     async batchGetUsers(req) {
-      return create(BatchGetUsersResponseSchema, { users: await profiles(req.userIds) });
+      // Handles are ASCII ([A-Za-z0-9_], validated): lower-cased as the store keys them, in request order.
+      const ids = req.handles.length === 0 ? undefined : await store.userIdsByHandles(req.handles);
+      const byHandle = ids === undefined ? [] : req.handles.flatMap((h) => ids.get(h.toLowerCase()) ?? []);
+      return create(BatchGetUsersResponseSchema, { users: await profiles([...req.userIds, ...byHandle]) });
     },
   };
 

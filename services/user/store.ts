@@ -122,6 +122,12 @@ export interface UserStore {
   /** From the primary: log-in must see a sign-up that has just returned. */
   credentials(userId: bigint | string): Promise<CredentialRow | undefined>;
   userIdByHandle(handle: string, mode: ReadMode): Promise<string | undefined>;
+  /**
+   * The users of `handles` (any case) that exist, one statement per handle
+   * shard in parallel: the shard's reader, then its primary for handles the
+   * reader lacks (signed up within the lag bound). Lower-cased handle -> id.
+   */
+  userIdsByHandles(handles: readonly string[]): Promise<Map<string, bigint>>;
   /** Sets last_login_time (and a re-hashed password when given). */
   recordLogin(userId: bigint | string, newPasswordHash: string | undefined): Promise<void>;
   /**
@@ -272,6 +278,29 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
       const db = mode === "primary" ? router.primaryForHandle(key) : router.readerForHandle(key);
       const rows = await db.query<{ user_id: string }>("SELECT user_id FROM chirp.user_handles WHERE handle_lower = ?", [key]);
       return rows[0] === undefined ? undefined : String(rows[0].user_id);
+    },
+
+    async userIdsByHandles(handles) {
+      const keys = [...new Set(handles.map(lowerAscii))];
+      const found = new Map<string, bigint>();
+      const read = async (db: Queryable, onShard: readonly string[]): Promise<void> => {
+        if (onShard.length === 0) return;
+        const rows = await db.query<{ handle_lower: string; user_id: string }>(
+          `SELECT handle_lower, user_id FROM chirp.user_handles WHERE handle_lower IN (${onShard.map(() => "?").join(", ")})`,
+          onShard,
+        );
+        for (const r of rows) found.set(r.handle_lower, BigInt(r.user_id));
+      };
+      await router.scatter(
+        keys,
+        (key) => router.shardForHandle(key),
+        async (shard, onShard) => {
+          await read(router.reader(shard), onShard);
+          await read(router.primary(shard), onShard.filter((k) => !found.has(k)));
+          return [];
+        },
+      );
+      return found;
     },
 
     async recordLogin(userId, newPasswordHash) {

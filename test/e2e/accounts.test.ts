@@ -363,7 +363,13 @@ describe("BatchGetUsers (inside the mesh)", () => {
     expect(res.users.map((u) => u.email)).toEqual(["", "", ""]);
     expect(res.users[0]?.handle).toBe(c.user.handle);
 
+    // By handle, any case (a tweet's mentions): in request order after the ids, unknown handles left out, each user once.
+    const byHandle = await client.batchGetUsers({ userIds: [BigInt(b.user.id)], handles: [c.user.handle.toUpperCase(), "nobody_here", a.user.handle, b.user.handle] });
+    expect(byHandle.users.map((u) => String(u.id))).toEqual([b.user.id, c.user.id, a.user.id]);
+
     const tooMany = await client.batchGetUsers({ userIds: Array.from({ length: 101 }, (_, i) => BigInt(i + 1)) }).catch((e: unknown) => e);
     expect(ConnectError.from(tooMany).code).toBe(Code.InvalidArgument);
+    const badHandle = await client.batchGetUsers({ handles: ["not a handle"] }).catch((e: unknown) => e);
+    expect(ConnectError.from(badHandle).code).toBe(Code.InvalidArgument);
   });
 });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/user/v1/user_service.proto.
  */
 export const file_chirp_user_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSLQAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAESOgoKYmlydGhfZGF0ZRgFIAEoCUImukgj2AEBch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciI4ChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAAiOwoVQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlEiIKBXVzZXJzGAEgAygLMhMuY2hpcnAudXNlci52MS5Vc2VyMqkDCgtVc2VyU2VydmljZRJFCgZTaWduVXASHC5jaGlycC51c2VyLnYxLlNpZ25VcFJlcXVlc3QaHS5jaGlycC51c2VyLnYxLlNpZ25VcFJlc3BvbnNlEkIKBUxvZ0luEhsuY2hpcnAudXNlci52MS5Mb2dJblJlcXVlc3QaHC5jaGlycC51c2VyLnYxLkxvZ0luUmVzcG9uc2USTQoHR2V0VXNlchIdLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaHi5jaGlycC51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEl8KDVVwZGF0ZVByb2ZpbGUSIy5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GiQuY2hpcnAudXNlci52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2UiA5ACAhJfCg1CYXRjaEdldFVzZXJzEiMuY2hpcnAudXNlci52MS5CYXRjaEdldFVzZXJzUmVxdWVzdBokLmNoaXJwLnVzZXIudjEuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_user_v1_user]);
+  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSLQAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAESOgoKYmlydGhfZGF0ZRgFIAEoCUImukgj2AEBch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciJtChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAASMwoHaGFuZGxlcxgCIAMoCUIiukgfkgEcEGQiGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JCI7ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXIyqQMKC1VzZXJTZXJ2aWNlEkUKBlNpZ25VcBIcLmNoaXJwLnVzZXIudjEuU2lnblVwUmVxdWVzdBodLmNoaXJwLnVzZXIudjEuU2lnblVwUmVzcG9uc2USQgoFTG9nSW4SGy5jaGlycC51c2VyLnYxLkxvZ0luUmVxdWVzdBocLmNoaXJwLnVzZXIudjEuTG9nSW5SZXNwb25zZRJNCgdHZXRVc2VyEh0uY2hpcnAudXNlci52MS5HZXRVc2VyUmVxdWVzdBoeLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESXwoNVXBkYXRlUHJvZmlsZRIjLmNoaXJwLnVzZXIudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaJC5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZSIDkAICEl8KDUJhdGNoR2V0VXNlcnMSIy5jaGlycC51c2VyLnYxLkJhdGNoR2V0VXNlcnNSZXF1ZXN0GiQuY2hpcnAudXNlci52MS5CYXRjaEdldFVzZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_user_v1_user]);
 
 /**
  * SignUpRequest carries the new account's details.
@@ -270,6 +270,14 @@ export type BatchGetUsersRequest = Message<"chirp.user.v1.BatchGetUsersRequest">
    * @generated from field: repeated uint64 user_ids = 1;
    */
   userIds: bigint[];
+
+  /**
+   * Up to 100 handles, without the leading "@", in any case; a handle of
+   * no user is left out of the answer (not an error).
+   *
+   * @generated from field: repeated string handles = 2;
+   */
+  handles: string[];
 };
 
 /**
@@ -286,8 +294,9 @@ export const BatchGetUsersRequestSchema: GenMessage<BatchGetUsersRequest> = /*@_
  */
 export type BatchGetUsersResponse = Message<"chirp.user.v1.BatchGetUsersResponse"> & {
   /**
-   * In the order of the request (a repeated id answered at its first place);
-   * ids that do not exist are left out (not an error). Email is never set here.
+   * In the order of the request, ids first, then handles (a user asked for
+   * twice answered at the first place); ids and handles that do not exist
+   * are left out (not an error). Email is never set here.
    *
    * @generated from field: repeated chirp.user.v1.User users = 1;
    */
@@ -357,7 +366,8 @@ export const UserService: GenService<{
     output: typeof UpdateProfileResponseSchema;
   },
   /**
-   * BatchGetUsers returns many profiles at once, for hydration.
+   * BatchGetUsers returns many profiles at once, by id or by handle: for
+   * hydration, and to resolve a tweet's mentions in one call.
    * Internal: not exposed by the gateway.
    *
    * @generated from rpc chirp.user.v1.UserService.BatchGetUsers
