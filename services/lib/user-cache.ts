@@ -20,13 +20,13 @@
 // that starts after the follow, post or delete returned, as a primary read
 // would be. An invalidation lost to a crash between the commit and the
 // delete is healed by the entry's TTL.
-import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { UserSchema, type User } from "../../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
+import { readWithLeases, retried, type LeasedRead } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 
@@ -77,33 +77,30 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
   redis.defineCommand("chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
   const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
-  const pipeline = (): Scripts & { set(key: string, value: string, px: "PX", ms: number): unknown; exec(): Promise<Replies> } =>
-    redis.pipeline() as unknown as Scripts & { set(key: string, value: string, px: "PX", ms: number): unknown; exec(): Promise<Replies> };
+  const pipeline = (): Scripts & { exec(): Promise<Replies> } => redis.pipeline() as unknown as Scripts & { exec(): Promise<Replies> };
 
   return {
     async read(ids) {
       const out = new Map<bigint, UserCacheRead>();
       const unique = [...new Set(ids)];
-      if (unique.length === 0) return out;
-      let values: Array<Buffer | null>;
+      let reads: LeasedRead[];
       try {
-        values = await redis.mgetBuffer(...unique.map(entryKey));
+        reads = await readWithLeases(redis, unique.map((id) => ({ entry: entryKey(id), lease: leaseKey(id) })), leaseMs);
       } catch (err) {
         log.debug({ err: (err as Error).message }, "user cache read failed; reading the database");
         m?.reads.inc({ result: "error" }, unique.length);
         for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
         return out;
       }
-      const misses: bigint[] = [];
       unique.forEach((id, i) => {
-        const value = values[i];
-        if (value === null || value === undefined) {
+        const read = reads[i]!;
+        if (read.value === undefined) {
           m?.reads.inc({ result: "miss" });
-          misses.push(id);
+          out.set(id, { kind: "miss", lease: read.lease });
           return;
         }
         try {
-          out.set(id, { kind: "user", user: fromBinary(UserSchema, value) });
+          out.set(id, { kind: "user", user: fromBinary(UserSchema, read.value) });
           m?.reads.inc({ result: "hit" });
         } catch {
           // A value this code did not write: read the database, fill nothing over it.
@@ -111,18 +108,6 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
           out.set(id, { kind: "miss", lease: undefined });
         }
       });
-      if (misses.length === 0) return out;
-      // A lease set after an invalidation means a primary read after its commit.
-      const tokens = misses.map(() => randomUUID());
-      let replies: Replies = null;
-      try {
-        const p = pipeline();
-        misses.forEach((id, i) => void p.set(leaseKey(id), tokens[i]!, "PX", leaseMs));
-        replies = await p.exec();
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "user cache leases not taken");
-      }
-      misses.forEach((id, i) => out.set(id, { kind: "miss", lease: replies?.[i]?.[0] === null ? tokens[i] : undefined }));
       return out;
     },
 
@@ -144,23 +129,17 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
     async invalidate(ids) {
       const unique = [...new Set(ids)];
       if (unique.length === 0) return;
-      let last: unknown;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          await redis.del(...unique.flatMap((id) => [entryKey(id), leaseKey(id)]));
-          m?.invalidations.inc({ result: "ok" });
-          return;
-        } catch (err) {
-          last = err;
-          if (attempt < attempts) await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 1)));
-        }
+      try {
+        await retried(attempts, retryMs, () => redis.del(...unique.flatMap((id) => [entryKey(id), leaseKey(id)])));
+        m?.invalidations.inc({ result: "ok" });
+      } catch (err) {
+        m?.invalidations.inc({ result: "failed" });
+        log.warn({ err: (err as Error | undefined)?.message }, "user cache not cleared after a committed change");
+        // Committed, but an older profile could still be served until the
+        // cache is cleared: the call must not report success. A retry is
+        // idempotent and clears again.
+        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
       }
-      m?.invalidations.inc({ result: "failed" });
-      log.warn({ err: (last as Error | undefined)?.message }, "user cache not cleared after a committed change");
-      // Committed, but an older profile could still be served until the
-      // cache is cleared: the call must not report success. A retry is
-      // idempotent and clears again.
-      throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, last);
     },
   };
 }

@@ -18,12 +18,12 @@
 // leases taken before it are gone, and a reader that takes one after it reads
 // the primary after the commit. Every write is conditional on the version, so
 // the entry never goes back either.
-import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { readWithLeases, retried, type LeasedRead } from "../lib/leased-cache.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 
@@ -108,46 +108,27 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
     async read(ids) {
       const out = new Map<bigint, CacheRead>();
       const unique = [...new Set(ids)];
-      if (unique.length === 0) return out;
-      let values: Array<Buffer | null>;
+      let reads: LeasedRead[];
       try {
-        values = await redis.mgetBuffer(...unique.map(entryKey));
+        reads = await readWithLeases(redis, unique.map((id) => ({ entry: entryKey(id), lease: leaseKey(id) })), leaseMs);
       } catch (err) {
         log.debug({ err: (err as Error).message }, "tweet cache read failed; reading the database");
         m?.reads.inc({ result: "error" }, unique.length);
         for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
         return out;
       }
-      const misses: bigint[] = [];
       unique.forEach((id, i) => {
-        const value = values[i];
-        const entry = value === null || value === undefined ? undefined : decodeEntry(value);
-        if (entry !== undefined) {
-          m?.reads.inc({ result: entry.kind === "tweet" ? "hit" : "tombstone" });
-          out.set(id, entry);
-          return;
-        }
-        if (value === null || value === undefined) {
+        const read = reads[i]!;
+        if (read.value === undefined) {
           m?.reads.inc({ result: "miss" });
-          misses.push(id);
+          out.set(id, { kind: "miss", lease: read.lease });
           return;
         }
+        const entry = decodeEntry(read.value);
+        m?.reads.inc({ result: entry === undefined ? "error" : entry.kind === "tweet" ? "hit" : "tombstone" });
         // A value this code did not write: read the database, fill nothing over it.
-        m?.reads.inc({ result: "error" });
-        out.set(id, { kind: "miss", lease: undefined });
+        out.set(id, entry ?? { kind: "miss", lease: undefined });
       });
-      if (misses.length === 0) return out;
-      // A lease set after a publish means a database read after its commit.
-      const tokens = misses.map(() => randomUUID());
-      let replies: Array<[Error | null, unknown]> | null = null;
-      try {
-        const pipeline = redis.pipeline();
-        misses.forEach((id, i) => void pipeline.set(leaseKey(id), tokens[i]!, "PX", leaseMs));
-        replies = await pipeline.exec();
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "tweet cache leases not taken");
-      }
-      misses.forEach((id, i) => out.set(id, { kind: "miss", lease: replies?.[i]?.[0] === null ? tokens[i] : undefined }));
       return out;
     },
 
@@ -162,23 +143,17 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
     },
 
     async publish(id, entry) {
-      let last: unknown;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          await scripts.chirpTweetPublish(entryKey(id), leaseKey(id), String(entry.version), payloadOf(entry), ttlMs);
-          m?.publishes.inc({ result: "ok" });
-          return;
-        } catch (err) {
-          last = err;
-          if (attempt < attempts) await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 1)));
-        }
+      try {
+        await retried(attempts, retryMs, () => scripts.chirpTweetPublish(entryKey(id), leaseKey(id), String(entry.version), payloadOf(entry), ttlMs));
+        m?.publishes.inc({ result: "ok" });
+      } catch (err) {
+        m?.publishes.inc({ result: "failed" });
+        log.warn({ err: (err as Error | undefined)?.message, tweet_version: String(entry.version) }, "tweet cache not updated after a committed change");
+        // The change is committed; until the cache has it, an older copy could
+        // still be served, so the call must not report success. A retry is
+        // idempotent and publishes again.
+        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
       }
-      m?.publishes.inc({ result: "failed" });
-      log.warn({ err: (last as Error | undefined)?.message, tweet_version: String(entry.version) }, "tweet cache not updated after a committed change");
-      // The change is committed; until the cache has it, an older copy could
-      // still be served, so the call must not report success. A retry is
-      // idempotent and publishes again.
-      throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, last);
     },
   };
 }
