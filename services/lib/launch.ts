@@ -104,7 +104,43 @@ export interface Mesh {
  * and the end-to-end tests.
  */
 export async function launchSystem(options: LaunchOptions): Promise<Mesh> {
-  return (options.mode ?? "single") === "single" ? launchSingle(options) : launchMesh(options);
+  const children: ChildProcess[] = [];
+  const run = await entryRunner(options.entries);
+  const stopAll = async (): Promise<void> => {
+    for (const child of [...children].reverse()) await stopChild(child);
+  };
+  try {
+    // The manager first: it publishes the live topology the services' routers follow.
+    let topology: Mesh["topology"];
+    if (options.topologyEnv !== undefined) {
+      const started = await startTopology((entry, opts, extra) => spawnProcess(run(entry), opts, extra), { ...options, topologyEnv: options.topologyEnv });
+      children.push(started.child);
+      topology = started.topology;
+    }
+    const launching: Launching = {
+      options,
+      children,
+      spawnEntry: (entry, extra, args = []) => spawnProcess([...run(entry), ...args], options, extra),
+      keys: options.tokenKeys ?? ephemeralTokenKeys(),
+      topology,
+      stopAll,
+    };
+    return (options.mode ?? "single") === "single" ? await launchSingle(launching) : await launchMesh(launching);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** What both modes start from: the topology manager already running, the token keys, the children to stop. */
+interface Launching {
+  readonly options: LaunchOptions;
+  /** Every process started, in order; stopAll stops them in reverse. */
+  readonly children: ChildProcess[];
+  readonly spawnEntry: (entry: string, extra: Record<string, string>, args?: readonly string[]) => ChildProcess;
+  readonly keys: { readonly privateKey: string; readonly publicKeys: readonly string[] };
+  readonly topology: Mesh["topology"];
+  readonly stopAll: () => Promise<void>;
 }
 
 /** Spawns the topology manager and waits for its first topology. */
@@ -128,201 +164,166 @@ async function startTopology(
  * Every service and the gateway in one process (services/main.ts, `--target
  * all`), on ports picked here so a restart takes the same ones.
  */
-async function launchSingle(options: LaunchOptions): Promise<Mesh> {
-  const children: ChildProcess[] = [];
-  const run = await entryRunner(options.entries);
-  const keys = options.tokenKeys ?? ephemeralTokenKeys();
-  const stopAll = async (): Promise<void> => {
-    for (const child of [...children].reverse()) await stopChild(child);
+async function launchSingle({ options, children, spawnEntry, keys, topology, stopAll }: Launching): Promise<Mesh> {
+  const ephemeral = options.ports === "ephemeral";
+  const [grpcPort, metricsPort, gatewayPort] = ephemeral
+    ? await Promise.all([freePort(), freePort(), freePort()])
+    : [MULTI_SERVICE_PORTS.grpc, MULTI_SERVICE_PORTS.metrics, Number(options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT)];
+  const addressEnv = Object.fromEntries(SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${grpcPort}`]));
+  const start = async (): Promise<{ child: ChildProcess; ready: Ready }> => {
+    const child = spawnEntry("services/main.ts", {
+      ...addressEnv,
+      [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey,
+      CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
+      CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
+      CHIRP_GRPC_PORT: String(grpcPort),
+      CHIRP_METRICS_PORT: String(metricsPort),
+      CHIRP_GATEWAY_PORT: String(gatewayPort),
+    }, ["--target", "all"]);
+    children.push(child);
+    return { child, ready: await waitReady(child, "chirp (all)", options.readyTimeoutMs) };
   };
-  try {
-    let topology: Mesh["topology"];
-    if (options.topologyEnv !== undefined) {
-      const started = await startTopology((entry, opts, extra) => spawnProcess(run(entry), opts, extra), { ...options, topologyEnv: options.topologyEnv });
-      children.push(started.child);
-      topology = started.topology;
+  let current = await start();
+  const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
+  const entry = (): RunningService & { name: ServiceName } => ({
+    name: "user",
+    pid: current.child.pid!,
+    grpcPort: Number(current.ready.grpcPort),
+    metricsPort: Number(current.ready.metricsPort),
+  });
+  const services = {} as Record<ServiceName, RunningService>;
+  const instances = {} as Record<ServiceName, readonly RunningService[]>;
+  const refresh = (): void => {
+    for (const name of SERVICE_NAMES) {
+      services[name] = { ...entry(), name };
+      instances[name] = [services[name]];
     }
-    const ephemeral = options.ports === "ephemeral";
-    const [grpcPort, metricsPort, gatewayPort] = ephemeral
-      ? await Promise.all([freePort(), freePort(), freePort()])
-      : [MULTI_SERVICE_PORTS.grpc, MULTI_SERVICE_PORTS.metrics, Number(options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT)];
-    const addressEnv = Object.fromEntries(SERVICE_NAMES.map((name) => [envName.address(name), `127.0.0.1:${grpcPort}`]));
-    const start = async (): Promise<{ child: ChildProcess; ready: Ready }> => {
-      const child = spawnProcess([...run("services/main.ts"), "--target", "all"], options, {
-        ...addressEnv,
-        [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey,
-        CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
-        CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
-        CHIRP_GRPC_PORT: String(grpcPort),
-        CHIRP_METRICS_PORT: String(metricsPort),
-        CHIRP_GATEWAY_PORT: String(gatewayPort),
-      });
-      children.push(child);
-      return { child, ready: await waitReady(child, "chirp (all)", options.readyTimeoutMs) };
-    };
-    let current = await start();
-    const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
-    const entry = (): RunningService & { name: ServiceName } => ({
-      name: "user",
-      pid: current.child.pid!,
-      grpcPort: Number(current.ready.grpcPort),
-      metricsPort: Number(current.ready.metricsPort),
-    });
-    const services = {} as Record<ServiceName, RunningService>;
-    const instances = {} as Record<ServiceName, readonly RunningService[]>;
-    const refresh = (): void => {
-      for (const name of SERVICE_NAMES) {
-        services[name] = { ...entry(), name };
-        instances[name] = [services[name]];
-      }
-    };
-    refresh();
-    const system: Mesh = {
-      mode: "single",
-      services,
-      instances,
-      gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${gatewayPort}`,
-      get gatewayPid() {
-        return current.child.pid!;
-      },
-      ...(topology === undefined ? {} : { topology }),
-      addressEnv,
-      async killService(_name, _index = 0, signal = "SIGKILL") {
-        const child = current.child;
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, "exit");
-        child.kill(signal);
-        await exited;
-      },
-      async restartService(name) {
-        const old = current.child;
-        await stopChild(old);
-        children.splice(children.indexOf(old), 1);
-        current = await start();
-        refresh();
-        return services[name];
-      },
-      stop: stopAll,
-    };
-    return system;
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
+  };
+  refresh();
+  const system: Mesh = {
+    mode: "single",
+    services,
+    instances,
+    gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${gatewayPort}`,
+    get gatewayPid() {
+      return current.child.pid!;
+    },
+    ...(topology === undefined ? {} : { topology }),
+    addressEnv,
+    async killService(_name, _index = 0, signal = "SIGKILL") {
+      const child = current.child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await exited;
+    },
+    async restartService(name) {
+      const old = current.child;
+      await stopChild(old);
+      children.splice(children.indexOf(old), 1);
+      current = await start();
+      refresh();
+      return services[name];
+    },
+    stop: stopAll,
+  };
+  return system;
 }
 
 /**
  * Starts every service as its own process, waits until each reports ready over
  * IPC (so ephemeral ports are known), then starts the gateway pointed at them.
  */
-async function launchMesh(options: LaunchOptions): Promise<Mesh> {
-  const children: ChildProcess[] = [];
-  const run = await entryRunner(options.entries);
-  const spawnEntry = (entry: string, opts: LaunchOptions, extra: Record<string, string>): ChildProcess => spawnProcess(run(entry), opts, extra);
-  const keys = options.tokenKeys ?? ephemeralTokenKeys();
-  const stopAll = async (): Promise<void> => {
-    for (const child of [...children].reverse()) await stopChild(child);
-  };
-  try {
-    // The manager first: it publishes the live topology the services' routers follow.
-    let topology: Mesh["topology"];
-    if (options.topologyEnv !== undefined) {
-      const started = await startTopology(spawnEntry, { ...options, topologyEnv: options.topologyEnv });
-      children.push(started.child);
-      topology = started.topology;
-    }
-    // Services call each other, so every one of them must know every address
-    // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
-    const counts = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instanceCount(options.instances?.[name])])) as Record<ServiceName, number>;
-    const grpcPorts = Object.fromEntries(
-      await Promise.all(
-        SERVICE_NAMES.map(
-          async (name) =>
-            [
-              name,
-              await Promise.all(
-                Array.from({ length: counts[name] }, (_, i) => (options.ports === "default" && i === 0 ? DEFAULT_PORTS[name].grpc : freePort())),
-              ),
-            ] as const,
-        ),
+async function launchMesh({ options, children, spawnEntry, keys, topology, stopAll }: Launching): Promise<Mesh> {
+  // Services call each other, so every one of them must know every address
+  // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
+  const counts = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instanceCount(options.instances?.[name])])) as Record<ServiceName, number>;
+  const grpcPorts = Object.fromEntries(
+    await Promise.all(
+      SERVICE_NAMES.map(
+        async (name) =>
+          [
+            name,
+            await Promise.all(
+              Array.from({ length: counts[name] }, (_, i) => (options.ports === "default" && i === 0 ? DEFAULT_PORTS[name].grpc : freePort())),
+            ),
+          ] as const,
       ),
-    ) as Record<ServiceName, number[]>;
-    const addressEnv = Object.fromEntries(
-      SERVICE_NAMES.map((name) => [envName.address(name), grpcPorts[name].map((port) => `127.0.0.1:${port}`).join(",")]),
-    );
-    const startInstance = async (name: ServiceName, index: number): Promise<{ child: ChildProcess; running: RunningService }> => {
-      const child = spawnEntry(`services/${name}/main.ts`, options, {
-        ...addressEnv,
-        ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
-        [envName.grpcPort(name)]: String(grpcPorts[name][index]),
-        [envName.metricsPort(name)]: String(options.ports === "default" && index === 0 ? DEFAULT_PORTS[name].metrics : 0),
-      });
-      children.push(child);
-      const ready = await waitReady(child, counts[name] > 1 ? `${name}[${index}]` : name, options.readyTimeoutMs);
-      return { child, running: { name, pid: child.pid!, grpcPort: Number(ready.grpcPort), metricsPort: Number(ready.metricsPort) } };
-    };
-    const started = await Promise.all(
-      SERVICE_NAMES.flatMap((name) => grpcPorts[name].map(async (_, index) => ({ name, index, ...(await startInstance(name, index)) }))),
-    );
-    const instances = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as RunningService[]])) as Record<ServiceName, RunningService[]>;
-    const processes = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as ChildProcess[]])) as Record<ServiceName, ChildProcess[]>;
-    for (const s of started) {
-      instances[s.name][s.index] = s.running;
-      processes[s.name][s.index] = s.child;
-    }
-    const services = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instances[name][0]!])) as Record<ServiceName, RunningService>;
-    const instanceOf = (name: ServiceName, index: number): ChildProcess => {
-      const child = processes[name][index];
-      if (child === undefined) throw new Error(`no instance ${index} of ${name} (${counts[name]} started)`);
-      return child;
-    };
-    const gateway = spawnEntry("gateway/main.ts", options, {
+    ),
+  ) as Record<ServiceName, number[]>;
+  const addressEnv = Object.fromEntries(
+    SERVICE_NAMES.map((name) => [envName.address(name), grpcPorts[name].map((port) => `127.0.0.1:${port}`).join(",")]),
+  );
+  const startInstance = async (name: ServiceName, index: number): Promise<{ child: ChildProcess; running: RunningService }> => {
+    const child = spawnEntry(`services/${name}/main.ts`, {
       ...addressEnv,
-      CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
-      // The gateway keeps its rate limits in the same Redis (REDIS_URL). On
-      // one machine, loopback is the operator's own tools (`chirp seed` loads
-      // ~38,000 follows; the load tests), so it is exempt unless the
-      // environment says otherwise ("" exempts nothing).
-      CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
-      CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
+      ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
+      [envName.grpcPort(name)]: String(grpcPorts[name][index]),
+      [envName.metricsPort(name)]: String(options.ports === "default" && index === 0 ? DEFAULT_PORTS[name].metrics : 0),
     });
-    children.push(gateway);
-    const ready = await waitReady(gateway, "gateway", options.readyTimeoutMs);
-    const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
-    return {
-      mode: "mesh",
-      services,
-      gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
-      gatewayPid: gateway.pid!,
-      ...(topology === undefined ? {} : { topology }),
-      instances,
-      addressEnv,
-      async killService(name, index = 0, signal = "SIGKILL") {
-        const child = instanceOf(name, index);
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, "exit");
-        child.kill(signal);
-        await exited;
-      },
-      async restartService(name, index = 0) {
-        const old = instanceOf(name, index);
-        await stopChild(old);
-        const { child, running } = await startInstance(name, index);
-        // In the old one's place, so stop() still stops the gateway before the services.
-        children.splice(children.indexOf(child), 1);
-        children.splice(children.indexOf(old), 1, child);
-        processes[name][index] = child;
-        instances[name][index] = running;
-        if (index === 0) services[name] = running;
-        return running;
-      },
-      stop: stopAll,
-    };
-  } catch (err) {
-    await stopAll();
-    throw err;
+    children.push(child);
+    const ready = await waitReady(child, counts[name] > 1 ? `${name}[${index}]` : name, options.readyTimeoutMs);
+    return { child, running: { name, pid: child.pid!, grpcPort: Number(ready.grpcPort), metricsPort: Number(ready.metricsPort) } };
+  };
+  const started = await Promise.all(
+    SERVICE_NAMES.flatMap((name) => grpcPorts[name].map(async (_, index) => ({ name, index, ...(await startInstance(name, index)) }))),
+  );
+  const instances = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as RunningService[]])) as Record<ServiceName, RunningService[]>;
+  const processes = Object.fromEntries(SERVICE_NAMES.map((name) => [name, [] as ChildProcess[]])) as Record<ServiceName, ChildProcess[]>;
+  for (const s of started) {
+    instances[s.name][s.index] = s.running;
+    processes[s.name][s.index] = s.child;
   }
+  const services = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instances[name][0]!])) as Record<ServiceName, RunningService>;
+  const instanceOf = (name: ServiceName, index: number): ChildProcess => {
+    const child = processes[name][index];
+    if (child === undefined) throw new Error(`no instance ${index} of ${name} (${counts[name]} started)`);
+    return child;
+  };
+  const gateway = spawnEntry("gateway/main.ts", {
+    ...addressEnv,
+    CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
+    // The gateway keeps its rate limits in the same Redis (REDIS_URL). On
+    // one machine, loopback is the operator's own tools (`chirp seed` loads
+    // ~38,000 follows; the load tests), so it is exempt unless the
+    // environment says otherwise ("" exempts nothing).
+    CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
+    CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
+  });
+  children.push(gateway);
+  const ready = await waitReady(gateway, "gateway", options.readyTimeoutMs);
+  const host = options.env.CHIRP_GATEWAY_HOST ?? "127.0.0.1";
+  return {
+    mode: "mesh",
+    services,
+    gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
+    gatewayPid: gateway.pid!,
+    ...(topology === undefined ? {} : { topology }),
+    instances,
+    addressEnv,
+    async killService(name, index = 0, signal = "SIGKILL") {
+      const child = instanceOf(name, index);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await exited;
+    },
+    async restartService(name, index = 0) {
+      const old = instanceOf(name, index);
+      await stopChild(old);
+      const { child, running } = await startInstance(name, index);
+      // In the old one's place, so stop() still stops the gateway before the services.
+      children.splice(children.indexOf(child), 1);
+      children.splice(children.indexOf(old), 1, child);
+      processes[name][index] = child;
+      instances[name][index] = running;
+      if (index === 0) services[name] = running;
+      return running;
+    },
+    stop: stopAll,
+  };
 }
+
 
 const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
 
