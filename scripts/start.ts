@@ -16,10 +16,16 @@ import { loadShardConfig } from "../services/lib/shard-config.js";
 const say = (line: string): void => console.error(`[chirp] ${line}`);
 
 const { values: args } = parseArgs({
-  options: { mesh: { type: "boolean", default: false } },
+  options: { mesh: { type: "boolean", default: false }, processes: { type: "string", default: "1" } },
   strict: true,
 });
 const mode = args.mesh ? "mesh" : "single";
+// Several single processes behind the same ports (services/lib/workers.ts).
+const processes = Number(args.processes);
+if (!Number.isInteger(processes) || processes < 1 || processes > 64) {
+  say(`--processes: a whole number from 1 to 64, got ${JSON.stringify(args.processes)}`);
+  process.exit(1);
+}
 
 let infra: RunningInfra | undefined;
 let mesh: Mesh | undefined;
@@ -76,6 +82,7 @@ try {
   say(mode === "mesh" ? "starting the topology manager, then the mesh: a process per service and the gateway..." : "starting the topology manager, then every service and the gateway in one process...");
   mesh = await launchSystem({
     mode,
+    processes,
     env: { ...process.env, ...serviceInfraEnv(infra) },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "default",

@@ -43,7 +43,7 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(opts: { say: (line: string) => void; profileDir?: string; mode: SystemMode }): Promise<BenchCluster> {
+export async function startBenchCluster(opts: { say: (line: string) => void; profileDir?: string; mode: SystemMode; processes?: number }): Promise<BenchCluster> {
   let infra: RunningInfra | undefined;
   let mesh: Mesh | undefined;
   let router: ShardRouter | undefined;
@@ -70,6 +70,7 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
     const launch = (mode: SystemMode): Promise<Mesh> =>
       launchSystem({
         mode,
+        ...(opts.processes === undefined ? {} : { processes: opts.processes }),
         env: {
           ...env,
           LOG_LEVEL: "warn",
@@ -93,7 +94,7 @@ export async function startBenchCluster(opts: { say: (line: string) => void; pro
       const m = mesh!;
       return {
         ...(m.mode === "single"
-          ? { chirp: m.gatewayPid }
+          ? { chirp: m.gatewayPid, ...Object.fromEntries((m.workerPids ?? []).map((pid, i) => [`chirp-${i + 1}`, pid])) }
           : { gateway: m.gatewayPid, ...Object.fromEntries(Object.entries(m.services).map(([name, s]) => [name, s.pid])) }),
         ...(m.topology === undefined ? {} : { topology: m.topology.pid }),
       };

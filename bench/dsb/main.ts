@@ -55,6 +55,7 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --rate N           open loop: arrivals per second (default: half the closed-loop throughput)
   --rates a,b,c      more open-loop rates, for the latency/throughput plot
   --modes a,b        which deployments, in order: single (one process), mesh (single,mesh)
+  --processes N      single: N processes of it behind the same ports (1)
   --work N           requests of each type sent one at a time to count SQL statements and Redis commands per request (200; 0: skip)
   --no-floor         skip the floor
   --no-closed        skip the closed-loop runs
@@ -76,6 +77,7 @@ const { values: args } = parseArgs({
     rate: { type: "string" },
     rates: { type: "string", default: "" },
     modes: { type: "string", default: "single,mesh" },
+    processes: { type: "string", default: "1" },
     work: { type: "string", default: "200" },
     "no-floor": { type: "boolean", default: false },
     "no-closed": { type: "boolean", default: false },
@@ -258,7 +260,7 @@ async function bench(): Promise<void> {
   const profileDir = args.profile ? mkdtempSync(join(tmpdir(), "chirp-bench-prof-")) : undefined;
   const loadAtStart = loadAverage();
   say(`starting a private cluster and the ${MODES[0]} system (load average ${loadAtStart.join(", ")})${profileDir ? `; CPU profiles in ${profileDir}` : ""}`);
-  cluster = await startBenchCluster({ say, mode: MODES[0]!, ...(profileDir === undefined ? {} : { profileDir }) });
+  cluster = await startBenchCluster({ say, mode: MODES[0]!, processes: Number(args.processes), ...(profileDir === undefined ? {} : { profileDir }) });
   const c = cluster;
   say(`system up`);
   const versions = await serverVersions(c.router, c.redis);

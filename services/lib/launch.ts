@@ -21,6 +21,8 @@ export interface LaunchOptions {
    * (`--target all`); "mesh": each service its own process, and the gateway.
    */
   readonly mode?: "single" | "mesh";
+  /** Single mode: processes of `--target all` behind the same ports (`--processes`, default 1). */
+  readonly processes?: number;
   /** Environment for every process: infra URLs, LOG_LEVEL, ... (merged over process.env). */
   readonly env: Env;
   /** "default": the documented ports (50051..., 8080); "ephemeral": any free port (tests). */
@@ -73,6 +75,8 @@ export interface RunningService {
  */
 export interface Mesh {
   readonly mode: "single" | "mesh";
+  /** Single mode with several processes: the workers' pids (the primary's is gatewayPid). */
+  readonly workerPids?: readonly number[];
   /** The first instance of each service. */
   readonly services: Readonly<Record<ServiceName, RunningService>>;
   /** Every instance of each service, in the order of CHIRP_<SERVICE>_ADDR; current pids after a restart. */
@@ -179,7 +183,7 @@ async function launchSingle({ options, children, spawnEntry, keys, topology, sto
       CHIRP_GRPC_PORT: String(grpcPort),
       CHIRP_METRICS_PORT: String(metricsPort),
       CHIRP_GATEWAY_PORT: String(gatewayPort),
-    }, ["--target", "all"]);
+    }, ["--target", "all", ...(options.processes !== undefined && options.processes > 1 ? ["--processes", String(options.processes)] : [])]);
     children.push(child);
     return { child, ready: await waitReady(child, "chirp (all)", options.readyTimeoutMs) };
   };
@@ -202,6 +206,10 @@ async function launchSingle({ options, children, spawnEntry, keys, topology, sto
   refresh();
   const system: Mesh = {
     mode: "single",
+    get workerPids() {
+      const pids = current.ready.pids;
+      return Array.isArray(pids) ? (pids as number[]) : undefined;
+    },
     services,
     instances,
     gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${gatewayPort}`,

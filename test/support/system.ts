@@ -44,6 +44,8 @@ export interface SystemOptions {
    * the mesh itself, or kill one service).
    */
   readonly mode?: LaunchOptions["mode"];
+  /** Single mode: processes behind the same ports (`--processes`). */
+  readonly processes?: number;
   /** Environment of every mesh process, over the infra URLs (LOG_LEVEL defaults to warn). */
   readonly env?: Env;
   /** Environment of the topology manager only, over its infra URLs. */
@@ -95,6 +97,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     if (options.mesh ?? true) {
       mesh = await launchSystem({
         mode: options.mode ?? "single",
+        ...(options.processes === undefined ? {} : { processes: options.processes }),
         env: { ...env, LOG_LEVEL: "warn", ...options.env },
         topologyEnv: {
           ...topologyInfraEnv(infra.infra, infra.infra.shardConfig),
