@@ -37,7 +37,12 @@ import { prepare, type Prepared } from "./prepare.js";
 import { findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
 import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
 import { exitWithUsageIfAsked } from "../usage.js";
-import { DSB_MIX, OP_KINDS, createOpPicker, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { createProgress, mapConcurrent } from "../../scripts/cli/progress.js";
+import { SEED_PASSWORD } from "../../scripts/cli/seed.js";
+import { DSB_MIX, OP_KINDS, createOpPicker, handleOf, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
 import { measureWork, workTable, type WorkPerRequest } from "./work.js";
 
 exitWithUsageIfAsked(`
@@ -62,6 +67,9 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --profile          V8 CPU profiles of every mesh process over the closed-loop window
   --binary           Connect binary instead of JSON
   --timeout-ms N     per-request deadline (10000)
+  --target-url URL   drive an already running gateway instead (your deployment, seeded with
+                     \`npx chirp seed\`): log in as the seeded accounts, run the mix closed
+                     and open loop, print latencies (no per-process CPU or server counters)
   --out FILE         where the JSON goes
   --sweep            Reed98 and a synthetic power-law set, Chirp only (dsb-sweep.json)
   --users N          sweep: users of the synthetic set (10240)
@@ -89,6 +97,7 @@ const { values: args } = parseArgs({
     "timeout-ms": { type: "string", default: "10000" },
     binary: { type: "boolean", default: false },
     out: { type: "string" },
+    "target-url": { type: "string" },
   },
 });
 
@@ -153,18 +162,19 @@ function toggleProfilers(c: BenchCluster): void {
   }
 }
 
-async function measure(c: BenchCluster, d: Dataset, readers: readonly number[], target: Target, spec: RunSpec, seed: number, profile = false): Promise<Measured> {
-  const pids = { ...c.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
+/** `c` undefined: a deployment this run did not start (--target-url); only the load generator's CPU is known. */
+async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonly number[], target: Target, spec: RunSpec, seed: number, profile = false): Promise<Measured> {
+  const pids = { ...c?.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
   let before: Record<string, number> = {};
   let after: Record<string, number> = {};
   const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers), spec, {
     onWindowStart: () => {
       before = cpuSnapshot(pids);
-      if (profile) toggleProfilers(c);
+      if (profile && c !== undefined) toggleProfilers(c);
     },
     onWindowEnd: () => {
       after = cpuSnapshot(pids);
-      if (profile) toggleProfilers(c);
+      if (profile && c !== undefined) toggleProfilers(c);
     },
   });
   const recorded = result.achievedPerSecond * result.seconds;
@@ -351,6 +361,56 @@ async function bench(): Promise<void> {
   });
 }
 
+/**
+ * --target-url: the mix against a gateway this run did not start, seeded
+ * with `npx chirp seed` (Reed98's accounts and follows; tweets come from the
+ * mix's composes). Logs in as every seeded account first.
+ */
+async function benchTargetUrl(url: string): Promise<void> {
+  const d = reed98();
+  const users = createClient(UserService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
+  const tokens: string[] = new Array<string>(d.users);
+  const ids: bigint[] = new Array<bigint>(d.users);
+  say(`driving ${url}: logging in as ${handleOf(d, 0)} .. ${handleOf(d, d.users - 1)} (seeded by \`npx chirp seed\`)`);
+  const progress = createProgress("log-ins", d.users);
+  await mapConcurrent(
+    Array.from({ length: d.users }, (_, n) => n),
+    8,
+    async (n) => {
+      let res;
+      try {
+        res = await users.logIn({ handle: handleOf(d, n), password: SEED_PASSWORD });
+      } catch (err) {
+        throw new Error(`log-in as ${handleOf(d, n)} failed (${(err as Error).message}): seed the deployment first with \`npx chirp seed\``);
+      }
+      tokens[n] = res.token;
+      ids[n] = res.user!.id;
+      progress.tick();
+    },
+  );
+  progress.done();
+  const chirp = createChirpTarget({ gatewayUrl: url, tokenOf: (n) => tokens[n]!, userIdOf: (n) => ids[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
+  targets.push(chirp);
+  const everyone = Array.from({ length: d.users }, (_, n) => n);
+  const runs: Measured[] = [];
+  const base = { seconds: SECONDS, warmupSeconds: WARMUP };
+  if (!args["no-closed"]) runs.push(await measure(undefined, d, everyone, chirp, { ...base, label: `target closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY }, 11));
+  const rate = args.rate !== undefined ? Number(args.rate) : Math.max(10, Math.round((runs[0]?.achievedPerSecond ?? 100) / 2 / 10) * 10);
+  runs.push(await measure(undefined, d, everyone, chirp, { ...base, label: `target open ${rate}/s`, mode: "open", rate }, 12));
+  for (const [i, r] of (args.rates ?? "").split(",").filter((x) => x !== "").map(Number).entries()) {
+    if (r !== rate) runs.push(await measure(undefined, d, everyone, chirp, { ...base, label: `target open ${r}/s`, mode: "open", rate: r }, 13 + i));
+  }
+  console.log(`\nDeathStarBench social-network mix against ${url}\n\n${table(runs)}\n`);
+  write(args.out ?? join(RESULTS, "dsb-target.json"), {
+    benchmark: "dsb-social-network-target",
+    date: new Date().toISOString(),
+    target: url,
+    machine: { ...machine(), loadAverageAtEnd: loadAverage() },
+    settings: { mix: DSB_MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
+    runs,
+  });
+}
+
 async function sweep(): Promise<void> {
   const sets = [reed98(), synthetic(Number(args.users))];
   const rate = Number(args["sweep-rate"]);
@@ -385,7 +445,7 @@ async function sweep(): Promise<void> {
 }
 
 try {
-  await (args.sweep ? sweep() : bench());
+  await (args["target-url"] !== undefined ? benchTargetUrl(args["target-url"]) : args.sweep ? sweep() : bench());
 } catch (err) {
   say(`failed: ${(err as Error).stack ?? String(err)}`);
   process.exitCode = 1;
