@@ -161,19 +161,8 @@ export function loadUserCacheConfig(env: Env): UserCacheConfig {
   return config;
 }
 
-const byRegistry = new WeakMap<object, ReturnType<typeof makeMetrics>>();
-
-function userCacheMetrics(metrics: Metrics): ReturnType<typeof makeMetrics> {
-  // One set per registry: several services of one process share it.
-  let m = byRegistry.get(metrics.registry);
-  if (m === undefined) {
-    m = makeMetrics(metrics);
-    byRegistry.set(metrics.registry, m);
-  }
-  return m;
-}
-
-function makeMetrics(metrics: Metrics) {
+// One cache per process (the shared context makes it), so one set of counters per registry.
+function userCacheMetrics(metrics: Metrics) {
   const registers = [metrics.registry];
   return {
     reads: new Counter({

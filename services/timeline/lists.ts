@@ -342,8 +342,8 @@ export function isBuiltSentinel(head: string | undefined): boolean {
 export function parsePage(reply: readonly string[], before: bigint | undefined, limit: number): ListPage {
   const [sentinel, lowest, ...members] = reply;
   if (sentinel === undefined) return { state: "missing" };
+  if (!isBuiltSentinel(sentinel)) return { state: "building" };
   const exact = sentinel.startsWith("g");
-  if (!exact && !sentinel.startsWith("f")) return { state: "building" };
   // "g": the sentinel's floor is exact; "f" (written before trims raised it): not below the lowest entry.
   let floor = exact ? BigInt(sentinel.slice(1)) : maxId(BigInt(sentinel.slice(1)), parseMember(lowest ?? "")?.id ?? 0n);
   const all = members.flatMap((m) => {

@@ -2,32 +2,25 @@
 // (its floor) after the scripts that trim it, remove from it and merge into
 // it. A page may skip MySQL only when the list really holds everything down
 // to its floor.
-import { rm } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { newTestDataDir } from "../../services/lib/cluster/index.js";
-import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
 import { entryMember, padId, type Entry } from "../../services/timeline/entries.js";
 import { KEYS, createTimelineLists, type ListPage, type TimelineLists } from "../../services/timeline/lists.js";
+import { startTestRedis, type TestRedis } from "../support/redis.js";
 
-let dir: string;
-let server: RunningRedis;
+let server: TestRedis;
 let redis: Redis;
 let lists: TimelineLists;
 let nextUser = 500n;
 
 beforeAll(async () => {
-  dir = newTestDataDir();
-  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
-  redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  server = await startTestRedis();
+  redis = server.redis;
   lists = createTimelineLists(redis);
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  await server?.proc.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 const A = 11n;

@@ -4,37 +4,29 @@
 // lease and writes only over an older version; a fill needs its lease and an
 // older (or no) entry. So once a publish has run, no older copy can land,
 // even when the entry is evicted in between.
-import { rm } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { newTestDataDir } from "../../services/lib/cluster/index.js";
-import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
 import { createTweetCache, type CacheRead, type CachedTweet, type TweetCache } from "../../services/tweet/cache.js";
+import { startTestRedis, type TestRedis } from "../support/redis.js";
 
 const log = pino({ level: "silent" });
-let dir: string;
-let server: RunningRedis;
+let server: TestRedis;
 let redis: Redis;
 let cache: TweetCache;
 let nextId = 1000n;
 
 beforeAll(async () => {
-  dir = newTestDataDir();
-  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
-  redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
-  await new Promise<void>((resolve) => redis.once("ready", () => resolve()));
+  server = await startTestRedis();
+  redis = server.redis;
   cache = createTweetCache({ redis, ttlMs: 60_000, leaseMs: 5000, log, publishAttempts: 2, publishRetryMs: 10 });
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  await server?.proc.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 const tweet = (id: bigint, version: bigint, likeCount: number): CachedTweet => ({
@@ -126,7 +118,7 @@ describe("the tweet cache", () => {
 
   it("with Redis gone, reads are misses without a lease and a publish fails with Unavailable", async () => {
     const id = ++nextId;
-    await server.proc.stop();
+    await server.stopServer();
     await new Promise((r) => setTimeout(r, 100));
     expect(await readOne(id)).toEqual({ kind: "miss", lease: undefined });
     const err = await cache.publish(id, tweet(id, 1n, 0)).catch((e: unknown) => e);

@@ -2,37 +2,30 @@
 // reader takes a lease before it reads the primary; an invalidation after a
 // committed change deletes the entry and every lease; a fill needs its lease.
 // So once an invalidation has run, no row read before the change can land.
-import { rm } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserSchema, type User } from "../../gen/chirp/user/v1/user_pb.js";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { freePort, newTestDataDir } from "../../services/lib/cluster/index.js";
-import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
+import { freePort } from "../../services/lib/cluster/index.js";
 import { createUserCache, type UserCache, type UserCacheRead } from "../../services/lib/user-cache.js";
+import { startTestRedis, type TestRedis } from "../support/redis.js";
 
 const log = pino({ level: "silent" });
-let dir: string;
-let server: RunningRedis;
+let server: TestRedis;
 let redis: Redis;
 let cache: UserCache;
 let nextId = 2000n;
 
 beforeAll(async () => {
-  dir = newTestDataDir();
-  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
-  redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
-  await new Promise<void>((resolve) => redis.once("ready", () => resolve()));
+  server = await startTestRedis();
+  redis = server.redis;
   cache = createUserCache({ redis, ttlMs: 60_000, leaseMs: 5000, log, attempts: 2, retryMs: 10 });
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  await server?.proc.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 const profile = (id: bigint, followers: number): User => create(UserSchema, { id, handle: `u${id}`, followerCount: followers });

@@ -20,9 +20,6 @@ const DESCRIPTORS = {
   media: MediaService,
 } as const;
 
-/** The descriptor of each service, by its name in the mesh. */
-export const SERVICE_DESCRIPTORS = DESCRIPTORS;
-
 export type MeshClients = { readonly [S in ServiceName]: Client<(typeof DESCRIPTORS)[S]> } & { close(): void };
 
 /**
