@@ -15,7 +15,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { TIMELINE_DEFAULTS } from "../services/timeline/config.js";
-import { KEYS, createTimelineLists } from "../services/timeline/lists.js";
+import { createTimelineLists } from "../services/timeline/lists.js";
 
 const redisUrl = process.env.REDIS_URL;
 if (redisUrl === undefined) throw new Error("REDIS_URL is required");
@@ -31,11 +31,9 @@ const server = createServer((req, res) => {
   (async () => {
     const read = await lists.readHome(user, undefined, n + 5, ttlMs);
     if (read.page.state !== "built") throw new Error("list not built");
-    const hot = read.hotFollowed.filter((h) => h !== user);
-    const authors = [...new Set(read.page.entries.map((e) => e.authorId).filter((a) => a !== user))];
-    const [followed, recent] = await Promise.all([lists.followedAmong(user, authors), lists.readPages(hot.map(KEYS.recent), undefined, n + 5)]);
+    const followed = read.following?.followed;
     const ids = read.page.entries.filter((e) => e.authorId === user || followed === undefined || followed.has(e.authorId)).slice(0, n);
-    return { ids: ids.map((e) => String(e.id)), hot: recent.length };
+    return { ids: ids.map((e) => String(e.id)), hot: read.following?.hot.length ?? 0 };
   })().then(
     (body) => {
       res.writeHead(200, { "content-type": "application/json" });

@@ -29,12 +29,11 @@ import {
   type HandlerContext,
 } from "@connectrpc/connect";
 import {
-  compressionBrotli,
-  compressionGzip,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
   type ConnectNodeAdapterOptions,
 } from "@connectrpc/connect-node";
+import { fastBrotli, fastGzip } from "./compression.js";
 import { encodeEnvelope, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -66,7 +65,7 @@ const COMPRESSED_FLAG = 0x01;
  * (see the top of this file). Takes the same options.
  */
 export function rpcAdapter(options: ConnectNodeAdapterOptions): (req: Request, res: Response) => void {
-  const router = createConnectRouter({ ...options, acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli] });
+  const router = createConnectRouter({ ...options, acceptCompression: options.acceptCompression ?? [fastGzip, fastBrotli] });
   options.routes(markingStart(router));
   const prefix = options.requestPathPrefix ?? "";
   const paths = new Map(router.handlers.map((h) => [prefix + h.requestPath, h]));

@@ -25,6 +25,7 @@
  * slows the mesh a little: a profiled run's figures are marked as such.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -66,6 +67,8 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --no-closed        skip the closed-loop runs
   --profile          V8 CPU profiles of every mesh process over the closed-loop window
   --binary           Connect binary instead of JSON
+  --mix K=F,...      another mix of request types (home, user, compose), e.g. home=1 to profile
+                     home reads alone (default: the DSB mix, home=0.6,user=0.3,compose=0.1)
   --timeout-ms N     per-request deadline (10000)
   --target-url URL   drive an already running gateway instead (your deployment, seeded with
                      \`npx chirp seed\`): log in as the seeded accounts, run the mix closed
@@ -96,6 +99,7 @@ const { values: args } = parseArgs({
     "sweep-rate": { type: "string", default: "60" },
     "timeout-ms": { type: "string", default: "10000" },
     binary: { type: "boolean", default: false },
+    mix: { type: "string" },
     out: { type: "string" },
     "target-url": { type: "string" },
   },
@@ -103,6 +107,7 @@ const { values: args } = parseArgs({
 
 const MODES = args.modes.split(",").map((m) => m.trim()) as SystemMode[];
 for (const m of MODES) if (m !== "single" && m !== "mesh") throw new Error(`--modes: unknown mode ${m} (single, mesh)`);
+const MIX = args.mix === undefined ? DSB_MIX : parseMix(args.mix);
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
@@ -135,7 +140,26 @@ interface Measured extends RunResult {
   readonly processes: Record<string, { cpuMsPerRequest: number; percentOfCore: number }>;
 }
 
+/** The floor's own table on every shard database (the services' MySQL user may not create tables; the admin may). */
+async function createFloorTables(c: BenchCluster): Promise<void> {
+  for (const rs of c.infra.mysql.replicaSets) {
+    const conn = await createConnection({ host: rs.primary.host, port: rs.primary.port, user: c.infra.mysql.adminUser.user, password: c.infra.mysql.adminUser.password });
+    try {
+      const [dbs] = await conn.query<RowDataPacket[]>("SHOW DATABASES LIKE 'chirp%'");
+      for (const row of dbs) {
+        const db = String(Object.values(row)[0]);
+        await conn.query(
+          `CREATE TABLE IF NOT EXISTS \`${db}\`.floor_tweets (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, author_id BIGINT UNSIGNED NOT NULL, text VARCHAR(2800) NOT NULL) ENGINE=InnoDB`,
+        );
+      }
+    } finally {
+      await conn.end();
+    }
+  }
+}
+
 async function startFloor(c: BenchCluster, p: Prepared): Promise<Target> {
+  await createFloorTables(c);
   floorProc = fork(fileURLToPath(new URL("./floor-server.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx"],
     env: { ...process.env, ...c.env },
@@ -167,7 +191,7 @@ async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonl
   const pids = { ...c?.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
   let before: Record<string, number> = {};
   let after: Record<string, number> = {};
-  const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers), spec, {
+  const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers, MIX), spec, {
     onWindowStart: () => {
       before = cpuSnapshot(pids);
       if (profile && c !== undefined) toggleProfilers(c);
@@ -184,6 +208,20 @@ async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonl
     `${spec.label}: ${result.achievedPerSecond}/s, p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, errors ${JSON.stringify(result.all.errors)}; load generator ${result.loadgen.cpuPercent} % CPU, event loop ${result.loadgen.eventLoopUtilization}`,
   );
   return { ...result, processes };
+}
+
+/** "home=1" or "home=0.5,user=0.5": the request types' shares (missing ones 0), normalised to sum to 1. */
+function parseMix(spec: string): Record<OpKind, number> {
+  const mix: Record<OpKind, number> = { home: 0, user: 0, compose: 0 };
+  for (const part of spec.split(",")) {
+    const [kind, share] = part.split("=");
+    if (!OP_KINDS.includes(kind as OpKind) || !(Number(share) >= 0)) throw new Error(`--mix: "${part}" is not <${OP_KINDS.join("|")}>=<share>`);
+    mix[kind as OpKind] = Number(share);
+  }
+  const sum = OP_KINDS.reduce((a, k) => a + mix[k], 0);
+  if (sum <= 0) throw new Error("--mix: the shares add up to 0");
+  for (const k of OP_KINDS) mix[k] /= sum;
+  return mix;
 }
 
 const fmt = (x: number): string => (Number.isNaN(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
@@ -278,9 +316,11 @@ async function bench(): Promise<void> {
   const floor = args["no-floor"] ? undefined : await startFloor(c, p);
   const runs: Measured[] = [];
   const rates: Record<string, number> = {};
-  const work: Record<string, Record<OpKind, WorkPerRequest>> = {};
+  const work: Record<string, Partial<Record<OpKind, WorkPerRequest>>> = {};
+  // Only the types the mix sends (the picker gives no other).
+  const workKinds = OP_KINDS.filter((k) => MIX[k] > 0);
   const workCount = Number(args.work);
-  const picker = (seed: number) => createOpPicker(d, seed, p.readers.length === d.users ? undefined : p.readers);
+  const picker = (seed: number) => createOpPicker(d, seed, p.readers.length === d.users ? undefined : p.readers, MIX);
   let meshPids: Record<string, number> = {};
   const floorDone = new Set<string>();
   for (const [m, mode] of MODES.entries()) {
@@ -307,11 +347,13 @@ async function bench(): Promise<void> {
     for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
     if (workCount > 0) {
       say(`${mode}: counting SQL statements and Redis commands per request (${workCount} of each type, one at a time)`);
-      work[mode] = await measureWork(c, chirp, picker(21), workCount);
+      // The system's own processes; not the topology manager (an operator's tool, idle between failovers).
+      const own = Object.entries(c.meshPids()).filter(([name]) => name !== "topology");
+      work[mode] = await measureWork(c, chirp, picker(21), workCount, own.map(([, pid]) => pid), workKinds);
     }
     meshPids = { ...meshPids, ...Object.fromEntries(Object.entries(c.meshPids()).map(([k, v]) => [`${mode}:${k}`, v])) };
   }
-  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount);
+  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount, floorProc?.pid === undefined ? [] : [floorProc.pid], workKinds);
   const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
   const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
   const loadAtEnd = loadAverage();
@@ -327,7 +369,7 @@ async function bench(): Promise<void> {
   }
 
   const rs = ratios(runs);
-  console.log(`\nDeathStarBench social-network mix (${Object.entries(DSB_MIX).map(([k, v]) => `${k} ${v * 100} %`).join(", ")}) on ${d.description}`);
+  console.log(`\nDeathStarBench social-network mix (${Object.entries(MIX).map(([k, v]) => `${k} ${v * 100} %`).join(", ")}) on ${d.description}`);
   console.log(`${SECONDS} s measured after ${WARMUP} s warm-up per run; load average ${loadAtStart.join("/")} at start, ${loadAtEnd.join("/")} at end\n`);
   console.log(table(runs));
   if (rs.length > 0) console.log(`\nChirp as a multiple of the floor (throughput: Chirp ÷ floor; latency: Chirp ÷ floor)\n\n${ratioTable(rs)}`);
@@ -341,7 +383,7 @@ async function bench(): Promise<void> {
     machine: { ...machine(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd, shared: "other agents' tests and builds ran on the same 2 cores" },
     versions: { packages: packageVersions(), servers: versions },
     settings: {
-      mix: DSB_MIX,
+      mix: MIX,
       seconds: SECONDS,
       warmupSeconds: WARMUP,
       concurrency: CONCURRENCY,
@@ -406,7 +448,7 @@ async function benchTargetUrl(url: string): Promise<void> {
     date: new Date().toISOString(),
     target: url,
     machine: { ...machine(), loadAverageAtEnd: loadAverage() },
-    settings: { mix: DSB_MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
+    settings: { mix: MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
     runs,
   });
 }
@@ -439,7 +481,7 @@ async function sweep(): Promise<void> {
     date: new Date().toISOString(),
     machine: { ...machine(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAverage(), shared: "other agents' tests and builds ran on the same 2 cores" },
     versions: { packages: packageVersions(), servers: versions },
-    settings: { mix: DSB_MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
+    settings: { mix: MIX, seconds: SECONDS, warmupSeconds: WARMUP, concurrency: CONCURRENCY, openRate: rate, timeoutMs: TIMEOUT_MS },
     scales,
   });
 }

@@ -1,16 +1,22 @@
 /**
  * The work one request of each type costs, counted by the servers
  * themselves: SQL statements (MariaDB's `Questions`, summed over every member,
- * less this module's own reads of it) and Redis commands
- * (`total_commands_processed`, less its own INFO), over `count` requests of
- * that type sent one at a time: the same requests twice, the second time
- * counted (the steady state: every cache they touch warm). Idle
- * background work in the same window (probes, heartbeats, relay polls) is
- * measured just before over the same duration and subtracted.
+ * less this module's own reads of it), Redis commands
+ * (`total_commands_processed`, less its own INFO) and Redis round trips
+ * (`total_writes_processed`: Redis writes the replies to one connection's
+ * pipelined commands at once, so each write is one round trip a client waited
+ * for), and the CPU of the system's own processes (/proc), over `count`
+ * requests of that type sent one at a time: the same requests twice, the
+ * second time counted (the steady state: every cache they touch warm), its
+ * latencies giving the unloaded p50. Idle background work in the same window
+ * (probes, heartbeats, relay polls) is measured right after over the same
+ * duration and subtracted.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
 import type { BenchCluster } from "./cluster.js";
+import { Histogram } from "./histogram.js";
+import { cpuSeconds } from "./machine.js";
 import type { Target } from "./targets.js";
 import { OP_KINDS, type Op, type OpKind } from "./workload.js";
 
@@ -18,6 +24,12 @@ export interface WorkPerRequest {
   readonly requests: number;
   readonly sqlPerRequest: number;
   readonly redisCommandsPerRequest: number;
+  readonly redisRoundTripsPerRequest: number;
+  /** CPU (user + system) of the processes measured, summed, per request; undefined without /proc. */
+  readonly cpuMsPerRequest: number | undefined;
+  /** Latency of a request sent alone, through the whole system. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
   /** Background statements and commands per second measured right before (already subtracted). */
   readonly idleSqlPerSecond: number;
   readonly idleRedisPerSecond: number;
@@ -26,10 +38,20 @@ export interface WorkPerRequest {
 interface Counts {
   readonly sql: number;
   readonly redis: number;
+  readonly redisWrites: number;
+  readonly cpu: number | undefined;
   readonly at: number;
 }
 
-export async function measureWork(c: BenchCluster, target: Target, nextOp: () => Op, count: number): Promise<Record<OpKind, WorkPerRequest>> {
+/** `pids`: the processes whose CPU is the request's (the system's own, or the floor's). */
+export async function measureWork(
+  c: BenchCluster,
+  target: Target,
+  nextOp: () => Op,
+  count: number,
+  pids: readonly number[],
+  kinds: readonly OpKind[] = OP_KINDS,
+): Promise<Partial<Record<OpKind, WorkPerRequest>>> {
   const members = c.infra.mysql.replicaSets.flatMap((rs) => [rs.primary, ...rs.replicas]);
   const conns: Connection[] = await Promise.all(
     members.map((m) => createConnection({ host: m.host, port: m.port, user: c.infra.mysql.adminUser.user, password: c.infra.mysql.adminUser.password })),
@@ -39,17 +61,27 @@ export async function measureWork(c: BenchCluster, target: Target, nextOp: () =>
       conns.map(async (conn) => Number((await conn.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Questions'"))[0][0]?.Value ?? 0)),
     );
     const info = await c.redis.info("stats");
-    return { sql: sql.reduce((a, b) => a + b, 0), redis: Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0), at: performance.now() };
+    const stat = (name: string): number => Number(new RegExp(`${name}:(\\d+)`).exec(info)?.[1] ?? 0);
+    const cpus = pids.map(cpuSeconds);
+    return {
+      sql: sql.reduce((a, b) => a + b, 0),
+      redis: stat("total_commands_processed"),
+      redisWrites: stat("total_writes_processed"),
+      cpu: cpus.some((x) => x === undefined) ? undefined : cpus.reduce((a: number, b) => a + b!, 0),
+      at: performance.now(),
+    };
   };
-  // Each snapshot is itself one statement per member and one Redis command.
-  const diff = (a: Counts, b: Counts): { sql: number; redis: number; seconds: number } => ({
+  // Each snapshot is itself one statement per member and one Redis command (one reply write).
+  const diff = (a: Counts, b: Counts) => ({
     sql: b.sql - a.sql - members.length,
     redis: b.redis - a.redis - 1,
+    redisWrites: b.redisWrites - a.redisWrites - 1,
+    cpu: a.cpu === undefined || b.cpu === undefined ? undefined : b.cpu - a.cpu,
     seconds: (b.at - a.at) / 1000,
   });
   try {
-    const out = {} as Record<OpKind, WorkPerRequest>;
-    for (const kind of OP_KINDS) {
+    const out: Partial<Record<OpKind, WorkPerRequest>> = {};
+    for (const kind of kinds) {
       const ops: Op[] = [];
       while (ops.length < count) {
         const op = nextOp();
@@ -57,8 +89,13 @@ export async function measureWork(c: BenchCluster, target: Target, nextOp: () =>
       }
       // Reads: the first pass warms what these readers touch. A compose is never the same twice.
       if (kind !== "compose") for (const op of ops) await target.run(op);
+      const latency = new Histogram();
       const t0 = await snapshot();
-      for (const op of ops) await target.run(op);
+      for (const op of ops) {
+        const start = performance.now();
+        await target.run(op);
+        latency.recordMs(performance.now() - start);
+      }
       const t1 = await snapshot();
       const busy = diff(t0, t1);
       // The same time with nothing sent: what the system does anyway.
@@ -67,11 +104,16 @@ export async function measureWork(c: BenchCluster, target: Target, nextOp: () =>
       const idle = diff(t1, t2);
       const idleSql = idle.sql / idle.seconds;
       const idleRedis = idle.redis / idle.seconds;
-      const round = (x: number): number => Math.round(x * 100) / 100;
+      const perRequest = (used: number, idlePerSecond: number): number => round(Math.max(0, used - idlePerSecond * busy.seconds) / count);
+      const l = latency.summary();
       out[kind] = {
         requests: count,
-        sqlPerRequest: round(Math.max(0, busy.sql - idleSql * busy.seconds) / count),
-        redisCommandsPerRequest: round(Math.max(0, busy.redis - idleRedis * busy.seconds) / count),
+        sqlPerRequest: perRequest(busy.sql, idleSql),
+        redisCommandsPerRequest: perRequest(busy.redis, idleRedis),
+        redisRoundTripsPerRequest: perRequest(busy.redisWrites, idle.redisWrites / idle.seconds),
+        cpuMsPerRequest: busy.cpu === undefined || idle.cpu === undefined ? undefined : perRequest(busy.cpu * 1000, (idle.cpu * 1000) / idle.seconds),
+        p50Ms: l.p50Ms,
+        p99Ms: l.p99Ms,
         idleSqlPerSecond: round(idleSql),
         idleRedisPerSecond: round(idleRedis),
       };
@@ -82,12 +124,20 @@ export async function measureWork(c: BenchCluster, target: Target, nextOp: () =>
   }
 }
 
-export function workTable(byMode: Readonly<Record<string, Record<OpKind, WorkPerRequest>>>): string {
-  const lines = ["| system | type | SQL statements / request | Redis commands / request | idle SQL/s, Redis/s (subtracted) |", "|---|---|---:|---:|---:|"];
+const round = (x: number): number => Math.round(x * 100) / 100;
+
+export function workTable(byMode: Readonly<Record<string, Partial<Record<OpKind, WorkPerRequest>>>>): string {
+  const lines = [
+    "| system | type | SQL statements / request | Redis commands / request | Redis round trips / request | CPU ms / request | p50 ms alone | p99 ms alone | idle SQL/s, Redis/s (subtracted) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+  ];
   for (const [mode, work] of Object.entries(byMode)) {
     for (const kind of OP_KINDS) {
       const w = work[kind];
-      lines.push(`| ${mode} | ${kind} | ${w.sqlPerRequest} | ${w.redisCommandsPerRequest} | ${w.idleSqlPerSecond}, ${w.idleRedisPerSecond} |`);
+      if (w === undefined) continue;
+      lines.push(
+        `| ${mode} | ${kind} | ${w.sqlPerRequest} | ${w.redisCommandsPerRequest} | ${w.redisRoundTripsPerRequest} | ${w.cpuMsPerRequest ?? "-"} | ${w.p50Ms} | ${w.p99Ms} | ${w.idleSqlPerSecond}, ${w.idleRedisPerSecond} |`,
+      );
     }
   }
   return lines.join("\n");

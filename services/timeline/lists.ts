@@ -22,10 +22,13 @@
 import type { ChainableCommander, Redis } from "ioredis";
 import { entryMember, entryScore, maxId, padId, parseMember, type Entry } from "./entries.js";
 
+/** A recent list's key is this, the author, and "}" (the home script builds the hot authors' keys too). */
+const RECENT_PREFIX = "chirp:tl:recent:{";
+
 export const KEYS = {
   home: (userId: bigint): string => `chirp:tl:home:{${userId}}`,
   edges: (userId: bigint): string => `chirp:tl:home:{${userId}}:edges`,
-  recent: (authorId: bigint): string => `chirp:tl:recent:{${authorId}}`,
+  recent: (authorId: bigint): string => `${RECENT_PREFIX}${authorId}}`,
   following: (userId: bigint): string => `chirp:tl:following:{${userId}}`,
   followingLease: (userId: bigint): string => `chirp:tl:following:{${userId}}:lease`,
   hot: "chirp:tl:hot",
@@ -54,9 +57,15 @@ end`;
 
 export interface HomeRead {
   readonly page: ListPage;
-  readonly followingCached: boolean;
-  /** Meaningful only when followingCached. */
-  readonly hotFollowed: bigint[];
+  /** What the caller's cached following set says; undefined when it is not cached. */
+  readonly following:
+    | {
+        /** The authors of the page's entries (the caller left out) that the caller still follows. */
+        readonly followed: ReadonlySet<bigint>;
+        /** The hot authors the caller follows (the caller left out), each with its recent list's page. */
+        readonly hot: ReadonlyArray<{ readonly authorId: bigint; readonly page: ListPage }>;
+      }
+    | undefined;
 }
 
 /** A page read from a list. */
@@ -87,6 +96,48 @@ local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '(0', 'BYSCORE', 'REV', 'LIM
 table.insert(page, 1, head[2] or '')
 table.insert(page, 1, head[1])
 return page`;
+
+// The whole of a home read's Redis part, in one script (one round trip).
+// KEYS[1] home list, KEYS[2] following set, KEYS[3] hot set. ARGV: max score,
+// limit, ttl ms, the caller, the recent-list key prefix. {page} when the
+// following set is not cached; else {page, followed authors among the page's,
+// hot followed authors, then each of their recent pages}. The hot authors'
+// recent lists are found in the script, so they are not among KEYS: Chirp's
+// Redis is one instance (the SINTER with the hot set spans slots too), and
+// Redis Cluster would need the hot lists read in a second step.
+const HOME_LUA = `${LIST_LUA}
+local function page(key, ttl)
+  local head = redis.call('ZRANGE', key, 0, 1)
+  if #head == 0 then return {} end
+  if ttl > 0 and built(head[1]) then redis.call('PEXPIRE', key, ttl) end
+  local p = redis.call('ZRANGE', key, ARGV[1], '(0', 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
+  table.insert(p, 1, head[2] or '')
+  table.insert(p, 1, head[1])
+  return p
+end
+local home = page(KEYS[1], tonumber(ARGV[3]))
+if redis.call('EXISTS', KEYS[2]) == 0 then return {home} end
+local authors, seen, followed = {}, {}, {}
+for i = 3, #home do
+  local author = string.match(home[i], ':(%d+)$')
+  if author and author ~= ARGV[4] and not seen[author] then
+    seen[author] = true
+    authors[#authors + 1] = author
+  end
+end
+if #authors > 0 then
+  local flags = redis.call('SMISMEMBER', KEYS[2], unpack(authors))
+  for i, author in ipairs(authors) do
+    if flags[i] == 1 then followed[#followed + 1] = author end
+  end
+end
+local hot = {}
+for _, id in ipairs(redis.call('SINTER', KEYS[2], KEYS[3])) do
+  if id ~= ARGV[4] then hot[#hot + 1] = id end
+end
+local out = {home, followed, hot}
+for _, id in ipairs(hot) do out[#out + 1] = page(ARGV[5] .. id .. '}', 0) end
+return out`;
 
 // KEYS[1] list. ARGV: ttl ms for the placeholder. 0 if already built, 1 if the caller should build.
 const BEGIN_BUILD_LUA = `${LIST_LUA}
@@ -163,6 +214,7 @@ type Arg = string | number;
 interface Scripts {
   chirpTlAdd(key: string, score: number, member: string, cap: number): Promise<number>;
   chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): Promise<string[]>;
+  chirpTlHome(home: string, following: string, hot: string, maxScore: string, limit: number, ttlMs: number, caller: string, recentPrefix: string): Promise<string[][]>;
   chirpTlBeginBuild(key: string, ttlMs: number): Promise<number>;
   chirpTlFinishBuild(key: string, ...args: Arg[]): Promise<number>;
   chirpTlRemoveAuthor(key: string, edges: string, author: string, version: string, ttlMs: number): Promise<number>;
@@ -189,8 +241,9 @@ export interface TimelineLists {
   readPages(keys: readonly string[], before: bigint | undefined, limit: number): Promise<ListPage[]>;
   /**
    * One round trip for a home read: the page (renewing the list's TTL: the
-   * read is the user's activity), whether the following set is cached, and
-   * the hot authors in it.
+   * read is the user's activity), which of its authors the caller still
+   * follows, and the hot authors they follow with their recent lists' pages
+   * (from the cached following set; `following` undefined when it is not cached).
    */
   readHome(userId: bigint, before: bigint | undefined, limit: number, ttlMs: number): Promise<HomeRead>;
   /** The hot authors `userId` follows (the following set must be cached). */
@@ -221,6 +274,7 @@ export interface TimelineLists {
 export function createTimelineLists(redis: Redis): TimelineLists {
   redis.defineCommand("chirpTlAdd", { numberOfKeys: 1, lua: ADD_LUA });
   redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
+  redis.defineCommand("chirpTlHome", { numberOfKeys: 3, lua: HOME_LUA });
   redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
   redis.defineCommand("chirpTlFinishBuild", { numberOfKeys: 1, lua: FINISH_BUILD_LUA });
   redis.defineCommand("chirpTlRemoveAuthor", { numberOfKeys: 2, lua: REMOVE_AUTHOR_LUA });
@@ -267,18 +321,16 @@ export function createTimelineLists(redis: Redis): TimelineLists {
     },
 
     async readHome(userId, before, limit, ttlMs) {
-      const p = redis.pipeline() as PipelineScripts;
-      p.chirpTlRead(KEYS.home(userId), maxScore(before), limit, ttlMs);
-      p.exists(KEYS.following(userId));
-      p.sinter(KEYS.following(userId), KEYS.hot);
-      const [page, cached, hot] = ((await p.exec()) ?? []).map(([err, result]) => {
-        if (err) throw err;
-        return result;
-      });
+      const reply = await scripts.chirpTlHome(KEYS.home(userId), KEYS.following(userId), KEYS.hot, maxScore(before), limit, ttlMs, String(userId), RECENT_PREFIX);
+      const [home = [], followed, hot = [], ...hotPages] = reply as string[][];
+      const page = parsePage(home, before, limit);
+      if (followed === undefined) return { page, following: undefined };
       return {
-        page: parsePage(page as string[], before, limit),
-        followingCached: cached === 1,
-        hotFollowed: (hot as string[]).map((id) => BigInt(id)),
+        page,
+        following: {
+          followed: new Set(followed.map((id) => BigInt(id))),
+          hot: hot.map((id, i) => ({ authorId: BigInt(id), page: parsePage(hotPages[i] ?? [], before, limit) })),
+        },
       };
     },
 

@@ -11,7 +11,7 @@ import type { MeshClients } from "../lib/rpc/mesh-clients.js";
 import type { TimelineConfig } from "./config.js";
 import { maxId, newestFirst, type Entry } from "./entries.js";
 import { listFollowing, type FollowingCache } from "./following.js";
-import { KEYS, type ListPage, type TimelineLists } from "./lists.js";
+import { KEYS, type HomeRead, type ListPage, type TimelineLists } from "./lists.js";
 import { mergeAuthors } from "./merge.js";
 import type { TimelineMetrics } from "./metrics.js";
 import { NO_CURSOR, type TimelineStore } from "./store.js";
@@ -125,46 +125,40 @@ export function createTimelineReader(deps: {
     hctx: HandlerContext,
   ): Promise<SkeletonPage | undefined> => {
     const limit = pageSize + 1 + SLACK;
-    let read = await viaRedis(l.readHome(callerId, before, limit, config.inactiveMs));
-    if (read.page.state !== "built") {
+    // One round trip in steady state: the page, which of its authors are still followed, and the hot authors' lists.
+    const read = (): Promise<HomeRead> => viaRedis(l.readHome(callerId, before, limit, config.inactiveMs));
+    let home = await read();
+    if (home.page.state !== "built") {
       await rebuildHome(callerId, hctx);
-      read = await viaRedis(l.readHome(callerId, before, limit, config.inactiveMs));
+      home = await read();
       // Built and gone again (a flush mid-build): this page comes from MySQL.
-      if (read.page.state !== "built") return undefined;
+      if (home.page.state !== "built") return undefined;
     }
-    const page = read.page as Extract<ListPage, { state: "built" }>;
-    let hot = read.hotFollowed;
-    if (!read.followingCached) {
+    if (home.following === undefined) {
+      // The following set expired (or a follow event dropped it): cache it and read again.
       await viaRedis(f.ensure(callerId, hctx));
-      hot = await viaRedis(l.hotFollowed(callerId));
+      home = await read();
+      // Dropped again at once, or flushed: this page comes from MySQL.
+      if (home.page.state !== "built" || home.following === undefined) return undefined;
     }
-    hot = hot.filter((h) => h !== callerId);
-
+    const page = home.page as Extract<ListPage, { state: "built" }>;
     // Entries of authors no longer followed (an unfollow whose removal raced a fan-out) are dropped.
-    const authors = [...new Set(page.entries.map((e) => e.authorId).filter((a) => a !== callerId))];
-    let [followed, recentPages] = await Promise.all([
-      viaRedis(l.followedAmong(callerId, authors)),
-      viaRedis(l.readPages(hot.map(KEYS.recent), before, limit)),
-    ]);
-    if (followed === undefined) {
-      // Dropped since the first round trip (a follow or unfollow event): read it again.
-      await viaRedis(f.ensure(callerId, hctx));
-      followed = (await viaRedis(l.followedAmong(callerId, authors))) ?? new Set(authors);
-    }
-    const unbuilt = hot.filter((_, i) => recentPages[i]!.state !== "built");
+    const { followed } = home.following;
+    const hot = [...home.following.hot];
+    const unbuilt = hot.filter((h) => h.page.state !== "built");
     if (unbuilt.length > 0) {
-      await Promise.all(unbuilt.map((h) => rebuildRecent(h)));
-      const again = await viaRedis(l.readPages(unbuilt.map(KEYS.recent), before, limit));
-      unbuilt.forEach((h, i) => (recentPages[hot.indexOf(h)] = again[i]!));
+      await Promise.all(unbuilt.map((h) => rebuildRecent(h.authorId)));
+      const again = await viaRedis(l.readPages(unbuilt.map((h) => KEYS.recent(h.authorId)), before, limit));
+      unbuilt.forEach((h, i) => (hot[hot.indexOf(h)] = { authorId: h.authorId, page: again[i]! }));
     }
 
     let floor = page.floor;
     const candidates = page.entries.filter((e) => e.authorId === callerId || followed.has(e.authorId));
-    for (const [i, recent] of recentPages.entries()) {
+    for (const { authorId, page: recent } of hot) {
       if (recent.state !== "built") {
         // Still not built (flushed mid-build): this author's part comes from MySQL below.
         floor = maxId(floor, before ?? NO_CURSOR);
-        log.debug({ author: String(hot[i]) }, "hot author's recent list unavailable; reading MySQL");
+        log.debug({ author: String(authorId) }, "hot author's recent list unavailable; reading MySQL");
         continue;
       }
       candidates.push(...recent.entries);

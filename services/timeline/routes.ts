@@ -26,7 +26,8 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
   const hydrate = async (entries: readonly Entry[], hctx: HandlerContext): Promise<Tweet[]> => {
     const found = new Map<bigint, Tweet>();
     for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
-      const { tweets } = await ctx.clients.tweet.batchGetTweets({ tweetIds: entries.slice(i, i + HYDRATE_BATCH).map((e) => e.id) }, onBehalfOf(hctx));
+      const batch = entries.slice(i, i + HYDRATE_BATCH);
+      const { tweets } = await ctx.clients.tweet.batchGetTweets({ tweetIds: batch.map((e) => e.id), authorIds: batch.map((e) => e.authorId) }, onBehalfOf(hctx));
       for (const t of tweets) found.set(t.id, t);
     }
     return entries.flatMap((e) => {

@@ -77,3 +77,55 @@ describe("a timeline list's floor", () => {
     expect(await lists.beginBuild(key)).toBe(false);
   });
 });
+
+describe("a home read's one round trip (readHome)", () => {
+  const C = 13n;
+  const HOT = 14n;
+
+  it("without a cached following set: the page alone, so the caller builds the set first", async () => {
+    const user = ++nextUser;
+    await lists.beginBuild(KEYS.home(user));
+    await lists.finishBuild(KEYS.home(user), [tweet(1, A)], 0n, 10, TTL);
+    const read = await lists.readHome(user, undefined, 10, TTL);
+    expect(read.page).toEqual({ state: "built", entries: [tweet(1, A)], floor: 0n });
+    expect(read.following).toBeUndefined();
+  });
+
+  it("gives the page, its authors still followed, and each hot followee's recent page; renews the list's TTL only", async () => {
+    const user = ++nextUser;
+    const home = KEYS.home(user);
+    await lists.beginBuild(home);
+    // The caller's own tweet, a followee's, and one of C's (unfollowed since: its removal raced a fan-out).
+    await lists.finishBuild(home, [tweet(1, user), tweet(2, A), tweet(3, C), tweet(4, A)], 0n, 10, 1_000);
+    await redis.sadd(KEYS.following(user), "*", String(A), String(HOT));
+    await redis.sadd(KEYS.hot, String(HOT), String(user));
+    await lists.beginBuild(KEYS.recent(HOT));
+    await lists.finishBuild(KEYS.recent(HOT), [tweet(5, HOT), tweet(6, HOT)], tweet(5, HOT).id, 10, 1_000);
+
+    const read = await lists.readHome(user, undefined, 10, TTL);
+    expect(read.page).toEqual({ state: "built", entries: [tweet(4, A), tweet(3, C), tweet(2, A), tweet(1, user)], floor: 0n });
+    expect(read.following?.followed).toEqual(new Set([A]));
+    // The caller is hot too, but is not their own hot followee.
+    expect(read.following?.hot).toEqual([{ authorId: HOT, page: { state: "built", entries: [tweet(6, HOT), tweet(5, HOT)], floor: tweet(5, HOT).id } }]);
+    expect(await redis.pttl(home)).toBeGreaterThan(1_000);
+    expect(await redis.pttl(KEYS.recent(HOT))).toBeLessThanOrEqual(1_000);
+  });
+
+  it("pages every list below the bound, and reports a hot followee whose list is missing", async () => {
+    const user = ++nextUser;
+    const home = KEYS.home(user);
+    await lists.beginBuild(home);
+    await lists.finishBuild(home, [tweet(1, A), tweet(3, A)], 0n, 10, TTL);
+    await redis.sadd(KEYS.following(user), "*", String(A), String(HOT), String(C));
+    await redis.sadd(KEYS.hot, String(HOT), String(C));
+    await redis.del(KEYS.recent(C));
+    await lists.beginBuild(KEYS.recent(HOT));
+    await lists.finishBuild(KEYS.recent(HOT), [tweet(2, HOT), tweet(4, HOT)], 0n, 10, TTL);
+
+    const read = await lists.readHome(user, tweet(3, A).id, 10, TTL);
+    expect(read.page).toMatchObject({ entries: [tweet(1, A)] });
+    const hot = new Map(read.following?.hot.map((h) => [h.authorId, h.page]));
+    expect(hot.get(HOT)).toEqual({ state: "built", entries: [tweet(2, HOT)], floor: 0n });
+    expect(hot.get(C)).toEqual({ state: "missing" });
+  });
+});
