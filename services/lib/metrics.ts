@@ -109,6 +109,18 @@ export function componentMetrics(metrics: Metrics, component: string): Metrics {
   return { ...metrics, component };
 }
 
+/**
+ * Adds one per item to `counter` under `label` = the item's result, with one
+ * inc() per distinct result: prom-client hashes the label set on every inc(),
+ * and a read of a page's ten entries would otherwise pay that ten times.
+ */
+export function countResults<L extends string>(counter: Counter<L> | undefined, label: L, results: readonly string[]): void {
+  if (counter === undefined || results.length === 0) return;
+  const counts = new Map<string, number>();
+  for (const r of results) counts.set(r, (counts.get(r) ?? 0) + 1);
+  for (const [result, n] of counts) counter.inc({ [label]: result } as Partial<Record<L, string>>, n);
+}
+
 /** Serves GET /metrics (and /healthz) on its own port, for services whose main port speaks only gRPC. */
 export async function serveMetrics(
   registry: Registry,

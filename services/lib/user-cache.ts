@@ -28,7 +28,7 @@ import { UserSchema, type User } from "../../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { readWithLeases, retried, type LeasedRead } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
-import type { Metrics } from "./metrics.js";
+import { countResults, type Metrics } from "./metrics.js";
 
 /** A read: the profile, or a miss with the lease to fill it (undefined when the cache did not answer). */
 export type UserCacheRead = { readonly kind: "user"; readonly user: User } | { readonly kind: "miss"; readonly lease: string | undefined };
@@ -92,22 +92,24 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
         for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
         return out;
       }
+      const results: Array<"hit" | "miss" | "error"> = [];
       unique.forEach((id, i) => {
         const read = reads[i]!;
         if (read.value === undefined) {
-          m?.reads.inc({ result: "miss" });
+          results.push("miss");
           out.set(id, { kind: "miss", lease: read.lease });
           return;
         }
         try {
           out.set(id, { kind: "user", user: fromBinary(UserSchema, read.value) });
-          m?.reads.inc({ result: "hit" });
+          results.push("hit");
         } catch {
           // A value this code did not write: read the database, fill nothing over it.
-          m?.reads.inc({ result: "error" });
+          results.push("error");
           out.set(id, { kind: "miss", lease: undefined });
         }
       });
+      countResults(m?.reads, "result", results);
       return out;
     },
 

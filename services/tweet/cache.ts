@@ -25,7 +25,7 @@ import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { readWithLeases, retried, type LeasedRead } from "../lib/leased-cache.js";
 import type { Logger } from "../lib/logger.js";
-import type { Metrics } from "../lib/metrics.js";
+import { countResults, type Metrics } from "../lib/metrics.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -117,18 +117,20 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
         for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
         return out;
       }
+      const results: string[] = [];
       unique.forEach((id, i) => {
         const read = reads[i]!;
         if (read.value === undefined) {
-          m?.reads.inc({ result: "miss" });
+          results.push("miss");
           out.set(id, { kind: "miss", lease: read.lease });
           return;
         }
         const entry = decodeEntry(read.value);
-        m?.reads.inc({ result: entry === undefined ? "error" : entry.kind === "tweet" ? "hit" : "tombstone" });
+        results.push(entry === undefined ? "error" : entry.kind === "tweet" ? "hit" : "tombstone");
         // A value this code did not write: read the database, fill nothing over it.
         out.set(id, entry ?? { kind: "miss", lease: undefined });
       });
+      countResults(m?.reads, "result", results);
       return out;
     },
 

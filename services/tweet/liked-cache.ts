@@ -72,13 +72,11 @@ export function createLikedCache(opts: LikedCacheOptions): LikedCache {
         const value = values[i];
         const colon = value?.indexOf(":") ?? -1;
         const state = value?.slice(colon + 1);
-        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) {
-          reads?.inc({ result: "miss" });
-          return;
-        }
-        reads?.inc({ result: "found" });
+        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) return;
         out.set(id, { tweetId: id, version: BigInt(value.slice(0, colon)), liked: state === "1" });
       });
+      reads?.inc({ result: "found" }, out.size);
+      reads?.inc({ result: "miss" }, ids.length - out.size);
       return out;
     },
 

@@ -16,6 +16,36 @@ export interface CallInfo {
   readonly trace?: RpcSpanInfo & { readonly parent?: Headers | undefined };
 }
 
+/** One method's metric children, made once: prom-client hashes a label object on every inc() or observe(). */
+interface MethodInstruments {
+  readonly inFlight: { inc(): void; dec(): void };
+  readonly duration: Map<string, { observe(seconds: number): void }>;
+}
+
+/** Per metrics view (registry and component), per service and method. */
+const instrumentsByView = new WeakMap<Metrics, Map<string, MethodInstruments>>();
+
+function instrumentsFor(metrics: Metrics, service: string, method: string): MethodInstruments {
+  let byMethod = instrumentsByView.get(metrics);
+  if (byMethod === undefined) instrumentsByView.set(metrics, (byMethod = new Map()));
+  const key = `${service}/${method}`;
+  let instruments = byMethod.get(key);
+  if (instruments === undefined) {
+    instruments = { inFlight: metrics.rpcServerInFlight.labels({ service, method, component: metrics.component }), duration: new Map() };
+    byMethod.set(key, instruments);
+  }
+  return instruments;
+}
+
+function durationFor(metrics: Metrics, instruments: MethodInstruments, service: string, method: string, code: string): { observe(seconds: number): void } {
+  let child = instruments.duration.get(code);
+  if (child === undefined) {
+    child = metrics.rpcServerDuration.labels({ service, method, code, component: metrics.component });
+    instruments.duration.set(code, child);
+  }
+  return child;
+}
+
 /**
  * Metrics, the access log and error mapping around one handled call, whatever
  * its shape and whichever server (grpc-js in the mesh, connect-node at the edge)
@@ -28,8 +58,8 @@ export async function observeCall<T>(
   call: CallInfo,
   run: () => Promise<T>,
 ): Promise<T> {
-  const labels = { service: call.service, method: call.method, component: metrics.component };
-  metrics.rpcServerInFlight.inc(labels);
+  const instruments = instrumentsFor(metrics, call.service, call.method);
+  instruments.inFlight.inc();
   const started = performance.now();
   let code = "OK";
   const span = call.trace === undefined ? undefined : startServerSpan(call.trace, call.trace.parent);
@@ -44,8 +74,8 @@ export async function observeCall<T>(
     throw mapped;
   } finally {
     const seconds = (performance.now() - started) / 1000;
-    metrics.rpcServerInFlight.dec(labels);
-    metrics.rpcServerDuration.observe({ service: call.service, method: call.method, code, component: metrics.component }, seconds);
+    instruments.inFlight.dec();
+    durationFor(metrics, instruments, call.service, call.method, code).observe(seconds);
     const fault = code === "Internal" || code === "Unknown" || code === "Unavailable" || code === "DataLoss";
     if (fault || log.isLevelEnabled("debug")) {
       log[fault ? "warn" : "debug"]({
