@@ -45,16 +45,15 @@ const MODES = args.modes.split(",").map((m) => m.trim()) as SystemMode[];
 const started = Date.now();
 const say = (line: string): void => void process.stderr.write(`[idle ${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
 
-/** The statement counters of SHOW GLOBAL STATUS that matter here. */
-const COUNTERS = ["Questions", "Com_select", "Com_insert", "Com_update", "Com_delete", "Com_replace"] as const;
-type Counts = Record<(typeof COUNTERS)[number], number>;
+/** Questions (statements) and every Com_<kind> counter of SHOW GLOBAL STATUS. */
+type Counts = Record<string, number>;
 
 async function statementCounts(conn: Connection): Promise<Counts> {
-  const [rows] = await conn.query<RowDataPacket[]>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${COUNTERS.map(() => "?").join(",")})`, [...COUNTERS]);
-  const out = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Counts;
-  for (const r of rows) out[r.Variable_name as keyof Counts] = Number(r.Value);
-  return out;
+  const [rows] = await conn.query<RowDataPacket[]>("SHOW GLOBAL STATUS WHERE Variable_name = 'Questions' OR Variable_name LIKE 'Com\\_%'");
+  return Object.fromEntries(rows.map((r) => [String(r.Variable_name), Number(r.Value)]));
 }
+
+const WRITES = ["Com_insert", "Com_update", "Com_delete", "Com_replace"];
 
 async function redisCommands(c: BenchCluster): Promise<number> {
   const info = await c.redis.info("stats");
@@ -67,6 +66,8 @@ interface ModeResult {
   /** Per member: statements per second (Questions, less this bench's own two), and by kind. */
   readonly members: Record<string, { statementsPerSecond: number; selectsPerSecond: number; writesPerSecond: number }>;
   readonly sqlPerSecond: number;
+  /** Statements per second by kind (Com_select, Com_show_status, ...), all members, this bench's own SHOW STATUS left out; nonzero only. */
+  readonly byKind: Record<string, number>;
   readonly redisCommandsPerSecond: number;
   readonly processes: Record<string, { percentOfCore: number }>;
 }
@@ -92,24 +93,34 @@ async function measureMode(c: BenchCluster, mode: SystemMode): Promise<ModeResul
     const cpu = cpuBetween(cpuBefore, cpuSnapshot(pids), 0, seconds);
     const perSecond = (n: number): number => Math.round((n / seconds) * 10) / 10;
     const byMember: ModeResult["members"] = {};
+    const kinds: Record<string, number> = {};
     let total = 0;
     members.forEach((m, i) => {
       const a = after[i]!;
       const b = before[i]!;
+      const delta = (name: string): number => (a[name] ?? 0) - (b[name] ?? 0);
       // One SHOW GLOBAL STATUS of this bench's is counted in the window.
-      const statements = a.Questions - b.Questions - 1;
+      const statements = delta("Questions") - 1;
       total += statements;
+      for (const name of Object.keys(a)) if (name.startsWith("Com_")) kinds[name] = (kinds[name] ?? 0) + delta(name) - (name === "Com_show_status" ? 1 : 0);
       byMember[m.name] = {
         statementsPerSecond: perSecond(statements),
-        selectsPerSecond: perSecond(a.Com_select - b.Com_select),
-        writesPerSecond: perSecond(a.Com_insert + a.Com_update + a.Com_delete + a.Com_replace - (b.Com_insert + b.Com_update + b.Com_delete + b.Com_replace)),
+        selectsPerSecond: perSecond(delta("Com_select")),
+        writesPerSecond: perSecond(WRITES.reduce((sum, w) => sum + delta(w), 0)),
       };
     });
+    const byKind = Object.fromEntries(
+      Object.entries(kinds)
+        .filter(([, n]) => n > 0)
+        .sort((x, y) => y[1] - x[1])
+        .map(([name, n]) => [name.slice(4), perSecond(n)]),
+    );
     const result: ModeResult = {
       mode,
       seconds: Math.round(seconds * 10) / 10,
       members: byMember,
       sqlPerSecond: perSecond(total),
+      byKind,
       // One INFO of this bench's is counted in the window.
       redisCommandsPerSecond: perSecond(redisAfter - redisBefore - 1),
       processes: Object.fromEntries(Object.entries(cpu).map(([name, v]) => [name, { percentOfCore: v.percentOfCore }])),
@@ -150,6 +161,8 @@ try {
       `| ${r.mode} | ${r.sqlPerSecond} | ${memberNames.map((n) => `${r.members[n]!.statementsPerSecond} (${r.members[n]!.selectsPerSecond}, ${r.members[n]!.writesPerSecond})`).join(" | ")} | ${r.redisCommandsPerSecond} |`,
     );
   }
+  console.log("\nStatements by kind, per second, all members (Com_ counters; a replica's applied writes are counted here though not among its client statements):\n");
+  for (const r of results) console.log(`- ${r.mode}: ${Object.entries(r.byKind).map(([k, n]) => `${k} ${n}`).join(", ")}`);
   const processNames = [...new Set(results.flatMap((r) => Object.keys(r.processes)))];
   console.log(`\n| process | ${results.map((r) => `${r.mode} % of a core`).join(" | ")} |\n|---|${results.map(() => "---:").join("|")}|`);
   for (const n of processNames) console.log(`| ${n} | ${results.map((r) => r.processes[n]?.percentOfCore ?? "").join(" | ")} |`);

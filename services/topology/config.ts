@@ -33,8 +33,8 @@ export interface TopologyConfig {
   readonly replicaConfirmMs: number;
   /** CHIRP_TOPOLOGY_HEARTBEAT_MS: how often each primary's heartbeat row is rewritten. */
   readonly heartbeatIntervalMs: number;
-  /** CHIRP_TOPOLOGY_REPLICA_STATE_MS: how often a replica's replication state is read (pings in between); primaries every probe. */
-  readonly replicaStateMs: number;
+  /** CHIRP_TOPOLOGY_STATE_MS: how often each member's replication state is read (protocol pings in between). */
+  readonly stateMs: number;
   /** CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS: how long a candidate may take to apply its relay log. */
   readonly applyTimeoutMs: number;
 }
@@ -79,7 +79,7 @@ export function loadTopologyConfig(env: Env): TopologyConfig {
     failuresToFailover: read.int("CHIRP_TOPOLOGY_FAILURES", 3, 1, 100),
     replicaConfirmMs: read.int("CHIRP_TOPOLOGY_REPLICA_CONFIRM_MS", 5_000, 0, 600_000),
     heartbeatIntervalMs: read.int("CHIRP_TOPOLOGY_HEARTBEAT_MS", 250, 10, 60_000),
-    replicaStateMs: read.int("CHIRP_TOPOLOGY_REPLICA_STATE_MS", 1000, 0, 60_000),
+    stateMs: read.int("CHIRP_TOPOLOGY_STATE_MS", 1000, 0, 60_000),
     applyTimeoutMs: read.int("CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS", 30_000, 100, 3_600_000),
   };
   try {
@@ -112,7 +112,7 @@ export function topologyConfigFor(
     failuresToFailover: 3,
     replicaConfirmMs: 5_000,
     heartbeatIntervalMs: 250,
-    replicaStateMs: 1000,
+    stateMs: 1000,
     applyTimeoutMs: 30_000,
     ...overrides,
   };

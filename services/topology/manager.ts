@@ -81,7 +81,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     };
     for (const rs of config.replicaSets) {
       const databases = config.shardConfig.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.database);
-      const probes = [rs.primary, ...rs.replicas].map((m) => new MemberProbe(rs.name, m, config.admin, config.probeTimeoutMs, config.replicaStateMs));
+      const probes = [rs.primary, ...rs.replicas].map((m) => new MemberProbe(rs.name, m, config.admin, config.probeTimeoutMs, config.stateMs));
       this.sets.set(rs.name, {
         info: { name: rs.name, databases },
         probes,

@@ -1,11 +1,13 @@
-// One probe per member: a kept-open admin connection that reads the member's
-// replication state every interval, and counts consecutive failures. A
-// replica's state (replication threads, GTID positions) is read every
-// replicaStateMs, with a protocol ping (no statement to parse or run) in
-// between to see it is alive; a primary's is read on every probe, since its
-// semi-sync status is what a failover's safety is judged by. A new
-// connection always reads the state, so a member that comes back is seen as
-// it is. A kill -9 closes the socket, so the next probe fails
+// One probe per member: a kept-open admin connection that checks the member
+// every interval, and counts consecutive failures. Its replication state
+// (read-only, replication threads, GTID positions, a primary's semi-sync
+// status) is read every stateMs, with a protocol ping (no statement to parse
+// or run, not counted as one by the server) in between to see it is alive. A
+// primary's semi-sync history only decides whether a failover is reported as
+// possibly losing writes (failover.ts), so a fallback to async in the last
+// stateMs before a primary dies can go unreported; liveness, and so failover
+// itself, is as fast as before. A new connection always reads the state, so a
+// member that comes back is seen as it is. A kill -9 closes the socket, so the next probe fails
 // at connect (refused) at once; a hung server fails by the probe timeout.
 import type { Connection } from "mysql2/promise";
 import { connectMysql } from "../lib/cluster/mysql-client.js";
@@ -30,8 +32,8 @@ export class MemberProbe {
     readonly address: MemberAddress,
     private readonly admin: MysqlCredentials,
     private readonly timeoutMs: number,
-    /** How often a replica's state is read; the probes between are pings. 0: every probe. */
-    private readonly replicaStateMs = 0,
+    /** How often the member's state is read; the probes between are pings. 0: every probe. */
+    private readonly stateMs = 0,
   ) {}
 
   get name(): string {
@@ -52,8 +54,7 @@ export class MemberProbe {
         this.conn = await connectMysql(this.address, this.admin, { connectTimeoutMs: this.timeoutMs });
         this.stateAt = 0;
       }
-      const replica = this.state?.slave !== undefined && this.state.readOnly;
-      if (!replica || Date.now() - this.stateAt >= this.replicaStateMs) {
+      if (Date.now() - this.stateAt >= this.stateMs) {
         this.state = await readMemberState(this.conn, this.timeoutMs);
         this.stateAt = Date.now();
       } else {

@@ -39,7 +39,9 @@ export interface RelayConfig {
   /**
    * CHIRP_RELAY_POLL_MS: longest pause after a round that found less than a
    * full batch. A commit of outbox rows wakes the relay at once
-   * (outbox-wake.ts); the poll only catches a nudge lost while NATS was away.
+   * (outbox-wake.ts), and every shard is read when the connection to NATS
+   * comes back (nudges sent meanwhile were lost); the poll is the slow safety
+   * net for a writer that died between its commit and its nudge.
    */
   readonly pollMs: number;
   /** CHIRP_RELAY_PUBLISH_TIMEOUT_MS: longest wait for a JetStream ack. */
@@ -65,7 +67,7 @@ export interface RelayConfig {
 export const RELAY_DEFAULTS: RelayConfig = {
   enabled: true,
   batchSize: 256,
-  pollMs: 1000,
+  pollMs: 5000,
   publishTimeoutMs: 5000,
   retryMinMs: 100,
   retryMaxMs: 5000,

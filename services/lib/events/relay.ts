@@ -109,8 +109,14 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   // Nudges from the processes that commit outbox rows (outbox-wake.ts): the
   // shard is read at once instead of at its next poll. One subscription per
-  // connection; the client keeps it across reconnects.
+  // connection; the client keeps it across reconnects. Nudges sent while the
+  // connection was away are lost, so every shard is read on (re)connecting:
+  // the poll is then only the net for a writer that died between its commit
+  // and its nudge.
   const wakes = new AbortController();
+  const wakeAll = (): void => {
+    for (const w of workers.values()) w.wake();
+  };
   const wakeLoop = (async () => {
     while (!wakes.signal.aborted) {
       try {
@@ -122,6 +128,10 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
             if (shard !== undefined) workers.get(shard)?.wake();
           },
         });
+        wakeAll();
+        void (async () => {
+          for await (const s of nc.status()) if (s.type === "reconnect") wakeAll();
+        })().catch(() => {});
         await Promise.race([nc.closed(), new Promise((resolve) => wakes.signal.addEventListener("abort", resolve, { once: true }))]);
         sub.unsubscribe();
       } catch {
@@ -269,7 +279,7 @@ class ShardWorker {
     let rows: OutboxRow[];
     let db: ShardClient;
     try {
-      db = router.primary(this.shard);
+      db = router.primary(this.shard, { background: true });
       rows = await readUnsent(db, config.batchSize);
     } catch (err) {
       throw new RoundError("read", err);
@@ -355,7 +365,7 @@ class ShardWorker {
     if (lastRound >= config.batchSize && now - this.lastCount >= config.backlogIntervalMs) {
       this.lastCount = now;
       try {
-        metrics?.relayBacklog.set({ shard: this.shard }, await countUnsent(router.primary(this.shard)));
+        metrics?.relayBacklog.set({ shard: this.shard }, await countUnsent(router.primary(this.shard, { background: true })));
       } catch (err) {
         metrics?.relayFailures.inc({ shard: this.shard, stage: "backlog" });
         this.log.debug({ err }, "outbox backlog count failed");
@@ -365,7 +375,7 @@ class ShardWorker {
     if (!this.purging) return;
     // One bounded DELETE per round, so a large purge never holds up publishing.
     try {
-      const n = await purgeSent(router.primary(this.shard), config.retentionMs, config.purgeBatch);
+      const n = await purgeSent(router.primary(this.shard, { background: true }), config.retentionMs, config.purgeBatch);
       metrics?.relayPurged.inc({ shard: this.shard }, n);
       if (n > 0) this.log.debug({ rows: n }, "purged sent outbox rows");
       if (n < config.purgeBatch) {

@@ -43,7 +43,11 @@ export interface MemberState {
   readonly semiSync: SemiSyncState;
 }
 
-/** One round trip per part; cheap enough to run every probe interval. */
+/**
+ * One round trip per part. A read-only member (a replica, or a fenced old
+ * primary) commits nothing of its own, so its semi-sync master status is not
+ * read: those fields read OFF and 0 until it is writable.
+ */
 export async function readMemberState(c: Connection, timeoutMs: number): Promise<MemberState> {
   const [[v]] = await c.query<RowDataPacket[]>({
     sql:
@@ -52,12 +56,15 @@ export async function readMemberState(c: Connection, timeoutMs: number): Promise
       "@@global.rpl_semi_sync_master_enabled AS m_en, @@global.rpl_semi_sync_slave_enabled AS s_en",
     timeout: timeoutMs,
   });
-  const [status] = await c.query<RowDataPacket[]>({
-    sql:
-      "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients', " +
-      "'Rpl_semi_sync_master_no_times', 'Rpl_semi_sync_master_no_tx')",
-    timeout: timeoutMs,
-  });
+  const [status] =
+    Number(v?.["ro"]) === 1
+      ? [[] as RowDataPacket[]]
+      : await c.query<RowDataPacket[]>({
+          sql:
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients', " +
+            "'Rpl_semi_sync_master_no_times', 'Rpl_semi_sync_master_no_tx')",
+          timeout: timeoutMs,
+        });
   const [slaves] = await c.query<RowDataPacket[]>({ sql: "SHOW SLAVE STATUS", timeout: timeoutMs });
   const stat = (name: string): string =>
     String(status.find((r) => String(r["Variable_name"]).toLowerCase() === name.toLowerCase())?.["Value"] ?? "");

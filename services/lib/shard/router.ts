@@ -27,6 +27,7 @@ import { effectiveLagMs, lagSampleFrom, lagSql, replicaEligible } from "./health
 import { ShardMap } from "./keyrange.js";
 import { LimiterError } from "./limiter.js";
 import { MemberPool, command, executeOn, isServerReply, markNeverSent, memberKey, wasNeverSent } from "./pools.js";
+import { ProbePace } from "./probe-pace.js";
 import { createQualifier } from "./qualify.js";
 import { readTopology, watchTopology, type LiveTopology } from "./topology.js";
 
@@ -91,6 +92,7 @@ export interface ShardRouterOptions {
    * idleHealthIntervalMs (default 5000) instead, and the first statement
    * after that runs a probe round at once: an idle process costs its
    * database almost nothing, and a busy one still sees lag within 250 ms.
+   * Statements run with `background` (relay polls) are not traffic here.
    */
   readonly healthIntervalMs?: number;
   readonly idleHealthIntervalMs?: number;
@@ -138,10 +140,14 @@ export interface ShardRouter {
   shard(name: string): ShardInfo;
   shardForUser(userId: bigint | string): ShardInfo;
   shardForHandle(handle: string): ShardInfo;
-  /** Writes and read-your-writes reads. */
-  primary(shard: ShardRef): ShardClient;
+  /**
+   * Writes and read-your-writes reads. `background`: statements of periodic
+   * work (an outbox relay's poll, a sweep) that do not count as traffic, so
+   * they do not keep the health probes at their busy pace (healthIntervalMs).
+   */
+  primary(shard: ShardRef, opts?: { readonly background?: boolean }): ShardClient;
   /** Reads that may be up to maxReplicaLagMs old. */
-  reader(shard: ShardRef): ShardClient;
+  reader(shard: ShardRef, opts?: { readonly background?: boolean }): ShardClient;
   primaryForUser(userId: bigint | string): ShardClient;
   readerForUser(userId: bigint | string): ShardClient;
   primaryForHandle(handle: string): ShardClient;
@@ -342,8 +348,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   };
 
   /** Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe. */
-  const onPrimary = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
-    routed();
+  const onPrimary = async <T>(shard: ShardInfo, op: Op<T>, background = false): Promise<T> => {
+    if (!background) routed();
     let conflictRetried = false;
     let failoverRetried = false;
     for (;;) {
@@ -372,8 +378,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   };
 
   /** An eligible replica (round robin among them), else the primary. */
-  const onReader = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
-    routed();
+  const onReader = async <T>(shard: ShardInfo, op: Op<T>, background = false): Promise<T> => {
+    if (!background) routed();
     const set = setOf(shard);
     const now = performance.now();
     const eligible = set.replicas.filter((r) => r.health.reachable === true && replicaEligible(r.health.lag, now, maxLagMs));
@@ -388,7 +394,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
         replica.health = { reachable: false, lag: undefined, problem: describe(err) };
       }
     }
-    return onPrimary(shard, op);
+    return onPrimary(shard, op, background);
   };
 
   const runStatement = async (conn: PoolConnection, pool: MemberPool, sql: string, params: readonly SqlValue[]): Promise<unknown> => {
@@ -440,7 +446,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     }
   };
 
-  const client = (ref: ShardRef, mode: "primary" | "reader"): ShardClient => {
+  const client = (ref: ShardRef, mode: "primary" | "reader", background = false): ShardClient => {
     const shard = resolveShard(ref);
     const route = mode === "primary" ? onPrimary : onReader;
     const run = <T>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => T): Promise<T> => {
@@ -450,10 +456,14 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
         () => served,
         sql,
         () =>
-          route(shard, async (conn, pool, role) => {
-            served = role;
-            return shape(await runStatement(conn, pool, qualify(sql, shard.database), params));
-          }),
+          route(
+            shard,
+            async (conn, pool, role) => {
+              served = role;
+              return shape(await runStatement(conn, pool, qualify(sql, shard.database), params));
+            },
+            background,
+          ),
       );
     };
     return {
@@ -564,19 +574,15 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     else metrics?.dbReplicaLag.set(labels, lag / 1000);
   };
 
-  // Probe pace: see healthIntervalMs. A statement after idleness probes at once.
-  let lastRouted = performance.now();
-  let lastTick = 0;
+  // Probe pace (probe-pace.ts): see healthIntervalMs. A statement after idleness probes at once.
+  const pace = new ProbePace(healthIntervalMs, idleHealthIntervalMs, idleAfterMs, performance.now());
   const routed = (): void => {
-    const now = performance.now();
-    const wasIdle = now - lastRouted > idleAfterMs;
-    lastRouted = now;
-    if (wasIdle && now - lastTick >= healthIntervalMs) void healthTick();
+    if (pace.routed(performance.now())) void healthTick();
   };
 
   const healthTick = async (): Promise<void> => {
     if (closed) return;
-    lastTick = performance.now();
+    pace.ticked(performance.now());
     const current = state;
     const probes: Promise<void>[] = [];
     const now = performance.now();
@@ -592,9 +598,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   };
 
   const healthTimer = setInterval(() => {
-    const now = performance.now();
-    if (now - lastRouted > idleAfterMs && now - lastTick < idleHealthIntervalMs) return;
-    void healthTick();
+    if (pace.due(performance.now())) void healthTick();
   }, healthIntervalMs);
   healthTimer.unref();
   void healthTick();
@@ -640,8 +644,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     shard: (name) => resolveShard(name),
     shardForUser: (id) => state.map.shardForUser(id),
     shardForHandle: (handle) => state.map.shardForHandle(handle),
-    primary: (ref) => client(ref, "primary"),
-    reader: (ref) => client(ref, "reader"),
+    primary: (ref, opts) => client(ref, "primary", opts?.background),
+    reader: (ref, opts) => client(ref, "reader", opts?.background),
     primaryForUser: (id) => client(state.map.shardForUser(id), "primary"),
     readerForUser: (id) => client(state.map.shardForUser(id), "reader"),
     primaryForHandle: (handle) => client(state.map.shardForHandle(handle), "primary"),
