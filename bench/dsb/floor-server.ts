@@ -31,6 +31,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { createIdGenerator, parseId } from "../../services/lib/ids.js";
 import { loadShardConfig } from "../../services/lib/shard-config.js";
 import { topologyFromEnv } from "../../services/lib/shard/config.js";
@@ -43,7 +44,8 @@ if (redisUrl === undefined) throw new Error("REDIS_URL is required");
 const userIds = await new Promise<bigint[]>((resolve) => process.once("message", (m: { userIds: string[] }) => resolve(m.userIds.map((s) => BigInt(s)))));
 
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-const router = await createShardRouter({ ...topologyFromEnv(process.env as Record<string, string>, loadShardConfig("local")) });
+// Statement failures the router masks as Internal are logged on stderr.
+const router = await createShardRouter({ ...topologyFromEnv(process.env as Record<string, string>, loadShardConfig("local")), log: pino({ level: "warn" }, pino.destination(2)) });
 const ids = createIdGenerator(1019);
 
 /** Entries kept per list: as many as a Chirp home list holds by default. */
@@ -142,7 +144,7 @@ async function page(listKey: string, offset: number, size: number): Promise<{ js
 async function compose(author: bigint, text: string): Promise<string> {
   const id = ids.next();
   const shard = router.shardForUser(author);
-  await router.primary(shard).query("INSERT INTO chirp.floor_tweets (id, author_id, text) VALUES (?, ?, ?)", [String(id), String(author), text]);
+  await router.primary(shard).execute("INSERT INTO chirp.floor_tweets (id, author_id, text) VALUES (?, ?, ?)", [String(id), String(author), text]);
   const score = parseId(id).timeMs;
   const json = tweetJson(String(id), authors.get(String(author)), text, new Date(score).toISOString());
   const p = redis.pipeline().set(key.tweet(id), json);
@@ -172,6 +174,7 @@ async function run(op: Op): Promise<{ calls: number; body: string }> {
 }
 
 await prepare();
+const reported = new Set<string>();
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -183,8 +186,14 @@ const server = createServer((req, res) => {
         res.end(`{"calls":${calls},"body":${body}}`);
       },
       (err: unknown) => {
+        // Each distinct failure once on stderr: a floor that fails is no floor.
+        const message = String(err);
+        if (!reported.has(message)) {
+          reported.add(message);
+          say(`request failed: ${message}`);
+        }
         res.writeHead(500, { "content-type": "text/plain" });
-        res.end(String(err));
+        res.end(message);
       },
     );
   });
