@@ -275,6 +275,15 @@ describe("SearchTweets (in memory)", () => {
     expect(next.partial).toBe(false);
   });
 
+  it("is Unavailable when every index shard fails, not an empty page that looks like no matches", async () => {
+    const t = setUp();
+    t.world.post(BOB, 10, "hello there");
+    for (const s of t.world.router.shards()) t.world.failingIndexShards.add(s.name);
+    expect(await codeOf(t.search("hello"))).toBe(Code.Unavailable);
+    t.world.failingIndexShards.clear();
+    expect((await t.search("hello")).tweets).toHaveLength(1);
+  });
+
   it("answers without the tweets of a tweet shard that cannot be loaded (partial); Unavailable when none can", async () => {
     const t = setUp();
     const bobs = [t.world.post(BOB, 10, "news one"), t.world.post(BOB, 30, "news three")];

@@ -97,6 +97,10 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
       let next = "";
       for (let round = 0; round < MAX_ROUNDS && tweets.length < pageSize; round++) {
         const page = await searchAllShards(fanOut, { terms, needles, before: cursor, limit: pageSize - tweets.length });
+        // No shard answered: the index is away, and an empty page would read as "no matches".
+        if (page.unavailable.length > 0 && page.unavailable.length === ctx.fanOut.router.shards().length) {
+          throw new ConnectError("search is unavailable: no index shard answered", Code.Unavailable);
+        }
         for (const s of page.unavailable) unavailable.add(s);
         if (page.hits.length > 0) {
           // Hydrate: deleted tweets are left out by the tweet service.
