@@ -117,6 +117,8 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const wakeAll = (): void => {
     for (const w of workers.values()) w.wake();
   };
+  // One listener for the relay's life, not one per connection.
+  const wakesStopped = new Promise<void>((resolve) => wakes.signal.addEventListener("abort", () => resolve(), { once: true }));
   const wakeLoop = (async () => {
     while (!wakes.signal.aborted) {
       try {
@@ -132,7 +134,7 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         void (async () => {
           for await (const s of nc.status()) if (s.type === "reconnect") wakeAll();
         })().catch(() => {});
-        await Promise.race([nc.closed(), new Promise((resolve) => wakes.signal.addEventListener("abort", resolve, { once: true }))]);
+        await Promise.race([nc.closed(), wakesStopped]);
         sub.unsubscribe();
       } catch {
         if (wakes.signal.aborted) return;

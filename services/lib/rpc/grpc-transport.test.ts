@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService } from "../../../gen/chirp/timeline/v1/timeline_service_pb.js";
@@ -15,6 +16,8 @@ describe("grpc transport: the caller's signal", () => {
   let transport: ReturnType<typeof createGrpcTransport>;
   let calls = 0;
   let open = 0;
+  /** When set, StreamEvents ends at once (a stream that finishes by itself). */
+  let finite = false;
 
   beforeAll(async () => {
     server
@@ -27,6 +30,7 @@ describe("grpc transport: the caller's signal", () => {
       .register(TimelineService, {
         // Sends nothing until the caller goes: a quiet live stream.
         async *streamEvents(_req, ctx) {
+          if (finite) return;
           open++;
           try {
             await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
@@ -55,6 +59,21 @@ describe("grpc transport: the caller's signal", () => {
     abort.abort();
     await expect.poll(() => open, { timeout: 5000, interval: 10 }).toBe(0);
     expect(ConnectError.from(await done).code).toBe(Code.Canceled);
+  });
+
+  it("leaves no abort listener on a long-lived signal once its streams have ended", async () => {
+    const process_ = new AbortController();
+    finite = true;
+    try {
+      for (let i = 0; i < 5; i++) {
+        for await (const _ of createClient(TimelineService, transport).streamEvents({}, { signal: process_.signal })) {
+          /* ends at once */
+        }
+      }
+      await expect.poll(() => getEventListeners(process_.signal, "abort").length, { timeout: 5000, interval: 10 }).toBe(0);
+    } finally {
+      finite = false;
+    }
   });
 
   it("starts no stream for a caller that aborted before the call", async () => {

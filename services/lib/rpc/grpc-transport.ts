@@ -135,13 +135,14 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
               metadata,
               opts,
               (err, output) => {
+                release();
                 if (err) return reject(endSpan(span, fromServiceError(err)));
                 if (output === undefined) return reject(endSpan(span, new ConnectError("empty response", Code.Internal)));
                 endSpan(span);
                 resolve(output);
               },
             );
-            signal?.addEventListener("abort", () => call.cancel(), { once: true });
+            const release = cancelOnAbort(signal, call);
             pumpInto(call, method.input, input).catch((err: unknown) => {
               call.cancel();
               reject(endSpan(span, err instanceof ConnectError ? err : new ConnectError("request stream failed", Code.Canceled, undefined, undefined, err)));
@@ -169,7 +170,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
           metadata,
           opts,
         );
-        signal?.addEventListener("abort", () => call.cancel(), { once: true });
+        cancelOnAbort(signal, call);
         return { ...base, message: readAll<O>(call, span) };
       }
 
@@ -180,11 +181,25 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
         metadata,
         opts,
       );
-      signal?.addEventListener("abort", () => call.cancel(), { once: true });
+      cancelOnAbort(signal, call);
       pumpInto(call, method.input, input).catch(() => call.cancel());
       return { ...base, message: readAll<O>(call, span) };
     },
   };
+}
+
+/**
+ * Cancels `call` when `signal` aborts, for as long as the call runs: the
+ * listener goes when the call ends ('status'), so a long-lived signal (a
+ * stream's, a process's) does not collect one per call. Returns the release.
+ */
+function cancelOnAbort(signal: AbortSignal | undefined, call: { cancel(): void; on(event: "status", listener: () => void): unknown }): () => void {
+  if (signal === undefined) return () => {};
+  const cancel = (): void => call.cancel();
+  const release = (): void => signal.removeEventListener("abort", cancel);
+  signal.addEventListener("abort", cancel, { once: true });
+  call.on("status", release);
+  return release;
 }
 
 /**
