@@ -8,7 +8,7 @@
 // its own import.meta.url, the source file's, so paths computed from it
 // (shard-config/, the migrations, the web app's sources) resolve exactly as
 // they do when the .ts files run directly.
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build, type Plugin } from "esbuild";
@@ -55,3 +55,36 @@ const ownImportMetaUrl: Plugin = {
     });
   },
 };
+
+/**
+ * A launcher's own bundle directory under `dataDir`: `bundles-<pid>-<random>`.
+ * Removed at its exit; one left by a launcher that was killed (SIGKILL, a
+ * crash) is removed by the next launcher, since its pid is gone.
+ */
+export async function makeOwnBundleDir(dataDir: string): Promise<string> {
+  await mkdir(dataDir, { recursive: true });
+  await sweepStaleBundleDirs(dataDir);
+  return mkdtemp(join(dataDir, `bundles-${process.pid}-`));
+}
+
+/** Removes the bundle directories of launchers that no longer run; returns their names. */
+export async function sweepStaleBundleDirs(dataDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dataDir).catch(() => [] as string[])) {
+    const pid = /^bundles-(\d+)-/.exec(name)?.[1];
+    if (pid === undefined || isRunning(Number(pid))) continue;
+    await rm(join(dataDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
-import { mkdir, mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateTokenKeys } from "./auth/token.js";
 import { freePort } from "./cluster/ports.js";
 import type { InfraInfo } from "./cluster/types.js";
-import { bundleEntries, bundlePath } from "./launch-bundle.js";
+import { bundleEntries, bundlePath, makeOwnBundleDir } from "./launch-bundle.js";
 import { replicaSetEnvVar } from "./cluster/infra-env.js";
 import type { Env } from "./config.js";
 import type { ShardConfig } from "./shard-config.js";
@@ -369,8 +368,7 @@ async function entryRunner(entries: LaunchOptions["entries"]): Promise<(entry: s
   if (dir === undefined) {
     ownBundles ??= (async () => {
       // Inside the repository: a bundle finds node_modules the way node does, from where it lies.
-      await mkdir(join(ROOT, ".data"), { recursive: true });
-      const made = await mkdtemp(join(ROOT, ".data", "bundles-"));
+      const made = await makeOwnBundleDir(join(ROOT, ".data"));
       process.once("exit", () => rmSync(made, { recursive: true, force: true }));
       return bundleMeshEntries(made);
     })();
