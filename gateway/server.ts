@@ -9,6 +9,7 @@ import { authenticateBearer } from "../services/lib/auth/bearer.js";
 import { createTokenVerifier } from "../services/lib/auth/token.js";
 import type { Logger } from "../services/lib/logger.js";
 import type { Metrics } from "../services/lib/metrics.js";
+import { metricsText } from "../services/lib/worker-metrics.js";
 import { createRedis } from "../services/lib/redis.js";
 import { createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
 import type { InProcessServices } from "../services/lib/rpc/in-process.js";
@@ -186,7 +187,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     records.set(req, record);
     if (!applyCors(config.corsOrigins, req, res)) return;
     if (req.method === "GET" && path === "/metrics") {
-      metrics.registry.metrics().then(
+      metricsText(metrics.registry).then(
         (body) => {
           res.writeHead(200, { "content-type": metrics.registry.contentType });
           res.end(body);

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { metricsText } from "./worker-metrics.js";
 
 /**
  * Process-wide Prometheus registry, `chirp_` prefixed. Labels are bounded sets
@@ -129,8 +130,7 @@ export async function serveMetrics(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/metrics") {
-      registry
-        .metrics()
+      metricsText(registry)
         .then((body) => {
           res.writeHead(200, { "content-type": registry.contentType });
           res.end(body);

@@ -11,6 +11,7 @@ import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { DEFAULT_PORTS, MULTI_SERVICE_PORTS, type ServiceName } from "./mesh.js";
 import { componentMetrics, createMetrics, serveMetrics, type Metrics } from "./metrics.js";
+import { shareWorkerMetrics } from "./worker-metrics.js";
 import { GrpcServer } from "./rpc/grpc-server.js";
 import { InProcessServices } from "./rpc/in-process.js";
 import { meshAddresses } from "./service-config.js";
@@ -132,6 +133,8 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
   // Before anything that may call or publish; shut down last, so spans of the drain are exported too.
   const tracing = startTracing(loadTracingConfig(env, config.name), log);
   const metrics = createMetrics(config.name);
+  // One of several workers (--processes): /metrics answers for all of them.
+  shareWorkerMetrics(metrics.registry);
   const local = targets.services.length > 1 || targets.gateway ? new InProcessServices(targets.services.map((s) => s.service)) : undefined;
   const closers: Array<() => Promise<void>> = [() => tracing.shutdown()];
   const closeAll = async (): Promise<void> => {

@@ -7,17 +7,18 @@
 // leases, durable consumers shared by instances, claimed sweeps, a snowflake
 // node id per process).
 //
-// /metrics is answered by whichever worker takes the connection: scrape each
-// worker's own metrics through a mesh of processes instead when per-process
-// series matter. A connection the primary hands out in the moment a worker
-// dies, before it has seen the exit, is reset (as behind any balancer before
-// its health check notices).
+// /metrics is answered by whichever worker takes the connection, for all of
+// them (worker-metrics.ts: the primary sums every worker's series). A
+// connection the primary hands out in the moment a worker dies, before it has
+// seen the exit, is reset (as behind any balancer before its health check
+// notices).
 import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
 import { ConfigError, type Env } from "./config.js";
 import type { Logger } from "./logger.js";
 import type { ReadyMessage } from "./service-main.js";
 import { onShutdownSignal } from "./shutdown.js";
+import { aggregateWorkerMetrics } from "./worker-metrics.js";
 
 /** `--processes N` or `--processes=N` in `argv`, else CHIRP_PROCESSES, else 1. */
 export function processesArgument(argv: readonly string[], env: Env): number {
@@ -45,6 +46,7 @@ export function isWorker(): boolean {
  */
 export async function runWorkers(n: number, log: Logger): Promise<void> {
   let stopping = false;
+  aggregateWorkerMetrics();
   const fork = (): { worker: Worker; ready: Promise<ReadyMessage> } => {
     const worker = cluster.fork();
     const ready = new Promise<ReadyMessage>((resolve, reject) => {

@@ -2,6 +2,7 @@
 // services/lib/workers.ts): both serve, and one that dies is replaced while
 // the other keeps answering.
 import { execFileSync } from "node:child_process";
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Mesh } from "../../services/lib/launch.js";
 import { eventually } from "../support/eventually.js";
@@ -29,8 +30,46 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/**
+ * One request on a connection of its own (no keep-alive pool): the primary hands each new
+ * connection to the next worker, and no socket of a worker killed meanwhile is reused.
+ */
+function onFreshConnection(url: string, body?: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: body === undefined ? "GET" : "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
 describe("--processes 2", () => {
   const { ok, signUp } = gatewayApi(() => mesh.gatewayUrl, "w");
+
+  /** The gateway's GetUser calls counted in one scrape of /metrics (whichever worker answers it). */
+  const getUserCalls = async (): Promise<number> => {
+    const { text } = await onFreshConnection(`${mesh.gatewayUrl}/metrics`);
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (line.startsWith("chirp_rpc_server_duration_seconds_count{") && line.includes('method="GetUser"') && line.includes('component="gateway"')) sum += Number(line.split(" ").at(-1));
+    }
+    return sum;
+  };
+
+  it("answers /metrics for both workers, whichever takes the scrape", async () => {
+    const author = await signUp();
+    const before = await getUserCalls();
+    // Fresh connections: the primary hands them to both workers in turn.
+    for (let i = 0; i < 10; i++) {
+      expect((await onFreshConnection(`${mesh.gatewayUrl}/chirp.user.v1.UserService/GetUser`, { userId: String(author.id) })).status).toBe(200);
+    }
+    // Every scrape, whichever worker answers it, counts all ten.
+    for (let i = 0; i < 4; i++) expect((await getUserCalls()) - before).toBe(10);
+  });
 
   it("runs two workers on the same ports, and replaces one that dies while the other serves", async () => {
     const workers = mesh.workerPids ?? [];
@@ -48,14 +87,10 @@ describe("--processes 2", () => {
         .filter((pid) => pid > 0 && alive(pid));
       return children.length === 2 && !children.includes(workers[0]!);
     });
-    // Every call is answered, each on a fresh connection the primary hands to a live worker.
+    // Every call is answered, each on a fresh connection the primary hands to a live worker
+    // (fetch's pool could reuse a socket the killed worker held: "other side closed").
     for (let i = 0; i < 10; i++) {
-      const res = await fetch(`${mesh.gatewayUrl}/chirp.user.v1.UserService/GetUser`, {
-        method: "POST",
-        headers: { "content-type": "application/json", connection: "close" },
-        body: JSON.stringify({ userId: String(author.id) }),
-      });
-      expect(res.status).toBe(200);
+      expect((await onFreshConnection(`${mesh.gatewayUrl}/chirp.user.v1.UserService/GetUser`, { userId: String(author.id) })).status).toBe(200);
     }
   });
 });
