@@ -37,6 +37,7 @@ import type { Logger } from "../logger.js";
 import { componentMetrics, type Metrics } from "../metrics.js";
 import { injectSpan, startClientSpan, endRpcSpan, tracingOn } from "../tracing/tracing.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER, type HeadersInit } from "./metadata.js";
+import { context, type Context } from "@opentelemetry/api";
 import { observeCall, type CallInfo } from "./observe.js";
 import { validateRequest } from "./validation.js";
 
@@ -298,8 +299,16 @@ class InProcessCall {
         done = true;
         settle(err);
       };
-      const observed = observeCall(call.hosted.metrics, call.hosted.log, call.info, () => finished);
+      // observeCall runs this inside the call's server span (when traced): the
+      // context it sees is the one the handler's steps run in below, so what
+      // the handler does is a child of the stream's span.
+      let inSpan: Context | undefined;
+      const observed = observeCall(call.hosted.metrics, call.hosted.log, call.info, () => {
+        inSpan = context.active();
+        return finished;
+      });
       observed.catch(() => {});
+      const traced = <T>(fn: () => T): T => (inSpan === undefined ? fn() : context.with(inSpan, fn));
       let source: AsyncIterator<MessageInitShape<O>> | undefined;
       const close = (): void => {
         source?.return?.(undefined)?.catch(() => {});
@@ -312,9 +321,9 @@ class InProcessCall {
       try {
         if (signal.aborted) throw signal.reason;
         signal.addEventListener("abort", onAbort, { once: true });
-        source = open()[Symbol.asyncIterator]();
+        source = traced(() => open()[Symbol.asyncIterator]());
         for (;;) {
-          const next = await source.next();
+          const next = await traced(() => source!.next());
           if (signal.aborted) throw signal.reason;
           if (next.done === true) break;
           yield normalize(schema, next.value);
