@@ -35,7 +35,7 @@ import { startBenchCluster, type BenchCluster, type SystemMode } from "./cluster
 import { runLoad, round, type RunResult, type RunSpec } from "./loadgen.js";
 import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions } from "./machine.js";
 import { prepare, type Prepared } from "./prepare.js";
-import { findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
+import { findAllocations, findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
 import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
 import { exitWithUsageIfAsked } from "../usage.js";
 import { createClient } from "@connectrpc/connect";
@@ -360,11 +360,19 @@ async function bench(): Promise<void> {
   await cleanup();
 
   let profile: ProcessProfile[] | undefined;
+  const allocations: Record<string, Record<string, number>> = {};
   if (profileDir !== undefined && closedChirp !== undefined) {
     const files = findProfiles(profileDir, meshPids);
     profile = Object.entries(files).map(([name, file]) => summarizeProfile(name, file, { start: 0, end: Number.POSITIVE_INFINITY }));
     for (const pr of profile) {
       say(`profile ${pr.process}: busy ${pr.busyMs} of ${pr.windowMs} ms sampled; top: ${pr.topFunctions.slice(0, 4).map((f) => `${f.name} ${f.percentOfBusy} %`).join("; ")}`);
+    }
+    // Per request of the profiled run (each mode's first closed-loop run).
+    for (const [name, counts] of Object.entries(findAllocations(profileDir, meshPids))) {
+      const mode = name.split(":")[0];
+      const run = runs.find((r) => r.target === "chirp" && r.mode === "closed" && r.label.startsWith(`chirp ${mode} `));
+      const requests = run === undefined ? 0 : run.achievedPerSecond * run.seconds;
+      if (requests > 0) allocations[name] = Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, round(n / requests, 3)]));
     }
   }
 
@@ -375,6 +383,11 @@ async function bench(): Promise<void> {
   if (rs.length > 0) console.log(`\nChirp as a multiple of the floor (throughput: Chirp ÷ floor; latency: Chirp ÷ floor)\n\n${ratioTable(rs)}`);
   console.log(`\nCPU per request by process\n\n${cpuTable(runs)}\n`);
   if (Object.keys(work).length > 0) console.log(`Work per request, from the servers' counters (requests one at a time, caches warm)\n\n${workTable(work)}\n`);
+  if (Object.keys(allocations).length > 0) {
+    const kinds = [...new Set(Object.values(allocations).flatMap((a) => Object.keys(a)))];
+    const rows = Object.entries(allocations).map(([name, a]) => `| ${name} | ${kinds.map((k) => a[k] ?? "-").join(" | ")} |`);
+    console.log(`Per request over the profiled closed-loop window (cpu-profile-preload.mjs)\n\n| process | ${kinds.join(" | ")} |\n|---|${kinds.map(() => "---:").join("|")}|\n${rows.join("\n")}\n`);
+  }
 
   const stripped = runs.map(({ histograms, ...rest }) => ({ ...rest, histograms }));
   write(args.out ?? join(RESULTS, "dsb.json"), {
@@ -399,7 +412,7 @@ async function bench(): Promise<void> {
     runs: stripped,
     ratios: rs,
     work,
-    ...(profile === undefined ? {} : { profile }),
+    ...(profile === undefined ? {} : { profile, allocationsPerRequest: allocations }),
   });
 }
 

@@ -104,3 +104,16 @@ export function findProfiles(dir: string, pids: Readonly<Record<string, number>>
   for (const [name, pid] of Object.entries(pids)) if (files.has(`${pid}.cpuprofile`)) out[name] = join(dir, `${pid}.cpuprofile`);
   return out;
 }
+
+/** The allocation counts each named pid wrote into `dir` over the profiled window (cpu-profile-preload.mjs: <pid>.allocations.json). */
+export function findAllocations(dir: string, pids: Readonly<Record<string, number>>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    try {
+      out[name] = JSON.parse(readFileSync(join(dir, `${pid}.allocations.json`), "utf8")) as Record<string, number>;
+    } catch {
+      // this process wrote none (not profiled, or it died)
+    }
+  }
+  return out;
+}
