@@ -1,7 +1,10 @@
 // Keyrange math with Vitess semantics (go/vt/key/key.go) and the map from a
 // keyspace id to the shard that owns it.
 import { ShardConfigError, parseKeyRange, type KeyRange } from "../shard-config.js";
-import { handleKeyspaceId, hashVindex } from "./vindex.js";
+import { handleKeyspaceId, hashVindex, parseUint64 } from "./vindex.js";
+
+/** How many users' shards a map remembers (about 10 MB at most). */
+const USER_SHARDS_REMEMBERED = 100_000;
 
 /**
  * Compares keyspace ids (or keyrange bounds) as big-endian bytes, ignoring
@@ -57,6 +60,8 @@ interface Entry<S> {
  */
 export class ShardMap<S extends NamedShard = NamedShard> {
   readonly #entries: readonly Entry<S>[];
+  /** Users' shards already computed (a map never changes its keyranges; a new topology is a new map). */
+  readonly #byUser = new Map<bigint, S>();
   /** The shards in keyrange order. */
   readonly shards: readonly S[];
 
@@ -98,7 +103,16 @@ export class ShardMap<S extends NamedShard = NamedShard> {
 
   /** The shard of a user's rows (Vitess `hash` of the id). */
   shardForUser(userId: bigint | string): S {
-    return this.shardFor(hashVindex(userId));
+    // The same authors and viewers recur on every read: a hash (a DES block) per
+    // tweet showed in profiles. Cleared when full, to stay bounded.
+    const id = parseUint64(userId);
+    let shard = this.#byUser.get(id);
+    if (shard === undefined) {
+      if (this.#byUser.size >= USER_SHARDS_REMEMBERED) this.#byUser.clear();
+      shard = this.shardFor(hashVindex(id));
+      this.#byUser.set(id, shard);
+    }
+    return shard;
   }
 
   /** The shard of a handle's `user_handles` row (binary_md5 of the lower-cased handle). */
