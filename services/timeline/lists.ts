@@ -44,6 +44,17 @@ local function built(head)
   local kind = string.sub(head, 1, 1)
   return kind == 'g' or kind == 'f'
 end
+-- Up to limit entries with score <= max, newest first, after the sentinel and
+-- the lowest entry (or ""); {} when the list is missing. ttl > 0 renews a built list.
+local function page(key, max, limit, ttl)
+  local head = redis.call('ZRANGE', key, 0, 1)
+  if #head == 0 then return {} end
+  if ttl > 0 and built(head[1]) then redis.call('PEXPIRE', key, ttl) end
+  local p = redis.call('ZRANGE', key, max, '(0', 'BYSCORE', 'REV', 'LIMIT', 0, limit)
+  table.insert(p, 1, head[2] or '')
+  table.insert(p, 1, head[1])
+  return p
+end
 local function trim(key, cap)
   if redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1)) == 0 then return end
   local head = redis.call('ZRANGE', key, 0, 1)
@@ -89,13 +100,7 @@ return 1`;
 // KEYS[1] list. ARGV: max score ("+inf" or a millisecond), limit, ttl ms (0: leave it).
 // {} when missing; else {sentinel, lowest entry or "", entries newest first...}.
 const READ_LUA = `${LIST_LUA}
-local head = redis.call('ZRANGE', KEYS[1], 0, 1)
-if #head == 0 then return {} end
-if tonumber(ARGV[3]) > 0 and built(head[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '(0', 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
-table.insert(page, 1, head[2] or '')
-table.insert(page, 1, head[1])
-return page`;
+return page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))`;
 
 // The whole of a home read's Redis part, in one script (one round trip).
 // KEYS[1] home list, KEYS[2] following set, KEYS[3] hot set. ARGV: max score,
@@ -106,16 +111,7 @@ return page`;
 // Redis is one instance (the SINTER with the hot set spans slots too), and
 // Redis Cluster would need the hot lists read in a second step.
 const HOME_LUA = `${LIST_LUA}
-local function page(key, ttl)
-  local head = redis.call('ZRANGE', key, 0, 1)
-  if #head == 0 then return {} end
-  if ttl > 0 and built(head[1]) then redis.call('PEXPIRE', key, ttl) end
-  local p = redis.call('ZRANGE', key, ARGV[1], '(0', 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
-  table.insert(p, 1, head[2] or '')
-  table.insert(p, 1, head[1])
-  return p
-end
-local home = page(KEYS[1], tonumber(ARGV[3]))
+local home = page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 if redis.call('EXISTS', KEYS[2]) == 0 then return {home} end
 local authors, seen, followed = {}, {}, {}
 for i = 3, #home do
@@ -136,7 +132,7 @@ for _, id in ipairs(redis.call('SINTER', KEYS[2], KEYS[3])) do
   if id ~= ARGV[4] then hot[#hot + 1] = id end
 end
 local out = {home, followed, hot}
-for _, id in ipairs(hot) do out[#out + 1] = page(ARGV[5] .. id .. '}', 0) end
+for _, id in ipairs(hot) do out[#out + 1] = page(ARGV[5] .. id .. '}', ARGV[1], ARGV[2], 0) end
 return out`;
 
 // KEYS[1] list. ARGV: ttl ms for the placeholder. 0 if already built, 1 if the caller should build.
@@ -246,10 +242,6 @@ export interface TimelineLists {
    * (from the cached following set; `following` undefined when it is not cached).
    */
   readHome(userId: bigint, before: bigint | undefined, limit: number, ttlMs: number): Promise<HomeRead>;
-  /** The hot authors `userId` follows (the following set must be cached). */
-  hotFollowed(userId: bigint): Promise<bigint[]>;
-  /** Which of `authors` the cached following set of `userId` holds; undefined when the set is not cached (expired, or dropped by a follow event meanwhile). */
-  followedAmong(userId: bigint, authors: readonly bigint[]): Promise<Set<bigint> | undefined>;
   /** Whether `authorId` was found above the follower threshold. */
   isHot(authorId: bigint): Promise<boolean>;
   markHot(authorId: bigint): Promise<void>;
@@ -332,18 +324,6 @@ export function createTimelineLists(redis: Redis): TimelineLists {
           hot: hot.map((id, i) => ({ authorId: BigInt(id), page: parsePage(hotPages[i] ?? [], before, limit) })),
         },
       };
-    },
-
-    async hotFollowed(userId) {
-      return (await redis.sinter(KEYS.following(userId), KEYS.hot)).map((id) => BigInt(id));
-    },
-
-    async followedAmong(userId, authors) {
-      if (authors.length === 0) return new Set();
-      // "*" is in every built set: asked along, it tells an empty answer from a missing set.
-      const [built, ...flags] = await redis.smismember(KEYS.following(userId), "*", ...authors.map(String));
-      if (built !== 1) return undefined;
-      return new Set(authors.filter((_, i) => flags[i] === 1));
     },
 
     async isHot(authorId) {

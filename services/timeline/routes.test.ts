@@ -198,16 +198,6 @@ function memoryRedis(clients: MeshClients) {
         },
       };
     },
-    async hotFollowed(userId) {
-      reachable("hotFollowed");
-      return [...(following.get(userId) ?? [])].filter((id) => hot.has(id));
-    },
-    async followedAmong(userId, authors) {
-      reachable("followedAmong");
-      if (authors.length === 0) return new Set();
-      const set = following.get(userId);
-      return set === undefined ? undefined : new Set(authors.filter((a) => set.has(a)));
-    },
     async isHot(authorId) {
       reachable("isHot");
       return hot.has(authorId);

@@ -16,7 +16,7 @@
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { Logger } from "../lib/logger.js";
-import type { Metrics } from "../lib/metrics.js";
+import { countResults, type Metrics } from "../lib/metrics.js";
 
 /** A like state at a tweet version. */
 export interface LikeAt {
@@ -68,15 +68,15 @@ export function createLikedCache(opts: LikedCacheOptions): LikedCache {
         log.debug({ err: (err as Error).message }, "liked cache read failed; reading the database");
         return out;
       }
-      ids.forEach((id, i) => {
+      const results = ids.map((id, i): "found" | "miss" => {
         const value = values[i];
         const colon = value?.indexOf(":") ?? -1;
         const state = value?.slice(colon + 1);
-        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) return;
+        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) return "miss";
         out.set(id, { tweetId: id, version: BigInt(value.slice(0, colon)), liked: state === "1" });
+        return "found";
       });
-      reads?.inc({ result: "found" }, out.size);
-      reads?.inc({ result: "miss" }, ids.length - out.size);
+      countResults(reads, "result", results);
       return out;
     },
 

@@ -228,7 +228,7 @@ function setUp() {
     cached,
     media,
     calls: impls.calls,
-    batchGet: (caller: bigint | undefined, tweetIds: bigint[]) => tweets.batchGetTweets({ tweetIds }, as(caller)),
+    batchGet: (caller: bigint | undefined, tweetIds: bigint[], authorIds: bigint[] = []) => tweets.batchGetTweets({ tweetIds, authorIds }, as(caller)),
     get: (caller: bigint | undefined, tweetId: bigint) => tweets.getTweet({ tweetId }, as(caller)),
     liked: (caller: bigint | undefined, userId: bigint, pageSize: number, pageToken = "") =>
       tweets.listLikedTweets({ userId, pageSize, pageToken }, as(caller)),
@@ -258,6 +258,24 @@ describe("BatchGetTweets (in memory)", () => {
     expect(res.tweets.map((x) => x.text)).toEqual(res.tweets.map((x) => `tweet ${x.id}`));
     // Authors come in one call for the page, not one per tweet.
     expect(t.calls.batchGetUsers).toBe(1);
+  });
+
+  it("takes author hints: right ones are read with the tweets, in the same one call; wrong ones change nothing", async () => {
+    const t = setUp();
+    const { b, c } = withTweets(t);
+    const ask = [b[0]!.id, c[0]!.id, b[2]!.id];
+    const want = await t.batchGet(ALICE, ask);
+    t.calls.batchGetUsers = 0;
+
+    const hinted = await t.batchGet(ALICE, ask, [BOB, CAROL, BOB]);
+    expect(hinted).toEqual(want);
+    expect(t.calls.batchGetUsers).toBe(1);
+
+    // Carol named for Bob's tweets: Bob is read after all, and every tweet keeps its own author.
+    t.calls.batchGetUsers = 0;
+    const wrong = await t.batchGet(ALICE, ask, [CAROL]);
+    expect(wrong).toEqual(want);
+    expect(t.calls.batchGetUsers).toBe(2);
   });
 
   it("says which tweets the caller likes, and none for an anonymous caller; likeCount is the tweet's", async () => {

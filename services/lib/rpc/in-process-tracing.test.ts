@@ -14,10 +14,13 @@ import { InProcessServices } from "./in-process.js";
 describe("in-process transport, traced", () => {
   let receiver: OtlpReceiver;
   let tracing: Tracing;
+  let previousDelay: string | undefined;
   const services = new InProcessServices([TimelineService]);
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
+    // The batch processor reads this when tracing starts; put back after.
+    previousDelay = process.env.OTEL_BSP_SCHEDULE_DELAY;
     process.env.OTEL_BSP_SCHEDULE_DELAY = "20";
     const log = createLogger("test", "silent");
     tracing = startTracing({ enabled: true, endpoint: receiver.url, serviceName: "chirp-test", resourceAttributes: {}, sampler: "always_on", samplerRatio: 1 }, log);
@@ -44,6 +47,8 @@ describe("in-process transport, traced", () => {
   afterAll(async () => {
     await tracing?.shutdown();
     await receiver?.close();
+    if (previousDelay === undefined) delete process.env.OTEL_BSP_SCHEDULE_DELAY;
+    else process.env.OTEL_BSP_SCHEDULE_DELAY = previousDelay;
   });
 
   it("runs a server stream's handler inside the stream's server span", async () => {

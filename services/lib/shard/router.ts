@@ -147,7 +147,7 @@ export interface ShardRouter {
    */
   primary(shard: ShardRef, opts?: { readonly background?: boolean }): ShardClient;
   /** Reads that may be up to maxReplicaLagMs old. */
-  reader(shard: ShardRef, opts?: { readonly background?: boolean }): ShardClient;
+  reader(shard: ShardRef): ShardClient;
   primaryForUser(userId: bigint | string): ShardClient;
   readerForUser(userId: bigint | string): ShardClient;
   primaryForHandle(handle: string): ShardClient;
@@ -378,8 +378,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   };
 
   /** An eligible replica (round robin among them), else the primary. */
-  const onReader = async <T>(shard: ShardInfo, op: Op<T>, background = false): Promise<T> => {
-    if (!background) routed();
+  const onReader = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
+    routed();
     const set = setOf(shard);
     const now = performance.now();
     const eligible = set.replicas.filter((r) => r.health.reachable === true && replicaEligible(r.health.lag, now, maxLagMs));
@@ -394,7 +394,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
         replica.health = { reachable: false, lag: undefined, problem: describe(err) };
       }
     }
-    return onPrimary(shard, op, background);
+    return onPrimary(shard, op);
   };
 
   const runStatement = async (conn: PoolConnection, pool: MemberPool, sql: string, params: readonly SqlValue[]): Promise<unknown> => {
@@ -645,7 +645,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     shardForUser: (id) => state.map.shardForUser(id),
     shardForHandle: (handle) => state.map.shardForHandle(handle),
     primary: (ref, opts) => client(ref, "primary", opts?.background),
-    reader: (ref, opts) => client(ref, "reader", opts?.background),
+    reader: (ref) => client(ref, "reader"),
     primaryForUser: (id) => client(state.map.shardForUser(id), "primary"),
     readerForUser: (id) => client(state.map.shardForUser(id), "reader"),
     primaryForHandle: (handle) => client(state.map.shardForHandle(handle), "primary"),
