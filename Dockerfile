@@ -29,9 +29,12 @@ COPY package.json package-lock.json ./
 COPY tsconfig.json ./
 COPY shard-config/ shard-config/
 COPY gen/ gen/
+COPY lib/ lib/
 COPY services/ services/
 COPY gateway/ gateway/
 COPY scripts/ scripts/
+# The CLI (scripts/cli) finds a local cluster's addresses through the harness.
+COPY devcluster/ devcluster/
 
 # In a container every listener must be reachable from the other containers.
 ENV CHIRP_BIND_HOST=0.0.0.0 \

@@ -21,20 +21,20 @@ import { create } from "@bufbuild/protobuf";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
-import { startLocalCluster } from "../services/lib/cluster/index.js";
-import { createEventBus } from "../services/lib/events/bus.js";
-import { BUS_DEFAULTS, RELAY_DEFAULTS } from "../services/lib/events/config.js";
-import { EVENT_ID_HEADER } from "../services/lib/events/headers.js";
-import { appendOutbox } from "../services/lib/events/outbox.js";
-import { announceOutboxCommits } from "../services/lib/events/outbox-wake.js";
-import { startOutboxRelay } from "../services/lib/events/relay.js";
-import { EVENT_STREAM, EVENTS } from "../services/lib/events/subjects.js";
-import { createIdGenerator } from "../services/lib/ids.js";
-import { serviceInfraEnv } from "../services/lib/launch.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { loadShardConfig } from "../services/lib/shard-config.js";
-import { topologyFromEnv } from "../services/lib/shard/config.js";
-import { createShardRouter } from "../services/lib/shard/router.js";
+import { startLocalCluster } from "../devcluster/index.js";
+import { createEventBus } from "../lib/events/bus.js";
+import { BUS_DEFAULTS, RELAY_DEFAULTS } from "../lib/events/config.js";
+import { EVENT_ID_HEADER } from "../lib/events/headers.js";
+import { appendOutbox } from "../lib/events/outbox.js";
+import { announceOutboxCommits } from "../lib/events/outbox-wake.js";
+import { startOutboxRelay } from "../lib/events/relay.js";
+import { EVENT_STREAM, EVENTS } from "../lib/events/subjects.js";
+import { createIdGenerator } from "../lib/ids.js";
+import { serviceInfraEnv } from "../devcluster/launch.js";
+import { createMetrics } from "../lib/metrics.js";
+import { loadShardConfig } from "../lib/shard/shard-config.js";
+import { topologyFromEnv } from "../lib/shard/config.js";
+import { createShardRouter } from "../lib/shard/router.js";
 
 const { values: args } = parseArgs({
   options: {

@@ -19,10 +19,10 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createPool, type Pool } from "mysql2/promise";
-import { startLocalCluster, type RunningInfra } from "../services/lib/cluster/index.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { createQualifier } from "../services/lib/shard/qualify.js";
-import { createShardRouter, type ShardRouter } from "../services/lib/shard/router.js";
+import { startLocalCluster, type RunningInfra } from "../devcluster/index.js";
+import { createMetrics } from "../lib/metrics.js";
+import { createQualifier } from "../lib/shard/qualify.js";
+import { createShardRouter, type ShardRouter } from "../lib/shard/router.js";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const DEFAULT_OUT = fileURLToPath(new URL("./results/router-overhead.json", import.meta.url));

@@ -3,7 +3,7 @@
  * forked with an IPC channel. Serves chirp.user.v1.UserService/GetUser on
  * 127.0.0.1 (ephemeral port) with one of:
  *
- *   grpc-js       the mesh's GrpcServer (services/lib/rpc/grpc-server.ts), as is:
+ *   grpc-js       the mesh's GrpcServer (lib/rpc/grpc-server.ts), as is:
  *                 protovalidate + metrics + access-log check around the handler
  *   connect-node  connectNodeAdapter on an h2c http2 server, with the same
  *                 validateRequest + observeCall around the same handler, so the
@@ -21,12 +21,12 @@ import type { AddressInfo } from "node:net";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { GetUserRequestSchema, GetUserResponseSchema, UserService } from "../gen/chirp/user/v1/user_service_pb.js";
-import { createLogger } from "../services/lib/logger.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { GrpcServer } from "../services/lib/rpc/grpc-server.js";
-import { REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
-import { observeCall } from "../services/lib/rpc/observe.js";
-import { validateRequest } from "../services/lib/rpc/validation.js";
+import { createLogger } from "../lib/logger.js";
+import { createMetrics } from "../lib/metrics.js";
+import { GrpcServer } from "../lib/rpc/grpc-server.js";
+import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { observeCall } from "../lib/rpc/observe.js";
+import { validateRequest } from "../lib/rpc/validation.js";
 import { GET_USER_PATH, getUser, SERVER_KINDS, type FromServer, type ServerKind, type ToServer } from "./rpc-overhead-shared.js";
 
 interface Running {

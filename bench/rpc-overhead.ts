@@ -24,8 +24,8 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport as createConnectGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { GetUserRequestSchema, GetUserResponseSchema, UserService } from "../gen/chirp/user/v1/user_service_pb.js";
-import { createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
-import { validateRequest } from "../services/lib/rpc/validation.js";
+import { createGrpcTransport } from "../lib/rpc/grpc-transport.js";
+import { validateRequest } from "../lib/rpc/validation.js";
 import { GET_USER_PATH, getUser, makeRequest, USER_ID, type FromServer, type ServerKind, type ToServer } from "./rpc-overhead-shared.js";
 
 type ClientKind = "grpc-js" | "connect-node" | "node-http";

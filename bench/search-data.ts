@@ -1,7 +1,7 @@
 // Synthetic tweets for the search benchmarks (bench/search.ts,
 // bench/search-fulltext.ts). Made from a seed, so tweet i can be made again
 // from i alone, in any order and in any process.
-import { firstIdAt } from "../services/lib/ids.js";
+import { firstIdAt } from "../lib/ids.js";
 import { createRng as rng } from "./rng.js";
 
 

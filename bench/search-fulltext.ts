@@ -15,7 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createConnection } from "mysql2/promise";
-import { startLocalCluster } from "../services/lib/cluster/index.js";
+import { startLocalCluster } from "../devcluster/index.js";
 import { analyzeTweet, tokenize } from "../services/search/analyze.js";
 import { COMMON, syntheticTweets } from "./search-data.js";
 

@@ -8,8 +8,8 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, createContextKey } from "@connectrpc/connect";
-import type { Logger } from "../services/lib/logger.js";
-import { REQUEST_ID_HEADER } from "../services/lib/rpc/metadata.js";
+import type { Logger } from "../lib/logger.js";
+import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;

@@ -1,8 +1,8 @@
-import { parsePublicKeys } from "../services/lib/auth/keys.js";
-import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../services/lib/config.js";
-import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../services/lib/mesh.js";
-import { loadRedisConfig, type RedisConfig } from "../services/lib/redis.js";
-import { meshAddresses } from "../services/lib/service-config.js";
+import { parsePublicKeys } from "../lib/auth/keys.js";
+import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/config.js";
+import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../lib/mesh.js";
+import { loadRedisConfig, type RedisConfig } from "../lib/redis.js";
+import { meshAddresses } from "../lib/service-config.js";
 import { DEFAULT_RATE_LIMITS, RATE_CLASSES, parseBucket, type Bucket, type RateClass, type RateLimits } from "./rate-limit.js";
 
 export interface GatewayConfig {

@@ -1,8 +1,8 @@
-import { createLogger } from "../services/lib/logger.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { onShutdownSignal } from "../services/lib/shutdown.js";
-import { loadTracingConfig } from "../services/lib/tracing/config.js";
-import { startTracing } from "../services/lib/tracing/tracing.js";
+import { createLogger } from "../lib/logger.js";
+import { createMetrics } from "../lib/metrics.js";
+import { onShutdownSignal } from "../lib/shutdown.js";
+import { loadTracingConfig } from "../lib/tracing/config.js";
+import { startTracing } from "../lib/tracing/tracing.js";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway } from "./server.js";
 

@@ -30,13 +30,13 @@ import {
   type UploadRequest,
   type UploadResponse,
 } from "../gen/chirp/media/v1/media_service_pb.js";
-import { authenticateBearer } from "../services/lib/auth/bearer.js";
-import type { TokenVerifier } from "../services/lib/auth/token.js";
-import type { Logger } from "../services/lib/logger.js";
-import type { Metrics } from "../services/lib/metrics.js";
-import { grpcMethodDefinition } from "../services/lib/rpc/grpc-definition.js";
-import { fromServiceError, grpcTarget, meshChannelOptions } from "../services/lib/rpc/grpc-transport.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata } from "../services/lib/rpc/metadata.js";
+import { authenticateBearer } from "../lib/auth/bearer.js";
+import type { TokenVerifier } from "../lib/auth/token.js";
+import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
+import { grpcMethodDefinition } from "../lib/rpc/grpc-definition.js";
+import { fromServiceError, grpcTarget, meshChannelOptions } from "../lib/rpc/grpc-transport.js";
+import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata } from "../lib/rpc/metadata.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;

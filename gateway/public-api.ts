@@ -5,7 +5,7 @@ import { SearchService } from "../gen/chirp/search/v1/search_service_pb.js";
 import { TimelineService } from "../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../gen/chirp/user/v1/user_service_pb.js";
-import type { ServiceName } from "../services/lib/mesh.js";
+import type { ServiceName } from "../lib/mesh.js";
 import type { RateClass } from "./rate-limit.js";
 
 export interface PublicService {

@@ -19,7 +19,7 @@
 // public API down with Redis would be worse than a few minutes unlimited.
 // The gateway logs when that starts and when it ends.
 import type { Redis } from "ioredis";
-import type { Logger } from "../services/lib/logger.js";
+import type { Logger } from "../lib/logger.js";
 
 export const RATE_CLASSES = ["read", "write", "auth", "upload"] as const;
 export type RateClass = (typeof RATE_CLASSES)[number];

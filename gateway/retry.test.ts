@@ -1,5 +1,5 @@
 // Round-robin over instances and the one retry rule of the mesh clients
-// (services/lib/rpc/grpc-transport.ts): UNAVAILABLE is tried again, on the
+// (lib/rpc/grpc-transport.ts): UNAVAILABLE is tried again, on the
 // next instance; nothing else is. Real grpc-js servers on loopback, the real
 // gateway in front of them for the last test.
 import { create } from "@bufbuild/protobuf";
@@ -7,11 +7,11 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserSchema } from "../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../gen/chirp/user/v1/user_service_pb.js";
-import { generateTokenKeys } from "../services/lib/auth/token.js";
-import { createLogger } from "../services/lib/logger.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { GrpcServer } from "../services/lib/rpc/grpc-server.js";
-import { MESH_RETRY_ATTEMPTS, createGrpcTransport } from "../services/lib/rpc/grpc-transport.js";
+import { generateTokenKeys } from "../lib/auth/token.js";
+import { createLogger } from "../lib/logger.js";
+import { createMetrics } from "../lib/metrics.js";
+import { GrpcServer } from "../lib/rpc/grpc-server.js";
+import { MESH_RETRY_ATTEMPTS, createGrpcTransport } from "../lib/rpc/grpc-transport.js";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway, type Gateway } from "./server.js";
 

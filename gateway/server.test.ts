@@ -2,10 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserSchema } from "../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../gen/chirp/user/v1/user_service_pb.js";
-import { generateTokenKeys } from "../services/lib/auth/token.js";
-import { createLogger } from "../services/lib/logger.js";
-import { createMetrics } from "../services/lib/metrics.js";
-import { GrpcServer } from "../services/lib/rpc/grpc-server.js";
+import { generateTokenKeys } from "../lib/auth/token.js";
+import { createLogger } from "../lib/logger.js";
+import { createMetrics } from "../lib/metrics.js";
+import { GrpcServer } from "../lib/rpc/grpc-server.js";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway, type Gateway } from "./server.js";
 

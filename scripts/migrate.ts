@@ -1,11 +1,11 @@
 // One-shot schema migration against MySQL servers given by URL (the
 // docker-compose `migrate` job, or a deployment step): applies every pending
-// services/lib/db/migrations file to every shard database, then exits.
+// lib/db/migrations file to every shard database, then exits.
 // `npm start` and the tests migrate by themselves; this is for servers they
 // do not own. Replication is not touched.
-import { migrate } from "../services/lib/cluster/index.js";
-import { InfraEnvError, parseInfraEnv } from "../services/lib/cluster/infra-env.js";
-import { loadShardConfig } from "../services/lib/shard-config.js";
+import { migrate } from "../lib/db/migrate.js";
+import { InfraEnvError, parseInfraEnv } from "../lib/shard/infra-env.js";
+import { loadShardConfig } from "../lib/shard/shard-config.js";
 
 const say = (line: string): void => console.error(`[migrate] ${line}`);
 

@@ -6,12 +6,12 @@
 import { parseArgs } from "node:util";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TOKEN_KEY_FILE, resolveTokenKeys } from "../services/lib/auth/keys.js";
-import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../services/lib/cluster/index.js";
-import { ConfigError } from "../services/lib/config.js";
-import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../services/lib/launch.js";
-import { SERVICE_NAMES } from "../services/lib/mesh.js";
-import { loadShardConfig } from "../services/lib/shard-config.js";
+import { TOKEN_KEY_FILE, resolveTokenKeys } from "../lib/auth/keys.js";
+import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../devcluster/index.js";
+import { ConfigError } from "../lib/config.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../devcluster/launch.js";
+import { SERVICE_NAMES } from "../lib/mesh.js";
+import { loadShardConfig } from "../lib/shard/shard-config.js";
 
 const say = (line: string): void => console.error(`[chirp] ${line}`);
 
@@ -20,7 +20,7 @@ const { values: args } = parseArgs({
   strict: true,
 });
 const mode = args.mesh ? "mesh" : "single";
-// Several single processes behind the same ports (services/lib/workers.ts).
+// Several single processes behind the same ports (lib/workers.ts).
 const processes = Number(args.processes);
 if (!Number.isInteger(processes) || processes < 1 || processes > 64) {
   say(`--processes: a whole number from 1 to 64, got ${JSON.stringify(args.processes)}`);

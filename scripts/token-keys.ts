@@ -5,7 +5,7 @@
 // Re-running keeps the existing key, so issued tokens stay valid.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadOrCreateTokenKey } from "../services/lib/auth/keys.js";
+import { loadOrCreateTokenKey } from "../lib/auth/keys.js";
 
 const dir = process.argv[2];
 if (dir === undefined) {

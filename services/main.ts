@@ -2,10 +2,10 @@
 // process (`--target all`, what `npm start` runs); `--target tweet` one
 // service, as the mesh runs it; or any list (targets.ts). `--processes N`
 // runs N such processes behind the same ports (lib/workers.ts).
-import { ConfigError, EnvReader, LOG_LEVELS } from "./lib/config.js";
-import { createLogger } from "./lib/logger.js";
-import { runProcess } from "./lib/service-main.js";
-import { isWorker, processesArgument, runWorkers } from "./lib/workers.js";
+import { ConfigError, EnvReader, LOG_LEVELS } from "../lib/config.js";
+import { createLogger } from "../lib/logger.js";
+import { runProcess } from "../lib/service-main.js";
+import { isWorker, processesArgument, runWorkers } from "../lib/workers.js";
 import { parseTargets, targetArgument } from "./targets.js";
 
 try {

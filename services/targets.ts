@@ -1,9 +1,9 @@
 // Which components a process runs: `--target all` (every service and the
 // gateway: the default of `npm start`), one (`--target tweet`), or a list
 // (`--target tweet,timeline,gateway`). The same code serves every mode.
-import { ConfigError } from "./lib/config.js";
-import { SERVICE_NAMES, type ServiceName } from "./lib/mesh.js";
-import type { AnyServiceSpec, ProcessTargets } from "./lib/service-main.js";
+import { ConfigError } from "../lib/config.js";
+import { SERVICE_NAMES, type ServiceName } from "../lib/mesh.js";
+import type { AnyServiceSpec, ProcessTargets } from "../lib/service-main.js";
 import { graphService } from "./graph/service.js";
 import { mediaService } from "./media/service.js";
 import { searchService } from "./search/service.js";

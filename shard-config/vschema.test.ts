@@ -2,8 +2,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MIGRATIONS_DIR } from "../services/lib/cluster/migrate.js";
-import { ShardConfigError, loadShardConfig } from "../services/lib/shard-config.js";
+import { DEFAULT_MIGRATIONS_DIR } from "../lib/db/migrate.js";
+import { ShardConfigError, loadShardConfig } from "../lib/shard/shard-config.js";
 import { buildVSchema, type VSchemaKeyspace } from "./vschema.js";
 
 /** Tables and their columns, from CREATE TABLE statements in `sql`. */
@@ -31,7 +31,7 @@ function schemaTables(): Map<string, Set<string>> {
   // The migrator creates its own bookkeeping table on every shard.
   const sources = [
     ...files.map((f) => readFileSync(join(DEFAULT_MIGRATIONS_DIR, f), "utf8")),
-    readFileSync(new URL("../services/lib/cluster/migrate.ts", import.meta.url), "utf8"),
+    readFileSync(new URL("../lib/db/migrate.ts", import.meta.url), "utf8"),
   ];
   for (const sql of sources) for (const [t, cols] of tablesIn(sql)) all.set(t, new Set([...(all.get(t) ?? []), ...cols]));
   return all;

@@ -2,8 +2,8 @@
 // It is what `vtctldclient ApplyVSchema` takes (the vschema.Keyspace message
 // as JSON), so the same data can be served by Vitess. Choices are explained
 // in shard-config/README.md ("VSchema").
-import type { ShardConfig } from "../services/lib/shard-config.js";
-import { ShardMap } from "../services/lib/shard/keyrange.js";
+import type { ShardConfig } from "../lib/shard/shard-config.js";
+import { ShardMap } from "../lib/shard/keyrange.js";
 
 /** vschema.Vindex */
 export interface VSchemaVindex {

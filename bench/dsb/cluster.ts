@@ -13,12 +13,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
-import { createTokenSigner, generateTokenKeys, type TokenSigner } from "../../services/lib/auth/token.js";
-import { startLocalCluster, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { createTokenSigner, generateTokenKeys, type TokenSigner } from "../../lib/auth/token.js";
+import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../devcluster/launch.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 
 const PROFILE_PRELOAD = fileURLToPath(new URL("./cpu-profile-preload.mjs", import.meta.url));
 

@@ -32,10 +32,10 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { createIdGenerator, parseId } from "../../services/lib/ids.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter } from "../../services/lib/shard/router.js";
+import { createIdGenerator, parseId } from "../../lib/ids.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter } from "../../lib/shard/router.js";
 import { HOME_PAGE, MAX_PAGE, USER_PAGE } from "./targets.js";
 import type { Op } from "./workload.js";
 

@@ -27,11 +27,11 @@
  */
 import { hash, argon2id } from "argon2";
 import { USER_DEFAULTS } from "../../services/user/config.js";
-import { ID_EPOCH_MS } from "../../services/lib/ids.js";
-import type { ShardInfo } from "../../services/lib/cluster/types.js";
-import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import type { ShardRouter, SqlValue } from "../../services/lib/shard/router.js";
-import { binaryMd5Vindex, lowerAscii } from "../../services/lib/shard/vindex.js";
+import { ID_EPOCH_MS } from "../../lib/ids.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import { ShardMap } from "../../lib/shard/keyrange.js";
+import type { ShardRouter, SqlValue } from "../../lib/shard/router.js";
+import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
 import { parseTweetText } from "../../services/tweet/text.js";
 import { createProgress } from "../../scripts/cli/progress.js";
 import { createRng } from "../rng.js";

@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
-import { findBinary } from "../../services/lib/cluster/index.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { findBinary } from "../../devcluster/index.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** USER_HZ: /proc/<pid>/stat counts CPU in ticks of 1/100 s on Linux. */

@@ -87,7 +87,7 @@ export const SECONDS_PER_DAY = 86_400;
 export const DAYS_PER_YEAR = 365;
 const MiB = 1024 * 1024;
 
-// Logical bytes per row, from the migrations (services/lib/db/migrations):
+// Logical bytes per row, from the migrations (lib/db/migrations):
 // column sizes plus InnoDB's ~18-byte record overhead (header, transaction
 // id, roll pointer) on clustered rows and ~5 bytes on secondary entries.
 export const ROW_BYTES = {

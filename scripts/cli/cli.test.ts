@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { buildVSchema } from "../../shard-config/vschema.js";
 
 const BIN = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));

@@ -2,9 +2,9 @@
 //   <userId>  keyspace id (Vitess hash of the id) and the shard of the user's rows
 //   @handle   keyspace id (binary_md5 of the lower-cased handle) and the shard
 //             of the handle's user_handles row (the lookup table)
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import { VindexError, handleKeyspaceId, hashVindex } from "../../services/lib/shard/vindex.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import { ShardMap } from "../../lib/shard/keyrange.js";
+import { VindexError, handleKeyspaceId, hashVindex } from "../../lib/shard/vindex.js";
 import { EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 
 export const usage = "chirp shard-of [--env <name>] <userId | @handle>";

@@ -1,6 +1,6 @@
 // chirp vschema: prints the keyspace's Vitess VSchema, ready for
 // `vtctldclient ApplyVSchema --vschema-file <file> <keyspace>`.
-import { loadShardConfig } from "../../services/lib/shard-config.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { buildVSchema } from "../../shard-config/vschema.js";
 import { EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 

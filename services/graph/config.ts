@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from "../lib/config.js";
+import { EnvReader, type Env } from "../../lib/config.js";
 
 /** The graph service's own settings (CHIRP_GRAPH_*), read once at start. */
 export interface GraphConfig {

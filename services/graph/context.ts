@@ -1,5 +1,5 @@
-import { consume, type EventConsumer } from "../lib/events/consumer.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
 import { GRAPH_EDGE_EVENTS } from "./events.js";
 import { createEdgeRepair, type EdgeRepair } from "./repair.js";

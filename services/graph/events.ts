@@ -3,9 +3,9 @@
 // consumer, which applies them to the followee's side.
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { UserFollowed, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
-import type { IdGenerator } from "../lib/ids.js";
-import { appendOutbox } from "../lib/events/outbox.js";
-import { EVENTS } from "../lib/events/subjects.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import { appendOutbox } from "../../lib/events/outbox.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import { microsFromTimestamp, timestampFromMicros } from "./edge-time.js";
 import type { Announce, EdgeVersion } from "./store.js";
 

@@ -6,11 +6,11 @@
 // It is idempotent and order-independent (the followee's side only moves to a
 // higher version), so the three may race each other freely.
 import { Counter } from "prom-client";
-import type { Logger } from "../lib/logger.js";
-import type { Metrics } from "../lib/metrics.js";
-import type { ShardRouter } from "../lib/shard/router.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Metrics } from "../../lib/metrics.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { edgeVersionOfEvent, type GraphEdgeEvent } from "./events.js";
-import type { UserCache } from "../lib/user-cache.js";
+import type { UserCache } from "../../lib/user-cache.js";
 import { applyFolloweeSide, clearSyncPending, listSyncPending, readFollowerSide, type EdgeVersion } from "./store.js";
 
 export type RepairPath = "sync" | "consumer" | "sweep";

@@ -10,9 +10,9 @@ import {
   type GraphService,
 } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
-import { callerOf, requireCaller } from "../lib/auth/caller.js";
-import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
-import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { callerOf, requireCaller } from "../../lib/auth/caller.js";
+import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { GraphContext } from "./context.js";
 import { createKeyedQueue } from "./edge-queue.js";
 import { announceEdgeChange } from "./events.js";

@@ -4,8 +4,8 @@
 // changes only in the transaction that changes the state of that user's row
 // of the edge, so counts equal active rows on each side. See
 // docs/architecture.md, "Social graph".
-import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../lib/shard/router.js";
-import type { ShardInfo } from "../lib/cluster/types.js";
+import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./edge-time.js";
 import type { ListKind, PageCursor } from "./page-token.js";
 

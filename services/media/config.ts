@@ -1,7 +1,7 @@
 // What the media service reads from its environment beyond every service's
 // settings (service-config.ts) and the database's (shard/config.ts).
 import { fileURLToPath } from "node:url";
-import { ConfigError, EnvReader, type Env } from "../lib/config.js";
+import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
 
 export interface S3Config {
   /** CHIRP_MEDIA_S3_ENDPOINT, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000; path-style requests. */

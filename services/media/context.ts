@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { Counter } from "prom-client";
-import type { ServiceContext } from "../lib/service-context.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";

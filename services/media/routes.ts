@@ -14,8 +14,8 @@ import {
   type ReadMediaRequest,
   type ReadMediaResponse,
 } from "../../gen/chirp/media/v1/media_service_pb.js";
-import { requireCaller } from "../lib/auth/caller.js";
-import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { requireCaller } from "../../lib/auth/caller.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { MediaContext } from "./context.js";
 import { CONTENT_TYPES, isImage, type ImageFormat, type VideoFormat } from "./formats/sniff.js";
 import { presentMedia } from "./present.js";

@@ -8,11 +8,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
-import type { ShardInfo } from "../lib/cluster/types.js";
-import { appendOutbox } from "../lib/events/outbox.js";
-import { EVENTS } from "../lib/events/subjects.js";
-import type { IdGenerator } from "../lib/ids.js";
-import type { Queryable, ShardRouter } from "../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import { appendOutbox } from "../../lib/events/outbox.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 
 export interface MediaRow {
   readonly id: string;

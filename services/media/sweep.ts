@@ -5,9 +5,9 @@
 // written within the grace period (a new upload of the same bytes re-writes
 // it before inserting its row, so its blob is never taken from under it).
 import { Counter } from "prom-client";
-import type { Logger } from "../lib/logger.js";
-import type { Metrics } from "../lib/metrics.js";
-import type { ShardRouter } from "../lib/shard/router.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Metrics } from "../../lib/metrics.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import type { MediaStore } from "./store.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../lib/config.js";
+import { ConfigError } from "../../lib/config.js";
 import { loadSearchConfig } from "./config.js";
 
 describe("loadSearchConfig", () => {

@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, type Env } from "../lib/config.js";
+import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
 
 /** The search service's own settings (CHIRP_SEARCH_*), read once at start. */
 export interface SearchConfig {

@@ -1,6 +1,6 @@
 import { Counter, Histogram } from "prom-client";
-import { consume, type EventConsumer } from "../lib/events/consumer.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import { loadSearchConfig, type SearchConfig } from "./config.js";
 import { SEARCH_EVENTS, SEARCH_INDEX_DURABLE, SEARCH_TRENDS_DURABLE, indexHandler, searchEventMetrics, trendsHandler } from "./events.js";
 import type { FanOutOptions } from "./fan-out.js";

@@ -4,10 +4,10 @@
 // never holds up the index, nor the other way round.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Counter, Histogram } from "prom-client";
-import type { ConsumedEvent } from "../lib/events/consumer.js";
-import { EVENTS } from "../lib/events/subjects.js";
-import { parseId } from "../lib/ids.js";
-import type { Metrics } from "../lib/metrics.js";
+import type { ConsumedEvent } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import { parseId } from "../../lib/ids.js";
+import type { Metrics } from "../../lib/metrics.js";
 import { analyzeTweet } from "./analyze.js";
 import type { IndexWriter } from "./index-writer.js";
 import type { SearchStore } from "./store.js";

@@ -2,8 +2,8 @@
 // at once, each under a deadline, merged newest first. A shard that fails or
 // does not answer in time is named in the result instead of failing the
 // search: the caller reports the page as partial.
-import type { Logger } from "../lib/logger.js";
-import type { ShardRouter } from "../lib/shard/router.js";
+import type { Logger } from "../../lib/logger.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import type { Hit, ShardQuery, SearchStore } from "./store.js";
 
 export interface FanOutResult {

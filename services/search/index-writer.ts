@@ -3,7 +3,7 @@
 // it runs goes into the next one, up to maxBatch tweets. At a low rate every
 // tweet gets its own transaction at once (no added wait); under load the
 // commits, and the semi-synchronous replication wait of each, are shared.
-import type { ShardInfo } from "../lib/cluster/types.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
 import type { IndexResult, IndexedDoc, SearchStore } from "./store.js";
 
 export interface IndexWriter {

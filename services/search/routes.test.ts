@@ -16,9 +16,9 @@ import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { firstIdAt, ID_EPOCH_MS } from "../lib/ids.js";
-import type { MeshClients } from "../lib/rpc/mesh-clients.js";
-import type { ShardRef, ShardRouter } from "../lib/shard/router.js";
+import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import type { ShardRef, ShardRouter } from "../../lib/shard/router.js";
 import { analyzeTweet } from "./analyze.js";
 import type { SearchConfig } from "./config.js";
 import type { SearchContext } from "./context.js";
@@ -26,7 +26,7 @@ import type { FanOutOptions } from "./fan-out.js";
 import { MAX_QUERY_TERMS } from "./query.js";
 import { routes } from "./routes.js";
 import type { Hit, SearchStore, ShardQuery } from "./store.js";
-import { codeOf, memoryShardRouter } from "../lib/testing/in-memory.js";
+import { codeOf, memoryShardRouter } from "../../lib/testing/in-memory.js";
 
 // The hash vindex puts users 1 and 2 on -80 and 4 on 80-: Carol's tweets live on the other tweet shard.
 const HANDLES = new Map([

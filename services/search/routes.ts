@@ -7,7 +7,7 @@ import {
   type SearchService,
 } from "../../gen/chirp/search/v1/search_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { authorTerm, mentionTerm, phraseNeedle } from "./analyze.js";
 import type { SearchContext } from "./context.js";
 import { searchAllShards } from "./fan-out.js";

@@ -10,8 +10,8 @@
 //      stopping at the LIMIT.
 // Newest first needs no sort: the driving list is already in tweet id order.
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ShardInfo } from "../lib/cluster/types.js";
-import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 
 /** Postings counted per term to choose the driving one; more is "common". */
 export const ESTIMATE_CAP = 2000;

@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, type Env } from "../lib/config.js";
+import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
 
 const DAY_MS = 86_400_000;
 

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
-import { consume, type EventConsumer } from "../lib/events/consumer.js";
-import { createRedis, loadRedisConfig } from "../lib/redis.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { createRedis, loadRedisConfig } from "../../lib/redis.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import { loadTimelineConfig, type TimelineConfig } from "./config.js";
 import { createFanOut, FANOUT_DURABLE, FANOUT_EVENTS, GRAPH_DURABLE, GRAPH_EVENTS } from "./fan-out.js";
 import { createFollowingCache, type FollowingCache } from "./following.js";

@@ -5,7 +5,7 @@
 // members of one score sort by their bytes, which for a fixed-width decimal
 // is the id's order. The author rides along so an unfollow can take one
 // author's entries out without reading any tweet.
-import { parseId } from "../lib/ids.js";
+import { parseId } from "../../lib/ids.js";
 
 export interface Entry {
   readonly id: bigint;

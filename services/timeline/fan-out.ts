@@ -11,10 +11,10 @@
 //
 // Every step is idempotent (a sorted-set member added or removed again
 // changes nothing; edge events apply by version), so redeliveries are harmless.
-import type { ConsumedEvent } from "../lib/events/consumer.js";
-import { EVENTS } from "../lib/events/subjects.js";
-import type { Logger } from "../lib/logger.js";
-import type { MeshClients } from "../lib/rpc/mesh-clients.js";
+import type { ConsumedEvent } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { Logger } from "../../lib/logger.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineConfig } from "./config.js";
 import type { Entry } from "./entries.js";
 import type { FollowingCache } from "./following.js";

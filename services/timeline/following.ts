@@ -7,8 +7,8 @@
 import { randomUUID } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
-import type { MeshClients } from "../lib/rpc/mesh-clients.js";
-import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { KEYS } from "./lists.js";
 
 const BUILT = "*";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ShardInfo } from "../lib/cluster/types.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Entry } from "./entries.js";
 import { mergeAuthors } from "./merge.js";
 import { NO_CURSOR, type AuthorWalk, type TimelineStore } from "./store.js";

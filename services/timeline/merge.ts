@@ -7,7 +7,7 @@
 // stopped below the want-th best candidate cannot place and stop; the others
 // go on with a larger k. So the rows read stay near `want` plus one walk per
 // author, however many authors there are and however unevenly they post.
-import type { ShardInfo } from "../lib/cluster/types.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
 import { newestFirst, type Entry } from "./entries.js";
 import type { AuthorWalk, TimelineStore } from "./store.js";
 

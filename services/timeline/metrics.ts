@@ -1,6 +1,6 @@
 // The timeline service's metrics. Labels are fixed sets, never ids.
 import { Counter, Gauge, Histogram } from "prom-client";
-import type { Metrics } from "../lib/metrics.js";
+import type { Metrics } from "../../lib/metrics.js";
 
 export interface TimelineMetrics {
   /** Home timelines a new tweet was written to (delivered), or not because the list is absent (skipped: inactive or never read). */

@@ -6,8 +6,8 @@
 // below that floor. A missing list is rebuilt from MySQL first. Without Redis
 // the whole page comes from MySQL. See docs/architecture.md, "Timelines".
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { Logger } from "../lib/logger.js";
-import type { MeshClients } from "../lib/rpc/mesh-clients.js";
+import type { Logger } from "../../lib/logger.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineConfig } from "./config.js";
 import { maxId, newestFirst, type Entry } from "./entries.js";
 import { listFollowing, type FollowingCache } from "./following.js";

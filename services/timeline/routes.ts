@@ -7,8 +7,8 @@ import {
   type TimelineService,
 } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { callerOf, requireCaller } from "../lib/auth/caller.js";
-import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
+import { callerOf, requireCaller } from "../../lib/auth/caller.js";
+import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineContext } from "./context.js";
 import type { Entry } from "./entries.js";
 import { decodeTimelineToken, encodeTimelineToken } from "./page-token.js";

@@ -3,8 +3,8 @@
 // the index tweets_by_author (author_id, id); every query here is a backward
 // walk of that index for one author, so it reads no more rows than it returns
 // (plus deleted ones, skipped). See docs/architecture.md, "Timelines".
-import type { ShardInfo } from "../lib/cluster/types.js";
-import type { ShardClient, ShardRouter, SqlValue } from "../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import type { ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import type { Entry } from "./entries.js";
 
 /** Above every Snowflake id: "no upper bound". */

@@ -23,12 +23,12 @@ import {
 } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
-import type { EventBus } from "../lib/events/bus.js";
-import { EVENT_ID_HEADER } from "../lib/events/headers.js";
-import { sleep } from "../lib/events/sleep.js";
-import { EVENTS } from "../lib/events/subjects.js";
-import type { Logger } from "../lib/logger.js";
-import type { MeshClients } from "../lib/rpc/mesh-clients.js";
+import type { EventBus } from "../../lib/events/bus.js";
+import { EVENT_ID_HEADER } from "../../lib/events/headers.js";
+import { sleep } from "../../lib/events/sleep.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { Logger } from "../../lib/logger.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { listFollowing } from "./following.js";
 import type { TimelineMetrics } from "./metrics.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../lib/config.js";
+import { ConfigError } from "../../lib/config.js";
 import { loadTopologyConfig } from "./config.js";
 
 const BASE = {

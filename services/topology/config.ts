@@ -1,10 +1,10 @@
 // The topology manager's settings, read once from the environment. It takes
 // the ADMIN account (it promotes, fences and re-points members): MYSQL_URL_<RS>
 // with admin credentials, primary first. Services never get these.
-import { InfraEnvError, parseInfraEnv } from "../lib/cluster/infra-env.js";
-import type { MysqlCredentials, ReplicaSetInfo } from "../lib/cluster/types.js";
-import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/config.js";
-import { loadShardConfig, ShardConfigError, type ShardConfig } from "../lib/shard-config.js";
+import { InfraEnvError, parseInfraEnv } from "../../lib/shard/infra-env.js";
+import type { MysqlCredentials, ReplicaSetInfo } from "../../lib/shard/types.js";
+import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../../lib/config.js";
+import { loadShardConfig, ShardConfigError, type ShardConfig } from "../../lib/shard/shard-config.js";
 
 export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
 

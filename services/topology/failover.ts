@@ -1,9 +1,9 @@
 // Failover of one replica set whose primary is down, and the rejoin of a
 // member as a replica of the current primary. The manager (manager.ts)
 // decides when; these functions do the steps, log each decision, and report.
-import type { MemberAddress, MysqlCredentials } from "../lib/cluster/types.js";
-import type { Logger } from "../lib/logger.js";
-import { compareGtidPos, errantGtids, formatGtidList, type Gtid } from "../lib/shard/gtid.js";
+import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
+import type { Logger } from "../../lib/logger.js";
+import { compareGtidPos, errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
 import {
   fence,
   isReplicatingFrom,
@@ -13,7 +13,7 @@ import {
   stopReceiving,
   waitApplied,
   type MemberState,
-} from "../lib/shard/replication.js";
+} from "../../lib/shard/replication.js";
 import type { MemberProbe } from "./monitor.js";
 
 export interface FailoverContext {

@@ -2,10 +2,10 @@
 // current primary, one statement rewrites `heartbeat.ts` in every shard
 // database with UTC_TIMESTAMP(6). Replicas' lag is then the age of their copy.
 import type { Connection } from "mysql2/promise";
-import { connectMysql } from "../lib/cluster/mysql-client.js";
-import type { MemberAddress, MysqlCredentials } from "../lib/cluster/types.js";
-import type { Logger } from "../lib/logger.js";
-import { writeHeartbeat } from "../lib/shard/replication.js";
+import { connectMysql } from "../../lib/db/mysql-client.js";
+import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
+import type { Logger } from "../../lib/logger.js";
+import { writeHeartbeat } from "../../lib/shard/replication.js";
 import type { TopologyMetrics } from "./metrics.js";
 
 export interface HeartbeatTarget {

@@ -1,12 +1,12 @@
 // Process entry of the topology manager. Started by `npm start` before the
-// services (services/lib/launch.ts), with the admin account in MYSQL_URL_<RS>.
+// services (devcluster/launch.ts), with the admin account in MYSQL_URL_<RS>.
 import { connect } from "@nats-io/transport-node";
-import { ConfigError } from "../lib/config.js";
-import { parseNatsUrl } from "../lib/events/nats-url.js";
-import { createLogger } from "../lib/logger.js";
-import { serveMetrics } from "../lib/metrics.js";
-import { openTopologyKv } from "../lib/shard/topology.js";
-import { onShutdownSignal } from "../lib/shutdown.js";
+import { ConfigError } from "../../lib/config.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { createLogger } from "../../lib/logger.js";
+import { serveMetrics } from "../../lib/metrics.js";
+import { openTopologyKv } from "../../lib/shard/topology.js";
+import { onShutdownSignal } from "../../lib/shutdown.js";
 import { loadTopologyConfig } from "./config.js";
 import { TopologyManager } from "./manager.js";
 import { createTopologyMetrics } from "./metrics.js";

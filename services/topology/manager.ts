@@ -5,11 +5,11 @@
 // trouble never touches another's: each is evaluated and failed over alone.
 import { EventEmitter } from "node:events";
 import type { KV } from "@nats-io/kv";
-import type { MemberAddress, ReplicaSetInfo } from "../lib/cluster/types.js";
-import type { Logger } from "../lib/logger.js";
-import { errantGtids, formatGtidList } from "../lib/shard/gtid.js";
-import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../lib/shard/replication.js";
-import { publishTopology, readTopology, StaleTopologyError, type LiveTopology } from "../lib/shard/topology.js";
+import type { MemberAddress, ReplicaSetInfo } from "../../lib/shard/types.js";
+import type { Logger } from "../../lib/logger.js";
+import { errantGtids, formatGtidList } from "../../lib/shard/gtid.js";
+import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../../lib/shard/replication.js";
+import { publishTopology, readTopology, StaleTopologyError, type LiveTopology } from "../../lib/shard/topology.js";
 import type { TopologyConfig } from "./config.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
 import { HeartbeatWriter } from "./heartbeat.js";

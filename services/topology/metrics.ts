@@ -1,5 +1,5 @@
 import { Counter, Gauge } from "prom-client";
-import { createMetrics, type Metrics } from "../lib/metrics.js";
+import { createMetrics, type Metrics } from "../../lib/metrics.js";
 
 /** The manager's own series, on top of the process metrics every component has. */
 export interface TopologyMetrics {

@@ -10,9 +10,9 @@
 // member that comes back is seen as it is. A kill -9 closes the socket, so the next probe fails
 // at connect (refused) at once; a hung server fails by the probe timeout.
 import type { Connection } from "mysql2/promise";
-import { connectMysql } from "../lib/cluster/mysql-client.js";
-import type { MemberAddress, MysqlCredentials } from "../lib/cluster/types.js";
-import { readMemberState, type MemberState } from "../lib/shard/replication.js";
+import { connectMysql } from "../../lib/db/mysql-client.js";
+import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
+import { readMemberState, type MemberState } from "../../lib/shard/replication.js";
 
 export class MemberProbe {
   /** Last successful reading; kept while the member is down (its last known state). */

@@ -23,9 +23,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { readWithLeases, retried, type LeasedRead } from "../lib/leased-cache.js";
-import type { Logger } from "../lib/logger.js";
-import { countResults, type Metrics } from "../lib/metrics.js";
+import { readWithLeases, retried, type LeasedRead } from "../../lib/leased-cache.js";
+import type { Logger } from "../../lib/logger.js";
+import { countResults, type Metrics } from "../../lib/metrics.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =

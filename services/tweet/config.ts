@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from "../lib/config.js";
+import { EnvReader, type Env } from "../../lib/config.js";
 
 /** The tweet service's own settings (CHIRP_TWEET_*), read once at start. */
 export interface TweetConfig {

@@ -1,7 +1,7 @@
-import type { EventConsumer } from "../lib/events/consumer.js";
-import { loadRelayConfig, type RelayConfig } from "../lib/events/config.js";
-import { startOutboxRelay, type OutboxRelay } from "../lib/events/relay.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import type { EventConsumer } from "../../lib/events/consumer.js";
+import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
+import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import { createTweetCache, type TweetCache } from "./cache.js";
 import { createLikedCache, type LikedCache } from "./liked-cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";

@@ -15,8 +15,8 @@
 // a lost or late write only costs a database read.
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import type { Logger } from "../lib/logger.js";
-import { countResults, type Metrics } from "../lib/metrics.js";
+import type { Logger } from "../../lib/logger.js";
+import { countResults, type Metrics } from "../../lib/metrics.js";
 
 /** A like state at a tweet version. */
 export interface LikeAt {

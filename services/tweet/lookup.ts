@@ -5,9 +5,9 @@
 // database every time (it may be a tweet being posted right now).
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import type { Logger } from "../lib/logger.js";
-import type { Metrics } from "../lib/metrics.js";
-import { LruMap } from "../lib/lru.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Metrics } from "../../lib/metrics.js";
+import { LruMap } from "../../lib/lru.js";
 import type { TweetStore } from "./store.js";
 
 export interface AuthorLookup {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { parseId } from "../lib/ids.js";
+import { parseId } from "../../lib/ids.js";
 import type { TweetRow } from "./store.js";
 
 const UINT32_MAX = 0xffff_ffff;

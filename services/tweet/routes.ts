@@ -13,10 +13,10 @@ import {
   type TweetService,
 } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { callerOf, requireCaller } from "../lib/auth/caller.js";
-import { parseId } from "../lib/ids.js";
-import { onBehalfOf } from "../lib/rpc/mesh-clients.js";
-import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { callerOf, requireCaller } from "../../lib/auth/caller.js";
+import { parseId } from "../../lib/ids.js";
+import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { CachedTweet } from "./cache.js";
 import type { TweetContext } from "./context.js";
 import { announceLikeChange, announceTweetCreated, announceTweetDeleted } from "./events.js";
@@ -62,7 +62,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
 
   /**
    * Runs a write that changes the author's tweet_count, then clears their
-   * cached profile (services/lib/user-cache.ts) before the call returns: also
+   * cached profile (lib/user-cache.ts) before the call returns: also
    * after a failure, which may have come after the COMMIT. `changed` says
    * whether a result changed anything.
    */

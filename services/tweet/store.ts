@@ -8,9 +8,9 @@
 // so a test or an operator can see which shards a request touched.
 import { Counter } from "prom-client";
 import type { LikeAt } from "./liked-cache.js";
-import type { ShardInfo } from "../lib/cluster/types.js";
-import type { Metrics } from "../lib/metrics.js";
-import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import type { Metrics } from "../../lib/metrics.js";
+import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./db-time.js";
 import type { LikeCursor } from "./page-token.js";
 

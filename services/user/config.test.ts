@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../lib/config.js";
-import { generateTokenKeys } from "../lib/auth/token.js";
+import { ConfigError } from "../../lib/config.js";
+import { generateTokenKeys } from "../../lib/auth/token.js";
 import { USER_DEFAULTS, loadUserConfig, signUpCommitWindowMs } from "./config.js";
 
 const key = generateTokenKeys().privateKey;

@@ -1,8 +1,8 @@
 // What the user service reads from its environment beyond every service's
 // settings (service-config.ts) and the database's (shard/config.ts).
-import { ConfigError, EnvReader, type Env } from "../lib/config.js";
-import { parsePrivateKey } from "../lib/auth/keys.js";
-import { DB_DEFAULTS } from "../lib/shard/config.js";
+import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
+import { parsePrivateKey } from "../../lib/auth/keys.js";
+import { DB_DEFAULTS } from "../../lib/shard/config.js";
 
 export interface PasswordHashParams {
   /** argon2id memory cost in KiB (m). */

@@ -1,5 +1,5 @@
-import { createTokenSigner, type TokenSigner } from "../lib/auth/token.js";
-import type { ServiceContext } from "../lib/service-context.js";
+import { createTokenSigner, type TokenSigner } from "../../lib/auth/token.js";
+import type { ServiceContext } from "../../lib/service-context.js";
 import { loadUserConfig, type UserConfig } from "./config.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
 import { createUserStore, type UserStore } from "./store.js";

@@ -8,8 +8,8 @@ import {
   UpdateProfileResponseSchema,
   type UserService,
 } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { callerOf, requireCaller } from "../lib/auth/caller.js";
-import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { callerOf, requireCaller } from "../../lib/auth/caller.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
 import { LeaseExpiredError, startClaimLease } from "./lease.js";
@@ -176,7 +176,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
    * Public profiles (no email) of the users that exist among `ids`, in
    * request order, unique: the cache, then one primary read per shard for
    * what it lacks (filling the cache); without a cache, replicas within the
-   * lag bound. See services/lib/user-cache.ts.
+   * lag bound. See lib/user-cache.ts.
    */
   async function profiles(ids: readonly bigint[]): Promise<User[]> {
     const wanted = [...new Set(ids)];

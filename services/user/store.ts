@@ -16,13 +16,13 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
-import type { ShardInfo } from "../lib/cluster/types.js";
-import { appendOutbox } from "../lib/events/outbox.js";
-import { EVENTS } from "../lib/events/subjects.js";
-import type { IdGenerator } from "../lib/ids.js";
-import { ShardMap } from "../lib/shard/keyrange.js";
-import type { Queryable, ShardRouter } from "../lib/shard/router.js";
-import { binaryMd5Vindex, lowerAscii } from "../lib/shard/vindex.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
+import { appendOutbox } from "../../lib/events/outbox.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import { ShardMap } from "../../lib/shard/keyrange.js";
+import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
+import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
 
 export interface UserRow {
   readonly id: string;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { PNG } from "pngjs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../devcluster/launch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 const CHROMIUM = process.env.CHIRP_CHROMIUM ?? "/usr/bin/chromium";

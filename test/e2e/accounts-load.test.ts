@@ -6,10 +6,10 @@
 // pool's acquire timeout: Unavailable. Its own cluster and mesh, with
 // CHIRP_DB_POOL_SIZE=2 per member.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Mesh } from "../../services/lib/launch.js";
-import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
-import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { ShardMap } from "../../lib/shard/keyrange.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
+import { binaryMd5Vindex } from "../../lib/shard/vindex.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 const POOL_SIZE = 2;

@@ -6,12 +6,12 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import { ShardMap } from "../../services/lib/shard/keyrange.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
-import { binaryMd5Vindex } from "../../services/lib/shard/vindex.js";
+import { createTokenSigner, generateTokenKeys } from "../../lib/auth/token.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { ShardMap } from "../../lib/shard/keyrange.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
+import { binaryMd5Vindex } from "../../lib/shard/vindex.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;

@@ -24,14 +24,14 @@ import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { startRedis, type RunningRedis } from "../../services/lib/cluster/redis.js";
-import { createLogger } from "../../services/lib/logger.js";
-import { SERVICE_NAMES, envName } from "../../services/lib/mesh.js";
-import { createMetrics } from "../../services/lib/metrics.js";
-import { GrpcServer } from "../../services/lib/rpc/grpc-server.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../../services/lib/rpc/metadata.js";
+import { createTokenSigner, generateTokenKeys } from "../../lib/auth/token.js";
+import { findBinary } from "../../devcluster/binaries.js";
+import { startRedis, type RunningRedis } from "../../devcluster/redis.js";
+import { createLogger } from "../../lib/logger.js";
+import { SERVICE_NAMES, envName } from "../../lib/mesh.js";
+import { createMetrics } from "../../lib/metrics.js";
+import { GrpcServer } from "../../lib/rpc/grpc-server.js";
+import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 

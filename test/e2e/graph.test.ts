@@ -9,12 +9,12 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
-import { EVENT_STREAM, EVENTS } from "../../services/lib/events/subjects.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { EDGE_REPAIR_DURABLE } from "../../services/graph/context.js";
 import { gatewayApi, type Account } from "./support/api.js";
-import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;

@@ -23,12 +23,12 @@ import { exifOrientation, parseJpeg } from "../../services/media/formats/jpeg.js
 import { createMediaStore } from "../../services/media/store.js";
 import { createSweeper } from "../../services/media/sweep.js";
 import * as files from "../../services/media/testing/files.js";
-import { generateTokenKeys, createTokenSigner } from "../../services/lib/auth/token.js";
-import { createIdGenerator } from "../../services/lib/ids.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import { createMetrics } from "../../services/lib/metrics.js";
-import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { generateTokenKeys, createTokenSigner } from "../../lib/auth/token.js";
+import { createIdGenerator } from "../../lib/ids.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { createMetrics } from "../../lib/metrics.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 const MiB = 1024 * 1024;

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import { SERVICE_NAMES } from "../../services/lib/mesh.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { SERVICE_NAMES } from "../../lib/mesh.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 const run = promisify(execFile);

@@ -1,10 +1,10 @@
 // Several single processes behind the same ports (`--processes 2`,
-// services/lib/workers.ts): both serve, and one that dies is replaced while
+// lib/workers.ts): both serve, and one that dies is replaced while
 // the other keeps answering.
 import { execFileSync } from "node:child_process";
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../devcluster/launch.js";
 import { eventually } from "../support/eventually.js";
 import { gatewayApi } from "./support/api.js";
 import { startSystem, type TestSystem } from "../support/system.js";

@@ -10,11 +10,11 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENTS } from "../../services/lib/events/subjects.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { gatewayApi, type Account } from "./support/api.js";
-import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 

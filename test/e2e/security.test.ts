@@ -23,10 +23,10 @@ import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
-import { createTokenSigner, generateTokenKeys } from "../../services/lib/auth/token.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import { CALLER_ID_HEADER } from "../../services/lib/rpc/metadata.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { createTokenSigner, generateTokenKeys } from "../../lib/auth/token.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 

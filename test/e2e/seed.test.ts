@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
 import { seed } from "../../scripts/cli/seed.js";
-import type { Mesh } from "../../services/lib/launch.js";
+import type { Mesh } from "../../devcluster/launch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;

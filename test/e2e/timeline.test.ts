@@ -17,10 +17,10 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService, type StreamEventsResponse } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
-import { EVENT_STREAM } from "../../services/lib/events/subjects.js";
-import { parseNatsUrl } from "../../services/lib/events/nats-url.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import { EVENT_STREAM } from "../../lib/events/subjects.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { FANOUT_DURABLE, GRAPH_DURABLE } from "../../services/timeline/fan-out.js";
 import { KEYS } from "../../services/timeline/lists.js";

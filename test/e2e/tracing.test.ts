@@ -9,9 +9,9 @@
 // Nothing sleeps: every wait is on spans arriving at the receiver (the batch
 // processors export every 50 ms here).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENTS } from "../../services/lib/events/subjects.js";
-import type { Mesh } from "../../services/lib/launch.js";
-import { REQUEST_ID_HEADER } from "../../services/lib/rpc/metadata.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { SEARCH_INDEX_DURABLE } from "../../services/search/events.js";
 import { FANOUT_DURABLE } from "../../services/timeline/fan-out.js";
 import { SPAN_KIND, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";

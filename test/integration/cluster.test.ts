@@ -10,18 +10,8 @@ import { connect as connectNats } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  DataDirLockedError,
-  MigrationError,
-  acquireDataDirLock,
-  migrate,
-  replicaSetEnvVar,
-  resolveInfra,
-  startLocalCluster,
-  type HostPort,
-  type MysqlCredentials,
-  type RunningInfra,
-} from "../../services/lib/cluster/index.js";
+import { DataDirLockedError, MigrationError, acquireDataDirLock, migrate, replicaSetEnvVar, resolveInfra, startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
+import type { HostPort, MysqlCredentials } from "../../lib/shard/types.js";
 import { eventually } from "../support/eventually.js";
 
 let cluster: RunningInfra;

@@ -6,10 +6,10 @@
 // Called directly (no processes): test/e2e/graph.test.ts goes through the gateway.
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENTS } from "../../services/lib/events/subjects.js";
-import { createIdGenerator } from "../../services/lib/ids.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import { createIdGenerator } from "../../lib/ids.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { announceEdgeChange, decodeGraphEdgeEvent, type GraphEdgeEvent } from "../../services/graph/events.js";
 import { createEdgeRepair, type EdgeRepair } from "../../services/graph/repair.js";
 import { listEdges, setFollowerSide, type EdgeListRow } from "../../services/graph/store.js";

@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { REPO_ROOT } from "../../services/lib/cluster/index.js";
-import { startNats, type RunningNats } from "../../services/lib/cluster/nats.js";
-import { leaseNodeId, openNodeIdBucket } from "../../services/lib/node-id.js";
+import { findBinary } from "../../devcluster/binaries.js";
+import { REPO_ROOT } from "../../devcluster/index.js";
+import { startNats, type RunningNats } from "../../devcluster/nats.js";
+import { leaseNodeId, openNodeIdBucket } from "../../lib/node-id.js";
 import { eventually } from "../support/eventually.js";
 
 // Node ids are leased in a JetStream KV bucket so that no two live processes

@@ -9,17 +9,18 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startLocalCluster, type HostPort, type RunningInfra } from "../../services/lib/cluster/index.js";
-import { serviceInfraEnv } from "../../services/lib/launch.js";
-import { createLogger } from "../../services/lib/logger.js";
-import { createMetrics, type Metrics } from "../../services/lib/metrics.js";
-import { createServiceContext } from "../../services/lib/service-context.js";
-import { meshAddresses } from "../../services/lib/service-config.js";
-import { EnvReader } from "../../services/lib/config.js";
-import { loadShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../services/lib/shard/router.js";
-import { openTopologyKv, publishTopology, type LiveTopology } from "../../services/lib/shard/topology.js";
+import { freePort, startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
+import type { HostPort } from "../../lib/shard/types.js";
+import { serviceInfraEnv } from "../../devcluster/launch.js";
+import { createLogger } from "../../lib/logger.js";
+import { createMetrics, type Metrics } from "../../lib/metrics.js";
+import { createServiceContext } from "../../lib/service-context.js";
+import { meshAddresses } from "../../lib/service-config.js";
+import { EnvReader } from "../../lib/config.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter, type ShardRouter, type ShardRouterOptions } from "../../lib/shard/router.js";
+import { openTopologyKv, publishTopology, type LiveTopology } from "../../lib/shard/topology.js";
 import { eventually } from "../support/eventually.js";
 
 const MAX_LAG_MS = 1000;
@@ -99,7 +100,7 @@ async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
  * test creates it itself so the router's lag contract can still be checked.
  */
 async function ensureHeartbeatTables(): Promise<void> {
-  const migrated = existsSync(new URL("../../services/lib/db/migrations/0002_heartbeat.sql", import.meta.url));
+  const migrated = existsSync(new URL("../../lib/db/migrations/0002_heartbeat.sql", import.meta.url));
   for (const shard of cluster.mysql.shards) {
     await asAdmin(replicaSet(shard.replicaSet).primary, async (c) => {
       if (!migrated) {

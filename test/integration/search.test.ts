@@ -3,9 +3,9 @@
 // directly: test/e2e/search.test.ts goes through the gateway and the events.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createIdGenerator } from "../../services/lib/ids.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+import { createIdGenerator } from "../../lib/ids.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { analyzeTweet, authorTerm, phraseNeedle } from "../../services/search/analyze.js";
 import { searchAllShards } from "../../services/search/fan-out.js";
 import { parseQuery } from "../../services/search/query.js";

@@ -8,8 +8,8 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserSchema, type User } from "../../gen/chirp/user/v1/user_pb.js";
-import { freePort } from "../../services/lib/cluster/index.js";
-import { createUserCache, type UserCache, type UserCacheRead } from "../../services/lib/user-cache.js";
+import { freePort } from "../../devcluster/index.js";
+import { createUserCache, type UserCache, type UserCacheRead } from "../../lib/user-cache.js";
 import { startTestRedis, type TestRedis } from "../support/redis.js";
 
 const log = pino({ level: "silent" });

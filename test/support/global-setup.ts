@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { REPO_ROOT, startLocalCluster, type InfraInfo, type NatsAccount } from "../../services/lib/cluster/index.js";
-import { bundleMeshEntries } from "../../services/lib/launch.js";
+import { REPO_ROOT, startLocalCluster, type InfraInfo, type NatsAccount } from "../../devcluster/index.js";
+import { bundleMeshEntries } from "../../devcluster/launch.js";
 
 /** Tenants one run can hand out: more than the test files that share the cluster. */
 export const TENANTS = 64;

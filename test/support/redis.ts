@@ -2,9 +2,9 @@
 // and lists' protocols): free port, throwaway data dir, stopped with stop().
 import { rm } from "node:fs/promises";
 import { Redis } from "ioredis";
-import { findBinary } from "../../services/lib/cluster/binaries.js";
-import { newTestDataDir } from "../../services/lib/cluster/index.js";
-import { startRedis } from "../../services/lib/cluster/redis.js";
+import { findBinary } from "../../devcluster/binaries.js";
+import { newTestDataDir } from "../../devcluster/index.js";
+import { startRedis } from "../../devcluster/redis.js";
 
 export interface TestRedis {
   readonly url: string;

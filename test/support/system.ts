@@ -23,12 +23,12 @@ import {
   type InfraInfo,
   type RunningInfra,
   type StartLocalClusterOptions,
-} from "../../services/lib/cluster/index.js";
-import type { Env } from "../../services/lib/config.js";
-import { launchSystem, serviceInfraEnv, topologyInfraEnv, type LaunchOptions, type Mesh } from "../../services/lib/launch.js";
-import { loadShardConfig, type ShardConfig } from "../../services/lib/shard-config.js";
-import { topologyFromEnv } from "../../services/lib/shard/config.js";
-import { createShardRouter, type ShardRouter } from "../../services/lib/shard/router.js";
+} from "../../devcluster/index.js";
+import type { Env } from "../../lib/config.js";
+import { launchSystem, serviceInfraEnv, topologyInfraEnv, type LaunchOptions, type Mesh } from "../../devcluster/launch.js";
+import { loadShardConfig, type ShardConfig } from "../../lib/shard/shard-config.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { TENANTS, type SharedClusterInfo } from "./global-setup.js";
 
 export interface SystemOptions {

@@ -1,7 +1,7 @@
 // Continuous writes (and lag-bounded reads) through the shard router, recording
 // what was acknowledged and when. Shared by the failover test and benchmark.
 import { performance } from "node:perf_hooks";
-import type { ShardRouter } from "../../services/lib/shard/router.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
 
 export const PROBE_TABLE = "failover_probe";
 

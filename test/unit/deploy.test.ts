@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { createMetrics } from "../../services/lib/metrics.js";
+import { createMetrics } from "../../lib/metrics.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -52,7 +52,7 @@ function sources(dir: string): string[] {
 /** Series names the code can expose: each prom-client metric it constructs, and the default process metrics. */
 async function registeredSeries(): Promise<Set<string>> {
   const names = new Map<string, string>(); // name -> type
-  for (const file of [...sources(join(ROOT, "services")), ...sources(join(ROOT, "gateway"))]) {
+  for (const file of ["lib", "services", "gateway"].flatMap((dir) => sources(join(ROOT, dir)))) {
     const text = readFileSync(file, "utf8");
     for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{\s*name:\s*"(chirp_[a-z0-9_]+)"/g)) names.set(m[2]!, m[1]!.toLowerCase());
   }

@@ -1,0 +1,31 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
+import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
+import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetUnlikedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
+
+/**
+ * Every event subject, `chirp.<domain>.v1.<event>`, with the protobuf message
+ * its payload holds. Publishers and consumers take both from here, so a
+ * subject can never be paired with the wrong schema.
+ */
+export const EVENTS = {
+  userCreated: { subject: "chirp.user.v1.user_created", schema: UserCreatedSchema },
+  profileUpdated: { subject: "chirp.user.v1.profile_updated", schema: ProfileUpdatedSchema },
+  userFollowed: { subject: "chirp.graph.v1.user_followed", schema: UserFollowedSchema },
+  userUnfollowed: { subject: "chirp.graph.v1.user_unfollowed", schema: UserUnfollowedSchema },
+  tweetCreated: { subject: "chirp.tweet.v1.tweet_created", schema: TweetCreatedSchema },
+  tweetDeleted: { subject: "chirp.tweet.v1.tweet_deleted", schema: TweetDeletedSchema },
+  tweetLiked: { subject: "chirp.tweet.v1.tweet_liked", schema: TweetLikedSchema },
+  tweetUnliked: { subject: "chirp.tweet.v1.tweet_unliked", schema: TweetUnlikedSchema },
+  mediaUploaded: { subject: "chirp.media.v1.media_uploaded", schema: MediaUploadedSchema },
+} as const satisfies Record<string, EventType>;
+
+export interface EventType<D extends DescMessage = DescMessage> {
+  readonly subject: string;
+  readonly schema: D;
+}
+
+/** The JetStream stream that holds every event subject. */
+export const EVENT_STREAM = "CHIRP_EVENTS";
+export const EVENT_SUBJECTS = "chirp.*.v1.*";

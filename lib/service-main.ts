@@ -1,0 +1,207 @@
+// The one process entry of every deployment mode: one service (the mesh:
+// services/<name>/main.ts), every service and the gateway (`--target all`:
+// services/main.ts), or any set in between. The shared parts (shard router,
+// Redis, NATS, topology follower, node id lease, metrics registry, tracer)
+// are built once per process; calls between services hosted together go
+// through the in-process transport (rpc/in-process.ts), the others over gRPC.
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Gateway } from "../gateway/server.js";
+import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { DEFAULT_PORTS, MULTI_SERVICE_PORTS, type ServiceName } from "./mesh.js";
+import { componentMetrics, createMetrics, serveMetrics, type Metrics } from "./metrics.js";
+import { shareWorkerMetrics } from "./worker-metrics.js";
+import { GrpcServer } from "./rpc/grpc-server.js";
+import { InProcessServices } from "./rpc/in-process.js";
+import { meshAddresses } from "./service-config.js";
+import { createServiceContext, type ServiceContext } from "./service-context.js";
+import { onShutdownSignal } from "./shutdown.js";
+import { loadTracingConfig } from "./tracing/config.js";
+import { startTracing } from "./tracing/tracing.js";
+
+/** What the shared context is built from: made once per process. */
+export interface BaseContext {
+  /** The environment the process was started with; read only through config loaders. */
+  readonly env: Env;
+  /** The process's name ("tweet", or "all"): its connections are named chirp-<name>. */
+  readonly name: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Where services not hosted here are reached (CHIRP_<SERVICE>_ADDR). */
+  readonly addresses: Readonly<Record<ServiceName, string>>;
+  /** The services hosted in this process, called in-process; undefined: every call goes over gRPC. */
+  readonly local?: InProcessServices;
+}
+
+export interface ServiceSpec<S extends DescService, C extends ServiceContext> {
+  readonly name: ServiceName;
+  readonly service: S;
+  /**
+   * Adds the service's own parts (stores, caches, consumers) to the
+   * process's shared context; its close() closes those parts only.
+   */
+  readonly createContext: (shared: ServiceContext) => Promise<C & { close(): Promise<void> }>;
+  /** The handlers; methods left out answer Unimplemented. */
+  readonly routes: (ctx: C) => Partial<ServiceImpl<S>>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyServiceSpec = ServiceSpec<DescService, any>;
+
+/** What the process hosts. */
+export interface ProcessTargets {
+  readonly services: readonly AnyServiceSpec[];
+  /** Also the public gateway, calling the hosted services in-process. */
+  readonly gateway: boolean;
+}
+
+/** Message sent over the IPC channel when a parent process (npm start, tests) spawned us. */
+export interface ReadyMessage {
+  readonly type: "ready";
+  /** The process's name: a service's, or "all". */
+  readonly service: string;
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  /** The gateway's port, when the process runs it. */
+  readonly port?: number;
+}
+
+/** What a process reads for itself; each part (services, gateway) reads its own on top. */
+export interface ProcessConfig {
+  readonly name: string;
+  readonly host: string;
+  /** One gRPC port for every service hosted here. */
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  readonly logLevel: LogLevel;
+  /** How long in-flight calls may finish after SIGTERM before they are cut. */
+  readonly shutdownGraceMs: number;
+  readonly addresses: Readonly<Record<ServiceName, string>>;
+}
+
+/**
+ * One service alone reads its own CHIRP_<SERVICE>_GRPC_PORT and
+ * _METRICS_PORT (the mesh's table, mesh.ts); several together read
+ * CHIRP_GRPC_PORT and CHIRP_METRICS_PORT.
+ */
+export function loadProcessConfig(names: readonly ServiceName[], env: Env): ProcessConfig {
+  const read = new EnvReader(env);
+  const one = names.length === 1 ? names[0]! : undefined;
+  const name = one ?? (names.length === 0 ? "gateway" : "all");
+  const config: ProcessConfig = {
+    name,
+    host: read.string("CHIRP_BIND_HOST", "127.0.0.1"),
+    grpcPort:
+      one === undefined ? read.port("CHIRP_GRPC_PORT", MULTI_SERVICE_PORTS.grpc) : read.port(`CHIRP_${one.toUpperCase()}_GRPC_PORT`, DEFAULT_PORTS[one].grpc),
+    metricsPort:
+      one === undefined
+        ? read.port("CHIRP_METRICS_PORT", MULTI_SERVICE_PORTS.metrics)
+        : read.port(`CHIRP_${one.toUpperCase()}_METRICS_PORT`, DEFAULT_PORTS[one].metrics),
+    logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
+    shutdownGraceMs: read.int("CHIRP_SHUTDOWN_GRACE_MS", 5000, 0, 60_000),
+    addresses: meshAddresses(read),
+  };
+  read.done();
+  return config;
+}
+
+export interface RunningProcess {
+  readonly config: ProcessConfig;
+  readonly log: Logger;
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  readonly gateway: Gateway | undefined;
+  /** Drains the gateway, then the gRPC server, then closes every context in reverse order of opening. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds and serves what `targets` names: config, loggers, tracing, one
+ * metrics registry, the shared context, each service's context and routes,
+ * one gRPC server (health and reflection list every hosted service),
+ * /metrics, and the gateway when asked for.
+ */
+export async function startProcess(targets: ProcessTargets, env: Env = process.env): Promise<RunningProcess> {
+  const names = targets.services.map((s) => s.name);
+  const config = loadProcessConfig(names, env);
+  // Loaded only where it runs (a service of the mesh never needs its code);
+  // its config first too: a bad CHIRP_GATEWAY_* fails the start before any pool opens.
+  const gatewayModule = targets.gateway ? await import("../gateway/server.js") : undefined;
+  const gatewayConfig = targets.gateway ? (await import("../gateway/config.js")).loadGatewayConfig(env) : undefined;
+  const log = createLogger(config.name, config.logLevel);
+  // Before anything that may call or publish; shut down last, so spans of the drain are exported too.
+  const tracing = startTracing(loadTracingConfig(env, config.name), log);
+  const metrics = createMetrics(config.name);
+  // One of several workers (--processes): /metrics answers for all of them.
+  shareWorkerMetrics(metrics.registry);
+  const local = targets.services.length > 1 || targets.gateway ? new InProcessServices(targets.services.map((s) => s.service)) : undefined;
+  const closers: Array<() => Promise<void>> = [() => tracing.shutdown()];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) await close();
+  };
+  try {
+    const shared = await createServiceContext({ env, name: config.name, log, metrics, addresses: config.addresses, ...(local ? { local } : {}) });
+    closers.push(() => shared.close());
+    const server = new GrpcServer({ log, metrics });
+    for (const spec of targets.services) {
+      // Several services in one process: each logs under its own name and labels its RPCs with it.
+      const own = targets.services.length === 1 ? shared : { ...shared, log: createLogger(spec.name, config.logLevel), metrics: componentMetrics(metrics, spec.name) };
+      const ctx = await spec.createContext(own);
+      closers.push(() => ctx.close());
+      const impl = spec.routes(ctx);
+      server.register(spec.service, impl, own.metrics);
+      local?.register(spec.service, impl, spec.name, metrics, own.log);
+    }
+    local?.open();
+    // A process of the gateway alone serves no gRPC, and its /metrics on its own port.
+    let grpcPort = 0;
+    let metricsPort = 0;
+    if (targets.services.length > 0) {
+      grpcPort = await server.listen(config.host, config.grpcPort);
+      closers.push(() => server.close(config.shutdownGraceMs));
+      const metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
+      metricsPort = metricsServer.port;
+      closers.push(() => metricsServer.close());
+    }
+    let gateway: Gateway | undefined;
+    if (gatewayConfig !== undefined) {
+      const g = await gatewayModule!.startGateway(gatewayConfig, createLogger("gateway", gatewayConfig.logLevel), componentMetrics(metrics, "gateway"), {
+        ...(local ? { local } : {}),
+        // Uploads and downloads stream over gRPC (gateway/media.ts): to this process's own port.
+        ...(names.includes("media") ? { mediaTarget: `127.0.0.1:${grpcPort}` } : {}),
+      });
+      gateway = g;
+      closers.push(() => g.close());
+    }
+    log.info(
+      {
+        services: names,
+        ...(grpcPort === 0 ? {} : { grpc: `${config.host}:${grpcPort}`, metrics: `http://${config.host}:${metricsPort}/metrics` }),
+        ...(gateway ? { gateway: `http://${gatewayConfig!.host}:${gateway.port}` } : {}),
+      },
+      "serving",
+    );
+    return { config, log, grpcPort, metricsPort, gateway, close: closeAll };
+  } catch (err) {
+    await closeAll().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Process entry: starts what `targets` names, reports ready to a parent
+ * that spawned us over IPC, and drains on SIGTERM/SIGINT.
+ */
+export async function runProcess(targets: ProcessTargets, env: Env = process.env): Promise<void> {
+  const running = await startProcess(targets, env);
+  const ready: ReadyMessage = {
+    type: "ready",
+    service: running.config.name,
+    grpcPort: running.grpcPort,
+    metricsPort: running.metricsPort,
+    ...(running.gateway ? { port: running.gateway.port } : {}),
+  };
+  process.send?.(ready);
+  onShutdownSignal(running.log, () => running.close());
+}

@@ -1,0 +1,231 @@
+// Replication admin for MariaDB 10.11+ (the one place with a SQL dialect per
+// engine, ARCHITECTURE section 4): what a member's replication state is, and
+// the statements that promote, fence and re-point members. Used by the
+// topology manager and `chirp topology`; every call takes an admin connection.
+import type { Connection, RowDataPacket } from "mysql2/promise";
+import { quoteIdent } from "../db/mysql-client.js";
+import type { HostPort, MysqlCredentials } from "./types.js";
+import { parseGtidList, type Gtid } from "./gtid.js";
+
+export interface SlaveStatus {
+  readonly masterHost: string;
+  readonly masterPort: number;
+  readonly ioRunning: string;
+  readonly sqlRunning: string;
+  /** What the IO thread has received into the relay log (complete event groups). */
+  readonly gtidIoPos: Gtid[];
+  readonly secondsBehindMaster: number | null;
+  readonly lastIoErrno: number;
+  readonly lastIoError: string;
+  readonly lastSqlError: string;
+}
+
+export interface SemiSyncState {
+  readonly masterEnabled: boolean;
+  /** Rpl_semi_sync_master_status: ON while commits wait for an ack; OFF after a timeout fell back to async. */
+  readonly masterActive: boolean;
+  readonly masterClients: number;
+  /** Rpl_semi_sync_master_no_times: how often it has fallen back to async since start. */
+  readonly masterOffTimes: number;
+  /** Commits that were not acknowledged by a replica. */
+  readonly masterNoTx: number;
+  readonly slaveEnabled: boolean;
+}
+
+export interface MemberState {
+  readonly serverId: number;
+  readonly readOnly: boolean;
+  readonly binlogPos: Gtid[];
+  readonly binlogState: Gtid[];
+  readonly slavePos: Gtid[];
+  /** undefined when no replication is configured (a primary). */
+  readonly slave: SlaveStatus | undefined;
+  readonly semiSync: SemiSyncState;
+}
+
+/**
+ * One round trip per part. A read-only member (a replica, or a fenced old
+ * primary) commits nothing of its own, so its semi-sync master status is not
+ * read: those fields read OFF and 0 until it is writable.
+ */
+export async function readMemberState(c: Connection, timeoutMs: number): Promise<MemberState> {
+  const [[v]] = await c.query<RowDataPacket[]>({
+    sql:
+      "SELECT @@global.server_id AS server_id, @@global.read_only AS ro, @@global.gtid_binlog_pos AS binlog_pos, " +
+      "@@global.gtid_binlog_state AS binlog_state, @@global.gtid_slave_pos AS slave_pos, " +
+      "@@global.rpl_semi_sync_master_enabled AS m_en, @@global.rpl_semi_sync_slave_enabled AS s_en",
+    timeout: timeoutMs,
+  });
+  const [status] =
+    Number(v?.["ro"]) === 1
+      ? [[] as RowDataPacket[]]
+      : await c.query<RowDataPacket[]>({
+          sql:
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients', " +
+            "'Rpl_semi_sync_master_no_times', 'Rpl_semi_sync_master_no_tx')",
+          timeout: timeoutMs,
+        });
+  const [slaves] = await c.query<RowDataPacket[]>({ sql: "SHOW SLAVE STATUS", timeout: timeoutMs });
+  const stat = (name: string): string =>
+    String(status.find((r) => String(r["Variable_name"]).toLowerCase() === name.toLowerCase())?.["Value"] ?? "");
+  const s = slaves[0];
+  const slave: SlaveStatus | undefined =
+    s === undefined || String(s["Master_Host"] ?? "") === ""
+      ? undefined
+      : {
+          masterHost: String(s["Master_Host"]),
+          masterPort: Number(s["Master_Port"]),
+          ioRunning: String(s["Slave_IO_Running"]),
+          sqlRunning: String(s["Slave_SQL_Running"]),
+          gtidIoPos: parseGtidList(String(s["Gtid_IO_Pos"] ?? "")),
+          secondsBehindMaster: s["Seconds_Behind_Master"] === null ? null : Number(s["Seconds_Behind_Master"]),
+          lastIoErrno: Number(s["Last_IO_Errno"] ?? 0),
+          lastIoError: String(s["Last_IO_Error"] ?? ""),
+          lastSqlError: String(s["Last_SQL_Error"] ?? ""),
+        };
+  return {
+    serverId: Number(v?.["server_id"]),
+    readOnly: Number(v?.["ro"]) === 1,
+    binlogPos: parseGtidList(String(v?.["binlog_pos"] ?? "")),
+    binlogState: parseGtidList(String(v?.["binlog_state"] ?? "")),
+    slavePos: parseGtidList(String(v?.["slave_pos"] ?? "")),
+    slave,
+    semiSync: {
+      masterEnabled: Number(v?.["m_en"]) === 1,
+      masterActive: stat("Rpl_semi_sync_master_status") === "ON",
+      masterClients: Number(stat("Rpl_semi_sync_master_clients") || 0),
+      masterOffTimes: Number(stat("Rpl_semi_sync_master_no_times") || 0),
+      masterNoTx: Number(stat("Rpl_semi_sync_master_no_tx") || 0),
+      slaveEnabled: Number(v?.["s_en"]) === 1,
+    },
+  };
+}
+
+/** A member replicating from `primary` with both threads running. */
+export function isReplicatingFrom(state: MemberState, primary: HostPort): boolean {
+  const s = state.slave;
+  return s !== undefined && s.masterHost === primary.host && s.masterPort === primary.port && s.ioRunning === "Yes" && s.sqlRunning === "Yes";
+}
+
+/**
+ * Freezes what a replica has received: after this its relay log no longer
+ * grows, so Gtid_IO_Pos is final. Everything the old primary acknowledged
+ * (AFTER_SYNC) is in the relay log of the replica that acknowledged it.
+ */
+export async function stopReceiving(c: Connection): Promise<void> {
+  await c.query("STOP SLAVE IO_THREAD");
+}
+
+/**
+ * Waits until the SQL thread has applied `target` (the frozen Gtid_IO_Pos).
+ * MASTER_GTID_WAIT answers 0 when reached, -1 on timeout.
+ */
+export async function waitApplied(c: Connection, target: string, timeoutMs: number): Promise<boolean> {
+  if (target === "") return true;
+  const [[row]] = await c.query<RowDataPacket[]>({
+    sql: "SELECT MASTER_GTID_WAIT(?, ?) AS r",
+    values: [target, timeoutMs / 1000],
+    timeout: timeoutMs + 5_000,
+  });
+  return Number(row?.["r"]) === 0;
+}
+
+/**
+ * Makes a replica the primary: replication configuration gone, slave-side
+ * semi-sync off, primary-side semi-sync on only when a replica can ack (a lone
+ * primary with it on would stall each commit for the whole timeout), writable.
+ */
+export async function promote(c: Connection, opts: { semiSync: boolean }): Promise<void> {
+  await c.query("STOP SLAVE");
+  await c.query("RESET SLAVE ALL");
+  await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = OFF");
+  await c.query(`SET GLOBAL rpl_semi_sync_master_enabled = ${opts.semiSync ? "ON" : "OFF"}`);
+  await c.query("SET GLOBAL read_only = OFF");
+}
+
+/** Turns the primary side of semi-sync on or off (a replica attached or left). */
+export async function setSemiSyncMaster(c: Connection, on: boolean): Promise<void> {
+  await c.query(`SET GLOBAL rpl_semi_sync_master_enabled = ${on ? "ON" : "OFF"}`);
+}
+
+/**
+ * Stops a member taking writes: read_only (waits for commits in flight), then
+ * closes every client connection except the admin account's (ours; it has
+ * READ ONLY ADMIN anyway) and server threads, so no session keeps a
+ * transaction open on a member that is no longer the primary.
+ */
+export async function fence(c: Connection, adminUser: string, timeoutMs: number): Promise<number> {
+  await c.query({ sql: "SET GLOBAL read_only = ON", timeout: timeoutMs });
+  const [rows] = await c.query<RowDataPacket[]>({
+    sql:
+      "SELECT ID AS id FROM information_schema.PROCESSLIST " +
+      "WHERE ID <> CONNECTION_ID() AND USER NOT IN (?, 'system user', 'event_scheduler', 'unauthenticated user')",
+    values: [adminUser],
+    timeout: timeoutMs,
+  });
+  let killed = 0;
+  for (const r of rows) {
+    try {
+      await c.query({ sql: `KILL CONNECTION ${Number(r["id"])}`, timeout: timeoutMs });
+      killed++;
+    } catch {
+      // Already gone.
+    }
+  }
+  return killed;
+}
+
+/**
+ * Makes a member a read-only semi-sync replica of `primary`. Its replication
+ * position becomes its own binlog position: for a former primary the old
+ * gtid_slave_pos is stale, and its binlog (checked to hold nothing the new
+ * primary lacks) is exactly what it has applied. For a replica with
+ * log_slave_updates the two are the same.
+ */
+export async function pointAt(c: Connection, primary: HostPort, repl: MysqlCredentials): Promise<void> {
+  await c.query("STOP SLAVE");
+  await c.query("SET GLOBAL read_only = ON");
+  await c.query("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+  // Read by the IO thread when it connects, so before START SLAVE.
+  await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = ON");
+  await c.query("SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos");
+  await c.query(
+    "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, " +
+      "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
+    [primary.host, primary.port, repl.user, repl.password],
+  );
+  await c.query("START SLAVE");
+}
+
+/** Restarts both replication threads of an already configured replica. */
+export async function startReplication(c: Connection): Promise<void> {
+  await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = ON");
+  await c.query("START SLAVE");
+}
+
+/**
+ * The heartbeat write: one transaction over every shard database of a primary.
+ * The read_only guard matters because the admin account may write to a
+ * read-only server: a heartbeat must never land on a fenced or demoted member
+ * (it would be a transaction its primary lacks). A guarded UPDATE that matches
+ * nothing writes no binlog event.
+ */
+export async function writeHeartbeat(c: Connection, databases: readonly string[], timeoutMs: number): Promise<boolean> {
+  if (databases.length === 0) return false;
+  // One statement, one commit, for every shard database of the replica set:
+  // a multi-table UPDATE (each table's row 1, which its migration inserts).
+  const tables = databases.map((db, i) => `${quoteIdent(db)}.heartbeat h${i}`).join(", ");
+  const set = databases.map((_, i) => `h${i}.ts = UTC_TIMESTAMP(6)`).join(", ");
+  const where = databases.map((_, i) => `h${i}.id = 1`).join(" AND ");
+  const [result] = await c.query({ sql: `UPDATE ${tables} SET ${set} WHERE ${where} AND @@global.read_only = 0`, timeout: timeoutMs });
+  return ((result as { affectedRows?: number }).affectedRows ?? 0) > 0;
+}
+
+/** Lag of a replica from the heartbeat of one shard database, in ms (the router's contract). */
+export async function readHeartbeatLagMs(c: Connection, database: string, timeoutMs: number): Promise<number | undefined> {
+  const [[row]] = await c.query<RowDataPacket[]>({
+    sql: `SELECT TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS lag_us FROM ${quoteIdent(database)}.heartbeat WHERE id = 1`,
+    timeout: timeoutMs,
+  });
+  return row === undefined ? undefined : Number(row["lag_us"]) / 1000;
+}

@@ -1,0 +1,189 @@
+// The Redis cache of public profiles (the User message without its email:
+// handle, names, bio, counts), read by BatchGetUsers for every hydrated
+// tweet's author and by GetUser. Written by the user service; invalidated by
+// whichever service changes a users row (the user service's UpdateProfile,
+// the graph service's follower and following counts, the tweet service's
+// tweet counts), so it lives in the shared library.
+//
+//   read        one MGET of every entry; for the misses only, a fill lease
+//               each (a random token in a second key), set BEFORE the reader
+//               goes to the database. All hits: one command, one round trip.
+//   fill        the reader's row (read from the PRIMARY) goes in only if its
+//               lease is still there; the lease is used up.
+//   invalidate  after a change commits, and before the call that made it
+//               returns: the entry and any lease are deleted. The call does
+//               not return OK unless this succeeded.
+//
+// So once an invalidation has run, no row read before the commit can land:
+// the leases taken before it are gone, and a reader that takes one after it
+// reads the primary after the commit. A count is then exact on every read
+// that starts after the follow, post or delete returned, as a primary read
+// would be. An invalidation lost to a crash between the commit and the
+// delete is healed by the entry's TTL.
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Redis } from "ioredis";
+import { Counter } from "prom-client";
+import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
+import { EnvReader, type Env } from "./config.js";
+import { readWithLeases, retried, type LeasedRead } from "./leased-cache.js";
+import type { Logger } from "./logger.js";
+import { countResults, type Metrics } from "./metrics.js";
+
+/** A read: the profile, or a miss with the lease to fill it (undefined when the cache did not answer). */
+export type UserCacheRead = { readonly kind: "user"; readonly user: User } | { readonly kind: "miss"; readonly lease: string | undefined };
+
+export interface UserCache {
+  read(ids: readonly bigint[]): Promise<Map<bigint, UserCacheRead>>;
+  /** Best effort: a refused or failed fill changes nothing. `user` must come from the primary, without its email. */
+  fill(fills: ReadonlyArray<{ readonly lease: string; readonly user: User }>): Promise<void>;
+  /** After a committed change to these users' rows. Throws Unavailable when the cache could not be cleared. */
+  invalidate(ids: readonly bigint[]): Promise<void>;
+}
+
+export interface UserCacheOptions {
+  readonly redis: Redis;
+  readonly ttlMs: number;
+  readonly leaseMs: number;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Key prefix; default "chirp:user:". */
+  readonly prefix?: string;
+  /** Invalidation attempts before giving up (default 3), and the pause before the second (doubling). */
+  readonly attempts?: number;
+  readonly retryMs?: number;
+}
+
+/** KEYS: entry, lease. ARGV: token, payload, ttl ms. 1 if stored. */
+const FILL_LUA = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+interface Scripts {
+  chirpUserFill(entry: string, lease: string, token: string, payload: Buffer, ttlMs: number): Promise<number>;
+}
+
+type Replies = Array<[Error | null, unknown]> | null;
+
+export function createUserCache(opts: UserCacheOptions): UserCache {
+  const { redis, ttlMs, leaseMs, log } = opts;
+  const prefix = opts.prefix ?? "chirp:user:";
+  const attempts = opts.attempts ?? 3;
+  const retryMs = opts.retryMs ?? 25;
+  // A hash tag keeps an entry and its lease in one Redis Cluster slot.
+  const entryKey = (id: bigint): string => `${prefix}{${id}}`;
+  const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
+  redis.defineCommand("chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
+  const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
+  const pipeline = (): Scripts & { exec(): Promise<Replies> } => redis.pipeline() as unknown as Scripts & { exec(): Promise<Replies> };
+
+  return {
+    async read(ids) {
+      const out = new Map<bigint, UserCacheRead>();
+      const unique = [...new Set(ids)];
+      let reads: LeasedRead[];
+      try {
+        reads = await readWithLeases(redis, unique.map((id) => ({ entry: entryKey(id), lease: leaseKey(id) })), leaseMs);
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "user cache read failed; reading the database");
+        m?.reads.inc({ result: "error" }, unique.length);
+        for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
+        return out;
+      }
+      const results: Array<"hit" | "miss" | "error"> = [];
+      unique.forEach((id, i) => {
+        const read = reads[i]!;
+        if (read.value === undefined) {
+          results.push("miss");
+          out.set(id, { kind: "miss", lease: read.lease });
+          return;
+        }
+        try {
+          out.set(id, { kind: "user", user: fromBinary(UserSchema, read.value) });
+          results.push("hit");
+        } catch {
+          // A value this code did not write: read the database, fill nothing over it.
+          results.push("error");
+          out.set(id, { kind: "miss", lease: undefined });
+        }
+      });
+      countResults(m?.reads, "result", results);
+      return out;
+    },
+
+    async fill(fills) {
+      if (fills.length === 0) return;
+      try {
+        const p = pipeline();
+        for (const { lease, user } of fills) {
+          void p.chirpUserFill(entryKey(user.id), leaseKey(user.id), lease, Buffer.from(toBinary(UserSchema, user)), ttlMs);
+        }
+        const replies = await p.exec();
+        for (const [err, stored] of replies ?? []) m?.fills.inc({ result: err !== null ? "error" : stored === 1 ? "stored" : "refused" });
+      } catch (err) {
+        m?.fills.inc({ result: "error" }, fills.length);
+        log.debug({ err: (err as Error).message }, "user cache fill failed");
+      }
+    },
+
+    async invalidate(ids) {
+      const unique = [...new Set(ids)];
+      if (unique.length === 0) return;
+      try {
+        await retried(attempts, retryMs, () => redis.del(...unique.flatMap((id) => [entryKey(id), leaseKey(id)])));
+        m?.invalidations.inc({ result: "ok" });
+      } catch (err) {
+        m?.invalidations.inc({ result: "failed" });
+        log.warn({ err: (err as Error | undefined)?.message }, "user cache not cleared after a committed change");
+        // Committed, but an older profile could still be served until the
+        // cache is cleared: the call must not report success. A retry is
+        // idempotent and clears again.
+        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
+      }
+    },
+  };
+}
+
+export interface UserCacheConfig {
+  /** CHIRP_USER_CACHE_TTL_MS: how long a profile stays cached; it bounds an invalidation lost to a crash. 0: no cache. */
+  readonly ttlMs: number;
+  /** CHIRP_USER_CACHE_LEASE_MS: how long a reader's fill lease lasts. */
+  readonly leaseMs: number;
+}
+
+export function loadUserCacheConfig(env: Env): UserCacheConfig {
+  const read = new EnvReader(env);
+  const config = {
+    ttlMs: read.int("CHIRP_USER_CACHE_TTL_MS", 600_000, 0, 86_400_000),
+    leaseMs: read.int("CHIRP_USER_CACHE_LEASE_MS", 5_000, 100, 600_000),
+  };
+  read.done();
+  return config;
+}
+
+// One cache per process (the shared context makes it), so one set of counters per registry.
+function userCacheMetrics(metrics: Metrics) {
+  const registers = [metrics.registry];
+  return {
+    reads: new Counter({
+      name: "chirp_user_cache_reads_total",
+      help: "Profile cache lookups by result (hit, miss, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    fills: new Counter({
+      name: "chirp_user_cache_fills_total",
+      help: "Profile cache fills after a miss by result (stored, refused: lease gone, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    invalidations: new Counter({
+      name: "chirp_user_cache_invalidations_total",
+      help: "Profile cache clears after a committed change by result (ok, failed: the call answered Unavailable).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+  };
+}
