@@ -82,3 +82,14 @@ export function onBehalfOf(ctx: HandlerContext): CallOptions {
   const timeoutMs = ctx.timeoutMs();
   return { headers, signal: ctx.signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
 }
+
+/**
+ * Whether a user exists, answered one way everywhere: the user service's
+ * BatchGetUsers (its profile cache, then the user's primary for a miss, so an
+ * account created a moment ago is found). Users are the user service's rows;
+ * no other service reads them.
+ */
+export async function userExists(clients: Pick<MeshClients, "user">, userId: bigint, options: CallOptions): Promise<boolean> {
+  const { users } = await clients.user.batchGetUsers({ userIds: [userId] }, options);
+  return users.length > 0;
+}

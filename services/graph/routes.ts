@@ -11,13 +11,13 @@ import {
 } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
-import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
+import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { GraphContext } from "./context.js";
 import { createKeyedQueue } from "./edge-queue.js";
 import { announceEdgeChange } from "./events.js";
 import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken, type ListKind } from "./page-token.js";
-import { listEdgeIds, listEdges, setFollowerSide, userExists } from "./store.js";
+import { listEdgeIds, listEdges, setFollowerSide } from "./store.js";
 
 const DEFAULT_PAGE_SIZE = 20;
 const DEFAULT_ID_PAGE_SIZE = 1000;
@@ -34,7 +34,7 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
   const setEdge = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
     const callerId = requireCaller(hctx);
     if (targetId === callerId) throw new ConnectError(active ? "cannot follow yourself" : "cannot unfollow yourself", Code.InvalidArgument);
-    if (!(await userExists(ctx.router, targetId))) throw new ConnectError("user not found", Code.NotFound);
+    if (!(await userExists(ctx.clients, targetId, onBehalfOf(hctx)))) throw new ConnectError("user not found", Code.NotFound);
     const requestId = hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
     await edgeQueue.run(`${callerId}:${targetId}`, async () => {
       // A caller that gave up while queued gets nothing done behind its back.
@@ -60,7 +60,7 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     const own = callerOf(hctx) === req.userId;
     const rows = await listEdges(ctx.router, kind, req.userId, after, pageSize + 1, own);
     const page = rows.slice(0, pageSize);
-    if (page.length === 0 && after === undefined && !(await userExists(ctx.router, req.userId))) {
+    if (page.length === 0 && after === undefined && !(await userExists(ctx.clients, req.userId, onBehalfOf(hctx)))) {
       throw new ConnectError("user not found", Code.NotFound);
     }
     const users = await hydrate(page.map((r) => r.otherUserId), hctx);

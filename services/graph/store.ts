@@ -6,6 +6,7 @@
 // docs/architecture.md, "Social graph".
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
+import { adjustUserCount } from "../../lib/user-counts.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./edge-time.js";
 import type { ListKind, PageCursor } from "./page-token.js";
 
@@ -43,17 +44,6 @@ interface FollowsRow {
   sync_pending: number;
   follow_time: string;
   now_time: string;
-}
-
-/**
- * Whether `userId` has a users row. The replica first; a miss is asked again
- * of the primary, since an account created a moment ago may not have
- * replicated yet.
- */
-export async function userExists(router: ShardRouter, userId: bigint): Promise<boolean> {
-  const sql = "SELECT id FROM chirp.users WHERE id = ?";
-  if ((await router.readerForUser(userId).query(sql, [userId])).length > 0) return true;
-  return (await router.primaryForUser(userId).query(sql, [userId])).length > 0;
 }
 
 /**
@@ -114,12 +104,7 @@ export async function setFollowerSide(
        WHERE follower_id = ? AND followee_id = ?`,
       [active ? ACTIVE : REMOVED, next.version, dbTimeFromMicros(next.followTimeMicros), dbTimeFromMicros(now), followerId, followeeId],
     );
-    await tx.execute(
-      active
-        ? "UPDATE chirp.users SET following_count = following_count + 1 WHERE id = ?"
-        : "UPDATE chirp.users SET following_count = following_count - 1 WHERE id = ?",
-      [followerId],
-    );
+    await adjustUserCount(tx, followerId, "following_count", active ? 1 : -1);
     await announce(tx, next, now);
     return { edge: next, changed: true, syncPending: true, changeTimeMicros: now };
   });
@@ -180,12 +165,7 @@ export async function applyFolloweeSide(router: ShardRouter, edge: EdgeVersion):
       ]);
     }
     if ((Number(row.state) === ACTIVE) !== edge.active) {
-      await tx.execute(
-        edge.active
-          ? "UPDATE chirp.users SET follower_count = follower_count + 1 WHERE id = ?"
-          : "UPDATE chirp.users SET follower_count = follower_count - 1 WHERE id = ?",
-        [followeeId],
-      );
+      await adjustUserCount(tx, followeeId, "follower_count", edge.active ? 1 : -1);
     }
     return "applied";
   });

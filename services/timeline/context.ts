@@ -8,7 +8,7 @@ import { createFollowingCache, type FollowingCache } from "./following.js";
 import { createTimelineLists, type TimelineLists } from "./lists.js";
 import { createTimelineMetrics, type TimelineMetrics } from "./metrics.js";
 import { createTimelineReader, type TimelineReader } from "./reads.js";
-import { createTimelineStore, type TimelineStore } from "./store.js";
+import { createAuthorTweets, type AuthorTweets } from "./author-tweets.js";
 import { createStreamHub, type StreamHub } from "./stream.js";
 
 /**
@@ -18,7 +18,7 @@ import { createStreamHub, type StreamHub } from "./stream.js";
  */
 export interface TimelineContext extends ServiceContext {
   readonly timeline: TimelineConfig;
-  readonly store: TimelineStore;
+  readonly authorTweets: AuthorTweets;
   /** Undefined without REDIS_URL: home timelines are then read from MySQL. */
   readonly lists: TimelineLists | undefined;
   readonly following: FollowingCache | undefined;
@@ -32,11 +32,11 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
   const timeline = loadTimelineConfig(ctx.env);
   const log = ctx.log.child({ component: "timeline" });
   const timelineMetrics = createTimelineMetrics(ctx.metrics);
-  const store = createTimelineStore(ctx.router);
+  const authorTweets = createAuthorTweets(ctx.clients.tweet);
   const lists = ctx.redis === undefined ? undefined : createTimelineLists(ctx.redis);
   const following = ctx.redis === undefined ? undefined : createFollowingCache({ redis: ctx.redis, clients: ctx.clients, ttlMs: timeline.followingTtlMs });
   if (lists === undefined) log.warn("REDIS_URL not set: home timelines are read from MySQL on every call");
-  const reader = createTimelineReader({ store, lists, following, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
+  const reader = createTimelineReader({ authorTweets, lists, following, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
 
   const consumers: EventConsumer[] = [];
   let hub: StreamHub | undefined;
@@ -59,7 +59,7 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
       const fanOut = createFanOut({
         lists: createTimelineLists(fanOutRedis),
         following,
-        store,
+        authorTweets,
         clients: ctx.clients,
         config: timeline,
         metrics: timelineMetrics,
@@ -90,7 +90,7 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
   return {
     ...ctx,
     timeline,
-    store,
+    authorTweets,
     lists,
     following,
     reader,

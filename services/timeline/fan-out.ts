@@ -20,7 +20,7 @@ import type { Entry } from "./entries.js";
 import type { FollowingCache } from "./following.js";
 import { KEYS, type TimelineLists } from "./lists.js";
 import type { TimelineMetrics } from "./metrics.js";
-import { NO_CURSOR, type TimelineStore } from "./store.js";
+import { NO_CURSOR, type AuthorTweets } from "./author-tweets.js";
 
 export const FANOUT_DURABLE = "timeline-fanout";
 export const GRAPH_DURABLE = "timeline-graph";
@@ -40,13 +40,13 @@ export interface FanOut {
 export function createFanOut(deps: {
   lists: TimelineLists;
   following: FollowingCache;
-  store: TimelineStore;
+  authorTweets: AuthorTweets;
   clients: MeshClients;
   config: TimelineConfig;
   metrics: TimelineMetrics;
   log: Logger;
 }): FanOut {
-  const { lists, following, store, clients, config, metrics: m } = deps;
+  const { lists, following, authorTweets, clients, config, metrics: m } = deps;
   const cap = config.maxEntries;
 
   /**
@@ -122,7 +122,7 @@ export function createFanOut(deps: {
   /** The followee's tweets into the follower's list, if the follower has one: at most a list's worth, newest first. */
   const followed = async (followerId: bigint, followeeId: bigint, version: bigint): Promise<void> => {
     if ((await lists.redis.exists(KEYS.home(followerId))) === 0) return;
-    const ids = await store.authorTweets(followeeId, NO_CURSOR, cap, { primary: true });
+    const ids = await authorTweets.ids(followeeId, NO_CURSOR, cap, { primary: true });
     const entries = ids.map((id) => ({ id, authorId: followeeId }));
     const result = await lists.mergeAuthor(followerId, followeeId, version, entries, ids.length === cap ? ids[cap - 1] : undefined, cap, config.inactiveMs);
     if (result === BEING_BUILT) throw new Error("home list being built; the follow is applied on a retry");

@@ -1,21 +1,18 @@
 import { describe, expect, it } from "vitest";
-import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Entry } from "./entries.js";
 import { mergeAuthors } from "./merge.js";
-import { NO_CURSOR, type AuthorWalk, type TimelineStore } from "./store.js";
+import { NO_CURSOR, type AuthorWalk, type AuthorTweets } from "./author-tweets.js";
 
-/** An in-memory store: each author's tweet ids; counts the rows it hands out. */
-function fakeStore(tweets: Map<bigint, bigint[]>): TimelineStore & { rowsRead: number } {
-  const shard: ShardInfo = { name: "-", replicaSet: "rs0", database: "chirp" };
+/** An in-memory authorTweets: each author's tweet ids; counts the rows it hands out. */
+function fakeStore(tweets: Map<bigint, bigint[]>): AuthorTweets & { rowsRead: number } {
   const fake = {
     rowsRead: 0,
-    shardOf: () => shard,
-    async authorTweets(authorId: bigint, before: bigint, limit: number) {
+    async ids(authorId: bigint, before: bigint, limit: number) {
       return (tweets.get(authorId) ?? []).filter((id) => id < before).sort((a, b) => (a < b ? 1 : -1)).slice(0, limit);
     },
-    async walkAuthors(_shard: ShardInfo, walks: readonly AuthorWalk[]) {
+    async walkAuthors(walks: readonly AuthorWalk[]) {
       const out: Entry[] = [];
-      for (const w of walks) for (const id of await fake.authorTweets(w.authorId, w.before, w.limit)) out.push({ id, authorId: w.authorId });
+      for (const w of walks) for (const id of await fake.ids(w.authorId, w.before, w.limit)) out.push({ id, authorId: w.authorId });
       fake.rowsRead += out.length;
       return out;
     },
@@ -65,29 +62,29 @@ describe("mergeAuthors", () => {
     ["a single author", 1, () => 500],
   ])("is exact down to its floor and reads near what it returns (%s)", async (_, authors, posts) => {
     const tweets = world(authors, authors, posts);
-    const store = fakeStore(tweets);
+    const authorTweets = fakeStore(tweets);
     for (const [before, want] of [
       [NO_CURSOR, 800],
       [NO_CURSOR, 21],
       [500_000_000n, 21],
     ] as const) {
-      store.rowsRead = 0;
-      const result = await mergeAuthors(store, { authors: tweets.keys(), before, want, primary: false });
+      authorTweets.rowsRead = 0;
+      const result = await mergeAuthors(authorTweets, { authors: tweets.keys(), before, want, primary: false });
       const expected = truth(tweets, before).filter((id) => id >= result.floor);
       expect(result.entries.map((e) => e.id)).toEqual(expected.slice(0, want));
       if (result.floor === 0n) expect(result.entries.length).toBe(Math.min(want, truth(tweets, before).length));
       // Bounded work: about twice the wanted rows plus one short walk per author, per round.
-      expect(store.rowsRead).toBeLessThanOrEqual(3 * (4 * want + 2 * authors));
+      expect(authorTweets.rowsRead).toBeLessThanOrEqual(3 * (4 * want + 2 * authors));
     }
   });
 
   it("pages through everything, disjoint and complete", async () => {
     const tweets = world(7, 40, (a) => (a * 7) % 60);
-    const store = fakeStore(tweets);
+    const authorTweets = fakeStore(tweets);
     const seen: bigint[] = [];
     let before = NO_CURSOR;
     for (let pages = 0; pages < 1000; pages++) {
-      const { entries, floor } = await mergeAuthors(store, { authors: tweets.keys(), before, want: 21, primary: false });
+      const { entries, floor } = await mergeAuthors(authorTweets, { authors: tweets.keys(), before, want: 21, primary: false });
       const page = entries.slice(0, 20);
       seen.push(...page.map((e) => e.id));
       const next = entries.length > 20 ? page.at(-1)!.id : floor;

@@ -9,7 +9,7 @@
 // author, however many authors there are and however unevenly they post.
 import type { ShardInfo } from "../../lib/shard/types.js";
 import { newestFirst, type Entry } from "./entries.js";
-import type { AuthorWalk, TimelineStore } from "./store.js";
+import type { AuthorWalk, AuthorTweets } from "./author-tweets.js";
 
 export interface MergeResult {
   /** Newest first: every live tweet of the authors with floor <= id < before, at most `want`. */
@@ -29,7 +29,7 @@ export interface MergeOptions {
   readonly maxRounds?: number;
 }
 
-export async function mergeAuthors(store: TimelineStore, opts: MergeOptions): Promise<MergeResult> {
+export async function mergeAuthors(authorTweets: AuthorTweets, opts: MergeOptions): Promise<MergeResult> {
   const authors = [...new Set(opts.authors)];
   const want = opts.want;
   if (authors.length === 0 || want < 1) return { entries: [], floor: 0n };
@@ -42,7 +42,7 @@ export async function mergeAuthors(store: TimelineStore, opts: MergeOptions): Pr
   let active = authors;
   let floor = 0n;
   for (let round = 1; ; round++) {
-    const rows = await walk(store, active.map((a) => ({ authorId: a, before: last.get(a)!, limit: k })), opts.primary);
+    const rows = await authorTweets.walkAuthors(active.map((a) => ({ authorId: a, before: last.get(a)!, limit: k })), opts.primary);
     const counts = new Map<bigint, number>();
     for (const r of rows) {
       counts.set(r.authorId, (counts.get(r.authorId) ?? 0) + 1);
@@ -66,19 +66,6 @@ export async function mergeAuthors(store: TimelineStore, opts: MergeOptions): Pr
     floor = entries[want - 1]!.id;
   }
   return { entries, floor };
-}
-
-/** The walks grouped by shard, every shard at once. */
-async function walk(store: TimelineStore, walks: readonly AuthorWalk[], primary: boolean): Promise<Entry[]> {
-  const byShard = new Map<string, { shard: ShardInfo; walks: AuthorWalk[] }>();
-  for (const w of walks) {
-    const shard = store.shardOf(w.authorId);
-    const group = byShard.get(shard.name) ?? { shard, walks: [] };
-    group.walks.push(w);
-    byShard.set(shard.name, group);
-  }
-  const parts = await Promise.all([...byShard.values()].map((g) => store.walkAuthors(g.shard, g.walks, primary)));
-  return parts.flat();
 }
 
 function pow2(n: number): number {

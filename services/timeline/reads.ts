@@ -14,7 +14,7 @@ import { listFollowing, type FollowingCache } from "./following.js";
 import { KEYS, type HomeRead, type ListPage, type TimelineLists } from "./lists.js";
 import { mergeAuthors } from "./merge.js";
 import type { TimelineMetrics } from "./metrics.js";
-import { NO_CURSOR, type TimelineStore } from "./store.js";
+import { NO_CURSOR, type AuthorTweets } from "./author-tweets.js";
 
 /** One page: entries newest first, and the exclusive bound of the next page (undefined at the end). */
 export interface SkeletonPage {
@@ -49,7 +49,7 @@ async function viaRedis<T>(p: Promise<T>): Promise<T> {
 }
 
 export function createTimelineReader(deps: {
-  store: TimelineStore;
+  authorTweets: AuthorTweets;
   lists: TimelineLists | undefined;
   following: FollowingCache | undefined;
   clients: MeshClients;
@@ -57,7 +57,7 @@ export function createTimelineReader(deps: {
   metrics: TimelineMetrics;
   log: Logger;
 }): TimelineReader {
-  const { store, lists, following, clients, config, metrics: m, log } = deps;
+  const { authorTweets, lists, following, clients, config, metrics: m, log } = deps;
   const homeBuilds = new Map<bigint, Promise<void>>();
   const recentBuilds = new Map<bigint, Promise<void>>();
   let redisDownLogged = 0;
@@ -81,7 +81,7 @@ export function createTimelineReader(deps: {
       const authors = [...(await viaRedis(following.all(userId, hctx))), userId];
       // The primaries: a tweet committed before this read began is in it even
       // if its fan-out already skipped the absent list.
-      const merged = await mergeAuthors(store, { authors, before: NO_CURSOR, want: config.maxEntries, primary: true });
+      const merged = await mergeAuthors(authorTweets, { authors, before: NO_CURSOR, want: config.maxEntries, primary: true });
       const stored = await viaRedis(lists.finishBuild(key, merged.entries, merged.floor, config.maxEntries, config.inactiveMs));
       m.rebuilds.inc({ what: "home", result: stored ? "stored" : "void" });
     });
@@ -92,7 +92,7 @@ export function createTimelineReader(deps: {
       const key = KEYS.recent(authorId);
       if (!(await viaRedis(lists.beginBuild(key)))) return;
       const cap = config.recentEntries;
-      const ids = await store.authorTweets(authorId, NO_CURSOR, cap, { primary: true });
+      const ids = await authorTweets.ids(authorId, NO_CURSOR, cap, { primary: true });
       const floor = ids.length === cap ? ids[cap - 1]! : 0n;
       const entries = ids.map((id) => ({ id, authorId }));
       const stored = await viaRedis(lists.finishBuild(key, entries, floor, cap, config.recentTtlMs));
@@ -101,7 +101,7 @@ export function createTimelineReader(deps: {
 
   /** The part of a page below `before` that MySQL gives, for `authors`. */
   const fromMysql = async (authors: Iterable<bigint>, before: bigint, want: number): Promise<{ entries: Entry[]; floor: bigint }> =>
-    mergeAuthors(store, { authors, before, want, primary: false });
+    mergeAuthors(authorTweets, { authors, before, want, primary: false });
 
   /** Cuts a newest-first run of candidates into a page; `floor`: below it nothing was looked at. */
   const cut = (entries: Entry[], pageSize: number, floor: bigint): SkeletonPage =>
@@ -224,7 +224,7 @@ export function createTimelineReader(deps: {
           if (!(err instanceof RedisUnavailableError)) throw err;
         }
       }
-      const ids = await store.authorTweets(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
+      const ids = await authorTweets.ids(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
       const entries = ids.slice(0, pageSize).map((id) => ({ id, authorId: userId }));
       return { entries, next: ids.length > pageSize ? entries.at(-1)!.id : undefined };
     },

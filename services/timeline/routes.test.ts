@@ -1,7 +1,7 @@
 // GetHomeTimeline and GetUserTimeline in memory: the real routes and reader
 // (reads.ts, merge.ts, page tokens) over a connect router transport, with
 // in-memory stand-ins behind the interfaces the reader already takes: the
-// MySQL read model (TimelineStore), the Redis lists (TimelineLists,
+// MySQL read model (AuthorTweets), the Redis lists (TimelineLists,
 // FollowingCache: each call does what its script does, on maps) and the
 // mesh's tweet, graph and user services (fake handlers on the same router).
 // The scripts themselves run against redis-server in test/integration; the
@@ -32,7 +32,7 @@ import { createTimelineMetrics, type TimelineMetrics } from "./metrics.js";
 import { encodeTimelineToken } from "./page-token.js";
 import { createTimelineReader } from "./reads.js";
 import { routes } from "./routes.js";
-import type { AuthorWalk, TimelineStore } from "./store.js";
+import type { AuthorWalk, AuthorTweets } from "./author-tweets.js";
 import { codeOf } from "../../lib/testing/in-memory.js";
 
 const ALICE = 1n;
@@ -95,10 +95,9 @@ class World {
   }
 }
 
-/** The read model as store.ts answers it: live tweets only, replicas behind the primary by `replicaHorizon`. */
-function memoryStore(world: World): TimelineStore {
-  const shard: ShardInfo = { name: "-", replicaSet: "rs0", database: "chirp" };
-  const authorTweets = async (authorId: bigint, before: bigint, limit: number, opts: { atLeast?: bigint; primary?: boolean } = {}): Promise<bigint[]> =>
+/** Authors' tweets as ListAuthorTweets answers them: live tweets only, replicas behind the primary by `replicaHorizon`. */
+function memoryAuthorTweets(world: World): AuthorTweets {
+  const ids = async (authorId: bigint, before: bigint, limit: number, opts: { atLeast?: bigint; primary?: boolean } = {}): Promise<bigint[]> =>
     world
       .liveIdsOf(authorId)
       .filter((id) => id < before && id >= (opts.atLeast ?? 0n))
@@ -106,11 +105,10 @@ function memoryStore(world: World): TimelineStore {
       .sort(desc)
       .slice(0, limit);
   return {
-    shardOf: () => shard,
-    authorTweets,
-    async walkAuthors(_shard, walks: readonly AuthorWalk[], primary) {
+    ids,
+    async walkAuthors(walks: readonly AuthorWalk[], primary) {
       const out: Entry[] = [];
-      for (const w of walks) for (const id of await authorTweets(w.authorId, w.before, w.limit, { primary })) out.push({ id, authorId: w.authorId });
+      for (const w of walks) for (const id of await ids(w.authorId, w.before, w.limit, { primary })) out.push({ id, authorId: w.authorId });
       return out;
     },
   };
@@ -294,11 +292,8 @@ function meshImpls(world: World) {
     },
   };
   const user: Partial<ServiceImpl<typeof UserService>> = {
-    async getUser(req) {
-      if (req.lookup.case === "userId" && world.users.has(req.lookup.value)) {
-        return { user: create(UserSchema, { id: req.lookup.value, handle: `user${req.lookup.value}` }) };
-      }
-      throw new ConnectError("user not found", Code.NotFound);
+    async batchGetUsers(req) {
+      return { users: req.userIds.filter((id) => world.users.has(id)).map((id) => create(UserSchema, { id, handle: `user${id}` })) };
     },
   };
   return { tweet, graph, user };
@@ -333,7 +328,7 @@ function setUp(world: World, opts: { redis?: boolean; config?: Partial<TimelineC
   const config: TimelineConfig = { ...TIMELINE_DEFAULTS, maxEntries: 10, recentEntries: 10, ...opts.config };
   const withRedis = opts.redis ?? true;
   const reader = createTimelineReader({
-    store: memoryStore(world),
+    authorTweets: memoryAuthorTweets(world),
     lists: withRedis ? redis.lists : undefined,
     following: withRedis ? redis.following : undefined,
     clients,

@@ -8,7 +8,7 @@ import {
 } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
-import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
+import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineContext } from "./context.js";
 import type { Entry } from "./entries.js";
 import { decodeTimelineToken, encodeTimelineToken } from "./page-token.js";
@@ -54,8 +54,8 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
       // One's own timeline from the primary: a tweet shows the moment PostTweet returns.
       const page = await reader.user(req.userId, before, pageSize, callerOf(hctx) === req.userId);
       if (page.entries.length === 0 && before === undefined) {
-        // An empty first page: NotFound if there is no such user (the user service decides).
-        await ctx.clients.user.getUser({ lookup: { case: "userId", value: req.userId } }, onBehalfOf(hctx));
+        // An empty first page: NotFound if there is no such user.
+        if (!(await userExists(ctx.clients, req.userId, onBehalfOf(hctx)))) throw new ConnectError("user not found", Code.NotFound);
       }
       return create(GetUserTimelineResponseSchema, {
         tweets: await hydrate(page.entries, hctx),

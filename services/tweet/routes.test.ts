@@ -85,9 +85,6 @@ function memoryStore(router: ShardRouter) {
         .slice(0, limit)
         .map(({ tweetId, authorId, likeTimeMicros }) => ({ tweetId, authorId, likeTimeMicros }));
     },
-    async userExists(userId) {
-      return users.has(userId);
-    },
   };
 
   return {

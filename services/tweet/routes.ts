@@ -6,8 +6,10 @@ import {
   DeleteTweetResponseSchema,
   GetTweetResponseSchema,
   LikeTweetResponseSchema,
+  ListAuthorTweetsResponseSchema,
   ListLikedTweetsResponseSchema,
   PostTweetResponseSchema,
+  TweetRefSchema,
   UnlikeTweetResponseSchema,
   type PostTweetRequest,
   type TweetService,
@@ -15,7 +17,7 @@ import {
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { parseId } from "../../lib/ids.js";
-import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
+import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { CachedTweet } from "./cache.js";
 import type { TweetContext } from "./context.js";
@@ -23,7 +25,7 @@ import { announceLikeChange, announceTweetCreated, announceTweetDeleted } from "
 import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
 import { presentTweetCore } from "./present.js";
 import type { LoadedTweet, TweetRef } from "./reads.js";
-import type { TweetRow } from "./store.js";
+import { NO_UPPER_BOUND, type TweetRow } from "./store.js";
 import { parseTweetText } from "./text.js";
 
 const DEFAULT_PAGE_SIZE = 20;
@@ -194,7 +196,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       // One's own list from the primary; anyone else's may come from a replica.
       const rows = await store.listLikes(req.userId, after, pageSize + 1, viewer === req.userId);
       const page = rows.slice(0, pageSize);
-      if (page.length === 0 && after === undefined && !(await store.userExists(req.userId))) {
+      if (page.length === 0 && after === undefined && !(await userExists(ctx.clients, req.userId, onBehalfOf(hctx)))) {
         throw new ConnectError("user not found", Code.NotFound);
       }
       // The likes know their tweets' authors: no lookup. Deleted tweets drop out here.
@@ -216,6 +218,12 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       const loaded = await loadByIds(ids, callerOf(hctx));
       const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted);
       return create(BatchGetTweetsResponseSchema, { tweets });
+    },
+
+    async listAuthorTweets(req) {
+      const walks = req.walks.map((w) => ({ authorId: w.authorId, before: w.beforeId === 0n ? NO_UPPER_BOUND : w.beforeId, atLeast: w.atLeastId, limit: w.limit }));
+      const rows = await store.walkAuthors(walks, req.primary);
+      return create(ListAuthorTweetsResponseSchema, { refs: rows.map((r) => create(TweetRefSchema, { tweetId: r.id, authorId: r.authorId })) });
     },
   };
 }

@@ -1,5 +1,5 @@
-// All of the tweet service's SQL. Where rows live (migrations 0001, 0007;
-// docs/architecture.md, "Tweets"):
+// All of the tweet service's SQL, and so all SQL on the tables it owns. Where
+// rows live (migrations 0001, 0007; docs/architecture.md, "Tweets"):
 //   tweets, tweet_likes  the author's shard (the tweet's shard)
 //   tweet_lookup         the shard of hash(tweet id): tweet id -> author
 //   likes                the liker's shard: the liker's index of tweet_likes
@@ -11,6 +11,7 @@ import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
+import { adjustUserCount } from "../../lib/user-counts.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./db-time.js";
 import type { LikeCursor } from "./page-token.js";
 
@@ -95,8 +96,33 @@ export interface TweetStore {
   applyLikerSide(edge: LikeEdge): Promise<"applied" | "current">;
   /** One page of a user's likes, newest first, strictly after `after`. */
   listLikes(userId: bigint, after: LikeCursor | undefined, limit: number, primary: boolean): Promise<LikeListRow[]>;
-  userExists(userId: bigint): Promise<boolean>;
+  /**
+   * Each walk's live tweets, newest first by id, as (id, author) pairs in no
+   * particular order: per shard, one statement per chunk of walks (UNION ALL
+   * of per-author backward walks of the index tweets_by_author), so no more
+   * rows are read than returned, plus deleted ones skipped.
+   */
+  walkAuthors(walks: readonly AuthorWalk[], primary: boolean): Promise<TweetRefRow[]>;
 }
+
+/** Above every Snowflake id: a walk's "no upper bound". */
+export const NO_UPPER_BOUND = 0xffff_ffff_ffff_ffffn;
+
+/** One author's live tweets with atLeast <= id < before, newest first, at most limit. */
+export interface AuthorWalk {
+  readonly authorId: bigint;
+  readonly before: bigint;
+  readonly atLeast: bigint;
+  readonly limit: number;
+}
+
+export interface TweetRefRow {
+  readonly id: bigint;
+  readonly authorId: bigint;
+}
+
+/** Walks per statement; the statement is padded to a power of two so few distinct texts get prepared. */
+const WALK_CHUNK = 64;
 
 interface RawTweet {
   id: string;
@@ -153,6 +179,21 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     return rows.map((r) => [BigInt(r.tweet_id), BigInt(r.author_id)]);
   };
 
+  const walkChunk = async (shard: ShardInfo, walks: readonly AuthorWalk[], limit: number, usePrimary: boolean): Promise<TweetRefRow[]> => {
+    const size = padTo(walks.length);
+    const part = `(SELECT id, author_id FROM chirp.tweets
+      WHERE author_id = ? AND id < ? AND id >= ? AND delete_time IS NULL ORDER BY id DESC LIMIT ${sqlLimit(limit, 10_000)})`;
+    const params: SqlValue[] = [];
+    for (let j = 0; j < size; j++) {
+      // Padding walks name author 0, which has no tweets.
+      const w = walks[j];
+      params.push(w?.authorId ?? 0n, w?.before ?? 0n, w?.atLeast ?? 0n);
+    }
+    const db = usePrimary ? primary(shard, "walkAuthors") : reader(shard, "walkAuthors");
+    const rows = await db.query<{ id: string; author_id: string }>(size === 1 ? part : Array(size).fill(part).join(" UNION ALL "), params);
+    return rows.map((r) => ({ id: BigInt(r.id), authorId: BigInt(r.author_id) }));
+  };
+
   return {
     lookupShard,
     tweetShard,
@@ -198,7 +239,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
             dbTimeFromMicros(t.createTimeMicros),
           ],
         );
-        await tx.execute("UPDATE chirp.users SET tweet_count = tweet_count + 1 WHERE id = ?", [t.authorId]);
+        await adjustUserCount(tx, t.authorId, "tweet_count", 1);
         const row: TweetRow = { ...withoutTime(t), likeCount: 0, version: 1n, deleted: false };
         await announce(tx, row);
         return row;
@@ -304,7 +345,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
            WHERE id = ?`,
           [dbTimeFromMicros(now), tweetId],
         );
-        await tx.execute("UPDATE chirp.users SET tweet_count = tweet_count - 1 WHERE id = ?", [row.authorId]);
+        await adjustUserCount(tx, row.authorId, "tweet_count", -1);
         const after: TweetRow = {
           ...row,
           text: "",
@@ -365,11 +406,28 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id), likeTimeMicros: microsFromDbTime(r.like_time) }));
     },
 
-    async userExists(userId) {
-      const shard = router.shardForUser(userId);
-      const sql = "SELECT id FROM chirp.users WHERE id = ?";
-      if ((await reader(shard, "userExists").query(sql, [userId])).length > 0) return true;
-      return (await primary(shard, "userExists").query(sql, [userId])).length > 0;
+    async walkAuthors(walks, usePrimary) {
+      const groups = new Map<ShardInfo, AuthorWalk[]>();
+      for (const w of walks) {
+        const shard = router.shardForUser(w.authorId);
+        const group = groups.get(shard);
+        if (group === undefined) groups.set(shard, [w]);
+        else group.push(w);
+      }
+      const statements: Array<Promise<TweetRefRow[]>> = [];
+      for (const [shard, group] of groups) {
+        // One LIMIT per statement (it is written into the SQL): a shard's walks are grouped by limit.
+        const byLimit = new Map<number, AuthorWalk[]>();
+        for (const w of group) {
+          const same = byLimit.get(w.limit);
+          if (same === undefined) byLimit.set(w.limit, [w]);
+          else same.push(w);
+        }
+        for (const [limit, same] of byLimit) {
+          for (let i = 0; i < same.length; i += WALK_CHUNK) statements.push(walkChunk(shard, same.slice(i, i + WALK_CHUNK), limit, usePrimary));
+        }
+      }
+      return (await Promise.all(statements)).flat();
     },
   };
 }
@@ -420,7 +478,13 @@ function marks(n: number): string {
 // LIMIT is written into the statement: MySQL 8.0.22+ refuses a bound LIMIT
 // sent as a double over the binary protocol. The value is an integer checked
 // here, never client text.
-function sqlLimit(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new RangeError(`bad limit ${n}`);
+function padTo(n: number): number {
+  let size = 1;
+  while (size < n) size *= 2;
+  return size;
+}
+
+function sqlLimit(n: number, max = 1000): number {
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new RangeError(`bad limit ${n}`);
   return n;
 }

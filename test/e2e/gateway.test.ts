@@ -245,6 +245,7 @@ describe("the public API and nothing else", () => {
         "chirp.graph.v1.GraphService/ListFollowerIds",
         "chirp.graph.v1.GraphService/ListFollowingIds",
         "chirp.tweet.v1.TweetService/BatchGetTweets",
+        "chirp.tweet.v1.TweetService/ListAuthorTweets",
         "chirp.media.v1.MediaService/Upload",
         "chirp.media.v1.MediaService/AttachMedia",
         "chirp.media.v1.MediaService/BatchGetMedia",

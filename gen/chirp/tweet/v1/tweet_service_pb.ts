@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet_service.proto.
  */
 export const file_chirp_tweet_v1_tweet_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKWAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0ibgoWTGlzdExpa2VkVHdlZXRzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlkKF0xpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVCYXRjaEdldFR3ZWV0c1JlcXVlc3QSIQoJdHdlZXRfaWRzGAEgAygEQg66SAuSAQgQZCIEMgIgABIiCgphdXRob3JfaWRzGAIgAygEQg66SAuSAQgQZCIEMgIgACI/ChZCYXRjaEdldFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0Mo8FCgxUd2VldFNlcnZpY2USUAoJUG9zdFR3ZWV0EiAuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlc3BvbnNlElIKCEdldFR3ZWV0Eh8uY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXF1ZXN0GiAuY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXNwb25zZSIDkAIBElYKC0RlbGV0ZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXNwb25zZRJVCglMaWtlVHdlZXQSIC5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJbCgtVbmxpa2VUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJnCg9MaXN0TGlrZWRUd2VldHMSJi5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXF1ZXN0GicuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVzcG9uc2UiA5ACARJkCg5CYXRjaEdldFR3ZWV0cxIlLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVxdWVzdBomLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
+  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKWAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0ibgoWTGlzdExpa2VkVHdlZXRzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlkKF0xpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVCYXRjaEdldFR3ZWV0c1JlcXVlc3QSIQoJdHdlZXRfaWRzGAEgAygEQg66SAuSAQgQZCIEMgIgABIiCgphdXRob3JfaWRzGAIgAygEQg66SAuSAQgQZCIEMgIgACI/ChZCYXRjaEdldFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0ImsKCkF1dGhvcldhbGsSGgoJYXV0aG9yX2lkGAEgASgEQge6SAQyAiAAEhEKCWJlZm9yZV9pZBgCIAEoBBITCgthdF9sZWFzdF9pZBgDIAEoBBIZCgVsaW1pdBgEIAEoDUIKukgHKgUYkE4oASJiChdMaXN0QXV0aG9yVHdlZXRzUmVxdWVzdBI2CgV3YWxrcxgBIAMoCzIaLmNoaXJwLnR3ZWV0LnYxLkF1dGhvcldhbGtCC7pICJIBBQgBEJBOEg8KB3ByaW1hcnkYAiABKAgiLwoIVHdlZXRSZWYSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEIkIKGExpc3RBdXRob3JUd2VldHNSZXNwb25zZRImCgRyZWZzGAEgAygLMhguY2hpcnAudHdlZXQudjEuVHdlZXRSZWYy+wUKDFR3ZWV0U2VydmljZRJQCglQb3N0VHdlZXQSIC5jaGlycC50d2VldC52MS5Qb3N0VHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVzcG9uc2USUgoIR2V0VHdlZXQSHy5jaGlycC50d2VldC52MS5HZXRUd2VldFJlcXVlc3QaIC5jaGlycC50d2VldC52MS5HZXRUd2VldFJlc3BvbnNlIgOQAgESVgoLRGVsZXRlVHdlZXQSIi5jaGlycC50d2VldC52MS5EZWxldGVUd2VldFJlcXVlc3QaIy5jaGlycC50d2VldC52MS5EZWxldGVUd2VldFJlc3BvbnNlElUKCUxpa2VUd2VldBIgLmNoaXJwLnR3ZWV0LnYxLkxpa2VUd2VldFJlcXVlc3QaIS5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXNwb25zZSIDkAICElsKC1VubGlrZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuVW5saWtlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuVW5saWtlVHdlZXRSZXNwb25zZSIDkAICEmcKD0xpc3RMaWtlZFR3ZWV0cxImLmNoaXJwLnR3ZWV0LnYxLkxpc3RMaWtlZFR3ZWV0c1JlcXVlc3QaJy5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXNwb25zZSIDkAIBEmQKDkJhdGNoR2V0VHdlZXRzEiUuY2hpcnAudHdlZXQudjEuQmF0Y2hHZXRUd2VldHNSZXF1ZXN0GiYuY2hpcnAudHdlZXQudjEuQmF0Y2hHZXRUd2VldHNSZXNwb25zZSIDkAIBEmoKEExpc3RBdXRob3JUd2VldHMSJy5jaGlycC50d2VldC52MS5MaXN0QXV0aG9yVHdlZXRzUmVxdWVzdBooLmNoaXJwLnR3ZWV0LnYxLkxpc3RBdXRob3JUd2VldHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
 
 /**
  * PostTweetRequest is the content of a new tweet.
@@ -365,6 +365,120 @@ export const BatchGetTweetsResponseSchema: GenMessage<BatchGetTweetsResponse> = 
   messageDesc(file_chirp_tweet_v1_tweet_service, 13);
 
 /**
+ * AuthorWalk asks for one author's live (not deleted) tweets with
+ * at_least_id <= id < before_id, newest first, at most limit of them.
+ *
+ * @generated from message chirp.tweet.v1.AuthorWalk
+ */
+export type AuthorWalk = Message<"chirp.tweet.v1.AuthorWalk"> & {
+  /**
+   * @generated from field: uint64 author_id = 1;
+   */
+  authorId: bigint;
+
+  /**
+   * 0: no upper bound.
+   *
+   * @generated from field: uint64 before_id = 2;
+   */
+  beforeId: bigint;
+
+  /**
+   * 0: no lower bound.
+   *
+   * @generated from field: uint64 at_least_id = 3;
+   */
+  atLeastId: bigint;
+
+  /**
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.AuthorWalk.
+ * Use `create(AuthorWalkSchema)` to create a new message.
+ */
+export const AuthorWalkSchema: GenMessage<AuthorWalk> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 14);
+
+/**
+ * ListAuthorTweetsRequest holds one walk per author.
+ *
+ * @generated from message chirp.tweet.v1.ListAuthorTweetsRequest
+ */
+export type ListAuthorTweetsRequest = Message<"chirp.tweet.v1.ListAuthorTweetsRequest"> & {
+  /**
+   * Authors may repeat; each walk is answered on its own.
+   *
+   * @generated from field: repeated chirp.tweet.v1.AuthorWalk walks = 1;
+   */
+  walks: AuthorWalk[];
+
+  /**
+   * Read the shards' primaries: for a list being built, or a writer reading
+   * its own tweets. Otherwise replicas within the lag bound.
+   *
+   * @generated from field: bool primary = 2;
+   */
+  primary: boolean;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ListAuthorTweetsRequest.
+ * Use `create(ListAuthorTweetsRequestSchema)` to create a new message.
+ */
+export const ListAuthorTweetsRequestSchema: GenMessage<ListAuthorTweetsRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 15);
+
+/**
+ * TweetRef names a tweet and its author, enough to hydrate it
+ * (BatchGetTweets) without looking the author up.
+ *
+ * @generated from message chirp.tweet.v1.TweetRef
+ */
+export type TweetRef = Message<"chirp.tweet.v1.TweetRef"> & {
+  /**
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * @generated from field: uint64 author_id = 2;
+   */
+  authorId: bigint;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.TweetRef.
+ * Use `create(TweetRefSchema)` to create a new message.
+ */
+export const TweetRefSchema: GenMessage<TweetRef> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 16);
+
+/**
+ * ListAuthorTweetsResponse holds every walk's tweets.
+ *
+ * @generated from message chirp.tweet.v1.ListAuthorTweetsResponse
+ */
+export type ListAuthorTweetsResponse = Message<"chirp.tweet.v1.ListAuthorTweetsResponse"> & {
+  /**
+   * In no particular order; a tweet found by two walks appears twice.
+   *
+   * @generated from field: repeated chirp.tweet.v1.TweetRef refs = 1;
+   */
+  refs: TweetRef[];
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ListAuthorTweetsResponse.
+ * Use `create(ListAuthorTweetsResponseSchema)` to create a new message.
+ */
+export const ListAuthorTweetsResponseSchema: GenMessage<ListAuthorTweetsResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 17);
+
+/**
  * TweetService owns tweets and likes, and relays their events to NATS through
  * a transactional outbox.
  *
@@ -453,6 +567,21 @@ export const TweetService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetTweetsRequestSchema;
     output: typeof BatchGetTweetsResponseSchema;
+  },
+  /**
+   * ListAuthorTweets walks authors' tweets newest first, by id, as references
+   * (tweet id and author), for timelines built from the tweets table: a home
+   * timeline merged from its followees, a user timeline beyond its cached
+   * recent list. The tweet service owns the tweets table; this is how other
+   * services read it.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.ListAuthorTweets
+   */
+  listAuthorTweets: {
+    methodKind: "unary";
+    input: typeof ListAuthorTweetsRequestSchema;
+    output: typeof ListAuthorTweetsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_tweet_v1_tweet_service, 0);
