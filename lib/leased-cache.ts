@@ -3,7 +3,10 @@
 // for each miss before the caller goes to the database, and a write after a
 // committed change that is retried before the change's call gives up.
 import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
+import type { Counter } from "prom-client";
+import { countResults } from "./metrics.js";
 
 /** One key's read: its value, or a miss with the fill lease taken for it (undefined when none could be taken). */
 export type LeasedRead = { readonly value: Buffer } | { readonly value: undefined; readonly lease: string | undefined };
@@ -48,4 +51,79 @@ export async function retried<T>(attempts: number, retryMs: number, write: () =>
     }
   }
   throw last;
+}
+
+/** A cache miss: the lease to fill it with, undefined when none may be filled. */
+export interface LeasedMiss {
+  readonly kind: "miss";
+  readonly lease: string | undefined;
+}
+
+export interface DecodedRead<E> {
+  readonly redis: Redis;
+  /** Unique ids. */
+  readonly ids: readonly bigint[];
+  readonly keysOf: (id: bigint) => { readonly entry: string; readonly lease: string };
+  readonly leaseMs: number;
+  /** The entry a value holds; undefined for a value this code did not write. */
+  readonly decode: (value: Buffer) => E | undefined;
+  /** The result a decoded entry is counted as ("hit", "tombstone", ...). */
+  readonly resultOf: (entry: E) => string;
+  /** Counts each id's result: "miss", "error" or resultOf's. */
+  readonly reads: Counter<"result"> | undefined;
+  /** When Redis did not answer (every id is then a miss without a lease). */
+  readonly onUnavailable: (err: Error) => void;
+}
+
+/**
+ * readWithLeases with each value decoded. A value `decode` refuses is a miss
+ * without a lease: the caller reads the database and fills nothing over it.
+ */
+export async function readDecoded<E>(opts: DecodedRead<E>): Promise<Map<bigint, E | LeasedMiss>> {
+  const out = new Map<bigint, E | LeasedMiss>();
+  let reads: LeasedRead[];
+  try {
+    reads = await readWithLeases(opts.redis, opts.ids.map(opts.keysOf), opts.leaseMs);
+  } catch (err) {
+    opts.onUnavailable(err as Error);
+    opts.reads?.inc({ result: "error" }, opts.ids.length);
+    for (const id of opts.ids) out.set(id, { kind: "miss", lease: undefined });
+    return out;
+  }
+  const results: string[] = [];
+  opts.ids.forEach((id, i) => {
+    const read = reads[i]!;
+    if (read.value === undefined) {
+      results.push("miss");
+      out.set(id, { kind: "miss", lease: read.lease });
+      return;
+    }
+    const entry = opts.decode(read.value);
+    results.push(entry === undefined ? "error" : opts.resultOf(entry));
+    out.set(id, entry ?? { kind: "miss", lease: undefined });
+  });
+  countResults(opts.reads, "result", results);
+  return out;
+}
+
+/**
+ * The cache write after a committed change, retried. If every try fails, an
+ * older value could still be served, so the change's call must not report
+ * success: this throws Unavailable (a retry of the call is idempotent and
+ * writes again). Counted on `writes` as "ok" or "failed".
+ */
+export async function writeAfterCommit(
+  retry: { readonly attempts: number; readonly retryMs: number },
+  write: () => Promise<unknown>,
+  writes: Counter<"result"> | undefined,
+  onFailed: (err: unknown) => void,
+): Promise<void> {
+  try {
+    await retried(retry.attempts, retry.retryMs, write);
+    writes?.inc({ result: "ok" });
+  } catch (err) {
+    writes?.inc({ result: "failed" });
+    onFailed(err);
+    throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
+  }
 }

@@ -21,17 +21,16 @@
 // would be. An invalidation lost to a crash between the commit and the
 // delete is healed by the entry's TTL.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
-import { readWithLeases, retried, type LeasedRead } from "./leased-cache.js";
+import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
-import { countResults, type Metrics } from "./metrics.js";
+import { type Metrics } from "./metrics.js";
 
 /** A read: the profile, or a miss with the lease to fill it (undefined when the cache did not answer). */
-export type UserCacheRead = { readonly kind: "user"; readonly user: User } | { readonly kind: "miss"; readonly lease: string | undefined };
+export type UserCacheRead = { readonly kind: "user"; readonly user: User } | LeasedMiss;
 
 export interface UserCache {
   read(ids: readonly bigint[]): Promise<Map<bigint, UserCacheRead>>;
@@ -81,36 +80,22 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
 
   return {
     async read(ids) {
-      const out = new Map<bigint, UserCacheRead>();
-      const unique = [...new Set(ids)];
-      let reads: LeasedRead[];
-      try {
-        reads = await readWithLeases(redis, unique.map((id) => ({ entry: entryKey(id), lease: leaseKey(id) })), leaseMs);
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "user cache read failed; reading the database");
-        m?.reads.inc({ result: "error" }, unique.length);
-        for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
-        return out;
-      }
-      const results: Array<"hit" | "miss" | "error"> = [];
-      unique.forEach((id, i) => {
-        const read = reads[i]!;
-        if (read.value === undefined) {
-          results.push("miss");
-          out.set(id, { kind: "miss", lease: read.lease });
-          return;
-        }
-        try {
-          out.set(id, { kind: "user", user: fromBinary(UserSchema, read.value) });
-          results.push("hit");
-        } catch {
-          // A value this code did not write: read the database, fill nothing over it.
-          results.push("error");
-          out.set(id, { kind: "miss", lease: undefined });
-        }
+      return readDecoded<UserCacheRead>({
+        redis,
+        ids: [...new Set(ids)],
+        keysOf: (id) => ({ entry: entryKey(id), lease: leaseKey(id) }),
+        leaseMs,
+        decode: (value) => {
+          try {
+            return { kind: "user", user: fromBinary(UserSchema, value) };
+          } catch {
+            return undefined;
+          }
+        },
+        resultOf: () => "hit",
+        reads: m?.reads,
+        onUnavailable: (err) => log.debug({ err: err.message }, "user cache read failed; reading the database"),
       });
-      countResults(m?.reads, "result", results);
-      return out;
     },
 
     async fill(fills) {
@@ -131,17 +116,9 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
     async invalidate(ids) {
       const unique = [...new Set(ids)];
       if (unique.length === 0) return;
-      try {
-        await retried(attempts, retryMs, () => redis.del(...unique.flatMap((id) => [entryKey(id), leaseKey(id)])));
-        m?.invalidations.inc({ result: "ok" });
-      } catch (err) {
-        m?.invalidations.inc({ result: "failed" });
-        log.warn({ err: (err as Error | undefined)?.message }, "user cache not cleared after a committed change");
-        // Committed, but an older profile could still be served until the
-        // cache is cleared: the call must not report success. A retry is
-        // idempotent and clears again.
-        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
-      }
+      await writeAfterCommit({ attempts, retryMs }, () => redis.del(...unique.flatMap((id) => [entryKey(id), leaseKey(id)])), m?.invalidations, (err) =>
+        log.warn({ err: (err as Error | undefined)?.message }, "user cache not cleared after a committed change"),
+      );
     },
   };
 }

@@ -19,13 +19,12 @@
 // the primary after the commit. Every write is conditional on the version, so
 // the entry never goes back either.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { readWithLeases, retried, type LeasedRead } from "../../lib/leased-cache.js";
+import { readDecoded, writeAfterCommit, type LeasedMiss } from "../../lib/leased-cache.js";
 import type { Logger } from "../../lib/logger.js";
-import { countResults, type Metrics } from "../../lib/metrics.js";
+import { type Metrics } from "../../lib/metrics.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -33,7 +32,7 @@ export type CachedTweet =
   | { readonly kind: "deleted"; readonly version: bigint };
 
 /** A read: the entry, or a miss with the lease to fill it (undefined when the cache did not answer). */
-export type CacheRead = CachedTweet | { readonly kind: "miss"; readonly lease: string | undefined };
+export type CacheRead = CachedTweet | LeasedMiss;
 
 export interface TweetCache {
   read(ids: readonly bigint[]): Promise<Map<bigint, CacheRead>>;
@@ -106,32 +105,16 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
 
   return {
     async read(ids) {
-      const out = new Map<bigint, CacheRead>();
-      const unique = [...new Set(ids)];
-      let reads: LeasedRead[];
-      try {
-        reads = await readWithLeases(redis, unique.map((id) => ({ entry: entryKey(id), lease: leaseKey(id) })), leaseMs);
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "tweet cache read failed; reading the database");
-        m?.reads.inc({ result: "error" }, unique.length);
-        for (const id of unique) out.set(id, { kind: "miss", lease: undefined });
-        return out;
-      }
-      const results: string[] = [];
-      unique.forEach((id, i) => {
-        const read = reads[i]!;
-        if (read.value === undefined) {
-          results.push("miss");
-          out.set(id, { kind: "miss", lease: read.lease });
-          return;
-        }
-        const entry = decodeEntry(read.value);
-        results.push(entry === undefined ? "error" : entry.kind === "tweet" ? "hit" : "tombstone");
-        // A value this code did not write: read the database, fill nothing over it.
-        out.set(id, entry ?? { kind: "miss", lease: undefined });
+      return readDecoded<CacheRead>({
+        redis,
+        ids: [...new Set(ids)],
+        keysOf: (id) => ({ entry: entryKey(id), lease: leaseKey(id) }),
+        leaseMs,
+        decode: decodeEntry,
+        resultOf: (entry) => (entry.kind === "tweet" ? "hit" : "tombstone"),
+        reads: m?.reads,
+        onUnavailable: (err) => log.debug({ err: err.message }, "tweet cache read failed; reading the database"),
       });
-      countResults(m?.reads, "result", results);
-      return out;
     },
 
     async fill(id, lease, entry) {
@@ -145,17 +128,12 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
     },
 
     async publish(id, entry) {
-      try {
-        await retried(attempts, retryMs, () => scripts.chirpTweetPublish(entryKey(id), leaseKey(id), String(entry.version), payloadOf(entry), ttlMs));
-        m?.publishes.inc({ result: "ok" });
-      } catch (err) {
-        m?.publishes.inc({ result: "failed" });
-        log.warn({ err: (err as Error | undefined)?.message, tweet_version: String(entry.version) }, "tweet cache not updated after a committed change");
-        // The change is committed; until the cache has it, an older copy could
-        // still be served, so the call must not report success. A retry is
-        // idempotent and publishes again.
-        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
-      }
+      await writeAfterCommit(
+        { attempts, retryMs },
+        () => scripts.chirpTweetPublish(entryKey(id), leaseKey(id), String(entry.version), payloadOf(entry), ttlMs),
+        m?.publishes,
+        (err) => log.warn({ err: (err as Error | undefined)?.message, tweet_version: String(entry.version) }, "tweet cache not updated after a committed change"),
+      );
     },
   };
 }
