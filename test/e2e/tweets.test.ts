@@ -335,6 +335,32 @@ describe("GetTweet, DeleteTweet and BatchGetTweets", () => {
     expect(ConnectError.from(tooMany).code).toBe(Code.InvalidArgument);
   });
 
+  it("ListAuthorTweets walks each author's live tweets newest first within its bounds, across shards", async () => {
+    const [a, b] = (await signUpMany(2)) as [Account, Account];
+    const aIds: bigint[] = [];
+    for (const text of ["a1", "a2", "a3", "a4"]) aIds.push(BigInt((await postOk(a, text)).id));
+    const b1 = BigInt((await postOk(b, "b1")).id);
+    await del(a, String(aIds[2]));
+    const walk = async (walks: Array<{ authorId: bigint; beforeId?: bigint; atLeastId?: bigint; limit: number }>) =>
+      (await tweetClient().listAuthorTweets({ walks, primary: true })).refs.map((r) => [r.tweetId, r.authorId]).sort((x, y) => (x[0]! < y[0]! ? 1 : -1));
+    // Newest first within the limit; the deleted one is skipped.
+    expect(await walk([{ authorId: BigInt(a.id), limit: 2 }])).toEqual([
+      [aIds[3], BigInt(a.id)],
+      [aIds[1], BigInt(a.id)],
+    ]);
+    // before (exclusive) and atLeast (inclusive); two authors, wherever their shards are, in one call.
+    expect(await walk([{ authorId: BigInt(a.id), beforeId: aIds[3], atLeastId: aIds[1], limit: 10 }, { authorId: BigInt(b.id), limit: 10 }])).toEqual([
+      [b1, BigInt(b.id)],
+      [aIds[1], BigInt(a.id)],
+    ]);
+    for (const bad of [{ walks: [] }, { walks: [{ authorId: BigInt(a.id), limit: 0 }] }, { walks: [{ authorId: 0n, limit: 1 }] }]) {
+      const err = await tweetClient()
+        .listAuthorTweets(bad)
+        .catch((e: unknown) => e);
+      expect(ConnectError.from(err).code).toBe(Code.InvalidArgument);
+    }
+  });
+
   it("GetTweet touches only the tweet's shard once the lookup is cached, and no database at all for an anonymous cached read", async () => {
     const [author, viewer] = (await signUpMany(2)) as [Account, Account];
     const tweet = await postOk(author, "where do I live");
