@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Connection, RowDataPacket } from "mysql2/promise";
-import { mysqlErrorCode, quoteIdent, withMysql } from "../lib/db/mysql-client.js";
+import { quoteIdent, withMysql } from "../lib/db/mysql-client.js";
+import { mysqlErrorCode } from "../lib/db/mysql-errors.js";
 import {
   ServerStartError,
   isAddressInUse,

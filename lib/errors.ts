@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { mysqlConnectCode } from "./db/mysql-errors.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -31,64 +32,17 @@ export const DB_OVERLOADED = "CHIRP_DB_OVERLOADED"; // member's wait queue is fu
 export const DB_ACQUIRE_TIMEOUT = "CHIRP_DB_ACQUIRE_TIMEOUT"; // no pooled connection freed in time
 export const DB_UNAVAILABLE = "CHIRP_DB_UNAVAILABLE"; // no member to ask (closed router, unknown shard member)
 
-// MySQL/MariaDB server error numbers (same in both engines).
-const ER_DUP_ENTRY = 1062;
-const ER_LOCK_DEADLOCK = 1213;
-const ER_LOCK_WAIT_TIMEOUT = 1205;
-const ER_OPTION_PREVENTS_STATEMENT = 1290; // --read-only
-const ER_QUERY_TIMEOUT = 3024; // MySQL max_execution_time
-const ER_STATEMENT_TIMEOUT = 1969; // MariaDB max_statement_time
-const ER_CON_COUNT_ERROR = 1040;
-const ER_SERVER_SHUTDOWN = 1053;
-const ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION = 1792;
-const ER_READ_ONLY_MODE = 1836;
-const ER_CONNECTION_KILLED = 1927; // MariaDB: KILL CONNECTION, or the server shutting down
-
-const NETWORK_ERRNOS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENOTCONN",
-  "PROTOCOL_CONNECTION_LOST",
-]);
-
 function codeOf(err: unknown): Code {
   if (typeof err !== "object" || err === null) return Code.Internal;
-  const e = err as { errno?: unknown; code?: unknown; name?: unknown; fatal?: unknown };
+  const e = err as { code?: unknown; name?: unknown };
   if (e.name === "AbortError") return Code.Canceled;
   if (e.name === "TimeoutError") return Code.DeadlineExceeded;
-  switch (e.errno) {
-    case ER_DUP_ENTRY:
-      return Code.AlreadyExists;
-    case ER_LOCK_DEADLOCK:
-    case ER_LOCK_WAIT_TIMEOUT:
-      return Code.Aborted;
-    case ER_OPTION_PREVENTS_STATEMENT:
-    case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:
-    case ER_READ_ONLY_MODE:
-    case ER_CON_COUNT_ERROR:
-    case ER_SERVER_SHUTDOWN:
-    case ER_CONNECTION_KILLED:
-      return Code.Unavailable;
-    case ER_QUERY_TIMEOUT:
-    case ER_STATEMENT_TIMEOUT:
-      return Code.DeadlineExceeded;
-  }
-  if (typeof e.code === "string") {
-    if (NETWORK_ERRNOS.has(e.code)) return Code.Unavailable;
-    // mysql2's per-query `timeout` option ("Query inactivity timeout").
-    if (e.code === "PROTOCOL_SEQUENCE_TIMEOUT") return Code.DeadlineExceeded;
-    if (e.code === DB_OVERLOADED) return Code.ResourceExhausted;
-    if (e.code === DB_ACQUIRE_TIMEOUT || e.code === DB_UNAVAILABLE) return Code.Unavailable;
-    // ioredis and nats.js report a closed connection with these.
-    if (e.code === "CONNECTION_CLOSED" || e.code === "CLOSED") return Code.Unavailable;
-  }
-  // mysql2 marks a broken connection's errors fatal ("Can't add new command
-  // when connection is in closed state" has no code at all).
-  if (e.fatal === true && typeof e.errno !== "number") return Code.Unavailable;
-  return Code.Internal;
+  if (e.code === DB_OVERLOADED) return Code.ResourceExhausted;
+  if (e.code === DB_ACQUIRE_TIMEOUT || e.code === DB_UNAVAILABLE) return Code.Unavailable;
+  // ioredis and nats.js report a closed connection with these.
+  if (e.code === "CONNECTION_CLOSED" || e.code === "CLOSED") return Code.Unavailable;
+  // Driver errors: lib/db/mysql-errors.ts decides what each means.
+  return mysqlConnectCode(err) ?? Code.Internal;
 }
 
 function safeMessage(code: Code, where: ErrorContext): string {

@@ -38,12 +38,6 @@ export async function withMysql<T>(
   }
 }
 
-/** MySQL error code of a driver error (`ER_ACCESS_DENIED_ERROR`...), if any. */
-export function mysqlErrorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
 /** Backquotes a database/table name after checking it is a plain identifier. */
 export function quoteIdent(name: string): string {
   if (!/^[A-Za-z0-9_$]+$/.test(name)) throw new Error(`unsafe identifier ${JSON.stringify(name)}`);

@@ -8,6 +8,7 @@
 import { createPool, type Pool, type PoolConnection } from "mysql2";
 import { createConnection, type Connection } from "mysql2/promise";
 import type { MemberAddress, MysqlCredentials } from "./types.js";
+import { isServerReply } from "../db/mysql-errors.js";
 import type { Metrics } from "../metrics.js";
 import { UNKNOWN_HEALTH, type MemberHealth } from "./health.js";
 import { Limiter } from "./limiter.js";
@@ -233,10 +234,4 @@ export function executeOn(conn: PoolConnection, sql: string, values: readonly un
   return new Promise((resolve, reject) => {
     conn.execute({ sql, timeout: timeoutMs, values: values as unknown[] }, (err, result) => (err ? reject(err) : resolve(result)));
   });
-}
-
-/** An error the server sent back over a healthy connection (as opposed to a broken or timed-out one). */
-export function isServerReply(err: unknown): boolean {
-  const e = err as { errno?: unknown; fatal?: unknown } | null;
-  return typeof e?.errno === "number" && e.errno > 0 && e.fatal !== true;
 }

@@ -1,0 +1,274 @@
+// Running statements and transactions on a shard's members: the primary, with
+// a re-run on a lock conflict and after a failover where that is safe; or an
+// eligible replica, handing the read to the primary when the replica breaks.
+// Every statement is prepared with a per-query timeout, measured
+// (chirp_db_query_duration_seconds, a span when traced) and leaves as a
+// ConnectError through errors.ts. lib/db/mysql-errors.ts says what a driver
+// error means; this file decides what to do about it.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { PoolConnection } from "mysql2";
+import { isClientTimeout, isConnectionLoss, isLockConflict, isReadOnlyRefusal, describeMysqlError } from "../db/mysql-errors.js";
+import { toConnectError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import { endDbSpan, startDbSpan } from "../tracing/tracing.js";
+import { replicaEligible } from "./health.js";
+import { LimiterError } from "./limiter.js";
+import type { MemberRole, Members, ShardRef } from "./members.js";
+import { command, executeOn, markNeverSent, wasNeverSent, type MemberPool } from "./pools.js";
+import type { ShardInfo } from "./types.js";
+
+/** What may be bound to a `?`. BIGINT ids travel as decimal strings (or bigint). */
+export type SqlValue = string | number | bigint | boolean | Date | Buffer | null;
+export type Row = Record<string, unknown>;
+
+export interface ExecResult {
+  readonly affectedRows: number;
+  /** AUTO_INCREMENT id of the row inserted, as a decimal string ("0" when none). */
+  readonly insertId: string;
+}
+
+/** The typed query surface: plain rows out, prepared statements in. */
+export interface Queryable {
+  /** A statement that returns rows (SELECT). */
+  query<T extends object = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  /** A statement that changes rows (INSERT, UPDATE, DELETE). */
+  execute(sql: string, params?: readonly SqlValue[]): Promise<ExecResult>;
+}
+
+export interface ShardClient extends Queryable {
+  readonly shard: ShardInfo;
+}
+
+/** What a transaction's function gets: its statements, and what to do once it has committed. */
+export interface Transaction extends Queryable {
+  readonly keyspace: string;
+  readonly shard: ShardInfo;
+  /** Runs `fn` after the commit succeeds (never after a rollback); a throw in it is ignored. */
+  afterCommit(fn: () => void): void;
+}
+
+export interface ExecutionOptions {
+  readonly members: Members;
+  /** Called for every statement of traffic (not background ones): it sets the health probes' pace. */
+  readonly routed: () => void;
+  readonly qualify: (sql: string, database: string) => string;
+  readonly maxLagMs: number;
+  readonly queryTimeoutMs: number;
+  readonly failoverWaitMs: number;
+  readonly log: Logger;
+  readonly metrics: Metrics | undefined;
+}
+
+export interface Execution {
+  client(ref: ShardRef, mode: "primary" | "reader", background?: boolean): ShardClient;
+  transaction<T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T>;
+}
+
+type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole) => Promise<T>;
+
+export function createExecution(opts: ExecutionOptions): Execution {
+  const { members, routed, qualify, maxLagMs, queryTimeoutMs, failoverWaitMs, log, metrics } = opts;
+  const keyspace = members.keyspace;
+  let roundRobin = 0;
+
+  /** Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe. */
+  const onPrimary = async <T>(shard: ShardInfo, op: Op<T>, background = false): Promise<T> => {
+    if (!background) routed();
+    let conflictRetried = false;
+    let failoverRetried = false;
+    for (;;) {
+      const set = members.setOf(shard);
+      const pool = set.primary;
+      try {
+        return await pool.withConnection((conn) => op(conn, pool, "primary"));
+      } catch (err) {
+        const raw = rawOf(err);
+        if (!conflictRetried && isLockConflict(raw)) {
+          conflictRetried = true;
+          continue;
+        }
+        if (!failoverRetried && failoverWaitMs > 0 && !members.closed() && (wasNeverSent(raw) || isReadOnlyRefusal(raw))) {
+          failoverRetried = true;
+          if (await members.primaryChanged(set.name, pool.key, failoverWaitMs)) {
+            metrics?.dbFailoverRetries.inc({ replica_set: set.name, result: "retried" });
+            log.info({ shard: shard.name, replica_set: set.name }, "retrying on the new primary");
+            continue;
+          }
+          metrics?.dbFailoverRetries.inc({ replica_set: set.name, result: "gave_up" });
+        }
+        throw err;
+      }
+    }
+  };
+
+  /** An eligible replica (round robin among them), else the primary. */
+  const onReader = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
+    routed();
+    const set = members.setOf(shard);
+    const now = performance.now();
+    const eligible = set.replicas.filter((r) => r.health.reachable === true && replicaEligible(r.health.lag, now, maxLagMs));
+    const replica = eligible.length === 0 ? undefined : eligible[roundRobin++ % eligible.length];
+    if (replica !== undefined) {
+      try {
+        return await replica.withConnection((conn) => op(conn, replica, "replica"));
+      } catch (err) {
+        // A read is safe to repeat: a replica that broke under us hands over to the primary
+        // and serves nothing until a probe finds it well again.
+        if (!replicaBroken(err)) throw err;
+        replica.health = { reachable: false, lag: undefined, problem: describeMysqlError(err) };
+      }
+    }
+    return onPrimary(shard, op);
+  };
+
+  const runStatement = async (conn: PoolConnection, pool: MemberPool, sql: string, params: readonly SqlValue[]): Promise<unknown> => {
+    try {
+      return await executeOn(conn, sql, params, queryTimeoutMs);
+    } catch (err) {
+      if (isClientTimeout(err)) {
+        // The connection is mid-statement: drop it, and stop the statement on the server.
+        const threadId = conn.threadId;
+        conn.destroy();
+        pool.killQuietly(threadId);
+      }
+      throw err;
+    }
+  };
+
+  // Labelled children, looked up once: prom-client hashes the label object on every observe otherwise.
+  const durations = new Map<string, { observe(seconds: number): void }>();
+  const observeDuration = (shard: string, role: MemberRole, code: string, seconds: number): void => {
+    if (metrics === undefined) return;
+    const key = `${shard}\u0000${role}\u0000${code}`;
+    let child = durations.get(key);
+    if (child === undefined) {
+      child = metrics.dbQueryDuration.labels({ shard, role, code });
+      durations.set(key, child);
+    }
+    child.observe(seconds);
+  };
+
+  /**
+   * Metrics and error mapping around one routed statement (or transaction),
+   * and its span when the statement runs inside a traced call.
+   */
+  const observed = async <T>(shard: ShardInfo, role: () => MemberRole, sql: string, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const span = startDbSpan(shard.name, shard.database, sql);
+    let code = "OK";
+    let mappedCode: Code | undefined;
+    try {
+      return await run();
+    } catch (err) {
+      const mapped = toConnectError(err, log, { shard: shard.name });
+      code = Code[mapped.code];
+      mappedCode = mapped.code;
+      throw mapped;
+    } finally {
+      observeDuration(shard.name, role(), code, (performance.now() - started) / 1000);
+      if (span !== undefined) endDbSpan(span, role(), mappedCode);
+    }
+  };
+
+  const client = (ref: ShardRef, mode: "primary" | "reader", background = false): ShardClient => {
+    const shard = members.resolveShard(ref);
+    const route = mode === "primary" ? onPrimary : onReader;
+    const run = <T>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => T): Promise<T> => {
+      let served: MemberRole = "primary";
+      return observed(
+        shard,
+        () => served,
+        sql,
+        () =>
+          route(
+            shard,
+            async (conn, pool, role) => {
+              served = role;
+              return shape(await runStatement(conn, pool, qualify(sql, shard.database), params));
+            },
+            background,
+          ),
+      );
+    };
+    return {
+      shard,
+      query: <T extends object = Row>(sql: string, params: readonly SqlValue[] = []) => run(sql, params, rowsOf<T>),
+      execute: (sql: string, params: readonly SqlValue[] = []) => run(sql, params, execResultOf),
+    };
+  };
+
+  const transaction = async <T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
+    const shard = members.resolveShard(ref);
+    const mapped = (err: unknown): ConnectError => toConnectError(err, log, { shard: shard.name });
+    try {
+      return await onPrimary(shard, async (conn, pool) => {
+        try {
+          await command((cb) => conn.beginTransaction(cb));
+        } catch (err) {
+          // Nothing of fn went out: as safe to re-run elsewhere as a failed connect.
+          throw markNeverSent(err);
+        }
+        let open = true;
+        const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
+          if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
+          return observed(shard, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, shard.database), params)));
+        };
+        const committed: Array<() => void> = [];
+        const tx: Transaction = {
+          keyspace,
+          shard,
+          query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>),
+          execute: (sql: string, params: readonly SqlValue[] = []) => statement(sql, params, execResultOf),
+          afterCommit: (f) => void committed.push(f),
+        };
+        try {
+          const result = await fn(tx);
+          open = false;
+          await command((cb) => conn.commit(cb));
+          for (const f of committed) {
+            try {
+              f();
+            } catch (err) {
+              log.warn({ err, shard: shard.name }, "after-commit callback failed");
+            }
+          }
+          return result;
+        } catch (err) {
+          open = false;
+          await command((cb) => conn.rollback(cb)).catch(() => conn.destroy());
+          throw err;
+        }
+      });
+    } catch (err) {
+      throw mapped(err);
+    }
+  };
+
+  return { client, transaction };
+}
+
+function rowsOf<T>(result: unknown): T[] {
+  if (!Array.isArray(result)) throw new TypeError("query() is for statements that return rows; use execute()");
+  return result as T[];
+}
+
+function execResultOf(result: unknown): ExecResult {
+  if (Array.isArray(result) || typeof result !== "object" || result === null) {
+    throw new TypeError("execute() is for statements that change rows; use query()");
+  }
+  const r = result as { affectedRows?: unknown; insertId?: unknown };
+  return { affectedRows: Number(r.affectedRows ?? 0), insertId: String(r.insertId ?? "0") };
+}
+
+/** The driver error behind a ConnectError raised inside a transaction. */
+function rawOf(err: unknown): unknown {
+  return err instanceof ConnectError ? err.cause : err;
+}
+
+/** The replica itself failed (its connection broke, or was never made), not the statement. */
+function replicaBroken(err: unknown): boolean {
+  const raw = rawOf(err);
+  if (wasNeverSent(raw)) return !(raw instanceof LimiterError);
+  return isConnectionLoss(raw);
+}
