@@ -3,37 +3,45 @@ import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../
 import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../lib/mesh.js";
 import { loadRedisConfig, type RedisConfig } from "../lib/redis.js";
 import { meshAddresses } from "../lib/service-config.js";
-import { DEFAULT_RATE_LIMITS, RATE_CLASSES, parseBucket, type Bucket, type RateClass, type RateLimits } from "./rate-limit.js";
+import { DEFAULT_RATE_LIMITS, RATE_CLASSES, formatBucket, parseBucket, type Bucket, type RateClass, type RateLimits } from "./rate-limit.js";
 
 export interface GatewayConfig {
+  /** CHIRP_GATEWAY_HOST: the address the gateway listens on. */
   readonly host: string;
+  /** CHIRP_GATEWAY_PORT: the gateway's one port: Connect, gRPC-Web and gRPC, the web app, `/media`, `/metrics` and `/healthz`. */
   readonly port: number;
   /** Where each mesh service is reached: "host:port[,host:port...]" (round-robin). */
   readonly backends: Readonly<Record<ServiceName, string>>;
-  /** Origins allowed to call from a browser; ["*"] allows any (tokens travel in a header, not cookies). */
+  /**
+   * CHIRP_GATEWAY_CORS_ORIGINS: comma-separated origins allowed to call from
+   * a browser; `*` allows any (tokens travel in a header, not in cookies).
+   */
   readonly corsOrigins: readonly string[];
-  /** Deadline for a forwarded call when the client sets none. */
+  /** CHIRP_GATEWAY_TIMEOUT_MS: the deadline of a forwarded call when the client sets none. */
   readonly defaultTimeoutMs: number;
-  /** CHIRP_GATEWAY_UPLOAD_TIMEOUT_MS: how long a POST /media may take, body included (10 min). */
+  /** CHIRP_GATEWAY_UPLOAD_TIMEOUT_MS: how long a `POST /media` may take, body included. */
   readonly uploadTimeoutMs: number;
   readonly logLevel: LogLevel;
   /**
    * CHIRP_TOKEN_PUBLIC_KEYS: the Ed25519 public keys (PEM, one or more
    * concatenated) that session tokens are verified with. Several during a key
    * rotation: the new one before the user service signs with it, the old one
-   * until its tokens have expired.
+   * until its tokens have expired. `npm start` derives it from the user
+   * service's private key.
    */
   readonly tokenPublicKeys: readonly string[];
-  /** REDIS_URL (and CHIRP_REDIS_COMMAND_TIMEOUT_MS): where the rate limits are kept; no URL, no limits. */
+  /** Where the rate limits are kept (REDIS_URL, CHIRP_REDIS_COMMAND_TIMEOUT_MS); no URL, no limits. */
   readonly redis: RedisConfig;
   /**
-   * CHIRP_GATEWAY_RATE_<CLASS>_<USER|IP>: the token bucket of each user and
-   * each client address per class of request (rate-limit.ts).
+   * CHIRP_GATEWAY_RATE_<CLASS>_<USER|IP>: the token bucket in Redis of each
+   * user (`_USER`) and of each client address (`_IP`) for one class of
+   * request (`READ`, `WRITE`, `AUTH`: sign-up and log-in, `UPLOAD`):
+   * `<n>/<s|m|h>[:<burst>]`, e.g. `20/s:200`, or `off` (gateway/rate-limit.ts).
    */
   readonly rateLimits: RateLimits;
-  /** CHIRP_GATEWAY_RATE_EXEMPT_IPS: client addresses never limited (comma-separated; default none). */
+  /** CHIRP_GATEWAY_RATE_EXEMPT_IPS: client addresses never rate limited, comma-separated. `npm start` exempts loopback (`127.0.0.1,::1`) so `chirp seed` can run; set it to `""` there to see the limits. */
   readonly rateLimitExemptIps: readonly string[];
-  /** CHIRP_SHUTDOWN_GRACE_MS: how long calls in flight may finish after SIGTERM. */
+  /** How long calls in flight may finish after SIGTERM (CHIRP_SHUTDOWN_GRACE_MS). */
   readonly shutdownGraceMs: number;
 }
 
@@ -71,8 +79,8 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
     RATE_CLASSES.map((cls) => {
       const bucket = (who: "user" | "ip"): Bucket | undefined => {
         const name = `CHIRP_GATEWAY_RATE_${cls.toUpperCase()}_${who.toUpperCase()}`;
-        const raw = read.optional(name);
-        if (raw === undefined) return DEFAULT_RATE_LIMITS[cls][who];
+        // The default as text, so the configuration reference shows it (formatBucket and parseBucket round-trip it).
+        const raw = read.string(name, formatBucket(DEFAULT_RATE_LIMITS[cls][who]));
         try {
           return parseBucket(raw);
         } catch (err) {

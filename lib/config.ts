@@ -12,12 +12,51 @@ export class ConfigError extends Error {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * One read of a setting, as its loader made it: what the configuration
+ * reference (docs/configuration.md, scripts/config-reference.ts) is built
+ * from. "raw" is a lookup that bypassed EnvReader (env[name]): its default,
+ * if any, is not known here, so such reads must have none.
+ */
+export type SettingRead =
+  | { readonly name: string; readonly kind: "string"; readonly fallback: string | undefined }
+  | { readonly name: string; readonly kind: "optional" }
+  | { readonly name: string; readonly kind: "port"; readonly fallback: number }
+  | { readonly name: string; readonly kind: "int"; readonly fallback: number; readonly min: number; readonly max: number }
+  | { readonly name: string; readonly kind: "oneOf"; readonly fallback: string; readonly allowed: readonly string[] }
+  | { readonly name: string; readonly kind: "raw" };
+
+const RECORDER = Symbol("chirp.config.recorder");
+
+/**
+ * An environment that reports what is read from it: every EnvReader made
+ * over it (inside any loader, unchanged) reports each read with its fallback
+ * and bounds, and any other lookup reports as "raw". Not for running
+ * processes: the reference generator alone uses it.
+ */
+export function recordReads(env: Env): { readonly env: Env; readonly reads: SettingRead[] } {
+  const reads: SettingRead[] = [];
+  const record = (read: SettingRead): void => void reads.push(read);
+  const recording = new Proxy(env, {
+    get(target, key) {
+      if (key === RECORDER) return record;
+      if (typeof key === "string") reads.push({ name: key, kind: "raw" });
+      return Reflect.get(target, key);
+    },
+  });
+  return { env: recording, reads };
+}
+
 export class EnvReader {
   private readonly problems: string[] = [];
+  private readonly record: ((read: SettingRead) => void) | undefined;
 
-  constructor(private readonly env: Env) {}
+  constructor(private readonly env: Env) {
+    this.record = (env as { readonly [RECORDER]?: (read: SettingRead) => void })[RECORDER];
+  }
 
   string(name: string, fallback?: string): string {
+    this.record?.({ name, kind: "string", fallback });
     const value = this.env[name];
     if (value !== undefined && value !== "") return value;
     if (fallback !== undefined) return fallback;
@@ -26,11 +65,13 @@ export class EnvReader {
   }
 
   optional(name: string): string | undefined {
+    this.record?.({ name, kind: "optional" });
     const value = this.env[name];
     return value === undefined || value === "" ? undefined : value;
   }
 
   port(name: string, fallback: number): number {
+    this.record?.({ name, kind: "port", fallback });
     const raw = this.env[name];
     if (raw === undefined || raw === "") return fallback;
     const n = Number(raw);
@@ -42,6 +83,7 @@ export class EnvReader {
   }
 
   int(name: string, fallback: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+    this.record?.({ name, kind: "int", fallback, min, max });
     const raw = this.env[name];
     if (raw === undefined || raw === "") return fallback;
     const n = Number(raw);
@@ -53,6 +95,7 @@ export class EnvReader {
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    this.record?.({ name, kind: "oneOf", fallback, allowed });
     const raw = this.env[name];
     if (raw === undefined || raw === "") return fallback;
     if ((allowed as readonly string[]).includes(raw)) return raw as T;

@@ -3,9 +3,9 @@ import { EnvReader, type Env } from "./config.js";
 import type { Logger } from "./logger.js";
 
 export interface RedisConfig {
-  /** REDIS_URL; undefined: no Redis (caches are skipped, timelines unavailable). */
+  /** Where Redis is (REDIS_URL, see shard/infra-env.ts); undefined: no Redis (caches are skipped, timelines unavailable). */
   readonly url: string | undefined;
-  /** CHIRP_REDIS_COMMAND_TIMEOUT_MS: a command slower than this fails (and a cache read counts as a miss). */
+  /** CHIRP_REDIS_COMMAND_TIMEOUT_MS: a Redis command slower than this fails (a cache read then counts as a miss and goes to MySQL). */
   readonly commandTimeoutMs: number;
 }
 

@@ -70,12 +70,29 @@ export interface ReadyMessage {
 /** What a process reads for itself; each part (services, gateway) reads its own on top. */
 export interface ProcessConfig {
   readonly name: string;
+  /** CHIRP_BIND_HOST: the address a service process's gRPC and metrics servers listen on (and the topology manager's metrics server). */
   readonly host: string;
-  /** One gRPC port for every service hosted here. */
+  /**
+   * One gRPC port for every service hosted here.
+   *
+   * CHIRP_<SERVICE>_GRPC_PORT: the gRPC port of a process of that one
+   * service (the mesh), with health and reflection.
+   *
+   * CHIRP_GRPC_PORT: the one gRPC port of a process of several services
+   * (every service it hosts, health and reflection).
+   */
   readonly grpcPort: number;
+  /**
+   * CHIRP_<SERVICE>_METRICS_PORT: the `/metrics` and `/healthz` port of a
+   * process of that one service.
+   *
+   * CHIRP_METRICS_PORT: the `/metrics` and `/healthz` port of a process of
+   * several services.
+   */
   readonly metricsPort: number;
+  /** LOG_LEVEL: the pino log level; successful calls are logged at `debug`. */
   readonly logLevel: LogLevel;
-  /** How long in-flight calls may finish after SIGTERM before they are cut. */
+  /** CHIRP_SHUTDOWN_GRACE_MS: how long in-flight calls may finish after SIGTERM before they are cut (services and gateway; the gateway ends open event streams at once). */
   readonly shutdownGraceMs: number;
   readonly addresses: Readonly<Record<ServiceName, string>>;
 }

@@ -14,23 +14,38 @@
 // notices).
 import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
-import { ConfigError, type Env } from "./config.js";
+import { ConfigError, EnvReader, type Env } from "./config.js";
 import type { Logger } from "./logger.js";
 import type { ReadyMessage } from "./service-main.js";
 import { onShutdownSignal } from "./shutdown.js";
 import { aggregateWorkerMetrics } from "./worker-metrics.js";
 
-/** `--processes N` or `--processes=N` in `argv`, else CHIRP_PROCESSES, else 1. */
+const MAX_PROCESSES = 64;
+
+/**
+ * `--processes N` or `--processes=N` in `argv`, else the environment's.
+ *
+ * CHIRP_PROCESSES: how many processes `services/main.ts` runs when no
+ * `--processes` is given, each running the same targets behind the same ports.
+ */
 export function processesArgument(argv: readonly string[], env: Env): number {
-  let raw: string | undefined = env.CHIRP_PROCESSES;
+  let raw: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--processes") raw = argv[i + 1];
     else if (arg.startsWith("--processes=")) raw = arg.slice("--processes=".length);
   }
-  if (raw === undefined || raw === "") return 1;
+  if (raw === undefined) {
+    const read = new EnvReader(env);
+    const n = read.int("CHIRP_PROCESSES", 1, 1, MAX_PROCESSES);
+    read.done();
+    return n;
+  }
+  if (raw === "") return 1;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError([`--processes: a whole number from 1 to 64, got ${JSON.stringify(raw)}`]);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PROCESSES) {
+    throw new ConfigError([`--processes: a whole number from 1 to ${MAX_PROCESSES}, got ${JSON.stringify(raw)}`]);
+  }
   return n;
 }
 

@@ -1,7 +1,7 @@
 // Which components a process runs: `--target all` (every service and the
 // gateway: the default of `npm start`), one (`--target tweet`), or a list
 // (`--target tweet,timeline,gateway`). The same code serves every mode.
-import { ConfigError } from "../lib/config.js";
+import { ConfigError, EnvReader, type Env } from "../lib/config.js";
 import { SERVICE_NAMES, type ServiceName } from "../lib/mesh.js";
 import type { AnyServiceSpec, ProcessTargets } from "../lib/service-main.js";
 import { graphService } from "./graph/service.js";
@@ -36,12 +36,18 @@ export function parseTargets(spec: string): ProcessTargets {
   return { services: SERVICE_NAMES.filter((n) => parts.includes(n)).map((n) => SERVICES[n]), gateway: parts.includes("gateway") };
 }
 
-/** The value of `--target X` / `--target=X` in `argv`, else CHIRP_TARGET, else "all". */
-export function targetArgument(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): string {
+/**
+ * The value of `--target X` / `--target=X` in `argv`, else the environment's.
+ *
+ * CHIRP_TARGET: what `services/main.ts` runs when no `--target` is given:
+ * `all` (every service and the gateway), or a comma-separated list of
+ * service names and `gateway`.
+ */
+export function targetArgument(argv: readonly string[], env: Env): string {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--target") return argv[i + 1] ?? "";
     if (arg.startsWith("--target=")) return arg.slice("--target=".length);
   }
-  return env.CHIRP_TARGET ?? "all";
+  return new EnvReader(env).string("CHIRP_TARGET", "all");
 }

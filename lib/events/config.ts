@@ -5,7 +5,7 @@ import { ConfigError, EnvReader, type Env } from "../config.js";
 import { NatsUrlError, parseNatsUrl } from "./nats-url.js";
 
 export interface BusConfig {
-  /** NATS_URL: one URL or a comma-separated list; undefined: no bus (events stay in the outbox). */
+  /** NATS_URL (see shard/infra-env.ts): one URL or a comma-separated list; undefined: no bus (events stay in the outbox). */
   readonly natsUrl: string | undefined;
   /** CHIRP_EVENTS_MAX_AGE_MS: how long the stream keeps an event (consumers further behind lose it). */
   readonly maxAgeMs: number;
@@ -32,22 +32,23 @@ export const BUS_DEFAULTS = {
 } as const;
 
 export interface RelayConfig {
-  /** CHIRP_RELAY_ENABLED (true|false): whether this process runs the outbox relay. */
+  /** CHIRP_RELAY_ENABLED: whether this process runs the outbox relay, which publishes committed events to NATS. */
   readonly enabled: boolean;
   /** CHIRP_RELAY_BATCH_SIZE: rows read, published and marked sent per round. */
   readonly batchSize: number;
   /**
    * CHIRP_RELAY_POLL_MS: longest pause after a round that found less than a
    * full batch. A commit of outbox rows wakes the relay at once
-   * (outbox-wake.ts), and every shard is read when the connection to NATS
+   * (lib/events/outbox-wake.ts), and every shard is read when the connection to NATS
    * comes back (nudges sent meanwhile were lost); the poll is the slow safety
    * net for a writer that died between its commit and its nudge.
    */
   readonly pollMs: number;
   /** CHIRP_RELAY_PUBLISH_TIMEOUT_MS: longest wait for a JetStream ack. */
   readonly publishTimeoutMs: number;
-  /** CHIRP_RELAY_RETRY_MIN_MS / _MAX_MS: back-off of one shard after a failed round (doubles up to max). */
+  /** CHIRP_RELAY_RETRY_MIN_MS: the first pause of one shard's relay after a failed round; it doubles with each failure. */
   readonly retryMinMs: number;
+  /** CHIRP_RELAY_RETRY_MAX_MS: the longest pause of one shard's relay after failed rounds. */
   readonly retryMaxMs: number;
   /** CHIRP_RELAY_LEASE_TTL_MS: a shard's lease lapses this long after its last renewal (the KV bucket's max age). */
   readonly leaseTtlMs: number;
@@ -57,8 +58,9 @@ export interface RelayConfig {
   readonly leaseClaimMs: number;
   /** CHIRP_RELAY_RETENTION_MS: sent rows older than this are deleted. */
   readonly retentionMs: number;
-  /** CHIRP_RELAY_PURGE_INTERVAL_MS / _PURGE_BATCH: how often, and how many rows per DELETE. */
+  /** CHIRP_RELAY_PURGE_INTERVAL_MS: how often sent rows past their retention are deleted. */
   readonly purgeIntervalMs: number;
+  /** CHIRP_RELAY_PURGE_BATCH: rows per DELETE of that purge. */
   readonly purgeBatch: number;
   /** CHIRP_RELAY_BACKLOG_INTERVAL_MS: how often the unsent rows of a busy shard are counted for the gauge. */
   readonly backlogIntervalMs: number;

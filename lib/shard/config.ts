@@ -15,15 +15,15 @@ export interface DbConfig {
   readonly credentials: MysqlCredentials;
   /** Where the live topology is watched; undefined when NATS_URL is not set. */
   readonly natsUrl: string | undefined;
-  /** CHIRP_DB_MAX_LAG_MS: a replica further behind than this serves no reads. */
+  /** CHIRP_DB_MAX_LAG_MS: a replica further behind its primary than this serves no reads (they go to another replica or the primary). */
   readonly maxReplicaLagMs: number;
-  /** CHIRP_DB_POOL_SIZE: connections per member (shared by the member's shards). */
+  /** CHIRP_DB_POOL_SIZE: connections per MySQL server per process (shared by the server's shards). */
   readonly poolSize: number;
-  /** CHIRP_DB_POOL_QUEUE_LIMIT: statements that may wait for a connection per member; more fail at once. */
+  /** CHIRP_DB_POOL_QUEUE_LIMIT: statements that may wait for a connection per MySQL server; more fail at once. */
   readonly poolQueueLimit: number;
-  /** CHIRP_DB_ACQUIRE_TIMEOUT_MS: longest wait for a pooled connection. */
+  /** CHIRP_DB_ACQUIRE_TIMEOUT_MS: the longest a statement waits for a pooled connection. */
   readonly acquireTimeoutMs: number;
-  /** CHIRP_DB_QUERY_TIMEOUT_MS: per statement. */
+  /** CHIRP_DB_QUERY_TIMEOUT_MS: the longest one statement may run. The user service also bounds a sign-up's COMMIT with it (see CHIRP_USER_CLAIM_GRACE_MS). */
   readonly queryTimeoutMs: number;
   /** CHIRP_DB_FAILOVER_WAIT_MS: how long a write that never reached its primary waits for a new one (0: never). */
   readonly failoverWaitMs: number;
@@ -72,10 +72,15 @@ function fromInfra(
 /**
  * Reads everything at once; one ConfigError lists every problem. Defaults: the
  * process environment (this is a config module) and the shard config that
- * CHIRP_SHARD_CONFIG names (an environment under shard-config/ or a file
- * path; default shard-config/local.json), as the topology manager reads it.
+ * CHIRP_SHARD_CONFIG names, as the topology manager reads it.
+ *
+ * CHIRP_SHARD_CONFIG: the shard layout: an environment under `shard-config/`
+ * (`local` is `shard-config/local.json`) or the path of a file in that format
+ * (for example with other database names, to share MySQL servers with
+ * another deployment). Every service, the topology manager and
+ * `scripts/migrate.ts` must be given the same one.
  */
-export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = loadShardConfig(env["CHIRP_SHARD_CONFIG"] ?? "local")): DbConfig {
+export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = loadShardConfig(new EnvReader(env).string("CHIRP_SHARD_CONFIG", "local"))): DbConfig {
   const read = new EnvReader(env);
   const knobs = {
     maxReplicaLagMs: read.int("CHIRP_DB_MAX_LAG_MS", DB_DEFAULTS.maxReplicaLagMs, 0, 3_600_000),

@@ -61,7 +61,40 @@ function parseHostPort(text: string): HostPort {
   return { host, port };
 }
 
-/** Reads the infra env vars; reports every problem at once. */
+/**
+ * Reads the infra env vars; reports every problem at once. What they mean,
+ * for every reader (services, the topology manager, `scripts/migrate.ts`,
+ * and `npm start`, which starts local servers for those not set):
+ *
+ * MYSQL_URL: one MySQL server for every replica set of the shard config:
+ * `mysql://user:password@host:port`. A host list
+ * (`mysql://user:password@primary:3306,replica:3307`) is the primary, then
+ * its replicas. Services need it or every MYSQL_URL_<RS>. The topology
+ * manager takes the admin account from it (it promotes and fences members).
+ *
+ * MYSQL_URL_<RS>: one replica set's servers (`MYSQL_URL_` and the set's name
+ * upper-cased, e.g. `MYSQL_URL_RS0`), same format, primary first; overrides
+ * MYSQL_URL for that set. Without MYSQL_URL every set needs one. All must use
+ * the same user and password.
+ *
+ * MYSQL_APP_USER: with MySQL given by URL, the account services use instead
+ * of the URL's (the URL's account runs migrations, so it must be able to
+ * create databases and tables; keep it out of services).
+ *
+ * MYSQL_APP_PASSWORD: MYSQL_APP_USER's password (empty when not set).
+ *
+ * REDIS_URL: `redis://host:port` (or `rediss://`): caches, home timelines,
+ * trends and the gateway's rate limits. Without it services read MySQL
+ * uncached, timelines are unavailable and the gateway does not rate limit.
+ *
+ * NATS_URL: `nats://[user:password@]host:port`, comma-separated for several
+ * servers, JetStream enabled: events, the live shard topology and snowflake
+ * node ids. With credentials Chirp logs in as that user, whose NATS account
+ * holds Chirp's subjects, stream and KV buckets, so several deployments can
+ * share one NATS. Without it a service mints no ids (writes that need one
+ * answer Unavailable), events stay in the outbox, and failovers are not
+ * followed.
+ */
 export function parseInfraEnv(env: InfraEnv, config: ShardConfig): ExternalInfra {
   const problems: string[] = [];
   const out: ExternalInfra = {};

@@ -27,15 +27,41 @@ export const TRACES_SAMPLERS = [
 export type TracesSampler = (typeof TRACES_SAMPLERS)[number];
 
 export interface TracingConfig {
-  /** False: no provider, no exporter, no spans; every helper in tracing.ts passes straight through. */
+  /**
+   * False: no provider, no exporter, no spans; every helper in tracing.ts passes straight through.
+   *
+   * CHIRP_TRACING: `auto` traces when an OTLP endpoint is set; `on` traces,
+   * exporting to http://localhost:4318/v1/traces unless an endpoint is set;
+   * `off` never traces (docs/operations.md, Tracing).
+   *
+   * OTEL_SDK_DISABLED: `true` turns tracing off, whatever else is set.
+   */
   readonly enabled: boolean;
-  /** The OTLP/HTTP traces URL spans are posted to (JSON encoding). */
+  /**
+   * The OTLP/HTTP traces URL spans are posted to (JSON encoding).
+   *
+   * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: the collector's traces URL, used as
+   * is; wins over OTEL_EXPORTER_OTLP_ENDPOINT.
+   *
+   * OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL; `/v1/traces` is
+   * appended. The exporter itself also reads the standard
+   * OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and _COMPRESSION, and the batch
+   * span processor OTEL_BSP_*.
+   */
   readonly endpoint: string;
+  /** OTEL_SERVICE_NAME: the service name on the process's spans: `chirp-all`, or in the mesh `chirp-gateway`, `chirp-tweet`, ... */
   readonly serviceName: string;
-  /** Extra resource attributes (OTEL_RESOURCE_ATTRIBUTES). */
+  /**
+   * OTEL_RESOURCE_ATTRIBUTES: `key=value,...` (values percent-encoded) added
+   * to every span's resource, e.g. `deployment.environment.name=prod`.
+   */
   readonly resourceAttributes: Readonly<Record<string, string>>;
+  /**
+   * OTEL_TRACES_SAMPLER: which requests are traced. Keep the services
+   * `parentbased_*`: the gateway decides, every hop follows.
+   */
   readonly sampler: TracesSampler;
-  /** The ratio of the traceidratio samplers, 0..1. */
+  /** OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers, 0 to 1 (`0.01` keeps 1% of requests, whole); default 1. */
   readonly samplerRatio: number;
 }
 

@@ -3,38 +3,49 @@
 import { fileURLToPath } from "node:url";
 import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
 
-export interface S3Config {
-  /** CHIRP_MEDIA_S3_ENDPOINT, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000; path-style requests. */
-  readonly endpoint: string;
-  readonly bucket: string;
-  readonly region: string;
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  /** Key prefix inside the bucket, e.g. "media/". */
-  readonly prefix: string;
+export interface MediaConfig {
+  /** CHIRP_MEDIA_DIR: the local blob store (files named by SHA-256), and where uploads are spooled (with S3 too). */
+  readonly dir: string;
+  /** Blobs in an S3-compatible bucket instead of `dir` (CHIRP_MEDIA_S3_*). */
+  readonly s3: S3Config | undefined;
+  /** CHIRP_MEDIA_MAX_IMAGE_BYTES: the largest photo accepted, enforced while the upload streams. */
+  readonly maxImageBytes: number;
+  /** CHIRP_MEDIA_MAX_VIDEO_BYTES: the largest video accepted, enforced while the upload streams. */
+  readonly maxVideoBytes: number;
+  /** CHIRP_MEDIA_MAX_IMAGE_PIXELS: width x height an image may declare before it is decoded. */
+  readonly maxImagePixels: number;
+  /** CHIRP_MEDIA_IMAGE_WORKERS: worker threads that decode photos and make thumbnails (0: on the event loop). */
+  readonly imageWorkers: number;
+  /** CHIRP_MEDIA_THUMBNAIL_SIZE: the thumbnail's longer side in pixels. */
+  readonly thumbnailSize: number;
+  /** CHIRP_MEDIA_UNATTACHED_GRACE_MS: how long an upload may stay off every tweet before the sweep removes it. */
+  readonly unattachedGraceMs: number;
+  /** CHIRP_MEDIA_SWEEP_INTERVAL_MS: how often the sweep of unattached uploads runs (0 turns it off). */
+  readonly sweepIntervalMs: number;
+  /** CHIRP_MEDIA_SWEEP_BATCH: rows per shard per round of that sweep. */
+  readonly sweepBatch: number;
 }
 
-export interface MediaConfig {
-  /** CHIRP_MEDIA_DIR: the local blob store (and, with S3, where uploads are spooled). */
-  readonly dir: string;
-  /** CHIRP_MEDIA_S3_*: blobs in an S3-compatible bucket instead of `dir`. */
-  readonly s3: S3Config | undefined;
-  /** CHIRP_MEDIA_MAX_IMAGE_BYTES (16 MiB). */
-  readonly maxImageBytes: number;
-  /** CHIRP_MEDIA_MAX_VIDEO_BYTES (100 MiB). */
-  readonly maxVideoBytes: number;
-  /** CHIRP_MEDIA_MAX_IMAGE_PIXELS: width x height an image may declare before it is decoded (50 MP). */
-  readonly maxImagePixels: number;
-  /** CHIRP_MEDIA_IMAGE_WORKERS: worker threads that decode photos and make thumbnails (1; 0: on the event loop). */
-  readonly imageWorkers: number;
-  /** CHIRP_MEDIA_THUMBNAIL_SIZE: the thumbnail's longer side in pixels (320). */
-  readonly thumbnailSize: number;
-  /** CHIRP_MEDIA_UNATTACHED_GRACE_MS: how long an upload may stay off every tweet before the sweep removes it (24 h). */
-  readonly unattachedGraceMs: number;
-  /** CHIRP_MEDIA_SWEEP_INTERVAL_MS: how often the sweep runs (10 min; 0 turns it off). */
-  readonly sweepIntervalMs: number;
-  /** CHIRP_MEDIA_SWEEP_BATCH: rows per shard per round (200). */
-  readonly sweepBatch: number;
+export interface S3Config {
+  /**
+   * CHIRP_MEDIA_S3_BUCKET: keep blobs in this S3-compatible bucket instead of
+   * CHIRP_MEDIA_DIR. Not tested against a real S3 (docs/architecture.md, Media).
+   */
+  readonly bucket: string;
+  /**
+   * CHIRP_MEDIA_S3_ENDPOINT: with CHIRP_MEDIA_S3_BUCKET, the S3 endpoint,
+   * e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000 (no
+   * path; requests are path-style). Default: AWS in CHIRP_MEDIA_S3_REGION.
+   */
+  readonly endpoint: string;
+  /** CHIRP_MEDIA_S3_REGION: with CHIRP_MEDIA_S3_BUCKET, the bucket's region (requests are signed for it). */
+  readonly region: string;
+  /** CHIRP_MEDIA_S3_ACCESS_KEY_ID: with CHIRP_MEDIA_S3_BUCKET, the access key id requests are signed with. */
+  readonly accessKeyId: string;
+  /** CHIRP_MEDIA_S3_SECRET_ACCESS_KEY: with CHIRP_MEDIA_S3_BUCKET, that key's secret. */
+  readonly secretAccessKey: string;
+  /** CHIRP_MEDIA_S3_PREFIX: with CHIRP_MEDIA_S3_BUCKET, the key prefix of the blobs inside the bucket. */
+  readonly prefix: string;
 }
 
 const MiB = 1024 * 1024;

@@ -9,12 +9,12 @@ export interface SearchConfig {
   /**
    * CHIRP_SEARCH_INDEX_CONCURRENCY: tweet events the index consumer handles at
    * once in this process; those waiting for the same shard share a
-   * transaction (index-writer.ts).
+   * transaction (services/search/index-writer.ts).
    */
   readonly indexConcurrency: number;
-  /** CHIRP_SEARCH_TRENDS_WINDOW_MS: the sliding window GetTrends counts over (default one hour). */
+  /** CHIRP_SEARCH_TRENDS_WINDOW_MS: the sliding window GetTrends counts over. */
   readonly trendsWindowMs: number;
-  /** CHIRP_SEARCH_TRENDS_BUCKET_MS: the window's step; the window must be a whole number of them, at most 1440. */
+  /** CHIRP_SEARCH_TRENDS_BUCKET_MS: the trends window's step; the window must be a whole number of them, at most 1440. */
   readonly trendsBucketMs: number;
   /** CHIRP_SEARCH_TRENDS_PREFIX: the Redis key prefix of the trend counts. */
   readonly trendsPrefix: string;

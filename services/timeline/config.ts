@@ -10,8 +10,8 @@ export interface TimelineConfig {
    */
   readonly hotFollowers: number;
   /**
-   * CHIRP_TIMELINE_INACTIVE_MS: a home timeline not read for this long (30
-   * days) expires from Redis; fan-out skips it and the next read rebuilds it.
+   * CHIRP_TIMELINE_INACTIVE_MS: a home timeline not read for this long
+   * expires from Redis; fan-out skips it and the next read rebuilds it.
    */
   readonly inactiveMs: number;
   /** CHIRP_TIMELINE_MAX_ENTRIES: tweet ids kept per home timeline in Redis. */
@@ -30,7 +30,7 @@ export interface TimelineConfig {
   readonly fanOutBatch: number;
   /** CHIRP_TIMELINE_FANOUT_CONCURRENCY: tweet events this process fans out at once. */
   readonly fanOutConcurrency: number;
-  /** CHIRP_TIMELINE_FANOUT (true|false): whether this process runs the fan-out and graph consumers. */
+  /** CHIRP_TIMELINE_FANOUT: whether this process runs the fan-out and graph consumers. */
   readonly fanOut: boolean;
   /**
    * CHIRP_TIMELINE_FANOUT_REDIS_TIMEOUT_MS: the command timeout of the fan-out

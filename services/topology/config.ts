@@ -1,7 +1,7 @@
 // The topology manager's settings, read once from the environment. It takes
 // the ADMIN account (it promotes, fences and re-points members): MYSQL_URL_<RS>
 // with admin credentials, primary first. Services never get these.
-import { InfraEnvError, parseInfraEnv } from "../../lib/shard/infra-env.js";
+import { InfraEnvError, parseInfraEnv, replicaSetEnvVar } from "../../lib/shard/infra-env.js";
 import type { MysqlCredentials, ReplicaSetInfo } from "../../lib/shard/types.js";
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../../lib/config.js";
 import { loadShardConfig, ShardConfigError, type ShardConfig } from "../../lib/shard/shard-config.js";
@@ -13,10 +13,18 @@ export interface TopologyConfig {
   /** Every member the manager watches, by replica set; the first listed is the bootstrap primary. */
   readonly replicaSets: readonly ReplicaSetInfo[];
   readonly admin: MysqlCredentials;
-  /** The account replicas connect with (CHANGE MASTER). Default: the admin account. */
+  /**
+   * The account replicas connect with (CHANGE MASTER).
+   *
+   * CHIRP_TOPOLOGY_REPL_USER: the account replicas replicate with when the
+   * manager re-points them; default the admin account of the MySQL URLs.
+   *
+   * CHIRP_TOPOLOGY_REPL_PASSWORD: CHIRP_TOPOLOGY_REPL_USER's password (empty when not set).
+   */
   readonly repl: MysqlCredentials;
   readonly natsUrl: string;
   readonly host: string;
+  /** CHIRP_TOPOLOGY_METRICS_PORT: the manager's `/metrics` and `/healthz` port. */
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
   /** CHIRP_TOPOLOGY_PROBE_MS: how often every member is probed. */
@@ -53,10 +61,9 @@ export function loadTopologyConfig(env: Env): TopologyConfig {
   let admin: MysqlCredentials = { user: "", password: "" };
   if (shardConfig) {
     try {
-      const parsed = parseInfraEnv(
-        Object.fromEntries(Object.entries(env).filter(([k]) => k === "MYSQL_URL" || k.startsWith("MYSQL_URL_"))),
-        shardConfig,
-      );
+      // The MySQL URLs alone: the application account and the other URLs are the services' business.
+      const mysqlUrls = ["MYSQL_URL", ...shardConfig.replicaSets.map((rs) => replicaSetEnvVar(rs.name))];
+      const parsed = parseInfraEnv(Object.fromEntries(mysqlUrls.map((name) => [name, env[name]])), shardConfig);
       if (parsed.mysql === undefined) problems.push("MYSQL_URL_<RS> (or MYSQL_URL) with the admin account is required");
       else ({ replicaSets, adminUser: admin } = parsed.mysql);
     } catch (err) {

@@ -13,7 +13,7 @@ export interface TweetConfig {
   readonly lookupCacheSize: number;
   /** CHIRP_TWEET_LOOKUP_TTL_MS: how long Redis keeps a tweet id -> author entry (it never changes). */
   readonly lookupTtlMs: number;
-  /** CHIRP_TWEET_LIKES_INDEX (true|false): whether this process runs the consumer that keeps the likers' index. */
+  /** CHIRP_TWEET_LIKES_INDEX: whether this process runs the consumer that keeps each liker's list of liked tweets. */
   readonly likesIndex: boolean;
   /** CHIRP_TWEET_LIKED_CACHE_TTL_MS: how long a viewer's like states stay in Redis after their last read of the database (0: none). */
   readonly likedCacheTtlMs: number;

@@ -14,13 +14,29 @@ export interface PasswordHashParams {
 }
 
 export interface UserConfig {
-  /** CHIRP_TOKEN_PRIVATE_KEY: the Ed25519 key that signs session tokens (PEM). Only this service has it. */
+  /**
+   * CHIRP_TOKEN_PRIVATE_KEY: the Ed25519 private key (PEM; `\n` escapes
+   * accepted) that signs session tokens. Only the user service has it;
+   * `npm start` keeps one in `.data/local/token-signing-key.pem`.
+   */
   readonly tokenPrivateKey: string;
-  /** CHIRP_TOKEN_TTL_SECONDS: how long a session token is valid. */
+  /** CHIRP_TOKEN_TTL_SECONDS: how long a session token from SignUp or LogIn is valid. */
   readonly tokenTtlSeconds: number;
-  /** CHIRP_USER_ARGON2_MEMORY_KIB, _TIME_COST, _PARALLELISM. */
+  /**
+   * CHIRP_USER_ARGON2_MEMORY_KIB: the argon2id memory cost of password
+   * hashes, in KiB; never below OWASP's minimum for the time cost.
+   *
+   * CHIRP_USER_ARGON2_TIME_COST: the argon2id passes over memory.
+   *
+   * CHIRP_USER_ARGON2_PARALLELISM: the argon2id lanes.
+   */
   readonly passwordHash: PasswordHashParams;
-  /** CHIRP_USER_CLAIM_GRACE_MS: how old a handle or email claim without its user row must be before a new sign-up may take it over. */
+  /**
+   * CHIRP_USER_CLAIM_GRACE_MS: how old a handle or email claim without its
+   * user row must be before a new sign-up may take it over. At least
+   * 3 x (CHIRP_DB_QUERY_TIMEOUT_MS + 1 s): a sign-up commits within a third
+   * of it (docs/architecture.md, Accounts).
+   */
   readonly claimGraceMs: number;
   /**
    * How long after sending its first claim a sign-up may still send its user
