@@ -15,6 +15,16 @@ export interface OutboxEntry<D extends DescMessage> {
 }
 
 /**
+ * Writes a change's event into the transaction that makes the change. A store
+ * method that writes takes one and calls it with its own transaction, so the
+ * event commits or rolls back with the change; the service's events.ts builds
+ * it (the event message, appended with appendOutbox). The store then holds only
+ * SQL and rows: the event protos and the request's details (its request id)
+ * stay with the service.
+ */
+export type Announce<T> = (tx: Queryable, change: T) => Promise<unknown>;
+
+/**
  * Records an event in the same transaction as the change it announces (the
  * transactional outbox). The relay publishes it to JetStream later with
  * `event_id` as the message id, so a crash, a NATS outage or a second relay

@@ -4,14 +4,14 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { UserFollowed, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
 import type { IdGenerator } from "../../lib/ids.js";
-import { appendOutbox } from "../../lib/events/outbox.js";
+import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { microsFromTimestamp, timestampFromMicros } from "./edge-time.js";
-import type { Announce, EdgeVersion } from "./store.js";
+import type { EdgeChange, EdgeVersion } from "./store.js";
 
 /** The outbox writer for one request: UserFollowed or UserUnfollowed, on the follower's shard. */
-export function announceEdgeChange(ids: IdGenerator, requestId: string | undefined): Announce {
-  return (tx, edge, changeTimeMicros) => {
+export function announceEdgeChange(ids: IdGenerator, requestId: string | undefined): Announce<EdgeChange> {
+  return (tx, { edge, changeTimeMicros }) => {
     const common = { followerId: edge.followerId, followeeId: edge.followeeId, edgeVersion: edge.version };
     return edge.active
       ? appendOutbox(tx, ids, {

@@ -4,6 +4,7 @@
 // changes only in the transaction that changes the state of that user's row
 // of the edge, so counts equal active rows on each side. See
 // docs/architecture.md, "Social graph".
+import type { Announce } from "../../lib/events/outbox.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
@@ -35,8 +36,12 @@ export interface FollowerSideChange {
   readonly changeTimeMicros: bigint;
 }
 
-/** Records the change's event in the same transaction (the outbox). */
-export type Announce = (tx: Queryable, edge: EdgeVersion, changeTimeMicros: bigint) => Promise<unknown>;
+/** A change of the follower's side, as announced: the edge's new version and when it was written. */
+export interface EdgeChange {
+  readonly edge: EdgeVersion;
+  /** Us since the epoch: the unfollow time of an unfollow. */
+  readonly changeTimeMicros: bigint;
+}
 
 interface FollowsRow {
   state: number;
@@ -58,7 +63,7 @@ export async function setFollowerSide(
   followerId: bigint,
   followeeId: bigint,
   active: boolean,
-  announce: Announce,
+  announce: Announce<EdgeChange>,
 ): Promise<FollowerSideChange> {
   return router.transaction(router.shardForUser(followerId), async (tx) => {
     if (active) {
@@ -105,7 +110,7 @@ export async function setFollowerSide(
       [active ? ACTIVE : REMOVED, next.version, dbTimeFromMicros(next.followTimeMicros), dbTimeFromMicros(now), followerId, followeeId],
     );
     await adjustUserCount(tx, followerId, "following_count", active ? 1 : -1);
-    await announce(tx, next, now);
+    await announce(tx, { edge: next, changeTimeMicros: now });
     return { edge: next, changed: true, syncPending: true, changeTimeMicros: now };
   });
 }

@@ -25,7 +25,7 @@ export async function createMediaContext(shared: ServiceContext): Promise<MediaC
   const media = loadMediaConfig(shared.env);
   await mkdir(media.dir, { recursive: true, mode: 0o700 });
   const blobs = media.s3 === undefined ? await createLocalBlobStore(media.dir) : await createS3BlobStore(media.s3, media.dir);
-  const store = createMediaStore(shared.router, shared.ids);
+  const store = createMediaStore(shared.router);
   const sweeper = createSweeper({
     router: shared.router,
     store,

@@ -18,6 +18,7 @@ import { requireCaller } from "../../lib/auth/caller.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { MediaContext } from "./context.js";
 import { CONTENT_TYPES, isImage, type ImageFormat, type VideoFormat } from "./formats/sniff.js";
+import { announceMediaUploaded } from "./events.js";
 import { presentMedia } from "./present.js";
 import type { MediaRow } from "./store.js";
 import { probeVideo, processImage, receiveUpload } from "./upload.js";
@@ -97,7 +98,7 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
           try {
             row = await store.createMedia(
               { ...fields, id, ownerId: caller, contentType: CONTENT_TYPES[spooled.format], sizeBytes: spooled.size },
-              requestId(hctx),
+              announceMediaUploaded(ctx.ids, requestId(hctx)),
             );
           } catch (err) {
             await store.deleteLookup(id).catch(() => {});
@@ -124,7 +125,7 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
         // Not on the caller's shard, or someone else's there: the lookup tells
         // "someone else's" from "no such media" for the ones not found.
         const owners = await Promise.all(result.missing.map((id) => store.ownerOf(id, "primary")));
-        const unknown = result.missing.filter((_, i) => owners[i] === undefined || BigInt(owners[i]!) === caller);
+        const unknown = result.missing.filter((_, i) => owners[i] === undefined || owners[i] === caller);
         if (unknown.length > 0) throw new ConnectError("media not found", Code.NotFound);
         throw new ConnectError("media belongs to another user", Code.PermissionDenied);
       }
@@ -134,9 +135,9 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
 
     async batchGetMedia(req) {
       const wanted = [...new Set(req.mediaIds)];
-      const byId = new Map((await store.mediaByIds(wanted)).map((row) => [String(row.id), row]));
+      const byId = new Map((await store.mediaByIds(wanted)).map((row) => [row.id, row]));
       const media = wanted.flatMap((id) => {
-        const row = byId.get(String(id));
+        const row = byId.get(id);
         return row === undefined ? [] : [presentMedia(row)];
       });
       return create(BatchGetMediaResponseSchema, { media });
@@ -158,7 +159,7 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
             satisfiable: range !== undefined,
             rangeStart: BigInt(range?.start ?? 0),
             rangeLength: BigInt(req.infoOnly || range === undefined ? 0 : range.length),
-            createTime: timestampFromDate(row.create_time),
+            createTime: timestampFromDate(row.createTime),
           },
         },
       });
@@ -193,10 +194,10 @@ interface ServedFile {
 
 function fileOf(row: MediaRow, variant: MediaVariant): ServedFile | undefined {
   if (variant === MediaVariant.THUMBNAIL) {
-    if (row.thumb_sha256 === null || row.thumb_bytes === null) return undefined;
-    return { sha256: row.thumb_sha256, size: Number(row.thumb_bytes), contentType: "image/jpeg" };
+    if (row.thumbSha256 === null || row.thumbBytes === null) return undefined;
+    return { sha256: row.thumbSha256, size: row.thumbBytes, contentType: "image/jpeg" };
   }
-  return { sha256: row.sha256, size: Number(row.stored_bytes), contentType: row.content_type };
+  return { sha256: row.sha256, size: row.storedBytes, contentType: row.contentType };
 }
 
 /** The bytes a request asks for within a file of `size` bytes; undefined when the range lies past the end. */

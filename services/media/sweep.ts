@@ -52,11 +52,11 @@ export function createSweeper(opts: SweepOptions): Sweeper {
       try {
         const candidates = await opts.store.sweepCandidates(shard, opts.graceMs, opts.batch);
         for (const c of candidates) {
-          if (!(await opts.store.deleteUnattached(shard, String(c.id), opts.graceMs))) continue;
+          if (!(await opts.store.deleteUnattached(shard, c.id, opts.graceMs))) continue;
           total++;
           removed.inc({ what: "media" });
-          await opts.store.deleteLookup(String(c.id));
-          for (const sha of [c.sha256, c.thumb_sha256]) if (sha !== null) await deleteBlobIfUnused(sha);
+          await opts.store.deleteLookup(c.id);
+          for (const sha of [c.sha256, c.thumbSha256]) if (sha !== null) await deleteBlobIfUnused(sha);
         }
       } catch (err) {
         // One shard's trouble never stops the others; the next pass retries.

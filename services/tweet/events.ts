@@ -8,13 +8,13 @@ import { Counter } from "prom-client";
 import type { TweetLiked, TweetUnliked } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import type { EventBus } from "../../lib/events/bus.js";
-import { appendOutbox } from "../../lib/events/outbox.js";
+import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Metrics } from "../../lib/metrics.js";
 import { microsFromTimestamp, timestampFromMicros } from "./db-time.js";
-import type { Announce, LikeEdge, TweetRow, TweetStore } from "./store.js";
+import type { LikeEdge, TweetRow, TweetStore } from "./store.js";
 
 /** The durable consumer that keeps `likes` (the likers' index); shared by every tweet instance. */
 export const LIKES_INDEX_DURABLE = "tweet-likes-index";

@@ -9,6 +9,7 @@
 import { Counter } from "prom-client";
 import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
+import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
@@ -71,9 +72,6 @@ export interface LikeListRow {
   readonly authorId: bigint;
   readonly likeTimeMicros: bigint;
 }
-
-/** Writes the change's event into the transaction (the outbox). */
-export type Announce<T> = (tx: Queryable, change: T) => Promise<unknown>;
 
 export interface TweetStore {
   /** The shard that holds a tweet id's lookup row. */

@@ -18,5 +18,5 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
   const tokens = createTokenSigner(users.tokenPrivateKey);
   const passwords = await createPasswordHasher(users.passwordHash);
   shared.log.info({ argon2id: users.passwordHash, token_ttl_s: users.tokenTtlSeconds, token_kid: tokens.kid }, "accounts configured");
-  return { ...shared, users, tokens, passwords, store: createUserStore(shared.router, shared.ids), close: async () => {} };
+  return { ...shared, users, tokens, passwords, store: createUserStore(shared.router), close: async () => {} };
 }

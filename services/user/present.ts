@@ -11,21 +11,20 @@ const UINT32_MAX = 0xffff_ffff;
  */
 export function presentUser(row: UserRow, options: { readonly withEmail: boolean }): User {
   return create(UserSchema, {
-    id: BigInt(row.id),
+    id: row.id,
     handle: row.handle,
-    displayName: row.display_name,
+    displayName: row.displayName,
     bio: row.bio,
-    createTime: timestampFromDate(row.create_time),
-    followerCount: count(row.follower_count),
-    followingCount: count(row.following_count),
-    tweetCount: count(row.tweet_count),
+    createTime: timestampFromDate(row.createTime),
+    followerCount: count(row.followerCount),
+    followingCount: count(row.followingCount),
+    tweetCount: count(row.tweetCount),
     email: options.withEmail ? row.email : "",
   });
 }
 
 // The counters are signed BIGINTs that a racing decrement can push below zero
 // for a moment (migration 0001); the API's are uint32.
-function count(value: string | number): number {
-  const n = Number(value);
+function count(n: number): number {
   return Number.isFinite(n) ? Math.min(Math.max(Math.trunc(n), 0), UINT32_MAX) : 0;
 }

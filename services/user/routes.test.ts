@@ -27,7 +27,7 @@ function fakeStore(opts: {
       calls.push(`claim ${k(c)}`);
       const existing = claims.get(k(c));
       if (existing !== undefined) return existing;
-      claims.set(k(c), { userId: String(userId), ageMs: 0 });
+      claims.set(k(c), { userId, ageMs: 0 });
       return "claimed";
     },
     async takeOver() {
@@ -35,7 +35,7 @@ function fakeStore(opts: {
     },
     async release(c, userId) {
       calls.push(`release ${k(c)}`);
-      if (claims.get(k(c))?.userId === String(userId)) claims.delete(k(c));
+      if (claims.get(k(c))?.userId === userId) claims.delete(k(c));
     },
     async readClaim(c) {
       return claims.get(k(c));
@@ -58,15 +58,15 @@ function fakeStore(opts: {
 
 function row(u: NewUser): UserRow {
   return {
-    id: String(u.id),
+    id: u.id,
     handle: u.handle,
-    display_name: u.displayName,
+    displayName: u.displayName,
     bio: "",
     email: u.email,
-    create_time: new Date(),
-    follower_count: "0",
-    following_count: "0",
-    tweet_count: "0",
+    createTime: new Date(),
+    followerCount: 0,
+    followingCount: 0,
+    tweetCount: 0,
   };
 }
 
@@ -152,17 +152,17 @@ describe("SignUp (in memory)", () => {
   });
 
   it("gives the handle back when the email is taken, and leaves the other user's email claim alone", async () => {
-    const claims = new Map<string, Claim>([["email:alice@example.com", { userId: "5", ageMs: 10 }]]);
+    const claims = new Map<string, Claim>([["email:alice@example.com", { userId: 5n, ageMs: 10 }]]);
     const f = fakeStore({ claims });
     const res = await signUpWith(f.store)();
     expect((res as ConnectError).code).toBe(Code.AlreadyExists);
     expect((res as ConnectError).rawMessage).toBe("email already registered");
-    expect([...claims.entries()]).toEqual([["email:alice@example.com", { userId: "5", ageMs: 10 }]]);
+    expect([...claims.entries()]).toEqual([["email:alice@example.com", { userId: 5n, ageMs: 10 }]]);
     expect(f.calls).toEqual(["claim handle:alice", "claim email:alice@example.com", "release handle:alice"]);
   });
 
   it("answers Internal when a claim names someone else after the commit (the lease's assumptions broke)", async () => {
-    const f = fakeStore({ afterCommit: (claims) => claims.set("handle:alice", { userId: "9", ageMs: 0 }) });
+    const f = fakeStore({ afterCommit: (claims) => claims.set("handle:alice", { userId: 9n, ageMs: 0 }) });
     const res = await signUpWith(f.store)();
     expect((res as ConnectError).code).toBe(Code.Internal);
   });

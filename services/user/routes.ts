@@ -12,6 +12,7 @@ import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
+import { announceProfileUpdated, announceUserCreated } from "./events.js";
 import { LeaseExpiredError, startClaimLease } from "./lease.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { presentUser } from "./present.js";
@@ -42,7 +43,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
     const result = await store.claim(c, id);
     if (result === "claimed") return true;
     if (result.ageMs >= users.claimGraceMs && (await store.takeOver(c, result.userId, id, users.claimGraceMs))) {
-      ctx.log.warn({ claim: c.kind, stale_user_id: result.userId, age_ms: result.ageMs }, "took over an abandoned sign-up claim");
+      ctx.log.warn({ claim: c.kind, stale_user_id: String(result.userId), age_ms: result.ageMs }, "took over an abandoned sign-up claim");
       return true;
     }
     return false;
@@ -84,7 +85,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
         row = await store.createUser(
           { id, handle: req.handle, displayName: req.displayName, email: req.email, passwordHash, birthDate },
           inTime,
-          requestId(hctx),
+          announceUserCreated(ctx.ids, requestId(hctx)),
         );
       } catch (err) {
         // Give back what this sign-up may have claimed when its user row
@@ -123,26 +124,26 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       // The same reads and one argon2 verification (a dummy one without an
       // account) either way, so neither the answer nor its timing tells
       // whether the handle exists. No user has id 0.
-      const row = await store.credentials(userId ?? "0");
-      const ok = await passwords.verify(row?.password_hash, req.password);
+      const row = await store.credentials(userId ?? 0n);
+      const ok = await passwords.verify(row?.passwordHash, req.password);
       if (row === undefined || !ok) throw new ConnectError(LOGIN_FAILED, Code.Unauthenticated);
-      const rehash = passwords.needsRehash(row.password_hash) ? await passwords.hash(req.password) : undefined;
+      const rehash = passwords.needsRehash(row.passwordHash) ? await passwords.hash(req.password) : undefined;
       await store.recordLogin(row.id, rehash);
       return create(LogInResponseSchema, { user: presentUser(row, { withEmail: true }), token: session(row) });
     },
 
     async getUser(req, hctx) {
-      let userId: string | undefined;
+      let userId: bigint | undefined;
       if (req.lookup.case === "userId") {
-        userId = String(req.lookup.value);
+        userId = req.lookup.value;
       } else if (req.lookup.case === "handle") {
         // A replica within the lag bound, then the primary for a handle just signed up.
         userId = (await store.userIdByHandle(req.lookup.value, "reader")) ?? (await store.userIdByHandle(req.lookup.value, "primary"));
       }
       if (userId === undefined) throw new ConnectError("user not found", Code.NotFound);
       // One's own profile carries the email, which the cache does not hold.
-      if (callerOf(hctx) !== BigInt(userId)) {
-        const [user] = await profiles([BigInt(userId)]);
+      if (callerOf(hctx) !== userId) {
+        const [user] = await profiles([userId]);
         if (user === undefined) throw new ConnectError("user not found", Code.NotFound);
         return create(GetUserResponseSchema, { user });
       }
@@ -155,7 +156,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       const caller = requireCaller(hctx);
       let row: UserRow | undefined;
       try {
-        row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, requestId(hctx));
+        row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, announceProfileUpdated(ctx.ids, requestId(hctx)));
       } finally {
         // Also after a failure: the transaction may have committed before it.
         await ctx.userCache?.invalidate([caller]);
@@ -183,7 +184,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
     const cache = ctx.userCache;
     const byId = new Map<bigint, User>();
     if (cache === undefined) {
-      for (const row of await store.usersByIds(wanted)) byId.set(BigInt(row.id), presentUser(row, { withEmail: false }));
+      for (const row of await store.usersByIds(wanted)) byId.set(row.id, presentUser(row, { withEmail: false }));
     } else {
       const cached = await cache.read(wanted);
       const misses: bigint[] = [];
@@ -215,7 +216,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
     for (const c of claims) {
       try {
         const current = await store.readClaim(c);
-        if (current?.userId !== String(id)) lost.push(c.kind);
+        if (current?.userId !== id) lost.push(c.kind);
       } catch (err) {
         ctx.log.warn({ err, claim: c.kind }, "could not read a sign-up claim back");
       }

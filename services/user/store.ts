@@ -12,32 +12,29 @@
 // on one MySQL member while it asks another for one. Pools are per member and
 // small; a request holding member A while it waits for member B, with another
 // holding B and waiting for A, starves both pools until the acquire timeout.
-import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
+import type { Announce } from "../../lib/events/outbox.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
-import { appendOutbox } from "../../lib/events/outbox.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import type { IdGenerator } from "../../lib/ids.js";
 import { ShardMap } from "../../lib/shard/keyrange.js";
 import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
 
+/** A users row, parsed. Plain data: presentation is present.ts's job. */
 export interface UserRow {
-  readonly id: string;
+  readonly id: bigint;
   readonly handle: string;
-  readonly display_name: string;
+  readonly displayName: string;
   readonly bio: string;
   readonly email: string;
-  readonly create_time: Date;
-  readonly follower_count: string;
-  readonly following_count: string;
-  readonly tweet_count: string;
+  readonly createTime: Date;
+  /** As stored: signed, and for a moment below zero after racing decrements (present.ts clamps). */
+  readonly followerCount: number;
+  readonly followingCount: number;
+  readonly tweetCount: number;
 }
 
 export interface CredentialRow extends UserRow {
-  readonly password_hash: string;
+  readonly passwordHash: string;
 }
 
 /** A lookup row: a handle or an email, lower-cased, claimed for a user id. */
@@ -49,7 +46,8 @@ export interface ClaimKey {
 }
 
 export interface Claim {
-  readonly userId: string;
+  /** 0 when the claim vanished twice while it was being read (claim()). */
+  readonly userId: bigint;
   /** How long ago it was made (or taken over), by the shard's clock. */
   readonly ageMs: number;
 }
@@ -104,24 +102,24 @@ export interface UserStore {
    * its claims are a grace old, so once the claim has been seen that old, the
    * user row either is visible already or never will be.
    */
-  takeOver(c: ClaimKey, staleOwner: string, newOwner: bigint, graceMs: number): Promise<boolean>;
+  takeOver(c: ClaimKey, staleOwner: bigint, newOwner: bigint, graceMs: number): Promise<boolean>;
   /** Deletes the claim if it is still `userId`'s. */
   release(c: ClaimKey, userId: bigint): Promise<void>;
   /** The claim as it stands on its shard's primary (no lock), or undefined. */
   readClaim(c: ClaimKey): Promise<Claim | undefined>;
   /**
-   * Writes the user row and its UserCreated event in one transaction on the
-   * user's shard, and nothing else: no other member is asked while it is open.
-   * `beforeCommit` runs last inside the transaction and may throw to refuse
-   * the COMMIT (the sign-up's lease). A failure before the COMMIT was sent
-   * is a UserNotWrittenError around the cause.
+   * Writes the user row and its event (`announce`: UserCreated) in one
+   * transaction on the user's shard, and nothing else: no other member is
+   * asked while it is open. `beforeCommit` runs last inside the transaction
+   * and may throw to refuse the COMMIT (the sign-up's lease). A failure
+   * before the COMMIT was sent is a UserNotWrittenError around the cause.
    */
-  createUser(user: NewUser, beforeCommit: () => void, requestId: string | undefined): Promise<UserRow>;
-  userExists(userId: bigint | string): Promise<boolean>;
-  user(userId: bigint | string, mode: ReadMode): Promise<UserRow | undefined>;
+  createUser(user: NewUser, beforeCommit: () => void, announce: Announce<UserRow>): Promise<UserRow>;
+  userExists(userId: bigint): Promise<boolean>;
+  user(userId: bigint, mode: ReadMode): Promise<UserRow | undefined>;
   /** From the primary: log-in must see a sign-up that has just returned. */
-  credentials(userId: bigint | string): Promise<CredentialRow | undefined>;
-  userIdByHandle(handle: string, mode: ReadMode): Promise<string | undefined>;
+  credentials(userId: bigint): Promise<CredentialRow | undefined>;
+  userIdByHandle(handle: string, mode: ReadMode): Promise<bigint | undefined>;
   /**
    * The users of `handles` (any case) that exist, one statement per handle
    * shard in parallel: the shard's reader, then its primary for handles the
@@ -129,15 +127,16 @@ export interface UserStore {
    */
   userIdsByHandles(handles: readonly string[]): Promise<Map<string, bigint>>;
   /** Sets last_login_time (and a re-hashed password when given). */
-  recordLogin(userId: bigint | string, newPasswordHash: string | undefined): Promise<void>;
+  recordLogin(userId: bigint, newPasswordHash: string | undefined): Promise<void>;
   /**
-   * Changes the fields given, in one transaction with a ProfileUpdated event
-   * (only when something changed). Undefined when there is no such user.
+   * Changes the fields given, in one transaction with its event (`announce`,
+   * with the changed row: ProfileUpdated), only when something changed.
+   * Undefined when there is no such user.
    */
   updateProfile(
     userId: bigint,
     change: { readonly displayName?: string | undefined; readonly bio?: string | undefined },
-    requestId: string | undefined,
+    announce: Announce<UserRow>,
   ): Promise<UserRow | undefined>;
   /**
    * The users among `ids` that exist, one read per shard in parallel: the
@@ -152,7 +151,33 @@ export interface UserStore {
   usersByIds(ids: readonly bigint[], mode?: ReadMode): Promise<UserRow[]>;
 }
 
-export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStore {
+interface RawUser {
+  id: string;
+  handle: string;
+  display_name: string;
+  bio: string;
+  email: string;
+  create_time: Date;
+  follower_count: string;
+  following_count: string;
+  tweet_count: string;
+}
+
+function parseUser(r: RawUser): UserRow {
+  return {
+    id: BigInt(r.id),
+    handle: r.handle,
+    displayName: r.display_name,
+    bio: r.bio,
+    email: r.email,
+    createTime: r.create_time,
+    followerCount: Number(r.follower_count),
+    followingCount: Number(r.following_count),
+    tweetCount: Number(r.tweet_count),
+  };
+}
+
+export function createUserStore(router: ShardRouter): UserStore {
   // The lookup tables are placed by binary_md5 of their key. The router knows
   // handles (shardForHandle); the same map serves emails. Rebuilt when the
   // topology's shard list changes (a new array then).
@@ -171,21 +196,25 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
       [c.key],
     );
     const row = rows[0];
-    return row === undefined ? undefined : { userId: String(row.user_id), ageMs: Number(row.age_ms) };
+    return row === undefined ? undefined : { userId: BigInt(row.user_id), ageMs: Number(row.age_ms) };
   };
 
-  const userExists = async (userId: bigint | string): Promise<boolean> =>
+  const userExists = async (userId: bigint): Promise<boolean> =>
     (await router.primaryForUser(userId).query("SELECT 1 AS one FROM chirp.users WHERE id = ?", [userId])).length > 0;
 
-  const user = async (userId: bigint | string, mode: ReadMode): Promise<UserRow | undefined> => {
-    const db = mode === "primary" ? router.primaryForUser(userId) : router.readerForUser(userId);
-    return (await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ?`, [userId]))[0];
+  /** The user's row by id, parsed; FOR UPDATE when `lock` is given. */
+  const userOn = async (db: Queryable, userId: bigint, lock = ""): Promise<UserRow | undefined> => {
+    const row = (await db.query<RawUser>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ?${lock}`, [userId]))[0];
+    return row === undefined ? undefined : parseUser(row);
   };
+
+  const user = async (userId: bigint, mode: ReadMode): Promise<UserRow | undefined> =>
+    userOn(mode === "primary" ? router.primaryForUser(userId) : router.readerForUser(userId), userId);
 
   const usersOn = async (db: Queryable, idsOnShard: readonly bigint[]): Promise<UserRow[]> => {
     if (idsOnShard.length === 0) return [];
     const marks = idsOnShard.map(() => "?").join(", ");
-    return db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id IN (${marks})`, idsOnShard);
+    return (await db.query<RawUser>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id IN (${marks})`, idsOnShard)).map(parseUser);
   };
 
   return {
@@ -203,7 +232,7 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
         }
         const existing = await readClaim(db, c);
         if (existing !== undefined) return existing;
-        if (attempt > 0) return { userId: "0", ageMs: 0 };
+        if (attempt > 0) return { userId: 0n, ageMs: 0 };
       }
     },
 
@@ -234,7 +263,7 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
 
     readClaim: (c) => readClaim(router.primary(claimShard(c)), c),
 
-    async createUser(u, beforeCommit, requestId) {
+    async createUser(u, beforeCommit, announce) {
       // Set once fn has run to its end, i.e. when the router is about to send
       // COMMIT. Until then a failure means the transaction rolled back (or a
       // dropped connection rolls it back): no user row.
@@ -245,15 +274,9 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
             "INSERT INTO chirp.users (id, handle, display_name, email, password_hash, birth_date) VALUES (?, ?, ?, ?, ?, ?)",
             [u.id, u.handle, u.displayName, u.email, u.passwordHash, u.birthDate ?? null],
           );
-          const row = (await tx.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ?`, [u.id]))[0];
+          const row = await userOn(tx, u.id);
           if (row === undefined) throw new Error("inserted user row not found");
-          const message = create(UserCreatedSchema, {
-            userId: u.id,
-            handle: u.handle,
-            displayName: u.displayName,
-            createTime: timestampFromDate(row.create_time),
-          });
-          await appendOutbox(tx, ids, { type: EVENTS.userCreated, message, userId: u.id, requestId });
+          await announce(tx, row);
           beforeCommit();
           commitSent = true;
           return row;
@@ -267,17 +290,17 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
     user,
 
     async credentials(userId) {
-      const rows = await router
+      const [row] = await router
         .primaryForUser(userId)
-        .query<CredentialRow>(`SELECT ${USER_COLUMNS}, password_hash FROM chirp.users WHERE id = ?`, [userId]);
-      return rows[0];
+        .query<RawUser & { password_hash: string }>(`SELECT ${USER_COLUMNS}, password_hash FROM chirp.users WHERE id = ?`, [userId]);
+      return row === undefined ? undefined : { ...parseUser(row), passwordHash: row.password_hash };
     },
 
     async userIdByHandle(handle, mode) {
       const key = lowerAscii(handle);
       const db = mode === "primary" ? router.primaryForHandle(key) : router.readerForHandle(key);
       const rows = await db.query<{ user_id: string }>("SELECT user_id FROM chirp.user_handles WHERE handle_lower = ?", [key]);
-      return rows[0] === undefined ? undefined : String(rows[0].user_id);
+      return rows[0] === undefined ? undefined : BigInt(rows[0].user_id);
     },
 
     async userIdsByHandles(handles) {
@@ -312,17 +335,17 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
       }
     },
 
-    async updateProfile(userId, change, requestId) {
+    async updateProfile(userId, change, announce) {
       return router.transaction(router.shardForUser(userId), async (tx) => {
-        const before = (await tx.query<UserRow>(`SELECT ${USER_COLUMNS} FROM chirp.users WHERE id = ? FOR UPDATE`, [userId]))[0];
+        const before = await userOn(tx, userId, " FOR UPDATE");
         if (before === undefined) return undefined;
-        const displayName = change.displayName ?? before.display_name;
+        const displayName = change.displayName ?? before.displayName;
         const bio = change.bio ?? before.bio;
-        if (displayName === before.display_name && bio === before.bio) return before;
+        if (displayName === before.displayName && bio === before.bio) return before;
         await tx.execute("UPDATE chirp.users SET display_name = ?, bio = ? WHERE id = ?", [displayName, bio, userId]);
-        const message = create(ProfileUpdatedSchema, { userId, displayName, bio, updateTime: timestampFromDate(new Date()) });
-        await appendOutbox(tx, ids, { type: EVENTS.profileUpdated, message, userId, requestId });
-        return { ...before, display_name: displayName, bio };
+        const after: UserRow = { ...before, displayName, bio };
+        await announce(tx, after);
+        return after;
       });
     },
 
@@ -334,8 +357,8 @@ export function createUserStore(router: ShardRouter, ids: IdGenerator): UserStor
           if (mode === "primary") return usersOn(router.primary(shard), onShard);
           const found = await usersOn(router.reader(shard), onShard);
           if (found.length === onShard.length) return found;
-          const seen = new Set(found.map((r) => String(r.id)));
-          const missing = onShard.filter((id) => !seen.has(String(id)));
+          const seen = new Set(found.map((r) => r.id));
+          const missing = onShard.filter((id) => !seen.has(id));
           return [...found, ...(await usersOn(router.primary(shard), missing))];
         },
       );

@@ -24,7 +24,6 @@ import { createMediaStore } from "../../services/media/store.js";
 import { createSweeper } from "../../services/media/sweep.js";
 import * as files from "../../services/media/testing/files.js";
 import { generateTokenKeys, createTokenSigner } from "../../lib/auth/token.js";
-import { createIdGenerator } from "../../lib/ids.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { createMetrics } from "../../lib/metrics.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
@@ -555,7 +554,7 @@ describe("the sweep of unattached uploads", () => {
 
     const sweeper = createSweeper({
       router: db,
-      store: createMediaStore(db, createIdGenerator(1)),
+      store: createMediaStore(db),
       blobs: await createLocalBlobStore(mediaDir),
       log: pino({ level: "silent" }),
       metrics: createMetrics("media-test"),
