@@ -8,7 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * The node number is leased per process (node-id.ts), so no two live
  * processes mint with the same one. Ids sort by creation time, which keyset
  * pagination and timelines rely on. An id says nothing about where its row
- * lives: tweets are found through a lookup (see docs/architecture.md).
+ * lives: tweets are found through a lookup (see docs/decisions/0011-tweet-id-lookup-not-routing-bits.md).
  */
 export const ID_EPOCH_MS = Date.UTC(2026, 0, 1);
 

@@ -121,7 +121,7 @@ export const FIGURES: { readonly [K in FigureName]: FigureSpec } = {
     unit: "µs CPU/photo",
     assume: () => ({
       value: 320_000,
-      why: "no benchmark yet; docs/architecture.md (Media, Limits) measured 1.9 s for a 12 MP JPEG, scaled by pixels to a ~2 MP photo",
+      why: "no benchmark yet; services/media/README.md (Limits): about one 12 MP photo every 2 s per worker, scaled by pixels to a ~2 MP photo",
     }),
   },
   mediaServeUsPerMiB: {

@@ -3,7 +3,7 @@
 // followee's shard (a copy, kept in line by version). Each user's count
 // changes only in the transaction that changes the state of that user's row
 // of the edge, so counts equal active rows on each side. See
-// docs/architecture.md, "Social graph".
+// docs/decisions/0009-two-rows-per-follow-edge.md.
 import type { Announce } from "../../lib/events/outbox.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import type { ShardInfo } from "../../lib/shard/types.js";

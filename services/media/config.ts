@@ -29,7 +29,7 @@ export interface MediaConfig {
 export interface S3Config {
   /**
    * CHIRP_MEDIA_S3_BUCKET: keep blobs in this S3-compatible bucket instead of
-   * CHIRP_MEDIA_DIR. Not tested against a real S3 (docs/architecture.md, Media).
+   * CHIRP_MEDIA_DIR. Not tested against a real S3 (services/media/README.md).
    */
   readonly bucket: string;
   /**

@@ -20,7 +20,7 @@ const DEFAULT_TRENDS = 10;
 /** Index reads per page when hydration drops tweets (deleted since they were indexed). */
 const MAX_ROUNDS = 3;
 
-/** SearchService handlers (docs/architecture.md, "Search and trends"). */
+/** SearchService handlers (services/search/README.md). */
 export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchService>> {
   /** Handle -> user id through the user service; undefined for a handle nobody has. */
   const resolveHandle = async (handle: string, hctx: HandlerContext): Promise<bigint | undefined> => {

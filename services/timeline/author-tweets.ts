@@ -2,8 +2,8 @@
 // owns: authors' tweet ids, newest first, through TweetService's internal
 // ListAuthorTweets (one call per merge round, however many shards it spans).
 // The tweet service walks its index tweets_by_author (author_id, id), so a
-// walk reads no more rows than it returns. See docs/architecture.md,
-// "Timelines".
+// walk reads no more rows than it returns. See
+// services/timeline/README.md.
 import type { Client } from "@connectrpc/connect";
 import type { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import type { Entry } from "./entries.js";

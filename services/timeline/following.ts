@@ -3,7 +3,7 @@
 // any build's lease); a build writes only if its lease is still there. So a
 // build that read the graph before a change cannot store its snapshot after
 // that change's event: the event took the lease away. (The tweet cache's
-// fill lease, the same argument: docs/architecture.md, "Tweets".)
+// fill lease, the same argument: docs/decisions/0012-versioned-cache-with-fill-leases.md.)
 import { randomUUID } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Redis } from "ioredis";

@@ -1,4 +1,4 @@
-// The Redis side of timelines. Key layout (docs/architecture.md, "Timelines"):
+// The Redis side of timelines. Key layout (services/timeline/README.md):
 //
 //   chirp:tl:home:{<user>}          ZSET  the user's home timeline: entries (entries.ts) scored by
 //                                         millisecond, plus one sentinel at score 0. TTL: the

@@ -4,7 +4,7 @@
 // recent-tweets lists of the hot authors they follow (not fanned out), down to
 // the highest floor among them; what the page still lacks comes from MySQL
 // below that floor. A missing list is rebuilt from MySQL first. Without Redis
-// the whole page comes from MySQL. See docs/architecture.md, "Timelines".
+// the whole page comes from MySQL. See services/timeline/README.md.
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../../lib/logger.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";

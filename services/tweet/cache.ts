@@ -2,8 +2,8 @@
 // liked list). An entry is the viewer-independent tweet (protobuf bytes) or a
 // deleted tweet's tombstone, tagged with the tweets row's version. The
 // protocol, and why a like, an unlike or a delete is seen by every read that
-// starts after the call returned, is in docs/architecture.md ("Tweets: the
-// cache"). In short:
+// starts after the call returned, is in
+// docs/decisions/0012-versioned-cache-with-fill-leases.md. In short:
 //
 //   read     one MGET of every entry; for the misses only, a fill lease each
 //            (a random token in a second key) set BEFORE the reader goes to

@@ -31,7 +31,7 @@ import { parseTweetText } from "./text.js";
 const DEFAULT_PAGE_SIZE = 20;
 const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
 
-/** TweetService handlers: validate, call the store, shape the response (docs/architecture.md, "Tweets"). */
+/** TweetService handlers: validate, call the store, shape the response (services/tweet/README.md). */
 export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetService>> {
   const { store, cache, lookup, reader } = ctx;
 

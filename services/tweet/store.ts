@@ -1,5 +1,5 @@
 // All of the tweet service's SQL, and so all SQL on the tables it owns. Where
-// rows live (migrations 0001, 0007; docs/architecture.md, "Tweets"):
+// rows live (migrations 0001, 0007; services/tweet/README.md):
 //   tweets, tweet_likes  the author's shard (the tweet's shard)
 //   tweet_lookup         the shard of hash(tweet id): tweet id -> author
 //   likes                the liker's shard: the liker's index of tweet_likes

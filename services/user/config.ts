@@ -35,7 +35,7 @@ export interface UserConfig {
    * CHIRP_USER_CLAIM_GRACE_MS: how old a handle or email claim without its
    * user row must be before a new sign-up may take it over. At least
    * 3 x (CHIRP_DB_QUERY_TIMEOUT_MS + 1 s): a sign-up commits within a third
-   * of it (docs/architecture.md, Accounts).
+   * of it (docs/decisions/0007-claims-first-sign-up.md).
    */
   readonly claimGraceMs: number;
   /**
@@ -57,8 +57,8 @@ export const USER_DEFAULTS = {
 export const MIN_SIGN_UP_WINDOW_MS = 1000;
 
 /**
- * The sign-up's claim lease (docs/architecture.md, "A claim whose sign-up
- * died"): the user row must be committed within a third of the grace of the
+ * The sign-up's claim lease (docs/decisions/0007-claims-first-sign-up.md):
+ * the user row must be committed within a third of the grace of the
  * first claim, so that a takeover (which needs the claim to be a whole grace
  * old) can only ever come long after. The COMMIT is sent at the latest one
  * statement timeout before that third is over, the time the COMMIT is

@@ -3,7 +3,7 @@
 // needs a claim at least the grace old (by the claim shard's clock); the
 // sign-up sends its user row's COMMIT within a window a good deal shorter,
 // measured on its own monotonic clock from before its first claim was sent.
-// docs/architecture.md, "A claim whose sign-up died", has the argument and
+// docs/decisions/0007-claims-first-sign-up.md, has the argument and
 // its assumptions.
 
 /** The sign-up ran out of its window before its user row's COMMIT: nothing was written. */

@@ -5,7 +5,7 @@
 //   user_handles  shard of binary_md5(lower-cased handle)
 //   user_emails   shard of binary_md5(lower-cased email)
 // The two lookup rows are claims made before the user row exists; see
-// docs/architecture.md, "Accounts and sessions", for the protocol that keeps
+// docs/decisions/0007-claims-first-sign-up.md, for the protocol that keeps
 // them consistent without a cross-shard transaction.
 //
 // One member at a time: no method here holds a connection (or a transaction)
