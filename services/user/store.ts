@@ -139,14 +139,11 @@ export interface UserStore {
     announce: Announce<UserRow>,
   ): Promise<UserRow | undefined>;
   /**
-   * The users among `ids` that exist, one read per shard in parallel: the
-   * shard's reader, then its primary for ids the reader lacks (rows written
-   * within the replica lag bound). Any order.
-   */
-  /**
-   * Rows of the users that exist among `ids`. "reader": a replica within the
-   * lag bound, the primary for what it lacks; "primary": the primaries only
-   * (what a cache fill needs: a row read after every change that committed).
+   * Rows of the users that exist among `ids`, one read per shard in parallel,
+   * in any order. "reader": a replica within the lag bound, then the primary
+   * for the ids it lacks (rows written within the bound); "primary": the
+   * primaries only (what a cache fill needs: a row read after every change
+   * that committed).
    */
   usersByIds(ids: readonly bigint[], mode?: ReadMode): Promise<UserRow[]>;
 }
