@@ -17,6 +17,7 @@ import { createConnection, type Connection, type RowDataPacket } from "mysql2/pr
 import { startBenchCluster, type BenchCluster, type SystemMode } from "./dsb/cluster.js";
 import { cpuBetween, cpuSnapshot, loadAverage, machine } from "./dsb/machine.js";
 import { exitWithUsageIfAsked } from "./usage.js";
+import { stopOnInterrupt } from "./interrupt.js";
 
 exitWithUsageIfAsked(`
 SQL statements, Redis commands and CPU per second of an idle system, single
@@ -133,12 +134,7 @@ async function measureMode(c: BenchCluster, mode: SystemMode): Promise<ModeResul
 }
 
 let cluster: BenchCluster | undefined;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    say(`${signal}: stopping every process this run started`);
-    void (cluster?.stop() ?? Promise.resolve()).then(() => process.exit(130));
-  });
-}
+stopOnInterrupt(() => cluster?.stop(), say);
 
 try {
   const loadAtStart = loadAverage();

@@ -24,6 +24,7 @@ import { prepare } from "./dsb/prepare.js";
 import { createChirpTarget, type Target } from "./dsb/targets.js";
 import { DSB_MIX, OP_KINDS, createOpPicker, reed98 } from "./dsb/workload.js";
 import { exitWithUsageIfAsked } from "./usage.js";
+import { stopOnInterrupt } from "./interrupt.js";
 
 exitWithUsageIfAsked(`
 Soak: the DeathStarBench mix held open loop against a private cluster and mesh
@@ -60,12 +61,7 @@ async function cleanup(): Promise<void> {
   await cluster?.stop();
   cluster = undefined;
 }
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    say(`${signal}: stopping every process this run started`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+stopOnInterrupt(cleanup, say);
 
 interface Sample {
   readonly t: number;

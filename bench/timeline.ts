@@ -48,6 +48,7 @@ import { topologyFromEnv } from "../lib/shard/config.js";
 import { createShardRouter, type ShardRouter } from "../lib/shard/router.js";
 import { entryMember } from "../services/timeline/entries.js";
 import { KEYS, isBuiltSentinel } from "../services/timeline/lists.js";
+import { stopOnInterrupt } from "./interrupt.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -93,12 +94,7 @@ async function cleanup(): Promise<void> {
   await mesh?.stop().catch(() => {});
   await infra?.stop().catch(() => {});
 }
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    say(`${signal}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+stopOnInterrupt(cleanup, say);
 
 async function api<T>(method: string, body: unknown, token?: string): Promise<T> {
   const res = await fetch(`${mesh!.gatewayUrl}/${method}`, {

@@ -104,8 +104,10 @@ export class EnvReader {
   }
 
   /** Throws one ConfigError listing everything wrong. */
-  done(): void {
-    if (this.problems.length > 0) throw new ConfigError(this.problems);
+  /** Throws every problem found: the reads' first, then `more` (checks across settings). */
+  done(more: readonly string[] = []): void {
+    const all = [...this.problems, ...more];
+    if (all.length > 0) throw new ConfigError(all);
   }
 }
 

@@ -45,6 +45,7 @@ import { createProgress, mapConcurrent } from "../../scripts/cli/progress.js";
 import { SEED_PASSWORD } from "../../scripts/cli/seed.js";
 import { DSB_MIX, OP_KINDS, createOpPicker, handleOf, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
 import { measureWork, workTable, type WorkPerRequest } from "./work.js";
+import { stopOnInterrupt } from "../interrupt.js";
 
 exitWithUsageIfAsked(`
 The DeathStarBench social-network mix (60 % home timeline, 30 % user timeline,
@@ -128,12 +129,7 @@ async function cleanup(): Promise<void> {
   await cluster?.stop();
   cluster = undefined;
 }
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    say(`${signal}: stopping every process this run started`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+stopOnInterrupt(cleanup, say);
 
 interface Measured extends RunResult {
   /** CPU per recorded request and percent of a core, by process (mesh, servers, floor, this load generator). */

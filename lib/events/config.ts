@@ -144,12 +144,6 @@ export function relayConfigProblems(c: RelayConfig): string[] {
 }
 
 function finish(read: EnvReader, problems: string[]): void {
-  try {
-    read.done();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.unshift(...err.problems);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  read.done(problems);
 }
 

@@ -91,12 +91,6 @@ export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = 
     failoverWaitMs: read.int("CHIRP_DB_FAILOVER_WAIT_MS", DB_DEFAULTS.failoverWaitMs, 0, 600_000),
   };
   const problems: string[] = [];
-  try {
-    read.done();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-  }
   let fromEnv: ReturnType<typeof topologyFromEnv> | undefined;
   let natsUrl: string | undefined;
   try {
@@ -107,6 +101,7 @@ export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = 
     if (!(err instanceof InfraEnvError)) throw err;
     problems.push(...err.problems);
   }
-  if (problems.length > 0 || fromEnv === undefined) throw new ConfigError(problems);
+  read.done(problems);
+  if (fromEnv === undefined) throw new ConfigError(problems);
   return { ...fromEnv, natsUrl, ...knobs };
 }

@@ -37,6 +37,16 @@ export function memoryShardRouter(): ShardRouter {
 }
 
 /** The Connect code `p` rejects with; undefined when it resolves. */
+/** The Connect code `fn` throws with, or undefined when it returns. */
+export function thrownCode(fn: () => unknown): Code | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+  return undefined;
+}
+
 export async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
   try {
     await p;

@@ -1,19 +1,17 @@
 // `chirp capacity`: the arithmetic on inputs chosen so every figure can be
 // worked out by hand (86,400 users doing x a day = x per second), where the
 // per-call figures come from, and the command line.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it, vi } from "vitest";
+import { runChirp, type ChirpRun } from "./testing/run-chirp.js";
 import { UsageError } from "./args.js";
 import { DEFAULT_BENCH_DIR, parseArgs, parseBytes, parseCount } from "./capacity.js";
 import { FIGURES, loadFigures } from "./capacity-figures.js";
 import { CapacityInputError, estimateCapacity, nextPowerOfTwo, type CapacityFigures, type CapacityInputs } from "./capacity-model.js";
 import { COMMANDS, main } from "./main.js";
 
-const BIN = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
 
 const inputs: CapacityInputs = {
   dailyActiveUsers: 86_400,
@@ -219,23 +217,7 @@ describe("capacity arguments", () => {
   });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function chirp(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const chirp = (...args: string[]) => runChirp(args);
 
 describe("chirp capacity (the command)", () => {
   it("prints traffic, storage, bandwidth, Redis, shards, instances and every figure's source", async () => {
@@ -274,7 +256,7 @@ describe("chirp capacity (the command)", () => {
 
 describe("chirp <command> --help", () => {
   /** main() in this process, with what it writes captured (spawning 15 CLIs is slow on a busy machine). */
-  async function inProcess(...argv: string[]): Promise<Run> {
+  async function inProcess(...argv: string[]): Promise<ChirpRun> {
     let stdout = "";
     let stderr = "";
     const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));

@@ -1,29 +1,10 @@
 // Runs bin/chirp.js as a child process, the way `npx chirp` does.
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { runChirp } from "./testing/run-chirp.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { buildVSchema } from "../../shard-config/vschema.js";
 
-const BIN = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function chirp(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const chirp = (...args: string[]) => runChirp(args);
 
 describe("chirp CLI", () => {
   it("shard-of <userId> prints the keyspace id and shard", async () => {

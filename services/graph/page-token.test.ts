@@ -1,17 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { thrownCode } from "../../lib/testing/in-memory.js";
 import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken } from "./page-token.js";
 
 const cursor = { followTimeMicros: 1_780_000_000_123_456n, otherUserId: 0xffff_ffff_ffff_fff0n };
 
-function code(fn: () => unknown): Code | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
+const code = thrownCode;
 
 describe("page tokens", () => {
   it("round-trip the cursor for the list they were issued for", () => {

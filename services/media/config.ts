@@ -1,7 +1,7 @@
 // What the media service reads from its environment beyond every service's
 // settings (service-config.ts) and the database's (shard/config.ts).
 import { fileURLToPath } from "node:url";
-import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
+import { EnvReader, type Env } from "../../lib/config.js";
 
 export interface MediaConfig {
   /** CHIRP_MEDIA_DIR: the local blob store (files named by SHA-256), and where uploads are spooled (with S3 too). */
@@ -96,12 +96,6 @@ export function loadMediaConfig(env: Env): MediaConfig {
     sweepIntervalMs: read.int("CHIRP_MEDIA_SWEEP_INTERVAL_MS", MEDIA_DEFAULTS.sweepIntervalMs, 0, 24 * 3600 * 1000),
     sweepBatch: read.int("CHIRP_MEDIA_SWEEP_BATCH", MEDIA_DEFAULTS.sweepBatch, 1, 10_000),
   };
-  try {
-    read.done();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.unshift(...err.problems);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  read.done(problems);
   return config;
 }

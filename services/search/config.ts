@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
+import { EnvReader, type Env } from "../../lib/config.js";
 
 /** The search service's own settings (CHIRP_SEARCH_*), read once at start. */
 export interface SearchConfig {
@@ -34,12 +34,6 @@ export function loadSearchConfig(env: Env): SearchConfig {
   if (config.trendsWindowMs % config.trendsBucketMs !== 0) problems.push("CHIRP_SEARCH_TRENDS_WINDOW_MS must be a multiple of CHIRP_SEARCH_TRENDS_BUCKET_MS");
   else if (config.trendsWindowMs / config.trendsBucketMs > 1440) problems.push("CHIRP_SEARCH_TRENDS_WINDOW_MS must be at most 1440 buckets");
   if (!/^[A-Za-z0-9:_-]{1,64}$/.test(config.trendsPrefix)) problems.push("CHIRP_SEARCH_TRENDS_PREFIX: letters, digits, ':', '_' and '-' only (at most 64)");
-  try {
-    read.done();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.unshift(...err.problems);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  read.done(problems);
   return config;
 }

@@ -1,17 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { thrownCode } from "../../lib/testing/in-memory.js";
 import { decodeSearchPageToken, encodeSearchPageToken, queryFingerprint } from "./page-token.js";
 
 const fp = queryFingerprint("a");
 
-function code(f: () => unknown): Code | undefined {
-  try {
-    f();
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
+const code = thrownCode;
 
 describe("search page tokens", () => {
   it("round-trips the cursor for the same query", () => {

@@ -1,15 +1,9 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { thrownCode } from "../../lib/testing/in-memory.js";
 import { MAX_QUERY_TERMS, canonicalQuery, parseQuery } from "./query.js";
 
-function code(f: () => unknown): Code | undefined {
-  try {
-    f();
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
+const code = thrownCode;
 
 describe("parseQuery", () => {
   it("reads words, phrases, hashtags, mentions and authors", () => {

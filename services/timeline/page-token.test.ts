@@ -1,15 +1,9 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { thrownCode } from "../../lib/testing/in-memory.js";
 import { decodeTimelineToken, encodeTimelineToken } from "./page-token.js";
 
-function code(fn: () => unknown): Code | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  return undefined;
-}
+const code = thrownCode;
 
 describe("timeline page tokens", () => {
   it("round-trip the bound for the timeline they were issued for", () => {

@@ -271,15 +271,10 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         // The tweet row's lock first, always: every change of this tweet's
         // likes queues here, so the edge, the count and the version move
         // together and concurrent likers cannot deadlock on the edge rows.
-        const [raw] = await tx.query<RawTweet & { now_time: string }>(
-          `SELECT ${TWEET_COLUMNS}, DATE_FORMAT(UTC_TIMESTAMP(6), '${DB_TIME_FORMAT}') AS now_time
-           FROM chirp.tweets t WHERE t.id = ? FOR UPDATE`,
-          [tweetId],
-        );
-        if (raw === undefined) return { kind: "missing" } as const;
-        const row = parseTweet(raw);
+        const locked = await lockTweet(tx, tweetId);
+        if (locked === undefined) return { kind: "missing" } as const;
+        const { row, now } = locked;
         if (row.deleted) return { kind: "deleted", row } as const;
-        const now = microsFromDbTime(raw.now_time);
         const [edgeRaw] = await tx.query<{ state: number; version: string; like_time: string }>(
           `SELECT state, version, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
            FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id = ? FOR UPDATE`,
@@ -323,17 +318,12 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
 
     async deleteTweet(authorId, tweetId, callerId, announce) {
       return transaction(tweetShard(authorId), "delete", async (tx) => {
-        const [raw] = await tx.query<RawTweet & { now_time: string }>(
-          `SELECT ${TWEET_COLUMNS}, DATE_FORMAT(UTC_TIMESTAMP(6), '${DB_TIME_FORMAT}') AS now_time
-           FROM chirp.tweets t WHERE t.id = ? FOR UPDATE`,
-          [tweetId],
-        );
-        if (raw === undefined) return { kind: "missing" } as const;
-        const row = parseTweet(raw);
+        const locked = await lockTweet(tx, tweetId);
+        if (locked === undefined) return { kind: "missing" } as const;
+        const { row, now } = locked;
         // A deleted tweet is NotFound for everyone, its author included.
         if (row.deleted) return { kind: "deleted", row } as const;
         if (row.authorId !== callerId) return { kind: "forbidden" } as const;
-        const now = microsFromDbTime(raw.now_time);
         // The content goes with the tweet; the row stays as its tombstone
         // (the id, the author, a higher version), and its likes stay for the
         // likers' index, whose reads skip deleted tweets.
@@ -428,6 +418,16 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return (await Promise.all(statements)).flat();
     },
   };
+}
+
+/** The tweet's row, locked for the rest of `tx`, and the database's time now; undefined when there is no row. */
+async function lockTweet(tx: Queryable, tweetId: bigint): Promise<{ row: TweetRow; now: bigint } | undefined> {
+  const [raw] = await tx.query<RawTweet & { now_time: string }>(
+    `SELECT ${TWEET_COLUMNS}, DATE_FORMAT(UTC_TIMESTAMP(6), '${DB_TIME_FORMAT}') AS now_time
+     FROM chirp.tweets t WHERE t.id = ? FOR UPDATE`,
+    [tweetId],
+  );
+  return raw === undefined ? undefined : { row: parseTweet(raw), now: microsFromDbTime(raw.now_time) };
 }
 
 function parseTweet(r: RawTweet): TweetRow {

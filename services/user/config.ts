@@ -1,6 +1,6 @@
 // What the user service reads from its environment beyond every service's
 // settings (service-config.ts) and the database's (shard/config.ts).
-import { ConfigError, EnvReader, type Env } from "../../lib/config.js";
+import { EnvReader, type Env } from "../../lib/config.js";
 import { parsePrivateKey } from "../../lib/auth/keys.js";
 import { DB_DEFAULTS } from "../../lib/shard/config.js";
 
@@ -96,12 +96,6 @@ export function loadUserConfig(env: Env): UserConfig {
   const statementTimeoutMs = read.int("CHIRP_DB_QUERY_TIMEOUT_MS", DB_DEFAULTS.queryTimeoutMs, 1, 3_600_000);
   const commitWindowMs = signUpCommitWindowMs(config.claimGraceMs, statementTimeoutMs);
   const problems: string[] = [];
-  try {
-    read.done();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-  }
   let tokenPrivateKey = "";
   if (rawKey !== "") {
     try {
@@ -122,6 +116,6 @@ export function loadUserConfig(env: Env): UserConfig {
       `CHIRP_USER_CLAIM_GRACE_MS must be at least ${least} with CHIRP_DB_QUERY_TIMEOUT_MS=${statementTimeoutMs}: a sign-up commits its user row within a third of the grace, one statement timeout before its end`,
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  read.done(problems);
   return { tokenPrivateKey, ...config, signUpCommitWindowMs: commitWindowMs };
 }

@@ -5,19 +5,17 @@
 // SIGKILL, nats-server is killed and started again, and Redis is flushed.
 // After each: every acknowledged write is there, every timeline is complete,
 // nothing is listed twice, and the error window is printed (support/workload.ts).
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../devcluster/launch.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { openTopologyKv, readTopology } from "../../lib/shard/topology.js";
 import { gatewayApi } from "../e2e/support/api.js";
 import { eventually } from "../support/eventually.js";
+import { meshLog } from "./support/mesh-log.js";
 import { createWorkload, type Workload } from "./support/workload.js";
 
 let infra: RunningInfra;
@@ -26,19 +24,16 @@ let redis: Redis;
 let nc: NatsConnection;
 let kv: KV;
 let workload: Workload;
-const logDir = mkdtempSync(join(tmpdir(), "chirp-chaos-"));
-const logPath = join(logDir, "mesh.log");
-let logFd: number | undefined;
+const log = meshLog();
 
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  logFd = openSync(logPath, "a");
   mesh = await launchSystem({
     // One process: these faults are of the servers under it (the mesh has its own in process-faults).
     env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "ephemeral",
-    stdio: logFd,
+    stdio: log.open(),
   });
   redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
   nc = await connectNats({ servers: infra.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
@@ -51,16 +46,8 @@ afterAll(async () => {
   redis?.disconnect();
   await mesh?.stop();
   await infra?.stop();
-  if (logFd !== undefined) closeSync(logFd);
-  rmSync(logDir, { recursive: true, force: true });
+  log.remove();
 });
-
-/** On failure, the services' own account of it. */
-function showLogsOnFailure(): void {
-  onTestFailed(() => {
-    console.error(`--- last lines of the mesh's log ---\n${readFileSync(logPath, "utf8").split("\n").slice(-60).join("\n")}`);
-  });
-}
 
 async function primaryOf(rs: string): Promise<string | undefined> {
   return (await readTopology(kv, "chirp"))?.topology.replicaSets.find((r) => r.name === rs)?.primary.name;
@@ -68,7 +55,7 @@ async function primaryOf(rs: string): Promise<string | undefined> {
 
 describe("faults of the servers, under load", () => {
   it("kill -9 of a shard primary: the manager fails over; nothing acknowledged is lost", { timeout: 240_000 }, async () => {
-    showLogsOnFailure();
+    log.showOnFailure();
     const rs = "rs0";
     const killed = (await primaryOf(rs))!;
     const report = await workload.run("kill -9 of rs0's primary", async () => {
@@ -91,7 +78,7 @@ describe("faults of the servers, under load", () => {
   });
 
   it("nats-server killed and started again: posts go on meanwhile, every event arrives once", { timeout: 180_000 }, async () => {
-    showLogsOnFailure();
+    log.showOnFailure();
     await workload.run("nats-server restart", async (load) => {
       process.kill(infra.processes.find((p) => p.name === "nats")!.pid, "SIGKILL");
       // Down for as long as it takes to acknowledge a few posts: they wait in the outbox.
@@ -101,7 +88,7 @@ describe("faults of the servers, under load", () => {
   });
 
   it("FLUSHALL of Redis: timelines are rebuilt and fan-out goes on", { timeout: 180_000 }, async () => {
-    showLogsOnFailure();
+    log.showOnFailure();
     await workload.run("Redis FLUSHALL", async (load) => {
       await redis.flushall();
       await load.acks(20);

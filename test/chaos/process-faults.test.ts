@@ -5,14 +5,11 @@
 // again; one of the two tweet processes is killed under load. After each:
 // every acknowledged write is there, every timeline is complete, nothing is
 // listed twice, and the error window is printed (support/workload.ts).
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../devcluster/launch.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
@@ -21,6 +18,7 @@ import { entryMember } from "../../services/timeline/entries.js";
 import { KEYS } from "../../services/timeline/lists.js";
 import { gatewayApi, type Account } from "../e2e/support/api.js";
 import { eventually } from "../support/eventually.js";
+import { meshLog } from "./support/mesh-log.js";
 import { callSafely, createWorkload, inParallel, type ApiTweet, type Workload } from "./support/workload.js";
 
 /** Followers of the author whose burst is being fanned out when the worker dies. */
@@ -32,13 +30,10 @@ let mesh: Mesh;
 let redis: Redis;
 let workload: Workload;
 const api = gatewayApi(() => mesh.gatewayUrl, "cp");
-const logDir = mkdtempSync(join(tmpdir(), "chirp-chaos-"));
-const logPath = join(logDir, "mesh.log");
-let logFd: number | undefined;
+const log = meshLog();
 
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  logFd = openSync(logPath, "a");
   mesh = await launchSystem({
     mode: "mesh",
     env: {
@@ -51,7 +46,7 @@ beforeAll(async () => {
     },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "ephemeral",
-    stdio: logFd,
+    stdio: log.open(),
     instances: { tweet: 2, timeline: 2 },
   });
   redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
@@ -62,15 +57,8 @@ afterAll(async () => {
   redis?.disconnect();
   await mesh?.stop();
   await infra?.stop();
-  if (logFd !== undefined) closeSync(logFd);
-  rmSync(logDir, { recursive: true, force: true });
+  log.remove();
 });
-
-function showLogsOnFailure(): void {
-  onTestFailed(() => {
-    console.error(`--- last lines of the mesh's log ---\n${readFileSync(logPath, "utf8").split("\n").slice(-60).join("\n")}`);
-  });
-}
 
 const T = "chirp.tweet.v1.TweetService";
 const TL = "chirp.timeline.v1.TimelineService";
@@ -84,7 +72,7 @@ async function deliveries(author: Account, fans: readonly Account[], tweets: rea
 
 describe("faults of the mesh's processes, under load", () => {
   it("a timeline process killed mid fan-out and started again: every follower's list gets every tweet, once", { timeout: 300_000 }, async () => {
-    showLogsOnFailure();
+    log.showOnFailure();
     const star = await api.signUp();
     const fans = await api.signUpMany(FANS);
     await inParallel(fans, 16, async (f) => {
@@ -139,7 +127,7 @@ describe("faults of the mesh's processes, under load", () => {
   });
 
   it("one of two tweet processes killed: calls go to the other; nothing acknowledged is lost or written twice", { timeout: 180_000 }, async () => {
-    showLogsOnFailure();
+    log.showOnFailure();
     // Not one of the workload's users: their timelines hold only what the workload posted.
     const outsider = await api.signUp();
     await workload.run("one of two tweet processes killed", async (load) => {
