@@ -23,7 +23,7 @@ export const PUBLIC_API: readonly PublicService[] = [
   {
     backend: "tweet",
     service: TweetService,
-    methods: ["PostTweet", "GetTweet", "DeleteTweet", "LikeTweet", "UnlikeTweet", "ListLikedTweets"],
+    methods: ["PostTweet", "GetTweet", "DeleteTweet", "LikeTweet", "UnlikeTweet", "ListLikedTweets", "GetThread"],
   },
   { backend: "timeline", service: TimelineService, methods: ["GetHomeTimeline", "GetUserTimeline", "StreamEvents"] },
   { backend: "search", service: SearchService, methods: ["SearchTweets", "GetTrends"] },

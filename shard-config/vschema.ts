@@ -58,6 +58,8 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       // (tweet id -> author) by the tweet id, with the same `hash` (README
       // "tweets").
       tweet_likes: byUser("author_id"),
+      // A reply edge with its parent tweet, on the parent's author's shard.
+      tweet_replies: byUser("parent_author_id"),
       tweet_lookup: byUser("tweet_id"),
       likes: byUser("user_id"),
       // Media rows with their owner; media_lookup (media id -> owner) by the

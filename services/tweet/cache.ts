@@ -25,6 +25,8 @@ import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { readDecoded, writeAfterCommit, type LeasedMiss } from "../../lib/leased-cache.js";
 import type { Logger } from "../../lib/logger.js";
 import { type Metrics } from "../../lib/metrics.js";
+import { presentTweetCore } from "./present.js";
+import type { TweetRow } from "./store.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -136,6 +138,13 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
       );
     },
   };
+}
+
+/** After a committed change to `row`: the cache holds its new version before this resolves (Unavailable otherwise). */
+export async function publishRow(cache: TweetCache | undefined, row: TweetRow): Promise<void> {
+  if (cache === undefined) return;
+  const entry: CachedTweet = row.deleted ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: presentTweetCore(row) };
+  await cache.publish(row.id, entry);
 }
 
 function payloadOf(entry: CachedTweet): Buffer {

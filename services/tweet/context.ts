@@ -2,12 +2,13 @@ import type { EventConsumer } from "../../lib/events/consumer.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
 import type { ServiceContext } from "../../lib/service-context.js";
-import { createTweetCache, type TweetCache } from "./cache.js";
+import { createTweetCache, publishRow, type TweetCache } from "./cache.js";
 import { createLikedCache, type LikedCache } from "./liked-cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
 import { startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
 import { createTweetReader, type TweetReader } from "./reads.js";
+import { createReplies, startRepliesIndex, type Replies } from "./replies.js";
 import { createTweetStore, type TweetStore } from "./store.js";
 
 /**
@@ -28,6 +29,9 @@ export interface TweetContext extends ServiceContext {
   readonly relay: OutboxRelay | undefined;
   /** Undefined when CHIRP_TWEET_LIKES_INDEX=false or NATS_URL is not set. */
   readonly likesIndex: EventConsumer | undefined;
+  readonly replies: Replies;
+  /** Undefined when CHIRP_TWEET_LIKES_INDEX=false (it runs with the likes index) or NATS_URL is not set. */
+  readonly repliesIndex: EventConsumer | undefined;
 }
 
 export async function createTweetContext(shared: ServiceContext): Promise<TweetContext> {
@@ -64,10 +68,16 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: outbox rows stay unsent until a relay with NATS runs");
   else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: shared.log, metrics: shared.metrics });
 
+  const replies = createReplies({ store, lookup, reader, publish: (row) => publishRow(cache, row) });
+
   let likesIndex: EventConsumer | undefined;
-  if (!tweets.likesIndex) shared.log.info("likers' index consumer disabled (CHIRP_TWEET_LIKES_INDEX=false)");
+  let repliesIndex: EventConsumer | undefined;
+  if (!tweets.likesIndex) shared.log.info("likers' index and replies consumers disabled (CHIRP_TWEET_LIKES_INDEX=false)");
   else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
-  else likesIndex = startLikesIndex({ bus: shared.bus, store, log: shared.log.child({ component: "likes-index" }), metrics: shared.metrics });
+  else {
+    likesIndex = startLikesIndex({ bus: shared.bus, store, log: shared.log.child({ component: "likes-index" }), metrics: shared.metrics });
+    repliesIndex = startRepliesIndex({ bus: shared.bus, replies, log: shared.log.child({ component: "replies-index" }), metrics: shared.metrics });
+  }
 
   return {
     ...shared,
@@ -79,9 +89,12 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     reader,
     relay,
     likesIndex,
+    replies,
+    repliesIndex,
     // Reverse order of opening: the consumer and the relay (which finishes its
     // round and releases its leases), before the shared bus and pools they use.
     close: async () => {
+      await repliesIndex?.stop();
       await likesIndex?.stop();
       await relay?.stop();
     },

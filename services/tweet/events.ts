@@ -43,7 +43,12 @@ export function announceTweetDeleted(ids: IdGenerator, requestId: string | undef
   return (tx, { row, deleteTimeMicros }) =>
     appendOutbox(tx, ids, {
       type: EVENTS.tweetDeleted,
-      message: create(EVENTS.tweetDeleted.schema, { tweetId: row.id, authorId: row.authorId, deleteTime: timestampFromMicros(deleteTimeMicros) }),
+      message: create(EVENTS.tweetDeleted.schema, {
+        tweetId: row.id,
+        authorId: row.authorId,
+        deleteTime: timestampFromMicros(deleteTimeMicros),
+        replyToTweetId: row.replyToTweetId,
+      }),
       userId: row.authorId,
       requestId,
     });

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
+import { decodeLikesPageToken, decodeRepliesPageToken, encodeLikesPageToken, encodeRepliesPageToken } from "./page-token.js";
 
 const codeOf = (fn: () => unknown): Code | undefined => {
   try {
@@ -34,5 +34,21 @@ describe("ListLikedTweets page tokens", () => {
     expect(codeOf(() => decodeLikesPageToken(encodeLikesPageToken(42n, { likeTimeMicros: 0n, tweetId: 1n }), 42n))).toBe(Code.InvalidArgument);
     expect(codeOf(() => decodeLikesPageToken(encodeLikesPageToken(42n, { likeTimeMicros: 1n, tweetId: 0n }), 42n))).toBe(Code.InvalidArgument);
     expect(codeOf(() => decodeLikesPageToken("", 42n))).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("replies page tokens", () => {
+  it("round-trip the last reply id for the thread they were issued for", () => {
+    const token = encodeRepliesPageToken(7n, 0xffff_ffff_ffff_fff0n);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{23}$/);
+    expect(decodeRepliesPageToken(token, 7n)).toBe(0xffff_ffff_ffff_fff0n);
+  });
+
+  it("refuse another thread's token, a likes token, bad characters and a zero reply id", () => {
+    const token = encodeRepliesPageToken(7n, 99n);
+    expect(codeOf(() => decodeRepliesPageToken(token, 8n))).toBe(Code.InvalidArgument);
+    expect(codeOf(() => decodeRepliesPageToken(encodeLikesPageToken(7n, { likeTimeMicros: 1n, tweetId: 99n }), 7n))).toBe(Code.InvalidArgument);
+    expect(codeOf(() => decodeRepliesPageToken(`${token}!`, 7n))).toBe(Code.InvalidArgument);
+    expect(codeOf(() => decodeRepliesPageToken(encodeRepliesPageToken(7n, 0n), 7n))).toBe(Code.InvalidArgument);
   });
 });

@@ -44,3 +44,34 @@ export function decodeLikesPageToken(token: string, userId: bigint): LikeCursor 
   if (likeTimeMicros <= 0n || tweetId === 0n) throw bad();
   return { likeTimeMicros, tweetId };
 }
+
+/**
+ * Page tokens of GetThread's replies: the last reply id returned (replies go
+ * oldest first, by id), bound to the tweet whose replies they are.
+ *
+ * Layout (17 bytes, base64url without padding, 23 characters):
+ *
+ *   | 1: format version (2) | 8: tweet id | 8: reply id |
+ */
+const REPLIES_V1 = 2;
+const REPLIES_LENGTH = 17;
+
+export function encodeRepliesPageToken(tweetId: bigint, lastReplyId: bigint): string {
+  const buf = Buffer.alloc(REPLIES_LENGTH);
+  buf.writeUInt8(REPLIES_V1, 0);
+  buf.writeBigUInt64BE(tweetId, 1);
+  buf.writeBigUInt64BE(lastReplyId, 9);
+  return buf.toString("base64url");
+}
+
+/** The last reply id in `token`, which must have been issued for `tweetId`'s replies; InvalidArgument otherwise. */
+export function decodeRepliesPageToken(token: string, tweetId: bigint): bigint {
+  const bad = (): ConnectError => new ConnectError("invalid page token", Code.InvalidArgument);
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
+  const buf = Buffer.from(token, "base64url");
+  if (buf.length !== REPLIES_LENGTH || buf.toString("base64url") !== token) throw bad();
+  if (buf.readUInt8(0) !== REPLIES_V1 || buf.readBigUInt64BE(1) !== tweetId) throw bad();
+  const replyId = buf.readBigUInt64BE(9);
+  if (replyId === 0n) throw bad();
+  return replyId;
+}

@@ -23,6 +23,7 @@ export function presentTweetCore(row: TweetRow): Tweet {
     hashtags: [...row.hashtags],
     mentions: [...row.mentions],
     replyToTweetId: row.replyToTweetId,
+    replyCount: Math.min(row.replyCount, UINT32_MAX),
     urls: [...row.urls],
   });
 }

@@ -100,6 +100,7 @@ function memoryStore(router: ShardRouter) {
         latitude: null,
         longitude: null,
         likeCount: 0,
+        replyCount: 0,
         hashtags: [],
         mentions: [],
         urls: [],

@@ -19,7 +19,7 @@ import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { parseId } from "../../lib/ids.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
-import type { CachedTweet } from "./cache.js";
+import { publishRow } from "./cache.js";
 import type { TweetContext } from "./context.js";
 import { announceLikeChange, announceTweetCreated, announceTweetDeleted } from "./events.js";
 import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
@@ -50,10 +50,19 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   };
 
   /** After a committed change: the cache has this version before the call may return OK. */
-  const publish = async (row: TweetRow): Promise<void> => {
-    if (cache === undefined) return;
-    const entry: CachedTweet = row.deleted ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: presentTweetCore(row) };
-    await cache.publish(row.id, entry);
+  const publish = (row: TweetRow): Promise<void> => publishRow(cache, row);
+
+  /**
+   * The parent's side of a reply posted or deleted, before the call returns;
+   * if it fails the reply stands and the replies consumer completes it.
+   */
+  const recordReplyEdge = async (row: TweetRow, live: boolean): Promise<void> => {
+    if (row.replyToTweetId === 0n) return;
+    try {
+      await ctx.replies.recordEdge(row, live);
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message, tweet_id: String(row.id) }, "reply edge not written; the replies consumer will");
+    }
   };
 
   /** A deleted tweet found while acting on it: its tombstone is made sure of (best effort), then NotFound. */
@@ -152,6 +161,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
           announceTweetCreated(ctx.ids, requestId(hctx)),
         ),
       );
+      await recordReplyEdge(row, true);
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
       const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
@@ -178,6 +188,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       if (result.kind === "deleted") return deletedTweet(result.row);
       if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);
       await publish(result.row);
+      await recordReplyEdge(result.row, false);
       return create(DeleteTweetResponseSchema);
     },
 
@@ -218,6 +229,10 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       const loaded = await loadByIds(ids, callerOf(hctx));
       const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted);
       return create(BatchGetTweetsResponseSchema, { tweets });
+    },
+
+    async getThread(req, hctx) {
+      return ctx.replies.getThread(req, hctx);
     },
 
     async listAuthorTweets(req) {

@@ -30,6 +30,8 @@ export interface TweetRow {
   readonly latitude: number | null;
   readonly longitude: number | null;
   readonly likeCount: number;
+  /** Live direct replies (tweet_replies rows in state 1). */
+  readonly replyCount: number;
   readonly hashtags: readonly string[];
   readonly mentions: readonly bigint[];
   readonly urls: readonly string[];
@@ -38,7 +40,7 @@ export interface TweetRow {
   readonly deleted: boolean;
 }
 
-export type NewTweet = Omit<TweetRow, "likeCount" | "version" | "deleted"> & {
+export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "version" | "deleted"> & {
   /** The Snowflake id's time, in microseconds (create_time of the tweet and its lookup). */
   readonly createTimeMicros: bigint;
 };
@@ -101,7 +103,20 @@ export interface TweetStore {
    * rows are read than returned, plus deleted ones skipped.
    */
   walkAuthors(walks: readonly AuthorWalk[], primary: boolean): Promise<TweetRefRow[]>;
+  /**
+   * Brings the reply edge (parent -> reply) to live or deleted on the
+   * parent's shard, with the parent's reply_count and version, under the
+   * parent row's lock. A deleted edge stays deleted. "missing": no parent row.
+   */
+  setReplyEdge(parentAuthorId: bigint, parentId: bigint, reply: TweetRefRow, live: boolean): Promise<ReplyEdgeResult>;
+  /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
+  listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
+
+export type ReplyEdgeResult = { readonly kind: "missing" } | { readonly kind: "done"; readonly parent: TweetRow; readonly changed: boolean };
+
+const REPLY_LIVE = 1;
+const REPLY_DELETED = 0;
 
 /** Above every Snowflake id: a walk's "no upper bound". */
 export const NO_UPPER_BOUND = 0xffff_ffff_ffff_ffffn;
@@ -131,6 +146,7 @@ interface RawTweet {
   latitude: number | null;
   longitude: number | null;
   like_count: string;
+  reply_count: string;
   hashtags: string;
   mentions: string;
   urls: string;
@@ -140,7 +156,7 @@ interface RawTweet {
 }
 
 const TWEET_COLUMNS = `t.id, t.author_id, t.text, t.reply_to_tweet_id, t.media_ids, t.latitude, t.longitude, t.like_count,
-  t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
+  t.reply_count, t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
 
 export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetStore {
   const calls = metrics
@@ -238,7 +254,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
           ],
         );
         await adjustUserCount(tx, t.authorId, "tweet_count", 1);
-        const row: TweetRow = { ...withoutTime(t), likeCount: 0, version: 1n, deleted: false };
+        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, version: 1n, deleted: false };
         await announce(tx, row);
         return row;
       });
@@ -394,6 +410,48 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id), likeTimeMicros: microsFromDbTime(r.like_time) }));
     },
 
+    async setReplyEdge(parentAuthorId, parentId, reply, live) {
+      return transaction(tweetShard(parentAuthorId), live ? "reply" : "unreply", async (tx) => {
+        // The parent row's lock first, as for likes: its count, version and edges move together.
+        const locked = await lockTweet(tx, parentId);
+        if (locked === undefined) return { kind: "missing" } as const;
+        const { row } = locked;
+        const [edge] = await tx.query<{ state: number }>("SELECT state FROM chirp.tweet_replies WHERE parent_id = ? AND reply_id = ? FOR UPDATE", [
+          parentId,
+          reply.id,
+        ]);
+        const state = edge === undefined ? undefined : Number(edge.state);
+        if (live ? state !== undefined : state === REPLY_DELETED) return { kind: "done", parent: row, changed: false } as const;
+        if (state === undefined) {
+          await tx.execute("INSERT INTO chirp.tweet_replies (parent_id, parent_author_id, reply_id, reply_author_id, state) VALUES (?, ?, ?, ?, ?)", [
+            parentId,
+            parentAuthorId,
+            reply.id,
+            reply.authorId,
+            live ? REPLY_LIVE : REPLY_DELETED,
+          ]);
+          // A deletion seen before its reply (events in any order) counted nothing.
+          if (!live) return { kind: "done", parent: row, changed: false } as const;
+        } else {
+          await tx.execute("UPDATE chirp.tweet_replies SET state = ? WHERE parent_id = ? AND reply_id = ?", [REPLY_DELETED, parentId, reply.id]);
+        }
+        await tx.execute(`UPDATE chirp.tweets SET reply_count = reply_count ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [parentId]);
+        const parent: TweetRow = { ...row, replyCount: Math.max(0, row.replyCount + (live ? 1 : -1)), version: row.version + 1n };
+        return { kind: "done", parent, changed: true } as const;
+      });
+    },
+
+    async listReplies(parentAuthorId, parentId, after, limit, usePrimary) {
+      const shard = tweetShard(parentAuthorId);
+      const db = usePrimary ? primary(shard, "listReplies") : reader(shard, "listReplies");
+      const rows = await db.query<{ reply_id: string; reply_author_id: string }>(
+        `SELECT reply_id, reply_author_id FROM chirp.tweet_replies
+         WHERE parent_id = ? AND reply_id > ? AND state = ${REPLY_LIVE} ORDER BY reply_id LIMIT ${sqlLimit(limit)}`,
+        [parentId, after],
+      );
+      return rows.map((r) => ({ id: BigInt(r.reply_id), authorId: BigInt(r.reply_author_id) }));
+    },
+
     async walkAuthors(walks, usePrimary) {
       const groups = new Map<ShardInfo, AuthorWalk[]>();
       for (const w of walks) {
@@ -440,6 +498,7 @@ function parseTweet(r: RawTweet): TweetRow {
     latitude: r.latitude,
     longitude: r.longitude,
     likeCount: Math.max(0, Number(r.like_count)),
+    replyCount: Math.max(0, Number(r.reply_count)),
     hashtags: parseStrings(r.hashtags),
     mentions: parseIds(r.mentions),
     urls: parseStrings(r.urls),
@@ -448,7 +507,7 @@ function parseTweet(r: RawTweet): TweetRow {
   };
 }
 
-function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "version" | "deleted"> {
+function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "version" | "deleted"> {
   const { createTimeMicros: _, ...rest } = t;
   return rest;
 }

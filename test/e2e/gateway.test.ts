@@ -51,6 +51,7 @@ const PUBLIC = new Set([
   "chirp.tweet.v1.TweetService/LikeTweet",
   "chirp.tweet.v1.TweetService/UnlikeTweet",
   "chirp.tweet.v1.TweetService/ListLikedTweets",
+  "chirp.tweet.v1.TweetService/GetThread",
   "chirp.timeline.v1.TimelineService/GetHomeTimeline",
   "chirp.timeline.v1.TimelineService/GetUserTimeline",
   "chirp.timeline.v1.TimelineService/StreamEvents",

@@ -48,6 +48,7 @@ const VALID_REQUESTS: Record<string, unknown> = {
   "TweetService/LikeTweet": { tweetId: "1" },
   "TweetService/UnlikeTweet": { tweetId: "1" },
   "TweetService/ListLikedTweets": { userId: "1" },
+  "TweetService/GetThread": { tweetId: "1" },
   "TimelineService/GetHomeTimeline": {},
   "TimelineService/GetUserTimeline": { userId: "1" },
   "SearchService/SearchTweets": { query: "chirp" },

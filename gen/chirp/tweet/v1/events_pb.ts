@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/events.proto.
  */
 export const file_chirp_tweet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxItIBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJImQKDFR3ZWV0RGVsZXRlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSLwoLZGVsZXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIogBCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKMAQoMVHdlZXRVbmxpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBIvCgt1bmxpa2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGlrZV92ZXJzaW9uGAUgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxItIBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJIn8KDFR3ZWV0RGVsZXRlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSLwoLZGVsZXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAQgASgEIogBCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKMAQoMVHdlZXRVbmxpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBIvCgt1bmxpa2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGlrZV92ZXJzaW9uGAUgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * TweetCreated: a tweet was posted. Carries what fan-out, search and trends
@@ -121,6 +121,14 @@ export type TweetDeleted = Message<"chirp.tweet.v1.TweetDeleted"> & {
    * @generated from field: google.protobuf.Timestamp delete_time = 3;
    */
   deleteTime?: Timestamp | undefined;
+
+  /**
+   * The tweet it replied to; 0 if it was not a reply. The replied-to tweet's
+   * reply count drops by one.
+   *
+   * @generated from field: uint64 reply_to_tweet_id = 4;
+   */
+  replyToTweetId: bigint;
 };
 
 /**

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet.proto.
  */
 export const file_chirp_tweet_v1_tweet: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi6QIKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJImEKCExvY2F0aW9uEikKCGxhdGl0dWRlGAEgASgBQhe6SBQSEhkAAAAAAIBWQCkAAAAAAIBWwBIqCglsb25naXR1ZGUYAiABKAFCF7pIFBISGQAAAAAAgGZAKQAAAAAAgGbAYgZwcm90bzM", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi/gIKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJEhMKC3JlcGx5X2NvdW50GA8gASgNImEKCExvY2F0aW9uEikKCGxhdGl0dWRlGAEgASgBQhe6SBQSEhkAAAAAAIBWQCkAAAAAAIBWwBIqCglsb25naXR1ZGUYAiABKAFCF7pIFBISGQAAAAAAgGZAKQAAAAAAgGbAYgZwcm90bzM", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * Tweet is a short post, as reads return it: hydrated with its author and media
@@ -126,6 +126,15 @@ export type Tweet = Message<"chirp.tweet.v1.Tweet"> & {
    * @generated from field: repeated string urls = 14;
    */
   urls: string[];
+
+  /**
+   * Number of live (not deleted) replies; kept with the reply rows on this
+   * tweet's shard, so exact once a PostTweet or DeleteTweet of a reply has
+   * returned.
+   *
+   * @generated from field: uint32 reply_count = 15;
+   */
+  replyCount: number;
 };
 
 /**

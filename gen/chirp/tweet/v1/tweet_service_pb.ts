@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet_service.proto.
  */
 export const file_chirp_tweet_v1_tweet_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKWAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0ibgoWTGlzdExpa2VkVHdlZXRzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlkKF0xpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVCYXRjaEdldFR3ZWV0c1JlcXVlc3QSIQoJdHdlZXRfaWRzGAEgAygEQg66SAuSAQgQZCIEMgIgABIiCgphdXRob3JfaWRzGAIgAygEQg66SAuSAQgQZCIEMgIgACI/ChZCYXRjaEdldFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0ImsKCkF1dGhvcldhbGsSGgoJYXV0aG9yX2lkGAEgASgEQge6SAQyAiAAEhEKCWJlZm9yZV9pZBgCIAEoBBITCgthdF9sZWFzdF9pZBgDIAEoBBIZCgVsaW1pdBgEIAEoDUIKukgHKgUYkE4oASJiChdMaXN0QXV0aG9yVHdlZXRzUmVxdWVzdBI2CgV3YWxrcxgBIAMoCzIaLmNoaXJwLnR3ZWV0LnYxLkF1dGhvcldhbGtCC7pICJIBBQgBEJBOEg8KB3ByaW1hcnkYAiABKAgiLwoIVHdlZXRSZWYSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEIkIKGExpc3RBdXRob3JUd2VldHNSZXNwb25zZRImCgRyZWZzGAEgAygLMhguY2hpcnAudHdlZXQudjEuVHdlZXRSZWYy+wUKDFR3ZWV0U2VydmljZRJQCglQb3N0VHdlZXQSIC5jaGlycC50d2VldC52MS5Qb3N0VHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVzcG9uc2USUgoIR2V0VHdlZXQSHy5jaGlycC50d2VldC52MS5HZXRUd2VldFJlcXVlc3QaIC5jaGlycC50d2VldC52MS5HZXRUd2VldFJlc3BvbnNlIgOQAgESVgoLRGVsZXRlVHdlZXQSIi5jaGlycC50d2VldC52MS5EZWxldGVUd2VldFJlcXVlc3QaIy5jaGlycC50d2VldC52MS5EZWxldGVUd2VldFJlc3BvbnNlElUKCUxpa2VUd2VldBIgLmNoaXJwLnR3ZWV0LnYxLkxpa2VUd2VldFJlcXVlc3QaIS5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXNwb25zZSIDkAICElsKC1VubGlrZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuVW5saWtlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuVW5saWtlVHdlZXRSZXNwb25zZSIDkAICEmcKD0xpc3RMaWtlZFR3ZWV0cxImLmNoaXJwLnR3ZWV0LnYxLkxpc3RMaWtlZFR3ZWV0c1JlcXVlc3QaJy5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXNwb25zZSIDkAIBEmQKDkJhdGNoR2V0VHdlZXRzEiUuY2hpcnAudHdlZXQudjEuQmF0Y2hHZXRUd2VldHNSZXF1ZXN0GiYuY2hpcnAudHdlZXQudjEuQmF0Y2hHZXRUd2VldHNSZXNwb25zZSIDkAIBEmoKEExpc3RBdXRob3JUd2VldHMSJy5jaGlycC50d2VldC52MS5MaXN0QXV0aG9yVHdlZXRzUmVxdWVzdBooLmNoaXJwLnR3ZWV0LnYxLkxpc3RBdXRob3JUd2VldHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
+  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKWAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0ibgoWTGlzdExpa2VkVHdlZXRzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlkKF0xpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJpChBHZXRUaHJlYWRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIqQBChFHZXRUaHJlYWRSZXNwb25zZRIoCglhbmNlc3RvcnMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIkCgV0d2VldBgCIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EiYKB3JlcGxpZXMYAyADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAkiXgoVQmF0Y2hHZXRUd2VldHNSZXF1ZXN0EiEKCXR3ZWV0X2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAASIgoKYXV0aG9yX2lkcxgCIAMoBEIOukgLkgEIEGQiBDICIAAiPwoWQmF0Y2hHZXRUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldCJrCgpBdXRob3JXYWxrEhoKCWF1dGhvcl9pZBgBIAEoBEIHukgEMgIgABIRCgliZWZvcmVfaWQYAiABKAQSEwoLYXRfbGVhc3RfaWQYAyABKAQSGQoFbGltaXQYBCABKA1CCrpIByoFGJBOKAEiYgoXTGlzdEF1dGhvclR3ZWV0c1JlcXVlc3QSNgoFd2Fsa3MYASADKAsyGi5jaGlycC50d2VldC52MS5BdXRob3JXYWxrQgu6SAiSAQUIARCQThIPCgdwcmltYXJ5GAIgASgIIi8KCFR3ZWV0UmVmEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBCJCChhMaXN0QXV0aG9yVHdlZXRzUmVzcG9uc2USJgoEcmVmcxgBIAMoCzIYLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0UmVmMtIGCgxUd2VldFNlcnZpY2USUAoJUG9zdFR3ZWV0EiAuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlc3BvbnNlElIKCEdldFR3ZWV0Eh8uY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXF1ZXN0GiAuY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXNwb25zZSIDkAIBElYKC0RlbGV0ZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXNwb25zZRJVCglMaWtlVHdlZXQSIC5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJbCgtVbmxpa2VUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJnCg9MaXN0TGlrZWRUd2VldHMSJi5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXF1ZXN0GicuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVzcG9uc2UiA5ACARJVCglHZXRUaHJlYWQSIC5jaGlycC50d2VldC52MS5HZXRUaHJlYWRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuR2V0VGhyZWFkUmVzcG9uc2UiA5ACARJkCg5CYXRjaEdldFR3ZWV0cxIlLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVxdWVzdBomLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVzcG9uc2UiA5ACARJqChBMaXN0QXV0aG9yVHdlZXRzEicuY2hpcnAudHdlZXQudjEuTGlzdEF1dGhvclR3ZWV0c1JlcXVlc3QaKC5jaGlycC50d2VldC52MS5MaXN0QXV0aG9yVHdlZXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
 
 /**
  * PostTweetRequest is the content of a new tweet.
@@ -312,6 +312,87 @@ export const ListLikedTweetsResponseSchema: GenMessage<ListLikedTweetsResponse> 
   messageDesc(file_chirp_tweet_v1_tweet_service, 11);
 
 /**
+ * GetThreadRequest names the tweet whose thread to read.
+ *
+ * @generated from message chirp.tweet.v1.GetThreadRequest
+ */
+export type GetThreadRequest = Message<"chirp.tweet.v1.GetThreadRequest"> & {
+  /**
+   * Snowflake id of the tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * Replies per page; 0 means the default of 20, at most 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque cursor from a previous next_page_token; "" for the first page.
+   * InvalidArgument if it was not issued for this tweet's replies.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.GetThreadRequest.
+ * Use `create(GetThreadRequestSchema)` to create a new message.
+ */
+export const GetThreadRequestSchema: GenMessage<GetThreadRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 12);
+
+/**
+ * GetThreadResponse is the tweet in its conversation.
+ *
+ * @generated from message chirp.tweet.v1.GetThreadResponse
+ */
+export type GetThreadResponse = Message<"chirp.tweet.v1.GetThreadResponse"> & {
+  /**
+   * The tweets the tweet replies to, the root first and its direct parent
+   * last, hydrated for the caller. A deleted one is a tombstone: only its id
+   * is set. At most 100 are returned: a longer chain starts at its 100th
+   * ancestor, whose reply_to_tweet_id says there is more above.
+   *
+   * @generated from field: repeated chirp.tweet.v1.Tweet ancestors = 1;
+   */
+  ancestors: Tweet[];
+
+  /**
+   * The tweet itself, hydrated for the caller.
+   *
+   * @generated from field: chirp.tweet.v1.Tweet tweet = 2;
+   */
+  tweet?: Tweet | undefined;
+
+  /**
+   * A page of its live direct replies, oldest first, hydrated for the caller.
+   *
+   * @generated from field: repeated chirp.tweet.v1.Tweet replies = 3;
+   */
+  replies: Tweet[];
+
+  /**
+   * Cursor for the next page of replies; "" at the end.
+   *
+   * @generated from field: string next_page_token = 4;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.GetThreadResponse.
+ * Use `create(GetThreadResponseSchema)` to create a new message.
+ */
+export const GetThreadResponseSchema: GenMessage<GetThreadResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 13);
+
+/**
  * BatchGetTweetsRequest lists the tweets to load.
  *
  * @generated from message chirp.tweet.v1.BatchGetTweetsRequest
@@ -340,7 +421,7 @@ export type BatchGetTweetsRequest = Message<"chirp.tweet.v1.BatchGetTweetsReques
  * Use `create(BatchGetTweetsRequestSchema)` to create a new message.
  */
 export const BatchGetTweetsRequestSchema: GenMessage<BatchGetTweetsRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 12);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 14);
 
 /**
  * BatchGetTweetsResponse holds the tweets that were found.
@@ -362,7 +443,7 @@ export type BatchGetTweetsResponse = Message<"chirp.tweet.v1.BatchGetTweetsRespo
  * Use `create(BatchGetTweetsResponseSchema)` to create a new message.
  */
 export const BatchGetTweetsResponseSchema: GenMessage<BatchGetTweetsResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 13);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 15);
 
 /**
  * AuthorWalk asks for one author's live (not deleted) tweets with
@@ -401,7 +482,7 @@ export type AuthorWalk = Message<"chirp.tweet.v1.AuthorWalk"> & {
  * Use `create(AuthorWalkSchema)` to create a new message.
  */
 export const AuthorWalkSchema: GenMessage<AuthorWalk> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 14);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 16);
 
 /**
  * ListAuthorTweetsRequest holds one walk per author.
@@ -430,7 +511,7 @@ export type ListAuthorTweetsRequest = Message<"chirp.tweet.v1.ListAuthorTweetsRe
  * Use `create(ListAuthorTweetsRequestSchema)` to create a new message.
  */
 export const ListAuthorTweetsRequestSchema: GenMessage<ListAuthorTweetsRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 15);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 17);
 
 /**
  * TweetRef names a tweet and its author, enough to hydrate it
@@ -455,7 +536,7 @@ export type TweetRef = Message<"chirp.tweet.v1.TweetRef"> & {
  * Use `create(TweetRefSchema)` to create a new message.
  */
 export const TweetRefSchema: GenMessage<TweetRef> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 16);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 18);
 
 /**
  * ListAuthorTweetsResponse holds every walk's tweets.
@@ -476,7 +557,7 @@ export type ListAuthorTweetsResponse = Message<"chirp.tweet.v1.ListAuthorTweetsR
  * Use `create(ListAuthorTweetsResponseSchema)` to create a new message.
  */
 export const ListAuthorTweetsResponseSchema: GenMessage<ListAuthorTweetsResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 17);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 19);
 
 /**
  * TweetService owns tweets and likes, and relays their events to NATS through
@@ -555,6 +636,19 @@ export const TweetService: GenService<{
     methodKind: "unary";
     input: typeof ListLikedTweetsRequestSchema;
     output: typeof ListLikedTweetsResponseSchema;
+  },
+  /**
+   * GetThread returns a tweet in its conversation: the chain of tweets it
+   * replies to (root first; a deleted one as a tombstone holding only its id),
+   * the tweet, and a page of its direct replies, oldest first. NotFound if the
+   * tweet does not exist or was deleted.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.GetThread
+   */
+  getThread: {
+    methodKind: "unary";
+    input: typeof GetThreadRequestSchema;
+    output: typeof GetThreadResponseSchema;
   },
   /**
    * BatchGetTweets returns many tweets at once, hydrated as GetTweet returns

@@ -1,0 +1,158 @@
+// Replies and threads. A reply is a tweet on its author's shard that names
+// its parent (reply_to_tweet_id); the parent's side is the reply edge in
+// tweet_replies on the PARENT's shard, written with the parent's reply_count
+// under the parent row's lock, so the count is exact (migration 0010).
+//
+// The edge is written after the reply commits: by PostTweet (and DeleteTweet)
+// before it returns, and, should that step fail after the reply committed,
+// by this service's consumer of TweetCreated/TweetDeleted. An edge only moves
+// absent -> live -> deleted (or absent -> deleted), so both writers may run
+// in any order, any number of times.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Counter } from "prom-client";
+import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { GetThreadResponseSchema, type GetThreadRequest, type GetThreadResponse } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import { callerOf } from "../../lib/auth/caller.js";
+import type { EventBus } from "../../lib/events/bus.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Metrics } from "../../lib/metrics.js";
+import type { AuthorLookup } from "./lookup.js";
+import { decodeRepliesPageToken, encodeRepliesPageToken } from "./page-token.js";
+import type { LoadedTweet, TweetReader } from "./reads.js";
+import type { TweetRefRow, TweetRow, TweetStore } from "./store.js";
+
+/** The durable consumer that completes reply edges; shared by every tweet instance. */
+export const REPLIES_INDEX_DURABLE = "tweet-replies-index";
+
+/** Ancestors a thread returns at most; a longer chain starts at this one. */
+export const MAX_ANCESTORS = 100;
+
+const DEFAULT_PAGE_SIZE = 20;
+
+export interface Replies {
+  /**
+   * The parent's side of a reply that was posted (live) or deleted. Publishes
+   * the parent's new version to the cache before returning. "missing": the
+   * parent has no row (never for a reply PostTweet accepted).
+   */
+  recordEdge(reply: { readonly id: bigint; readonly authorId: bigint; readonly replyToTweetId: bigint }, live: boolean): Promise<"changed" | "current" | "missing">;
+  getThread(req: GetThreadRequest, hctx: HandlerContext): Promise<GetThreadResponse>;
+}
+
+export function createReplies(deps: {
+  store: TweetStore;
+  lookup: AuthorLookup;
+  reader: TweetReader;
+  /** After a committed change: the cache holds the row's version before this resolves. */
+  publish: (row: TweetRow) => Promise<void>;
+}): Replies {
+  const { store, lookup, reader } = deps;
+  const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
+  const authorOf = async (tweetId: bigint): Promise<bigint | undefined> => (await lookup.authorsOf([tweetId])).get(tweetId);
+
+  /**
+   * The chain above a tweet, nearest first: live ones loaded for the viewer,
+   * deleted or unknown ones as their id only. A deleted tweet's row keeps its
+   * reply_to_tweet_id, so the walk goes on through it.
+   */
+  const ancestors = async (parentId: bigint, viewer: bigint | undefined): Promise<Array<LoadedTweet | bigint>> => {
+    const chain: Array<LoadedTweet | bigint> = [];
+    let next = parentId;
+    while (next !== 0n && chain.length < MAX_ANCESTORS) {
+      const id = next;
+      const authorId = await authorOf(id);
+      if (authorId === undefined) {
+        chain.push(id);
+        break;
+      }
+      const loaded = (await reader.load([{ id, authorId }], viewer)).get(id);
+      if (loaded !== undefined) {
+        chain.push(loaded);
+        next = loaded.core.replyToTweetId;
+        continue;
+      }
+      chain.push(id);
+      const [found] = await store.readTweets(store.tweetShard(authorId), [id], undefined);
+      next = found?.row.replyToTweetId ?? 0n;
+    }
+    return chain;
+  };
+
+  return {
+    async recordEdge(reply, live) {
+      const parentId = reply.replyToTweetId;
+      const parentAuthorId = await authorOf(parentId);
+      if (parentAuthorId === undefined) return "missing";
+      const result = await store.setReplyEdge(parentAuthorId, parentId, { id: reply.id, authorId: reply.authorId }, live);
+      if (result.kind === "missing") return "missing";
+      // Also when nothing changed: a retry after a failed publish completes it.
+      await deps.publish(result.parent);
+      return result.changed ? "changed" : "current";
+    },
+
+    async getThread(req, hctx) {
+      const viewer = callerOf(hctx);
+      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const after = req.pageToken === "" ? 0n : decodeRepliesPageToken(req.pageToken, req.tweetId);
+      const authorId = await authorOf(req.tweetId);
+      if (authorId === undefined) throw notFound();
+      const focal = (await reader.load([{ id: req.tweetId, authorId }], viewer)).get(req.tweetId);
+      if (focal === undefined) throw notFound();
+      // A signed-in caller reads the replies from the primary: their own reply
+      // is there the moment PostTweet returned. Anyone else within the lag bound.
+      const [chain, refs] = await Promise.all([
+        ancestors(focal.core.replyToTweetId, viewer),
+        store.listReplies(authorId, req.tweetId, after, pageSize + 1, viewer !== undefined),
+      ]);
+      const page: TweetRefRow[] = refs.slice(0, pageSize);
+      const loadedReplies = await reader.load(page, viewer);
+      const replies = page.flatMap((r) => loadedReplies.get(r.id) ?? []);
+      const above = chain.reverse();
+      const live = above.filter((a): a is LoadedTweet => typeof a !== "bigint");
+      // One presentation for all of them: their authors and media are read together.
+      const presented = await reader.present([...live, focal, ...replies], hctx);
+      let i = 0;
+      const ancestorsOut: Tweet[] = above.map((a) => (typeof a === "bigint" ? create(TweetSchema, { id: a }) : presented[i++]!));
+      const tweet = presented[i++]!;
+      return create(GetThreadResponseSchema, {
+        ancestors: ancestorsOut,
+        tweet,
+        replies: presented.slice(i),
+        nextPageToken: refs.length > pageSize ? encodeRepliesPageToken(req.tweetId, page.at(-1)!.id) : "",
+      });
+    },
+  };
+}
+
+/**
+ * Completes the reply edges PostTweet or DeleteTweet could not write (a crash
+ * or an error after the reply's own commit): every TweetCreated and
+ * TweetDeleted of a reply is applied, which changes nothing when the call
+ * already did it.
+ */
+export function startRepliesIndex(opts: { bus: EventBus; replies: Replies; log: Logger; metrics?: Metrics }): EventConsumer {
+  const applied = opts.metrics
+    ? new Counter({
+        name: "chirp_tweet_replies_index_total",
+        help: "Reply events applied to the parents' reply edges, by result (changed, current: already applied, missing: no parent row).",
+        labelNames: ["result"] as const,
+        registers: [opts.metrics.registry],
+      })
+    : undefined;
+  return consume({
+    bus: opts.bus,
+    durable: REPLIES_INDEX_DURABLE,
+    subjects: [EVENTS.tweetCreated, EVENTS.tweetDeleted],
+    log: opts.log,
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
+    handler: async (event) => {
+      const m = event.message;
+      if (m.replyToTweetId === 0n) return;
+      const live = event.subject === EVENTS.tweetCreated.subject;
+      applied?.inc({ result: await opts.replies.recordEdge({ id: m.tweetId, authorId: m.authorId, replyToTweetId: m.replyToTweetId }, live) });
+    },
+  });
+}

@@ -1,0 +1,169 @@
+// Replies and threads through the gateway (issue 19, item 1), with the system
+// as `npm start` runs it on a tenant of the shared cluster: reply counts kept
+// exact under concurrent replies and deletes, replies to unknown or deleted
+// tweets refused, GetThread's ancestors (across shards, through deleted ones),
+// the tweet and its replies paged oldest first, and the replies consumer that
+// completes an edge PostTweet could not write.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TweetCreatedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import type { Mesh } from "../../devcluster/launch.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
+import { startSystem, type TestSystem } from "../support/system.js";
+import { gatewayApi, type Account } from "./support/api.js";
+
+let system: TestSystem;
+let mesh: Mesh;
+let router: ShardRouter;
+let nc: NatsConnection;
+let js: JetStreamClient;
+
+beforeAll(async () => {
+  system = await startSystem();
+  ({ mesh, router } = system);
+  nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  js = jetstream(nc);
+});
+afterAll(async () => {
+  await nc?.close();
+  await system?.stop();
+});
+
+interface ApiTweet {
+  id: string;
+  authorId: string;
+  author?: { handle: string };
+  text?: string;
+  replyToTweetId?: string;
+  replyCount?: number;
+}
+interface Thread {
+  ancestors?: ApiTweet[];
+  tweet: ApiTweet;
+  replies?: ApiTweet[];
+  nextPageToken?: string;
+}
+
+const { call, ok, signUpMany } = gatewayApi(() => mesh.gatewayUrl, "th");
+const T = "chirp.tweet.v1.TweetService";
+const postOk = async (who: Account, text: string, replyTo?: string): Promise<ApiTweet> =>
+  (await ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text, ...(replyTo === undefined ? {} : { replyToTweetId: replyTo }) }, who.token)).tweet;
+const del = (who: Account, id: string) => ok(`${T}/DeleteTweet`, { tweetId: id }, who.token);
+const thread = (id: string, who?: Account, page: { pageSize?: number; pageToken?: string } = {}) =>
+  ok<Thread>(`${T}/GetThread`, { tweetId: id, ...page }, who?.token);
+const replyCountOf = async (id: string, who?: Account): Promise<number> =>
+  (await ok<{ tweet: ApiTweet }>(`${T}/GetTweet`, { tweetId: id }, who?.token)).tweet.replyCount ?? 0;
+
+/** The parent's row and its live edges, from its primary. */
+async function parentRow(author: Account, id: string): Promise<{ count: number; live: number }> {
+  const db = router.primaryForUser(author.id);
+  const [row] = await db.query<{ reply_count: number }>("SELECT reply_count FROM chirp.tweets WHERE id = ?", [id]);
+  const [edges] = await db.query<{ n: number }>("SELECT COUNT(*) AS n FROM chirp.tweet_replies WHERE parent_id = ? AND state = 1", [id]);
+  return { count: Number(row?.reply_count), live: Number(edges?.n) };
+}
+
+describe("replies", () => {
+  it("keep the parent's replyCount exact under concurrent replies and deletes, on the next read after each call", async () => {
+    const users = await signUpMany(5);
+    const author = users[0]!;
+    const parent = await postOk(author, "reply to me");
+    const replies = await Promise.all(users.flatMap((u) => [1, 2, 3].map((n) => postOk(u, `reply ${n} by ${u.handle}`, parent.id))));
+    expect(replies.every((r) => r.replyToTweetId === parent.id)).toBe(true);
+    expect(await replyCountOf(parent.id, users[1])).toBe(15);
+    expect(await replyCountOf(parent.id)).toBe(15);
+    await Promise.all(replies.slice(0, 6).map((r) => del(users.find((u) => String(u.id) === r.authorId)!, r.id)));
+    expect(await replyCountOf(parent.id, users[2])).toBe(9);
+    expect(await parentRow(author, parent.id)).toEqual({ count: 9, live: 9 });
+  });
+
+  it("to an unknown or deleted tweet is NotFound, and writes nothing", async () => {
+    const [a] = (await signUpMany(1)) as [Account];
+    const gone = await postOk(a, "soon gone");
+    await del(a, gone.id);
+    const before = (await ok<{ user: { tweetCount: number } }>("chirp.user.v1.UserService/GetUser", { userId: String(a.id) }, a.token)).user.tweetCount;
+    for (const target of [gone.id, "999999999999"]) {
+      const res = await call(`${T}/PostTweet`, { text: "hello?", replyToTweetId: target }, a.token);
+      expect([res.status, (res.body as { code?: string }).code]).toEqual([404, "not_found"]);
+    }
+    const after = (await ok<{ user: { tweetCount: number } }>("chirp.user.v1.UserService/GetUser", { userId: String(a.id) }, a.token)).user.tweetCount;
+    expect(after).toBe(before);
+  });
+});
+
+describe("GetThread", () => {
+  it("gives the ancestors root first across shards, a deleted one as a tombstone, the tweet, and its replies oldest first in pages", async () => {
+    // Enough people that the chain crosses both shards.
+    const people = await signUpMany(6);
+    expect(new Set(people.map((p) => router.shardForUser(p.id).name)).size).toBeGreaterThan(1);
+    const root = await postOk(people[0]!, "root");
+    const r1 = await postOk(people[1]!, "first answer", root.id);
+    const r2 = await postOk(people[2]!, "second level", r1.id);
+    const focal = await postOk(people[3]!, "the tweet", r2.id);
+    await del(people[1]!, r1.id);
+    const replies: ApiTweet[] = [];
+    for (const p of people) replies.push(await postOk(p, `answer from ${p.handle}`, focal.id));
+
+    const first = await thread(focal.id, people[4], { pageSize: 4 });
+    expect(first.ancestors!.map((a) => [a.id, a.text ?? ""])).toEqual([
+      [root.id, "root"],
+      [r1.id, ""],
+      [r2.id, "second level"],
+    ]);
+    // The tombstone: its id, nothing else (the gateway's JSON spells out the zero values).
+    expect(first.ancestors![1]).toMatchObject({ id: r1.id, authorId: "0", text: "" });
+    expect("createTime" in first.ancestors![1]!).toBe(false);
+    expect(first.ancestors![1]!.author).toBeUndefined();
+    expect(first.ancestors![2]!.author?.handle).toBe(people[2]!.handle);
+    expect([first.tweet.id, first.tweet.replyCount]).toEqual([focal.id, 6]);
+    expect(first.replies!.map((r) => r.id)).toEqual(replies.slice(0, 4).map((r) => r.id));
+    expect(first.replies![0]!.author?.handle).toBe(people[0]!.handle);
+    const second = await thread(focal.id, people[4], { pageSize: 4, pageToken: first.nextPageToken! });
+    expect(second.replies!.map((r) => r.id)).toEqual(replies.slice(4).map((r) => r.id));
+    expect(second.nextPageToken ?? "").toBe("");
+
+    // Anonymous, a deleted reply drops out; the root has no ancestors.
+    await del(people[5]!, replies[5]!.id);
+    const anon = await thread(focal.id, undefined, { pageSize: 10 });
+    expect(anon.replies!.map((r) => r.id)).toEqual(replies.slice(0, 5).map((r) => r.id));
+    expect(anon.tweet.replyCount).toBe(5);
+    expect((await thread(root.id)).ancestors ?? []).toEqual([]);
+  });
+
+  it("is NotFound for a deleted or unknown tweet, and refuses another thread's token", async () => {
+    const [a] = (await signUpMany(1)) as [Account];
+    const t = await postOk(a, "short-lived");
+    const other = await postOk(a, "other");
+    for (const n of [1, 2]) await postOk(a, `r${n}`, other.id);
+    const page = await thread(other.id, a, { pageSize: 1 });
+    expect(page.nextPageToken).toBeTruthy();
+    const wrong = await call(`${T}/GetThread`, { tweetId: t.id, pageToken: page.nextPageToken }, a.token);
+    expect((wrong.body as { code?: string }).code).toBe("invalid_argument");
+    await del(a, t.id);
+    for (const id of [t.id, "999999999999"]) expect((await call(`${T}/GetThread`, { tweetId: id }, a.token)).status).toBe(404);
+  });
+});
+
+describe("the replies consumer", () => {
+  it("completes an edge PostTweet did not write, once however often the event comes", async () => {
+    const [author, fan] = (await signUpMany(2)) as [Account, Account];
+    const parent = await postOk(author, "parent");
+    const reply = await postOk(fan, "a reply whose edge gets lost", parent.id);
+    // As if PostTweet had failed after the reply's commit: no edge, no count.
+    const db = router.primaryForUser(author.id);
+    await db.execute("DELETE FROM chirp.tweet_replies WHERE parent_id = ?", [parent.id]);
+    await db.execute("UPDATE chirp.tweets SET reply_count = 0 WHERE id = ?", [parent.id]);
+    expect(await parentRow(author, parent.id)).toEqual({ count: 0, live: 0 });
+    const event = toBinary(
+      TweetCreatedSchema,
+      create(TweetCreatedSchema, { tweetId: BigInt(reply.id), authorId: fan.id, replyToTweetId: BigInt(parent.id), text: "a reply whose edge gets lost" }),
+    );
+    for (const n of [1, 2]) await js.publish(EVENTS.tweetCreated.subject, event, { msgID: `threads-e2e-${reply.id}-${n}` });
+    await expect.poll(() => parentRow(author, parent.id), { timeout: 15_000, interval: 100 }).toEqual({ count: 1, live: 1 });
+    await new Promise((r) => setTimeout(r, 1000)); // the repeat arrives meanwhile and must not count again
+    expect(await parentRow(author, parent.id)).toEqual({ count: 1, live: 1 });
+  });
+});
