@@ -8,7 +8,7 @@ import { loadTweetConfig, type TweetConfig } from "./config.js";
 import { startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
 import { createTweetReader, type TweetReader } from "./reads.js";
-import { createReplies, startRepliesIndex, type Replies } from "./replies.js";
+import { createReplies, startRefsIndex, type Replies } from "./replies.js";
 import { createTweetStore, type TweetStore } from "./store.js";
 
 /**
@@ -31,7 +31,7 @@ export interface TweetContext extends ServiceContext {
   readonly likesIndex: EventConsumer | undefined;
   readonly replies: Replies;
   /** Undefined when CHIRP_TWEET_LIKES_INDEX=false (it runs with the likes index) or NATS_URL is not set. */
-  readonly repliesIndex: EventConsumer | undefined;
+  readonly refsIndex: EventConsumer | undefined;
 }
 
 export async function createTweetContext(shared: ServiceContext): Promise<TweetContext> {
@@ -61,7 +61,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     shared.redis === undefined || tweets.likedCacheTtlMs === 0
       ? undefined
       : createLikedCache({ redis: shared.redis, ttlMs: tweets.likedCacheTtlMs, log: shared.log.child({ component: "liked-cache" }), metrics: shared.metrics });
-  const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log });
+  const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log, lookup });
 
   let relay: OutboxRelay | undefined;
   if (!relayConfig.enabled) shared.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");
@@ -71,12 +71,12 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   const replies = createReplies({ store, lookup, reader, publish: (row) => publishRow(cache, row) });
 
   let likesIndex: EventConsumer | undefined;
-  let repliesIndex: EventConsumer | undefined;
-  if (!tweets.likesIndex) shared.log.info("likers' index and replies consumers disabled (CHIRP_TWEET_LIKES_INDEX=false)");
+  let refsIndex: EventConsumer | undefined;
+  if (!tweets.likesIndex) shared.log.info("likers' index and reply/quote consumers disabled (CHIRP_TWEET_LIKES_INDEX=false)");
   else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
   else {
     likesIndex = startLikesIndex({ bus: shared.bus, store, log: shared.log.child({ component: "likes-index" }), metrics: shared.metrics });
-    repliesIndex = startRepliesIndex({ bus: shared.bus, replies, log: shared.log.child({ component: "replies-index" }), metrics: shared.metrics });
+    refsIndex = startRefsIndex({ bus: shared.bus, replies, log: shared.log.child({ component: "refs-index" }), metrics: shared.metrics });
   }
 
   return {
@@ -90,11 +90,11 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     relay,
     likesIndex,
     replies,
-    repliesIndex,
+    refsIndex,
     // Reverse order of opening: the consumer and the relay (which finishes its
     // round and releases its leases), before the shared bus and pools they use.
     close: async () => {
-      await repliesIndex?.stop();
+      await refsIndex?.stop();
       await likesIndex?.stop();
       await relay?.stop();
     },

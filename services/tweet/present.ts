@@ -24,6 +24,8 @@ export function presentTweetCore(row: TweetRow): Tweet {
     mentions: [...row.mentions],
     replyToTweetId: row.replyToTweetId,
     replyCount: Math.min(row.replyCount, UINT32_MAX),
+    quoteCount: Math.min(row.quoteCount, UINT32_MAX),
+    quoteTweetId: row.quoteTweetId,
     urls: [...row.urls],
   });
 }

@@ -8,12 +8,14 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Media } from "../../gen/chirp/media/v1/media_pb.js";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
+import { callerOf } from "../../lib/auth/caller.js";
 import type { Logger } from "../../lib/logger.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
 import type { CacheRead, CachedTweet, TweetCache } from "./cache.js";
 import type { LikeAt, LikedCache } from "./liked-cache.js";
+import type { AuthorLookup } from "./lookup.js";
 import { presentTweetCore } from "./present.js";
 import type { TweetStore } from "./store.js";
 
@@ -58,6 +60,8 @@ export function createTweetReader(opts: {
   liked?: LikedCache | undefined;
   clients: MeshClients;
   log: Logger;
+  /** Finds quoted tweets' authors; without it a quote is presented without its quoted tweet. */
+  lookup?: Pick<AuthorLookup, "authorsOf"> | undefined;
 }): TweetReader {
   const { router, store, cache, liked, clients, log } = opts;
   let mediaUnimplementedLogged = false;
@@ -141,40 +145,63 @@ export function createTweetReader(opts: {
     return byId;
   };
 
+  const presentAll = async (
+    tweets: readonly LoadedTweet[],
+    hctx: HandlerContext,
+    knownMedia: readonly Media[],
+    prefetched: Promise<Map<bigint, User>> | undefined,
+    withQuotes: boolean,
+  ): Promise<Tweet[]> => {
+    if (tweets.length === 0) return [];
+    const known = new Map(knownMedia.map((m) => [m.id, m]));
+    const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
+    const authorIds = tweets.map((t) => t.core.authorId);
+    const users = async (): Promise<Map<bigint, User>> => {
+      if (prefetched === undefined) return authors(authorIds, hctx);
+      const got = await prefetched;
+      const lacking = authorIds.filter((id) => !got.has(id));
+      return lacking.length === 0 ? got : new Map([...got, ...(await authors(lacking, hctx))]);
+    };
+    const quotedIds = withQuotes ? [...new Set(tweets.map((t) => t.core.quoteTweetId).filter((id) => id !== 0n))] : [];
+    const [byAuthor, fetched, quoted] = await Promise.all([
+      users(),
+      mediaIds.length === 0 ? new Map<bigint, Media>() : media(mediaIds, hctx),
+      quotedIds.length === 0 ? new Map<bigint, Tweet>() : quotedTweets(quotedIds, hctx),
+    ]);
+    const mediaById = new Map([...known, ...fetched]);
+    return tweets.map(({ core, liked }) => {
+      // A shallow copy (the core may be shared: a cache hit used twice in one
+      // batch): only top-level fields are set here, and nothing writes into
+      // a tweet's nested messages. A deep clone was a profiled cost.
+      const tweet: Tweet = {
+        ...core,
+        author: byAuthor.get(core.authorId),
+        likedByViewer: liked,
+        media: core.mediaIds.flatMap((id) => {
+          const m = mediaById.get(id);
+          return m === undefined ? [] : [m];
+        }),
+        quoteTweet: core.quoteTweetId === 0n ? undefined : quoted.get(core.quoteTweetId),
+      };
+      return tweet;
+    });
+  };
+
+  /** Quoted tweets, live ones only, presented for the caller one level deep (their own quotes are left unset). */
+  const quotedTweets = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, Tweet>> => {
+    if (opts.lookup === undefined) return new Map();
+    const authors = await opts.lookup.authorsOf(ids);
+    const loaded = await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx));
+    const live = ids.flatMap((id) => loaded.get(id) ?? []);
+    const presented = await presentAll(live, hctx, [], undefined, false);
+    return new Map(presented.map((t) => [t.id, t]));
+  };
+
   return {
     load,
     prefetchAuthors: (ids, hctx) => authors(ids, hctx).catch(() => new Map<bigint, User>()),
-    async present(tweets, hctx, knownMedia = [], prefetched) {
-      if (tweets.length === 0) return [];
-      const known = new Map(knownMedia.map((m) => [m.id, m]));
-      const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
-      const authorIds = tweets.map((t) => t.core.authorId);
-      const users = async (): Promise<Map<bigint, User>> => {
-        if (prefetched === undefined) return authors(authorIds, hctx);
-        const got = await prefetched;
-        const lacking = authorIds.filter((id) => !got.has(id));
-        return lacking.length === 0 ? got : new Map([...got, ...(await authors(lacking, hctx))]);
-      };
-      const [byAuthor, fetched] = await Promise.all([
-        users(),
-        mediaIds.length === 0 ? new Map<bigint, Media>() : media(mediaIds, hctx),
-      ]);
-      const mediaById = new Map([...known, ...fetched]);
-      return tweets.map(({ core, liked }) => {
-        // A shallow copy (the core may be shared: a cache hit used twice in one
-        // batch): only top-level fields are set here, and nothing writes into
-        // a tweet's nested messages. A deep clone was a profiled cost.
-        const tweet: Tweet = {
-          ...core,
-          author: byAuthor.get(core.authorId),
-          likedByViewer: liked,
-          media: core.mediaIds.flatMap((id) => {
-            const m = mediaById.get(id);
-            return m === undefined ? [] : [m];
-          }),
-        };
-        return tweet;
-      });
+    present(tweets, hctx, knownMedia = [], prefetched) {
+      return presentAll(tweets, hctx, knownMedia, prefetched, true);
     },
     async warm(id, entry) {
       if (cache === undefined) return;

@@ -1,13 +1,14 @@
-// Replies and threads. A reply is a tweet on its author's shard that names
-// its parent (reply_to_tweet_id); the parent's side is the reply edge in
-// tweet_replies on the PARENT's shard, written with the parent's reply_count
-// under the parent row's lock, so the count is exact (migration 0010).
+// Replies, quotes and threads. A reply or a quote is a tweet on its author's
+// shard that names another tweet (reply_to_tweet_id, quote_tweet_id); the
+// other tweet's side is an edge (tweet_replies, tweet_quotes) on THAT tweet's
+// shard, written with its reply_count or quote_count under its row's lock,
+// so the counts are exact (migrations 0010, 0011).
 //
-// The edge is written after the reply commits: by PostTweet (and DeleteTweet)
-// before it returns, and, should that step fail after the reply committed,
-// by this service's consumer of TweetCreated/TweetDeleted. An edge only moves
-// absent -> live -> deleted (or absent -> deleted), so both writers may run
-// in any order, any number of times.
+// The edge is written after the new tweet commits: by PostTweet (and
+// DeleteTweet) before it returns, and, should that step fail after the
+// tweet committed, by this service's consumer of TweetCreated/TweetDeleted.
+// An edge only moves absent -> live -> deleted (or absent -> deleted), so
+// both writers may run in any order, any number of times.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { Counter } from "prom-client";
@@ -22,10 +23,10 @@ import type { Metrics } from "../../lib/metrics.js";
 import type { AuthorLookup } from "./lookup.js";
 import { decodeRepliesPageToken, encodeRepliesPageToken } from "./page-token.js";
 import type { LoadedTweet, TweetReader } from "./reads.js";
-import type { TweetRefRow, TweetRow, TweetStore } from "./store.js";
+import type { RefKind, TweetRefRow, TweetRow, TweetStore } from "./store.js";
 
-/** The durable consumer that completes reply edges; shared by every tweet instance. */
-export const REPLIES_INDEX_DURABLE = "tweet-replies-index";
+/** The durable consumer that completes reply and quote edges; shared by every tweet instance. */
+export const REFS_INDEX_DURABLE = "tweet-refs-index";
 
 /** Ancestors a thread returns at most; a longer chain starts at this one. */
 export const MAX_ANCESTORS = 100;
@@ -34,12 +35,21 @@ const DEFAULT_PAGE_SIZE = 20;
 
 export interface Replies {
   /**
-   * The parent's side of a reply that was posted (live) or deleted. Publishes
-   * the parent's new version to the cache before returning. "missing": the
-   * parent has no row (never for a reply PostTweet accepted).
+   * The replied-to and quoted tweets' sides of a tweet that was posted
+   * (live) or deleted: one result per reference it has. Publishes each
+   * target's new version to the cache before returning. "missing": the
+   * target has no row (never for a tweet PostTweet accepted).
    */
-  recordEdge(reply: { readonly id: bigint; readonly authorId: bigint; readonly replyToTweetId: bigint }, live: boolean): Promise<"changed" | "current" | "missing">;
+  recordEdges(tweet: TweetRefs, live: boolean): Promise<Array<"changed" | "current" | "missing">>;
   getThread(req: GetThreadRequest, hctx: HandlerContext): Promise<GetThreadResponse>;
+}
+
+/** A tweet and what it refers to (0: nothing). */
+export interface TweetRefs {
+  readonly id: bigint;
+  readonly authorId: bigint;
+  readonly replyToTweetId: bigint;
+  readonly quoteTweetId: bigint;
 }
 
 export function createReplies(deps: {
@@ -82,15 +92,21 @@ export function createReplies(deps: {
   };
 
   return {
-    async recordEdge(reply, live) {
-      const parentId = reply.replyToTweetId;
-      const parentAuthorId = await authorOf(parentId);
-      if (parentAuthorId === undefined) return "missing";
-      const result = await store.setReplyEdge(parentAuthorId, parentId, { id: reply.id, authorId: reply.authorId }, live);
-      if (result.kind === "missing") return "missing";
-      // Also when nothing changed: a retry after a failed publish completes it.
-      await deps.publish(result.parent);
-      return result.changed ? "changed" : "current";
+    async recordEdges(tweet, live) {
+      const refs: Array<[RefKind, bigint]> = [];
+      if (tweet.replyToTweetId !== 0n) refs.push(["reply", tweet.replyToTweetId]);
+      if (tweet.quoteTweetId !== 0n) refs.push(["quote", tweet.quoteTweetId]);
+      return Promise.all(
+        refs.map(async ([kind, targetId]) => {
+          const targetAuthorId = await authorOf(targetId);
+          if (targetAuthorId === undefined) return "missing" as const;
+          const result = await store.setRefEdge(kind, targetAuthorId, targetId, { id: tweet.id, authorId: tweet.authorId }, live);
+          if (result.kind === "missing") return "missing" as const;
+          // Also when nothing changed: a retry after a failed publish completes it.
+          await deps.publish(result.target);
+          return result.changed ? ("changed" as const) : ("current" as const);
+        }),
+      );
     },
 
     async getThread(req, hctx) {
@@ -128,31 +144,32 @@ export function createReplies(deps: {
 }
 
 /**
- * Completes the reply edges PostTweet or DeleteTweet could not write (a crash
- * or an error after the reply's own commit): every TweetCreated and
- * TweetDeleted of a reply is applied, which changes nothing when the call
- * already did it.
+ * Completes the reply and quote edges PostTweet or DeleteTweet could not
+ * write (a crash or an error after the tweet's own commit): every
+ * TweetCreated and TweetDeleted of a reply or quote is applied, which changes
+ * nothing when the call already did it.
  */
-export function startRepliesIndex(opts: { bus: EventBus; replies: Replies; log: Logger; metrics?: Metrics }): EventConsumer {
+export function startRefsIndex(opts: { bus: EventBus; replies: Replies; log: Logger; metrics?: Metrics }): EventConsumer {
   const applied = opts.metrics
     ? new Counter({
-        name: "chirp_tweet_replies_index_total",
-        help: "Reply events applied to the parents' reply edges, by result (changed, current: already applied, missing: no parent row).",
+        name: "chirp_tweet_refs_index_total",
+        help: "Reply and quote events applied to the referenced tweets' edges, by result (changed, current: already applied, missing: no such tweet).",
         labelNames: ["result"] as const,
         registers: [opts.metrics.registry],
       })
     : undefined;
   return consume({
     bus: opts.bus,
-    durable: REPLIES_INDEX_DURABLE,
+    durable: REFS_INDEX_DURABLE,
     subjects: [EVENTS.tweetCreated, EVENTS.tweetDeleted],
     log: opts.log,
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
     handler: async (event) => {
       const m = event.message;
-      if (m.replyToTweetId === 0n) return;
+      if (m.replyToTweetId === 0n && m.quoteTweetId === 0n) return;
       const live = event.subject === EVENTS.tweetCreated.subject;
-      applied?.inc({ result: await opts.replies.recordEdge({ id: m.tweetId, authorId: m.authorId, replyToTweetId: m.replyToTweetId }, live) });
+      const results = await opts.replies.recordEdges({ id: m.tweetId, authorId: m.authorId, replyToTweetId: m.replyToTweetId, quoteTweetId: m.quoteTweetId }, live);
+      for (const result of results) applied?.inc({ result });
     },
   });
 }

@@ -101,6 +101,8 @@ function memoryStore(router: ShardRouter) {
         longitude: null,
         likeCount: 0,
         replyCount: 0,
+        quoteTweetId: 0n,
+        quoteCount: 0,
         hashtags: [],
         mentions: [],
         urls: [],

@@ -53,15 +53,16 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   const publish = (row: TweetRow): Promise<void> => publishRow(cache, row);
 
   /**
-   * The parent's side of a reply posted or deleted, before the call returns;
-   * if it fails the reply stands and the replies consumer completes it.
+   * The replied-to and quoted tweets' sides of a tweet posted or deleted,
+   * before the call returns; if that fails the tweet stands and the refs
+   * consumer completes it.
    */
-  const recordReplyEdge = async (row: TweetRow, live: boolean): Promise<void> => {
-    if (row.replyToTweetId === 0n) return;
+  const recordRefEdges = async (row: TweetRow, live: boolean): Promise<void> => {
+    if (row.replyToTweetId === 0n && row.quoteTweetId === 0n) return;
     try {
-      await ctx.replies.recordEdge(row, live);
+      await ctx.replies.recordEdges(row, live);
     } catch (err) {
-      ctx.log.warn({ err: (err as Error).message, tweet_id: String(row.id) }, "reply edge not written; the replies consumer will");
+      ctx.log.warn({ err: (err as Error).message, tweet_id: String(row.id) }, "reply or quote edge not written; the refs consumer will");
     }
   };
 
@@ -124,9 +125,11 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       const text = parseTweetText(req.text, req.mediaIds.length > 0);
       checkLocation(req);
       const authorId = requireCaller(hctx);
-      if (req.replyToTweetId !== 0n && !(await loadByIds([req.replyToTweetId], undefined)).has(req.replyToTweetId)) {
-        throw new ConnectError("replied-to tweet not found", Code.NotFound);
-      }
+      // The tweets it replies to and quotes must be live (one read for both).
+      const refs = [req.replyToTweetId, req.quoteTweetId].filter((id) => id !== 0n);
+      const live = refs.length === 0 ? undefined : await loadByIds(refs, undefined);
+      if (req.replyToTweetId !== 0n && !live!.has(req.replyToTweetId)) throw new ConnectError("replied-to tweet not found", Code.NotFound);
+      if (req.quoteTweetId !== 0n && !live!.has(req.quoteTweetId)) throw new ConnectError("quoted tweet not found", Code.NotFound);
       const mentions = await resolveMentions(text.mentionHandles, hctx);
       const id = ctx.ids.next();
       const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
@@ -150,6 +153,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
             authorId,
             text: text.text,
             replyToTweetId: req.replyToTweetId,
+            quoteTweetId: req.quoteTweetId,
             mediaIds: req.mediaIds,
             latitude: req.location?.latitude ?? null,
             longitude: req.location?.longitude ?? null,
@@ -161,7 +165,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
           announceTweetCreated(ctx.ids, requestId(hctx)),
         ),
       );
-      await recordReplyEdge(row, true);
+      await recordRefEdges(row, true);
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
       const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
@@ -188,7 +192,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       if (result.kind === "deleted") return deletedTweet(result.row);
       if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);
       await publish(result.row);
-      await recordReplyEdge(result.row, false);
+      await recordRefEdges(result.row, false);
       return create(DeleteTweetResponseSchema);
     },
 

@@ -32,6 +32,10 @@ export interface TweetRow {
   readonly likeCount: number;
   /** Live direct replies (tweet_replies rows in state 1). */
   readonly replyCount: number;
+  /** 0 when it quotes no tweet. */
+  readonly quoteTweetId: bigint;
+  /** Live tweets quoting it (tweet_quotes rows in state 1). */
+  readonly quoteCount: number;
   readonly hashtags: readonly string[];
   readonly mentions: readonly bigint[];
   readonly urls: readonly string[];
@@ -40,7 +44,7 @@ export interface TweetRow {
   readonly deleted: boolean;
 }
 
-export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "version" | "deleted"> & {
+export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "version" | "deleted"> & {
   /** The Snowflake id's time, in microseconds (create_time of the tweet and its lookup). */
   readonly createTimeMicros: bigint;
 };
@@ -104,19 +108,29 @@ export interface TweetStore {
    */
   walkAuthors(walks: readonly AuthorWalk[], primary: boolean): Promise<TweetRefRow[]>;
   /**
-   * Brings the reply edge (parent -> reply) to live or deleted on the
-   * parent's shard, with the parent's reply_count and version, under the
-   * parent row's lock. A deleted edge stays deleted. "missing": no parent row.
+   * Brings a reply or quote edge (the replied-to or quoted tweet -> the new
+   * tweet) to live or deleted on the target's shard, with the target's
+   * reply_count or quote_count and version, under the target row's lock. A
+   * deleted edge stays deleted. "missing": no target row.
    */
-  setReplyEdge(parentAuthorId: bigint, parentId: bigint, reply: TweetRefRow, live: boolean): Promise<ReplyEdgeResult>;
+  setRefEdge(kind: RefKind, targetAuthorId: bigint, targetId: bigint, ref: TweetRefRow, live: boolean): Promise<RefEdgeResult>;
   /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
   listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
 
-export type ReplyEdgeResult = { readonly kind: "missing" } | { readonly kind: "done"; readonly parent: TweetRow; readonly changed: boolean };
+export type RefEdgeResult = { readonly kind: "missing" } | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean };
 
-const REPLY_LIVE = 1;
-const REPLY_DELETED = 0;
+/** A tweet's reference to another: a reply (to its parent) or a quote (of the quoted tweet). */
+export type RefKind = "reply" | "quote";
+
+/** Each edge table's names (migrations 0010, 0011). */
+const EDGES = {
+  reply: { table: "chirp.tweet_replies", target: "parent_id", targetAuthor: "parent_author_id", ref: "reply_id", refAuthor: "reply_author_id", count: "reply_count" },
+  quote: { table: "chirp.tweet_quotes", target: "quoted_id", targetAuthor: "quoted_author_id", ref: "quote_id", refAuthor: "quote_author_id", count: "quote_count" },
+} as const;
+
+const EDGE_LIVE = 1;
+const EDGE_DELETED = 0;
 
 /** Above every Snowflake id: a walk's "no upper bound". */
 export const NO_UPPER_BOUND = 0xffff_ffff_ffff_ffffn;
@@ -147,6 +161,8 @@ interface RawTweet {
   longitude: number | null;
   like_count: string;
   reply_count: string;
+  quote_tweet_id: string | null;
+  quote_count: string;
   hashtags: string;
   mentions: string;
   urls: string;
@@ -156,7 +172,7 @@ interface RawTweet {
 }
 
 const TWEET_COLUMNS = `t.id, t.author_id, t.text, t.reply_to_tweet_id, t.media_ids, t.latitude, t.longitude, t.like_count,
-  t.reply_count, t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
+  t.reply_count, t.quote_tweet_id, t.quote_count, t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
 
 export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetStore {
   const calls = metrics
@@ -236,14 +252,15 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     async createTweet(t, announce) {
       return transaction(tweetShard(t.authorId), "createTweet", async (tx) => {
         await tx.execute(
-          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, media_ids, latitude, longitude, like_count,
+          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, media_ids, latitude, longitude, like_count,
              hashtags, mentions, urls, version, create_time)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
           [
             t.id,
             t.authorId,
             t.text,
             t.replyToTweetId === 0n ? null : t.replyToTweetId,
+            t.quoteTweetId === 0n ? null : t.quoteTweetId,
             idsJson(t.mediaIds),
             t.latitude,
             t.longitude,
@@ -254,7 +271,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
           ],
         );
         await adjustUserCount(tx, t.authorId, "tweet_count", 1);
-        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, version: 1n, deleted: false };
+        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, version: 1n, deleted: false };
         await announce(tx, row);
         return row;
       });
@@ -410,34 +427,36 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id), likeTimeMicros: microsFromDbTime(r.like_time) }));
     },
 
-    async setReplyEdge(parentAuthorId, parentId, reply, live) {
-      return transaction(tweetShard(parentAuthorId), live ? "reply" : "unreply", async (tx) => {
-        // The parent row's lock first, as for likes: its count, version and edges move together.
-        const locked = await lockTweet(tx, parentId);
+    async setRefEdge(kind, targetAuthorId, targetId, ref, live) {
+      const e = EDGES[kind];
+      return transaction(tweetShard(targetAuthorId), `${kind}${live ? "" : "-removed"}`, async (tx) => {
+        // The target row's lock first, as for likes: its count, version and edges move together.
+        const locked = await lockTweet(tx, targetId);
         if (locked === undefined) return { kind: "missing" } as const;
         const { row } = locked;
-        const [edge] = await tx.query<{ state: number }>("SELECT state FROM chirp.tweet_replies WHERE parent_id = ? AND reply_id = ? FOR UPDATE", [
-          parentId,
-          reply.id,
-        ]);
+        const [edge] = await tx.query<{ state: number }>(`SELECT state FROM ${e.table} WHERE ${e.target} = ? AND ${e.ref} = ? FOR UPDATE`, [targetId, ref.id]);
         const state = edge === undefined ? undefined : Number(edge.state);
-        if (live ? state !== undefined : state === REPLY_DELETED) return { kind: "done", parent: row, changed: false } as const;
+        if (live ? state !== undefined : state === EDGE_DELETED) return { kind: "done", target: row, changed: false } as const;
         if (state === undefined) {
-          await tx.execute("INSERT INTO chirp.tweet_replies (parent_id, parent_author_id, reply_id, reply_author_id, state) VALUES (?, ?, ?, ?, ?)", [
-            parentId,
-            parentAuthorId,
-            reply.id,
-            reply.authorId,
-            live ? REPLY_LIVE : REPLY_DELETED,
+          await tx.execute(`INSERT INTO ${e.table} (${e.target}, ${e.targetAuthor}, ${e.ref}, ${e.refAuthor}, state) VALUES (?, ?, ?, ?, ?)`, [
+            targetId,
+            targetAuthorId,
+            ref.id,
+            ref.authorId,
+            live ? EDGE_LIVE : EDGE_DELETED,
           ]);
-          // A deletion seen before its reply (events in any order) counted nothing.
-          if (!live) return { kind: "done", parent: row, changed: false } as const;
+          // A deletion seen before its tweet (events in any order) counted nothing.
+          if (!live) return { kind: "done", target: row, changed: false } as const;
         } else {
-          await tx.execute("UPDATE chirp.tweet_replies SET state = ? WHERE parent_id = ? AND reply_id = ?", [REPLY_DELETED, parentId, reply.id]);
+          await tx.execute(`UPDATE ${e.table} SET state = ? WHERE ${e.target} = ? AND ${e.ref} = ?`, [EDGE_DELETED, targetId, ref.id]);
         }
-        await tx.execute(`UPDATE chirp.tweets SET reply_count = reply_count ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [parentId]);
-        const parent: TweetRow = { ...row, replyCount: Math.max(0, row.replyCount + (live ? 1 : -1)), version: row.version + 1n };
-        return { kind: "done", parent, changed: true } as const;
+        await tx.execute(`UPDATE chirp.tweets SET ${e.count} = ${e.count} ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [targetId]);
+        const delta = live ? 1 : -1;
+        const target: TweetRow =
+          kind === "reply"
+            ? { ...row, replyCount: Math.max(0, row.replyCount + delta), version: row.version + 1n }
+            : { ...row, quoteCount: Math.max(0, row.quoteCount + delta), version: row.version + 1n };
+        return { kind: "done", target, changed: true } as const;
       });
     },
 
@@ -446,7 +465,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       const db = usePrimary ? primary(shard, "listReplies") : reader(shard, "listReplies");
       const rows = await db.query<{ reply_id: string; reply_author_id: string }>(
         `SELECT reply_id, reply_author_id FROM chirp.tweet_replies
-         WHERE parent_id = ? AND reply_id > ? AND state = ${REPLY_LIVE} ORDER BY reply_id LIMIT ${sqlLimit(limit)}`,
+         WHERE parent_id = ? AND reply_id > ? AND state = ${EDGE_LIVE} ORDER BY reply_id LIMIT ${sqlLimit(limit)}`,
         [parentId, after],
       );
       return rows.map((r) => ({ id: BigInt(r.reply_id), authorId: BigInt(r.reply_author_id) }));
@@ -499,6 +518,8 @@ function parseTweet(r: RawTweet): TweetRow {
     longitude: r.longitude,
     likeCount: Math.max(0, Number(r.like_count)),
     replyCount: Math.max(0, Number(r.reply_count)),
+    quoteTweetId: r.quote_tweet_id === null ? 0n : BigInt(r.quote_tweet_id),
+    quoteCount: Math.max(0, Number(r.quote_count)),
     hashtags: parseStrings(r.hashtags),
     mentions: parseIds(r.mentions),
     urls: parseStrings(r.urls),
@@ -507,7 +528,7 @@ function parseTweet(r: RawTweet): TweetRow {
   };
 }
 
-function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "version" | "deleted"> {
+function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "version" | "deleted"> {
   const { createTimeMicros: _, ...rest } = t;
   return rest;
 }

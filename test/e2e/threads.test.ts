@@ -40,6 +40,9 @@ interface ApiTweet {
   text?: string;
   replyToTweetId?: string;
   replyCount?: number;
+  quoteTweetId?: string;
+  quoteCount?: number;
+  quoteTweet?: ApiTweet;
 }
 interface Thread {
   ancestors?: ApiTweet[];
@@ -144,6 +147,39 @@ describe("GetThread", () => {
     expect((wrong.body as { code?: string }).code).toBe("invalid_argument");
     await del(a, t.id);
     for (const id of [t.id, "999999999999"]) expect((await call(`${T}/GetThread`, { tweetId: id }, a.token)).status).toBe(404);
+  });
+});
+
+describe("quotes", () => {
+  it("embed the quoted tweet one level deep everywhere it is read, and count on it", async () => {
+    const [a, b, c] = (await signUpMany(3)) as [Account, Account, Account];
+    const original = await postOk(a, "worth quoting");
+    const quote = (await ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text: "so true", quoteTweetId: original.id }, b.token)).tweet;
+    expect([quote.quoteTweetId, quote.quoteTweet?.id, quote.quoteTweet?.text, quote.quoteTweet?.author?.handle]).toEqual([original.id, original.id, "worth quoting", a.handle]);
+    // A quote of the quote: its quoted tweet is shown without its own quote.
+    const second = (await ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text: "quoting b", quoteTweetId: quote.id }, c.token)).tweet;
+    expect([second.quoteTweet?.id, second.quoteTweet?.quoteTweetId, second.quoteTweet?.quoteTweet]).toEqual([quote.id, original.id, undefined]);
+    const got = (await ok<{ tweet: ApiTweet }>(`${T}/GetTweet`, { tweetId: original.id }, c.token)).tweet;
+    expect(got.quoteCount).toBe(1);
+    const timeline = await ok<{ tweets: ApiTweet[] }>("chirp.timeline.v1.TimelineService/GetUserTimeline", { userId: String(b.id) }, c.token);
+    expect(timeline.tweets.find((t) => t.id === quote.id)?.quoteTweet?.text).toBe("worth quoting");
+
+    // The quoted tweet deleted: the id stays, the embedded tweet goes; deleting the quote uncounts it.
+    await del(a, original.id);
+    const after = (await ok<{ tweet: ApiTweet }>(`${T}/GetTweet`, { tweetId: quote.id }, c.token)).tweet;
+    expect([after.quoteTweetId, after.quoteTweet]).toEqual([original.id, undefined]);
+    await del(c, second.id);
+    expect((await ok<{ tweet: ApiTweet }>(`${T}/GetTweet`, { tweetId: quote.id }, c.token)).tweet.quoteCount ?? 0).toBe(0);
+  });
+
+  it("of an unknown or deleted tweet is NotFound", async () => {
+    const [a] = (await signUpMany(1)) as [Account];
+    const gone = await postOk(a, "gone soon");
+    await del(a, gone.id);
+    for (const target of [gone.id, "999999999999"]) {
+      const res = await call(`${T}/PostTweet`, { text: "look", quoteTweetId: target }, a.token);
+      expect([res.status, res.code]).toEqual([404, "not_found"]);
+    }
   });
 });
 

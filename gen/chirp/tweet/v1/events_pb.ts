@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/events.proto.
  */
 export const file_chirp_tweet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxItIBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJIn8KDFR3ZWV0RGVsZXRlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSLwoLZGVsZXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAQgASgEIogBCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKMAQoMVHdlZXRVbmxpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBIvCgt1bmxpa2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGlrZV92ZXJzaW9uGAUgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIuoBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJEhYKDnF1b3RlX3R3ZWV0X2lkGAogASgEIpcBCgxUd2VldERlbGV0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEi8KC2RlbGV0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCKIAQoKVHdlZXRMaWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLQoJbGlrZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsaWtlX3ZlcnNpb24YBSABKAQijAEKDFR3ZWV0VW5saWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLwoLdW5saWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * TweetCreated: a tweet was posted. Carries what fan-out, search and trends
@@ -84,6 +84,13 @@ export type TweetCreated = Message<"chirp.tweet.v1.TweetCreated"> & {
    * @generated from field: repeated string urls = 9;
    */
   urls: string[];
+
+  /**
+   * The tweet it quotes; 0 if none.
+   *
+   * @generated from field: uint64 quote_tweet_id = 10;
+   */
+  quoteTweetId: bigint;
 };
 
 /**
@@ -129,6 +136,13 @@ export type TweetDeleted = Message<"chirp.tweet.v1.TweetDeleted"> & {
    * @generated from field: uint64 reply_to_tweet_id = 4;
    */
   replyToTweetId: bigint;
+
+  /**
+   * The tweet it quoted, if any: the quoted tweet's quote count drops by one.
+   *
+   * @generated from field: uint64 quote_tweet_id = 5;
+   */
+  quoteTweetId: bigint;
 };
 
 /**

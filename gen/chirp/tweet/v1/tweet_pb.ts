@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet.proto.
  */
 export const file_chirp_tweet_v1_tweet: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi/gIKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJEhMKC3JlcGx5X2NvdW50GA8gASgNImEKCExvY2F0aW9uEikKCGxhdGl0dWRlGAEgASgBQhe6SBQSEhkAAAAAAIBWQCkAAAAAAIBWwBIqCglsb25naXR1ZGUYAiABKAFCF7pIFBISGQAAAAAAgGZAKQAAAAAAgGbAYgZwcm90bzM", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi1wMKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJEhMKC3JlcGx5X2NvdW50GA8gASgNEhMKC3F1b3RlX2NvdW50GBAgASgNEhYKDnF1b3RlX3R3ZWV0X2lkGBEgASgEEioKC3F1b3RlX3R3ZWV0GBIgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiYQoITG9jYXRpb24SKQoIbGF0aXR1ZGUYASABKAFCF7pIFBISGQAAAAAAgFZAKQAAAAAAgFbAEioKCWxvbmdpdHVkZRgCIAEoAUIXukgUEhIZAAAAAACAZkApAAAAAACAZsBiBnByb3RvMw", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * Tweet is a short post, as reads return it: hydrated with its author and media
@@ -135,6 +135,29 @@ export type Tweet = Message<"chirp.tweet.v1.Tweet"> & {
    * @generated from field: uint32 reply_count = 15;
    */
   replyCount: number;
+
+  /**
+   * Number of live tweets quoting this one; kept like reply_count.
+   *
+   * @generated from field: uint32 quote_count = 16;
+   */
+  quoteCount: number;
+
+  /**
+   * The tweet this one quotes; 0 if it quotes none. Stays when the quoted
+   * tweet is deleted.
+   *
+   * @generated from field: uint64 quote_tweet_id = 17;
+   */
+  quoteTweetId: bigint;
+
+  /**
+   * The quoted tweet, hydrated for the caller one level deep (its own
+   * quote_tweet is never set); unset when it was deleted.
+   *
+   * @generated from field: chirp.tweet.v1.Tweet quote_tweet = 18;
+   */
+  quoteTweet?: Tweet | undefined;
 };
 
 /**
