@@ -3,7 +3,8 @@
 // service, the gateway serving the page), with the gateway's default rate
 // limits in force (loopback is not exempt here). Two people, one on a desktop
 // window and one on a phone-sized one: bob follows alice, alice posts a photo,
-// bob sees it arrive live, likes it and finds it by search. Screenshots go to
+// bob sees it arrive live, likes it and finds it by search; bob replies to
+// alice and follows the conversation in thread views. Screenshots go to
 // test-output/screenshots/ (git-ignored).
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -82,6 +83,24 @@ async function watch(page: Page, who: string): Promise<Page> {
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+/** One public API call over Connect JSON, as the owner of `token`; anything but 200 fails the test. */
+async function call<T>(method: string, body: unknown, token?: string): Promise<T> {
+  const res = await fetch(`${mesh.gatewayUrl}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as T;
+  expect(res.status, `${method}: ${JSON.stringify(json)}`).toBe(200);
+  return json;
+}
+
+function tweetIdIn(url: string): string {
+  const id = /#\/tweet\/(\d+)$/.exec(url)?.[1];
+  if (id === undefined) throw new Error(`not a thread: ${url}`);
+  return id;
 }
 
 async function signUp(page: Page, who: typeof alice): Promise<void> {
@@ -224,6 +243,159 @@ describe("the web app", () => {
       )
       .toBe(25);
     expect(await bobPage.locator(".tweet", { hasText: "Tulips are up" }).count()).toBe(1);
+  });
+
+  describe("replies and threads", () => {
+    const question = "Who wants tulip bulbs? I have far too many";
+    const answer = "Me, please: the red ones";
+    const followUp = "Or the yellow ones, if the red are gone";
+    let questionUrl = "";
+    let answerUrl = "";
+    let followUpUrl = "";
+    const thread = (): { focus: ReturnType<Page["locator"]>; ancestors: ReturnType<Page["locator"]>; replies: ReturnType<Page["locator"]> } => ({
+      focus: bobPage.locator(".thread-chain .tweet.focus"),
+      ancestors: bobPage.locator(".thread-chain .tweet:not(.focus)"),
+      replies: bobPage.locator(".thread .feed .tweet"),
+    });
+
+    it("lets bob reply to alice's new tweet from his timeline, and counts it", async () => {
+      // Bob is on his home timeline (the step above), live again after its reload.
+      await bobPage.locator('#live-state[data-state="live"]').waitFor({ timeout: 15_000 });
+      await alicePage.goto("/#/");
+      await alicePage.getByLabel("Tweet text").fill(question);
+      await alicePage.getByRole("button", { name: "Post", exact: true }).click();
+      await alicePage.locator(".tweet", { hasText: question }).waitFor();
+
+      const card = bobPage.locator(".tweet", { hasText: question });
+      await card.waitFor({ timeout: 10_000 });
+      const reply = card.getByRole("button", { name: "Reply", exact: true });
+      expect(await reply.textContent()).toBe("↩ 0");
+      await reply.click();
+      expect(await reply.getAttribute("aria-expanded")).toBe("true");
+      await card.getByLabel("Reply text").fill(answer);
+      await shot(bobPage, "phone-reply-box");
+      await card.getByRole("button", { name: "Post reply" }).click();
+      await expect.poll(() => reply.textContent()).toBe("↩ 1");
+      // The box closes once the reply is posted.
+      expect(await card.getByLabel("Reply text").count()).toBe(0);
+      expect(await reply.getAttribute("aria-expanded")).toBe("false");
+    });
+
+    it("opens the thread from the tweet's text: alice's tweet, then bob's reply", async () => {
+      await bobPage.locator(".tweet", { hasText: question }).locator(".text").click();
+      await bobPage.waitForURL(/#\/tweet\/\d+$/);
+      questionUrl = bobPage.url();
+      const { focus, ancestors, replies } = thread();
+      await focus.filter({ hasText: question }).waitFor();
+      expect(await ancestors.count()).toBe(0);
+      // The count as the backend keeps it.
+      expect(await focus.getByRole("button", { name: "Reply", exact: true }).textContent()).toBe("↩ 1");
+      await replies.first().waitFor();
+      expect(await replies.locator(".text").allTextContents()).toEqual([answer]);
+      // Replies under the tweet they answer do not repeat "Replying to".
+      expect(await replies.locator(".replying-to").count()).toBe(0);
+    });
+
+    it("shows a reply's thread with its parent above, and a reply to the reply under both", async () => {
+      const { focus, ancestors, replies } = thread();
+      await replies.filter({ hasText: answer }).locator("a.permalink").click();
+      await focus.filter({ hasText: answer }).waitFor();
+      answerUrl = bobPage.url();
+      expect(tweetIdIn(answerUrl)).not.toBe(tweetIdIn(questionUrl));
+      expect(await ancestors.locator(".text").allTextContents()).toEqual([question]);
+      expect(await bobPage.locator(".thread .feed-status").textContent()).toBe("No replies yet.");
+
+      // The thread's own tweet has its reply box open.
+      await focus.getByLabel("Reply text").fill(followUp);
+      await focus.getByRole("button", { name: "Post reply" }).click();
+      await replies.filter({ hasText: followUp }).waitFor();
+      await expect.poll(() => focus.getByRole("button", { name: "Reply", exact: true }).textContent()).toBe("↩ 1");
+      expect(await focus.getByLabel("Reply text").inputValue()).toBe("");
+
+      await replies.filter({ hasText: followUp }).locator("a.permalink").click();
+      await focus.filter({ hasText: followUp }).waitFor();
+      followUpUrl = bobPage.url();
+      // Root first, then its reply, then (highlighted) the reply to the reply.
+      expect(await ancestors.locator(".text").allTextContents()).toEqual([question, answer]);
+      await shot(bobPage, "phone-thread");
+    });
+
+    it("marks a reply in a timeline: 'Replying to @alice' opens her thread", async () => {
+      // Bob's own tweets reach his home timeline through the fan-out: read it until they are in.
+      await bobPage.goto("/#/");
+      const mine = bobPage.locator(".tweet", { hasText: answer });
+      await expect
+        .poll(
+          async () => {
+            await bobPage.reload();
+            await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
+            return mine.count();
+          },
+          { timeout: 15_000, interval: 500 },
+        )
+        .toBe(1);
+      const link = mine.locator(".replying-to a");
+      await expect.poll(() => link.textContent()).toBe(`Replying to @${alice.handle}`);
+      await link.click();
+      await bobPage.waitForURL(questionUrl);
+      await thread().focus.filter({ hasText: question }).waitFor();
+    });
+
+    it("loads more replies as bob scrolls (oldest first)", async () => {
+      const carol = await call<{ token: string }>("chirp.user.v1.UserService/SignUp", {
+        handle: `carol${run}`,
+        displayName: "Carol",
+        email: `carol${run}@example.com`,
+        password: "carol-sings-along",
+      });
+      // 20 replies more make 21: a page of 20, then one.
+      for (let i = 1; i <= 20; i++) {
+        await call("chirp.tweet.v1.TweetService/PostTweet", { text: `Bulb wish ${i}`, replyToTweetId: tweetIdIn(questionUrl) }, carol.token);
+      }
+      await bobPage.goto(questionUrl);
+      await bobPage.reload();
+      const { focus, replies } = thread();
+      await focus.filter({ hasText: question }).waitFor();
+      expect(await focus.getByRole("button", { name: "Reply", exact: true }).textContent()).toBe("↩ 21");
+      await replies.nth(19).waitFor();
+      expect(await replies.count()).toBe(20);
+      expect(await bobPage.getByRole("button", { name: "More replies" }).count()).toBe(1);
+      await expect
+        .poll(
+          async () => {
+            await bobPage.mouse.wheel(0, 4000);
+            return replies.count();
+          },
+          { timeout: 15_000 },
+        )
+        .toBe(21);
+      const texts = await replies.locator(".text").allTextContents();
+      expect(texts[0]).toBe(answer);
+      expect(texts.slice(1)).toEqual(Array.from({ length: 20 }, (_, i) => `Bulb wish ${i + 1}`));
+      expect(await bobPage.getByRole("button", { name: "More replies" }).count()).toBe(0);
+      await shot(bobPage, "phone-thread-replies");
+    });
+
+    it("shows a deleted tweet in a thread as 'This tweet was deleted'", async () => {
+      const token = await bobPage.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).token");
+      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: tweetIdIn(answerUrl) }, token);
+      await bobPage.goto(followUpUrl);
+      await bobPage.reload();
+      const { focus, ancestors } = thread();
+      await focus.filter({ hasText: followUp }).waitFor();
+      expect(await ancestors.count()).toBe(2);
+      expect(await ancestors.nth(0).locator(".text").textContent()).toBe(question);
+      expect(await ancestors.nth(1).textContent()).toBe("This tweet was deleted");
+      await shot(bobPage, "phone-thread-tombstone");
+      // The deleted tweet's own thread is gone.
+      await bobPage.goto(answerUrl);
+      await bobPage.getByText("This tweet was deleted, or never existed.").waitFor();
+      // Anyone may read a thread; alice, on a desktop, sees the same.
+      await alicePage.goto(followUpUrl);
+      await alicePage.locator(".thread-chain .tweet.focus", { hasText: followUp }).waitFor();
+      expect(await alicePage.locator(".thread-chain .tombstone").count()).toBe(1);
+      await shot(alicePage, "desktop-thread");
+    });
   });
 
   it("lets bob unfollow, log out and log back in", async () => {

@@ -1,11 +1,20 @@
 import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
 import { describeError } from "./api.js";
 import { h } from "./dom.js";
-import { tweetCard } from "./tweet-card.js";
+import { tweetCard, type CardOptions } from "./tweet-card.js";
 
 export interface Page {
   readonly tweets: readonly Tweet[];
   readonly nextPageToken: string;
+}
+
+export interface FeedOptions {
+  /** How each tweet is shown. */
+  readonly card?: CardOptions;
+  /** A page already read (with what came around it): shown at once, and the next one loaded from its token. */
+  readonly first?: Page;
+  /** A button under the list that loads the next page, for whoever does not scroll (keyboards). */
+  readonly moreLabel?: string;
 }
 
 export interface Feed {
@@ -20,9 +29,9 @@ export interface Feed {
 
 /**
  * A list of tweets that loads the next page when its end scrolls into view
- * (infinite scroll), newest first, never showing a tweet twice.
+ * (infinite scroll), in the order the pages come, never showing a tweet twice.
  */
-export function createFeed(load: (pageToken: string) => Promise<Page>, empty: string): Feed {
+export function createFeed(load: (pageToken: string) => Promise<Page>, empty: string, options: FeedOptions = {}): Feed {
   const list = h("div", { class: "feed-list" });
   const status = h("div", { class: "feed-status" });
   const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
@@ -36,11 +45,19 @@ export function createFeed(load: (pageToken: string) => Promise<Page>, empty: st
     const id = String(tweet.id);
     if (shown.has(id)) return;
     shown.add(id);
-    const card = tweetCard(tweet);
+    const card = tweetCard(tweet, options.card);
     if (where === "top") {
       card.classList.add("fresh");
       list.prepend(card);
     } else list.append(card);
+  };
+
+  const show = (page: Page): void => {
+    for (const t of page.tweets) add(t, "end");
+    next = page.nextPageToken === "" ? undefined : page.nextPageToken;
+    if (next === undefined) status.textContent = shown.size === 0 ? empty : "";
+    else if (options.moreLabel !== undefined) status.replaceChildren(h("button", { type: "button", class: "secondary more", onclick: () => void more() }, options.moreLabel));
+    else status.textContent = "";
   };
 
   const more = async (): Promise<void> => {
@@ -51,9 +68,7 @@ export function createFeed(load: (pageToken: string) => Promise<Page>, empty: st
     try {
       const page = await load(next);
       if (closed) return;
-      for (const t of page.tweets) add(t, "end");
-      next = page.nextPageToken === "" ? undefined : page.nextPageToken;
-      status.textContent = next === undefined ? (shown.size === 0 ? empty : "") : "";
+      show(page);
     } catch (err) {
       status.replaceChildren(describeError(err), " ", h("button", { type: "button", class: "link-button", onclick: () => void more() }, "Retry"));
       next = next ?? "";
@@ -71,7 +86,9 @@ export function createFeed(load: (pageToken: string) => Promise<Page>, empty: st
     if (entries.some((e) => e.isIntersecting)) void more();
   }, { rootMargin: "600px 0px" });
   observer.observe(sentinel);
-  void more();
+  // With a first page the list is not on the page yet: the observer asks for more once it is.
+  if (options.first !== undefined) show(options.first);
+  else void more();
 
   return {
     el,

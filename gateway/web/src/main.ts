@@ -1,11 +1,12 @@
 // The app shell and its hash router: #/ (home), #/login, #/signup,
-// #/u/<handle>, #/search?q=<query>. Hash routes keep every page at `/`, so
-// the gateway serves one document and never confuses a page with an RPC path.
+// #/u/<handle>, #/tweet/<id> (a thread), #/search?q=<query>. Hash routes keep
+// every page at `/`, so the gateway serves one document and never confuses a
+// page with an RPC path.
 import { currentSession, onSessionChange, setSession } from "./api.js";
 import { h, replace } from "./dom.js";
 import { startLive, type LiveEvent } from "./live.js";
 import { profileHref, toast } from "./ui.js";
-import { authView, homeView, profileView, searchForm, searchView, trendsBox, type View } from "./views.js";
+import { authView, homeView, profileView, searchForm, searchView, threadView, trendsBox, type View } from "./views.js";
 
 const view = h("main", { id: "view" });
 const liveState = h("span", { id: "live-state", class: "live-state", dataset: { state: "offline" }, title: "Live updates" });
@@ -55,8 +56,10 @@ function route(): void {
   current?.close?.();
   let next: View;
   const profile = /^\/u\/([^/]+)$/.exec(path);
+  const thread = /^\/tweet\/(\d{1,20})$/.exec(path);
   if (path === "/login" || path === "/signup") next = authView(path === "/login" ? "login" : "signup");
   else if (profile !== null) next = profileView(decodeURIComponent(profile[1]!));
+  else if (thread !== null) next = threadView(BigInt(thread[1]!));
   else if (path === "/search") next = searchView(query.get("q") ?? "");
   else if (me === undefined) next = authView("login");
   else {

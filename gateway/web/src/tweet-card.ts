@@ -1,9 +1,11 @@
 import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
 import { MediaKind } from "../../../gen/chirp/media/v1/media_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { currentSession, describeError, tweets } from "./api.js";
+import { composer } from "./composer.js";
 import { append, h } from "./dom.js";
-import { ago, avatar, count, profileHref, searchHref, toast } from "./ui.js";
+import { ago, avatar, count, profileHref, searchHref, threadHref, toast } from "./ui.js";
 
 // #tags, @handles and links inside tweet text. Everything else is plain text.
 const TOKENS = /(#[\p{L}\p{N}_]+|@[A-Za-z0-9_]{1,15}|https?:\/\/[^\s<>"]+)/gu;
@@ -54,54 +56,159 @@ function likeButton(tweet: Tweet): HTMLButtonElement {
   return button;
 }
 
-export function tweetCard(tweet: Tweet): HTMLElement {
+/** Who wrote a replied-to tweet, for "Replying to @x": "" when it was deleted, undefined when unknown. */
+const parentAuthors = new Map<string, Promise<string | undefined>>();
+
+function parentAuthor(id: bigint): Promise<string | undefined> {
+  const key = String(id);
+  let found = parentAuthors.get(key);
+  if (found === undefined) {
+    // Timelines hold no parent authors: one GetTweet per parent, once per page load.
+    if (parentAuthors.size >= 500) parentAuthors.clear();
+    found = tweets.getTweet({ tweetId: id }).then(
+      (res) => res.tweet?.author?.handle,
+      (err: unknown) => {
+        if (ConnectError.from(err).code === Code.NotFound) return "";
+        parentAuthors.delete(key); // a refusal (rate limit, outage) is not remembered
+        return undefined;
+      },
+    );
+    parentAuthors.set(key, found);
+  }
+  return found;
+}
+
+/** "Replying to @alice", a link to the thread of the tweet it answers. */
+function replyingTo(parentId: bigint): HTMLElement {
+  const link = h("a", { href: threadHref(parentId) }, "Replying to a tweet");
+  void parentAuthor(parentId).then((handle) => {
+    if (handle === "") link.replaceWith("Replying to a deleted tweet");
+    else if (handle !== undefined) link.textContent = `Replying to @${handle}`;
+  });
+  return h("p", { class: "replying-to" }, link);
+}
+
+export interface CardOptions {
+  /** The tweet a thread is about: larger, its full date, its reply box open below. */
+  readonly focus?: boolean;
+  /** Inside a thread, where the tweet it answers is in view: no "Replying to". */
+  readonly inThread?: boolean;
+  /** A reply the person posted from this card. */
+  readonly onReplied?: (reply: Tweet) => void;
+}
+
+/** The reply action and its count; it opens a reply box under the tweet. */
+function replyAction(tweet: Tweet, body: HTMLElement, options: CardOptions): HTMLButtonElement {
+  const label = (): string => `↩ ${count(tweet.replyCount)}`;
+  const button = h("button", { type: "button", class: "reply", "aria-label": "Reply", "aria-expanded": "false" }, label());
+  let box: HTMLFormElement | undefined;
+  const close = (): void => {
+    box?.remove();
+    box = undefined;
+    button.setAttribute("aria-expanded", "false");
+  };
+  const open = (): HTMLFormElement => {
+    if (box === undefined) {
+      box = composer({
+        replyTo: tweet,
+        onCancel: options.focus ? undefined : close,
+        onPosted: (reply) => {
+          tweet.replyCount += 1;
+          button.textContent = label();
+          if (!options.focus) {
+            close();
+            toast("Your reply was posted.");
+          }
+          options.onReplied?.(reply);
+        },
+      });
+      body.append(box);
+      button.setAttribute("aria-expanded", "true");
+    }
+    return box;
+  };
+  button.addEventListener("click", () => {
+    if (currentSession() === undefined) {
+      location.hash = "#/login";
+      return;
+    }
+    if (box !== undefined && !options.focus) return close();
+    open().querySelector("textarea")?.focus();
+  });
+  // The thread's own tweet has its reply box open, unfocused (no keyboard popping up on a phone).
+  if (options.focus && currentSession() !== undefined) open();
+  return button;
+}
+
+/** A deleted tweet in a thread: only its id is left. */
+export function tombstoneCard(id: bigint): HTMLElement {
+  return h("article", { class: "tweet tombstone", dataset: { id: String(id) } }, h("p", {}, "This tweet was deleted"));
+}
+
+export function tweetCard(tweet: Tweet, options: CardOptions = {}): HTMLElement {
   const author = tweet.author;
   const handle = author?.handle ?? "";
-  const time = h("time", {}, ago(tweet.createTime));
+  const thread = threadHref(tweet.id);
+  const time = h("time", {}, options.focus ? "" : ago(tweet.createTime));
   if (tweet.createTime) {
     const d = timestampDate(tweet.createTime);
     time.dateTime = d.toISOString();
     time.title = d.toLocaleString();
+    if (options.focus) time.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+  const text = tweetText(tweet.text);
+  if (!options.focus) {
+    // The text opens the thread, as on other sites; the time is the link for keyboards.
+    text.classList.add("opens-thread");
+    text.addEventListener("click", (e) => {
+      if (e.target instanceof Element && e.target.closest("a") !== null) return;
+      if ((getSelection()?.toString() ?? "") !== "") return; // selecting text, not opening
+      location.hash = thread;
+    });
   }
   const media = tweet.media.filter((m) => m.url !== "");
+  const body = h("div", { class: "tweet-body" });
+  const footer = h("footer", {});
+  append(
+    body,
+    h(
+      "header",
+      {},
+      h("a", { href: profileHref(handle), class: "name" }, author?.displayName || handle),
+      " ",
+      h("span", { class: "handle" }, `@${handle}`),
+      h("span", { class: "dot" }, " · "),
+      options.focus ? time : h("a", { href: thread, class: "permalink", title: "Open the thread" }, time),
+    ),
+    tweet.replyToTweetId !== 0n && !options.inThread && replyingTo(tweet.replyToTweetId),
+    text,
+    media.length > 0 &&
+      h(
+        "div",
+        { class: `media n${Math.min(media.length, 4)}` },
+        ...media.map((m) =>
+          m.kind === MediaKind.VIDEO
+            ? h("video", { src: m.url, controls: true, preload: "metadata", class: "photo" })
+            : h(
+                "a",
+                { href: m.url, target: "_blank", rel: "noopener" },
+                h("img", {
+                  src: m.thumbnailUrl || m.url,
+                  alt: "Photo",
+                  loading: "lazy",
+                  class: "photo",
+                  ...(m.width > 0 && m.height > 0 ? { width: m.width, height: m.height } : {}),
+                }),
+              ),
+        ),
+      ),
+    footer,
+  );
+  append(footer, replyAction(tweet, body, options), likeButton(tweet));
   return h(
     "article",
-    { class: "tweet", dataset: { id: String(tweet.id) } },
+    { class: options.focus ? "tweet focus" : "tweet", dataset: { id: String(tweet.id) }, "aria-current": options.focus ? "true" : undefined },
     h("a", { href: profileHref(handle), class: "tweet-avatar", tabindex: "-1" }, avatar(author)),
-    h(
-      "div",
-      { class: "tweet-body" },
-      h(
-        "header",
-        {},
-        h("a", { href: profileHref(handle), class: "name" }, author?.displayName || handle),
-        " ",
-        h("span", { class: "handle" }, `@${handle}`),
-        h("span", { class: "dot" }, " · "),
-        time,
-      ),
-      tweetText(tweet.text),
-      media.length > 0 &&
-        h(
-          "div",
-          { class: `media n${Math.min(media.length, 4)}` },
-          ...media.map((m) =>
-            m.kind === MediaKind.VIDEO
-              ? h("video", { src: m.url, controls: true, preload: "metadata", class: "photo" })
-              : h(
-                  "a",
-                  { href: m.url, target: "_blank", rel: "noopener" },
-                  h("img", {
-                    src: m.thumbnailUrl || m.url,
-                    alt: "Photo",
-                    loading: "lazy",
-                    class: "photo",
-                    ...(m.width > 0 && m.height > 0 ? { width: m.width, height: m.height } : {}),
-                  }),
-                ),
-          ),
-        ),
-      h("footer", {}, likeButton(tweet)),
-    ),
+    body,
   );
 }

@@ -31,6 +31,10 @@ export function profileHref(handle: string): string {
   return `#/u/${encodeURIComponent(handle)}`;
 }
 
+export function threadHref(tweetId: bigint): string {
+  return `#/tweet/${tweetId}`;
+}
+
 export function searchHref(query: string): string {
   return `#/search?q=${encodeURIComponent(query)}`;
 }

@@ -1,10 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../../gen/chirp/user/v1/user_pb.js";
-import { currentSession, describeError, graph, search, startSession, timelines, tweets, uploadMedia, users } from "./api.js";
+import { currentSession, describeError, graph, search, startSession, timelines, tweets, users } from "./api.js";
+import { composer } from "./composer.js";
 import { append, h, replace } from "./dom.js";
 import { createFeed, type Feed } from "./feed.js";
-import { avatar, count, searchHref, toast } from "./ui.js";
+import { tombstoneCard, tweetCard } from "./tweet-card.js";
+import { avatar, count, searchHref, threadHref, toast } from "./ui.js";
 
 /** What a view leaves behind for the router: its element, and what to stop when it goes. */
 export interface View {
@@ -15,8 +17,6 @@ export interface View {
   onHomeTweet?(tweet: Tweet): void;
   onReconnect?(): void;
 }
-
-const MAX_TWEET_CHARS = 280;
 
 // --- sign up / log in ---------------------------------------------------------
 
@@ -73,88 +73,9 @@ export function authView(mode: "login" | "signup"): View {
 
 // --- home: compose and the home timeline -------------------------------------------
 
-function composer(onPosted: (tweet: Tweet) => void): HTMLElement {
-  const me = currentSession();
-  const text = h("textarea", { name: "text", rows: 3, placeholder: "What's happening?", "aria-label": "Tweet text", maxlength: 1000 });
-  const counter = h("span", { class: "counter" }, String(MAX_TWEET_CHARS));
-  const file = h("input", { type: "file", accept: "image/*,video/mp4,video/webm", class: "visually-hidden", id: "photo-input", "aria-label": "Add a photo" });
-  const preview = h("div", { class: "preview" });
-  const post = h("button", { type: "submit", class: "primary", disabled: true }, "Post");
-  let chosen: File | undefined;
-  let previewUrl: string | undefined;
-
-  const update = (): void => {
-    const left = MAX_TWEET_CHARS - [...text.value].length;
-    counter.textContent = String(left);
-    counter.classList.toggle("over", left < 0);
-    post.disabled = left < 0 || (text.value.trim() === "" && chosen === undefined);
-  };
-  const clearPhoto = (): void => {
-    if (previewUrl !== undefined) URL.revokeObjectURL(previewUrl);
-    previewUrl = undefined;
-    chosen = undefined;
-    file.value = "";
-    preview.replaceChildren();
-    update();
-  };
-  text.addEventListener("input", update);
-  file.addEventListener("change", () => {
-    const f = file.files?.[0];
-    if (f === undefined) return clearPhoto();
-    if (previewUrl !== undefined) URL.revokeObjectURL(previewUrl);
-    chosen = f;
-    previewUrl = URL.createObjectURL(f);
-    replace(
-      preview,
-      f.type.startsWith("video/") ? h("video", { src: previewUrl, muted: true }) : h("img", { src: previewUrl, alt: "Photo to post" }),
-      h("button", { type: "button", class: "remove", "aria-label": "Remove photo", onclick: clearPhoto }, "×"),
-    );
-    update();
-  });
-
-  const form = h(
-    "form",
-    { class: "composer card" },
-    avatar(me === undefined ? undefined : { id: me.userId, handle: me.handle, displayName: "" }),
-    h(
-      "div",
-      { class: "composer-main" },
-      text,
-      preview,
-      h(
-        "div",
-        { class: "composer-bar" },
-        h("label", { for: "photo-input", class: "icon-button", title: "Add a photo or video" }, "+ Photo"),
-        file,
-        counter,
-        post,
-      ),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    post.disabled = true;
-    post.textContent = "Posting…";
-    try {
-      const mediaIds: bigint[] = [];
-      if (chosen !== undefined) mediaIds.push((await uploadMedia(chosen)).id);
-      const res = await tweets.postTweet({ text: text.value, mediaIds });
-      text.value = "";
-      clearPhoto();
-      if (res.tweet) onPosted(res.tweet);
-    } catch (err) {
-      toast(describeError(err), "error");
-    } finally {
-      post.textContent = "Post";
-      update();
-    }
-  });
-  return form;
-}
-
 export function homeView(): View {
   const feed = createFeed(async (pageToken) => timelines.getHomeTimeline({ pageToken, pageSize: 20 }), "Your timeline is empty. Follow people to see their tweets here.");
-  const el = h("div", { class: "view home" }, h("h1", { class: "view-title" }, "Home"), composer((t) => feed.prepend(t)), feed.el);
+  const el = h("div", { class: "view home" }, h("h1", { class: "view-title" }, "Home"), composer({ onPosted: (t) => feed.prepend(t) }), feed.el);
   return {
     el,
     title: "Home",
@@ -254,6 +175,60 @@ export function profileView(handle: string): View {
   return {
     el,
     title: `@${handle}`,
+    close: () => {
+      closed = true;
+      feed?.close();
+    },
+  };
+}
+
+// --- threads -------------------------------------------------------------------
+
+const REPLIES_PAGE = 20;
+
+/**
+ * A tweet in its conversation: the tweets it answers (root first, a deleted
+ * one as "This tweet was deleted"), the tweet itself with a reply box, and its
+ * replies, oldest first, paged as they scroll into view.
+ */
+export function threadView(tweetId: bigint): View {
+  const chain = h("section", { class: "thread-chain", "aria-label": "Conversation" }, h("p", { class: "muted" }, "Loading…"));
+  const el = h("div", { class: "view thread" }, h("h1", { class: "view-title" }, "Thread"), chain);
+  let feed: Feed | undefined;
+  let closed = false;
+
+  const replies = async (pageToken: string) => {
+    const res = await tweets.getThread({ tweetId, pageToken, pageSize: REPLIES_PAGE });
+    return { tweets: res.replies, nextPageToken: res.nextPageToken };
+  };
+
+  void (async () => {
+    try {
+      const res = await tweets.getThread({ tweetId, pageSize: REPLIES_PAGE });
+      if (closed || res.tweet === undefined) return;
+      const first = res.ancestors[0];
+      // At most 100 ancestors come back; the 100th says whom it answers.
+      const earlier = first !== undefined && first.replyToTweetId !== 0n && h("a", { href: threadHref(first.replyToTweetId), class: "earlier" }, "Earlier in the thread");
+      const focus = tweetCard(res.tweet, { focus: true, inThread: true, onReplied: (reply) => feed?.prepend(reply) });
+      replace(chain, earlier, ...res.ancestors.map((t) => (t.authorId === 0n ? tombstoneCard(t.id) : tweetCard(t, { inThread: true }))), focus);
+      feed = createFeed(replies, "No replies yet.", {
+        first: { tweets: res.replies, nextPageToken: res.nextPageToken },
+        card: { inThread: true },
+        moreLabel: "More replies",
+      });
+      append(el, h("h2", { class: "visually-hidden" }, "Replies"), feed.el);
+      // A long conversation above: start at the tweet, as it is what was asked for.
+      if (res.ancestors.length > 0) focus.scrollIntoView({ block: "start" });
+      const who = res.tweet.author?.handle;
+      if (who !== undefined) document.title = `@${who}: ${[...res.tweet.text].slice(0, 50).join("")} · Chirp`;
+    } catch (err) {
+      replace(chain, h("p", {}, ConnectError.from(err).code === Code.NotFound ? "This tweet was deleted, or never existed." : describeError(err)));
+    }
+  })();
+
+  return {
+    el,
+    title: "Thread",
     close: () => {
       closed = true;
       feed?.close();
