@@ -1,7 +1,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
-import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetUnlikedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetUnlikedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
 
 /**
@@ -18,6 +18,8 @@ export const EVENTS = {
   tweetDeleted: { subject: "chirp.tweet.v1.tweet_deleted", schema: TweetDeletedSchema },
   tweetLiked: { subject: "chirp.tweet.v1.tweet_liked", schema: TweetLikedSchema },
   tweetUnliked: { subject: "chirp.tweet.v1.tweet_unliked", schema: TweetUnlikedSchema },
+  tweetReplied: { subject: "chirp.tweet.v1.tweet_replied", schema: TweetRepliedSchema },
+  tweetQuoted: { subject: "chirp.tweet.v1.tweet_quoted", schema: TweetQuotedSchema },
   mediaUploaded: { subject: "chirp.media.v1.media_uploaded", schema: MediaUploadedSchema },
 } as const satisfies Record<string, EventType>;
 

@@ -14,7 +14,7 @@ import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Metrics } from "../../lib/metrics.js";
 import { microsFromTimestamp, timestampFromMicros } from "./db-time.js";
-import type { LikeEdge, TweetRow, TweetStore } from "./store.js";
+import type { LikeEdge, RefEdge, TweetRow, TweetStore } from "./store.js";
 
 /** The durable consumer that keeps `likes` (the likers' index); shared by every tweet instance. */
 export const LIKES_INDEX_DURABLE = "tweet-likes-index";
@@ -38,6 +38,38 @@ export function announceTweetCreated(ids: IdGenerator, requestId: string | undef
       userId: row.authorId,
       requestId,
     });
+}
+
+/** TweetReplied or TweetQuoted, on the replied-to or quoted tweet's shard (its author is the one to tell). */
+export function announceRefEdge(ids: IdGenerator, requestId: string | undefined): Announce<RefEdge> {
+  return (tx, edge) => {
+    const createTime = timestampFromMs(parseId(edge.ref.id).timeMs);
+    return edge.kind === "reply"
+      ? appendOutbox(tx, ids, {
+          type: EVENTS.tweetReplied,
+          message: create(EVENTS.tweetReplied.schema, {
+            replyId: edge.ref.id,
+            replyAuthorId: edge.ref.authorId,
+            parentId: edge.targetId,
+            parentAuthorId: edge.targetAuthorId,
+            createTime,
+          }),
+          userId: edge.targetAuthorId,
+          requestId,
+        })
+      : appendOutbox(tx, ids, {
+          type: EVENTS.tweetQuoted,
+          message: create(EVENTS.tweetQuoted.schema, {
+            quoteId: edge.ref.id,
+            quoteAuthorId: edge.ref.authorId,
+            quotedId: edge.targetId,
+            quotedAuthorId: edge.targetAuthorId,
+            createTime,
+          }),
+          userId: edge.targetAuthorId,
+          requestId,
+        });
+  };
 }
 
 export function announceTweetDeleted(ids: IdGenerator, requestId: string | undefined): Announce<{ row: TweetRow; deleteTimeMicros: bigint }> {

@@ -18,8 +18,10 @@ import { callerOf } from "../../lib/auth/caller.js";
 import type { EventBus } from "../../lib/events/bus.js";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import type { IdGenerator } from "../../lib/ids.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Metrics } from "../../lib/metrics.js";
+import { announceRefEdge } from "./events.js";
 import type { AuthorLookup } from "./lookup.js";
 import { decodeRepliesPageToken, encodeRepliesPageToken } from "./page-token.js";
 import type { LoadedTweet, TweetReader } from "./reads.js";
@@ -40,7 +42,7 @@ export interface Replies {
    * target's new version to the cache before returning. "missing": the
    * target has no row (never for a tweet PostTweet accepted).
    */
-  recordEdges(tweet: TweetRefs, live: boolean): Promise<Array<"changed" | "current" | "missing">>;
+  recordEdges(tweet: TweetRefs, live: boolean, requestId?: string): Promise<Array<"changed" | "current" | "missing">>;
   getThread(req: GetThreadRequest, hctx: HandlerContext): Promise<GetThreadResponse>;
 }
 
@@ -54,6 +56,7 @@ export interface TweetRefs {
 
 export function createReplies(deps: {
   store: TweetStore;
+  ids: IdGenerator;
   lookup: AuthorLookup;
   reader: TweetReader;
   /** After a committed change: the cache holds the row's version before this resolves. */
@@ -92,7 +95,7 @@ export function createReplies(deps: {
   };
 
   return {
-    async recordEdges(tweet, live) {
+    async recordEdges(tweet, live, requestId) {
       const refs: Array<[RefKind, bigint]> = [];
       if (tweet.replyToTweetId !== 0n) refs.push(["reply", tweet.replyToTweetId]);
       if (tweet.quoteTweetId !== 0n) refs.push(["quote", tweet.quoteTweetId]);
@@ -100,7 +103,8 @@ export function createReplies(deps: {
         refs.map(async ([kind, targetId]) => {
           const targetAuthorId = await authorOf(targetId);
           if (targetAuthorId === undefined) return "missing" as const;
-          const result = await store.setRefEdge(kind, targetAuthorId, targetId, { id: tweet.id, authorId: tweet.authorId }, live);
+          const ref = { id: tweet.id, authorId: tweet.authorId };
+          const result = await store.setRefEdge(kind, targetAuthorId, targetId, ref, live, announceRefEdge(deps.ids, requestId));
           if (result.kind === "missing") return "missing" as const;
           // Also when nothing changed: a retry after a failed publish completes it.
           await deps.publish(result.target);

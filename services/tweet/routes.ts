@@ -57,10 +57,10 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
    * before the call returns; if that fails the tweet stands and the refs
    * consumer completes it.
    */
-  const recordRefEdges = async (row: TweetRow, live: boolean): Promise<void> => {
+  const recordRefEdges = async (row: TweetRow, live: boolean, hctx: HandlerContext): Promise<void> => {
     if (row.replyToTweetId === 0n && row.quoteTweetId === 0n) return;
     try {
-      await ctx.replies.recordEdges(row, live);
+      await ctx.replies.recordEdges(row, live, requestId(hctx));
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message, tweet_id: String(row.id) }, "reply or quote edge not written; the refs consumer will");
     }
@@ -165,7 +165,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
           announceTweetCreated(ctx.ids, requestId(hctx)),
         ),
       );
-      await recordRefEdges(row, true);
+      await recordRefEdges(row, true, hctx);
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
       const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
@@ -192,7 +192,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       if (result.kind === "deleted") return deletedTweet(result.row);
       if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);
       await publish(result.row);
-      await recordRefEdges(result.row, false);
+      await recordRefEdges(result.row, false, hctx);
       return create(DeleteTweetResponseSchema);
     },
 

@@ -113,7 +113,7 @@ export interface TweetStore {
    * reply_count or quote_count and version, under the target row's lock. A
    * deleted edge stays deleted. "missing": no target row.
    */
-  setRefEdge(kind: RefKind, targetAuthorId: bigint, targetId: bigint, ref: TweetRefRow, live: boolean): Promise<RefEdgeResult>;
+  setRefEdge(kind: RefKind, targetAuthorId: bigint, targetId: bigint, ref: TweetRefRow, live: boolean, announce: Announce<RefEdge>): Promise<RefEdgeResult>;
   /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
   listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
@@ -122,6 +122,14 @@ export type RefEdgeResult = { readonly kind: "missing" } | { readonly kind: "don
 
 /** A tweet's reference to another: a reply (to its parent) or a quote (of the quoted tweet). */
 export type RefKind = "reply" | "quote";
+
+/** An edge that went live: announced (TweetReplied, TweetQuoted) in its transaction. */
+export interface RefEdge {
+  readonly kind: RefKind;
+  readonly targetId: bigint;
+  readonly targetAuthorId: bigint;
+  readonly ref: TweetRefRow;
+}
 
 /** Each edge table's names (migrations 0010, 0011). */
 const EDGES = {
@@ -427,7 +435,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ tweetId: BigInt(r.tweet_id), authorId: BigInt(r.author_id), likeTimeMicros: microsFromDbTime(r.like_time) }));
     },
 
-    async setRefEdge(kind, targetAuthorId, targetId, ref, live) {
+    async setRefEdge(kind, targetAuthorId, targetId, ref, live, announce) {
       const e = EDGES[kind];
       return transaction(tweetShard(targetAuthorId), `${kind}${live ? "" : "-removed"}`, async (tx) => {
         // The target row's lock first, as for likes: its count, version and edges move together.
@@ -451,6 +459,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
           await tx.execute(`UPDATE ${e.table} SET state = ? WHERE ${e.target} = ? AND ${e.ref} = ?`, [EDGE_DELETED, targetId, ref.id]);
         }
         await tx.execute(`UPDATE chirp.tweets SET ${e.count} = ${e.count} ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [targetId]);
+        if (live) await announce(tx, { kind, targetId, targetAuthorId, ref });
         const delta = live ? 1 : -1;
         const target: TweetRow =
           kind === "reply"

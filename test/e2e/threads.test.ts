@@ -4,14 +4,14 @@
 // tweets refused, GetThread's ancestors (across shards, through deleted ones),
 // the tweet and its replies paged oldest first, and the replies consumer that
 // completes an edge PostTweet could not write.
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TweetCreatedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { TweetCreatedSchema, TweetQuotedSchema, TweetRepliedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
-import { EVENTS } from "../../lib/events/subjects.js";
+import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
@@ -180,6 +180,36 @@ describe("quotes", () => {
       const res = await call(`${T}/PostTweet`, { text: "look", quoteTweetId: target }, a.token);
       expect([res.status, res.code]).toEqual([404, "not_found"]);
     }
+  });
+});
+
+describe("events", () => {
+  it("a reply publishes TweetReplied and a quote TweetQuoted, once each, naming the author to tell; a delete publishes neither", async () => {
+    const [a, b] = (await signUpMany(2)) as [Account, Account];
+    const t = await postOk(a, "react to this");
+    const reply = await postOk(b, "a reply", t.id);
+    const quote = (await ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text: "a quote", quoteTweetId: t.id }, b.token)).tweet;
+    await del(b, reply.id);
+    const seen = async (): Promise<string[]> => {
+      const consumer = await js.consumers.get(EVENT_STREAM, { filter_subjects: "chirp.tweet.v1.*" });
+      const out: string[] = [];
+      for (;;) {
+        const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
+        let got = 0;
+        for await (const msg of batch) {
+          got++;
+          if (msg.subject === EVENTS.tweetReplied.subject) {
+            const m = fromBinary(TweetRepliedSchema, msg.data);
+            if (m.parentId === BigInt(t.id)) out.push(`replied ${m.replyId === BigInt(reply.id)} by ${m.replyAuthorId === b.id} to ${m.parentAuthorId === a.id}`);
+          } else if (msg.subject === EVENTS.tweetQuoted.subject) {
+            const m = fromBinary(TweetQuotedSchema, msg.data);
+            if (m.quotedId === BigInt(t.id)) out.push(`quoted ${m.quoteId === BigInt(quote.id)} by ${m.quoteAuthorId === b.id} of ${m.quotedAuthorId === a.id}`);
+          }
+        }
+        if (got === 0) return out.sort();
+      }
+    };
+    await expect.poll(seen, { timeout: 15_000, interval: 200 }).toEqual(["quoted true by true of true", "replied true by true to true"]);
   });
 });
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/events.proto.
  */
 export const file_chirp_tweet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIuoBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJEhYKDnF1b3RlX3R3ZWV0X2lkGAogASgEIpcBCgxUd2VldERlbGV0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEi8KC2RlbGV0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCKIAQoKVHdlZXRMaWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLQoJbGlrZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsaWtlX3ZlcnNpb24YBSABKAQijAEKDFR3ZWV0VW5saWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLwoLdW5saWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIuoBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJEhYKDnF1b3RlX3R3ZWV0X2lkGAogASgEIpcBCgxUd2VldERlbGV0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEi8KC2RlbGV0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCKIAQoKVHdlZXRMaWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLQoJbGlrZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsaWtlX3ZlcnNpb24YBSABKAQijAEKDFR3ZWV0VW5saWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLwoLdW5saWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKXAQoMVHdlZXRSZXBsaWVkEhAKCHJlcGx5X2lkGAEgASgEEhcKD3JlcGx5X2F1dGhvcl9pZBgCIAEoBBIRCglwYXJlbnRfaWQYAyABKAQSGAoQcGFyZW50X2F1dGhvcl9pZBgEIAEoBBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgEKC1R3ZWV0UXVvdGVkEhAKCHF1b3RlX2lkGAEgASgEEhcKD3F1b3RlX2F1dGhvcl9pZBgCIAEoBBIRCglxdW90ZWRfaWQYAyABKAQSGAoQcXVvdGVkX2F1dGhvcl9pZBgEIAEoBBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * TweetCreated: a tweet was posted. Carries what fan-out, search and trends
@@ -256,4 +256,107 @@ export type TweetUnliked = Message<"chirp.tweet.v1.TweetUnliked"> & {
  */
 export const TweetUnlikedSchema: GenMessage<TweetUnliked> = /*@__PURE__*/
   messageDesc(file_chirp_tweet_v1_events, 3);
+
+/**
+ * TweetReplied: a reply was posted to a tweet. Written with the reply edge on
+ * the replied-to tweet's shard (the outbox row's user_id is its author, the
+ * one to tell), once per reply.
+ * Subject: chirp.tweet.v1.tweet_replied
+ *
+ * @generated from message chirp.tweet.v1.TweetReplied
+ */
+export type TweetReplied = Message<"chirp.tweet.v1.TweetReplied"> & {
+  /**
+   * Snowflake id of the reply.
+   *
+   * @generated from field: uint64 reply_id = 1;
+   */
+  replyId: bigint;
+
+  /**
+   * Snowflake id of the reply's author.
+   *
+   * @generated from field: uint64 reply_author_id = 2;
+   */
+  replyAuthorId: bigint;
+
+  /**
+   * Snowflake id of the tweet replied to.
+   *
+   * @generated from field: uint64 parent_id = 3;
+   */
+  parentId: bigint;
+
+  /**
+   * Snowflake id of that tweet's author.
+   *
+   * @generated from field: uint64 parent_author_id = 4;
+   */
+  parentAuthorId: bigint;
+
+  /**
+   * When the reply was posted (its id's time).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.TweetReplied.
+ * Use `create(TweetRepliedSchema)` to create a new message.
+ */
+export const TweetRepliedSchema: GenMessage<TweetReplied> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_events, 4);
+
+/**
+ * TweetQuoted: a tweet was quoted. Written with the quote edge on the quoted
+ * tweet's shard (the outbox row's user_id is its author), once per quote.
+ * Subject: chirp.tweet.v1.tweet_quoted
+ *
+ * @generated from message chirp.tweet.v1.TweetQuoted
+ */
+export type TweetQuoted = Message<"chirp.tweet.v1.TweetQuoted"> & {
+  /**
+   * Snowflake id of the quote (the new tweet).
+   *
+   * @generated from field: uint64 quote_id = 1;
+   */
+  quoteId: bigint;
+
+  /**
+   * Snowflake id of the quote's author.
+   *
+   * @generated from field: uint64 quote_author_id = 2;
+   */
+  quoteAuthorId: bigint;
+
+  /**
+   * Snowflake id of the quoted tweet.
+   *
+   * @generated from field: uint64 quoted_id = 3;
+   */
+  quotedId: bigint;
+
+  /**
+   * Snowflake id of the quoted tweet's author.
+   *
+   * @generated from field: uint64 quoted_author_id = 4;
+   */
+  quotedAuthorId: bigint;
+
+  /**
+   * When the quote was posted (its id's time).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.TweetQuoted.
+ * Use `create(TweetQuotedSchema)` to create a new message.
+ */
+export const TweetQuotedSchema: GenMessage<TweetQuoted> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_events, 5);
 
