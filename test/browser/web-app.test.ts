@@ -4,7 +4,8 @@
 // limits in force (loopback is not exempt here). Two people, one on a desktop
 // window and one on a phone-sized one: bob follows alice, alice posts a photo,
 // bob sees it arrive live, likes it and finds it by search; bob replies to
-// alice and follows the conversation in thread views. Screenshots go to
+// alice and follows the conversation in thread views; bob quotes a tweet of
+// alice's, which shows embedded in his quote until she deletes it. Screenshots go to
 // test-output/screenshots/ (git-ignored).
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -395,6 +396,111 @@ describe("the web app", () => {
       await alicePage.locator(".thread-chain .tweet.focus", { hasText: followUp }).waitFor();
       expect(await alicePage.locator(".thread-chain .tombstone").count()).toBe(1);
       await shot(alicePage, "desktop-thread");
+    });
+  });
+
+  describe("quotes", () => {
+    const original = `The garden opens on Saturday, bring a basket ${run}`;
+    const comment = "Worth the trip: I went last year";
+    let originalId = "";
+    /** Bob's quote in a list of tweets (only it has his comment). */
+    const quoteCard = (): ReturnType<Page["locator"]> => bobPage.locator(".tweet", { has: bobPage.locator(".text", { hasText: comment }) });
+
+    it("lets bob quote alice's tweet with a comment from his timeline, and counts it", async () => {
+      // Bob's home timeline, live (it has stayed open since the reply steps' reload).
+      await bobPage.goto("/#/");
+      await bobPage.locator('#live-state[data-state="live"]').waitFor({ timeout: 15_000 });
+      await alicePage.goto("/#/");
+      await alicePage.getByLabel("Tweet text").fill(original);
+      await alicePage.locator("#photo-input").setInputFiles({ name: "basket.png", mimeType: "image/png", buffer: photo() });
+      await alicePage.locator(".preview img").waitFor();
+      await alicePage.getByRole("button", { name: "Post", exact: true }).click();
+      await alicePage.locator(".tweet", { hasText: original }).waitFor();
+
+      const arrived = bobPage.locator(".tweet", { hasText: original });
+      await arrived.waitFor({ timeout: 10_000 });
+      originalId = (await arrived.getAttribute("data-id")) ?? "";
+      // By id from here on: bob's quote will contain alice's text too.
+      const card = bobPage.locator(`.tweet[data-id="${originalId}"]`);
+      const quote = card.getByRole("button", { name: "Quote", exact: true });
+      expect(await quote.textContent()).toBe("❝ 0");
+      await quote.click();
+      expect(await quote.getAttribute("aria-expanded")).toBe("true");
+      // The box shows the tweet being quoted, as a card that does not navigate away.
+      const box = card.locator(".quote-composer");
+      expect(await box.locator(".quoted .quoted-text").textContent()).toBe(original);
+      expect(await box.locator("a.quoted").count()).toBe(0);
+      await box.locator("img.quoted-photo").waitFor();
+      await card.getByLabel("Quote text").fill(comment);
+      await box.scrollIntoViewIfNeeded();
+      await shot(bobPage, "phone-quote-box");
+      await card.getByRole("button", { name: "Post quote" }).click();
+      await expect.poll(() => quote.textContent()).toBe("❝ 1");
+      expect(await card.getByLabel("Quote text").count()).toBe(0);
+      expect(await quote.getAttribute("aria-expanded")).toBe("false");
+      // On top of his timeline at once.
+      await bobPage.locator(".feed-list > .tweet").first().filter({ hasText: comment }).waitFor();
+    });
+
+    it("shows bob's comment on his timeline with alice's tweet embedded, which opens her thread", async () => {
+      // As the home timeline reads it (through the fan-out): read it until it is in.
+      const mine = quoteCard();
+      await expect
+        .poll(
+          async () => {
+            await bobPage.reload();
+            await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
+            return mine.count();
+          },
+          { timeout: 15_000, interval: 500 },
+        )
+        .toBe(1);
+      const embed = mine.locator("a.quoted");
+      expect(await embed.locator(".quoted-text").textContent()).toBe(original);
+      expect(await embed.locator(".quoted-head .name").textContent()).toBe(alice.name);
+      expect(await embed.locator(".quoted-head .handle").textContent()).toBe(`@${alice.handle}`);
+      expect(await embed.getAttribute("href")).toBe(`#/tweet/${originalId}`);
+      await mine.scrollIntoViewIfNeeded();
+      // The photo's thumbnail loads.
+      const thumb = embed.locator("img.quoted-photo");
+      await expect.poll(() => thumb.evaluate((el) => {
+              const image = el as unknown as { complete: boolean; naturalWidth: number };
+              return image.complete ? image.naturalWidth : 0;
+            }), { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(await bobPage.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth")).toBeLessThanOrEqual(0);
+      await shot(bobPage, "phone-quote");
+
+      await embed.click();
+      await bobPage.waitForURL(new RegExp(`#/tweet/${originalId}$`));
+      const focus = bobPage.locator(".thread-chain .tweet.focus");
+      await focus.filter({ hasText: original }).waitFor();
+      // The count as the backend keeps it.
+      expect(await focus.getByRole("button", { name: "Quote", exact: true }).textContent()).toBe("❝ 1");
+    });
+
+    it("shows alice her tweet's quote count", async () => {
+      await alicePage.goto(`/#/u/${alice.handle}`);
+      const card = alicePage.locator(`.tweet[data-id="${originalId}"]`);
+      await card.waitFor();
+      expect(await card.getByRole("button", { name: "Quote", exact: true }).textContent()).toBe("❝ 1");
+    });
+
+    it("reads 'This tweet was deleted' in the quote once alice deletes her tweet", async () => {
+      const token = await alicePage.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).token");
+      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: originalId }, token);
+      await bobPage.goto("/#/");
+      await bobPage.reload();
+      const mine = quoteCard();
+      await mine.waitFor();
+      expect(await mine.locator(".quoted").textContent()).toBe("This tweet was deleted");
+      expect(await mine.locator("a.quoted").count()).toBe(0);
+      await mine.scrollIntoViewIfNeeded();
+      await shot(bobPage, "phone-quote-deleted");
+      // The same in the quote's own thread.
+      await mine.locator("a.permalink").click();
+      const focus = bobPage.locator(".thread-chain .tweet.focus");
+      await focus.filter({ hasText: comment }).waitFor();
+      expect(await focus.locator(".quoted").textContent()).toBe("This tweet was deleted");
     });
   });
 

@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { currentSession, describeError, tweets } from "./api.js";
 import { composer } from "./composer.js";
 import { append, h } from "./dom.js";
+import { quotedCard } from "./quoted-card.js";
 import { ago, avatar, count, profileHref, searchHref, threadHref, toast } from "./ui.js";
 
 // #tags, @handles and links inside tweet text. Everything else is plain text.
@@ -95,10 +96,20 @@ export interface CardOptions {
   readonly inThread?: boolean;
   /** A reply the person posted from this card. */
   readonly onReplied?: (reply: Tweet) => void;
+  /** A quote of this tweet the person posted from this card. */
+  readonly onQuoted?: (quote: Tweet) => void;
+}
+
+/**
+ * The box under a card that can be closed (a reply or a quote box; the
+ * thread's own reply box stays): opening one closes the other.
+ */
+interface OpenBox {
+  close?: () => void;
 }
 
 /** The reply action and its count; it opens a reply box under the tweet. */
-function replyAction(tweet: Tweet, body: HTMLElement, options: CardOptions): HTMLButtonElement {
+function replyAction(tweet: Tweet, body: HTMLElement, slot: OpenBox, options: CardOptions): HTMLButtonElement {
   const label = (): string => `↩ ${count(tweet.replyCount)}`;
   const button = h("button", { type: "button", class: "reply", "aria-label": "Reply", "aria-expanded": "false" }, label());
   let box: HTMLFormElement | undefined;
@@ -106,9 +117,14 @@ function replyAction(tweet: Tweet, body: HTMLElement, options: CardOptions): HTM
     box?.remove();
     box = undefined;
     button.setAttribute("aria-expanded", "false");
+    if (slot.close === close) slot.close = undefined;
   };
   const open = (): HTMLFormElement => {
     if (box === undefined) {
+      if (!options.focus) {
+        slot.close?.();
+        slot.close = close;
+      }
       box = composer({
         replyTo: tweet,
         onCancel: options.focus ? undefined : close,
@@ -137,6 +153,44 @@ function replyAction(tweet: Tweet, body: HTMLElement, options: CardOptions): HTM
   });
   // The thread's own tweet has its reply box open, unfocused (no keyboard popping up on a phone).
   if (options.focus && currentSession() !== undefined) open();
+  return button;
+}
+
+/** The quote action and its count; it opens a box under the tweet's actions that shows the tweet and posts a quote of it. */
+function quoteAction(tweet: Tweet, footer: HTMLElement, slot: OpenBox, options: CardOptions): HTMLButtonElement {
+  const label = (): string => `❝ ${count(tweet.quoteCount)}`;
+  const button = h("button", { type: "button", class: "quote", "aria-label": "Quote", "aria-expanded": "false" }, label());
+  let box: HTMLFormElement | undefined;
+  const close = (): void => {
+    box?.remove();
+    box = undefined;
+    button.setAttribute("aria-expanded", "false");
+    if (slot.close === close) slot.close = undefined;
+  };
+  button.addEventListener("click", () => {
+    if (currentSession() === undefined) {
+      location.hash = "#/login";
+      return;
+    }
+    if (box !== undefined) return close();
+    slot.close?.();
+    box = composer({
+      quote: tweet,
+      onCancel: close,
+      onPosted: (quote) => {
+        tweet.quoteCount += 1;
+        button.textContent = label();
+        close();
+        toast("Your quote was posted.");
+        options.onQuoted?.(quote);
+      },
+    });
+    slot.close = close;
+    // Right under the actions: above the thread's own reply box, which stays open.
+    footer.after(box);
+    button.setAttribute("aria-expanded", "true");
+    box.querySelector("textarea")?.focus();
+  });
   return button;
 }
 
@@ -202,9 +256,11 @@ export function tweetCard(tweet: Tweet, options: CardOptions = {}): HTMLElement 
               ),
         ),
       ),
+    tweet.quoteTweetId !== 0n && quotedCard(tweet.quoteTweet, { opens: true }),
     footer,
   );
-  append(footer, replyAction(tweet, body, options), likeButton(tweet));
+  const slot: OpenBox = {};
+  append(footer, replyAction(tweet, body, slot, options), quoteAction(tweet, footer, slot, options), likeButton(tweet));
   return h(
     "article",
     { class: options.focus ? "tweet focus" : "tweet", dataset: { id: String(tweet.id) }, "aria-current": options.focus ? "true" : undefined },

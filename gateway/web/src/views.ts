@@ -74,7 +74,10 @@ export function authView(mode: "login" | "signup"): View {
 // --- home: compose and the home timeline -------------------------------------------
 
 export function homeView(): View {
-  const feed = createFeed(async (pageToken) => timelines.getHomeTimeline({ pageToken, pageSize: 20 }), "Your timeline is empty. Follow people to see their tweets here.");
+  // A quote posted from a card here is the person's own tweet: it goes on top at once, as from the composer.
+  const feed: Feed = createFeed(async (pageToken) => timelines.getHomeTimeline({ pageToken, pageSize: 20 }), "Your timeline is empty. Follow people to see their tweets here.", {
+    card: { onQuoted: (t) => feed.prepend(t) },
+  });
   const el = h("div", { class: "view home" }, h("h1", { class: "view-title" }, "Home"), composer({ onPosted: (t) => feed.prepend(t) }), feed.el);
   return {
     el,
