@@ -1,31 +1,39 @@
 // `npx chirp seed`: loads a social graph through the public API, as a client
 // would: one account per person (SignUp, or LogIn when it already exists), and
 // every friendship followed both ways (as DeathStarBench's social-network
-// loader does). Idempotent: a second run changes nothing. It then checks that
-// every user's follower and following counts match the graph.
+// loader does). It then checks that every user's follower and following
+// counts match the graph, and writes a history of tweets, replies, quotes,
+// photos and likes (seed-history.ts). Idempotent: a second run changes nothing.
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
+import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { USER_DEFAULTS } from "../../services/user/config.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 import { REED98_EDGES, degrees, readEdgeList, type SocialGraph } from "./dataset.js";
 import { createProgress, mapConcurrent } from "./progress.js";
+import { sleep, withRetry } from "./retry.js";
+import { seedHistory, type HistoryResult } from "./seed-history.js";
 
 export const SEED_PASSWORD = "chirp-seed-password";
 
-export const usage = "chirp seed [--users N] [--gateway URL] [--dataset FILE] [--handle-prefix P] [--concurrency N]";
+export const usage = "chirp seed [--users N] [--tweets N] [--gateway URL] [--dataset FILE] [--handle-prefix P] [--concurrency N]";
 
 export const help = [
   `usage: ${usage}`,
   "",
   "Loads a social graph through the public API, as a client would: one account per person",
   "(SignUp, or LogIn when it exists) and every friendship followed both ways; then checks",
-  "every user's follower and following counts. Idempotent: a second run changes nothing.",
+  "every user's follower and following counts; then posts a history: tweets with hashtags,",
+  "mentions, URLs and a few photos, replies, quotes and likes by friends (posted now: the API",
+  "cannot backdate). Idempotent: a second run changes nothing.",
   "Accounts are <prefix><n> with password chirp-seed-password.",
   "",
   "options:",
   "  --users N             only people 0..N-1 and the friendships among them [all 962]",
+  "  --tweets N            tweets in the history, replies and quotes included; 0: none [3000]",
   "  --gateway URL         the gateway [$CHIRP_GATEWAY_URL or http://127.0.0.1:8080]",
   "  --dataset FILE        an edge list (one `a b` pair a line) [data/socfb-Reed98/socfb-Reed98.edges]",
   "  --handle-prefix P     handle prefix; prefix + digits at most 15 characters [reed98_]",
@@ -40,6 +48,8 @@ export interface SeedOptions {
   /** Handles are `<prefix><n>`; keep prefix + digits within 15 characters. */
   readonly handlePrefix: string;
   readonly concurrency: number;
+  /** Tweets in the history (seed-history.ts); 0 or unset: none. */
+  readonly tweets?: number;
   readonly log?: NodeJS.WriteStream;
   /**
    * The user service's CHIRP_USER_CLAIM_GRACE_MS (default 30 s): how long a
@@ -60,6 +70,7 @@ export interface SeedResult {
   readonly counts: ReadonlyArray<UserCounts>;
   /** Users whose counts differ from the graph's (empty when all match). */
   readonly mismatches: ReadonlyArray<UserCounts>;
+  readonly history: HistoryResult | undefined;
 }
 
 export interface UserCounts {
@@ -109,7 +120,22 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
   });
   const mismatches = counts.filter((c) => c.followers !== c.expected || c.following !== c.expected);
   checkProgress.done(mismatches.length === 0 ? "every count matches" : `${mismatches.length} users differ`);
-  return { users: accounts, follows: follows.length, counts, mismatches };
+
+  const history =
+    (options.tweets ?? 0) === 0
+      ? undefined
+      : await seedHistory({
+          graph,
+          tweets: options.tweets!,
+          accounts,
+          handlePrefix: options.handlePrefix,
+          gatewayUrl: options.gatewayUrl,
+          tweetClient: createClient(TweetService, transport),
+          timelineClient: createClient(TimelineService, transport),
+          concurrency,
+          log,
+        });
+  return { users: accounts, follows: follows.length, counts, mismatches, history };
 }
 
 /** After the claim grace, how long to keep trying before giving up on a handle our own failed sign-up claimed. */
@@ -175,30 +201,6 @@ async function signUpOrLogIn(
   }
 }
 
-const RETRYABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded]);
-
-/**
- * Retries what a busy or failing-over system answers, with backoff; anything
- * else is final. `onRetryable` hears of every retryable failure (the last one
- * too, before it is thrown).
- */
-async function withRetry<T>(call: () => Promise<T>, onRetryable?: () => void, attempts = 6): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!RETRYABLE.has(ConnectError.from(err).code)) throw err;
-      onRetryable?.();
-      if (i >= attempts) throw err;
-      await sleep(50 * 2 ** i);
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
@@ -209,11 +211,13 @@ export async function run(args: string[]): Promise<number> {
   const prefix = takeOption(args, "handle-prefix", "reed98_");
   const concurrency = Number(takeOption(args, "concurrency", "16"));
   const limit = takeOption(args, "users", "");
+  const tweets = Number(takeOption(args, "tweets", "3000"));
   rejectUnknownFlags(args);
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new UsageError("--concurrency must be 1-256");
   const limitUsers = limit === "" ? Number.POSITIVE_INFINITY : Number(limit);
   if (!(limitUsers > 0)) throw new UsageError("--users must be a positive number");
+  if (!Number.isInteger(tweets) || tweets < 0 || tweets > 10_000_000) throw new UsageError("--tweets must be 0-10000000");
 
   const graph = readEdgeList(dataset, limitUsers);
   if (`${prefix}${graph.userCount - 1}`.length > 15) throw new UsageError("--handle-prefix is too long for 15-character handles");
@@ -221,12 +225,14 @@ export async function run(args: string[]): Promise<number> {
   // The same variable the user service reads (npm start passes one environment to both).
   const grace = Number(process.env["CHIRP_USER_CLAIM_GRACE_MS"] ?? "");
   const claimGraceMs = Number.isInteger(grace) && grace > 0 ? grace : undefined;
-  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency, ...(claimGraceMs === undefined ? {} : { claimGraceMs }) });
+  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency, tweets, ...(claimGraceMs === undefined ? {} : { claimGraceMs }) });
   for (const m of result.mismatches.slice(0, 10)) {
     process.stderr.write(`  ${prefix}${m.n}: ${m.followers} followers, ${m.following} following; the graph says ${m.expected}\n`);
   }
   process.stdout.write(
-    `${graph.userCount} users, ${result.follows} follows; ${result.mismatches.length === 0 ? "all counts match" : `${result.mismatches.length} users with wrong counts`}\n`,
+    `${graph.userCount} users, ${result.follows} follows; ${result.mismatches.length === 0 ? "all counts match" : `${result.mismatches.length} users with wrong counts`}` +
+      (result.history === undefined ? "" : `; ${result.history.planned} tweets in the history (${result.history.posted} posted now), ${result.history.likes} likes`) +
+      "\n",
   );
   return result.mismatches.length === 0 ? EXIT_OK : EXIT_FAILURE;
 }

@@ -1,10 +1,16 @@
 // `chirp seed` loads a socfb-Reed98 graph through the public API (the
 // gateway, with the mesh as `npm start` runs it): every user ends with the
-// exact follower and following counts of the graph, and a second run changes
+// exact follower and following counts of the graph, a history of tweets,
+// replies, quotes and likes is there to read, and a second run changes
 // nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
-import { seed } from "../../scripts/cli/seed.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import { seed, type SeedResult } from "../../scripts/cli/seed.js";
+import { seedHistory } from "../../scripts/cli/seed-history.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
@@ -29,13 +35,47 @@ describe("chirp seed", () => {
   const graph = readEdgeList(REED98_EDGES, 100);
   const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
 
-  it("gives every user of a socfb-Reed98 subgraph the exact counts of the graph", async () => {
+  let first: SeedResult;
+
+  it("gives every user of a socfb-Reed98 subgraph the exact counts of the graph, and a history to read", async () => {
     expect(graph.userCount).toBe(100);
     expect(graph.edges).toHaveLength(136);
-    const result = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, log: quiet });
-    expect(result.users).toHaveLength(graph.userCount);
-    expect(result.follows).toBe(2 * graph.edges.length);
-    expect(result.mismatches).toEqual([]);
+    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, log: quiet });
+    expect(first.users).toHaveLength(graph.userCount);
+    expect(first.follows).toBe(2 * graph.edges.length);
+    expect(first.mismatches).toEqual([]);
+    expect([first.history?.planned, first.history?.posted]).toEqual([120, 120]);
+    // Someone with friends sees tweets, replies and quotes among them at home.
+    const transport = createConnectTransport({ baseUrl: mesh.gatewayUrl, httpVersion: "1.1" });
+    const timelines = createClient(TimelineService, transport);
+    const reader = first.users[first.counts.reduce((best, c) => (c.expected > best.expected ? c : best)).n]!;
+    const home = await timelines.getHomeTimeline({ pageSize: 100 }, { headers: { authorization: `Bearer ${reader.token}` } });
+    expect(home.tweets.length).toBeGreaterThan(0);
+    const all = await Promise.all(
+      first.users.map((u) => timelines.getUserTimeline({ userId: u.id, pageSize: 100 }, { headers: { authorization: `Bearer ${u.token}` } })),
+    );
+    const tweets = all.flatMap((p) => p.tweets);
+    expect(tweets).toHaveLength(120);
+    expect(tweets.some((t) => t.replyToTweetId !== 0n)).toBe(true);
+    expect(tweets.some((t) => t.quoteTweetId !== 0n && t.quoteTweet !== undefined)).toBe(true);
+    expect(tweets.some((t) => t.hashtags.length > 0)).toBe(true);
+    expect(tweets.some((t) => t.likeCount > 0)).toBe(true);
+  });
+
+  it("posts no planned tweet twice when the history is written again", async () => {
+    const transport = createConnectTransport({ baseUrl: mesh.gatewayUrl, httpVersion: "1.1", useBinaryFormat: true });
+    const again = await seedHistory({
+      graph,
+      tweets: 120,
+      accounts: first.users,
+      handlePrefix: "reed98_",
+      gatewayUrl: mesh.gatewayUrl,
+      tweetClient: createClient(TweetService, transport),
+      timelineClient: createClient(TimelineService, transport),
+      concurrency: 16,
+      log: quiet,
+    });
+    expect([again.planned, again.posted]).toEqual([120, 0]);
   });
 
   it("is idempotent: a second run finds the same accounts and changes no count", async () => {

@@ -1,0 +1,197 @@
+// The history `chirp seed` writes after the graph: tweets with hashtags,
+// mentions of friends, URLs and a few photos, replies and quotes of earlier
+// tweets, and likes by friends, all through the public API as a client
+// would. The plan is drawn from a fixed-seed generator, so every run plans
+// the same tweets; a run first reads each author's user timeline and posts
+// only the planned tweets it does not find (by text, unique per author), so a
+// second run posts nothing. Likes are idempotent by themselves.
+//
+// Posted now, not backdated: the public API has no way to set a tweet's time
+// (its Snowflake id is its time), so the history spans the seeding minutes.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { PNG } from "pngjs";
+import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { PostTweetRequestSchema, TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import type { SocialGraph } from "./dataset.js";
+import { createProgress, mapConcurrent } from "./progress.js";
+import { withRetry } from "./retry.js";
+
+export interface HistoryOptions {
+  readonly graph: SocialGraph;
+  /** Tweets to plan over everyone (replies and quotes included). */
+  readonly tweets: number;
+  readonly accounts: ReadonlyArray<{ readonly id: bigint; readonly token: string }>;
+  readonly handlePrefix: string;
+  readonly gatewayUrl: string;
+  readonly tweetClient: Client<typeof TweetService>;
+  readonly timelineClient: Client<typeof TimelineService>;
+  readonly concurrency: number;
+  readonly log: NodeJS.WriteStream;
+}
+
+export interface HistoryResult {
+  readonly planned: number;
+  /** Posted by this run (0 on a second run). */
+  readonly posted: number;
+  readonly likes: number;
+}
+
+/** One planned tweet; `replyTo`/`quote` are indexes of earlier planned tweets. */
+export interface PlannedTweet {
+  readonly author: number;
+  readonly text: string;
+  readonly replyTo?: number;
+  readonly quote?: number;
+  readonly photo: boolean;
+  /** People (graph indexes) who like it. */
+  readonly likers: readonly number[];
+}
+
+const TOPICS = ["reed", "portland", "thesis", "coffee", "library", "finals", "hiking", "music", "film", "chess", "climbing", "soup"];
+const WORDS = (
+  "the a my our this that one new old late early quiet loud long short good odd best worst " +
+  "class paper book lab lecture seminar party walk run game show talk song poem idea plan " +
+  "today tonight tomorrow again finally maybe really still already just never always " +
+  "reading writing thinking making fixing cooking watching planning missing finishing"
+).split(" ");
+
+/**
+ * A reply or quote targets a tweet at least this many places earlier in the
+ * plan; tweets are posted in chunks of at most this many, so the target is
+ * posted by then. Fixed: the plan must not depend on how a run is made.
+ */
+export const PLAN_GAP = 64;
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The same plan for the same graph and count: authors drawn in proportion to
+ * their degree plus one, replies and quotes of tweets at least `gap` places
+ * earlier (posted by then, however many run at once), likes by friends.
+ */
+export function planHistory(graph: SocialGraph, tweets: number, handlePrefix: string, gap = PLAN_GAP): PlannedTweet[] {
+  const r = prng(0x5eed + graph.userCount * 31 + tweets);
+  const friends: number[][] = Array.from({ length: graph.userCount }, () => []);
+  for (const [a, b] of graph.edges) {
+    friends[a]!.push(b);
+    friends[b]!.push(a);
+  }
+  const weights = friends.map((f) => f.length + 1);
+  const total = weights.reduce((x, y) => x + y, 0);
+  const pickAuthor = (): number => {
+    let x = r() * total;
+    for (let n = 0; n < weights.length; n++) if ((x -= weights[n]!) < 0) return n;
+    return weights.length - 1;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const texts = new Set<string>();
+  const plan: PlannedTweet[] = [];
+  for (let i = 0; i < tweets; i++) {
+    const author = pickAuthor();
+    const kindRoll = r();
+    const earlier = i - gap;
+    const replyTo = earlier > 0 && kindRoll < 0.2 ? Math.floor(r() * earlier) : undefined;
+    const quote = replyTo === undefined && earlier > 0 && kindRoll < 0.27 ? Math.floor(r() * earlier) : undefined;
+    const words = Array.from({ length: 4 + Math.floor(r() * 8) }, () => pick(WORDS));
+    if (r() < 0.45) words.push(`#${pick(TOPICS)}`);
+    const mine = friends[author]!;
+    if (mine.length > 0 && r() < 0.25) words.splice(1, 0, `@${handlePrefix}${pick(mine)}`);
+    if (r() < 0.1) words.push(`https://example.com/${pick(TOPICS)}/${Math.floor(r() * 1000)}`);
+    let text = words.join(" ");
+    // Unique per author: a second run finds each planned tweet by its text.
+    while (texts.has(`${author}\n${text}`)) text += ` ${pick(WORDS)}`;
+    texts.add(`${author}\n${text}`);
+    const likers = mine.filter(() => r() < 0.15).slice(0, 8);
+    plan.push({ author, text, ...(replyTo === undefined ? {} : { replyTo }), ...(quote === undefined ? {} : { quote }), photo: r() < 0.02, likers });
+  }
+  return plan;
+}
+
+export async function seedHistory(opts: HistoryOptions): Promise<HistoryResult> {
+  const { accounts, concurrency } = opts;
+  const plan = planHistory(opts.graph, opts.tweets, opts.handlePrefix);
+  const chunk = Math.min(concurrency, PLAN_GAP);
+  const bearer = (n: number) => ({ headers: { authorization: `Bearer ${accounts[n]!.token}` } });
+
+  // What earlier runs posted: each author's tweets by text.
+  const authors = [...new Set(plan.map((t) => t.author))];
+  const found = new Map<string, bigint>();
+  const readProgress = createProgress("history: existing", authors.length, opts.log);
+  await mapConcurrent(authors, concurrency, async (n) => {
+    let pageToken = "";
+    do {
+      const page = await withRetry(() => opts.timelineClient.getUserTimeline({ userId: accounts[n]!.id, pageSize: 100, pageToken }, bearer(n)));
+      for (const t of page.tweets) if (t.authorId === accounts[n]!.id) found.set(`${n}\n${t.text}`, t.id);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    readProgress.tick();
+  });
+  readProgress.done(`${found.size} found`);
+
+  const ids: Array<bigint | undefined> = plan.map((t) => found.get(`${t.author}\n${t.text}`));
+  const missing = plan.flatMap((_, i) => (ids[i] === undefined ? [i] : []));
+  const postProgress = createProgress("history: tweets", missing.length, opts.log);
+  // In chunks of at most PLAN_GAP: a reply or quote targets a tweet at least that many places earlier, so it is posted by then.
+  for (let start = 0; start < missing.length; start += chunk) {
+    await Promise.all(
+      missing.slice(start, start + chunk).map(async (i) => {
+        const t = plan[i]!;
+        const mediaIds = t.photo ? [await uploadPhoto(opts.gatewayUrl, accounts[t.author]!.token, i)] : [];
+        const target = (k: number | undefined): bigint => (k === undefined ? 0n : (ids[k] ?? 0n));
+        const request = create(PostTweetRequestSchema, { text: t.text, mediaIds, replyToTweetId: target(t.replyTo), quoteTweetId: target(t.quote) });
+        try {
+          const { tweet } = await withRetry(() => opts.tweetClient.postTweet(request, bearer(t.author)));
+          ids[i] = tweet!.id;
+        } catch (err) {
+          // A target deleted by someone since: post it as a plain tweet.
+          if (ConnectError.from(err).code !== Code.NotFound) throw err;
+          const plain = create(PostTweetRequestSchema, { text: t.text, mediaIds });
+          ids[i] = (await withRetry(() => opts.tweetClient.postTweet(plain, bearer(t.author)))).tweet!.id;
+        }
+        postProgress.tick();
+      }),
+    );
+  }
+  postProgress.done();
+
+  const likes = plan.flatMap((t, i) => t.likers.map((n) => [n, ids[i]!] as const));
+  const likeProgress = createProgress("history: likes", likes.length, opts.log);
+  await mapConcurrent(likes, concurrency, async ([n, tweetId]) => {
+    await withRetry(() => opts.tweetClient.likeTweet({ tweetId }, bearer(n)));
+    likeProgress.tick();
+  });
+  likeProgress.done();
+  return { planned: plan.length, posted: missing.length, likes: likes.length };
+}
+
+/** A small generated photo (a gradient, different per tweet), uploaded through POST /media. */
+async function uploadPhoto(gatewayUrl: string, token: string, i: number): Promise<bigint> {
+  const [width, height] = [64, 48];
+  const data = Buffer.alloc(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 4;
+      data[o] = (x * 4 + i * 37) & 255;
+      data[o + 1] = (y * 5 + i * 11) & 255;
+      data[o + 2] = (i * 53) & 255;
+      data[o + 3] = 255;
+    }
+  }
+  const body = PNG.sync.write({ width, height, data });
+  return withRetry(async () => {
+    const res = await fetch(`${gatewayUrl}/media`, { method: "POST", body, headers: { "content-type": "image/png", authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new ConnectError(`POST /media: ${res.status} ${await res.text()}`, res.status === 503 ? Code.Unavailable : Code.Internal);
+    return BigInt(((await res.json()) as { id: string }).id);
+  });
+}
