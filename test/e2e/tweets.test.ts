@@ -177,7 +177,8 @@ describe("PostTweet", () => {
     });
     expect(tweet.text).toContain("Caf\u00e9");
     expect(Date.parse(tweet.createTime)).toBeGreaterThan(Date.now() - 60_000);
-    expect(await writtenBy(alice)).toEqual({ tweets: 2, outbox: 2, tweetCount: 2, lookups: 2 });
+    // Two TweetCreated and the reply's TweetReplied (to alice's own tweet, so on her shard too).
+    expect(await writtenBy(alice)).toEqual({ tweets: 2, outbox: 3, tweetCount: 2, lookups: 2 });
 
     const read = (await getTweet(tweet.id)).body.tweet;
     expect(read).toEqual({ ...tweet, author: read.author });
