@@ -23,7 +23,7 @@ export const PUBLIC_API: readonly PublicService[] = [
   {
     backend: "tweet",
     service: TweetService,
-    methods: ["PostTweet", "GetTweet", "DeleteTweet", "LikeTweet", "UnlikeTweet", "ListLikedTweets", "GetThread"],
+    methods: ["PostTweet", "GetTweet", "DeleteTweet", "LikeTweet", "UnlikeTweet", "ListLikedTweets", "GetThread", "Repost", "Unrepost"],
   },
   { backend: "timeline", service: TimelineService, methods: ["GetHomeTimeline", "GetUserTimeline", "StreamEvents"] },
   { backend: "search", service: SearchService, methods: ["SearchTweets", "GetTrends"] },
@@ -45,6 +45,8 @@ const NOT_READS: Readonly<Record<string, RateClass>> = {
   "TweetService/DeleteTweet": "write",
   "TweetService/LikeTweet": "write",
   "TweetService/UnlikeTweet": "write",
+  "TweetService/Repost": "write",
+  "TweetService/Unrepost": "write",
 };
 
 export function rateClassOf(service: DescService, method: string): RateClass {

@@ -62,6 +62,8 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       tweet_replies: byUser("parent_author_id"),
       // A quote edge with the quoted tweet, on its author's shard.
       tweet_quotes: byUser("quoted_author_id"),
+      // A repost edge with the reposted tweet, on its author's shard.
+      tweet_reposts: byUser("tweet_author_id"),
       tweet_lookup: byUser("tweet_id"),
       likes: byUser("user_id"),
       // Media rows with their owner; media_lookup (media id -> owner) by the

@@ -1,7 +1,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
-import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetUnlikedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetRepostedSchema, TweetUnlikedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
 
 /**
@@ -20,6 +20,8 @@ export const EVENTS = {
   tweetUnliked: { subject: "chirp.tweet.v1.tweet_unliked", schema: TweetUnlikedSchema },
   tweetReplied: { subject: "chirp.tweet.v1.tweet_replied", schema: TweetRepliedSchema },
   tweetQuoted: { subject: "chirp.tweet.v1.tweet_quoted", schema: TweetQuotedSchema },
+  tweetReposted: { subject: "chirp.tweet.v1.tweet_reposted", schema: TweetRepostedSchema },
+  tweetUnreposted: { subject: "chirp.tweet.v1.tweet_unreposted", schema: TweetUnrepostedSchema },
   mediaUploaded: { subject: "chirp.media.v1.media_uploaded", schema: MediaUploadedSchema },
 } as const satisfies Record<string, EventType>;
 

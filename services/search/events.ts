@@ -54,6 +54,11 @@ export function indexHandler(store: SearchStore, writer: IndexWriter, m?: Search
   return async (event) => {
     if (event.subject === EVENTS.tweetCreated.subject) {
       const t = event.message;
+      // A repost has no text of its own; its original is indexed already.
+      if (t.repostOfTweetId !== 0n) {
+        m?.applied.inc({ consumer: "index", event: "tweet_created", result: "skipped" });
+        return;
+      }
       const doc = analyzeTweet({ text: t.text, authorId: t.authorId, hashtags: t.hashtags, mentions: t.mentions });
       const result = await writer.index({ tweetId: t.tweetId, authorId: t.authorId, body: doc.body, terms: doc.terms });
       m?.applied.inc({ consumer: "index", event: "tweet_created", result });

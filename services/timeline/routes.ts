@@ -22,17 +22,25 @@ const HYDRATE_BATCH = 100;
 export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof TimelineService>> {
   const { reader } = ctx;
 
-  /** The page's tweets in its order; deleted and missing ones drop out (the page may come out short). */
+  /**
+   * The page's tweets in its order; deleted and missing ones drop out (the
+   * page may come out short). A repost entry comes back as its original with
+   * reposted_by; a tweet is on a page once, however many of the entries
+   * (its own, reposts of it) name it: the newest one shows it.
+   */
   const hydrate = async (entries: readonly Entry[], hctx: HandlerContext): Promise<Tweet[]> => {
     const found = new Map<bigint, Tweet>();
     for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
       const batch = entries.slice(i, i + HYDRATE_BATCH);
       const { tweets } = await ctx.clients.tweet.batchGetTweets({ tweetIds: batch.map((e) => e.id), authorIds: batch.map((e) => e.authorId) }, onBehalfOf(hctx));
-      for (const t of tweets) found.set(t.id, t);
+      for (const t of tweets) found.set(t.repostId === 0n ? t.id : t.repostId, t);
     }
+    const shown = new Set<bigint>();
     return entries.flatMap((e) => {
       const t = found.get(e.id);
-      return t === undefined ? [] : [t];
+      if (t === undefined || shown.has(t.id)) return [];
+      shown.add(t.id);
+      return [t];
     });
   };
 

@@ -14,7 +14,7 @@ import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Metrics } from "../../lib/metrics.js";
 import { microsFromTimestamp, timestampFromMicros } from "./db-time.js";
-import type { LikeEdge, RefEdge, TweetRow, TweetStore } from "./store.js";
+import type { LikeEdge, RefEdge, RepostChange, TweetRow, TweetStore } from "./store.js";
 
 /** The durable consumer that keeps `likes` (the likers' index); shared by every tweet instance. */
 export const LIKES_INDEX_DURABLE = "tweet-likes-index";
@@ -32,6 +32,7 @@ export function announceTweetCreated(ids: IdGenerator, requestId: string | undef
         mediaIds: [...row.mediaIds],
         replyToTweetId: row.replyToTweetId,
         quoteTweetId: row.quoteTweetId,
+        repostOfTweetId: row.repostOfTweetId,
         createTime: timestampFromMs(parseId(row.id).timeMs),
         urls: [...row.urls],
       }),
@@ -72,6 +73,16 @@ export function announceRefEdge(ids: IdGenerator, requestId: string | undefined)
   };
 }
 
+/** TweetReposted or TweetUnreposted, on the original's shard (its author is the one to tell). */
+export function announceRepostChange(ids: IdGenerator, requestId: string | undefined): Announce<RepostChange> {
+  return (tx, change) => {
+    const common = { tweetId: change.tweetId, authorId: change.authorId, reposterId: change.reposterId, repostId: change.repostId };
+    return change.live
+      ? appendOutbox(tx, ids, { type: EVENTS.tweetReposted, message: create(EVENTS.tweetReposted.schema, common), userId: change.authorId, requestId })
+      : appendOutbox(tx, ids, { type: EVENTS.tweetUnreposted, message: create(EVENTS.tweetUnreposted.schema, common), userId: change.authorId, requestId });
+  };
+}
+
 export function announceTweetDeleted(ids: IdGenerator, requestId: string | undefined): Announce<{ row: TweetRow; deleteTimeMicros: bigint }> {
   return (tx, { row, deleteTimeMicros }) =>
     appendOutbox(tx, ids, {
@@ -82,6 +93,7 @@ export function announceTweetDeleted(ids: IdGenerator, requestId: string | undef
         deleteTime: timestampFromMicros(deleteTimeMicros),
         replyToTweetId: row.replyToTweetId,
         quoteTweetId: row.quoteTweetId,
+        repostOfTweetId: row.repostOfTweetId,
       }),
       userId: row.authorId,
       requestId,

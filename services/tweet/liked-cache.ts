@@ -1,9 +1,10 @@
-// Whether a viewer likes a tweet, in Redis, so that a read of cached tweets
-// needs no database: one hash per viewer, `chirp:liked:{<viewer>}`, a field
-// per tweet, valued `<tweet version>:<0|1>`.
+// Whether a viewer likes a tweet and has reposted it, in Redis, so that a
+// read of cached tweets needs no database: one hash per viewer,
+// `chirp:liked:{<viewer>}`, a field per tweet, valued
+// `<tweet version>:<liked 0|1><reposted 0|1>`.
 //
-// Every change of anyone's like of a tweet adds one to the tweet row's
-// version, under the row's lock (store.ts, setLike). So "at version v, the
+// Every change of anyone's like or repost of a tweet adds one to the tweet
+// row's version, under the row's lock (store.ts, setLike, settleRepost). So "at version v, the
 // viewer's like was s" is a fact that never goes stale: it is only ever
 // written from a (version, state) pair read together, in one statement on
 // the primary or under the row lock, and a reader uses it only for a tweet
@@ -18,11 +19,12 @@ import { Counter } from "prom-client";
 import type { Logger } from "../../lib/logger.js";
 import { countResults, type Metrics } from "../../lib/metrics.js";
 
-/** A like state at a tweet version. */
+/** A viewer's like and repost state at a tweet version. */
 export interface LikeAt {
   readonly tweetId: bigint;
   readonly version: bigint;
   readonly liked: boolean;
+  readonly reposted: boolean;
 }
 
 export interface LikedCache {
@@ -72,8 +74,9 @@ export function createLikedCache(opts: LikedCacheOptions): LikedCache {
         const value = values[i];
         const colon = value?.indexOf(":") ?? -1;
         const state = value?.slice(colon + 1);
-        if (value === null || value === undefined || colon <= 0 || (state !== "1" && state !== "0")) return "miss";
-        out.set(id, { tweetId: id, version: BigInt(value.slice(0, colon)), liked: state === "1" });
+        // An older value of one digit (no repost state) is a miss.
+        if (value === null || value === undefined || colon <= 0 || state === undefined || !/^[01][01]$/.test(state)) return "miss";
+        out.set(id, { tweetId: id, version: BigInt(value.slice(0, colon)), liked: state[0] === "1", reposted: state[1] === "1" });
         return "found";
       });
       countResults(reads, "result", results);
@@ -86,7 +89,7 @@ export function createLikedCache(opts: LikedCacheOptions): LikedCache {
       try {
         await redis
           .multi()
-          .hset(k, Object.fromEntries(states.map((s) => [String(s.tweetId), `${s.version}:${s.liked ? 1 : 0}`])))
+          .hset(k, Object.fromEntries(states.map((s) => [String(s.tweetId), `${s.version}:${s.liked ? 1 : 0}${s.reposted ? 1 : 0}`])))
           .pexpire(k, ttlMs)
           .exec();
       } catch (err) {

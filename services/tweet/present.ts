@@ -26,6 +26,8 @@ export function presentTweetCore(row: TweetRow): Tweet {
     replyCount: Math.min(row.replyCount, UINT32_MAX),
     quoteCount: Math.min(row.quoteCount, UINT32_MAX),
     quoteTweetId: row.quoteTweetId,
+    repostCount: Math.min(row.repostCount, UINT32_MAX),
+    repostOfTweetId: row.repostOfTweetId,
     urls: [...row.urls],
   });
 }

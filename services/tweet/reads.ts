@@ -25,10 +25,11 @@ export interface TweetRef {
   readonly authorId: bigint;
 }
 
-/** A live tweet as loaded: the viewer-independent part and the viewer's like. */
+/** A live tweet as loaded: the viewer-independent part and the viewer's like and repost. */
 export interface LoadedTweet {
   readonly core: Tweet;
   readonly liked: boolean;
+  readonly reposted?: boolean;
 }
 
 export interface TweetReader {
@@ -51,6 +52,13 @@ export interface TweetReader {
 }
 
 const BATCH = 100;
+
+/** A tweet as a read shows it: for a repost, the original, who reposted it and the repost's id. */
+interface Shown {
+  readonly loaded: LoadedTweet;
+  readonly reposter?: bigint;
+  readonly repostId?: bigint;
+}
 
 export function createTweetReader(opts: {
   router: ShardRouter;
@@ -95,14 +103,17 @@ export function createTweetReader(opts: {
           store.readTweets(shard, misses, viewer),
           viewer === undefined ? [] : store.likesAt(shard, viewer, unknown),
         ]);
-        const likedNow = new Map(read.map((l) => [l.tweetId, l.liked]));
+        const readNow = new Map(read.map((l) => [l.tweetId, l]));
         learned.push(...read);
-        for (const { tweet } of hits) out.set(tweet.id, { core: tweet, liked: likedNow.get(tweet.id) ?? knownLikes.get(tweet.id)?.liked ?? false });
+        for (const { tweet } of hits) {
+          const state = readNow.get(tweet.id) ?? knownLikes.get(tweet.id);
+          out.set(tweet.id, { core: tweet, liked: state?.liked ?? false, reposted: state?.reposted ?? false });
+        }
         const fills: Promise<void>[] = [];
-        for (const { row, liked: rowLiked } of rows) {
+        for (const { row, liked: rowLiked, reposted } of rows) {
           const core = row.deleted ? undefined : presentTweetCore(row);
-          if (core !== undefined) out.set(row.id, { core, liked: rowLiked });
-          if (viewer !== undefined) learned.push({ tweetId: row.id, version: row.version, liked: rowLiked });
+          if (core !== undefined) out.set(row.id, { core, liked: rowLiked, reposted });
+          if (viewer !== undefined) learned.push({ tweetId: row.id, version: row.version, liked: rowLiked, reposted });
           const lease = cached.get(row.id);
           if (cache !== undefined && lease?.kind === "miss" && lease.lease !== undefined) {
             const entry: CachedTweet = core === undefined ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: core };
@@ -153,9 +164,12 @@ export function createTweetReader(opts: {
     withQuotes: boolean,
   ): Promise<Tweet[]> => {
     if (tweets.length === 0) return [];
+    // A repost is shown as its original, with who reposted it (dropped when the original is gone).
+    const shown: Shown[] = tweets.some((t) => t.core.repostOfTweetId !== 0n) ? await originalsOf(tweets, hctx) : tweets.map((loaded) => ({ loaded }));
+    tweets = shown.map((s) => s.loaded);
     const known = new Map(knownMedia.map((m) => [m.id, m]));
     const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
-    const authorIds = tweets.map((t) => t.core.authorId);
+    const authorIds = [...tweets.map((t) => t.core.authorId), ...shown.flatMap((s) => (s.reposter === undefined ? [] : [s.reposter]))];
     const users = async (): Promise<Map<bigint, User>> => {
       if (prefetched === undefined) return authors(authorIds, hctx);
       const got = await prefetched;
@@ -169,7 +183,7 @@ export function createTweetReader(opts: {
       quotedIds.length === 0 ? new Map<bigint, Tweet>() : quotedTweets(quotedIds, hctx),
     ]);
     const mediaById = new Map([...known, ...fetched]);
-    return tweets.map(({ core, liked }) => {
+    return shown.map(({ loaded: { core, liked, reposted }, reposter, repostId }) => {
       // A shallow copy (the core may be shared: a cache hit used twice in one
       // batch): only top-level fields are set here, and nothing writes into
       // a tweet's nested messages. A deep clone was a profiled cost.
@@ -182,8 +196,23 @@ export function createTweetReader(opts: {
           return m === undefined ? [] : [m];
         }),
         quoteTweet: core.quoteTweetId === 0n ? undefined : quoted.get(core.quoteTweetId),
+        repostedByViewer: reposted ?? false,
+        repostedBy: reposter === undefined ? undefined : byAuthor.get(reposter),
+        repostId: repostId ?? 0n,
       };
       return tweet;
+    });
+  };
+
+  /** Each repost replaced by its original, loaded for the caller; reposts of a deleted or unknown original left out. */
+  const originalsOf = async (tweets: readonly LoadedTweet[], hctx: HandlerContext): Promise<Shown[]> => {
+    const ids = [...new Set(tweets.map((t) => t.core.repostOfTweetId).filter((id) => id !== 0n))];
+    const authors = opts.lookup === undefined ? new Map<bigint, bigint>() : await opts.lookup.authorsOf(ids);
+    const originals = await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx));
+    return tweets.flatMap((t) => {
+      if (t.core.repostOfTweetId === 0n) return [{ loaded: t }];
+      const original = originals.get(t.core.repostOfTweetId);
+      return original === undefined ? [] : [{ loaded: original, reposter: t.core.authorId, repostId: t.core.id }];
     });
   };
 

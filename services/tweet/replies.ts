@@ -25,6 +25,7 @@ import { announceRefEdge } from "./events.js";
 import type { AuthorLookup } from "./lookup.js";
 import { decodeRepliesPageToken, encodeRepliesPageToken } from "./page-token.js";
 import type { LoadedTweet, TweetReader } from "./reads.js";
+import type { Reposts } from "./reposts.js";
 import type { RefKind, TweetRefRow, TweetRow, TweetStore } from "./store.js";
 
 /** The durable consumer that completes reply and quote edges; shared by every tweet instance. */
@@ -153,7 +154,7 @@ export function createReplies(deps: {
  * TweetCreated and TweetDeleted of a reply or quote is applied, which changes
  * nothing when the call already did it.
  */
-export function startRefsIndex(opts: { bus: EventBus; replies: Replies; log: Logger; metrics?: Metrics }): EventConsumer {
+export function startRefsIndex(opts: { bus: EventBus; replies: Replies; reposts: Reposts; log: Logger; metrics?: Metrics }): EventConsumer {
   const applied = opts.metrics
     ? new Counter({
         name: "chirp_tweet_refs_index_total",
@@ -170,8 +171,12 @@ export function startRefsIndex(opts: { bus: EventBus; replies: Replies; log: Log
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
     handler: async (event) => {
       const m = event.message;
-      if (m.replyToTweetId === 0n && m.quoteTweetId === 0n) return;
       const live = event.subject === EVENTS.tweetCreated.subject;
+      if (m.repostOfTweetId !== 0n) {
+        applied?.inc({ result: await opts.reposts.settle({ id: m.tweetId, authorId: m.authorId, repostOfTweetId: m.repostOfTweetId }, live) });
+        return;
+      }
+      if (m.replyToTweetId === 0n && m.quoteTweetId === 0n) return;
       const results = await opts.replies.recordEdges({ id: m.tweetId, authorId: m.authorId, replyToTweetId: m.replyToTweetId, quoteTweetId: m.quoteTweetId }, live);
       for (const result of results) applied?.inc({ result });
     },

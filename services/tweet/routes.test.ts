@@ -65,7 +65,7 @@ function memoryStore(router: ShardRouter) {
         if (row === undefined) return [];
         // One statement per shard: asked only for the tweets that live there.
         expect(tweetShard(row.authorId).name).toBe(shard.name);
-        return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`) }];
+        return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`), reposted: false }];
       });
     },
     async likesAt(shard, viewer, ids) {
@@ -73,7 +73,7 @@ function memoryStore(router: ShardRouter) {
       if (ids.length === 0) return [];
       stats.likesAtCalls++;
       for (const id of ids) expect(tweetShard(rows.get(id)!.authorId).name).toBe(shard.name);
-      return ids.map((id) => ({ tweetId: id, version: rows.get(id)!.version, liked: likes.has(`${viewer}:${id}`) }));
+      return ids.map((id) => ({ tweetId: id, version: rows.get(id)!.version, liked: likes.has(`${viewer}:${id}`), reposted: false }));
     },
     async listLikes(userId, after: LikeCursor | undefined, limit) {
       return likerIndex
@@ -103,6 +103,8 @@ function memoryStore(router: ShardRouter) {
         replyCount: 0,
         quoteTweetId: 0n,
         quoteCount: 0,
+        repostOfTweetId: 0n,
+        repostCount: 0,
         hashtags: [],
         mentions: [],
         urls: [],

@@ -9,8 +9,10 @@ import {
   ListAuthorTweetsResponseSchema,
   ListLikedTweetsResponseSchema,
   PostTweetResponseSchema,
+  RepostResponseSchema,
   TweetRefSchema,
   UnlikeTweetResponseSchema,
+  UnrepostResponseSchema,
   type PostTweetRequest,
   type TweetService,
 } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
@@ -114,7 +116,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     // Also when nothing changed: a retry after an Unavailable publish completes it.
     await publish(result.row);
     // The liker's own next read knows their like at the new version (best effort: a miss reads the primary).
-    await ctx.liked?.write(callerId, [{ tweetId, version: result.row.version, liked }]);
+    await ctx.liked?.write(callerId, [{ tweetId, version: result.row.version, liked, reposted: result.reposted }]);
     return result.row.likeCount;
   };
 
@@ -154,6 +156,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
             text: text.text,
             replyToTweetId: req.replyToTweetId,
             quoteTweetId: req.quoteTweetId,
+            repostOfTweetId: 0n,
             mediaIds: req.mediaIds,
             latitude: req.location?.latitude ?? null,
             longitude: req.location?.longitude ?? null,
@@ -233,6 +236,14 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       const loaded = await loadByIds(ids, callerOf(hctx));
       const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted);
       return create(BatchGetTweetsResponseSchema, { tweets });
+    },
+
+    async repost(req, hctx) {
+      return create(RepostResponseSchema, { repostCount: await ctx.reposts.repost(req.tweetId, hctx) });
+    },
+
+    async unrepost(req, hctx) {
+      return create(UnrepostResponseSchema, { repostCount: await ctx.reposts.unrepost(req.tweetId, hctx) });
     },
 
     async getThread(req, hctx) {

@@ -18,6 +18,13 @@ import type { LikeCursor } from "./page-token.js";
 
 const LIKED = 1;
 const UNLIKED = 0;
+const REPOST_TAKEN_BACK = 0;
+const REPOST_LIVE = 1;
+const REPOST_PENDING = 2;
+
+/** The viewer's like and repost of `t` (two `?`: the viewer, twice). */
+const VIEWER_COLUMNS = `(SELECT l.state FROM chirp.tweet_likes l WHERE l.tweet_id = t.id AND l.user_id = ?) AS liked,
+  (SELECT r.state FROM chirp.tweet_reposts r WHERE r.tweet_id = t.id AND r.reposter_id = ?) AS reposted`;
 
 /** A tweets row, parsed. Plain data: presentation is present.ts's job. */
 export interface TweetRow {
@@ -36,6 +43,10 @@ export interface TweetRow {
   readonly quoteTweetId: bigint;
   /** Live tweets quoting it (tweet_quotes rows in state 1). */
   readonly quoteCount: number;
+  /** A repost's original; 0 for a tweet of its own. */
+  readonly repostOfTweetId: bigint;
+  /** Live reposts (tweet_reposts rows in state 1). */
+  readonly repostCount: number;
   readonly hashtags: readonly string[];
   readonly mentions: readonly bigint[];
   readonly urls: readonly string[];
@@ -44,7 +55,7 @@ export interface TweetRow {
   readonly deleted: boolean;
 }
 
-export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "version" | "deleted"> & {
+export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "repostCount" | "version" | "deleted"> & {
   /** The Snowflake id's time, in microseconds (create_time of the tweet and its lookup). */
   readonly createTimeMicros: bigint;
 };
@@ -65,7 +76,14 @@ export interface LikeEdge {
 export type SetLikeResult =
   | { readonly kind: "missing" }
   | { readonly kind: "deleted"; readonly row: TweetRow }
-  | { readonly kind: "done"; readonly row: TweetRow; readonly edge: LikeEdge | undefined; readonly changed: boolean };
+  | {
+      readonly kind: "done";
+      readonly row: TweetRow;
+      readonly edge: LikeEdge | undefined;
+      readonly changed: boolean;
+      /** Whether the liker has reposted it, read under the same lock (their cached state at the new version). */
+      readonly reposted: boolean;
+    };
 
 export type DeleteResult =
   | { readonly kind: "missing" }
@@ -90,7 +108,7 @@ export interface TweetStore {
   /** The tweet, the author's tweet_count and the event, in one transaction on the author's shard. */
   createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow>;
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
-  readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean }>>;
+  readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
   /** The viewer's like of each live or deleted tweet among `ids`, with the tweet's version, read together (primary). */
   likesAt(shard: ShardInfo, viewer: bigint, ids: readonly bigint[]): Promise<LikeAt[]>;
@@ -114,11 +132,55 @@ export interface TweetStore {
    * deleted edge stays deleted. "missing": no target row.
    */
   setRefEdge(kind: RefKind, targetAuthorId: bigint, targetId: bigint, ref: TweetRefRow, live: boolean, announce: Announce<RefEdge>): Promise<RefEdgeResult>;
+  /**
+   * A repost's first step, on the original's shard under its row lock: the
+   * reposter's edge is made pending with `newRepostId` unless it is live
+   * ("live": nothing to do) or already pending ("pending" with its own id:
+   * a retry writes that same repost tweet).
+   */
+  beginRepost(originalAuthorId: bigint, originalId: bigint, reposterId: bigint, newRepostId: bigint): Promise<BeginRepostResult>;
+  /** The reposter's edge, from the primary; undefined when there is none. */
+  repostEdge(originalAuthorId: bigint, originalId: bigint, reposterId: bigint): Promise<RepostEdgeRow | undefined>;
+  /**
+   * A repost's last step (or an unrepost): the edge naming `repostId` goes
+   * live from pending, or is taken back from pending or live, with
+   * repost_count and the version, under the original's row lock; a change to
+   * or from live is announced. `liked`: the reposter's like, read under the
+   * same lock (their cached state at the new version).
+   */
+  settleRepost(
+    originalAuthorId: bigint,
+    originalId: bigint,
+    reposterId: bigint,
+    repostId: bigint,
+    live: boolean,
+    announce: Announce<RepostChange>,
+  ): Promise<{ readonly kind: "missing" } | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean; readonly liked: boolean }>;
   /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
   listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
 
 export type RefEdgeResult = { readonly kind: "missing" } | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean };
+
+export type BeginRepostResult =
+  | { readonly kind: "missing" }
+  | { readonly kind: "deleted" }
+  | { readonly kind: "live"; readonly row: TweetRow }
+  | { readonly kind: "pending"; readonly repostId: bigint };
+
+export interface RepostEdgeRow {
+  readonly state: "pending" | "live" | "taken-back";
+  readonly repostId: bigint;
+}
+
+/** A repost that took effect or was taken back: announced (TweetReposted, TweetUnreposted) in its transaction. */
+export interface RepostChange {
+  readonly live: boolean;
+  readonly tweetId: bigint;
+  readonly authorId: bigint;
+  readonly reposterId: bigint;
+  readonly repostId: bigint;
+}
 
 /** A tweet's reference to another: a reply (to its parent) or a quote (of the quoted tweet). */
 export type RefKind = "reply" | "quote";
@@ -171,16 +233,19 @@ interface RawTweet {
   reply_count: string;
   quote_tweet_id: string | null;
   quote_count: string;
+  repost_of_tweet_id: string | null;
+  repost_count: string;
   hashtags: string;
   mentions: string;
   urls: string;
   version: string;
   deleted: number | string;
   liked?: number | string | null;
+  reposted?: number | string | null;
 }
 
 const TWEET_COLUMNS = `t.id, t.author_id, t.text, t.reply_to_tweet_id, t.media_ids, t.latitude, t.longitude, t.like_count,
-  t.reply_count, t.quote_tweet_id, t.quote_count, t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
+  t.reply_count, t.quote_tweet_id, t.quote_count, t.repost_of_tweet_id, t.repost_count, t.hashtags, t.mentions, t.urls, t.version, t.delete_time IS NOT NULL AS deleted`;
 
 export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetStore {
   const calls = metrics
@@ -260,15 +325,16 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     async createTweet(t, announce) {
       return transaction(tweetShard(t.authorId), "createTweet", async (tx) => {
         await tx.execute(
-          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, media_ids, latitude, longitude, like_count,
-             hashtags, mentions, urls, version, create_time)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
+          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
+             like_count, hashtags, mentions, urls, version, create_time)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
           [
             t.id,
             t.authorId,
             t.text,
             t.replyToTweetId === 0n ? null : t.replyToTweetId,
             t.quoteTweetId === 0n ? null : t.quoteTweetId,
+            t.repostOfTweetId === 0n ? null : t.repostOfTweetId,
             idsJson(t.mediaIds),
             t.latitude,
             t.longitude,
@@ -279,7 +345,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
           ],
         );
         await adjustUserCount(tx, t.authorId, "tweet_count", 1);
-        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, version: 1n, deleted: false };
+        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
         await announce(tx, row);
         return row;
       });
@@ -287,24 +353,28 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
 
     async readTweets(shard, ids, viewer) {
       if (ids.length === 0) return [];
-      const likedColumn = viewer === undefined ? "" : ", (SELECT l.state FROM chirp.tweet_likes l WHERE l.tweet_id = t.id AND l.user_id = ?) AS liked";
-      const params: SqlValue[] = viewer === undefined ? [...ids] : [viewer, ...ids];
+      const likedColumn = viewer === undefined ? "" : `, ${VIEWER_COLUMNS}`;
+      const params: SqlValue[] = viewer === undefined ? [...ids] : [viewer, viewer, ...ids];
       const rows = await primary(shard, "readTweets").query<RawTweet>(
         `SELECT ${TWEET_COLUMNS}${likedColumn} FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
         params,
       );
-      return rows.map((r) => ({ row: parseTweet(r), liked: Number(r.liked ?? 0) === LIKED }));
+      return rows.map((r) => ({ row: parseTweet(r), liked: Number(r.liked ?? 0) === LIKED, reposted: Number(r.reposted ?? 0) === REPOST_LIVE }));
     },
 
     async likesAt(shard, viewer, ids) {
       if (ids.length === 0) return [];
       // One statement, one read view: the state is the one at that version.
-      const rows = await primary(shard, "likesAt").query<{ id: string; version: string; liked: number | null }>(
-        `SELECT t.id, t.version, (SELECT l.state FROM chirp.tweet_likes l WHERE l.tweet_id = t.id AND l.user_id = ?) AS liked
-         FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
-        [viewer, ...ids],
+      const rows = await primary(shard, "likesAt").query<{ id: string; version: string; liked: number | null; reposted: number | null }>(
+        `SELECT t.id, t.version, ${VIEWER_COLUMNS} FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
+        [viewer, viewer, ...ids],
       );
-      return rows.map((r) => ({ tweetId: BigInt(r.id), version: BigInt(r.version), liked: Number(r.liked ?? 0) === LIKED }));
+      return rows.map((r) => ({
+        tweetId: BigInt(r.id),
+        version: BigInt(r.version),
+        liked: Number(r.liked ?? 0) === LIKED,
+        reposted: Number(r.reposted ?? 0) === REPOST_LIVE,
+      }));
     },
 
     async setLike(authorId, tweetId, userId, liked, announce) {
@@ -316,6 +386,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         if (locked === undefined) return { kind: "missing" } as const;
         const { row, now } = locked;
         if (row.deleted) return { kind: "deleted", row } as const;
+        const reposted = await repostedBy(tx, tweetId, userId);
         const [edgeRaw] = await tx.query<{ state: number; version: string; like_time: string }>(
           `SELECT state, version, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
            FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id = ? FOR UPDATE`,
@@ -327,7 +398,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
             : { liked: Number(edgeRaw.state) === LIKED, version: BigInt(edgeRaw.version), likeTimeMicros: microsFromDbTime(edgeRaw.like_time) };
         if ((current?.liked ?? false) === liked) {
           const edge = current && { tweetId, authorId, userId, ...current, changeTimeMicros: now };
-          return { kind: "done", row, edge, changed: false } as const;
+          return { kind: "done", row, edge, changed: false, reposted } as const;
         }
         const edge: LikeEdge = {
           tweetId,
@@ -353,7 +424,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         );
         await announce(tx, edge);
         const after: TweetRow = { ...row, likeCount: Math.max(0, row.likeCount + (liked ? 1 : -1)), version: row.version + 1n };
-        return { kind: "done", row: after, edge, changed: true } as const;
+        return { kind: "done", row: after, edge, changed: true, reposted } as const;
       });
     },
 
@@ -469,6 +540,51 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       });
     },
 
+    async beginRepost(originalAuthorId, originalId, reposterId, newRepostId) {
+      return transaction(tweetShard(originalAuthorId), "beginRepost", async (tx) => {
+        const locked = await lockTweet(tx, originalId);
+        if (locked === undefined) return { kind: "missing" } as const;
+        if (locked.row.deleted) return { kind: "deleted" } as const;
+        const edge = await repostEdgeIn(tx, originalId, reposterId, true);
+        if (edge?.state === "live") return { kind: "live", row: locked.row } as const;
+        if (edge?.state === "pending") return { kind: "pending", repostId: edge.repostId } as const;
+        await tx.execute(
+          `INSERT INTO chirp.tweet_reposts (tweet_id, tweet_author_id, reposter_id, repost_id, state) VALUES (?, ?, ?, ?, ${REPOST_PENDING})
+           ON DUPLICATE KEY UPDATE repost_id = VALUES(repost_id), state = ${REPOST_PENDING}`,
+          [originalId, originalAuthorId, reposterId, newRepostId],
+        );
+        return { kind: "pending", repostId: newRepostId } as const;
+      });
+    },
+
+    async repostEdge(originalAuthorId, originalId, reposterId) {
+      return repostEdgeIn(primary(tweetShard(originalAuthorId), "repostEdge"), originalId, reposterId, false);
+    },
+
+    async settleRepost(originalAuthorId, originalId, reposterId, repostId, live, announce) {
+      return transaction(tweetShard(originalAuthorId), live ? "repost" : "unrepost", async (tx) => {
+        const locked = await lockTweet(tx, originalId);
+        if (locked === undefined) return { kind: "missing" } as const;
+        const { row } = locked;
+        const liked = await likedBy(tx, originalId, reposterId);
+        const edge = await repostEdgeIn(tx, originalId, reposterId, true);
+        const unchanged = { kind: "done", target: row, changed: false, liked } as const;
+        if (edge === undefined || edge.repostId !== repostId) return unchanged;
+        if (live ? edge.state !== "pending" : edge.state === "taken-back") return unchanged;
+        await tx.execute("UPDATE chirp.tweet_reposts SET state = ? WHERE tweet_id = ? AND reposter_id = ?", [
+          live ? REPOST_LIVE : REPOST_TAKEN_BACK,
+          originalId,
+          reposterId,
+        ]);
+        // A pending edge taken back was never counted.
+        if (!live && edge.state === "pending") return unchanged;
+        await tx.execute(`UPDATE chirp.tweets SET repost_count = repost_count ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [originalId]);
+        await announce(tx, { live, tweetId: originalId, authorId: originalAuthorId, reposterId, repostId });
+        const target: TweetRow = { ...row, repostCount: Math.max(0, row.repostCount + (live ? 1 : -1)), version: row.version + 1n };
+        return { kind: "done", target, changed: true, liked } as const;
+      });
+    },
+
     async listReplies(parentAuthorId, parentId, after, limit, usePrimary) {
       const shard = tweetShard(parentAuthorId);
       const db = usePrimary ? primary(shard, "listReplies") : reader(shard, "listReplies");
@@ -506,6 +622,29 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
   };
 }
 
+/** The reposter's edge of a tweet; `forUpdate` inside a transaction holding the tweet row's lock. */
+async function repostEdgeIn(db: Queryable, tweetId: bigint, reposterId: bigint, forUpdate: boolean): Promise<RepostEdgeRow | undefined> {
+  const [edge] = await db.query<{ state: number; repost_id: string }>(
+    `SELECT state, repost_id FROM chirp.tweet_reposts WHERE tweet_id = ? AND reposter_id = ?${forUpdate ? " FOR UPDATE" : ""}`,
+    [tweetId, reposterId],
+  );
+  if (edge === undefined) return undefined;
+  const state = Number(edge.state);
+  return { state: state === REPOST_LIVE ? "live" : state === REPOST_PENDING ? "pending" : "taken-back", repostId: BigInt(edge.repost_id) };
+}
+
+/** Whether `userId`'s repost of the tweet is live (inside `tx`, under the tweet row's lock). */
+async function repostedBy(tx: Queryable, tweetId: bigint, userId: bigint): Promise<boolean> {
+  const [edge] = await tx.query<{ state: number }>("SELECT state FROM chirp.tweet_reposts WHERE tweet_id = ? AND reposter_id = ?", [tweetId, userId]);
+  return edge !== undefined && Number(edge.state) === REPOST_LIVE;
+}
+
+/** Whether `userId` likes the tweet (inside `tx`, under the tweet row's lock). */
+async function likedBy(tx: Queryable, tweetId: bigint, userId: bigint): Promise<boolean> {
+  const [edge] = await tx.query<{ state: number }>("SELECT state FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id = ?", [tweetId, userId]);
+  return edge !== undefined && Number(edge.state) === LIKED;
+}
+
 /** The tweet's row, locked for the rest of `tx`, and the database's time now; undefined when there is no row. */
 async function lockTweet(tx: Queryable, tweetId: bigint): Promise<{ row: TweetRow; now: bigint } | undefined> {
   const [raw] = await tx.query<RawTweet & { now_time: string }>(
@@ -529,6 +668,8 @@ function parseTweet(r: RawTweet): TweetRow {
     replyCount: Math.max(0, Number(r.reply_count)),
     quoteTweetId: r.quote_tweet_id === null ? 0n : BigInt(r.quote_tweet_id),
     quoteCount: Math.max(0, Number(r.quote_count)),
+    repostOfTweetId: r.repost_of_tweet_id === null ? 0n : BigInt(r.repost_of_tweet_id),
+    repostCount: Math.max(0, Number(r.repost_count)),
     hashtags: parseStrings(r.hashtags),
     mentions: parseIds(r.mentions),
     urls: parseStrings(r.urls),
@@ -537,7 +678,7 @@ function parseTweet(r: RawTweet): TweetRow {
   };
 }
 
-function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "version" | "deleted"> {
+function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "repostCount" | "version" | "deleted"> {
   const { createTimeMicros: _, ...rest } = t;
   return rest;
 }

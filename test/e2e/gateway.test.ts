@@ -52,6 +52,8 @@ const PUBLIC = new Set([
   "chirp.tweet.v1.TweetService/UnlikeTweet",
   "chirp.tweet.v1.TweetService/ListLikedTweets",
   "chirp.tweet.v1.TweetService/GetThread",
+  "chirp.tweet.v1.TweetService/Repost",
+  "chirp.tweet.v1.TweetService/Unrepost",
   "chirp.timeline.v1.TimelineService/GetHomeTimeline",
   "chirp.timeline.v1.TimelineService/GetUserTimeline",
   "chirp.timeline.v1.TimelineService/StreamEvents",

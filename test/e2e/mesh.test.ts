@@ -49,6 +49,8 @@ const VALID_REQUESTS: Record<string, unknown> = {
   "TweetService/UnlikeTweet": { tweetId: "1" },
   "TweetService/ListLikedTweets": { userId: "1" },
   "TweetService/GetThread": { tweetId: "1" },
+  "TweetService/Repost": { tweetId: "1" },
+  "TweetService/Unrepost": { tweetId: "1" },
   "TimelineService/GetHomeTimeline": {},
   "TimelineService/GetUserTimeline": { userId: "1" },
   "SearchService/SearchTweets": { query: "chirp" },

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/events.proto.
  */
 export const file_chirp_tweet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIuoBCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJEhYKDnF1b3RlX3R3ZWV0X2lkGAogASgEIpcBCgxUd2VldERlbGV0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEi8KC2RlbGV0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCKIAQoKVHdlZXRMaWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLQoJbGlrZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsaWtlX3ZlcnNpb24YBSABKAQijAEKDFR3ZWV0VW5saWtlZBIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQSEAoIbGlrZXJfaWQYAyABKAQSLwoLdW5saWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKXAQoMVHdlZXRSZXBsaWVkEhAKCHJlcGx5X2lkGAEgASgEEhcKD3JlcGx5X2F1dGhvcl9pZBgCIAEoBBIRCglwYXJlbnRfaWQYAyABKAQSGAoQcGFyZW50X2F1dGhvcl9pZBgEIAEoBBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgEKC1R3ZWV0UXVvdGVkEhAKCHF1b3RlX2lkGAEgASgEEhcKD3F1b3RlX2F1dGhvcl9pZBgCIAEoBBIRCglxdW90ZWRfaWQYAyABKAQSGAoQcXVvdGVkX2F1dGhvcl9pZBgEIAEoBBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC90d2VldC92MS9ldmVudHMucHJvdG8SDmNoaXJwLnR3ZWV0LnYxIoYCCgxUd2VldENyZWF0ZWQSEAoIdHdlZXRfaWQYASABKAQSEQoJYXV0aG9yX2lkGAIgASgEEgwKBHRleHQYAyABKAkSEAoIaGFzaHRhZ3MYBCADKAkSEAoIbWVudGlvbnMYBSADKAQSEQoJbWVkaWFfaWRzGAYgAygEEhkKEXJlcGx5X3RvX3R3ZWV0X2lkGAcgASgEEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR1cmxzGAkgAygJEhYKDnF1b3RlX3R3ZWV0X2lkGAogASgEEhoKEnJlcG9zdF9vZl90d2VldF9pZBgLIAEoBCKzAQoMVHdlZXREZWxldGVkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIvCgtkZWxldGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcmVwbHlfdG9fdHdlZXRfaWQYBCABKAQSFgoOcXVvdGVfdHdlZXRfaWQYBSABKAQSGgoScmVwb3N0X29mX3R3ZWV0X2lkGAYgASgEIogBCgpUd2VldExpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBItCglsaWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxpa2VfdmVyc2lvbhgFIAEoBCKMAQoMVHdlZXRVbmxpa2VkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIQCghsaWtlcl9pZBgDIAEoBBIvCgt1bmxpa2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGlrZV92ZXJzaW9uGAUgASgEIpcBCgxUd2VldFJlcGxpZWQSEAoIcmVwbHlfaWQYASABKAQSFwoPcmVwbHlfYXV0aG9yX2lkGAIgASgEEhEKCXBhcmVudF9pZBgDIAEoBBIYChBwYXJlbnRfYXV0aG9yX2lkGAQgASgEEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAQoLVHdlZXRRdW90ZWQSEAoIcXVvdGVfaWQYASABKAQSFwoPcXVvdGVfYXV0aG9yX2lkGAIgASgEEhEKCXF1b3RlZF9pZBgDIAEoBBIYChBxdW90ZWRfYXV0aG9yX2lkGAQgASgEEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJcCg1Ud2VldFJlcG9zdGVkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBITCgtyZXBvc3Rlcl9pZBgDIAEoBBIRCglyZXBvc3RfaWQYBCABKAQiXgoPVHdlZXRVbnJlcG9zdGVkEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBITCgtyZXBvc3Rlcl9pZBgDIAEoBBIRCglyZXBvc3RfaWQYBCABKARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * TweetCreated: a tweet was posted. Carries what fan-out, search and trends
@@ -91,6 +91,14 @@ export type TweetCreated = Message<"chirp.tweet.v1.TweetCreated"> & {
    * @generated from field: uint64 quote_tweet_id = 10;
    */
   quoteTweetId: bigint;
+
+  /**
+   * For a repost (a tweet with no content of its own): the tweet it
+   * reposts; 0 otherwise. Fan-out delivers it like any tweet; search skips it.
+   *
+   * @generated from field: uint64 repost_of_tweet_id = 11;
+   */
+  repostOfTweetId: bigint;
 };
 
 /**
@@ -143,6 +151,13 @@ export type TweetDeleted = Message<"chirp.tweet.v1.TweetDeleted"> & {
    * @generated from field: uint64 quote_tweet_id = 5;
    */
   quoteTweetId: bigint;
+
+  /**
+   * For a repost: the tweet it reposted.
+   *
+   * @generated from field: uint64 repost_of_tweet_id = 6;
+   */
+  repostOfTweetId: bigint;
 };
 
 /**
@@ -359,4 +374,93 @@ export type TweetQuoted = Message<"chirp.tweet.v1.TweetQuoted"> & {
  */
 export const TweetQuotedSchema: GenMessage<TweetQuoted> = /*@__PURE__*/
   messageDesc(file_chirp_tweet_v1_events, 5);
+
+/**
+ * TweetReposted: a user reposted a tweet. Written with the repost edge on the
+ * reposted tweet's shard (the outbox row's user_id is its author), once per
+ * repost that takes effect.
+ * Subject: chirp.tweet.v1.tweet_reposted
+ *
+ * @generated from message chirp.tweet.v1.TweetReposted
+ */
+export type TweetReposted = Message<"chirp.tweet.v1.TweetReposted"> & {
+  /**
+   * Snowflake id of the reposted tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * Snowflake id of its author.
+   *
+   * @generated from field: uint64 author_id = 2;
+   */
+  authorId: bigint;
+
+  /**
+   * Snowflake id of the user who reposted it.
+   *
+   * @generated from field: uint64 reposter_id = 3;
+   */
+  reposterId: bigint;
+
+  /**
+   * Snowflake id of the repost (the reposter's timeline entry).
+   *
+   * @generated from field: uint64 repost_id = 4;
+   */
+  repostId: bigint;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.TweetReposted.
+ * Use `create(TweetRepostedSchema)` to create a new message.
+ */
+export const TweetRepostedSchema: GenMessage<TweetReposted> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_events, 6);
+
+/**
+ * TweetUnreposted: a repost was taken back. Same shard and user_id as
+ * TweetReposted.
+ * Subject: chirp.tweet.v1.tweet_unreposted
+ *
+ * @generated from message chirp.tweet.v1.TweetUnreposted
+ */
+export type TweetUnreposted = Message<"chirp.tweet.v1.TweetUnreposted"> & {
+  /**
+   * Snowflake id of the reposted tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * Snowflake id of its author.
+   *
+   * @generated from field: uint64 author_id = 2;
+   */
+  authorId: bigint;
+
+  /**
+   * Snowflake id of the user who had reposted it.
+   *
+   * @generated from field: uint64 reposter_id = 3;
+   */
+  reposterId: bigint;
+
+  /**
+   * Snowflake id of the repost that was taken back.
+   *
+   * @generated from field: uint64 repost_id = 4;
+   */
+  repostId: bigint;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.TweetUnreposted.
+ * Use `create(TweetUnrepostedSchema)` to create a new message.
+ */
+export const TweetUnrepostedSchema: GenMessage<TweetUnreposted> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_events, 7);
 

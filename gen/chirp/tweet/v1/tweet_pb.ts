@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet.proto.
  */
 export const file_chirp_tweet_v1_tweet: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi1wMKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJEhMKC3JlcGx5X2NvdW50GA8gASgNEhMKC3F1b3RlX2NvdW50GBAgASgNEhYKDnF1b3RlX3R3ZWV0X2lkGBEgASgEEioKC3F1b3RlX3R3ZWV0GBIgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiYQoITG9jYXRpb24SKQoIbGF0aXR1ZGUYASABKAFCF7pIFBISGQAAAAAAgFZAKQAAAAAAgFbAEioKCWxvbmdpdHVkZRgCIAEoAUIXukgUEhIZAAAAAACAZkApAAAAAACAZsBiBnByb3RvMw", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGlycC90d2VldC92MS90d2VldC5wcm90bxIOY2hpcnAudHdlZXQudjEi4gQKBVR3ZWV0EgoKAmlkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBBIjCgZhdXRob3IYAyABKAsyEy5jaGlycC51c2VyLnYxLlVzZXISDAoEdGV4dBgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGlrZV9jb3VudBgGIAEoDRIXCg9saWtlZF9ieV92aWV3ZXIYByABKAgSEQoJbWVkaWFfaWRzGAggAygEEiQKBW1lZGlhGAkgAygLMhUuY2hpcnAubWVkaWEudjEuTWVkaWESKgoIbG9jYXRpb24YCiABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIQCghoYXNodGFncxgLIAMoCRIQCghtZW50aW9ucxgMIAMoBBIZChFyZXBseV90b190d2VldF9pZBgNIAEoBBIMCgR1cmxzGA4gAygJEhMKC3JlcGx5X2NvdW50GA8gASgNEhMKC3F1b3RlX2NvdW50GBAgASgNEhYKDnF1b3RlX3R3ZWV0X2lkGBEgASgEEioKC3F1b3RlX3R3ZWV0GBIgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFAoMcmVwb3N0X2NvdW50GBMgASgNEhoKEnJlcG9zdGVkX2J5X3ZpZXdlchgUIAEoCBIoCgtyZXBvc3RlZF9ieRgVIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchIRCglyZXBvc3RfaWQYFiABKAQSGgoScmVwb3N0X29mX3R3ZWV0X2lkGBcgASgEImEKCExvY2F0aW9uEikKCGxhdGl0dWRlGAEgASgBQhe6SBQSEhkAAAAAAIBWQCkAAAAAAIBWwBIqCglsb25naXR1ZGUYAiABKAFCF7pIFBISGQAAAAAAgGZAKQAAAAAAgGbAYgZwcm90bzM", [file_buf_validate_validate, file_chirp_media_v1_media, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * Tweet is a short post, as reads return it: hydrated with its author and media
@@ -158,6 +158,44 @@ export type Tweet = Message<"chirp.tweet.v1.Tweet"> & {
    * @generated from field: chirp.tweet.v1.Tweet quote_tweet = 18;
    */
   quoteTweet?: Tweet | undefined;
+
+  /**
+   * Number of live reposts; kept with the repost rows, so exact.
+   *
+   * @generated from field: uint32 repost_count = 19;
+   */
+  repostCount: number;
+
+  /**
+   * Whether the calling user has reposted it; false for calls without a user.
+   *
+   * @generated from field: bool reposted_by_viewer = 20;
+   */
+  repostedByViewer: boolean;
+
+  /**
+   * Set on a timeline entry that is there because this user reposted the
+   * tweet (the tweet itself is the original, with its own id and author).
+   *
+   * @generated from field: chirp.user.v1.User reposted_by = 21;
+   */
+  repostedBy?: User | undefined;
+
+  /**
+   * With reposted_by: the id of the repost itself (the timeline entry).
+   *
+   * @generated from field: uint64 repost_id = 22;
+   */
+  repostId: bigint;
+
+  /**
+   * Only inside the tweet service (its cache holds a repost as a tweet with
+   * this set): the original a repost stands for. Reads always show the
+   * original in a repost's place, so every answer has 0 here.
+   *
+   * @generated from field: uint64 repost_of_tweet_id = 23;
+   */
+  repostOfTweetId: bigint;
 };
 
 /**

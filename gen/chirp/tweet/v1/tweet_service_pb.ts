@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/tweet/v1/tweet_service.proto.
  */
 export const file_chirp_tweet_v1_tweet_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKuAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0ibgoWTGlzdExpa2VkVHdlZXRzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlkKF0xpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlEiUKBnR3ZWV0cxgBIAMoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJpChBHZXRUaHJlYWRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIqQBChFHZXRUaHJlYWRSZXNwb25zZRIoCglhbmNlc3RvcnMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIkCgV0d2VldBgCIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0EiYKB3JlcGxpZXMYAyADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAkiXgoVQmF0Y2hHZXRUd2VldHNSZXF1ZXN0EiEKCXR3ZWV0X2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAASIgoKYXV0aG9yX2lkcxgCIAMoBEIOukgLkgEIEGQiBDICIAAiPwoWQmF0Y2hHZXRUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldCJrCgpBdXRob3JXYWxrEhoKCWF1dGhvcl9pZBgBIAEoBEIHukgEMgIgABIRCgliZWZvcmVfaWQYAiABKAQSEwoLYXRfbGVhc3RfaWQYAyABKAQSGQoFbGltaXQYBCABKA1CCrpIByoFGJBOKAEiYgoXTGlzdEF1dGhvclR3ZWV0c1JlcXVlc3QSNgoFd2Fsa3MYASADKAsyGi5jaGlycC50d2VldC52MS5BdXRob3JXYWxrQgu6SAiSAQUIARCQThIPCgdwcmltYXJ5GAIgASgIIi8KCFR3ZWV0UmVmEhAKCHR3ZWV0X2lkGAEgASgEEhEKCWF1dGhvcl9pZBgCIAEoBCJCChhMaXN0QXV0aG9yVHdlZXRzUmVzcG9uc2USJgoEcmVmcxgBIAMoCzIYLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0UmVmMtIGCgxUd2VldFNlcnZpY2USUAoJUG9zdFR3ZWV0EiAuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlc3BvbnNlElIKCEdldFR3ZWV0Eh8uY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXF1ZXN0GiAuY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXNwb25zZSIDkAIBElYKC0RlbGV0ZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXNwb25zZRJVCglMaWtlVHdlZXQSIC5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJbCgtVbmxpa2VUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJnCg9MaXN0TGlrZWRUd2VldHMSJi5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXF1ZXN0GicuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVzcG9uc2UiA5ACARJVCglHZXRUaHJlYWQSIC5jaGlycC50d2VldC52MS5HZXRUaHJlYWRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuR2V0VGhyZWFkUmVzcG9uc2UiA5ACARJkCg5CYXRjaEdldFR3ZWV0cxIlLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVxdWVzdBomLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVzcG9uc2UiA5ACARJqChBMaXN0QXV0aG9yVHdlZXRzEicuY2hpcnAudHdlZXQudjEuTGlzdEF1dGhvclR3ZWV0c1JlcXVlc3QaKC5jaGlycC50d2VldC52MS5MaXN0QXV0aG9yVHdlZXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
+  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKuAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0iKgoNUmVwb3N0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACImCg5SZXBvc3RSZXNwb25zZRIUCgxyZXBvc3RfY291bnQYASABKA0iLAoPVW5yZXBvc3RSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIigKEFVucmVwb3N0UmVzcG9uc2USFAoMcmVwb3N0X2NvdW50GAEgASgNIm4KFkxpc3RMaWtlZFR3ZWV0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJZChdMaXN0TGlrZWRUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoQR2V0VGhyZWFkUmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCKkAQoRR2V0VGhyZWFkUmVzcG9uc2USKAoJYW5jZXN0b3JzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSJAoFdHdlZXQYAiABKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBImCgdyZXBsaWVzGAMgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJIl4KFUJhdGNoR2V0VHdlZXRzUmVxdWVzdBIhCgl0d2VldF9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAEiIKCmF1dGhvcl9pZHMYAiADKARCDrpIC5IBCBBkIgQyAiAAIj8KFkJhdGNoR2V0VHdlZXRzUmVzcG9uc2USJQoGdHdlZXRzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiawoKQXV0aG9yV2FsaxIaCglhdXRob3JfaWQYASABKARCB7pIBDICIAASEQoJYmVmb3JlX2lkGAIgASgEEhMKC2F0X2xlYXN0X2lkGAMgASgEEhkKBWxpbWl0GAQgASgNQgq6SAcqBRiQTigBImIKF0xpc3RBdXRob3JUd2VldHNSZXF1ZXN0EjYKBXdhbGtzGAEgAygLMhouY2hpcnAudHdlZXQudjEuQXV0aG9yV2Fsa0ILukgIkgEFCAEQkE4SDwoHcHJpbWFyeRgCIAEoCCIvCghUd2VldFJlZhIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQiQgoYTGlzdEF1dGhvclR3ZWV0c1Jlc3BvbnNlEiYKBHJlZnMYASADKAsyGC5jaGlycC50d2VldC52MS5Ud2VldFJlZjL0BwoMVHdlZXRTZXJ2aWNlElAKCVBvc3RUd2VldBIgLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlcXVlc3QaIS5jaGlycC50d2VldC52MS5Qb3N0VHdlZXRSZXNwb25zZRJSCghHZXRUd2VldBIfLmNoaXJwLnR3ZWV0LnYxLkdldFR3ZWV0UmVxdWVzdBogLmNoaXJwLnR3ZWV0LnYxLkdldFR3ZWV0UmVzcG9uc2UiA5ACARJWCgtEZWxldGVUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLkRlbGV0ZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLkRlbGV0ZVR3ZWV0UmVzcG9uc2USVQoJTGlrZVR3ZWV0EiAuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLkxpa2VUd2VldFJlc3BvbnNlIgOQAgISWwoLVW5saWtlVHdlZXQSIi5jaGlycC50d2VldC52MS5Vbmxpa2VUd2VldFJlcXVlc3QaIy5jaGlycC50d2VldC52MS5Vbmxpa2VUd2VldFJlc3BvbnNlIgOQAgISTAoGUmVwb3N0Eh0uY2hpcnAudHdlZXQudjEuUmVwb3N0UmVxdWVzdBoeLmNoaXJwLnR3ZWV0LnYxLlJlcG9zdFJlc3BvbnNlIgOQAgISUgoIVW5yZXBvc3QSHy5jaGlycC50d2VldC52MS5VbnJlcG9zdFJlcXVlc3QaIC5jaGlycC50d2VldC52MS5VbnJlcG9zdFJlc3BvbnNlIgOQAgISZwoPTGlzdExpa2VkVHdlZXRzEiYuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVxdWVzdBonLmNoaXJwLnR3ZWV0LnYxLkxpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlIgOQAgESVQoJR2V0VGhyZWFkEiAuY2hpcnAudHdlZXQudjEuR2V0VGhyZWFkUmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLkdldFRocmVhZFJlc3BvbnNlIgOQAgESZAoOQmF0Y2hHZXRUd2VldHMSJS5jaGlycC50d2VldC52MS5CYXRjaEdldFR3ZWV0c1JlcXVlc3QaJi5jaGlycC50d2VldC52MS5CYXRjaEdldFR3ZWV0c1Jlc3BvbnNlIgOQAgESagoQTGlzdEF1dGhvclR3ZWV0cxInLmNoaXJwLnR3ZWV0LnYxLkxpc3RBdXRob3JUd2VldHNSZXF1ZXN0GiguY2hpcnAudHdlZXQudjEuTGlzdEF1dGhvclR3ZWV0c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
 
 /**
  * PostTweetRequest is the content of a new tweet.
@@ -256,6 +256,90 @@ export const UnlikeTweetResponseSchema: GenMessage<UnlikeTweetResponse> = /*@__P
   messageDesc(file_chirp_tweet_v1_tweet_service, 9);
 
 /**
+ * RepostRequest names the tweet to repost.
+ *
+ * @generated from message chirp.tweet.v1.RepostRequest
+ */
+export type RepostRequest = Message<"chirp.tweet.v1.RepostRequest"> & {
+  /**
+   * Snowflake id of the tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.RepostRequest.
+ * Use `create(RepostRequestSchema)` to create a new message.
+ */
+export const RepostRequestSchema: GenMessage<RepostRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 10);
+
+/**
+ * RepostResponse holds the repost count after the repost.
+ *
+ * @generated from message chirp.tweet.v1.RepostResponse
+ */
+export type RepostResponse = Message<"chirp.tweet.v1.RepostResponse"> & {
+  /**
+   * Number of reposts, the caller's included.
+   *
+   * @generated from field: uint32 repost_count = 1;
+   */
+  repostCount: number;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.RepostResponse.
+ * Use `create(RepostResponseSchema)` to create a new message.
+ */
+export const RepostResponseSchema: GenMessage<RepostResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 11);
+
+/**
+ * UnrepostRequest names the tweet whose repost to take back.
+ *
+ * @generated from message chirp.tweet.v1.UnrepostRequest
+ */
+export type UnrepostRequest = Message<"chirp.tweet.v1.UnrepostRequest"> & {
+  /**
+   * Snowflake id of the tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.UnrepostRequest.
+ * Use `create(UnrepostRequestSchema)` to create a new message.
+ */
+export const UnrepostRequestSchema: GenMessage<UnrepostRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 12);
+
+/**
+ * UnrepostResponse holds the repost count after the unrepost.
+ *
+ * @generated from message chirp.tweet.v1.UnrepostResponse
+ */
+export type UnrepostResponse = Message<"chirp.tweet.v1.UnrepostResponse"> & {
+  /**
+   * Number of reposts without the caller's.
+   *
+   * @generated from field: uint32 repost_count = 1;
+   */
+  repostCount: number;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.UnrepostResponse.
+ * Use `create(UnrepostResponseSchema)` to create a new message.
+ */
+export const UnrepostResponseSchema: GenMessage<UnrepostResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 13);
+
+/**
  * ListLikedTweetsRequest asks for one page of a user's likes.
  *
  * @generated from message chirp.tweet.v1.ListLikedTweetsRequest
@@ -289,7 +373,7 @@ export type ListLikedTweetsRequest = Message<"chirp.tweet.v1.ListLikedTweetsRequ
  * Use `create(ListLikedTweetsRequestSchema)` to create a new message.
  */
 export const ListLikedTweetsRequestSchema: GenMessage<ListLikedTweetsRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 10);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 14);
 
 /**
  * ListLikedTweetsResponse is one page of liked tweets.
@@ -317,7 +401,7 @@ export type ListLikedTweetsResponse = Message<"chirp.tweet.v1.ListLikedTweetsRes
  * Use `create(ListLikedTweetsResponseSchema)` to create a new message.
  */
 export const ListLikedTweetsResponseSchema: GenMessage<ListLikedTweetsResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 11);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 15);
 
 /**
  * GetThreadRequest names the tweet whose thread to read.
@@ -353,7 +437,7 @@ export type GetThreadRequest = Message<"chirp.tweet.v1.GetThreadRequest"> & {
  * Use `create(GetThreadRequestSchema)` to create a new message.
  */
 export const GetThreadRequestSchema: GenMessage<GetThreadRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 12);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 16);
 
 /**
  * GetThreadResponse is the tweet in its conversation.
@@ -398,7 +482,7 @@ export type GetThreadResponse = Message<"chirp.tweet.v1.GetThreadResponse"> & {
  * Use `create(GetThreadResponseSchema)` to create a new message.
  */
 export const GetThreadResponseSchema: GenMessage<GetThreadResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 13);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 17);
 
 /**
  * BatchGetTweetsRequest lists the tweets to load.
@@ -429,7 +513,7 @@ export type BatchGetTweetsRequest = Message<"chirp.tweet.v1.BatchGetTweetsReques
  * Use `create(BatchGetTweetsRequestSchema)` to create a new message.
  */
 export const BatchGetTweetsRequestSchema: GenMessage<BatchGetTweetsRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 14);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 18);
 
 /**
  * BatchGetTweetsResponse holds the tweets that were found.
@@ -451,7 +535,7 @@ export type BatchGetTweetsResponse = Message<"chirp.tweet.v1.BatchGetTweetsRespo
  * Use `create(BatchGetTweetsResponseSchema)` to create a new message.
  */
 export const BatchGetTweetsResponseSchema: GenMessage<BatchGetTweetsResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 15);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 19);
 
 /**
  * AuthorWalk asks for one author's live (not deleted) tweets with
@@ -490,7 +574,7 @@ export type AuthorWalk = Message<"chirp.tweet.v1.AuthorWalk"> & {
  * Use `create(AuthorWalkSchema)` to create a new message.
  */
 export const AuthorWalkSchema: GenMessage<AuthorWalk> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 16);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 20);
 
 /**
  * ListAuthorTweetsRequest holds one walk per author.
@@ -519,7 +603,7 @@ export type ListAuthorTweetsRequest = Message<"chirp.tweet.v1.ListAuthorTweetsRe
  * Use `create(ListAuthorTweetsRequestSchema)` to create a new message.
  */
 export const ListAuthorTweetsRequestSchema: GenMessage<ListAuthorTweetsRequest> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 17);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 21);
 
 /**
  * TweetRef names a tweet and its author, enough to hydrate it
@@ -544,7 +628,7 @@ export type TweetRef = Message<"chirp.tweet.v1.TweetRef"> & {
  * Use `create(TweetRefSchema)` to create a new message.
  */
 export const TweetRefSchema: GenMessage<TweetRef> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 18);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 22);
 
 /**
  * ListAuthorTweetsResponse holds every walk's tweets.
@@ -565,7 +649,7 @@ export type ListAuthorTweetsResponse = Message<"chirp.tweet.v1.ListAuthorTweetsR
  * Use `create(ListAuthorTweetsResponseSchema)` to create a new message.
  */
 export const ListAuthorTweetsResponseSchema: GenMessage<ListAuthorTweetsResponse> = /*@__PURE__*/
-  messageDesc(file_chirp_tweet_v1_tweet_service, 19);
+  messageDesc(file_chirp_tweet_v1_tweet_service, 23);
 
 /**
  * TweetService owns tweets and likes, and relays their events to NATS through
@@ -633,6 +717,30 @@ export const TweetService: GenService<{
     methodKind: "unary";
     input: typeof UnlikeTweetRequestSchema;
     output: typeof UnlikeTweetResponseSchema;
+  },
+  /**
+   * Repost shares a tweet with the caller's followers (their home timelines
+   * and the caller's user timeline show it with reposted_by set) and returns
+   * the repost count. Reposting again succeeds without change. NotFound for an
+   * unknown or deleted tweet.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.Repost
+   */
+  repost: {
+    methodKind: "unary";
+    input: typeof RepostRequestSchema;
+    output: typeof RepostResponseSchema;
+  },
+  /**
+   * Unrepost takes the caller's repost back and returns the repost count.
+   * Unreposting a tweet not reposted succeeds without change.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.Unrepost
+   */
+  unrepost: {
+    methodKind: "unary";
+    input: typeof UnrepostRequestSchema;
+    output: typeof UnrepostResponseSchema;
   },
   /**
    * ListLikedTweets pages through the tweets a user has liked, most recent like

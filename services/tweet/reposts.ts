@@ -1,0 +1,114 @@
+// Reposts. A repost is a tweet of the reposter's with no content of its own
+// that names the original (repost_of_tweet_id), so fan-out, user timelines,
+// hot-author merging and deletes treat it as any tweet of theirs; reads show
+// the original in its place with reposted_by set (reads.ts). The count and
+// "did this user repost it" live in the repost edge on the ORIGINAL's shard
+// (tweet_reposts, migration 0012), under the original row's lock:
+//
+//   1. beginRepost: the edge becomes pending with the repost's id, fixed from
+//      then on (a retry, or a concurrent call, writes that same repost).
+//   2. the repost tweet is written on the reposter's shard (once: a second
+//      write of the same id is a duplicate key, which means done).
+//   3. settleRepost: pending -> live, repost_count + 1, TweetReposted.
+//
+// If the call dies between 2 and 3, the tweets consumer settles it from the
+// repost's TweetCreated. An unrepost deletes the repost tweet (its
+// TweetDeleted takes it out of every timeline), then takes the edge back.
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { requireCaller } from "../../lib/auth/caller.js";
+import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { announceRepostChange } from "./events.js";
+import type { LikedCache } from "./liked-cache.js";
+import type { AuthorLookup } from "./lookup.js";
+import type { TweetRow, TweetStore } from "./store.js";
+
+export interface Reposts {
+  /** The repost count after the caller's repost of `tweetId`. */
+  repost(tweetId: bigint, hctx: HandlerContext): Promise<number>;
+  /** The repost count after the caller's repost, if any, is taken back. */
+  unrepost(tweetId: bigint, hctx: HandlerContext): Promise<number>;
+  /** From a repost tweet's TweetCreated (live) or TweetDeleted: completes its edge, as the call would have. */
+  settle(repost: { readonly id: bigint; readonly authorId: bigint; readonly repostOfTweetId: bigint }, live: boolean): Promise<"changed" | "current" | "missing">;
+}
+
+export function createReposts(deps: {
+  store: TweetStore;
+  ids: IdGenerator;
+  lookup: AuthorLookup;
+  liked: LikedCache | undefined;
+  /** After a committed change: the cache holds the row's version before this resolves. */
+  publish: (row: TweetRow) => Promise<void>;
+  /** Writes the repost tweet (its lookup, row, count and TweetCreated), as PostTweet writes a tweet; a second write of an id is a no-op. */
+  writeRepostTweet: (repostId: bigint, reposterId: bigint, originalId: bigint, hctx: HandlerContext) => Promise<void>;
+  /** Deletes the repost tweet as DeleteTweet would (a missing or deleted one is fine). */
+  deleteRepostTweet: (repostId: bigint, reposterId: bigint, hctx: HandlerContext) => Promise<void>;
+}): Reposts {
+  const { store, lookup } = deps;
+  const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
+
+  /** The tweet a repost call is about: a repost of a repost reposts the original. */
+  const original = async (tweetId: bigint): Promise<{ id: bigint; authorId: bigint }> => {
+    const authorId = (await lookup.authorsOf([tweetId])).get(tweetId);
+    if (authorId === undefined) throw notFound();
+    const [found] = await store.readTweets(store.tweetShard(authorId), [tweetId], undefined);
+    if (found === undefined || found.row.deleted) throw notFound();
+    if (found.row.repostOfTweetId === 0n) return { id: tweetId, authorId };
+    return original(found.row.repostOfTweetId);
+  };
+
+  /** Settles the edge naming `repostId`, publishes the original's version and the reposter's own state. */
+  const settle = async (orig: { id: bigint; authorId: bigint }, reposterId: bigint, repostId: bigint, live: boolean, requestId?: string) => {
+    const result = await store.settleRepost(orig.authorId, orig.id, reposterId, repostId, live, announceRepostChange(deps.ids, requestId));
+    if (result.kind === "missing") return result;
+    // Also when nothing changed: a retry after a failed publish completes it.
+    await deps.publish(result.target);
+    const reposted = live && (result.changed || (await store.repostEdge(orig.authorId, orig.id, reposterId))?.state === "live");
+    await deps.liked?.write(reposterId, [{ tweetId: orig.id, version: result.target.version, liked: result.liked, reposted }]);
+    return result;
+  };
+
+  return {
+    async repost(tweetId, hctx) {
+      const callerId = requireCaller(hctx);
+      const orig = await original(tweetId);
+      const begun = await store.beginRepost(orig.authorId, orig.id, callerId, deps.ids.next());
+      if (begun.kind === "missing" || begun.kind === "deleted") throw notFound();
+      if (begun.kind === "live") return begun.row.repostCount;
+      await deps.writeRepostTweet(begun.repostId, callerId, orig.id, hctx);
+      const settled = await settle(orig, callerId, begun.repostId, true, hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+      if (settled.kind === "missing") throw notFound();
+      return settled.target.repostCount;
+    },
+
+    async unrepost(tweetId, hctx) {
+      const callerId = requireCaller(hctx);
+      const authorId = (await lookup.authorsOf([tweetId])).get(tweetId);
+      if (authorId === undefined) throw notFound();
+      const edge = await store.repostEdge(authorId, tweetId, callerId);
+      if (edge === undefined || edge.state === "taken-back") {
+        const [found] = await store.readTweets(store.tweetShard(authorId), [tweetId], undefined);
+        if (found === undefined) throw notFound();
+        return found.row.repostCount;
+      }
+      await deps.deleteRepostTweet(edge.repostId, callerId, hctx);
+      const settled = await settle({ id: tweetId, authorId }, callerId, edge.repostId, false, hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+      if (settled.kind === "missing") throw notFound();
+      return settled.target.repostCount;
+    },
+
+    async settle(repost, live) {
+      const authorId = (await lookup.authorsOf([repost.repostOfTweetId])).get(repost.repostOfTweetId);
+      if (authorId === undefined) return "missing";
+      const result = await settle({ id: repost.repostOfTweetId, authorId }, repost.authorId, repost.id, live);
+      return result.kind === "missing" ? "missing" : result.changed ? "changed" : "current";
+    },
+  };
+}
+
+/** Whether `err` is a duplicate key (the router answers it AlreadyExists): a write an earlier attempt already made. */
+export function isDuplicate(err: unknown): boolean {
+  if (err instanceof ConnectError) return err.code === Code.AlreadyExists || mysqlErrorCode(err.cause) === "ER_DUP_ENTRY";
+  return mysqlErrorCode(err) === "ER_DUP_ENTRY";
+}
