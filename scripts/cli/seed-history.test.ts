@@ -19,7 +19,7 @@ describe("planHistory", () => {
     expect(plan.filter((t) => t.quote !== undefined).length).toBeGreaterThan(50);
   });
 
-  it("gives every author distinct texts of at most 280 characters, with hashtags, mentions of friends, URLs, photos and likes by friends", () => {
+  it("gives every author distinct texts of at most 280 characters, with hashtags, mentions of friends, URLs, photos, and likes and reposts by friends", () => {
     const keys = plan.map((t) => `${t.author}\n${t.text}`);
     expect(new Set(keys).size).toBe(plan.length);
     expect(Math.max(...plan.map((t) => t.text.length))).toBeLessThanOrEqual(280);
@@ -27,8 +27,9 @@ describe("planHistory", () => {
     expect(plan.filter((t) => t.text.includes("https://")).length).toBeGreaterThan(100);
     expect(plan.filter((t) => t.photo).length).toBeGreaterThan(10);
     const friends = new Set(graph.edges.flatMap(([a, b]) => [`${a}-${b}`, `${b}-${a}`]));
+    expect(plan.filter((t) => t.reposters.length > 0).length).toBeGreaterThan(100);
     for (const t of plan) {
-      for (const n of t.likers) expect(friends.has(`${t.author}-${n}`)).toBe(true);
+      for (const n of [...t.likers, ...t.reposters]) expect(friends.has(`${t.author}-${n}`)).toBe(true);
       const mention = /@reed98_(\d+)/.exec(t.text);
       if (mention !== null) expect(friends.has(`${t.author}-${mention[1]}`)).toBe(true);
     }

@@ -1,10 +1,10 @@
 // The history `chirp seed` writes after the graph: tweets with hashtags,
 // mentions of friends, URLs and a few photos, replies and quotes of earlier
-// tweets, and likes by friends, all through the public API as a client
+// tweets, and likes and reposts by friends, all through the public API as a client
 // would. The plan is drawn from a fixed-seed generator, so every run plans
 // the same tweets; a run first reads each author's user timeline and posts
 // only the planned tweets it does not find (by text, unique per author), so a
-// second run posts nothing. Likes are idempotent by themselves.
+// second run posts nothing. Likes and reposts are idempotent by themselves.
 //
 // Posted now, not backdated: the public API has no way to set a tweet's time
 // (its Snowflake id is its time), so the history spans the seeding minutes.
@@ -35,6 +35,7 @@ export interface HistoryResult {
   /** Posted by this run (0 on a second run). */
   readonly posted: number;
   readonly likes: number;
+  readonly reposts: number;
 }
 
 /** One planned tweet; `replyTo`/`quote` are indexes of earlier planned tweets. */
@@ -46,6 +47,8 @@ export interface PlannedTweet {
   readonly photo: boolean;
   /** People (graph indexes) who like it. */
   readonly likers: readonly number[];
+  /** People (graph indexes) who repost it. */
+  readonly reposters: readonly number[];
 }
 
 const TOPICS = ["reed", "portland", "thesis", "coffee", "library", "finals", "hiking", "music", "film", "chess", "climbing", "soup"];
@@ -113,7 +116,9 @@ export function planHistory(graph: SocialGraph, tweets: number, handlePrefix: st
     while (texts.has(`${author}\n${text}`)) text += ` ${pick(WORDS)}`;
     texts.add(`${author}\n${text}`);
     const likers = mine.filter(() => r() < 0.15).slice(0, 8);
-    plan.push({ author, text, ...(replyTo === undefined ? {} : { replyTo }), ...(quote === undefined ? {} : { quote }), photo: r() < 0.02, likers });
+    const photo = r() < 0.02;
+    const reposters = mine.filter(() => r() < 0.04).slice(0, 4);
+    plan.push({ author, text, ...(replyTo === undefined ? {} : { replyTo }), ...(quote === undefined ? {} : { quote }), photo, likers, reposters });
   }
   return plan;
 }
@@ -172,7 +177,15 @@ export async function seedHistory(opts: HistoryOptions): Promise<HistoryResult> 
     likeProgress.tick();
   });
   likeProgress.done();
-  return { planned: plan.length, posted: missing.length, likes: likes.length };
+
+  const reposts = plan.flatMap((t, i) => t.reposters.map((n) => [n, ids[i]!] as const));
+  const repostProgress = createProgress("history: reposts", reposts.length, opts.log);
+  await mapConcurrent(reposts, concurrency, async ([n, tweetId]) => {
+    await withRetry(() => opts.tweetClient.repost({ tweetId }, bearer(n)));
+    repostProgress.tick();
+  });
+  repostProgress.done();
+  return { planned: plan.length, posted: missing.length, likes: likes.length, reposts: reposts.length };
 }
 
 /** A small generated photo (a gradient, different per tweet), uploaded through POST /media. */

@@ -27,7 +27,7 @@ export const help = [
   "Loads a social graph through the public API, as a client would: one account per person",
   "(SignUp, or LogIn when it exists) and every friendship followed both ways; then checks",
   "every user's follower and following counts; then posts a history: tweets with hashtags,",
-  "mentions, URLs and a few photos, replies, quotes and likes by friends (posted now: the API",
+  "mentions, URLs and a few photos, replies, quotes, likes and reposts by friends (posted now: the API",
   "cannot backdate). Idempotent: a second run changes nothing.",
   "Accounts are <prefix><n> with password chirp-seed-password.",
   "",
@@ -231,7 +231,7 @@ export async function run(args: string[]): Promise<number> {
   }
   process.stdout.write(
     `${graph.userCount} users, ${result.follows} follows; ${result.mismatches.length === 0 ? "all counts match" : `${result.mismatches.length} users with wrong counts`}` +
-      (result.history === undefined ? "" : `; ${result.history.planned} tweets in the history (${result.history.posted} posted now), ${result.history.likes} likes`) +
+      (result.history === undefined ? "" : `; ${result.history.planned} tweets in the history (${result.history.posted} posted now), ${result.history.likes} likes, ${result.history.reposts} reposts`) +
       "\n",
   );
   return result.mismatches.length === 0 ? EXIT_OK : EXIT_FAILURE;

@@ -55,11 +55,14 @@ describe("chirp seed", () => {
       first.users.map((u) => timelines.getUserTimeline({ userId: u.id, pageSize: 100 }, { headers: { authorization: `Bearer ${u.token}` } })),
     );
     const tweets = all.flatMap((p) => p.tweets);
-    expect(tweets).toHaveLength(120);
-    expect(tweets.some((t) => t.replyToTweetId !== 0n)).toBe(true);
+    // Each user's own tweets (their reposts show the originals, by others).
+    const own = tweets.filter((t) => t.repostId === 0n);
+    expect(own).toHaveLength(120);
+    expect(own.some((t) => t.replyToTweetId !== 0n)).toBe(true);
     expect(tweets.some((t) => t.quoteTweetId !== 0n && t.quoteTweet !== undefined)).toBe(true);
     expect(tweets.some((t) => t.hashtags.length > 0)).toBe(true);
     expect(tweets.some((t) => t.likeCount > 0)).toBe(true);
+    expect(tweets.some((t) => t.repostCount > 0)).toBe(true);
   });
 
   it("posts no planned tweet twice when the history is written again", async () => {
