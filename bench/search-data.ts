@@ -2,7 +2,7 @@
 // bench/search-fulltext.ts). Made from a seed, so tweet i can be made again
 // from i alone, in any order and in any process.
 import { firstIdAt } from "../lib/ids.js";
-import { createRng as rng } from "./rng.js";
+import { createRng as rng } from "../scripts/cli/rng.js";
 
 
 /** Cumulative Zipf weights over ranks 1..n with exponent s, for sampling by binary search. */

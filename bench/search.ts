@@ -59,7 +59,7 @@ import { searchAllShards, type FanOutOptions } from "../services/search/fan-out.
 import { createIndexWriter } from "../services/search/index-writer.js";
 import { parseQuery } from "../services/search/query.js";
 import { createSearchStore, type IndexedDoc } from "../services/search/store.js";
-import { createRng as rng } from "./rng.js";
+import { createRng as rng } from "../scripts/cli/rng.js";
 import { COMMON, syntheticTweets, type Synthetic } from "./search-data.js";
 
 const { values: args } = parseArgs({

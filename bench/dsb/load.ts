@@ -34,7 +34,7 @@ import type { ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
 import { parseTweetText } from "../../services/tweet/text.js";
 import { createProgress } from "../../scripts/cli/progress.js";
-import { createRng } from "../rng.js";
+import { createRng } from "../../scripts/cli/rng.js";
 import { bulkTweetText, followCounts, handleOf, type Dataset } from "./workload.js";
 
 export const BENCH_PASSWORD = "chirp-bench-password";

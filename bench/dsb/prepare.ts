@@ -20,7 +20,7 @@ import { KEYS, isBuiltSentinel } from "../../services/timeline/lists.js";
 import { createConnection } from "mysql2/promise";
 import type { BenchCluster } from "./cluster.js";
 import { BENCH_PASSWORD, bulkLoad, type Loaded } from "./load.js";
-import { createRng } from "../rng.js";
+import { createRng } from "../../scripts/cli/rng.js";
 import { handleOf, type Dataset } from "./workload.js";
 
 export interface Prepared {

@@ -19,7 +19,7 @@
  * here at least one mention, so every compose resolves a handle).
  */
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
-import { createRng } from "../rng.js";
+import { createRng } from "../../scripts/cli/rng.js";
 
 export type OpKind = "home" | "user" | "compose";
 export const OP_KINDS: readonly OpKind[] = ["home", "user", "compose"];

@@ -16,6 +16,7 @@ import { PostTweetRequestSchema, TweetService } from "../../gen/chirp/tweet/v1/t
 import type { SocialGraph } from "./dataset.js";
 import { createProgress, mapConcurrent } from "./progress.js";
 import { withRetry } from "./retry.js";
+import { createRng } from "./rng.js";
 
 export interface HistoryOptions {
   readonly graph: SocialGraph;
@@ -66,25 +67,13 @@ const WORDS = (
  */
 export const PLAN_GAP = 64;
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The same plan for the same graph and count: authors drawn in proportion to
  * their degree plus one, replies and quotes of tweets at least `gap` places
  * earlier (posted by then, however many run at once), likes by friends.
  */
 export function planHistory(graph: SocialGraph, tweets: number, handlePrefix: string, gap = PLAN_GAP): PlannedTweet[] {
-  const r = prng(0x5eed + graph.userCount * 31 + tweets);
+  const r = createRng(0x5eed + graph.userCount * 31 + tweets);
   const friends: number[][] = Array.from({ length: graph.userCount }, () => []);
   for (const [a, b] of graph.edges) {
     friends[a]!.push(b);

@@ -5,29 +5,25 @@
 // page, and the reposter's user timeline; Unrepost, deleting the original and
 // unfollowing the reposter take it out; each change publishes one event.
 import { fromBinary } from "@bufbuild/protobuf";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetRepostedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import type { Mesh } from "../../devcluster/launch.js";
-import { parseNatsUrl } from "../../lib/events/nats-url.js";
-import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import { connectEvents, type EventReader } from "../support/events.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
 
 let system: TestSystem;
 let mesh: Mesh;
-let nc: NatsConnection;
-let js: JetStreamClient;
+let events: EventReader;
 
 beforeAll(async () => {
   system = await startSystem({ router: false });
   mesh = system.mesh;
-  nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  js = jetstream(nc);
+  events = await connectEvents(system.infra.natsUrl);
 });
 afterAll(async () => {
-  await nc?.close();
+  await events?.close();
   await system?.stop();
 });
 
@@ -112,22 +108,13 @@ describe("a repost in timelines", () => {
     await repost(b, t.id);
     await unrepost(b, t.id);
     await unrepost(b, t.id);
-    const seen = async (): Promise<string[]> => {
-      const consumer = await js.consumers.get(EVENT_STREAM, { filter_subjects: "chirp.tweet.v1.*" });
-      const out: string[] = [];
-      for (;;) {
-        const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
-        let got = 0;
-        for await (const msg of batch) {
-          got++;
-          const schema = msg.subject === EVENTS.tweetReposted.subject ? TweetRepostedSchema : msg.subject === EVENTS.tweetUnreposted.subject ? TweetUnrepostedSchema : undefined;
-          if (schema === undefined) continue;
-          const m = fromBinary(schema, msg.data);
-          if (m.tweetId === BigInt(t.id)) out.push(`${msg.subject.split(".").at(-1)} by ${m.reposterId === b.id} of ${m.authorId === a.id}`);
-        }
-        if (got === 0) return out;
-      }
-    };
+    const seen = async (): Promise<string[]> =>
+      (await events.read("chirp.tweet.v1.*")).flatMap((msg) => {
+        const schema = msg.subject === EVENTS.tweetReposted.subject ? TweetRepostedSchema : msg.subject === EVENTS.tweetUnreposted.subject ? TweetUnrepostedSchema : undefined;
+        if (schema === undefined) return [];
+        const m = fromBinary(schema, msg.data);
+        return m.tweetId === BigInt(t.id) ? [`${msg.subject.split(".").at(-1)} by ${m.reposterId === b.id} of ${m.authorId === a.id}`] : [];
+      });
     await expect.poll(seen, { timeout: 15_000, interval: 200 }).toEqual(["tweet_reposted by true of true", "tweet_unreposted by true of true"]);
   });
 });

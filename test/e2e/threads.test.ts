@@ -5,31 +5,27 @@
 // the tweet and its replies paged oldest first, and the replies consumer that
 // completes an edge PostTweet could not write.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetCreatedSchema, TweetQuotedSchema, TweetRepliedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import type { Mesh } from "../../devcluster/launch.js";
-import { parseNatsUrl } from "../../lib/events/nats-url.js";
-import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
+import { connectEvents, type EventReader } from "../support/events.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
 
 let system: TestSystem;
 let mesh: Mesh;
 let router: ShardRouter;
-let nc: NatsConnection;
-let js: JetStreamClient;
+let events: EventReader;
 
 beforeAll(async () => {
   system = await startSystem();
   ({ mesh, router } = system);
-  nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  js = jetstream(nc);
+  events = await connectEvents(system.infra.natsUrl);
 });
 afterAll(async () => {
-  await nc?.close();
+  await events?.close();
   await system?.stop();
 });
 
@@ -190,25 +186,20 @@ describe("events", () => {
     const reply = await postOk(b, "a reply", t.id);
     const quote = (await ok<{ tweet: ApiTweet }>(`${T}/PostTweet`, { text: "a quote", quoteTweetId: t.id }, b.token)).tweet;
     await del(b, reply.id);
-    const seen = async (): Promise<string[]> => {
-      const consumer = await js.consumers.get(EVENT_STREAM, { filter_subjects: "chirp.tweet.v1.*" });
-      const out: string[] = [];
-      for (;;) {
-        const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
-        let got = 0;
-        for await (const msg of batch) {
-          got++;
+    const seen = async (): Promise<string[]> =>
+      (await events.read("chirp.tweet.v1.*"))
+        .flatMap((msg) => {
           if (msg.subject === EVENTS.tweetReplied.subject) {
             const m = fromBinary(TweetRepliedSchema, msg.data);
-            if (m.parentId === BigInt(t.id)) out.push(`replied ${m.replyId === BigInt(reply.id)} by ${m.replyAuthorId === b.id} to ${m.parentAuthorId === a.id}`);
-          } else if (msg.subject === EVENTS.tweetQuoted.subject) {
-            const m = fromBinary(TweetQuotedSchema, msg.data);
-            if (m.quotedId === BigInt(t.id)) out.push(`quoted ${m.quoteId === BigInt(quote.id)} by ${m.quoteAuthorId === b.id} of ${m.quotedAuthorId === a.id}`);
+            return m.parentId === BigInt(t.id) ? [`replied ${m.replyId === BigInt(reply.id)} by ${m.replyAuthorId === b.id} to ${m.parentAuthorId === a.id}`] : [];
           }
-        }
-        if (got === 0) return out.sort();
-      }
-    };
+          if (msg.subject === EVENTS.tweetQuoted.subject) {
+            const m = fromBinary(TweetQuotedSchema, msg.data);
+            return m.quotedId === BigInt(t.id) ? [`quoted ${m.quoteId === BigInt(quote.id)} by ${m.quoteAuthorId === b.id} of ${m.quotedAuthorId === a.id}`] : [];
+          }
+          return [];
+        })
+        .sort();
     await expect.poll(seen, { timeout: 15_000, interval: 200 }).toEqual(["quoted true by true of true", "replied true by true to true"]);
   });
 });
@@ -227,7 +218,7 @@ describe("the replies consumer", () => {
       TweetCreatedSchema,
       create(TweetCreatedSchema, { tweetId: BigInt(reply.id), authorId: fan.id, replyToTweetId: BigInt(parent.id), text: "a reply whose edge gets lost" }),
     );
-    for (const n of [1, 2]) await js.publish(EVENTS.tweetCreated.subject, event, { msgID: `threads-e2e-${reply.id}-${n}` });
+    for (const n of [1, 2]) await events.js.publish(EVENTS.tweetCreated.subject, event, { msgID: `threads-e2e-${reply.id}-${n}` });
     await expect.poll(() => parentRow(author, parent.id), { timeout: 15_000, interval: 100 }).toEqual({ count: 1, live: 1 });
     await new Promise((r) => setTimeout(r, 1000)); // the repeat arrives meanwhile and must not count again
     expect(await parentRow(author, parent.id)).toEqual({ count: 1, live: 1 });

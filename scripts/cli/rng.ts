@@ -1,5 +1,5 @@
-// The benchmarks' seeded random numbers: a run made from the same seed makes
-// the same data and the same request sequence, in any process.
+// Seeded random numbers for the benchmarks and `chirp seed`: a run made from
+// the same seed makes the same data and the same requests, in any process.
 
 /** Mulberry32: a small, fast, seeded PRNG giving floats in [0, 1). */
 export function createRng(seed: number): () => number {
