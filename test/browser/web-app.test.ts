@@ -5,8 +5,10 @@
 // window and one on a phone-sized one: bob follows alice, alice posts a photo,
 // bob sees it arrive live, likes it and finds it by search; bob replies to
 // alice and follows the conversation in thread views; bob quotes a tweet of
-// alice's, which shows embedded in his quote until she deletes it. Screenshots go to
-// test-output/screenshots/ (git-ignored).
+// alice's, which shows embedded in his quote until she deletes it; bob reposts
+// one, and carol, who follows him, sees it on her home timeline as reposted by
+// him until he takes it back. Screenshots go to test-output/screenshots/
+// (git-ignored).
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PNG } from "pngjs";
@@ -31,6 +33,8 @@ const CHROMIUM_ARGS = [
 const run = `${process.pid % 100_000}`;
 const alice = { handle: `alice${run}`, name: "Alice Liddell", password: "wonderland-rabbit" };
 const bob = { handle: `bob${run}`, name: "Bob", password: "builder-can-we-fix-it" };
+/** Signed up through the API (replies step); on a phone of her own from the repost steps on. */
+const carol = { handle: `carol${run}`, name: "Carol", password: "carol-sings-along" };
 const tag = `#garden${run}`;
 
 let system: TestSystem;
@@ -58,13 +62,7 @@ beforeAll(async () => {
   mesh = system.mesh;
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   desktop = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: mesh.gatewayUrl });
-  phone = await browser.newContext({
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 2,
-    isMobile: true,
-    hasTouch: true,
-    baseURL: mesh.gatewayUrl,
-  });
+  phone = await browser.newContext(phoneOptions());
   alicePage = await watch(await desktop.newPage(), "alice");
   bobPage = await watch(await phone.newPage(), "bob");
 });
@@ -73,6 +71,10 @@ afterAll(async () => {
   await browser?.close();
   await system?.stop();
 });
+
+function phoneOptions(): Parameters<Browser["newContext"]>[0] {
+  return { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, baseURL: mesh.gatewayUrl };
+}
 
 async function watch(page: Page, who: string): Promise<Page> {
   page.on("console", (m) => {
@@ -102,6 +104,25 @@ function tweetIdIn(url: string): string {
   const id = /#\/tweet\/(\d+)$/.exec(url)?.[1];
   if (id === undefined) throw new Error(`not a thread: ${url}`);
   return id;
+}
+
+/** The session token a page keeps. */
+function tokenOf(page: Page): Promise<string> {
+  return page.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).token");
+}
+
+/** Reloads the page until `count()` gives `n`: timelines and search trail a post by the event pipeline. */
+async function reloadUntil(page: Page, count: () => Promise<number>, n: number): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        await page.reload();
+        await page.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
+        return count();
+      },
+      { timeout: 15_000, interval: 500 },
+    )
+    .toBe(n);
 }
 
 async function signUp(page: Page, who: typeof alice): Promise<void> {
@@ -196,16 +217,7 @@ describe("the web app", () => {
   it("finds it by search, and the hashtag trends", async () => {
     // The index trails the post by the event pipeline: search again until it is in.
     await bobPage.goto(`/#/search?q=${encodeURIComponent(tag)}`);
-    await expect
-      .poll(
-        async () => {
-          await bobPage.reload();
-          await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
-          return bobPage.locator(".tweet", { hasText: "Tulips are up" }).count();
-        },
-        { timeout: 15_000, interval: 500 },
-      )
-      .toBe(1);
+    await reloadUntil(bobPage, () => bobPage.locator(".tweet", { hasText: "Tulips are up" }).count(), 1);
     await shot(bobPage, "phone-search");
     await alicePage.goto("/#/search");
     await alicePage.locator(".search-trends .trends-list a", { hasText: tag }).first().waitFor({ timeout: 10_000 });
@@ -325,16 +337,7 @@ describe("the web app", () => {
       // Bob's own tweets reach his home timeline through the fan-out: read it until they are in.
       await bobPage.goto("/#/");
       const mine = bobPage.locator(".tweet", { hasText: answer });
-      await expect
-        .poll(
-          async () => {
-            await bobPage.reload();
-            await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
-            return mine.count();
-          },
-          { timeout: 15_000, interval: 500 },
-        )
-        .toBe(1);
+      await reloadUntil(bobPage, () => mine.count(), 1);
       const link = mine.locator(".replying-to a");
       await expect.poll(() => link.textContent()).toBe(`Replying to @${alice.handle}`);
       await link.click();
@@ -343,15 +346,15 @@ describe("the web app", () => {
     });
 
     it("loads more replies as bob scrolls (oldest first)", async () => {
-      const carol = await call<{ token: string }>("chirp.user.v1.UserService/SignUp", {
-        handle: `carol${run}`,
-        displayName: "Carol",
-        email: `carol${run}@example.com`,
-        password: "carol-sings-along",
+      const { token } = await call<{ token: string }>("chirp.user.v1.UserService/SignUp", {
+        handle: carol.handle,
+        displayName: carol.name,
+        email: `${carol.handle}@example.com`,
+        password: carol.password,
       });
       // 20 replies more make 21: a page of 20, then one.
       for (let i = 1; i <= 20; i++) {
-        await call("chirp.tweet.v1.TweetService/PostTweet", { text: `Bulb wish ${i}`, replyToTweetId: tweetIdIn(questionUrl) }, carol.token);
+        await call("chirp.tweet.v1.TweetService/PostTweet", { text: `Bulb wish ${i}`, replyToTweetId: tweetIdIn(questionUrl) }, token);
       }
       await bobPage.goto(questionUrl);
       await bobPage.reload();
@@ -378,8 +381,7 @@ describe("the web app", () => {
     });
 
     it("shows a deleted tweet in a thread as 'This tweet was deleted'", async () => {
-      const token = await bobPage.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).token");
-      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: tweetIdIn(answerUrl) }, token);
+      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: tweetIdIn(answerUrl) }, await tokenOf(bobPage));
       await bobPage.goto(followUpUrl);
       await bobPage.reload();
       const { focus, ancestors } = thread();
@@ -445,16 +447,7 @@ describe("the web app", () => {
     it("shows bob's comment on his timeline with alice's tweet embedded, which opens her thread", async () => {
       // As the home timeline reads it (through the fan-out): read it until it is in.
       const mine = quoteCard();
-      await expect
-        .poll(
-          async () => {
-            await bobPage.reload();
-            await bobPage.locator('.feed[aria-busy="false"]').waitFor({ state: "attached" });
-            return mine.count();
-          },
-          { timeout: 15_000, interval: 500 },
-        )
-        .toBe(1);
+      await reloadUntil(bobPage, () => mine.count(), 1);
       const embed = mine.locator("a.quoted");
       expect(await embed.locator(".quoted-text").textContent()).toBe(original);
       expect(await embed.locator(".quoted-head .name").textContent()).toBe(alice.name);
@@ -486,8 +479,7 @@ describe("the web app", () => {
     });
 
     it("reads 'This tweet was deleted' in the quote once alice deletes her tweet", async () => {
-      const token = await alicePage.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).token");
-      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: originalId }, token);
+      await call("chirp.tweet.v1.TweetService/DeleteTweet", { tweetId: originalId }, await tokenOf(alicePage));
       await bobPage.goto("/#/");
       await bobPage.reload();
       const mine = quoteCard();
@@ -501,6 +493,74 @@ describe("the web app", () => {
       const focus = bobPage.locator(".thread-chain .tweet.focus");
       await focus.filter({ hasText: comment }).waitFor();
       expect(await focus.locator(".quoted").textContent()).toBe("This tweet was deleted");
+    });
+  });
+
+  describe("reposts", () => {
+    const original = `Seed swap at the library on Sunday ${run}`;
+    let originalId = "";
+    /** Alice's tweet on a page, by id (a repost entry carries the original's id). */
+    const cardOn = (page: Page): ReturnType<Page["locator"]> => page.locator(`.tweet[data-id="${originalId}"]`);
+    let carolPage: Page;
+
+    it("lets bob repost alice's tweet from his timeline: pressed, counted", async () => {
+      // Carol follows bob (only him), so his repost reaches her home timeline.
+      const { token: carolToken } = await call<{ token: string }>("chirp.user.v1.UserService/LogIn", { handle: carol.handle, password: carol.password });
+      const bobId = await bobPage.evaluate<string>("JSON.parse(localStorage.getItem('chirp.session')).userId");
+      await call("chirp.graph.v1.GraphService/Follow", { userId: bobId }, carolToken);
+      const posted = await call<{ tweet: { id: string } }>("chirp.tweet.v1.TweetService/PostTweet", { text: original }, await tokenOf(alicePage));
+      originalId = posted.tweet.id;
+
+      await bobPage.goto("/#/");
+      await reloadUntil(bobPage, () => cardOn(bobPage).count(), 1);
+      const repost = cardOn(bobPage).getByRole("button", { name: "Repost", exact: true });
+      expect(await repost.textContent()).toBe("↻ 0");
+      expect(await repost.getAttribute("aria-pressed")).toBe("false");
+      await repost.click();
+      await expect.poll(() => repost.getAttribute("aria-pressed")).toBe("true");
+      expect(await repost.textContent()).toBe("↻ 1");
+      // As the backend keeps it (repostedByViewer), after a reload.
+      await bobPage.reload();
+      await cardOn(bobPage).waitFor();
+      expect(await repost.getAttribute("aria-pressed")).toBe("true");
+      expect(await repost.textContent()).toBe("↻ 1");
+    });
+
+    it("shows carol alice's tweet on her home timeline, 'Bob reposted' above it", async () => {
+      const context = await browser.newContext(phoneOptions());
+      carolPage = await watch(await context.newPage(), "carol");
+      await carolPage.goto("/#/login");
+      await carolPage.getByLabel("Handle").fill(carol.handle);
+      await carolPage.getByLabel("Password").fill(carol.password);
+      await carolPage.getByRole("button", { name: "Log in" }).click();
+      await carolPage.getByRole("heading", { name: "Home" }).waitFor();
+
+      const card = cardOn(carolPage);
+      await reloadUntil(carolPage, () => card.count(), 1);
+      const by = card.getByRole("link", { name: `${bob.name} reposted`, exact: true });
+      expect(await card.locator(".reposted-by").textContent()).toBe(`↻${bob.name} reposted`);
+      expect(await by.getAttribute("href")).toBe(`#/u/${bob.handle}`);
+      // The tweet itself is alice's.
+      expect(await card.locator("header .name").textContent()).toBe(alice.name);
+      expect(await card.locator(".text").textContent()).toBe(original);
+      const repost = card.getByRole("button", { name: "Repost", exact: true });
+      expect(await repost.textContent()).toBe("↻ 1");
+      expect(await repost.getAttribute("aria-pressed")).toBe("false");
+      expect(await carolPage.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth")).toBeLessThanOrEqual(0);
+      await card.scrollIntoViewIfNeeded();
+      await shot(carolPage, "phone-repost");
+
+      await by.click();
+      await carolPage.getByRole("heading", { name: bob.name }).waitFor();
+    });
+
+    it("lets bob unrepost it, and it leaves carol's timeline", async () => {
+      const repost = cardOn(bobPage).getByRole("button", { name: "Repost", exact: true });
+      await repost.click();
+      await expect.poll(() => repost.getAttribute("aria-pressed")).toBe("false");
+      expect(await repost.textContent()).toBe("↻ 0");
+      await carolPage.goto("/#/");
+      await reloadUntil(carolPage, () => cardOn(carolPage).count(), 0);
     });
   });
 

@@ -1,4 +1,5 @@
 import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
+import type { User } from "../../../gen/chirp/user/v1/user_pb.js";
 import { MediaKind } from "../../../gen/chirp/media/v1/media_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -32,22 +33,33 @@ export function tweetText(text: string): HTMLElement {
   return p;
 }
 
-function likeButton(tweet: Tweet): HTMLButtonElement {
-  const label = (): string => `${tweet.likedByViewer ? "♥" : "♡"} ${count(tweet.likeCount)}`;
-  const button = h("button", { type: "button", class: "like", "aria-pressed": String(tweet.likedByViewer), "aria-label": "Like" }, label());
+interface ToggleSpec {
+  /** The accessible name (the button's text is a glyph and a count). */
+  readonly name: string;
+  readonly className: string;
+  readonly glyph: (on: boolean) => string;
+  readonly state: () => { readonly on: boolean; readonly count: number };
+  /** Turns it on or off in the backend; resolves to the count it answers. */
+  readonly send: (on: boolean) => Promise<number>;
+  /** Keeps what the backend answered on the tweet. */
+  readonly keep: (on: boolean, count: number) => void;
+}
+
+/** An action the viewer turns on and off (like, repost): pressed while on, showing the count the backend answers. */
+function toggleButton(spec: ToggleSpec): HTMLButtonElement {
+  const label = (): string => `${spec.glyph(spec.state().on)} ${count(spec.state().count)}`;
+  const button = h("button", { type: "button", class: spec.className, "aria-pressed": String(spec.state().on), "aria-label": spec.name }, label());
   button.addEventListener("click", async () => {
     if (currentSession() === undefined) {
       location.hash = "#/login";
       return;
     }
     button.disabled = true;
-    const liking = !tweet.likedByViewer;
+    const on = !spec.state().on;
     try {
-      const res = liking ? await tweets.likeTweet({ tweetId: tweet.id }) : await tweets.unlikeTweet({ tweetId: tweet.id });
-      tweet.likedByViewer = liking;
-      tweet.likeCount = res.likeCount;
+      spec.keep(on, await spec.send(on));
       button.textContent = label();
-      button.setAttribute("aria-pressed", String(liking));
+      button.setAttribute("aria-pressed", String(on));
     } catch (err) {
       toast(describeError(err), "error");
     } finally {
@@ -55,6 +67,44 @@ function likeButton(tweet: Tweet): HTMLButtonElement {
     }
   });
   return button;
+}
+
+function likeButton(tweet: Tweet): HTMLButtonElement {
+  return toggleButton({
+    name: "Like",
+    className: "like",
+    glyph: (on) => (on ? "♥" : "♡"),
+    state: () => ({ on: tweet.likedByViewer, count: tweet.likeCount }),
+    send: async (on) => (on ? await tweets.likeTweet({ tweetId: tweet.id }) : await tweets.unlikeTweet({ tweetId: tweet.id })).likeCount,
+    keep: (on, n) => {
+      tweet.likedByViewer = on;
+      tweet.likeCount = n;
+    },
+  });
+}
+
+function repostButton(tweet: Tweet): HTMLButtonElement {
+  return toggleButton({
+    name: "Repost",
+    className: "repost",
+    glyph: () => "↻",
+    state: () => ({ on: tweet.repostedByViewer, count: tweet.repostCount }),
+    send: async (on) => (on ? await tweets.repost({ tweetId: tweet.id }) : await tweets.unrepost({ tweetId: tweet.id })).repostCount,
+    keep: (on, n) => {
+      tweet.repostedByViewer = on;
+      tweet.repostCount = n;
+    },
+  });
+}
+
+/** "↻ Bob reposted" over a timeline entry that is there because Bob reposted it; a link to his profile. */
+function repostedBy(user: User): HTMLElement {
+  return h(
+    "p",
+    { class: "reposted-by" },
+    h("span", { class: "reposted-icon", "aria-hidden": "true" }, "↻"),
+    h("a", { href: profileHref(user.handle) }, `${user.displayName || user.handle} reposted`),
+  );
 }
 
 /** Who wrote a replied-to tweet, for "Replying to @x": "" when it was deleted, undefined when unknown. */
@@ -260,10 +310,15 @@ export function tweetCard(tweet: Tweet, options: CardOptions = {}): HTMLElement 
     footer,
   );
   const slot: OpenBox = {};
-  append(footer, replyAction(tweet, body, slot, options), quoteAction(tweet, footer, slot, options), likeButton(tweet));
+  append(footer, replyAction(tweet, body, slot, options), quoteAction(tweet, footer, slot, options), repostButton(tweet), likeButton(tweet));
   return h(
     "article",
-    { class: options.focus ? "tweet focus" : "tweet", dataset: { id: String(tweet.id) }, "aria-current": options.focus ? "true" : undefined },
+    {
+      class: `tweet${options.focus ? " focus" : ""}${tweet.repostedBy !== undefined ? " reposted" : ""}`,
+      dataset: { id: String(tweet.id) },
+      "aria-current": options.focus ? "true" : undefined,
+    },
+    tweet.repostedBy !== undefined && repostedBy(tweet.repostedBy),
     h("a", { href: profileHref(handle), class: "tweet-avatar", tabindex: "-1" }, avatar(author)),
     body,
   );
