@@ -141,13 +141,15 @@ async function page(listKey: string, offset: number, size: number): Promise<{ js
   return { json: `[${found.filter((t) => t !== null).join(",")}]`, more: idsOnPage.length > size };
 }
 
-async function compose(author: bigint, text: string): Promise<string> {
+/** A post (or a repost, with no text; or a reply), fanned out; `counter`: the referenced tweet's count, bumped in the same pipeline. */
+async function compose(author: bigint, text: string, counter?: string): Promise<string> {
   const id = ids.next();
   const shard = router.shardForUser(author);
   await router.primary(shard).execute("INSERT INTO chirp.floor_tweets (id, author_id, text) VALUES (?, ?, ?)", [String(id), String(author), text]);
   const score = parseId(id).timeMs;
   const json = tweetJson(String(id), authors.get(String(author)), text, new Date(score).toISOString());
   const p = redis.pipeline().set(key.tweet(id), json);
+  if (counter !== undefined) p.incr(counter);
   for (const listKey of [key.own(author), ...(followersOf.get(String(author)) ?? []).map(key.home)]) {
     p.zadd(listKey, score, String(id)).zremrangebyrank(listKey, 0, -(HOME_CAP + 1));
   }
@@ -170,6 +172,10 @@ async function run(op: Op): Promise<{ calls: number; body: string }> {
     }
     case "compose":
       return { calls: 1, body: await compose(userIds[op.user]!, op.text) };
+    case "repost":
+      return { calls: 1, body: await compose(userIds[op.user]!, "", `floor:reposts:${op.tweet}`) };
+    case "reply":
+      return { calls: 1, body: await compose(userIds[op.user]!, op.text, `floor:replies:${op.tweet}`) };
   }
 }
 

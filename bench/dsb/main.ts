@@ -43,7 +43,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createProgress, mapConcurrent } from "../../scripts/cli/progress.js";
 import { SEED_PASSWORD } from "../../scripts/cli/seed.js";
-import { DSB_MIX, OP_KINDS, createOpPicker, handleOf, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
+import { DSB_MIX, OP_KINDS, SOCIAL_MIX, createOpPicker, handleOf, reed98, synthetic, type Dataset, type OpKind } from "./workload.js";
 import { measureWork, workTable, type WorkPerRequest } from "./work.js";
 import { stopOnInterrupt } from "../interrupt.js";
 
@@ -68,8 +68,10 @@ work). Prints per-type tables and writes bench/results/dsb.json.
   --no-closed        skip the closed-loop runs
   --profile          V8 CPU profiles of every mesh process over the closed-loop window
   --binary           Connect binary instead of JSON
-  --mix K=F,...      another mix of request types (home, user, compose), e.g. home=1 to profile
-                     home reads alone (default: the DSB mix, home=0.6,user=0.3,compose=0.1)
+  --mix M            the mix: dsb (default: home 60 %, user 30 %, compose 10 %), social (the
+                     same scaled to 90 %, with repost 5 % and reply 5 % of loaded tweets), or
+                     K=F,... over home, user, compose, repost, reply (home=1 profiles home
+                     reads alone)
   --timeout-ms N     per-request deadline (10000)
   --target-url URL   drive an already running gateway instead (your deployment, seeded with
                      \`npx chirp seed\`): log in as the seeded accounts, run the mix closed
@@ -120,6 +122,8 @@ const started = Date.now();
 const say = (line: string): void => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
 
 let cluster: BenchCluster | undefined;
+/** The loaded data set's tweet ids: what the social mix's reposts and replies name (set once it is loaded). */
+let loadedTweetIds: bigint[] = [];
 let floorProc: ChildProcess | undefined;
 const targets: Target[] = [];
 async function cleanup(): Promise<void> {
@@ -187,7 +191,7 @@ async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonl
   const pids = { ...c?.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
   let before: Record<string, number> = {};
   let after: Record<string, number> = {};
-  const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers, MIX), spec, {
+  const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers, MIX, loadedTweetIds), spec, {
     onWindowStart: () => {
       before = cpuSnapshot(pids);
       if (profile && c !== undefined) toggleProfilers(c);
@@ -206,9 +210,11 @@ async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonl
   return { ...result, processes };
 }
 
-/** "home=1" or "home=0.5,user=0.5": the request types' shares (missing ones 0), normalised to sum to 1. */
+/** "dsb", "social", "home=1" or "home=0.5,user=0.5": the request types' shares (missing ones 0), normalised to sum to 1. */
 function parseMix(spec: string): Record<OpKind, number> {
-  const mix: Record<OpKind, number> = { home: 0, user: 0, compose: 0 };
+  if (spec === "dsb") return { ...DSB_MIX };
+  if (spec === "social") return { ...SOCIAL_MIX };
+  const mix: Record<OpKind, number> = { home: 0, user: 0, compose: 0, repost: 0, reply: 0 };
   for (const part of spec.split(",")) {
     const [kind, share] = part.split("=");
     if (!OP_KINDS.includes(kind as OpKind) || !(Number(share) >= 0)) throw new Error(`--mix: "${part}" is not <${OP_KINDS.join("|")}>=<share>`);
@@ -222,10 +228,13 @@ function parseMix(spec: string): Record<OpKind, number> {
 
 const fmt = (x: number): string => (Number.isNaN(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
+/** The request types the mix sends, then "all". */
+const SHOWN_KINDS = [...OP_KINDS.filter((k) => MIX[k] > 0), "all"] as const;
+
 function table(runs: readonly Measured[]): string {
   const lines = ["| run | type | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |", "|---|---|---:|---:|---:|---:|---:|---|"];
   for (const r of runs) {
-    for (const k of [...OP_KINDS, "all"] as const) {
+    for (const k of SHOWN_KINDS) {
       const t = k === "all" ? r.all : r.byType[k];
       const errors = Object.entries(t.errors).map(([code, n]) => `${code} ${n}`).join(", ") || "0";
       lines.push(`| ${r.label} | ${k} | ${fmt(t.perSecond)} | ${fmt(t.latency.p50Ms)} | ${fmt(t.latency.p90Ms)} | ${fmt(t.latency.p99Ms)} | ${fmt(t.latency.p999Ms)} | ${errors} |`);
@@ -246,7 +255,7 @@ function ratios(runs: readonly Measured[]): Ratio[] {
     const f = runs.find((x) => x.target === "floor" && x.mode === r.mode && x.rate === r.rate && x.concurrency === r.concurrency);
     if (f === undefined) continue;
     const byType: Ratio["byType"] = {};
-    for (const k of [...OP_KINDS, "all"] as const) {
+    for (const k of SHOWN_KINDS) {
       const a = k === "all" ? r.all : r.byType[k];
       const b = k === "all" ? f.all : f.byType[k];
       byType[k] = {
@@ -309,6 +318,7 @@ async function bench(): Promise<void> {
   say(`system up`);
   const versions = await serverVersions(c.router, c.redis);
   const p = await prepare(c, d, say);
+  loadedTweetIds = p.loaded.tweets.map((t) => t.id);
   const floor = args["no-floor"] ? undefined : await startFloor(c, p);
   const runs: Measured[] = [];
   const rates: Record<string, number> = {};
@@ -316,7 +326,7 @@ async function bench(): Promise<void> {
   // Only the types the mix sends (the picker gives no other).
   const workKinds = OP_KINDS.filter((k) => MIX[k] > 0);
   const workCount = Number(args.work);
-  const picker = (seed: number) => createOpPicker(d, seed, p.readers.length === d.users ? undefined : p.readers, MIX);
+  const picker = (seed: number) => createOpPicker(d, seed, p.readers.length === d.users ? undefined : p.readers, MIX, loadedTweetIds);
   let meshPids: Record<string, number> = {};
   const floorDone = new Set<string>();
   for (const [m, mode] of MODES.entries()) {
@@ -474,6 +484,7 @@ async function sweep(): Promise<void> {
     const c = cluster;
     versions = await serverVersions(c.router, c.redis);
     const p = await prepare(c, d, say, { readers: READERS });
+    loadedTweetIds = p.loaded.tweets.map((t) => t.id);
     const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
     targets.push(chirp);
     const closed = await measure(c, d, p.readers, chirp, { label: `${d.name} closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP }, 11);

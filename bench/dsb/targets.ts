@@ -71,6 +71,12 @@ export function createChirpTarget(opts: { gatewayUrl: string; tokenOf: (user: nu
         case "compose":
           await tweets.postTweet({ text: op.text }, as(op.user));
           return 1;
+        case "repost":
+          await tweets.repost({ tweetId: BigInt(op.tweet) }, as(op.user));
+          return 1;
+        case "reply":
+          await tweets.postTweet({ text: op.text, replyToTweetId: BigInt(op.tweet) }, as(op.user));
+          return 1;
       }
     },
     close: () => agent.destroy(),

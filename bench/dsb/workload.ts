@@ -17,13 +17,18 @@
  * compose. A compose is 256 characters with 1-6 @mentions of existing users
  * and 0-5 URLs, the rest random letters (compose-post.lua draws 0-5 of each;
  * here at least one mention, so every compose resolves a handle).
+ *
+ * The `social` mix is the same with repost (5 %) and reply (5 %) added and
+ * the rest scaled to 90 %: a repost or a reply names a random tweet of the
+ * loaded data set; a reply is written as a compose is.
  */
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
 import { createRng } from "../../scripts/cli/rng.js";
 
-export type OpKind = "home" | "user" | "compose";
-export const OP_KINDS: readonly OpKind[] = ["home", "user", "compose"];
-export const DSB_MIX: Readonly<Record<OpKind, number>> = { home: 0.6, user: 0.3, compose: 0.1 };
+export type OpKind = "home" | "user" | "compose" | "repost" | "reply";
+export const OP_KINDS: readonly OpKind[] = ["home", "user", "compose", "repost", "reply"];
+export const DSB_MIX: Readonly<Record<OpKind, number>> = { home: 0.6, user: 0.3, compose: 0.1, repost: 0, reply: 0 };
+export const SOCIAL_MIX: Readonly<Record<OpKind, number>> = { home: 0.54, user: 0.27, compose: 0.09, repost: 0.05, reply: 0.05 };
 
 export interface Dataset {
   readonly name: string;
@@ -176,23 +181,39 @@ export function composeText(rng: () => number, d: Dataset, author: number): { te
 export type Op =
   | { readonly kind: "home"; readonly user: number }
   | { readonly kind: "user"; readonly viewer: number; readonly author: number; readonly offset: number }
-  | { readonly kind: "compose"; readonly user: number; readonly text: string };
+  | { readonly kind: "compose"; readonly user: number; readonly text: string }
+  /** `tweet`: a tweet id of the data set, as a decimal string (ops cross to the floor as JSON). */
+  | { readonly kind: "repost"; readonly user: number; readonly tweet: string }
+  | { readonly kind: "reply"; readonly user: number; readonly tweet: string; readonly text: string };
 
 /**
  * Requests of the mix, uniformly over users as DeathStarBench's scripts pick
  * them. `readers` (default everyone): who reads home timelines and views user
  * timelines; authors of user timelines and composes are anyone.
  */
-export function createOpPicker(d: Dataset, seed: number, readers?: readonly number[], mix: Readonly<Record<OpKind, number>> = DSB_MIX): () => Op {
+export function createOpPicker(
+  d: Dataset,
+  seed: number,
+  readers?: readonly number[],
+  mix: Readonly<Record<OpKind, number>> = DSB_MIX,
+  /** The data set's tweet ids, for reposts and replies. */
+  tweets: readonly bigint[] = [],
+): () => Op {
   const rng = createRng(seed);
   const home = mix.home;
-  const user = mix.home + mix.user;
+  const user = home + mix.user;
+  const repost = user + mix.repost;
+  const reply = repost + mix.reply;
+  if ((mix.repost > 0 || mix.reply > 0) && tweets.length === 0) throw new Error("a mix with reposts or replies needs the data set's tweets");
   const reader = readers === undefined ? () => Math.floor(rng() * d.users) : () => readers[Math.floor(rng() * readers.length)]!;
+  const tweet = (): string => String(tweets[Math.floor(rng() * tweets.length)]);
   return () => {
     const x = rng();
     if (x < home) return { kind: "home", user: reader() };
     if (x < user) return { kind: "user", viewer: reader(), author: Math.floor(rng() * d.users), offset: randomInt(rng, 0, 100) };
     const author = Math.floor(rng() * d.users);
+    if (x < repost) return { kind: "repost", user: author, tweet: tweet() };
+    if (x < reply) return { kind: "reply", user: author, tweet: tweet(), text: composeText(rng, d, author).text };
     return { kind: "compose", user: author, text: composeText(rng, d, author).text };
   };
 }
