@@ -70,6 +70,7 @@ interface ApiTweet {
   authorId: string;
   text: string;
   likedByViewer: boolean;
+  repostedBy?: { handle: string };
 }
 
 const { call, ok, signUp, signUpMany } = gatewayApi(() => mesh.gatewayUrl, "l");
@@ -254,6 +255,25 @@ describe("fan-out", () => {
     for (const f of fans) {
       expect(await homeIds(f)).toEqual(f === fan || f === other ? expected : newestFirst([...starTweets, later].map((t) => t.id)));
     }
+  });
+
+  it("merges a hot reposter's repost into each follower's home at read time, shown as the original with repostedBy", async () => {
+    const [star, author, ...fans] = (await signUpMany(HOT_FOLLOWERS + 3)) as [Account, Account, ...Account[]];
+    for (const f of fans) await follow(f, star);
+    const t = await post(author, "passed on by a star");
+    await post(star, "the star posts once, so the fan-out marks them hot");
+    await settled(star, author);
+    expect(await redis.sismember(KEYS.hot, String(star.id))).toBe(1);
+    const fan = fans[0]!;
+    await homeIds(fan); // the fan's list exists
+    await ok(`${T}/Repost`, { tweetId: t.id }, star.token);
+    await settled(star);
+    // Not fanned out (the star is hot): on the page all the same, from the star's recent list.
+    const page = (await home(fan, 20)).body.tweets;
+    expect(page.filter((x) => x.id === t.id).map((x) => [x.authorId, x.repostedBy?.handle])).toEqual([[String(author.id), star.handle]]);
+    await ok(`${T}/Unrepost`, { tweetId: t.id }, star.token);
+    await settled(star);
+    expect((await homeIds(fan)).includes(t.id)).toBe(false);
   });
 
   it("skips a follower inactive for the configured period; their next read rebuilds the timeline from MySQL", async () => {
