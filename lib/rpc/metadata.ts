@@ -5,6 +5,11 @@ import { Metadata } from "@grpc/grpc-js";
  * public request; services forward them on the calls they make.
  */
 export const REQUEST_ID_HEADER = "x-request-id";
+
+/** The request id a call carries (set by the gateway, passed on by every hop), if any. */
+export function requestIdOf(ctx: { readonly requestHeader: Headers }): string | undefined {
+  return ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
+}
 /** The authenticated caller's user id, set only by the gateway after it verified a token. */
 export const CALLER_ID_HEADER = "x-chirp-caller-id";
 

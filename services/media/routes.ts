@@ -1,7 +1,7 @@
 import { unlink } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { MediaKind } from "../../gen/chirp/media/v1/media_pb.js";
 import {
   AttachMediaResponseSchema,
@@ -15,7 +15,7 @@ import {
   type ReadMediaResponse,
 } from "../../gen/chirp/media/v1/media_service_pb.js";
 import { requireCaller } from "../../lib/auth/caller.js";
-import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { requestIdOf } from "../../lib/rpc/metadata.js";
 import type { MediaContext } from "./context.js";
 import { CONTENT_TYPES, isImage, type ImageFormat, type VideoFormat } from "./formats/sniff.js";
 import { announceMediaUploaded } from "./events.js";
@@ -98,7 +98,7 @@ export function routes(ctx: MediaContext): Partial<ServiceImpl<typeof MediaServi
           try {
             row = await store.createMedia(
               { ...fields, id, ownerId: caller, contentType: CONTENT_TYPES[spooled.format], sizeBytes: spooled.size },
-              announceMediaUploaded(ctx.ids, requestId(hctx)),
+              announceMediaUploaded(ctx.ids, requestIdOf(hctx)),
             );
           } catch (err) {
             await store.deleteLookup(id).catch(() => {});
@@ -215,9 +215,6 @@ export function resolveRange(req: Pick<ReadMediaRequest, "range">, size: number)
   return { start: first, length: last - first + 1 };
 }
 
-function requestId(hctx: HandlerContext): string | undefined {
-  return hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
-}
 
 async function unlinkQuietly(path: string): Promise<void> {
   await unlink(path).catch(() => {});

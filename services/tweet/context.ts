@@ -1,19 +1,17 @@
 import type { EventConsumer } from "../../lib/events/consumer.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
-import type { HandlerContext } from "@connectrpc/connect";
-import { parseId } from "../../lib/ids.js";
-import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { createTweetCache, publishRow, type TweetCache } from "./cache.js";
 import { createLikedCache, type LikedCache } from "./liked-cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
-import { announceTweetCreated, announceTweetDeleted, startLikesIndex } from "./events.js";
+import { startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
 import { createTweetReader, type TweetReader } from "./reads.js";
 import { createReplies, startRefsIndex, type Replies } from "./replies.js";
-import { createReposts, isDuplicate, type Reposts } from "./reposts.js";
+import { createReposts, type Reposts } from "./reposts.js";
 import { createTweetStore, type TweetStore } from "./store.js";
+import { createTweetWrites, type TweetWrites } from "./writes.js";
 
 /**
  * The shared service context plus the tweet service's own parts: the store,
@@ -35,6 +33,7 @@ export interface TweetContext extends ServiceContext {
   readonly likesIndex: EventConsumer | undefined;
   readonly replies: Replies;
   readonly reposts: Reposts;
+  readonly writes: TweetWrites;
   /** Undefined when CHIRP_TWEET_LIKES_INDEX=false (it runs with the likes index) or NATS_URL is not set. */
   readonly refsIndex: EventConsumer | undefined;
 }
@@ -74,34 +73,8 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: shared.log, metrics: shared.metrics });
 
   const replies = createReplies({ store, ids: shared.ids, lookup, reader, publish: (row) => publishRow(cache, row) });
-  const reposts = createReposts({
-    store,
-    ids: shared.ids,
-    lookup,
-    liked,
-    publish: (row) => publishRow(cache, row),
-    async writeRepostTweet(repostId, reposterId, originalId, hctx) {
-      const createTimeMicros = BigInt(parseId(repostId).timeMs) * 1000n;
-      await ignoringDuplicate(() => store.insertLookup(repostId, reposterId, createTimeMicros));
-      await lookup.remember(repostId, reposterId);
-      const tweet = { id: repostId, authorId: reposterId, text: "", replyToTweetId: 0n, quoteTweetId: 0n, repostOfTweetId: originalId, mediaIds: [] };
-      const none = { latitude: null, longitude: null, hashtags: [], mentions: [], urls: [], createTimeMicros };
-      try {
-        await ignoringDuplicate(() => store.createTweet({ ...tweet, ...none }, announceTweetCreated(shared.ids, requestIdOf(hctx))));
-      } finally {
-        // The reposter's tweet_count may have changed (also after a failure, which may have come after the COMMIT).
-        await shared.userCache?.invalidate([reposterId]);
-      }
-    },
-    async deleteRepostTweet(repostId, reposterId, hctx) {
-      try {
-        const result = await store.deleteTweet(reposterId, repostId, reposterId, announceTweetDeleted(shared.ids, requestIdOf(hctx)));
-        if (result.kind === "done" || result.kind === "deleted") await publishRow(cache, result.row);
-      } finally {
-        await shared.userCache?.invalidate([reposterId]);
-      }
-    },
-  });
+  const writes = createTweetWrites({ store, lookup, ids: shared.ids, userCache: shared.userCache });
+  const reposts = createReposts({ store, ids: shared.ids, lookup, reader, liked, writes, publish: (row) => publishRow(cache, row) });
 
   let likesIndex: EventConsumer | undefined;
   let refsIndex: EventConsumer | undefined;
@@ -124,6 +97,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     likesIndex,
     replies,
     reposts,
+    writes,
     refsIndex,
     // Reverse order of opening: the consumer and the relay (which finishes its
     // round and releases its leases), before the shared bus and pools they use.
@@ -133,17 +107,4 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
       await relay?.stop();
     },
   };
-}
-
-/** `write`, where a duplicate key means an earlier attempt already wrote it. */
-async function ignoringDuplicate(write: () => Promise<unknown>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    if (!isDuplicate(err)) throw err;
-  }
-}
-
-function requestIdOf(hctx: HandlerContext): string | undefined {
-  return hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
 }

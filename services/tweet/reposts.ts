@@ -16,13 +16,14 @@
 // TweetDeleted takes it out of every timeline), then takes the edge back.
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { requireCaller } from "../../lib/auth/caller.js";
-import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
-import type { IdGenerator } from "../../lib/ids.js";
-import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { parseId, type IdGenerator } from "../../lib/ids.js";
+import { requestIdOf } from "../../lib/rpc/metadata.js";
 import { announceRepostChange } from "./events.js";
 import type { LikedCache } from "./liked-cache.js";
 import type { AuthorLookup } from "./lookup.js";
+import type { TweetReader } from "./reads.js";
 import type { TweetRow, TweetStore } from "./store.js";
+import type { TweetWrites } from "./writes.js";
 
 export interface Reposts {
   /** The repost count after the caller's repost of `tweetId`. */
@@ -40,22 +41,20 @@ export function createReposts(deps: {
   liked: LikedCache | undefined;
   /** After a committed change: the cache holds the row's version before this resolves. */
   publish: (row: TweetRow) => Promise<void>;
-  /** Writes the repost tweet (its lookup, row, count and TweetCreated), as PostTweet writes a tweet; a second write of an id is a no-op. */
-  writeRepostTweet: (repostId: bigint, reposterId: bigint, originalId: bigint, hctx: HandlerContext) => Promise<void>;
-  /** Deletes the repost tweet as DeleteTweet would (a missing or deleted one is fine). */
-  deleteRepostTweet: (repostId: bigint, reposterId: bigint, hctx: HandlerContext) => Promise<void>;
+  /** The repost's own tweet is written and deleted as PostTweet and DeleteTweet do. */
+  writes: TweetWrites;
+  reader: TweetReader;
 }): Reposts {
-  const { store, lookup } = deps;
+  const { store, lookup, reader, writes } = deps;
   const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
 
-  /** The tweet a repost call is about: a repost of a repost reposts the original. */
+  /** The live tweet a repost call is about (from the cache): a repost of a repost reposts the original. */
   const original = async (tweetId: bigint): Promise<{ id: bigint; authorId: bigint }> => {
     const authorId = (await lookup.authorsOf([tweetId])).get(tweetId);
     if (authorId === undefined) throw notFound();
-    const [found] = await store.readTweets(store.tweetShard(authorId), [tweetId], undefined);
-    if (found === undefined || found.row.deleted) throw notFound();
-    if (found.row.repostOfTweetId === 0n) return { id: tweetId, authorId };
-    return original(found.row.repostOfTweetId);
+    const found = (await reader.load([{ id: tweetId, authorId }], undefined)).get(tweetId);
+    if (found === undefined) throw notFound();
+    return found.core.repostOfTweetId === 0n ? { id: tweetId, authorId } : original(found.core.repostOfTweetId);
   };
 
   /** Settles the edge naming `repostId`, publishes the original's version and the reposter's own state. */
@@ -64,8 +63,7 @@ export function createReposts(deps: {
     if (result.kind === "missing") return result;
     // Also when nothing changed: a retry after a failed publish completes it.
     await deps.publish(result.target);
-    const reposted = live && (result.changed || (await store.repostEdge(orig.authorId, orig.id, reposterId))?.state === "live");
-    await deps.liked?.write(reposterId, [{ tweetId: orig.id, version: result.target.version, liked: result.liked, reposted }]);
+    await deps.liked?.write(reposterId, [{ tweetId: orig.id, version: result.target.version, liked: result.liked, reposted: result.reposted }]);
     return result;
   };
 
@@ -76,8 +74,11 @@ export function createReposts(deps: {
       const begun = await store.beginRepost(orig.authorId, orig.id, callerId, deps.ids.next());
       if (begun.kind === "missing" || begun.kind === "deleted") throw notFound();
       if (begun.kind === "live") return begun.row.repostCount;
-      await deps.writeRepostTweet(begun.repostId, callerId, orig.id, hctx);
-      const settled = await settle(orig, callerId, begun.repostId, true, hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+      const createTimeMicros = BigInt(parseId(begun.repostId).timeMs) * 1000n;
+      const none = { text: "", replyToTweetId: 0n, quoteTweetId: 0n, mediaIds: [], latitude: null, longitude: null, hashtags: [], mentions: [], urls: [] };
+      const repostTweet = { ...none, id: begun.repostId, authorId: callerId, repostOfTweetId: orig.id, createTimeMicros };
+      await writes.create(repostTweet, requestIdOf(hctx), { again: true });
+      const settled = await settle(orig, callerId, begun.repostId, true, requestIdOf(hctx));
       if (settled.kind === "missing") throw notFound();
       return settled.target.repostCount;
     },
@@ -88,12 +89,13 @@ export function createReposts(deps: {
       if (authorId === undefined) throw notFound();
       const edge = await store.repostEdge(authorId, tweetId, callerId);
       if (edge === undefined || edge.state === "taken-back") {
-        const [found] = await store.readTweets(store.tweetShard(authorId), [tweetId], undefined);
+        const found = (await reader.load([{ id: tweetId, authorId }], undefined)).get(tweetId);
         if (found === undefined) throw notFound();
-        return found.row.repostCount;
+        return found.core.repostCount;
       }
-      await deps.deleteRepostTweet(edge.repostId, callerId, hctx);
-      const settled = await settle({ id: tweetId, authorId }, callerId, edge.repostId, false, hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+      const removed = await writes.remove(callerId, edge.repostId, callerId, requestIdOf(hctx));
+      if (removed.kind === "done" || removed.kind === "deleted") await deps.publish(removed.row);
+      const settled = await settle({ id: tweetId, authorId }, callerId, edge.repostId, false, requestIdOf(hctx));
       if (settled.kind === "missing") throw notFound();
       return settled.target.repostCount;
     },
@@ -107,8 +109,3 @@ export function createReposts(deps: {
   };
 }
 
-/** Whether `err` is a duplicate key (the router answers it AlreadyExists): a write an earlier attempt already made. */
-export function isDuplicate(err: unknown): boolean {
-  if (err instanceof ConnectError) return err.code === Code.AlreadyExists || mysqlErrorCode(err.cause) === "ER_DUP_ENTRY";
-  return mysqlErrorCode(err) === "ER_DUP_ENTRY";
-}

@@ -20,10 +20,10 @@ import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { parseId } from "../../lib/ids.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
-import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { requestIdOf } from "../../lib/rpc/metadata.js";
 import { publishRow } from "./cache.js";
 import type { TweetContext } from "./context.js";
-import { announceLikeChange, announceTweetCreated, announceTweetDeleted } from "./events.js";
+import { announceLikeChange } from "./events.js";
 import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
 import { presentTweetCore } from "./present.js";
 import type { LoadedTweet, TweetRef } from "./reads.js";
@@ -62,7 +62,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   const recordRefEdges = async (row: TweetRow, live: boolean, hctx: HandlerContext): Promise<void> => {
     if (row.replyToTweetId === 0n && row.quoteTweetId === 0n) return;
     try {
-      await ctx.replies.recordEdges(row, live, requestId(hctx));
+      await ctx.replies.recordEdges(row, live, requestIdOf(hctx));
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message, tweet_id: String(row.id) }, "reply or quote edge not written; the refs consumer will");
     }
@@ -72,24 +72,6 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   const deletedTweet = async (row: TweetRow): Promise<never> => {
     await publish(row).catch(() => {});
     throw notFound();
-  };
-
-  /**
-   * Runs a write that changes the author's tweet_count, then clears their
-   * cached profile (lib/user-cache.ts) before the call returns: also
-   * after a failure, which may have come after the COMMIT. `changed` says
-   * whether a result changed anything.
-   */
-  const invalidatingAuthor = async <T>(authorId: bigint, run: () => Promise<T>, changed: (result: T) => boolean = () => true): Promise<T> => {
-    let result: T;
-    try {
-      result = await run();
-    } catch (err) {
-      await ctx.userCache?.invalidate([authorId]).catch(() => {});
-      throw err;
-    }
-    if (changed(result)) await ctx.userCache?.invalidate([authorId]);
-    return result;
   };
 
   /** The ids of the users the handles name (unknown handles ignored), in one BatchGetUsers. */
@@ -110,7 +92,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   const setLike = async (tweetId: bigint, liked: boolean, hctx: HandlerContext): Promise<number> => {
     const callerId = requireCaller(hctx);
     const authorId = await authorOf(tweetId);
-    const result = await store.setLike(authorId, tweetId, callerId, liked, announceLikeChange(ctx.ids, requestId(hctx)));
+    const result = await store.setLike(authorId, tweetId, callerId, liked, announceLikeChange(ctx.ids, requestIdOf(hctx)));
     if (result.kind === "missing") throw notFound();
     if (result.kind === "deleted") return deletedTweet(result.row);
     // Also when nothing changed: a retry after an Unavailable publish completes it.
@@ -142,14 +124,8 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       if (req.mediaIds.length > 0) {
         ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
       }
-      // The lookup before the tweet: a crash between them leaves a lookup row
-      // whose tweet reads as NotFound, never a tweet no id can reach.
-      await store.insertLookup(id, authorId, createTimeMicros);
-      await lookup.remember(id, authorId);
-      // The author's tweet_count changes with the tweet: their cached profile
-      // goes (also after a failure, which may have come after the COMMIT).
-      const row = await invalidatingAuthor(authorId, () =>
-        store.createTweet(
+      // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
+      const row = (await ctx.writes.create(
           {
             id,
             authorId,
@@ -165,9 +141,8 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
             urls: text.urls,
             createTimeMicros,
           },
-          announceTweetCreated(ctx.ids, requestId(hctx)),
-        ),
-      );
+          requestIdOf(hctx),
+        ))!;
       await recordRefEdges(row, true, hctx);
       const core = presentTweetCore(row);
       await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
@@ -186,11 +161,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     async deleteTweet(req, hctx) {
       const callerId = requireCaller(hctx);
       const authorId = await authorOf(req.tweetId);
-      const result = await invalidatingAuthor(
-        authorId,
-        () => store.deleteTweet(authorId, req.tweetId, callerId, announceTweetDeleted(ctx.ids, requestId(hctx))),
-        (r) => r.kind !== "missing" && r.kind !== "deleted" && r.kind !== "forbidden",
-      );
+      const result = await ctx.writes.remove(authorId, req.tweetId, callerId, requestIdOf(hctx));
       if (result.kind === "missing") throw notFound();
       if (result.kind === "deleted") return deletedTweet(result.row);
       if (result.kind === "forbidden") throw new ConnectError("only the author can delete a tweet", Code.PermissionDenied);
@@ -265,6 +236,3 @@ function inOrder(ids: readonly bigint[], loaded: ReadonlyMap<bigint, LoadedTweet
   });
 }
 
-function requestId(hctx: HandlerContext): string | undefined {
-  return hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
-}

@@ -145,8 +145,9 @@ export interface TweetStore {
    * A repost's last step (or an unrepost): the edge naming `repostId` goes
    * live from pending, or is taken back from pending or live, with
    * repost_count and the version, under the original's row lock; a change to
-   * or from live is announced. `liked`: the reposter's like, read under the
-   * same lock (their cached state at the new version).
+   * or from live is announced. `liked` and `reposted`: the reposter's like
+   * and repost, read under the same lock (their cached state at the new
+   * version).
    */
   settleRepost(
     originalAuthorId: bigint,
@@ -155,7 +156,10 @@ export interface TweetStore {
     repostId: bigint,
     live: boolean,
     announce: Announce<RepostChange>,
-  ): Promise<{ readonly kind: "missing" } | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean; readonly liked: boolean }>;
+  ): Promise<
+    | { readonly kind: "missing" }
+    | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean; readonly liked: boolean; readonly reposted: boolean }
+  >;
   /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
   listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
@@ -568,7 +572,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         const { row } = locked;
         const liked = await likedBy(tx, originalId, reposterId);
         const edge = await repostEdgeIn(tx, originalId, reposterId, true);
-        const unchanged = { kind: "done", target: row, changed: false, liked } as const;
+        const unchanged = { kind: "done", target: row, changed: false, liked, reposted: edge?.state === "live" } as const;
         if (edge === undefined || edge.repostId !== repostId) return unchanged;
         if (live ? edge.state !== "pending" : edge.state === "taken-back") return unchanged;
         await tx.execute("UPDATE chirp.tweet_reposts SET state = ? WHERE tweet_id = ? AND reposter_id = ?", [
@@ -581,7 +585,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         await tx.execute(`UPDATE chirp.tweets SET repost_count = repost_count ${live ? "+" : "-"} 1, version = version + 1 WHERE id = ?`, [originalId]);
         await announce(tx, { live, tweetId: originalId, authorId: originalAuthorId, reposterId, repostId });
         const target: TweetRow = { ...row, repostCount: Math.max(0, row.repostCount + (live ? 1 : -1)), version: row.version + 1n };
-        return { kind: "done", target, changed: true, liked } as const;
+        return { kind: "done", target, changed: true, liked, reposted: live } as const;
       });
     },
 

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   BatchGetUsersResponseSchema,
   GetUserResponseSchema,
@@ -9,7 +9,7 @@ import {
   type UserService,
 } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
-import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { requestIdOf } from "../../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
 import { announceProfileUpdated, announceUserCreated } from "./events.js";
@@ -85,7 +85,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
         row = await store.createUser(
           { id, handle: req.handle, displayName: req.displayName, email: req.email, passwordHash, birthDate },
           inTime,
-          announceUserCreated(ctx.ids, requestId(hctx)),
+          announceUserCreated(ctx.ids, requestIdOf(hctx)),
         );
       } catch (err) {
         // Give back what this sign-up may have claimed when its user row
@@ -156,7 +156,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       const caller = requireCaller(hctx);
       let row: UserRow | undefined;
       try {
-        row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, announceProfileUpdated(ctx.ids, requestId(hctx)));
+        row = await store.updateProfile(caller, { displayName: req.displayName, bio: req.bio }, announceProfileUpdated(ctx.ids, requestIdOf(hctx)));
       } finally {
         // Also after a failure: the transaction may have committed before it.
         await ctx.userCache?.invalidate([caller]);
@@ -236,6 +236,3 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
   }
 }
 
-function requestId(hctx: HandlerContext): string | undefined {
-  return hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
-}
