@@ -47,4 +47,19 @@ describe("snowflake ids", () => {
     expect(() => createIdGenerator(1024)).toThrow(RangeError);
     expect(() => createIdGenerator(-1)).toThrow(RangeError);
   });
+
+  it("mints ids of a past millisecond counting down, apart from the live ids counting up", () => {
+    const now = ID_EPOCH_MS + 50_000;
+    const gen = createIdGenerator(7, () => now);
+    const past = ID_EPOCH_MS + 20_000;
+    const backdated = [gen.at(past), gen.at(past), gen.at(now)];
+    expect(backdated.map(parseId)).toEqual([
+      { timeMs: past, node: 7, sequence: 4095 },
+      { timeMs: past, node: 7, sequence: 4094 },
+      { timeMs: now, node: 7, sequence: 4093 },
+    ]);
+    expect(parseId(gen.next())).toEqual({ timeMs: now, node: 7, sequence: 0 });
+    expect(() => gen.at(ID_EPOCH_MS - 1)).toThrow(RangeError);
+    expect(() => gen.at(past + 0.5)).toThrow(RangeError);
+  });
 });

@@ -36,6 +36,14 @@ export class ClockMovedBackwardsError extends ConnectError {
 
 export interface IdGenerator {
   next(): bigint;
+  /**
+   * An id of a past millisecond, for imports (ImportTweet). Its sequence
+   * counts down from the top while next() counts up from 0, so this node's
+   * live and backdated ids of one millisecond meet only past 2,048 each;
+   * an id an earlier holder of the node number minted then is still
+   * possible, so a caller claims the id (a unique key) before using it.
+   */
+  at(timeMs: number): bigint;
 }
 
 /**
@@ -49,6 +57,7 @@ export function createIdGenerator(nodeId: number, now: () => number = Date.now):
   }
   let lastMs = -1;
   let sequence = 0;
+  let backSequence = 0;
   return {
     next() {
       let ms = now() - ID_EPOCH_MS;
@@ -68,9 +77,19 @@ export function createIdGenerator(nodeId: number, now: () => number = Date.now):
       }
       lastMs = ms;
       if (BigInt(ms) > MAX_TIME) throw new RangeError("id time overflow");
-      return (BigInt(ms) << (NODE_BITS + SEQUENCE_BITS)) | (BigInt(nodeId) << SEQUENCE_BITS) | BigInt(sequence);
+      return composeId(ms, nodeId, sequence);
+    },
+    at(timeMs) {
+      const ms = timeMs - ID_EPOCH_MS;
+      if (!Number.isInteger(ms) || ms < 0 || BigInt(ms) > MAX_TIME) throw new RangeError(`no id for time ${timeMs}: before the epoch or past its range`);
+      backSequence = backSequence === 0 ? MAX_SEQUENCE : backSequence - 1;
+      return composeId(ms, nodeId, backSequence);
     },
   };
+}
+
+function composeId(ms: number, nodeId: number, sequence: number): bigint {
+  return (BigInt(ms) << (NODE_BITS + SEQUENCE_BITS)) | (BigInt(nodeId) << SEQUENCE_BITS) | BigInt(sequence);
 }
 
 export function parseId(id: bigint): IdParts {

@@ -146,6 +146,13 @@ export function createLeasedIdGenerator(opts: {
   };
   void acquire();
 
+  const minting = (): IdGenerator => {
+    if (generator === undefined) {
+      throw new ConnectError("cannot mint ids yet: no snowflake node id (is NATS reachable?)", Code.Unavailable);
+    }
+    return generator;
+  };
+
   return {
     get nodeId() {
       return generator === undefined ? undefined : lease?.nodeId;
@@ -163,10 +170,10 @@ export function createLeasedIdGenerator(opts: {
       return held && generator !== undefined;
     },
     next() {
-      if (generator === undefined) {
-        throw new ConnectError("cannot mint ids yet: no snowflake node id (is NATS reachable?)", Code.Unavailable);
-      }
-      return generator.next();
+      return minting().next();
+    },
+    at(timeMs) {
+      return minting().at(timeMs);
     },
     async close() {
       stopping.abort();

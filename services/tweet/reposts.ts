@@ -26,8 +26,11 @@ import type { TweetRow, TweetStore } from "./store.js";
 import type { TweetWrites } from "./writes.js";
 
 export interface Reposts {
-  /** The repost count after the caller's repost of `tweetId`. */
-  repost(tweetId: bigint, hctx: HandlerContext): Promise<number>;
+  /**
+   * The repost count after the caller's repost of `tweetId`, made now or
+   * (ImportRepost) at the past millisecond `atMs`, not before the tweet's.
+   */
+  repost(tweetId: bigint, hctx: HandlerContext, atMs?: number): Promise<number>;
   /** The repost count after the caller's repost, if any, is taken back. */
   unrepost(tweetId: bigint, hctx: HandlerContext): Promise<number>;
   /** From a repost tweet's TweetCreated (live) or TweetDeleted: completes its edge, as the call would have. */
@@ -57,6 +60,13 @@ export function createReposts(deps: {
     return found.core.repostOfTweetId === 0n ? { id: tweetId, authorId } : original(found.core.repostOfTweetId);
   };
 
+  /** The tweet's repost count as read now (from the cache); NotFound when it is gone. */
+  const currentCount = async (tweet: { id: bigint; authorId: bigint }): Promise<number> => {
+    const found = (await reader.load([tweet], undefined)).get(tweet.id);
+    if (found === undefined) throw notFound();
+    return found.core.repostCount;
+  };
+
   /** Settles the edge naming `repostId`, publishes the original's version and the reposter's own state. */
   const settle = async (orig: { id: bigint; authorId: bigint }, reposterId: bigint, repostId: bigint, live: boolean, requestId?: string) => {
     const result = await store.settleRepost(orig.authorId, orig.id, reposterId, repostId, live, announceRepostChange(deps.ids, requestId));
@@ -68,10 +78,19 @@ export function createReposts(deps: {
   };
 
   return {
-    async repost(tweetId, hctx) {
+    async repost(tweetId, hctx, atMs) {
       const callerId = requireCaller(hctx);
       const orig = await original(tweetId);
-      const begun = await store.beginRepost(orig.authorId, orig.id, callerId, deps.ids.next());
+      let repostId: bigint;
+      if (atMs === undefined) repostId = deps.ids.next();
+      else {
+        if (parseId(orig.id).timeMs > atMs) throw new ConnectError("create_time: a repost cannot predate its tweet", Code.InvalidArgument);
+        // A backdated id is claimed (writes.ts) only when this call will use it: not for a repost already made or begun.
+        const edge = await store.repostEdge(orig.authorId, orig.id, callerId);
+        if (edge?.state === "live") return currentCount(orig);
+        repostId = edge?.state === "pending" ? edge.repostId : await writes.claimAt(callerId, atMs);
+      }
+      const begun = await store.beginRepost(orig.authorId, orig.id, callerId, repostId);
       if (begun.kind === "missing" || begun.kind === "deleted") throw notFound();
       if (begun.kind === "live") return begun.row.repostCount;
       const createTimeMicros = BigInt(parseId(begun.repostId).timeMs) * 1000n;
@@ -88,11 +107,7 @@ export function createReposts(deps: {
       const authorId = (await lookup.authorsOf([tweetId])).get(tweetId);
       if (authorId === undefined) throw notFound();
       const edge = await store.repostEdge(authorId, tweetId, callerId);
-      if (edge === undefined || edge.state === "taken-back") {
-        const found = (await reader.load([{ id: tweetId, authorId }], undefined)).get(tweetId);
-        if (found === undefined) throw notFound();
-        return found.core.repostCount;
-      }
+      if (edge === undefined || edge.state === "taken-back") return currentCount({ id: tweetId, authorId });
       const removed = await writes.remove(callerId, edge.repostId, callerId, requestIdOf(hctx));
       if (removed.kind === "done" || removed.kind === "deleted") await deps.publish(removed.row);
       const settled = await settle({ id: tweetId, authorId }, callerId, edge.repostId, false, requestIdOf(hctx));

@@ -1,10 +1,13 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Media } from "../../gen/chirp/media/v1/media_pb.js";
 import {
   BatchGetTweetsResponseSchema,
   DeleteTweetResponseSchema,
   GetTweetResponseSchema,
+  ImportRepostResponseSchema,
+  ImportTweetResponseSchema,
   LikeTweetResponseSchema,
   ListAuthorTweetsResponseSchema,
   ListLikedTweetsResponseSchema,
@@ -102,52 +105,72 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     return result.row.likeCount;
   };
 
+  /**
+   * A tweet by the caller, minted now (PostTweet) or at the past millisecond
+   * `atMs` (ImportTweet), which the tweets it replies to and quotes must not
+   * postdate.
+   */
+  const post = async (req: PostTweetRequest, hctx: HandlerContext, atMs?: number): Promise<Tweet> => {
+    // Input first (before the caller check, as protovalidate's rules are):
+    // bad input is InvalidArgument whoever sends it, and writes nothing.
+    const text = parseTweetText(req.text, req.mediaIds.length > 0);
+    checkLocation(req);
+    const authorId = requireCaller(hctx);
+    // The tweets it replies to and quotes must be live (one read for both).
+    const refs = [req.replyToTweetId, req.quoteTweetId].filter((id) => id !== 0n);
+    const live = refs.length === 0 ? undefined : await loadByIds(refs, undefined);
+    if (req.replyToTweetId !== 0n && !live!.has(req.replyToTweetId)) throw new ConnectError("replied-to tweet not found", Code.NotFound);
+    if (req.quoteTweetId !== 0n && !live!.has(req.quoteTweetId)) throw new ConnectError("quoted tweet not found", Code.NotFound);
+    if (atMs !== undefined && refs.some((ref) => parseId(ref).timeMs > atMs)) {
+      throw new ConnectError("create_time: a reply or quote cannot predate the tweet it names", Code.InvalidArgument);
+    }
+    const mentions = await resolveMentions(text.mentionHandles, hctx);
+    // An imported tweet's id is claimed (its lookup row written) before anything else of it.
+    const id = atMs === undefined ? ctx.ids.next() : await ctx.writes.claimAt(authorId, atMs);
+    const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
+    // Media first: the media service checks ownership (NotFound,
+    // PermissionDenied, FailedPrecondition) and attaches all or nothing,
+    // before anything of the tweet is written.
+    let media: Media[] = [];
+    if (req.mediaIds.length > 0) {
+      ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
+    }
+    // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
+    const row = await ctx.writes.create(
+      {
+        id,
+        authorId,
+        text: text.text,
+        replyToTweetId: req.replyToTweetId,
+        quoteTweetId: req.quoteTweetId,
+        repostOfTweetId: 0n,
+        mediaIds: req.mediaIds,
+        latitude: req.location?.latitude ?? null,
+        longitude: req.location?.longitude ?? null,
+        hashtags: text.hashtags,
+        mentions,
+        urls: text.urls,
+        createTimeMicros,
+      },
+      requestIdOf(hctx),
+      { again: atMs !== undefined },
+    );
+    // A fresh id's tweet cannot be there already; an imported one's only if two calls claimed the same id, which the lookup's key forbids.
+    if (row === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
+    await recordRefEdges(row, true, hctx);
+    const core = presentTweetCore(row);
+    await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
+    const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
+    return tweet!;
+  };
+
   return {
     async postTweet(req, hctx) {
-      // Input first (before the caller check, as protovalidate's rules are):
-      // bad input is InvalidArgument whoever sends it, and writes nothing.
-      const text = parseTweetText(req.text, req.mediaIds.length > 0);
-      checkLocation(req);
-      const authorId = requireCaller(hctx);
-      // The tweets it replies to and quotes must be live (one read for both).
-      const refs = [req.replyToTweetId, req.quoteTweetId].filter((id) => id !== 0n);
-      const live = refs.length === 0 ? undefined : await loadByIds(refs, undefined);
-      if (req.replyToTweetId !== 0n && !live!.has(req.replyToTweetId)) throw new ConnectError("replied-to tweet not found", Code.NotFound);
-      if (req.quoteTweetId !== 0n && !live!.has(req.quoteTweetId)) throw new ConnectError("quoted tweet not found", Code.NotFound);
-      const mentions = await resolveMentions(text.mentionHandles, hctx);
-      const id = ctx.ids.next();
-      const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
-      // Media first: the media service checks ownership (NotFound,
-      // PermissionDenied, FailedPrecondition) and attaches all or nothing,
-      // before anything of the tweet is written.
-      let media: Media[] = [];
-      if (req.mediaIds.length > 0) {
-        ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
-      }
-      // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
-      const row = (await ctx.writes.create(
-          {
-            id,
-            authorId,
-            text: text.text,
-            replyToTweetId: req.replyToTweetId,
-            quoteTweetId: req.quoteTweetId,
-            repostOfTweetId: 0n,
-            mediaIds: req.mediaIds,
-            latitude: req.location?.latitude ?? null,
-            longitude: req.location?.longitude ?? null,
-            hashtags: text.hashtags,
-            mentions,
-            urls: text.urls,
-            createTimeMicros,
-          },
-          requestIdOf(hctx),
-        ))!;
-      await recordRefEdges(row, true, hctx);
-      const core = presentTweetCore(row);
-      await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
-      const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
-      return create(PostTweetResponseSchema, { tweet });
+      return create(PostTweetResponseSchema, { tweet: await post(req, hctx) });
+    },
+
+    async importTweet(req, hctx) {
+      return create(ImportTweetResponseSchema, { tweet: await post(req.tweet!, hctx, timestampDate(req.createTime!).getTime()) });
     },
 
     async getTweet(req, hctx) {
@@ -207,6 +230,10 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       const loaded = await loadByIds(ids, callerOf(hctx));
       const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted);
       return create(BatchGetTweetsResponseSchema, { tweets });
+    },
+
+    async importRepost(req, hctx) {
+      return create(ImportRepostResponseSchema, { repostCount: await ctx.reposts.repost(req.tweetId, hctx, timestampDate(req.createTime!).getTime()) });
     },
 
     async repost(req, hctx) {

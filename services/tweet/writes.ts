@@ -4,7 +4,8 @@
 // then one transaction on the author's shard (the row, tweet_count, the
 // event). The author's tweet_count changes, so their cached profile is
 // cleared before the call returns (lib/user-cache.ts): also after a failure,
-// which may have come after the COMMIT.
+// which may have come after the COMMIT. An imported tweet (ImportTweet, at a
+// past time) claims its id first by writing the lookup row (claimAt).
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { IdGenerator } from "../../lib/ids.js";
 import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
@@ -20,9 +21,19 @@ export interface TweetWrites {
    * then undefined when the row was there.
    */
   create(t: NewTweet, requestId: string | undefined, opts?: { again?: boolean }): Promise<TweetRow | undefined>;
+  /**
+   * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
+   * claimed by writing its lookup row (a unique key: an id minted before by
+   * an earlier holder of this node number is passed over). Create the tweet
+   * with `again`, which skips the lookup row.
+   */
+  claimAt(authorId: bigint, timeMs: number): Promise<bigint>;
   /** The author's tweet deleted by `callerId` (who must be the author). */
   remove(authorId: bigint, tweetId: bigint, callerId: bigint, requestId: string | undefined): Promise<DeleteResult>;
 }
+
+/** Ids tried for one past millisecond before giving up (each taken one is a rare coincidence). */
+const CLAIM_ATTEMPTS = 8;
 
 export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLookup; ids: IdGenerator; userCache: UserCache | undefined }): TweetWrites {
   const { store, lookup, ids, userCache } = deps;
@@ -57,6 +68,19 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
         () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId))),
         (row) => row !== undefined,
       );
+    },
+
+    async claimAt(authorId, timeMs) {
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+        const id = ids.at(timeMs);
+        try {
+          await store.insertLookup(id, authorId, BigInt(timeMs) * 1000n);
+          return id;
+        } catch (err) {
+          if (!isDuplicate(err)) throw err;
+        }
+      }
+      throw new ConnectError(`no free tweet id at ${new Date(timeMs).toISOString()}; try another millisecond`, Code.Aborted);
     },
 
     remove(authorId, tweetId, callerId, requestId) {

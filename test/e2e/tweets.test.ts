@@ -8,6 +8,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
@@ -27,6 +28,7 @@ import { LIKES_INDEX_DURABLE } from "../../services/tweet/events.js";
 import { gatewayApi, type Account } from "./support/api.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { parseId } from "../../lib/ids.js";
 
 let system: TestSystem;
 let mesh: Mesh;
@@ -399,6 +401,55 @@ describe("GetTweet, DeleteTweet and BatchGetTweets", () => {
     // The liker's next read knows their like at the tweet's new version; anyone else's state was at the old one and is read again.
     expect(await measure(viewer)).toEqual({ db: {}, lookups: { 'source="memory"': 1 } });
     expect((await measure(author)).db).toEqual({ [`op="likesAt",shard="${tweetShard}"`]: 1 });
+  });
+});
+
+describe("ImportTweet and ImportRepost (internal: chirp seed's history)", () => {
+  const at = (msAgo: number) => timestampFromMs(Date.now() - msAgo);
+  const HOUR = 3_600_000;
+  const userTimeline = async (who: Account) =>
+    (await ok<{ tweets: Array<ApiTweet & { repostId?: string; repostedBy?: ApiUser }> }>("chirp.timeline.v1.TimelineService/GetUserTimeline", { userId: String(who.id), pageSize: 10 }, who.token)).tweets;
+
+  it("writes a tweet, reply and repost at past times: ids, create times and timelines put them there, and counts are exact", async () => {
+    const [a, b] = (await signUpMany(2)) as [Account, Account];
+    const now = await postOk(a, "posted now");
+    const old = (await tweetClient().importTweet({ tweet: { text: "two hours ago #imported" }, createTime: at(2 * HOUR) }, as(a))).tweet!;
+    expect(Math.abs(parseId(old.id).timeMs - (Date.now() - 2 * HOUR))).toBeLessThan(60_000);
+    expect(timestampMs(old.createTime!)).toBe(parseId(old.id).timeMs);
+    expect(old.hashtags).toEqual(["imported"]);
+    const reply = (await tweetClient().importTweet({ tweet: { text: "a reply an hour ago", replyToTweetId: old.id }, createTime: at(HOUR) }, as(b))).tweet!;
+    expect((await tweetClient().importRepost({ tweetId: old.id, createTime: at(HOUR / 2) }, as(b))).repostCount).toBe(1);
+    // Again: no change, no second repost.
+    expect((await tweetClient().importRepost({ tweetId: old.id, createTime: at(HOUR / 4) }, as(b))).repostCount).toBe(1);
+    expect((await userTimeline(a)).map((t) => t.text)).toEqual(["posted now", "two hours ago #imported"]);
+    // b's own timeline: the repost (half an hour ago) above the reply (an hour ago).
+    expect((await userTimeline(b)).map((t) => [t.text, t.repostedBy?.id ?? ""])).toEqual([
+      ["two hours ago #imported", String(b.id)],
+      ["a reply an hour ago", ""],
+    ]);
+    const got = (await tweetClient().getTweet({ tweetId: old.id })).tweet!;
+    expect([got.replyCount, got.repostCount]).toEqual([1, 1]);
+    expect((await writtenBy(a)).tweetCount).toBe(2);
+    expect(BigInt(now.id) > old.id && old.id < reply.id).toBe(true);
+  });
+
+  it("refuses a future or pre-epoch time, a reply or repost older than its tweet, and no caller; nothing is written", async () => {
+    const [a] = (await signUpMany(1)) as [Account];
+    const old = (await tweetClient().importTweet({ tweet: { text: "an hour ago" }, createTime: at(HOUR) }, as(a))).tweet!;
+    const before = await writtenBy(a);
+    const refusals: Array<[() => Promise<unknown>, Code]> = [
+      [() => tweetClient().importTweet({ tweet: { text: "tomorrow" }, createTime: at(-24 * HOUR) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "1999" }, createTime: timestampFromMs(Date.UTC(1999, 0, 1)) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "no time" } }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "too early", replyToTweetId: old.id }, createTime: at(2 * HOUR) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "too early", quoteTweetId: old.id }, createTime: at(2 * HOUR) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "" }, createTime: at(HOUR) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importTweet({ tweet: { text: "anyone" }, createTime: at(HOUR) }), Code.Unauthenticated],
+      [() => tweetClient().importRepost({ tweetId: old.id, createTime: at(2 * HOUR) }, as(a)), Code.InvalidArgument],
+      [() => tweetClient().importRepost({ tweetId: 999_999_999n, createTime: at(HOUR) }, as(a)), Code.NotFound],
+    ];
+    for (const [call, code] of refusals) expect(ConnectError.from(await call().catch((e: unknown) => e)).code).toBe(code);
+    expect(await writtenBy(a)).toEqual(before);
   });
 });
 

@@ -7,13 +7,15 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Location, Tweet } from "./tweet_pb.js";
 import { file_chirp_tweet_v1_tweet } from "./tweet_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chirp/tweet/v1/tweet_service.proto.
  */
 export const file_chirp_tweet_v1_tweet_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKuAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0iKgoNUmVwb3N0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACImCg5SZXBvc3RSZXNwb25zZRIUCgxyZXBvc3RfY291bnQYASABKA0iLAoPVW5yZXBvc3RSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIigKEFVucmVwb3N0UmVzcG9uc2USFAoMcmVwb3N0X2NvdW50GAEgASgNIm4KFkxpc3RMaWtlZFR3ZWV0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJZChdMaXN0TGlrZWRUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoQR2V0VGhyZWFkUmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCKkAQoRR2V0VGhyZWFkUmVzcG9uc2USKAoJYW5jZXN0b3JzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSJAoFdHdlZXQYAiABKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBImCgdyZXBsaWVzGAMgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJIl4KFUJhdGNoR2V0VHdlZXRzUmVxdWVzdBIhCgl0d2VldF9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAEiIKCmF1dGhvcl9pZHMYAiADKARCDrpIC5IBCBBkIgQyAiAAIj8KFkJhdGNoR2V0VHdlZXRzUmVzcG9uc2USJQoGdHdlZXRzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiawoKQXV0aG9yV2FsaxIaCglhdXRob3JfaWQYASABKARCB7pIBDICIAASEQoJYmVmb3JlX2lkGAIgASgEEhMKC2F0X2xlYXN0X2lkGAMgASgEEhkKBWxpbWl0GAQgASgNQgq6SAcqBRiQTigBImIKF0xpc3RBdXRob3JUd2VldHNSZXF1ZXN0EjYKBXdhbGtzGAEgAygLMhouY2hpcnAudHdlZXQudjEuQXV0aG9yV2Fsa0ILukgIkgEFCAEQkE4SDwoHcHJpbWFyeRgCIAEoCCIvCghUd2VldFJlZhIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQiQgoYTGlzdEF1dGhvclR3ZWV0c1Jlc3BvbnNlEiYKBHJlZnMYASADKAsyGC5jaGlycC50d2VldC52MS5Ud2VldFJlZjL0BwoMVHdlZXRTZXJ2aWNlElAKCVBvc3RUd2VldBIgLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlcXVlc3QaIS5jaGlycC50d2VldC52MS5Qb3N0VHdlZXRSZXNwb25zZRJSCghHZXRUd2VldBIfLmNoaXJwLnR3ZWV0LnYxLkdldFR3ZWV0UmVxdWVzdBogLmNoaXJwLnR3ZWV0LnYxLkdldFR3ZWV0UmVzcG9uc2UiA5ACARJWCgtEZWxldGVUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLkRlbGV0ZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLkRlbGV0ZVR3ZWV0UmVzcG9uc2USVQoJTGlrZVR3ZWV0EiAuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLkxpa2VUd2VldFJlc3BvbnNlIgOQAgISWwoLVW5saWtlVHdlZXQSIi5jaGlycC50d2VldC52MS5Vbmxpa2VUd2VldFJlcXVlc3QaIy5jaGlycC50d2VldC52MS5Vbmxpa2VUd2VldFJlc3BvbnNlIgOQAgISTAoGUmVwb3N0Eh0uY2hpcnAudHdlZXQudjEuUmVwb3N0UmVxdWVzdBoeLmNoaXJwLnR3ZWV0LnYxLlJlcG9zdFJlc3BvbnNlIgOQAgISUgoIVW5yZXBvc3QSHy5jaGlycC50d2VldC52MS5VbnJlcG9zdFJlcXVlc3QaIC5jaGlycC50d2VldC52MS5VbnJlcG9zdFJlc3BvbnNlIgOQAgISZwoPTGlzdExpa2VkVHdlZXRzEiYuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVxdWVzdBonLmNoaXJwLnR3ZWV0LnYxLkxpc3RMaWtlZFR3ZWV0c1Jlc3BvbnNlIgOQAgESVQoJR2V0VGhyZWFkEiAuY2hpcnAudHdlZXQudjEuR2V0VGhyZWFkUmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLkdldFRocmVhZFJlc3BvbnNlIgOQAgESZAoOQmF0Y2hHZXRUd2VldHMSJS5jaGlycC50d2VldC52MS5CYXRjaEdldFR3ZWV0c1JlcXVlc3QaJi5jaGlycC50d2VldC52MS5CYXRjaEdldFR3ZWV0c1Jlc3BvbnNlIgOQAgESagoQTGlzdEF1dGhvclR3ZWV0cxInLmNoaXJwLnR3ZWV0LnYxLkxpc3RBdXRob3JUd2VldHNSZXF1ZXN0GiguY2hpcnAudHdlZXQudjEuTGlzdEF1dGhvclR3ZWV0c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_chirp_tweet_v1_tweet]);
+  fileDesc("CiJjaGlycC90d2VldC92MS90d2VldF9zZXJ2aWNlLnByb3RvEg5jaGlycC50d2VldC52MSKuAQoQUG9zdFR3ZWV0UmVxdWVzdBIWCgR0ZXh0GAEgASgJQgi6SAVyAxjwFRIjCgltZWRpYV9pZHMYAiADKARCELpIDZIBChAEGAEiBDICIAASKgoIbG9jYXRpb24YAyABKAsyGC5jaGlycC50d2VldC52MS5Mb2NhdGlvbhIZChFyZXBseV90b190d2VldF9pZBgEIAEoBBIWCg5xdW90ZV90d2VldF9pZBgFIAEoBCI5ChFQb3N0VHdlZXRSZXNwb25zZRIkCgV0d2VldBgBIAEoCzIVLmNoaXJwLnR3ZWV0LnYxLlR3ZWV0IiwKD0dldFR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACI4ChBHZXRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiLwoSRGVsZXRlVHdlZXRSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIhUKE0RlbGV0ZVR3ZWV0UmVzcG9uc2UiLQoQTGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACInChFMaWtlVHdlZXRSZXNwb25zZRISCgpsaWtlX2NvdW50GAEgASgNIi8KElVubGlrZVR3ZWV0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACIpChNVbmxpa2VUd2VldFJlc3BvbnNlEhIKCmxpa2VfY291bnQYASABKA0iKgoNUmVwb3N0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgACImCg5SZXBvc3RSZXNwb25zZRIUCgxyZXBvc3RfY291bnQYASABKA0iLAoPVW5yZXBvc3RSZXF1ZXN0EhkKCHR3ZWV0X2lkGAEgASgEQge6SAQyAiAAIigKEFVucmVwb3N0UmVzcG9uc2USFAoMcmVwb3N0X2NvdW50GAEgASgNIm4KFkxpc3RMaWtlZFR3ZWV0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJZChdMaXN0TGlrZWRUd2VldHNSZXNwb25zZRIlCgZ0d2VldHMYASADKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoQR2V0VGhyZWFkUmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCKkAQoRR2V0VGhyZWFkUmVzcG9uc2USKAoJYW5jZXN0b3JzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSJAoFdHdlZXQYAiABKAsyFS5jaGlycC50d2VldC52MS5Ud2VldBImCgdyZXBsaWVzGAMgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJIl4KFUJhdGNoR2V0VHdlZXRzUmVxdWVzdBIhCgl0d2VldF9pZHMYASADKARCDrpIC5IBCBBkIgQyAiAAEiIKCmF1dGhvcl9pZHMYAiADKARCDrpIC5IBCBBkIgQyAiAAIj8KFkJhdGNoR2V0VHdlZXRzUmVzcG9uc2USJQoGdHdlZXRzGAEgAygLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQiawoKQXV0aG9yV2FsaxIaCglhdXRob3JfaWQYASABKARCB7pIBDICIAASEQoJYmVmb3JlX2lkGAIgASgEEhMKC2F0X2xlYXN0X2lkGAMgASgEEhkKBWxpbWl0GAQgASgNQgq6SAcqBRiQTigBImIKF0xpc3RBdXRob3JUd2VldHNSZXF1ZXN0EjYKBXdhbGtzGAEgAygLMhouY2hpcnAudHdlZXQudjEuQXV0aG9yV2Fsa0ILukgIkgEFCAEQkE4SDwoHcHJpbWFyeRgCIAEoCCIvCghUd2VldFJlZhIQCgh0d2VldF9pZBgBIAEoBBIRCglhdXRob3JfaWQYAiABKAQiQgoYTGlzdEF1dGhvclR3ZWV0c1Jlc3BvbnNlEiYKBHJlZnMYASADKAsyGC5jaGlycC50d2VldC52MS5Ud2VldFJlZiKTAQoSSW1wb3J0VHdlZXRSZXF1ZXN0EjcKBXR3ZWV0GAEgASgLMiAuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVxdWVzdEIGukgDyAEBEkQKC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEITukgQyAEBsgEKOAEyBgiA8tbKBiI7ChNJbXBvcnRUd2VldFJlc3BvbnNlEiQKBXR3ZWV0GAEgASgLMhUuY2hpcnAudHdlZXQudjEuVHdlZXQidgoTSW1wb3J0UmVwb3N0UmVxdWVzdBIZCgh0d2VldF9pZBgBIAEoBEIHukgEMgIgABJECgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCE7pIEMgBAbIBCjgBMgYIgPLWygYiLAoUSW1wb3J0UmVwb3N0UmVzcG9uc2USFAoMcmVwb3N0X2NvdW50GAEgASgNMqwJCgxUd2VldFNlcnZpY2USUAoJUG9zdFR3ZWV0EiAuY2hpcnAudHdlZXQudjEuUG9zdFR3ZWV0UmVxdWVzdBohLmNoaXJwLnR3ZWV0LnYxLlBvc3RUd2VldFJlc3BvbnNlElIKCEdldFR3ZWV0Eh8uY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXF1ZXN0GiAuY2hpcnAudHdlZXQudjEuR2V0VHdlZXRSZXNwb25zZSIDkAIBElYKC0RlbGV0ZVR3ZWV0EiIuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXF1ZXN0GiMuY2hpcnAudHdlZXQudjEuRGVsZXRlVHdlZXRSZXNwb25zZRJVCglMaWtlVHdlZXQSIC5jaGlycC50d2VldC52MS5MaWtlVHdlZXRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuTGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJbCgtVbmxpa2VUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLlVubGlrZVR3ZWV0UmVzcG9uc2UiA5ACAhJMCgZSZXBvc3QSHS5jaGlycC50d2VldC52MS5SZXBvc3RSZXF1ZXN0Gh4uY2hpcnAudHdlZXQudjEuUmVwb3N0UmVzcG9uc2UiA5ACAhJSCghVbnJlcG9zdBIfLmNoaXJwLnR3ZWV0LnYxLlVucmVwb3N0UmVxdWVzdBogLmNoaXJwLnR3ZWV0LnYxLlVucmVwb3N0UmVzcG9uc2UiA5ACAhJnCg9MaXN0TGlrZWRUd2VldHMSJi5jaGlycC50d2VldC52MS5MaXN0TGlrZWRUd2VldHNSZXF1ZXN0GicuY2hpcnAudHdlZXQudjEuTGlzdExpa2VkVHdlZXRzUmVzcG9uc2UiA5ACARJVCglHZXRUaHJlYWQSIC5jaGlycC50d2VldC52MS5HZXRUaHJlYWRSZXF1ZXN0GiEuY2hpcnAudHdlZXQudjEuR2V0VGhyZWFkUmVzcG9uc2UiA5ACARJkCg5CYXRjaEdldFR3ZWV0cxIlLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVxdWVzdBomLmNoaXJwLnR3ZWV0LnYxLkJhdGNoR2V0VHdlZXRzUmVzcG9uc2UiA5ACARJqChBMaXN0QXV0aG9yVHdlZXRzEicuY2hpcnAudHdlZXQudjEuTGlzdEF1dGhvclR3ZWV0c1JlcXVlc3QaKC5jaGlycC50d2VldC52MS5MaXN0QXV0aG9yVHdlZXRzUmVzcG9uc2UiA5ACARJWCgtJbXBvcnRUd2VldBIiLmNoaXJwLnR3ZWV0LnYxLkltcG9ydFR3ZWV0UmVxdWVzdBojLmNoaXJwLnR3ZWV0LnYxLkltcG9ydFR3ZWV0UmVzcG9uc2USXgoMSW1wb3J0UmVwb3N0EiMuY2hpcnAudHdlZXQudjEuSW1wb3J0UmVwb3N0UmVxdWVzdBokLmNoaXJwLnR3ZWV0LnYxLkltcG9ydFJlcG9zdFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_buf_validate_validate, file_chirp_tweet_v1_tweet, file_google_protobuf_timestamp]);
 
 /**
  * PostTweetRequest is the content of a new tweet.
@@ -652,6 +654,100 @@ export const ListAuthorTweetsResponseSchema: GenMessage<ListAuthorTweetsResponse
   messageDesc(file_chirp_tweet_v1_tweet_service, 23);
 
 /**
+ * ImportTweetRequest is a tweet's content and its time.
+ *
+ * @generated from message chirp.tweet.v1.ImportTweetRequest
+ */
+export type ImportTweetRequest = Message<"chirp.tweet.v1.ImportTweetRequest"> & {
+  /**
+   * @generated from field: chirp.tweet.v1.PostTweetRequest tweet = 1;
+   */
+  tweet?: PostTweetRequest | undefined;
+
+  /**
+   * In the past, and not before the ids' epoch (2026-01-01T00:00:00Z).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ImportTweetRequest.
+ * Use `create(ImportTweetRequestSchema)` to create a new message.
+ */
+export const ImportTweetRequestSchema: GenMessage<ImportTweetRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 24);
+
+/**
+ * ImportTweetResponse holds the tweet as written.
+ *
+ * @generated from message chirp.tweet.v1.ImportTweetResponse
+ */
+export type ImportTweetResponse = Message<"chirp.tweet.v1.ImportTweetResponse"> & {
+  /**
+   * @generated from field: chirp.tweet.v1.Tweet tweet = 1;
+   */
+  tweet?: Tweet | undefined;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ImportTweetResponse.
+ * Use `create(ImportTweetResponseSchema)` to create a new message.
+ */
+export const ImportTweetResponseSchema: GenMessage<ImportTweetResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 25);
+
+/**
+ * ImportRepostRequest names the tweet to repost and the repost's time.
+ *
+ * @generated from message chirp.tweet.v1.ImportRepostRequest
+ */
+export type ImportRepostRequest = Message<"chirp.tweet.v1.ImportRepostRequest"> & {
+  /**
+   * Snowflake id of the tweet.
+   *
+   * @generated from field: uint64 tweet_id = 1;
+   */
+  tweetId: bigint;
+
+  /**
+   * In the past, not before the tweet's own time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ImportRepostRequest.
+ * Use `create(ImportRepostRequestSchema)` to create a new message.
+ */
+export const ImportRepostRequestSchema: GenMessage<ImportRepostRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 26);
+
+/**
+ * ImportRepostResponse holds the repost count after the repost.
+ *
+ * @generated from message chirp.tweet.v1.ImportRepostResponse
+ */
+export type ImportRepostResponse = Message<"chirp.tweet.v1.ImportRepostResponse"> & {
+  /**
+   * Number of reposts, the caller's included.
+   *
+   * @generated from field: uint32 repost_count = 1;
+   */
+  repostCount: number;
+};
+
+/**
+ * Describes the message chirp.tweet.v1.ImportRepostResponse.
+ * Use `create(ImportRepostResponseSchema)` to create a new message.
+ */
+export const ImportRepostResponseSchema: GenMessage<ImportRepostResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_tweet_v1_tweet_service, 27);
+
+/**
  * TweetService owns tweets and likes, and relays their events to NATS through
  * a transactional outbox.
  *
@@ -792,6 +888,34 @@ export const TweetService: GenService<{
     methodKind: "unary";
     input: typeof ListAuthorTweetsRequestSchema;
     output: typeof ListAuthorTweetsResponseSchema;
+  },
+  /**
+   * ImportTweet publishes a tweet by the caller as PostTweet does (the same
+   * rules, events, fan-out and counts), dated create_time in the past: its id
+   * is minted at that millisecond, so it sorts there in every timeline. For
+   * importers, such as the history `chirp seed` writes. A reply or quote
+   * cannot predate the tweet it names (InvalidArgument).
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.ImportTweet
+   */
+  importTweet: {
+    methodKind: "unary";
+    input: typeof ImportTweetRequestSchema;
+    output: typeof ImportTweetResponseSchema;
+  },
+  /**
+   * ImportRepost reposts a tweet as the caller as Repost does, dated
+   * create_time in the past, which must not predate the tweet
+   * (InvalidArgument). Reposting again succeeds without change.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.tweet.v1.TweetService.ImportRepost
+   */
+  importRepost: {
+    methodKind: "unary";
+    input: typeof ImportRepostRequestSchema;
+    output: typeof ImportRepostResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_tweet_v1_tweet_service, 0);
