@@ -34,4 +34,13 @@ describe("planHistory", () => {
       if (mention !== null) expect(friends.has(`${t.author}-${mention[1]}`)).toBe(true);
     }
   });
+
+  it("places the tweets along the span in plan order, so every reply and quote comes after its tweet", () => {
+    const at = plan.map((t) => t.at);
+    expect(Math.min(...at)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...at)).toBeLessThan(1);
+    for (let i = 1; i < at.length; i++) expect(at[i]!).toBeGreaterThan(at[i - 1]!);
+    // Spread over the whole span: each tenth holds about a tenth of the tweets.
+    for (let d = 0; d < 10; d++) expect(at.filter((x) => Math.floor(x * 10) === d).length).toBe(200);
+  });
 });

@@ -6,13 +6,19 @@
 // only the planned tweets it does not find (by text, unique per author), so a
 // second run posts nothing. Likes and reposts are idempotent by themselves.
 //
-// Posted now, not backdated: the public API has no way to set a tweet's time
-// (its Snowflake id is its time), so the history spans the seeding minutes.
+// Dated over the last days (3 by default): when the tweet service itself is
+// reachable, tweets and reposts go through its internal ImportTweet and
+// ImportRepost, which mint each id at the planned time, so timelines, threads
+// and trends read as a network that has been talking for a while. Through the
+// gateway alone (the public API cannot backdate) they are posted now.
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { PNG } from "pngjs";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { PostTweetRequestSchema, TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import { parseId } from "../../lib/ids.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { SocialGraph } from "./dataset.js";
 import { createProgress, mapConcurrent } from "./progress.js";
 import { withRetry } from "./retry.js";
@@ -27,9 +33,23 @@ export interface HistoryOptions {
   readonly gatewayUrl: string;
   readonly tweetClient: Client<typeof TweetService>;
   readonly timelineClient: Client<typeof TimelineService>;
+  /**
+   * The tweet service itself (its gRPC address, not the gateway): tweets and
+   * reposts are then dated over the last `spanMs` through ImportTweet and
+   * ImportRepost. Undefined: they are posted now, through the gateway.
+   */
+  readonly importer?: Client<typeof TweetService>;
+  /** How far back the history reaches [3 days]. */
+  readonly spanMs?: number;
   readonly concurrency: number;
   readonly log: NodeJS.WriteStream;
 }
+
+export const DEFAULT_HISTORY_SPAN_MS = 3 * 24 * 3_600_000;
+/** The newest planned tweet is this long before the run starts. */
+const HISTORY_END_MS = 60_000;
+/** A repost comes at most this long after its tweet. */
+const REPOST_DELAY_MAX_MS = 6 * 3_600_000;
 
 export interface HistoryResult {
   readonly planned: number;
@@ -37,6 +57,8 @@ export interface HistoryResult {
   readonly posted: number;
   readonly likes: number;
   readonly reposts: number;
+  /** Whether tweets and reposts were dated over the span (through the tweet service) or posted now. */
+  readonly backdated: boolean;
 }
 
 /** One planned tweet; `replyTo`/`quote` are indexes of earlier planned tweets. */
@@ -50,6 +72,8 @@ export interface PlannedTweet {
   readonly likers: readonly number[];
   /** People (graph indexes) who repost it. */
   readonly reposters: readonly number[];
+  /** Where in the history's span it falls, in [0, 1); increasing along the plan. */
+  readonly at: number;
 }
 
 const TOPICS = ["reed", "portland", "thesis", "coffee", "library", "finals", "hiking", "music", "film", "chess", "climbing", "soup"];
@@ -74,6 +98,8 @@ export const PLAN_GAP = 64;
  */
 export function planHistory(graph: SocialGraph, tweets: number, handlePrefix: string, gap = PLAN_GAP): PlannedTweet[] {
   const r = createRng(0x5eed + graph.userCount * 31 + tweets);
+  // Times from a generator of their own: the rest of the plan stays what earlier versions planned.
+  const jitter = createRng(0x7143 + tweets);
   const friends: number[][] = Array.from({ length: graph.userCount }, () => []);
   for (const [a, b] of graph.edges) {
     friends[a]!.push(b);
@@ -107,7 +133,8 @@ export function planHistory(graph: SocialGraph, tweets: number, handlePrefix: st
     const likers = mine.filter(() => r() < 0.15).slice(0, 8);
     const photo = r() < 0.02;
     const reposters = mine.filter(() => r() < 0.04).slice(0, 4);
-    plan.push({ author, text, ...(replyTo === undefined ? {} : { replyTo }), ...(quote === undefined ? {} : { quote }), photo, likers, reposters });
+    const at = (i + jitter()) / tweets;
+    plan.push({ author, text, ...(replyTo === undefined ? {} : { replyTo }), ...(quote === undefined ? {} : { quote }), photo, likers, reposters, at });
   }
   return plan;
 }
@@ -117,6 +144,12 @@ export async function seedHistory(opts: HistoryOptions): Promise<HistoryResult> 
   const plan = planHistory(opts.graph, opts.tweets, opts.handlePrefix);
   const chunk = Math.min(concurrency, PLAN_GAP);
   const bearer = (n: number) => ({ headers: { authorization: `Bearer ${accounts[n]!.token}` } });
+  const asCaller = (n: number) => ({ headers: { [CALLER_ID_HEADER]: String(accounts[n]!.id) } });
+  const importer = opts.importer;
+  const span = opts.spanMs ?? DEFAULT_HISTORY_SPAN_MS;
+  const end = Date.now() - HISTORY_END_MS;
+  /** Not before `after` (the tweets it names, as written), and in the past. */
+  const dated = (planned: number, after: number): number => Math.floor(Math.min(Math.max(planned, after + 1000), Date.now() - 1000));
 
   // What earlier runs posted: each author's tweets by text.
   const authors = [...new Set(plan.map((t) => t.author))];
@@ -144,14 +177,18 @@ export async function seedHistory(opts: HistoryOptions): Promise<HistoryResult> 
         const mediaIds = t.photo ? [await uploadPhoto(opts.gatewayUrl, accounts[t.author]!.token, i)] : [];
         const target = (k: number | undefined): bigint => (k === undefined ? 0n : (ids[k] ?? 0n));
         const request = create(PostTweetRequestSchema, { text: t.text, mediaIds, replyToTweetId: target(t.replyTo), quoteTweetId: target(t.quote) });
+        const post = async (req: typeof request): Promise<bigint> => {
+          if (importer === undefined) return (await withRetry(() => opts.tweetClient.postTweet(req, bearer(t.author)))).tweet!.id;
+          const after = Math.max(0, ...[req.replyToTweetId, req.quoteTweetId].filter((id) => id !== 0n).map((id) => parseId(id).timeMs));
+          const createTime = timestampFromMs(dated(end - span + t.at * span, after));
+          return (await withRetry(() => importer.importTweet({ tweet: req, createTime }, asCaller(t.author)))).tweet!.id;
+        };
         try {
-          const { tweet } = await withRetry(() => opts.tweetClient.postTweet(request, bearer(t.author)));
-          ids[i] = tweet!.id;
+          ids[i] = await post(request);
         } catch (err) {
           // A target deleted by someone since: post it as a plain tweet.
           if (ConnectError.from(err).code !== Code.NotFound) throw err;
-          const plain = create(PostTweetRequestSchema, { text: t.text, mediaIds });
-          ids[i] = (await withRetry(() => opts.tweetClient.postTweet(plain, bearer(t.author)))).tweet!.id;
+          ids[i] = await post(create(PostTweetRequestSchema, { text: t.text, mediaIds }));
         }
         postProgress.tick();
       }),
@@ -167,14 +204,20 @@ export async function seedHistory(opts: HistoryOptions): Promise<HistoryResult> 
   });
   likeProgress.done();
 
-  const reposts = plan.flatMap((t, i) => t.reposters.map((n) => [n, ids[i]!] as const));
+  const reposts = plan.flatMap((t, i) => t.reposters.map((n, k) => [n, ids[i]!, (k + 1) / (t.reposters.length + 1)] as const));
   const repostProgress = createProgress("history: reposts", reposts.length, opts.log);
-  await mapConcurrent(reposts, concurrency, async ([n, tweetId]) => {
-    await withRetry(() => opts.tweetClient.repost({ tweetId }, bearer(n)));
+  await mapConcurrent(reposts, concurrency, async ([n, tweetId, delay]) => {
+    if (importer === undefined) await withRetry(() => opts.tweetClient.repost({ tweetId }, bearer(n)));
+    else {
+      // Some time after the tweet (up to 6 hours), each reposter of it a little later than the one before.
+      const tweetMs = parseId(tweetId).timeMs;
+      const createTime = timestampFromMs(dated(tweetMs + delay * Math.min(REPOST_DELAY_MAX_MS, end - tweetMs), tweetMs));
+      await withRetry(() => importer.importRepost({ tweetId, createTime }, asCaller(n)));
+    }
     repostProgress.tick();
   });
   repostProgress.done();
-  return { planned: plan.length, posted: missing.length, likes: likes.length, reposts: reposts.length };
+  return { planned: plan.length, posted: missing.length, likes: likes.length, reposts: reposts.length, backdated: importer !== undefined };
 }
 
 /** A small generated photo (a gradient, different per tweet), uploaded through POST /media. */

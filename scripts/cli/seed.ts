@@ -5,11 +5,12 @@
 // counts match the graph, and writes a history of tweets, replies, quotes,
 // photos and likes (seed-history.ts). Idempotent: a second run changes nothing.
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { DEFAULT_PORTS, MULTI_SERVICE_PORTS } from "../../lib/mesh.js";
 import { USER_DEFAULTS } from "../../services/user/config.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 import { REED98_EDGES, degrees, readEdgeList, type SocialGraph } from "./dataset.js";
@@ -19,22 +20,26 @@ import { seedHistory, type HistoryResult } from "./seed-history.js";
 
 export const SEED_PASSWORD = "chirp-seed-password";
 
-export const usage = "chirp seed [--users N] [--tweets N] [--gateway URL] [--dataset FILE] [--handle-prefix P] [--concurrency N]";
+export const usage = "chirp seed [--users N] [--tweets N] [--days N] [--gateway URL] [--tweet-addr HOST:PORT] [--dataset FILE] [--handle-prefix P] [--concurrency N]";
 
 export const help = [
   `usage: ${usage}`,
   "",
   "Loads a social graph through the public API, as a client would: one account per person",
   "(SignUp, or LogIn when it exists) and every friendship followed both ways; then checks",
-  "every user's follower and following counts; then posts a history: tweets with hashtags,",
-  "mentions, URLs and a few photos, replies, quotes, likes and reposts by friends (posted now: the API",
-  "cannot backdate). Idempotent: a second run changes nothing.",
+  "every user's follower and following counts; then writes a history: tweets with hashtags,",
+  "mentions, URLs and a few photos, replies, quotes, likes and reposts by friends, dated over the",
+  "last days through the tweet service's internal ImportTweet and ImportRepost (posted now through",
+  "the gateway when the tweet service cannot be reached). Idempotent: a second run changes nothing.",
   "Accounts are <prefix><n> with password chirp-seed-password.",
   "",
   "options:",
   "  --users N             only people 0..N-1 and the friendships among them [all 962]",
   "  --tweets N            tweets in the history, replies and quotes included; 0: none [3000]",
+  "  --days N              how many days back the history reaches, 1-300 [3]",
   "  --gateway URL         the gateway [$CHIRP_GATEWAY_URL or http://127.0.0.1:8080]",
+  "  --tweet-addr H:P      the tweet service's gRPC address, to backdate the history [$CHIRP_TWEET_ADDR,",
+  "                        else whichever answers of 127.0.0.1:50050 (npm start) and :50053 (--mesh)]",
   "  --dataset FILE        an edge list (one `a b` pair a line) [data/socfb-Reed98/socfb-Reed98.edges]",
   "  --handle-prefix P     handle prefix; prefix + digits at most 15 characters [reed98_]",
   "  --concurrency N       calls in flight, 1-256 [16]",
@@ -50,6 +55,12 @@ export interface SeedOptions {
   readonly concurrency: number;
   /** Tweets in the history (seed-history.ts); 0 or unset: none. */
   readonly tweets?: number;
+  /**
+   * The tweet service's gRPC address ("host:port"): the history is then
+   * dated over the last `historySpanMs` (ImportTweet). Unset: posted now.
+   */
+  readonly tweetAddress?: string;
+  readonly historySpanMs?: number;
   readonly log?: NodeJS.WriteStream;
   /**
    * The user service's CHIRP_USER_CLAIM_GRACE_MS (default 30 s): how long a
@@ -132,6 +143,8 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
           gatewayUrl: options.gatewayUrl,
           tweetClient: createClient(TweetService, transport),
           timelineClient: createClient(TimelineService, transport),
+          ...(options.tweetAddress === undefined ? {} : { importer: tweetServiceClient(options.tweetAddress) }),
+          ...(options.historySpanMs === undefined ? {} : { spanMs: options.historySpanMs }),
           concurrency,
           log,
         });
@@ -201,6 +214,24 @@ async function signUpOrLogIn(
   }
 }
 
+/** A client of the tweet service itself (gRPC), for its internal methods. */
+function tweetServiceClient(address: string): Client<typeof TweetService> {
+  return createClient(TweetService, createGrpcTransport({ baseUrl: `http://${address}` }));
+}
+
+/** The first of `addresses` where a tweet service answers (a NotFound for tweet 1 will do); undefined when none does. */
+export async function findTweetService(addresses: readonly string[]): Promise<string | undefined> {
+  for (const address of addresses) {
+    try {
+      await tweetServiceClient(address).getTweet({ tweetId: 1n }, { timeoutMs: 2000 });
+      return address;
+    } catch (err) {
+      if (ConnectError.from(err).code === Code.NotFound) return address;
+    }
+  }
+  return undefined;
+}
+
 function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
@@ -212,12 +243,15 @@ export async function run(args: string[]): Promise<number> {
   const concurrency = Number(takeOption(args, "concurrency", "16"));
   const limit = takeOption(args, "users", "");
   const tweets = Number(takeOption(args, "tweets", "3000"));
+  const days = Number(takeOption(args, "days", "3"));
+  const tweetAddr = takeOption(args, "tweet-addr", process.env["CHIRP_TWEET_ADDR"]?.split(",")[0] ?? "");
   rejectUnknownFlags(args);
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new UsageError("--concurrency must be 1-256");
   const limitUsers = limit === "" ? Number.POSITIVE_INFINITY : Number(limit);
   if (!(limitUsers > 0)) throw new UsageError("--users must be a positive number");
   if (!Number.isInteger(tweets) || tweets < 0 || tweets > 10_000_000) throw new UsageError("--tweets must be 0-10000000");
+  if (!(days >= 1 && days <= 300)) throw new UsageError("--days must be 1-300");
 
   const graph = readEdgeList(dataset, limitUsers);
   if (`${prefix}${graph.userCount - 1}`.length > 15) throw new UsageError("--handle-prefix is too long for 15-character handles");
@@ -225,13 +259,29 @@ export async function run(args: string[]): Promise<number> {
   // The same variable the user service reads (npm start passes one environment to both).
   const grace = Number(process.env["CHIRP_USER_CLAIM_GRACE_MS"] ?? "");
   const claimGraceMs = Number.isInteger(grace) && grace > 0 ? grace : undefined;
-  const result = await seed({ gatewayUrl, graph, handlePrefix: prefix, concurrency, tweets, ...(claimGraceMs === undefined ? {} : { claimGraceMs }) });
+  const tweetAddress = tweets === 0 ? undefined : await findTweetService(tweetAddr === "" ? [`127.0.0.1:${MULTI_SERVICE_PORTS.grpc}`, `127.0.0.1:${DEFAULT_PORTS.tweet.grpc}`] : [tweetAddr]);
+  if (tweets > 0) {
+    process.stderr.write(
+      tweetAddress === undefined
+        ? `the tweet service is not reachable${tweetAddr === "" ? "" : ` at ${tweetAddr}`}: the history is posted now, through the gateway (--tweet-addr to date it over ${days} days)\n`
+        : `history dated over the last ${days} days, through the tweet service at ${tweetAddress}\n`,
+    );
+  }
+  const result = await seed({
+    gatewayUrl,
+    graph,
+    handlePrefix: prefix,
+    concurrency,
+    tweets,
+    ...(tweetAddress === undefined ? {} : { tweetAddress, historySpanMs: days * 24 * 3_600_000 }),
+    ...(claimGraceMs === undefined ? {} : { claimGraceMs }),
+  });
   for (const m of result.mismatches.slice(0, 10)) {
     process.stderr.write(`  ${prefix}${m.n}: ${m.followers} followers, ${m.following} following; the graph says ${m.expected}\n`);
   }
   process.stdout.write(
     `${graph.userCount} users, ${result.follows} follows; ${result.mismatches.length === 0 ? "all counts match" : `${result.mismatches.length} users with wrong counts`}` +
-      (result.history === undefined ? "" : `; ${result.history.planned} tweets in the history (${result.history.posted} posted now), ${result.history.likes} likes, ${result.history.reposts} reposts`) +
+      (result.history === undefined ? "" : `; ${result.history.planned} tweets in the history (${result.history.posted} written ${result.history.backdated ? `dated over ${days} days` : "now"}), ${result.history.likes} likes, ${result.history.reposts} reposts`) +
       "\n",
   );
   return result.mismatches.length === 0 ? EXIT_OK : EXIT_FAILURE;

@@ -1,19 +1,22 @@
 // `chirp seed` loads a socfb-Reed98 graph through the public API (the
 // gateway, with the mesh as `npm start` runs it): every user ends with the
 // exact follower and following counts of the graph, a history of tweets,
-// replies, quotes and likes is there to read, and a second run changes
+// replies, quotes, likes and reposts dated over the last days (through the
+// tweet service's ImportTweet) is there to read, and a second run changes
 // nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REED98_EDGES, degrees, readEdgeList } from "../../scripts/cli/dataset.js";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
-import { seed, type SeedResult } from "../../scripts/cli/seed.js";
+import { findTweetService, seed, type SeedResult } from "../../scripts/cli/seed.js";
+import { parseId } from "../../lib/ids.js";
 import { seedHistory } from "../../scripts/cli/seed-history.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
+const DAY = 24 * 3_600_000;
 let system: TestSystem;
 let mesh: Mesh;
 
@@ -40,7 +43,9 @@ describe("chirp seed", () => {
   it("gives every user of a socfb-Reed98 subgraph the exact counts of the graph, and a history to read", async () => {
     expect(graph.userCount).toBe(100);
     expect(graph.edges).toHaveLength(136);
-    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, log: quiet });
+    const tweetAddress = await findTweetService(["127.0.0.1:1", `127.0.0.1:${mesh.services.tweet.grpcPort}`]);
+    expect(tweetAddress).toBe(`127.0.0.1:${mesh.services.tweet.grpcPort}`);
+    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, tweetAddress, log: quiet });
     expect(first.users).toHaveLength(graph.userCount);
     expect(first.follows).toBe(2 * graph.edges.length);
     expect(first.mismatches).toEqual([]);
@@ -63,6 +68,16 @@ describe("chirp seed", () => {
     expect(tweets.some((t) => t.hashtags.length > 0)).toBe(true);
     expect(tweets.some((t) => t.likeCount > 0)).toBe(true);
     expect(tweets.some((t) => t.repostCount > 0)).toBe(true);
+    // Dated over the last three days (the default span), each reply after its parent, each repost after its tweet.
+    const times = own.map((t) => parseId(t.id).timeMs);
+    const now = Date.now();
+    expect(Math.min(...times)).toBeLessThan(now - 2 * DAY);
+    expect(Math.max(...times)).toBeGreaterThan(now - DAY);
+    expect(Math.max(...times)).toBeLessThan(now - 30_000);
+    for (const t of own) if (t.replyToTweetId !== 0n) expect(t.id > t.replyToTweetId).toBe(true);
+    const reposts = tweets.filter((t) => t.repostId !== 0n);
+    expect(reposts.length).toBeGreaterThan(0);
+    for (const t of reposts) expect(t.repostId > t.id && parseId(t.repostId).timeMs < now - 30_000).toBe(true);
   });
 
   it("posts no planned tweet twice when the history is written again", async () => {
@@ -75,6 +90,7 @@ describe("chirp seed", () => {
       gatewayUrl: mesh.gatewayUrl,
       tweetClient: createClient(TweetService, transport),
       timelineClient: createClient(TimelineService, transport),
+      importer: createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.tweet.grpcPort}` })),
       concurrency: 16,
       log: quiet,
     });
