@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { GraphService } from "../gen/chirp/graph/v1/graph_service_pb.js";
 import { MediaService } from "../gen/chirp/media/v1/media_service_pb.js";
+import { NotificationService } from "../gen/chirp/notification/v1/notification_service_pb.js";
 import { SearchService } from "../gen/chirp/search/v1/search_service_pb.js";
 import { TimelineService } from "../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../gen/chirp/tweet/v1/tweet_service_pb.js";
@@ -28,6 +29,11 @@ export const PUBLIC_API: readonly PublicService[] = [
   { backend: "timeline", service: TimelineService, methods: ["GetHomeTimeline", "GetUserTimeline", "StreamEvents"] },
   { backend: "search", service: SearchService, methods: ["SearchTweets", "GetTrends"] },
   { backend: "media", service: MediaService, methods: ["GetMedia"] },
+  {
+    backend: "notification",
+    service: NotificationService,
+    methods: ["ListNotifications", "GetUnreadCount", "MarkRead", "GetPushConfig", "RegisterPush", "UnregisterPush"],
+  },
 ];
 
 /**
@@ -47,6 +53,9 @@ const NOT_READS: Readonly<Record<string, RateClass>> = {
   "TweetService/UnlikeTweet": "write",
   "TweetService/Repost": "write",
   "TweetService/Unrepost": "write",
+  "NotificationService/MarkRead": "write",
+  "NotificationService/RegisterPush": "write",
+  "NotificationService/UnregisterPush": "write",
 };
 
 export function rateClassOf(service: DescService, method: string): RateClass {

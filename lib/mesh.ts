@@ -2,7 +2,7 @@
  * The services of the mesh and where they listen by default. One table, so the
  * launcher, the gateway and the docs agree on names and ports.
  */
-export const SERVICE_NAMES = ["user", "graph", "tweet", "timeline", "search", "media"] as const;
+export const SERVICE_NAMES = ["user", "graph", "tweet", "timeline", "search", "media", "notification"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export const DEFAULT_PORTS: Readonly<Record<ServiceName, { grpc: number; metrics: number }>> = {
@@ -12,6 +12,7 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, { grpc: number; metrics
   timeline: { grpc: 50054, metrics: 9104 },
   search: { grpc: 50055, metrics: 9105 },
   media: { grpc: 50056, metrics: 9106 },
+  notification: { grpc: 50057, metrics: 9107 },
 };
 
 export const DEFAULT_GATEWAY_PORT = 8080;

@@ -24,6 +24,7 @@ import { loadUserCacheConfig } from "../lib/user-cache.js";
 import { processesArgument } from "../lib/workers.js";
 import { loadGraphConfig } from "../services/graph/config.js";
 import { loadMediaConfig } from "../services/media/config.js";
+import { loadNotificationConfig } from "../services/notification/config.js";
 import { loadSearchConfig } from "../services/search/config.js";
 import { targetArgument } from "../services/targets.js";
 import { loadTimelineConfig } from "../services/timeline/config.js";
@@ -101,6 +102,7 @@ function readers(): Reader[] {
       CHIRP_MEDIA_S3_ACCESS_KEY_ID: "id",
       CHIRP_MEDIA_S3_SECRET_ACCESS_KEY: "secret",
     }),
+    service("notification", loadNotificationConfig),
     {
       name: "gateway",
       env: { CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey },

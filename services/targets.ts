@@ -6,6 +6,7 @@ import { SERVICE_NAMES, type ServiceName } from "../lib/mesh.js";
 import type { AnyServiceSpec, ProcessTargets } from "../lib/service-main.js";
 import { graphService } from "./graph/service.js";
 import { mediaService } from "./media/service.js";
+import { notificationService } from "./notification/service.js";
 import { searchService } from "./search/service.js";
 import { timelineService } from "./timeline/service.js";
 import { tweetService } from "./tweet/service.js";
@@ -19,6 +20,7 @@ export const SERVICES: Readonly<Record<ServiceName, AnyServiceSpec>> = {
   timeline: timelineService,
   search: searchService,
   media: mediaService,
+  notification: notificationService,
 };
 
 export const TARGET_NAMES = ["all", ...SERVICE_NAMES, "gateway"] as const;

@@ -74,6 +74,11 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       // (README "search"): a tweet's doc row and its postings sit together.
       search_docs: byUser("tweet_id"),
       search_postings: byUser("tweet_id"),
+      // A notification with its recipient; the sources of a tweet's
+      // notifications with the tweet's author; a read position with its user.
+      notifications: byUser("recipient_id"),
+      notification_sources: byUser("author_id"),
+      notification_reads: byUser("user_id"),
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),

@@ -1,6 +1,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
+import { NotificationCreatedSchema } from "../../gen/chirp/notification/v1/events_pb.js";
 import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetRepostedSchema, TweetUnlikedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
 
@@ -23,6 +24,7 @@ export const EVENTS = {
   tweetReposted: { subject: "chirp.tweet.v1.tweet_reposted", schema: TweetRepostedSchema },
   tweetUnreposted: { subject: "chirp.tweet.v1.tweet_unreposted", schema: TweetUnrepostedSchema },
   mediaUploaded: { subject: "chirp.media.v1.media_uploaded", schema: MediaUploadedSchema },
+  notificationCreated: { subject: "chirp.notification.v1.notification_created", schema: NotificationCreatedSchema },
 } as const satisfies Record<string, EventType>;
 
 export interface EventType<D extends DescMessage = DescMessage> {

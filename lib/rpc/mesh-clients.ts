@@ -1,6 +1,7 @@
 import { createClient, type CallOptions, type Client, type HandlerContext } from "@connectrpc/connect";
 import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { MediaService } from "../../gen/chirp/media/v1/media_service_pb.js";
+import { NotificationService } from "../../gen/chirp/notification/v1/notification_service_pb.js";
 import { SearchService } from "../../gen/chirp/search/v1/search_service_pb.js";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
@@ -18,6 +19,7 @@ const DESCRIPTORS = {
   timeline: TimelineService,
   search: SearchService,
   media: MediaService,
+  notification: NotificationService,
 } as const;
 
 export type MeshClients = { readonly [S in ServiceName]: Client<(typeof DESCRIPTORS)[S]> } & { close(): void };
@@ -62,6 +64,9 @@ export function createMeshClients(addresses: Readonly<Record<ServiceName, string
     },
     get media() {
       return get("media");
+    },
+    get notification() {
+      return get("notification");
     },
     close() {
       for (const t of transports) t.close();

@@ -15,7 +15,7 @@ export interface TimelineMetrics {
   readonly homePages: Counter<"source">;
   /** Event streams open in this process. */
   readonly streams: Gauge;
-  /** Events pushed to streams, by kind (home_tweet, mention, like, follow); keepalives are not counted. */
+  /** Events pushed to streams, by kind (home_tweet, mention, like, follow, notification); keepalives are not counted. */
   readonly streamEvents: Counter<"kind">;
   /** Streams cut off because the client fell behind. */
   readonly streamCutoffs: Counter;
@@ -61,7 +61,7 @@ export function createTimelineMetrics(metrics: Metrics): TimelineMetrics {
     }),
     streamEvents: new Counter({
       name: "chirp_timeline_stream_events_total",
-      help: "Events pushed to StreamEvents streams, by kind (home_tweet, mention, like, follow); keepalives are not counted.",
+      help: "Events pushed to StreamEvents streams, by kind (home_tweet, mention, like, follow, notification); keepalives are not counted.",
       labelNames: ["kind"],
       registers,
     }),

@@ -1,7 +1,8 @@
 // StreamEvents: live events routed to the callers connected to this process.
 //
 // The process holds one core NATS subscription per event domain it needs
-// (chirp.tweet.v1.*, chirp.graph.v1.*), not a durable consumer: delivery is
+// (chirp.tweet.v1.*, chirp.graph.v1.*, and chirp.notification.v1.* for each
+// new notification of the notification service), not a durable consumer: delivery is
 // live only, and every timeline instance sees every event, routing it to its
 // own streams. Per connected user it keeps whom they follow (read from the
 // graph when their first stream opens, then kept by their follow/unfollow
@@ -12,6 +13,7 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Msg, Subscription } from "@nats-io/transport-node";
+import { NotificationKind, NotificationSchema } from "../../gen/chirp/notification/v1/notification_pb.js";
 import {
   StreamEventsResponse_FollowSchema,
   StreamEventsResponse_HomeTweetSchema,
@@ -32,7 +34,7 @@ import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { listFollowing } from "./following.js";
 import type { TimelineMetrics } from "./metrics.js";
 
-const SUBJECTS = ["chirp.tweet.v1.*", "chirp.graph.v1.*"];
+const SUBJECTS = ["chirp.tweet.v1.*", "chirp.graph.v1.*", "chirp.notification.v1.*"];
 /** Event ids remembered to drop a relay's re-publication of one event. */
 const SEEN_EVENTS = 10_000;
 
@@ -238,6 +240,26 @@ export function createStreamHub(deps: {
       case EVENTS.userUnfollowed.subject: {
         const u = fromBinary(EVENTS.userUnfollowed.schema, msg.data);
         applyFollow(u.followerId, u.followeeId, false);
+        return;
+      }
+      case EVENTS.notificationCreated.subject: {
+        const n = fromBinary(EVENTS.notificationCreated.schema, msg.data);
+        const recipient = users.get(n.recipientId);
+        if (recipient === undefined) return;
+        const [actor, tweet] = await Promise.all([userFor(n.actorId), n.kind === NotificationKind.FOLLOW || n.tweetId === 0n ? undefined : tweetFor(n.tweetId)]);
+        // A deleted actor or tweet: the inbox leaves it out too.
+        if (actor === undefined || (n.kind !== NotificationKind.FOLLOW && tweet === undefined)) return;
+        const notification = create(NotificationSchema, {
+          id: n.notificationId,
+          kind: n.kind,
+          actor,
+          ...(tweet === undefined ? {} : { tweet }),
+          ...(n.createTime === undefined ? {} : { createTime: n.createTime }),
+          read: false,
+          actors: [actor],
+          actorCount: 1,
+        });
+        pushTo([recipient], () => event(n.createTime, { case: "notification", value: notification }), "notification");
         return;
       }
     }

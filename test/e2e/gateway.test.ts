@@ -19,6 +19,7 @@ import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { MediaService } from "../../gen/chirp/media/v1/media_service_pb.js";
+import { NotificationService } from "../../gen/chirp/notification/v1/notification_service_pb.js";
 import { SearchService } from "../../gen/chirp/search/v1/search_service_pb.js";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
@@ -60,8 +61,14 @@ const PUBLIC = new Set([
   "chirp.search.v1.SearchService/SearchTweets",
   "chirp.search.v1.SearchService/GetTrends",
   "chirp.media.v1.MediaService/GetMedia",
+  "chirp.notification.v1.NotificationService/ListNotifications",
+  "chirp.notification.v1.NotificationService/GetUnreadCount",
+  "chirp.notification.v1.NotificationService/MarkRead",
+  "chirp.notification.v1.NotificationService/GetPushConfig",
+  "chirp.notification.v1.NotificationService/RegisterPush",
+  "chirp.notification.v1.NotificationService/UnregisterPush",
 ]);
-const SERVICES: readonly DescService[] = [UserService, GraphService, TweetService, TimelineService, SearchService, MediaService];
+const SERVICES: readonly DescService[] = [UserService, GraphService, TweetService, TimelineService, SearchService, MediaService, NotificationService];
 const path = (m: DescMethod): string => `${m.parent.typeName}/${m.name}`;
 const INTERNAL = SERVICES.flatMap((s) => s.methods).filter((m) => !PUBLIC.has(path(m)));
 

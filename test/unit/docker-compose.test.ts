@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
 
-const MESH = ["user", "graph", "tweet", "timeline", "search", "media"];
+const MESH = ["user", "graph", "tweet", "timeline", "search", "media", "notification"];
 
 /** One service's block of `docker-compose config` output. */
 function serviceBlock(config: string, name: string): string {

@@ -1,0 +1,256 @@
+// All of the notification service's SQL. notifications and notification_reads
+// live on the recipient's shard; notification_sources on the tweet author's.
+// Migration 0013 describes the columns.
+import type { Announce } from "../../lib/events/outbox.js";
+import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
+import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
+import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
+import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./time.js";
+
+const SHOWN = 1;
+const HIDDEN = 0;
+/** Above every Snowflake id: the first page's "before". */
+const TOP = 0xffff_ffff_ffff_ffffn;
+
+/** A notification that became visible: what the outbox event and the metrics need. */
+export interface Shown {
+  readonly id: bigint;
+  readonly change: CauseChange;
+}
+
+export interface NotificationStore {
+  /** Applies one change of a cause under its row's lock; `announce` runs in the transaction when it shows a notification. */
+  apply(change: CauseChange, newId: () => bigint, announce: Announce<Shown>): Promise<Decision>;
+  /** Records on the author's shard that `tweetId` notified `recipientIds`; false if the tweet is already deleted. */
+  addSources(authorId: bigint, tweetId: bigint, recipientIds: readonly bigint[]): Promise<boolean>;
+  /** Marks the tweet deleted and returns whom it had notified. */
+  tweetDeleted(authorId: bigint, tweetId: bigint): Promise<bigint[]>;
+  /** Forgets the recipients of a deleted tweet (its deletion mark stays). */
+  dropSources(authorId: bigint, tweetId: bigint): Promise<void>;
+  /** Hides the likes and reposts of a deleted tweet in its author's inbox. */
+  hideReactions(authorId: bigint, tweetId: bigint): Promise<number>;
+  /** Shown rows of the inbox below `beforeId`, newest first. */
+  listRows(recipientId: bigint, beforeId: bigint | undefined, limit: number): Promise<InboxRow[]>;
+  /** Size, newest member and newest actors (up to `actors`) of each group. */
+  groupSummaries(recipientId: bigint, keys: ReadonlyArray<{ cause: Cause; subjectId: bigint }>, actors: number): Promise<Map<string, GroupSummary>>;
+  /** The read position: every id at or below it is read. */
+  readPosition(userId: bigint): Promise<bigint>;
+  /** Shown notifications above the read position, counted up to `cap`. */
+  unreadCount(userId: bigint, cap: number): Promise<number>;
+  /** Moves the read position to min(upToId or the newest, the newest); never back. */
+  markRead(userId: bigint, upToId: bigint): Promise<void>;
+}
+
+interface CauseRow {
+  state: number;
+  version: string;
+  kind: number;
+}
+
+export function createNotificationStore(router: ShardRouter): NotificationStore {
+  const tombstoned = async (q: Queryable, authorId: bigint, tweetId: bigint): Promise<boolean> => {
+    const rows = await q.query<{ one: number }>(
+      "SELECT 1 AS one FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id = 0 LOCK IN SHARE MODE",
+      [authorId, tweetId],
+    );
+    return rows.length > 0;
+  };
+
+  return {
+    async apply(change, newId, announce) {
+      const key: CauseKey = change;
+      return router.transaction(router.shardForUser(key.recipientId), async (tx) => {
+        // Make sure the row exists and hold its lock: a missing row becomes a
+        // hidden placeholder at version 0 (absent, as decide() reads it) and
+        // never commits like that. ON DUPLICATE KEY takes the existing row's
+        // exclusive lock, so two changes of one cause queue instead of deadlocking on the gap.
+        await tx.execute(
+          `INSERT INTO chirp.notifications (recipient_id, cause, subject_id, actor_id, id, kind, state, version, event_time)
+           VALUES (?, ?, ?, ?, 0, ?, ${HIDDEN}, 0, ?) ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+          [key.recipientId, key.cause, key.subjectId, key.actorId, change.kind, dbTimeFromMicros(change.timeMicros)],
+        );
+        const [row] = await tx.query<CauseRow>(
+          "SELECT state, version, kind FROM chirp.notifications WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ? FOR UPDATE",
+          [key.recipientId, key.cause, key.subjectId, key.actorId],
+        );
+        const stored: StoredCause = row === undefined ? ABSENT : { active: Number(row.state) === SHOWN, version: BigInt(row.version), kind: Number(row.kind) };
+        let decision = decide(stored, change);
+        // A like or repost of a tweet deleted meanwhile is recorded, never shown
+        // (the mark is on this same shard: the tweet's author is the recipient).
+        if (decision === "show" && (key.cause === Cause.like || key.cause === Cause.repost) && (await tombstoned(tx, key.recipientId, key.subjectId))) {
+          decision = "version";
+        }
+        const where = "WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ?";
+        const keyParams = [key.recipientId, key.cause, key.subjectId, key.actorId];
+        switch (decision) {
+          case "show": {
+            const id = newId();
+            await tx.execute(`UPDATE chirp.notifications SET state = ${SHOWN}, id = ?, version = ?, kind = ?, event_time = ? ${where}`, [
+              id,
+              change.version,
+              change.kind,
+              dbTimeFromMicros(change.timeMicros),
+              ...keyParams,
+            ]);
+            await announce(tx, { id, change });
+            break;
+          }
+          case "hide":
+            await tx.execute(`UPDATE chirp.notifications SET state = ${HIDDEN}, version = ? ${where}`, [change.version, ...keyParams]);
+            break;
+          case "version":
+            await tx.execute(`UPDATE chirp.notifications SET version = ? ${where}`, [change.version, ...keyParams]);
+            break;
+          case "kind":
+            await tx.execute(`UPDATE chirp.notifications SET kind = ? ${where}`, [change.kind, ...keyParams]);
+            break;
+          case "none":
+            break;
+        }
+        return decision;
+      });
+    },
+
+    async addSources(authorId, tweetId, recipientIds) {
+      if (recipientIds.length === 0) return true;
+      return router.transaction(router.shardForUser(authorId), async (tx) => {
+        if (await tombstoned(tx, authorId, tweetId)) return false;
+        await tx.execute(
+          `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${recipientIds.map(() => "(?, ?, ?)").join(", ")}
+           ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+          recipientIds.flatMap((r) => [authorId, tweetId, r]),
+        );
+        return true;
+      });
+    },
+
+    async tweetDeleted(authorId, tweetId) {
+      return router.transaction(router.shardForUser(authorId), async (tx) => {
+        await tx.execute(
+          "INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE recipient_id = recipient_id",
+          [authorId, tweetId],
+        );
+        const rows = await tx.query<{ recipient_id: string }>(
+          "SELECT recipient_id FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id <> 0",
+          [authorId, tweetId],
+        );
+        return rows.map((r) => BigInt(r.recipient_id));
+      });
+    },
+
+    async dropSources(authorId, tweetId) {
+      await router
+        .primaryForUser(authorId)
+        .execute("DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id <> 0", [authorId, tweetId]);
+    },
+
+    async hideReactions(authorId, tweetId) {
+      let hidden = 0;
+      for (const cause of [Cause.like, Cause.repost]) {
+        const r = await router
+          .primaryForUser(authorId)
+          .execute(`UPDATE chirp.notifications SET state = ${HIDDEN} WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND state = ${SHOWN}`, [
+            authorId,
+            cause,
+            tweetId,
+          ]);
+        hidden += r.affectedRows;
+      }
+      return hidden;
+    },
+
+    async listRows(recipientId, beforeId, limit) {
+      // One backward range of notifications_inbox (recipient, state, id), stopped at the LIMIT.
+      const rows = await router.primaryForUser(recipientId).query<{
+        id: string;
+        cause: number;
+        subject_id: string;
+        actor_id: string;
+        kind: number;
+        event_time: string;
+      }>(
+        `SELECT id, cause, subject_id, actor_id, kind, DATE_FORMAT(event_time, '${DB_TIME_FORMAT}') AS event_time
+         FROM chirp.notifications WHERE recipient_id = ? AND state = ${SHOWN} AND id < ?
+         ORDER BY id DESC LIMIT ${sqlLimit(limit)}`,
+        [recipientId, beforeId ?? TOP],
+      );
+      return rows.map((r) => ({
+        id: BigInt(r.id),
+        cause: Number(r.cause) as Cause,
+        subjectId: BigInt(r.subject_id),
+        actorId: BigInt(r.actor_id),
+        kind: Number(r.kind),
+        timeMicros: microsFromDbTime(r.event_time),
+      }));
+    },
+
+    async groupSummaries(recipientId, keys, actors) {
+      const out = new Map<string, GroupSummary>();
+      if (keys.length === 0) return out;
+      // Each group is one range of the primary key (recipient, cause, subject).
+      const rows = await router.primaryForUser(recipientId).query<{ cause: number; subject_id: string; actor_id: string; id: string; n: number; rn: number }>(
+        `SELECT cause, subject_id, actor_id, id, n, rn FROM (
+           SELECT cause, subject_id, actor_id, id,
+                  COUNT(*) OVER (PARTITION BY cause, subject_id) AS n,
+                  ROW_NUMBER() OVER (PARTITION BY cause, subject_id ORDER BY id DESC) AS rn
+           FROM chirp.notifications
+           WHERE recipient_id = ? AND state = ${SHOWN} AND (${keys.map(() => "(cause = ? AND subject_id = ?)").join(" OR ")})
+         ) g WHERE rn <= ${sqlLimit(actors)} ORDER BY cause, subject_id, rn`,
+        [recipientId, ...keys.flatMap((k) => [k.cause, k.subjectId])],
+      );
+      for (const r of rows) {
+        const key = groupKey(Number(r.cause) as Cause, BigInt(r.subject_id));
+        const g = out.get(key);
+        if (g === undefined) out.set(key, { newestId: BigInt(r.id), size: Number(r.n), actorIds: [BigInt(r.actor_id)] });
+        else (g.actorIds as bigint[]).push(BigInt(r.actor_id));
+      }
+      return out;
+    },
+
+    async readPosition(userId) {
+      const [row] = await router
+        .primaryForUser(userId)
+        .query<{ read_through_id: string }>("SELECT read_through_id FROM chirp.notification_reads WHERE user_id = ?", [userId]);
+      return row === undefined ? 0n : BigInt(row.read_through_id);
+    },
+
+    async unreadCount(userId, cap) {
+      // The unread rows are one range of notifications_inbox: counting reads
+      // the index entries above the position and no more than `cap` of them.
+      const [row] = await router.primaryForUser(userId).query<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM (
+           SELECT 1 FROM chirp.notifications
+           WHERE recipient_id = ? AND state = ${SHOWN}
+             AND id > COALESCE((SELECT read_through_id FROM chirp.notification_reads WHERE user_id = ?), 0)
+           LIMIT ${sqlLimit(cap)}
+         ) unread`,
+        [userId, userId],
+      );
+      return Number(row?.n ?? 0);
+    },
+
+    async markRead(userId, upToId) {
+      const primary = router.primaryForUser(userId);
+      const [row] = await primary.query<{ newest: string | null }>(
+        `SELECT MAX(id) AS newest FROM chirp.notifications WHERE recipient_id = ? AND state = ${SHOWN}`,
+        [userId],
+      );
+      const newest = row?.newest === null || row?.newest === undefined ? 0n : BigInt(row.newest);
+      const position = upToId === 0n || upToId > newest ? newest : upToId;
+      if (position === 0n) return;
+      await primary.execute(
+        `INSERT INTO chirp.notification_reads (user_id, read_through_id) VALUES (?, ?)
+         ON DUPLICATE KEY UPDATE read_through_id = GREATEST(read_through_id, ?)`,
+        [userId, position, position],
+      );
+    },
+  };
+}
+
+// LIMIT is written into the statement (a bound LIMIT is refused by MySQL
+// 8.0.22+ over the binary protocol when sent as a double); the value is an
+// integer checked here, never client text.
+function sqlLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1001) throw new RangeError(`bad limit ${n}`);
+  return n;
+}
