@@ -143,6 +143,7 @@ const SECTIONS: ReadonlyArray<{ readonly title: string; readonly files: readonly
   { title: "Timeline service", files: ["services/timeline/config.ts"] },
   { title: "Search service", files: ["services/search/config.ts"] },
   { title: "Media service", files: ["services/media/config.ts"] },
+  { title: "Notification service", files: ["services/notification/config.ts"] },
   {
     title: "Topology manager",
     files: ["services/topology/config.ts"],
