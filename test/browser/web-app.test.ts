@@ -214,6 +214,34 @@ describe("the web app", () => {
     await shot(alicePage, "desktop-home");
   });
 
+  it("shows alice her unread count, and her notifications page: bob's like and follow, read once she has seen them", async () => {
+    const badge = alicePage.locator('a[href="#/notifications"] .count-badge');
+    await expect.poll(() => badge.textContent(), { timeout: 10_000 }).toBe("2");
+    await alicePage.getByRole("link", { name: /^Notifications/ }).click();
+    await alicePage.getByRole("heading", { name: "Notifications" }).waitFor();
+    const items = alicePage.locator(".notification");
+    await expect.poll(() => items.count()).toBe(2);
+    expect(await items.nth(0).textContent()).toContain(`${bob.name} liked your tweet`);
+    expect(await items.nth(1).textContent()).toContain(`${bob.name} followed you`);
+    await items.nth(0).locator(".notification-tweet", { hasText: "Tulips are up" }).waitFor();
+    await expect.poll(() => badge.isHidden()).toBe(true);
+    await shot(alicePage, "desktop-notifications");
+  });
+
+  it("counts a new notification on alice's badge live, without a reload", async () => {
+    await alicePage.goto("/#/");
+    await alicePage.locator('#live-state[data-state="live"]').waitFor({ timeout: 15_000 });
+    // From someone nobody here follows, so no timeline below changes.
+    const dora = await call<{ token: string }>("chirp.user.v1.UserService/SignUp", {
+      handle: `dora${run}`,
+      displayName: "Dora",
+      email: `dora${run}@example.com`,
+      password: "dora-explores-a-lot",
+    });
+    await call(`chirp.tweet.v1.TweetService/PostTweet`, { text: `@${alice.handle} your tulips!` }, dora.token);
+    await expect.poll(() => alicePage.locator('a[href="#/notifications"] .count-badge').textContent(), { timeout: 10_000 }).toBe("1");
+  });
+
   it("finds it by search, and the hashtag trends", async () => {
     // The index trails the post by the event pipeline: search again until it is in.
     await bobPage.goto(`/#/search?q=${encodeURIComponent(tag)}`);

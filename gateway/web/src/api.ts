@@ -12,6 +12,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { GraphService } from "../../../gen/chirp/graph/v1/graph_service_pb.js";
 import type { Media } from "../../../gen/chirp/media/v1/media_pb.js";
+import { NotificationService } from "../../../gen/chirp/notification/v1/notification_service_pb.js";
 import { SearchService } from "../../../gen/chirp/search/v1/search_service_pb.js";
 import { TimelineService } from "../../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../../gen/chirp/tweet/v1/tweet_service_pb.js";
@@ -72,6 +73,7 @@ export const graph = createClient(GraphService, transport);
 export const tweets = createClient(TweetService, transport);
 export const timelines = createClient(TimelineService, transport);
 export const search = createClient(SearchService, transport);
+export const notifications = createClient(NotificationService, transport);
 
 /** Signs up or logs in, and keeps the session. */
 export function startSession(user: User | undefined, token: string): void {

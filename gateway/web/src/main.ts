@@ -1,10 +1,11 @@
 // The app shell and its hash router: #/ (home), #/login, #/signup,
-// #/u/<handle>, #/tweet/<id> (a thread), #/search?q=<query>. Hash routes keep
+// #/u/<handle>, #/tweet/<id> (a thread), #/search?q=<query>, #/notifications. Hash routes keep
 // every page at `/`, so the gateway serves one document and never confuses a
 // page with an RPC path.
 import { currentSession, onSessionChange, setSession } from "./api.js";
 import { h, replace } from "./dom.js";
 import { startLive, type LiveEvent } from "./live.js";
+import { notificationsView, unreadBadge, type NotificationsView } from "./notifications.js";
 import { profileHref, toast } from "./ui.js";
 import { authView, homeView, profileView, searchForm, searchView, threadView, trendsBox, type View } from "./views.js";
 
@@ -12,6 +13,7 @@ const view = h("main", { id: "view" });
 const liveState = h("span", { id: "live-state", class: "live-state", dataset: { state: "offline" }, title: "Live updates" });
 const nav = h("nav", { class: "nav", "aria-label": "Main" });
 const homeBadge = h("span", { class: "badge", hidden: true });
+const unread = unreadBadge();
 const trends = trendsBox();
 const shell = h(
   "div",
@@ -23,6 +25,8 @@ const shell = h(
 document.getElementById("app")!.replaceWith(shell);
 
 let current: View | undefined;
+/** The notifications page, while it is the one shown. */
+let inbox: NotificationsView | undefined;
 let stopLive: (() => void) | undefined;
 
 function renderNav(): void {
@@ -36,6 +40,7 @@ function renderNav(): void {
       ? [link("#/search", "Search"), link("#/login", "Log in"), link("#/signup", "Sign up")]
       : [
           link("#/", "Home", homeBadge),
+          link("#/notifications", "Notifications", unread.el),
           link("#/search", "Search"),
           link(profileHref(me.handle), "Profile"),
           h("button", { type: "button", class: "nav-link link-button", onclick: () => logOut() }, "Log out"),
@@ -54,6 +59,7 @@ function route(): void {
   const query = new URLSearchParams(queryString);
   const me = currentSession();
   current?.close?.();
+  inbox = undefined;
   let next: View;
   const profile = /^\/u\/([^/]+)$/.exec(path);
   const thread = /^\/tweet\/(\d{1,20})$/.exec(path);
@@ -62,6 +68,7 @@ function route(): void {
   else if (thread !== null) next = threadView(BigInt(thread[1]!));
   else if (path === "/search") next = searchView(query.get("q") ?? "");
   else if (me === undefined) next = authView("login");
+  else if (path === "/notifications") next = inbox = notificationsView(unread);
   else {
     next = homeView();
     homeBadge.hidden = true;
@@ -71,6 +78,7 @@ function route(): void {
   document.title = `${next.title} · Chirp`;
   renderNav();
   trends.refresh();
+  if (me !== undefined && inbox === undefined) void unread.refresh();
   scrollTo(0, 0);
 }
 
@@ -90,6 +98,13 @@ function onLive(event: LiveEvent): void {
     case "follow":
       toast(`@${event.value.follower?.handle ?? "someone"} followed you`);
       return;
+    case "notification":
+      // The inbox's own event: the page shows it, or the badge counts it (read
+      // again rather than added to: the row is committed before its event is
+      // sent, and a count read in flight could otherwise undo the addition).
+      if (inbox !== undefined) inbox.onNotification(event.value);
+      else void unread.refresh();
+      return;
     default:
       // Kinds this page does not know yet are skipped.
       return;
@@ -104,7 +119,11 @@ function syncLive(): void {
   if (currentSession() === undefined) return;
   stopLive = startLive({
     onEvent: onLive,
-    onReconnect: () => current?.onReconnect?.(),
+    onReconnect: () => {
+      current?.onReconnect?.();
+      // Notifications may have come while the stream was down.
+      if (inbox === undefined) void unread.refresh();
+    },
     onState: (state) => {
       liveState.dataset.state = state;
       liveState.title = state === "live" ? "Live updates on" : state === "connecting" ? "Connecting…" : "Live updates off (reconnecting)";
