@@ -50,7 +50,8 @@ export function followTopologyOverNats(opts: FollowTopologyOptions): TopologyFol
         });
         const kv = await openTopologyKv(conn);
         if (stop.signal.aborted) throw new Error("closed");
-        watch = await opts.router.followTopology(kv);
+        // The same connection carries the router's asks for heartbeats (decision 20).
+        watch = await opts.router.followTopology(kv, conn);
         nc = conn;
         opts.log.info({ epoch: opts.router.topology().epoch }, "following the live shard topology");
         markAttached();

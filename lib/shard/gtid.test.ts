@@ -4,6 +4,7 @@ import {
   compareGtidPos,
   errantGtids,
   formatGtidList,
+  gtidPosCurrent,
   gtidPosReaches,
   parseGtidList,
   type StartupMemberView,
@@ -68,5 +69,20 @@ describe("chooseStartupPrimary", () => {
     expect(r.primary).toBe("rs0-b");
     expect(r.replicas).toEqual([]);
     expect(r.divergent.map((d) => [d.name, formatGtidList(d.errant)])).toEqual([["rs0-a", "0-101-70"]]);
+  });
+
+  it("takes a replica as current only when it has applied the primary's last GTID in every domain, from the same server", () => {
+    expect(gtidPosCurrent(g("0-101-55"), g("0-101-55"))).toBe(true);
+    // Read after the primary: it may have applied more since.
+    expect(gtidPosCurrent(g("0-101-57"), g("0-101-55"))).toBe(true);
+    expect(gtidPosCurrent(g("0-101-54"), g("0-101-55"))).toBe(false);
+    // A domain the primary has and the replica has not applied.
+    expect(gtidPosCurrent(g("0-101-55"), g("0-101-55,1-101-3"))).toBe(false);
+    // Domains of the replica's own past are not the primary's business.
+    expect(gtidPosCurrent(g("0-101-55,2-9-4"), g("0-101-55"))).toBe(true);
+    // Same domain, another server: not provably the same history, even with a higher seq.
+    expect(gtidPosCurrent(g("0-102-60"), g("0-101-55"))).toBe(false);
+    // A primary that never wrote a binlogged transaction.
+    expect(gtidPosCurrent(g(""), g(""))).toBe(true);
   });
 });

@@ -64,6 +64,22 @@ export function gtidPosReaches(pos: readonly Gtid[], target: readonly Gtid[]): b
   });
 }
 
+/**
+ * Whether a replica that has applied `applied` (its @@gtid_slave_pos) holds
+ * everything a primary at `primary` (its @@gtid_binlog_pos) had committed: per
+ * domain of the primary's, the same originating server and a sequence number at
+ * least as high. Stricter than gtidPosReaches on purpose: a replica whose last
+ * GTID in a domain came from another server (a diverged member, a primary the
+ * reader does not know of yet) is not taken as current; its lag is left to the
+ * heartbeat, which can only say "older", never "newer" than the truth.
+ */
+export function gtidPosCurrent(applied: readonly Gtid[], primary: readonly Gtid[]): boolean {
+  return primary.every((p) => {
+    const a = applied.find((x) => x.domain === p.domain);
+    return a !== undefined && a.server === p.server && a.seq >= p.seq;
+  });
+}
+
 /** Orders positions (last GTID per domain) by how far they reach: >0 when a is further. */
 export function compareGtidPos(a: readonly Gtid[], b: readonly Gtid[]): number {
   const aReachesB = gtidPosReaches(a, b);

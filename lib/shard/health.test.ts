@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { effectiveLagMs, lagSampleFrom, replicaEligible } from "./health.js";
+import { parseGtidList } from "./gtid.js";
+import { betterSample, effectiveLagMs, gtidPosFrom, gtidSample, lagSampleFrom, replicaEligible } from "./health.js";
 
 describe("replica eligibility", () => {
   it("counts the age of the measurement as lag", () => {
@@ -21,5 +22,35 @@ describe("replica eligibility", () => {
     expect(lagSampleFrom([{ lag_us: "-300" }], 7)).toEqual({ lagMs: 0, at: 7 });
     expect(lagSampleFrom([], 7)).toBeUndefined();
     expect(lagSampleFrom([{ lag_us: null }], 7)).toBeUndefined();
+  });
+
+  it("takes a replica that applied its primary's position as current, as of the earlier probe", () => {
+    const pos = parseGtidList("0-101-55");
+    // Primary asked at 100, replica at 130: current as of 100.
+    expect(gtidSample({ pos, at: 130 }, { pos, at: 100 })).toEqual({ lagMs: 0, at: 100 });
+    // Replica asked first: current as of its own probe.
+    expect(gtidSample({ pos, at: 90 }, { pos, at: 100 })).toEqual({ lagMs: 0, at: 90 });
+    expect(gtidSample({ pos: parseGtidList("0-101-54"), at: 130 }, { pos, at: 100 })).toBeUndefined();
+    // The primary did not answer: only the heartbeat can tell.
+    expect(gtidSample({ pos, at: 130 }, undefined)).toBeUndefined();
+  });
+
+  it("keeps the better of the GTID and heartbeat samples, and ages it like any other", () => {
+    const current = { lagMs: 0, at: 1000 };
+    const oldBeat = { lagMs: 600_000, at: 1030 };
+    expect(betterSample(current, oldBeat, 1100)).toBe(current);
+    expect(betterSample(undefined, oldBeat, 1100)).toBe(oldBeat);
+    expect(betterSample({ lagMs: 0, at: 0 }, { lagMs: 20, at: 1030 }, 1100)).toEqual({ lagMs: 20, at: 1030 });
+    // Current at 1000 and never measured since: out of a 1 s bound after 2000.
+    expect(replicaEligible(current, 2000, 1000)).toBe(true);
+    expect(replicaEligible(current, 2001, 1000)).toBe(false);
+  });
+
+  it("reads a position from a probe's answer; NULL or garbage is unknown", () => {
+    expect(gtidPosFrom([{ pos: "0-101-55" }])).toEqual(parseGtidList("0-101-55"));
+    expect(gtidPosFrom([{ pos: "" }])).toEqual([]);
+    expect(gtidPosFrom([{ pos: null }])).toBeUndefined();
+    expect(gtidPosFrom([{ pos: "nonsense" }])).toBeUndefined();
+    expect(gtidPosFrom([])).toBeUndefined();
   });
 });

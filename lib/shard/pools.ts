@@ -152,12 +152,12 @@ export class MemberPool {
     }
   }
 
-  /** Runs one probe at a time: a hung member is not asked again until its probe times out. */
-  async probeOnce(run: () => Promise<void>): Promise<void> {
-    if (this.#probing || this.#closing) return;
+  /** Runs one probe at a time: a hung member is not asked again until its probe times out (undefined: not run). */
+  async probeOnce<T>(run: () => Promise<T>): Promise<T | undefined> {
+    if (this.#probing || this.#closing) return undefined;
     this.#probing = true;
     try {
-      await run();
+      return await run();
     } finally {
       this.#probing = false;
     }

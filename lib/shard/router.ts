@@ -16,16 +16,19 @@
 //
 // This file is the client API and puts the parts together:
 //   members.ts        pools per member, the topology in force, switching it, failover waits
-//   health-probes.ts  primary pings and replica lag reads, at a pace set by traffic
+//   health-probes.ts  primary and replica positions and heartbeat ages, at a pace set by traffic
+//   heartbeat-demand.ts  asking the topology manager for heartbeats while lag must be measured
 //   execution.ts      statements and transactions: primary or replica, retries, metrics
 //   ../db/mysql-errors.ts  what a driver error means (retry, failover, connection lost, Connect code)
 import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { DB_DEFAULTS } from "./config.js";
 import { createExecution, type ShardClient, type Transaction } from "./execution.js";
 import { startHealthProbes } from "./health-probes.js";
+import { requestHeartbeats } from "./heartbeat-demand.js";
 import { createMembers, type RouterStatus, type ShardRef } from "./members.js";
 import { createQualifier } from "./qualify.js";
 import { readTopology, watchTopology, type LiveTopology } from "./topology.js";
@@ -54,7 +57,7 @@ export interface ShardRouterOptions {
   /** Default 2000 ms. */
   readonly connectTimeoutMs?: number;
   /**
-   * Health probes (primary ping, replica lag): default every 250 ms while
+   * Health probes (primary position, replica position and lag): default every 250 ms while
    * statements flow, each bounded by probeTimeoutMs (default 1000). Once no
    * statement has been routed for a few intervals (2 s at least), every
    * idleHealthIntervalMs (default 5000) instead, and the first statement
@@ -69,6 +72,13 @@ export interface ShardRouterOptions {
   readonly drainTimeoutMs?: number;
   /** Followed when given: the current document is applied before createShardRouter resolves. */
   readonly topologyKv?: KV;
+  /**
+   * The NATS connection topologyKv was opened on: through it the router asks
+   * the topology manager for heartbeats while it needs them (decision 20).
+   * Without it, a replica serves reads while its GTID position shows it
+   * current, or while heartbeats some other router asked for are fresh.
+   */
+  readonly topologyNats?: NatsConnection;
   readonly log?: Logger;
   readonly metrics?: Metrics;
 }
@@ -117,8 +127,12 @@ export interface ShardRouter {
   ): Promise<R[]>;
   /** Switches to `next` unless its epoch is not newer (returns false). Throws TopologyError on an invalid document. */
   applyTopology(next: LiveTopology): boolean;
-  /** Applies the KV's current document, then follows it until stop() or close(). */
-  followTopology(kv: KV): Promise<TopologyWatch>;
+  /**
+   * Applies the KV's current document, then follows it until stop() or
+   * close(); with `nc`, also asks the topology manager for heartbeats over it
+   * while replica lag must be measured.
+   */
+  followTopology(kv: KV, nc?: NatsConnection): Promise<TopologyWatch>;
   status(): RouterStatus;
   /** Stops probes and watches, lets in-flight statements finish (bounded), closes every pool. */
   close(): Promise<void>;
@@ -132,6 +146,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   const poolSize = opts.poolSize ?? DB_DEFAULTS.poolSize;
   if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 256) throw new RangeError("poolSize must be an integer in [1, 256]");
   const healthIntervalMs = opts.healthIntervalMs ?? 250;
+  // Where asks for heartbeats go: one per followed topology connection.
+  const demandSinks = new Set<NatsConnection>();
 
   const members = createMembers({
     topology: opts.topology,
@@ -150,6 +166,9 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     idleHealthIntervalMs: Math.max(healthIntervalMs, opts.idleHealthIntervalMs ?? 5000),
     idleAfterMs: Math.max(2000, 4 * healthIntervalMs),
     probeTimeoutMs: opts.probeTimeoutMs ?? 1000,
+    requestHeartbeats: () => {
+      for (const nc of demandSinks) requestHeartbeats(nc, keyspace);
+    },
     log,
     metrics,
   });
@@ -179,7 +198,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     }
   };
 
-  const followTopology = async (kv: KV): Promise<TopologyWatch> => {
+  const followTopology = async (kv: KV, nc?: NatsConnection): Promise<TopologyWatch> => {
     // The current document first, so the router has it when this resolves.
     try {
       const current = await readTopology(kv, keyspace);
@@ -193,9 +212,11 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
       (next) => applyQuietly(next, "kv"),
       (err) => log.error({ err }, "ignored an unreadable topology document"),
     );
+    if (nc !== undefined) demandSinks.add(nc);
     const watch: TopologyWatch = {
       stop: () => {
         watches.delete(watch);
+        if (nc !== undefined) demandSinks.delete(nc);
         watcher.stop();
       },
     };
@@ -253,7 +274,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
 
   if (opts.topologyKv !== undefined) {
     try {
-      await followTopology(opts.topologyKv);
+      await followTopology(opts.topologyKv, opts.topologyNats);
     } catch (err) {
       await router.close();
       throw err;
