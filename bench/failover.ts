@@ -103,9 +103,10 @@ try {
     log: pino({ level: "info", base: { service: "topology" } }, sink),
     metrics: createTopologyMetrics(),
     kv,
+    nc,
   });
   const topology = await manager.start();
-  const router = await createShardRouter({ topology, credentials: cluster.mysql.appUser, topologyKv: kv });
+  const router = await createShardRouter({ topology, credentials: cluster.mysql.appUser, topologyKv: kv, topologyNats: nc });
   const database = cluster.mysql.shards.find((s) => s.name === "-40")!.database;
 
   const results: RunResult[] = [];

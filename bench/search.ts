@@ -106,12 +106,13 @@ const docOf = (t: Synthetic): IndexedDoc => ({ tweetId: t.tweetId, authorId: t.a
 say(`starting a private cluster...`);
 const cluster = await startLocalCluster({ ephemeral: true, log: () => {} });
 // The topology manager writes the heartbeats that tell the router how far
-// behind each replica is: without it no replica serves reads.
+// behind each replica is while the router asks for them (over nc): without
+// them a replica serves reads only while it is current by GTID.
 const nc = await connectNats({ servers: cluster.natsUrl });
 const kv = await openTopologyKv(nc);
-const manager = new TopologyManager(topologyConfigFor(cluster, loadShardConfig("local")), { log: pino({ level: "warn" }), metrics: createTopologyMetrics(), kv });
+const manager = new TopologyManager(topologyConfigFor(cluster, loadShardConfig("local")), { log: pino({ level: "warn" }), metrics: createTopologyMetrics(), kv, nc });
 const topology = await manager.start();
-const router = await createShardRouter({ ...topologyFromEnv(serviceInfraEnv(cluster), loadShardConfig("local")), topology, topologyKv: kv, poolSize: 16 });
+const router = await createShardRouter({ ...topologyFromEnv(serviceInfraEnv(cluster), loadShardConfig("local")), topology, topologyKv: kv, topologyNats: nc, poolSize: 16 });
 const store = createSearchStore(router);
 const shards = router.shards();
 const shardIndex = new Map(shards.map((s, i) => [s.name, i]));

@@ -18,6 +18,13 @@ describe("loadTopologyConfig", () => {
       ["rs1", "rs1-a", ["rs1-b:3309"]],
     ]);
     expect(c).toMatchObject({ probeIntervalMs: 250, probeTimeoutMs: 500, failuresToFailover: 3, heartbeatIntervalMs: 250, metricsPort: 9110 });
+    expect(c).toMatchObject({ heartbeatOnDemandMs: 5000, stateMs: 1000, quietStateMs: 2000 });
+  });
+
+  it("takes an on-demand window of 0 (heartbeats always) or one longer than the routers' asks", () => {
+    expect(loadTopologyConfig({ ...BASE, CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: "0" }).heartbeatOnDemandMs).toBe(0);
+    expect(loadTopologyConfig({ ...BASE, CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: "10000" }).heartbeatOnDemandMs).toBe(10_000);
+    expect(() => loadTopologyConfig({ ...BASE, CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: "1500" })).toThrow(ConfigError);
   });
 
   it("takes a separate replication account and tuned timings", () => {

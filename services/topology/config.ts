@@ -5,8 +5,11 @@ import { InfraEnvError, parseInfraEnv, replicaSetEnvVar } from "../../lib/shard/
 import type { MysqlCredentials, ReplicaSetInfo } from "../../lib/shard/types.js";
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../../lib/config.js";
 import { loadShardConfig, ShardConfigError, type ShardConfig } from "../../lib/shard/shard-config.js";
+import { DEMAND_EVERY_MS } from "../../lib/shard/heartbeat-demand.js";
 
 export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
+const DEFAULT_HEARTBEAT_ON_DEMAND_MS = 5_000;
+const DEFAULT_QUIET_STATE_MS = 2_000;
 
 export interface TopologyConfig {
   readonly shardConfig: ShardConfig;
@@ -39,10 +42,26 @@ export interface TopologyConfig {
    * after this long (the manager's own network may be what is broken).
    */
   readonly replicaConfirmMs: number;
-  /** CHIRP_TOPOLOGY_HEARTBEAT_MS: how often each primary's heartbeat row is rewritten. */
+  /** CHIRP_TOPOLOGY_HEARTBEAT_MS: how often each primary's heartbeat row is rewritten while heartbeats are wanted. */
   readonly heartbeatIntervalMs: number;
-  /** CHIRP_TOPOLOGY_STATE_MS: how often each member's replication state is read (protocol pings in between). */
+  /**
+   * CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: heartbeats are written for this
+   * long after a shard router last asked for them (it asks every second while
+   * it needs replica lag measured), and on a replica set in trouble (a member
+   * down or not replicating, semi-sync off); none otherwise. 0: written all the
+   * time. At least 2000 when not 0.
+   */
+  readonly heartbeatOnDemandMs: number;
+  /** CHIRP_TOPOLOGY_STATE_MS: how often each member's replication state is read while anything in its replica set changes or is wrong (protocol pings in between). */
   readonly stateMs: number;
+  /**
+   * CHIRP_TOPOLOGY_QUIET_STATE_MS: how often each member's state is read while
+   * nothing in its replica set changes (no writes, not even heartbeats) and
+   * nothing is wrong (every member up and replicating from the primary,
+   * semi-sync on). A change goes back to CHIRP_TOPOLOGY_STATE_MS; trouble also
+   * reads every member's state at once.
+   */
+  readonly quietStateMs: number;
   /** CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS: how long a candidate may take to apply its relay log. */
   readonly applyTimeoutMs: number;
 }
@@ -86,11 +105,18 @@ export function loadTopologyConfig(env: Env): TopologyConfig {
     failuresToFailover: read.int("CHIRP_TOPOLOGY_FAILURES", 3, 1, 100),
     replicaConfirmMs: read.int("CHIRP_TOPOLOGY_REPLICA_CONFIRM_MS", 5_000, 0, 600_000),
     heartbeatIntervalMs: read.int("CHIRP_TOPOLOGY_HEARTBEAT_MS", 250, 10, 60_000),
+    heartbeatOnDemandMs: read.int("CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS", DEFAULT_HEARTBEAT_ON_DEMAND_MS, 0, 3_600_000),
     stateMs: read.int("CHIRP_TOPOLOGY_STATE_MS", 1000, 0, 60_000),
+    quietStateMs: read.int("CHIRP_TOPOLOGY_QUIET_STATE_MS", DEFAULT_QUIET_STATE_MS, 0, 60_000),
     applyTimeoutMs: read.int("CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS", 30_000, 100, 3_600_000),
   };
+  const more: string[] = [];
+  // Routers ask again every DEMAND_EVERY_MS: a shorter window would lapse between asks.
+  if (config.heartbeatOnDemandMs !== 0 && config.heartbeatOnDemandMs < 2 * DEMAND_EVERY_MS) {
+    more.push(`CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS must be 0 (always) or at least ${2 * DEMAND_EVERY_MS}`);
+  }
   try {
-    read.done();
+    read.done(more);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(...err.problems);
@@ -119,7 +145,9 @@ export function topologyConfigFor(
     failuresToFailover: 3,
     replicaConfirmMs: 5_000,
     heartbeatIntervalMs: 250,
+    heartbeatOnDemandMs: DEFAULT_HEARTBEAT_ON_DEMAND_MS,
     stateMs: 1000,
+    quietStateMs: DEFAULT_QUIET_STATE_MS,
     applyTimeoutMs: 30_000,
     ...overrides,
   };

@@ -31,7 +31,7 @@ const log = createLogger("topology", config.logLevel);
 const metrics = createTopologyMetrics();
 const nc = await connect({ ...parseNatsUrl(config.natsUrl), name: "chirp-topology" });
 const kv = await openTopologyKv(nc);
-const manager = new TopologyManager(config, { log, metrics, kv });
+const manager = new TopologyManager(config, { log, metrics, kv, nc });
 const metricsServer = await serveMetrics(metrics.base.registry, config.metricsPort, config.host);
 const topology = await manager.start();
 

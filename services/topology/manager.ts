@@ -1,10 +1,13 @@
 // The topology manager (Vitess's vtorc + heartbeat writer in one): finds the
 // real primary of each replica set at start, publishes the live topology in
-// the KV, writes heartbeats, probes every member, fails a dead primary over,
-// fences, and brings returning members back as replicas. One replica set's
-// trouble never touches another's: each is evaluated and failed over alone.
+// the KV, writes heartbeats while routers ask for them or a set is in trouble,
+// probes every member, fails a dead primary over, fences, and brings returning
+// members back as replicas. One replica set's trouble never touches another's:
+// each is evaluated, paced and failed over alone.
 import { EventEmitter } from "node:events";
 import type { KV } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { heartbeatDemandSubject } from "../../lib/shard/heartbeat-demand.js";
 import type { MemberAddress, ReplicaSetInfo } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
 import { errantGtids, formatGtidList } from "../../lib/shard/gtid.js";
@@ -15,11 +18,14 @@ import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, t
 import { HeartbeatWriter } from "./heartbeat.js";
 import type { TopologyMetrics } from "./metrics.js";
 import { MemberProbe } from "./monitor.js";
+import { HeartbeatDemand, StatePace } from "./pacing.js";
 
 export interface ManagerDeps {
   readonly log: Logger;
   readonly metrics: TopologyMetrics;
   readonly kv: KV;
+  /** The connection the routers' asks for heartbeats arrive on (heartbeat-demand.ts). */
+  readonly nc: NatsConnection;
 }
 
 export interface ManagerEvents {
@@ -29,6 +35,8 @@ export interface ManagerEvents {
   rejoin: [{ replicaSet: string; member: string; result: "ok" | "refused" | "failed"; errant?: string }];
   /** After every probe round. */
   tick: [];
+  /** Routers started asking for heartbeats, or stopped (the on-demand window ran out). */
+  heartbeatDemand: [{ wanted: boolean }];
 }
 
 /** Retry an aborted failover of the same replica set no sooner than this. */
@@ -51,6 +59,7 @@ interface SetState {
   semiSyncOffTimes: number | undefined;
   fellBack: boolean;
   heartbeat: HeartbeatWriter;
+  pace: StatePace;
 }
 
 export class TopologyManager extends EventEmitter<ManagerEvents> {
@@ -66,12 +75,16 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private tickRunning: Promise<void> | undefined;
+  private readonly demand: HeartbeatDemand;
+  private demanded = false;
+  private demandSub: Subscription | undefined;
 
   constructor(
     private readonly config: TopologyConfig,
     private readonly deps: ManagerDeps,
   ) {
     super();
+    this.demand = new HeartbeatDemand(config.heartbeatOnDemandMs);
     this.ctx = {
       log: deps.log,
       admin: config.admin,
@@ -97,6 +110,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         semiSyncOffTimes: undefined,
         fellBack: false,
         heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs, Math.max(config.probeTimeoutMs * 4, 10_000), deps.log, deps.metrics),
+        pace: new StatePace(config.quietStateMs, config.stateMs),
       });
     }
   }
@@ -104,6 +118,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   /** The topology this manager last published or adopted. */
   get current(): LiveTopology | undefined {
     return this.topology;
+  }
+
+  /** The replica sets it writes heartbeats to now: all while routers ask, else those in trouble. */
+  heartbeatSets(): string[] {
+    const wanted = this.demand.wanted(Date.now());
+    return [...this.sets.values()].filter((s) => wanted || s.pace.isTroubled).map((s) => s.info.name);
   }
 
   /** Finds the primaries, publishes the topology, then monitors until stop(). */
@@ -128,7 +148,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       log.info({ epoch: published.epoch }, "the KV's topology matches the servers");
     }
     this.deps.metrics.epoch.set(this.topology!.epoch);
-    for (const set of this.sets.values()) void set.heartbeat.beat(this.heartbeatTarget(set));
+    this.demandSub = this.deps.nc.subscribe(heartbeatDemandSubject(this.config.shardConfig.keyspace), {
+      callback: (err) => {
+        if (err === null) this.heartbeatsAsked();
+      },
+    });
+    this.beatAll();
     this.heartbeatTimer = setInterval(() => this.beatAll(), this.config.heartbeatIntervalMs);
     this.scheduleTick();
     return this.topology!;
@@ -136,6 +161,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.demandSub?.unsubscribe();
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.tickTimer);
     await this.tickRunning;
@@ -155,8 +181,29 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }, this.config.probeIntervalMs);
   }
 
+  /**
+   * One heartbeat per replica set that needs one: every set while a router
+   * wants them, and a troubled set regardless (a beat is then the canary that
+   * takes a lost replica's semi-sync timeout, rather than the next user's
+   * write). A set in good order with no router asking gets none.
+   */
   private beatAll(): void {
-    for (const set of this.sets.values()) void set.heartbeat.beat(this.heartbeatTarget(set));
+    const wanted = this.demand.wanted(Date.now());
+    if (wanted !== this.demanded) {
+      this.demanded = wanted;
+      if (!wanted) this.deps.log.info({ window_ms: this.config.heartbeatOnDemandMs }, "no router asked for heartbeats within the window: stopped writing them");
+      this.emit("heartbeatDemand", { wanted });
+    }
+    for (const set of this.sets.values()) {
+      if (wanted || set.pace.isTroubled) void set.heartbeat.beat(this.heartbeatTarget(set));
+    }
+  }
+
+  /** A router asked for heartbeats: the window restarts; a first ask beats at once. */
+  private heartbeatsAsked(): void {
+    if (this.stopped || !this.demand.requested(Date.now())) return;
+    this.deps.log.info("a router asked for heartbeats: writing them");
+    this.beatAll();
   }
 
   private heartbeatTarget(set: SetState): { primary: MemberAddress; databases: string[] } | undefined {
@@ -175,11 +222,48 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private async tick(): Promise<void> {
     await this.probeAll();
     if (this.stopped) return;
+    for (const set of this.sets.values()) this.paceStateReads(set);
     for (const set of this.sets.values()) {
       if (set.busy) continue;
       this.evaluate(set).catch((err: unknown) => this.deps.log.error({ err, replica_set: set.info.name }, "evaluation failed"));
     }
     this.emit("tick");
+  }
+
+  /**
+   * Sets how often the set's members' state is read (pacing.ts): slowly while
+   * nothing changes and nothing is wrong (an idle set), as before while writes
+   * flow (so a semi-sync fallback is seen as soon as it was); every member at
+   * the next probe when trouble begins; and while its primary misses probes,
+   * the others' at every probe, so a failover decides on the replicas' view as
+   * of the last probe round.
+   */
+  private paceStateReads(set: SetState): void {
+    const primary = this.probe(set, set.primary)!;
+    const began = set.pace.observe({ troubled: this.isTroubled(set, primary), changed: set.probes.some((p) => p.stateChanged) });
+    for (const p of set.probes) {
+      p.setStatePace(set.pace.stateMs);
+      if (began || (!primary.up && p !== primary)) p.readStateNext();
+    }
+  }
+
+  /** Anything but: every member answers and replicates from the primary, the primary takes writes with semi-sync on, nothing is under way. */
+  private isTroubled(set: SetState, primary: MemberProbe): boolean {
+    const ps = primary.state;
+    if (set.busy || !primary.up || ps === undefined || ps.readOnly || ps.slave !== undefined) return true;
+    const others = set.probes.filter((p) => p !== primary);
+    if (others.length > 0 && !(ps.semiSync.masterEnabled && ps.semiSync.masterActive)) return true;
+    return !others.every(
+      (m) =>
+        m.up === true &&
+        m.state !== undefined &&
+        m.state.readOnly &&
+        isReplicatingFrom(m.state, primary.address) &&
+        set.replicas.has(m.name) &&
+        !this.memberBusy.has(m.name) &&
+        !this.needsFencing.has(m.name) &&
+        !this.refused.has(m.name),
+    );
   }
 
   private probe(set: SetState, name: string): MemberProbe | undefined {

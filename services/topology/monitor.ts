@@ -1,8 +1,10 @@
 // One probe per member: a kept-open admin connection that checks the member
 // every interval, and counts consecutive failures. Its replication state
 // (read-only, replication threads, GTID positions, a primary's semi-sync
-// status) is read every stateMs, with a protocol ping (no statement to parse
-// or run, not counted as one by the server) in between to see it is alive. A
+// status) is read every stateMs (the manager sets it, pacing.ts: slower while
+// nothing in the replica set changes, and at once when trouble begins), with
+// a protocol ping (no statement to parse or run, not counted as one by the
+// server) in between to see it is alive. A
 // primary's semi-sync history only decides whether a failover is reported as
 // possibly losing writes (failover.ts), so a fallback to async in the last
 // stateMs before a primary dies can go unreported; liveness, and so failover
@@ -17,6 +19,8 @@ import { readMemberState, type MemberState } from "../../lib/shard/replication.j
 export class MemberProbe {
   /** Last successful reading; kept while the member is down (its last known state). */
   state: MemberState | undefined;
+  /** Whether the last state read differed from the one before it (or was the first). */
+  stateChanged = true;
   up: boolean | undefined;
   failures = 0;
   /** Date.now() of the first failure in the current run of failures. */
@@ -33,8 +37,18 @@ export class MemberProbe {
     private readonly admin: MysqlCredentials,
     private readonly timeoutMs: number,
     /** How often the member's state is read; the probes between are pings. 0: every probe. */
-    private readonly stateMs = 0,
+    private stateMs = 0,
   ) {}
+
+  /** Changes how often the state is read (from the next probe on). */
+  setStatePace(ms: number): void {
+    this.stateMs = ms;
+  }
+
+  /** The next probe reads the state, whenever it was last read. */
+  readStateNext(): void {
+    this.stateAt = 0;
+  }
 
   get name(): string {
     return this.address.name;
@@ -55,8 +69,7 @@ export class MemberProbe {
         this.stateAt = 0;
       }
       if (Date.now() - this.stateAt >= this.stateMs) {
-        this.state = await readMemberState(this.conn, this.timeoutMs);
-        this.stateAt = Date.now();
+        this.record(await readMemberState(this.conn, this.timeoutMs));
       } else {
         await pingWithin(this.conn, this.timeoutMs);
       }
@@ -87,15 +100,25 @@ export class MemberProbe {
   /** Reads the state now (on a fresh connection), updating the cached one. */
   async refresh(): Promise<MemberState> {
     const state = await this.withAdmin((c) => readMemberState(c, this.timeoutMs * 4));
+    this.record(state);
+    return state;
+  }
+
+  private record(state: MemberState): void {
+    this.stateChanged = this.state === undefined || stateKey(this.state) !== stateKey(state);
     this.state = state;
     this.stateAt = Date.now();
-    return state;
   }
 
   close(): void {
     this.conn?.destroy();
     this.conn = undefined;
   }
+}
+
+/** A reading as text, to tell whether anything changed (GTID sequence numbers are bigints). */
+function stateKey(s: MemberState): string {
+  return JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
 }
 
 /** A protocol ping, failed after `timeoutMs` (a hung server answers nothing). */

@@ -49,6 +49,7 @@ it("restarts with the promoted member as primary and the old primary as its repl
     log: pino({ level: "info" }, sink),
     metrics: createTopologyMetrics(),
     kv: await openTopologyKv(nc),
+    nc,
   });
   await manager.start();
   const failedOver = new Promise((resolve) => manager.once("failover", resolve));

@@ -3,7 +3,9 @@
 // killed with SIGKILL, and we check that no acknowledged write is lost, that
 // writes resume on the promoted member, that rs1 takes writes meanwhile, that reads stay
 // within the lag bound, and that the old primary comes back as a replica. A
-// replica's death must not cause a failover.
+// replica's death must not cause a failover. First, with no load: an idle
+// cluster writes no heartbeats yet its replicas count as current, and a
+// router that needs lag measured gets heartbeats (decision 20).
 import { execFile } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -29,6 +31,8 @@ import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "..
 const MAX_LAG_MS = 1_000;
 const RS0_SHARD = "-40";
 const RS1_SHARD = "80-c0";
+/** rs0's other shard: its probe rows stay out of the failover test's MAX(id) checks on RS0_SHARD. */
+const RS0_QUIET_SHARD = "40-80";
 
 let infra: RunningInfra;
 let nc: NatsConnection;
@@ -53,12 +57,13 @@ beforeAll(async () => {
     },
   });
   const log = pino({ level: "info", base: { service: "topology" } }, sink);
-  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), { log, metrics: createTopologyMetrics(), kv });
+  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), { log, metrics: createTopologyMetrics(), kv, nc });
   const topology = await manager.start();
   router = await createShardRouter({
     topology,
     credentials: infra.mysql.appUser,
     topologyKv: kv,
+    topologyNats: nc,
     maxReplicaLagMs: MAX_LAG_MS,
   });
 });
@@ -123,6 +128,90 @@ async function ids(addr: MemberAddress, database: string): Promise<Set<number>> 
     return new Set(rows.map((r) => Number(r["id"])));
   });
 }
+
+/** The heartbeat row's ts in every shard database of every primary (what a heartbeat rewrites). */
+async function heartbeatRows(): Promise<string[]> {
+  const out: string[] = [];
+  for (const rs of manager.current!.replicaSets) {
+    for (const shard of infra.mysql.shards.filter((s) => s.replicaSet === rs.name)) {
+      const [[row]] = await admin(rs.primary, shard.database, (c) => c.query<RowDataPacket[]>("SELECT CAST(ts AS CHAR) AS ts FROM heartbeat WHERE id = 1"));
+      out.push(`${shard.name} ${String(row?.["ts"])}`);
+    }
+  }
+  return out;
+}
+
+describe("heartbeats on demand", () => {
+  it("an idle cluster writes no heartbeats, and a router still counts its caught-up replicas as current", async () => {
+    dumpLogsOnFailure();
+    // Start-up reads (and the DDL before it) may have had the sets beaten for a moment.
+    for (let i = 0; manager.heartbeatSets().length > 0; i++) {
+      expect(i, `still writing heartbeats to ${manager.heartbeatSets().join(", ")}`).toBeLessThan(60);
+      await nextEvent("tick", 5_000);
+    }
+    const before = await heartbeatRows();
+    // A router that probes every 100 ms and never asks for heartbeats (no NATS connection).
+    const probing = await createShardRouter({
+      topology: manager.current!,
+      credentials: infra.mysql.appUser,
+      maxReplicaLagMs: MAX_LAG_MS,
+      healthIntervalMs: 100,
+      idleHealthIntervalMs: 100,
+    });
+    try {
+      const replicas = new Map(manager.current!.replicaSets.map((rs) => [rs.name, rs.replicas[0]!]));
+      const served = async (shard: string, rs: string): Promise<boolean> => {
+        const [row] = await probing.reader(shard).query<{ port: string }>("SELECT @@port AS port");
+        return Number(row?.port) === replicas.get(rs)!.port;
+      };
+      // Eight probe rounds of the manager (2 s): long past the 1 s bound, with no heartbeat written.
+      for (let i = 0; i < 8; i++) await nextEvent("tick", 5_000);
+      expect(await served(RS0_SHARD, "rs0")).toBe(true);
+      expect(await served(RS1_SHARD, "rs1")).toBe(true);
+      for (const set of probing.status().replicaSets) {
+        const replica = set.members.find((m) => m.role === "replica")!;
+        expect(replica.eligible, `${replica.name} eligible`).toBe(true);
+        expect(replica.lagMs).toBeLessThanOrEqual(MAX_LAG_MS);
+      }
+      expect(await heartbeatRows()).toEqual(before);
+      expect(manager.heartbeatSets()).toEqual([]);
+    } finally {
+      await probing.close();
+    }
+  });
+
+  it("a router reading from replicas while writes flow asks for heartbeats, and gets them only as long as it needs them", async () => {
+    dumpLogsOnFailure();
+    const replica = member(manager.current!, "rs0").replicas[0]!;
+    const asked = nextEvent("heartbeatDemand", 20_000, (e) => e.wanted);
+    const load = startWriteLoad(router, RS0_QUIET_SHARD);
+    const reads = startReadCheck(router, load, MAX_LAG_MS);
+    try {
+      await asked;
+      expect(manager.heartbeatSets()).toEqual(["rs0", "rs1"]);
+      // The replica serves reads while the primary keeps taking writes: its lag is measured.
+      let onReplica = false;
+      for (let i = 0; !onReplica; i++) {
+        expect(i, "a read served by rs0's replica").toBeLessThan(80);
+        await nextEvent("tick", 5_000);
+        const [row] = await router.reader(RS0_QUIET_SHARD).query<{ port: string }>("SELECT @@port AS port");
+        onReplica = Number(row?.port) === replica.port;
+      }
+      const before = await heartbeatRows();
+      await nextEvent("tick", 5_000);
+      await nextEvent("tick", 5_000);
+      expect(await heartbeatRows()).not.toEqual(before);
+    } finally {
+      await reads.stop();
+      await load.stop();
+    }
+    expect(reads.stale).toEqual([]);
+    expect(reads.reads()).toBeGreaterThan(0);
+    // Nobody needs them any more: they stop one on-demand window after the last ask.
+    await nextEvent("heartbeatDemand", 20_000, (e) => !e.wanted);
+    expect(manager.heartbeatSets()).toEqual([]);
+  });
+});
 
 describe("failover", () => {
   it("promotes rs0's replica after kill -9 of its primary without losing an acknowledged write", async () => {
@@ -267,6 +356,7 @@ describe("failover", () => {
       log: pino({ level: "info", base: { service: "topology" } }, sink),
       metrics: createTopologyMetrics(),
       kv,
+      nc,
     });
     const started = await manager.start();
     expect(member(started, "rs1")).toEqual({ primary: replica, replicas: [] });
