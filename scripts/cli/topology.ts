@@ -1,7 +1,8 @@
 // chirp topology: the live topology as the topology manager published it
 // (NATS KV), checked against the servers: each shard's replica set, which
-// member is primary, and each replica's lag (heartbeat age, and what SHOW
-// SLAVE STATUS says) and replication state.
+// member is primary, and each replica's lag (0 when it has applied the
+// primary's last GTID, else the heartbeat's age, and what SHOW SLAVE STATUS
+// says) and replication state.
 //
 // Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
 // account) when set, otherwise through the infra description `npm start`
@@ -18,7 +19,7 @@ import { LOCK_FILE } from "../../devcluster/lock.js";
 import { withMysql } from "../../lib/db/mysql-client.js";
 import { isAlive } from "../../devcluster/process.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
-import { formatGtidList } from "../../lib/shard/gtid.js";
+import { formatGtidList, gtidPosCurrent, parseGtidList } from "../../lib/shard/gtid.js";
 import { readHeartbeatLagMs, readMemberState, type MemberState } from "../../lib/shard/replication.js";
 import { TOPOLOGY_BUCKET, readTopology, type LiveTopology } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
@@ -30,7 +31,8 @@ export const help = [
   "",
   "Shows the live topology as the topology manager published it (NATS KV), checked against",
   "the servers: each shard's replica set, which member is primary, each replica's lag",
-  "(heartbeat age and Seconds_Behind_Master), replication and semi-sync state.",
+  "(0 when it has applied the primary's last GTID, else the heartbeat's age; and",
+  "Seconds_Behind_Master), replication and semi-sync state.",
   "",
   "Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin account) when set,",
   "otherwise through the description `npm start` writes into its data dir.",
@@ -61,8 +63,16 @@ export interface MemberReport {
   problem?: string;
   readOnly?: boolean;
   gtid?: string;
-  /** Replicas: age of the heartbeat row, seconds. */
+  /** Replicas: what the SQL thread has applied (@@gtid_slave_pos). */
+  appliedGtid?: string;
+  /**
+   * Replicas: seconds behind the primary: 0 when it has applied the primary's
+   * last GTID, else the heartbeat row's age (heartbeats are written only while
+   * routers ask for them, so an old one alone does not mean a lagging replica).
+   */
   lagSeconds?: number | null;
+  /** Replicas: what lagSeconds comes from. */
+  lagFrom?: "gtid" | "heartbeat";
   secondsBehindMaster?: number | null;
   replication?: string;
   semiSync?: string;
@@ -109,6 +119,7 @@ export async function run(argv: string[]): Promise<number> {
         ...rs.replicas.map((m) => inspect(m, "replica", target.admin, databases[0])),
         ...extra.map((m) => inspect(m, "not in topology", target.admin, databases[0])),
       ]);
+      markCurrent(members[0]!, members.slice(1, 1 + rs.replicas.length));
       return { name: rs.name, shards: topology.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.name), members };
     }),
   );
@@ -202,8 +213,10 @@ async function inspect(m: MemberAddress, role: MemberReport["role"], admin: Mysq
             (state.slave.lastIoError ? `; IO error: ${state.slave.lastIoError}` : "") +
             (state.slave.lastSqlError ? `; SQL error: ${state.slave.lastSqlError}` : "");
           report.secondsBehindMaster = state.slave.secondsBehindMaster;
+          report.appliedGtid = formatGtidList(state.slavePos);
           const lagMs = database === undefined ? undefined : await readHeartbeatLagMs(c, database, TIMEOUT_MS).catch(() => undefined);
           report.lagSeconds = lagMs === undefined ? null : lagMs / 1000;
+          report.lagFrom = "heartbeat";
         }
         if (!state.slave || state.semiSync.masterEnabled) {
           report.semiSync = state.semiSync.masterEnabled
@@ -219,6 +232,22 @@ async function inspect(m: MemberAddress, role: MemberReport["role"], admin: Mysq
   }
 }
 
+/**
+ * A replica that had applied the primary's last GTID is 0 s behind, however old
+ * the heartbeat (the members were read at about the same time; a position
+ * only grows, so whichever was read first, the replica held what the primary did then).
+ */
+function markCurrent(primary: MemberReport, replicas: MemberReport[]): void {
+  if (!primary.reachable || primary.gtid === undefined) return;
+  const pos = parseGtidList(primary.gtid);
+  for (const r of replicas) {
+    if (r.appliedGtid !== undefined && gtidPosCurrent(parseGtidList(r.appliedGtid), pos)) {
+      r.lagSeconds = 0;
+      r.lagFrom = "gtid";
+    }
+  }
+}
+
 function describeState(m: MemberReport): string {
   if (!m.reachable) return `UNREACHABLE (${m.problem})`;
   const rw = m.readOnly ? "read-only" : "read-write";
@@ -228,9 +257,9 @@ function describeState(m: MemberReport): string {
 
 function describeLag(m: MemberReport): string {
   if (!m.reachable || m.replication === undefined) return "";
-  const hb = m.lagSeconds === null || m.lagSeconds === undefined ? "?" : `${m.lagSeconds.toFixed(3)} s`;
+  const lag = m.lagSeconds === null || m.lagSeconds === undefined ? "?" : `${m.lagSeconds.toFixed(3)} s`;
   const sbm = m.secondsBehindMaster === null || m.secondsBehindMaster === undefined ? "null" : `${m.secondsBehindMaster} s`;
-  return `${hb} (heartbeat); behind master ${sbm}`;
+  return `${m.lagFrom === "gtid" ? "0 s (current by GTID)" : `${lag} (heartbeat)`}; behind master ${sbm}`;
 }
 
 function table(header: string[], rows: string[][]): string {
