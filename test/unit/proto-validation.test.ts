@@ -14,6 +14,7 @@ import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/vali
 import { describe, expect, it } from "vitest";
 import { ListFollowersRequestSchema } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { UploadRequestSchema } from "../../gen/chirp/media/v1/media_service_pb.js";
+import { ListNotificationsRequestSchema, RegisterPushRequestSchema } from "../../gen/chirp/notification/v1/notification_service_pb.js";
 import { GetTrendsRequestSchema, SearchTweetsRequestSchema } from "../../gen/chirp/search/v1/search_service_pb.js";
 import { PostTweetRequestSchema } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import {
@@ -90,6 +91,17 @@ describe("protovalidate rules in generated code", () => {
     ]);
     const ok = create(ListFollowersRequestSchema, { userId: 7n, pageSize: 0 });
     expect(violations(ListFollowersRequestSchema, ok)).toEqual([]);
+  });
+
+  it("bounds the notification page and requires a push subscription's parts", () => {
+    const bad = create(ListNotificationsRequestSchema, { pageSize: 101, pageToken: "x".repeat(1025) });
+    expect(violations(ListNotificationsRequestSchema, bad).sort()).toEqual(["page_size: int32.gte_lte", "page_token: string.max_len"]);
+    expect(violations(ListNotificationsRequestSchema, create(ListNotificationsRequestSchema, { grouped: true }))).toEqual([]);
+    expect(violations(RegisterPushRequestSchema, create(RegisterPushRequestSchema)).sort()).toEqual([
+      "auth: string.min_len",
+      "endpoint: string.min_len",
+      "p256dh: string.min_len",
+    ]);
   });
 
   it("checks tweet text length, media count and location bounds", () => {
