@@ -1,0 +1,253 @@
+// The notification service in memory: the real notifier (events.ts) and
+// routes over an in-memory stand-in of NotificationStore that keeps the same
+// rules as store.ts (one row per cause, decide(), the deletion marks), and
+// fake user and tweet services. The SQL and the consumers over NATS are in
+// test/e2e/notifications.test.ts.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { NotificationKind } from "../../gen/chirp/notification/v1/notification_pb.js";
+import { NotificationService } from "../../gen/chirp/notification/v1/notification_service_pb.js";
+import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
+import type { Metrics } from "../../lib/metrics.js";
+import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { codeOf } from "../../lib/testing/in-memory.js";
+import { ABSENT, Cause, decide } from "./causes.js";
+import type { NotificationConfig } from "./config.js";
+import type { NotificationContext } from "./context.js";
+import { createNotifier, notificationMetrics, type GraphEvent, type TweetEvent } from "./events.js";
+import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
+import { routes } from "./routes.js";
+import type { NotificationStore } from "./store.js";
+
+interface Row {
+  active: boolean;
+  version: bigint;
+  kind: NotificationKind;
+  id: bigint;
+  readonly recipientId: bigint;
+  readonly cause: Cause;
+  readonly subjectId: bigint;
+  readonly actorId: bigint;
+  timeMicros: bigint;
+}
+
+/** store.ts's rules over maps. */
+function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
+  const rows = new Map<string, Row>();
+  const sources = new Map<string, Set<bigint>>();
+  const deleted = new Set<string>();
+  const reads = new Map<bigint, bigint>();
+  const shown = (recipientId: bigint): Row[] => [...rows.values()].filter((r) => r.recipientId === recipientId && r.active).sort((a, b) => (b.id > a.id ? 1 : -1));
+  return {
+    rows,
+    async apply(change, newId, announce) {
+      const key = `${change.recipientId}:${change.cause}:${change.subjectId}:${change.actorId}`;
+      const row = rows.get(key);
+      let d = decide(row ?? ABSENT, change);
+      if (d === "show" && (change.cause === Cause.like || change.cause === Cause.repost) && deleted.has(`${change.recipientId}:${change.subjectId}`)) d = "version";
+      const next: Row = row ?? { ...change, ...ABSENT, id: 0n, kind: change.kind };
+      if (d === "show") {
+        Object.assign(next, { active: true, version: change.version, kind: change.kind, id: newId(), timeMicros: change.timeMicros });
+        await announce(undefined as never, { id: next.id, change });
+      }
+      if (d === "hide") Object.assign(next, { active: false, version: change.version });
+      if (d === "version") Object.assign(next, { version: change.version });
+      if (d === "kind") Object.assign(next, { kind: change.kind });
+      rows.set(key, next);
+      return d;
+    },
+    async addSources(authorId, tweetId, recipientIds) {
+      const key = `${authorId}:${tweetId}`;
+      if (deleted.has(key)) return false;
+      const set = sources.get(key) ?? new Set();
+      for (const r of recipientIds) set.add(r);
+      sources.set(key, set);
+      return true;
+    },
+    async tweetDeleted(authorId, tweetId) {
+      deleted.add(`${authorId}:${tweetId}`);
+      return [...(sources.get(`${authorId}:${tweetId}`) ?? [])];
+    },
+    async dropSources(authorId, tweetId) {
+      sources.delete(`${authorId}:${tweetId}`);
+    },
+    async hideReactions(authorId, tweetId) {
+      let n = 0;
+      for (const r of rows.values()) {
+        if (r.recipientId === authorId && r.subjectId === tweetId && (r.cause === Cause.like || r.cause === Cause.repost) && r.active) {
+          r.active = false;
+          n++;
+        }
+      }
+      return n;
+    },
+    async listRows(recipientId, beforeId, limit): Promise<InboxRow[]> {
+      return shown(recipientId)
+        .filter((r) => beforeId === undefined || r.id < beforeId)
+        .slice(0, limit)
+        .map((r) => ({ id: r.id, cause: r.cause, subjectId: r.subjectId, actorId: r.actorId, kind: r.kind, timeMicros: r.timeMicros }));
+    },
+    async groupSummaries(recipientId, keys, actors) {
+      const out = new Map<string, GroupSummary>();
+      for (const k of keys) {
+        const members = shown(recipientId).filter((r) => r.cause === k.cause && r.subjectId === k.subjectId);
+        if (members.length > 0) out.set(groupKey(k.cause, k.subjectId), { newestId: members[0]!.id, size: members.length, actorIds: members.slice(0, actors).map((r) => r.actorId) });
+      }
+      return out;
+    },
+    async readPosition(userId) {
+      return reads.get(userId) ?? 0n;
+    },
+    async unreadCount(userId, cap) {
+      const at = reads.get(userId) ?? 0n;
+      return Math.min(cap, shown(userId).filter((r) => r.id > at).length);
+    },
+    async markRead(userId, upToId) {
+      const newest = shown(userId)[0]?.id ?? 0n;
+      const position = upToId === 0n || upToId > newest ? newest : upToId;
+      if (position > (reads.get(userId) ?? 0n)) reads.set(userId, position);
+    },
+  };
+}
+
+const A = 1n; // the recipient
+const B = 2n;
+const C = 3n;
+const D = 4n;
+const TWEET = 100n; // a's tweet
+const GONE = 101n; // a's tweet, deleted
+
+function setup() {
+  const store = memoryStore();
+  let seq = 0;
+  const ids = { next: () => firstIdAt(ID_EPOCH_MS + 1000) + BigInt(++seq) };
+  const metrics = notificationMetrics({ registry: new Registry(), component: "test" } as Metrics);
+  const announced: bigint[] = [];
+  // announceCreated writes to the outbox through the transaction; the memory store hands it none, so count shows instead.
+  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2 });
+  const users = new Map([A, B, C, D].map((id) => [id, create(UserSchema, { id, handle: `u${id}` })]));
+  const tweets = new Map([TWEET, 200n, 201n, 300n].map((id) => [id, create(TweetSchema, { id, text: `tweet ${id}` })]));
+  const clients = {
+    user: { batchGetUsers: async (req: { userIds: bigint[] }) => ({ users: req.userIds.flatMap((id) => users.get(id) ?? []) }) },
+    tweet: { batchGetTweets: async (req: { tweetIds: bigint[] }) => ({ tweets: req.tweetIds.flatMap((id) => tweets.get(id) ?? []) }) },
+  } as unknown as MeshClients;
+  const ctx = { store, clients, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
+  const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx))));
+  const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });
+  const inbox = async (userId: bigint, grouped = false): Promise<string[]> =>
+    (await client.listNotifications({ grouped }, as(userId))).notifications.map(
+      (n) => `${NotificationKind[n.kind]} ${n.actors.map((u) => u.handle).join(",")}${n.actorCount > 1 ? ` x${n.actorCount}` : ""}${n.tweet === undefined ? "" : ` ${n.tweet.id}`}`,
+    );
+  return { store, notifier, metrics, announced, client, as, inbox, tweets };
+}
+
+const at = timestampFromMs(Date.UTC(2026, 5, 1));
+const ev = <T>(subject: string, message: object): T => ({ subject, message, requestId: undefined }) as T;
+const follow = (follower: bigint, followee: bigint, v: bigint, on = true): GraphEvent =>
+  on
+    ? ev(EVENTS.userFollowed.subject, { followerId: follower, followeeId: followee, edgeVersion: v, followTime: at })
+    : ev(EVENTS.userUnfollowed.subject, { followerId: follower, followeeId: followee, edgeVersion: v, unfollowTime: at });
+const like = (liker: bigint, tweetId: bigint, v: bigint, on = true): TweetEvent =>
+  ev(on ? EVENTS.tweetLiked.subject : EVENTS.tweetUnliked.subject, { tweetId, authorId: A, likerId: liker, likeVersion: v, likeTime: at, unlikeTime: at });
+const repost = (reposter: bigint, repostId: bigint, on = true): TweetEvent =>
+  ev(on ? EVENTS.tweetReposted.subject : EVENTS.tweetUnreposted.subject, { tweetId: TWEET, authorId: A, reposterId: reposter, repostId });
+const reply = (id: bigint, author: bigint, parent = TWEET): TweetEvent =>
+  ev(EVENTS.tweetReplied.subject, { replyId: id, replyAuthorId: author, parentId: parent, parentAuthorId: A, createTime: at });
+const created = (id: bigint, author: bigint, mentions: bigint[]): TweetEvent =>
+  ev(EVENTS.tweetCreated.subject, { tweetId: id, authorId: author, mentions, createTime: at, repostOfTweetId: 0n });
+const deleted = (id: bigint, author: bigint): TweetEvent => ev(EVENTS.tweetDeleted.subject, { tweetId: id, authorId: author });
+
+async function deliver(n: ReturnType<typeof setup>["notifier"], events: Array<TweetEvent | GraphEvent>): Promise<void> {
+  for (const e of events) {
+    if (e.subject.startsWith("chirp.graph.")) await n.handleGraphEvent(e as GraphEvent);
+    else await n.handleTweetEvent(e as TweetEvent);
+  }
+}
+
+describe("the notifier and the inbox, in memory", () => {
+  it("notifies each cause once however often and in whatever order its events come, and never for oneself", async () => {
+    const s = setup();
+    const events = [
+      follow(B, A, 1n),
+      like(B, TWEET, 1n),
+      like(C, TWEET, 1n),
+      like(A, TWEET, 1n), // oneself
+      repost(D, 900n),
+      reply(200n, C),
+      created(200n, C, [A]), // the reply also mentions a: still one notification, the reply
+      created(201n, D, [A, D]),
+    ];
+    await deliver(s.notifier, [...events, ...[...events].reverse()]);
+    expect(await s.inbox(A)).toEqual(
+      expect.arrayContaining(["FOLLOW u2", "LIKE u2 100", "LIKE u3 100", "REPOST u4 100", "REPLY u3 200", "MENTION u4 201"]),
+    );
+    expect(await s.inbox(A)).toHaveLength(6);
+    expect(s.announced).toHaveLength(6);
+    expect((await s.metrics.created.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(6);
+    for (const who of [B, C, D]) expect(await s.inbox(who)).toEqual([]);
+  });
+
+  it("takes a notification away for good when its cause is undone, even if the undo comes first", async () => {
+    const s = setup();
+    // The unlike, unfollow and unrepost before what they undo.
+    await deliver(s.notifier, [like(B, TWEET, 2n, false), like(B, TWEET, 1n), follow(C, A, 2n, false), follow(C, A, 1n), repost(D, 900n, false), repost(D, 900n)]);
+    expect(await s.inbox(A)).toEqual([]);
+    // A like after the unlike (a newer version) and a new repost (a new id) show again.
+    await deliver(s.notifier, [like(B, TWEET, 3n), repost(D, 901n)]);
+    expect(await s.inbox(A)).toEqual(["REPOST u4 100", "LIKE u2 100"]);
+  });
+
+  it("hides what a deleted tweet caused and the reactions to a deleted tweet, in either order", async () => {
+    const s = setup();
+    await deliver(s.notifier, [reply(200n, C), created(201n, D, [A]), like(B, GONE, 1n)]);
+    s.tweets.set(GONE, create(TweetSchema, { id: GONE }));
+    expect(await s.inbox(A)).toHaveLength(3);
+    await deliver(s.notifier, [deleted(200n, C), deleted(201n, D), deleted(GONE, A)]);
+    expect(await s.inbox(A)).toEqual([]);
+    // Events arriving after the deletion stay hidden.
+    await deliver(s.notifier, [reply(200n, C), created(201n, D, [A]), like(C, GONE, 1n), repost(D, 902n)]);
+    expect(await s.inbox(A)).toEqual(["REPOST u4 100"]);
+  });
+
+  it("groups likes and reposts of a tweet on request, and marks what was read", async () => {
+    const s = setup();
+    await deliver(s.notifier, [like(B, TWEET, 1n), follow(D, A, 1n), like(C, TWEET, 1n), like(D, TWEET, 1n)]);
+    expect(await s.inbox(A, true)).toEqual(["LIKE u4,u3,u2 x3 100", "FOLLOW u4"]);
+    expect(await s.inbox(A)).toHaveLength(4);
+    expect((await s.client.getUnreadCount({}, s.as(A))).count).toBe(4);
+    const [newest, second] = (await s.client.listNotifications({}, s.as(A))).notifications;
+    await s.client.markRead({ upToId: second!.id }, s.as(A));
+    expect((await s.client.getUnreadCount({}, s.as(A))).count).toBe(1);
+    const after = (await s.client.listNotifications({}, s.as(A))).notifications;
+    expect(after.map((n) => n.read)).toEqual([false, true, true, true]);
+    await s.client.markRead({}, s.as(A));
+    expect((await s.client.getUnreadCount({}, s.as(A))).count).toBe(0);
+    expect(newest!.id > second!.id).toBe(true);
+  });
+
+  it("leaves out an entry whose tweet or actor is gone", async () => {
+    const s = setup();
+    await deliver(s.notifier, [like(B, TWEET, 1n), like(C, 300n, 1n)]);
+    s.tweets.delete(300n);
+    expect(await s.inbox(A)).toEqual(["LIKE u2 100"]);
+  });
+
+  it("needs a caller; the push RPCs are Unimplemented", async () => {
+    const s = setup();
+    expect(await codeOf(s.client.listNotifications({}))).toBe(Code.Unauthenticated);
+    expect(await codeOf(s.client.getUnreadCount({}))).toBe(Code.Unauthenticated);
+    expect(await codeOf(s.client.markRead({}))).toBe(Code.Unauthenticated);
+    const push = await s.client.getPushConfig({}, s.as(A)).catch((err: unknown) => ConnectError.from(err));
+    expect(push).toBeInstanceOf(ConnectError);
+    expect((push as ConnectError).code).toBe(Code.Unimplemented);
+    expect(await codeOf(s.client.registerPush({ endpoint: "https://push.example/1", p256dh: "k", auth: "a" }, s.as(A)))).toBe(Code.Unimplemented);
+    expect(await codeOf(s.client.unregisterPush({ endpoint: "https://push.example/1" }, s.as(A)))).toBe(Code.Unimplemented);
+  });
+});
