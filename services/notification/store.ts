@@ -48,9 +48,15 @@ interface CauseRow {
 }
 
 export function createNotificationStore(router: ShardRouter): NotificationStore {
+  // A plain read, no lock: called after the transaction's own write (the
+  // placeholder, the source rows), its snapshot is taken here, so a deletion
+  // committed before it is seen, and a deletion still in flight meets that
+  // write (its UPDATE waits on the row, its locking read on the sources)
+  // and undoes it after this commits. No shared gap lock, so concurrent
+  // writers of one tweet's sources cannot deadlock on it.
   const tombstoned = async (q: Queryable, authorId: bigint, tweetId: bigint): Promise<boolean> => {
     const rows = await q.query<{ one: number }>(
-      "SELECT 1 AS one FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id = 0 LOCK IN SHARE MODE",
+      "SELECT 1 AS one FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id = 0",
       [authorId, tweetId],
     );
     return rows.length > 0;
@@ -113,14 +119,21 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
 
     async addSources(authorId, tweetId, recipientIds) {
       if (recipientIds.length === 0) return true;
+      const placeholders = recipientIds.map(() => "(?, ?, ?)").join(", ");
+      const params = recipientIds.flatMap((r) => [authorId, tweetId, r]);
       return router.transaction(router.shardForUser(authorId), async (tx) => {
-        if (await tombstoned(tx, authorId, tweetId)) return false;
+        // The rows first, then the mark (see tombstoned).
         await tx.execute(
-          `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${recipientIds.map(() => "(?, ?, ?)").join(", ")}
+          `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${placeholders}
            ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-          recipientIds.flatMap((r) => [authorId, tweetId, r]),
+          params,
         );
-        return true;
+        if (!(await tombstoned(tx, authorId, tweetId))) return true;
+        await tx.execute(
+          `DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id IN (${recipientIds.map(() => "?").join(", ")})`,
+          [authorId, tweetId, ...recipientIds],
+        );
+        return false;
       });
     },
 
@@ -130,8 +143,10 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
           "INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE recipient_id = recipient_id",
           [authorId, tweetId],
         );
+        // A locking read: it waits for a source row being written now, and so
+        // returns every recipient whose writer did not see the mark.
         const rows = await tx.query<{ recipient_id: string }>(
-          "SELECT recipient_id FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id <> 0",
+          "SELECT recipient_id FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id <> 0 LOCK IN SHARE MODE",
           [authorId, tweetId],
         );
         return rows.map((r) => BigInt(r.recipient_id));
