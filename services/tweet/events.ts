@@ -13,7 +13,7 @@ import { EVENTS } from "../../lib/events/subjects.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Metrics } from "../../lib/metrics.js";
-import { microsFromTimestamp, timestampFromMicros } from "./db-time.js";
+import { microsFromTimestamp, timestampFromMicros } from "../../lib/db/db-time.js";
 import type { LikeEdge, RefEdge, RepostChange, TweetRow, TweetStore } from "./store.js";
 
 /** The durable consumer that keeps `likes` (the likers' index); shared by every tweet instance. */

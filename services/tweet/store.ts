@@ -13,7 +13,7 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
-import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./db-time.js";
+import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 import type { LikeCursor } from "./page-token.js";
 
 const LIKED = 1;
