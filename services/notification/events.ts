@@ -24,7 +24,7 @@ import {
   type CauseChange,
 } from "./causes.js";
 import type { NotificationStore, Shown } from "./store.js";
-import { microsFromTimestamp, timestampFromMicros } from "./time.js";
+import { microsFromTimestamp, timestampFromMicros } from "../../lib/db/db-time.js";
 
 export const TWEETS_DURABLE = "notification-tweets";
 export const GRAPH_DURABLE = "notification-graph";

@@ -15,7 +15,7 @@ import { Cause, groupable } from "./causes.js";
 import type { NotificationContext } from "./context.js";
 import { buildPage, type PageEntry } from "./group.js";
 import { decodePageToken, encodePageToken, type InboxView } from "./page-token.js";
-import { timestampFromMicros } from "./time.js";
+import { timestampFromMicros } from "../../lib/db/db-time.js";
 
 const DEFAULT_PAGE_SIZE = 20;
 /** GetUnreadCount counts this many at most: the unread rows are read from the index, so the cost is bounded by it. */

@@ -5,7 +5,7 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
-import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./time.js";
+import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 
 const SHOWN = 1;
 const HIDDEN = 0;
