@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Transport } from "@connectrpc/connect";
-import { authenticateBearer } from "../lib/auth/bearer.js";
+import { authenticateBearerClaims } from "../lib/auth/bearer.js";
 import type { TokenVerifier } from "../lib/auth/token.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { CALLER_ID_HEADER, REQUEST_ID_HEADER, SESSION_ID_HEADER, USER_AGENT_HEADER } from "../lib/rpc/metadata.js";
 import { observeCall, type CallInfo } from "../lib/rpc/observe.js";
 import { ATTR, annotateActiveSpan, tracingOn } from "../lib/tracing/tracing.js";
 import { requestRecordKey, type RequestRecord } from "./access.js";
@@ -22,6 +22,8 @@ export interface ForwardOptions {
   readonly verifier: TokenVerifier;
   /** Per-user and per-address limits; undefined: none (no Redis configured). */
   readonly limiter: RateLimiter | undefined;
+  /** Told of every authenticated call's user and session (their last activity, lib/auth/session-activity.ts). */
+  readonly onSession?: (userId: string, sessionId: string) => void;
   /**
    * Aborted when the gateway starts shutting down: open streams end at once
    * (Unavailable, so clients reconnect elsewhere) while unary calls in flight
@@ -138,11 +140,19 @@ function meshHeaders(record: RequestRecord): Headers {
  * then takes a token from the caller's and the address's rate-limit buckets.
  */
 async function admit(ctx: HandlerContext, header: Headers, record: RequestRecord, rateClass: RateClass, options: ForwardOptions): Promise<void> {
-  const caller = authenticateBearer(ctx.requestHeader.get("authorization"), options.verifier);
-  if (caller !== undefined) {
-    header.set(CALLER_ID_HEADER, caller);
-    record.userId = caller;
-    annotateActiveSpan({ [ATTR.callerId]: caller });
+  const claims = authenticateBearerClaims(ctx.requestHeader.get("authorization"), options.verifier);
+  const caller = claims?.sub;
+  if (claims !== undefined) {
+    header.set(CALLER_ID_HEADER, claims.sub);
+    header.set(SESSION_ID_HEADER, claims.sid);
+    record.userId = claims.sub;
+    annotateActiveSpan({ [ATTR.callerId]: claims.sub });
+    options.onSession?.(claims.sub, claims.sid);
+  }
+  // The user service describes a session by the client that began it.
+  if (record.method === "UserService/SignUp" || record.method === "UserService/LogIn") {
+    const agent = ctx.requestHeader.get("user-agent");
+    if (agent !== null) header.set(USER_AGENT_HEADER, agent.slice(0, 256));
   }
   if (options.limiter === undefined) return;
   const decision = await options.limiter.admit(rateClass, { userId: caller, ip: record.ip }, record.requestId);

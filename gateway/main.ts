@@ -1,3 +1,5 @@
+import { createEventBus } from "../lib/events/bus.js";
+import { loadBusConfig } from "../lib/events/config.js";
 import { createLogger } from "../lib/logger.js";
 import { createMetrics } from "../lib/metrics.js";
 import { onShutdownSignal } from "../lib/shutdown.js";
@@ -10,10 +12,14 @@ const config = loadGatewayConfig(process.env);
 const log = createLogger("gateway", config.logLevel);
 // First in, last out: spans of the drain are exported too.
 const tracing = startTracing(loadTracingConfig(process.env, "gateway"), log);
-const gateway = await startGateway(config, log, createMetrics("gateway"));
+// NATS, when configured: the ended sessions every gateway refuses.
+const busConfig = loadBusConfig(process.env);
+const bus = busConfig.natsUrl === undefined ? undefined : createEventBus({ config: { ...busConfig, natsUrl: busConfig.natsUrl }, log, name: "chirp-gateway" });
+const gateway = await startGateway(config, log, createMetrics("gateway"), bus === undefined ? {} : { bus });
 log.info({ url: `http://${config.host}:${gateway.port}` }, "serving");
 process.send?.({ type: "ready", service: "gateway", port: gateway.port });
 onShutdownSignal(log, async () => {
   await gateway.close();
+  await bus?.close();
   await tracing.shutdown();
 });

@@ -19,7 +19,7 @@ export interface PublicService {
 
 /** The public API contract of ARCHITECTURE.md section 3, and nothing more. */
 export const PUBLIC_API: readonly PublicService[] = [
-  { backend: "user", service: UserService, methods: ["SignUp", "LogIn", "GetUser", "UpdateProfile"] },
+  { backend: "user", service: UserService, methods: ["SignUp", "LogIn", "GetUser", "UpdateProfile", "LogOut", "ChangePassword", "ListSessions", "RevokeSession"] },
   { backend: "graph", service: GraphService, methods: ["Follow", "Unfollow", "ListFollowers", "ListFollowing"] },
   {
     backend: "tweet",
@@ -45,6 +45,9 @@ const NOT_READS: Readonly<Record<string, RateClass>> = {
   "UserService/SignUp": "auth",
   "UserService/LogIn": "auth",
   "UserService/UpdateProfile": "write",
+  "UserService/ChangePassword": "auth",
+  "UserService/LogOut": "write",
+  "UserService/RevokeSession": "write",
   "GraphService/Follow": "write",
   "GraphService/Unfollow": "write",
   "TweetService/PostTweet": "write",

@@ -4,9 +4,12 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, cors, createContextValues, type MethodImpl } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
-import { Counter } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { authenticateBearer } from "../lib/auth/bearer.js";
+import { followEndedSessions, refusingEndedSessions, type EndedSessions } from "../lib/auth/ended-sessions.js";
+import { sessionActivityReporter } from "../lib/auth/session-activity.js";
 import { createTokenVerifier } from "../lib/auth/token.js";
+import type { EventBus } from "../lib/events/bus.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import { metricsText } from "../lib/worker-metrics.js";
@@ -42,7 +45,12 @@ export interface GatewayOptions {
   readonly local?: InProcessServices;
   /** Where /media uploads and downloads stream to over gRPC, instead of CHIRP_MEDIA_ADDR. */
   readonly mediaTarget?: string;
+  /** NATS: ended sessions are refused (lib/auth/ended-sessions.ts) and sessions' activity reported. Without it, a LogOut cannot take effect here. */
+  readonly bus?: EventBus;
 }
+
+/** How long the gateway waits at start for the ended sessions before serving without them (it keeps following). */
+const ENDED_SESSIONS_WAIT_MS = 3000;
 
 /** The largest RPC request body accepted (Connect, gRPC-Web, gRPC); /media has its own limits. */
 export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
@@ -66,7 +74,20 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
 
   const web = await buildWebApp();
   log.info({ build_ms: web.buildMs, bytes: web.bytes }, "web app built");
-  const verifier = createTokenVerifier(config.tokenPublicKeys);
+  let ended: EndedSessions | undefined;
+  let verifier = createTokenVerifier(config.tokenPublicKeys);
+  if (options.bus === undefined) log.warn("no NATS_URL: tokens of ended sessions (LogOut, RevokeSession) are still accepted here");
+  else {
+    const current = new Gauge({
+      name: "chirp_gateway_ended_sessions_current",
+      help: "1 while this gateway has read the ended sessions through and follows them; 0 while it may accept a token whose session ended.",
+      registers: [metrics.registry],
+    });
+    ended = followEndedSessions({ bus: options.bus, log: log.child({ component: "ended-sessions" }), onState: (on) => current.set(on ? 1 : 0) });
+    if (!(await ended.ready(ENDED_SESSIONS_WAIT_MS))) log.warn({ waited_ms: ENDED_SESSIONS_WAIT_MS }, "serving before the ended sessions were read (NATS unreachable?); following them in the background");
+    verifier = refusingEndedSessions(verifier, ended);
+  }
+  const onSession = options.bus === undefined ? undefined : sessionActivityReporter(options.bus);
   const remote: Array<{ close(): void }> = [];
   const transports = PUBLIC_API.map(({ backend, service }) => {
     if (options.local?.hosts(service) === true) return options.local.transport();
@@ -135,6 +156,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
           metrics,
           verifier,
           limiter,
+          ...(onSession === undefined ? {} : { onSession }),
           streamsClosing: streamsClosing.signal,
         });
         for (const method of service.methods) {
@@ -218,6 +240,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       shutdown.abort();
       for (const t of remote) t.close();
       media.close();
+      await ended?.close();
       redis?.disconnect();
     },
   };

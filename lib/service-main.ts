@@ -185,6 +185,7 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
     if (gatewayConfig !== undefined) {
       const g = await gatewayModule!.startGateway(gatewayConfig, createLogger("gateway", gatewayConfig.logLevel), componentMetrics(metrics, "gateway"), {
         ...(local ? { local } : {}),
+        ...(shared.bus === undefined ? {} : { bus: shared.bus }),
         // Uploads and downloads stream over gRPC (gateway/media.ts): to this process's own port.
         ...(names.includes("media") ? { mediaTarget: `127.0.0.1:${grpcPort}` } : {}),
       });

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { TokenError, type TokenVerifier } from "./token.js";
+import { TokenError, type TokenClaims, type TokenVerifier } from "./token.js";
 
 /** What every failed authentication answers: one message, whatever the reason (the log keeps the reason). */
 export const INVALID_TOKEN_MESSAGE = "invalid or expired token";
@@ -13,11 +13,16 @@ export const INVALID_TOKEN_MESSAGE = "invalid or expired token";
  * dead session for a live one.
  */
 export function authenticateBearer(authorization: string | null, verifier: TokenVerifier, now?: Date): string | undefined {
+  return authenticateBearerClaims(authorization, verifier, now)?.sub;
+}
+
+/** As authenticateBearer, with the token's claims: the user (`sub`) and the session (`sid`). */
+export function authenticateBearerClaims(authorization: string | null, verifier: TokenVerifier, now?: Date): TokenClaims | undefined {
   if (authorization === null) return undefined;
   const match = /^Bearer +([^ ]+) *$/i.exec(authorization);
   if (match === null) throw unauthenticated("malformed");
   try {
-    return verifier.verify(match[1]!, now).sub;
+    return verifier.verify(match[1]!, now);
   } catch (err) {
     if (err instanceof TokenError) throw unauthenticated(err.reason);
     throw err;

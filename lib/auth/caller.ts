@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { CALLER_ID_HEADER } from "../rpc/metadata.js";
+import { CALLER_ID_HEADER, SESSION_ID_HEADER } from "../rpc/metadata.js";
 
 /**
  * The authenticated caller of an RPC, as the gateway established it from a
@@ -8,7 +8,18 @@ import { CALLER_ID_HEADER } from "../rpc/metadata.js";
  * from outside.
  */
 export function callerOf(ctx: HandlerContext): bigint | undefined {
-  const value = ctx.requestHeader.get(CALLER_ID_HEADER);
+  return idHeader(ctx, CALLER_ID_HEADER);
+}
+
+/** The session of the caller's token (with callerOf), or Unauthenticated. */
+export function requireSession(ctx: HandlerContext): bigint {
+  const id = idHeader(ctx, SESSION_ID_HEADER);
+  if (id === undefined || callerOf(ctx) === undefined) throw new ConnectError("sign in required", Code.Unauthenticated);
+  return id;
+}
+
+function idHeader(ctx: HandlerContext, name: string): bigint | undefined {
+  const value = ctx.requestHeader.get(name);
   if (value === null || !/^[1-9][0-9]{0,19}$/.test(value)) return undefined;
   const id = BigInt(value);
   return id <= 0xffff_ffff_ffff_ffffn ? id : undefined;

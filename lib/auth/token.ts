@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { LruMap } from "../lru.js";
 
 /**
@@ -17,9 +17,11 @@ export interface TokenClaims {
   readonly exp: number;
   /** Key id of the signing key. */
   readonly kid: string;
+  /** The session the token belongs to (a decimal id): ending it ends the token (services/user/README.md, "Sessions"). */
+  readonly sid: string;
 }
 
-export type TokenErrorReason = "malformed" | "unknown_key" | "bad_signature" | "expired";
+export type TokenErrorReason = "malformed" | "unknown_key" | "bad_signature" | "expired" | "session_ended";
 
 export class TokenError extends Error {
   override readonly name = "TokenError";
@@ -34,7 +36,8 @@ const MAX_TOKEN_LENGTH = 1024;
 
 export interface TokenSigner {
   readonly kid: string;
-  sign(userId: string, ttlSeconds: number, now?: Date): { token: string; claims: TokenClaims };
+  /** A token of session `sessionId` (the user service's row); without one, a session of its own that only revocation can end (tests, bulk loads). */
+  sign(userId: string, ttlSeconds: number, now?: Date, sessionId?: string): { token: string; claims: TokenClaims };
 }
 
 export interface TokenVerifier {
@@ -48,9 +51,9 @@ export function createTokenSigner(privateKey: string | KeyObject): TokenSigner {
   const kid = keyId(createPublicKey(key));
   return {
     kid,
-    sign(userId, ttlSeconds, now = new Date()) {
+    sign(userId, ttlSeconds, now = new Date(), sessionId = randomSessionId()) {
       const iat = Math.floor(now.getTime() / 1000);
-      const claims: TokenClaims = { sub: userId, iat, exp: iat + ttlSeconds, kid };
+      const claims: TokenClaims = { sub: userId, iat, exp: iat + ttlSeconds, kid, sid: sessionId };
       const body = `${PREFIX}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
       const signature = sign(null, Buffer.from(body), key).toString("base64url");
       return { token: `${body}.${signature}`, claims };
@@ -112,11 +115,18 @@ function parseClaims(encoded: string): TokenClaims {
     !/^[1-9][0-9]{0,19}$/.test(c.sub) ||
     !Number.isSafeInteger(c.iat) ||
     !Number.isSafeInteger(c.exp) ||
-    typeof c.kid !== "string"
+    typeof c.kid !== "string" ||
+    typeof c.sid !== "string" ||
+    !/^[1-9][0-9]{0,19}$/.test(c.sid)
   ) {
     throw new TokenError("malformed");
   }
   return c as TokenClaims;
+}
+
+/** A random 62-bit session id, for a token signed outside a session row. */
+function randomSessionId(): string {
+  return String((randomBytes(8).readBigUInt64BE() >> 2n) | 1n);
 }
 
 /** Short stable id of a public key: the first 16 hex digits of SHA-256 over its DER form. */

@@ -12,6 +12,10 @@ export function requestIdOf(ctx: { readonly requestHeader: Headers }): string | 
 }
 /** The authenticated caller's user id, set only by the gateway after it verified a token. */
 export const CALLER_ID_HEADER = "x-chirp-caller-id";
+/** The session of the caller's token (its `sid`), set with CALLER_ID_HEADER. */
+export const SESSION_ID_HEADER = "x-chirp-session-id";
+/** The client's User-Agent, which the gateway passes on to the user service (a session's description). */
+export const USER_AGENT_HEADER = "x-chirp-user-agent";
 
 const HOP_BY_HOP = new Set([
   "content-type",

@@ -1,7 +1,11 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { KV } from "@nats-io/kv";
+import { ensureEndedSessionsBucket } from "../../lib/auth/ended-sessions.js";
 import { createTokenSigner, type TokenSigner } from "../../lib/auth/token.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadUserConfig, type UserConfig } from "./config.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
+import { createSessions, recordSessionActivity, type Sessions } from "./sessions.js";
 import { createUserStore, type UserStore } from "./store.js";
 
 /** The shared service context plus what accounts need: the store, the hasher and the token signer. */
@@ -11,6 +15,8 @@ export interface UserContext extends ServiceContext {
   readonly passwords: PasswordHasher;
   /** Signs session tokens; this process alone holds the private key. */
   readonly tokens: TokenSigner;
+  /** Sessions: begun at sign-up and log-in, ended by LogOut, RevokeSession and ChangePassword (sessions.ts). */
+  readonly sessions: Sessions;
 }
 
 export async function createUserContext(shared: ServiceContext): Promise<UserContext & { close(): Promise<void> }> {
@@ -18,5 +24,17 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
   const tokens = createTokenSigner(users.tokenPrivateKey);
   const passwords = await createPasswordHasher(users.passwordHash);
   shared.log.info({ argon2id: users.passwordHash, token_ttl_s: users.tokenTtlSeconds, token_kid: tokens.kid }, "accounts configured");
-  return { ...shared, users, tokens, passwords, store: createUserStore(shared.router), close: async () => {} };
+  // The ended-sessions bucket, opened on first use (NATS may come up later); ending a session waits for it.
+  let bucket: Promise<KV> | undefined;
+  const ended = (): Promise<KV> => {
+    if (shared.bus === undefined) return Promise.reject(new ConnectError("sessions cannot end without NATS (NATS_URL)", Code.Unavailable));
+    bucket ??= ensureEndedSessionsBucket(shared.bus, users.tokenTtlSeconds * 1000).catch((err: unknown) => {
+      bucket = undefined;
+      throw new ConnectError("sessions cannot end now: NATS is unavailable", Code.Unavailable, undefined, undefined, err);
+    });
+    return bucket;
+  };
+  const sessions = createSessions({ router: shared.router, ids: shared.ids, tokens, tokenTtlSeconds: users.tokenTtlSeconds, ended });
+  const stopActivity = shared.bus === undefined ? () => {} : recordSessionActivity(shared.bus, sessions, shared.log.child({ component: "sessions" }));
+  return { ...shared, users, tokens, passwords, sessions, store: createUserStore(shared.router), close: async () => stopActivity() };
 }

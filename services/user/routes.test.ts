@@ -74,7 +74,7 @@ function signUpWith(store: UserStore, windowMs = 5000) {
   const ctx = {
     store,
     passwords: { hash: async () => "$argon2id$fake" },
-    tokens: { sign: () => ({ token: "chirp1.fake" }) },
+    sessions: { begin: async () => "chirp1.fake" },
     users: { tokenTtlSeconds: 60, claimGraceMs: 30_000, signUpCommitWindowMs: windowMs },
     ids: { next: () => USER_ID, at: () => USER_ID },
     log: pino({ level: "silent" }),

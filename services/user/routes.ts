@@ -1,15 +1,21 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { timestampFromMicros } from "../../lib/db/db-time.js";
 import {
   BatchGetUsersResponseSchema,
+  ChangePasswordResponseSchema,
   GetUserResponseSchema,
+  ListSessionsResponseSchema,
+  LogOutResponseSchema,
+  RevokeSessionResponseSchema,
+  SessionSchema,
   LogInResponseSchema,
   SignUpResponseSchema,
   UpdateProfileResponseSchema,
   type UserService,
 } from "../../gen/chirp/user/v1/user_service_pb.js";
-import { callerOf, requireCaller } from "../../lib/auth/caller.js";
-import { requestIdOf } from "../../lib/rpc/metadata.js";
+import { callerOf, requireCaller, requireSession } from "../../lib/auth/caller.js";
+import { USER_AGENT_HEADER, requestIdOf } from "../../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
 import { announceProfileUpdated, announceUserCreated } from "./events.js";
@@ -17,6 +23,9 @@ import { LeaseExpiredError, startClaimLease } from "./lease.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { presentUser } from "./present.js";
 import { UserNotWrittenError, claimKey, type ClaimKey, type UserRow } from "./store.js";
+
+/** ChangePassword's answer to a wrong current password. */
+export const WRONG_PASSWORD = "current password is wrong";
 
 /** The one answer to a failed log-in, whichever part was wrong. */
 export const LOGIN_FAILED = "wrong handle or password";
@@ -33,7 +42,8 @@ export const SIGN_UP_TOO_SLOW = "sign-up took too long; try again";
 export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService>> {
   const { store, passwords, tokens, users } = ctx;
 
-  const session = (row: UserRow): string => tokens.sign(String(row.id), users.tokenTtlSeconds).token;
+  /** A new session of the user, described by the client's User-Agent, and its token. */
+  const session = (row: UserRow, hctx: HandlerContext): Promise<string> => ctx.sessions.begin(row.id, hctx.requestHeader.get(USER_AGENT_HEADER) ?? "");
 
   /**
    * Claims `c` for `id`, taking over a claim whose sign-up died before writing
@@ -115,10 +125,10 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
         );
         throw new ConnectError("sign-up could not be completed", Code.Internal);
       }
-      return create(SignUpResponseSchema, { user: presentUser(row, { withEmail: true }), token: session(row) });
+      return create(SignUpResponseSchema, { user: presentUser(row, { withEmail: true }), token: await session(row, hctx) });
     },
 
-    async logIn(req) {
+    async logIn(req, hctx) {
       // Primary reads: a log-in right after sign-up must find the account.
       const userId = await store.userIdByHandle(req.handle, "primary");
       // The same reads and one argon2 verification (a dummy one without an
@@ -129,7 +139,49 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       if (row === undefined || !ok) throw new ConnectError(LOGIN_FAILED, Code.Unauthenticated);
       const rehash = passwords.needsRehash(row.passwordHash) ? await passwords.hash(req.password) : undefined;
       await store.recordLogin(row.id, rehash);
-      return create(LogInResponseSchema, { user: presentUser(row, { withEmail: true }), token: session(row) });
+      return create(LogInResponseSchema, { user: presentUser(row, { withEmail: true }), token: await session(row, hctx) });
+    },
+
+    async logOut(_req, hctx) {
+      const userId = requireCaller(hctx);
+      await ctx.sessions.end(userId, requireSession(hctx), true);
+      return create(LogOutResponseSchema);
+    },
+
+    async changePassword(req, hctx) {
+      const userId = requireCaller(hctx);
+      const current = requireSession(hctx);
+      const row = await store.credentials(userId);
+      if (row === undefined) throw new ConnectError("user not found", Code.NotFound);
+      if (!(await passwords.verify(row.passwordHash, req.currentPassword))) throw new ConnectError(WRONG_PASSWORD, Code.PermissionDenied);
+      const passwordHash = await passwords.hash(req.newPassword);
+      // Other sessions end before the password changes: a failure between leaves the old password working, so the call can be made again.
+      const ended = await ctx.sessions.endAllBut(userId, current);
+      await store.recordLogin(userId, passwordHash);
+      ctx.log.info({ user_id: String(userId), sessions_ended: ended }, "password changed");
+      return create(ChangePasswordResponseSchema, { token: await ctx.sessions.renew(userId, current) });
+    },
+
+    async listSessions(_req, hctx) {
+      const userId = requireCaller(hctx);
+      const current = requireSession(hctx);
+      const rows = await ctx.sessions.list(userId);
+      const sessions = rows.map((r) =>
+        create(SessionSchema, {
+          id: r.id,
+          createTime: timestampFromMicros(r.createMicros),
+          lastActiveTime: timestampFromMicros(r.lastActiveMicros),
+          userAgent: r.userAgent,
+          current: r.id === current,
+        }),
+      );
+      return create(ListSessionsResponseSchema, { sessions });
+    },
+
+    async revokeSession(req, hctx) {
+      const userId = requireCaller(hctx);
+      if (!(await ctx.sessions.end(userId, req.sessionId, false))) throw new ConnectError("session not found", Code.NotFound);
+      return create(RevokeSessionResponseSchema);
     },
 
     async getUser(req, hctx) {

@@ -9,6 +9,7 @@ import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { SERVICE_NAMES } from "../../lib/mesh.js";
+import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 const run = promisify(execFile);
@@ -38,6 +39,10 @@ const VALID_REQUESTS: Record<string, unknown> = {
   "UserService/LogIn": { handle: "alice", password: "correct horse" },
   "UserService/GetUser": { handle: "alice" },
   "UserService/UpdateProfile": { bio: "hello" },
+  "UserService/LogOut": {},
+  "UserService/ChangePassword": { currentPassword: "old password", newPassword: "new password" },
+  "UserService/ListSessions": {},
+  "UserService/RevokeSession": { sessionId: "1" },
   "GraphService/Follow": { userId: "2" },
   "GraphService/Unfollow": { userId: "2" },
   "GraphService/ListFollowers": { userId: "2" },
@@ -126,6 +131,15 @@ describe("the gateway", () => {
         }
       }
     }
+  });
+
+  it("refuses a logged-out session's token within a second (the mesh's gateway follows the ended sessions over NATS too)", async () => {
+    const handle = `mesh_lo_${process.pid % 10_000}`;
+    const up = await postJson("/chirp.user.v1.UserService/SignUp", { handle, displayName: "m", email: `${handle}@example.com`, password: "correct horse battery" });
+    const auth = { authorization: `Bearer ${(up.json as { token: string }).token}` };
+    expect((await postJson("/chirp.user.v1.UserService/ListSessions", {}, auth)).status).toBe(200);
+    expect((await postJson("/chirp.user.v1.UserService/LogOut", {}, auth)).status).toBe(200);
+    await eventually("the token refused", async () => (await postJson("/chirp.user.v1.UserService/ListSessions", {}, auth)).status === 401, { timeoutMs: 1000, intervalMs: 20 });
   });
 
   it("rejects invalid input with InvalidArgument before it reaches a service", async () => {

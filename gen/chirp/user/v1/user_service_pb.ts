@@ -7,13 +7,15 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { User } from "./user_pb.js";
 import { file_chirp_user_v1_user } from "./user_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chirp/user/v1/user_service.proto.
  */
 export const file_chirp_user_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSLQAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAESOgoKYmlydGhfZGF0ZRgFIAEoCUImukgj2AEBch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciJtChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAASMwoHaGFuZGxlcxgCIAMoCUIiukgfkgEcEGQiGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JCI7ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXIyqQMKC1VzZXJTZXJ2aWNlEkUKBlNpZ25VcBIcLmNoaXJwLnVzZXIudjEuU2lnblVwUmVxdWVzdBodLmNoaXJwLnVzZXIudjEuU2lnblVwUmVzcG9uc2USQgoFTG9nSW4SGy5jaGlycC51c2VyLnYxLkxvZ0luUmVxdWVzdBocLmNoaXJwLnVzZXIudjEuTG9nSW5SZXNwb25zZRJNCgdHZXRVc2VyEh0uY2hpcnAudXNlci52MS5HZXRVc2VyUmVxdWVzdBoeLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESXwoNVXBkYXRlUHJvZmlsZRIjLmNoaXJwLnVzZXIudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaJC5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZSIDkAICEl8KDUJhdGNoR2V0VXNlcnMSIy5jaGlycC51c2VyLnYxLkJhdGNoR2V0VXNlcnNSZXF1ZXN0GiQuY2hpcnAudXNlci52MS5CYXRjaEdldFVzZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_user_v1_user]);
+  fileDesc("CiBjaGlycC91c2VyL3YxL3VzZXJfc2VydmljZS5wcm90bxINY2hpcnAudXNlci52MSLQAQoNU2lnblVwUmVxdWVzdBIrCgZoYW5kbGUYASABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JBIdCgxkaXNwbGF5X25hbWUYAiABKAlCB7pIBHICGDISGQoFZW1haWwYAyABKAlCCrpIB3IFGP4BYAESHAoIcGFzc3dvcmQYBCABKAlCCrpIB3IFEAgYgAESOgoKYmlydGhfZGF0ZRgFIAEoCUImukgj2AEBch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiQgoOU2lnblVwUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlchINCgV0b2tlbhgCIAEoCSJZCgxMb2dJblJlcXVlc3QSKwoGaGFuZGxlGAEgASgJQhu6SBhyFjIUXltBLVphLXowLTlfXXsxLDE1fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAEiQQoNTG9nSW5SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2hpcnAudXNlci52MS5Vc2VyEg0KBXRva2VuGAIgASgJImwKDkdldFVzZXJSZXF1ZXN0EhoKB3VzZXJfaWQYASABKARCB7pIBDICIABIABItCgZoYW5kbGUYAiABKAlCG7pIGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JEgAQg8KBmxvb2t1cBIFukgCCAEiNAoPR2V0VXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5jaGlycC51c2VyLnYxLlVzZXIibwoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhgySACIAQESGgoDYmlvGAIgASgJQgi6SAVyAxigAUgBiAEBQg8KDV9kaXNwbGF5X25hbWVCBgoEX2JpbyI6ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmNoaXJwLnVzZXIudjEuVXNlciJtChRCYXRjaEdldFVzZXJzUmVxdWVzdBIgCgh1c2VyX2lkcxgBIAMoBEIOukgLkgEIEGQiBDICIAASMwoHaGFuZGxlcxgCIAMoCUIiukgfkgEcEGQiGHIWMhReW0EtWmEtejAtOV9dezEsMTV9JCI7ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXIiDwoNTG9nT3V0UmVxdWVzdCIQCg5Mb2dPdXRSZXNwb25zZSJfChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSJAoQY3VycmVudF9wYXNzd29yZBgBIAEoCUIKukgHcgUQARiAARIgCgxuZXdfcGFzc3dvcmQYAiABKAlCCrpIB3IFEAgYgAEiJwoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRINCgV0b2tlbhgBIAEoCSIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0IkAKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEigKCHNlc3Npb25zGAEgAygLMhYuY2hpcnAudXNlci52MS5TZXNzaW9uIqEBCgdTZXNzaW9uEgoKAmlkGAEgASgEEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FjdGl2ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1c2VyX2FnZW50GAQgASgJEg8KB2N1cnJlbnQYBSABKAgiMwoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSGwoKc2Vzc2lvbl9pZBgBIAEoBEIHukgEMgIgACIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UykwYKC1VzZXJTZXJ2aWNlEkUKBlNpZ25VcBIcLmNoaXJwLnVzZXIudjEuU2lnblVwUmVxdWVzdBodLmNoaXJwLnVzZXIudjEuU2lnblVwUmVzcG9uc2USQgoFTG9nSW4SGy5jaGlycC51c2VyLnYxLkxvZ0luUmVxdWVzdBocLmNoaXJwLnVzZXIudjEuTG9nSW5SZXNwb25zZRJNCgdHZXRVc2VyEh0uY2hpcnAudXNlci52MS5HZXRVc2VyUmVxdWVzdBoeLmNoaXJwLnVzZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESXwoNVXBkYXRlUHJvZmlsZRIjLmNoaXJwLnVzZXIudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaJC5jaGlycC51c2VyLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZSIDkAICEkoKBkxvZ091dBIcLmNoaXJwLnVzZXIudjEuTG9nT3V0UmVxdWVzdBodLmNoaXJwLnVzZXIudjEuTG9nT3V0UmVzcG9uc2UiA5ACAhJdCg5DaGFuZ2VQYXNzd29yZBIkLmNoaXJwLnVzZXIudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiUuY2hpcnAudXNlci52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlElwKDExpc3RTZXNzaW9ucxIiLmNoaXJwLnVzZXIudjEuTGlzdFNlc3Npb25zUmVxdWVzdBojLmNoaXJwLnVzZXIudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiA5ACARJfCg1SZXZva2VTZXNzaW9uEiMuY2hpcnAudXNlci52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBokLmNoaXJwLnVzZXIudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIgOQAgISXwoNQmF0Y2hHZXRVc2VycxIjLmNoaXJwLnVzZXIudjEuQmF0Y2hHZXRVc2Vyc1JlcXVlc3QaJC5jaGlycC51c2VyLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_chirp_user_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * SignUpRequest carries the new account's details.
@@ -311,6 +313,206 @@ export const BatchGetUsersResponseSchema: GenMessage<BatchGetUsersResponse> = /*
   messageDesc(file_chirp_user_v1_user_service, 9);
 
 /**
+ * LogOutRequest is empty: the session is the presented token's.
+ *
+ * @generated from message chirp.user.v1.LogOutRequest
+ */
+export type LogOutRequest = Message<"chirp.user.v1.LogOutRequest"> & {
+};
+
+/**
+ * Describes the message chirp.user.v1.LogOutRequest.
+ * Use `create(LogOutRequestSchema)` to create a new message.
+ */
+export const LogOutRequestSchema: GenMessage<LogOutRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 10);
+
+/**
+ * LogOutResponse is empty.
+ *
+ * @generated from message chirp.user.v1.LogOutResponse
+ */
+export type LogOutResponse = Message<"chirp.user.v1.LogOutResponse"> & {
+};
+
+/**
+ * Describes the message chirp.user.v1.LogOutResponse.
+ * Use `create(LogOutResponseSchema)` to create a new message.
+ */
+export const LogOutResponseSchema: GenMessage<LogOutResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 11);
+
+/**
+ * ChangePasswordRequest carries the current and the new password.
+ *
+ * @generated from message chirp.user.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"chirp.user.v1.ChangePasswordRequest"> & {
+  /**
+   * The password the account has now.
+   *
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * 8 to 128 characters (code points, not bytes), as at sign-up.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message chirp.user.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 12);
+
+/**
+ * ChangePasswordResponse returns a new token for the current session.
+ *
+ * @generated from message chirp.user.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"chirp.user.v1.ChangePasswordResponse"> & {
+  /**
+   * Bearer token for the Authorization header.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message chirp.user.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 13);
+
+/**
+ * ListSessionsRequest is empty: the caller's sessions.
+ *
+ * @generated from message chirp.user.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message<"chirp.user.v1.ListSessionsRequest"> & {
+};
+
+/**
+ * Describes the message chirp.user.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 14);
+
+/**
+ * ListSessionsResponse holds the caller's live sessions.
+ *
+ * @generated from message chirp.user.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message<"chirp.user.v1.ListSessionsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated chirp.user.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+};
+
+/**
+ * Describes the message chirp.user.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 15);
+
+/**
+ * Session is one log-in (or sign-up) of the caller's and the tokens it issued.
+ *
+ * @generated from message chirp.user.v1.Session
+ */
+export type Session = Message<"chirp.user.v1.Session"> & {
+  /**
+   * Snowflake id of the session.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * When it began (the sign-up, log-in or password change).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When a call last presented it, within a few minutes.
+   *
+   * @generated from field: google.protobuf.Timestamp last_active_time = 3;
+   */
+  lastActiveTime?: Timestamp | undefined;
+
+  /**
+   * The User-Agent of the call that began it; "" when none was sent.
+   *
+   * @generated from field: string user_agent = 4;
+   */
+  userAgent: string;
+
+  /**
+   * Whether it is the session of the token this call presents.
+   *
+   * @generated from field: bool current = 5;
+   */
+  current: boolean;
+};
+
+/**
+ * Describes the message chirp.user.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 16);
+
+/**
+ * RevokeSessionRequest names the session to end.
+ *
+ * @generated from message chirp.user.v1.RevokeSessionRequest
+ */
+export type RevokeSessionRequest = Message<"chirp.user.v1.RevokeSessionRequest"> & {
+  /**
+   * Snowflake id of one of the caller's sessions.
+   *
+   * @generated from field: uint64 session_id = 1;
+   */
+  sessionId: bigint;
+};
+
+/**
+ * Describes the message chirp.user.v1.RevokeSessionRequest.
+ * Use `create(RevokeSessionRequestSchema)` to create a new message.
+ */
+export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 17);
+
+/**
+ * RevokeSessionResponse is empty.
+ *
+ * @generated from message chirp.user.v1.RevokeSessionResponse
+ */
+export type RevokeSessionResponse = Message<"chirp.user.v1.RevokeSessionResponse"> & {
+};
+
+/**
+ * Describes the message chirp.user.v1.RevokeSessionResponse.
+ * Use `create(RevokeSessionResponseSchema)` to create a new message.
+ */
+export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_user_service, 18);
+
+/**
  * UserService owns accounts, credentials, profiles and sessions.
  *
  * RPCs that act as a user (UpdateProfile) take the caller's id from request
@@ -364,6 +566,52 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof UpdateProfileRequestSchema;
     output: typeof UpdateProfileResponseSchema;
+  },
+  /**
+   * LogOut ends the session of the token the call presents: the next call
+   * with that token is Unauthenticated, on every gateway. Ending a session
+   * already ended succeeds without change.
+   *
+   * @generated from rpc chirp.user.v1.UserService.LogOut
+   */
+  logOut: {
+    methodKind: "unary";
+    input: typeof LogOutRequestSchema;
+    output: typeof LogOutResponseSchema;
+  },
+  /**
+   * ChangePassword sets a new password when current_password is right
+   * (PermissionDenied otherwise), ends every other session of the caller and
+   * returns a new token for the current one.
+   *
+   * @generated from rpc chirp.user.v1.UserService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * ListSessions returns the caller's live sessions, newest first.
+   *
+   * @generated from rpc chirp.user.v1.UserService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * RevokeSession ends one of the caller's sessions (the current one too).
+   * NotFound if the caller has no such session; ending one already ended
+   * succeeds without change.
+   *
+   * @generated from rpc chirp.user.v1.UserService.RevokeSession
+   */
+  revokeSession: {
+    methodKind: "unary";
+    input: typeof RevokeSessionRequestSchema;
+    output: typeof RevokeSessionResponseSchema;
   },
   /**
    * BatchGetUsers returns many profiles at once, by id or by handle: for
