@@ -2,7 +2,7 @@
 // #/u/<handle>, #/tweet/<id> (a thread), #/search?q=<query>, #/notifications. Hash routes keep
 // every page at `/`, so the gateway serves one document and never confuses a
 // page with an RPC path.
-import { currentSession, onSessionChange, setSession } from "./api.js";
+import { currentSession, onSessionChange, setSession, users } from "./api.js";
 import { h, replace } from "./dom.js";
 import { startLive, type LiveEvent } from "./live.js";
 import { notificationsView, unreadBadge, type NotificationsView } from "./notifications.js";
@@ -48,9 +48,15 @@ function renderNav(): void {
   );
 }
 
+/** Ends the session on the server too (its token is refused everywhere from then on), then forgets it here whatever the answer. */
 function logOut(): void {
-  setSession(undefined);
-  location.hash = "#/login";
+  void users
+    .logOut({})
+    .catch(() => {})
+    .finally(() => {
+      setSession(undefined);
+      location.hash = "#/login";
+    });
 }
 
 function route(): void {
