@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { createPrivateKey, sign } from "node:crypto";
+import { refusingEndedSessions } from "./ended-sessions.js";
 import { TokenError, createTokenSigner, createTokenVerifier, generateTokenKeys } from "./token.js";
 
 const keys = generateTokenKeys();
@@ -50,4 +52,27 @@ describe("session tokens", () => {
       expect(reason(() => verifier.verify(token))).toBe("malformed");
     },
   );
+
+  it("names its session: the one given, else a random one; a token without a session is malformed", () => {
+    expect(verifier.verify(signer.sign("42", 60, new Date(), "987654321").token).sid).toBe("987654321");
+    const a = verifier.verify(signer.sign("42", 60).token).sid;
+    const b = verifier.verify(signer.sign("42", 60).token).sid;
+    expect(a).toMatch(/^[1-9][0-9]*$/);
+    expect(a).not.toBe(b);
+    // Signed properly, but without `sid` (a token from before sessions): refused.
+    const body = `chirp1.${Buffer.from(JSON.stringify({ sub: "42", iat: 1, exp: 4_000_000_000, kid: signer.kid })).toString("base64url")}`;
+    const legacy = `${body}.${sign(null, Buffer.from(body), createPrivateKey(keys.privateKey)).toString("base64url")}`;
+    expect(reason(() => verifier.verify(legacy))).toBe("malformed");
+  });
+
+  it("refuses the tokens of ended sessions when asked to (refusingEndedSessions)", () => {
+    const ended = new Set(["77"]);
+    const checking = refusingEndedSessions(verifier, { has: (sid) => ended.has(sid) });
+    const live = signer.sign("42", 60, new Date(), "76").token;
+    const gone = signer.sign("42", 60, new Date(), "77").token;
+    expect(checking.verify(live).sub).toBe("42");
+    expect(reason(() => checking.verify(gone))).toBe("session_ended");
+    ended.delete("77");
+    expect(checking.verify(gone).sid).toBe("77");
+  });
 });
