@@ -197,7 +197,8 @@ export async function listSyncPending(
   olderThanMs: number,
   limit: number,
 ): Promise<Array<{ followerId: bigint; followeeId: bigint }>> {
-  const rows = await router.primary(shard).query<{ follower_id: string; followee_id: string }>(
+  // A periodic scan, not traffic: it leaves the router's probes at their idle pace.
+  const rows = await router.primary(shard, { background: true }).query<{ follower_id: string; followee_id: string }>(
     `SELECT follower_id, followee_id FROM chirp.follows
      WHERE sync_pending = 1 AND update_time < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL ? MICROSECOND)
      ORDER BY update_time LIMIT ${sqlLimit(limit)}`,

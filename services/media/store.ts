@@ -230,7 +230,8 @@ export function createMediaStore(router: ShardRouter): MediaStore {
     },
 
     async sweepCandidates(shard, graceMs, limit) {
-      const rows = await router.primary(shard).query<{ id: string; sha256: string; thumb_sha256: string | null }>(
+      // A periodic scan, not traffic: it leaves the router's probes at their idle pace.
+      const rows = await router.primary(shard, { background: true }).query<{ id: string; sha256: string; thumb_sha256: string | null }>(
         `SELECT id, sha256, thumb_sha256 FROM chirp.media
           WHERE tweet_id IS NULL AND create_time < NOW(6) - INTERVAL ? MICROSECOND
           ORDER BY create_time LIMIT ${Math.trunc(limit)}`,
