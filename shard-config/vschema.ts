@@ -79,6 +79,11 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       notifications: byUser("recipient_id"),
       notification_sources: byUser("author_id"),
       notification_reads: byUser("user_id"),
+      // A block with its blocker; its copy with the blocked user; a mute with
+      // its muter (migration 0015).
+      blocks: byUser("blocker_id"),
+      blocked_by: byUser("blocked_id"),
+      mutes: byUser("muter_id"),
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),

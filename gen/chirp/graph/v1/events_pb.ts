@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/graph/v1/events.proto.
  */
 export const file_chirp_graph_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjaGlycC9ncmFwaC92MS9ldmVudHMucHJvdG8SDmNoaXJwLmdyYXBoLnYxIn8KDFVzZXJGb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIvCgtmb2xsb3dfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZWRnZV92ZXJzaW9uGAQgASgEIoMBCg5Vc2VyVW5mb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIxCg11bmZvbGxvd190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxlZGdlX3ZlcnNpb24YBCABKARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtjaGlycC9ncmFwaC92MS9ldmVudHMucHJvdG8SDmNoaXJwLmdyYXBoLnYxIn8KDFVzZXJGb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIvCgtmb2xsb3dfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZWRnZV92ZXJzaW9uGAQgASgEIoMBCg5Vc2VyVW5mb2xsb3dlZBITCgtmb2xsb3dlcl9pZBgBIAEoBBITCgtmb2xsb3dlZV9pZBgCIAEoBBIxCg11bmZvbGxvd190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxlZGdlX3ZlcnNpb24YBCABKAQifAoLVXNlckJsb2NrZWQSEgoKYmxvY2tlcl9pZBgBIAEoBBISCgpibG9ja2VkX2lkGAIgASgEEi4KCmJsb2NrX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWJsb2NrX3ZlcnNpb24YBCABKAQigAEKDVVzZXJVbmJsb2NrZWQSEgoKYmxvY2tlcl9pZBgBIAEoBBISCgpibG9ja2VkX2lkGAIgASgEEjAKDHVuYmxvY2tfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYmxvY2tfdmVyc2lvbhgEIAEoBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * UserFollowed: follower_id started following followee_id. Not published for a
@@ -103,4 +103,94 @@ export type UserUnfollowed = Message<"chirp.graph.v1.UserUnfollowed"> & {
  */
 export const UserUnfollowedSchema: GenMessage<UserUnfollowed> = /*@__PURE__*/
   messageDesc(file_chirp_graph_v1_events, 1);
+
+/**
+ * UserBlocked: blocker_id started blocking blocked_id. Not published for a
+ * block that already stood. The graph service's own consumer finishes the
+ * block from it (the blocked user's copy, the follows in both directions).
+ * Subject: chirp.graph.v1.user_blocked
+ *
+ * @generated from message chirp.graph.v1.UserBlocked
+ */
+export type UserBlocked = Message<"chirp.graph.v1.UserBlocked"> & {
+  /**
+   * Snowflake id of the user who blocks.
+   *
+   * @generated from field: uint64 blocker_id = 1;
+   */
+  blockerId: bigint;
+
+  /**
+   * Snowflake id of the user blocked.
+   *
+   * @generated from field: uint64 blocked_id = 2;
+   */
+  blockedId: bigint;
+
+  /**
+   * When the block was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp block_time = 3;
+   */
+  blockTime?: Timestamp | undefined;
+
+  /**
+   * Version of the block this change made (1 for the first block, +1 per
+   * block or unblock that changed it). Newer versions win.
+   *
+   * @generated from field: uint64 block_version = 4;
+   */
+  blockVersion: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.UserBlocked.
+ * Use `create(UserBlockedSchema)` to create a new message.
+ */
+export const UserBlockedSchema: GenMessage<UserBlocked> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_events, 2);
+
+/**
+ * UserUnblocked: blocker_id stopped blocking blocked_id. Not published when
+ * there was no block.
+ * Subject: chirp.graph.v1.user_unblocked
+ *
+ * @generated from message chirp.graph.v1.UserUnblocked
+ */
+export type UserUnblocked = Message<"chirp.graph.v1.UserUnblocked"> & {
+  /**
+   * Snowflake id of the user who unblocked.
+   *
+   * @generated from field: uint64 blocker_id = 1;
+   */
+  blockerId: bigint;
+
+  /**
+   * Snowflake id of the user no longer blocked.
+   *
+   * @generated from field: uint64 blocked_id = 2;
+   */
+  blockedId: bigint;
+
+  /**
+   * When the unblock was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp unblock_time = 3;
+   */
+  unblockTime?: Timestamp | undefined;
+
+  /**
+   * Version of the block this change made. Newer versions win.
+   *
+   * @generated from field: uint64 block_version = 4;
+   */
+  blockVersion: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.UserUnblocked.
+ * Use `create(UserUnblockedSchema)` to create a new message.
+ */
+export const UserUnblockedSchema: GenMessage<UserUnblocked> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_events, 3);
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/graph/v1/graph_service.proto.
  */
 export const file_chirp_graph_v1_graph_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjaGlycC9ncmFwaC92MS9ncmFwaF9zZXJ2aWNlLnByb3RvEg5jaGlycC5ncmFwaC52MSIpCg1Gb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEAoORm9sbG93UmVzcG9uc2UiKwoPVW5mb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEgoQVW5mb2xsb3dSZXNwb25zZSJsChRMaXN0Rm9sbG93ZXJzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlQKFUxpc3RGb2xsb3dlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmNoaXJwLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2luZ1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJUChVMaXN0Rm9sbG93aW5nUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KFkxpc3RGb2xsb3dlcklkc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGIgnKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiRAoXTGlzdEZvbGxvd2VySWRzUmVzcG9uc2USEAoIdXNlcl9pZHMYASADKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInAKF0xpc3RGb2xsb3dpbmdJZHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAASHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRiIJygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIkUKGExpc3RGb2xsb3dpbmdJZHNSZXNwb25zZRIQCgh1c2VyX2lkcxgBIAMoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyywQKDEdyYXBoU2VydmljZRJMCgZGb2xsb3cSHS5jaGlycC5ncmFwaC52MS5Gb2xsb3dSZXF1ZXN0Gh4uY2hpcnAuZ3JhcGgudjEuRm9sbG93UmVzcG9uc2UiA5ACAhJSCghVbmZvbGxvdxIfLmNoaXJwLmdyYXBoLnYxLlVuZm9sbG93UmVxdWVzdBogLmNoaXJwLmdyYXBoLnYxLlVuZm9sbG93UmVzcG9uc2UiA5ACAhJhCg1MaXN0Rm9sbG93ZXJzEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2Vyc1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJzUmVzcG9uc2UiA5ACARJhCg1MaXN0Rm9sbG93aW5nEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2luZ1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nUmVzcG9uc2UiA5ACARJnCg9MaXN0Rm9sbG93ZXJJZHMSJi5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJJZHNSZXF1ZXN0GicuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2VySWRzUmVzcG9uc2UiA5ACARJqChBMaXN0Rm9sbG93aW5nSWRzEicuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2luZ0lkc1JlcXVlc3QaKC5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nSWRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_user_v1_user]);
+  fileDesc("CiJjaGlycC9ncmFwaC92MS9ncmFwaF9zZXJ2aWNlLnByb3RvEg5jaGlycC5ncmFwaC52MSIpCg1Gb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEAoORm9sbG93UmVzcG9uc2UiKwoPVW5mb2xsb3dSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiEgoQVW5mb2xsb3dSZXNwb25zZSJsChRMaXN0Rm9sbG93ZXJzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAEhwKCXBhZ2Vfc2l6ZRgCIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlQKFUxpc3RGb2xsb3dlcnNSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmNoaXJwLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUTGlzdEZvbGxvd2luZ1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJUChVMaXN0Rm9sbG93aW5nUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KFkxpc3RGb2xsb3dlcklkc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgABIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGIgnKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiRAoXTGlzdEZvbGxvd2VySWRzUmVzcG9uc2USEAoIdXNlcl9pZHMYASADKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInAKF0xpc3RGb2xsb3dpbmdJZHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAASHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRiIJygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIkUKGExpc3RGb2xsb3dpbmdJZHNSZXNwb25zZRIQCgh1c2VyX2lkcxgBIAMoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoMQmxvY2tSZXF1ZXN0EhgKB3VzZXJfaWQYASABKARCB7pIBDICIAAiDwoNQmxvY2tSZXNwb25zZSIqCg5VbmJsb2NrUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAIhEKD1VuYmxvY2tSZXNwb25zZSJQChJMaXN0QmxvY2tlZFJlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiUgoTTGlzdEJsb2NrZWRSZXNwb25zZRIiCgV1c2VycxgBIAMoCzITLmNoaXJwLnVzZXIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoLTXV0ZVJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgACIOCgxNdXRlUmVzcG9uc2UiKQoNVW5tdXRlUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgEQge6SAQyAiAAIhAKDlVubXV0ZVJlc3BvbnNlIk4KEExpc3RNdXRlZFJlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiUAoRTGlzdE11dGVkUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5jaGlycC51c2VyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKFkxpc3RSZWxhdGlvbklkc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoBEIHukgEMgIgACJZChdMaXN0UmVsYXRpb25JZHNSZXNwb25zZRITCgtibG9ja2VkX2lkcxgBIAMoBBIWCg5ibG9ja2VkX2J5X2lkcxgCIAMoBBIRCgltdXRlZF9pZHMYAyADKAQymgkKDEdyYXBoU2VydmljZRJMCgZGb2xsb3cSHS5jaGlycC5ncmFwaC52MS5Gb2xsb3dSZXF1ZXN0Gh4uY2hpcnAuZ3JhcGgudjEuRm9sbG93UmVzcG9uc2UiA5ACAhJSCghVbmZvbGxvdxIfLmNoaXJwLmdyYXBoLnYxLlVuZm9sbG93UmVxdWVzdBogLmNoaXJwLmdyYXBoLnYxLlVuZm9sbG93UmVzcG9uc2UiA5ACAhJhCg1MaXN0Rm9sbG93ZXJzEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2Vyc1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJzUmVzcG9uc2UiA5ACARJhCg1MaXN0Rm9sbG93aW5nEiQuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2luZ1JlcXVlc3QaJS5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nUmVzcG9uc2UiA5ACARJnCg9MaXN0Rm9sbG93ZXJJZHMSJi5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93ZXJJZHNSZXF1ZXN0GicuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2VySWRzUmVzcG9uc2UiA5ACARJqChBMaXN0Rm9sbG93aW5nSWRzEicuY2hpcnAuZ3JhcGgudjEuTGlzdEZvbGxvd2luZ0lkc1JlcXVlc3QaKC5jaGlycC5ncmFwaC52MS5MaXN0Rm9sbG93aW5nSWRzUmVzcG9uc2UiA5ACARJJCgVCbG9jaxIcLmNoaXJwLmdyYXBoLnYxLkJsb2NrUmVxdWVzdBodLmNoaXJwLmdyYXBoLnYxLkJsb2NrUmVzcG9uc2UiA5ACAhJPCgdVbmJsb2NrEh4uY2hpcnAuZ3JhcGgudjEuVW5ibG9ja1JlcXVlc3QaHy5jaGlycC5ncmFwaC52MS5VbmJsb2NrUmVzcG9uc2UiA5ACAhJbCgtMaXN0QmxvY2tlZBIiLmNoaXJwLmdyYXBoLnYxLkxpc3RCbG9ja2VkUmVxdWVzdBojLmNoaXJwLmdyYXBoLnYxLkxpc3RCbG9ja2VkUmVzcG9uc2UiA5ACARJGCgRNdXRlEhsuY2hpcnAuZ3JhcGgudjEuTXV0ZVJlcXVlc3QaHC5jaGlycC5ncmFwaC52MS5NdXRlUmVzcG9uc2UiA5ACAhJMCgZVbm11dGUSHS5jaGlycC5ncmFwaC52MS5Vbm11dGVSZXF1ZXN0Gh4uY2hpcnAuZ3JhcGgudjEuVW5tdXRlUmVzcG9uc2UiA5ACAhJVCglMaXN0TXV0ZWQSIC5jaGlycC5ncmFwaC52MS5MaXN0TXV0ZWRSZXF1ZXN0GiEuY2hpcnAuZ3JhcGgudjEuTGlzdE11dGVkUmVzcG9uc2UiA5ACARJnCg9MaXN0UmVsYXRpb25JZHMSJi5jaGlycC5ncmFwaC52MS5MaXN0UmVsYXRpb25JZHNSZXF1ZXN0GicuY2hpcnAuZ3JhcGgudjEuTGlzdFJlbGF0aW9uSWRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_chirp_user_v1_user]);
 
 /**
  * FollowRequest names the user to follow.
@@ -348,8 +348,326 @@ export const ListFollowingIdsResponseSchema: GenMessage<ListFollowingIdsResponse
   messageDesc(file_chirp_graph_v1_graph_service, 11);
 
 /**
+ * BlockRequest names the user to block.
+ *
+ * @generated from message chirp.graph.v1.BlockRequest
+ */
+export type BlockRequest = Message<"chirp.graph.v1.BlockRequest"> & {
+  /**
+   * Snowflake id of the user to block.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.BlockRequest.
+ * Use `create(BlockRequestSchema)` to create a new message.
+ */
+export const BlockRequestSchema: GenMessage<BlockRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 12);
+
+/**
+ * BlockResponse is empty; success means the block stands and the follows
+ * between the two are gone.
+ *
+ * @generated from message chirp.graph.v1.BlockResponse
+ */
+export type BlockResponse = Message<"chirp.graph.v1.BlockResponse"> & {
+};
+
+/**
+ * Describes the message chirp.graph.v1.BlockResponse.
+ * Use `create(BlockResponseSchema)` to create a new message.
+ */
+export const BlockResponseSchema: GenMessage<BlockResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 13);
+
+/**
+ * UnblockRequest names the user to unblock.
+ *
+ * @generated from message chirp.graph.v1.UnblockRequest
+ */
+export type UnblockRequest = Message<"chirp.graph.v1.UnblockRequest"> & {
+  /**
+   * Snowflake id of the user to unblock.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.UnblockRequest.
+ * Use `create(UnblockRequestSchema)` to create a new message.
+ */
+export const UnblockRequestSchema: GenMessage<UnblockRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 14);
+
+/**
+ * UnblockResponse is empty; success means the caller's block is gone.
+ *
+ * @generated from message chirp.graph.v1.UnblockResponse
+ */
+export type UnblockResponse = Message<"chirp.graph.v1.UnblockResponse"> & {
+};
+
+/**
+ * Describes the message chirp.graph.v1.UnblockResponse.
+ * Use `create(UnblockResponseSchema)` to create a new message.
+ */
+export const UnblockResponseSchema: GenMessage<UnblockResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 15);
+
+/**
+ * ListBlockedRequest asks for one page of the caller's blocks.
+ *
+ * @generated from message chirp.graph.v1.ListBlockedRequest
+ */
+export type ListBlockedRequest = Message<"chirp.graph.v1.ListBlockedRequest"> & {
+  /**
+   * Page size; 0 means the default of 20, at most 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque cursor from a previous next_page_token; "" for the first page.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * caller).
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListBlockedRequest.
+ * Use `create(ListBlockedRequestSchema)` to create a new message.
+ */
+export const ListBlockedRequestSchema: GenMessage<ListBlockedRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 16);
+
+/**
+ * ListBlockedResponse is one page of blocked users.
+ *
+ * @generated from message chirp.graph.v1.ListBlockedResponse
+ */
+export type ListBlockedResponse = Message<"chirp.graph.v1.ListBlockedResponse"> & {
+  /**
+   * Blocked users, most recent block first; email is never set.
+   *
+   * @generated from field: repeated chirp.user.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * Cursor for the next page; "" at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListBlockedResponse.
+ * Use `create(ListBlockedResponseSchema)` to create a new message.
+ */
+export const ListBlockedResponseSchema: GenMessage<ListBlockedResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 17);
+
+/**
+ * MuteRequest names the user to mute.
+ *
+ * @generated from message chirp.graph.v1.MuteRequest
+ */
+export type MuteRequest = Message<"chirp.graph.v1.MuteRequest"> & {
+  /**
+   * Snowflake id of the user to mute.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.MuteRequest.
+ * Use `create(MuteRequestSchema)` to create a new message.
+ */
+export const MuteRequestSchema: GenMessage<MuteRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 18);
+
+/**
+ * MuteResponse is empty; success means the mute stands.
+ *
+ * @generated from message chirp.graph.v1.MuteResponse
+ */
+export type MuteResponse = Message<"chirp.graph.v1.MuteResponse"> & {
+};
+
+/**
+ * Describes the message chirp.graph.v1.MuteResponse.
+ * Use `create(MuteResponseSchema)` to create a new message.
+ */
+export const MuteResponseSchema: GenMessage<MuteResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 19);
+
+/**
+ * UnmuteRequest names the user to unmute.
+ *
+ * @generated from message chirp.graph.v1.UnmuteRequest
+ */
+export type UnmuteRequest = Message<"chirp.graph.v1.UnmuteRequest"> & {
+  /**
+   * Snowflake id of the user to unmute.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.UnmuteRequest.
+ * Use `create(UnmuteRequestSchema)` to create a new message.
+ */
+export const UnmuteRequestSchema: GenMessage<UnmuteRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 20);
+
+/**
+ * UnmuteResponse is empty; success means the mute is gone.
+ *
+ * @generated from message chirp.graph.v1.UnmuteResponse
+ */
+export type UnmuteResponse = Message<"chirp.graph.v1.UnmuteResponse"> & {
+};
+
+/**
+ * Describes the message chirp.graph.v1.UnmuteResponse.
+ * Use `create(UnmuteResponseSchema)` to create a new message.
+ */
+export const UnmuteResponseSchema: GenMessage<UnmuteResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 21);
+
+/**
+ * ListMutedRequest asks for one page of the caller's mutes.
+ *
+ * @generated from message chirp.graph.v1.ListMutedRequest
+ */
+export type ListMutedRequest = Message<"chirp.graph.v1.ListMutedRequest"> & {
+  /**
+   * Page size; 0 means the default of 20, at most 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque cursor from a previous next_page_token; "" for the first page.
+   * InvalidArgument if it was not issued for this list (same RPC, same
+   * caller).
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListMutedRequest.
+ * Use `create(ListMutedRequestSchema)` to create a new message.
+ */
+export const ListMutedRequestSchema: GenMessage<ListMutedRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 22);
+
+/**
+ * ListMutedResponse is one page of muted users.
+ *
+ * @generated from message chirp.graph.v1.ListMutedResponse
+ */
+export type ListMutedResponse = Message<"chirp.graph.v1.ListMutedResponse"> & {
+  /**
+   * Muted users, most recent mute first; email is never set.
+   *
+   * @generated from field: repeated chirp.user.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * Cursor for the next page; "" at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListMutedResponse.
+ * Use `create(ListMutedResponseSchema)` to create a new message.
+ */
+export const ListMutedResponseSchema: GenMessage<ListMutedResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 23);
+
+/**
+ * ListRelationIdsRequest names the user whose blocks and mutes to list.
+ *
+ * @generated from message chirp.graph.v1.ListRelationIdsRequest
+ */
+export type ListRelationIdsRequest = Message<"chirp.graph.v1.ListRelationIdsRequest"> & {
+  /**
+   * Whose relations to list.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListRelationIdsRequest.
+ * Use `create(ListRelationIdsRequestSchema)` to create a new message.
+ */
+export const ListRelationIdsRequestSchema: GenMessage<ListRelationIdsRequest> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 24);
+
+/**
+ * ListRelationIdsResponse is every active block and mute of the user.
+ *
+ * @generated from message chirp.graph.v1.ListRelationIdsResponse
+ */
+export type ListRelationIdsResponse = Message<"chirp.graph.v1.ListRelationIdsResponse"> & {
+  /**
+   * Users the user blocks.
+   *
+   * @generated from field: repeated uint64 blocked_ids = 1;
+   */
+  blockedIds: bigint[];
+
+  /**
+   * Users who block the user.
+   *
+   * @generated from field: repeated uint64 blocked_by_ids = 2;
+   */
+  blockedByIds: bigint[];
+
+  /**
+   * Users the user mutes.
+   *
+   * @generated from field: repeated uint64 muted_ids = 3;
+   */
+  mutedIds: bigint[];
+};
+
+/**
+ * Describes the message chirp.graph.v1.ListRelationIdsResponse.
+ * Use `create(ListRelationIdsResponseSchema)` to create a new message.
+ */
+export const ListRelationIdsResponseSchema: GenMessage<ListRelationIdsResponse> = /*@__PURE__*/
+  messageDesc(file_chirp_graph_v1_graph_service, 25);
+
+/**
  * GraphService owns follow edges, stored in both directions (following on the
- * follower's shard, followers on the followee's shard), and their counts.
+ * follower's shard, followers on the followee's shard), and their counts; and
+ * blocks (both directions) and mutes.
  *
  * Follow and Unfollow act as the caller: the caller's user id comes from request
  * metadata, which the gateway sets after checking the bearer token; it is never
@@ -430,6 +748,95 @@ export const GraphService: GenService<{
     methodKind: "unary";
     input: typeof ListFollowingIdsRequestSchema;
     output: typeof ListFollowingIdsResponseSchema;
+  },
+  /**
+   * Block makes the caller block user_id: follows between the two end in both
+   * directions (counts exact, through Unfollow's path and events); while the
+   * block stands neither can follow the other, nor reply to, quote, repost or
+   * like the other's tweets (PermissionDenied), and neither sees the other's
+   * tweets in home timelines, search, threads or notifications. Blocking
+   * someone already blocked succeeds without change. InvalidArgument for
+   * oneself, NotFound if user_id does not exist.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.Block
+   */
+  block: {
+    methodKind: "unary";
+    input: typeof BlockRequestSchema;
+    output: typeof BlockResponseSchema;
+  },
+  /**
+   * Unblock ends the caller's block of user_id (follows are not restored).
+   * Unblocking someone not blocked succeeds without change. InvalidArgument
+   * for oneself, NotFound if user_id does not exist.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.Unblock
+   */
+  unblock: {
+    methodKind: "unary";
+    input: typeof UnblockRequestSchema;
+    output: typeof UnblockResponseSchema;
+  },
+  /**
+   * ListBlocked pages through the users the caller blocks, most recent block
+   * first.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.ListBlocked
+   */
+  listBlocked: {
+    methodKind: "unary";
+    input: typeof ListBlockedRequestSchema;
+    output: typeof ListBlockedResponseSchema;
+  },
+  /**
+   * Mute hides user_id's tweets from the caller's home timeline (those
+   * already there too) and their actions from the caller's notifications.
+   * Only the caller's view changes: the muted user notices nothing. Muting
+   * someone already muted succeeds without change. InvalidArgument for
+   * oneself, NotFound if user_id does not exist.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.Mute
+   */
+  mute: {
+    methodKind: "unary";
+    input: typeof MuteRequestSchema;
+    output: typeof MuteResponseSchema;
+  },
+  /**
+   * Unmute ends the caller's mute of user_id. Unmuting someone not muted
+   * succeeds without change. InvalidArgument for oneself, NotFound if user_id
+   * does not exist.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.Unmute
+   */
+  unmute: {
+    methodKind: "unary";
+    input: typeof UnmuteRequestSchema;
+    output: typeof UnmuteResponseSchema;
+  },
+  /**
+   * ListMuted pages through the users the caller mutes, most recent mute
+   * first.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.ListMuted
+   */
+  listMuted: {
+    methodKind: "unary";
+    input: typeof ListMutedRequestSchema;
+    output: typeof ListMutedResponseSchema;
+  },
+  /**
+   * ListRelationIds returns everyone user_id has a block with (either way)
+   * and everyone user_id mutes, read from the user's shard primary: what
+   * lib/relations.ts caches in Redis for the read and write paths.
+   * Internal: not exposed by the gateway.
+   *
+   * @generated from rpc chirp.graph.v1.GraphService.ListRelationIds
+   */
+  listRelationIds: {
+    methodKind: "unary";
+    input: typeof ListRelationIdsRequestSchema;
+    output: typeof ListRelationIdsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chirp_graph_v1_graph_service, 0);
