@@ -84,6 +84,8 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       blocks: byUser("blocker_id"),
       blocked_by: byUser("blocked_id"),
       mutes: byUser("muter_id"),
+      // A push subscription with its user (migration 0016).
+      push_subscriptions: byUser("user_id"),
       // The user whose shard-local change the row announces; a migration adds
       // the column (README "outbox").
       outbox: byUser("user_id"),
