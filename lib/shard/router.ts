@@ -60,7 +60,7 @@ export interface ShardRouterOptions {
    * Health probes (primary position, replica position and lag): default every 250 ms while
    * statements flow, each bounded by probeTimeoutMs (default 1000). Once no
    * statement has been routed for a few intervals (2 s at least), every
-   * idleHealthIntervalMs (default 5000) instead, and the first statement
+   * idleHealthIntervalMs (default 10000) instead, and the first statement
    * after that runs a probe round at once: an idle process costs its
    * database almost nothing, and a busy one still sees lag within 250 ms.
    * Statements run with `background` (relay polls) are not traffic here.
@@ -163,7 +163,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   const health = startHealthProbes({
     members,
     healthIntervalMs,
-    idleHealthIntervalMs: Math.max(healthIntervalMs, opts.idleHealthIntervalMs ?? 5000),
+    idleHealthIntervalMs: Math.max(healthIntervalMs, opts.idleHealthIntervalMs ?? 10_000),
     idleAfterMs: Math.max(2000, 4 * healthIntervalMs),
     probeTimeoutMs: opts.probeTimeoutMs ?? 1000,
     requestHeartbeats: () => {
