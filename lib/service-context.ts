@@ -10,6 +10,7 @@ import type { BaseContext } from "./service-main.js";
 import { loadDbConfig, type DbConfig } from "./shard/config.js";
 import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-nats.js";
 import { createShardRouter, type ShardRouter } from "./shard/router.js";
+import { createRelationCache, type RelationCache } from "./relations.js";
 import { createUserCache, loadUserCacheConfig, type UserCache } from "./user-cache.js";
 
 /**
@@ -39,8 +40,16 @@ export interface ServiceContext extends BaseContext {
   readonly userCache: UserCache | undefined;
   /** Clients for the other services, connected on first use. */
   readonly clients: MeshClients;
+  /**
+   * Each user's blocks and mutes (relations.ts): cached in Redis, built from
+   * the graph service, cleared by it on every change.
+   */
+  readonly relations: RelationCache;
   close(): Promise<void>;
 }
+
+/** How long a user's cached blocks and mutes live: it bounds what a lost invalidation could leave wrong. */
+const RELATIONS_TTL_MS = 3_600_000;
 
 /** How long a starting process waits for its snowflake node id lease before it serves anyway. */
 const NODE_ID_WAIT_MS = 5_000;
@@ -99,6 +108,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     base.log.warn({ waited_ms: NODE_ID_WAIT_MS }, "serving without a snowflake node id yet: writes that mint ids answer Unavailable until one is leased");
   }
   const clients = createMeshClients(base.addresses, base.metrics, base.local);
+  const relations = createRelationCache({ redis, clients, ttlMs: RELATIONS_TTL_MS, log: base.log.child({ component: "relations" }) });
   return {
     ...base,
     router,
@@ -108,6 +118,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     userCache,
     ids,
     clients,
+    relations,
     // Reverse order of opening: clients, the node id lease, Redis, the bus, the watch (and its NATS), then the pools.
     close: async () => {
       clients.close();

@@ -1,5 +1,5 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { UserFollowedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
+import { UserBlockedSchema, UserFollowedSchema, UserUnblockedSchema, UserUnfollowedSchema } from "../../gen/chirp/graph/v1/events_pb.js";
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
 import { NotificationCreatedSchema } from "../../gen/chirp/notification/v1/events_pb.js";
 import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetRepostedSchema, TweetUnlikedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
@@ -15,6 +15,8 @@ export const EVENTS = {
   profileUpdated: { subject: "chirp.user.v1.profile_updated", schema: ProfileUpdatedSchema },
   userFollowed: { subject: "chirp.graph.v1.user_followed", schema: UserFollowedSchema },
   userUnfollowed: { subject: "chirp.graph.v1.user_unfollowed", schema: UserUnfollowedSchema },
+  userBlocked: { subject: "chirp.graph.v1.user_blocked", schema: UserBlockedSchema },
+  userUnblocked: { subject: "chirp.graph.v1.user_unblocked", schema: UserUnblockedSchema },
   tweetCreated: { subject: "chirp.tweet.v1.tweet_created", schema: TweetCreatedSchema },
   tweetDeleted: { subject: "chirp.tweet.v1.tweet_deleted", schema: TweetDeletedSchema },
   tweetLiked: { subject: "chirp.tweet.v1.tweet_liked", schema: TweetLikedSchema },

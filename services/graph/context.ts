@@ -1,13 +1,20 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
-import { GRAPH_EDGE_EVENTS } from "./events.js";
+import { createBlocks, type Blocks } from "./blocks.js";
+import { BLOCK_EVENTS, GRAPH_EDGE_EVENTS } from "./events.js";
+import { createFollowEdges, type FollowEdges } from "./follow-edges.js";
 import { createEdgeRepair, type EdgeRepair } from "./repair.js";
 
 /** The shared service context plus the graph's repair of one-sided edges. */
 export interface GraphContext extends ServiceContext {
   readonly graph: GraphConfig;
   readonly repair: EdgeRepair;
+  /** Follow and unfollow, one change per edge at a time in this process. */
+  readonly follows: FollowEdges;
+  /** Blocks and mutes. */
+  readonly blocks: Blocks;
 }
 
 /** The durable consumer's name: its position is shared by every graph instance and survives restarts. */
@@ -26,6 +33,8 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
     userCache: ctx.userCache,
   });
   repair.start();
+  const follows = createFollowEdges({ router: ctx.router, ids: ctx.ids, userCache: ctx.userCache, repair });
+  const blocks = createBlocks({ router: ctx.router, ids: ctx.ids, relations: ctx.relations, follows, log: ctx.log.child({ component: "blocks" }) });
   // Without NATS the sweep alone repairs; events wait in the outbox.
   let consumer: EventConsumer | undefined;
   if (ctx.bus === undefined) log.warn("NATS_URL not set: one-sided edges are repaired by the sweep only");
@@ -33,8 +42,12 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
     consumer = consume({
       bus: ctx.bus,
       durable: EDGE_REPAIR_DURABLE,
-      subjects: GRAPH_EDGE_EVENTS,
-      handler: (event) => repair.handleEvent(event),
+      // The block events share the durable (its filter stays chirp.graph.v1.*).
+      subjects: [...GRAPH_EDGE_EVENTS, ...BLOCK_EVENTS],
+      handler: (event) =>
+        event.subject === EVENTS.userBlocked.subject || event.subject === EVENTS.userUnblocked.subject
+          ? blocks.handleEvent(event)
+          : repair.handleEvent(event),
       log,
       metrics: ctx.metrics,
     });
@@ -43,6 +56,8 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
     ...ctx,
     graph,
     repair,
+    follows,
+    blocks,
     // Reverse order of opening: the consumer (before the bus), then the sweep.
     close: async () => {
       await consumer?.stop();

@@ -2,11 +2,12 @@
 // UserUnfollowed, carrying the edge version), and read back by the repair
 // consumer, which applies them to the followee's side.
 import { create, fromBinary } from "@bufbuild/protobuf";
-import type { UserFollowed, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
+import type { UserBlocked, UserFollowed, UserUnblocked, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { microsFromTimestamp, timestampFromMicros } from "./edge-time.js";
+import type { AnnouncedBlock, BlockVersion } from "./relations-store.js";
 import type { EdgeChange, EdgeVersion } from "./store.js";
 
 /** The outbox writer for one request: UserFollowed or UserUnfollowed, on the follower's shard. */
@@ -58,4 +59,35 @@ export function edgeVersionOfEvent(event: GraphEdgeEvent): EdgeVersion | undefin
   // side keeps its own follow time on an unfollow and uses this one only for
   // a row it has never seen (never listed: it is removed).
   return { followerId, followeeId, active: false, version: edgeVersion, followTimeMicros: microsFromTimestamp(event.message.unfollowTime) };
+}
+
+/** The outbox writer for one request: UserBlocked or UserUnblocked, on the blocker's shard. */
+export function announceBlockChange(ids: IdGenerator, requestId: string | undefined): Announce<AnnouncedBlock> {
+  return (tx, { block, changeTimeMicros }) => {
+    const common = { blockerId: block.blockerId, blockedId: block.blockedId, blockVersion: block.version };
+    const time = timestampFromMicros(changeTimeMicros);
+    return block.active
+      ? appendOutbox(tx, ids, { type: EVENTS.userBlocked, message: create(EVENTS.userBlocked.schema, { ...common, blockTime: time }), userId: block.blockerId, requestId })
+      : appendOutbox(tx, ids, {
+          type: EVENTS.userUnblocked,
+          message: create(EVENTS.userUnblocked.schema, { ...common, unblockTime: time }),
+          userId: block.blockerId,
+          requestId,
+        });
+  };
+}
+
+/** A block event, decoded. */
+export type BlockEvent =
+  | { readonly subject: typeof EVENTS.userBlocked.subject; readonly message: UserBlocked }
+  | { readonly subject: typeof EVENTS.userUnblocked.subject; readonly message: UserUnblocked };
+
+/** The block events the graph's own consumer reads (with GRAPH_EDGE_EVENTS: one durable, filter chirp.graph.v1.*). */
+export const BLOCK_EVENTS = [EVENTS.userBlocked, EVENTS.userUnblocked] as const;
+
+/** The block version an event announces; undefined without one. */
+export function blockVersionOfEvent(event: BlockEvent): BlockVersion | undefined {
+  const { blockerId, blockedId, blockVersion } = event.message;
+  if (blockVersion === 0n) return undefined;
+  return { blockerId, blockedId, active: event.subject === EVENTS.userBlocked.subject, version: blockVersion };
 }

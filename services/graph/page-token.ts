@@ -14,7 +14,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * Integers are big-endian. Tokens are not signed: a forged one can only start a
  * page of a list the caller may read anyway, at a position of its choosing.
  */
-export type ListKind = "followers" | "following";
+export type ListKind = "followers" | "following" | "blocked" | "muted";
+
+/** The follow lists (their id lists too: ListFollowerIds, ListFollowingIds). */
+export type FollowListKind = "followers" | "following";
 
 export interface PageCursor {
   /** follow_time of the last edge returned, microseconds since the epoch. */
@@ -24,7 +27,8 @@ export interface PageCursor {
 }
 
 const FORMAT_V1 = 1;
-const KINDS: Record<ListKind, number> = { followers: 1, following: 2 };
+// ListBlocked and ListMuted (the caller's blocks and mutes, newest first) use the same layout: 5 and 6.
+const KINDS: Record<ListKind, number> = { followers: 1, following: 2, blocked: 5, muted: 6 };
 const LENGTH = 26;
 
 export function encodePageToken(kind: ListKind, userId: bigint, cursor: PageCursor): string {
@@ -64,10 +68,10 @@ export function decodePageToken(token: string, kind: ListKind, userId: bigint): 
  *
  *   | 1: format version (1) | 1: list kind (3 follower ids, 4 following ids) | 8: user id | 8: last id returned |
  */
-const ID_KINDS: Record<ListKind, number> = { followers: 3, following: 4 };
+const ID_KINDS: Record<FollowListKind, number> = { followers: 3, following: 4 };
 const ID_LENGTH = 18;
 
-export function encodeIdPageToken(kind: ListKind, userId: bigint, lastId: bigint): string {
+export function encodeIdPageToken(kind: FollowListKind, userId: bigint, lastId: bigint): string {
   const buf = Buffer.alloc(ID_LENGTH);
   buf.writeUInt8(FORMAT_V1, 0);
   buf.writeUInt8(ID_KINDS[kind], 1);
@@ -77,7 +81,7 @@ export function encodeIdPageToken(kind: ListKind, userId: bigint, lastId: bigint
 }
 
 /** The last id in `token`, issued for `kind` of `userId`; InvalidArgument otherwise. */
-export function decodeIdPageToken(token: string, kind: ListKind, userId: bigint): bigint {
+export function decodeIdPageToken(token: string, kind: FollowListKind, userId: bigint): bigint {
   const bad = (): ConnectError => new ConnectError("invalid page token", Code.InvalidArgument);
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
   const buf = Buffer.from(token, "base64url");

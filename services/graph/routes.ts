@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
+  BlockResponseSchema,
   FollowResponseSchema,
+  ListBlockedResponseSchema,
+  ListMutedResponseSchema,
+  ListRelationIdsResponseSchema,
+  MuteResponseSchema,
+  UnblockResponseSchema,
+  UnmuteResponseSchema,
   ListFollowerIdsResponseSchema,
   ListFollowersResponseSchema,
   ListFollowingIdsResponseSchema,
@@ -14,46 +21,57 @@ import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { GraphContext } from "./context.js";
-import { createKeyedQueue } from "./edge-queue.js";
-import { announceEdgeChange } from "./events.js";
-import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken, type ListKind } from "./page-token.js";
-import { listEdgeIds, listEdges, setFollowerSide } from "./store.js";
+import { decodeIdPageToken, decodePageToken, encodeIdPageToken, encodePageToken, type FollowListKind } from "./page-token.js";
+import { listRelationIds, listRelations, type RelationListKind } from "./relations-store.js";
+import { listEdgeIds, listEdges } from "./store.js";
 
 const DEFAULT_PAGE_SIZE = 20;
 const DEFAULT_ID_PAGE_SIZE = 1000;
 
 /** GraphService handlers: validate, call the store, shape the response. */
 export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphService>> {
-  const edgeQueue = createKeyedQueue();
-  /**
-   * Follow and Unfollow: the follower's side first, with its event, in one
-   * transaction; then the followee's side, at once. If the second step fails
-   * the call still succeeds (the edge exists where it is decided) and the
-   * repair consumer or sweep completes it; a retried call finishes it too.
-   */
-  const setEdge = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
+  /** The other user of a Follow, Block or Mute: not the caller, and someone who exists. */
+  const checkTarget = async (targetId: bigint, verb: string, hctx: HandlerContext): Promise<bigint> => {
     const callerId = requireCaller(hctx);
-    if (targetId === callerId) throw new ConnectError(active ? "cannot follow yourself" : "cannot unfollow yourself", Code.InvalidArgument);
+    if (targetId === callerId) throw new ConnectError(`cannot ${verb} yourself`, Code.InvalidArgument);
     if (!(await userExists(ctx.clients, targetId, onBehalfOf(hctx)))) throw new ConnectError("user not found", Code.NotFound);
-    const requestId = hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
-    await edgeQueue.run(`${callerId}:${targetId}`, async () => {
-      // A caller that gave up while queued gets nothing done behind its back.
-      hctx.signal.throwIfAborted();
-      let change: Awaited<ReturnType<typeof setFollowerSide>>;
-      try {
-        change = await setFollowerSide(ctx.router, callerId, targetId, active, announceEdgeChange(ctx.ids, requestId));
-      } catch (err) {
-        // It may have failed after its COMMIT: the caller's following_count may have changed.
-        await ctx.userCache?.invalidate([callerId]).catch(() => {});
-        throw err;
-      }
-      // The caller's following_count; the followee's follower_count is cleared with their side (repair.ts).
-      if (change.changed) await ctx.userCache?.invalidate([callerId]);
-      if (change.edge !== undefined && change.syncPending) await ctx.repair.syncAfterChange(change.edge);
-    });
+    return callerId;
   };
 
-  const list = async (kind: ListKind, req: { userId: bigint; pageSize: number; pageToken: string }, hctx: HandlerContext) => {
+  /** Follow and Unfollow (follow-edges.ts); a follow while a block stands either way is PermissionDenied. */
+  const setEdge = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
+    const callerId = await checkTarget(targetId, active ? "follow" : "unfollow", hctx);
+    const requestId = hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
+    if ((await ctx.follows.set(callerId, targetId, active, requestId, hctx.signal)) === "refused") {
+      throw new ConnectError("blocked", Code.PermissionDenied);
+    }
+  };
+
+  const setBlock = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
+    const callerId = await checkTarget(targetId, active ? "block" : "unblock", hctx);
+    await ctx.blocks.setBlock(callerId, targetId, active, hctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+  };
+
+  const setMute = async (targetId: bigint, active: boolean, hctx: HandlerContext): Promise<void> => {
+    const callerId = await checkTarget(targetId, active ? "mute" : "unmute", hctx);
+    await ctx.blocks.setMute(callerId, targetId, active);
+  };
+
+  /** ListBlocked and ListMuted: the caller's own, newest first, from their primary. */
+  const listOwn = async (kind: RelationListKind, req: { pageSize: number; pageToken: string }, hctx: HandlerContext) => {
+    const callerId = requireCaller(hctx);
+    const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+    const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken, kind, callerId);
+    const rows = await listRelations(ctx.router, kind, callerId, after, pageSize + 1);
+    const page = rows.slice(0, pageSize);
+    const users = await hydrate(page.map((r) => r.otherUserId), hctx);
+    const last = page.at(-1);
+    const nextPageToken =
+      rows.length > pageSize && last !== undefined ? encodePageToken(kind, callerId, { followTimeMicros: last.timeMicros, otherUserId: last.otherUserId }) : "";
+    return { users, nextPageToken };
+  };
+
+  const list = async (kind: FollowListKind, req: { userId: bigint; pageSize: number; pageToken: string }, hctx: HandlerContext) => {
     const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
     const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken, kind, req.userId);
     // Read-your-writes for one's own lists (the primary); anyone else's may come from a replica.
@@ -73,7 +91,7 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
   };
 
   /** The internal id lists (fan-out, timeline rebuilds): no hydration, no existence check. */
-  const listIds = async (kind: ListKind, req: { userId: bigint; pageSize: number; pageToken: string }) => {
+  const listIds = async (kind: FollowListKind, req: { userId: bigint; pageSize: number; pageToken: string }) => {
     const pageSize = req.pageSize === 0 ? DEFAULT_ID_PAGE_SIZE : req.pageSize;
     const after = req.pageToken === "" ? 0n : decodeIdPageToken(req.pageToken, kind, req.userId);
     const ids = await listEdgeIds(ctx.router, kind, req.userId, after, pageSize + 1);
@@ -114,6 +132,32 @@ export function routes(ctx: GraphContext): Partial<ServiceImpl<typeof GraphServi
     },
     async listFollowingIds(req) {
       return create(ListFollowingIdsResponseSchema, await listIds("following", req));
+    },
+    async block(req, hctx) {
+      await setBlock(req.userId, true, hctx);
+      return create(BlockResponseSchema);
+    },
+    async unblock(req, hctx) {
+      await setBlock(req.userId, false, hctx);
+      return create(UnblockResponseSchema);
+    },
+    async listBlocked(req, hctx) {
+      return create(ListBlockedResponseSchema, await listOwn("blocked", req, hctx));
+    },
+    async mute(req, hctx) {
+      await setMute(req.userId, true, hctx);
+      return create(MuteResponseSchema);
+    },
+    async unmute(req, hctx) {
+      await setMute(req.userId, false, hctx);
+      return create(UnmuteResponseSchema);
+    },
+    async listMuted(req, hctx) {
+      return create(ListMutedResponseSchema, await listOwn("muted", req, hctx));
+    },
+    async listRelationIds(req) {
+      const { blocked, blockedBy, muted } = await listRelationIds(ctx.router, req.userId);
+      return create(ListRelationIdsResponseSchema, { blockedIds: blocked, blockedByIds: blockedBy, mutedIds: muted });
     },
   };
 }

@@ -9,7 +9,7 @@ import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/sh
 import type { ShardInfo } from "../../lib/shard/types.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "./edge-time.js";
-import type { ListKind, PageCursor } from "./page-token.js";
+import type { FollowListKind, PageCursor } from "./page-token.js";
 
 const ACTIVE = 1;
 const REMOVED = 0;
@@ -34,6 +34,8 @@ export interface FollowerSideChange {
   readonly syncPending: boolean;
   /** When the change was committed (us since the epoch); the lock-time clock when unchanged. */
   readonly changeTimeMicros: bigint;
+  /** A follow that `refuse` turned down (a block stands): nothing was written. */
+  readonly refused?: boolean;
 }
 
 /** A change of the follower's side, as announced: the edge's new version and when it was written. */
@@ -57,6 +59,8 @@ interface FollowsRow {
  * the state changes, the next version, the follower's following_count and the
  * event (`announce`). Everything is decided under the edge row's lock, so
  * concurrent calls for one edge serialise and each change is counted once.
+ * `refuse`, asked under that lock before a follow is written, turns it down
+ * (a block between the two: relations-store.ts blockedBetween).
  */
 export async function setFollowerSide(
   router: ShardRouter,
@@ -64,6 +68,7 @@ export async function setFollowerSide(
   followeeId: bigint,
   active: boolean,
   announce: Announce<EdgeChange>,
+  refuse?: (tx: Queryable) => Promise<boolean>,
 ): Promise<FollowerSideChange> {
   return router.transaction(router.shardForUser(followerId), async (tx) => {
     if (active) {
@@ -97,6 +102,9 @@ export async function setFollowerSide(
     };
     if (current.active === active) {
       return { edge: current, changed: false, syncPending: Number(row.sync_pending) === 1, changeTimeMicros: now };
+    }
+    if (active && refuse !== undefined && (await refuse(tx))) {
+      return { edge: current, changed: false, syncPending: false, changeTimeMicros: now, refused: true };
     }
     const next: EdgeVersion = {
       ...current,
@@ -213,7 +221,7 @@ export interface EdgeListRow {
   readonly followTimeMicros: bigint;
 }
 
-const LISTS: Record<ListKind, { table: string; owner: string; other: string }> = {
+const LISTS: Record<FollowListKind, { table: string; owner: string; other: string }> = {
   followers: { table: "chirp.followers", owner: "followee_id", other: "follower_id" },
   following: { table: "chirp.follows", owner: "follower_id", other: "followee_id" },
 };
@@ -227,7 +235,7 @@ const LISTS: Record<ListKind, { table: string; owner: string; other: string }> =
  */
 export async function listEdges(
   router: ShardRouter,
-  kind: ListKind,
+  kind: FollowListKind,
   userId: bigint,
   after: PageCursor | undefined,
   limit: number,
@@ -260,7 +268,7 @@ export async function listEdges(
  * returned). The primary key (owner, other) is the keyset, so the page is one
  * index range; removed rows in it are skipped by the state filter.
  */
-export async function listEdgeIds(router: ShardRouter, kind: ListKind, userId: bigint, afterId: bigint, limit: number): Promise<bigint[]> {
+export async function listEdgeIds(router: ShardRouter, kind: FollowListKind, userId: bigint, afterId: bigint, limit: number): Promise<bigint[]> {
   const { table, owner, other } = LISTS[kind];
   const rows = await router.primaryForUser(userId).query<{ other_id: string }>(
     `SELECT ${other} AS other_id FROM ${table} WHERE ${owner} = ? AND ${other} > ? AND state = ${ACTIVE}
