@@ -20,7 +20,11 @@ export interface PublicService {
 /** The public API contract of ARCHITECTURE.md section 3, and nothing more. */
 export const PUBLIC_API: readonly PublicService[] = [
   { backend: "user", service: UserService, methods: ["SignUp", "LogIn", "GetUser", "UpdateProfile", "LogOut", "ChangePassword", "ListSessions", "RevokeSession"] },
-  { backend: "graph", service: GraphService, methods: ["Follow", "Unfollow", "ListFollowers", "ListFollowing"] },
+  {
+    backend: "graph",
+    service: GraphService,
+    methods: ["Follow", "Unfollow", "ListFollowers", "ListFollowing", "Block", "Unblock", "ListBlocked", "Mute", "Unmute", "ListMuted"],
+  },
   {
     backend: "tweet",
     service: TweetService,
@@ -50,6 +54,10 @@ const NOT_READS: Readonly<Record<string, RateClass>> = {
   "UserService/RevokeSession": "write",
   "GraphService/Follow": "write",
   "GraphService/Unfollow": "write",
+  "GraphService/Block": "write",
+  "GraphService/Unblock": "write",
+  "GraphService/Mute": "write",
+  "GraphService/Unmute": "write",
   "TweetService/PostTweet": "write",
   "TweetService/DeleteTweet": "write",
   "TweetService/LikeTweet": "write",
