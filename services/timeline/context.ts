@@ -36,7 +36,16 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
   const lists = ctx.redis === undefined ? undefined : createTimelineLists(ctx.redis);
   const following = ctx.redis === undefined ? undefined : createFollowingCache({ redis: ctx.redis, clients: ctx.clients, ttlMs: timeline.followingTtlMs });
   if (lists === undefined) log.warn("REDIS_URL not set: home timelines are read from MySQL on every call");
-  const reader = createTimelineReader({ authorTweets, lists, following, clients: ctx.clients, config: timeline, metrics: timelineMetrics, log });
+  const reader = createTimelineReader({
+    authorTweets,
+    lists,
+    following,
+    relations: ctx.relations,
+    clients: ctx.clients,
+    config: timeline,
+    metrics: timelineMetrics,
+    log,
+  });
 
   const consumers: EventConsumer[] = [];
   let hub: StreamHub | undefined;

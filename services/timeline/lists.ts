@@ -20,6 +20,7 @@
 // whose list expired (or was never read, or was flushed) costs fan-out
 // nothing until their next read rebuilds it.
 import type { ChainableCommander, Redis } from "ioredis";
+import { parseRelations, RELATION_KEYS, type Relations } from "../../lib/relations.js";
 import { entryMember, entryScore, maxId, padId, parseMember, type Entry } from "./entries.js";
 
 /** A recent list's key is this, the author, and "}" (the home script builds the hot authors' keys too). */
@@ -68,6 +69,8 @@ end`;
 
 export interface HomeRead {
   readonly page: ListPage;
+  /** The caller's blocks and mutes (lib/relations.ts); undefined when their set is not cached. */
+  readonly relations: Relations | undefined;
   /** What the caller's cached following set says; undefined when it is not cached. */
   readonly following:
     | {
@@ -103,16 +106,21 @@ const READ_LUA = `${LIST_LUA}
 return page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))`;
 
 // The whole of a home read's Redis part, in one script (one round trip).
-// KEYS[1] home list, KEYS[2] following set, KEYS[3] hot set. ARGV: max score,
-// limit, ttl ms, the caller, the recent-list key prefix. {page} when the
-// following set is not cached; else {page, followed authors among the page's,
-// hot followed authors, then each of their recent pages}. The hot authors'
+// KEYS[1] home list, KEYS[2] following set, KEYS[3] hot set, KEYS[4] the
+// caller's blocks and mutes (lib/relations.ts). ARGV: max score, limit, ttl
+// ms, the caller, the recent-list key prefix. {page, relations} when the
+// following set is not cached; else {page, relations, followed authors among
+// the page's, hot followed authors, then each of their recent pages}. The
+// relations set's members go back whole (a user's blocks and mutes are few;
+// "*" says it is built): the reader drops the entries of blocked and muted
+// users, and after hydration the reposted or quoted tweets of theirs. The hot authors'
 // recent lists are found in the script, so they are not among KEYS: Chirp's
 // Redis is one instance (the SINTER with the hot set spans slots too), and
 // Redis Cluster would need the hot lists read in a second step.
 const HOME_LUA = `${LIST_LUA}
 local home = page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
-if redis.call('EXISTS', KEYS[2]) == 0 then return {home} end
+local rel = redis.call('SMEMBERS', KEYS[4])
+if redis.call('EXISTS', KEYS[2]) == 0 then return {home, rel} end
 local authors, seen, followed = {}, {}, {}
 for i = 3, #home do
   local author = string.match(home[i], ':(%d+)$')
@@ -131,7 +139,7 @@ local hot = {}
 for _, id in ipairs(redis.call('SINTER', KEYS[2], KEYS[3])) do
   if id ~= ARGV[4] then hot[#hot + 1] = id end
 end
-local out = {home, followed, hot}
+local out = {home, rel, followed, hot}
 for _, id in ipairs(hot) do out[#out + 1] = page(ARGV[5] .. id .. '}', ARGV[1], ARGV[2], 0) end
 return out`;
 
@@ -210,7 +218,7 @@ type Arg = string | number;
 interface Scripts {
   chirpTlAdd(key: string, score: number, member: string, cap: number): Promise<number>;
   chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): Promise<string[]>;
-  chirpTlHome(home: string, following: string, hot: string, maxScore: string, limit: number, ttlMs: number, caller: string, recentPrefix: string): Promise<string[][]>;
+  chirpTlHome(home: string, following: string, hot: string, relations: string, maxScore: string, limit: number, ttlMs: number, caller: string, recentPrefix: string): Promise<string[][]>;
   chirpTlBeginBuild(key: string, ttlMs: number): Promise<number>;
   chirpTlFinishBuild(key: string, ...args: Arg[]): Promise<number>;
   chirpTlRemoveAuthor(key: string, edges: string, author: string, version: string, ttlMs: number): Promise<number>;
@@ -266,7 +274,7 @@ export interface TimelineLists {
 export function createTimelineLists(redis: Redis): TimelineLists {
   redis.defineCommand("chirpTlAdd", { numberOfKeys: 1, lua: ADD_LUA });
   redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
-  redis.defineCommand("chirpTlHome", { numberOfKeys: 3, lua: HOME_LUA });
+  redis.defineCommand("chirpTlHome", { numberOfKeys: 4, lua: HOME_LUA });
   redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
   redis.defineCommand("chirpTlFinishBuild", { numberOfKeys: 1, lua: FINISH_BUILD_LUA });
   redis.defineCommand("chirpTlRemoveAuthor", { numberOfKeys: 2, lua: REMOVE_AUTHOR_LUA });
@@ -313,12 +321,24 @@ export function createTimelineLists(redis: Redis): TimelineLists {
     },
 
     async readHome(userId, before, limit, ttlMs) {
-      const reply = await scripts.chirpTlHome(KEYS.home(userId), KEYS.following(userId), KEYS.hot, maxScore(before), limit, ttlMs, String(userId), RECENT_PREFIX);
-      const [home = [], followed, hot = [], ...hotPages] = reply as string[][];
+      const reply = await scripts.chirpTlHome(
+        KEYS.home(userId),
+        KEYS.following(userId),
+        KEYS.hot,
+        RELATION_KEYS.set(userId),
+        maxScore(before),
+        limit,
+        ttlMs,
+        String(userId),
+        RECENT_PREFIX,
+      );
+      const [home = [], rel = [], followed, hot = [], ...hotPages] = reply as string[][];
       const page = parsePage(home, before, limit);
-      if (followed === undefined) return { page, following: undefined };
+      const relations = parseRelations(rel);
+      if (followed === undefined) return { page, relations, following: undefined };
       return {
         page,
+        relations,
         following: {
           followed: new Set(followed.map((id) => BigInt(id))),
           hot: hot.map((id, i) => ({ authorId: BigInt(id), page: parsePage(hotPages[i] ?? [], before, limit) })),

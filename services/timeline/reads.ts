@@ -7,7 +7,8 @@
 // the whole page comes from MySQL. See services/timeline/README.md.
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../../lib/logger.js";
-import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import { hides, type RelationCache, type Relations } from "../../lib/relations.js";
+import { onBehalfOf, type MeshClients } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineConfig } from "./config.js";
 import { maxId, newestFirst, type Entry } from "./entries.js";
 import { listFollowing, type FollowingCache } from "./following.js";
@@ -20,6 +21,11 @@ import { NO_CURSOR, type AuthorTweets } from "./author-tweets.js";
 export interface SkeletonPage {
   readonly entries: Entry[];
   readonly next: bigint | undefined;
+  /**
+   * A home page's reader's blocks and mutes: their entries are already out;
+   * hydration drops the reposted tweets of theirs and their quoted tweets.
+   */
+  readonly relations?: Relations;
 }
 
 export interface TimelineReader {
@@ -52,12 +58,13 @@ export function createTimelineReader(deps: {
   authorTweets: AuthorTweets;
   lists: TimelineLists | undefined;
   following: FollowingCache | undefined;
+  relations: RelationCache;
   clients: MeshClients;
   config: TimelineConfig;
   metrics: TimelineMetrics;
   log: Logger;
 }): TimelineReader {
-  const { authorTweets, lists, following, clients, config, metrics: m, log } = deps;
+  const { authorTweets, lists, following, relations, clients, config, metrics: m, log } = deps;
   const homeBuilds = new Map<bigint, Promise<void>>();
   const recentBuilds = new Map<bigint, Promise<void>>();
   let redisDownLogged = 0;
@@ -104,16 +111,19 @@ export function createTimelineReader(deps: {
     mergeAuthors(authorTweets, { authors, before, want, primary: false });
 
   /** Cuts a newest-first run of candidates into a page; `floor`: below it nothing was looked at. */
-  const cut = (entries: Entry[], pageSize: number, floor: bigint): SkeletonPage =>
-    entries.length > pageSize
+  const cut = (entries: Entry[], pageSize: number, floor: bigint, rel?: Relations): SkeletonPage => ({
+    ...(entries.length > pageSize
       ? { entries: entries.slice(0, pageSize), next: entries[pageSize - 1]!.id }
-      : { entries, next: floor === 0n ? undefined : floor };
+      : { entries, next: floor === 0n ? undefined : floor }),
+    ...(rel === undefined ? {} : { relations: rel }),
+  });
 
   const homeWithoutRedis = async (callerId: bigint, before: bigint | undefined, pageSize: number, hctx: HandlerContext): Promise<SkeletonPage> => {
-    const authors = [...(await listFollowing(clients, callerId, hctx)), callerId];
+    const [followed, rel] = await Promise.all([listFollowing(clients, callerId, hctx), relations.get(callerId, onBehalfOf(hctx))]);
+    const authors = [...followed.filter((id) => !hides(rel, id)), callerId];
     const merged = await fromMysql(authors, before ?? NO_CURSOR, pageSize + 1);
     m.homePages.inc({ source: "mysql" });
-    return cut(merged.entries, pageSize, merged.floor);
+    return cut(merged.entries, pageSize, merged.floor, rel);
   };
 
   const homeFromRedis = async (
@@ -142,9 +152,11 @@ export function createTimelineReader(deps: {
       if (home.page.state !== "built" || home.following === undefined) return undefined;
     }
     const page = home.page as Extract<ListPage, { state: "built" }>;
-    // Entries of authors no longer followed (an unfollow whose removal raced a fan-out) are dropped.
+    // The caller's blocks and mutes were read with the page; built from the graph when not cached.
+    const rel = home.relations ?? (await viaRedis(relations.build(callerId, onBehalfOf(hctx))));
+    // Entries of authors no longer followed (an unfollow whose removal raced a fan-out) are dropped, and of blocked and muted ones.
     const { followed } = home.following;
-    const hot = [...home.following.hot];
+    const hot = home.following.hot.filter((h) => !hides(rel, h.authorId));
     const unbuilt = hot.filter((h) => h.page.state !== "built");
     if (unbuilt.length > 0) {
       await Promise.all(unbuilt.map((h) => rebuildRecent(h.authorId)));
@@ -153,7 +165,7 @@ export function createTimelineReader(deps: {
     }
 
     let floor = page.floor;
-    const candidates = page.entries.filter((e) => e.authorId === callerId || followed.has(e.authorId));
+    const candidates = page.entries.filter((e) => e.authorId === callerId || (followed.has(e.authorId) && !hides(rel, e.authorId)));
     for (const { authorId, page: recent } of hot) {
       if (recent.state !== "built") {
         // Still not built (flushed mid-build): this author's part comes from MySQL below.
@@ -167,13 +179,14 @@ export function createTimelineReader(deps: {
     const fast = newestFirst(candidates).filter((e) => e.id >= floor);
     if (fast.length > pageSize || floor === 0n) {
       m.homePages.inc({ source: "redis" });
-      return cut(fast, pageSize, floor);
+      return cut(fast, pageSize, floor, rel);
     }
     // The lists end above the page's end: the rest from MySQL, below the floor.
     const below = before === undefined || floor < before ? floor : before;
-    const deep = await fromMysql([...(await viaRedis(f.all(callerId, hctx))), callerId], below, pageSize - fast.length + 1);
+    const authors = (await viaRedis(f.all(callerId, hctx))).filter((id) => !hides(rel, id));
+    const deep = await fromMysql([...authors, callerId], below, pageSize - fast.length + 1);
     m.homePages.inc({ source: "redis_mysql" });
-    return cut([...fast, ...deep.entries], pageSize, deep.floor);
+    return cut([...fast, ...deep.entries], pageSize, deep.floor, rel);
   };
 
   /** A user timeline page from the author's recent list, or undefined when the page reaches below what the list holds. */

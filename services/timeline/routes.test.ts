@@ -34,6 +34,7 @@ import { createTimelineReader } from "./reads.js";
 import { routes } from "./routes.js";
 import type { AuthorWalk, AuthorTweets } from "./author-tweets.js";
 import { codeOf } from "../../lib/testing/in-memory.js";
+import { NO_RELATIONS, type RelationCache, type Relations } from "../../lib/relations.js";
 
 const ALICE = 1n;
 const BOB = 2n;
@@ -54,6 +55,8 @@ class World {
   readonly tweets = new Map<bigint, { authorId: bigint; deleted: boolean }>();
   readonly follows = new Map<bigint, Set<bigint>>();
   readonly likes = new Set<string>();
+  /** Whom each reader has a block with (either way) or mutes: ListRelationIds, as lib/relations.ts hands it over. */
+  readonly hidden = new Map<bigint, Relations>();
   /** Replicas have applied every tweet up to this id (undefined: no lag). */
   replicaHorizon: bigint | undefined;
 
@@ -186,10 +189,12 @@ function memoryRedis(clients: MeshClients) {
       reachable("readHome");
       const set = following.get(userId);
       const page = readPage(KEYS.home(userId), before, limit);
-      if (set === undefined) return { page, following: undefined };
+      // Never cached here: the reader builds the caller's blocks and mutes (lib/relations.ts) on every read.
+      if (set === undefined) return { page, relations: undefined, following: undefined };
       const authors = page.state === "built" ? page.entries.map((e) => e.authorId) : [];
       return {
         page,
+        relations: undefined,
         following: {
           followed: new Set(authors.filter((a) => a !== userId && set.has(a))),
           hot: [...set].filter((id) => id !== userId && hot.has(id)).map((authorId) => ({ authorId, page: readPage(KEYS.recent(authorId), before, limit) })),
@@ -301,6 +306,17 @@ function meshImpls(world: World) {
 
 const silent = pino({ level: "silent" });
 
+/** The graph's blocks and mutes as the reader's cache hands them over. */
+function memoryRelations(world: World): RelationCache {
+  const get = async (userId: bigint): Promise<Relations> => world.hidden.get(userId) ?? NO_RELATIONS;
+  return {
+    get,
+    build: get,
+    blocked: async (userId, otherId) => (await get(userId)).blocks.has(otherId),
+    invalidate: async () => {},
+  };
+}
+
 /**
  * The timeline service over an in-memory router, with the fake services on the
  * same router. `redis: false` is a process without REDIS_URL.
@@ -331,6 +347,7 @@ function setUp(world: World, opts: { redis?: boolean; config?: Partial<TimelineC
     authorTweets: memoryAuthorTweets(world),
     lists: withRedis ? redis.lists : undefined,
     following: withRedis ? redis.following : undefined,
+    relations: memoryRelations(world),
     clients,
     config,
     metrics,
@@ -484,6 +501,27 @@ describe("GetHomeTimeline (in memory)", () => {
     expect(first.nextPageToken).not.toBe("");
     const pages = await t.allHomePages(ALICE, 3);
     expect(pages.flat()).toEqual(world.home(ALICE));
+  });
+
+  it.each([true, false])("leaves out the tweets of users the caller blocks, is blocked by or mutes, their entries already in the list too (Redis %s)", async (withRedis) => {
+    const world = new World();
+    world.follow(ALICE, BOB, CAROL, DAVE, HOT);
+    const bob = world.posts(BOB, 2, 10, 10);
+    const carol = world.posts(CAROL, 2, 15, 10);
+    const dave = world.posts(DAVE, 2, 17, 10);
+    const hot = world.posts(HOT, 2, 19, 10);
+    world.hidden.set(ALICE, { blocks: new Set([CAROL]), mutes: new Set([DAVE, HOT]) });
+    const t = setUp(world, { redis: withRedis });
+    t.redis.state.hot.add(HOT);
+    t.redis.setList(KEYS.home(ALICE), [...bob, ...carol, ...dave]);
+    t.redis.setList(KEYS.recent(HOT), hot);
+
+    const res = await t.home(ALICE, 20);
+    expect(res.tweets.map((x) => x.id)).toEqual(bob.map((e) => e.id).sort(desc));
+    // Only the muter's view: Bob's page is whole.
+    world.follow(BOB, CAROL, DAVE);
+    t.redis.setList(KEYS.home(BOB), [...bob, ...carol, ...dave]);
+    expect((await t.home(BOB, 20)).tweets.map((x) => x.id)).toEqual(world.home(BOB));
   });
 
   it("leaves out entries of an author the caller no longer follows (an unfollow that raced a fan-out)", async () => {

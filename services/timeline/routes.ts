@@ -8,6 +8,7 @@ import {
 } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
+import { hides, type Relations } from "../../lib/relations.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import type { TimelineContext } from "./context.js";
 import type { Entry } from "./entries.js";
@@ -28,7 +29,7 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
    * reposted_by; a tweet is on a page once, however many of the entries
    * (its own, reposts of it) name it: the newest one shows it.
    */
-  const hydrate = async (entries: readonly Entry[], hctx: HandlerContext): Promise<Tweet[]> => {
+  const hydrate = async (entries: readonly Entry[], hctx: HandlerContext, rel?: Relations): Promise<Tweet[]> => {
     const found = new Map<bigint, Tweet>();
     for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
       const batch = entries.slice(i, i + HYDRATE_BATCH);
@@ -39,6 +40,9 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
     return entries.flatMap((e) => {
       const t = found.get(e.id);
       if (t === undefined || shown.has(t.id)) return [];
+      // A blocked or muted user's tweet that came in by someone else's repost; their quoted tweet goes too.
+      if (rel !== undefined && hides(rel, t.authorId)) return [];
+      if (rel !== undefined && t.quoteTweet !== undefined && hides(rel, t.quoteTweet.authorId)) t.quoteTweet = undefined;
       shown.add(t.id);
       return [t];
     });
@@ -51,7 +55,7 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
       const before = decodeTimelineToken(req.pageToken, "home", callerId);
       const page = await reader.home(callerId, before, pageSize, hctx);
       return create(GetHomeTimelineResponseSchema, {
-        tweets: await hydrate(page.entries, hctx),
+        tweets: await hydrate(page.entries, hctx, page.relations),
         nextPageToken: page.next === undefined ? "" : encodeTimelineToken("home", callerId, page.next),
       });
     },
