@@ -3,7 +3,13 @@
  * is killed (kill -9), what the topology manager spent on each phase, whether
  * the other replica set noticed, and whether any acknowledged write was lost.
  *
- *   npm run bench:failover -- [--runs 3] [--warm-acks 300] [--ephemeral] [--out bench/results/failover.json]
+ *   npm run bench:failover -- [--runs 3] [--warm-acks 300] [--ephemeral] [--freeze S] [--out bench/results/failover.json]
+ *
+ * --freeze S: instead of kill -9, the primary is frozen (SIGSTOP, what a
+ * partition or a long stall looks like) for S seconds, then woken; the run
+ * ends when the manager has rejoined it or refused it (a write in flight at
+ * the freeze may have committed there alone: an errant transaction). Results
+ * go to bench/results/failover-freeze.json unless --out says otherwise.
  *
  * A private cluster (durable settings, as `npm start` runs it, unless
  * --ephemeral) and the topology manager in this process with its default
@@ -45,13 +51,20 @@ const { values } = parseArgs({
     runs: { type: "string", default: "3" },
     "warm-acks": { type: "string", default: "300" },
     ephemeral: { type: "boolean", default: false },
-    out: { type: "string", default: DEFAULT_OUT },
+    freeze: { type: "string", default: "0" },
+    out: { type: "string" },
   },
 });
 const runs = Number(values.runs);
 const warmAcks = Number(values["warm-acks"]);
+const freezeS = Number(values.freeze);
+const out = values.out ?? (freezeS > 0 ? DEFAULT_OUT.replace(/failover\.json$/, "failover-freeze.json") : DEFAULT_OUT);
+if (!(freezeS >= 0 && freezeS <= 600)) {
+  console.error("--freeze must be 0-600 seconds");
+  process.exit(2);
+}
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(warmAcks) || warmAcks < 1) {
-  console.error("usage: npm run bench:failover -- [--runs N] [--warm-acks N] [--ephemeral] [--out file]");
+  console.error("usage: npm run bench:failover -- [--runs N] [--warm-acks N] [--ephemeral] [--freeze S] [--out file]");
   process.exit(2);
 }
 
@@ -74,8 +87,10 @@ interface RunResult {
   managerTotalMs: number;
   /** Longest gap between consecutive rs1 acks over the whole run. */
   rs1MaxGapMs: number;
-  /** restart of the killed member -> rejoined as a replica. */
+  /** restart (or wake) of the old primary -> the manager rejoined it as a replica, or refused it. */
   rejoinMs: number;
+  /** The manager's answer to the old primary's return: ok, or refused (an errant transaction: a write committed there alone). */
+  rejoin: string;
   rs0Acked: number;
   rs1Acked: number;
   rs0FailedWrites: number;
@@ -129,24 +144,32 @@ try {
     });
     const killedAt = performance.now();
     const killedAtWall = Date.now();
-    process.kill(cluster.processes.find((p) => p.name === oldPrimary.name)!.pid, "SIGKILL");
+    const victimPid = cluster.processes.find((p) => p.name === oldPrimary.name)!.pid;
+    process.kill(victimPid, freezeS > 0 ? "SIGSTOP" : "SIGKILL");
     const report = await withDeadline(failoverSeen, 60_000, "failover");
     const resumed = await rs0.firstAckSentAfter(killedAt, 30_000);
     const lastBefore = rs0.ackBefore(resumed)!;
     await rs0.acksAtLeast(warmAcks, 30_000);
 
-    const rejoined = new Promise<void>((resolve, reject) => {
+    const rejoined = new Promise<string>((resolve) => {
       const on = (e: { member: string; result: string }): void => {
         if (e.member !== oldPrimary.name) return;
         manager.off("rejoin", on);
-        if (e.result === "ok") resolve();
-        else reject(new Error(`${e.member} rejoin: ${e.result}`));
+        resolve(e.result);
       };
       manager.on("rejoin", on);
     });
-    const restartAt = performance.now();
-    await cluster.restartMysqlMember(oldPrimary.name);
-    await withDeadline(rejoined, 60_000, "rejoin");
+    let restartAt: number;
+    if (freezeS > 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, killedAt + freezeS * 1000 - performance.now())));
+      restartAt = performance.now();
+      process.kill(victimPid, "SIGCONT");
+    } else {
+      restartAt = performance.now();
+      await cluster.restartMysqlMember(oldPrimary.name);
+    }
+    const rejoinResult = await withDeadline(rejoined, 60_000, "rejoin");
+    if (rejoinResult !== "ok" && freezeS === 0) throw new Error(`${oldPrimary.name} rejoin: ${rejoinResult}`);
     const rejoinMs = performance.now() - restartAt;
     await rs0.acksAtLeast(100, 30_000);
     await rs0.stop();
@@ -156,8 +179,12 @@ try {
     const promoted = manager.current!.replicaSets.find((r) => r.name === "rs0")!.primary;
     const onNew = await ids(cluster, promoted, database);
     const [[pos]] = await admin(cluster, promoted, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
-    await admin(cluster, oldPrimary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 30)", [pos!["p"]]));
-    const onOld = await ids(cluster, oldPrimary, database);
+    // A woken member refused for an errant transaction is not a copy of the primary: only the primary is checked then.
+    let onOld = onNew;
+    if (rejoinResult === "ok") {
+      await admin(cluster, oldPrimary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 30)", [pos!["p"]]));
+      onOld = await ids(cluster, oldPrimary, database);
+    }
     const lost = rs0.acked.filter((a) => !onNew.has(a.id) || !onOld.has(a.id)).length;
 
     const r: RunResult = {
@@ -175,6 +202,7 @@ try {
       managerTotalMs: report.totalMs,
       rs1MaxGapMs: round(rs1.maxGap(runStart, runEnd)),
       rejoinMs: round(rejoinMs),
+      rejoin: rejoinResult,
       rs0Acked: rs0.acked.length,
       rs1Acked: rs1.acked.length,
       rs0FailedWrites: rs0.failed.length,
@@ -182,10 +210,14 @@ try {
       mayHaveLostWrites: report.mayHaveLostWrites,
     };
     results.push(r);
+    if (r.rejoin !== "ok") {
+      log(`run ${run}: ${r.killed} was refused (${r.rejoin}); rs0 runs on one member now, so no further runs`);
+      break;
+    }
     log(
-      `run ${run}: killed ${r.killed}, promoted ${r.promoted}; rs0 pause ${r.rs0PauseMs} ms (manager ${r.managerTotalMs} ms: ` +
+      `run ${run}: ${freezeS > 0 ? `froze for ${freezeS} s` : "killed"} ${r.killed}, promoted ${r.promoted}; rs0 pause ${r.rs0PauseMs} ms (manager ${r.managerTotalMs} ms: ` +
         `detect ${r.detectMs}, fence ${r.fenceMs}, apply ${r.applyMs}, promote ${r.promoteMs}, publish ${r.publishMs}); ` +
-        `rs1 max gap ${r.rs1MaxGapMs} ms; lost ${r.lostAcked} of ${r.rs0Acked} acked`,
+        `rs1 max gap ${r.rs1MaxGapMs} ms; rejoin ${r.rejoin}; lost ${r.lostAcked} of ${r.rs0Acked} acked`,
     );
   }
 
@@ -196,7 +228,6 @@ try {
   const table = renderTable(results);
   console.log(table);
   const cpus = os.cpus();
-  const out = values.out;
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(
     out,
@@ -214,6 +245,7 @@ try {
         parameters: {
           runs,
           warmAcks,
+          fault: freezeS > 0 ? `SIGSTOP for ${freezeS} s` : "kill -9",
           durability: values.ephemeral ? "ephemeral" : "durable",
           probeIntervalMs: 250,
           failuresToFailover: 3,

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { quoteIdent, withMysql } from "../lib/db/mysql-client.js";
 import { mysqlErrorCode } from "../lib/db/mysql-errors.js";
+import { CHANGE_MASTER, REPLICA_NET_TIMEOUT_S } from "../lib/shard/replication.js";
 import {
   ServerStartError,
   isAddressInUse,
@@ -232,7 +233,7 @@ function serverArgs(spec: MemberSpec, port: number, ephemeral: boolean): string[
     "--init-rpl-role=SLAVE",
     "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
     `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
-    "--slave-net-timeout=10",
+    `--slave-net-timeout=${REPLICA_NET_TIMEOUT_S}`,
     // Durability: real for `npm start`, relaxed for throwaway test clusters.
     `--sync-binlog=${ephemeral ? 0 : 1}`,
     `--innodb-flush-log-at-trx-commit=${ephemeral ? 2 : 1}`,
@@ -354,11 +355,7 @@ export async function setupReplication(
         await c.query("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
         // Read by the IO thread when it starts, so set before START SLAVE.
         await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = ON");
-        await c.query(
-          `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, ` +
-            `MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1`,
-          [primary.address.host, primary.address.port, secrets.repl.user, secrets.repl.password],
-        );
+        await c.query(CHANGE_MASTER, [primary.address.host, primary.address.port, secrets.repl.user, secrets.repl.password]);
         await c.query("START SLAVE");
         await pollUntil(
           `replication ${primary.spec.name} -> ${r.spec.name}`,

@@ -189,13 +189,28 @@ export async function pointAt(c: Connection, primary: HostPort, repl: MysqlCrede
   // Read by the IO thread when it connects, so before START SLAVE.
   await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = ON");
   await c.query("SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos");
-  await c.query(
-    "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, " +
-      "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
-    [primary.host, primary.port, repl.user, repl.password],
-  );
+  await c.query(`SET GLOBAL slave_net_timeout = ${REPLICA_NET_TIMEOUT_S}`);
+  await c.query(CHANGE_MASTER, [primary.host, primary.port, repl.user, repl.password]);
   await c.query("START SLAVE");
 }
+
+/**
+ * How a replica notices a primary that stopped answering without closing its
+ * connection (frozen, partitioned): the primary sends a heartbeat event every
+ * MASTER_HEARTBEAT_PERIOD_S while it has nothing to send, and a replica that
+ * hears nothing for REPLICA_NET_TIMEOUT_S drops the connection and retries,
+ * so its IO thread shows the loss ("Connecting") within that time instead of
+ * MariaDB's default 60 s. The topology manager fails a primary over at once
+ * when its replicas have lost it too (manager.ts), which is what bounds the
+ * write pause of a frozen primary.
+ */
+export const REPLICA_NET_TIMEOUT_S = 2;
+export const MASTER_HEARTBEAT_PERIOD_S = 0.5;
+
+/** CHANGE MASTER for a replica of (host, port) as (user, password), by GTID, with the liveness settings above. */
+export const CHANGE_MASTER =
+  "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, " +
+  `MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = ${MASTER_HEARTBEAT_PERIOD_S}`;
 
 /** Restarts both replication threads of an already configured replica. */
 export async function startReplication(c: Connection): Promise<void> {
