@@ -72,9 +72,9 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: outbox rows stay unsent until a relay with NATS runs");
   else relay = startOutboxRelay({ router: shared.router, bus: shared.bus, config: relayConfig, log: shared.log, metrics: shared.metrics });
 
-  const replies = createReplies({ store, ids: shared.ids, lookup, reader, publish: (row) => publishRow(cache, row) });
+  const replies = createReplies({ store, ids: shared.ids, lookup, reader, relations: shared.relations, publish: (row) => publishRow(cache, row) });
   const writes = createTweetWrites({ store, lookup, ids: shared.ids, userCache: shared.userCache });
-  const reposts = createReposts({ store, ids: shared.ids, lookup, reader, liked, writes, publish: (row) => publishRow(cache, row) });
+  const reposts = createReposts({ store, ids: shared.ids, lookup, reader, liked, writes, relations: shared.relations, publish: (row) => publishRow(cache, row) });
 
   let likesIndex: EventConsumer | undefined;
   let refsIndex: EventConsumer | undefined;

@@ -18,6 +18,8 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { requireCaller } from "../../lib/auth/caller.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import { requestIdOf } from "../../lib/rpc/metadata.js";
+import type { RelationCache } from "../../lib/relations.js";
+import { refuseIfBlocked } from "./blocks.js";
 import { announceRepostChange } from "./events.js";
 import type { LikedCache } from "./liked-cache.js";
 import type { AuthorLookup } from "./lookup.js";
@@ -47,6 +49,8 @@ export function createReposts(deps: {
   /** The repost's own tweet is written and deleted as PostTweet and DeleteTweet do. */
   writes: TweetWrites;
   reader: TweetReader;
+  /** A repost while a block stands between the reposter and the original's author is PermissionDenied. */
+  relations: RelationCache;
 }): Reposts {
   const { store, lookup, reader, writes } = deps;
   const notFound = (): ConnectError => new ConnectError("tweet not found", Code.NotFound);
@@ -81,6 +85,7 @@ export function createReposts(deps: {
     async repost(tweetId, hctx, atMs) {
       const callerId = requireCaller(hctx);
       const orig = await original(tweetId);
+      await refuseIfBlocked(deps.relations, callerId, [orig.authorId], hctx);
       let repostId: bigint;
       if (atMs === undefined) repostId = deps.ids.next();
       else {

@@ -26,6 +26,7 @@ import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { requestIdOf } from "../../lib/rpc/metadata.js";
 import { publishRow } from "./cache.js";
 import type { TweetContext } from "./context.js";
+import { refuseIfBlocked } from "./blocks.js";
 import { announceLikeChange } from "./events.js";
 import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
 import { presentTweetCore } from "./present.js";
@@ -95,6 +96,8 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
   const setLike = async (tweetId: bigint, liked: boolean, hctx: HandlerContext): Promise<number> => {
     const callerId = requireCaller(hctx);
     const authorId = await authorOf(tweetId);
+    // Taking a like back is always allowed.
+    if (liked) await refuseIfBlocked(ctx.relations, callerId, [authorId], hctx);
     const result = await store.setLike(authorId, tweetId, callerId, liked, announceLikeChange(ctx.ids, requestIdOf(hctx)));
     if (result.kind === "missing") throw notFound();
     if (result.kind === "deleted") return deletedTweet(result.row);
@@ -121,6 +124,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     const live = refs.length === 0 ? undefined : await loadByIds(refs, undefined);
     if (req.replyToTweetId !== 0n && !live!.has(req.replyToTweetId)) throw new ConnectError("replied-to tweet not found", Code.NotFound);
     if (req.quoteTweetId !== 0n && !live!.has(req.quoteTweetId)) throw new ConnectError("quoted tweet not found", Code.NotFound);
+    if (live !== undefined) await refuseIfBlocked(ctx.relations, authorId, [...live.values()].map((t) => t.core.authorId), hctx);
     if (atMs !== undefined && refs.some((ref) => parseId(ref).timeMs > atMs)) {
       throw new ConnectError("create_time: a reply or quote cannot predate the tweet it names", Code.InvalidArgument);
     }
