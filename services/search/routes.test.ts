@@ -18,6 +18,7 @@ import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { ShardRef, ShardRouter } from "../../lib/shard/router.js";
 import { analyzeTweet } from "./analyze.js";
 import type { SearchConfig } from "./config.js";
@@ -56,6 +57,8 @@ interface StoredTweet {
 class World {
   readonly tweets = new Map<bigint, StoredTweet>();
   readonly docs = new Map<bigint, { authorId: bigint; body: string; terms: Set<string> }>();
+  /** Whom each user has a block with, either way (lib/relations.ts). */
+  readonly blocks = new Map<bigint, Set<bigint>>();
   /** Index shards that fail every query. */
   readonly failingIndexShards = new Set<string>();
   /** Tweet shards (by author) whose BatchGetTweets is Unavailable. */
@@ -144,6 +147,9 @@ function setUp() {
     search,
     fanOut,
     trends: undefined,
+    relations: {
+      get: async (id: bigint) => ({ blocks: world.blocks.get(id) ?? new Set<bigint>(), mutes: new Set<bigint>() }),
+    },
     searchMetrics: {
       queries: new Counter({ name: "q", help: "q", labelNames: ["result"], registers: [registry] }),
       terms: new Histogram({ name: "t", help: "t", registers: [registry] }),
@@ -152,7 +158,8 @@ function setUp() {
   const client = createClient(SearchService, transport);
   return {
     world,
-    search: (query: string, pageSize = 20, pageToken = "") => client.searchTweets({ query, pageSize, pageToken }),
+    search: (query: string, pageSize = 20, pageToken = "", caller?: bigint) =>
+      client.searchTweets({ query, pageSize, pageToken }, caller === undefined ? {} : { headers: { [CALLER_ID_HEADER]: String(caller) } }),
     trends: () => client.getTrends({}),
     /** Every page of `query`, `pageSize` at a time. */
     async allPages(query: string, pageSize: number): Promise<bigint[][]> {
@@ -174,6 +181,20 @@ const ids = (res: { tweets: { id: bigint }[] }): bigint[] => res.tweets.map((t) 
 
 
 describe("SearchTweets (in memory)", () => {
+  it("leaves out, for a signed-in caller, the tweets of users they have a block with (either way), paging on past them", async () => {
+    const t = setUp();
+    const bob = [t.world.post(BOB, 10, "blocked words"), t.world.post(BOB, 30, "blocked words")];
+    const carol = [t.world.post(CAROL, 20, "blocked words"), t.world.post(CAROL, 40, "blocked words")];
+    t.world.blocks.set(ALICE, new Set([BOB]));
+    expect(ids(await t.search("blocked words"))).toEqual([carol[1], bob[1], carol[0], bob[0]]);
+    expect(ids(await t.search("blocked words", 20, "", ALICE))).toEqual([carol[1], carol[0]]);
+    // A page of one: full pages past Bob's tweets, then the end.
+    const first = await t.search("blocked words", 1, "", ALICE);
+    expect(ids(first)).toEqual([carol[1]]);
+    const second = await t.search("blocked words", 1, first.nextPageToken, ALICE);
+    expect(ids(second)).toEqual([carol[0]]);
+  });
+
   it("finds every word whatever its case and accents, newest first, hydrated", async () => {
     const t = setUp();
     const a = t.world.post(BOB, 10, "Crème brûlée at the café");

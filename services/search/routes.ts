@@ -7,6 +7,8 @@ import {
   type SearchService,
 } from "../../gen/chirp/search/v1/search_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { callerOf } from "../../lib/auth/caller.js";
+import { NO_RELATIONS } from "../../lib/relations.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { authorTerm, mentionTerm, phraseNeedle } from "./analyze.js";
 import type { SearchContext } from "./context.js";
@@ -72,9 +74,12 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
       const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
       ctx.searchMetrics.terms.observe(parsed.terms.length + parsed.mentions.length + parsed.authors.length);
 
-      const [mentioned, authors] = await Promise.all([
+      // A signed-in caller's blocks (either way; lib/relations.ts): those users' tweets are left out.
+      const caller = callerOf(hctx);
+      const [mentioned, authors, rel] = await Promise.all([
         Promise.all(parsed.mentions.map((h) => resolveHandle(h, hctx))),
         Promise.all(parsed.authors.map((h) => resolveHandle(h, hctx))),
+        caller === undefined ? NO_RELATIONS : ctx.relations.get(caller, onBehalfOf(hctx)),
       ]);
       // A handle nobody has matches nothing, and neither does the query.
       if (mentioned.includes(undefined) || authors.includes(undefined)) return create(SearchTweetsResponseSchema, {});
@@ -103,12 +108,15 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
         }
         for (const s of page.unavailable) unavailable.add(s);
         if (page.hits.length > 0) {
-          // Hydrate: deleted tweets are left out by the tweet service.
-          const { byId, failed } = await hydrate(page.hits, hctx);
+          // Hydrate: deleted tweets are left out by the tweet service; those of users the caller has a block with, here.
+          const visible = page.hits.filter((h) => !rel.blocks.has(h.authorId));
+          const { byId, failed } = visible.length === 0 ? { byId: new Map<bigint, Tweet>(), failed: [] } : await hydrate(visible, hctx);
           for (const s of failed) unavailable.add(s);
-          for (const h of page.hits) {
+          for (const h of visible) {
             const t = byId.get(h.tweetId);
-            if (t !== undefined) tweets.push(t);
+            if (t === undefined) continue;
+            if (t.quoteTweet !== undefined && rel.blocks.has(t.quoteTweet.authorId)) t.quoteTweet = undefined;
+            tweets.push(t);
           }
           cursor = page.hits[page.hits.length - 1]!.tweetId;
         }
