@@ -16,6 +16,7 @@ import { EVENTS } from "../../lib/events/subjects.js";
 import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
+import { NO_RELATIONS, type Relations } from "../../lib/relations.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { codeOf } from "../../lib/testing/in-memory.js";
 import { ABSENT, Cause, decide } from "./causes.js";
@@ -138,14 +139,17 @@ function setup() {
     user: { batchGetUsers: async (req: { userIds: bigint[] }) => ({ users: req.userIds.flatMap((id) => users.get(id) ?? []) }) },
     tweet: { batchGetTweets: async (req: { tweetIds: bigint[] }) => ({ tweets: req.tweetIds.flatMap((id) => tweets.get(id) ?? []) }) },
   } as unknown as MeshClients;
-  const ctx = { store, clients, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
+  // Whom each user blocks or is blocked by, and mutes (lib/relations.ts).
+  const hidden = new Map<bigint, Relations>();
+  const relations = { get: async (id: bigint) => hidden.get(id) ?? NO_RELATIONS };
+  const ctx = { store, clients, relations, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
   const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx))));
   const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });
   const inbox = async (userId: bigint, grouped = false): Promise<string[]> =>
     (await client.listNotifications({ grouped }, as(userId))).notifications.map(
       (n) => `${NotificationKind[n.kind]} ${n.actors.map((u) => u.handle).join(",")}${n.actorCount > 1 ? ` x${n.actorCount}` : ""}${n.tweet === undefined ? "" : ` ${n.tweet.id}`}`,
     );
-  return { store, notifier, metrics, announced, client, as, inbox, tweets };
+  return { store, notifier, metrics, announced, client, as, inbox, tweets, hidden };
 }
 
 const at = timestampFromMs(Date.UTC(2026, 5, 1));
@@ -230,6 +234,14 @@ describe("the notifier and the inbox, in memory", () => {
     await s.client.markRead({}, s.as(A));
     expect((await s.client.getUnreadCount({}, s.as(A))).count).toBe(0);
     expect(newest!.id > second!.id).toBe(true);
+  });
+
+  it("leaves out the actors the recipient blocks, is blocked by or mutes, already notified ones too; a group keeps the others", async () => {
+    const s = setup();
+    await deliver(s.notifier, [follow(B, A, 1n), follow(C, A, 1n), like(B, TWEET, 1n), like(C, TWEET, 1n), reply(200n, D)]);
+    s.hidden.set(A, { blocks: new Set([B]), mutes: new Set([D]) });
+    expect(await s.inbox(A)).toEqual(["LIKE u3 100", "FOLLOW u3"]);
+    expect(await s.inbox(A, true)).toEqual(["LIKE u3 x2 100", "FOLLOW u3"]);
   });
 
   it("leaves out an entry whose tweet or actor is gone", async () => {

@@ -10,6 +10,7 @@ import {
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { requireCaller } from "../../lib/auth/caller.js";
+import { hides } from "../../lib/relations.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { Cause, groupable } from "./causes.js";
 import type { NotificationContext } from "./context.js";
@@ -54,13 +55,19 @@ export function routes(ctx: NotificationContext): Partial<ServiceImpl<typeof Not
   /**
    * Hydrate and present: one BatchGetUsers and one BatchGetTweets for the page.
    * An entry whose actor or tweet is gone (a deleted account, a tweet deleted
-   * before its deletion reached the inbox) is left out.
+   * before its deletion reached the inbox) is left out, and so are the actors
+   * the caller blocks, is blocked by or mutes (their cached relations,
+   * lib/relations.ts, read alongside): an entry with none left goes.
    */
   const present = async (entries: readonly PageEntry[], readThrough: bigint, hctx: HandlerContext): Promise<Notification[]> => {
     const tweetIds = entries.filter((e) => e.row.cause !== Cause.follow).map((e) => e.row.subjectId);
-    const [byUser, byTweet] = await Promise.all([users(entries.flatMap((e) => e.actorIds), hctx), tweets(tweetIds, hctx)]);
+    const [byUser, byTweet, rel] = await Promise.all([
+      users(entries.flatMap((e) => e.actorIds), hctx),
+      tweets(tweetIds, hctx),
+      ctx.relations.get(requireCaller(hctx), onBehalfOf(hctx)),
+    ]);
     return entries.flatMap((e) => {
-      const actors = e.actorIds.flatMap((id) => byUser.get(id) ?? []);
+      const actors = e.actorIds.flatMap((id) => (hides(rel, id) ? [] : (byUser.get(id) ?? [])));
       const actor = actors[0];
       if (actor === undefined) return [];
       let tweet: Tweet | undefined;
