@@ -71,6 +71,8 @@ export class MemberPool {
   #probing = false;
   readonly #pool: Pool;
   readonly #ready = new WeakSet<object>();
+  /** Callers waiting for a connection (abandonCheckouts). */
+  readonly #checkouts = new Set<(err: Error) => void>();
   #probeConn: Promise<Connection> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -109,7 +111,7 @@ export class MemberPool {
     let conn: PoolConnection | undefined;
     try {
       try {
-        conn = await checkout(this.#pool);
+        conn = await this.#checkout();
         if (!this.#ready.has(conn)) {
           // Session setup, once per connection; a constant, so plain text protocol.
           const fresh = conn;
@@ -126,6 +128,40 @@ export class MemberPool {
       conn?.release();
       release();
     }
+  }
+
+  /**
+   * Fails every caller still waiting for a connection here (so nothing of
+   * theirs was sent) with a never-sent error, for the router to retry
+   * elsewhere: this member stopped being the primary they came for. A caller
+   * waiting on a frozen or partitioned member would otherwise wait out the
+   * connect timeout. A connection that arrives later goes back to the pool.
+   */
+  abandonCheckouts(reason: string): void {
+    for (const abandon of [...this.#checkouts]) abandon(new Error(reason));
+  }
+
+  /** A pooled connection, unless abandonCheckouts() comes first. */
+  #checkout(): Promise<PoolConnection> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const abandon = (err: Error): void => {
+        settled = true;
+        this.#checkouts.delete(abandon);
+        reject(err);
+      };
+      this.#checkouts.add(abandon);
+      this.#pool.getConnection((err, conn) => {
+        if (settled) {
+          if (!err) conn.release();
+          return;
+        }
+        settled = true;
+        this.#checkouts.delete(abandon);
+        if (err) reject(err);
+        else resolve(conn);
+      });
+    });
   }
 
   /** A statement on the probe connection; a connection-level failure drops it so the next probe reconnects. */
@@ -218,10 +254,6 @@ export class MemberPool {
     });
     return pending;
   }
-}
-
-function checkout(pool: Pool): Promise<PoolConnection> {
-  return new Promise((resolve, reject) => pool.getConnection((err, conn) => (err ? reject(err) : resolve(conn))));
 }
 
 /** Runs one callback-style mysql2 command as a promise. */
