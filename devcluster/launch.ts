@@ -4,6 +4,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateTokenKeys } from "../lib/auth/token.js";
+import { generateVapidKey } from "../lib/push/vapid.js";
 import { freePort } from "./ports.js";
 import type { InfraInfo } from "./types.js";
 import { bundleEntries, bundlePath, makeOwnBundleDir } from "./launch-bundle.js";
@@ -45,6 +46,12 @@ export interface LaunchOptions {
    * sees either. Omitted: a fresh pair for this launch (tokens then die with it).
    */
   readonly tokenKeys?: { readonly privateKey: string; readonly publicKeys: readonly string[] };
+  /**
+   * The VAPID key (PKCS#8 PEM) that signs Web Push requests: the notification
+   * service gets it (CHIRP_PUSH_VAPID_PRIVATE_KEY), no other process.
+   * Omitted: a fresh one for this launch (subscriptions then die with it).
+   */
+  readonly vapidKey?: string;
   /**
    * Processes per service (default 1; the mesh only). Every caller's CHIRP_<SERVICE>_ADDR
    * lists all of a service's instances (round-robin, UNAVAILABLE retried on
@@ -125,6 +132,7 @@ export async function launchSystem(options: LaunchOptions): Promise<Mesh> {
       children,
       spawnEntry: (entry, extra, args = []) => spawnProcess([...run(entry), ...args], options, extra),
       keys: options.tokenKeys ?? ephemeralTokenKeys(),
+      vapidKey: options.vapidKey ?? generateVapidKey(),
       topology,
       stopAll,
     };
@@ -142,6 +150,7 @@ interface Launching {
   readonly children: ChildProcess[];
   readonly spawnEntry: (entry: string, extra: Record<string, string>, args?: readonly string[]) => ChildProcess;
   readonly keys: { readonly privateKey: string; readonly publicKeys: readonly string[] };
+  readonly vapidKey: string;
   readonly topology: Mesh["topology"];
   readonly stopAll: () => Promise<void>;
 }
@@ -167,7 +176,7 @@ async function startTopology(
  * Every service and the gateway in one process (services/main.ts, `--target
  * all`), on ports picked here so a restart takes the same ones.
  */
-async function launchSingle({ options, children, spawnEntry, keys, topology, stopAll }: Launching): Promise<Mesh> {
+async function launchSingle({ options, children, spawnEntry, keys, vapidKey, topology, stopAll }: Launching): Promise<Mesh> {
   const ephemeral = options.ports === "ephemeral";
   const [grpcPort, metricsPort, gatewayPort] = ephemeral
     ? await Promise.all([freePort(), freePort(), freePort()])
@@ -177,6 +186,7 @@ async function launchSingle({ options, children, spawnEntry, keys, topology, sto
     const child = spawnEntry("services/main.ts", {
       ...addressEnv,
       [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey,
+      [VAPID_PRIVATE_KEY_ENV]: vapidKey,
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
       CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
       CHIRP_GRPC_PORT: String(grpcPort),
@@ -241,7 +251,7 @@ async function launchSingle({ options, children, spawnEntry, keys, topology, sto
  * Starts every service as its own process, waits until each reports ready over
  * IPC (so ephemeral ports are known), then starts the gateway pointed at them.
  */
-async function launchMesh({ options, children, spawnEntry, keys, topology, stopAll }: Launching): Promise<Mesh> {
+async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topology, stopAll }: Launching): Promise<Mesh> {
   // Services call each other, so every one of them must know every address
   // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
   const counts = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instanceCount(options.instances?.[name])])) as Record<ServiceName, number>;
@@ -265,6 +275,7 @@ async function launchMesh({ options, children, spawnEntry, keys, topology, stopA
     const child = spawnEntry(`services/${name}/main.ts`, {
       ...addressEnv,
       ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
+      ...(name === "notification" ? { [VAPID_PRIVATE_KEY_ENV]: vapidKey } : {}),
       [envName.grpcPort(name)]: String(grpcPorts[name][index]),
       [envName.metricsPort(name)]: String(options.ports === "default" && index === 0 ? DEFAULT_PORTS[name].metrics : 0),
     });
@@ -333,6 +344,7 @@ async function launchMesh({ options, children, spawnEntry, keys, topology, stopA
 
 
 const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
+const VAPID_PRIVATE_KEY_ENV = "CHIRP_PUSH_VAPID_PRIVATE_KEY";
 
 function instanceCount(n: number | undefined): number {
   if (n === undefined) return 1;
@@ -383,6 +395,8 @@ function spawnProcess(args: readonly string[], options: LaunchOptions, extra: Re
   // The signing key reaches the user service only (set in `extra`), even when
   // the launcher's own environment carries one.
   if (!(TOKEN_PRIVATE_KEY_ENV in extra)) delete env[TOKEN_PRIVATE_KEY_ENV];
+  // The VAPID key likewise reaches the notification service only.
+  if (!(VAPID_PRIVATE_KEY_ENV in extra)) delete env[VAPID_PRIVATE_KEY_ENV];
   return spawn(process.execPath, args, {
     cwd: ROOT,
     env,

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { generateTokenKeys } from "../lib/auth/token.js";
+import { generateVapidKey } from "../lib/push/vapid.js";
 import { recordReads, type Env, type SettingRead } from "../lib/config.js";
 import { loadBusConfig, loadRelayConfig } from "../lib/events/config.js";
 import { SERVICE_NAMES, type ServiceName } from "../lib/mesh.js";
@@ -102,7 +103,7 @@ function readers(): Reader[] {
       CHIRP_MEDIA_S3_ACCESS_KEY_ID: "id",
       CHIRP_MEDIA_S3_SECRET_ACCESS_KEY: "secret",
     }),
-    service("notification", loadNotificationConfig),
+    service("notification", loadNotificationConfig, { CHIRP_PUSH_VAPID_PRIVATE_KEY: generateVapidKey() }),
     {
       name: "gateway",
       env: { CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey },

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TOKEN_KEY_FILE, resolveTokenKeys } from "../lib/auth/keys.js";
+import { VAPID_KEY_FILE, resolveVapidKey } from "../lib/push/vapid.js";
 import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../devcluster/index.js";
 import { ConfigError } from "../lib/config.js";
 import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../devcluster/launch.js";
@@ -79,6 +80,17 @@ try {
     }
   })();
   say(`session tokens signed with the key from ${tokenKeys.source}`);
+  // The Web Push (VAPID) key, kept the same way: browsers' subscriptions are
+  // bound to it, so a new key would orphan every one of them.
+  const vapidFile = join(keyFile, "..", VAPID_KEY_FILE);
+  const vapid = (() => {
+    try {
+      return resolveVapidKey(process.env, vapidFile);
+    } catch (err) {
+      throw new ConfigError([`web push (VAPID) key: ${(err as Error).message}`]);
+    }
+  })();
+  say(`web push signed with the VAPID key from ${vapid.source}`);
   say(mode === "mesh" ? "starting the topology manager, then the mesh: a process per service and the gateway..." : "starting the topology manager, then every service and the gateway in one process...");
   mesh = await launchSystem({
     mode,
@@ -87,6 +99,7 @@ try {
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
     ports: "default",
     tokenKeys,
+    vapidKey: vapid.pem,
   });
 } catch (err) {
   if (err instanceof DataDirLockedError || err instanceof MissingBinaryError || err instanceof ConfigError) {

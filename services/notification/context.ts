@@ -2,23 +2,44 @@ import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadNotificationConfig, type NotificationConfig } from "./config.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
-import { createNotificationStore, type NotificationStore } from "./store.js";
+import { createPushDelivery, pushMetrics, PUSH_DURABLE, PUSH_EVENTS, type Hydrate } from "./push.js";
+import { createPushSender, type PushSender } from "./push-sender.js";
+import { createNotificationStore, createPushSubscriptionStore, type NotificationStore, type PushSubscriptionStore } from "./store.js";
 
-/** The shared service context plus the inbox store and the two consumers that fill it. */
+/** The shared service context plus the inbox store, the push subscriptions and the consumers that fill and push them. */
 export interface NotificationContext extends ServiceContext {
   readonly notification: NotificationConfig;
   readonly store: NotificationStore;
+  readonly pushSubscriptions: PushSubscriptionStore;
 }
 
 export async function createNotificationContext(ctx: ServiceContext): Promise<NotificationContext> {
   const notification = loadNotificationConfig(ctx.env);
   const log = ctx.log.child({ component: "notifier" });
   const store = createNotificationStore(ctx.router);
+  const pushSubscriptions = createPushSubscriptionStore(ctx.router);
   const notifier = createNotifier({ store, ids: ctx.ids, metrics: notificationMetrics(ctx.metrics), fanOut: notification.fanOut });
   const consumers: EventConsumer[] = [];
-  if (ctx.bus === undefined) log.warn("NATS_URL not set: no notifications are created");
+  let sender: PushSender | undefined;
+  if (ctx.bus === undefined) log.warn("NATS_URL not set: no notifications are created or pushed");
   else if (!notification.consumers) log.info("notification consumers disabled in this process (CHIRP_NOTIFICATION_CONSUMERS=false)");
   else {
+    const { push } = notification;
+    sender = createPushSender({ vapid: push.vapid, subject: push.subject, timeoutMs: push.timeoutMs, perOrigin: push.perOrigin, allowPrivate: push.allowPrivate });
+    const hydrate: Hydrate = async (actorId, tweetId) => {
+      const [{ users }, tweets] = await Promise.all([
+        ctx.clients.user.batchGetUsers({ userIds: [actorId] }),
+        tweetId === undefined ? undefined : ctx.clients.tweet.batchGetTweets({ tweetIds: [tweetId] }),
+      ]);
+      const actor = users[0];
+      const tweet = tweets?.tweets[0];
+      if (actor === undefined || (tweetId !== undefined && tweet === undefined)) return undefined;
+      return {
+        actor: { id: String(actor.id), handle: actor.handle, displayName: actor.displayName },
+        ...(tweet === undefined ? {} : { tweetText: tweet.text }),
+      };
+    };
+    const pushLog = ctx.log.child({ component: "push" });
     consumers.push(
       consume({
         bus: ctx.bus,
@@ -38,15 +59,38 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
         log,
         metrics: ctx.metrics,
       }),
+      consume({
+        bus: ctx.bus,
+        durable: PUSH_DURABLE,
+        subjects: PUSH_EVENTS,
+        handler: createPushDelivery({
+          subscriptions: pushSubscriptions,
+          sender,
+          hydrate,
+          config: push,
+          metrics: pushMetrics(ctx.metrics),
+          log: pushLog,
+        }),
+        concurrency: push.concurrency,
+        maxDeliver: push.maxAttempts,
+        retryMinMs: push.retryMinMs,
+        retryMaxMs: 60_000,
+        // Room for every delivery in flight and its retries waiting out their back-off.
+        maxAckPending: Math.max(1000, push.concurrency * 16),
+        log: pushLog,
+        metrics: ctx.metrics,
+      }),
     );
   }
   return {
     ...ctx,
     notification,
     store,
+    pushSubscriptions,
     // The consumers stop before the bus closes (the shared context closes after this).
     close: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
+      sender?.close();
     },
   };
 }

@@ -2,9 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { NotificationSchema, type Notification } from "../../gen/chirp/notification/v1/notification_pb.js";
 import {
+  GetPushConfigResponseSchema,
   GetUnreadCountResponseSchema,
   ListNotificationsResponseSchema,
   MarkReadResponseSchema,
+  RegisterPushResponseSchema,
+  UnregisterPushResponseSchema,
   type NotificationService,
 } from "../../gen/chirp/notification/v1/notification_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
@@ -17,6 +20,8 @@ import type { NotificationContext } from "./context.js";
 import { buildPage, type PageEntry } from "./group.js";
 import { decodePageToken, encodePageToken, type InboxView } from "./page-token.js";
 import { timestampFromMicros } from "../../lib/db/db-time.js";
+import { checkEndpoint, parseEndpoint, PushEndpointError, type Resolve } from "./push-endpoint.js";
+import { createECDH } from "node:crypto";
 
 const DEFAULT_PAGE_SIZE = 20;
 /** GetUnreadCount counts this many at most: the unread rows are read from the index, so the cost is bounded by it. */
@@ -26,11 +31,34 @@ const GROUP_ACTORS = 3;
 /** BatchGetUsers and BatchGetTweets take up to 100 ids a call. */
 const BATCH = 100;
 
-const pushNotBuilt = (): ConnectError => new ConnectError("web push is not available yet", Code.Unimplemented);
+const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+
+/**
+ * A subscription's keys as a browser gives them (PushSubscription.toJSON():
+ * base64url), checked so that a message can be encrypted to them: p256dh an
+ * uncompressed point on P-256, auth 16 bytes. Returned without padding.
+ */
+export function parseSubscriptionKeys(p256dh: string, auth: string): { p256dh: string; auth: string } {
+  if (!BASE64URL.test(p256dh) || !BASE64URL.test(auth)) throw new ConnectError("keys must be base64url", Code.InvalidArgument);
+  const point = Buffer.from(p256dh, "base64url");
+  const secret = Buffer.from(auth, "base64url");
+  if (secret.length !== 16) throw new ConnectError("auth must be 16 bytes", Code.InvalidArgument);
+  try {
+    if (point.length !== 65 || point[0] !== 4) throw new Error("not uncompressed");
+    // Throws unless the point is on the curve.
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(Buffer.alloc(32, 1));
+    ecdh.computeSecret(point);
+  } catch {
+    throw new ConnectError("p256dh must be an uncompressed P-256 public key", Code.InvalidArgument);
+  }
+  return { p256dh: point.toString("base64url"), auth: secret.toString("base64url") };
+}
 
 /** NotificationService handlers: the caller's own inbox only; validate, call the store, hydrate, present. */
-export function routes(ctx: NotificationContext): Partial<ServiceImpl<typeof NotificationService>> {
+export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {}): Partial<ServiceImpl<typeof NotificationService>> {
   const { store } = ctx;
+  const push = ctx.notification.push;
 
   const users = async (ids: bigint[], hctx: HandlerContext): Promise<Map<bigint, User>> => {
     const unique = [...new Set(ids)];
@@ -122,18 +150,36 @@ export function routes(ctx: NotificationContext): Partial<ServiceImpl<typeof Not
       await store.markRead(callerId, req.upToId);
       return create(MarkReadResponseSchema);
     },
-    // Web Push (issue 20, item 3) is not built: declared for the contract, answered Unimplemented.
     getPushConfig(_req, hctx) {
       requireCaller(hctx);
-      throw pushNotBuilt();
+      return create(GetPushConfigResponseSchema, { vapidPublicKey: push.vapid.publicKey });
     },
-    registerPush(_req, hctx) {
-      requireCaller(hctx);
-      throw pushNotBuilt();
+    async registerPush(req, hctx) {
+      const callerId = requireCaller(hctx);
+      const keys = parseSubscriptionKeys(req.p256dh, req.auth);
+      let endpoint: URL;
+      try {
+        endpoint = parseEndpoint(req.endpoint);
+        // Every address the host resolves to must be public (no SSRF); sends check again at connect.
+        await checkEndpoint(endpoint, { allowPrivate: push.allowPrivate, ...(opts.resolve === undefined ? {} : { resolve: opts.resolve }) });
+      } catch (err) {
+        if (err instanceof PushEndpointError) throw new ConnectError(err.message, Code.InvalidArgument);
+        throw err;
+      }
+      await ctx.pushSubscriptions.add(callerId, { endpoint: endpoint.href, ...keys }, push.maxSubscriptions);
+      return create(RegisterPushResponseSchema);
     },
-    unregisterPush(_req, hctx) {
-      requireCaller(hctx);
-      throw pushNotBuilt();
+    async unregisterPush(req, hctx) {
+      const callerId = requireCaller(hctx);
+      let endpoint = req.endpoint;
+      try {
+        endpoint = parseEndpoint(req.endpoint).href;
+      } catch {
+        // Never stored in that form: nothing to remove.
+        return create(UnregisterPushResponseSchema);
+      }
+      await ctx.pushSubscriptions.remove(callerId, endpoint);
+      return create(UnregisterPushResponseSchema);
     },
   };
 }

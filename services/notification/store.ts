@@ -1,6 +1,7 @@
 // All of the notification service's SQL. notifications and notification_reads
 // live on the recipient's shard; notification_sources on the tweet author's.
 // Migration 0013 describes the columns.
+import { createHash } from "node:crypto";
 import type { Announce } from "../../lib/events/outbox.js";
 import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
@@ -268,4 +269,81 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
 function sqlLimit(n: number): number {
   if (!Number.isInteger(n) || n < 1 || n > 1001) throw new RangeError(`bad limit ${n}`);
   return n;
+}
+
+/** A stored Web Push subscription (migration 0016). */
+export interface PushSubscriptionRow {
+  /** SHA-256 of the endpoint: the row's key with the user. */
+  readonly endpointHash: Buffer;
+  readonly endpoint: string;
+  readonly p256dh: string;
+  readonly auth: string;
+}
+
+/** The caller's browsers to push to, on the user's shard. */
+export interface PushSubscriptionStore {
+  /** Stores (or refreshes) a subscription; beyond `keep` per user the oldest go. */
+  add(userId: bigint, sub: { endpoint: string; p256dh: string; auth: string }, keep: number): Promise<void>;
+  /** Removes the user's subscription with this endpoint; false when there was none. */
+  remove(userId: bigint, endpoint: string): Promise<boolean>;
+  /** Every subscription of the user. */
+  list(userId: bigint): Promise<PushSubscriptionRow[]>;
+  /** Drops a subscription its push service called gone, unless it was registered again with other keys since. */
+  drop(userId: bigint, row: PushSubscriptionRow): Promise<void>;
+}
+
+export function endpointHash(endpoint: string): Buffer {
+  return createHash("sha256").update(endpoint).digest();
+}
+
+export function createPushSubscriptionStore(router: ShardRouter): PushSubscriptionStore {
+  return {
+    async add(userId, sub, keep) {
+      if (!Number.isInteger(keep) || keep < 1 || keep > 1000) throw new RangeError(`bad keep ${keep}`);
+      await router.transaction(router.shardForUser(userId), async (tx) => {
+        await tx.execute(
+          `INSERT INTO chirp.push_subscriptions (user_id, endpoint_hash, endpoint, p256dh, auth, create_time)
+           VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+           ON DUPLICATE KEY UPDATE endpoint = VALUES(endpoint), p256dh = VALUES(p256dh), auth = VALUES(auth), create_time = VALUES(create_time)`,
+          [userId, endpointHash(sub.endpoint), sub.endpoint, sub.p256dh, sub.auth],
+        );
+        // The user's rows locked in one range, newest first: whatever is past `keep` goes.
+        const old = await tx.query<{ endpoint_hash: Buffer }>(
+          `SELECT endpoint_hash FROM chirp.push_subscriptions WHERE user_id = ?
+           ORDER BY create_time DESC, endpoint_hash LIMIT 1000 OFFSET ${keep} FOR UPDATE`,
+          [userId],
+        );
+        for (const r of old) await tx.execute("DELETE FROM chirp.push_subscriptions WHERE user_id = ? AND endpoint_hash = ?", [userId, r.endpoint_hash]);
+      });
+    },
+
+    async remove(userId, endpoint) {
+      const result = await router
+        .primaryForUser(userId)
+        .execute("DELETE FROM chirp.push_subscriptions WHERE user_id = ? AND endpoint_hash = ?", [userId, endpointHash(endpoint)]);
+      return result.affectedRows > 0;
+    },
+
+    async list(userId) {
+      // The primary: a subscription just registered gets the next notification.
+      const rows = await router
+        .primaryForUser(userId)
+        .query<{ endpoint_hash: Buffer; endpoint: string; p256dh: string; auth: string }>(
+          "SELECT endpoint_hash, endpoint, p256dh, auth FROM chirp.push_subscriptions WHERE user_id = ?",
+          [userId],
+        );
+      return rows.map((r) => ({ endpointHash: Buffer.from(r.endpoint_hash), endpoint: String(r.endpoint), p256dh: String(r.p256dh), auth: String(r.auth) }));
+    },
+
+    async drop(userId, row) {
+      await router
+        .primaryForUser(userId)
+        .execute("DELETE FROM chirp.push_subscriptions WHERE user_id = ? AND endpoint_hash = ? AND p256dh = ? AND auth = ?", [
+          userId,
+          row.endpointHash,
+          row.p256dh,
+          row.auth,
+        ]);
+    },
+  };
 }

@@ -4,7 +4,11 @@
 // their inbox once each, newest first, in keyset pages, flat or grouped; the
 // unread count follows MarkRead; an undone cause disappears; nobody sees
 // another's inbox; StreamEvents pushes each new one; bad input is
-// InvalidArgument.
+// InvalidArgument. Web Push (item 3): each new notification reaches every
+// subscription of its recipient at a local HTTPS push service, which decrypts
+// it with the subscription's keys and checks the VAPID signature; a
+// subscription answered 410 is dropped; a push service that never answers
+// does not hold up another's deliveries.
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,16 +18,41 @@ import { eventually, withTimeout } from "../support/eventually.js";
 import { fetchKeepingAbort } from "../support/fetch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
+import { makeCertificate, startPushService, type Browser, type PushService } from "./support/push-service.js";
 
 let system: TestSystem;
 let mesh: Mesh;
+let tls: ReturnType<typeof makeCertificate>;
+let pushService: PushService;
+/** Another push service (origin), which never answers in the test that needs it. */
+let stuckService: PushService;
 
 beforeAll(async () => {
-  system = await startSystem({ router: false });
+  // The push service's certificate must exist before the system starts: node reads NODE_EXTRA_CA_CERTS at start.
+  tls = makeCertificate();
+  [system, pushService, stuckService] = await Promise.all([
+    startSystem({
+      env: {
+        CHIRP_PUSH_ALLOW_PRIVATE_ENDPOINTS: "1",
+        NODE_EXTRA_CA_CERTS: tls.certFile,
+        // Few delivery slots, so that one stuck push service could take them all if it were let.
+        CHIRP_PUSH_CONCURRENCY: "4",
+        CHIRP_PUSH_PER_ORIGIN: "2",
+        CHIRP_PUSH_RETRY_MIN_MS: "200",
+        CHIRP_PUSH_TIMEOUT_MS: "30000",
+      },
+    }),
+    startPushService(tls),
+    startPushService(tls),
+  ]);
   mesh = system.mesh;
 });
 afterAll(async () => {
+  // Held pushes end first, so the system's consumers drain at once.
+  stuckService?.releaseHanging();
   await system?.stop();
+  await Promise.all([pushService?.close(), stuckService?.close()]);
+  tls?.remove();
 });
 
 interface ApiNotification {
@@ -164,13 +193,15 @@ describe("the notification inbox", () => {
     for (const m of ["ListNotifications", "GetUnreadCount", "MarkRead"]) expect((await call(`${N}/${m}`, {})).code).toBe("unauthenticated");
   });
 
-  it("is InvalidArgument for a bad page size or token; the push RPCs are Unimplemented", async () => {
+  it("is InvalidArgument for a bad page size or token, or a push subscription that is not one", async () => {
     for (const body of [{ pageSize: 101 }, { pageSize: -1 }, { pageToken: "not-a-token" }, { pageToken: "x".repeat(1025) }]) {
       expect((await call(`${N}/ListNotifications`, body, a.token)).code, JSON.stringify(body).slice(0, 40)).toBe("invalid_argument");
     }
     expect((await call(`${N}/RegisterPush`, { endpoint: "", p256dh: "k", auth: "a" }, a.token)).code).toBe("invalid_argument");
-    expect((await call(`${N}/GetPushConfig`, {}, a.token)).code).toBe("unimplemented");
-    expect((await call(`${N}/RegisterPush`, { endpoint: "https://push.example/1", p256dh: "k", auth: "a" }, a.token)).code).toBe("unimplemented");
+    expect((await call(`${N}/RegisterPush`, { endpoint: "https://push.example/1", p256dh: "k", auth: "a" }, a.token)).code).toBe("invalid_argument");
+    const { p256dh, auth } = pushService.subscribe("accept");
+    // https only, even with private endpoints allowed.
+    expect((await call(`${N}/RegisterPush`, { endpoint: "http://127.0.0.1:1/push/x", p256dh, auth }, a.token)).code).toBe("invalid_argument");
   });
 
   it("takes a notification away when its cause is undone: unlike, unfollow, unrepost, deleted tweets", async () => {
@@ -237,5 +268,89 @@ describe("StreamEvents", () => {
       abort.abort();
       await done;
     }
+  });
+});
+
+describe("Web Push", () => {
+  /** The decrypted payloads that reached `browser`. */
+  const pushedTo = (browser: Browser): Array<{ id: string; kind: string; actor: { handle: string }; tweet?: { id: string; text: string } }> =>
+    pushService.received.filter((r) => browser.endpoint.endsWith(`/push/${r.subscription}`)).map((r) => JSON.parse(r.plaintext));
+  const register = (who: Account, browser: Browser): Promise<unknown> =>
+    ok(`${N}/RegisterPush`, { endpoint: browser.endpoint, p256dh: browser.p256dh, auth: browser.auth }, who.token);
+  const subscriptions = async (who: Account): Promise<number> => {
+    const [row] = await system.router.primaryForUser(who.id).query<{ n: number }>("SELECT COUNT(*) AS n FROM chirp.push_subscriptions WHERE user_id = ?", [who.id]);
+    return Number(row?.n ?? 0);
+  };
+
+  it("delivers each new notification to every subscription of its recipient, encrypted to its keys, signed with the VAPID key, with a TTL", async () => {
+    const [me, fan] = (await signUpMany(2)) as [Account, Account];
+    const { vapidPublicKey } = await ok<{ vapidPublicKey: string }>(`${N}/GetPushConfig`, {}, me.token);
+    expect(Buffer.from(vapidPublicKey, "base64url")).toHaveLength(65);
+    const laptop = pushService.subscribe("accept");
+    const phone = pushService.subscribe("accept");
+    await register(me, laptop);
+    await register(me, phone);
+    await register(me, phone); // again: still one subscription
+    expect(await subscriptions(me)).toBe(2);
+
+    await ok(`${G}/Follow`, { userId: String(me.id) }, fan.token);
+    const tweet = await post(me, { text: "push me please" });
+    await ok(`${T}/LikeTweet`, { tweetId: tweet }, fan.token);
+    for (const browser of [laptop, phone]) {
+      const got = await eventually(`a follow and a like pushed to ${browser.endpoint}`, () => {
+        const p = pushedTo(browser);
+        return p.length >= 2 ? p : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 20 });
+      expect(got.map((n) => `${n.kind} ${n.actor.handle} ${n.tweet?.text ?? ""}`).sort()).toEqual([`follow ${fan.handle} `, `like ${fan.handle} push me please`]);
+    }
+    expect(pushService.errors).toEqual([]);
+    const inbox = (await list(me)).notifications ?? [];
+    expect(pushedTo(laptop).map((n) => n.id).sort()).toEqual(inbox.map((n) => n.id).sort());
+    for (const r of pushService.received.filter((x) => [laptop, phone].some((b) => b.endpoint.endsWith(x.subscription)))) {
+      expect(r.vapidKey).toBe(vapidPublicKey);
+      expect(r.claims.sub).toMatch(/^(mailto:|https:)/);
+      expect(r.claims.exp * 1000).toBeGreaterThan(Date.now());
+      expect(r.claims.exp * 1000).toBeLessThanOrEqual(Date.now() + 24 * 3600_000);
+      expect(Number(r.headers.ttl)).toBeGreaterThan(0);
+      expect(Number(r.headers.ttl)).toBeLessThanOrEqual(86_400);
+      expect(r.headers.topic).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
+    }
+    // UnregisterPush removes one.
+    await ok(`${N}/UnregisterPush`, { endpoint: phone.endpoint }, me.token);
+    expect(await subscriptions(me)).toBe(1);
+  });
+
+  it("drops a subscription its push service answers 410 Gone", async () => {
+    const [me, fan] = (await signUpMany(2)) as [Account, Account];
+    const old = pushService.subscribe("gone");
+    await register(me, old);
+    expect(await subscriptions(me)).toBe(1);
+    await ok(`${G}/Follow`, { userId: String(me.id) }, fan.token);
+    await eventually("the gone subscription to be dropped", async () => ((await subscriptions(me)) === 0 ? true : undefined), { timeoutMs: 15_000, intervalMs: 50 });
+    expect(pushService.requests(old)).toBe(1);
+    const metrics = await (await fetch(`http://127.0.0.1:${mesh.services.notification.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^chirp_push_dropped_total\{reason="gone"[^}]*\} [1-9]/m);
+  });
+
+  it("does not let a push service that never answers delay another push service's deliveries", async () => {
+    const [stuck, other, fan] = (await signUpMany(3)) as [Account, Account, Account];
+    const hung = stuckService.subscribe("hang");
+    const fine = pushService.subscribe("accept");
+    await register(stuck, hung);
+    await register(other, fine);
+    // More notifications for the stuck push service than the consumer has slots (4).
+    const tweets = await Promise.all(Array.from({ length: 6 }, (_, i) => post(stuck, { text: `stuck ${i}` })));
+    for (const t of tweets) await ok(`${T}/LikeTweet`, { tweetId: t }, fan.token);
+    await eventually("the stuck push service to hold requests", () => (stuckService.hanging.now >= 2 ? true : undefined), { timeoutMs: 15_000, intervalMs: 20 });
+    await ok(`${G}/Follow`, { userId: String(other.id) }, fan.token);
+    await eventually("the other recipient's push", () => (pushedTo(fine).length === 1 ? true : undefined), { timeoutMs: 15_000, intervalMs: 20 });
+    // It came while the stuck service still held its requests, and never more than the per-origin limit (2) of them.
+    expect(stuckService.hanging.now).toBe(2);
+    expect(stuckService.hanging.max).toBe(2);
+    expect(pushedTo(fine)[0]).toMatchObject({ kind: "follow", actor: { handle: fan.handle } });
+    // The stuck service goes away: its subscription is dropped on the retries.
+    stuckService.setMode(hung, "gone");
+    stuckService.releaseHanging();
+    await eventually("the stuck subscription to be dropped", async () => ((await subscriptions(stuck)) === 0 ? true : undefined), { timeoutMs: 15_000, intervalMs: 50 });
   });
 });
