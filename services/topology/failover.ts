@@ -41,6 +41,7 @@ export interface FailoverReport {
   readonly firstFailureAt: number;
   /** First failed probe -> failover decided. */
   readonly detectMs: number;
+  /** The fence attempt (alongside the apply when every candidate had lost the old primary). */
   readonly fenceMs: number;
   /** Candidate frozen and its relay log applied. */
   readonly applyMs: number;
@@ -92,18 +93,28 @@ export async function failover(
   // Nothing to promote: leave the old primary alone (it may come back as it was).
   if (candidates.length === 0) throw new FailoverAborted(`${rs}: no reachable replica to promote`);
 
-  // 1. Fence.
+  // 1. Fence. It goes first, so that a commit still waiting there for its
+  // ack gets it from a replica that is still connected. When the old primary
+  // misses its probes and every candidate has lost it too, no commit there
+  // can get an ack from them any more, so the attempt (bounded by the probe
+  // timeout, which a frozen member uses up) runs alongside step 2 instead.
   let fenced = false;
-  try {
-    const killed = await old.withAdmin((c) => fence(c, ctx.admin.user, 5_000), ctx.probeTimeoutMs);
-    fenced = true;
-    log.warn({ killed_connections: killed }, "old primary answered: fenced it (read_only, client connections closed)");
-  } catch (err) {
-    log.warn({ problem: (err as { code?: string }).code ?? String(err) }, "old primary unreachable: it will be fenced when it returns");
-  }
-  const fencedAt = Date.now();
+  let fencedAt = decidedAt;
+  const fencing = (async () => {
+    try {
+      const killed = await old.withAdmin((c) => fence(c, ctx.admin.user, 5_000), ctx.probeTimeoutMs);
+      fenced = true;
+      log.warn({ killed_connections: killed }, "old primary answered: fenced it (read_only, client connections closed)");
+    } catch (err) {
+      log.warn({ problem: (err as { code?: string }).code ?? String(err) }, "old primary unreachable: it will be fenced when it returns");
+    }
+    fencedAt = Date.now();
+  })();
+  const lostByAll = !old.up && candidates.every((p) => p.state?.slave === undefined || p.state.slave.ioRunning !== "Yes");
+  if (!lostByAll) await fencing;
 
   // 2. Freeze and choose.
+  const freezeAt = Date.now();
   const frozen: { probe: MemberProbe; state: MemberState; ioPos: Gtid[] }[] = [];
   for (const p of candidates) {
     try {
@@ -128,6 +139,8 @@ export async function failover(
     },
     "chose the replica that received the most of the old primary's binlog",
   );
+
+  await fencing;
 
   // 3. Apply everything it received.
   const applied = await chosen.probe.withAdmin((c) => waitApplied(c, target, ctx.applyTimeoutMs));
@@ -165,7 +178,7 @@ export async function failover(
     firstFailureAt,
     detectMs: decidedAt - firstFailureAt,
     fenceMs: fencedAt - decidedAt,
-    applyMs: appliedAt - fencedAt,
+    applyMs: appliedAt - freezeAt,
     promoteMs: promotedAt - appliedAt,
     publishMs: 0,
     totalMs: promotedAt - firstFailureAt,
