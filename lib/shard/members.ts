@@ -165,8 +165,8 @@ export function createMembers(opts: MembersOptions): Members {
     // A member that changed role starts its new role with no lag on record.
     for (const set of after.sets.values()) {
       const old = before.sets.get(set.name);
-      // Writes still waiting for a connection to the old primary go to the new one at once (nothing of theirs was sent).
-      if (old !== undefined && old.primary.key !== set.primary.key) old.primary.abandonCheckouts(`${set.name}: the primary is now ${set.primary.member.name}`);
+      // Writes waiting for a connection to the old primary go to the new one at once; those in flight there fail now (pools.ts).
+      if (old !== undefined && old.primary.key !== set.primary.key) old.primary.demoted(`${set.name}: the primary is now ${set.primary.member.name}`);
       for (const r of set.replicas) if (old?.replicas.includes(r) !== true) r.health = { ...r.health, lag: undefined };
     }
     metrics?.dbTopologyEpoch.set(next.epoch);

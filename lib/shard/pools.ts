@@ -71,8 +71,9 @@ export class MemberPool {
   #probing = false;
   readonly #pool: Pool;
   readonly #ready = new WeakSet<object>();
-  /** Callers waiting for a connection (abandonCheckouts). */
+  /** Callers waiting for a connection, and connections running a caller's statements (demoted). */
   readonly #checkouts = new Set<(err: Error) => void>();
+  readonly #inUse = new Set<PoolConnection>();
   #probeConn: Promise<Connection> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -123,25 +124,32 @@ export class MemberPool {
         conn = undefined;
         throw markNeverSent(err);
       }
+      this.#inUse.add(conn);
       return await fn(conn);
     } finally {
-      conn?.release();
+      if (conn !== undefined) {
+        this.#inUse.delete(conn);
+        conn.release();
+      }
       release();
     }
   }
 
   /**
-   * Fails every caller still waiting for a connection here (so nothing of
-   * theirs was sent) with a never-sent error, for the router to retry
-   * elsewhere: this member stopped being the primary they came for. A caller
-   * waiting on a frozen or partitioned member would otherwise wait out the
-   * connect timeout. A connection that arrives later goes back to the pool.
+   * This member stopped being the primary its callers came for (a failover).
+   * Callers still waiting for a connection (nothing of theirs was sent) fail
+   * with a never-sent error, which the router retries on the new primary; a
+   * connection that arrives later goes back to the pool. Statements already
+   * sent have their connections closed: their outcome is unknown either way,
+   * and their callers hear so now rather than after the query timeout on a
+   * frozen or partitioned member.
    */
-  abandonCheckouts(reason: string): void {
+  demoted(reason: string): void {
     for (const abandon of [...this.#checkouts]) abandon(new Error(reason));
+    for (const conn of [...this.#inUse]) conn.destroy();
   }
 
-  /** A pooled connection, unless abandonCheckouts() comes first. */
+  /** A pooled connection, unless demoted() comes first. */
   #checkout(): Promise<PoolConnection> {
     return new Promise((resolve, reject) => {
       let settled = false;
