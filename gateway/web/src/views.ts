@@ -109,6 +109,29 @@ async function followingIds(): Promise<{ ids: Set<bigint>; complete: boolean }> 
   return following;
 }
 
+/** Whom the signed-in user blocks and mutes (their first 2,000 each), loaded once per session and kept up to date here. */
+let relationsOf: { owner: bigint; blocked: Set<bigint>; muted: Set<bigint> } | undefined;
+
+async function relationIds(): Promise<{ blocked: Set<bigint>; muted: Set<bigint> }> {
+  const me = currentSession();
+  if (me === undefined) return { blocked: new Set(), muted: new Set() };
+  if (relationsOf?.owner === me.userId) return relationsOf;
+  const all = async (list: (req: { pageSize: number; pageToken: string }) => Promise<{ users: User[]; nextPageToken: string }>): Promise<Set<bigint>> => {
+    const ids = new Set<bigint>();
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const page = await list({ pageSize: 100, pageToken });
+      for (const u of page.users) ids.add(u.id);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "" && ++pages < 20);
+    return ids;
+  };
+  const [blocked, muted] = await Promise.all([all((r) => graph.listBlocked(r)), all((r) => graph.listMuted(r))]);
+  relationsOf = { owner: me.userId, blocked, muted };
+  return relationsOf;
+}
+
 function stat(n: number, label: string): HTMLElement {
   return h("span", { class: "stat", dataset: { stat: label.toLowerCase() } }, h("strong", {}, count(n)), ` ${label}`);
 }
@@ -119,7 +142,7 @@ export function profileView(handle: string): View {
   let feed: Feed | undefined;
   let closed = false;
 
-  const render = (user: User, follows: boolean | undefined): void => {
+  const render = (user: User, follows: boolean | undefined, rel?: { blocked: boolean; muted: boolean }): void => {
     const me = currentSession();
     const mine = me?.userId === user.id;
     const counts = h("p", { class: "counts" }, stat(user.tweetCount, "Tweets"), stat(user.followingCount, "Following"), stat(user.followerCount, "Followers"));
@@ -135,7 +158,7 @@ export function profileView(handle: string): View {
           if (follows) set.ids.delete(user.id);
           else set.ids.add(user.id);
           const fresh = (await users.getUser({ lookup: { case: "userId", value: user.id } })).user ?? user;
-          if (!closed) render(fresh, !follows);
+          if (!closed) render(fresh, !follows, rel);
         } catch (err) {
           toast(describeError(err), "error");
           button.disabled = false;
@@ -143,9 +166,40 @@ export function profileView(handle: string): View {
       });
       action = button;
     }
+    // Block and Mute (and their undoing); a block also ends the follows both ways.
+    const toggle = (kind: "block" | "mute", on: boolean): HTMLElement => {
+      const label = kind === "block" ? (on ? "Unblock" : "Block") : on ? "Unmute" : "Mute";
+      const button = h("button", { type: "button", class: `secondary ${kind}`, "aria-pressed": String(on) }, label);
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          const req = { userId: user.id };
+          if (kind === "block") await (on ? graph.unblock(req) : graph.block(req));
+          else await (on ? graph.unmute(req) : graph.mute(req));
+          const ids = await relationIds();
+          const set = kind === "block" ? ids.blocked : ids.muted;
+          if (on) set.delete(user.id);
+          else set.add(user.id);
+          let nowFollows = follows;
+          if (kind === "block" && !on) {
+            (await followingIds()).ids.delete(user.id);
+            nowFollows = false;
+          }
+          const fresh = (await users.getUser({ lookup: { case: "userId", value: user.id } })).user ?? user;
+          const next = { blocked: rel?.blocked ?? false, muted: rel?.muted ?? false, [kind === "block" ? "blocked" : "muted"]: !on };
+          if (!closed) render(fresh, nowFollows, next);
+          toast(`${label === "Block" ? "Blocked" : label === "Unblock" ? "Unblocked" : label === "Mute" ? "Muted" : "Unmuted"} @${user.handle}`);
+        } catch (err) {
+          toast(describeError(err), "error");
+          button.disabled = false;
+        }
+      });
+      return button;
+    };
+    const relationActions = me !== undefined && !mine && rel !== undefined && h("span", { class: "relation-actions" }, toggle("mute", rel.muted), toggle("block", rel.blocked));
     replace(
       head,
-      h("div", { class: "profile-top" }, avatar(user, "l"), action),
+      h("div", { class: "profile-top" }, avatar(user, "l"), h("span", { class: "profile-actions" }, action, relationActions)),
       h("h1", { class: "profile-name" }, user.displayName || user.handle),
       h("p", { class: "handle" }, `@${user.handle}`),
       user.bio !== "" && h("p", { class: "bio" }, user.bio),
@@ -159,15 +213,22 @@ export function profileView(handle: string): View {
       if (user === undefined || closed) return;
       const me = currentSession();
       let follows: boolean | undefined;
+      let rel: { blocked: boolean; muted: boolean } | undefined;
       if (me !== undefined && me.userId !== user.id) {
         try {
           follows = (await followingIds()).ids.has(user.id);
         } catch {
           follows = undefined;
         }
+        try {
+          const ids = await relationIds();
+          rel = { blocked: ids.blocked.has(user.id), muted: ids.muted.has(user.id) };
+        } catch {
+          rel = undefined;
+        }
       }
       if (closed) return;
-      render(user, follows);
+      render(user, follows, rel);
       feed = createFeed(async (pageToken) => timelines.getUserTimeline({ userId: user.id, pageToken, pageSize: 20 }), "No tweets yet.");
       append(el, feed.el);
     } catch (err) {
