@@ -6,6 +6,7 @@
 //   GET|HEAD /                   index.html: no-cache (revalidated by ETag), strict CSP
 //   GET|HEAD /assets/<name>      the bundle and stylesheet, named by content hash: cached for a year
 //   GET|HEAD /icon.svg           the icon: cached for a day
+//   GET|HEAD /sw.js              the service worker that shows Web Push notifications: no-cache, at the root for scope /
 //
 // Everything else is left to the caller (RPCs, /media, 404).
 import { createHash } from "node:crypto";
@@ -65,7 +66,7 @@ export interface WebApp {
 export async function buildWebApp(): Promise<WebApp> {
   const started = performance.now();
   const result = await build({
-    entryPoints: { app: `${WEB_DIR}src/main.ts`, style: `${WEB_DIR}app.css` },
+    entryPoints: { app: `${WEB_DIR}src/main.ts`, style: `${WEB_DIR}app.css`, sw: `${WEB_DIR}src/sw.ts` },
     bundle: true,
     minify: true,
     format: "esm",
@@ -84,6 +85,11 @@ export async function buildWebApp(): Promise<WebApp> {
     const name = file.path.slice(file.path.lastIndexOf("/") + 1);
     const isJs = name.endsWith(".js");
     const type = isJs ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8";
+    if (name.startsWith("sw.")) {
+      // A service worker's URL must stay put (browsers check it for updates), and its scope is its folder.
+      assets.set("/sw.js", asset(Buffer.from(file.contents), { "content-type": type, "cache-control": "no-cache" }));
+      continue;
+    }
     if (isJs) script = name;
     else style = name;
     bytes += file.contents.length;

@@ -5,6 +5,7 @@
 // meanwhile stays unread). New ones arrive live (StreamEvents) and go on top.
 import { NotificationKind, type Notification } from "../../../gen/chirp/notification/v1/notification_pb.js";
 import { describeError, notifications } from "./api.js";
+import { pushToggle } from "./push.js";
 import { h, replace } from "./dom.js";
 import { ago, avatar, profileHref, threadHref } from "./ui.js";
 
@@ -89,7 +90,7 @@ export interface NotificationsView {
 export function notificationsView(badge: UnreadBadge): NotificationsView {
   const list = h("div", { class: "notification-list" });
   const status = h("div", { class: "feed-status" });
-  const el = h("div", { class: "view notifications" }, h("h1", { class: "view-title" }, "Notifications"), h("section", { class: "card feed", "aria-busy": "true" }, list, status));
+  const el = h("div", { class: "view notifications" }, h("h1", { class: "view-title" }, "Notifications"), pushToggle(), h("section", { class: "card feed", "aria-busy": "true" }, list, status));
   const shown = new Set<string>();
   let next: string | undefined = "";
   let closed = false;
