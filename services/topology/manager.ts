@@ -171,14 +171,16 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  private scheduleTick(): void {
+  /** A round every probe interval, counted from the start of the last one (a round takes at most about one interval: probeAll). */
+  private scheduleTick(lastStart = Date.now()): void {
     if (this.stopped) return;
     this.tickTimer = setTimeout(() => {
+      const start = Date.now();
       this.tickRunning = this.tick().finally(() => {
         this.tickRunning = undefined;
-        this.scheduleTick();
+        this.scheduleTick(start);
       });
-    }, this.config.probeIntervalMs);
+    }, Math.max(0, this.config.probeIntervalMs - (Date.now() - lastStart)));
   }
 
   /**
@@ -212,8 +214,20 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     return p ? { primary: p.address, databases: set.info.databases } : undefined;
   }
 
+  /**
+   * Probes every member. A member that hangs (frozen, partitioned) uses up
+   * its probe timeout; the round waits for it at most one probe interval, so
+   * the others (a replica that has lost its primary) are still read at the
+   * probe pace. Its probe goes on and counts when it ends (a member never
+   * has two probes at once: monitor.ts).
+   */
   private async probeAll(): Promise<void> {
-    await Promise.all([...this.sets.values()].flatMap((s) => s.probes.map((p) => p.probe())));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.sets.values()].flatMap((s) => s.probes.map((p) => p.probe()))),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.config.probeIntervalMs))),
+    ]);
+    clearTimeout(timer);
     for (const set of this.sets.values()) {
       for (const p of set.probes) this.deps.metrics.memberUp.set({ replica_set: set.info.name, member: p.name }, p.up ? 1 : 0);
     }
@@ -285,7 +299,9 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       set.badSince = undefined;
       set.waitingLogged = false;
     }
-    if (set.badTicks >= this.config.failuresToFailover) {
+    // An unreachable primary counts its failed probes (a slow probe spans rounds); one that answers wrongly, the rounds.
+    const misses = primary.up ? set.badTicks : primary.failures;
+    if (bad && misses >= this.config.failuresToFailover) {
       if (Date.now() - set.lastFailoverAttempt < FAILOVER_RETRY_MS) return;
       const others = set.probes.filter((p) => p !== primary && p.up);
       // The replicas' view: have they lost the primary too?
@@ -295,7 +311,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         log.warn(
           {
             primary: primary.name,
-            failed_probes: set.badTicks,
+            failed_probes: misses,
             problem: primary.up ? "answers but is read-only / replicating" : primary.lastError,
             replicas_lost_it: replicasLost,
             waited_ms: waited,
