@@ -50,6 +50,7 @@ export function buildVSchema(config: ShardConfig): VSchemaKeyspace {
       users: byUser("id"),
       user_handles: { column_vindexes: [{ column: "handle_lower", name: "binary_md5" }] },
       user_emails: { column_vindexes: [{ column: "email_lower", name: "binary_md5" }] },
+      user_sessions: byUser("user_id"),
       follows: byUser("follower_id"),
       followers: byUser("followee_id"),
       tweets: byUser("author_id"),
