@@ -28,6 +28,7 @@ import type { EventBus } from "../lib/events/bus.js";
 import { EVENTS } from "../lib/events/subjects.js";
 import { createLogger } from "../lib/logger.js";
 import { createMetrics } from "../lib/metrics.js";
+import { NO_RELATIONS, type RelationCache } from "../lib/relations.js";
 import { GrpcServer } from "../lib/rpc/grpc-server.js";
 import { createGrpcTransport as createMeshTransport } from "../lib/rpc/grpc-transport.js";
 import type { MeshClients } from "../lib/rpc/mesh-clients.js";
@@ -85,7 +86,9 @@ describe("a server stream whose client has gone", () => {
 
   beforeAll(async () => {
     // Keepalives often, so that the handler is as likely to be writing as waiting when the client goes.
-    hub = createStreamHub({ bus: localBus, clients, keepaliveMs: 20, queueLimit: 1000, metrics: createTimelineMetrics(metrics), log });
+    // Nobody here blocks or mutes anyone.
+    const relations = { get: async () => NO_RELATIONS } as unknown as RelationCache;
+    hub = createStreamHub({ bus: localBus, clients, keepaliveMs: 20, queueLimit: 1000, metrics: createTimelineMetrics(metrics), log, relations });
     const { streamEvents } = routes({ hub, clients } as unknown as TimelineContext);
     backend.register(TimelineService, { streamEvents: streamEvents! });
     backendPort = await backend.listen("127.0.0.1", 0);

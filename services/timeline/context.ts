@@ -59,6 +59,7 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
       queueLimit: timeline.streamQueue,
       metrics: timelineMetrics,
       log,
+      relations: ctx.relations,
     });
     if (!timeline.fanOut) log.info("fan-out consumers disabled in this process (CHIRP_TIMELINE_FANOUT=false)");
     else if (following !== undefined) {

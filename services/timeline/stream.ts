@@ -30,6 +30,7 @@ import { EVENT_ID_HEADER } from "../../lib/events/headers.js";
 import { sleep } from "../../lib/events/sleep.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import type { Logger } from "../../lib/logger.js";
+import { hides, type RelationCache } from "../../lib/relations.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { listFollowing } from "./following.js";
 import type { TimelineMetrics } from "./metrics.js";
@@ -131,8 +132,10 @@ export function createStreamHub(deps: {
   queueLimit: number;
   metrics: TimelineMetrics;
   log: Logger;
+  /** Connected users' blocks and mutes: nothing of a user they block, are blocked by or mute is pushed to them. */
+  relations: RelationCache;
 }): StreamHub {
-  const { bus, clients, metrics: m } = deps;
+  const { bus, clients, metrics: m, relations } = deps;
   const log = deps.log.child({ component: "event-stream" });
   const users = new Map<bigint, Watcher>();
   const byFollowee = new Map<bigint, Set<Watcher>>();
@@ -192,6 +195,17 @@ export function createStreamHub(deps: {
     }
   };
 
+  /**
+   * The watchers who do not hide `actorId` (lib/relations.ts: one cached set
+   * read per connected recipient). A set that cannot be read drops that
+   * push: live events are at most once, and a block must not leak.
+   */
+  const notHiding = async (watchers: Iterable<Watcher | undefined>, actorId: bigint): Promise<Watcher[]> => {
+    const ws = [...watchers].filter((w): w is Watcher => w !== undefined);
+    const keep = await Promise.all(ws.map((w) => relations.get(w.userId).then((r) => !hides(r, actorId), () => false)));
+    return ws.filter((_, i) => keep[i]);
+  };
+
   const tweetFor = async (tweetId: bigint): Promise<Tweet | undefined> => {
     const { tweets } = await clients.tweet.batchGetTweets({ tweetIds: [tweetId] });
     return tweets[0];
@@ -211,20 +225,20 @@ export function createStreamHub(deps: {
         if (own?.following !== undefined) home.add(own);
         const mentioned = t.mentions.filter((id) => id !== t.authorId).map((id) => users.get(id));
         if (home.size === 0 && mentioned.every((w) => w === undefined)) return;
-        const tweet = await tweetFor(t.tweetId);
+        const [tweet, homeTo, mentionTo] = await Promise.all([tweetFor(t.tweetId), notHiding(home, t.authorId), notHiding(mentioned, t.authorId)]);
         if (tweet === undefined) return;
         const at = t.createTime;
-        pushTo(home, () => event(at, { case: "homeTweet", value: create(StreamEventsResponse_HomeTweetSchema, { tweet }) }), "home_tweet");
-        pushTo(mentioned, () => event(at, { case: "mention", value: create(StreamEventsResponse_MentionSchema, { tweet }) }), "mention");
+        pushTo(homeTo, () => event(at, { case: "homeTweet", value: create(StreamEventsResponse_HomeTweetSchema, { tweet }) }), "home_tweet");
+        pushTo(mentionTo, () => event(at, { case: "mention", value: create(StreamEventsResponse_MentionSchema, { tweet }) }), "mention");
         return;
       }
       case EVENTS.tweetLiked.subject: {
         const l = fromBinary(EVENTS.tweetLiked.schema, msg.data);
         const author = users.get(l.authorId);
         if (author === undefined || l.likerId === l.authorId) return;
-        const liker = await userFor(l.likerId);
+        const [liker, to] = await Promise.all([userFor(l.likerId), notHiding([author], l.likerId)]);
         if (liker === undefined) return;
-        pushTo([author], () => event(l.likeTime, { case: "like", value: create(StreamEventsResponse_LikeSchema, { tweetId: l.tweetId, liker }) }), "like");
+        pushTo(to, () => event(l.likeTime, { case: "like", value: create(StreamEventsResponse_LikeSchema, { tweetId: l.tweetId, liker }) }), "like");
         return;
       }
       case EVENTS.userFollowed.subject: {
@@ -232,9 +246,9 @@ export function createStreamHub(deps: {
         applyFollow(f.followerId, f.followeeId, true);
         const followee = users.get(f.followeeId);
         if (followee === undefined) return;
-        const follower = await userFor(f.followerId);
+        const [follower, to] = await Promise.all([userFor(f.followerId), notHiding([followee], f.followerId)]);
         if (follower === undefined) return;
-        pushTo([followee], () => event(f.followTime, { case: "follow", value: create(StreamEventsResponse_FollowSchema, { follower }) }), "follow");
+        pushTo(to, () => event(f.followTime, { case: "follow", value: create(StreamEventsResponse_FollowSchema, { follower }) }), "follow");
         return;
       }
       case EVENTS.userUnfollowed.subject: {
@@ -246,7 +260,11 @@ export function createStreamHub(deps: {
         const n = fromBinary(EVENTS.notificationCreated.schema, msg.data);
         const recipient = users.get(n.recipientId);
         if (recipient === undefined) return;
-        const [actor, tweet] = await Promise.all([userFor(n.actorId), n.kind === NotificationKind.FOLLOW || n.tweetId === 0n ? undefined : tweetFor(n.tweetId)]);
+        const [actor, tweet, to] = await Promise.all([
+          userFor(n.actorId),
+          n.kind === NotificationKind.FOLLOW || n.tweetId === 0n ? undefined : tweetFor(n.tweetId),
+          notHiding([recipient], n.actorId),
+        ]);
         // A deleted actor or tweet: the inbox leaves it out too.
         if (actor === undefined || (n.kind !== NotificationKind.FOLLOW && tweet === undefined)) return;
         const notification = create(NotificationSchema, {
@@ -259,7 +277,7 @@ export function createStreamHub(deps: {
           actors: [actor],
           actorCount: 1,
         });
-        pushTo([recipient], () => event(n.createTime, { case: "notification", value: notification }), "notification");
+        pushTo(to, () => event(n.createTime, { case: "notification", value: notification }), "notification");
         return;
       }
     }
