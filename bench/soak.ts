@@ -104,7 +104,7 @@ try {
   target = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: 10_000 });
   const pids = c.pids();
   const metricsUrls: Record<string, string> = {
-    gateway: `${c.mesh.gatewayUrl}/metrics`,
+    gateway: c.mesh.gatewayMetricsUrl,
     ...Object.fromEntries(Object.entries(c.mesh.services).map(([name, s]) => [name, `http://127.0.0.1:${s.metricsPort}/metrics`])),
     ...(c.mesh.topology === undefined ? {} : { topology: `http://127.0.0.1:${c.mesh.topology.metricsPort}/metrics` }),
   };

@@ -141,7 +141,7 @@ function processCpu(): Record<string, number> {
 
 /** Server-side time per call of every RPC the mesh served, from each process's metrics: sum and count by service/method. */
 async function rpcTimes(): Promise<Map<string, { sum: number; count: number }>> {
-  const ports = [...Object.values(mesh!.services).map((s) => `http://127.0.0.1:${s.metricsPort}/metrics`), `${mesh!.gatewayUrl}/metrics`];
+  const ports = [...Object.values(mesh!.services).map((s) => `http://127.0.0.1:${s.metricsPort}/metrics`), mesh!.gatewayMetricsUrl];
   const out = new Map<string, { sum: number; count: number }>();
   for (const [i, url] of ports.entries()) {
     const text = await (await fetch(url)).text();

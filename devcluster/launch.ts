@@ -11,7 +11,7 @@ import { bundleEntries, bundlePath, makeOwnBundleDir } from "./launch-bundle.js"
 import { replicaSetEnvVar } from "../lib/shard/infra-env.js";
 import type { Env } from "../lib/config.js";
 import type { ShardConfig } from "../lib/shard/shard-config.js";
-import { DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, MULTI_SERVICE_PORTS, SERVICE_NAMES, envName, type ServiceName } from "../lib/mesh.js";
+import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, DEFAULT_PORTS, MULTI_SERVICE_PORTS, SERVICE_NAMES, envName, type ServiceName } from "../lib/mesh.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -88,6 +88,13 @@ export interface Mesh {
   /** Every instance of each service, in the order of CHIRP_<SERVICE>_ADDR; current pids after a restart. */
   readonly instances: Readonly<Record<ServiceName, readonly RunningService[]>>;
   readonly gatewayUrl: string;
+  /**
+   * The gateway's Prometheus metrics, which its public port does not serve
+   * (CHIRP_GATEWAY_PUBLIC_METRICS): in a single process, that process's
+   * metrics port (every service's and the gateway's); in the mesh, the
+   * gateway process's own (CHIRP_GATEWAY_METRICS_PORT).
+   */
+  readonly gatewayMetricsUrl: string;
   readonly gatewayPid: number;
   /** The topology manager, when one was started. */
   readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number };
@@ -222,6 +229,9 @@ async function launchSingle({ options, children, spawnEntry, keys, vapidKey, top
     services,
     instances,
     gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${gatewayPort}`,
+    get gatewayMetricsUrl() {
+      return `http://${metricsHost(options.env)}:${current.ready.metricsPort}/metrics`;
+    },
     get gatewayPid() {
       return current.child.pid!;
     },
@@ -307,6 +317,7 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
     // environment says otherwise ("" exempts nothing).
     CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
     CHIRP_GATEWAY_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_PORT ?? DEFAULT_GATEWAY_PORT) : 0),
+    CHIRP_GATEWAY_METRICS_PORT: String(options.ports === "default" ? (options.env.CHIRP_GATEWAY_METRICS_PORT ?? DEFAULT_GATEWAY_METRICS_PORT) : 0),
   });
   children.push(gateway);
   const ready = await waitReady(gateway, "gateway", options.readyTimeoutMs);
@@ -315,6 +326,7 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
     mode: "mesh",
     services,
     gatewayUrl: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${ready.port}`,
+    gatewayMetricsUrl: `http://${metricsHost(options.env)}:${ready.metricsPort}/metrics`,
     gatewayPid: gateway.pid!,
     ...(topology === undefined ? {} : { topology }),
     instances,
@@ -345,6 +357,12 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
 
 const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
 const VAPID_PRIVATE_KEY_ENV = "CHIRP_PUSH_VAPID_PRIVATE_KEY";
+
+/** Where a metrics server of the launched processes is reached (they listen on CHIRP_BIND_HOST). */
+function metricsHost(env: Readonly<Record<string, string | undefined>>): string {
+  const host = env.CHIRP_BIND_HOST ?? "127.0.0.1";
+  return host === "0.0.0.0" || host === "" ? "127.0.0.1" : host;
+}
 
 function instanceCount(n: number | undefined): number {
   if (n === undefined) return 1;

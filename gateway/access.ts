@@ -1,6 +1,7 @@
 // One record per HTTP request the gateway takes: its request id (the
 // client's, when well-formed, or a new one; always echoed as x-request-id),
-// the client's address, and, once the answer is out, one access log line at
+// the client's address (client-address.ts: the connection's, or through a
+// trusted proxy the address it forwards for), and, once the answer is out, one access log line at
 // info with request_id, method, code, status and duration_ms. RPC handlers
 // find the record through the connect context (requestRecordKey) to share its
 // request id with the mesh and to note the call's code and caller.
@@ -10,13 +11,17 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, createContextKey } from "@connectrpc/connect";
 import type { Logger } from "../lib/logger.js";
 import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
+import { clientAddress, type TrustedProxies } from "./client-address.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
 export interface RequestRecord {
   readonly requestId: string;
-  /** The client's address as the socket reports it ("unknown" when it does not). */
+  /**
+   * The client's address: the connection's, or the one a trusted proxy
+   * forwards for ("unknown" when the socket has none, e.g. already closed).
+   */
   readonly ip: string;
   /** What the access line calls the request: the RPC ("UserService/GetUser") or "GET /path". */
   method: string;
@@ -32,14 +37,14 @@ export const requestRecordKey = createContextKey<RequestRecord | undefined>(unde
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Starts the record of `req`; its access line is written when the response closes. */
-export function beginRequest(req: Request, res: Response, path: string, log: Logger): RequestRecord {
+export function beginRequest(req: Request, res: Response, path: string, log: Logger, trustedProxies: TrustedProxies): RequestRecord {
   const started = performance.now();
   const given = req.headers[REQUEST_ID_HEADER];
   const requestId = typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
   res.setHeader(REQUEST_ID_HEADER, requestId);
   const record: RequestRecord = {
     requestId,
-    ip: req.socket?.remoteAddress ?? "unknown",
+    ip: clientAddress(req.socket?.remoteAddress, req.headers["x-forwarded-for"], trustedProxies),
     method: `${req.method ?? "?"} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`,
     code: undefined,
     userId: undefined,

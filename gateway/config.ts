@@ -1,15 +1,39 @@
 import { parsePublicKeys } from "../lib/auth/keys.js";
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/config.js";
-import { DEFAULT_GATEWAY_PORT, type ServiceName } from "../lib/mesh.js";
+import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, type ServiceName } from "../lib/mesh.js";
 import { loadRedisConfig, type RedisConfig } from "../lib/redis.js";
 import { meshAddresses } from "../lib/service-config.js";
+import { DEFAULT_ACCOUNT_LIMITS, type AccountLimits } from "./account-limit.js";
+import { parseTrustedProxies, type TrustedProxies } from "./client-address.js";
 import { DEFAULT_RATE_LIMITS, RATE_CLASSES, formatBucket, parseBucket, type Bucket, type RateClass, type RateLimits } from "./rate-limit.js";
 
 export interface GatewayConfig {
   /** CHIRP_GATEWAY_HOST: the address the gateway listens on. */
   readonly host: string;
-  /** CHIRP_GATEWAY_PORT: the gateway's one port: Connect, gRPC-Web and gRPC, the web app, `/media`, `/metrics` and `/healthz`. */
+  /** CHIRP_GATEWAY_PORT: the gateway's one public port: Connect, gRPC-Web and gRPC, the web app, `/media` and `/healthz` (and `/metrics` with CHIRP_GATEWAY_PUBLIC_METRICS). */
   readonly port: number;
+  /**
+   * CHIRP_GATEWAY_PUBLIC_METRICS: `true` also serves `/metrics` on the public
+   * port. Off by default: the metrics tell anyone who asks how busy the system
+   * is, which methods fail and how the rate limits decide. Prometheus scrapes
+   * the metrics port instead: CHIRP_GATEWAY_METRICS_PORT for a gateway process
+   * alone, CHIRP_METRICS_PORT for one that also hosts services.
+   */
+  readonly publicMetrics: boolean;
+  /** CHIRP_GATEWAY_METRICS_PORT: a gateway process alone (`gateway/main.ts`, the mesh): its `/metrics` and `/healthz` port, on CHIRP_BIND_HOST. */
+  readonly metricsPort: number;
+  /** Where a gateway process alone serves its metrics port (CHIRP_BIND_HOST). */
+  readonly metricsHost: string;
+  /**
+   * CHIRP_GATEWAY_TRUSTED_PROXIES: comma-separated addresses and CIDR ranges
+   * (`10.0.0.0/8,fd00::/8`) of the proxies in front of the gateway. A
+   * connection from one of them is on behalf of the right-most
+   * `X-Forwarded-For` address that is not one of them (nginx's
+   * `real_ip_recursive`); that address is rate limited and logged. None by
+   * default: the client is the connection's own address and
+   * `X-Forwarded-For` is ignored (gateway/client-address.ts).
+   */
+  readonly trustedProxies: TrustedProxies;
   /** Where each mesh service is reached: "host:port[,host:port...]" (round-robin). */
   readonly backends: Readonly<Record<ServiceName, string>>;
   /**
@@ -35,10 +59,12 @@ export interface GatewayConfig {
   /**
    * CHIRP_GATEWAY_RATE_<CLASS>_<USER|IP>: the token bucket in Redis of each
    * user (`_USER`) and of each client address (`_IP`) for one class of
-   * request (`READ`, `WRITE`, `AUTH`: sign-up and log-in, `UPLOAD`):
+   * request (`READ`, `WRITE`, `AUTH`: sign-up, log-in and password changes, `UPLOAD`):
    * `<n>/<s|m|h>[:<burst>]`, e.g. `20/s:200`, or `off` (gateway/rate-limit.ts).
    */
   readonly rateLimits: RateLimits;
+  /** Wrong passwords per account (gateway/account-limit.ts). */
+  readonly accountLimits: AccountLimits;
   /** CHIRP_GATEWAY_RATE_EXEMPT_IPS: client addresses never rate limited, comma-separated. `npm start` exempts loopback (`127.0.0.1,::1`) so `chirp seed` can run; set it to `""` there to see the limits. */
   readonly rateLimitExemptIps: readonly string[];
   /** How long calls in flight may finish after SIGTERM (CHIRP_SHUTDOWN_GRACE_MS). */
@@ -49,9 +75,20 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
   const read = new EnvReader(env);
   const backends = meshAddresses(read);
   const rawKeys = read.string("CHIRP_TOKEN_PUBLIC_KEYS");
-  const config: Omit<GatewayConfig, "tokenPublicKeys" | "redis" | "rateLimits"> = {
+  const problems: string[] = [];
+  let trustedProxies = parseTrustedProxies("");
+  try {
+    trustedProxies = parseTrustedProxies(read.optional("CHIRP_GATEWAY_TRUSTED_PROXIES") ?? "");
+  } catch (err) {
+    problems.push(`CHIRP_GATEWAY_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
+  const config: Omit<GatewayConfig, "tokenPublicKeys" | "redis" | "rateLimits" | "accountLimits"> = {
     host: read.string("CHIRP_GATEWAY_HOST", "127.0.0.1"),
     port: read.port("CHIRP_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
+    publicMetrics: read.oneOf("CHIRP_GATEWAY_PUBLIC_METRICS", ["true", "false"], "false") === "true",
+    metricsPort: read.port("CHIRP_GATEWAY_METRICS_PORT", DEFAULT_GATEWAY_METRICS_PORT),
+    metricsHost: read.string("CHIRP_BIND_HOST", "127.0.0.1"),
+    trustedProxies,
     backends,
     corsOrigins: read
       .string("CHIRP_GATEWAY_CORS_ORIGINS", "*")
@@ -67,7 +104,6 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       .filter((o) => o !== ""),
     shutdownGraceMs: read.int("CHIRP_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
   };
-  const problems: string[] = [];
   let redis: RedisConfig = { url: undefined, commandTimeoutMs: 500 };
   try {
     redis = loadRedisConfig(env);
@@ -88,10 +124,11 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
           return undefined;
         }
       };
-      // Sign-up and log-in carry no token: only the address is limited.
+      // Sign-up and log-in carry no token: only the address is limited (and, per account, gateway/account-limit.ts).
       return [cls, { user: cls === "auth" ? undefined : bucket("user"), ip: bucket("ip") }];
     }),
   ) as Record<RateClass, RateLimits[RateClass]>;
+  const accountLimits = loadAccountLimits(read, problems);
   try {
     read.done();
   } catch (err) {
@@ -107,5 +144,29 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ...config, tokenPublicKeys, redis, rateLimits };
+  return { ...config, tokenPublicKeys, redis, rateLimits, accountLimits };
+}
+
+function loadAccountLimits(read: EnvReader, problems: string[]): AccountLimits {
+  /**
+   * CHIRP_GATEWAY_RATE_AUTH_ACCOUNT: the token bucket of wrong passwords of
+   * each account, whatever address they come from (LogIn by the handle it
+   * names, ChangePassword by its caller), in the syntax of the other buckets,
+   * or `off`. A right password costs nothing. gateway/account-limit.ts.
+   */
+  const name = "CHIRP_GATEWAY_RATE_AUTH_ACCOUNT";
+  let failures: AccountLimits["failures"];
+  try {
+    failures = parseBucket(read.string(name, formatBucket(DEFAULT_ACCOUNT_LIMITS.failures)));
+  } catch (err) {
+    problems.push(`${name}: ${(err as Error).message}`);
+  }
+  /**
+   * CHIRP_GATEWAY_RATE_AUTH_KNOWN_DAYS: how long an address that logged in to
+   * an account keeps a wrong-password bucket of its own there, so that an
+   * attack on the account from elsewhere does not lock its owner out; 0: every
+   * address shares the account's bucket.
+   */
+  const knownDays = read.int("CHIRP_GATEWAY_RATE_AUTH_KNOWN_DAYS", DEFAULT_ACCOUNT_LIMITS.knownDays, 0, 365);
+  return { failures, knownDays };
 }

@@ -9,6 +9,7 @@ import { CALLER_ID_HEADER, REQUEST_ID_HEADER, SESSION_ID_HEADER, USER_AGENT_HEAD
 import { observeCall, type CallInfo } from "../lib/rpc/observe.js";
 import { ATTR, annotateActiveSpan, tracingOn } from "../lib/tracing/tracing.js";
 import { requestRecordKey, type RequestRecord } from "./access.js";
+import type { Account, AccountLimiter, AttemptOutcome } from "./account-limit.js";
 import { rateClassOf } from "./public-api.js";
 import type { RateClass, RateLimiter } from "./rate-limit.js";
 import { retryInfo } from "./retry-info.js";
@@ -22,6 +23,8 @@ export interface ForwardOptions {
   readonly verifier: TokenVerifier;
   /** Per-user and per-address limits; undefined: none (no Redis configured). */
   readonly limiter: RateLimiter | undefined;
+  /** Wrong passwords per account (LogIn, ChangePassword); undefined: none. */
+  readonly accountLimiter?: AccountLimiter | undefined;
   /** Told of every authenticated call's user and session (their last activity, lib/auth/session-activity.ts). */
   readonly onSession?: (userId: string, sessionId: string) => void;
   /**
@@ -59,8 +62,21 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
         try {
           return await observeCall(metrics, log, callInfo(method, header), async () => {
             await admit(ctx, header, record, rateClass, options);
-            const response = await transport.unary(unary, ctx.signal, timeoutMs(ctx, options), header, request as never);
-            return response.message;
+            const check = passwordCheck(record, request);
+            const attempt = check === undefined || options.accountLimiter === undefined ? undefined : await options.accountLimiter.begin(check.account, record.ip, record.requestId);
+            if (attempt?.allowed === false) throw rateLimited(attempt.retryAfterMs);
+            let outcome: AttemptOutcome = "neither";
+            try {
+              const response = await transport.unary(unary, ctx.signal, timeoutMs(ctx, options), header, request as never);
+              outcome = "right";
+              return response.message;
+            } catch (err) {
+              if (ConnectError.from(err).code === check?.wrong) outcome = "wrong";
+              throw err;
+            } finally {
+              // Not waited for: the answer need not wait on Redis.
+              void attempt?.settle(outcome);
+            }
           });
         } catch (err) {
           record.code = ConnectError.from(err).code;
@@ -157,6 +173,24 @@ async function admit(ctx: HandlerContext, header: Headers, record: RequestRecord
   if (options.limiter === undefined) return;
   const decision = await options.limiter.admit(rateClass, { userId: caller, ip: record.ip }, record.requestId);
   if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+}
+
+// LogIn's handle rule (user_service.proto): anything else is InvalidArgument
+// at the user service, no guess at a password, and names no account.
+const HANDLE = /^[A-Za-z0-9_]{1,15}$/;
+
+/**
+ * The account whose password a call checks, and the code that says the
+ * password was wrong: LogIn's handle (Unauthenticated), ChangePassword's
+ * caller (PermissionDenied; an anonymous call is refused before any check).
+ */
+function passwordCheck(record: RequestRecord, request: unknown): { account: Account; wrong: Code } | undefined {
+  if (record.method === "UserService/LogIn") {
+    const handle = (request as { handle?: unknown }).handle;
+    return typeof handle === "string" && HANDLE.test(handle) ? { account: { handle }, wrong: Code.Unauthenticated } : undefined;
+  }
+  if (record.method === "UserService/ChangePassword" && record.userId !== undefined) return { account: { userId: record.userId }, wrong: Code.PermissionDenied };
+  return undefined;
 }
 
 /**

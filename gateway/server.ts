@@ -18,6 +18,7 @@ import { createGrpcTransport } from "../lib/rpc/grpc-transport.js";
 import type { InProcessServices } from "../lib/rpc/in-process.js";
 import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import { beginRequest, requestRecordKey, type RequestRecord } from "./access.js";
+import { createAccountLimiter, type AccountLimiter } from "./account-limit.js";
 import type { GatewayConfig } from "./config.js";
 import { forwardingImpl, rateLimited } from "./forward.js";
 import { listenHttp1AndH2c, type Listener } from "./listener.js";
@@ -58,8 +59,9 @@ export const MAX_RPC_REQUEST_BYTES = 1024 * 1024;
 /**
  * The only public edge: Connect (JSON or binary) over HTTP/1.1 or HTTP/2,
  * gRPC-Web and gRPC on one port, forwarding the public API to the mesh over
- * grpc-js. Also serves the web app (`/`, web-app.ts), /metrics, /healthz and
- * the /media upload and download routes (media.ts).
+ * grpc-js. Also serves the web app (`/`, web-app.ts), /healthz, the /media
+ * upload and download routes (media.ts), and /metrics when
+ * CHIRP_GATEWAY_PUBLIC_METRICS asks for it.
  */
 export async function startGateway(config: GatewayConfig, log: Logger, metrics: Metrics, options: GatewayOptions = {}): Promise<Gateway> {
   // Connect-node ties every call to this signal (one listener each, removed
@@ -98,6 +100,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
 
   let redis: Redis | undefined;
   let limiter: RateLimiter | undefined;
+  let accountLimiter: AccountLimiter | undefined;
   if (config.redis.url === undefined) {
     log.warn("no REDIS_URL: rate limits are off");
   } else {
@@ -115,12 +118,21 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
       log: log.child({ component: "rate-limit" }),
       onDecision: (cls, outcome) => decisions.inc({ class: cls, outcome }),
     });
+    accountLimiter = createAccountLimiter({
+      redis,
+      limits: config.accountLimits,
+      exemptIps: config.rateLimitExemptIps,
+      log: log.child({ component: "rate-limit" }),
+      onDecision: (outcome) => decisions.inc({ class: "auth_account", outcome }),
+    });
     log.info(
       {
         limits: Object.fromEntries(
           RATE_CLASSES.map((c) => [c, { user: formatBucket(config.rateLimits[c].user), ip: formatBucket(config.rateLimits[c].ip) }]),
         ),
+        account: { failures: formatBucket(config.accountLimits.failures), known_days: config.accountLimits.knownDays },
         exempt: config.rateLimitExemptIps,
+        trusted_proxies: config.trustedProxies.any,
       },
       "rate limits on",
     );
@@ -156,6 +168,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
           metrics,
           verifier,
           limiter,
+          accountLimiter,
           ...(onSession === undefined ? {} : { onSession }),
           streamsClosing: streamsClosing.signal,
         });
@@ -205,10 +218,11 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
 
   const handler = (req: Request, res: Response): void => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const record = beginRequest(req, res, path, log);
+    const record = beginRequest(req, res, path, log, config.trustedProxies);
     records.set(req, record);
     if (!applyCors(config.corsOrigins, req, res)) return;
-    if (req.method === "GET" && path === "/metrics") {
+    // Off the public port unless asked for: the metrics port serves them.
+    if (config.publicMetrics && req.method === "GET" && path === "/metrics") {
       metricsText(metrics.registry).then(
         (body) => {
           res.writeHead(200, { "content-type": metrics.registry.contentType });

@@ -17,6 +17,9 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, { grpc: number; metrics
 
 export const DEFAULT_GATEWAY_PORT = 8080;
 
+/** The metrics port of a gateway process alone (the mesh); public port 8080 serves no /metrics by default. */
+export const DEFAULT_GATEWAY_METRICS_PORT = 9108;
+
 /** The gRPC and metrics ports of one process hosting several services (`--target all`). */
 export const MULTI_SERVICE_PORTS = { grpc: 50050, metrics: 9100 } as const;
 

@@ -70,7 +70,7 @@ export interface ReadyMessage {
 /** What a process reads for itself; each part (services, gateway) reads its own on top. */
 export interface ProcessConfig {
   readonly name: string;
-  /** CHIRP_BIND_HOST: the address a service process's gRPC and metrics servers listen on (and the topology manager's metrics server). */
+  /** CHIRP_BIND_HOST: the address a service process's gRPC and metrics servers listen on (and the metrics servers of the topology manager and of a gateway process alone). */
   readonly host: string;
   /**
    * One gRPC port for every service hosted here.
@@ -171,13 +171,18 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
       local?.register(spec.service, impl, spec.name, metrics, own.log);
     }
     local?.open();
-    // A process of the gateway alone serves no gRPC, and its /metrics on its own port.
+    // A process of the gateway alone serves no gRPC, and its /metrics on the
+    // gateway's metrics port (CHIRP_GATEWAY_METRICS_PORT; the public port
+    // serves none unless CHIRP_GATEWAY_PUBLIC_METRICS says so).
     let grpcPort = 0;
     let metricsPort = 0;
     if (targets.services.length > 0) {
       grpcPort = await server.listen(config.host, config.grpcPort);
       closers.push(() => server.close(config.shutdownGraceMs));
-      const metricsServer = await serveMetrics(metrics.registry, config.metricsPort, config.host);
+    }
+    if (targets.services.length > 0 || gatewayConfig !== undefined) {
+      const [port, host] = targets.services.length > 0 ? [config.metricsPort, config.host] : [gatewayConfig!.metricsPort, gatewayConfig!.metricsHost];
+      const metricsServer = await serveMetrics(metrics.registry, port, host);
       metricsPort = metricsServer.port;
       closers.push(() => metricsServer.close());
     }
@@ -195,7 +200,8 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
     log.info(
       {
         services: names,
-        ...(grpcPort === 0 ? {} : { grpc: `${config.host}:${grpcPort}`, metrics: `http://${config.host}:${metricsPort}/metrics` }),
+        ...(grpcPort === 0 ? {} : { grpc: `${config.host}:${grpcPort}` }),
+        ...(metricsPort === 0 ? {} : { metrics: `http://${targets.services.length > 0 ? config.host : gatewayConfig!.metricsHost}:${metricsPort}/metrics` }),
         ...(gateway ? { gateway: `http://${gatewayConfig!.host}:${gateway.port}` } : {}),
       },
       "serving",

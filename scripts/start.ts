@@ -118,7 +118,7 @@ const lines = [
   "",
   `  web app     ${mesh.gatewayUrl}/   (open it in a browser)`,
   `  gateway     ${mesh.gatewayUrl}   (Connect JSON over HTTP/1.1, gRPC-Web, gRPC)`,
-  `  metrics     ${mesh.gatewayUrl}/metrics`,
+  `  metrics     ${mesh.gatewayMetricsUrl}   (the gateway${mesh.mode === "single" ? " and every service" : ""}; not on the public port)`,
   ...(mesh.mode === "single"
     ? [
         `  services    grpc://127.0.0.1:${mesh.services.user.grpcPort}   metrics http://127.0.0.1:${mesh.services.user.metricsPort}/metrics   (one process, pid ${mesh.gatewayPid}: ${SERVICE_NAMES.join(", ")} and the gateway)`,

@@ -153,7 +153,8 @@ interface GatewayProcess {
 async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    // Its metrics port on any free port: several run at once.
+    env: { ...process.env, CHIRP_GATEWAY_METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   const lines: Array<Record<string, unknown>> = [];

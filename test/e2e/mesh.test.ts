@@ -218,7 +218,7 @@ describe("the gateway", () => {
   });
 
   it("serves its own metrics, counting forwarded calls by code", async () => {
-    const text = await (await fetch(`${mesh.gatewayUrl}/metrics`)).text();
+    const text = await (await fetch(mesh.gatewayMetricsUrl)).text();
     expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{[^}]*method="GetUser",code="NotFound"[^}]*\} [1-9]/);
     expect(text).toMatch(/chirp_rpc_client_duration_seconds_count\{[^}]*method="GetUser"/);
   });

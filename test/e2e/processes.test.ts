@@ -52,7 +52,7 @@ describe("--processes 2", () => {
 
   /** The gateway's GetUser calls counted in one scrape of /metrics (whichever worker answers it). */
   const getUserCalls = async (): Promise<number> => {
-    const { text } = await onFreshConnection(`${mesh.gatewayUrl}/metrics`);
+    const { text } = await onFreshConnection(mesh.gatewayMetricsUrl);
     let sum = 0;
     for (const line of text.split("\n")) {
       if (line.startsWith("chirp_rpc_server_duration_seconds_count{") && line.includes('method="GetUser"') && line.includes('component="gateway"')) sum += Number(line.split(" ").at(-1));
