@@ -146,7 +146,13 @@ export class MemberPool {
    */
   demoted(reason: string): void {
     for (const abandon of [...this.#checkouts]) abandon(new Error(reason));
-    for (const conn of [...this.#inUse]) conn.destroy();
+    for (const conn of [...this.#inUse]) {
+      // Destroying the socket fails its pending statement at once (mysql2's
+      // destroy() alone only half-closes it, and a frozen server never answers).
+      const lost = Object.assign(new Error(`${reason}; the statement's outcome is unknown`), { code: "PROTOCOL_CONNECTION_LOST" });
+      (conn as unknown as { stream?: { destroy(err: Error): void } }).stream?.destroy(lost);
+      conn.destroy();
+    }
   }
 
   /** A pooled connection, unless demoted() comes first. */
