@@ -629,6 +629,22 @@ describe("the web app", () => {
     });
   });
 
+  it("lets bob mute alice from her profile: her tweets leave his home timeline, and come back when he unmutes", async () => {
+    await bobPage.goto(`/#/u/${alice.handle}`);
+    await bobPage.getByRole("button", { name: "Block", exact: true }).waitFor();
+    await bobPage.getByRole("button", { name: "Mute", exact: true }).click();
+    await bobPage.getByRole("button", { name: "Unmute" }).waitFor();
+    await bobPage.goto("/#/");
+    await bobPage.getByRole("heading", { name: "Home" }).waitFor();
+    await reloadUntil(bobPage, () => bobPage.locator(".tweet", { hasText: "Note 24 from the garden" }).count(), 0);
+    await bobPage.goto(`/#/u/${alice.handle}`);
+    await bobPage.getByRole("button", { name: "Unmute" }).click();
+    await bobPage.getByRole("button", { name: "Mute", exact: true }).waitFor();
+    await bobPage.goto("/#/");
+    await bobPage.getByRole("heading", { name: "Home" }).waitFor();
+    await reloadUntil(bobPage, () => bobPage.locator(".tweet", { hasText: "Note 24 from the garden" }).count(), 1);
+  });
+
   it("lets bob unfollow, log out and log back in", async () => {
     await bobPage.goto(`/#/u/${alice.handle}`);
     await bobPage.getByRole("button", { name: "Unfollow" }).click();
