@@ -20,6 +20,17 @@ describe("page tokens", () => {
     expect(code(() => decodePageToken(token, "following", 42n))).toBe(Code.InvalidArgument);
   });
 
+  it("ListBlocked's and ListMuted's are their own kinds: never taken by another of the four lists", () => {
+    const kinds = ["followers", "following", "blocked", "muted"] as const;
+    for (const issued of kinds) {
+      const token = encodePageToken(issued, 42n, cursor);
+      for (const asked of kinds) {
+        if (asked === issued) expect(decodePageToken(token, asked, 42n)).toEqual(cursor);
+        else expect(code(() => decodePageToken(token, asked, 42n))).toBe(Code.InvalidArgument);
+      }
+    }
+  });
+
   it.each([
     ["empty-ish garbage", "x"],
     ["not base64url", "abc+/def"],
