@@ -1,5 +1,8 @@
+import type { Redis } from "ioredis";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { hides, parseRelations, relationMembers } from "./relations.js";
+import { createRelationCache, hides, parseRelations, relationMembers } from "./relations.js";
+import type { MeshClients } from "./rpc/mesh-clients.js";
 
 describe("a user's cached blocks and mutes", () => {
   it("round-trips through the set's members; a set without '*' is not built", () => {
@@ -18,5 +21,19 @@ describe("a user's cached blocks and mutes", () => {
   it("hides blocked and muted users alike", () => {
     const r = { blocks: new Set([2n]), mutes: new Set([4n]) };
     expect([2n, 3n, 4n].map((id) => hides(r, id))).toEqual([true, false, true]);
+  });
+});
+
+describe("createRelationCache", () => {
+  it("asks the graph when Redis fails, and still answers right", async () => {
+    const down = async (): Promise<never> => {
+      throw new Error("redis down");
+    };
+    const redis = { defineCommand() {}, smembers: down, smismember: down, set: down } as unknown as Redis;
+    const clients = { graph: { listRelationIds: async () => ({ blockedIds: [2n], blockedByIds: [3n], mutedIds: [4n] }) } } as unknown as Pick<MeshClients, "graph">;
+    const cache = createRelationCache({ redis, clients, ttlMs: 1000, log: pino({ level: "silent" }) });
+    expect(await cache.get(1n)).toEqual({ blocks: new Set([2n, 3n]), mutes: new Set([4n]) });
+    expect(await cache.build(1n)).toEqual({ blocks: new Set([2n, 3n]), mutes: new Set([4n]) });
+    expect([await cache.blocked(1n, 3n), await cache.blocked(1n, 4n)]).toEqual([true, false]);
   });
 });

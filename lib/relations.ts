@@ -19,7 +19,7 @@
 // (after a FLUSHALL, a read rebuilds it); without Redis every question goes
 // to the graph service.
 import { randomUUID } from "node:crypto";
-import type { CallOptions } from "@connectrpc/connect";
+import { ConnectError, type CallOptions } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { writeAfterCommit } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
@@ -118,6 +118,17 @@ export function createRelationCache(opts: RelationCacheOptions): RelationCache {
       ...members,
     );
 
+  /** Redis failing (not the graph: a ConnectError) means "ask the graph": slower, still right. */
+  const orGraph = async <T>(userId: bigint, options: CallOptions | undefined, viaRedis: () => Promise<T>, fromRelations: (r: Relations) => T): Promise<T> => {
+    try {
+      return await viaRedis();
+    } catch (err) {
+      if (err instanceof ConnectError) throw err;
+      log.debug({ err: (err as Error).message }, "relations: redis unavailable; asking the graph");
+      return fromRelations((await fromGraph(userId, options)).relations);
+    }
+  };
+
   const build = (userId: bigint, options?: CallOptions): Promise<Relations> => {
     if (redis === undefined) return fromGraph(userId, options).then((r) => r.relations);
     let p = inFlight.get(userId);
@@ -135,16 +146,28 @@ export function createRelationCache(opts: RelationCacheOptions): RelationCache {
   };
 
   return {
-    build,
+    build: (userId, options) => orGraph(userId, options, () => build(userId, options), (r) => r),
     async get(userId, options) {
       if (redis === undefined) return build(userId, options);
-      return parseRelations(await redis.smembers(RELATION_KEYS.set(userId))) ?? build(userId, options);
+      return orGraph(
+        userId,
+        options,
+        async () => parseRelations(await redis.smembers(RELATION_KEYS.set(userId))) ?? build(userId, options),
+        (r) => r,
+      );
     },
     async blocked(userId, otherId, options) {
       if (redis === undefined) return (await build(userId, options)).blocks.has(otherId);
-      const [built, blocked] = (await redis.smismember(RELATION_KEYS.set(userId), BUILT, `b${otherId}`)) as [number, number];
-      if (built === 1) return blocked === 1;
-      return (await build(userId, options)).blocks.has(otherId);
+      return orGraph(
+        userId,
+        options,
+        async () => {
+          const [built, blocked] = (await redis.smismember(RELATION_KEYS.set(userId), BUILT, `b${otherId}`)) as [number, number];
+          if (built === 1) return blocked === 1;
+          return (await build(userId, options)).blocks.has(otherId);
+        },
+        (r) => r.blocks.has(otherId),
+      );
     },
     async invalidate(ids) {
       if (redis === undefined) return;

@@ -18,7 +18,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
   const log = ctx.log.child({ component: "notifier" });
   const store = createNotificationStore(ctx.router);
   const pushSubscriptions = createPushSubscriptionStore(ctx.router);
-  const notifier = createNotifier({ store, ids: ctx.ids, metrics: notificationMetrics(ctx.metrics), fanOut: notification.fanOut });
+  const notifier = createNotifier({ store, ids: ctx.ids, metrics: notificationMetrics(ctx.metrics), fanOut: notification.fanOut, relations: ctx.relations });
   const consumers: EventConsumer[] = [];
   let sender: PushSender | undefined;
   if (ctx.bus === undefined) log.warn("NATS_URL not set: no notifications are created or pushed");

@@ -14,6 +14,7 @@ import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
+import { hides, type RelationCache } from "../../lib/relations.js";
 import {
   followChange,
   likeChange,
@@ -70,7 +71,7 @@ export function notificationMetrics(metrics: Metrics): NotificationMetrics {
     }),
     applied: new Counter({
       name: "chirp_notification_changes_total",
-      help: "Cause changes applied by the notification consumers, by result (show, hide, version, kind, none: seen before or older).",
+      help: "Cause changes applied by the notification consumers, by result (show, hide, version, kind, none: seen before or older; hidden: its actor is blocked or muted by the recipient, or blocks them).",
       labelNames: ["result"],
       registers: [metrics.registry],
     }),
@@ -114,11 +115,23 @@ export interface Notifier {
   handleGraphEvent(event: GraphEvent): Promise<void>;
 }
 
-export function createNotifier(deps: { store: NotificationStore; ids: IdGenerator; metrics: NotificationMetrics; fanOut: number }): Notifier {
+export function createNotifier(deps: {
+  store: NotificationStore;
+  ids: IdGenerator;
+  metrics: NotificationMetrics;
+  fanOut: number;
+  /** Recipients' blocks and mutes (lib/relations.ts): what a user they block, are blocked by or mute does notifies them of nothing. */
+  relations?: RelationCache;
+}): Notifier {
   const { store, ids, metrics: m } = deps;
 
   const apply = async (change: CauseChange | undefined, requestId: string | undefined): Promise<void> => {
     if (change === undefined) return;
+    // Not shown, counted or pushed (live or Web Push); undos still apply, so nothing older comes back.
+    if (change.active && deps.relations !== undefined && hides(await deps.relations.get(change.recipientId), change.actorId)) {
+      m.applied.inc({ result: "hidden" });
+      return;
+    }
     const result = await store.apply(change, () => ids.next(), announceCreated(ids, requestId));
     m.applied.inc({ result });
     if (result === "show") m.created.inc({ kind: KIND_LABEL[change.kind] ?? "other" });

@@ -16,7 +16,7 @@ import { EVENTS } from "../../lib/events/subjects.js";
 import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
-import { NO_RELATIONS, type Relations } from "../../lib/relations.js";
+import { NO_RELATIONS, type RelationCache, type Relations } from "../../lib/relations.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { codeOf } from "../../lib/testing/in-memory.js";
 import { ABSENT, Cause, decide } from "./causes.js";
@@ -131,17 +131,17 @@ function setup() {
   const ids = { next: () => firstIdAt(ID_EPOCH_MS + 1000) + BigInt(++seq) };
   const metrics = notificationMetrics({ registry: new Registry(), component: "test" } as Metrics);
   const announced: bigint[] = [];
+  // Whom each user blocks or is blocked by, and mutes (lib/relations.ts).
+  const hidden = new Map<bigint, Relations>();
+  const relations = { get: async (id: bigint) => hidden.get(id) ?? NO_RELATIONS } as unknown as RelationCache;
   // announceCreated writes to the outbox through the transaction; the memory store hands it none, so count shows instead.
-  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2 });
+  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2, relations });
   const users = new Map([A, B, C, D].map((id) => [id, create(UserSchema, { id, handle: `u${id}` })]));
   const tweets = new Map([TWEET, 200n, 201n, 300n].map((id) => [id, create(TweetSchema, { id, text: `tweet ${id}` })]));
   const clients = {
     user: { batchGetUsers: async (req: { userIds: bigint[] }) => ({ users: req.userIds.flatMap((id) => users.get(id) ?? []) }) },
     tweet: { batchGetTweets: async (req: { tweetIds: bigint[] }) => ({ tweets: req.tweetIds.flatMap((id) => tweets.get(id) ?? []) }) },
   } as unknown as MeshClients;
-  // Whom each user blocks or is blocked by, and mutes (lib/relations.ts).
-  const hidden = new Map<bigint, Relations>();
-  const relations = { get: async (id: bigint) => hidden.get(id) ?? NO_RELATIONS };
   const ctx = { store, clients, relations, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
   const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx))));
   const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });
@@ -242,6 +242,20 @@ describe("the notifier and the inbox, in memory", () => {
     s.hidden.set(A, { blocks: new Set([B]), mutes: new Set([D]) });
     expect(await s.inbox(A)).toEqual(["LIKE u3 100", "FOLLOW u3"]);
     expect(await s.inbox(A, true)).toEqual(["LIKE u3 x2 100", "FOLLOW u3"]);
+  });
+
+  it("notifies nothing of what a blocked or muted user does meanwhile (never shown, announced or pushed); their undos still apply", async () => {
+    const s = setup();
+    s.hidden.set(A, { blocks: new Set([B]), mutes: new Set([C]) });
+    await deliver(s.notifier, [follow(B, A, 1n), like(C, TWEET, 1n), created(200n, B, [A]), like(D, TWEET, 1n)]);
+    expect(await s.inbox(A)).toEqual(["LIKE u4 100"]);
+    expect(s.announced).toHaveLength(1);
+    // Unmuted: C's like made meanwhile stays untold, and its undo keeps an older copy of it from coming back.
+    s.hidden.set(A, { blocks: new Set([B]), mutes: new Set() });
+    await deliver(s.notifier, [like(C, TWEET, 2n, false), like(C, TWEET, 1n)]);
+    expect(await s.inbox(A)).toEqual(["LIKE u4 100"]);
+    await deliver(s.notifier, [like(C, TWEET, 3n)]);
+    expect(await s.inbox(A, true)).toEqual(["LIKE u3,u4 x2 100"]);
   });
 
   it("leaves out an entry whose tweet or actor is gone", async () => {
