@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { entryMember, padId, type Entry } from "../../services/timeline/entries.js";
 import { KEYS, createTimelineLists, type ListPage, type TimelineLists } from "../../services/timeline/lists.js";
 import { startTestRedis, type TestRedis } from "../support/redis.js";
+import { RELATION_KEYS, relationMembers } from "../../lib/relations.js";
 
 let server: TestRedis;
 let redis: Redis;
@@ -109,6 +110,20 @@ describe("a home read's one round trip (readHome)", () => {
     expect(read.following?.hot).toEqual([{ authorId: HOT, page: { state: "built", entries: [tweet(6, HOT), tweet(5, HOT)], floor: tweet(5, HOT).id } }]);
     expect(await redis.pttl(home)).toBeGreaterThan(1_000);
     expect(await redis.pttl(KEYS.recent(HOT))).toBeLessThanOrEqual(1_000);
+  });
+
+  it("reads the caller's blocks and mutes in the same script: undefined until their set is built", async () => {
+    const user = ++nextUser;
+    await lists.beginBuild(KEYS.home(user));
+    await lists.finishBuild(KEYS.home(user), [tweet(1, A)], 0n, 10, TTL);
+    await redis.sadd(KEYS.following(user), "*", String(A));
+    expect((await lists.readHome(user, undefined, 10, TTL)).relations).toBeUndefined();
+    await redis.sadd(RELATION_KEYS.set(user), ...relationMembers([C], [A]));
+    const read = await lists.readHome(user, undefined, 10, TTL);
+    expect(read.relations).toEqual({ blocks: new Set([C]), mutes: new Set([A]) });
+    // Without a cached following set too.
+    await redis.del(KEYS.following(user));
+    expect((await lists.readHome(user, undefined, 10, TTL)).relations).toEqual({ blocks: new Set([C]), mutes: new Set([A]) });
   });
 
   it("pages every list below the bound, and reports a hot followee whose list is missing", async () => {
