@@ -10,6 +10,7 @@ import { DEMAND_EVERY_MS } from "../../lib/shard/heartbeat-demand.js";
 export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
 const DEFAULT_HEARTBEAT_ON_DEMAND_MS = 5_000;
 const DEFAULT_QUIET_STATE_MS = 2_000;
+const DEFAULT_ERRANT_DIR = ".data/errant";
 
 export interface TopologyConfig {
   readonly shardConfig: ShardConfig;
@@ -64,6 +65,14 @@ export interface TopologyConfig {
   readonly quietStateMs: number;
   /** CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS: how long a candidate may take to apply its relay log. */
   readonly applyTimeoutMs: number;
+  /**
+   * CHIRP_TOPOLOGY_AUTO_REBUILD: a member refused for transactions the primary
+   * lacks is rebuilt from the primary (after they are saved); false leaves it
+   * out of the topology for an operator.
+   */
+  readonly autoRebuild: boolean;
+  /** CHIRP_TOPOLOGY_ERRANT_DIR: where a refused member's errant transactions are saved before its rebuild. */
+  readonly errantDir: string;
 }
 
 export function loadTopologyConfig(env: Env): TopologyConfig {
@@ -109,6 +118,8 @@ export function loadTopologyConfig(env: Env): TopologyConfig {
     stateMs: read.int("CHIRP_TOPOLOGY_STATE_MS", 1000, 0, 60_000),
     quietStateMs: read.int("CHIRP_TOPOLOGY_QUIET_STATE_MS", DEFAULT_QUIET_STATE_MS, 0, 60_000),
     applyTimeoutMs: read.int("CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    autoRebuild: read.oneOf("CHIRP_TOPOLOGY_AUTO_REBUILD", ["true", "false"], "true") === "true",
+    errantDir: read.string("CHIRP_TOPOLOGY_ERRANT_DIR", DEFAULT_ERRANT_DIR),
   };
   const more: string[] = [];
   // Routers ask again every DEMAND_EVERY_MS: a shorter window would lapse between asks.
@@ -149,6 +160,8 @@ export function topologyConfigFor(
     stateMs: 1000,
     quietStateMs: DEFAULT_QUIET_STATE_MS,
     applyTimeoutMs: 30_000,
+    autoRebuild: true,
+    errantDir: DEFAULT_ERRANT_DIR,
     ...overrides,
   };
 }

@@ -156,6 +156,8 @@ export async function failover(
   const others = frozen.slice(1);
   await chosen.probe.withAdmin((c) => promote(c, { semiSync: others.length > 0 }));
   const promotedAt = Date.now();
+  // Its state as a primary from now on (a probe read from before the promotion must not be taken for it).
+  await chosen.probe.refresh().catch(() => undefined);
   log.warn(
     { new_primary: chosen.probe.name, applied_up_to: target, semi_sync: others.length > 0 },
     others.length > 0 ? "promoted" : "promoted; no other replica, so commits are asynchronous until a replica rejoins",

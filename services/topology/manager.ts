@@ -14,6 +14,7 @@ import { errantGtids, formatGtidList } from "../../lib/shard/gtid.js";
 import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../../lib/shard/replication.js";
 import { publishTopology, readTopology, StaleTopologyError, type LiveTopology } from "../../lib/shard/topology.js";
 import type { TopologyConfig } from "./config.js";
+import { saveErrant, rebuildFrom } from "./rebuild.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
 import { HeartbeatWriter } from "./heartbeat.js";
 import type { TopologyMetrics } from "./metrics.js";
@@ -33,6 +34,8 @@ export interface ManagerEvents {
   failover: [FailoverReport];
   failoverAborted: [{ replicaSet: string; reason: string }];
   rejoin: [{ replicaSet: string; member: string; result: "ok" | "refused" | "failed"; errant?: string }];
+  /** A refused member was rebuilt from the primary (rebuild.ts): its errant transactions saved to `file` first. */
+  rebuild: [{ replicaSet: string; member: string; result: "ok" | "failed"; file?: string; ms: number; error?: string }];
   /** After every probe round. */
   tick: [];
   /** Routers started asking for heartbeats, or stopped (the on-demand window ran out). */
@@ -431,6 +434,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       log.info({ primary: primary.name }, "member is not replicating from the primary: rejoining it");
       const out = await rejoin(this.ctx, member, primary);
       this.deps.metrics.rejoins.inc({ replica_set: rs, result: out.result });
+      if (out.result === "refused" && this.config.autoRebuild) {
+        set.replicas.delete(member.name);
+        this.emit("rejoin", { replicaSet: rs, member: member.name, ...out });
+        await this.runRebuild(set, member, primary, out.errant ?? "");
+        return;
+      }
       if (out.result === "refused") {
         this.refused.set(member.name, formatGtidList(member.state?.binlogState ?? []));
         set.replicas.delete(member.name);
@@ -450,6 +459,41 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       log.error({ err }, "rejoin failed; retrying");
     } finally {
       this.memberBusy.delete(member.name);
+    }
+  }
+
+  /**
+   * A member refused for errant transactions: they are saved to a file and
+   * named in the log, then the member is rebuilt from the primary and rejoins
+   * as a semi-sync replica (rebuild.ts). A failed rebuild leaves it refused
+   * until its state changes or the manager restarts, and is retried then.
+   */
+  private async runRebuild(set: SetState, member: MemberProbe, primary: MemberProbe, errantText: string): Promise<void> {
+    const rs = set.info.name;
+    const log = this.deps.log.child({ replica_set: rs, member: member.name });
+    const started = Date.now();
+    const rctx = { log: this.deps.log, admin: this.config.admin, repl: this.config.repl, errantDir: this.config.errantDir, databases: set.info.databases };
+    let file: string | undefined;
+    try {
+      const [mine, theirs] = await Promise.all([member.refresh(), primary.refresh()]);
+      const errant = errantGtids(mine.binlogState, theirs.binlogState);
+      file = await saveErrant(rctx, member, errant);
+      log.error(
+        { primary: primary.name, errant: formatGtidList(errant) || errantText, saved_to: file },
+        "member has transactions the primary lacks: saved them for inspection; rebuilding it from the primary",
+      );
+      await rebuildFrom(rctx, member, primary);
+      this.refused.delete(member.name);
+      this.needsFencing.delete(member.name);
+      set.replicas.add(member.name);
+      this.deps.metrics.rejoins.inc({ replica_set: rs, result: "rebuilt" });
+      await this.publish(`${member.name} rebuilt from ${primary.name} and rejoined ${rs}`);
+      this.emit("rebuild", { replicaSet: rs, member: member.name, result: "ok", file, ms: Date.now() - started });
+    } catch (err) {
+      this.refused.set(member.name, formatGtidList(member.state?.binlogState ?? []));
+      this.deps.metrics.rejoins.inc({ replica_set: rs, result: "rebuild_failed" });
+      log.error({ err, saved_to: file }, "rebuild failed: the member stays out of the topology");
+      this.emit("rebuild", { replicaSet: rs, member: member.name, result: "failed", ...(file === undefined ? {} : { file }), ms: Date.now() - started, error: (err as Error).message });
     }
   }
 

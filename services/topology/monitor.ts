@@ -69,7 +69,10 @@ export class MemberProbe {
         this.stateAt = 0;
       }
       if (Date.now() - this.stateAt >= this.stateMs) {
-        this.record(await readMemberState(this.conn, this.timeoutMs));
+        const generation = this.generation;
+        const state = await readMemberState(this.conn, this.timeoutMs);
+        // A refresh() since this read began (a failover's step) holds a newer state: keep it.
+        if (generation === this.generation) this.record(state);
       } else {
         await pingWithin(this.conn, this.timeoutMs);
       }
@@ -99,10 +102,14 @@ export class MemberProbe {
 
   /** Reads the state now (on a fresh connection), updating the cached one. */
   async refresh(): Promise<MemberState> {
+    this.generation++;
     const state = await this.withAdmin((c) => readMemberState(c, this.timeoutMs * 4));
     this.record(state);
     return state;
   }
+
+  /** Bumped by every refresh(), so a probe's read that began before it does not overwrite what it read. */
+  private generation = 0;
 
   private record(state: MemberState): void {
     this.stateChanged = this.state === undefined || stateKey(this.state) !== stateKey(state);

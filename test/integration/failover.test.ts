@@ -11,6 +11,9 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Writable } from "node:stream";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
 import { createConnection, type RowDataPacket } from "mysql2/promise";
@@ -29,6 +32,8 @@ import { createTopologyMetrics } from "../../services/topology/metrics.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
 
 const MAX_LAG_MS = 1_000;
+/** Where the managers here save a refused member's errant transactions. */
+const errantDir = await mkdtemp(join(tmpdir(), "chirp-errant-"));
 const RS0_SHARD = "-40";
 const RS1_SHARD = "80-c0";
 /** rs0's other shard: its probe rows stay out of the failover test's MAX(id) checks on RS0_SHARD. */
@@ -336,7 +341,7 @@ describe("failover", () => {
     }
   });
 
-  it("a manager started while rs1's primary is dead promotes the replica, and refuses an old primary holding unreplicated writes", async () => {
+  it("a manager started while rs1's primary is dead promotes the replica; an old primary holding an unreplicated write is refused, its write saved to a file, and it is rebuilt from the new primary", async () => {
     dumpLogsOnFailure();
     const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
     const { primary, replicas } = member(manager.current!, "rs1");
@@ -352,7 +357,7 @@ describe("failover", () => {
     process.kill(infra.processes.find((p) => p.name === primary.name)!.pid, "SIGKILL");
 
     const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
-    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), {
+    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), {
       log: pino({ level: "info", base: { service: "topology" } }, sink),
       metrics: createTopologyMetrics(),
       kv,
@@ -362,19 +367,75 @@ describe("failover", () => {
     expect(member(started, "rs1")).toEqual({ primary: replica, replicas: [] });
 
     const refused = nextEvent("rejoin", 60_000, (e) => e.member === primary.name);
+    const rebuilt = nextEvent("rebuild", 120_000, (e) => e.member === primary.name);
     await infra.restartMysqlMember(primary.name);
     const [rejoin] = await refused;
-
     expect(rejoin.result).toBe("refused");
     expect(rejoin.errant).toMatch(/^0-\d+-\d+$/);
-    // It stays read-only, out of the topology, and keeps its write for inspection.
-    const kept = await admin(primary, database, async (c) => {
+
+    // Its write is saved for inspection (decoded, rows included), then it is rebuilt from the new primary.
+    const [rebuild] = await rebuilt;
+    expect(rebuild).toMatchObject({ result: "ok", file: expect.stringContaining(errantDir) });
+    const saved = await readFile(rebuild.file!, "utf8");
+    expect(saved).toContain(rejoin.errant!);
+    expect(saved).toMatch(/INSERT INTO[\s\S]*3000000000/);
+    // Now a replica of the new primary: read-only, without the write no one acknowledged, in the topology.
+    const state = await admin(primary, database, async (c) => {
       const [[ro]] = await c.query<RowDataPacket[]>("SELECT @@global.read_only AS ro");
       const [[n]] = await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${PROBE_TABLE} WHERE id = 3000000000`);
       return [Number(ro!["ro"]), Number(n!["n"])];
     });
-    expect(kept).toEqual([1, 1]);
-    expect(member((await readTopology(kv, "chirp"))!.topology, "rs1")).toEqual({ primary: replica, replicas: [] });
+    expect(state).toEqual([1, 0]);
+    expect(member((await readTopology(kv, "chirp"))!.topology, "rs1")).toEqual({ primary: replica, replicas: [primary] });
     expect((await ids(replica, database)).has(3000000000)).toBe(false);
+    // And it replicates: a write on the new primary reaches it.
+    await admin(replica, database, (c) => c.query(`INSERT INTO ${PROBE_TABLE} (id) VALUES (3000000001)`));
+    const [[pos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    await admin(primary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+    expect((await ids(primary, database)).has(3000000001)).toBe(true);
+    expect([...(await ids(replica, database))].sort()).toEqual([...(await ids(primary, database))].sort());
+  });
+
+  it("a frozen primary (SIGSTOP) is failed over without losing an acknowledged write; woken, it is taken back as a replica (rebuilt if it kept a write of its own)", async () => {
+    dumpLogsOnFailure();
+    const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
+    const { primary, replicas } = member(manager.current!, "rs0");
+    const replica = replicas[0]!;
+    const rs0 = startWriteLoad(router, RS0_SHARD, 2_000_000_000);
+    await rs0.acksAtLeast(200, 20_000);
+
+    const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs0");
+    const pid = infra.processes.find((p) => p.name === primary.name)!.pid;
+    const frozenAt = performance.now();
+    process.kill(pid, "SIGSTOP");
+    let woken = false;
+    try {
+      const [report] = (await failoverSeen) as [FailoverReport];
+      expect(report).toMatchObject({ oldPrimary: primary.name, newPrimary: replica.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+      // Writes resume on the new primary while the old one is still frozen.
+      const resumed = await rs0.firstAckSentAfter(frozenAt, 15_000);
+      await rs0.acksAtLeast(100, 20_000);
+      console.log(`frozen primary: rs0 writes paused ${(resumed.at - rs0.ackBefore(resumed)!.at).toFixed(0)} ms (failover ${report.totalMs} ms: detect ${report.detectMs}, apply ${report.applyMs})`);
+
+      // Woken: back as a replica, directly or rebuilt after saving a write only it had (the one in flight at the freeze).
+      const back = Promise.race([
+        nextEvent("rejoin", 60_000, (e) => e.member === primary.name && e.result === "ok").then(() => "rejoined"),
+        nextEvent("rebuild", 120_000, (e) => e.member === primary.name && e.result === "ok").then(() => "rebuilt"),
+      ]);
+      process.kill(pid, "SIGCONT");
+      woken = true;
+      console.log(`the woken primary was ${await back}`);
+    } finally {
+      if (!woken) process.kill(pid, "SIGCONT");
+    }
+    await rs0.acksAtLeast(100, 20_000);
+    await rs0.stop();
+
+    const onNew = await ids(replica, database);
+    expect(rs0.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
+    const [[pos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    await admin(primary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+    expect([...(await ids(primary, database))].sort()).toEqual([...onNew].sort());
+    expect(member((await readTopology(kv, "chirp"))!.topology, "rs0")).toEqual({ primary: replica, replicas: [primary] });
   });
 });
