@@ -174,6 +174,22 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
+  private lastWholenessAt = Date.now();
+
+  /** Whether each replica set is whole (every member but the primary replicating from it), as a gauge and a running total of time not whole. */
+  private recordWholeness(): void {
+    const now = Date.now();
+    const elapsed = (now - this.lastWholenessAt) / 1000;
+    this.lastWholenessAt = now;
+    for (const set of this.sets.values()) {
+      const primary = this.probe(set, set.primary);
+      const replicating = set.probes.filter((p) => p !== primary && p.up && p.state !== undefined && primary !== undefined && isReplicatingFrom(p.state, primary.address));
+      const degraded = primary === undefined || !primary.up || replicating.length < set.probes.length - 1;
+      this.deps.metrics.degraded.set({ replica_set: set.info.name }, degraded ? 1 : 0);
+      if (degraded) this.deps.metrics.degradedSeconds.inc({ replica_set: set.info.name }, elapsed);
+    }
+  }
+
   /** A round every probe interval, counted from the start of the last one (a round takes at most about one interval: probeAll). */
   private scheduleTick(lastStart = Date.now()): void {
     if (this.stopped) return;
@@ -239,6 +255,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private async tick(): Promise<void> {
     await this.probeAll();
     if (this.stopped) return;
+    this.recordWholeness();
     for (const set of this.sets.values()) this.paceStateReads(set);
     for (const set of this.sets.values()) {
       if (set.busy) continue;

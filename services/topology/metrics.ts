@@ -11,6 +11,9 @@ export interface TopologyMetrics {
   readonly rejoins: Counter<"replica_set" | "result">;
   readonly epoch: Gauge;
   readonly semiSyncActive: Gauge<"replica_set">;
+  /** 1 while a replica set is not whole (a member not replicating from its primary: down, refused, being rebuilt). */
+  readonly degraded: Gauge<"replica_set">;
+  readonly degradedSeconds: Counter<"replica_set">;
 }
 
 export function createTopologyMetrics(): TopologyMetrics {
@@ -52,6 +55,18 @@ export function createTopologyMetrics(): TopologyMetrics {
     semiSyncActive: new Gauge({
       name: "chirp_topology_semi_sync_active",
       help: "1 while the primary's semi-sync is ON (commits wait for a replica), 0 when async.",
+      labelNames: ["replica_set"],
+      registers,
+    }),
+    degraded: new Gauge({
+      name: "chirp_topology_replica_set_degraded",
+      help: "1 while the replica set is not whole: some member is not replicating from its primary (down, refused, being rebuilt).",
+      labelNames: ["replica_set"],
+      registers,
+    }),
+    degradedSeconds: new Counter({
+      name: "chirp_topology_replica_set_degraded_seconds_total",
+      help: "Time the replica set has spent not whole, in seconds.",
       labelNames: ["replica_set"],
       registers,
     }),
