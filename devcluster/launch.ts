@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatServiceKeys, generateMeshSecret, parseMeshSecrets } from "../lib/auth/assertion.js";
 import { generateTokenKeys } from "../lib/auth/token.js";
 import { generateVapidKey } from "../lib/push/vapid.js";
 import { freePort } from "./ports.js";
@@ -52,6 +53,12 @@ export interface LaunchOptions {
    * Omitted: a fresh one for this launch (subscriptions then die with it).
    */
   readonly vapidKey?: string;
+  /**
+   * The mesh secret (CHIRP_MESH_SECRET, decision 22): the gateway (and the
+   * single process) get it; each service process gets only its own key
+   * derived from it (CHIRP_MESH_KEYS). Omitted: a fresh one for this launch.
+   */
+  readonly meshSecret?: string;
   /**
    * Processes per service (default 1; the mesh only). Every caller's CHIRP_<SERVICE>_ADDR
    * lists all of a service's instances (round-robin, UNAVAILABLE retried on
@@ -140,6 +147,7 @@ export async function launchSystem(options: LaunchOptions): Promise<Mesh> {
       spawnEntry: (entry, extra, args = []) => spawnProcess([...run(entry), ...args], options, extra),
       keys: options.tokenKeys ?? ephemeralTokenKeys(),
       vapidKey: options.vapidKey ?? generateVapidKey(),
+      meshSecret: options.meshSecret ?? generateMeshSecret(),
       topology,
       stopAll,
     };
@@ -158,6 +166,7 @@ interface Launching {
   readonly spawnEntry: (entry: string, extra: Record<string, string>, args?: readonly string[]) => ChildProcess;
   readonly keys: { readonly privateKey: string; readonly publicKeys: readonly string[] };
   readonly vapidKey: string;
+  readonly meshSecret: string;
   readonly topology: Mesh["topology"];
   readonly stopAll: () => Promise<void>;
 }
@@ -183,7 +192,7 @@ async function startTopology(
  * Every service and the gateway in one process (services/main.ts, `--target
  * all`), on ports picked here so a restart takes the same ones.
  */
-async function launchSingle({ options, children, spawnEntry, keys, vapidKey, topology, stopAll }: Launching): Promise<Mesh> {
+async function launchSingle({ options, children, spawnEntry, keys, vapidKey, meshSecret, topology, stopAll }: Launching): Promise<Mesh> {
   const ephemeral = options.ports === "ephemeral";
   const [grpcPort, metricsPort, gatewayPort] = ephemeral
     ? await Promise.all([freePort(), freePort(), freePort()])
@@ -194,6 +203,7 @@ async function launchSingle({ options, children, spawnEntry, keys, vapidKey, top
       ...addressEnv,
       [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey,
       [VAPID_PRIVATE_KEY_ENV]: vapidKey,
+      [MESH_SECRET_ENV]: meshSecret,
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
       CHIRP_GATEWAY_RATE_EXEMPT_IPS: options.env.CHIRP_GATEWAY_RATE_EXEMPT_IPS ?? "127.0.0.1,::1",
       CHIRP_GRPC_PORT: String(grpcPort),
@@ -261,7 +271,7 @@ async function launchSingle({ options, children, spawnEntry, keys, vapidKey, top
  * Starts every service as its own process, waits until each reports ready over
  * IPC (so ephemeral ports are known), then starts the gateway pointed at them.
  */
-async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topology, stopAll }: Launching): Promise<Mesh> {
+async function launchMesh({ options, children, spawnEntry, keys, vapidKey, meshSecret, topology, stopAll }: Launching): Promise<Mesh> {
   // Services call each other, so every one of them must know every address
   // before any starts: ephemeral gRPC ports are picked here, not by the OS at bind.
   const counts = Object.fromEntries(SERVICE_NAMES.map((name) => [name, instanceCount(options.instances?.[name])])) as Record<ServiceName, number>;
@@ -286,6 +296,8 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
       ...addressEnv,
       ...(name === "user" ? { [TOKEN_PRIVATE_KEY_ENV]: keys.privateKey } : {}),
       ...(name === "notification" ? { [VAPID_PRIVATE_KEY_ENV]: vapidKey } : {}),
+      // Its own key only: it can check the gateway's assertions, not make one.
+      CHIRP_MESH_KEYS: formatServiceKeys(parseMeshSecrets(meshSecret), [name]),
       [envName.grpcPort(name)]: String(grpcPorts[name][index]),
       [envName.metricsPort(name)]: String(options.ports === "default" && index === 0 ? DEFAULT_PORTS[name].metrics : 0),
     });
@@ -311,6 +323,7 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
   const gateway = spawnEntry("gateway/main.ts", {
     ...addressEnv,
     CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKeys.join(""),
+    [MESH_SECRET_ENV]: meshSecret,
     // The gateway keeps its rate limits in the same Redis (REDIS_URL). On
     // one machine, loopback is the operator's own tools (`chirp seed` loads
     // ~38,000 follows; the load tests), so it is exempt unless the
@@ -357,6 +370,7 @@ async function launchMesh({ options, children, spawnEntry, keys, vapidKey, topol
 
 const TOKEN_PRIVATE_KEY_ENV = "CHIRP_TOKEN_PRIVATE_KEY";
 const VAPID_PRIVATE_KEY_ENV = "CHIRP_PUSH_VAPID_PRIVATE_KEY";
+const MESH_SECRET_ENV = "CHIRP_MESH_SECRET";
 
 /** Where a metrics server of the launched processes is reached (they listen on CHIRP_BIND_HOST). */
 function metricsHost(env: Readonly<Record<string, string | undefined>>): string {
@@ -415,6 +429,8 @@ function spawnProcess(args: readonly string[], options: LaunchOptions, extra: Re
   if (!(TOKEN_PRIVATE_KEY_ENV in extra)) delete env[TOKEN_PRIVATE_KEY_ENV];
   // The VAPID key likewise reaches the notification service only.
   if (!(VAPID_PRIVATE_KEY_ENV in extra)) delete env[VAPID_PRIVATE_KEY_ENV];
+  // The mesh secret reaches the gateway only (and the single process).
+  if (!(MESH_SECRET_ENV in extra)) delete env[MESH_SECRET_ENV];
   return spawn(process.execPath, args, {
     cwd: ROOT,
     env,

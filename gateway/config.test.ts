@@ -4,9 +4,10 @@ import { ConfigError } from "../lib/config.js";
 import { DEFAULT_ACCOUNT_LIMITS } from "./account-limit.js";
 import { loadGatewayConfig } from "./config.js";
 import { DEFAULT_RATE_LIMITS } from "./rate-limit.js";
+import { generateMeshSecret } from "../lib/auth/assertion.js";
 
 describe("loadGatewayConfig", () => {
-  const keys = { CHIRP_TOKEN_PUBLIC_KEYS: generateTokenKeys().publicKey };
+  const keys = { CHIRP_TOKEN_PUBLIC_KEYS: generateTokenKeys().publicKey, CHIRP_MESH_SECRET: generateMeshSecret() };
 
   it("limits by DEFAULT_RATE_LIMITS when nothing is set (the defaults travel as text)", () => {
     expect(loadGatewayConfig(keys).rateLimits).toEqual(DEFAULT_RATE_LIMITS);

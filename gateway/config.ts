@@ -1,3 +1,4 @@
+import { parseMeshSecrets, type MeshSecret } from "../lib/auth/assertion.js";
 import { parsePublicKeys } from "../lib/auth/keys.js";
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/config.js";
 import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, type ServiceName } from "../lib/mesh.js";
@@ -54,6 +55,21 @@ export interface GatewayConfig {
    * service's private key.
    */
   readonly tokenPublicKeys: readonly string[];
+  /**
+   * CHIRP_MESH_SECRET: the mesh secret (base64url, 32 bytes or more) the
+   * gateway vouches for callers with: every call it forwards for a signed-in
+   * user carries an assertion (lib/auth/assertion.ts, decision 22) that each
+   * service checks with its own key derived from this secret. Only gateways
+   * (and the single process) hold it. Several, comma-separated, during a
+   * rotation: the first signs. `npm start` keeps one in the data dir.
+   */
+  readonly meshSecrets: readonly MeshSecret[];
+  /**
+   * CHIRP_MESH_ASSERTION_TTL_MS: how long an assertion is valid, or the
+   * forwarded call's deadline when that is longer (at most 10 minutes). A
+   * service's calls on the caller's behalf must be made within it.
+   */
+  readonly assertionTtlMs: number;
   /** Where the rate limits are kept (REDIS_URL, CHIRP_REDIS_COMMAND_TIMEOUT_MS); no URL, no limits. */
   readonly redis: RedisConfig;
   /**
@@ -75,6 +91,8 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
   const read = new EnvReader(env);
   const backends = meshAddresses(read);
   const rawKeys = read.string("CHIRP_TOKEN_PUBLIC_KEYS");
+  const rawSecret = read.string("CHIRP_MESH_SECRET");
+  const assertionTtlMs = read.int("CHIRP_MESH_ASSERTION_TTL_MS", 60_000, 1000, 600_000);
   const problems: string[] = [];
   let trustedProxies = parseTrustedProxies("");
   try {
@@ -82,7 +100,7 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
   } catch (err) {
     problems.push(`CHIRP_GATEWAY_TRUSTED_PROXIES: ${(err as Error).message}`);
   }
-  const config: Omit<GatewayConfig, "tokenPublicKeys" | "redis" | "rateLimits" | "accountLimits"> = {
+  const config: Omit<GatewayConfig, "tokenPublicKeys" | "meshSecrets" | "assertionTtlMs" | "redis" | "rateLimits" | "accountLimits"> = {
     host: read.string("CHIRP_GATEWAY_HOST", "127.0.0.1"),
     port: read.port("CHIRP_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
     publicMetrics: read.oneOf("CHIRP_GATEWAY_PUBLIC_METRICS", ["true", "false"], "false") === "true",
@@ -143,8 +161,16 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       problems.push(`CHIRP_TOKEN_PUBLIC_KEYS: ${(err as Error).message}`);
     }
   }
+  let meshSecrets: MeshSecret[] = [];
+  if (rawSecret !== "") {
+    try {
+      meshSecrets = parseMeshSecrets(rawSecret);
+    } catch (err) {
+      problems.push(`CHIRP_MESH_SECRET: ${(err as Error).message}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ...config, tokenPublicKeys, redis, rateLimits, accountLimits };
+  return { ...config, tokenPublicKeys, meshSecrets, assertionTtlMs, redis, rateLimits, accountLimits };
 }
 
 function loadAccountLimits(read: EnvReader, problems: string[]): AccountLimits {

@@ -5,7 +5,7 @@ import { authenticateBearerClaims } from "../lib/auth/bearer.js";
 import type { TokenVerifier } from "../lib/auth/token.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER, SESSION_ID_HEADER, USER_AGENT_HEADER } from "../lib/rpc/metadata.js";
+import { REQUEST_ID_HEADER, USER_AGENT_HEADER } from "../lib/rpc/metadata.js";
 import { observeCall, type CallInfo } from "../lib/rpc/observe.js";
 import { ATTR, annotateActiveSpan, tracingOn } from "../lib/tracing/tracing.js";
 import { requestRecordKey, type RequestRecord } from "./access.js";
@@ -13,14 +13,17 @@ import type { Account, AccountLimiter, AttemptOutcome } from "./account-limit.js
 import { rateClassOf } from "./public-api.js";
 import type { RateClass, RateLimiter } from "./rate-limit.js";
 import { retryInfo } from "./retry-info.js";
+import type { Vouching } from "./vouch.js";
 
 export interface ForwardOptions {
   readonly transport: Transport;
   readonly defaultTimeoutMs: number;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** Checks bearer tokens; the caller it names travels to the mesh as x-chirp-caller-id. */
+  /** Checks bearer tokens; the caller it names travels to the mesh in an assertion (vouch). */
   readonly verifier: TokenVerifier;
+  /** Makes the assertion of a call for a signed-in user (vouch.ts). */
+  readonly vouch: Vouching;
   /** Per-user and per-address limits; undefined: none (no Redis configured). */
   readonly limiter: RateLimiter | undefined;
   /** Wrong passwords per account (LogIn, ChangePassword); undefined: none. */
@@ -61,7 +64,7 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
         const header = meshHeaders(record);
         try {
           return await observeCall(metrics, log, callInfo(method, header), async () => {
-            await admit(ctx, header, record, rateClass, options);
+            await admit(ctx, header, record, rateClass, options, unary, timeoutMs(ctx, options));
             const check = passwordCheck(record, request);
             const attempt = check === undefined || options.accountLimiter === undefined ? undefined : await options.accountLimiter.begin(check.account, record.ip, record.requestId);
             if (attempt?.allowed === false) throw rateLimited(attempt.retryAfterMs);
@@ -104,7 +107,7 @@ function forwarder(method: DescMethod, rateClass: RateClass, options: ForwardOpt
         try {
           // A live stream has no deadline unless the client asked for one.
           const response = await observeCall(metrics, log, callInfo(method, header), async () => {
-            await admit(ctx, header, record, rateClass, options);
+            await admit(ctx, header, record, rateClass, options, streaming, ctx.timeoutMs());
             // The client may also have gone while admit() waited (on Redis).
             if (signal.aborted) throw new ConnectError("the client went away", Code.Canceled);
             return transport.stream(streaming, signal, ctx.timeoutMs(), header, once(request as never));
@@ -146,21 +149,29 @@ function recordOf(ctx: HandlerContext, method: DescMethod): RequestRecord {
 
 function meshHeaders(record: RequestRecord): Headers {
   // A fresh set: nothing the client sent travels on, so a client-sent caller
-  // id never reaches the mesh; admit() alone sets one.
+  // header or assertion never reaches the mesh; admit() alone sets one.
   return new Headers({ [REQUEST_ID_HEADER]: record.requestId });
 }
 
 /**
- * Sets the caller from a valid `Authorization: Bearer` token (no header is an
- * anonymous call; a bad token is Unauthenticated on every RPC, bearer.ts),
- * then takes a token from the caller's and the address's rate-limit buckets.
+ * Vouches for the caller of a valid `Authorization: Bearer` token with an
+ * assertion for this method and request (no header is an anonymous call; a
+ * bad token is Unauthenticated on every RPC, bearer.ts), then takes a token
+ * from the caller's and the address's rate-limit buckets.
  */
-async function admit(ctx: HandlerContext, header: Headers, record: RequestRecord, rateClass: RateClass, options: ForwardOptions): Promise<void> {
+async function admit(
+  ctx: HandlerContext,
+  header: Headers,
+  record: RequestRecord,
+  rateClass: RateClass,
+  options: ForwardOptions,
+  method: DescMethod,
+  callTimeoutMs: number | undefined,
+): Promise<void> {
   const claims = authenticateBearerClaims(ctx.requestHeader.get("authorization"), options.verifier);
   const caller = claims?.sub;
   if (claims !== undefined) {
-    header.set(CALLER_ID_HEADER, claims.sub);
-    header.set(SESSION_ID_HEADER, claims.sid);
+    options.vouch(header, claims.sub, claims.sid, method, record.requestId, callTimeoutMs);
     record.userId = claims.sub;
     annotateActiveSpan({ [ATTR.callerId]: claims.sub });
     options.onSession?.(claims.sub, claims.sid);

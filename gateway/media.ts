@@ -30,13 +30,14 @@ import {
   type UploadRequest,
   type UploadResponse,
 } from "../gen/chirp/media/v1/media_service_pb.js";
-import { authenticateBearer } from "../lib/auth/bearer.js";
-import type { TokenVerifier } from "../lib/auth/token.js";
+import { authenticateBearerClaims } from "../lib/auth/bearer.js";
+import type { TokenClaims, TokenVerifier } from "../lib/auth/token.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import { grpcMethodDefinition } from "../lib/rpc/grpc-definition.js";
 import { fromServiceError, grpcTarget, meshChannelOptions } from "../lib/rpc/grpc-transport.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata } from "../lib/rpc/metadata.js";
+import { REQUEST_ID_HEADER, headersToMetadata } from "../lib/rpc/metadata.js";
+import type { Vouching } from "./vouch.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -45,6 +46,8 @@ export interface MediaEdgeOptions {
   /** The media service: "host:port" or several, comma-separated (round-robin). */
   readonly target: string;
   readonly verifier: TokenVerifier;
+  /** Vouches for the uploader to the media service (vouch.ts). */
+  readonly vouch: Vouching;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Deadline of a download call. */
@@ -78,9 +81,9 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
 
   function upload(req: Request, res: Response): void {
     const requestId = requestIdOf(req, res);
-    let caller: string | undefined;
+    let caller: TokenClaims | undefined;
     try {
-      caller = authenticateBearer(header(req, "authorization"), options.verifier);
+      caller = authenticateBearerClaims(header(req, "authorization"), options.verifier);
     } catch (err) {
       return sendHttpError(req, res, toConnect(err));
     }
@@ -91,7 +94,9 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
     }
     if (Number(length) === 0) return sendHttpError(req, res, new ConnectError("empty body", Code.InvalidArgument));
 
-    const metadata = headersToMetadata(new Headers({ [REQUEST_ID_HEADER]: requestId, [CALLER_ID_HEADER]: caller }));
+    const vouched = new Headers({ [REQUEST_ID_HEADER]: requestId });
+    options.vouch(vouched, caller.sub, caller.sid, MediaService.method.upload, requestId, options.uploadTimeoutMs);
+    const metadata = headersToMetadata(vouched);
     const done = timer("Upload");
     let finished = false;
     const call = client.makeClientStreamRequest<UploadRequest, UploadResponse>(

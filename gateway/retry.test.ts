@@ -14,6 +14,8 @@ import { GrpcServer } from "../lib/rpc/grpc-server.js";
 import { MESH_RETRY_ATTEMPTS, createGrpcTransport } from "../lib/rpc/grpc-transport.js";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway, type Gateway } from "./server.js";
+import { generateMeshSecret } from "../lib/auth/assertion.js";
+const TEST_MESH_SECRET = generateMeshSecret();
 
 interface Instance {
   readonly server: GrpcServer;
@@ -132,6 +134,7 @@ describe("gateway over two instances of a service", () => {
       CHIRP_GATEWAY_PORT: "0",
       CHIRP_USER_ADDR: `127.0.0.1:${a.port},127.0.0.1:${b.port}`,
       CHIRP_TOKEN_PUBLIC_KEYS: generateTokenKeys().publicKey,
+      CHIRP_MESH_SECRET: TEST_MESH_SECRET,
     });
     gateway = await startGateway(config, createLogger("gateway", "silent"), createMetrics("gateway"));
     const url = `http://127.0.0.1:${gateway.port}/chirp.user.v1.UserService/GetUser`;

@@ -8,6 +8,8 @@ import { createMetrics } from "../lib/metrics.js";
 import { GrpcServer } from "../lib/rpc/grpc-server.js";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway, type Gateway } from "./server.js";
+import { generateMeshSecret } from "../lib/auth/assertion.js";
+const TEST_MESH_SECRET = generateMeshSecret();
 
 // The gateway in-process, in front of a grpc-js backend in-process.
 describe("gateway under concurrent calls", () => {
@@ -26,6 +28,7 @@ describe("gateway under concurrent calls", () => {
       CHIRP_GATEWAY_PORT: "0",
       CHIRP_USER_ADDR: `127.0.0.1:${port}`,
       CHIRP_TOKEN_PUBLIC_KEYS: generateTokenKeys().publicKey,
+      CHIRP_MESH_SECRET: TEST_MESH_SECRET,
     });
     gateway = await startGateway(config, createLogger("gateway", "silent"), createMetrics("gateway"));
   });

@@ -1,3 +1,5 @@
+import { createAssertionSigner, type AssertionVerifier } from "../lib/auth/assertion.js";
+import { createVouching } from "./vouch.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
@@ -46,6 +48,8 @@ export interface GatewayOptions {
   readonly local?: InProcessServices;
   /** Where /media uploads and downloads stream to over gRPC, instead of CHIRP_MEDIA_ADDR. */
   readonly mediaTarget?: string;
+  /** This process's assertion verifier (the single process): assertions the gateway makes are known to it without a MAC. */
+  readonly assertionVerifier?: AssertionVerifier;
   /** NATS: ended sessions are refused (lib/auth/ended-sessions.ts) and sessions' activity reported. Without it, a LogOut cannot take effect here. */
   readonly bus?: EventBus;
 }
@@ -90,6 +94,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     verifier = refusingEndedSessions(verifier, ended);
   }
   const onSession = options.bus === undefined ? undefined : sessionActivityReporter(options.bus);
+  const vouch = createVouching(createAssertionSigner(config.meshSecrets[0]!, options.assertionVerifier), config.assertionTtlMs);
   const remote: Array<{ close(): void }> = [];
   const transports = PUBLIC_API.map(({ backend, service }) => {
     if (options.local?.hosts(service) === true) return options.local.transport();
@@ -141,6 +146,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   const media = createMediaEdge({
     target: options.mediaTarget ?? config.backends.media,
     verifier,
+    vouch,
     log,
     metrics,
     defaultTimeoutMs: config.defaultTimeoutMs,
@@ -167,6 +173,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
           log,
           metrics,
           verifier,
+          vouch,
           limiter,
           accountLimiter,
           ...(onSession === undefined ? {} : { onSession }),

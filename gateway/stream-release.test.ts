@@ -40,6 +40,10 @@ import { loadGatewayConfig } from "./config.js";
 import { forwardingImpl } from "./forward.js";
 import { fetchKeepingAbort } from "../test/support/fetch.js";
 import { startGateway, type Gateway } from "./server.js";
+import { createAssertionVerifier, generateMeshSecret, parseMeshSecrets, serviceKey } from "../lib/auth/assertion.js";
+import { createCallerCheck } from "../lib/rpc/callers.js";
+import { SERVICE_NAMES } from "../lib/mesh.js";
+const TEST_MESH_SECRET = generateMeshSecret();
 
 setFlagsFromString("--expose-gc");
 const collectGarbage = runInNewContext("gc") as () => void;
@@ -76,7 +80,7 @@ const clients = {
 describe("a server stream whose client has gone", () => {
   const log = createLogger("timeline", "silent");
   const metrics = createMetrics("timeline");
-  const backend = new GrpcServer({ log, metrics });
+  const backend = new GrpcServer({ log, metrics, callers: createCallerCheck(createAssertionVerifier(parseMeshSecrets(TEST_MESH_SECRET).flatMap((m) => SERVICE_NAMES.map((n) => serviceKey(m, n))))) });
   const keys = generateTokenKeys();
   const signer = createTokenSigner(keys.privateKey);
   let hub: StreamHub;
@@ -96,6 +100,7 @@ describe("a server stream whose client has gone", () => {
       CHIRP_GATEWAY_PORT: "0",
       CHIRP_TIMELINE_ADDR: `127.0.0.1:${backendPort}`,
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey,
+      CHIRP_MESH_SECRET: TEST_MESH_SECRET,
       LOG_LEVEL: "silent",
     });
     gateway = await startGateway(config, createLogger("gateway", "silent"), createMetrics("gateway"));
@@ -188,6 +193,7 @@ describe("a server stream whose client has gone", () => {
       log: createLogger("gateway", "silent"),
       metrics: createMetrics("gateway"),
       verifier: createTokenVerifier([keys.publicKey]),
+      vouch: () => {},
       limiter: undefined,
       streamsClosing: new AbortController().signal,
     });

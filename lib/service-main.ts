@@ -7,12 +7,14 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Gateway } from "../gateway/server.js";
+import { createAssertionVerifier, parseMeshSecrets, parseServiceKeys, serviceKey, type AssertionVerifier, type ServiceKey } from "./auth/assertion.js";
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { DEFAULT_PORTS, MULTI_SERVICE_PORTS, type ServiceName } from "./mesh.js";
 import { componentMetrics, createMetrics, serveMetrics, type Metrics } from "./metrics.js";
 import { shareWorkerMetrics } from "./worker-metrics.js";
 import { GrpcServer } from "./rpc/grpc-server.js";
+import { createCallerCheck } from "./rpc/callers.js";
 import { InProcessServices } from "./rpc/in-process.js";
 import { meshAddresses } from "./service-config.js";
 import { createServiceContext, type ServiceContext } from "./service-context.js";
@@ -95,6 +97,19 @@ export interface ProcessConfig {
   /** CHIRP_SHUTDOWN_GRACE_MS: how long in-flight calls may finish after SIGTERM before they are cut (services and gateway; the gateway ends open event streams at once). */
   readonly shutdownGraceMs: number;
   readonly addresses: Readonly<Record<ServiceName, string>>;
+  /**
+   * The keys this process checks callers' assertions with, one per hosted
+   * service (decision 22).
+   *
+   * CHIRP_MESH_KEYS: a service process's own keys, `<kid>:<service>:<key>`,
+   * comma-separated (several generations during a rotation); derived from
+   * the mesh secret, so they let a service check assertions but not make one.
+   * `npm start` and launchSystem hand each process its own.
+   *
+   * CHIRP_MESH_SECRET, when the process has it (a process with the gateway,
+   * such as `--target all`), gives the keys of every service it hosts.
+   */
+  readonly meshKeys: readonly ServiceKey[];
 }
 
 /**
@@ -118,9 +133,28 @@ export function loadProcessConfig(names: readonly ServiceName[], env: Env): Proc
     logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
     shutdownGraceMs: read.int("CHIRP_SHUTDOWN_GRACE_MS", 5000, 0, 60_000),
     addresses: meshAddresses(read),
+    meshKeys: [],
   };
-  read.done();
-  return config;
+  const problems: string[] = [];
+  const keys: ServiceKey[] = [];
+  const rawSecret = read.optional("CHIRP_MESH_SECRET");
+  const rawKeys = read.optional("CHIRP_MESH_KEYS");
+  try {
+    if (rawSecret !== undefined && rawSecret !== "") for (const secret of parseMeshSecrets(rawSecret)) keys.push(...names.map((n) => serviceKey(secret, n)));
+  } catch (err) {
+    problems.push(`CHIRP_MESH_SECRET: ${(err as Error).message}`);
+  }
+  try {
+    if (rawKeys !== undefined && rawKeys !== "") keys.push(...parseServiceKeys(rawKeys).filter((k) => names.includes(k.service)));
+  } catch (err) {
+    problems.push(`CHIRP_MESH_KEYS: ${(err as Error).message}`);
+  }
+  if (problems.length === 0) {
+    const missing = names.filter((n) => !keys.some((k) => k.service === n));
+    if (missing.length > 0) problems.push(`CHIRP_MESH_KEYS has no key for ${missing.join(", ")} (nor does CHIRP_MESH_SECRET give one): its callers could not be checked`);
+  }
+  read.done(problems);
+  return { ...config, meshKeys: keys };
 }
 
 export interface RunningProcess {
@@ -152,7 +186,10 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
   const metrics = createMetrics(config.name);
   // One of several workers (--processes): /metrics answers for all of them.
   shareWorkerMetrics(metrics.registry);
-  const local = targets.services.length > 1 || targets.gateway ? new InProcessServices(targets.services.map((s) => s.service)) : undefined;
+  // One verifier for the process: its gRPC port and its in-process calls admit callers alike.
+  const assertions: AssertionVerifier | undefined = config.meshKeys.length > 0 ? createAssertionVerifier(config.meshKeys) : undefined;
+  const callers = createCallerCheck(assertions);
+  const local = targets.services.length > 1 || targets.gateway ? new InProcessServices(targets.services.map((s) => s.service), callers) : undefined;
   const closers: Array<() => Promise<void>> = [() => tracing.shutdown()];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.splice(0).reverse()) await close();
@@ -160,7 +197,7 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
   try {
     const shared = await createServiceContext({ env, name: config.name, log, metrics, addresses: config.addresses, ...(local ? { local } : {}) });
     closers.push(() => shared.close());
-    const server = new GrpcServer({ log, metrics });
+    const server = new GrpcServer({ log, metrics, callers });
     for (const spec of targets.services) {
       // Several services in one process: each logs under its own name and labels its RPCs with it.
       const own = targets.services.length === 1 ? shared : { ...shared, log: createLogger(spec.name, config.logLevel), metrics: componentMetrics(metrics, spec.name) };
@@ -191,6 +228,7 @@ export async function startProcess(targets: ProcessTargets, env: Env = process.e
       const g = await gatewayModule!.startGateway(gatewayConfig, createLogger("gateway", gatewayConfig.logLevel), componentMetrics(metrics, "gateway"), {
         ...(local ? { local } : {}),
         ...(shared.bus === undefined ? {} : { bus: shared.bus }),
+        ...(assertions === undefined ? {} : { assertionVerifier: assertions }),
         // Uploads and downloads stream over gRPC (gateway/media.ts): to this process's own port.
         ...(names.includes("media") ? { mediaTarget: `127.0.0.1:${grpcPort}` } : {}),
       });

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TOKEN_KEY_FILE, resolveTokenKeys } from "../lib/auth/keys.js";
+import { MESH_SECRET_FILE, TOKEN_KEY_FILE, resolveMeshSecret, resolveTokenKeys } from "../lib/auth/keys.js";
 import { VAPID_KEY_FILE, resolveVapidKey } from "../lib/push/vapid.js";
 import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../devcluster/index.js";
 import { ConfigError } from "../lib/config.js";
@@ -91,6 +91,16 @@ try {
     }
   })();
   say(`web push signed with the VAPID key from ${vapid.source}`);
+  // The mesh secret the gateway vouches for callers with (decision 22), kept
+  // the same way, so the seed CLI's backdated import can vouch too.
+  const meshSecret = (() => {
+    try {
+      return resolveMeshSecret(process.env, join(keyFile, "..", MESH_SECRET_FILE));
+    } catch (err) {
+      throw new ConfigError([`CHIRP_MESH_SECRET: ${(err as Error).message}`]);
+    }
+  })();
+  say(`the gateway vouches for callers with the mesh secret from ${meshSecret.source}`);
   say(mode === "mesh" ? "starting the topology manager, then the mesh: a process per service and the gateway..." : "starting the topology manager, then every service and the gateway in one process...");
   mesh = await launchSystem({
     mode,
@@ -100,6 +110,7 @@ try {
     ports: "default",
     tokenKeys,
     vapidKey: vapid.pem,
+    meshSecret: meshSecret.secret,
   });
 } catch (err) {
   if (err instanceof DataDirLockedError || err instanceof MissingBinaryError || err instanceof ConfigError) {

@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { createPrivateKey, createPublicKey } from "node:crypto";
+import { generateMeshSecret, parseMeshSecrets } from "./assertion.js";
 import { generateTokenKeys } from "./token.js";
 
 /**
@@ -110,4 +111,32 @@ export function resolveTokenKeys(
     throw new Error("CHIRP_TOKEN_PUBLIC_KEYS does not include the public half of the signing key: no token would verify");
   }
   return { privateKey, publicKeys, source };
+}
+
+/** The file `npm start` keeps the mesh secret in (CHIRP_MESH_SECRET, decision 22), beside the token key. */
+export const MESH_SECRET_FILE = "mesh-secret";
+
+/**
+ * The mesh secret `npm start` launches with: CHIRP_MESH_SECRET from the
+ * environment, else the one in `file` (mode 0600, made on first start with
+ * O_EXCL, as the token key). Kept so that operator tools run beside it (the
+ * seed CLI's backdated import) can vouch for the users they act as.
+ */
+export function resolveMeshSecret(env: { readonly CHIRP_MESH_SECRET?: string | undefined }, file: string): { secret: string; source: string } {
+  if (env.CHIRP_MESH_SECRET !== undefined && env.CHIRP_MESH_SECRET !== "") {
+    parseMeshSecrets(env.CHIRP_MESH_SECRET);
+    return { secret: env.CHIRP_MESH_SECRET, source: "CHIRP_MESH_SECRET" };
+  }
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  let created = false;
+  try {
+    writeFileSync(file, `${generateMeshSecret()}\n`, { mode: 0o600, flag: "wx" });
+    created = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  const secret = readFileSync(file, "utf8").trim();
+  parseMeshSecrets(secret);
+  return { secret, source: created ? `${file} (new)` : file };
 }

@@ -15,6 +15,7 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { grpcMethodDefinition } from "./grpc-definition.js";
 import { tracingOn } from "../tracing/tracing.js";
+import { createCallerCheck, type CallerCheck } from "./callers.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER, headersToMetadata, metadataToHeaders } from "./metadata.js";
 import { observeCall } from "./observe.js";
 import { createReflectionService } from "./reflection.js";
@@ -23,6 +24,8 @@ import { validateRequest } from "./validation.js";
 export interface GrpcServerOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Admits each call's caller (rpc/callers.ts); default: anonymous calls only (no mesh key). */
+  readonly callers?: CallerCheck;
 }
 
 /**
@@ -43,8 +46,11 @@ export class GrpcServer {
   private readonly inFlight = new Set<AbortController>();
   private readonly callAbort = new WeakMap<HandlerContext, AbortController>();
   private port = 0;
+  private readonly callers: CallerCheck;
 
-  constructor(private readonly options: GrpcServerOptions) {}
+  constructor(private readonly options: GrpcServerOptions) {
+    this.callers = options.callers ?? createCallerCheck(undefined);
+  }
 
   /** `metrics`: the view its calls are observed through (default the server's; componentMetrics labels a service's own). */
   register<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, metrics: Metrics = this.options.metrics): this {
@@ -104,6 +110,7 @@ export class GrpcServer {
         return (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
           this.observe(metrics, spec.method, ctx, async () => {
+            this.callers.admit(spec.method, ctx.requestHeader);
             validateRequest(spec.method.input, call.request);
             return normalize(spec.method.output, await spec.impl(call.request, ctx));
           }).then(
@@ -115,6 +122,7 @@ export class GrpcServer {
         return (call: grpc.ServerWritableStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
           this.observe(metrics, spec.method, ctx, async () => {
+            this.callers.admit(spec.method, ctx.requestHeader);
             validateRequest(spec.method.input, call.request);
             await writeAll(call, spec.method.output, spec.impl(call.request, ctx), ctx);
           }).then(
@@ -125,9 +133,10 @@ export class GrpcServer {
       case "client_streaming":
         return (call: grpc.ServerReadableStream<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(metrics, spec.method, ctx, async () =>
-            normalize(spec.method.output, await spec.impl(validatedInputs(spec.method, call), ctx)),
-          ).then(
+          this.observe(metrics, spec.method, ctx, async () => {
+            this.callers.admit(spec.method, ctx.requestHeader);
+            return normalize(spec.method.output, await spec.impl(validatedInputs(spec.method, call), ctx));
+          }).then(
             (message) => callback(null, message, headersToMetadata(ctx.responseTrailer)),
             (err: ConnectError) => callback(toServiceError(err)),
           );
@@ -135,9 +144,10 @@ export class GrpcServer {
       case "bidi_streaming":
         return (call: grpc.ServerDuplexStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
-          this.observe(metrics, spec.method, ctx, () =>
-            writeAll(call, spec.method.output, spec.impl(validatedInputs(spec.method, call), ctx), ctx),
-          ).then(
+          this.observe(metrics, spec.method, ctx, async () => {
+            this.callers.admit(spec.method, ctx.requestHeader);
+            await writeAll(call, spec.method.output, spec.impl(validatedInputs(spec.method, call), ctx), ctx);
+          }).then(
             () => call.end(headersToMetadata(ctx.responseTrailer)),
             (err: ConnectError) => call.emit("error", toServiceError(err)),
           );

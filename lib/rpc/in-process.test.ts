@@ -8,13 +8,21 @@ import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createLogger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
 import { InProcessServices } from "./in-process.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
+import { ASSERTION_HEADER, CALLER_ID_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
+import { createAssertionSigner, createAssertionVerifier, generateMeshSecret, parseMeshSecrets, serviceKey } from "../auth/assertion.js";
+import { SERVICE_NAMES } from "../mesh.js";
+import { createCallerCheck } from "./callers.js";
 
 // The in-process transport keeps every contract of a gRPC hop (in-process.ts):
 // the same checks as grpc-server.test.ts, with no server between.
 describe("in-process transport", () => {
   const metrics = createMetrics("all");
-  const services = new InProcessServices([UserService, TimelineService, MediaService]);
+  const secret = parseMeshSecrets(generateMeshSecret())[0]!;
+  const signer = createAssertionSigner(secret);
+  const services = new InProcessServices(
+    [UserService, TimelineService, MediaService],
+    createCallerCheck(createAssertionVerifier(SERVICE_NAMES.map((n) => serviceKey(secret, n)))),
+  );
   const seen: { requestId: string | null; callerId: string | null; signal?: AbortSignal; timeoutMs?: number | undefined } = { requestId: null, callerId: null };
   let handled = 0;
   let streamClosed = false;
@@ -85,12 +93,24 @@ describe("in-process transport", () => {
   });
 
   it("answers with a full message, the trailers set, and the request's headers seen by the handler", async () => {
-    const headers = { [REQUEST_ID_HEADER]: "req-1", [CALLER_ID_HEADER]: "7" };
+    const headers = { [REQUEST_ID_HEADER]: "req-1", [ASSERTION_HEADER]: signer.sign("7", "3", "chirp.user.v1.UserService/GetUser", "req-1", 60_000) };
     let trailer: Headers | undefined;
     const res = await users.getUser({ lookup: { case: "handle", value: "alice" } }, { headers, onTrailer: (t) => (trailer = t) });
     expect(res.user).toEqual(create(UserSchema, { id: 42n, handle: "alice", followerCount: 3 }));
     expect(seen).toMatchObject({ requestId: "req-1", callerId: "7", timeoutMs: undefined });
     expect(trailer?.get("x-served-by")).toBe("user");
+  });
+
+  it("admits a caller only from a verified assertion, as the gRPC server does", async () => {
+    const forged = await users.getUser({ lookup: { case: "handle", value: "alice" } }, { headers: { [CALLER_ID_HEADER]: "7" } }).catch((e: unknown) => ConnectError.from(e));
+    expect((forged as ConnectError).code).toBe(Code.Unauthenticated);
+    const otherRequest = { [REQUEST_ID_HEADER]: "req-2", [ASSERTION_HEADER]: signer.sign("7", "3", "chirp.user.v1.UserService/GetUser", "req-1", 60_000) };
+    const moved = await users.getUser({ lookup: { case: "handle", value: "alice" } }, { headers: otherRequest }).catch((e: unknown) => ConnectError.from(e));
+    expect((moved as ConnectError).code).toBe(Code.Unauthenticated);
+    const before = handled;
+    await users.getUser({ lookup: { case: "handle", value: "alice" } });
+    expect(handled).toBe(before + 1);
+    expect(seen.callerId).toBeNull();
   });
 
   it("refuses a request that breaks the proto's rules before the handler runs", async () => {

@@ -9,7 +9,9 @@
 //     signal aborts at the deadline, and the caller gets DeadlineExceeded then
 //     even if the handler has not noticed;
 //   - the caller's abort signal cancels the handler;
-//   - caller identity and request id travel as request headers, as on the wire;
+//   - caller identity and request id travel as request headers, as on the wire,
+//     and the caller is admitted exactly as GrpcServer admits it (callers.ts:
+//     only a verified assertion sets it);
 //   - errors are mapped and masked exactly as GrpcServer does (observeCall),
 //     and the caller receives what a wire hop would have carried: the code,
 //     the message and the metadata, never the server-side cause;
@@ -36,6 +38,7 @@ import {
 import type { Logger } from "../logger.js";
 import { componentMetrics, type Metrics } from "../metrics.js";
 import { injectSpan, startClientSpan, endRpcSpan, tracingOn } from "../tracing/tracing.js";
+import { createCallerCheck, type CallerCheck } from "./callers.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER, type HeadersInit } from "./metadata.js";
 import { context, type Context } from "@opentelemetry/api";
 import { observeCall, type CallInfo } from "./observe.js";
@@ -60,9 +63,12 @@ export class InProcessServices {
   private opened!: () => void;
   private readonly ready = new Promise<void>((resolve) => (this.opened = resolve));
   private isOpen = false;
+  private readonly callers: CallerCheck;
 
-  constructor(services: readonly DescService[]) {
+  /** `callers`: admits each call's caller (default: anonymous calls only, as a process with no mesh key). */
+  constructor(services: readonly DescService[], callers?: CallerCheck) {
     this.names = new Set(services.map((s) => s.typeName));
+    this.callers = callers ?? createCallerCheck(undefined);
   }
 
   /**
@@ -118,6 +124,7 @@ export class InProcessServices {
     try {
       const request = normalize(method.input, input);
       const message = await call.run(async () => {
+        this.callers.admit(method, call.ctx.requestHeader);
         validateRequest(method.input, request);
         return normalize(method.output, await (hosted.spec.impl as unknown as UnaryImpl<I, O>)(request, call.ctx));
       });
@@ -141,7 +148,10 @@ export class InProcessServices {
     switch (method.methodKind) {
       case "client_streaming": {
         try {
-          const message = await call.run(async () => normalize(method.output, await (hosted.spec.impl as unknown as ClientStreamImpl<I, O>)(validated(method.input, input), call.ctx)));
+          const message = await call.run(async () => {
+            this.callers.admit(method, call.ctx.requestHeader);
+            return normalize(method.output, await (hosted.spec.impl as unknown as ClientStreamImpl<I, O>)(validated(method.input, input), call.ctx));
+          });
           return { ...base, message: single(message) };
         } finally {
           call.end();
@@ -166,13 +176,20 @@ export class InProcessServices {
         return {
           ...base,
           message: call.serveStream(method.output, () => {
+            this.callers.admit(method, call.ctx.requestHeader);
             validateRequest(method.input, request);
             return (hosted.spec.impl as unknown as ServerStreamImpl<I, O>)(request, call.ctx);
           }),
         };
       }
       default:
-        return { ...base, message: call.serveStream(method.output, () => (hosted.spec.impl as unknown as BidiImpl<I, O>)(validated(method.input, input), call.ctx)) };
+        return {
+          ...base,
+          message: call.serveStream(method.output, () => {
+            this.callers.admit(method, call.ctx.requestHeader);
+            return (hosted.spec.impl as unknown as BidiImpl<I, O>)(validated(method.input, input), call.ctx);
+          }),
+        };
     }
   }
 }

@@ -10,7 +10,7 @@ import type { ServiceName } from "../mesh.js";
 import type { Metrics } from "../metrics.js";
 import { createGrpcTransport } from "./grpc-transport.js";
 import type { InProcessServices } from "./in-process.js";
-import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
+import { ASSERTION_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
 
 const DESCRIPTORS = {
   user: UserService,
@@ -76,14 +76,17 @@ export function createMeshClients(addresses: Readonly<Record<ServiceName, string
 
 /**
  * Call options for a hop made on behalf of the request in `ctx`: the same
- * request id and caller, the remaining deadline, and cancellation with it.
+ * request id, the gateway's assertion of its caller passed on unchanged (a
+ * service cannot make one: decision 22; the method called must be one of
+ * rpc/callers.ts ON_BEHALF_METHODS), the remaining deadline, and
+ * cancellation with it.
  */
 export function onBehalfOf(ctx: HandlerContext): CallOptions {
   const headers = new Headers();
-  for (const name of [REQUEST_ID_HEADER, CALLER_ID_HEADER]) {
-    const value = ctx.requestHeader.get(name);
-    if (value !== null) headers.set(name, value);
-  }
+  const requestId = ctx.requestHeader.get(REQUEST_ID_HEADER);
+  if (requestId !== null) headers.set(REQUEST_ID_HEADER, requestId);
+  const assertion = ctx.requestHeader.get(ASSERTION_HEADER);
+  if (assertion !== null) headers.set(ASSERTION_HEADER, assertion);
   const timeoutMs = ctx.timeoutMs();
   return { headers, signal: ctx.signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
 }

@@ -10,7 +10,17 @@ export const REQUEST_ID_HEADER = "x-request-id";
 export function requestIdOf(ctx: { readonly requestHeader: Headers }): string | undefined {
   return ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
 }
-/** The authenticated caller's user id, set only by the gateway after it verified a token. */
+/**
+ * The gateway's caller assertion (lib/auth/assertion.ts, decision 22): the
+ * one thing that carries a caller between processes. Services pass it on
+ * unchanged on the calls they make on the caller's behalf.
+ */
+export const ASSERTION_HEADER = "x-chirp-caller";
+/**
+ * The authenticated caller's user id, as a handler reads it: set by the
+ * server side of a call (rpc/callers.ts) from a verified assertion, never
+ * taken from the wire (a call that carries one is Unauthenticated).
+ */
 export const CALLER_ID_HEADER = "x-chirp-caller-id";
 /** The session of the caller's token (its `sid`), set with CALLER_ID_HEADER. */
 export const SESSION_ID_HEADER = "x-chirp-session-id";

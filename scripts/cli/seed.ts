@@ -10,7 +10,12 @@ import { GraphService } from "../../gen/chirp/graph/v1/graph_service_pb.js";
 import { TimelineService } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DEFAULT_DATA_DIR } from "../../devcluster/index.js";
+import { MESH_SECRET_FILE } from "../../lib/auth/keys.js";
 import { DEFAULT_PORTS, MULTI_SERVICE_PORTS } from "../../lib/mesh.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
 import { USER_DEFAULTS } from "../../services/user/config.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 import { REED98_EDGES, degrees, readEdgeList, type SocialGraph } from "./dataset.js";
@@ -60,6 +65,8 @@ export interface SeedOptions {
    * dated over the last `historySpanMs` (ImportTweet). Unset: posted now.
    */
   readonly tweetAddress?: string;
+  /** The mesh secret the backdated import vouches for each user with (required with tweetAddress). */
+  readonly meshSecret?: string;
   readonly historySpanMs?: number;
   readonly log?: NodeJS.WriteStream;
   /**
@@ -143,7 +150,7 @@ export async function seed(options: SeedOptions): Promise<SeedResult> {
           gatewayUrl: options.gatewayUrl,
           tweetClient: createClient(TweetService, transport),
           timelineClient: createClient(TimelineService, transport),
-          ...(options.tweetAddress === undefined ? {} : { importer: tweetServiceClient(options.tweetAddress) }),
+          ...(options.tweetAddress === undefined ? {} : { importer: tweetServiceClient(options.tweetAddress, options.meshSecret) }),
           ...(options.historySpanMs === undefined ? {} : { spanMs: options.historySpanMs }),
           concurrency,
           log,
@@ -214,9 +221,25 @@ async function signUpOrLogIn(
   }
 }
 
-/** A client of the tweet service itself (gRPC), for its internal methods. */
-function tweetServiceClient(address: string): Client<typeof TweetService> {
-  return createClient(TweetService, createGrpcTransport({ baseUrl: `http://${address}` }));
+/**
+ * A client of the tweet service itself (gRPC), for its internal methods;
+ * with the mesh secret, its calls as a user carry an assertion (decision 22).
+ */
+function tweetServiceClient(address: string, meshSecret?: string): Client<typeof TweetService> {
+  return createClient(TweetService, createGrpcTransport({ baseUrl: `http://${address}`, ...(meshSecret === undefined ? {} : { interceptors: [vouchingInterceptor(meshSecret)] }) }));
+}
+
+/**
+ * The mesh secret of a local `npm start` (CHIRP_MESH_SECRET, else the file
+ * it keeps beside the token key): the backdated import acts as each user at
+ * the tweet service, which takes a caller only from an assertion.
+ */
+export function localMeshSecret(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env["CHIRP_MESH_SECRET"] !== undefined && env["CHIRP_MESH_SECRET"] !== "") return env["CHIRP_MESH_SECRET"];
+  for (const file of [join(DEFAULT_DATA_DIR, MESH_SECRET_FILE), join(DEFAULT_DATA_DIR, "..", MESH_SECRET_FILE)]) {
+    if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  }
+  return undefined;
 }
 
 /** The first of `addresses` where a tweet service answers (a NotFound for tweet 1 will do); undefined when none does. */
@@ -259,11 +282,14 @@ export async function run(args: string[]): Promise<number> {
   // The same variable the user service reads (npm start passes one environment to both).
   const grace = Number(process.env["CHIRP_USER_CLAIM_GRACE_MS"] ?? "");
   const claimGraceMs = Number.isInteger(grace) && grace > 0 ? grace : undefined;
-  const tweetAddress = tweets === 0 ? undefined : await findTweetService(tweetAddr === "" ? [`127.0.0.1:${MULTI_SERVICE_PORTS.grpc}`, `127.0.0.1:${DEFAULT_PORTS.tweet.grpc}`] : [tweetAddr]);
+  const meshSecret = localMeshSecret();
+  const tweetAddress = tweets === 0 || meshSecret === undefined ? undefined : await findTweetService(tweetAddr === "" ? [`127.0.0.1:${MULTI_SERVICE_PORTS.grpc}`, `127.0.0.1:${DEFAULT_PORTS.tweet.grpc}`] : [tweetAddr]);
   if (tweets > 0) {
     process.stderr.write(
       tweetAddress === undefined
-        ? `the tweet service is not reachable${tweetAddr === "" ? "" : ` at ${tweetAddr}`}: the history is posted now, through the gateway (--tweet-addr to date it over ${days} days)\n`
+        ? meshSecret === undefined
+          ? `no mesh secret (CHIRP_MESH_SECRET, or the one npm start keeps in ${DEFAULT_DATA_DIR}): the history is posted now, through the gateway\n`
+          : `the tweet service is not reachable${tweetAddr === "" ? "" : ` at ${tweetAddr}`}: the history is posted now, through the gateway (--tweet-addr to date it over ${days} days)\n`
         : `history dated over the last ${days} days, through the tweet service at ${tweetAddress}\n`,
     );
   }
@@ -273,7 +299,7 @@ export async function run(args: string[]): Promise<number> {
     handlePrefix: prefix,
     concurrency,
     tweets,
-    ...(tweetAddress === undefined ? {} : { tweetAddress, historySpanMs: days * 24 * 3_600_000 }),
+    ...(tweetAddress === undefined || meshSecret === undefined ? {} : { tweetAddress, meshSecret, historySpanMs: days * 24 * 3_600_000 }),
     ...(claimGraceMs === undefined ? {} : { claimGraceMs }),
   });
   for (const m of result.mismatches.slice(0, 10)) {

@@ -13,6 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../devcluster/launch.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+
+/** The mesh secret the system is launched with: direct calls to a service as a user carry an assertion made with it. */
+const MESH_SECRET = generateMeshSecret();
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { entryMember } from "../../services/timeline/entries.js";
 import { KEYS } from "../../services/timeline/lists.js";
@@ -35,6 +40,7 @@ const log = meshLog();
 beforeAll(async () => {
   infra = await startLocalCluster({ ephemeral: true, log: () => {} });
   mesh = await launchSystem({
+    meshSecret: MESH_SECRET,
     mode: "mesh",
     env: {
       ...serviceInfraEnv(infra),
@@ -138,7 +144,7 @@ describe("faults of the mesh's processes, under load", () => {
       await mesh.restartService("tweet", 1);
       console.log(`[chaos] tweet[1] restarted at +${((restartAt - killedAt) / 1000).toFixed(1)} s, ready at +${((performance.now() - killedAt) / 1000).toFixed(1)} s`);
       // Ready means ready: the restarted process takes a post at once (called directly, not through the balancer).
-      const direct = createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.instances.tweet[1]!.grpcPort}` }));
+      const direct = createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.instances.tweet[1]!.grpcPort}`, interceptors: [vouchingInterceptor(MESH_SECRET)] }));
       const first = await direct.postTweet({ text: "first post on the restarted process" }, { headers: { [CALLER_ID_HEADER]: String(outsider.id) } }).then(
         () => "ok",
         (err: unknown) => `${Code[ConnectError.from(err).code]}: ${ConnectError.from(err).rawMessage}`,

@@ -9,6 +9,11 @@ import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createTokenSigner, generateTokenKeys } from "../../lib/auth/token.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+
+/** The mesh secret the system is launched with: direct calls to a service as a user carry an assertion made with it. */
+const MESH_SECRET = generateMeshSecret();
 import { ShardMap } from "../../lib/shard/keyrange.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
 import { binaryMd5Vindex } from "../../lib/shard/vindex.js";
@@ -21,7 +26,7 @@ const keys = generateTokenKeys();
 const signer = createTokenSigner(keys.privateKey);
 
 beforeAll(async () => {
-  system = await startSystem({ tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] } });
+  system = await startSystem({ meshSecret: MESH_SECRET, tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] } });
   ({ mesh, router: db } = system);
 });
 
@@ -356,7 +361,7 @@ describe("BatchGetUsers (inside the mesh)", () => {
     const a = await signUp(details("Olga"));
     const b = await signUp(details("Pete"));
     const c = await signUp(details("Quinn"));
-    const client = createClient(UserService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.user.grpcPort}` }));
+    const client = createClient(UserService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.user.grpcPort}`, interceptors: [vouchingInterceptor(MESH_SECRET)] }));
     const ids = [c.user.id, a.user.id, "999999998", b.user.id, a.user.id].map(BigInt);
     const res = await client.batchGetUsers({ userIds: ids }, { headers: { [CALLER_ID_HEADER]: a.user.id } });
     expect(res.users.map((u) => String(u.id))).toEqual([c.user.id, a.user.id, b.user.id]);

@@ -33,6 +33,8 @@ import { SERVICE_NAMES, envName } from "../../lib/mesh.js";
 import { createMetrics } from "../../lib/metrics.js";
 import { GrpcServer } from "../../lib/rpc/grpc-server.js";
 import { CALLER_ID_HEADER, REQUEST_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { createAssertionVerifier, generateMeshSecret, parseMeshSecrets, serviceKey } from "../../lib/auth/assertion.js";
+import { createCallerCheck } from "../../lib/rpc/callers.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -197,7 +199,13 @@ const keys = generateTokenKeys();
 const signer = createTokenSigner(keys.privateKey);
 const tokenOf = (userId: string): string => signer.sign(userId, 3600).token;
 
-const mesh = new GrpcServer({ log: createLogger("mesh", "silent"), metrics: createMetrics("mesh") });
+const TEST_MESH_SECRET = generateMeshSecret();
+// The fake mesh admits callers as a real one does: from the gateway's assertions.
+const mesh = new GrpcServer({
+  log: createLogger("mesh", "silent"),
+  metrics: createMetrics("mesh"),
+  callers: createCallerCheck(createAssertionVerifier(parseMeshSecrets(TEST_MESH_SECRET).flatMap((m) => SERVICE_NAMES.map((n) => serviceKey(m, n))))),
+});
 let redisDir: string;
 let redis: RunningRedis;
 let gateway: GatewayProcess;
@@ -213,6 +221,7 @@ beforeAll(async () => {
     ...meshEnv,
     CHIRP_GATEWAY_PORT: "0",
     CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey,
+    CHIRP_MESH_SECRET: TEST_MESH_SECRET,
     REDIS_URL: redis.url,
     LOG_LEVEL: "info",
     CHIRP_GATEWAY_TIMEOUT_MS: "3000",
@@ -497,6 +506,7 @@ describe("draining on SIGTERM", () => {
       ...meshEnv,
       CHIRP_GATEWAY_PORT: "0",
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey,
+      CHIRP_MESH_SECRET: TEST_MESH_SECRET,
       LOG_LEVEL: "warn",
       CHIRP_SHUTDOWN_GRACE_MS: "5000",
     });

@@ -27,6 +27,11 @@ import { generateTokenKeys, createTokenSigner } from "../../lib/auth/token.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { createMetrics } from "../../lib/metrics.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+
+/** The mesh secret the system is launched with: direct calls to a service as a user carry an assertion made with it. */
+const MESH_SECRET = generateMeshSecret();
 import type { ShardRouter } from "../../lib/shard/router.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
@@ -44,6 +49,7 @@ const signer = createTokenSigner(keys.privateKey);
 beforeAll(async () => {
   mediaDir = await mkdtemp(join(tmpdir(), "chirp-media-e2e-"));
   system = await startSystem({
+    meshSecret: MESH_SECRET,
     env: {
       CHIRP_MEDIA_DIR: mediaDir,
       // A small video limit keeps the over-the-limit upload small; images keep the 16 MiB default.
@@ -54,7 +60,7 @@ beforeAll(async () => {
     tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
   });
   ({ mesh, router: db } = system);
-  media = createClient(MediaService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.media.grpcPort}` }));
+  media = createClient(MediaService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.media.grpcPort}`, interceptors: [vouchingInterceptor(MESH_SECRET)] }));
 });
 
 afterAll(async () => {

@@ -11,6 +11,11 @@ import type { Mesh } from "../../devcluster/launch.js";
 import { SERVICE_NAMES } from "../../lib/mesh.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+import { expectOnlyVouchedCallers } from "../support/callers.js";
+
+/** The mesh's secret, known here so the test can make (and forge) assertions. */
+const MESH_SECRET = generateMeshSecret();
 
 const run = promisify(execFile);
 
@@ -20,7 +25,7 @@ let system: TestSystem;
 let mesh: Mesh;
 
 beforeAll(async () => {
-  system = await startSystem({ mode: "mesh", router: false });
+  system = await startSystem({ mode: "mesh", router: false, meshSecret: MESH_SECRET });
   mesh = system.mesh;
 });
 
@@ -146,6 +151,18 @@ describe("the gateway", () => {
     expect((await postJson("/chirp.user.v1.UserService/ListSessions", {}, auth)).status).toBe(200);
     expect((await postJson("/chirp.user.v1.UserService/LogOut", {}, auth)).status).toBe(200);
     await eventually("the token refused", async () => (await postJson("/chirp.user.v1.UserService/ListSessions", {}, auth)).status === 401, { timeoutMs: 1000, intervalMs: 20 });
+  });
+
+  it("vouches for callers: a service process's port takes a caller only from the gateway's assertion (issue 21, item 6)", async () => {
+    const handle = `mesh_vc_${process.pid % 10_000}`;
+    const up = await postJson("/chirp.user.v1.UserService/SignUp", { handle, displayName: "m", email: `${handle}@example.com`, password: "correct horse battery" });
+    const { token, user } = up.json as { token: string; user: { id: string } };
+    const session = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).sid as string;
+    // Through the gateway, a signed-in call crosses the mesh (tweet -> user, timeline -> graph, tweet).
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await postJson("/chirp.tweet.v1.TweetService/PostTweet", { text: "through the gateway" }, auth)).status).toBe(200);
+    expect((await postJson("/chirp.timeline.v1.TimelineService/GetHomeTimeline", {}, auth)).status).toBe(200);
+    await expectOnlyVouchedCallers(mesh.gatewayUrl, mesh.services.tweet.grpcPort, MESH_SECRET, user.id, session);
   });
 
   it("rejects invalid input with InvalidArgument before it reaches a service", async () => {

@@ -29,7 +29,9 @@ import * as grpc from "@grpc/grpc-js";
 import { PUBLIC_API } from "../../gateway/public-api.js";
 import { createTokenSigner, generateTokenKeys } from "../../lib/auth/token.js";
 import type { Mesh } from "../../devcluster/launch.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { expectOnlyVouchedCallers } from "../support/callers.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
@@ -38,6 +40,7 @@ const ROOT = join(import.meta.dirname, "../..");
 const keys = generateTokenKeys();
 const signer = createTokenSigner(keys.privateKey);
 const PASSWORD = "Sekrit-pa55word-never-logged";
+const MESH_SECRET = generateMeshSecret();
 
 let system: TestSystem;
 let mesh: Mesh;
@@ -63,6 +66,7 @@ async function limitedGateway(): Promise<{ url: string; metricsUrl: string }> {
       ...mesh.addressEnv,
       LOG_LEVEL: "debug",
       CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey,
+      CHIRP_MESH_SECRET: MESH_SECRET,
       CHIRP_GATEWAY_PORT: "0",
       CHIRP_GATEWAY_METRICS_PORT: "0",
       CHIRP_GATEWAY_PUBLIC_METRICS: "true",
@@ -88,6 +92,7 @@ beforeAll(async () => {
     env: { LOG_LEVEL: "debug" },
     stdio: logFd,
     tokenKeys: { privateKey: keys.privateKey, publicKeys: [keys.publicKey] },
+    meshSecret: MESH_SECRET,
   });
   ({ mesh, router: db } = system);
 }, 180_000);
@@ -613,6 +618,11 @@ describe("authorization", () => {
     // Updating a profile with alice's id in the header changes bob's.
     await ok(`${U}/UpdateProfile`, { displayName: "changed" }, bob.token, { [CALLER_ID_HEADER]: alice.id });
     expect((await ok(`${U}/GetUser`, { userId: alice.id })).user.displayName).toBe("alice");
+  });
+
+  it("takes a caller on the process's own gRPC port only from the gateway's assertion (issue 21, item 6)", async () => {
+    const session = JSON.parse(Buffer.from(alice.token.split(".")[1]!, "base64url").toString()).sid as string;
+    await expectOnlyVouchedCallers(mesh.gatewayUrl, mesh.services.tweet.grpcPort, MESH_SECRET, alice.id, session);
   });
 
   it("lets nobody delete another's tweet, nor unlike or unfollow for them", async () => {

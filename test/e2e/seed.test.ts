@@ -15,13 +15,18 @@ import { parseId } from "../../lib/ids.js";
 import { seedHistory } from "../../scripts/cli/seed-history.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { startSystem, type TestSystem } from "../support/system.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
+
+/** The system's mesh secret: the backdated import acts as each user at the tweet service with it. */
+const MESH_SECRET = generateMeshSecret();
 
 const DAY = 24 * 3_600_000;
 let system: TestSystem;
 let mesh: Mesh;
 
 beforeAll(async () => {
-  system = await startSystem({ router: false });
+  system = await startSystem({ router: false, meshSecret: MESH_SECRET });
   mesh = system.mesh;
 });
 
@@ -45,7 +50,7 @@ describe("chirp seed", () => {
     expect(graph.edges).toHaveLength(136);
     const tweetAddress = await findTweetService(["127.0.0.1:1", `127.0.0.1:${mesh.services.tweet.grpcPort}`]);
     expect(tweetAddress).toBe(`127.0.0.1:${mesh.services.tweet.grpcPort}`);
-    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, tweetAddress, log: quiet });
+    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, ...(tweetAddress === undefined ? {} : { tweetAddress, meshSecret: MESH_SECRET }), log: quiet });
     expect(first.users).toHaveLength(graph.userCount);
     expect(first.follows).toBe(2 * graph.edges.length);
     expect(first.mismatches).toEqual([]);
@@ -90,7 +95,7 @@ describe("chirp seed", () => {
       gatewayUrl: mesh.gatewayUrl,
       tweetClient: createClient(TweetService, transport),
       timelineClient: createClient(TimelineService, transport),
-      importer: createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.tweet.grpcPort}` })),
+      importer: createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.tweet.grpcPort}`, interceptors: [vouchingInterceptor(MESH_SECRET)] })),
       concurrency: 16,
       log: quiet,
     });

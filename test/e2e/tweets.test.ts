@@ -23,6 +23,11 @@ import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
+import { generateMeshSecret } from "../../lib/auth/assertion.js";
+
+/** The mesh secret the system is launched with: direct calls to a service as a user carry an assertion made with it. */
+const MESH_SECRET = generateMeshSecret();
 import type { ShardRouter } from "../../lib/shard/router.js";
 import { LIKES_INDEX_DURABLE } from "../../services/tweet/events.js";
 import { gatewayApi, type Account } from "./support/api.js";
@@ -38,7 +43,7 @@ let nc: NatsConnection;
 let js: JetStreamClient;
 
 beforeAll(async () => {
-  system = await startSystem();
+  system = await startSystem({ meshSecret: MESH_SECRET });
   ({ mesh, router } = system);
   redis = new Redis(system.infra.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
   nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
@@ -87,7 +92,7 @@ const del = (who: Account, id: string) => call(`${T}/DeleteTweet`, { tweetId: id
 
 /** BatchGetTweets is internal: called on the tweet service itself, as the timeline service would. */
 function tweetClient() {
-  return createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.tweet.grpcPort}` }));
+  return createClient(TweetService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${mesh.services.tweet.grpcPort}`, interceptors: [vouchingInterceptor(MESH_SECRET)] }));
 }
 const as = (who: Account) => ({ headers: { [CALLER_ID_HEADER]: String(who.id) } });
 

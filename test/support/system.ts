@@ -54,6 +54,8 @@ export interface SystemOptions {
   readonly instances?: LaunchOptions["instances"];
   readonly stdio?: LaunchOptions["stdio"];
   readonly tokenKeys?: LaunchOptions["tokenKeys"];
+  /** The mesh secret (CHIRP_MESH_SECRET), for tests that make or forge caller assertions. */
+  readonly meshSecret?: string;
   /** A shard router for the test's own look at MySQL (application account)? Default true. */
   readonly router?: boolean;
 }
@@ -110,6 +112,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
         ...(options.instances === undefined ? {} : { instances: options.instances }),
         ...(options.stdio === undefined ? {} : { stdio: options.stdio }),
         ...(options.tokenKeys === undefined ? {} : { tokenKeys: options.tokenKeys }),
+        ...(options.meshSecret === undefined ? {} : { meshSecret: options.meshSecret }),
       });
       const m = mesh;
       cleanups.push(() => m.stop());
