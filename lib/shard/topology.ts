@@ -25,6 +25,30 @@ export function topologyKey(keyspace: string): string {
   return `keyspace.${keyspace}`;
 }
 
+/**
+ * What the topology manager knows of every member it watches, beyond the
+ * topology's primary and replicas: a member refused for errant transactions,
+ * one being rebuilt, one down. Published in the same bucket under
+ * `members.<keyspace>` whenever it changes, for `chirp topology`.
+ */
+export interface MemberStatusReport {
+  readonly updateTime: string;
+  /** By replica set, then member name. */
+  readonly replicaSets: Record<string, Record<string, { readonly status: MemberStatus; readonly detail?: string; readonly since: string }>>;
+}
+
+export type MemberStatus = "primary" | "replica" | "down" | "not replicating" | "refused" | "rebuilding";
+
+export function memberStatusKey(keyspace: string): string {
+  return `members.${keyspace}`;
+}
+
+export async function readMemberStatus(kv: KV, keyspace: string): Promise<MemberStatusReport | undefined> {
+  const entry = await kv.get(memberStatusKey(keyspace));
+  if (entry === null || entry.operation !== "PUT" || entry.length === 0) return undefined;
+  return JSON.parse(entry.string()) as MemberStatusReport;
+}
+
 export class StaleTopologyError extends Error {
   override readonly name = "StaleTopologyError";
   constructor(readonly published: number, readonly current: number) {

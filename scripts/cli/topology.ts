@@ -21,7 +21,7 @@ import { isAlive } from "../../devcluster/process.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { formatGtidList, gtidPosCurrent, parseGtidList } from "../../lib/shard/gtid.js";
 import { readHeartbeatLagMs, readMemberState, type MemberState } from "../../lib/shard/replication.js";
-import { TOPOLOGY_BUCKET, readTopology, type LiveTopology } from "../../lib/shard/topology.js";
+import { TOPOLOGY_BUCKET, readMemberStatus, readTopology, type LiveTopology, type MemberStatusReport } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 
 export const usage = "chirp topology [show] [--json] [--data-dir <dir>] [--env <shard config>]";
@@ -76,6 +76,8 @@ export interface MemberReport {
   secondsBehindMaster?: number | null;
   replication?: string;
   semiSync?: string;
+  /** What the topology manager says of the member when it differs from its role: refused, rebuilding, down, not replicating. */
+  managerStatus?: string;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -102,9 +104,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`chirp topology: ${target}\n`);
     return EXIT_FAILURE;
   }
-  const topology = await readLive(target.natsUrl, loadShardConfig(env).keyspace).catch((err: unknown) => {
+  const live = await readLive(target.natsUrl, loadShardConfig(env).keyspace).catch((err: unknown) => {
     throw new Error(`cannot read the topology from NATS at ${target.natsUrl}: ${(err as Error).message}`);
   });
+  const topology = live?.topology;
   if (topology === undefined) {
     process.stderr.write("chirp topology: no topology published yet (is the topology manager running?)\n");
     return EXIT_FAILURE;
@@ -120,6 +123,11 @@ export async function run(argv: string[]): Promise<number> {
         ...extra.map((m) => inspect(m, "not in topology", target.admin, databases[0])),
       ]);
       markCurrent(members[0]!, members.slice(1, 1 + rs.replicas.length));
+      // What the manager says of each member (refused, rebuilding, down), when it is more than the topology's role.
+      for (const m of members) {
+        const said = live?.members?.replicaSets[rs.name]?.[m.name];
+        if (said !== undefined && said.status !== m.role) m.managerStatus = `${said.status}${said.detail ? `: ${said.detail}` : ""} (since ${said.since})`;
+      }
       return { name: rs.name, shards: topology.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.name), members };
     }),
   );
@@ -138,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     out.push(
       table(
         ["member", "address", "role", "state", "lag", "gtid"],
-        rs.members.map((m) => [m.name, m.address, m.role, describeState(m), describeLag(m), m.gtid ?? ""]),
+        rs.members.map((m) => [m.name, m.address, m.managerStatus === undefined ? m.role : `${m.role}; manager: ${m.managerStatus}`, describeState(m), describeLag(m), m.gtid ?? ""]),
       ),
     );
   }
@@ -178,7 +186,7 @@ function findTarget(dataDir: string, env: string): Target | string {
   };
 }
 
-async function readLive(natsUrl: string, keyspace: string): Promise<LiveTopology | undefined> {
+async function readLive(natsUrl: string, keyspace: string): Promise<{ topology: LiveTopology; members: MemberStatusReport | undefined } | undefined> {
   const nc = await connect({ ...parseNatsUrl(natsUrl), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
   try {
     let kv;
@@ -188,7 +196,8 @@ async function readLive(natsUrl: string, keyspace: string): Promise<LiveTopology
     } catch {
       return undefined; // no bucket: nothing published
     }
-    return (await readTopology(kv, keyspace))?.topology;
+    const topology = (await readTopology(kv, keyspace))?.topology;
+    return topology === undefined ? undefined : { topology, members: await readMemberStatus(kv, keyspace) };
   } finally {
     await nc.close();
   }

@@ -12,7 +12,7 @@ import type { MemberAddress, ReplicaSetInfo } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
 import { errantGtids, formatGtidList } from "../../lib/shard/gtid.js";
 import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../../lib/shard/replication.js";
-import { publishTopology, readTopology, StaleTopologyError, type LiveTopology } from "../../lib/shard/topology.js";
+import { memberStatusKey, publishTopology, readTopology, StaleTopologyError, type LiveTopology, type MemberStatus } from "../../lib/shard/topology.js";
 import type { TopologyConfig } from "./config.js";
 import { saveErrant, rebuildFrom } from "./rebuild.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
@@ -175,6 +175,49 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   }
 
   private lastWholenessAt = Date.now();
+  /** Members being rebuilt now (runRebuild). */
+  private readonly rebuilding = new Set<string>();
+  /** Each member's status as last published (memberStatusKey), and since when. */
+  private statuses = new Map<string, { status: MemberStatus; detail?: string; since: string }>();
+  private statusPublish: Promise<unknown> = Promise.resolve();
+
+  /** Each member's status now: the topology's view, refused and rebuilding ones named as such. */
+  private memberStatus(set: SetState, m: MemberProbe, primary: MemberProbe | undefined): { status: MemberStatus; detail?: string } {
+    if (this.rebuilding.has(m.name)) return { status: "rebuilding", detail: `from ${set.primary}` };
+    const refused = this.refused.get(m.name);
+    if (refused !== undefined) return { status: "refused", detail: "holds transactions the primary lacks" };
+    if (!m.up) return { status: "down", detail: m.lastError ?? "" };
+    if (m === primary) return { status: "primary" };
+    if (m.state !== undefined && primary !== undefined && isReplicatingFrom(m.state, primary.address)) return { status: "replica" };
+    return { status: "not replicating", detail: m.state?.slave?.lastIoError || m.state?.slave?.lastSqlError || "" };
+  }
+
+  /** Publishes every member's status when any changed (chirp topology shows it). */
+  private publishMemberStatus(): void {
+    const now = new Date().toISOString();
+    const next = new Map<string, { status: MemberStatus; detail?: string; since: string }>();
+    const report: Record<string, Record<string, { status: MemberStatus; detail?: string; since: string }>> = {};
+    let changed = false;
+    for (const set of this.sets.values()) {
+      const primary = this.probe(set, set.primary);
+      report[set.info.name] = {};
+      for (const m of set.probes) {
+        const s = this.memberStatus(set, m, primary);
+        const before = this.statuses.get(m.name);
+        const same = before !== undefined && before.status === s.status && before.detail === s.detail;
+        const entry = { ...s, since: same ? before.since : now };
+        if (!same) changed = true;
+        next.set(m.name, entry);
+        report[set.info.name]![m.name] = entry;
+      }
+    }
+    if (!changed) return;
+    this.statuses = next;
+    const data = JSON.stringify({ updateTime: now, replicaSets: report });
+    this.statusPublish = this.statusPublish
+      .then(() => this.deps.kv.put(memberStatusKey(this.config.shardConfig.keyspace), data))
+      .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, "member status not published"));
+  }
 
   /** Whether each replica set is whole (every member but the primary replicating from it), as a gauge and a running total of time not whole. */
   private recordWholeness(): void {
@@ -256,6 +299,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     await this.probeAll();
     if (this.stopped) return;
     this.recordWholeness();
+    this.publishMemberStatus();
     for (const set of this.sets.values()) this.paceStateReads(set);
     for (const set of this.sets.values()) {
       if (set.busy) continue;
@@ -499,7 +543,13 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         { primary: primary.name, errant: formatGtidList(errant) || errantText, saved_to: file },
         "member has transactions the primary lacks: saved them for inspection; rebuilding it from the primary",
       );
-      await rebuildFrom(rctx, member, primary);
+      this.rebuilding.add(member.name);
+      this.publishMemberStatus();
+      try {
+        await rebuildFrom(rctx, member, primary);
+      } finally {
+        this.rebuilding.delete(member.name);
+      }
       this.refused.delete(member.name);
       this.needsFencing.delete(member.name);
       set.replicas.add(member.name);

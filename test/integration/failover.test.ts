@@ -23,12 +23,12 @@ import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js"
 import type { MemberAddress } from "../../lib/shard/types.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
-import { openTopologyKv, readTopology, type LiveTopology } from "../../lib/shard/topology.js";
+import { openTopologyKv, readMemberStatus, readTopology, type LiveTopology } from "../../lib/shard/topology.js";
 import { topologyInfraEnv } from "../../devcluster/launch.js";
 import { topologyConfigFor } from "../../services/topology/config.js";
 import type { FailoverReport } from "../../services/topology/failover.js";
 import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
-import { createTopologyMetrics } from "../../services/topology/metrics.js";
+import { createTopologyMetrics, type TopologyMetrics } from "../../services/topology/metrics.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
 
 const MAX_LAG_MS = 1_000;
@@ -43,6 +43,8 @@ let infra: RunningInfra;
 let nc: NatsConnection;
 let kv: KV;
 let manager: TopologyManager;
+/** The first manager's metrics. */
+let metrics: TopologyMetrics;
 let router: ShardRouter;
 const logLines: string[] = [];
 
@@ -62,7 +64,8 @@ beforeAll(async () => {
     },
   });
   const log = pino({ level: "info", base: { service: "topology" } }, sink);
-  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local")), { log, metrics: createTopologyMetrics(), kv, nc });
+  metrics = createTopologyMetrics();
+  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), { log, metrics, kv, nc });
   const topology = await manager.start();
   router = await createShardRouter({
     topology,
@@ -119,6 +122,12 @@ function nextEvent<K extends keyof ManagerEvents>(
     };
     manager.on(name, listener as never);
   });
+}
+
+/** The manager's chirp_topology_replica_set_degraded for a replica set. */
+async function degradedGauge(rs: string): Promise<number | undefined> {
+  const metric = await metrics.degraded.get();
+  return metric.values.find((v) => v.labels["replica_set"] === rs)?.value;
 }
 
 function member(topology: LiveTopology, rs: string): { primary: MemberAddress; replicas: MemberAddress[] } {
@@ -328,6 +337,10 @@ describe("failover", () => {
       await load.acksAtLeast(50, 20_000);
       expect(failovers).toBe(0);
       expect(member(manager.current!, "rs1").primary).toEqual(rs1.primary);
+      // The manager says so where `chirp topology` reads it, and counts the set as not whole.
+      const said = (await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]!;
+      expect([said[rs1.primary.name]!.status, said[replica.name]!.status]).toEqual(["primary", "down"]);
+      expect(await degradedGauge("rs1")).toBe(1);
 
       const rejoined = nextEvent("rejoin", 60_000, (e) => e.member === replica.name);
       await infra.restartMysqlMember(replica.name);
@@ -336,6 +349,9 @@ describe("failover", () => {
       const topology = (await readTopology(kv, "chirp"))!.topology;
       expect(member(topology, "rs1").primary).toEqual(rs1.primary);
       expect(member(topology, "rs1").replicas.map((r) => r.name)).toEqual([replica.name]);
+      await nextEvent("tick", 5_000);
+      expect((await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]![replica.name]!.status).toBe("replica");
+      expect(await degradedGauge("rs1")).toBe(0);
     } finally {
       manager.off("failover", count);
     }
