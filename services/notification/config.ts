@@ -47,6 +47,12 @@ export interface NotificationConfig {
   readonly fanOut: number;
   /** CHIRP_NOTIFICATION_GROUP_SCAN: rows a grouped page reads at most (skipped group members count). */
   readonly groupScan: number;
+  /**
+   * CHIRP_NOTIFICATION_CACHE_TTL_MS: how long an inbox's first pages, read
+   * position and unread count stay in Redis (every change clears them; this
+   * bounds one lost to a crash between a commit and its invalidation). 0: no cache.
+   */
+  readonly cacheTtlMs: number;
   readonly push: PushConfig;
 }
 
@@ -92,6 +98,7 @@ export function loadNotificationConfig(env: Env): NotificationConfig {
     concurrency: read.int("CHIRP_NOTIFICATION_CONCURRENCY", 8, 1, 256),
     fanOut: read.int("CHIRP_NOTIFICATION_FAN_OUT", 8, 1, 256),
     groupScan: read.int("CHIRP_NOTIFICATION_GROUP_SCAN", 400, 100, 1000),
+    cacheTtlMs: read.int("CHIRP_NOTIFICATION_CACHE_TTL_MS", 600_000, 0, 86_400_000),
     push,
   };
   if (push.perOrigin >= push.concurrency) problems.push("CHIRP_PUSH_PER_ORIGIN must be below CHIRP_PUSH_CONCURRENCY: one push service could otherwise hold every delivery slot");

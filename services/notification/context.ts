@@ -4,6 +4,7 @@ import { loadNotificationConfig, type NotificationConfig } from "./config.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
 import { createPushDelivery, pushMetrics, PUSH_DURABLE, PUSH_EVENTS, type Hydrate } from "./push.js";
 import { createPushSender, type PushSender } from "./push-sender.js";
+import { createInboxCache, type InboxCache } from "./inbox-cache.js";
 import { createNotificationStore, createPushSubscriptionStore, type NotificationStore, type PushSubscriptionStore } from "./store.js";
 
 /** The shared service context plus the inbox store, the push subscriptions and the consumers that fill and push them. */
@@ -11,6 +12,8 @@ export interface NotificationContext extends ServiceContext {
   readonly notification: NotificationConfig;
   readonly store: NotificationStore;
   readonly pushSubscriptions: PushSubscriptionStore;
+  /** The first pages, read positions and unread counts in Redis (inbox-cache.ts); undefined without Redis or with CHIRP_NOTIFICATION_CACHE_TTL_MS=0. */
+  readonly inboxCache: InboxCache | undefined;
 }
 
 export async function createNotificationContext(ctx: ServiceContext): Promise<NotificationContext> {
@@ -18,7 +21,18 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
   const log = ctx.log.child({ component: "notifier" });
   const store = createNotificationStore(ctx.router);
   const pushSubscriptions = createPushSubscriptionStore(ctx.router);
-  const notifier = createNotifier({ store, ids: ctx.ids, metrics: notificationMetrics(ctx.metrics), fanOut: notification.fanOut, relations: ctx.relations });
+  const inboxCache =
+    ctx.redis === undefined || notification.cacheTtlMs === 0
+      ? undefined
+      : createInboxCache({ redis: ctx.redis, ttlMs: notification.cacheTtlMs, log: ctx.log.child({ component: "inbox-cache" }), metrics: ctx.metrics });
+  const notifier = createNotifier({
+    store,
+    ids: ctx.ids,
+    metrics: notificationMetrics(ctx.metrics),
+    fanOut: notification.fanOut,
+    relations: ctx.relations,
+    ...(inboxCache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => inboxCache.invalidate(ids) }),
+  });
   const consumers: EventConsumer[] = [];
   let sender: PushSender | undefined;
   if (ctx.bus === undefined) log.warn("NATS_URL not set: no notifications are created or pushed");
@@ -87,6 +101,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
     notification,
     store,
     pushSubscriptions,
+    inboxCache,
     // The consumers stop before the bus closes (the shared context closes after this).
     close: async () => {
       await Promise.all(consumers.map((c) => c.stop()));

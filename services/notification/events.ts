@@ -122,6 +122,12 @@ export function createNotifier(deps: {
   fanOut: number;
   /** Recipients' blocks and mutes (lib/relations.ts): what a user they block, are blocked by or mute does notifies them of nothing. */
   relations?: RelationCache;
+  /**
+   * After a change to these users' inboxes committed: clears what the inbox
+   * cache holds of them (inbox-cache.ts). Throws when it could not: the
+   * event is then redelivered, and clears them again.
+   */
+  inboxChanged?: (userIds: readonly bigint[]) => Promise<void>;
 }): Notifier {
   const { store, ids, metrics: m } = deps;
 
@@ -133,6 +139,9 @@ export function createNotifier(deps: {
       return;
     }
     const result = await store.apply(change, () => ids.next(), announceCreated(ids, requestId));
+    // Whatever the result: a change seen before ("none") may be a redelivery
+    // after the first delivery committed and then failed to clear the cache.
+    await deps.inboxChanged?.([change.recipientId]);
     m.applied.inc({ result });
     if (result === "show") m.created.inc({ kind: KIND_LABEL[change.kind] ?? "other" });
   };
@@ -183,6 +192,7 @@ export function createNotifier(deps: {
           const recipients = await store.tweetDeleted(authorId, tweetId);
           await eachLimited(recipients, deps.fanOut, (r) => apply(tweetRemoval(tweetId, authorId, r), rid));
           const hidden = await store.hideReactions(authorId, tweetId);
+          await deps.inboxChanged?.([authorId]);
           if (hidden > 0) m.applied.inc({ result: "hide" }, hidden);
           await store.dropSources(authorId, tweetId);
           return;

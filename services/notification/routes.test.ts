@@ -7,7 +7,9 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { Registry } from "prom-client";
-import { describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRedis, type TestRedis } from "../../test/support/redis.js";
 import { NotificationKind } from "../../gen/chirp/notification/v1/notification_pb.js";
 import { NotificationService } from "../../gen/chirp/notification/v1/notification_service_pb.js";
 import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
@@ -24,6 +26,7 @@ import type { NotificationConfig } from "./config.js";
 import type { NotificationContext } from "./context.js";
 import { createNotifier, notificationMetrics, type GraphEvent, type TweetEvent } from "./events.js";
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
+import { createInboxCache, type InboxCache } from "./inbox-cache.js";
 import { routes } from "./routes.js";
 import type { NotificationStore } from "./store.js";
 
@@ -125,7 +128,7 @@ const D = 4n;
 const TWEET = 100n; // a's tweet
 const GONE = 101n; // a's tweet, deleted
 
-function setup() {
+function setup(opts: { cache?: InboxCache } = {}) {
   const store = memoryStore();
   let seq = 0;
   const ids = { next: () => firstIdAt(ID_EPOCH_MS + 1000) + BigInt(++seq) };
@@ -135,21 +138,29 @@ function setup() {
   const hidden = new Map<bigint, Relations>();
   const relations = { get: async (id: bigint) => hidden.get(id) ?? NO_RELATIONS } as unknown as RelationCache;
   // announceCreated writes to the outbox through the transaction; the memory store hands it none, so count shows instead.
-  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2, relations });
+  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2, relations, ...(opts.cache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => opts.cache!.invalidate(ids) }) });
   const users = new Map([A, B, C, D].map((id) => [id, create(UserSchema, { id, handle: `u${id}` })]));
   const tweets = new Map([TWEET, 200n, 201n, 300n].map((id) => [id, create(TweetSchema, { id, text: `tweet ${id}` })]));
   const clients = {
     user: { batchGetUsers: async (req: { userIds: bigint[] }) => ({ users: req.userIds.flatMap((id) => users.get(id) ?? []) }) },
     tweet: { batchGetTweets: async (req: { tweetIds: bigint[] }) => ({ tweets: req.tweetIds.flatMap((id) => tweets.get(id) ?? []) }) },
   } as unknown as MeshClients;
-  const ctx = { store, clients, relations, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
+  // The reads that reach the database (the inbox cache's misses).
+  let dbReads = 0;
+  const counted: NotificationStore = {
+    ...store,
+    listRows: (...a) => (dbReads++, store.listRows(...a)),
+    readPosition: (...a) => (dbReads++, store.readPosition(...a)),
+    unreadCount: (...a) => (dbReads++, store.unreadCount(...a)),
+  };
+  const ctx = { store: counted, clients, relations, inboxCache: opts.cache, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
   const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx))));
   const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });
   const inbox = async (userId: bigint, grouped = false): Promise<string[]> =>
     (await client.listNotifications({ grouped }, as(userId))).notifications.map(
       (n) => `${NotificationKind[n.kind]} ${n.actors.map((u) => u.handle).join(",")}${n.actorCount > 1 ? ` x${n.actorCount}` : ""}${n.tweet === undefined ? "" : ` ${n.tweet.id}`}`,
     );
-  return { store, notifier, metrics, announced, client, as, inbox, tweets, hidden };
+  return { store, notifier, metrics, announced, client, as, inbox, tweets, hidden, dbReads: () => dbReads };
 }
 
 const at = timestampFromMs(Date.UTC(2026, 5, 1));
@@ -273,5 +284,50 @@ describe("the notifier and the inbox, in memory", () => {
     expect(await codeOf(s.client.getPushConfig({}))).toBe(Code.Unauthenticated);
     expect(await codeOf(s.client.registerPush({ endpoint: "https://push.example/1", p256dh: "k", auth: "a" }))).toBe(Code.Unauthenticated);
     expect(await codeOf(s.client.unregisterPush({ endpoint: "https://push.example/1" }))).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("cache-first reads (a real redis-server)", () => {
+  let r: TestRedis;
+  beforeAll(async () => {
+    r = await startTestRedis();
+  });
+  afterAll(async () => {
+    await r?.stop();
+  });
+
+  it("serves first pages and unread counts from Redis, and shows every change at once: a notification, an undo, MarkRead, a deleted tweet, a FLUSHALL", async () => {
+    const s = setup({ cache: createInboxCache({ redis: r.redis, ttlMs: 60_000, log: pino({ level: "silent" }) }) });
+    const count = async (who: bigint): Promise<number> => (await s.client.getUnreadCount({}, s.as(who))).count;
+    await deliver(s.notifier, [like(B, TWEET, 1n), follow(C, A, 1n)]);
+    const answers = async () => [await s.inbox(A), await s.inbox(A, true), await count(A)];
+    expect(await answers()).toEqual([["FOLLOW u3", "LIKE u2 100"], ["FOLLOW u3", "LIKE u2 100"], 2]);
+    const misses = s.dbReads();
+    expect(await answers()).toEqual([["FOLLOW u3", "LIKE u2 100"], ["FOLLOW u3", "LIKE u2 100"], 2]);
+    expect(s.dbReads()).toBe(misses);
+    // A smaller page of the cached rows, and the next page from its token, as the database would give them.
+    const first = await s.client.listNotifications({ pageSize: 1 }, s.as(A));
+    expect(first.notifications.map((n) => NotificationKind[n.kind])).toEqual(["FOLLOW"]);
+    const rest = await s.client.listNotifications({ pageSize: 1, pageToken: first.nextPageToken }, s.as(A));
+    expect(rest.notifications.map((n) => NotificationKind[n.kind])).toEqual(["LIKE"]);
+    expect(rest.nextPageToken).toBe("");
+
+    await deliver(s.notifier, [like(D, TWEET, 1n)]);
+    expect(await answers()).toEqual([["LIKE u4 100", "FOLLOW u3", "LIKE u2 100"], ["LIKE u4,u2 x2 100", "FOLLOW u3"], 3]);
+    await deliver(s.notifier, [like(B, TWEET, 2n, false)]);
+    expect(await answers()).toEqual([["LIKE u4 100", "FOLLOW u3"], ["LIKE u4 100", "FOLLOW u3"], 2]);
+    await s.client.markRead({}, s.as(A));
+    expect(await count(A)).toBe(0);
+    expect((await s.client.listNotifications({}, s.as(A))).notifications.map((n) => n.read)).toEqual([true, true]);
+    await deliver(s.notifier, [deleted(TWEET, A)]);
+    expect(await answers()).toEqual([["FOLLOW u3"], ["FOLLOW u3"], 0]);
+    // A redelivered event changes nothing and is shown once.
+    await deliver(s.notifier, [follow(C, A, 1n), follow(C, A, 1n)]);
+    expect(await answers()).toEqual([["FOLLOW u3"], ["FOLLOW u3"], 0]);
+    await r.redis.flushall();
+    expect(await answers()).toEqual([["FOLLOW u3"], ["FOLLOW u3"], 0]);
+    // Nobody is served another's cached inbox.
+    expect(await s.inbox(B)).toEqual([]);
+    expect(await count(B)).toBe(0);
   });
 });

@@ -17,7 +17,8 @@ import { hides } from "../../lib/relations.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { Cause, groupable } from "./causes.js";
 import type { NotificationContext } from "./context.js";
-import { buildPage, type PageEntry } from "./group.js";
+import { buildPage, type InboxRow, type Page, type PageEntry } from "./group.js";
+import { decodePage, decodeRows, encodePage, encodeRows, FIELDS } from "./inbox-cache.js";
 import { decodePageToken, encodePageToken, type InboxView } from "./page-token.js";
 import { timestampFromMicros } from "../../lib/db/db-time.js";
 import { checkEndpoint, parseEndpoint, PushEndpointError, type Resolve } from "./push-endpoint.js";
@@ -28,6 +29,8 @@ const DEFAULT_PAGE_SIZE = 20;
 export const UNREAD_CAP = 1000;
 /** Actors a group shows by name. */
 const GROUP_ACTORS = 3;
+/** The rows a flat page reads at most (a page of 100 and one more): what the cache keeps of the flat first page. */
+const FLAT_CACHED = 101;
 /** BatchGetUsers and BatchGetTweets take up to 100 ids a call. */
 const BATCH = 100;
 
@@ -124,18 +127,43 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
       const view: InboxView = req.grouped ? "grouped" : "flat";
       const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
       const before = req.pageToken === "" ? undefined : decodePageToken(req.pageToken, view, callerId);
-      // The grouped view reads further: members of groups shown above are skipped.
-      const limit = req.grouped ? Math.max(pageSize, ctx.notification.groupScan) : pageSize;
-      const [read, readThrough] = await Promise.all([store.listRows(callerId, before, limit + 1), store.readPosition(callerId)]);
-      const more = read.length > limit;
-      const rows = read.slice(0, limit);
-      let groups;
-      if (req.grouped) {
-        const keys = new Map<string, { cause: Cause; subjectId: bigint }>();
-        for (const r of rows) if (groupable(r.cause)) keys.set(`${r.cause}:${r.subjectId}`, { cause: r.cause, subjectId: r.subjectId });
-        groups = await store.groupSummaries(callerId, [...keys.values()], GROUP_ACTORS);
+      // The first page is cache-first (inbox-cache.ts): one Redis round trip
+      // when it is there; otherwise the database, and the cache filled.
+      const cache = before === undefined ? ctx.inboxCache : undefined;
+      const field = req.grouped ? FIELDS.grouped(pageSize) : FIELDS.flat;
+      let skeleton: { page: Page; readThrough: bigint } | undefined;
+      let lease: string | undefined;
+      if (cache !== undefined) {
+        const got = await cache.read(callerId, [field, FIELDS.read]);
+        const [cached, read] = got?.values ?? [];
+        const readThrough = read === undefined ? undefined : bigintOf(read);
+        const rows = cached === undefined || req.grouped ? undefined : decodeRows(cached);
+        const page = cached === undefined ? undefined : req.grouped ? decodePage(cached) : rows === undefined ? undefined : flatPage(rows, pageSize);
+        if (page !== undefined && readThrough !== undefined) skeleton = { page, readThrough };
+        lease = got?.lease;
       }
-      const page = buildPage(rows, more, pageSize, groups);
+      if (skeleton === undefined) {
+        // The grouped view reads further: members of groups shown above are skipped.
+        const limit = req.grouped ? Math.max(pageSize, ctx.notification.groupScan) : pageSize;
+        // A flat first page read for the cache reads the most any page size uses.
+        const readRows = cache !== undefined && !req.grouped ? FLAT_CACHED : limit + 1;
+        const [read, readThrough] = await Promise.all([store.listRows(callerId, before, readRows), store.readPosition(callerId)]);
+        let page: Page;
+        if (req.grouped) {
+          const more = read.length > limit;
+          const rows = read.slice(0, limit);
+          const keys = new Map<string, { cause: Cause; subjectId: bigint }>();
+          for (const r of rows) if (groupable(r.cause)) keys.set(`${r.cause}:${r.subjectId}`, { cause: r.cause, subjectId: r.subjectId });
+          page = buildPage(rows, more, pageSize, await store.groupSummaries(callerId, [...keys.values()], GROUP_ACTORS));
+        } else {
+          page = flatPage(read, pageSize);
+        }
+        if (cache !== undefined && lease !== undefined) {
+          await cache.fill(callerId, lease, { [field]: req.grouped ? encodePage(page) : encodeRows(read), [FIELDS.read]: String(readThrough) });
+        }
+        skeleton = { page, readThrough };
+      }
+      const { page, readThrough } = skeleton;
       return create(ListNotificationsResponseSchema, {
         notifications: await present(page.entries, readThrough, hctx),
         nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(view, callerId, page.nextAfter),
@@ -143,11 +171,19 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
     },
     async getUnreadCount(_req, hctx) {
       const callerId = requireCaller(hctx);
-      return create(GetUnreadCountResponseSchema, { count: await store.unreadCount(callerId, UNREAD_CAP) });
+      const got = await ctx.inboxCache?.read(callerId, [FIELDS.unread]);
+      const cached = got?.values[0];
+      const count = cached === undefined ? undefined : Number(cached);
+      if (count !== undefined && Number.isInteger(count)) return create(GetUnreadCountResponseSchema, { count });
+      const counted = await store.unreadCount(callerId, UNREAD_CAP);
+      if (got?.lease !== undefined) await ctx.inboxCache?.fill(callerId, got.lease, { [FIELDS.unread]: String(counted) });
+      return create(GetUnreadCountResponseSchema, { count: counted });
     },
     async markRead(req, hctx) {
       const callerId = requireCaller(hctx);
       await store.markRead(callerId, req.upToId);
+      // Before answering: the caller's next read sees the new position.
+      await ctx.inboxCache?.invalidate([callerId]);
       return create(MarkReadResponseSchema);
     },
     getPushConfig(_req, hctx) {
@@ -182,4 +218,13 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
       return create(UnregisterPushResponseSchema);
     },
   };
+}
+
+/** A flat page from the rows read below its start (at least pageSize + 1 of them, or all there are). */
+function flatPage(rows: readonly InboxRow[], pageSize: number): Page {
+  return buildPage(rows.slice(0, pageSize), rows.length > pageSize, pageSize);
+}
+
+function bigintOf(value: string): bigint | undefined {
+  return /^[0-9]{1,20}$/.test(value) ? BigInt(value) : undefined;
 }
