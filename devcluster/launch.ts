@@ -40,6 +40,8 @@ export interface LaunchOptions {
    * started before the services; omitted: no manager.
    */
   readonly topologyEnv?: Env;
+  /** With topologyEnv: a second topology manager, standing by for the first's lease (npm start runs one). */
+  readonly topologyStandby?: boolean;
   /**
    * Session token keys: the user service gets the private key
    * (CHIRP_TOKEN_PRIVATE_KEY), the gateway the public ones
@@ -103,8 +105,8 @@ export interface Mesh {
    */
   readonly gatewayMetricsUrl: string;
   readonly gatewayPid: number;
-  /** The topology manager, when one was started. */
-  readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number };
+  /** The topology manager, when one was started, and its standby when one was asked for (topologyStandby). */
+  readonly topology?: { readonly pid: number; readonly metricsPort: number; readonly epoch: number; readonly standby?: { readonly pid: number; readonly metricsPort: number } };
   /** Environment a further process needs to reach the mesh (CHIRP_*_ADDR). */
   readonly addressEnv: Readonly<Record<string, string>>;
   /**
@@ -137,9 +139,16 @@ export async function launchSystem(options: LaunchOptions): Promise<Mesh> {
     // The manager first: it publishes the live topology the services' routers follow.
     let topology: Mesh["topology"];
     if (options.topologyEnv !== undefined) {
-      const started = await startTopology((entry, opts, extra) => spawnProcess(run(entry), opts, extra), { ...options, topologyEnv: options.topologyEnv });
+      const spawnTopology = (entry: string, opts: LaunchOptions, extra: Record<string, string>) => spawnProcess(run(entry), opts, extra);
+      const started = await startTopology(spawnTopology, { ...options, topologyEnv: options.topologyEnv }, "9110");
       children.push(started.child);
       topology = started.topology;
+      if (options.topologyStandby === true) {
+        // A second manager that waits for the leader's lease (services/topology/leadership.ts).
+        const standby = await startTopology(spawnTopology, { ...options, topologyEnv: options.topologyEnv }, "9111");
+        children.push(standby.child);
+        topology = { ...topology, standby: { pid: standby.topology.pid, metricsPort: standby.topology.metricsPort } };
+      }
     }
     const launching: Launching = {
       options,
@@ -171,13 +180,14 @@ interface Launching {
   readonly stopAll: () => Promise<void>;
 }
 
-/** Spawns the topology manager and waits for its first topology. */
+/** Spawns a topology manager and waits until it leads (its first topology published) or stands by. */
 async function startTopology(
   spawnEntry: (entry: string, opts: LaunchOptions, extra: Record<string, string>) => ChildProcess,
   options: LaunchOptions & { topologyEnv: Env },
+  defaultMetricsPort: string,
 ): Promise<{ child: ChildProcess; topology: NonNullable<Mesh["topology"]> }> {
   const child = spawnEntry("services/topology/main.ts", { ...options, env: { ...options.env, ...options.topologyEnv } }, {
-    CHIRP_TOPOLOGY_METRICS_PORT: options.ports === "default" ? (options.topologyEnv.CHIRP_TOPOLOGY_METRICS_PORT ?? "9110") : "0",
+    CHIRP_TOPOLOGY_METRICS_PORT: options.ports === "default" ? (defaultMetricsPort === "9110" ? (options.topologyEnv.CHIRP_TOPOLOGY_METRICS_PORT ?? "9110") : defaultMetricsPort) : "0",
   });
   try {
     const ready = await waitReady(child, "topology", options.readyTimeoutMs);

@@ -101,12 +101,13 @@ try {
     }
   })();
   say(`the gateway vouches for callers with the mesh secret from ${meshSecret.source}`);
-  say(mode === "mesh" ? "starting the topology manager, then the mesh: a process per service and the gateway..." : "starting the topology manager, then every service and the gateway in one process...");
+  say(mode === "mesh" ? "starting two topology managers (one leads, one stands by), then the mesh: a process per service and the gateway..." : "starting two topology managers (one leads, one stands by), then every service and the gateway in one process...");
   mesh = await launchSystem({
     mode,
     processes,
     env: { ...process.env, ...serviceInfraEnv(infra) },
     topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
+    topologyStandby: true,
     ports: "default",
     tokenKeys,
     vapidKey: vapid.pem,
@@ -139,7 +140,10 @@ const lines = [
           `  ${name.padEnd(10)}  grpc://127.0.0.1:${mesh!.services[name].grpcPort}   metrics http://127.0.0.1:${mesh!.services[name].metricsPort}/metrics`,
       )),
   ...(mesh.topology
-    ? [`  topology    epoch ${mesh.topology.epoch}   metrics http://127.0.0.1:${mesh.topology.metricsPort}/metrics   (npx chirp topology)`]
+    ? [
+        `  topology    epoch ${mesh.topology.epoch}   metrics http://127.0.0.1:${mesh.topology.metricsPort}/metrics   (npx chirp topology)`,
+        ...(mesh.topology.standby === undefined ? [] : [`  standby     a second topology manager, pid ${mesh.topology.standby.pid}   metrics http://127.0.0.1:${mesh.topology.standby.metricsPort}/metrics   (takes over if the first stops)`]),
+      ]
     : []),
   `  redis       ${infra.redisUrl}`,
   `  nats        ${infra.natsUrl}`,

@@ -11,6 +11,7 @@ export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
 const DEFAULT_HEARTBEAT_ON_DEMAND_MS = 5_000;
 const DEFAULT_QUIET_STATE_MS = 2_000;
 const DEFAULT_ERRANT_DIR = ".data/errant";
+const DEFAULT_LEASE_MS = 3_000;
 
 export interface TopologyConfig {
   readonly shardConfig: ShardConfig;
@@ -73,6 +74,14 @@ export interface TopologyConfig {
   readonly autoRebuild: boolean;
   /** CHIRP_TOPOLOGY_ERRANT_DIR: where a refused member's errant transactions are saved before its rebuild. */
   readonly errantDir: string;
+  /**
+   * CHIRP_TOPOLOGY_LEASE_MS: the leader's lease. Several managers may run;
+   * one acts, and a standby takes over this long after the leader stops
+   * renewing (at once when it shuts down cleanly).
+   */
+  readonly leaseMs: number;
+  /** CHIRP_TOPOLOGY_STANDBY_READY: a standby reports ready to its parent process (npm start) while it waits. */
+  readonly standbyReady: boolean;
 }
 
 export function loadTopologyConfig(env: Env): TopologyConfig {
@@ -120,6 +129,8 @@ export function loadTopologyConfig(env: Env): TopologyConfig {
     applyTimeoutMs: read.int("CHIRP_TOPOLOGY_APPLY_TIMEOUT_MS", 30_000, 100, 3_600_000),
     autoRebuild: read.oneOf("CHIRP_TOPOLOGY_AUTO_REBUILD", ["true", "false"], "true") === "true",
     errantDir: read.string("CHIRP_TOPOLOGY_ERRANT_DIR", DEFAULT_ERRANT_DIR),
+    leaseMs: read.int("CHIRP_TOPOLOGY_LEASE_MS", DEFAULT_LEASE_MS, 500, 600_000),
+    standbyReady: read.oneOf("CHIRP_TOPOLOGY_STANDBY_READY", ["true", "false"], "true") === "true",
   };
   const more: string[] = [];
   // Routers ask again every DEMAND_EVERY_MS: a shorter window would lapse between asks.
@@ -162,6 +173,8 @@ export function topologyConfigFor(
     applyTimeoutMs: 30_000,
     autoRebuild: true,
     errantDir: DEFAULT_ERRANT_DIR,
+    leaseMs: DEFAULT_LEASE_MS,
+    standbyReady: true,
     ...overrides,
   };
 }

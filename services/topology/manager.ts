@@ -17,6 +17,7 @@ import type { TopologyConfig } from "./config.js";
 import { saveErrant, rebuildFrom } from "./rebuild.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
 import { HeartbeatWriter } from "./heartbeat.js";
+import type { Leadership } from "./leadership.js";
 import type { TopologyMetrics } from "./metrics.js";
 import { MemberProbe } from "./monitor.js";
 import { HeartbeatDemand, StatePace } from "./pacing.js";
@@ -27,6 +28,8 @@ export interface ManagerDeps {
   readonly kv: KV;
   /** The connection the routers' asks for heartbeats arrive on (heartbeat-demand.ts). */
   readonly nc: NatsConnection;
+  /** The lease that makes this manager the one that acts (leadership.ts); without one (tests, benchmarks) it always acts. */
+  readonly leadership?: Leadership;
 }
 
 export interface ManagerEvents {
@@ -252,6 +255,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
    * write). A set in good order with no router asking gets none.
    */
   private beatAll(): void {
+    if (!this.acting()) return;
     const wanted = this.demand.wanted(Date.now());
     if (wanted !== this.demanded) {
       this.demanded = wanted;
@@ -295,9 +299,14 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
+  /** Whether this manager may change anything now: it leads and its lease is fresh (leadership.ts). */
+  private acting(): boolean {
+    return this.deps.leadership?.mayAct() ?? true;
+  }
+
   private async tick(): Promise<void> {
     await this.probeAll();
-    if (this.stopped) return;
+    if (this.stopped || !this.acting()) return;
     this.recordWholeness();
     this.publishMemberStatus();
     for (const set of this.sets.values()) this.paceStateReads(set);
@@ -445,6 +454,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   }
 
   private async runFailover(set: SetState, old: MemberProbe): Promise<void> {
+    if (!this.acting()) return;
     set.busy = true;
     set.lastFailoverAttempt = Date.now();
     void set.heartbeat.beat(undefined);
@@ -488,6 +498,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   }
 
   private async runRejoin(set: SetState, member: MemberProbe, primary: MemberProbe): Promise<void> {
+    if (!this.acting()) return;
     this.memberBusy.add(member.name);
     const rs = set.info.name;
     const log = this.deps.log.child({ replica_set: rs, member: member.name });
@@ -530,6 +541,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
    * until its state changes or the manager restarts, and is retried then.
    */
   private async runRebuild(set: SetState, member: MemberProbe, primary: MemberProbe, errantText: string): Promise<void> {
+    if (!this.acting()) return;
     const rs = set.info.name;
     const log = this.deps.log.child({ replica_set: rs, member: member.name });
     const started = Date.now();

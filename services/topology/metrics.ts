@@ -14,6 +14,8 @@ export interface TopologyMetrics {
   /** 1 while a replica set is not whole (a member not replicating from its primary: down, refused, being rebuilt). */
   readonly degraded: Gauge<"replica_set">;
   readonly degradedSeconds: Counter<"replica_set">;
+  /** 1 while this manager holds the lease and acts; 0 as a standby. */
+  readonly leader: Gauge;
 }
 
 export function createTopologyMetrics(): TopologyMetrics {
@@ -62,6 +64,11 @@ export function createTopologyMetrics(): TopologyMetrics {
       name: "chirp_topology_replica_set_degraded",
       help: "1 while the replica set is not whole: some member is not replicating from its primary (down, refused, being rebuilt).",
       labelNames: ["replica_set"],
+      registers,
+    }),
+    leader: new Gauge({
+      name: "chirp_topology_leader",
+      help: "1 while this topology manager holds the lease and acts, 0 while it stands by.",
       registers,
     }),
     degradedSeconds: new Counter({

@@ -27,6 +27,7 @@ import { openTopologyKv, readMemberStatus, readTopology, type LiveTopology } fro
 import { topologyInfraEnv } from "../../devcluster/launch.js";
 import { topologyConfigFor } from "../../services/topology/config.js";
 import type { FailoverReport } from "../../services/topology/failover.js";
+import { acquireLeadership, currentLeader, openLeaderBucket, type Leadership } from "../../services/topology/leadership.js";
 import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
 import { createTopologyMetrics, type TopologyMetrics } from "../../services/topology/metrics.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
@@ -455,3 +456,53 @@ describe("failover", () => {
     expect(member((await readTopology(kv, "chirp"))!.topology, "rs0")).toEqual({ primary: replica, replicas: [primary] });
   });
 });
+
+describe("two topology managers", () => {
+  it("one leads through the lease; kill the leader, then a primary: the standby takes over and fails the primary over, and the ex-leader may no longer act", async () => {
+    dumpLogsOnFailure();
+    await manager.stop(); // the file's manager has no lease; these two take turns through one
+    const TTL_MS = 1_500;
+    const leaderKv = await openLeaderBucket(nc, TTL_MS);
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
+    const make = (leadership: Leadership) =>
+      new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), {
+        log: pino({ level: "info", base: { service: "topology", owner: leadership.owner } }, sink),
+        metrics: createTopologyMetrics(),
+        kv,
+        nc,
+        leadership,
+      });
+    const first = await acquireLeadership({ kv: leaderKv, keyspace: "chirp", owner: "manager-a", ttlMs: TTL_MS });
+    manager = make(first);
+    await manager.start();
+    expect(await currentLeader(leaderKv, "chirp")).toBe("manager-a");
+    let waitedBehind: string | undefined;
+    const second = acquireLeadership({ kv: leaderKv, keyspace: "chirp", owner: "manager-b", ttlMs: TTL_MS, onWaiting: (l) => (waitedBehind ??= l) });
+
+    // kill -9 of the leader: it stops without giving the lease up.
+    first.abandon();
+    await manager.stop();
+    const standby = await second;
+    expect(waitedBehind).toBe("manager-a");
+    expect(first.mayAct()).toBe(false);
+    manager = make(standby);
+    await manager.start();
+    expect(await currentLeader(leaderKv, "chirp")).toBe("manager-b");
+
+    // Then a primary: the new leader fails it over without losing an acknowledged write.
+    const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
+    const { primary, replicas } = member(manager.current!, "rs1");
+    const rs1 = startWriteLoad(router, RS1_SHARD, 2_500_000_000);
+    await rs1.acksAtLeast(100, 20_000);
+    const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs1");
+    process.kill(infra.processes.find((p) => p.name === primary.name)!.pid, "SIGKILL");
+    const [report] = (await failoverSeen) as [FailoverReport];
+    expect(report).toMatchObject({ oldPrimary: primary.name, newPrimary: replicas[0]!.name, mayHaveLostWrites: false });
+    await rs1.acksAtLeast(100, 20_000);
+    await rs1.stop();
+    const onNew = await ids(replicas[0]!, database);
+    expect(rs1.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
+    await standby.release();
+  });
+});
+
