@@ -27,8 +27,8 @@
  * visible (polled every 25 ms on the shards' primaries), and notifications
  * per second; the notification consumer's handler time for the mentioning
  * TweetCreated (chirp_bus_handler_duration_seconds); SQL statements (the
- * servers' `Questions`, less this bench's own polls), Redis commands and the
- * process's CPU (/proc) per notification. The floor: the same rows written
+ * servers' `Questions`, less this bench's own polls), Redis commands, and the
+ * CPU (/proc) of the chirp process and of the servers per notification. The floor: the same rows written
  * by this process directly, one transaction per inbox (INSERT the row and its
  * outbox event, commit), as many at once as the consumer writes
  * (CHIRP_NOTIFICATION_FAN_OUT, 8): the least a durable, per-recipient inbox
@@ -38,10 +38,13 @@
  * time, --reads requests of each kind after as many unmeasured ones (caches
  * warm): ListNotifications flat and grouped (page of 20) and GetUnreadCount,
  * for the readers (spread over them) and for the author after the storm
- * (10,000 likes of one tweet in the inbox). For each: SQL statements and
- * Redis commands per request from the servers' counters (idle background
+ * (10,000 likes of one tweet in the inbox), and the author's grouped view
+ * paged to its end once (pages, entries, time, statements). For each read kind: SQL statements and
+ * Redis commands and round trips (replies written: `total_writes_processed`)
+ * per request from the servers' counters (idle background
  * work, measured right after over the same time, subtracted), CPU ms per
- * request of the chirp process, p50 and p99 alone. The floor: a bare node:http
+ * request of the chirp process and of the servers (MariaDB, Redis, NATS,
+ * /proc), p50 and p99 alone. The floor: a bare node:http
  * server (bench/notifications-floor.ts) answering each request with one Redis
  * GET of the gateway's own answer to it, prepared: what a cache-first read
  * must at least do.
@@ -121,6 +124,8 @@ async function api<T>(method: string, body: unknown, token?: string): Promise<T>
 interface Counts {
   sql: number;
   redis: number;
+  /** Redis replies written: each is one round trip a client waited for (pipelined commands share one). */
+  redisWrites: number;
   /** The measured process (chirp, or the floor). */
   cpu: number;
   /** MariaDB, Redis and NATS together. */
@@ -136,19 +141,21 @@ async function snapshot(pid: number): Promise<Counts> {
     // Each snapshot is itself one statement per member and one Redis command.
     sql: sql.reduce((a, b) => a + b, 0) - conns.length,
     redis: Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0) - 1,
+    redisWrites: Number(/total_writes_processed:(\d+)/.exec(info)?.[1] ?? 0) - 1,
     cpu: cpuSeconds(pid) ?? NaN,
     serversCpu: cpuOf(serverPids),
     at: performance.now(),
   };
 }
 function between(a: Counts, b: Counts): Counts {
-  return { sql: b.sql - a.sql, redis: b.redis - a.redis, cpu: b.cpu - a.cpu, serversCpu: b.serversCpu - a.serversCpu, at: b.at - a.at };
+  return { sql: b.sql - a.sql, redis: b.redis - a.redis, redisWrites: b.redisWrites - a.redisWrites, cpu: b.cpu - a.cpu, serversCpu: b.serversCpu - a.serversCpu, at: b.at - a.at };
 }
 
 interface ReadWork {
   requests: number;
   sqlPerRequest: number;
   redisCommandsPerRequest: number;
+  redisRoundTripsPerRequest: number;
   cpuMsPerRequest: number;
   /** MariaDB, Redis and NATS. */
   serversCpuMsPerRequest: number;
@@ -177,12 +184,13 @@ async function measure(label: string, count: number, pid: number, call: (i: numb
     requests: count,
     sqlPerRequest: per(busy.sql, idle.sql),
     redisCommandsPerRequest: per(busy.redis, idle.redis),
+    redisRoundTripsPerRequest: per(busy.redisWrites, idle.redisWrites),
     cpuMsPerRequest: per(busy.cpu * 1000, idle.cpu * 1000),
     serversCpuMsPerRequest: per(busy.serversCpu * 1000, idle.serversCpu * 1000),
     p50Ms: round2(l.p50Ms),
     p99Ms: round2(l.p99Ms),
   };
-  say(`${label}: ${w.sqlPerRequest} SQL, ${w.redisCommandsPerRequest} Redis, ${w.cpuMsPerRequest} + ${w.serversCpuMsPerRequest} (servers) CPU ms per request; p50 ${w.p50Ms} ms (${elapsed()})`);
+  say(`${label}: ${w.sqlPerRequest} SQL, ${w.redisCommandsPerRequest} Redis commands in ${w.redisRoundTripsPerRequest} round trips, ${w.cpuMsPerRequest} + ${w.serversCpuMsPerRequest} (servers) CPU ms per request; p50 ${w.p50Ms} ms (${elapsed()})`);
   return w;
 }
 
@@ -434,6 +442,30 @@ try {
   ];
   for (const [label, call] of cases) reads[label] = await measure(label, READS, chirpPid, call);
   const authorGrouped = (await list(authorId, true)) as { notifications?: Array<{ actorCount?: number }>; nextPageToken?: string };
+  // Paging the author's grouped view to its end: past the group's first page, its older members are skipped, a scan at a time.
+  const walkStart = performance.now();
+  const walkT0 = await snapshot(chirpPid);
+  let walkPages = 1;
+  let walkEntries = authorGrouped.notifications?.length ?? 0;
+  for (let token = authorGrouped.nextPageToken ?? ""; token !== ""; walkPages++) {
+    const page = await api<{ notifications?: unknown[]; nextPageToken?: string }>(
+      "chirp.notification.v1.NotificationService/ListNotifications",
+      { pageSize: 20, grouped: true, pageToken: token },
+      tokens.get(authorId),
+    );
+    walkEntries += page.notifications?.length ?? 0;
+    token = page.nextPageToken ?? "";
+  }
+  const walkUsed = between(walkT0, await snapshot(chirpPid));
+  const groupedWalk = {
+    pages: walkPages,
+    entries: walkEntries,
+    ms: Math.round(performance.now() - walkStart),
+    sql: walkUsed.sql,
+    serversCpuMs: round2(walkUsed.serversCpu * 1000),
+    cpuMs: round2(walkUsed.cpu * 1000),
+  };
+  say(`the author's grouped view to its end: ${groupedWalk.pages} pages, ${groupedWalk.entries} entries, ${groupedWalk.ms} ms (${elapsed()})`);
   const authorUnread = (await unread(authorId)) as { count?: number };
 
   // The floor: one Redis GET of the same answers, prepared.
@@ -471,6 +503,9 @@ try {
   });
   console.log(`the consumer's handler for the mentioning TweetCreated: ${fanInHandlerMs} ms`);
   console.log(`after the storm the author's grouped first page: ${authorGrouped.notifications?.length ?? 0} entries, actorCount ${authorGrouped.notifications?.[0]?.actorCount ?? 0}; unread count ${authorUnread.count ?? 0}`);
+  console.log(
+    `the author's grouped view paged to its end: ${groupedWalk.pages} pages of 20 for ${groupedWalk.entries} entries, ${groupedWalk.ms} ms, ${groupedWalk.sql} SQL statements, ${groupedWalk.serversCpuMs} ms of the servers' CPU`,
+  );
   console.log(`\nReads, one at a time, ${READS} of each, caches warm (page of 20; readers hold 1 mention and ${FOLLOWS} follows)`);
   console.table({ ...reads, ...floorReads });
 
@@ -483,6 +518,7 @@ try {
     fanIn: { ...fanIn, handlerMs: fanInHandlerMs },
     fanInFloor,
     likeStorm,
+    groupedWalk,
     afterStorm: { groupedFirstPageEntries: authorGrouped.notifications?.length ?? 0, actorCount: authorGrouped.notifications?.[0]?.actorCount ?? 0, unreadCount: authorUnread.count ?? 0 },
     reads,
     floorReads,
