@@ -63,7 +63,7 @@ describe.skipIf(!hasDockerCompose())("docker-compose.yml", () => {
     const { stdout } = await run("docker-compose", ["config"]);
     const prometheus = readFileSync(new URL("../../deploy/prometheus/prometheus.yml", import.meta.url), "utf8");
     const targets = new Set([...prometheus.matchAll(/"([a-z0-9-]+:\d+)"/g)].map((m) => m[1]!));
-    const processes = [...MESH.flatMap((name) => [`${name}-1`, `${name}-2`]), "topology", "gateway"];
+    const processes = [...MESH.flatMap((name) => [`${name}-1`, `${name}-2`]), "topology", "topology-standby", "gateway"];
     for (const name of processes) {
       const block = serviceBlock(stdout, name);
       const port = /(?:METRICS_PORT|GATEWAY_PORT): '(\d+)'/.exec(block)?.[1];
