@@ -11,6 +11,7 @@ import { VAPID_KEY_FILE, resolveVapidKey } from "../lib/push/vapid.js";
 import { DEFAULT_DATA_DIR, DataDirLockedError, MissingBinaryError, resolveInfra, type RunningInfra } from "../devcluster/index.js";
 import { ConfigError } from "../lib/config.js";
 import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../devcluster/launch.js";
+import { isAlive } from "../devcluster/process.js";
 import { SERVICE_NAMES } from "../lib/mesh.js";
 import { loadShardConfig } from "../lib/shard/shard-config.js";
 
@@ -161,3 +162,29 @@ const lines = [
   "",
 ];
 console.log(lines.join("\n"));
+superviseMysql(infra);
+
+/**
+ * A MariaDB member of ours that died is started again on its old address
+ * (read-only and not replicating; the topology manager gives it its role and
+ * rebuilds it if it holds transactions the primary lacks), as a service
+ * manager would restart a crashed server. Checked every 2 s; not while
+ * stopping.
+ */
+function superviseMysql(running: RunningInfra): void {
+  const members = new Set(running.mysql.replicaSets.flatMap((rs) => [rs.primary.name, ...rs.replicas.map((r) => r.name)]));
+  const restarting = new Set<string>();
+  const timer = setInterval(() => {
+    if (stoppingSince > 0) return clearInterval(timer);
+    for (const p of running.processes) {
+      if (!members.has(p.name) || restarting.has(p.name) || isAlive(p.pid)) continue;
+      restarting.add(p.name);
+      say(`MariaDB member ${p.name} (pid ${p.pid}) is gone: starting it again`);
+      running.restartMysqlMember(p.name).then(
+        (m) => say(`${p.name} is running again (pid ${m.pid}); the topology manager takes it back`),
+        (err: unknown) => say(`could not start ${p.name} again: ${(err as Error).message}; retrying`),
+      ).finally(() => restarting.delete(p.name));
+    }
+  }, 2000);
+  timer.unref();
+}
