@@ -45,8 +45,6 @@ export interface NotificationConfig {
   readonly concurrency: number;
   /** CHIRP_NOTIFICATION_FAN_OUT: inboxes one event writes at once (a tweet mentioning many people). */
   readonly fanOut: number;
-  /** CHIRP_NOTIFICATION_GROUP_SCAN: rows a grouped page reads at most (skipped group members count). */
-  readonly groupScan: number;
   /**
    * CHIRP_NOTIFICATION_CACHE_TTL_MS: how long an inbox's first pages, read
    * position and unread count stay in Redis (every change clears them; this
@@ -97,7 +95,6 @@ export function loadNotificationConfig(env: Env): NotificationConfig {
     consumers: read.oneOf("CHIRP_NOTIFICATION_CONSUMERS", ["true", "false"], "true") === "true",
     concurrency: read.int("CHIRP_NOTIFICATION_CONCURRENCY", 8, 1, 256),
     fanOut: read.int("CHIRP_NOTIFICATION_FAN_OUT", 8, 1, 256),
-    groupScan: read.int("CHIRP_NOTIFICATION_GROUP_SCAN", 400, 100, 1000),
     cacheTtlMs: read.int("CHIRP_NOTIFICATION_CACHE_TTL_MS", 600_000, 0, 86_400_000),
     push,
   };

@@ -196,7 +196,7 @@ describe("the push RPCs, in memory", () => {
   const setup = (allowPrivate: boolean) => {
     const pushSubscriptions = memorySubscriptions();
     const push = { vapid, allowPrivate, maxSubscriptions: 3 } as NotificationConfig["push"];
-    const ctx = { pushSubscriptions, notification: { groupScan: 400, push } as NotificationConfig } as unknown as NotificationContext;
+    const ctx = { pushSubscriptions, notification: { push } as NotificationConfig } as unknown as NotificationContext;
     const resolve = dns({ "push.example": ["93.184.216.34"], "internal.example": ["10.0.0.5"], localhost: ["127.0.0.1"] });
     const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx, { resolve }))));
     const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });

@@ -98,6 +98,12 @@ function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
         .slice(0, limit)
         .map((r) => ({ id: r.id, cause: r.cause, subjectId: r.subjectId, actorId: r.actorId, kind: r.kind, timeMicros: r.timeMicros }));
     },
+    async listHeads(recipientId, beforeId, limit): Promise<InboxRow[]> {
+      const rows = shown(recipientId);
+      const grouped = (r: Row): boolean => r.cause === Cause.like || r.cause === Cause.repost;
+      const head = (r: Row): boolean => !grouped(r) || !rows.some((m) => m.cause === r.cause && m.subjectId === r.subjectId && m.id > r.id);
+      return (await this.listRows(recipientId, beforeId, rows.length + 1)).filter((r) => head(rows.find((x) => x.id === r.id)!)).slice(0, limit);
+    },
     async groupSummaries(recipientId, keys, actors) {
       const out = new Map<string, GroupSummary>();
       for (const k of keys) {
@@ -153,7 +159,7 @@ function setup(opts: { cache?: InboxCache } = {}) {
     readPosition: (...a) => (dbReads++, store.readPosition(...a)),
     unreadCount: (...a) => (dbReads++, store.unreadCount(...a)),
   };
-  const ctx = { store: counted, clients, relations, inboxCache: opts.cache, notification: { groupScan: 400 } as NotificationConfig } as unknown as NotificationContext;
+  const ctx = { store: counted, clients, relations, inboxCache: opts.cache, notification: {} as NotificationConfig } as unknown as NotificationContext;
   const client = createClient(NotificationService, createRouterTransport((r) => r.service(NotificationService, routes(ctx))));
   const as = (userId: bigint) => ({ headers: { [CALLER_ID_HEADER]: String(userId) } });
   const inbox = async (userId: bigint, grouped = false): Promise<string[]> =>
@@ -245,6 +251,20 @@ describe("the notifier and the inbox, in memory", () => {
     await s.client.markRead({}, s.as(A));
     expect((await s.client.getUnreadCount({}, s.as(A))).count).toBe(0);
     expect(newest!.id > second!.id).toBe(true);
+  });
+
+  it("pages the grouped view past a group bigger than a page: every page full, each group once", async () => {
+    const s = setup();
+    const others = Array.from({ length: 30 }, (_, i) => like(1000n + BigInt(i), TWEET, 1n));
+    await deliver(s.notifier, [follow(D, A, 1n), ...others, like(B, TWEET, 1n), like(C, TWEET, 1n), follow(C, A, 1n)]);
+    const pages: string[][] = [];
+    let token = "";
+    do {
+      const page = await s.client.listNotifications({ grouped: true, pageSize: 1, pageToken: token }, s.as(A));
+      pages.push(page.notifications.map((n) => `${NotificationKind[n.kind]} ${n.actor?.handle} x${n.actorCount}`));
+      token = page.nextPageToken;
+    } while (token !== "" && pages.length < 10);
+    expect(pages).toEqual([["FOLLOW u3 x1"], ["LIKE u3 x32"], ["FOLLOW u4 x1"]]);
   });
 
   it("leaves out the actors the recipient blocks, is blocked by or mutes, already notified ones too; a group keeps the others", async () => {

@@ -143,15 +143,18 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
         lease = got?.lease;
       }
       if (skeleton === undefined) {
-        // The grouped view reads further: members of groups shown above are skipped.
-        const limit = req.grouped ? Math.max(pageSize, ctx.notification.groupScan) : pageSize;
-        // A flat first page read for the cache reads the most any page size uses.
-        const readRows = cache !== undefined && !req.grouped ? FLAT_CACHED : limit + 1;
-        const [read, readThrough] = await Promise.all([store.listRows(callerId, before, readRows), store.readPosition(callerId)]);
+        // The grouped view reads each group's newest member only (the store
+        // skips the older ones); a flat first page read for the cache reads
+        // the most any page size uses.
+        const readRows = cache !== undefined && !req.grouped ? FLAT_CACHED : pageSize + 1;
+        const [read, readThrough] = await Promise.all([
+          req.grouped ? store.listHeads(callerId, before, readRows) : store.listRows(callerId, before, readRows),
+          store.readPosition(callerId),
+        ]);
         let page: Page;
         if (req.grouped) {
-          const more = read.length > limit;
-          const rows = read.slice(0, limit);
+          const more = read.length > pageSize;
+          const rows = read.slice(0, pageSize);
           const keys = new Map<string, { cause: Cause; subjectId: bigint }>();
           for (const r of rows) if (groupable(r.cause)) keys.set(`${r.cause}:${r.subjectId}`, { cause: r.cause, subjectId: r.subjectId });
           page = buildPage(rows, more, pageSize, await store.groupSummaries(callerId, [...keys.values()], GROUP_ACTORS));
