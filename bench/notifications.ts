@@ -38,7 +38,8 @@
  * time, --reads requests of each kind after as many unmeasured ones (caches
  * warm): ListNotifications flat and grouped (page of 20) and GetUnreadCount,
  * for the readers (spread over them) and for the author after the storm
- * (10,000 likes of one tweet in the inbox), and the author's grouped view
+ * (10,000 likes of one tweet in the inbox; its grouped page also with the
+ * inbox cache's hash deleted before each read: the cost of a miss), and the author's grouped view
  * paged to its end once (pages, entries, time, statements). For each read kind: SQL statements and
  * Redis commands and round trips (replies written: `total_writes_processed`)
  * per request from the servers' counters (idle background
@@ -439,6 +440,8 @@ try {
     ["author after the storm: ListNotifications flat", () => list(authorId, false)],
     ["author after the storm: ListNotifications grouped", () => list(authorId, true)],
     ["author after the storm: GetUnreadCount", () => unread(authorId)],
+    // A miss: the inbox cache's hash deleted before each read (one more Redis command, the bench's DEL).
+    ["author after the storm: ListNotifications grouped, from MySQL", () => redis.del(`chirp:inbox:{${authorId}}`).then(() => list(authorId, true))],
   ];
   for (const [label, call] of cases) reads[label] = await measure(label, READS, chirpPid, call);
   const authorGrouped = (await list(authorId, true)) as { notifications?: Array<{ actorCount?: number }>; nextPageToken?: string };
