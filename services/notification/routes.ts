@@ -137,8 +137,7 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
         const got = await cache.read(callerId, [field, FIELDS.read]);
         const [cached, read] = got?.values ?? [];
         const readThrough = read === undefined ? undefined : bigintOf(read);
-        const rows = cached === undefined || req.grouped ? undefined : decodeRows(cached);
-        const page = cached === undefined ? undefined : req.grouped ? decodePage(cached) : rows === undefined ? undefined : flatPage(rows, pageSize);
+        const page = cached === undefined ? undefined : req.grouped ? decodePage(cached) : cachedFlatPage(cached, pageSize);
         if (page !== undefined && readThrough !== undefined) skeleton = { page, readThrough };
         lease = got?.lease;
       }
@@ -226,6 +225,12 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
 /** A flat page from the rows read below its start (at least pageSize + 1 of them, or all there are). */
 function flatPage(rows: readonly InboxRow[], pageSize: number): Page {
   return buildPage(rows.slice(0, pageSize), rows.length > pageSize, pageSize);
+}
+
+/** The flat page a cached `flat` field gives; undefined for a value this code did not write. */
+function cachedFlatPage(value: string, pageSize: number): Page | undefined {
+  const rows = decodeRows(value);
+  return rows === undefined ? undefined : flatPage(rows, pageSize);
 }
 
 function bigintOf(value: string): bigint | undefined {
