@@ -1,13 +1,12 @@
-import { createAssertionSigner, type AssertionVerifier } from "../lib/auth/assertion.js";
-import { createVouching } from "./vouch.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { DescMethod } from "@bufbuild/protobuf";
-import { ConnectError, cors, createContextValues, type MethodImpl } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, cors, createContextValues, type MethodImpl, type Transport } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter, Gauge } from "prom-client";
-import { authenticateBearer } from "../lib/auth/bearer.js";
+import { createAssertionSigner, type AssertionVerifier } from "../lib/auth/assertion.js";
+import { authenticateBearer, authenticateBearerClaims } from "../lib/auth/bearer.js";
 import { followEndedSessions, refusingEndedSessions, type EndedSessions } from "../lib/auth/ended-sessions.js";
 import { sessionActivityReporter } from "../lib/auth/session-activity.js";
 import { createTokenVerifier } from "../lib/auth/token.js";
@@ -20,6 +19,7 @@ import { createGrpcTransport } from "../lib/rpc/grpc-transport.js";
 import type { InProcessServices } from "../lib/rpc/in-process.js";
 import { REQUEST_ID_HEADER } from "../lib/rpc/metadata.js";
 import { beginRequest, requestRecordKey, type RequestRecord } from "./access.js";
+import { exportAccount } from "./account-export.js";
 import { createAccountLimiter, type AccountLimiter } from "./account-limit.js";
 import type { GatewayConfig } from "./config.js";
 import { forwardingImpl, rateLimited } from "./forward.js";
@@ -28,6 +28,7 @@ import { createMediaEdge, sendHttpError } from "./media.js";
 import { PUBLIC_API } from "./public-api.js";
 import { createRateLimiter, formatBucket, RATE_CLASSES, type RateLimiter } from "./rate-limit.js";
 import { rpcAdapter } from "./rpc-adapter.js";
+import { createVouching } from "./vouch.js";
 import { buildWebApp } from "./web-app.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -223,6 +224,43 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     );
   };
 
+  /** GET /account/export: the signed-in user's data as JSON (account-export.ts), through the read rate limit. */
+  const exportRoute = (req: Request, res: Response, record: RequestRecord): void => {
+    let claims: ReturnType<typeof authenticateBearerClaims>;
+    try {
+      claims = authenticateBearerClaims(headerOf(req, "authorization"), verifier);
+    } catch (err) {
+      sendHttpError(req, res, ConnectError.from(err));
+      return;
+    }
+    if (claims === undefined) {
+      sendHttpError(req, res, new ConnectError("sign in required", Code.Unauthenticated));
+      return;
+    }
+    record.userId = claims.sub;
+    const caller = { userId: claims.sub, sessionId: claims.sid };
+    const run = async (): Promise<void> => {
+      if (limiter !== undefined) {
+        const decision = await limiter.admit("read", { userId: caller.userId, ip: record.ip }, record.requestId);
+        if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+      }
+      const body = JSON.stringify(await exportAccount({ transportFor, vouch, timeoutMs: config.defaultTimeoutMs }, caller));
+      res.writeHead(200, { "content-type": "application/json", "content-disposition": 'attachment; filename="chirp-account.json"', "cache-control": "no-store" });
+      res.end(body);
+    };
+    run().catch((err: unknown) => {
+      const e = ConnectError.from(err);
+      if (e.code === Code.Internal || e.code === Code.Unknown) log.error({ err, request_id: record.requestId }, "account export failed");
+      if (e.code === Code.ResourceExhausted) res.setHeader("retry-after", e.metadata.get("retry-after") ?? "1");
+      sendHttpError(req, res, e);
+    });
+  };
+  const transportFor = (service: DescService): Transport => {
+    const i = PUBLIC_API.findIndex((p) => p.service === service);
+    if (i < 0) throw new Error(`${service.typeName} is not behind the gateway`);
+    return transports[i]!;
+  };
+
   const handler = (req: Request, res: Response): void => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const record = beginRequest(req, res, path, log, config.trustedProxies);
@@ -248,6 +286,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     if (web.handle(req, res, path)) return;
     // Uploads and downloads of files: plain HTTP, streamed (media.ts).
     if (path === "/media" || path.startsWith("/media/")) return mediaRoute(req, res, path, record);
+    if (path === "/account/export" && req.method === "GET") return exportRoute(req, res, record);
     rpc(req, res);
   };
 

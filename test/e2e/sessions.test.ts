@@ -3,6 +3,7 @@
 // RevokeSession end one and ChangePassword every other, and a token of an
 // ended session is refused within a second (the gateway follows the
 // ended-sessions bucket in NATS; no database read per request).
+import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
@@ -113,3 +114,53 @@ describe("sessions", () => {
     expect((await call(`${U}/RevokeSession`, { sessionId: "0" }, erin.token)).code).toBe("invalid_argument");
   });
 });
+
+describe("GET /account/export", () => {
+  const G = "chirp.graph.v1.GraphService";
+  const T = "chirp.tweet.v1.TweetService";
+  const exportOf = (token?: string) => fetch(`${system.mesh.gatewayUrl}/account/export`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+
+  it("gives the caller's profile, tweets, reposts, likes, follows, blocks, mutes and media as JSON, and only theirs", async () => {
+    const [fay, gus, hal, ivy] = [await signUp(), await signUp(), await signUp(), await signUp()];
+    const png = PNG.sync.write({ width: 4, height: 4, data: Buffer.alloc(64, 200) } as Parameters<typeof PNG.sync.write>[0]);
+    const upload = await fetch(`${system.mesh.gatewayUrl}/media`, { method: "POST", body: png, headers: { "content-type": "image/png", authorization: `Bearer ${fay.token}` } });
+    const mediaId = ((await upload.json()) as { id: string }).id;
+    const first = (await ok<{ tweet: { id: string } }>(`${T}/PostTweet`, { text: "my first #export", mediaIds: [mediaId] }, fay.token)).tweet;
+    const gusTweet = (await ok<{ tweet: { id: string } }>(`${T}/PostTweet`, { text: "gus says hi" }, gus.token)).tweet;
+    await ok(`${T}/PostTweet`, { text: "a reply", replyToTweetId: gusTweet.id }, fay.token);
+    await ok(`${T}/LikeTweet`, { tweetId: gusTweet.id }, fay.token);
+    await ok(`${T}/Repost`, { tweetId: gusTweet.id }, fay.token);
+    await ok(`${G}/Follow`, { userId: String(gus.id) }, fay.token);
+    await ok(`${G}/Follow`, { userId: String(fay.id) }, gus.token);
+    await ok(`${G}/Block`, { userId: String(hal.id) }, fay.token);
+    await ok(`${G}/Mute`, { userId: String(ivy.id) }, fay.token);
+
+    const res = await exportOf(fay.token);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toMatch(/attachment/);
+    const data = (await res.json()) as Record<string, any>;
+    expect(data["profile"]).toMatchObject({ id: String(fay.id), handle: fay.handle, email: `${fay.handle}@example.com` });
+    expect(data["tweets"].map((t: { text: string }) => t.text).sort()).toEqual(["a reply", "my first #export"]);
+    expect(data["reposts"].map((r: { tweet: { id: string } }) => r.tweet.id)).toEqual([gusTweet.id]);
+    expect(data["likes"].map((t: { id: string }) => t.id)).toEqual([gusTweet.id]);
+    expect([data["following"], data["followers"]].map((us: Array<{ id: string }>) => us.map((u) => u.id))).toEqual([[String(gus.id)], [String(gus.id)]]);
+    expect([data["blocked"], data["muted"]].map((us: Array<{ id: string }>) => us.map((u) => u.id))).toEqual([[String(hal.id)], [String(ivy.id)]]);
+    expect(data["media"]).toEqual([{ id: mediaId, tweetId: first.id, url: `/media/${mediaId}` }]);
+
+    // Gus's export is his own: nothing of Fay's private lists, no email of hers.
+    const his = (await (await exportOf(gus.token)).json()) as Record<string, any>;
+    expect(his["profile"]["id"]).toBe(String(gus.id));
+    expect([his["blocked"], his["muted"], his["likes"]]).toEqual([[], [], []]);
+    expect(JSON.stringify(his)).not.toContain(`${fay.handle}@example.com`);
+  });
+
+  it("needs a valid token of a live session", async () => {
+    expect((await exportOf()).status).toBe(401);
+    expect((await exportOf("chirp1.bogus.token")).status).toBe(401);
+    const jan = await signUp();
+    await ok(`${U}/LogOut`, {}, jan.token);
+    await refusedWithin1s(jan.token, "the logged-out token refused");
+    expect((await exportOf(jan.token)).status).toBe(401);
+  });
+});
+
