@@ -1,32 +1,22 @@
 // The per-account limit of wrong passwords against a real redis-server.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../devcluster/binaries.js";
-import { REPO_ROOT } from "../devcluster/index.js";
-import { startRedis, type RunningRedis } from "../devcluster/redis.js";
 import { createLogger } from "../lib/logger.js";
+import { startTestRedis, type TestRedis } from "../test/support/redis.js";
 import { createAccountLimiter, type Account, type AccountLimiter, type AccountLimits, type AttemptOutcome } from "./account-limit.js";
 
-let dir: string;
-let server: RunningRedis;
+let server: TestRedis;
 let redis: Redis;
 const log = createLogger("gateway", "silent");
 let serial = 0;
 
 beforeAll(async () => {
-  mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
-  dir = mkdtempSync(join(REPO_ROOT, ".data", "account-limit-"));
-  server = await startRedis({ binary: findBinary("redis-server", { path: process.env["PATH"] }), dir, log: () => {} });
-  redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
+  server = await startTestRedis();
+  redis = server.redis;
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  await server?.proc.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 /** A limiter over its own key prefix: 3 wrong passwords at once, then one an hour. */
