@@ -1,5 +1,5 @@
 // The per-account limit of wrong passwords against a real redis-server.
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../lib/logger.js";
 import { startTestRedis, type TestRedis } from "../test/support/redis.js";
