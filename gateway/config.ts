@@ -60,8 +60,10 @@ export interface GatewayConfig {
    * gateway vouches for callers with: every call it forwards for a signed-in
    * user carries an assertion (lib/auth/assertion.ts, decision 22) that each
    * service checks with its own key derived from this secret. Only gateways
-   * (and the single process) hold it. Several, comma-separated, during a
-   * rotation: the first signs. `npm start` keeps one in the data dir.
+   * hold it, and a process that runs a gateway beside services (`--target
+   * all`), which derives their keys from it. Several, comma-separated,
+   * during a rotation: the first signs, every one is accepted. `npm start`
+   * keeps one in the data dir (`mesh-secret`).
    */
   readonly meshSecrets: readonly MeshSecret[];
   /**

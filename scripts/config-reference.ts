@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadGatewayConfig } from "../gateway/config.js";
+import { generateMeshSecret } from "../lib/auth/assertion.js";
 import { generateTokenKeys } from "../lib/auth/token.js";
 import { generateVapidKey } from "../lib/push/vapid.js";
 import { recordReads, type Env, type SettingRead } from "../lib/config.js";
@@ -59,11 +60,13 @@ const SERVICE_SET = new Set<string>(SERVICE_NAMES);
 
 function readers(): Reader[] {
   const keys = generateTokenKeys();
+  // Every process that hosts a service needs its key; a gateway, the secret (decision 22).
+  const mesh = { CHIRP_MESH_SECRET: generateMeshSecret() };
   const mysql = { MYSQL_URL: "mysql://chirp:chirp@127.0.0.1:3306" };
   // A process of one service reads its own ports (the mesh), then its own settings.
   const service = (name: ServiceName, load: (env: Env) => unknown, env?: Env): Reader => ({
     name,
-    ...(env === undefined ? {} : { env }),
+    env: { ...mesh, ...env },
     load: (e) => {
       loadProcessConfig([name], e);
       load(e);
@@ -80,7 +83,7 @@ function readers(): Reader[] {
     {
       // What every process of services reads (service-main.ts, service-context.ts), here as one of several services.
       name: "services",
-      env: mysql,
+      env: { ...mysql, ...mesh },
       load: (env) => {
         loadProcessConfig(SERVICE_NAMES, env);
         loadTracingConfig(env, "<process>");
@@ -106,7 +109,7 @@ function readers(): Reader[] {
     service("notification", loadNotificationConfig, { CHIRP_PUSH_VAPID_PRIVATE_KEY: generateVapidKey() }),
     {
       name: "gateway",
-      env: { CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey },
+      env: { CHIRP_TOKEN_PUBLIC_KEYS: keys.publicKey, ...mesh },
       load: (env) => {
         loadGatewayConfig(env);
         loadTracingConfig(env, "<process>");

@@ -2,10 +2,10 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { CALLER_ID_HEADER, SESSION_ID_HEADER } from "../rpc/metadata.js";
 
 /**
- * The authenticated caller of an RPC, as the gateway established it from a
- * verified token (`x-chirp-caller-id`). Inside the mesh the header is trusted:
- * the gateway strips any client-sent copy, and services are not reachable
- * from outside.
+ * The authenticated caller of an RPC, as the gateway vouched for it
+ * (`x-chirp-caller-id`). The header is set only by the server side of the
+ * call (rpc/callers.ts), from an assertion it verified; a call that brings
+ * one of its own is refused there, before any handler runs (decision 22).
  */
 export function callerOf(ctx: HandlerContext): bigint | undefined {
   return idHeader(ctx, CALLER_ID_HEADER);
