@@ -109,8 +109,9 @@ export class GrpcServer {
       case "unary":
         return (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
+          const denied = this.admit(spec.method, ctx);
           this.observe(metrics, spec.method, ctx, async () => {
-            this.callers.admit(spec.method, ctx.requestHeader);
+            if (denied !== undefined) throw denied;
             validateRequest(spec.method.input, call.request);
             return normalize(spec.method.output, await spec.impl(call.request, ctx));
           }).then(
@@ -121,8 +122,9 @@ export class GrpcServer {
       case "server_streaming":
         return (call: grpc.ServerWritableStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
+          const denied = this.admit(spec.method, ctx);
           this.observe(metrics, spec.method, ctx, async () => {
-            this.callers.admit(spec.method, ctx.requestHeader);
+            if (denied !== undefined) throw denied;
             validateRequest(spec.method.input, call.request);
             await writeAll(call, spec.method.output, spec.impl(call.request, ctx), ctx);
           }).then(
@@ -133,8 +135,9 @@ export class GrpcServer {
       case "client_streaming":
         return (call: grpc.ServerReadableStream<any, any>, callback: grpc.sendUnaryData<any>) => {
           const ctx = this.contextFor(spec.method, call);
+          const denied = this.admit(spec.method, ctx);
           this.observe(metrics, spec.method, ctx, async () => {
-            this.callers.admit(spec.method, ctx.requestHeader);
+            if (denied !== undefined) throw denied;
             return normalize(spec.method.output, await spec.impl(validatedInputs(spec.method, call), ctx));
           }).then(
             (message) => callback(null, message, headersToMetadata(ctx.responseTrailer)),
@@ -144,14 +147,29 @@ export class GrpcServer {
       case "bidi_streaming":
         return (call: grpc.ServerDuplexStream<any, any>) => {
           const ctx = this.contextFor(spec.method, call);
+          const denied = this.admit(spec.method, ctx);
           this.observe(metrics, spec.method, ctx, async () => {
-            this.callers.admit(spec.method, ctx.requestHeader);
+            if (denied !== undefined) throw denied;
             await writeAll(call, spec.method.output, spec.impl(validatedInputs(spec.method, call), ctx), ctx);
           }).then(
             () => call.end(headersToMetadata(ctx.responseTrailer)),
             (err: ConnectError) => call.emit("error", toServiceError(err)),
           );
         };
+    }
+  }
+
+  /**
+   * The caller admitted before the call is observed (so its span and log see
+   * the verified caller); a refusal is thrown inside the observed run, so it
+   * is counted and logged as every other failure.
+   */
+  private admit(method: DescMethod, ctx: HandlerContext): unknown {
+    try {
+      this.callers.admit(method, ctx.requestHeader);
+      return undefined;
+    } catch (err) {
+      return err;
     }
   }
 

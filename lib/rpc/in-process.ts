@@ -120,11 +120,11 @@ export class InProcessServices {
     contextValues: ContextValues | undefined,
   ): Promise<UnaryResponse<I, O>> {
     const hosted = await this.hosted(method);
-    const call = new InProcessCall(hosted, method, signal, timeoutMs, header, contextValues);
+    const call = new InProcessCall(hosted, method, signal, timeoutMs, header, contextValues, this.callers);
     try {
       const request = normalize(method.input, input);
       const message = await call.run(async () => {
-        this.callers.admit(method, call.ctx.requestHeader);
+        call.admitted();
         validateRequest(method.input, request);
         return normalize(method.output, await (hosted.spec.impl as unknown as UnaryImpl<I, O>)(request, call.ctx));
       });
@@ -143,13 +143,13 @@ export class InProcessServices {
     contextValues: ContextValues | undefined,
   ): Promise<StreamResponse<I, O>> {
     const hosted = await this.hosted(method);
-    const call = new InProcessCall(hosted, method, signal, timeoutMs, header, contextValues);
+    const call = new InProcessCall(hosted, method, signal, timeoutMs, header, contextValues, this.callers);
     const base = { stream: true as const, service: method.parent, method, header: call.ctx.responseHeader, trailer: call.ctx.responseTrailer };
     switch (method.methodKind) {
       case "client_streaming": {
         try {
           const message = await call.run(async () => {
-            this.callers.admit(method, call.ctx.requestHeader);
+            call.admitted();
             return normalize(method.output, await (hosted.spec.impl as unknown as ClientStreamImpl<I, O>)(validated(method.input, input), call.ctx));
           });
           return { ...base, message: single(message) };
@@ -176,7 +176,7 @@ export class InProcessServices {
         return {
           ...base,
           message: call.serveStream(method.output, () => {
-            this.callers.admit(method, call.ctx.requestHeader);
+            call.admitted();
             validateRequest(method.input, request);
             return (hosted.spec.impl as unknown as ServerStreamImpl<I, O>)(request, call.ctx);
           }),
@@ -186,7 +186,7 @@ export class InProcessServices {
         return {
           ...base,
           message: call.serveStream(method.output, () => {
-            this.callers.admit(method, call.ctx.requestHeader);
+            call.admitted();
             return (hosted.spec.impl as unknown as BidiImpl<I, O>)(validated(method.input, input), call.ctx);
           }),
         };
@@ -213,6 +213,8 @@ class InProcessCall {
   private readonly deadline: number | undefined;
   private readonly info: CallInfo;
   private readonly clientSpan: ReturnType<typeof startClientSpan>;
+  /** Why the caller was refused (callers.ts), thrown when the call runs; undefined: admitted. */
+  private readonly denied: unknown;
 
   constructor(
     private readonly hosted: Hosted,
@@ -221,9 +223,16 @@ class InProcessCall {
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
     contextValues: ContextValues | undefined,
+    callers: CallerCheck,
   ) {
     if (signal?.aborted === true) throw new ConnectError("call cancelled by the caller", Code.Canceled);
     const requestHeader = header instanceof Headers ? header : new Headers(header);
+    // Admitted before the call is observed, so its span sees the verified caller.
+    try {
+      callers.admit(method, requestHeader);
+    } catch (err) {
+      this.denied = err;
+    }
     this.clientSpan = tracingOn() ? clientSpanOf(method, requestHeader) : undefined;
     this.callerSignal = signal;
     // The handler's signal: the caller's own when nothing else can end the
@@ -280,6 +289,11 @@ class InProcessCall {
           }
         : undefined,
     };
+  }
+
+  /** Throws the caller's refusal, if it was refused: first thing in the observed run. */
+  admitted(): void {
+    if (this.denied !== undefined) throw this.denied;
   }
 
   /** Runs a unary-shaped call observed, its answer or error as the caller receives it. */
