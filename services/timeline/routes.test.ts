@@ -7,7 +7,7 @@
 // The scripts themselves run against redis-server in test/integration; the
 // whole path end to end is in test/e2e/timeline.test.ts.
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createRouterTransport, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
@@ -23,6 +23,10 @@ import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
+import { createAssertionVerifier, formatServiceKeys, generateMeshSecret, parseMeshSecrets, parseServiceKeys } from "../../lib/auth/assertion.js";
+import { SERVICE_NAMES } from "../../lib/mesh.js";
+import { createCallerCheck } from "../../lib/rpc/callers.js";
+import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
 import { TIMELINE_DEFAULTS, type TimelineConfig } from "./config.js";
 import type { TimelineContext } from "./context.js";
 import { entryMember, entryScore, padId, type Entry } from "./entries.js";
@@ -317,6 +321,13 @@ function memoryRelations(world: World): RelationCache {
   };
 }
 
+const MESH_SECRET = generateMeshSecret();
+const callerCheck = createCallerCheck(createAssertionVerifier(parseServiceKeys(formatServiceKeys(parseMeshSecrets(MESH_SECRET), SERVICE_NAMES))));
+const admitCallers: Interceptor = (next) => (req) => {
+  callerCheck.admit(req.method, req.header);
+  return next(req);
+};
+
 /**
  * The timeline service over an in-memory router, with the fake services on the
  * same router. `redis: false` is a process without REDIS_URL.
@@ -333,7 +344,9 @@ function setUp(world: World, opts: { redis?: boolean; config?: Partial<TimelineC
       getHomeTimeline: (req, hctx) => timelineImpl.getHomeTimeline!(req, hctx),
       getUserTimeline: (req, hctx) => timelineImpl.getUserTimeline!(req, hctx),
     });
-  });
+    // As in the mesh: the test's calls leave vouched for (as the gateway would), every service admits
+    // the caller from the assertion only, and the timeline's calls pass it on (onBehalfOf).
+  }, { router: { interceptors: [admitCallers] }, transport: { interceptors: [vouchingInterceptor(MESH_SECRET)] } });
   const clients = {
     tweet: createClient(TweetService, transport),
     graph: createClient(GraphService, transport),

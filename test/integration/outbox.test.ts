@@ -4,6 +4,7 @@
 // lost or repeated across a NATS outage, two relays, or a relay killed
 // without releasing its leases; sent rows are purged after the retention; and
 // the durable consumer helper acks, retries, dead-letters and stops cleanly.
+import { formatServiceKeys, generateMeshSecret, parseMeshSecrets } from "../../lib/auth/assertion.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -588,6 +589,8 @@ async function startTweetService(extra: Record<string, string>): Promise<ChildPr
       ...serviceInfraEnv(cluster),
       [envName.grpcPort("tweet")]: "0",
       [envName.metricsPort("tweet")]: "0",
+      // A service process starts only with its key for the callers' assertions (decision 22); no caller is vouched for here.
+      CHIRP_MESH_KEYS: formatServiceKeys(parseMeshSecrets(generateMeshSecret()), ["tweet"]),
       LOG_LEVEL: "warn",
       ...extra,
     },
