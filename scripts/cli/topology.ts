@@ -21,6 +21,7 @@ import { isAlive } from "../../devcluster/process.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { formatGtidList, gtidPosCurrent, parseGtidList } from "../../lib/shard/gtid.js";
 import { readHeartbeatLagMs, readMemberState, type MemberState } from "../../lib/shard/replication.js";
+import { LEADER_BUCKET, currentLeader } from "../../services/topology/leadership.js";
 import { TOPOLOGY_BUCKET, readMemberStatus, readTopology, type LiveTopology, type MemberStatusReport } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 
@@ -133,10 +134,16 @@ export async function run(argv: string[]): Promise<number> {
   );
 
   if (json) {
-    process.stdout.write(`${JSON.stringify({ keyspace: topology.keyspace, epoch: topology.epoch, updateTime: topology.updateTime, source: target.source, replicaSets: sets }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ keyspace: topology.keyspace, epoch: topology.epoch, updateTime: topology.updateTime, source: target.source, leader: live?.leader ?? null, replicaSets: sets }, null, 2)}\n`,
+    );
     return EXIT_OK;
   }
-  const out: string[] = [`keyspace ${topology.keyspace}   epoch ${topology.epoch}   published ${topology.updateTime}   (${target.source})`, ""];
+  const out: string[] = [
+    `keyspace ${topology.keyspace}   epoch ${topology.epoch}   published ${topology.updateTime}   (${target.source})`,
+    `topology manager leading: ${live?.leader ?? "none holds the lease now"}`,
+    "",
+  ];
   out.push(table(["shard", "replica set", "database", "primary"], topology.shards.map((s) => {
     const rs = topology.replicaSets.find((r) => r.name === s.replicaSet);
     return [s.name, s.replicaSet, s.database, rs ? `${rs.primary.name} ${rs.primary.host}:${rs.primary.port}` : "?"];
@@ -186,7 +193,10 @@ function findTarget(dataDir: string, env: string): Target | string {
   };
 }
 
-async function readLive(natsUrl: string, keyspace: string): Promise<{ topology: LiveTopology; members: MemberStatusReport | undefined } | undefined> {
+async function readLive(
+  natsUrl: string,
+  keyspace: string,
+): Promise<{ topology: LiveTopology; members: MemberStatusReport | undefined; leader: string | undefined } | undefined> {
   const nc = await connect({ ...parseNatsUrl(natsUrl), timeout: TIMEOUT_MS, maxReconnectAttempts: 0, name: "chirp-cli" });
   try {
     let kv;
@@ -197,7 +207,13 @@ async function readLive(natsUrl: string, keyspace: string): Promise<{ topology: 
       return undefined; // no bucket: nothing published
     }
     const topology = (await readTopology(kv, keyspace))?.topology;
-    return topology === undefined ? undefined : { topology, members: await readMemberStatus(kv, keyspace) };
+    if (topology === undefined) return undefined;
+    // Which topology manager holds the lease (services/topology/leadership.ts), if the bucket exists.
+    const leader = await new Kvm(nc)
+      .open(LEADER_BUCKET)
+      .then((b) => currentLeader(b, keyspace))
+      .catch(() => undefined);
+    return { topology, members: await readMemberStatus(kv, keyspace), leader };
   } finally {
     await nc.close();
   }

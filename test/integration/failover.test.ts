@@ -488,6 +488,11 @@ describe("two topology managers", () => {
     manager = make(standby);
     await manager.start();
     expect(await currentLeader(leaderKv, "chirp")).toBe("manager-b");
+    // chirp topology names the leader.
+    const bin = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
+    const env = { PATH: process.env["PATH"], ...topologyInfraEnv(infra, loadShardConfig("local")) };
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, "topology", "--json"], { env });
+    expect((JSON.parse(stdout) as { leader: string | null }).leader).toBe("manager-b");
 
     // Then a primary: the new leader fails it over without losing an acknowledged write.
     const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
