@@ -22,6 +22,9 @@ import { vouchingInterceptor } from "../../lib/rpc/vouching-interceptor.js";
 const MESH_SECRET = generateMeshSecret();
 
 const DAY = 24 * 3_600_000;
+/** The subgraph and history the test seeds: enough for replies, quotes, reposts and likes among them (the plan is fixed per size). */
+const USERS = 60;
+const TWEETS = 90;
 let system: TestSystem;
 let mesh: Mesh;
 
@@ -35,26 +38,26 @@ afterAll(async () => {
 });
 
 describe("chirp seed", () => {
-  // The first 100 people of socfb-Reed98 and every friendship among them: the
+  // The first USERS people of socfb-Reed98 and every friendship among them: the
   // whole graph (962 people, 18,812 friendships, 962 argon2 sign-ups) is
   // minutes of work for what these checks show; `npx chirp seed` and
   // `npm run bench` load all of it. The dataset itself is checked whole in
   // scripts/cli/dataset.test.ts.
-  const graph = readEdgeList(REED98_EDGES, 100);
+  const graph = readEdgeList(REED98_EDGES, USERS);
   const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
 
   let first: SeedResult;
 
   it("gives every user of a socfb-Reed98 subgraph the exact counts of the graph, and a history to read", async () => {
-    expect(graph.userCount).toBe(100);
-    expect(graph.edges).toHaveLength(136);
+    expect(graph.userCount).toBe(USERS);
+    expect(graph.edges).toHaveLength(54);
     const tweetAddress = await findTweetService(["127.0.0.1:1", `127.0.0.1:${mesh.services.tweet.grpcPort}`]);
     expect(tweetAddress).toBe(`127.0.0.1:${mesh.services.tweet.grpcPort}`);
-    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: 120, ...(tweetAddress === undefined ? {} : { tweetAddress, meshSecret: MESH_SECRET }), log: quiet });
+    first = await seed({ gatewayUrl: mesh.gatewayUrl, graph, handlePrefix: "reed98_", concurrency: 32, tweets: TWEETS, ...(tweetAddress === undefined ? {} : { tweetAddress, meshSecret: MESH_SECRET }), log: quiet });
     expect(first.users).toHaveLength(graph.userCount);
     expect(first.follows).toBe(2 * graph.edges.length);
     expect(first.mismatches).toEqual([]);
-    expect([first.history?.planned, first.history?.posted]).toEqual([120, 120]);
+    expect([first.history?.planned, first.history?.posted]).toEqual([TWEETS, TWEETS]);
     // Someone with friends sees tweets, replies and quotes among them at home.
     const transport = createConnectTransport({ baseUrl: mesh.gatewayUrl, httpVersion: "1.1" });
     const timelines = createClient(TimelineService, transport);
@@ -67,7 +70,7 @@ describe("chirp seed", () => {
     const tweets = all.flatMap((p) => p.tweets);
     // Each user's own tweets (their reposts show the originals, by others).
     const own = tweets.filter((t) => t.repostId === 0n);
-    expect(own).toHaveLength(120);
+    expect(own).toHaveLength(TWEETS);
     expect(own.some((t) => t.replyToTweetId !== 0n)).toBe(true);
     expect(tweets.some((t) => t.quoteTweetId !== 0n && t.quoteTweet !== undefined)).toBe(true);
     expect(tweets.some((t) => t.hashtags.length > 0)).toBe(true);
@@ -89,7 +92,7 @@ describe("chirp seed", () => {
     const transport = createConnectTransport({ baseUrl: mesh.gatewayUrl, httpVersion: "1.1", useBinaryFormat: true });
     const again = await seedHistory({
       graph,
-      tweets: 120,
+      tweets: TWEETS,
       accounts: first.users,
       handlePrefix: "reed98_",
       gatewayUrl: mesh.gatewayUrl,
@@ -99,7 +102,7 @@ describe("chirp seed", () => {
       concurrency: 16,
       log: quiet,
     });
-    expect([again.planned, again.posted]).toEqual([120, 0]);
+    expect([again.planned, again.posted]).toEqual([TWEETS, 0]);
   });
 
   it("is idempotent: a second run finds the same accounts and changes no count", async () => {
