@@ -78,15 +78,21 @@ export function followEndedSessions(opts: FollowOptions): EndedSessions {
         const kv = await openEndedSessions(nc);
         const status = await kv.status();
         const watch = await kv.watch(lastRevision > 0 ? { resumeFromRevision: lastRevision + 1 } : {});
-        stop.signal.addEventListener("abort", () => watch.stop(), { once: true });
+        const stopWatch = (): void => watch.stop();
+        stop.signal.addEventListener("abort", stopWatch, { once: true });
         // Nothing to read through: current at once. Otherwise when the entry with no more pending after it arrives.
         if (status.values === 0 || lastRevision > 0) setCurrent(true);
         attempt = 0;
-        for await (const e of watch) {
-          if (e.operation === "PUT") ended.add(e.key);
-          else ended.delete(e.key);
-          lastRevision = Math.max(lastRevision, e.revision);
-          if (e.delta === 0 || e.isUpdate) setCurrent(true);
+        try {
+          for await (const e of watch) {
+            if (e.operation === "PUT") ended.add(e.key);
+            else ended.delete(e.key);
+            lastRevision = Math.max(lastRevision, e.revision);
+            if (e.delta === 0 || e.isUpdate) setCurrent(true);
+          }
+        } finally {
+          // A watch that ends (NATS went away) is opened again: one abort listener per open watch, not one per attempt.
+          stop.signal.removeEventListener("abort", stopWatch);
         }
       } catch (err) {
         if (stop.signal.aborted) return;
