@@ -3,7 +3,7 @@ import { UserBlockedSchema, UserFollowedSchema, UserUnblockedSchema, UserUnfollo
 import { MediaUploadedSchema } from "../../gen/chirp/media/v1/events_pb.js";
 import { NotificationCreatedSchema } from "../../gen/chirp/notification/v1/events_pb.js";
 import { TweetCreatedSchema, TweetDeletedSchema, TweetLikedSchema, TweetQuotedSchema, TweetRepliedSchema, TweetRepostedSchema, TweetUnlikedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
-import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1/events_pb.js";
+import { ProfileUpdatedSchema, UserCreatedSchema, UserDeletedSchema } from "../../gen/chirp/user/v1/events_pb.js";
 
 /**
  * Every event subject, `chirp.<domain>.v1.<event>`, with the protobuf message
@@ -13,6 +13,7 @@ import { ProfileUpdatedSchema, UserCreatedSchema } from "../../gen/chirp/user/v1
 export const EVENTS = {
   userCreated: { subject: "chirp.user.v1.user_created", schema: UserCreatedSchema },
   profileUpdated: { subject: "chirp.user.v1.profile_updated", schema: ProfileUpdatedSchema },
+  userDeleted: { subject: "chirp.user.v1.user_deleted", schema: UserDeletedSchema },
   userFollowed: { subject: "chirp.graph.v1.user_followed", schema: UserFollowedSchema },
   userUnfollowed: { subject: "chirp.graph.v1.user_unfollowed", schema: UserUnfollowedSchema },
   userBlocked: { subject: "chirp.graph.v1.user_blocked", schema: UserBlockedSchema },

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chirp/user/v1/events.proto.
  */
 export const file_chirp_user_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGlycC91c2VyL3YxL2V2ZW50cy5wcm90bxINY2hpcnAudXNlci52MSJ1CgtVc2VyQ3JlYXRlZBIPCgd1c2VyX2lkGAEgASgEEg4KBmhhbmRsZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInUKDlByb2ZpbGVVcGRhdGVkEg8KB3VzZXJfaWQYASABKAQSFAoMZGlzcGxheV9uYW1lGAIgASgJEgsKA2JpbxgDIAEoCRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGlycC91c2VyL3YxL2V2ZW50cy5wcm90bxINY2hpcnAudXNlci52MSJ1CgtVc2VyQ3JlYXRlZBIPCgd1c2VyX2lkGAEgASgEEg4KBmhhbmRsZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInUKDlByb2ZpbGVVcGRhdGVkEg8KB3VzZXJfaWQYASABKAQSFAoMZGlzcGxheV9uYW1lGAIgASgJEgsKA2JpbxgDIAEoCRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoLVXNlckRlbGV0ZWQSDwoHdXNlcl9pZBgBIAEoBBIvCgtkZWxldGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * UserCreated: a new account exists.
@@ -100,4 +100,35 @@ export type ProfileUpdated = Message<"chirp.user.v1.ProfileUpdated"> & {
  */
 export const ProfileUpdatedSchema: GenMessage<ProfileUpdated> = /*@__PURE__*/
   messageDesc(file_chirp_user_v1_events, 1);
+
+/**
+ * UserDeleted: an account was deleted (DeleteAccount). Its user row is gone
+ * already; each service that holds the user's data erases its part when it
+ * consumes this, idempotently (docs/decisions/0023-account-deletion-by-events.md).
+ * Subject: chirp.user.v1.user_deleted
+ *
+ * @generated from message chirp.user.v1.UserDeleted
+ */
+export type UserDeleted = Message<"chirp.user.v1.UserDeleted"> & {
+  /**
+   * Snowflake id of the deleted user.
+   *
+   * @generated from field: uint64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * When the account was deleted.
+   *
+   * @generated from field: google.protobuf.Timestamp delete_time = 2;
+   */
+  deleteTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chirp.user.v1.UserDeleted.
+ * Use `create(UserDeletedSchema)` to create a new message.
+ */
+export const UserDeletedSchema: GenMessage<UserDeleted> = /*@__PURE__*/
+  messageDesc(file_chirp_user_v1_events, 2);
 
