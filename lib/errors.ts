@@ -31,6 +31,7 @@ export interface ErrorContext {
 export const DB_OVERLOADED = "CHIRP_DB_OVERLOADED"; // member's wait queue is full
 export const DB_ACQUIRE_TIMEOUT = "CHIRP_DB_ACQUIRE_TIMEOUT"; // no pooled connection freed in time
 export const DB_UNAVAILABLE = "CHIRP_DB_UNAVAILABLE"; // no member to ask (closed router, unknown shard member)
+export const DB_WRITE_UNCONFIRMED = "CHIRP_DB_WRITE_UNCONFIRMED"; // a commit not confirmed within the commit bound (no replica acked): outcome unknown
 
 function codeOf(err: unknown): Code {
   if (typeof err !== "object" || err === null) return Code.Internal;
@@ -38,7 +39,7 @@ function codeOf(err: unknown): Code {
   if (e.name === "AbortError") return Code.Canceled;
   if (e.name === "TimeoutError") return Code.DeadlineExceeded;
   if (e.code === DB_OVERLOADED) return Code.ResourceExhausted;
-  if (e.code === DB_ACQUIRE_TIMEOUT || e.code === DB_UNAVAILABLE) return Code.Unavailable;
+  if (e.code === DB_ACQUIRE_TIMEOUT || e.code === DB_UNAVAILABLE || e.code === DB_WRITE_UNCONFIRMED) return Code.Unavailable;
   // ioredis and nats.js report a closed connection with these.
   if (e.code === "CONNECTION_CLOSED" || e.code === "CLOSED") return Code.Unavailable;
   // Driver errors: lib/db/mysql-errors.ts decides what each means.

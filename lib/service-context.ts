@@ -74,6 +74,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     poolQueueLimit: config.poolQueueLimit,
     acquireTimeoutMs: config.acquireTimeoutMs,
     queryTimeoutMs: config.queryTimeoutMs,
+    commitTimeoutMs: config.commitTimeoutMs,
     failoverWaitMs: config.failoverWaitMs,
     log,
     metrics: base.metrics,

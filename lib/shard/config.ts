@@ -25,6 +25,14 @@ export interface DbConfig {
   readonly acquireTimeoutMs: number;
   /** CHIRP_DB_QUERY_TIMEOUT_MS: the longest one statement may run. The user service also bounds a sign-up's COMMIT with it (see CHIRP_USER_CLAIM_GRACE_MS). */
   readonly queryTimeoutMs: number;
+  /**
+   * CHIRP_DB_COMMIT_TIMEOUT_MS: the longest a write's commit (a COMMIT, or a
+   * statement outside a transaction on the primary) may wait. Semi-sync never
+   * falls back to asynchronous (decision 23), so with no replica to ack a
+   * commit waits; past this bound the write answers Unavailable, its outcome
+   * unknown (never an acknowledgment).
+   */
+  readonly commitTimeoutMs: number;
   /** CHIRP_DB_FAILOVER_WAIT_MS: how long a write that never reached its primary waits for a new one (0: never). */
   readonly failoverWaitMs: number;
 }
@@ -35,6 +43,7 @@ export const DB_DEFAULTS = {
   poolQueueLimit: 256,
   acquireTimeoutMs: 2000,
   queryTimeoutMs: 5000,
+  commitTimeoutMs: 5000,
   failoverWaitMs: 10_000,
 } as const;
 
@@ -88,6 +97,7 @@ export function loadDbConfig(env: Env = process.env, shardConfig: ShardConfig = 
     poolQueueLimit: read.int("CHIRP_DB_POOL_QUEUE_LIMIT", DB_DEFAULTS.poolQueueLimit, 0, 100_000),
     acquireTimeoutMs: read.int("CHIRP_DB_ACQUIRE_TIMEOUT_MS", DB_DEFAULTS.acquireTimeoutMs, 1, 600_000),
     queryTimeoutMs: read.int("CHIRP_DB_QUERY_TIMEOUT_MS", DB_DEFAULTS.queryTimeoutMs, 1, 3_600_000),
+    commitTimeoutMs: read.int("CHIRP_DB_COMMIT_TIMEOUT_MS", DB_DEFAULTS.commitTimeoutMs, 1, 3_600_000),
     failoverWaitMs: read.int("CHIRP_DB_FAILOVER_WAIT_MS", DB_DEFAULTS.failoverWaitMs, 0, 600_000),
   };
   const problems: string[] = [];

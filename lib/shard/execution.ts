@@ -8,7 +8,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { PoolConnection } from "mysql2";
 import { isClientTimeout, isConnectionLoss, isLockConflict, isReadOnlyRefusal, describeMysqlError } from "../db/mysql-errors.js";
-import { toConnectError } from "../errors.js";
+import { DB_WRITE_UNCONFIRMED, toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { endDbSpan, startDbSpan } from "../tracing/tracing.js";
@@ -55,6 +55,8 @@ export interface ExecutionOptions {
   readonly qualify: (sql: string, database: string) => string;
   readonly maxLagMs: number;
   readonly queryTimeoutMs: number;
+  /** A COMMIT, or a statement outside a transaction on the primary: past it, Unavailable (DB_WRITE_UNCONFIRMED). */
+  readonly commitTimeoutMs: number;
   readonly failoverWaitMs: number;
   readonly log: Logger;
   readonly metrics: Metrics | undefined;
@@ -68,7 +70,7 @@ export interface Execution {
 type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole) => Promise<T>;
 
 export function createExecution(opts: ExecutionOptions): Execution {
-  const { members, routed, qualify, maxLagMs, queryTimeoutMs, failoverWaitMs, log, metrics } = opts;
+  const { members, routed, qualify, maxLagMs, queryTimeoutMs, commitTimeoutMs, failoverWaitMs, log, metrics } = opts;
   const keyspace = members.keyspace;
   let roundRobin = 0;
 
@@ -122,15 +124,48 @@ export function createExecution(opts: ExecutionOptions): Execution {
     return onPrimary(shard, op);
   };
 
-  const runStatement = async (conn: PoolConnection, pool: MemberPool, sql: string, params: readonly SqlValue[]): Promise<unknown> => {
+  /**
+   * `commits`: the statement commits a write on the primary (autocommit DML).
+   * Semi-sync never falls back to asynchronous (decision 23), so such a
+   * statement waits while no replica acknowledges; past the commit bound it
+   * answers Unavailable: not an acknowledgment, its outcome unknown.
+   */
+  const runStatement = async (
+    conn: PoolConnection,
+    pool: MemberPool,
+    sql: string,
+    params: readonly SqlValue[],
+    commits = false,
+  ): Promise<unknown> => {
     try {
-      return await executeOn(conn, sql, params, queryTimeoutMs);
+      return await executeOn(conn, sql, params, commits ? commitTimeoutMs : queryTimeoutMs);
     } catch (err) {
       if (isClientTimeout(err)) {
         // The connection is mid-statement: drop it, and stop the statement on the server.
         const threadId = conn.threadId;
         conn.destroy();
         pool.killQuietly(threadId);
+        if (commits) throw writeUnconfirmed(err);
+      }
+      throw err;
+    }
+  };
+
+  /**
+   * COMMIT under the commit bound. A timed-out commit's session is killed like
+   * a statement's, so sessions waiting for an ack do not pile up on a primary
+   * with no replica: the server may then commit it without one, which is
+   * harmless, as the client was told Unavailable, not OK.
+   */
+  const commitOn = async (conn: PoolConnection, pool: MemberPool): Promise<void> => {
+    try {
+      await command((cb) => conn.query({ sql: "COMMIT", timeout: commitTimeoutMs }, (err) => cb(err)));
+    } catch (err) {
+      if (isClientTimeout(err)) {
+        const threadId = conn.threadId;
+        conn.destroy();
+        pool.killQuietly(threadId);
+        throw writeUnconfirmed(err);
       }
       throw err;
     }
@@ -185,7 +220,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
             shard,
             async (conn, pool, role) => {
               served = role;
-              return shape(await runStatement(conn, pool, qualify(sql, shard.database), params));
+              return shape(await runStatement(conn, pool, qualify(sql, shard.database), params, role === "primary" && shape === execResultOf));
             },
             background,
           ),
@@ -225,7 +260,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
         try {
           const result = await fn(tx);
           open = false;
-          await command((cb) => conn.commit(cb));
+          await commitOn(conn, pool);
           for (const f of committed) {
             try {
               f();
@@ -259,6 +294,10 @@ function execResultOf(result: unknown): ExecResult {
   }
   const r = result as { affectedRows?: unknown; insertId?: unknown };
   return { affectedRows: Number(r.affectedRows ?? 0), insertId: String(r.insertId ?? "0") };
+}
+
+function writeUnconfirmed(cause: unknown): Error {
+  return Object.assign(new Error("the primary did not confirm the commit within the commit bound", { cause }), { code: DB_WRITE_UNCONFIRMED });
 }
 
 /** The driver error behind a ConnectError raised inside a transaction. */

@@ -29,6 +29,8 @@ export interface SemiSyncState {
   readonly masterOffTimes: number;
   /** Commits that were not acknowledged by a replica. */
   readonly masterNoTx: number;
+  /** Rpl_semi_sync_master_wait_sessions: commits waiting for an ack right now (semi-sync never falls back, so with no replica they wait). */
+  readonly masterWaitSessions: number;
   readonly slaveEnabled: boolean;
 }
 
@@ -62,7 +64,7 @@ export async function readMemberState(c: Connection, timeoutMs: number): Promise
       : await c.query<RowDataPacket[]>({
           sql:
             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients', " +
-            "'Rpl_semi_sync_master_no_times', 'Rpl_semi_sync_master_no_tx')",
+            "'Rpl_semi_sync_master_no_times', 'Rpl_semi_sync_master_no_tx', 'Rpl_semi_sync_master_wait_sessions')",
           timeout: timeoutMs,
         });
   const [slaves] = await c.query<RowDataPacket[]>({ sql: "SHOW SLAVE STATUS", timeout: timeoutMs });
@@ -96,6 +98,7 @@ export async function readMemberState(c: Connection, timeoutMs: number): Promise
       masterClients: Number(stat("Rpl_semi_sync_master_clients") || 0),
       masterOffTimes: Number(stat("Rpl_semi_sync_master_no_times") || 0),
       masterNoTx: Number(stat("Rpl_semi_sync_master_no_tx") || 0),
+      masterWaitSessions: Number(stat("Rpl_semi_sync_master_wait_sessions") || 0),
       slaveEnabled: Number(v?.["s_en"]) === 1,
     },
   };
@@ -132,8 +135,9 @@ export async function waitApplied(c: Connection, target: string, timeoutMs: numb
 
 /**
  * Makes a replica the primary: replication configuration gone, slave-side
- * semi-sync off, primary-side semi-sync on only when a replica can ack (a lone
- * primary with it on would stall each commit for the whole timeout), writable.
+ * semi-sync off, primary-side semi-sync on (always, in a replica set with
+ * replicas: its commits wait for a replica's ack, however long; decision 23),
+ * writable.
  */
 export async function promote(c: Connection, opts: { semiSync: boolean }): Promise<void> {
   await c.query("STOP SLAVE");

@@ -52,6 +52,8 @@ export interface ShardRouterOptions {
   readonly acquireTimeoutMs?: number;
   /** Per statement (default 5000 ms), then DeadlineExceeded. */
   readonly queryTimeoutMs?: number;
+  /** A write's commit (COMMIT, or a statement outside a transaction on the primary): default 5000 ms, then Unavailable, outcome unknown (semi-sync waits for a replica, decision 23). */
+  readonly commitTimeoutMs?: number;
   /** How long a write that never reached its primary waits for a new primary (default 10 000 ms; 0: never). */
   readonly failoverWaitMs?: number;
   /** Default 2000 ms. */
@@ -178,6 +180,7 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
     qualify: createQualifier(keyspace),
     maxLagMs,
     queryTimeoutMs: opts.queryTimeoutMs ?? DB_DEFAULTS.queryTimeoutMs,
+    commitTimeoutMs: opts.commitTimeoutMs ?? DB_DEFAULTS.commitTimeoutMs,
     failoverWaitMs: opts.failoverWaitMs ?? DB_DEFAULTS.failoverWaitMs,
     log,
     metrics,
