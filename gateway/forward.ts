@@ -192,15 +192,18 @@ const HANDLE = /^[A-Za-z0-9_]{1,15}$/;
 
 /**
  * The account whose password a call checks, and the code that says the
- * password was wrong: LogIn's handle (Unauthenticated), ChangePassword's
- * caller (PermissionDenied; an anonymous call is refused before any check).
+ * password was wrong: LogIn's handle (Unauthenticated), ChangePassword's and
+ * DeleteAccount's caller (PermissionDenied; an anonymous call is refused
+ * before any check).
  */
 function passwordCheck(record: RequestRecord, request: unknown): { account: Account; wrong: Code } | undefined {
   if (record.method === "UserService/LogIn") {
     const handle = (request as { handle?: unknown }).handle;
     return typeof handle === "string" && HANDLE.test(handle) ? { account: { handle }, wrong: Code.Unauthenticated } : undefined;
   }
-  if (record.method === "UserService/ChangePassword" && record.userId !== undefined) return { account: { userId: record.userId }, wrong: Code.PermissionDenied };
+  if ((record.method === "UserService/ChangePassword" || record.method === "UserService/DeleteAccount") && record.userId !== undefined) {
+    return { account: { userId: record.userId }, wrong: Code.PermissionDenied };
+  }
   return undefined;
 }
 

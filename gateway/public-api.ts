@@ -19,7 +19,7 @@ export interface PublicService {
 
 /** The public API contract of ARCHITECTURE.md section 3, and nothing more. */
 export const PUBLIC_API: readonly PublicService[] = [
-  { backend: "user", service: UserService, methods: ["SignUp", "LogIn", "GetUser", "UpdateProfile", "LogOut", "ChangePassword", "ListSessions", "RevokeSession"] },
+  { backend: "user", service: UserService, methods: ["SignUp", "LogIn", "GetUser", "UpdateProfile", "LogOut", "ChangePassword", "ListSessions", "RevokeSession", "DeleteAccount"] },
   {
     backend: "graph",
     service: GraphService,
@@ -52,6 +52,7 @@ const NOT_READS: Readonly<Record<string, RateClass>> = {
   "UserService/ChangePassword": "auth",
   "UserService/LogOut": "write",
   "UserService/RevokeSession": "write",
+  "UserService/DeleteAccount": "auth",
   "GraphService/Follow": "write",
   "GraphService/Unfollow": "write",
   "GraphService/Block": "write",

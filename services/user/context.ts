@@ -7,6 +7,11 @@ import { loadUserConfig, type UserConfig } from "./config.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
 import { createSessions, recordSessionActivity, type Sessions } from "./sessions.js";
 import { createUserStore, type UserStore } from "./store.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+
+/** The user service's consumer of UserDeleted: ends and deletes the sessions of a deleted account. */
+export const USER_ERASE_DURABLE = "user-account-erase";
 
 /** The shared service context plus what accounts need: the store, the hasher and the token signer. */
 export interface UserContext extends ServiceContext {
@@ -36,5 +41,34 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
   };
   const sessions = createSessions({ router: shared.router, ids: shared.ids, tokens, tokenTtlSeconds: users.tokenTtlSeconds, ended });
   const stopActivity = shared.bus === undefined ? () => {} : recordSessionActivity(shared.bus, sessions, shared.log.child({ component: "sessions" }));
-  return { ...shared, users, tokens, passwords, sessions, store: createUserStore(shared.router), close: async () => stopActivity() };
+  // A deleted account's sessions: ended (again: a log-in may have raced the
+  // deletion) and their rows deleted. Idempotent: what is left is erased.
+  let eraser: EventConsumer | undefined;
+  if (shared.bus !== undefined) {
+    const log = shared.log.child({ component: "account-erase" });
+    eraser = consume({
+      bus: shared.bus,
+      durable: USER_ERASE_DURABLE,
+      subjects: [EVENTS.userDeleted],
+      handler: async (event) => {
+        const rows = await sessions.erase(event.message.userId);
+        log.info({ user_id: String(event.message.userId), sessions: rows }, "deleted account's sessions erased");
+      },
+      log,
+      metrics: shared.metrics,
+    });
+  }
+  return {
+    ...shared,
+    users,
+    tokens,
+    passwords,
+    sessions,
+    store: createUserStore(shared.router),
+    // Reverse order of opening: the consumer (before the bus), then the activity reports.
+    close: async () => {
+      await eraser?.stop();
+      stopActivity();
+    },
+  };
 }

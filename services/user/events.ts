@@ -38,3 +38,14 @@ export function announceProfileUpdated(ids: IdGenerator, requestId: string | und
       requestId,
     });
 }
+
+/** UserDeleted, written with the deletion of the user row; stamped with this process's clock. */
+export function announceUserDeleted(ids: IdGenerator, requestId: string | undefined): Announce<UserRow> {
+  return (tx, row) =>
+    appendOutbox(tx, ids, {
+      type: EVENTS.userDeleted,
+      message: create(EVENTS.userDeleted.schema, { userId: row.id, deleteTime: timestampFromDate(new Date()) }),
+      userId: row.id,
+      requestId,
+    });
+}

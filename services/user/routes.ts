@@ -4,6 +4,7 @@ import { timestampFromMicros } from "../../lib/db/db-time.js";
 import {
   BatchGetUsersResponseSchema,
   ChangePasswordResponseSchema,
+  DeleteAccountResponseSchema,
   GetUserResponseSchema,
   ListSessionsResponseSchema,
   LogOutResponseSchema,
@@ -18,7 +19,7 @@ import { callerOf, requireCaller, requireSession } from "../../lib/auth/caller.j
 import { USER_AGENT_HEADER, requestIdOf } from "../../lib/rpc/metadata.js";
 import { parseBirthDate } from "./birth-date.js";
 import type { UserContext } from "./context.js";
-import { announceProfileUpdated, announceUserCreated } from "./events.js";
+import { announceProfileUpdated, announceUserCreated, announceUserDeleted } from "./events.js";
 import { LeaseExpiredError, startClaimLease } from "./lease.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { presentUser } from "./present.js";
@@ -26,6 +27,9 @@ import { UserNotWrittenError, claimKey, type ClaimKey, type UserRow } from "./st
 
 /** ChangePassword's answer to a wrong current password. */
 export const WRONG_PASSWORD = "current password is wrong";
+
+/** DeleteAccount's answer to a wrong password. */
+export const DELETE_WRONG_PASSWORD = "password is wrong";
 
 /** The one answer to a failed log-in, whichever part was wrong. */
 export const LOGIN_FAILED = "wrong handle or password";
@@ -160,6 +164,34 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       await store.recordLogin(userId, passwordHash);
       ctx.log.info({ user_id: String(userId), sessions_ended: ended }, "password changed");
       return create(ChangePasswordResponseSchema, { token: await ctx.sessions.renew(userId, current) });
+    },
+
+    async deleteAccount(req, hctx) {
+      const userId = requireCaller(hctx);
+      const current = requireSession(hctx);
+      const row = await store.credentials(userId);
+      // Deleted a moment ago (its sessions are ended, a gateway may not know yet).
+      if (row === undefined) throw new ConnectError("sign in required", Code.Unauthenticated);
+      if (!(await passwords.verify(row.passwordHash, req.password))) throw new ConnectError(DELETE_WRONG_PASSWORD, Code.PermissionDenied);
+      // Sessions first, as ChangePassword does: NATS away is Unavailable with
+      // nothing changed but sign-outs, and no token outlives the account. A
+      // failure after this leaves the account signed out, not deleted: log in
+      // and delete again. docs/decisions/0023-account-deletion-by-events.md
+      const ended = await ctx.sessions.endAll(userId, current);
+      let deleted: UserRow | undefined;
+      try {
+        deleted = await store.deleteUser(userId, announceUserDeleted(ctx.ids, requestIdOf(hctx)));
+      } finally {
+        // Also after a failure, which may have come after the COMMIT.
+        await ctx.userCache?.invalidate([userId]).catch(() => {});
+      }
+      if (deleted === undefined) throw new ConnectError("sign in required", Code.Unauthenticated);
+      // The handle and the email are free again at once. A claim left behind
+      // (a crash here) names a user with no row, so the next sign-up for it
+      // takes it over (decision 7).
+      await releaseQuietly([claimKey("handle", deleted.handle), claimKey("email", deleted.email)], userId);
+      ctx.log.info({ user_id: String(userId), sessions_ended: ended }, "account deleted");
+      return create(DeleteAccountResponseSchema);
     },
 
     async listSessions(_req, hctx) {

@@ -41,6 +41,16 @@ export interface Sessions {
   end(userId: bigint, sessionId: bigint, presented: boolean): Promise<boolean>;
   /** Ends every live session of `userId` but `keep`; how many. */
   endAllBut(userId: bigint, keep: bigint): Promise<number>;
+  /**
+   * Ends every live session of `userId` and `presented` (the caller's own,
+   * even without a row): DeleteAccount. How many.
+   */
+  endAll(userId: bigint, presented: bigint | undefined): Promise<number>;
+  /**
+   * A deleted account's sessions: any still live are ended (one begun by a
+   * log-in that raced the deletion), then every row of the user is deleted.
+   */
+  erase(userId: bigint): Promise<number>;
   /** Records a gateway's report that the session was used at `atMs`. */
   touch(userId: bigint, sessionId: bigint, atMs: number): Promise<void>;
 }
@@ -65,6 +75,15 @@ export function createSessions(deps: {
       [userId, ...ids],
     );
   };
+
+  /** The ids of the user's sessions not ended and not expired (the primary). */
+  const liveIds = async (userId: bigint): Promise<bigint[]> =>
+    (
+      await primary(userId).query<{ session_id: string }>(
+        "SELECT session_id FROM chirp.user_sessions WHERE user_id = ? AND end_time IS NULL AND expire_time > UTC_TIMESTAMP(6)",
+        [userId],
+      )
+    ).map((r) => BigInt(r.session_id));
 
   return {
     async begin(userId, userAgent) {
@@ -118,6 +137,20 @@ export function createSessions(deps: {
       const ids = rows.map((r) => BigInt(r.session_id));
       if (ids.length > 0) await markEnded(userId, ids);
       return ids.length;
+    },
+
+    async endAll(userId, presented) {
+      const ids = await liveIds(userId);
+      if (presented !== undefined && !ids.includes(presented)) ids.push(presented);
+      if (ids.length > 0) await markEnded(userId, ids);
+      return ids.length;
+    },
+
+    async erase(userId) {
+      const ids = await liveIds(userId);
+      if (ids.length > 0) await markEnded(userId, ids);
+      const deleted = await primary(userId).execute("DELETE FROM chirp.user_sessions WHERE user_id = ?", [userId]);
+      return deleted.affectedRows;
     },
 
     async touch(userId, sessionId, atMs) {

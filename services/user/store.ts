@@ -139,6 +139,12 @@ export interface UserStore {
     announce: Announce<UserRow>,
   ): Promise<UserRow | undefined>;
   /**
+   * Deletes the user row and writes its event (`announce`: UserDeleted) in one
+   * transaction on the user's shard. The row as it was (its handle and email
+   * name the claims to give back), or undefined when there is no such user.
+   */
+  deleteUser(userId: bigint, announce: Announce<UserRow>): Promise<UserRow | undefined>;
+  /**
    * Rows of the users that exist among `ids`, one read per shard in parallel,
    * in any order. "reader": a replica within the lag bound, then the primary
    * for the ids it lacks (rows written within the bound); "primary": the
@@ -343,6 +349,16 @@ export function createUserStore(router: ShardRouter): UserStore {
         const after: UserRow = { ...before, displayName, bio };
         await announce(tx, after);
         return after;
+      });
+    },
+
+    async deleteUser(userId, announce) {
+      return router.transaction(router.shardForUser(userId), async (tx) => {
+        const row = await userOn(tx, userId, " FOR UPDATE");
+        if (row === undefined) return undefined;
+        await tx.execute("DELETE FROM chirp.users WHERE id = ?", [userId]);
+        await announce(tx, row);
+        return row;
       });
     },
 

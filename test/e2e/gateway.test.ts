@@ -48,6 +48,7 @@ const PUBLIC = new Set([
   "chirp.user.v1.UserService/ChangePassword",
   "chirp.user.v1.UserService/ListSessions",
   "chirp.user.v1.UserService/RevokeSession",
+  "chirp.user.v1.UserService/DeleteAccount",
   "chirp.graph.v1.GraphService/Follow",
   "chirp.graph.v1.GraphService/Unfollow",
   "chirp.graph.v1.GraphService/ListFollowers",

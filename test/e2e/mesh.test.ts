@@ -48,6 +48,7 @@ const VALID_REQUESTS: Record<string, unknown> = {
   "UserService/ChangePassword": { currentPassword: "old password", newPassword: "new password" },
   "UserService/ListSessions": {},
   "UserService/RevokeSession": { sessionId: "1" },
+  "UserService/DeleteAccount": { password: "not the password" },
   "GraphService/Follow": { userId: "2" },
   "GraphService/Unfollow": { userId: "2" },
   "GraphService/ListFollowers": { userId: "2" },
