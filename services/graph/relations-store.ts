@@ -200,3 +200,29 @@ export async function listRelationIds(router: ShardRouter, userId: bigint): Prom
   ]);
   return { blocked, blockedBy, muted };
 }
+
+/**
+ * A page of the user's active blocks as bare ids, ascending, after `afterId`:
+ * "blocked", whom the user blocks (their blocks rows), or "blockedBy", who
+ * blocks the user (the copies on the user's shard). The primary: account
+ * erasure must see every block that has been made.
+ */
+export async function listBlockIds(router: ShardRouter, side: "blocked" | "blockedBy", userId: bigint, afterId: bigint, limit: number): Promise<bigint[]> {
+  const sql =
+    side === "blocked"
+      ? `SELECT blocked_id AS id FROM chirp.blocks WHERE blocker_id = ? AND blocked_id > ? AND state = ${ACTIVE} ORDER BY blocked_id LIMIT ${eraseLimit(limit)}`
+      : `SELECT blocker_id AS id FROM chirp.blocked_by WHERE blocked_id = ? AND blocker_id > ? AND state = ${ACTIVE} ORDER BY blocker_id LIMIT ${eraseLimit(limit)}`;
+  const rows = await router.primaryForUser(userId).query<{ id: string }>(sql, [userId, afterId]);
+  return rows.map((r) => BigInt(r.id));
+}
+
+/** Deletes up to `limit` of the user's own mutes; how many went (fewer than `limit`: none left). */
+export async function deleteMutes(router: ShardRouter, muterId: bigint, limit: number): Promise<number> {
+  const result = await router.primaryForUser(muterId).execute(`DELETE FROM chirp.mutes WHERE muter_id = ? LIMIT ${eraseLimit(limit)}`, [muterId]);
+  return result.affectedRows;
+}
+
+function eraseLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new RangeError(`bad limit ${n}`);
+  return n;
+}
