@@ -70,6 +70,8 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
       },
       concurrency: 2,
       log: eraseLog,
+      // An erasure must not be given up lightly: about 90 minutes of retries.
+      maxDeliver: 100,
       metrics: ctx.metrics,
     });
   }

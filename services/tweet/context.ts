@@ -1,11 +1,15 @@
-import type { EventConsumer } from "../../lib/events/consumer.js";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import type { EventBus } from "../../lib/events/bus.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+import { createTweetErasure, type TweetErasure } from "./erase.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { createTweetCache, publishRow, type TweetCache } from "./cache.js";
 import { createLikedCache, type LikedCache } from "./liked-cache.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
-import { startLikesIndex } from "./events.js";
+import { LIKES_INDEX_DURABLE, startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
 import { createTweetReader, type TweetReader } from "./reads.js";
 import { createReplies, startRefsIndex, type Replies } from "./replies.js";
@@ -34,6 +38,8 @@ export interface TweetContext extends ServiceContext {
   readonly replies: Replies;
   readonly reposts: Reposts;
   readonly writes: TweetWrites;
+  /** A deleted account's likes, tweets and reposts, erased from its UserDeleted event (erase.ts). */
+  readonly erasure: TweetErasure;
   /** Undefined when CHIRP_TWEET_LIKES_INDEX=false (it runs with the likes index) or NATS_URL is not set. */
   readonly refsIndex: EventConsumer | undefined;
 }
@@ -76,13 +82,36 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   const writes = createTweetWrites({ store, lookup, ids: shared.ids, userCache: shared.userCache });
   const reposts = createReposts({ store, ids: shared.ids, lookup, reader, liked, writes, relations: shared.relations, publish: (row) => publishRow(cache, row) });
 
+  const erasure = createTweetErasure({ store, writes, replies, reposts, ids: shared.ids, publish: (row) => publishRow(cache, row) });
+
   let likesIndex: EventConsumer | undefined;
   let refsIndex: EventConsumer | undefined;
+  let eraser: EventConsumer | undefined;
   if (!tweets.likesIndex) shared.log.info("likers' index and reply/quote consumers disabled (CHIRP_TWEET_LIKES_INDEX=false)");
   else if (shared.bus === undefined) shared.log.warn("NATS_URL not set: ListLikedTweets will not see new likes");
   else {
     likesIndex = startLikesIndex({ bus: shared.bus, store, log: shared.log.child({ component: "likes-index" }), metrics: shared.metrics });
     refsIndex = startRefsIndex({ bus: shared.bus, replies, reposts, log: shared.log.child({ component: "refs-index" }), metrics: shared.metrics });
+    const bus = shared.bus;
+    const eraseLog = shared.log.child({ component: "account-erase" });
+    eraser = consume({
+      bus,
+      durable: TWEET_ERASE_DURABLE,
+      subjects: [EVENTS.userDeleted],
+      handler: async (event) => {
+        // Likes are found through the likers' index: it must have taken in
+        // every like event before this one, or a like just made is missed.
+        if (!(await likesIndexPast(bus, event.streamSequence))) throw new Error("likers' index behind the deletion; retrying");
+        const erased = await erasure.erase(event.message.userId);
+        eraseLog.info({ user_id: String(event.message.userId), ...erased }, "deleted account's tweets and likes erased");
+      },
+      concurrency: 2,
+      retryMinMs: 250,
+      // An erasure must not be given up lightly: about 90 minutes of retries.
+      maxDeliver: 100,
+      log: eraseLog,
+      metrics: shared.metrics,
+    });
   }
 
   return {
@@ -99,12 +128,34 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     reposts,
     writes,
     refsIndex,
+    erasure,
     // Reverse order of opening: the consumer and the relay (which finishes its
     // round and releases its leases), before the shared bus and pools they use.
     close: async () => {
+      await eraser?.stop();
       await refsIndex?.stop();
       await likesIndex?.stop();
       await relay?.stop();
     },
   };
+}
+
+/** The tweet service's consumer of UserDeleted. */
+export const TWEET_ERASE_DURABLE = "tweet-account-erase";
+
+/**
+ * Whether the likers' index consumer has finished every event up to stream
+ * sequence `seq` (its ack floor is there, or nothing of its is pending). A
+ * durable that does not exist (never started anywhere) holds nothing to wait for.
+ */
+async function likesIndexPast(bus: EventBus, seq: number): Promise<boolean> {
+  const conn = bus.current();
+  if (conn === undefined) return false;
+  try {
+    const info = await conn.jsm.consumers.info(bus.stream, LIKES_INDEX_DURABLE);
+    return info.ack_floor.stream_seq >= seq || (info.num_pending === 0 && info.num_ack_pending === 0);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return true;
+    throw err;
+  }
 }

@@ -160,6 +160,12 @@ export interface TweetStore {
     | { readonly kind: "missing" }
     | { readonly kind: "done"; readonly target: TweetRow; readonly changed: boolean; readonly liked: boolean; readonly reposted: boolean }
   >;
+  /**
+   * A page of the author's tweets, deleted ones too, ascending by id after
+   * `afterId`, from the primary (index tweets_by_author): account erasure
+   * walks them all, so a redelivery completes the steps after a delete.
+   */
+  authorTweetIds(authorId: bigint, afterId: bigint, limit: number): Promise<Array<{ id: bigint; repostOfTweetId: bigint }>>;
   /** Live direct replies of a tweet with id > after, oldest first (the parent's shard). */
   listReplies(parentAuthorId: bigint, parentId: bigint, after: bigint, limit: number, primary: boolean): Promise<TweetRefRow[]>;
 }
@@ -598,6 +604,14 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
         [parentId, after],
       );
       return rows.map((r) => ({ id: BigInt(r.reply_id), authorId: BigInt(r.reply_author_id) }));
+    },
+
+    async authorTweetIds(authorId, afterId, limit) {
+      const rows = await primary(tweetShard(authorId), "authorTweetIds").query<{ id: string; repost_of_tweet_id: string | null }>(
+        `SELECT id, repost_of_tweet_id FROM chirp.tweets WHERE author_id = ? AND id > ? ORDER BY id LIMIT ${sqlLimit(limit)}`,
+        [authorId, afterId],
+      );
+      return rows.map((r) => ({ id: BigInt(r.id), repostOfTweetId: BigInt(r.repost_of_tweet_id ?? 0) }));
     },
 
     async walkAuthors(walks, usePrimary) {

@@ -50,6 +50,8 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
       bus: shared.bus,
       durable: USER_ERASE_DURABLE,
       subjects: [EVENTS.userDeleted],
+      // An erasure must not be given up lightly: about 90 minutes of retries.
+      maxDeliver: 100,
       handler: async (event) => {
         const rows = await sessions.erase(event.message.userId);
         log.info({ user_id: String(event.message.userId), sessions: rows }, "deleted account's sessions erased");
