@@ -1,6 +1,8 @@
 import { mkdir } from "node:fs/promises";
 import { Counter } from "prom-client";
 import type { ServiceContext } from "../../lib/service-context.js";
+import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";
@@ -20,6 +22,9 @@ export interface MediaContext extends ServiceContext {
   /** Uploads by kind (image, video, unknown) and result (ok, or the error code). */
   readonly uploads: Counter<"kind" | "result">;
 }
+
+/** The media service's consumer of UserDeleted: a deleted account's uploads and their bytes. */
+export const MEDIA_ERASE_DURABLE = "media-account-erase";
 
 export async function createMediaContext(shared: ServiceContext): Promise<MediaContext> {
   const media = loadMediaConfig(shared.env);
@@ -52,6 +57,24 @@ export async function createMediaContext(shared: ServiceContext): Promise<MediaC
     },
     "media configured",
   );
+  let eraser: EventConsumer | undefined;
+  if (shared.bus !== undefined) {
+    const log = shared.log.child({ component: "account-erase" });
+    eraser = consume({
+      bus: shared.bus,
+      durable: MEDIA_ERASE_DURABLE,
+      subjects: [EVENTS.userDeleted],
+      handler: async (event) => {
+        const removed = await sweeper.eraseOwner(event.message.userId);
+        log.info({ user_id: String(event.message.userId), media: removed }, "deleted account's media erased");
+      },
+      concurrency: 2,
+      // An erasure must not be given up lightly: about 90 minutes of retries.
+      maxDeliver: 100,
+      log,
+      metrics: shared.metrics,
+    });
+  }
   return {
     ...shared,
     media,
@@ -61,6 +84,7 @@ export async function createMediaContext(shared: ServiceContext): Promise<MediaC
     images,
     uploads,
     close: async () => {
+      await eraser?.stop();
       await sweeper.stop();
       await images.close();
     },

@@ -86,6 +86,10 @@ export interface MediaStore {
   sweepCandidates(shard: ShardInfo, graceMs: number, limit: number): Promise<SweepCandidate[]>;
   /** Deletes the row if it is still unattached and older than `graceMs`; false if it was attached meanwhile. */
   deleteUnattached(shard: ShardInfo, mediaId: bigint, graceMs: number): Promise<boolean>;
+  /** A page of the owner's uploads (attached or not), ascending by id, from the primary (index media_by_owner). */
+  ownerMedia(ownerId: bigint, limit: number): Promise<SweepCandidate[]>;
+  /** Deletes the owner's row, attached or not. */
+  deleteOwned(ownerId: bigint, mediaId: bigint): Promise<void>;
   /** Whether any media row on any shard names the blob (as its file or its thumbnail). */
   blobReferenced(sha256: string): Promise<boolean>;
 }
@@ -245,6 +249,20 @@ export function createMediaStore(router: ShardRouter): MediaStore {
         .primary(shard)
         .execute("DELETE FROM chirp.media WHERE id = ? AND tweet_id IS NULL AND create_time < NOW(6) - INTERVAL ? MICROSECOND", [mediaId, graceMs * 1000]);
       return res.affectedRows > 0;
+    },
+
+    async ownerMedia(ownerId, limit) {
+      const rows = await router
+        .primaryForUser(ownerId)
+        .query<{ id: string; sha256: string; thumb_sha256: string | null }>(
+          `SELECT id, sha256, thumb_sha256 FROM chirp.media WHERE owner_id = ? ORDER BY id LIMIT ${Math.trunc(limit)}`,
+          [ownerId],
+        );
+      return rows.map((r) => ({ id: BigInt(r.id), sha256: r.sha256, thumbSha256: r.thumb_sha256 }));
+    },
+
+    async deleteOwned(ownerId, mediaId) {
+      await router.primaryForUser(ownerId).execute("DELETE FROM chirp.media WHERE id = ? AND owner_id = ?", [mediaId, ownerId]);
     },
 
     async blobReferenced(sha256) {

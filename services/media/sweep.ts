@@ -26,6 +26,12 @@ export interface SweepOptions {
 export interface Sweeper {
   /** One pass over every shard; returns how many uploads were removed. */
   sweepOnce(): Promise<number>;
+  /**
+   * A deleted account's uploads, attached or not, in batches of `batch`:
+   * each row, then its lookup row, then each of its blobs that nothing names
+   * any more (as the sweep does). Idempotent; how many rows went.
+   */
+  eraseOwner(ownerId: bigint, batch?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +73,20 @@ export function createSweeper(opts: SweepOptions): Sweeper {
     return total;
   };
 
+  const eraseOwner = async (ownerId: bigint, batch = opts.batch): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const rows = await opts.store.ownerMedia(ownerId, batch);
+      for (const r of rows) {
+        await opts.store.deleteOwned(ownerId, r.id);
+        await opts.store.deleteLookup(r.id);
+        for (const sha of [r.sha256, r.thumbSha256]) if (sha !== null) await deleteBlobIfUnused(sha);
+      }
+      total += rows.length;
+      if (rows.length < batch) return total;
+    }
+  };
+
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
@@ -81,6 +101,7 @@ export function createSweeper(opts: SweepOptions): Sweeper {
 
   return {
     sweepOnce,
+    eraseOwner,
     async stop() {
       stopped = true;
       clearTimeout(timer);
