@@ -1,11 +1,12 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadNotificationConfig, type NotificationConfig } from "./config.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
 import { createPushDelivery, pushMetrics, PUSH_DURABLE, PUSH_EVENTS, type Hydrate } from "./push.js";
 import { createPushSender, type PushSender } from "./push-sender.js";
 import { createInboxCache, type InboxCache } from "./inbox-cache.js";
-import { createNotificationStore, createPushSubscriptionStore, type NotificationStore, type PushSubscriptionStore } from "./store.js";
+import { createNotificationStore, createPushSubscriptionStore, eraseInbox, type NotificationStore, type PushSubscriptionStore } from "./store.js";
 
 /** The shared service context plus the inbox store, the push subscriptions and the consumers that fill and push them. */
 export interface NotificationContext extends ServiceContext {
@@ -15,6 +16,12 @@ export interface NotificationContext extends ServiceContext {
   /** The first pages, read positions and unread counts in Redis (inbox-cache.ts); undefined without Redis or with CHIRP_NOTIFICATION_CACHE_TTL_MS=0. */
   readonly inboxCache: InboxCache | undefined;
 }
+
+/** The notification service's consumer of UserDeleted: a deleted account's inbox, read position and push subscriptions. */
+export const NOTIFICATION_ERASE_DURABLE = "notification-account-erase";
+
+/** Inbox rows deleted per statement. */
+const ERASE_BATCH = 500;
 
 export async function createNotificationContext(ctx: ServiceContext): Promise<NotificationContext> {
   const notification = loadNotificationConfig(ctx.env);
@@ -34,6 +41,36 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
     ...(inboxCache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => inboxCache.invalidate(ids) }),
   });
   const consumers: EventConsumer[] = [];
+  if (ctx.bus !== undefined && notification.consumers) {
+    // Notifications the deleted user caused in others' inboxes go with the
+    // unfollows, unlikes and deletes the graph and tweet services make of
+    // theirs (each undoes its cause), and reads leave out an actor that no
+    // longer exists meanwhile.
+    const eraseLog = ctx.log.child({ component: "account-erase" });
+    consumers.push(
+      consume({
+        bus: ctx.bus,
+        durable: NOTIFICATION_ERASE_DURABLE,
+        subjects: [EVENTS.userDeleted],
+        handler: async (event) => {
+          const userId = event.message.userId;
+          let rows = 0;
+          for (;;) {
+            const n = await eraseInbox(ctx.router, userId, ERASE_BATCH);
+            rows += n;
+            if (n < ERASE_BATCH) break;
+          }
+          await inboxCache?.invalidate([userId]);
+          eraseLog.info({ user_id: String(userId), notifications: rows }, "deleted account's inbox erased");
+        },
+        concurrency: 2,
+        // An erasure must not be given up lightly: about 90 minutes of retries.
+        maxDeliver: 100,
+        log: eraseLog,
+        metrics: ctx.metrics,
+      }),
+    );
+  }
   let sender: PushSender | undefined;
   if (ctx.bus === undefined) log.warn("NATS_URL not set: no notifications are created or pushed");
   else if (!notification.consumers) log.info("notification consumers disabled in this process (CHIRP_NOTIFICATION_CONSUMERS=false)");

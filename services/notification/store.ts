@@ -390,3 +390,18 @@ export function createPushSubscriptionStore(router: ShardRouter): PushSubscripti
     },
   };
 }
+
+/**
+ * A deleted account's inbox: up to `limit` of its notification rows deleted
+ * (how many: fewer than `limit` means none is left), and with the last batch
+ * its read position and its push subscriptions.
+ */
+export async function eraseInbox(router: ShardRouter, userId: bigint, limit: number): Promise<number> {
+  const db = router.primaryForUser(userId);
+  const result = await db.execute(`DELETE FROM chirp.notifications WHERE recipient_id = ? LIMIT ${Math.trunc(limit)}`, [userId]);
+  if (result.affectedRows < limit) {
+    await db.execute("DELETE FROM chirp.notification_reads WHERE user_id = ?", [userId]);
+    await db.execute("DELETE FROM chirp.push_subscriptions WHERE user_id = ?", [userId]);
+  }
+  return result.affectedRows;
+}

@@ -10,6 +10,11 @@ import { createTimelineMetrics, type TimelineMetrics } from "./metrics.js";
 import { createTimelineReader, type TimelineReader } from "./reads.js";
 import { createAuthorTweets, type AuthorTweets } from "./author-tweets.js";
 import { createStreamHub, type StreamHub } from "./stream.js";
+import { eraseTimelineKeys } from "./erase.js";
+import { EVENTS } from "../../lib/events/subjects.js";
+
+/** The timeline service's consumer of UserDeleted: the deleted account's own keys. */
+export const TIMELINE_ERASE_DURABLE = "timeline-account-erase";
 
 /**
  * The shared service context plus the timeline's parts: the MySQL read model,
@@ -65,7 +70,8 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
     else if (following !== undefined) {
       // Its own connection, with a patient timeout (see config.ts).
       const url = loadRedisConfig(ctx.env).url!;
-      fanOutRedis = createRedis({ url, commandTimeoutMs: timeline.fanOutRedisTimeoutMs }, log, "chirp-timeline-fanout");
+      const redis = createRedis({ url, commandTimeoutMs: timeline.fanOutRedisTimeoutMs }, log, "chirp-timeline-fanout");
+      fanOutRedis = redis;
       const fanOut = createFanOut({
         lists: createTimelineLists(fanOutRedis),
         following,
@@ -90,6 +96,16 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
           durable: GRAPH_DURABLE,
           subjects: GRAPH_EVENTS,
           handler: (event) => fanOut.onGraphEvent(event),
+          log,
+          metrics: ctx.metrics,
+        }),
+        consume({
+          bus: ctx.bus,
+          durable: TIMELINE_ERASE_DURABLE,
+          subjects: [EVENTS.userDeleted],
+          handler: (event) => eraseTimelineKeys(redis, event.message.userId),
+          // An erasure must not be given up lightly: about 90 minutes of retries.
+          maxDeliver: 100,
           log,
           metrics: ctx.metrics,
         }),
