@@ -1,0 +1,238 @@
+// The catch-up phase: the source primary's binlog from the saved GTID
+// position, read with @vlasky/zongji. Row events of the source database's
+// sharded tables name the keys that changed; after a batch of binlog
+// transactions those keys are re-read from the source and REPLACEd into their
+// owning target, or DELETEd from every target where the row is gone or owned
+// elsewhere. Idempotent, so replaying from an older position is harmless
+// (decision 23, "Catch-up applies the row, not the image").
+import ZongJi, { MariadbGtidPosition } from "@vlasky/zongji";
+import type { Connection } from "mysql2/promise";
+import type { HostPort, MysqlCredentials } from "../shard/types.js";
+import { keyspaceIdOf, targetFor, type ReshardPlan } from "./plan.js";
+import { binlogGtidPos, deleteByKeys, readByKeys, replaceRows, type Row, type TableShape } from "./sql.js";
+import type { StateHandle } from "./state.js";
+
+export interface CatchUpProgress {
+  /** Binlog transactions seen in this run. */
+  readonly transactions: number;
+  /** Rows re-read and applied in this run. */
+  readonly rowsApplied: number;
+  /** Age of the last applied transaction, 0 once current. */
+  readonly lagMs: number;
+  readonly current: boolean;
+  readonly gtid: string;
+}
+
+export interface CatchUpOptions {
+  /** The source primary, for the binlog stream. */
+  readonly sourceAddress: HostPort;
+  readonly admin: MysqlCredentials;
+  /** A connection to the source primary, outside any snapshot: re-reads and its binlog position. */
+  readonly source: Connection;
+  readonly targets: ReadonlyMap<string, Connection>;
+  readonly tables: ReadonlyMap<string, TableShape>;
+  /** "current": stop once everything the source had logged when last asked is applied; a GTID position: stop exactly there. */
+  readonly until: "current" | string;
+  /** Most keys applied at once (default 1000). */
+  readonly batchKeys?: number;
+  /** Replication server id of the stream (unique among the source's replicas); random by default. */
+  readonly serverId?: number;
+  readonly onProgress?: (p: CatchUpProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+type BinlogEvent = {
+  getEventName(): string;
+  timestamp: number;
+  gtid?: string;
+  tableId?: number;
+  tableMap?: Record<number, { parentSchema: string; tableName: string }>;
+  rows?: Array<Record<string, unknown> | { before: Record<string, unknown>; after: Record<string, unknown> }>;
+  standalone?: boolean;
+  query?: string;
+};
+
+const SAVE_EVERY_MS = 1000;
+
+/** Runs until `until` is reached (or the signal fires); the state holds the applied position. */
+export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: CatchUpOptions): Promise<CatchUpProgress> {
+  const state = handle.state;
+  const start = state.catchUp?.gtid ?? state.snapshot?.gtid;
+  if (start === undefined) throw new Error("no snapshot position: the copy has not started");
+  const db = plan.source.database;
+  const batchKeys = opts.batchKeys ?? 1000;
+  const applied = { pos: start };
+  let pendingPos = MariadbGtidPosition.parse(start);
+  const pending = new Map<string, Map<string, unknown[]>>();
+  let pendingKeys = 0;
+  let transactions = 0;
+  let rowsApplied = 0;
+  let lastTs = 0;
+  let lastSave = 0;
+  const baseEvents = state.catchUp?.events ?? 0;
+  const baseRows = state.catchUp?.rowsApplied ?? 0;
+
+  const queue: BinlogEvent[] = [];
+  let wake: (() => void) | undefined;
+  let failure: unknown;
+  const zongji = new ZongJi({ host: opts.sourceAddress.host, port: opts.sourceAddress.port, user: opts.admin.user, password: opts.admin.password, dateStrings: true });
+  zongji.on("binlog", (ev: unknown) => {
+    queue.push(ev as BinlogEvent);
+    wake?.();
+  });
+  zongji.on("error", (err: Error) => {
+    failure ??= err;
+    wake?.();
+  });
+  const ready = new Promise<void>((resolve) => zongji.once("ready", () => resolve()));
+  zongji.start({
+    serverId: opts.serverId ?? 0x40000000 + Math.floor(Math.random() * 0x3fffffff),
+    gtidSet: start,
+    includeEvents: ["tablemap", "writerows", "updaterows", "deleterows", "xid", "mariadbgtid", "query"],
+    includeSchema: { [db]: [...opts.tables.keys()] },
+  });
+
+  const keyOf = (table: TableShape, row: Record<string, unknown>): unknown[] => table.primaryKey.map((c) => row[c]);
+  const keyText = (key: readonly unknown[]): string => key.map((v) => (Buffer.isBuffer(v) ? `b:${v.toString("hex")}` : `s:${String(v)}`)).join("\u0000");
+  const note = (table: TableShape, row: Record<string, unknown>): void => {
+    const key = keyOf(table, row);
+    let keys = pending.get(table.name);
+    if (keys === undefined) pending.set(table.name, (keys = new Map()));
+    const k = keyText(key);
+    if (!keys.has(k)) {
+      keys.set(k, key);
+      pendingKeys++;
+    }
+  };
+
+  const flush = async (): Promise<void> => {
+    for (const [name, keys] of pending) {
+      const table = opts.tables.get(name)!;
+      const routing = plan.tables.get(name)!;
+      const all = [...keys.values()];
+      for (let i = 0; i < all.length; i += 500) {
+        const chunk = all.slice(i, i + 500);
+        const rows = await readByKeys(opts.source, db, table, chunk);
+        const owner = new Map<string, string>();
+        const byTarget = new Map<string, Row[]>();
+        for (const row of rows) {
+          const t = targetFor(plan, keyspaceIdOf(routing, row[routing.column])).name;
+          owner.set(keyText(keyOf(table, row)), t);
+          let list = byTarget.get(t);
+          if (list === undefined) byTarget.set(t, (list = []));
+          list.push(row);
+        }
+        for (const t of plan.targets) {
+          const conn = opts.targets.get(t.name)!;
+          await deleteByKeys(conn, t.database, table, chunk.filter((k) => owner.get(keyText(k)) !== t.name));
+          await replaceRows(conn, t.database, table, byTarget.get(t.name) ?? []);
+        }
+        rowsApplied += chunk.length;
+      }
+    }
+    pending.clear();
+    pendingKeys = 0;
+    applied.pos = pendingPos.toString();
+  };
+
+  const save = async (lagMs: number, force = false): Promise<void> => {
+    if (!force && performance.now() - lastSave < SAVE_EVERY_MS) return;
+    lastSave = performance.now();
+    state.catchUp = {
+      gtid: applied.pos,
+      events: baseEvents + transactions,
+      rowsApplied: baseRows + rowsApplied,
+      lagMs,
+      updateTime: new Date().toISOString(),
+    };
+    await handle.save();
+  };
+
+  const covers = (pos: string, target: string): boolean => {
+    const have = MariadbGtidPosition.parse(pos);
+    return target.split(",").filter((g) => g.trim() !== "").every((g) => have.covers(g.trim()));
+  };
+
+  const progress = (current: boolean): CatchUpProgress => ({
+    transactions,
+    rowsApplied,
+    lagMs: current || lastTs === 0 ? 0 : Math.max(0, Date.now() - lastTs * 1000),
+    current,
+    gtid: applied.pos,
+  });
+
+  try {
+    await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        wake = () => failure !== undefined && reject(failure);
+      }),
+    ]);
+    wake = undefined;
+    let lastCheck = 0;
+    for (;;) {
+      if (failure !== undefined) throw failure;
+      opts.signal?.throwIfAborted();
+      let reached = false;
+      while (queue.length > 0 && !reached) {
+        const ev = queue.shift()!;
+        const name = ev.getEventName();
+        if (name === "writerows" || name === "deleterows" || name === "updaterows") {
+          const meta = ev.tableMap?.[ev.tableId ?? -1];
+          const table = meta && meta.parentSchema === db ? opts.tables.get(meta.tableName) : undefined;
+          if (table === undefined) continue;
+          for (const r of ev.rows ?? []) {
+            if (name === "updaterows") {
+              const change = r as { before: Record<string, unknown>; after: Record<string, unknown> };
+              note(table, change.before);
+              note(table, change.after);
+            } else note(table, r as Record<string, unknown>);
+          }
+          continue;
+        }
+        const commits = name === "xid" || (name === "mariadbgtid" && ev.standalone === true) || (name === "query" && ev.query === "COMMIT");
+        if (!commits || ev.gtid === undefined) continue;
+        const [domainId, serverId, seqNo] = ev.gtid.split("-");
+        pendingPos.add({ domainId: Number(domainId), serverId: Number(serverId), seqNo: seqNo! });
+        transactions++;
+        lastTs = ev.timestamp;
+        if (opts.until !== "current" && covers(pendingPos.toString(), opts.until)) reached = true;
+        if (pendingKeys >= batchKeys) break;
+      }
+      if (pendingKeys > 0 || pendingPos.toString() !== applied.pos) await flush();
+      if (reached) {
+        await save(0, true);
+        return progress(true);
+      }
+      if (queue.length > 0) {
+        opts.onProgress?.(progress(false));
+        await save(progress(false).lagMs);
+        continue;
+      }
+      // Nothing buffered: already at the position asked for (no transaction since)?
+      if (opts.until !== "current" && covers(applied.pos, opts.until)) {
+        await save(0, true);
+        return progress(true);
+      }
+      // Are we current? Ask the source at most every 100 ms.
+      if (opts.until === "current" && performance.now() - lastCheck > 100) {
+        lastCheck = performance.now();
+        const sourcePos = await binlogGtidPos(opts.source);
+        if (queue.length === 0 && covers(applied.pos, sourcePos)) {
+          await save(0, true);
+          opts.onProgress?.(progress(true));
+          return progress(true);
+        }
+      }
+      opts.onProgress?.(progress(false));
+      await save(progress(false).lagMs);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        wake = () => (clearTimeout(timer), resolve());
+      });
+      wake = undefined;
+    }
+  } finally {
+    zongji.stop();
+  }
+}

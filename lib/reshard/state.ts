@@ -1,0 +1,117 @@
+// A reshard workflow's state: one JSON document in the NATS KV bucket
+// `chirp_reshard`, written only by compare-and-set so two runs of the command
+// cannot both advance it (decision 23).
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { ShardInfo } from "../shard/types.js";
+
+export const RESHARD_BUCKET = "chirp_reshard";
+
+export type ReshardPhase = "created" | "copying" | "catching-up" | "verified";
+
+/** A binlog position consistent with a snapshot: file and offset on one member, the GTID position on any. */
+export interface SnapshotPosition {
+  readonly file: string;
+  readonly position: number;
+  readonly gtid: string;
+}
+
+export interface TableCopy {
+  /** The primary key of the last row copied (column order of the key); null before the first batch. */
+  lastPk: unknown[] | null;
+  rows: number;
+  done: boolean;
+}
+
+export interface TableCheck {
+  readonly table: string;
+  readonly target: string;
+  readonly sourceRows: number;
+  readonly targetRows: number;
+  readonly sourceChecksum: string;
+  readonly targetChecksum: string;
+  readonly match: boolean;
+}
+
+export interface ReshardState {
+  readonly version: 1;
+  readonly keyspace: string;
+  readonly source: ShardInfo;
+  readonly targets: readonly ShardInfo[];
+  phase: ReshardPhase;
+  readonly createTime: string;
+  updateTime: string;
+  /** The first snapshot's position: catch-up starts here (a resumed copy's later snapshots are newer). */
+  snapshot?: SnapshotPosition;
+  copy: Record<string, TableCopy>;
+  copyStartTime?: string;
+  copyEndTime?: string;
+  catchUp?: {
+    /** Every source transaction up to this GTID position is applied to the targets. */
+    gtid: string;
+    events: number;
+    rowsApplied: number;
+    /** Age of the last applied event (ms) when saved. */
+    lagMs: number;
+    updateTime: string;
+  };
+  verify?: { readonly time: string; readonly position: string; readonly attempts: number; readonly ok: boolean; readonly tables: readonly TableCheck[] };
+  /** Who runs it now (host:pid), refreshed on every save. */
+  runner?: string;
+}
+
+export class ReshardStateConflict extends Error {
+  override readonly name = "ReshardStateConflict";
+}
+
+export function openReshardKv(nc: NatsConnection): Promise<KV> {
+  return new Kvm(nc).create(RESHARD_BUCKET, { history: 5 });
+}
+
+/** `<keyspace>.<source database>`: one workflow per source shard. */
+export function reshardKey(keyspace: string, sourceDatabase: string): string {
+  return `${keyspace}.${sourceDatabase}`;
+}
+
+/** The document and the revision it was read at; save() is a compare-and-set on it. */
+export interface StateHandle {
+  readonly state: ReshardState;
+  save(): Promise<void>;
+}
+
+export async function loadState(kv: KV, key: string): Promise<StateHandle | undefined> {
+  const entry = await kv.get(key);
+  if (entry === null || entry.operation !== "PUT" || entry.length === 0) return undefined;
+  return handle(kv, key, JSON.parse(entry.string()) as ReshardState, entry.revision);
+}
+
+export async function createState(kv: KV, key: string, state: ReshardState): Promise<StateHandle> {
+  try {
+    const revision = await kv.create(key, JSON.stringify(state));
+    return handle(kv, key, state, revision);
+  } catch (err) {
+    throw new ReshardStateConflict(`a reshard of ${state.source.name} already exists (chirp reshard status)`, { cause: err });
+  }
+}
+
+export async function deleteState(kv: KV, key: string): Promise<void> {
+  await kv.delete(key);
+}
+
+function handle(kv: KV, key: string, state: ReshardState, revision: number): StateHandle {
+  let rev = revision;
+  return {
+    state,
+    async save() {
+      state.updateTime = new Date().toISOString();
+      try {
+        rev = await kv.update(key, JSON.stringify(state), rev);
+      } catch (err) {
+        throw new ReshardStateConflict(
+          `the state of the reshard of ${state.source.name} was changed by someone else (another run, or an abort); stopping`,
+          { cause: err },
+        );
+      }
+    },
+  };
+}

@@ -1,0 +1,180 @@
+// The reshard workflow's phase machine: created -> copying -> catching-up ->
+// verified (the switches come next, decision 23). Each run loads the state from
+// NATS KV and continues from its phase, so a killed run is resumed by running
+// the command again.
+import { hostname } from "node:os";
+import type { KV } from "@nats-io/kv";
+import type { Connection } from "mysql2/promise";
+import { loadMigrations, migrateDatabase } from "../db/migrate.js";
+import { withMysql } from "../db/mysql-client.js";
+import type { MemberAddress, MysqlCredentials, ReplicaSetInfo } from "../shard/types.js";
+import { catchUp, type CatchUpProgress } from "./catch-up.js";
+import { copySnapshot, type CopyProgress } from "./copy.js";
+import { ReshardPlanError, type ReshardPlan } from "./plan.js";
+import { databaseExists, dropDatabase, openConnection, readTables, type TableShape } from "./sql.js";
+import { createState, deleteState, loadState, reshardKey, type ReshardState, type StateHandle } from "./state.js";
+import { verify } from "./verify.js";
+
+/** Where the servers are: each replica set's current primary, and the admin account. */
+export interface ReshardServers {
+  readonly replicaSets: readonly ReplicaSetInfo[];
+  readonly adminUser: MysqlCredentials;
+}
+
+export interface ReshardRunOptions {
+  readonly plan: ReshardPlan;
+  readonly servers: ReshardServers;
+  readonly kv: KV;
+  /** Rows per copy batch (default 1000). */
+  readonly batchRows?: number;
+  /** Stop after this step (default: after verify). */
+  readonly stopAfter?: ReshardStep;
+  readonly verifyAttempts?: number;
+  readonly log?: (line: string) => void;
+  readonly onCopy?: (p: CopyProgress) => void;
+  readonly onCatchUp?: (p: CatchUpProgress) => void;
+  /** Checked between batches; aborting it stops the run as a crash would (the state stays). */
+  readonly signal?: AbortSignal;
+}
+
+/** The steps a run can stop after. */
+export type ReshardStep = "create" | "copy" | "catch-up" | "verify";
+
+export function primaryOf(servers: ReshardServers, replicaSet: string): MemberAddress {
+  const rs = servers.replicaSets.find((r) => r.name === replicaSet);
+  if (rs === undefined) throw new ReshardPlanError(`no replica set ${replicaSet} among the servers`);
+  return rs.primary;
+}
+
+export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState> {
+  const { plan, servers, kv } = opts;
+  const log = opts.log ?? (() => {});
+  const key = reshardKey(plan.keyspace, plan.source.database);
+  const stopAfter = opts.stopAfter ?? "verify";
+  const conns: Connection[] = [];
+  const open = async (addr: MemberAddress): Promise<Connection> => {
+    const c = await openConnection(addr, servers.adminUser);
+    conns.push(c);
+    return c;
+  };
+  try {
+    const sourceAddr = primaryOf(servers, plan.source.replicaSet);
+    const source = await open(sourceAddr);
+    const tables = await checkSourceTables(plan, source);
+
+    let handle = await loadState(kv, key);
+    if (handle === undefined) {
+      const now = new Date().toISOString();
+      handle = await createState(kv, key, {
+        version: 1,
+        keyspace: plan.keyspace,
+        source: plan.source,
+        targets: plan.targets,
+        phase: "created",
+        createTime: now,
+        updateTime: now,
+        copy: {},
+      });
+      log(`reshard ${plan.source.name} -> ${plan.targets.map((t) => t.name).join(",")}: created (state in NATS KV ${key})`);
+    } else {
+      const same = handle.state.targets.length === plan.targets.length && handle.state.targets.every((t, i) => t.name === plan.targets[i]!.name && t.database === plan.targets[i]!.database && t.replicaSet === plan.targets[i]!.replicaSet);
+      if (!same) {
+        throw new ReshardPlanError(
+          `a reshard of ${plan.source.name} into ${handle.state.targets.map((t) => `${t.name} (${t.replicaSet})`).join(", ")} exists; finish or abort it first (chirp reshard abort --from ${plan.source.name})`,
+        );
+      }
+      log(`reshard ${plan.source.name}: resuming at phase ${handle.state.phase}`);
+    }
+    handle.state.runner = `${hostname()}:${process.pid}`;
+    await handle.save();
+    const state = handle.state;
+
+    if (state.phase === "created") {
+      await createTargets(plan, servers);
+      log(`target databases ${plan.targets.map((t) => t.database).join(", ")} on ${plan.targets[0]!.replicaSet}: schema applied`);
+    }
+    if (stopAfter === "create") return state;
+
+    const targets = new Map<string, Connection>();
+    for (const t of plan.targets) targets.set(t.name, await open(primaryOf(servers, t.replicaSet)));
+
+    if (state.phase === "created" || state.phase === "copying") {
+      await copySnapshot(plan, handle, {
+        source: await open(sourceAddr),
+        targets,
+        tables: [...tables.values()],
+        batchRows: opts.batchRows ?? 1000,
+        ...(opts.onCopy === undefined ? {} : { onProgress: opts.onCopy }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      });
+      log(`copy done: ${Object.values(state.copy).reduce((n, c) => n + c.rows, 0)} rows of ${tables.size} tables`);
+    }
+    if (stopAfter === "copy") return state;
+
+    const catchUpOpts = {
+      sourceAddress: sourceAddr,
+      admin: servers.adminUser,
+      source,
+      targets,
+      tables,
+      ...(opts.onCatchUp === undefined ? {} : { onProgress: opts.onCatchUp }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    };
+    const caught = await catchUp(plan, handle, { ...catchUpOpts, until: "current" });
+    log(`caught up to ${caught.gtid} (${caught.transactions} binlog transactions, ${caught.rowsApplied} rows applied in this run)`);
+    if (stopAfter === "catch-up") return state;
+
+    const result = await verify(plan, handle, {
+      snapshot: await open(sourceAddr),
+      catchUp: catchUpOpts,
+      ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
+    });
+    log(result.ok ? `verified: ${result.tables.length} table/target pairs match (attempt ${result.attempts})` : `verify FAILED after ${result.attempts} attempts: ${result.tables.filter((t) => !t.match).map((t) => `${t.table}@${t.target}`).join(", ")}`);
+    return state;
+  } finally {
+    for (const c of conns.reverse()) await c.end().catch(() => c.destroy());
+  }
+}
+
+/**
+ * The source database's base tables, each checked: known to the VSchema
+ * (sharded, with a primary key) or a reference table. Anything else stops the
+ * workflow before it makes anything, as Vitess's Reshard refuses it.
+ */
+async function checkSourceTables(plan: ReshardPlan, source: Connection): Promise<Map<string, TableShape>> {
+  const all = await readTables(source, plan.source.database);
+  if (all.size === 0) throw new ReshardPlanError(`source database ${plan.source.database} has no tables (or does not exist)`);
+  const problems: string[] = [];
+  const sharded = new Map<string, TableShape>();
+  for (const [name, shape] of [...all].sort(([a], [b]) => a.localeCompare(b))) {
+    if (plan.referenceTables.has(name)) continue;
+    if (!plan.tables.has(name)) problems.push(`table ${name} is not in the VSchema`);
+    else if (shape.primaryKey.length === 0) problems.push(`table ${name} has no primary key`);
+    else sharded.set(name, shape);
+  }
+  if (problems.length > 0) throw new ReshardPlanError(`cannot reshard ${plan.source.database}: ${problems.join("; ")}`);
+  return sharded;
+}
+
+/** Target databases with the schema of lib/db/migrations, on each target's replica set primary. */
+async function createTargets(plan: ReshardPlan, servers: ReshardServers): Promise<void> {
+  const migrations = await loadMigrations();
+  for (const t of plan.targets) {
+    await withMysql(primaryOf(servers, t.replicaSet), servers.adminUser, (c) => migrateDatabase(c, t.database, migrations), { multipleStatements: true });
+  }
+}
+
+/** Drops the target databases and deletes the state. Before any switch the source never stopped serving: nothing is lost. */
+export async function abortReshard(opts: { readonly keyspace: string; readonly sourceDatabase: string; readonly servers: ReshardServers; readonly kv: KV }): Promise<ReshardState | undefined> {
+  const key = reshardKey(opts.keyspace, opts.sourceDatabase);
+  const handle: StateHandle | undefined = await loadState(opts.kv, key);
+  if (handle === undefined) return undefined;
+  for (const t of handle.state.targets) {
+    await withMysql(primaryOf(opts.servers, t.replicaSet), opts.servers.adminUser, async (c) => {
+      await dropDatabase(c, t.database);
+      if (await databaseExists(c, t.database)) throw new Error(`${t.database} is still there after DROP DATABASE`);
+    });
+  }
+  await deleteState(opts.kv, key);
+  return handle.state;
+}

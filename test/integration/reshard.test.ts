@@ -1,0 +1,169 @@
+// chirp reshard's workflow (lib/reshard) against real servers: a tenant of the
+// shared cluster splits its own -40 shard database into -20 and 20-40 on the
+// same replica set. The copy is killed mid-way and resumed; rows change
+// between and during the runs; catch-up from the binlog must carry every
+// change; verify compares counts and checksums; abort drops the targets.
+import type { KV } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { keyRangeContains } from "../../lib/shard/keyrange.js";
+import { parseKeyRange } from "../../lib/shard/shard-config.js";
+import { hashVindex, handleKeyspaceId } from "../../lib/shard/vindex.js";
+import type { ShardRouter } from "../../lib/shard/router.js";
+import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
+import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
+import { formatStatus } from "../../lib/reshard/status.js";
+import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
+import { startSystem, type TestSystem } from "../support/system.js";
+
+let system: TestSystem;
+let router: ShardRouter;
+let nc: NatsConnection;
+let kv: KV;
+let plan: ReshardPlan;
+let servers: ReshardServers;
+let admin: Connection;
+
+/** User ids (and handles) whose rows live on -40, from `from` upwards. */
+function idsOnX40(count: number, from: number): string[] {
+  const ids: string[] = [];
+  for (let id = from; ids.length < count; id++) if (router.shardForUser(String(id)).name === "-40") ids.push(String(id));
+  return ids;
+}
+function handlesOnX40(count: number, prefix: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) if (router.shardForHandle(`${prefix}${i}`).name === "-40") out.push(`${prefix}${i}`);
+  return out;
+}
+
+async function insertUsers(ids: readonly string[], handles: readonly string[]): Promise<void> {
+  const db = router.primary("-40");
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100);
+    await db.execute(`INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES ${chunk.map(() => "(?, ?, ?, 'x', ?)").join(", ")}`, chunk.flatMap((id) => [id, `h${id}`, `e${id}@x.test`, `bio of ${id}`]));
+    await db.execute(`INSERT INTO chirp.follows (follower_id, followee_id) VALUES ${chunk.map(() => "(?, ?)").join(", ")}`, chunk.flatMap((id) => [id, "1"]));
+  }
+  for (let i = 0; i < handles.length; i += 100) {
+    const chunk = handles.slice(i, i + 100);
+    await db.execute(`INSERT INTO chirp.user_handles (handle_lower, user_id) VALUES ${chunk.map(() => "(?, ?)").join(", ")}`, chunk.flatMap((h, j) => [h, String(j + 1)]));
+  }
+}
+
+async function count(database: string, table: string): Promise<number> {
+  const [[row]] = await admin.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${database}\`.\`${table}\``);
+  return Number(row?.["n"]);
+}
+
+beforeAll(async () => {
+  system = await startSystem({ mesh: false });
+  router = system.router;
+  const infra = system.infra;
+  nc = await connect({ ...parseNatsUrl(infra.natsUrl), name: "reshard-test" });
+  kv = await openReshardKv(nc);
+  plan = planReshard(infra.shardConfig, "-40", ["-20", "20-40"]);
+  servers = { replicaSets: infra.mysql.replicaSets, adminUser: infra.mysql.adminUser };
+  const rs = infra.mysql.replicaSets.find((r) => r.name === plan.source.replicaSet)!;
+  admin = await createConnection({ host: rs.primary.host, port: rs.primary.port, user: infra.mysql.adminUser.user, password: infra.mysql.adminUser.password, supportBigNumbers: true, bigNumberStrings: true });
+});
+
+afterAll(async () => {
+  if (plan !== undefined && servers !== undefined && kv !== undefined) await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv }).catch(() => {});
+  await admin?.end();
+  await nc?.close();
+  await system?.stop();
+});
+
+describe("chirp reshard -40 -> -20,20-40", () => {
+  it("refuses targets that do not tile the source", () => {
+    expect(() => planReshard(system.infra.shardConfig, "-40", ["-20", "30-40"])).toThrow(/tile/);
+    expect(() => planReshard(system.infra.shardConfig, "-40", ["-40"])).toThrow(/two or more/);
+    expect(() => planReshard(system.infra.shardConfig, "-30", ["-20", "20-30"])).toThrow(/no shard/);
+  });
+
+  it("copies a snapshot, resumes a killed copy, catches up from the binlog, verifies, and aborts", async () => {
+    const ids = idsOnX40(300, 10_000);
+    const handles = handlesOnX40(150, "hh");
+    await insertUsers(ids, handles);
+
+    // First run: killed once it has copied 100 rows (batches of 50).
+    const kill = new AbortController();
+    await expect(
+      runReshard({ plan, servers, kv, batchRows: 50, signal: kill.signal, onCopy: (p) => p.rows >= 100 && kill.abort(new Error("killed")) }),
+    ).rejects.toThrow("killed");
+    const key = reshardKey(plan.keyspace, plan.source.database);
+    const killed = (await loadState(kv, key))!.state;
+    expect(killed.phase).toBe("copying");
+    const copiedBefore = Object.values(killed.copy).reduce((n, c) => n + c.rows, 0);
+    expect(copiedBefore).toBe(100);
+    expect(Object.values(killed.copy).some((c) => !c.done)).toBe(true);
+
+    // Changes the first snapshot does not hold, on both sides of its last key.
+    const db = router.primary("-40");
+    const gone = [ids[0]!, ids[299]!];
+    await db.execute("DELETE FROM chirp.users WHERE id IN (?, ?)", gone);
+    await db.execute("UPDATE chirp.users SET bio = 'changed after the kill' WHERE id IN (?, ?)", [ids[1]!, ids[298]!]);
+    const later = idsOnX40(40, 50_000);
+    await insertUsers(later, []);
+
+    // Second run resumes the copy (not from the start) and stops after it.
+    const resumed = await runReshard({ plan, servers, kv, batchRows: 50, stopAfter: "copy" });
+    expect(resumed.phase).toBe("catching-up");
+    const sourceRows = (await count(plan.source.database, "users")) + (await count(plan.source.database, "follows")) + (await count(plan.source.database, "user_handles"));
+    const copied = Object.values(resumed.copy).reduce((n, c) => n + c.rows, 0);
+    // From scratch it would have copied everything again on top of the first 100.
+    expect(copied).toBeLessThan(copiedBefore + sourceRows);
+
+    // Changes after the copy reach the targets only through the binlog, some of them while catch-up runs.
+    await db.execute("UPDATE chirp.users SET bio = 'changed after the copy', tweet_count = 7 WHERE id = ?", [ids[2]!]);
+    await db.execute("DELETE FROM chirp.follows WHERE follower_id = ?", [ids[3]!]);
+    await db.execute("DELETE FROM chirp.user_handles WHERE handle_lower = ?", [handles[0]!]);
+    let writing = true;
+    const more = idsOnX40(60, 90_000);
+    const writer = (async () => {
+      for (let i = 0; writing || i < 10; i++) {
+        if (i >= more.length) break;
+        await insertUsers([more[i]!], []);
+      }
+    })();
+    const lags: number[] = [];
+    const caught = runReshard({ plan, servers, kv, stopAfter: "catch-up", onCatchUp: (p) => lags.push(p.lagMs) });
+    await caught.finally(() => (writing = false));
+    await writer;
+
+    // Verify runs its own catch-up to its snapshot's position first.
+    const done = await runReshard({ plan, servers, kv });
+    expect(done.phase).toBe("verified");
+    expect(done.verify?.ok).toBe(true);
+    expect(done.verify?.tables.length).toBe(plan.targets.length * plan.tables.size);
+    expect(lags.length).toBeGreaterThan(0);
+
+    // Every source row is on exactly the target that owns it.
+    const [x20, x2040] = plan.targets;
+    for (const table of ["users", "follows", "user_handles"]) {
+      expect((await count(x20!.database, table)) + (await count(x2040!.database, table))).toBe(await count(plan.source.database, table));
+    }
+    const [users20] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${x20!.database}\`.users`);
+    expect(users20.length).toBeGreaterThan(0);
+    for (const r of users20) expect(keyRangeContains(parseKeyRange("-20"), hashVindex(String(r["id"])))).toBe(true);
+    const [handles2040] = await admin.query<RowDataPacket[]>(`SELECT handle_lower FROM \`${x2040!.database}\`.user_handles`);
+    expect(handles2040.length).toBeGreaterThan(0);
+    for (const r of handles2040) expect(keyRangeContains(parseKeyRange("20-40"), handleKeyspaceId(String(r["handle_lower"])))).toBe(true);
+    const target = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(ids[2]!)))!;
+    const [[changed]] = await admin.query<RowDataPacket[]>(`SELECT bio, tweet_count FROM \`${target.database}\`.users WHERE id = ?`, [ids[2]!]);
+    expect(changed).toMatchObject({ bio: "changed after the copy", tweet_count: "7" });
+
+    const status = formatStatus(done);
+    expect(status).toContain("phase verified");
+    expect(status).toMatch(/users\s+-20/);
+
+    // Abort: the targets go, the state goes, the source is untouched.
+    const sourceUsers = await count(plan.source.database, "users");
+    await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv });
+    expect(await loadState(kv, key)).toBeUndefined();
+    const [dbs] = await admin.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?)", [x20!.database, x2040!.database]);
+    expect(dbs).toEqual([]);
+    expect(await count(plan.source.database, "users")).toBe(sourceUsers);
+  });
+});
