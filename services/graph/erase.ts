@@ -1,4 +1,4 @@
-// A deleted account's part of the graph (docs/decisions/0024-account-deletion-by-events.md),
+// A deleted account's part of the graph (docs/decisions/0025-account-deletion-by-events.md),
 // erased from its UserDeleted event by the graph's own consumer, in batches,
 // through the paths Unfollow and Unblock take: so every count on the other
 // side is corrected exactly once (a follow edge's state is versioned under its

@@ -1,4 +1,4 @@
-// A deleted account's timeline keys (docs/decisions/0024-account-deletion-by-events.md):
+// A deleted account's timeline keys (docs/decisions/0025-account-deletion-by-events.md):
 // its home list and what the list's upkeep keeps beside it, its recent list
 // as a hot author, and its place in the hot set. Others' home lists lose the
 // account's entries through the events its erasure causes elsewhere (each

@@ -1,4 +1,4 @@
-// A deleted account's tweets, likes and reposts (docs/decisions/0024-account-deletion-by-events.md),
+// A deleted account's tweets, likes and reposts (docs/decisions/0025-account-deletion-by-events.md),
 // erased from its UserDeleted event by the tweet service's own consumer, in
 // batches, through the paths UnlikeTweet, DeleteTweet and Unrepost take:
 //

@@ -176,7 +176,7 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       // Sessions first, as ChangePassword does: NATS away is Unavailable with
       // nothing changed but sign-outs, and no token outlives the account. A
       // failure after this leaves the account signed out, not deleted: log in
-      // and delete again. docs/decisions/0024-account-deletion-by-events.md
+      // and delete again. docs/decisions/0025-account-deletion-by-events.md
       const ended = await ctx.sessions.endAll(userId, current);
       let deleted: UserRow | undefined;
       try {

@@ -1,4 +1,4 @@
--- Account deletion (issue 21, item 4; docs/decisions/0024-account-deletion-by-events.md).
+-- Account deletion (issue 21, item 4; docs/decisions/0025-account-deletion-by-events.md).
 -- Portable across MariaDB 10.11+ and MySQL 8.0+.
 --
 -- media_by_owner: a deleted account's uploads, in id order, found without

@@ -104,7 +104,7 @@ export const ProfileUpdatedSchema: GenMessage<ProfileUpdated> = /*@__PURE__*/
 /**
  * UserDeleted: an account was deleted (DeleteAccount). Its user row is gone
  * already; each service that holds the user's data erases its part when it
- * consumes this, idempotently (docs/decisions/0024-account-deletion-by-events.md).
+ * consumes this, idempotently (docs/decisions/0025-account-deletion-by-events.md).
  * Subject: chirp.user.v1.user_deleted
  *
  * @generated from message chirp.user.v1.UserDeleted
