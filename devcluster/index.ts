@@ -59,7 +59,16 @@ export interface ResolveInfraOptions {
   redisDatabases?: number;
 }
 
-export type StartLocalClusterOptions = Omit<ResolveInfraOptions, "env">;
+export interface StartLocalClusterOptions extends Omit<ResolveInfraOptions, "env"> {
+  /**
+   * Replicas per replica set, at most the shard config's (local.json has two:
+   * a spare, so one loss keeps semi-sync on, decision 24). Default 1: a test
+   * cluster where nothing kills a member needs no spare, and every mariadbd
+   * costs start-up time and memory. Tests that kill members, and benchmarks,
+   * ask for 2.
+   */
+  replicasPerSet?: number;
+}
 
 export interface ClusterProcess {
   name: string;
@@ -97,8 +106,21 @@ export function newTestDataDir(): string {
 
 /** Every server local and private, whatever the environment says. */
 export function startLocalCluster(opts: StartLocalClusterOptions = {}): Promise<RunningInfra> {
+  const { replicasPerSet = 1, ...rest } = opts;
+  const config = withReplicasPerSet(rest.shardConfig ?? loadShardConfig("local"), replicasPerSet);
   // PATH is the one thing still read, to find the server binaries.
-  return resolveInfra({ ...opts, env: { PATH: process.env["PATH"] } });
+  return resolveInfra({ ...rest, shardConfig: config, env: { PATH: process.env["PATH"] } });
+}
+
+/** The config with each replica set cut to its primary and its first `n` replicas. */
+export function withReplicasPerSet(config: ShardConfig, n: number): ShardConfig {
+  return {
+    ...config,
+    replicaSets: config.replicaSets.map((rs) => {
+      let kept = 0;
+      return { ...rs, members: rs.members.filter((m) => m.role === "primary" || kept++ < n) };
+    }),
+  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { quoteIdent, withMysql } from "../lib/db/mysql-client.js";
 import { mysqlErrorCode } from "../lib/db/mysql-errors.js";
-import { CHANGE_MASTER, REPLICA_NET_TIMEOUT_S } from "../lib/shard/replication.js";
+import { CHANGE_MASTER, REPLICA_NET_TIMEOUT_S, SEMI_SYNC_TIMEOUT_MS } from "../lib/shard/replication.js";
 import {
   ServerStartError,
   isAddressInUse,
@@ -31,8 +31,6 @@ export const ADMIN_USER = "chirp_admin";
 export const REPL_USER = "chirp_repl";
 export const APP_USER = "chirp_app";
 
-/** How long a primary waits for a replica's ack before degrading to async. */
-export const SEMI_SYNC_TIMEOUT_MS = 3_000;
 
 const READY_TIMEOUT_MS = 60_000;
 const REPLICATION_TIMEOUT_MS = 30_000;
@@ -231,6 +229,10 @@ function serverArgs(spec: MemberSpec, port: number, ephemeral: boolean): string[
     // rejoin as its replica. Harmless on a member that stays primary: the
     // start picks the member whose history contains the others' (local-mysql).
     "--init-rpl-role=SLAVE",
+    // Semi-sync never falls back to async (decision 24): with no replica to
+    // ack, a commit waits (the shard router answers Unavailable past its
+    // commit bound) instead of being acknowledged from the primary alone.
+    // MariaDB waits for one ack (it has no wait-for-replica-count setting).
     "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
     `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
     `--slave-net-timeout=${REPLICA_NET_TIMEOUT_S}`,
@@ -342,7 +344,10 @@ export async function setupReplication(
     await c.query("STOP SLAVE");
     await c.query("RESET SLAVE ALL");
     await c.query("SET GLOBAL rpl_semi_sync_slave_enabled = OFF");
-    // A lone primary with semi-sync on would stall every commit for the timeout.
+    // A primary started with no replica (alone in its set, or its members
+    // divergent) takes writes asynchronously until the topology manager
+    // attaches one and turns semi-sync on (it alerts meanwhile): otherwise the
+    // migrations that follow the start would wait for a replica forever.
     await c.query(`SET GLOBAL rpl_semi_sync_master_enabled = ${replicas.length > 0 ? "ON" : "OFF"}`);
     await c.query("SET GLOBAL read_only = OFF");
   });

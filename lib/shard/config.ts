@@ -28,7 +28,7 @@ export interface DbConfig {
   /**
    * CHIRP_DB_COMMIT_TIMEOUT_MS: the longest a write's commit (a COMMIT, or a
    * statement outside a transaction on the primary) may wait. Semi-sync never
-   * falls back to asynchronous (decision 23), so with no replica to ack a
+   * falls back to asynchronous (decision 24), so with no replica to ack a
    * commit waits; past this bound the write answers Unavailable, its outcome
    * unknown (never an acknowledgment).
    */

@@ -126,7 +126,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
 
   /**
    * `commits`: the statement commits a write on the primary (autocommit DML).
-   * Semi-sync never falls back to asynchronous (decision 23), so such a
+   * Semi-sync never falls back to asynchronous (decision 24), so such a
    * statement waits while no replica acknowledges; past the commit bound it
    * answers Unavailable: not an acknowledgment, its outcome unknown.
    */

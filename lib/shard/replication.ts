@@ -20,8 +20,18 @@ export interface SlaveStatus {
   readonly lastSqlError: string;
 }
 
+/**
+ * rpl_semi_sync_master_timeout on every member: a year, so a commit waits for
+ * a replica's ack however long that takes and semi-sync never falls back to
+ * asynchronous (decision 24). Not the type's maximum: the server adds it to
+ * the clock in nanoseconds, and a year stays far from overflowing.
+ */
+export const SEMI_SYNC_TIMEOUT_MS = 31_536_000_000;
+
 export interface SemiSyncState {
   readonly masterEnabled: boolean;
+  /** @@rpl_semi_sync_master_timeout: below SEMI_SYNC_TIMEOUT_MS a commit could fall back to async (the manager raises it). */
+  readonly masterTimeoutMs: number;
   /** Rpl_semi_sync_master_status: ON while commits wait for an ack; OFF after a timeout fell back to async. */
   readonly masterActive: boolean;
   readonly masterClients: number;
@@ -55,7 +65,8 @@ export async function readMemberState(c: Connection, timeoutMs: number): Promise
     sql:
       "SELECT @@global.server_id AS server_id, @@global.read_only AS ro, @@global.gtid_binlog_pos AS binlog_pos, " +
       "@@global.gtid_binlog_state AS binlog_state, @@global.gtid_slave_pos AS slave_pos, " +
-      "@@global.rpl_semi_sync_master_enabled AS m_en, @@global.rpl_semi_sync_slave_enabled AS s_en",
+      "@@global.rpl_semi_sync_master_enabled AS m_en, @@global.rpl_semi_sync_slave_enabled AS s_en, " +
+      "@@global.rpl_semi_sync_master_timeout AS m_to",
     timeout: timeoutMs,
   });
   const [status] =
@@ -94,6 +105,7 @@ export async function readMemberState(c: Connection, timeoutMs: number): Promise
     slave,
     semiSync: {
       masterEnabled: Number(v?.["m_en"]) === 1,
+      masterTimeoutMs: Number(v?.["m_to"] ?? 0),
       masterActive: stat("Rpl_semi_sync_master_status") === "ON",
       masterClients: Number(stat("Rpl_semi_sync_master_clients") || 0),
       masterOffTimes: Number(stat("Rpl_semi_sync_master_no_times") || 0),
@@ -136,7 +148,7 @@ export async function waitApplied(c: Connection, target: string, timeoutMs: numb
 /**
  * Makes a replica the primary: replication configuration gone, slave-side
  * semi-sync off, primary-side semi-sync on (always, in a replica set with
- * replicas: its commits wait for a replica's ack, however long; decision 23),
+ * replicas: its commits wait for a replica's ack, however long; decision 24),
  * writable.
  */
 export async function promote(c: Connection, opts: { semiSync: boolean }): Promise<void> {
@@ -152,14 +164,60 @@ export async function setSemiSyncMaster(c: Connection, on: boolean): Promise<voi
   await c.query(`SET GLOBAL rpl_semi_sync_master_enabled = ${on ? "ON" : "OFF"}`);
 }
 
+/** Semi-sync that never falls back to async: the timeout back to SEMI_SYNC_TIMEOUT_MS. */
+export async function setSemiSyncNeverFallBack(c: Connection): Promise<void> {
+  await c.query(`SET GLOBAL rpl_semi_sync_master_timeout = ${SEMI_SYNC_TIMEOUT_MS}`);
+}
+
 /**
  * Stops a member taking writes: read_only (waits for commits in flight), then
  * closes every client connection except the admin account's (ours; it has
  * READ ONLY ADMIN anyway) and server threads, so no session keeps a
  * transaction open on a member that is no longer the primary.
+ *
+ * A commit waiting for a semi-sync ack that no replica will send (a woken
+ * frozen primary whose replicas were re-pointed) waits forever, since
+ * semi-sync never falls back (decision 24), and read_only with it. So when
+ * read_only has not taken hold within STALLED_FENCE_MS and `another` can open
+ * a second connection: with read_only pending no new write can start; the
+ * waiting clients' connections are closed, so none of them can be told OK;
+ * then the member's semi-sync is switched off and their commits end without
+ * the ack (on this member only: what the rebuild saves as errant).
  */
-export async function fence(c: Connection, adminUser: string, timeoutMs: number): Promise<number> {
-  await c.query({ sql: "SET GLOBAL read_only = ON", timeout: timeoutMs });
+export async function fence(c: Connection, adminUser: string, timeoutMs: number, another?: () => Promise<Connection>): Promise<number> {
+  const readOnly = c.query({ sql: "SET GLOBAL read_only = ON", timeout: timeoutMs });
+  readOnly.catch(() => undefined);
+  let killed = 0;
+  if (another !== undefined && !(await settlesWithin(readOnly, Math.min(STALLED_FENCE_MS, timeoutMs / 2)))) {
+    const d = await another();
+    try {
+      killed += await killClients(d, adminUser, timeoutMs);
+      await d.query({ sql: "SET GLOBAL rpl_semi_sync_master_enabled = OFF", timeout: timeoutMs });
+    } finally {
+      d.destroy();
+    }
+  }
+  await readOnly;
+  return killed + (await killClients(c, adminUser, timeoutMs));
+}
+
+/** How long fence() lets read_only wait for commits in flight before it ends stalled ones. */
+export const STALLED_FENCE_MS = 1_000;
+
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function killClients(c: Connection, adminUser: string, timeoutMs: number): Promise<number> {
   const [rows] = await c.query<RowDataPacket[]>({
     sql:
       "SELECT ID AS id FROM information_schema.PROCESSLIST " +

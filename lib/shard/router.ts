@@ -52,7 +52,7 @@ export interface ShardRouterOptions {
   readonly acquireTimeoutMs?: number;
   /** Per statement (default 5000 ms), then DeadlineExceeded. */
   readonly queryTimeoutMs?: number;
-  /** A write's commit (COMMIT, or a statement outside a transaction on the primary): default 5000 ms, then Unavailable, outcome unknown (semi-sync waits for a replica, decision 23). */
+  /** A write's commit (COMMIT, or a statement outside a transaction on the primary): default 5000 ms, then Unavailable, outcome unknown (semi-sync waits for a replica, decision 24). */
   readonly commitTimeoutMs?: number;
   /** How long a write that never reached its primary waits for a new primary (default 10 000 ms; 0: never). */
   readonly failoverWaitMs?: number;

@@ -3,7 +3,7 @@
 // decides when; these functions do the steps, log each decision, and report.
 import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
-import { compareGtidPos, errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
+import { compareGtidPos, errantGtids, formatGtidList, gtidPosReaches, type Gtid } from "../../lib/shard/gtid.js";
 import {
   fence,
   isReplicatingFrom,
@@ -57,6 +57,14 @@ export interface FailoverReport {
   readonly mayHaveLostWrites: boolean;
 }
 
+/**
+ * Every member of the replica set but the old primary, each with the first
+ * primary position read after it stopped receiving from it: all that member
+ * can have acknowledged lies within that position. undefined while it was
+ * receiving (as far as the manager saw) or no such reading exists.
+ */
+export type MemberCovers = ReadonlyMap<string, readonly Gtid[] | undefined>;
+
 export class FailoverAborted extends Error {
   override readonly name = "FailoverAborted";
 }
@@ -77,6 +85,7 @@ export async function failover(
   old: MemberProbe,
   candidates: readonly MemberProbe[],
   semiSync: SemiSyncHistory,
+  covers: MemberCovers = new Map(),
 ): Promise<FailoverReport> {
   const rs = old.replicaSet;
   const log = ctx.log.child({ replica_set: rs, old_primary: old.name });
@@ -102,7 +111,7 @@ export async function failover(
   let fencedAt = decidedAt;
   const fencing = (async () => {
     try {
-      const killed = await old.withAdmin((c) => fence(c, ctx.admin.user, 5_000), ctx.probeTimeoutMs);
+      const killed = await old.withAdmin((c) => fence(c, ctx.admin.user, 5_000, () => old.connect()), ctx.probeTimeoutMs);
       fenced = true;
       log.warn({ killed_connections: killed }, "old primary answered: fenced it (read_only, client connections closed)");
     } catch (err) {
@@ -115,18 +124,23 @@ export async function failover(
 
   // 2. Freeze and choose.
   const freezeAt = Date.now();
+  // All at once: STOP SLAVE IO_THREAD waits for an IO thread stuck connecting
+  // to a frozen primary, up to its timeout, and one after another those waits
+  // would add up.
   const frozen: { probe: MemberProbe; state: MemberState; ioPos: Gtid[] }[] = [];
-  for (const p of candidates) {
-    try {
-      const state = await p.withAdmin(async (c) => {
-        await stopReceiving(c);
-        return p.refresh();
-      });
-      frozen.push({ probe: p, state, ioPos: state.slave?.gtidIoPos ?? state.binlogPos });
-    } catch (err) {
-      log.warn({ candidate: p.name, problem: (err as { code?: string }).code ?? String(err) }, "candidate unreachable; skipped");
-    }
-  }
+  await Promise.all(
+    candidates.map(async (p) => {
+      try {
+        const state = await p.withAdmin(async (c) => {
+          await stopReceiving(c);
+          return p.refresh();
+        });
+        frozen.push({ probe: p, state, ioPos: state.slave?.gtidIoPos ?? state.binlogPos });
+      } catch (err) {
+        log.warn({ candidate: p.name, problem: (err as { code?: string }).code ?? String(err) }, "candidate unreachable; skipped");
+      }
+    }),
+  );
   if (frozen.length === 0) throw new FailoverAborted(`${rs}: no reachable replica to promote`);
   frozen.sort((a, b) => compareGtidPos(b.ioPos, a.ioPos) || a.probe.name.localeCompare(b.probe.name));
   const chosen = frozen[0]!;
@@ -139,6 +153,20 @@ export async function failover(
     },
     "chose the replica that received the most of the old primary's binlog",
   );
+
+  // With several replicas one ack is enough, so a write may have been
+  // acknowledged by a member that is not here. Promote only a candidate that
+  // received everything such a member can have acked: the primary's position
+  // read after it stopped receiving (decision 24). Else wait for it to return.
+  const uncovered = [...covers]
+    .filter(([name, cover]) => !frozen.some((f) => f.probe.name === name) && (cover === undefined || !gtidPosReaches(chosen.ioPos, cover)))
+    .map(([name]) => name);
+  if (uncovered.length > 0) {
+    await fencing;
+    throw new FailoverAborted(
+      `${rs}: ${uncovered.join(", ")} may hold acknowledged writes that ${chosen.probe.name} lacks (received up to ${target}); waiting for ${uncovered.length > 1 ? "them" : "it"} to return`,
+    );
+  }
 
   await fencing;
 
@@ -154,13 +182,16 @@ export async function failover(
 
   // 4. Promote, then re-point the others at it.
   const others = frozen.slice(1);
-  await chosen.probe.withAdmin((c) => promote(c, { semiSync: others.length > 0 }));
+  // Semi-sync on even with no other replica here: commits then wait for one to
+  // return (the routers answer Unavailable past their commit bound) rather than
+  // be acknowledged from this member alone (decision 24).
+  await chosen.probe.withAdmin((c) => promote(c, { semiSync: true }));
   const promotedAt = Date.now();
   // Its state as a primary from now on (a probe read from before the promotion must not be taken for it).
   await chosen.probe.refresh().catch(() => undefined);
   log.warn(
-    { new_primary: chosen.probe.name, applied_up_to: target, semi_sync: others.length > 0 },
-    others.length > 0 ? "promoted" : "promoted; no other replica, so commits are asynchronous until a replica rejoins",
+    { new_primary: chosen.probe.name, applied_up_to: target, replicas: others.length },
+    others.length > 0 ? "promoted" : "promoted; no other replica here, so commits wait until a replica rejoins",
   );
   for (const o of others) {
     const errant = errantGtids(o.state.binlogState, chosenState.binlogState);
@@ -211,7 +242,7 @@ export async function rejoin(
     return { result: "refused", errant: formatGtidList(errant) };
   }
   if (!mine.readOnly) {
-    const killed = await member.withAdmin((c) => fence(c, ctx.admin.user, 5_000));
+    const killed = await member.withAdmin((c) => fence(c, ctx.admin.user, 5_000, () => member.connect()));
     log.warn({ killed_connections: killed }, "member was writable: fenced it before rejoining");
   }
   await member.withAdmin((c) => pointAt(c, primary.address, ctx.repl));

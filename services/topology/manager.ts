@@ -10,8 +10,17 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { heartbeatDemandSubject } from "../../lib/shard/heartbeat-demand.js";
 import type { MemberAddress, ReplicaSetInfo } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
-import { errantGtids, formatGtidList } from "../../lib/shard/gtid.js";
-import { fence, isReplicatingFrom, promote, setSemiSyncMaster, stopReceiving, waitApplied } from "../../lib/shard/replication.js";
+import { errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
+import {
+  fence,
+  isReplicatingFrom,
+  promote,
+  SEMI_SYNC_TIMEOUT_MS,
+  setSemiSyncMaster,
+  setSemiSyncNeverFallBack,
+  stopReceiving,
+  waitApplied,
+} from "../../lib/shard/replication.js";
 import { memberStatusKey, publishTopology, readTopology, StaleTopologyError, type LiveTopology, type MemberStatus } from "../../lib/shard/topology.js";
 import type { TopologyConfig } from "./config.js";
 import { saveErrant, rebuildFrom } from "./rebuild.js";
@@ -64,6 +73,15 @@ interface SetState {
   semiSyncClients: number | undefined;
   semiSyncOffTimes: number | undefined;
   fellBack: boolean;
+  /**
+   * Members not receiving from the primary: since when, and the first primary
+   * binlog position read after that (with the primary counting no more
+   * semi-sync clients than the members seen receiving), which contains all
+   * they can have acknowledged. A failover needs it to promote without them.
+   */
+  lost: Map<string, { since: number; cover: Gtid[] | undefined }>;
+  /** Commits were seen waiting for an ack with no semi-sync client (logged once per change). */
+  stalled: boolean;
   heartbeat: HeartbeatWriter;
   pace: StatePace;
 }
@@ -115,6 +133,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         semiSyncClients: undefined,
         semiSyncOffTimes: undefined,
         fellBack: false,
+        lost: new Map(),
+        stalled: false,
         heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs, Math.max(config.probeTimeoutMs * 4, 10_000), deps.log, deps.metrics),
         pace: new StatePace(config.quietStateMs, config.stateMs),
       });
@@ -277,6 +297,9 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private heartbeatTarget(set: SetState): { primary: MemberAddress; databases: string[] } | undefined {
     if (set.busy) return undefined;
     const p = this.probe(set, set.primary);
+    // A primary with no replica to ack would only hold the beat until one returns.
+    const ss = p?.state?.semiSync;
+    if (ss !== undefined && ss.masterEnabled && ss.masterClients === 0 && p?.state?.readOnly === false) return undefined;
     return p ? { primary: p.address, databases: set.info.databases } : undefined;
   }
 
@@ -401,13 +424,22 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     if (bad) return;
 
     this.watchSemiSync(set, primary, log);
+    this.trackLost(set, primary);
 
     for (const m of set.probes) {
       if (m === primary || !m.up || m.state === undefined || this.memberBusy.has(m.name)) continue;
       if (!m.state.readOnly) {
+        // One fence at a time per member: evaluations overlap while one waits.
+        this.memberBusy.add(m.name);
         log.error({ member: m.name, primary: primary.name }, "a second writable member: fencing it (never two primaries)");
-        await m.withAdmin((c) => fence(c, this.config.admin.user, 5_000)).catch(() => undefined);
-        this.needsFencing.delete(m.name);
+        try {
+          await m.withAdmin((c) => fence(c, this.config.admin.user, 5_000, () => m.connect()));
+          this.needsFencing.delete(m.name);
+        } catch (err) {
+          log.warn({ member: m.name, err }, "fencing failed; retrying");
+        } finally {
+          this.memberBusy.delete(m.name);
+        }
         continue;
       }
       if (this.needsFencing.delete(m.name)) {
@@ -429,9 +461,47 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** Semi-sync on the primary: warn when it has fallen back to async, re-enable it when a replica is back. */
+  /** See SetState.lost. */
+  private trackLost(set: SetState, primary: MemberProbe): void {
+    const ps = primary.state!;
+    const receiving = set.probes.filter((m) => m !== primary && m.up && m.state !== undefined && isReplicatingFrom(m.state, primary.address));
+    for (const m of set.probes) {
+      if (m === primary) continue;
+      if (receiving.includes(m)) {
+        set.lost.delete(m.name);
+        continue;
+      }
+      const entry = set.lost.get(m.name);
+      if (entry === undefined) set.lost.set(m.name, { since: Date.now(), cover: undefined });
+      else if (entry.cover === undefined && primary.stateReadAt > entry.since && ps.semiSync.masterClients <= receiving.length) {
+        entry.cover = ps.binlogPos;
+      }
+    }
+  }
+
+  /**
+   * Semi-sync on the primary never falls back to async (decision 24): it is
+   * switched on (with replicas in the set, connected or not) and its timeout
+   * kept at SEMI_SYNC_TIMEOUT_MS; commits waiting for an ack with no replica
+   * connected are logged and exported (alerts watch both).
+   */
   private watchSemiSync(set: SetState, primary: MemberProbe, log: Logger): void {
     const ss = primary.state!.semiSync;
+    const rs = { replica_set: set.info.name };
+    this.deps.metrics.semiSyncClients.set(rs, ss.masterClients);
+    this.deps.metrics.semiSyncWaitSessions.set(rs, ss.masterWaitSessions);
+    const stalled = ss.masterWaitSessions > 0 && ss.masterClients === 0;
+    if (stalled !== set.stalled) {
+      if (stalled) log.error({ primary: primary.name, waiting: ss.masterWaitSessions }, "commits are waiting for a replica's ack and no replica is connected: writes to this replica set stall until one returns");
+      else log.info({ primary: primary.name, clients: ss.masterClients }, "no commit waits without a replica any more");
+      set.stalled = stalled;
+    }
+    if (set.probes.length > 1 && ss.masterEnabled && ss.masterTimeoutMs < SEMI_SYNC_TIMEOUT_MS && !primary.state!.readOnly) {
+      primary
+        .withAdmin((c) => setSemiSyncNeverFallBack(c))
+        .then(() => log.warn({ primary: primary.name, was_ms: ss.masterTimeoutMs }, "semi-sync timeout was short enough to fall back to async: raised"))
+        .catch(() => undefined);
+    }
     if (set.semiSyncOffTimes !== undefined && ss.masterOffTimes > set.semiSyncOffTimes) {
       log.warn({ primary: primary.name, fallbacks: ss.masterOffTimes }, "semi-sync fell back to async: commits are not waiting for a replica");
     }
@@ -445,10 +515,13 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     set.semiSyncClients = ss.masterClients;
     set.fellBack = !active;
     this.deps.metrics.semiSyncActive.set({ replica_set: set.info.name }, active ? 1 : 0);
-    if (!ss.masterEnabled && ss.masterClients > 0) {
+    if (!ss.masterEnabled && set.probes.length > 1) {
       primary
-        .withAdmin((c) => setSemiSyncMaster(c, true))
-        .then(() => log.info({ primary: primary.name }, "a semi-sync replica is connected: semi-sync enabled on the primary"))
+        .withAdmin(async (c) => {
+          await setSemiSyncNeverFallBack(c);
+          await setSemiSyncMaster(c, true);
+        })
+        .then(() => log.warn({ primary: primary.name, clients: ss.masterClients }, "semi-sync was off on the primary: enabled (commits wait for a replica's ack)"))
         .catch(() => undefined);
     }
   }
@@ -463,11 +536,20 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       const candidates = set.probes.filter((p) => p !== old && p.up && !this.refused.has(p.name) && !this.memberBusy.has(p.name));
       // The last probe that reached the old primary is the freshest evidence.
       const seen = old.state?.semiSync;
-      const report = await failover(this.ctx, old, candidates, {
-        lastActive: seen ? seen.masterEnabled && seen.masterActive : set.semiSyncActive,
-        fellBackSinceWatched: set.fellBack || (seen !== undefined && set.semiSyncOffTimes !== undefined && seen.masterOffTimes > set.semiSyncOffTimes),
-        lastClients: seen?.masterClients ?? set.semiSyncClients,
-      });
+      const covers = new Map(set.probes.filter((p) => p !== old).map((p) => [p.name, set.lost.get(p.name)?.cover] as const));
+      const report = await failover(
+        this.ctx,
+        old,
+        candidates,
+        {
+          lastActive: seen ? seen.masterEnabled && seen.masterActive : set.semiSyncActive,
+          fellBackSinceWatched: set.fellBack || (seen !== undefined && set.semiSyncOffTimes !== undefined && seen.masterOffTimes > set.semiSyncOffTimes),
+          lastClients: seen?.masterClients ?? set.semiSyncClients,
+        },
+        covers,
+      );
+      // Now measured against the new primary (which holds every cover it was checked against).
+      set.lost = new Map();
       if (!report.oldPrimaryFenced) this.needsFencing.add(old.name);
       set.primary = report.newPrimary;
       set.replicas.delete(old.name);
@@ -596,7 +678,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       primary = mostAdvanced(writable) ?? writable.find((p) => published?.replicaSets.some((r) => sameAddress(r.primary, p.address)));
       if (!primary) throw new Error(`${set.info.name}: ${writable.map((p) => p.name).join(", ")} are all writable with diverged histories`);
       log.error({ primary: primary.name, others: writable.filter((p) => p !== primary).map((p) => p.name) }, "several writable members: keeping the most advanced, fencing the rest");
-      for (const p of writable) if (p !== primary) await p.withAdmin((c) => fence(c, this.config.admin.user, 5_000));
+      for (const p of writable) if (p !== primary) await p.withAdmin((c) => fence(c, this.config.admin.user, 5_000, () => p.connect()));
     } else {
       const notReplicating = up.filter((p) => p.state!.slave === undefined);
       primary = mostAdvanced(notReplicating) ?? mostAdvanced(up);
@@ -611,7 +693,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
             throw new Error(`${set.info.name}: ${p.name} did not apply its relay log`);
           }
         }
-        await promote(c, { semiSync: up.length > 1 });
+        await promote(c, { semiSync: set.probes.length > 1 });
       });
       await p.refresh();
     }

@@ -11,6 +11,8 @@ export interface TopologyMetrics {
   readonly rejoins: Counter<"replica_set" | "result">;
   readonly epoch: Gauge;
   readonly semiSyncActive: Gauge<"replica_set">;
+  readonly semiSyncClients: Gauge<"replica_set">;
+  readonly semiSyncWaitSessions: Gauge<"replica_set">;
   /** 1 while a replica set is not whole (a member not replicating from its primary: down, refused, being rebuilt). */
   readonly degraded: Gauge<"replica_set">;
   readonly degradedSeconds: Counter<"replica_set">;
@@ -57,6 +59,18 @@ export function createTopologyMetrics(): TopologyMetrics {
     semiSyncActive: new Gauge({
       name: "chirp_topology_semi_sync_active",
       help: "1 while the primary's semi-sync is ON (commits wait for a replica), 0 when async.",
+      labelNames: ["replica_set"],
+      registers,
+    }),
+    semiSyncClients: new Gauge({
+      name: "chirp_topology_semi_sync_clients",
+      help: "Semi-sync replicas connected to the primary (Rpl_semi_sync_master_clients): at 0, commits wait for one to return.",
+      labelNames: ["replica_set"],
+      registers,
+    }),
+    semiSyncWaitSessions: new Gauge({
+      name: "chirp_topology_semi_sync_wait_sessions",
+      help: "Commits waiting for a replica's ack on the primary (Rpl_semi_sync_master_wait_sessions), as last read.",
       labelNames: ["replica_set"],
       registers,
     }),

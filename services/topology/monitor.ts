@@ -100,6 +100,11 @@ export class MemberProbe {
     }
   }
 
+  /** A fresh admin connection, the caller's to close (fence() opens a second one through it). */
+  connect(connectTimeoutMs = this.timeoutMs): Promise<Connection> {
+    return connectMysql(this.address, this.admin, { connectTimeoutMs });
+  }
+
   /** Reads the state now (on a fresh connection), updating the cached one. */
   async refresh(): Promise<MemberState> {
     this.generation++;
@@ -111,10 +116,14 @@ export class MemberProbe {
   /** Bumped by every refresh(), so a probe's read that began before it does not overwrite what it read. */
   private generation = 0;
 
+  /** Date.now() when `state` was read (0 before the first reading). */
+  stateReadAt = 0;
+
   private record(state: MemberState): void {
     this.stateChanged = this.state === undefined || stateKey(this.state) !== stateKey(state);
     this.state = state;
     this.stateAt = Date.now();
+    this.stateReadAt = this.stateAt;
   }
 
   close(): void {

@@ -1,9 +1,14 @@
-// Chaos test of the topology manager against real mariadbd processes: writes
+// Chaos test of the topology manager against real mariadbd processes, three
+// members per replica set (a primary and two semi-sync replicas, as npm start
+// runs them: decision 24): writes
 // run continuously on rs0 and rs1 through the shard router, rs0's primary is
 // killed with SIGKILL, and we check that no acknowledged write is lost, that
-// writes resume on the promoted member, that rs1 takes writes meanwhile, that reads stay
+// writes resume on the promoted member with semi-sync on (the other replica
+// re-pointed at it), that rs1 takes writes meanwhile, that reads stay
 // within the lag bound, and that the old primary comes back as a replica. A
-// replica's death must not cause a failover. First, with no load: an idle
+// replica's death must not cause a failover nor stop writes; with both
+// replicas gone writes answer Unavailable, never OK. A replica lost, then the
+// primary: nothing acknowledged is lost. First, with no load: an idle
 // cluster writes no heartbeats yet its replicas count as current, and a
 // router that needs lag measured gets heartbeats (decision 20).
 import { execFile } from "node:child_process";
@@ -18,6 +23,7 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import type { KV } from "@nats-io/kv";
 import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { pino } from "pino";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import type { MemberAddress } from "../../lib/shard/types.js";
@@ -30,9 +36,12 @@ import type { FailoverReport } from "../../services/topology/failover.js";
 import { acquireLeadership, currentLeader, openLeaderBucket, type Leadership } from "../../services/topology/leadership.js";
 import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
 import { createTopologyMetrics, type TopologyMetrics } from "../../services/topology/metrics.js";
+import { eventually } from "../support/eventually.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
 
 const MAX_LAG_MS = 1_000;
+/** The router's commit bound here: a write no replica can ack answers Unavailable after it. */
+const COMMIT_TIMEOUT_MS = 1_000;
 /** Where the managers here save a refused member's errant transactions. */
 const errantDir = await mkdtemp(join(tmpdir(), "chirp-errant-"));
 const RS0_SHARD = "-40";
@@ -50,7 +59,7 @@ let router: ShardRouter;
 const logLines: string[] = [];
 
 beforeAll(async () => {
-  infra = await startLocalCluster({ ephemeral: true, log: (l) => logLines.push(`[cluster] ${l}`) });
+  infra = await startLocalCluster({ ephemeral: true, replicasPerSet: 2, log: (l) => logLines.push(`[cluster] ${l}`) });
   for (const rs of infra.mysql.replicaSets) {
     for (const shard of infra.mysql.shards.filter((s) => s.replicaSet === rs.name)) {
       await admin(rs.primary, shard.database, (c) => c.query(PROBE_TABLE_DDL));
@@ -74,6 +83,7 @@ beforeAll(async () => {
     topologyKv: kv,
     topologyNats: nc,
     maxReplicaLagMs: MAX_LAG_MS,
+    commitTimeoutMs: COMMIT_TIMEOUT_MS,
   });
 });
 
@@ -122,6 +132,24 @@ function nextEvent<K extends keyof ManagerEvents>(
       resolve(args);
     };
     manager.on(name, listener as never);
+  });
+}
+
+function pidOf(name: string): number {
+  return infra.processes.find((p) => p.name === name)!.pid;
+}
+
+async function gauge(g: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, rs: string): Promise<number | undefined> {
+  return (await g.get()).values.find((v) => v.labels["replica_set"] === rs)?.value;
+}
+
+/** The primary side of semi-sync on a member, as SHOW GLOBAL STATUS gives it (names lower-cased). */
+async function semiSyncStatus(addr: MemberAddress, database: string): Promise<Record<string, string>> {
+  return admin(addr, database, async (c) => {
+    const [rows] = await c.query<RowDataPacket[]>(
+      "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_master_no_tx')",
+    );
+    return Object.fromEntries(rows.map((r) => [String(r["Variable_name"]).toLowerCase(), String(r["Value"])]));
   });
 }
 
@@ -174,19 +202,22 @@ describe("heartbeats on demand", () => {
       idleHealthIntervalMs: 100,
     });
     try {
-      const replicas = new Map(manager.current!.replicaSets.map((rs) => [rs.name, rs.replicas[0]!]));
+      const replicas = new Map(manager.current!.replicaSets.map((rs) => [rs.name, rs.replicas.map((r) => r.port)]));
       const served = async (shard: string, rs: string): Promise<boolean> => {
         const [row] = await probing.reader(shard).query<{ port: string }>("SELECT @@port AS port");
-        return Number(row?.port) === replicas.get(rs)!.port;
+        return replicas.get(rs)!.includes(Number(row?.port));
       };
       // Eight probe rounds of the manager (2 s): long past the 1 s bound, with no heartbeat written.
       for (let i = 0; i < 8; i++) await nextEvent("tick", 5_000);
       expect(await served(RS0_SHARD, "rs0")).toBe(true);
       expect(await served(RS1_SHARD, "rs1")).toBe(true);
       for (const set of probing.status().replicaSets) {
-        const replica = set.members.find((m) => m.role === "replica")!;
-        expect(replica.eligible, `${replica.name} eligible`).toBe(true);
-        expect(replica.lagMs).toBeLessThanOrEqual(MAX_LAG_MS);
+        const replicas = set.members.filter((m) => m.role === "replica");
+        expect(replicas).toHaveLength(2);
+        for (const replica of replicas) {
+          expect(replica.eligible, `${replica.name} eligible`).toBe(true);
+          expect(replica.lagMs).toBeLessThanOrEqual(MAX_LAG_MS);
+        }
       }
       expect(await heartbeatRows()).toEqual(before);
       expect(manager.heartbeatSets()).toEqual([]);
@@ -234,7 +265,8 @@ describe("failover", () => {
     const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
     const before = manager.current!;
     const oldPrimary = member(before, "rs0").primary;
-    const replica = member(before, "rs0").replicas[0]!;
+    const replicasBefore = member(before, "rs0").replicas;
+    expect(replicasBefore).toHaveLength(2);
 
     const rs0 = startWriteLoad(router, RS0_SHARD);
     const rs1 = startWriteLoad(router, RS1_SHARD, 1_000_000_000);
@@ -249,10 +281,16 @@ describe("failover", () => {
     process.kill(pid, "SIGKILL");
 
     const [report] = (await failoverSeen) as [FailoverReport];
-    expect(report).toMatchObject({ oldPrimary: oldPrimary.name, newPrimary: replica.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+    expect(report).toMatchObject({ oldPrimary: oldPrimary.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+    const replica = replicasBefore.find((r) => r.name === report.newPrimary)!;
+    const spare = replicasBefore.find((r) => r.name !== report.newPrimary)!;
+    expect(replica).toBeDefined();
     const resumed = await rs0.firstAckSentAfter(killedAt, 15_000);
     const lastBefore = rs0.ackBefore(resumed)!;
     await rs0.acksAtLeast(100, 20_000);
+    // With the old primary still dead, the new one commits with semi-sync on: the other replica,
+    // re-pointed at it, acknowledges (with no replica a commit would wait, not go async).
+    expect(await semiSyncStatus(replica, database)).toMatchObject({ rpl_semi_sync_master_status: "ON", rpl_semi_sync_master_clients: "1", rpl_semi_sync_master_no_tx: "0" });
 
     // The old primary comes back (crash recovery cuts its unacknowledged tail) and rejoins.
     const rejoined = nextEvent("rejoin", 60_000, (e) => e.member === oldPrimary.name);
@@ -270,17 +308,21 @@ describe("failover", () => {
     const onNew = await ids(replica, database);
     const lost = rs0.acked.filter((a) => !onNew.has(a.id)).map((a) => a.id);
     expect(lost).toEqual([]);
+
     // ...and on the old primary once it has caught up.
     const [[pos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
     await admin(oldPrimary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
     const onOld = await ids(oldPrimary, database);
     expect(rs0.acked.filter((a) => !onOld.has(a.id))).toEqual([]);
     expect([...onNew].filter((id) => !onOld.has(id))).toEqual([]);
+    // ...and on the spare, which the failover re-pointed at the new primary.
+    await admin(spare, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+    expect([...(await ids(spare, database))].sort()).toEqual([...onNew].sort());
 
     const topology = (await readTopology(kv, "chirp"))!.topology;
     expect(topology.epoch).toBeGreaterThan(before.epoch);
     expect(member(topology, "rs0").primary.name).toBe(replica.name);
-    expect(member(topology, "rs0").replicas.map((r) => r.name)).toEqual([oldPrimary.name]);
+    expect(member(topology, "rs0").replicas.map((r) => r.name).sort()).toEqual([oldPrimary.name, spare.name].sort());
     expect(member(topology, "rs1")).toEqual(member(before, "rs1"));
 
     // How long the pause lasts is bench/failover.ts's to measure (rs0 pause, manager phases, rs1 max gap):
@@ -309,51 +351,88 @@ describe("failover", () => {
     expect(shown.epoch).toBe(manager.current!.epoch);
     const rs0 = shown.replicaSets.find((r) => r.name === "rs0")!;
     const want = member(manager.current!, "rs0");
-    expect(rs0.members.map((m) => [m.name, m.role, m.reachable])).toEqual([
-      [want.primary.name, "primary", true],
-      [want.replicas[0]!.name, "replica", true],
-    ]);
-    const replica = rs0.members[1]!;
-    expect(replica.replication).toMatch(/IO Yes, SQL Yes/);
-    // Reported (null when the heartbeat could not be read), and within the router's bound: caught up.
-    expect(Number.isFinite(replica.lagSeconds), `lagSeconds ${replica.lagSeconds}`).toBe(true);
-    expect(replica.lagSeconds).toBeLessThan(MAX_LAG_MS / 1000);
+    // All three members, each with its role.
+    const byName = (a: { name: string }, b: { name: string }): number => a.name.localeCompare(b.name);
+    expect([...rs0.members].sort(byName).map((m) => [m.name, m.role, m.reachable])).toEqual(
+      [
+        { name: want.primary.name, role: "primary" },
+        ...want.replicas.map((r) => ({ name: r.name, role: "replica" })),
+      ]
+        .sort(byName)
+        .map((m) => [m.name, m.role, true]),
+    );
+    for (const replica of rs0.members.filter((m) => m.role === "replica")) {
+      expect(replica.replication).toMatch(/IO Yes, SQL Yes/);
+      // Reported (null when the heartbeat could not be read), and within the router's bound: caught up.
+      expect(Number.isFinite(replica.lagSeconds), `lagSeconds ${replica.lagSeconds}`).toBe(true);
+      expect(replica.lagSeconds).toBeLessThan(MAX_LAG_MS / 1000);
+    }
   });
 
-  it("does not fail over when a replica dies, and takes the replica back", async () => {
+  it("does not fail over when a replica dies and commits on with semi-sync on; with both replicas gone writes answer Unavailable, never OK, and flow again when one returns", async () => {
     dumpLogsOnFailure();
+    const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
     const before = manager.current!;
     const rs1 = member(before, "rs1");
-    const replica = rs1.replicas[0]!;
+    const [first, second] = rs1.replicas as [MemberAddress, MemberAddress];
     let failovers = 0;
     const count = (): void => void failovers++;
     manager.on("failover", count);
+    const load = startWriteLoad(router, RS1_SHARD, 2_000_000_000);
     try {
-      const load = startWriteLoad(router, RS1_SHARD, 2_000_000_000);
       await load.acksAtLeast(50, 20_000);
-      process.kill(infra.processes.find((p) => p.name === replica.name)!.pid, "SIGKILL");
+      process.kill(pidOf(first.name), "SIGKILL");
       // Long enough for a failover to have started: the confirmation window, thrice over.
       for (let i = 0; i < 3 * 3 + 2; i++) await nextEvent("tick", 5_000);
-      // Writes go on (after at most one semi-sync timeout: the primary falls back to async).
+      // Writes go on, each acknowledged by the other replica: semi-sync stays on.
       await load.acksAtLeast(50, 20_000);
       expect(failovers).toBe(0);
       expect(member(manager.current!, "rs1").primary).toEqual(rs1.primary);
+      expect(await semiSyncStatus(rs1.primary, database)).toMatchObject({ rpl_semi_sync_master_status: "ON", rpl_semi_sync_master_clients: "1", rpl_semi_sync_master_no_tx: "0" });
       // The manager says so where `chirp topology` reads it, and counts the set as not whole.
       const said = (await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]!;
-      expect([said[rs1.primary.name]!.status, said[replica.name]!.status]).toEqual(["primary", "down"]);
+      expect([said[rs1.primary.name]!.status, said[first.name]!.status, said[second.name]!.status]).toEqual(["primary", "down", "replica"]);
       expect(await degradedGauge("rs1")).toBe(1);
 
-      const rejoined = nextEvent("rejoin", 60_000, (e) => e.member === replica.name);
-      await infra.restartMysqlMember(replica.name);
-      expect((await rejoined)[0].result).toBe("ok");
+      // Then the other replica: no member can ack, so commits wait and the router answers
+      // Unavailable past its bound. Not one write sent after this kill is acknowledged.
+      const failedBefore = load.failed.length;
+      const killedAt = performance.now();
+      process.kill(pidOf(second.name), "SIGKILL");
+      await eventually("writes refused with both replicas gone", () => load.failed.length >= failedBefore + 2, { timeoutMs: 20_000 });
+      expect(ConnectError.from(load.lastError).code).toBe(Code.Unavailable);
+      await eventually("the manager sees no semi-sync client", async () => (await gauge(metrics.semiSyncClients, "rs1")) === 0, { timeoutMs: 10_000 });
+      expect(load.acked.filter((a) => a.sentAt > killedAt)).toEqual([]);
+      expect(failovers).toBe(0);
+
+      // Both back (restarted together, to keep the test short): the manager rejoins them, they
+      // receive what waited, and writes are acknowledged again from the first rejoin on.
+      const rejoined = [first, second].map((m) => nextEvent("rejoin", 60_000, (e) => e.member === m.name && e.result === "ok"));
+      const restarted = Promise.all([infra.restartMysqlMember(second.name), infra.restartMysqlMember(first.name)]);
+      await Promise.race(rejoined);
+      const resumed = await load.firstAckSentAfter(performance.now(), 20_000);
+      expect(resumed.sentAt).toBeGreaterThan(killedAt);
+      await restarted;
+      await Promise.all(rejoined);
+      await load.acksAtLeast(50, 20_000);
       await load.stop();
+
       const topology = (await readTopology(kv, "chirp"))!.topology;
       expect(member(topology, "rs1").primary).toEqual(rs1.primary);
-      expect(member(topology, "rs1").replicas.map((r) => r.name)).toEqual([replica.name]);
+      expect(member(topology, "rs1").replicas.map((r) => r.name).sort()).toEqual([first.name, second.name].sort());
+      // Every acknowledged write is on all three.
+      const [[pos]] = await admin(rs1.primary, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+      for (const m of [rs1.primary, first, second]) {
+        await admin(m, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+        const on = await ids(m, database);
+        expect(load.acked.filter((a) => !on.has(a.id)), m.name).toEqual([]);
+      }
       await nextEvent("tick", 5_000);
-      expect((await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]![replica.name]!.status).toBe("replica");
+      const now = (await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]!;
+      expect([now[first.name]!.status, now[second.name]!.status]).toEqual(["replica", "replica"]);
       expect(await degradedGauge("rs1")).toBe(0);
     } finally {
+      await load.stop();
       manager.off("failover", count);
     }
   });
@@ -362,11 +441,11 @@ describe("failover", () => {
     dumpLogsOnFailure();
     const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
     const { primary, replicas } = member(manager.current!, "rs1");
-    const replica = replicas[0]!;
     // Without a manager watching, make the primary commit a write no replica has:
-    // the replica stops receiving, semi-sync gives up quickly and goes async.
+    // the replicas stop receiving, and a short semi-sync timeout set by hand (what
+    // the manager would undo: decision 24) lets the primary go async.
     await manager.stop();
-    await admin(replica, database, (c) => c.query("STOP SLAVE IO_THREAD"));
+    for (const r of replicas) await admin(r, database, (c) => c.query("STOP SLAVE IO_THREAD"));
     await admin(primary, database, async (c) => {
       await c.query("SET GLOBAL rpl_semi_sync_master_timeout = 100");
       await c.query(`INSERT INTO ${PROBE_TABLE} (id) VALUES (3000000000)`);
@@ -381,7 +460,10 @@ describe("failover", () => {
       nc,
     });
     const started = await manager.start();
-    expect(member(started, "rs1")).toEqual({ primary: replica, replicas: [] });
+    const replica = member(started, "rs1").primary;
+    const other = replicas.find((r) => r.name !== replica.name)!;
+    expect(replicas.map((r) => r.name)).toContain(replica.name);
+    expect(member(started, "rs1").replicas).toEqual([]);
 
     const refused = nextEvent("rejoin", 60_000, (e) => e.member === primary.name);
     const rebuilt = nextEvent("rebuild", 120_000, (e) => e.member === primary.name);
@@ -403,7 +485,9 @@ describe("failover", () => {
       return [Number(ro!["ro"]), Number(n!["n"])];
     });
     expect(state).toEqual([1, 0]);
-    expect(member((await readTopology(kv, "chirp"))!.topology, "rs1")).toEqual({ primary: replica, replicas: [primary] });
+    const after = member((await readTopology(kv, "chirp"))!.topology, "rs1");
+    expect(after.primary).toEqual(replica);
+    expect(after.replicas.map((r) => r.name).sort()).toEqual([primary.name, other.name].sort());
     expect((await ids(replica, database)).has(3000000000)).toBe(false);
     // And it replicates: a write on the new primary reaches it.
     await admin(replica, database, (c) => c.query(`INSERT INTO ${PROBE_TABLE} (id) VALUES (3000000001)`));
@@ -417,7 +501,6 @@ describe("failover", () => {
     dumpLogsOnFailure();
     const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
     const { primary, replicas } = member(manager.current!, "rs0");
-    const replica = replicas[0]!;
     const rs0 = startWriteLoad(router, RS0_SHARD, 2_000_000_000);
     await rs0.acksAtLeast(200, 20_000);
 
@@ -426,9 +509,12 @@ describe("failover", () => {
     const frozenAt = performance.now();
     process.kill(pid, "SIGSTOP");
     let woken = false;
+    let replica: MemberAddress | undefined;
     try {
       const [report] = (await failoverSeen) as [FailoverReport];
-      expect(report).toMatchObject({ oldPrimary: primary.name, newPrimary: replica.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+      expect(report).toMatchObject({ oldPrimary: primary.name, oldPrimaryFenced: false, mayHaveLostWrites: false });
+      replica = replicas.find((r) => r.name === report.newPrimary)!;
+      expect(replica).toBeDefined();
       // Writes resume on the new primary while the old one is still frozen.
       const resumed = await rs0.firstAckSentAfter(frozenAt, 15_000);
       await rs0.acksAtLeast(100, 20_000);
@@ -448,12 +534,70 @@ describe("failover", () => {
     await rs0.acksAtLeast(100, 20_000);
     await rs0.stop();
 
-    const onNew = await ids(replica, database);
+    const onNew = await ids(replica!, database);
     expect(rs0.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
-    const [[pos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    const [[pos]] = await admin(replica!, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
     await admin(primary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
     expect([...(await ids(primary, database))].sort()).toEqual([...onNew].sort());
-    expect(member((await readTopology(kv, "chirp"))!.topology, "rs0")).toEqual({ primary: replica, replicas: [primary] });
+    const after = member((await readTopology(kv, "chirp"))!.topology, "rs0");
+    expect(after.primary).toEqual(replica);
+    expect(after.replicas.map((r) => r.name).sort()).toEqual(replicas.filter((r) => r !== replica).map((r) => r.name).concat(primary.name).sort());
+  });
+
+  it("a replica lost, then the primary before the set healed: the surviving replica is promoted holding every acknowledged write; writes wait for a replica, then flow", async () => {
+    dumpLogsOnFailure();
+    const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
+    const { primary, replicas } = member(manager.current!, "rs0");
+    const [lostFirst, survivor] = replicas as [MemberAddress, MemberAddress];
+    const rs0 = startWriteLoad(router, RS0_SHARD, 3_000_000_000);
+    try {
+      await rs0.acksAtLeast(100, 20_000);
+      const replicaKilledAt = performance.now();
+      process.kill(pidOf(lostFirst.name), "SIGKILL");
+      // Acknowledged by the survivor alone from now on, while the manager reads the primary's position.
+      await rs0.acksAtLeast(100, 20_000);
+      for (let i = 0; i < 4; i++) await nextEvent("tick", 5_000);
+      expect(rs0.inFlightAt(replicaKilledAt).length, "a write in flight when the replica died").toBe(1);
+
+      const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs0");
+      const killedAt = performance.now();
+      process.kill(pidOf(primary.name), "SIGKILL");
+      const [report] = (await failoverSeen) as [FailoverReport];
+      expect(report).toMatchObject({ oldPrimary: primary.name, newPrimary: survivor.name, mayHaveLostWrites: false });
+      expect(rs0.inFlightAt(killedAt).length, "a write in flight when the primary died").toBe(1);
+      // Nothing acknowledged is missing on the new primary.
+      const onSurvivor = await ids(survivor, database);
+      expect(rs0.acked.filter((a) => !onSurvivor.has(a.id))).toEqual([]);
+      // Alone, it takes no write without a replica's ack: they answer Unavailable until one is back.
+      const promotedAt = performance.now();
+      await eventually("a write refused on the lone new primary", () => rs0.failures.some((f) => f.sentAt > promotedAt), { timeoutMs: 15_000 });
+      expect(ConnectError.from(rs0.lastError).code).toBe(Code.Unavailable);
+      expect(rs0.acked.filter((a) => a.sentAt > promotedAt)).toEqual([]);
+
+      const back = (name: string): Promise<string> =>
+        Promise.race([
+          nextEvent("rejoin", 60_000, (e) => e.member === name && e.result === "ok").then(() => "rejoined"),
+          nextEvent("rebuild", 120_000, (e) => e.member === name && e.result === "ok").then(() => "rebuilt"),
+        ]);
+      const bothBack = Promise.all([back(lostFirst.name), back(primary.name)]);
+      await Promise.all([infra.restartMysqlMember(lostFirst.name), infra.restartMysqlMember(primary.name)]);
+      console.log(`after the second failure: ${lostFirst.name} and ${primary.name} ${(await bothBack).join(" and ")}`);
+      await rs0.acksAtLeast(100, 20_000);
+      await rs0.stop();
+
+      const onNew = await ids(survivor, database);
+      expect(rs0.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
+      const [[pos]] = await admin(survivor, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+      for (const m of [lostFirst, primary]) {
+        await admin(m, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+        expect([...(await ids(m, database))].sort(), m.name).toEqual([...onNew].sort());
+      }
+      const after = member((await readTopology(kv, "chirp"))!.topology, "rs0");
+      expect(after.primary).toEqual(survivor);
+      expect(after.replicas.map((r) => r.name).sort()).toEqual([lostFirst.name, primary.name].sort());
+    } finally {
+      await rs0.stop();
+    }
   });
 });
 
@@ -502,10 +646,11 @@ describe("two topology managers", () => {
     const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs1");
     process.kill(infra.processes.find((p) => p.name === primary.name)!.pid, "SIGKILL");
     const [report] = (await failoverSeen) as [FailoverReport];
-    expect(report).toMatchObject({ oldPrimary: primary.name, newPrimary: replicas[0]!.name, mayHaveLostWrites: false });
+    expect(report).toMatchObject({ oldPrimary: primary.name, mayHaveLostWrites: false });
+    expect(replicas.map((r) => r.name)).toContain(report.newPrimary);
     await rs1.acksAtLeast(100, 20_000);
     await rs1.stop();
-    const onNew = await ids(replicas[0]!, database);
+    const onNew = await ids(replicas.find((r) => r.name === report.newPrimary)!, database);
     expect(rs1.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
     await standby.release();
   });

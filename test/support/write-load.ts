@@ -24,6 +24,8 @@ export interface WriteLoad {
   readonly acked: Ack[];
   /** Ids whose write failed (not acknowledged: may or may not have landed). */
   readonly failed: number[];
+  /** The same failures with when each was sent and failed (performance.now()). */
+  readonly failures: Ack[];
   /** The last write error (for failure messages). */
   readonly lastError: unknown;
   /**
@@ -39,6 +41,8 @@ export interface WriteLoad {
   /** Longest time between consecutive acks within [from, to]. */
   maxGap(from: number, to: number): number;
   lastAckBefore(t: number): Ack | undefined;
+  /** Writes sent before `t` that ended (acknowledged or failed) after it: what a fault at `t` hit. */
+  inFlightAt(t: number): Ack[];
   stop(): Promise<void>;
 }
 
@@ -46,6 +50,7 @@ export interface WriteLoad {
 export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): WriteLoad {
   const acked: Ack[] = [];
   const failed: number[] = [];
+  const failures: Ack[] = [];
   let lastError: unknown;
   let running = true;
   let waiters: (() => void)[] = [];
@@ -73,6 +78,7 @@ export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): 
       } catch (err) {
         lastError = err;
         failed.push(id);
+        failures.push({ id, sentAt, at: performance.now() });
         // Do not spin on a dead primary: the router already waited for a new one.
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -83,6 +89,7 @@ export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): 
     shard,
     acked,
     failed,
+    failures,
     get lastError() {
       return lastError;
     },
@@ -119,6 +126,9 @@ export function startWriteLoad(router: ShardRouter, shard: string, idBase = 0): 
         prev = a.at;
       }
       return Math.max(gap, to - prev);
+    },
+    inFlightAt(t) {
+      return [...acked, ...failures].filter((a) => a.sentAt < t && a.at > t);
     },
     lastAckBefore(t) {
       let last: Ack | undefined;

@@ -36,7 +36,7 @@ describe.skipIf(!hasDockerCompose())("docker-compose.yml", () => {
   it("defines two instances of every service, the gateway, the infrastructure and the monitoring", async () => {
     const { stdout } = await run("docker-compose", ["config", "--services"]);
     const services = stdout.trim().split("\n");
-    for (const name of ["gateway", "redis", "nats", "migrate", "keys", "topology", "rs0-a", "rs0-b", "rs1-a", "rs1-b", "prometheus", "grafana"]) {
+    for (const name of ["gateway", "redis", "nats", "migrate", "keys", "topology", "rs0-a", "rs0-b", "rs0-c", "rs1-a", "rs1-b", "rs1-c", "prometheus", "grafana"]) {
       expect(services).toContain(name);
     }
     for (const name of MESH) expect(services.filter((s) => s.startsWith(`${name}-`)).sort(), name).toEqual([`${name}-1`, `${name}-2`]);
