@@ -7,9 +7,16 @@
 // every count on the other side ends exact, never corrected twice; a third
 // run (a duplicate delivery) changes nothing. test/e2e/account-deletion.test.ts
 // goes through the gateway and every service's consumer.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UserDeletedSchema } from "../../gen/chirp/user/v1/events_pb.js";
+import { createEventBus, type EventBus } from "../../lib/events/bus.js";
+import { BUS_DEFAULTS } from "../../lib/events/config.js";
+import { consume } from "../../lib/events/consumer.js";
+import { EVENTS } from "../../lib/events/subjects.js";
 import { createIdGenerator } from "../../lib/ids.js";
 import { createRelationCache } from "../../lib/relations.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
@@ -28,6 +35,7 @@ let repair: EdgeRepair;
 let follows: FollowEdges;
 let blocks: Blocks;
 let erasure: GraphErasure;
+let bus: EventBus;
 const ids = createIdGenerator(5);
 const silent = pino({ level: "silent" });
 
@@ -41,9 +49,11 @@ beforeAll(async () => {
   const relations = createRelationCache({ redis, clients: {} as Pick<MeshClients, "graph">, ttlMs: 60_000, log: silent });
   blocks = createBlocks({ router, ids, relations, follows, log: silent });
   erasure = createGraphErasure({ router, follows, blocks, relations, log: silent });
+  bus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: system.infra.natsUrl }, log: silent });
 });
 
 afterAll(async () => {
+  await bus?.close();
   await repair?.close();
   redis?.disconnect();
   await system?.stop();
@@ -126,5 +136,47 @@ describe("account erasure (graph)", () => {
     // A duplicate delivery: nothing to do, no count moves.
     expect(await erasure.erase(doomed, { batch: 3 })).toEqual({ following: 0, followers: 0, blocked: 0, blockedBy: 0, mutes: 0 });
     expect(await counts([...followees, ...followers])).toEqual(Array(14).fill("0/0"));
+  });
+
+  it("through a durable consumer: a delivery that fails after a batch is redelivered by JetStream and finishes the rest", { timeout: 60_000 }, async () => {
+    const [doomed] = (await newUsers(1)) as [bigint];
+    const followers = await newUsers(8);
+    for (const f of followers) await follows.set(f, doomed, true, undefined);
+    const deliveries: string[] = [];
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const consumer = consume({
+      bus,
+      durable: `erase-test-${process.pid}`,
+      subjects: [EVENTS.userDeleted],
+      retryMinMs: 50,
+      log: silent,
+      handler: async (event) => {
+        if (event.message.userId !== doomed) return;
+        deliveries.push(`delivery ${event.redeliveryCount}`);
+        const erased = await erasure.erase(event.message.userId, {
+          batch: 3,
+          onBatch: () => {
+            if (event.redeliveryCount === 0) throw new Crash("died after a batch");
+          },
+        });
+        deliveries.push(`followers ${erased.followers}`);
+        finished();
+      },
+    });
+    try {
+      await consumer.started();
+      const { js } = await bus.ready();
+      await js.publish(EVENTS.userDeleted.subject, toBinary(UserDeletedSchema, create(UserDeletedSchema, { userId: doomed, deleteTime: timestampNow() })), {
+        msgID: `erase-test-${doomed}`,
+      });
+      await done;
+    } finally {
+      await consumer.stop();
+    }
+    // The first delivery ended 3 of the 8 follows; the redelivery found the 5 left.
+    expect(deliveries).toEqual(["delivery 0", "delivery 1", "followers 5"]);
+    expect(await counts(followers)).toEqual(Array(8).fill("0/0"));
+    expect(await active("followers", "followee_id", doomed)).toBe(0);
   });
 });
