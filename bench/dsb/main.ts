@@ -410,7 +410,7 @@ async function bench(): Promise<void> {
       modes: MODES,
       curveRates: curve,
       timeoutMs: TIMEOUT_MS,
-      encoding: args.binary ? "connect+proto over HTTP/1.1" : "connect+json over HTTP/1.1",
+      encoding: args.binary ? "connect+proto over HTTP/1.1 (connect-node client)" : "connect+json over HTTP/1.1 (node:http client, gzip)",
       profiled: profileDir !== undefined,
       system: "single: every service and the gateway in one process; mesh: one process per service and the gateway; default settings, LOG_LEVEL=warn, topology manager running; the modes run one after the other over the same servers and data",
     },

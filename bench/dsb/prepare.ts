@@ -18,6 +18,7 @@ import { createProgress, mapConcurrent } from "../../scripts/cli/progress.js";
 import { TIMELINE_DEFAULTS } from "../../services/timeline/config.js";
 import { KEYS, isBuiltSentinel } from "../../services/timeline/lists.js";
 import { createConnection } from "mysql2/promise";
+import { formatGtidList, gtidPosCurrent, parseGtidList, type Gtid } from "../../lib/shard/gtid.js";
 import type { BenchCluster } from "./cluster.js";
 import { BENCH_PASSWORD, bulkLoad, type Loaded } from "./load.js";
 import { createRng } from "../../scripts/cli/rng.js";
@@ -39,8 +40,8 @@ export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) =
   say(`bulk-loading ${d.description}`);
   const loaded = await bulkLoad(c.router, d, { seed: opts.seed ?? 1 });
   say(`loaded ${loaded.rows} rows in ${(loaded.ms / 1000).toFixed(1)} s`);
-  const caughtUpMs = await replicasCaughtUp(c);
-  say(`replicas applied the load ${(caughtUpMs / 1000).toFixed(1)} s after it ended (heartbeat lag under 1 s everywhere)`);
+  const caughtUpMs = await replicasCaughtUp(c, say);
+  say(`replicas applied the load ${(caughtUpMs / 1000).toFixed(1)} s after it ended (each replica's GTID position at its primary's)`);
   const tokens = loaded.userIds.map((id) => c.signer.sign(String(id), TOKEN_TTL_S).token);
   const transport = createConnectTransport({ baseUrl: c.mesh.gatewayUrl, httpVersion: "1.1" });
   const users = createClient(UserService, transport);
@@ -125,30 +126,40 @@ export async function prepare(c: BenchCluster, d: Dataset, say: (line: string) =
 }
 
 /**
- * Waits until every replica has applied what the primaries hold: its copy of
- * each shard's heartbeat row (written by the topology manager every 250 ms)
- * is under a second old, the lag contract the router reads by. Otherwise the
- * first measured seconds would share the CPU with the replicas applying a
- * million rows. Returns how long it waited.
+ * Waits until every replica has applied what its primary had committed when
+ * the wait began: the replica's @@gtid_slave_pos reaches the primary's
+ * @@gtid_binlog_pos (gtidPosCurrent). Otherwise the first measured seconds
+ * would share the CPU with the replicas applying a million rows. (It waited
+ * for the heartbeat row once; heartbeats are written only while a router
+ * asks for them now, decision 20, so at rest that row only ages.) Returns how
+ * long it waited; progress every 5 s.
  */
-async function replicasCaughtUp(c: BenchCluster, timeoutMs = 600_000): Promise<number> {
+async function replicasCaughtUp(c: BenchCluster, say: (line: string) => void, timeoutMs = 600_000): Promise<number> {
   const started = performance.now();
-  const { appUser, replicaSets, shards } = c.infra.mysql;
+  const { adminUser, replicaSets } = c.infra.mysql;
+  const connect = (m: { host: string; port: number }) => createConnection({ host: m.host, port: m.port, user: adminUser.user, password: adminUser.password });
+  const position = async (m: { host: string; port: number }, variable: "gtid_binlog_pos" | "gtid_slave_pos"): Promise<Gtid[]> => {
+    const conn = await connect(m);
+    try {
+      const [rows] = await conn.query(`SELECT @@global.${variable} AS pos`);
+      return parseGtidList((rows as Array<{ pos: string }>)[0]?.pos);
+    } finally {
+      await conn.end();
+    }
+  };
   for (const rs of replicaSets) {
+    const target = await position(rs.primary, "gtid_binlog_pos");
     for (const member of rs.replicas) {
-      for (const shard of shards.filter((s) => s.replicaSet === rs.name)) {
-        const conn = await createConnection({ host: member.host, port: member.port, user: appUser.user, password: appUser.password, database: shard.database });
-        try {
-          for (;;) {
-            const [rows] = await conn.query("SELECT TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS lag FROM heartbeat WHERE id = 1");
-            const lag = Number((rows as Array<{ lag: number | string }>)[0]?.lag ?? Number.POSITIVE_INFINITY);
-            if (lag < 1_000_000) break;
-            if (performance.now() - started > timeoutMs) throw new Error(`replica ${member.name} still ${(lag / 1e6).toFixed(0)} s behind on ${shard.name}`);
-            await new Promise((r) => setTimeout(r, 250));
-          }
-        } finally {
-          await conn.end();
+      let lastSaid = performance.now();
+      for (;;) {
+        const applied = await position(member, "gtid_slave_pos");
+        if (gtidPosCurrent(applied, target)) break;
+        if (performance.now() - started > timeoutMs) throw new Error(`replica ${member.name} has applied ${formatGtidList(applied)}, not yet its primary's ${formatGtidList(target)}`);
+        if (performance.now() - lastSaid > 5000) {
+          say(`replica ${member.name}: applied ${formatGtidList(applied)} of ${formatGtidList(target)}`);
+          lastSaid = performance.now();
         }
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
   }
