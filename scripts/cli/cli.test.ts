@@ -38,6 +38,8 @@ describe("chirp CLI", () => {
       ["shard-of", "--env"],
       ["shard-of", "--verbose", "1"],
       ["vschema", "extra"],
+      ["reshard", "--from", "-40", "--to", "-20,30-40"],
+      ["reshard", "--from", "-40", "--to", "-20,20-40", "--batch", "0"],
     ];
     const runs = await Promise.all(bad.map((args) => chirp(...args)));
     runs.forEach((run, i) => {

@@ -18,6 +18,7 @@ export const COMMANDS: Readonly<Record<string, string>> = {
   topology: "[show] [--json]       the live topology: primaries per shard, replica lag and state",
   seed: "[--users N] [--gateway URL] load data/socfb-Reed98 through the public API (idempotent)",
   capacity: "[--dau N] ... [--json]  QPS, storage, bandwidth, cache, shards and instances from usage estimates",
+  reshard: "--from -40 --to -20,20-40 | status | abort   split a shard's keyrange online (copy, catch up, verify)",
 };
 
 export type Command = (args: string[]) => Promise<number>;

@@ -6,7 +6,7 @@
 import type { KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { keyRangeContains } from "../../lib/shard/keyrange.js";
 import { parseKeyRange } from "../../lib/shard/shard-config.js";
@@ -16,6 +16,9 @@ import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
+import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
+import { run as runCli } from "../../scripts/cli/reshard.js";
+import { runChirp } from "../../scripts/cli/testing/run-chirp.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
@@ -165,5 +168,46 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const [dbs] = await admin.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?)", [x20!.database, x2040!.database]);
     expect(dbs).toEqual([]);
     expect(await count(plan.source.database, "users")).toBe(sourceUsers);
+  });
+
+  it("runs as `chirp reshard`, with progress, status and abort", async () => {
+    const infra = system.infra;
+    const env: NodeJS.ProcessEnv = { ...process.env, NATS_URL: infra.natsUrl };
+    delete env["MYSQL_URL"];
+    for (const rs of infra.mysql.replicaSets) {
+      const { user, password } = infra.mysql.adminUser;
+      env[replicaSetEnvVar(rs.name)] = `mysql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${[rs.primary, ...rs.replicas].map((m) => `${m.host}:${m.port}`).join(",")}`;
+    }
+    const configFile = infra.shardConfigFile!;
+    const chirp = (...args: string[]) => runChirp(["reshard", "--env", configFile, ...args], env);
+
+    const ran = await chirp("--from", "-40", "--to", "-20,20-40", "--batch", "100");
+    expect(ran.stderr).toMatch(/copy: \d+\/~?\d+ rows, \d+\/\d+ tables/);
+    expect(ran.stderr).toMatch(/catch-up: lag [\d.]+ s, .*current/);
+    expect(ran.stdout).toContain("phase verified");
+    expect(ran.code).toBe(0);
+
+    // status and abort in this process (a child costs seconds of CPU): the same run(), the same env.
+    const inProcess = async (...args: string[]): Promise<{ code: number; stdout: string }> => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      delete process.env["MYSQL_URL"];
+      let stdout = "";
+      const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => ((stdout += String(chunk)), true));
+      try {
+        return { code: await runCli(["--env", configFile, ...args]), stdout };
+      } finally {
+        spy.mockRestore();
+        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    };
+    const status = await inProcess("status");
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`reshard ${plan.keyspace}/-40 (${plan.source.database}`);
+    expect(status.stdout).toContain("verify: OK");
+
+    expect((await inProcess("abort", "--from", "-40")).code).toBe(0);
+    expect((await inProcess("status")).stdout).toContain("no reshard in progress");
   });
 });

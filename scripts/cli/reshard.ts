@@ -1,0 +1,229 @@
+// chirp reshard: split a shard's keyrange while Chirp serves (issue 23,
+// decision 23). The workflow lives in lib/reshard; this file reads the
+// options, finds the servers, and prints progress.
+//
+//   chirp reshard --from -40 --to -20,20-40 [--replica-set rs1]   run (or resume) the workflow
+//   chirp reshard status [--from -40] [--json]                    what the state says
+//   chirp reshard abort --from -40                                drop the targets, forget the workflow
+//
+// Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
+// account) when set, otherwise through the infra description `npm start`
+// writes into its data dir, as `chirp topology` does. Each replica set's
+// primary is taken from the live topology when one is published.
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { KV } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { DEFAULT_DATA_DIR, parseInfraJson } from "../../devcluster/index.js";
+import { LOCK_FILE } from "../../devcluster/lock.js";
+import { isAlive } from "../../devcluster/process.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { planReshard, ReshardPlanError, type ReshardPlan } from "../../lib/reshard/plan.js";
+import { loadState, openReshardKv, RESHARD_BUCKET, reshardKey, type ReshardState } from "../../lib/reshard/state.js";
+import { formatStatus } from "../../lib/reshard/status.js";
+import { abortReshard, runReshard, type ReshardServers, type ReshardStep } from "../../lib/reshard/workflow.js";
+import { parseInfraEnv } from "../../lib/shard/infra-env.js";
+import { loadShardConfig, type ShardConfig } from "../../lib/shard/shard-config.js";
+import { TOPOLOGY_BUCKET, readTopology } from "../../lib/shard/topology.js";
+import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
+
+export const usage = "chirp reshard [status | abort] --from <shard> [--to <shard>,<shard>...] [--replica-set <rs>] [options]";
+
+export const help = [
+  `usage: ${usage}`,
+  "",
+  "Splits a shard's keyrange into smaller ones while Chirp serves (issue 23, docs/decisions/0023):",
+  "creates the target databases (schema from the migrations) on the replica set, copies a",
+  "consistent snapshot of every table's rows of the range (each row to the target its vindex",
+  "places it on), catches up from the source's binlog, and verifies row counts and checksums",
+  "per table and target. The state lives in NATS KV (bucket chirp_reshard): a killed run is",
+  "resumed by running the same command again. Switching reads and writes is not built yet.",
+  "",
+  "  chirp reshard --from -40 --to -20,20-40 [--replica-set rs1]   run or resume the workflow",
+  "  chirp reshard status [--from -40] [--json]                    the workflow's state (all without --from)",
+  "  chirp reshard abort --from -40                                drop the target databases, delete the state",
+  "",
+  "options:",
+  "  --replica-set <rs>   where the target databases go [the source's]",
+  "  --batch <rows>       rows per copy batch [1000]",
+  "  --stop-after <step>  create, copy, catch-up or verify [verify]",
+  "  --data-dir <dir>     the `npm start` data dir [.data/local]",
+  "  --env <name>         shard topology shard-config/<name>.json, or a path to one [local]",
+  "",
+  "Finds the servers through NATS_URL and MYSQL_URL_<RS> (admin account) when set, otherwise",
+  "through the description `npm start` writes into its data dir. Exits 2 on bad options, 1 on failure.",
+].join("\n");
+
+const STEPS: readonly ReshardStep[] = ["create", "copy", "catch-up", "verify"];
+
+interface Parsed {
+  action: "run" | "status" | "abort";
+  from: string | undefined;
+  to: string[];
+  replicaSet: string | undefined;
+  batch: number;
+  stopAfter: ReshardStep;
+  json: boolean;
+  dataDir: string;
+  env: string;
+}
+
+export function parseArgs(argv: readonly string[]): Parsed {
+  const args = [...argv];
+  const json = args.includes("--json");
+  if (json) args.splice(args.indexOf("--json"), 1);
+  const from = takeOption(args, "from", "") || undefined;
+  const toText = takeOption(args, "to", "");
+  const replicaSet = takeOption(args, "replica-set", "") || undefined;
+  const batchText = takeOption(args, "batch", "1000");
+  const stopAfter = takeOption(args, "stop-after", "verify") as ReshardStep;
+  const dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
+  const env = takeOption(args, "env", "local");
+  rejectUnknownFlags(args);
+  let action: Parsed["action"] = "run";
+  if (args[0] === "status" || args[0] === "abort") action = args.shift() as Parsed["action"];
+  if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+  if (!/^[1-9][0-9]{0,5}$/.test(batchText)) throw new UsageError("--batch takes a number of rows, 1 to 999999");
+  if (!STEPS.includes(stopAfter)) throw new UsageError(`--stop-after takes one of ${STEPS.join(", ")}`);
+  if (action !== "status" && from === undefined) throw new UsageError("--from <shard> is needed");
+  if (action === "run" && toText === "") throw new UsageError("--to <shard>,<shard>... is needed");
+  if (action !== "run" && toText !== "") throw new UsageError(`--to is for a run, not ${action}`);
+  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, json, dataDir, env };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv);
+  const config = loadShardConfig(opts.env);
+  // The plan is checked before any server is asked: bad keyranges are usage errors.
+  let plan: ReshardPlan | undefined;
+  if (opts.action === "run") {
+    try {
+      plan = planReshard(config, opts.from!, opts.to, opts.replicaSet);
+    } catch (err) {
+      if (err instanceof ReshardPlanError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  const sourceDatabase = (from: string): string => {
+    const shard = config.shards.find((s) => s.name === from);
+    if (shard === undefined) throw new UsageError(`no shard ${JSON.stringify(from)} in keyspace ${config.keyspace}`);
+    return shard.database;
+  };
+  const found = findServers(opts.dataDir, config);
+  if (typeof found === "string") {
+    process.stderr.write(`chirp reshard: ${found}\n`);
+    return EXIT_FAILURE;
+  }
+  const nc = await connect({ ...parseNatsUrl(found.natsUrl), timeout: 2000, name: "chirp-reshard" }).catch((err: unknown) => {
+    throw new Error(`cannot reach NATS at ${found.natsUrl}: ${(err as Error).message}`);
+  });
+  try {
+    const kv = await openReshardKv(nc);
+    const servers = await withLivePrimaries(nc, config.keyspace, found.servers);
+    if (opts.action === "status") return await status(kv, config, opts.from === undefined ? undefined : sourceDatabase(opts.from), opts.json);
+    if (opts.action === "abort") {
+      const aborted = await abortReshard({ keyspace: config.keyspace, sourceDatabase: sourceDatabase(opts.from!), servers, kv });
+      if (aborted === undefined) {
+        process.stderr.write(`chirp reshard: no reshard of ${opts.from} to abort\n`);
+        return EXIT_FAILURE;
+      }
+      process.stdout.write(`aborted the reshard of ${opts.from}: dropped ${aborted.targets.map((t) => t.database).join(", ")}; ${opts.from} serves as before\n`);
+      return EXIT_OK;
+    }
+    return await runWorkflow(plan!, servers, kv, opts);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, opts: Parsed): Promise<number> {
+  const out = process.stderr;
+  let lastLine = 0;
+  const throttled = (line: string, force = false): void => {
+    const now = performance.now();
+    if (!force && now - lastLine < 1000) return;
+    lastLine = now;
+    out.write(`${line}\n`);
+  };
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort(new Error("interrupted; run the same command again to resume"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const state = await runReshard({
+      plan,
+      servers,
+      kv,
+      batchRows: opts.batch,
+      stopAfter: opts.stopAfter,
+      signal: stop.signal,
+      log: (line) => out.write(`${line}\n`),
+      onCopy: (p) =>
+        throttled(`copy: ${p.rows}/${p.estimatedRows > p.rows ? `~${p.estimatedRows}` : p.rows} rows, ${p.tablesDone}/${p.tables} tables (now ${p.table}), ${Math.round(p.rate)} rows/s`),
+      onCatchUp: (p) =>
+        throttled(`catch-up: lag ${(p.lagMs / 1000).toFixed(3)} s, ${p.transactions} binlog transactions, ${p.rowsApplied} rows applied${p.current ? ", current" : ""}`, p.current),
+    });
+    process.stdout.write(`${formatStatus(state)}\n`);
+    return state.verify !== undefined && !state.verify.ok && opts.stopAfter === "verify" ? EXIT_FAILURE : EXIT_OK;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function status(kv: KV, config: ShardConfig, sourceDatabase: string | undefined, json: boolean): Promise<number> {
+  const states: ReshardState[] = [];
+  if (sourceDatabase !== undefined) {
+    const h = await loadState(kv, reshardKey(config.keyspace, sourceDatabase));
+    if (h !== undefined) states.push(h.state);
+  } else {
+    for await (const key of await kv.keys(`${config.keyspace}.>`)) {
+      const h = await loadState(kv, key);
+      if (h !== undefined) states.push(h.state);
+    }
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  if (states.length === 0) {
+    process.stdout.write(`no reshard in progress in keyspace ${config.keyspace} (bucket ${RESHARD_BUCKET})\n`);
+    return EXIT_OK;
+  }
+  process.stdout.write(`${states.map(formatStatus).join("\n\n")}\n`);
+  return EXIT_OK;
+}
+
+function findServers(dataDir: string, config: ShardConfig): { natsUrl: string; servers: ReshardServers } | string {
+  const hasEnv = process.env["NATS_URL"] !== undefined && (process.env["MYSQL_URL"] !== undefined || Object.keys(process.env).some((k) => k.startsWith("MYSQL_URL_")));
+  if (hasEnv) {
+    const parsed = parseInfraEnv(process.env, config);
+    if (parsed.mysql === undefined || parsed.natsUrl === undefined) return "set NATS_URL and MYSQL_URL_<RS> (admin account)";
+    return { natsUrl: parsed.natsUrl, servers: { replicaSets: parsed.mysql.replicaSets, adminUser: parsed.mysql.adminUser } };
+  }
+  const file = join(dataDir, "infra.json");
+  const lock = join(dataDir, LOCK_FILE);
+  const notRunning = `Chirp is not running with data dir ${dataDir} (start it with \`npm start\`, or set NATS_URL and MYSQL_URL_<RS> with the admin account)`;
+  if (!existsSync(file) || !existsSync(lock)) return notRunning;
+  try {
+    const owner = JSON.parse(readFileSync(lock, "utf8")) as { pid?: unknown };
+    if (typeof owner.pid !== "number" || !isAlive(owner.pid)) return notRunning;
+  } catch {
+    return notRunning;
+  }
+  const info = parseInfraJson(readFileSync(file, "utf8"));
+  return { natsUrl: info.natsUrl, servers: { replicaSets: info.mysql.replicaSets, adminUser: info.mysql.adminUser } };
+}
+
+/** The primaries the topology manager publishes win over the configured ones (a failover may have happened). */
+async function withLivePrimaries(nc: NatsConnection, keyspace: string, servers: ReshardServers): Promise<ReshardServers> {
+  try {
+    const kv = await new Kvm(nc).open(TOPOLOGY_BUCKET);
+    const live = await readTopology(kv, keyspace);
+    if (live === undefined) return servers;
+    return { ...servers, replicaSets: live.topology.replicaSets };
+  } catch {
+    return servers;
+  }
+}
