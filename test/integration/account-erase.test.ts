@@ -5,7 +5,9 @@
 // ways than one batch holds; the run dies after a batch (as a crashed process
 // does: what it committed stays); the redelivery finishes what is left, and
 // every count on the other side ends exact, never corrected twice; a third
-// run (a duplicate delivery) changes nothing. test/e2e/account-deletion.test.ts
+// run (a duplicate delivery) changes nothing. The same for the tweet
+// service's part (likes, tweets, replies, quotes, reposts), and once behind a
+// real durable consumer that JetStream redelivers to. test/e2e/account-deletion.test.ts
 // goes through the gateway and every service's consumer.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -26,6 +28,14 @@ import { createGraphErasure, type GraphErasure } from "../../services/graph/eras
 import { createFollowEdges, type FollowEdges } from "../../services/graph/follow-edges.js";
 import { createEdgeRepair, type EdgeRepair } from "../../services/graph/repair.js";
 import type { Blocks } from "../../services/graph/blocks.js";
+import { createTweetErasure, type TweetErasure } from "../../services/tweet/erase.js";
+import { announceLikeChange } from "../../services/tweet/events.js";
+import { createAuthorLookup } from "../../services/tweet/lookup.js";
+import { createTweetReader } from "../../services/tweet/reads.js";
+import { createReplies } from "../../services/tweet/replies.js";
+import { createReposts } from "../../services/tweet/reposts.js";
+import { createTweetStore, type NewTweet, type TweetRow, type TweetStore } from "../../services/tweet/store.js";
+import { createTweetWrites, type TweetWrites } from "../../services/tweet/writes.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
@@ -36,6 +46,9 @@ let follows: FollowEdges;
 let blocks: Blocks;
 let erasure: GraphErasure;
 let bus: EventBus;
+let tweets: TweetStore;
+let writes: TweetWrites;
+let tweetErasure: TweetErasure;
 const ids = createIdGenerator(5);
 const silent = pino({ level: "silent" });
 
@@ -49,6 +62,16 @@ beforeAll(async () => {
   const relations = createRelationCache({ redis, clients: {} as Pick<MeshClients, "graph">, ttlMs: 60_000, log: silent });
   blocks = createBlocks({ router, ids, relations, follows, log: silent });
   erasure = createGraphErasure({ router, follows, blocks, relations, log: silent });
+  // The tweet service's parts as its consumer of UserDeleted holds them, without caches (nothing to publish to).
+  tweets = createTweetStore(router);
+  const lookup = createAuthorLookup({ store: tweets, redis: undefined, localSize: 1000, ttlMs: 60_000, log: silent });
+  writes = createTweetWrites({ store: tweets, lookup, ids, userCache: undefined });
+  const reader = createTweetReader({ router, store: tweets, cache: undefined, clients: {} as MeshClients, log: silent, lookup });
+  const publish = async (): Promise<void> => {};
+  const replies = createReplies({ store: tweets, ids, lookup, reader, publish, relations });
+  const reposts = createReposts({ store: tweets, ids, lookup, reader, liked: undefined, publish, writes, relations });
+  tweetErasure = createTweetErasure({ store: tweets, writes, replies, reposts, ids, publish });
+  tweetParts = { replies, reposts };
   bus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: system.infra.natsUrl }, log: silent });
 });
 
@@ -89,6 +112,41 @@ async function active(table: string, column: string, userId: bigint): Promise<nu
 }
 
 class Crash extends Error {}
+
+let tweetParts: { replies: ReturnType<typeof createReplies>; reposts: ReturnType<typeof createReposts> };
+
+/** A tweet as PostTweet writes it (the lookup row, the row, its edge on the tweet it replies to or quotes). */
+async function postAs(authorId: bigint, refs: { replyToTweetId?: bigint; quoteTweetId?: bigint } = {}): Promise<TweetRow> {
+  const id = ids.next();
+  const t: NewTweet = {
+    id,
+    authorId,
+    text: `tweet ${id}`,
+    replyToTweetId: refs.replyToTweetId ?? 0n,
+    quoteTweetId: refs.quoteTweetId ?? 0n,
+    repostOfTweetId: 0n,
+    mediaIds: [],
+    latitude: null,
+    longitude: null,
+    hashtags: [],
+    mentions: [],
+    urls: [],
+    createTimeMicros: BigInt(Date.now()) * 1000n,
+  };
+  const row = (await writes.create(t, undefined))!;
+  await tweetParts.replies.recordEdges(row, true);
+  return row;
+}
+
+async function tweetCounts(authorId: bigint, tweetId: bigint): Promise<string> {
+  const [t] = await tweets.readTweets(tweets.tweetShard(authorId), [tweetId], undefined);
+  return `likes ${t!.row.likeCount}, replies ${t!.row.replyCount}, quotes ${t!.row.quoteCount}, reposts ${t!.row.repostCount}`;
+}
+
+async function liveTweets(authorId: bigint): Promise<number> {
+  const [row] = await router.primaryForUser(authorId).query<{ n: string }>("SELECT COUNT(*) AS n FROM chirp.tweets WHERE author_id = ? AND delete_time IS NULL", [authorId]);
+  return Number(row!.n);
+}
 
 describe("account erasure (graph)", () => {
   it("stopped after a batch, finishes on redelivery with every count exact, and a duplicate delivery changes nothing", { timeout: 60_000 }, async () => {
@@ -178,5 +236,47 @@ describe("account erasure (graph)", () => {
     expect(deliveries).toEqual(["delivery 0", "delivery 1", "followers 5"]);
     expect(await counts(followers)).toEqual(Array(8).fill("0/0"));
     expect(await active("followers", "followee_id", doomed)).toBe(0);
+  });
+
+  it("tweets: a run killed after a batch, after an earlier one died between a delete and its edge, finishes with the counts on others' tweets exact", { timeout: 60_000 }, async () => {
+    const [doomed, other] = (await newUsers(2)) as [bigint, bigint];
+    const target = await postAs(other);
+    for (let i = 0; i < 4; i++) await postAs(doomed);
+    const reply = await postAs(doomed, { replyToTweetId: target.id });
+    await postAs(doomed, { quoteTweetId: target.id });
+    // A repost (the edge pending, the repost tweet, the edge live) and a like (the edge, then the likers' index).
+    const begun = await tweets.beginRepost(other, target.id, doomed, ids.next());
+    if (begun.kind !== "pending") throw new Error(`repost not begun: ${begun.kind}`);
+    const none = { text: "", replyToTweetId: 0n, quoteTweetId: 0n, mediaIds: [], latitude: null, longitude: null, hashtags: [], mentions: [], urls: [] };
+    await writes.create({ ...none, id: begun.repostId, authorId: doomed, repostOfTweetId: target.id, createTimeMicros: BigInt(Date.now()) * 1000n }, undefined, { again: true });
+    await tweetParts.reposts.settle({ id: begun.repostId, authorId: doomed, repostOfTweetId: target.id }, true);
+    const liked = await tweets.setLike(other, target.id, doomed, true, announceLikeChange(ids, undefined));
+    if (liked.kind !== "done" || liked.edge === undefined) throw new Error("like not made");
+    await tweets.applyLikerSide(liked.edge);
+    expect(await tweetCounts(other, target.id)).toBe("likes 1, replies 1, quotes 1, reposts 1");
+    expect(await liveTweets(doomed)).toBe(7);
+
+    // An earlier delivery died right after deleting the reply, before its edge step.
+    await writes.remove(doomed, reply.id, doomed, undefined);
+    // This one dies after its first batch of tweets (3 of the 7, in id order).
+    await expect(
+      tweetErasure.erase(doomed, {
+        batch: 3,
+        onBatch: (what) => {
+          if (what === "tweets") throw new Crash("died after a batch");
+        },
+      }),
+    ).rejects.toBeInstanceOf(Crash);
+    expect(await tweetCounts(other, target.id)).toBe("likes 0, replies 1, quotes 1, reposts 1");
+    expect(await liveTweets(doomed)).toBe(3);
+
+    // The redelivery walks every tweet, the deleted ones too: the reply's edge is completed.
+    expect((await tweetErasure.erase(doomed, { batch: 3 })).tweets).toBe(7);
+    expect(await tweetCounts(other, target.id)).toBe("likes 0, replies 0, quotes 0, reposts 0");
+    expect(await liveTweets(doomed)).toBe(0);
+    // Once more (a duplicate delivery): no count moves again.
+    await tweetErasure.erase(doomed, { batch: 3 });
+    expect(await tweetCounts(other, target.id)).toBe("likes 0, replies 0, quotes 0, reposts 0");
+    expect(await liveTweets(other)).toBe(1);
   });
 });
