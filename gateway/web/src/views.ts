@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Tweet } from "../../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../../gen/chirp/user/v1/user_pb.js";
-import { currentSession, describeError, graph, search, startSession, timelines, tweets, users } from "./api.js";
+import { currentSession, describeError, graph, search, setSession, startSession, timelines, tweets, users } from "./api.js";
 import { composer } from "./composer.js";
 import { append, h, replace } from "./dom.js";
 import { createFeed, type Feed } from "./feed.js";
@@ -197,9 +197,11 @@ export function profileView(handle: string): View {
       return button;
     };
     const relationActions = me !== undefined && !mine && rel !== undefined && h("span", { class: "relation-actions" }, toggle("mute", rel.muted), toggle("block", rel.blocked));
+    // One's own profile: deleting the account (the password confirms it; every session ends).
+    const deleteAction = mine && h("button", { type: "button", class: "secondary delete-account", onclick: () => void deleteAccount() }, "Delete account");
     replace(
       head,
-      h("div", { class: "profile-top" }, avatar(user, "l"), h("span", { class: "profile-actions" }, action, relationActions)),
+      h("div", { class: "profile-top" }, avatar(user, "l"), h("span", { class: "profile-actions" }, action, relationActions, deleteAction)),
       h("h1", { class: "profile-name" }, user.displayName || user.handle),
       h("p", { class: "handle" }, `@${user.handle}`),
       user.bio !== "" && h("p", { class: "bio" }, user.bio),
@@ -364,4 +366,18 @@ export function searchView(query: string): View {
       trends.close();
     },
   };
+}
+
+/** Asks for the password, deletes the caller's account, and forgets the session here. */
+async function deleteAccount(): Promise<void> {
+  const password = prompt("Delete your account, your tweets, likes, follows and media for good? Enter your password to confirm.");
+  if (password === null || password === "") return;
+  try {
+    await users.deleteAccount({ password });
+    setSession(undefined);
+    location.hash = "#/signup";
+    toast("Your account is deleted");
+  } catch (err) {
+    toast(describeError(err), "error");
+  }
 }
