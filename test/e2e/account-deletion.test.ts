@@ -143,9 +143,6 @@ describe("DeleteAccount", () => {
     expect(await inboxActors(amy!)).not.toContain(id(dee!));
     expect((await ok<{ users?: ApiUser[] }>(`${G}/ListFollowers`, { userId: id(amy!) })).users ?? []).toEqual([]);
     expect(((await ok<{ users?: ApiUser[] }>(`${G}/ListMuted`, {}, cy!.token)).users ?? []).map((u) => u.id)).not.toContain(id(dee!));
-    expect((await fetch(`${system.mesh.gatewayUrl}/media/${mediaId}`)).status).toBe(404);
-    const timeline = await call<{ tweets?: ApiTweet[] }>(`${TL}/GetUserTimeline`, { userId: id(dee!) });
-    expect(timeline.code === "not_found" || (timeline.body.tweets ?? []).length === 0).toBe(true);
     // Nothing of Dee's is left in the tables the services own.
     await eventually("Dee's rows erased", async () => {
       const left = {
@@ -160,6 +157,17 @@ describe("DeleteAccount", () => {
       };
       return Object.values(left).every((n) => n === 0) || (JSON.stringify(left) as never);
     });
+
+    expect((await fetch(`${system.mesh.gatewayUrl}/media/${mediaId}`)).status).toBe(404);
+    // Every public read of the deleted user answers as for a user that never was; nobody can follow them.
+    for (const method of [`${G}/ListFollowers`, `${G}/ListFollowing`, `${T}/ListLikedTweets`]) {
+      // ListLikedTweets reads the likers' index, which takes the likes back from their events.
+      await eventually(`${method} of the deleted user NotFound`, async () => (await call(method, { userId: id(dee!) })).code === "not_found");
+    }
+    expect((await call(`${G}/Follow`, { userId: id(dee!) }, amy!.token)).code).toBe("not_found");
+    expect((await call(`${T}/LikeTweet`, { tweetId: own.id }, amy!.token)).code).toBe("not_found");
+    const timeline = await call<{ tweets?: ApiTweet[] }>(`${TL}/GetUserTimeline`, { userId: id(dee!) });
+    expect(timeline.code === "not_found" || (timeline.body.tweets ?? []).length === 0).toBe(true);
 
     // The handle and the email are free: a new account (a new id) takes them at once.
     const again = await ok<{ user: ApiUser; token: string }>(`${U}/SignUp`, {
