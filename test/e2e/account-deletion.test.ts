@@ -6,8 +6,10 @@
 // UserDeleted event: the user's tweets (with their reply, quote and repost
 // edges) leave others' home timelines and search, their likes and reposts
 // are taken back and their follows ended both ways with every count on the
-// other side exact, their blocks, mutes, media, inbox and sessions go, and
+// other side exact, their blocks, mutes, media, inbox, push subscriptions and
+// sessions go, and
 // the notifications they caused in others' inboxes disappear.
+import { createECDH, randomBytes } from "node:crypto";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually.js";
@@ -17,7 +19,8 @@ import { TEST_PASSWORD, gatewayApi, type Account } from "./support/api.js";
 let system: TestSystem;
 
 beforeAll(async () => {
-  system = await startSystem();
+  // A push subscription on loopback (nothing listens there: nothing is ever delivered).
+  system = await startSystem({ env: { CHIRP_PUSH_ALLOW_PRIVATE_ENDPOINTS: "1" } });
 });
 afterAll(async () => {
   await system?.stop();
@@ -102,6 +105,14 @@ describe("DeleteAccount", () => {
     await eventually("Dee's tweets searchable", async () => (await searchIds(tag)).length === 3);
     await eventually("Dee in Amy's inbox (follow, reply, quote, like, repost)", async () => (await inboxActors(amy!)).filter((a) => a === id(dee!)).length >= 4);
     await eventually("Amy's like in Dee's inbox", async () => (await unread(dee!)) >= 2);
+    const browser = createECDH("prime256v1");
+    browser.generateKeys();
+    await ok(
+      `${N}/RegisterPush`,
+      { endpoint: "https://127.0.0.1:1/push/dee", p256dh: browser.getPublicKey().toString("base64url"), auth: randomBytes(16).toString("base64url") },
+      dee!.token,
+    );
+    expect(await rowsOf("push_subscriptions", "user_id", dee!.id)).toBe(1);
     const before = await tweet(amys.id);
     expect([before.likeCount, before.replyCount, before.quoteCount, before.repostCount]).toEqual([1, 1, 1, 1]);
     expect(await counts(amy!)).toEqual([1, 1]);
@@ -154,6 +165,7 @@ describe("DeleteAccount", () => {
         blocks: await rowsOf("blocks", "blocker_id", dee!.id, " AND state = 1"),
         media: await rowsOf("media", "owner_id", dee!.id),
         inbox: await rowsOf("notifications", "recipient_id", dee!.id),
+        push: await rowsOf("push_subscriptions", "user_id", dee!.id),
       };
       return Object.values(left).every((n) => n === 0) || (JSON.stringify(left) as never);
     });
