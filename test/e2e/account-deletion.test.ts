@@ -7,8 +7,7 @@
 // edges) leave others' home timelines and search, their likes and reposts
 // are taken back and their follows ended both ways with every count on the
 // other side exact, their blocks, mutes, media, inbox, push subscriptions and
-// sessions go, and
-// the notifications they caused in others' inboxes disappear.
+// sessions go, and the notifications they caused in others' inboxes disappear.
 import { createECDH, randomBytes } from "node:crypto";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
