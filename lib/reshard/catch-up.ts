@@ -9,7 +9,7 @@ import ZongJi, { MariadbGtidPosition } from "@vlasky/zongji";
 import type { Connection } from "mysql2/promise";
 import type { HostPort, MysqlCredentials } from "../shard/types.js";
 import { keyspaceIdOf, targetFor, type ReshardPlan } from "./plan.js";
-import { binlogGtidPos, deleteByKeys, readByKeys, replaceRows, type Row, type TableShape } from "./sql.js";
+import { binlogGtidPos, deleteByKeys, readByKeys, readCommitted, replaceRows, type Row, type TableShape } from "./sql.js";
 import type { StateHandle } from "./state.js";
 
 export interface CatchUpProgress {
@@ -17,7 +17,11 @@ export interface CatchUpProgress {
   readonly transactions: number;
   /** Rows re-read and applied in this run. */
   readonly rowsApplied: number;
-  /** Age of the last applied transaction, 0 once current. */
+  /**
+   * How long the oldest transaction of the last applied batch waited between
+   * reaching this process and its rows being written to the targets; 0 once
+   * current. (A binlog event's own timestamp has whole seconds only.)
+   */
   readonly lagMs: number;
   readonly current: boolean;
   readonly gtid: string;
@@ -43,6 +47,7 @@ export interface CatchUpOptions {
 
 type BinlogEvent = {
   getEventName(): string;
+  receivedAt: number;
   timestamp: number;
   gtid?: string;
   tableId?: number;
@@ -67,16 +72,20 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   let pendingKeys = 0;
   let transactions = 0;
   let rowsApplied = 0;
-  let lastTs = 0;
+  /** When the oldest commit not yet applied arrived (performance.now()), and the lag of the last flush. */
+  let oldestPending: number | undefined;
+  let lastLagMs = 0;
   let lastSave = 0;
   const baseEvents = state.catchUp?.events ?? 0;
   const baseRows = state.catchUp?.rowsApplied ?? 0;
 
+  await readCommitted(opts.source);
   const queue: BinlogEvent[] = [];
   let wake: (() => void) | undefined;
   let failure: unknown;
   const zongji = new ZongJi({ host: opts.sourceAddress.host, port: opts.sourceAddress.port, user: opts.admin.user, password: opts.admin.password, dateStrings: true });
   zongji.on("binlog", (ev: unknown) => {
+    (ev as BinlogEvent).receivedAt = performance.now();
     queue.push(ev as BinlogEvent);
     wake?.();
   });
@@ -133,6 +142,8 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     pending.clear();
     pendingKeys = 0;
     applied.pos = pendingPos.toString();
+    lastLagMs = oldestPending === undefined ? 0 : Math.round(performance.now() - oldestPending);
+    oldestPending = undefined;
   };
 
   const save = async (lagMs: number, force = false): Promise<void> => {
@@ -156,7 +167,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   const progress = (current: boolean): CatchUpProgress => ({
     transactions,
     rowsApplied,
-    lagMs: current || lastTs === 0 ? 0 : Math.max(0, Date.now() - lastTs * 1000),
+    lagMs: current ? 0 : lastLagMs,
     current,
     gtid: applied.pos,
   });
@@ -195,7 +206,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         const [domainId, serverId, seqNo] = ev.gtid.split("-");
         pendingPos.add({ domainId: Number(domainId), serverId: Number(serverId), seqNo: seqNo! });
         transactions++;
-        lastTs = ev.timestamp;
+        oldestPending ??= ev.receivedAt;
         if (opts.until !== "current" && covers(pendingPos.toString(), opts.until)) reached = true;
         if (pendingKeys >= batchKeys) break;
       }

@@ -74,6 +74,11 @@ export async function openSnapshot(conn: Connection): Promise<SnapshotPosition> 
   return { file, position, gtid: g };
 }
 
+/** Makes `conn`'s locking reads take no gap locks (catch-up's re-reads). */
+export async function readCommitted(conn: Connection): Promise<void> {
+  await conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+}
+
 /** The source's current GTID position (what catch-up must reach to be current). */
 export async function binlogGtidPos(conn: Connection): Promise<string> {
   const [[row]] = await conn.query<RowDataPacket[]>("SELECT @@GLOBAL.gtid_binlog_pos AS g");
@@ -102,12 +107,19 @@ export async function readBatch(conn: Connection, database: string, table: Table
   return rows as Row[];
 }
 
-/** Rows of a table with these primary keys (the current ones: no snapshot). */
+/**
+ * Rows of a table with these primary keys, as committed now. A locking read:
+ * a transaction's binlog events reach a binlog reader before its rows are
+ * visible (the binlog is written, and with AFTER_SYNC semi-sync acknowledged,
+ * before the engine commits), and a plain read then would miss them; a
+ * locking read waits for the row locks that transaction still holds, then
+ * reads the committed rows. Run with READ COMMITTED (no gap locks).
+ */
 export async function readByKeys(conn: Connection, database: string, table: TableShape, keys: readonly unknown[][]): Promise<Row[]> {
   if (keys.length === 0) return [];
   const from = `${quoteIdent(database)}.${quoteIdent(table.name)}`;
   const match = keyMatch(table, keys);
-  const [rows] = await conn.query<RowDataPacket[]>(`SELECT * FROM ${from} WHERE ${match.sql}`, match.params);
+  const [rows] = await conn.query<RowDataPacket[]>(`SELECT * FROM ${from} WHERE ${match.sql} LOCK IN SHARE MODE`, match.params);
   return rows as Row[];
 }
 

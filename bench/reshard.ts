@@ -1,0 +1,153 @@
+/**
+ * chirp reshard's copy rate and catch-up lag (issue 23): a private durable
+ * cluster, `--users` users (a users row and a follows row each) loaded into
+ * shard -40, then the workflow splits -40 into -20 and 20-40: the copy's rows
+ * per second, then `--seconds` of single-row writes at `--rate` per second on
+ * the source while catch-up runs (lag of each applied batch, p50/max), the
+ * time to be current once the writes stop, and verify.
+ *
+ *   npm run bench:reshard [-- --users 100000 --rate 300 --seconds 10 --batch 1000]
+ *
+ * Prints a summary and writes bench/results/reshard.json.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { connect } from "@nats-io/transport-node";
+import { createConnection } from "mysql2/promise";
+import { newTestDataDir, startLocalCluster, type RunningInfra } from "../devcluster/index.js";
+import { parseNatsUrl } from "../lib/events/nats-url.js";
+import { planReshard } from "../lib/reshard/plan.js";
+import { openReshardKv } from "../lib/reshard/state.js";
+import { runReshard } from "../lib/reshard/workflow.js";
+import { ShardMap } from "../lib/shard/keyrange.js";
+import { loadShardConfig } from "../lib/shard/shard-config.js";
+import { machine } from "./dsb/machine.js";
+import { exitWithUsageIfAsked } from "./usage.js";
+
+exitWithUsageIfAsked(`
+Copy rate and catch-up lag of chirp reshard -40 -> -20,20-40 on a private cluster.
+Writes bench/results/reshard.json.
+
+  npm run bench:reshard [-- options]
+
+  --users N     users loaded into -40 (a users and a follows row each) (100000)
+  --rate N      single-row writes per second on the source during catch-up (300)
+  --seconds N   seconds of writes during catch-up (10)
+  --batch N     rows per copy batch (1000)
+  --out FILE    where the JSON goes
+`);
+
+const { values: args } = parseArgs({
+  options: {
+    users: { type: "string", default: "100000" },
+    rate: { type: "string", default: "300" },
+    seconds: { type: "string", default: "10" },
+    batch: { type: "string", default: "1000" },
+    out: { type: "string" },
+  },
+});
+const users = Number(args.users);
+const rate = Number(args.rate);
+const seconds = Number(args.seconds);
+const batch = Number(args.batch);
+const out = args.out ?? fileURLToPath(new URL("./results/reshard.json", import.meta.url));
+const log = (line: string): void => console.error(`[bench] ${line}`);
+
+const config = loadShardConfig("local");
+const map = new ShardMap(config.shards);
+function* idsOnX40(from: number): Generator<string> {
+  for (let id = from; ; id++) if (map.shardForUser(String(id)).name === "-40") yield String(id);
+}
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+const dataDir = newTestDataDir();
+let infra: RunningInfra | undefined;
+try {
+  log("starting a durable cluster...");
+  infra = await startLocalCluster({ dataDir, log: () => {} });
+  const rs0 = infra.mysql.replicaSets.find((r) => r.name === "rs0")!;
+  const admin = await createConnection({ host: rs0.primary.host, port: rs0.primary.port, user: infra.mysql.adminUser.user, password: infra.mysql.adminUser.password });
+  const source = config.shards.find((s) => s.name === "-40")!.database;
+
+  log(`loading ${users} users (and a follow each) into ${source}...`);
+  const ids = idsOnX40(1_000_000);
+  for (let done = 0; done < users; ) {
+    const n = Math.min(2000, users - done);
+    const chunk = Array.from({ length: n }, () => ids.next().value as string);
+    await admin.query(`INSERT INTO ${source}.users (id, handle, email, password_hash, bio) VALUES ?`, [chunk.map((id) => [id, `u${id}`, `u${id}@x.test`, "x".repeat(60), `a bio of some length for ${id}`])]);
+    await admin.query(`INSERT INTO ${source}.follows (follower_id, followee_id) VALUES ?`, [chunk.map((id) => [id, "1"])]);
+    done += n;
+  }
+
+  const nc = await connect({ ...parseNatsUrl(infra.natsUrl), name: "bench-reshard" });
+  const kv = await openReshardKv(nc);
+  const plan = planReshard(config, "-40", ["-20", "20-40"]);
+  const servers = { replicaSets: infra.mysql.replicaSets, adminUser: infra.mysql.adminUser };
+
+  log("copy...");
+  const t0 = performance.now();
+  const copied = await runReshard({ plan, servers, kv, batchRows: batch, stopAfter: "copy" });
+  const copySeconds = (performance.now() - t0) / 1000;
+  const copiedRows = Object.values(copied.copy).reduce((n, c) => n + c.rows, 0);
+  log(`copied ${copiedRows} rows in ${copySeconds.toFixed(1)} s (${Math.round(copiedRows / copySeconds)} rows/s, including target creation)`);
+
+  log(`catch-up under ${rate} writes/s for ${seconds} s...`);
+  const lags: number[] = [];
+  let writes = 0;
+  let writing = true;
+  const writer = (async () => {
+    const started = performance.now();
+    const more = idsOnX40(50_000_000);
+    while (performance.now() - started < seconds * 1000) {
+      const due = Math.floor(((performance.now() - started) / 1000) * rate);
+      while (writes < due) {
+        const id = more.next().value as string;
+        await admin.execute(`INSERT INTO ${source}.users (id, handle, email, password_hash) VALUES (?, ?, ?, 'x')`, [id, `w${id}`, `w${id}@x.test`]);
+        writes++;
+      }
+      await delay(5);
+    }
+    writing = false;
+  })();
+  let rounds = 0;
+  while (writing) {
+    await runReshard({ plan, servers, kv, stopAfter: "catch-up", onCatchUp: (p) => lags.push(p.lagMs) });
+    rounds++;
+  }
+  await writer;
+  const t1 = performance.now();
+  await runReshard({ plan, servers, kv, stopAfter: "catch-up" });
+  const drainMs = performance.now() - t1;
+  log(`${writes} writes; catch-up lag p50 ${pct(lags, 50)} ms, p99 ${pct(lags, 99)} ms, max ${Math.max(0, ...lags)} ms over ${lags.length} samples (${rounds} rounds); current ${drainMs.toFixed(0)} ms after the writes stopped (one run's start included)`);
+
+  const t2 = performance.now();
+  const verified = await runReshard({ plan, servers, kv });
+  const verifySeconds = (performance.now() - t2) / 1000;
+  log(`verify ${verified.verify?.ok ? "OK" : "FAILED"} in ${verifySeconds.toFixed(1)} s`);
+  for (const t of verified.verify?.tables ?? []) if (!t.match) log(`  ${t.table} ${t.target}: rows ${t.sourceRows} / ${t.targetRows}, checksum ${t.sourceChecksum} / ${t.targetChecksum}`);
+
+  const result = {
+    time: new Date().toISOString(),
+    machine: machine(),
+    parameters: { users, rate, seconds, batch },
+    copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
+    catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
+    verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },
+  };
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${out}`);
+  await admin.end();
+  await nc.close();
+} finally {
+  await infra?.stop().catch(() => undefined);
+  await rm(dataDir, { recursive: true, force: true });
+}
