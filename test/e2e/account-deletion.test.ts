@@ -151,6 +151,8 @@ describe("DeleteAccount", () => {
     );
     await eventually("Dee's tweets out of search", async () => (await searchIds(tag)).length === 0);
     expect(await inboxActors(amy!)).not.toContain(id(dee!));
+    // Not only hidden: each was undone by its cause's undo (Amy's inbox held only Dee's).
+    await eventually("Dee's notifications undone in Amy's inbox", async () => (await unread(amy!)) === 0);
     expect((await ok<{ users?: ApiUser[] }>(`${G}/ListFollowers`, { userId: id(amy!) })).users ?? []).toEqual([]);
     expect(((await ok<{ users?: ApiUser[] }>(`${G}/ListMuted`, {}, cy!.token)).users ?? []).map((u) => u.id)).not.toContain(id(dee!));
     // Nothing of Dee's is left in the tables the services own.
