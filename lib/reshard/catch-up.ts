@@ -89,8 +89,9 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     queue.push(ev as BinlogEvent);
     wake?.();
   });
-  zongji.on("error", (err: Error) => {
-    failure ??= err;
+  zongji.on("error", (err: Error & { errno?: number }) => {
+    // 1236: the source has purged the binlog this position needs.
+    failure ??= err.errno === 1236 ? new Error(`the source no longer has the binlog from ${start} (purged?): abort this reshard and start it again`, { cause: err }) : err;
     wake?.();
   });
   const ready = new Promise<void>((resolve) => zongji.once("ready", () => resolve()));

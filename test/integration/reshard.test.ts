@@ -181,7 +181,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const configFile = infra.shardConfigFile!;
     const chirp = (...args: string[]) => runChirp(["reshard", "--env", configFile, ...args], env);
 
-    const ran = await chirp("--from", "-40", "--to", "-20,20-40", "--batch", "100");
+    // Targets on the other replica set this time.
+    const ran = await chirp("--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1", "--batch", "100");
     expect(ran.stderr).toMatch(/copy: \d+\/~?\d+ rows, \d+\/\d+ tables/);
     expect(ran.stderr).toMatch(/catch-up: lag [\d.]+ s, .*current/);
     expect(ran.stdout).toContain("phase verified");
@@ -206,6 +207,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`reshard ${plan.keyspace}/-40 (${plan.source.database}`);
     expect(status.stdout).toContain("verify: OK");
+    expect(status.stdout).toContain(`-20 (${plan.targets[0]!.database} on rs1)`);
 
     expect((await inProcess("abort", "--from", "-40")).code).toBe(0);
     expect((await inProcess("status")).stdout).toContain("no reshard in progress");
