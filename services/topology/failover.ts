@@ -236,7 +236,14 @@ export async function rejoin(
   primary: MemberProbe,
 ): Promise<{ result: RejoinResult; errant?: string }> {
   const log = ctx.log.child({ replica_set: member.replicaSet, member: member.name, primary: primary.name });
-  const [mine, theirs] = await Promise.all([member.refresh(), primary.refresh()]);
+  // The member first, then the primary: a primary read before the member could
+  // lack what the member has since received from it, and that would look errant.
+  const mine = await member.refresh();
+  if (isReplicatingFrom(mine, primary.address) && mine.readOnly) {
+    // Re-pointed meanwhile (a failover does that to the other replicas): nothing to do.
+    return { result: "ok" };
+  }
+  const theirs = await primary.refresh();
   const errant = errantGtids(mine.binlogState, theirs.binlogState);
   if (errant.length > 0) {
     return { result: "refused", errant: formatGtidList(errant) };

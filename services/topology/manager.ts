@@ -630,7 +630,9 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     const rctx = { log: this.deps.log, admin: this.config.admin, repl: this.config.repl, errantDir: this.config.errantDir, databases: set.info.databases };
     let file: string | undefined;
     try {
-      const [mine, theirs] = await Promise.all([member.refresh(), primary.refresh()]);
+      // The member first: a primary read before it could lack what it has since received.
+      const mine = await member.refresh();
+      const theirs = await primary.refresh();
       const errant = errantGtids(mine.binlogState, theirs.binlogState);
       file = await saveErrant(rctx, member, errant);
       log.error(

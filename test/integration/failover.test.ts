@@ -11,7 +11,7 @@
 // primary: nothing acknowledged is lost. First, with no load: an idle
 // cluster writes no heartbeats yet its replicas count as current, and a
 // router that needs lag measured gets heartbeats (decision 20).
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -25,7 +25,7 @@ import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { pino } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
+import { REPO_ROOT, startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import type { MemberAddress } from "../../lib/shard/types.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
@@ -36,7 +36,7 @@ import type { FailoverReport } from "../../services/topology/failover.js";
 import { acquireLeadership, currentLeader, openLeaderBucket, type Leadership } from "../../services/topology/leadership.js";
 import { TopologyManager, type ManagerEvents } from "../../services/topology/manager.js";
 import { createTopologyMetrics, type TopologyMetrics } from "../../services/topology/metrics.js";
-import { eventually } from "../support/eventually.js";
+import { eventually, withTimeout } from "../support/eventually.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
 
 const MAX_LAG_MS = 1_000;
@@ -654,5 +654,134 @@ describe("two topology managers", () => {
     expect(rs1.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
     await standby.release();
   });
+
+  it("the leader killed (kill -9 of its process) in the middle of a failover: the standby takes over and completes it; nothing acknowledged is lost", { timeout: 120_000 }, async () => {
+    dumpLogsOnFailure();
+    await manager.stop(); // released its lease above; real processes from here on
+    const env: Record<string, string> = {
+      PATH: process.env["PATH"] ?? "",
+      ...topologyInfraEnv(infra, loadShardConfig("local")),
+      CHIRP_TOPOLOGY_LEASE_MS: "1500",
+      CHIRP_TOPOLOGY_METRICS_PORT: "0",
+      CHIRP_TOPOLOGY_ERRANT_DIR: errantDir,
+      LOG_LEVEL: "info",
+    };
+    const leader = spawnManager("leader", env);
+    let standby: ManagerProcess | undefined;
+    try {
+      expect(await leader.ready).toBe("leader");
+      standby = spawnManager("standby", env);
+      expect(await standby.ready).toBe("standby");
+      const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
+      const { primary, replicas } = member((await readTopology(kv, "chirp"))!.topology, "rs0");
+      const rs0 = startWriteLoad(router, RS0_SHARD, 4_000_000_000);
+      await rs0.acksAtLeast(100, 20_000);
+
+      // Freeze rs0's primary; the moment the leader starts failing it over, kill -9 the leader.
+      const pid = pidOf(primary.name);
+      const failingOver = leader.line(/"msg":"primary down: failing over"/, 30_000);
+      const frozenAt = performance.now();
+      process.kill(pid, "SIGSTOP");
+      let woken = false;
+      try {
+        await failingOver;
+        leader.child.kill("SIGKILL");
+        const leaderExited = new Promise((resolve) => leader.child.once("exit", resolve));
+        await leaderExited;
+        // It was killed with the failover under way: it never finished it.
+        expect(leader.lines.some((l) => l.includes('"msg":"failover done"'))).toBe(false);
+        expect(rs0.inFlightAt(frozenAt).length, "a write in flight at the freeze").toBe(1);
+
+        // The standby takes the lease and finishes the job: a new primary, published; writes resume.
+        await standby.line(/"msg":"leading: this topology manager acts"/, 20_000);
+        const published = await eventually(
+          "a new rs0 primary published",
+          async () => {
+            const p = member((await readTopology(kv, "chirp"))!.topology, "rs0").primary;
+            return p.name !== primary.name ? p : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 100 },
+        );
+        expect(replicas.map((r) => r.name)).toContain(published.name);
+        const resumed = await rs0.firstAckSentAfter(frozenAt, 30_000);
+        console.log(`leader killed mid-failover: rs0 writes paused ${(resumed.at - rs0.ackBefore(resumed)!.at).toFixed(0)} ms (lease 1.5 s)`);
+        await rs0.acksAtLeast(50, 20_000);
+
+        // Woken, the old primary is taken back (rejoined, or rebuilt if it kept a write of its own).
+        process.kill(pid, "SIGCONT");
+        woken = true;
+        await eventually(
+          "the old primary back as a replica",
+          async () => member((await readTopology(kv, "chirp"))!.topology, "rs0").replicas.some((r) => r.name === primary.name),
+          { timeoutMs: 90_000, intervalMs: 250 },
+        );
+        await rs0.acksAtLeast(20, 20_000);
+      } finally {
+        if (!woken) process.kill(pid, "SIGCONT");
+        await rs0.stop();
+      }
+      const newPrimary = member((await readTopology(kv, "chirp"))!.topology, "rs0").primary;
+      const onNew = await ids(newPrimary, database);
+      expect(rs0.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
+    } finally {
+      await Promise.all([leader.stop(), standby?.stop()]);
+    }
+  });
 });
+
+interface ManagerProcess {
+  readonly child: ChildProcess;
+  /** Its role once ready. */
+  readonly ready: Promise<string>;
+  readonly lines: string[];
+  /** Resolves with the first log line (seen so far or later) that matches. */
+  line(match: RegExp, timeoutMs: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A topology manager as its own process (services/topology/main.ts under tsx), its log lines kept. */
+function spawnManager(name: string, env: Record<string, string>): ManagerProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", "services/topology/main.ts"], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  const lines: string[] = [];
+  const waiters: { match: RegExp; resolve: (l: string) => void }[] = [];
+  let partial = "";
+  const take = (chunk: Buffer): void => {
+    const text = partial + chunk.toString();
+    const complete = text.split("\n");
+    partial = complete.pop() ?? "";
+    for (const l of complete) {
+      if (l === "") continue;
+      lines.push(l);
+      logLines.push(`[${name}] ${l}`);
+      for (const w of waiters.splice(0)) (w.match.test(l) ? w.resolve(l) : waiters.push(w));
+    }
+  };
+  child.stdout!.on("data", take);
+  child.stderr!.on("data", take);
+  const ready = new Promise<string>((resolve, reject) => {
+    child.on("message", (m: { type?: string; role?: string }) => m.type === "ready" && resolve(String(m.role)));
+    child.once("exit", (code) => reject(new Error(`topology manager ${name} exited (${code}) before it was ready`)));
+  });
+  ready.catch(() => undefined);
+  return {
+    child,
+    ready: withTimeout(`topology manager ${name} ready`, 60_000, ready),
+    lines,
+    line(match, timeoutMs) {
+      const seen = lines.find((l) => match.test(l));
+      if (seen !== undefined) return Promise.resolve(seen);
+      return withTimeout(`${name}: a log line ${match}`, timeoutMs, new Promise<string>((resolve) => waiters.push({ match, resolve })));
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await withTimeout(`topology manager ${name} stopped`, 15_000, exited).catch(() => child.kill("SIGKILL"));
+    },
+  };
+}
 
