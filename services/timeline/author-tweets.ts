@@ -1,5 +1,6 @@
 // The timeline service's view of the tweets table, which the tweet service
-// owns: authors' tweet ids, newest first, through TweetService's internal
+// owns: authors' tweets as timeline entries (a repost's with its original),
+// newest first, through TweetService's internal
 // ListAuthorTweets (one call per merge round, however many shards it spans).
 // The tweet service walks its index tweets_by_author (author_id, id), so a
 // walk reads no more rows than it returns. See
@@ -20,7 +21,7 @@ export interface AuthorWalk {
 
 export interface AuthorTweets {
   /** One author's live tweets with id < before (and >= atLeast), newest first. */
-  ids(authorId: bigint, before: bigint, limit: number, opts?: { atLeast?: bigint; primary?: boolean }): Promise<bigint[]>;
+  entries(authorId: bigint, before: bigint, limit: number, opts?: { atLeast?: bigint; primary?: boolean }): Promise<Entry[]>;
   /** Every walk's tweets, in no particular order. */
   walkAuthors(walks: readonly AuthorWalk[], primary: boolean): Promise<Entry[]>;
 }
@@ -33,16 +34,22 @@ export function createAuthorTweets(tweets: Client<typeof TweetService>): AuthorT
     const calls: Array<Promise<Entry[]>> = [];
     for (let i = 0; i < walks.length; i += WALKS_PER_CALL) {
       calls.push(
-        tweets.listAuthorTweets({ walks: walks.slice(i, i + WALKS_PER_CALL), primary }).then((res) => res.refs.map((r) => ({ id: r.tweetId, authorId: r.authorId }))),
+        tweets.listAuthorTweets({ walks: walks.slice(i, i + WALKS_PER_CALL), primary }).then((res) =>
+          res.refs.map((r) =>
+            r.repostOfTweetId === 0n || r.repostOfAuthorId === 0n
+              ? { id: r.tweetId, authorId: r.authorId }
+              : { id: r.tweetId, authorId: r.authorId, original: { id: r.repostOfTweetId, authorId: r.repostOfAuthorId } },
+          ),
+        ),
       );
     }
     return (await Promise.all(calls)).flat();
   };
   return {
-    async ids(authorId, before, limit, opts = {}) {
+    async entries(authorId, before, limit, opts = {}) {
       if (before === 0n) return [];
       const refs = await list([{ authorId, beforeId: noBound(before), atLeastId: opts.atLeast ?? 0n, limit }], opts.primary ?? false);
-      return refs.map((r) => r.id).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+      return refs.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     },
 
     async walkAuthors(walks, primary) {

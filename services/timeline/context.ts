@@ -12,6 +12,7 @@ import { createAuthorTweets, type AuthorTweets } from "./author-tweets.js";
 import { createStreamHub, type StreamHub } from "./stream.js";
 import { eraseTimelineKeys } from "./erase.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 
 /** The timeline service's consumer of UserDeleted: the deleted account's own keys. */
 export const TIMELINE_ERASE_DURABLE = "timeline-account-erase";
@@ -103,7 +104,7 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
           bus: ctx.bus,
           durable: TIMELINE_ERASE_DURABLE,
           subjects: [EVENTS.userDeleted],
-          handler: (event) => eraseTimelineKeys(redis, event.message.userId),
+          handler: eraseTwice((userId) => eraseTimelineKeys(redis, userId)),
           // An erasure must not be given up lightly: about 90 minutes of retries.
           maxDeliver: 100,
           log,

@@ -122,16 +122,18 @@ export function createFanOut(deps: {
   /** The followee's tweets into the follower's list, if the follower has one: at most a list's worth, newest first. */
   const followed = async (followerId: bigint, followeeId: bigint, version: bigint): Promise<void> => {
     if ((await lists.redis.exists(KEYS.home(followerId))) === 0) return;
-    const ids = await authorTweets.ids(followeeId, NO_CURSOR, cap, { primary: true });
-    const entries = ids.map((id) => ({ id, authorId: followeeId }));
-    const result = await lists.mergeAuthor(followerId, followeeId, version, entries, ids.length === cap ? ids[cap - 1] : undefined, cap, config.inactiveMs);
+    const entries = await authorTweets.entries(followeeId, NO_CURSOR, cap, { primary: true });
+    const result = await lists.mergeAuthor(followerId, followeeId, version, entries, entries.length === cap ? entries[cap - 1]!.id : undefined, cap, config.inactiveMs);
     if (result === BEING_BUILT) throw new Error("home list being built; the follow is applied on a retry");
   };
 
   return {
     async onTweetEvent(event) {
       if (event.subject === EVENTS.tweetCreated.subject) {
-        await created({ id: event.message.tweetId, authorId: event.message.authorId }, event.publishTime);
+        const { tweetId: id, authorId, repostOfTweetId, repostOfAuthorId } = event.message;
+        // A repost's entry carries its original (entries.ts); an event without the original's author makes a plain entry.
+        const original = repostOfTweetId !== 0n && repostOfAuthorId !== 0n ? { id: repostOfTweetId, authorId: repostOfAuthorId } : undefined;
+        await created(original === undefined ? { id, authorId } : { id, authorId, original }, event.publishTime);
       } else {
         await deleted({ id: event.message.tweetId, authorId: event.message.authorId });
       }

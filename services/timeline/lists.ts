@@ -21,7 +21,7 @@
 // nothing until their next read rebuilds it.
 import type { ChainableCommander, Redis } from "ioredis";
 import { parseRelations, RELATION_KEYS, type Relations } from "../../lib/relations.js";
-import { entryMember, entryScore, maxId, padId, parseMember, type Entry } from "./entries.js";
+import { entryMember, entryScore, maxId, memberPrefix, padId, parseMember, type Entry } from "./entries.js";
 
 /** A recent list's key is this, the author, and "}" (the home script builds the hot authors' keys too). */
 const RECENT_PREFIX = "chirp:tl:recent:{";
@@ -99,6 +99,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 trim(KEYS[1], tonumber(ARGV[3]))
 return 1`;
+
+// KEYS[1] list. ARGV: the entry's score, its members' prefix. Removes every
+// member of that id (a repost's carries its original: a remover need not know it).
+const REMOVE_LUA = `
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
+  if string.sub(m, 1, #ARGV[2]) == ARGV[2] then redis.call('ZREM', KEYS[1], m) end
+end
+return 0`;
 
 // KEYS[1] list. ARGV: max score ("+inf" or a millisecond), limit, ttl ms (0: leave it).
 // {} when missing; else {sentinel, lowest entry or "", entries newest first...}.
@@ -227,6 +235,7 @@ interface Scripts {
 
 type PipelineScripts = ChainableCommander & {
   chirpTlAdd(key: string, score: number, member: string, cap: number): ChainableCommander;
+  chirpTlRemove(key: string, score: number, prefix: string): ChainableCommander;
   chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): ChainableCommander;
 };
 
@@ -237,7 +246,7 @@ export interface TimelineLists {
   readonly redis: Redis;
   /** Adds `entry` to each of `keys` that exists, in one pipeline; how many took it. */
   addToEach(keys: readonly string[], entry: Entry, cap: number): Promise<number>;
-  /** Removes the entry from each of `keys` (missing keys are fine), in one pipeline. */
+  /** Removes the entry (by its id: whatever its member carries) from each of `keys` (missing keys are fine), in one pipeline. */
   removeFromEach(keys: readonly string[], entry: Entry): Promise<void>;
   /** Up to `limit` entries with id < before (undefined: the newest), renewing the TTL of a built list when ttlMs > 0. */
   readPage(key: string, before: bigint | undefined, limit: number, ttlMs: number): Promise<ListPage>;
@@ -273,6 +282,7 @@ export interface TimelineLists {
 
 export function createTimelineLists(redis: Redis): TimelineLists {
   redis.defineCommand("chirpTlAdd", { numberOfKeys: 1, lua: ADD_LUA });
+  redis.defineCommand("chirpTlRemove", { numberOfKeys: 1, lua: REMOVE_LUA });
   redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
   redis.defineCommand("chirpTlHome", { numberOfKeys: 4, lua: HOME_LUA });
   redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
@@ -300,9 +310,10 @@ export function createTimelineLists(redis: Redis): TimelineLists {
 
     async removeFromEach(keys, entry) {
       if (keys.length === 0) return;
-      const p = redis.pipeline();
-      const member = entryMember(entry);
-      for (const key of keys) p.zrem(key, member);
+      const p = redis.pipeline() as PipelineScripts;
+      const score = entryScore(entry.id);
+      const prefix = memberPrefix(entry.id);
+      for (const key of keys) p.chirpTlRemove(key, score, prefix);
       for (const [err] of (await p.exec()) ?? []) if (err) throw err;
     },
 

@@ -7,12 +7,16 @@ import { NO_CURSOR, type AuthorWalk, type AuthorTweets } from "./author-tweets.j
 function fakeStore(tweets: Map<bigint, bigint[]>): AuthorTweets & { rowsRead: number } {
   const fake = {
     rowsRead: 0,
-    async ids(authorId: bigint, before: bigint, limit: number) {
-      return (tweets.get(authorId) ?? []).filter((id) => id < before).sort((a, b) => (a < b ? 1 : -1)).slice(0, limit);
+    async entries(authorId: bigint, before: bigint, limit: number): Promise<Entry[]> {
+      return (tweets.get(authorId) ?? [])
+        .filter((id) => id < before)
+        .sort((a, b) => (a < b ? 1 : -1))
+        .slice(0, limit)
+        .map((id) => ({ id, authorId }));
     },
     async walkAuthors(walks: readonly AuthorWalk[]) {
       const out: Entry[] = [];
-      for (const w of walks) for (const id of await fake.ids(w.authorId, w.before, w.limit)) out.push({ id, authorId: w.authorId });
+      for (const w of walks) out.push(...(await fake.entries(w.authorId, w.before, w.limit)));
       fake.rowsRead += out.length;
       return out;
     },

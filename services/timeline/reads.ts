@@ -99,9 +99,8 @@ export function createTimelineReader(deps: {
       const key = KEYS.recent(authorId);
       if (!(await viaRedis(lists.beginBuild(key)))) return;
       const cap = config.recentEntries;
-      const ids = await authorTweets.ids(authorId, NO_CURSOR, cap, { primary: true });
-      const floor = ids.length === cap ? ids[cap - 1]! : 0n;
-      const entries = ids.map((id) => ({ id, authorId }));
+      const entries = await authorTweets.entries(authorId, NO_CURSOR, cap, { primary: true });
+      const floor = entries.length === cap ? entries[cap - 1]!.id : 0n;
       const stored = await viaRedis(lists.finishBuild(key, entries, floor, cap, config.recentTtlMs));
       m.rebuilds.inc({ what: "recent", result: stored ? "stored" : "void" });
     });
@@ -237,9 +236,9 @@ export function createTimelineReader(deps: {
           if (!(err instanceof RedisUnavailableError)) throw err;
         }
       }
-      const ids = await authorTweets.ids(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
-      const entries = ids.slice(0, pageSize).map((id) => ({ id, authorId: userId }));
-      return { entries, next: ids.length > pageSize ? entries.at(-1)!.id : undefined };
+      const found = await authorTweets.entries(userId, before ?? NO_CURSOR, pageSize + 1, { primary });
+      const entries = found.slice(0, pageSize);
+      return { entries, next: found.length > pageSize ? entries.at(-1)!.id : undefined };
     },
   };
 }

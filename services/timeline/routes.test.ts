@@ -111,11 +111,13 @@ function memoryAuthorTweets(world: World): AuthorTweets {
       .filter((id) => opts.primary === true || world.replicaHorizon === undefined || id <= world.replicaHorizon)
       .sort(desc)
       .slice(0, limit);
+  const entries = async (authorId: bigint, before: bigint, limit: number, opts: { atLeast?: bigint; primary?: boolean } = {}): Promise<Entry[]> =>
+    (await ids(authorId, before, limit, opts)).map((id) => ({ id, authorId }));
   return {
-    ids,
+    entries,
     async walkAuthors(walks: readonly AuthorWalk[], primary) {
       const out: Entry[] = [];
-      for (const w of walks) for (const id of await ids(w.authorId, w.before, w.limit, { primary })) out.push({ id, authorId: w.authorId });
+      for (const w of walks) out.push(...(await entries(w.authorId, w.before, w.limit, { primary })));
       return out;
     },
   };

@@ -33,7 +33,12 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
     const found = new Map<bigint, Tweet>();
     for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
       const batch = entries.slice(i, i + HYDRATE_BATCH);
-      const { tweets } = await ctx.clients.tweet.batchGetTweets({ tweetIds: batch.map((e) => e.id), authorIds: batch.map((e) => e.authorId) }, onBehalfOf(hctx));
+      // Reposts' originals and their authors are named too, so they load in the same round trip as the page's own tweets.
+      const originals = batch.flatMap((e) => (e.original === undefined ? [] : [{ tweetId: e.original.id, authorId: e.original.authorId }]));
+      const { tweets } = await ctx.clients.tweet.batchGetTweets(
+        { tweetIds: batch.map((e) => e.id), authorIds: batch.map((e) => e.authorId), originals },
+        onBehalfOf(hctx),
+      );
       for (const t of tweets) found.set(t.repostId === 0n ? t.id : t.repostId, t);
     }
     const shown = new Set<bigint>();

@@ -2,6 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import type { EventBus } from "../../lib/events/bus.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 import { createTweetErasure, type TweetErasure } from "./erase.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
@@ -98,13 +99,13 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
       bus,
       durable: TWEET_ERASE_DURABLE,
       subjects: [EVENTS.userDeleted],
-      handler: async (event) => {
+      handler: eraseTwice(async (userId, event) => {
         // Likes are found through the likers' index: it must have taken in
         // every like event before this one, or a like just made is missed.
         if (!(await likesIndexPast(bus, event.streamSequence))) throw new Error("likers' index behind the deletion; retrying");
-        const erased = await erasure.erase(event.message.userId);
-        eraseLog.info({ user_id: String(event.message.userId), ...erased }, "deleted account's tweets and likes erased");
-      },
+        const erased = await erasure.erase(userId);
+        eraseLog.info({ user_id: String(userId), ...erased }, "deleted account's tweets and likes erased");
+      }),
       concurrency: 2,
       retryMinMs: 250,
       // An erasure must not be given up lightly: about 90 minutes of retries.

@@ -19,7 +19,8 @@ import type { LikeEdge, RefEdge, RepostChange, TweetRow, TweetStore } from "./st
 /** The durable consumer that keeps `likes` (the likers' index); shared by every tweet instance. */
 export const LIKES_INDEX_DURABLE = "tweet-likes-index";
 
-export function announceTweetCreated(ids: IdGenerator, requestId: string | undefined): Announce<TweetRow> {
+/** `repostOfAuthorId`: a repost's original's author, carried so timelines can load both at once. */
+export function announceTweetCreated(ids: IdGenerator, requestId: string | undefined, repostOfAuthorId = 0n): Announce<TweetRow> {
   return (tx, row) =>
     appendOutbox(tx, ids, {
       type: EVENTS.tweetCreated,
@@ -33,6 +34,7 @@ export function announceTweetCreated(ids: IdGenerator, requestId: string | undef
         replyToTweetId: row.replyToTweetId,
         quoteTweetId: row.quoteTweetId,
         repostOfTweetId: row.repostOfTweetId,
+        repostOfAuthorId: row.repostOfTweetId === 0n ? 0n : repostOfAuthorId,
         createTime: timestampFromMs(parseId(row.id).timeMs),
         urls: [...row.urls],
       }),

@@ -42,9 +42,17 @@ export interface TweetReader {
    * Authors and media added, in the order given. `knownMedia`: media already
    * at hand (PostTweet's AttachMedia answer), not asked for again.
    * `prefetched`: authors already being read (prefetchAuthors); any author it
-   * lacks is read here.
+   * lacks is read here. `loadedOriginals`: reposts' originals already
+   * loaded for the viewer (BatchGetTweets' originals); any it lacks is loaded
+   * here.
    */
-  present(tweets: readonly LoadedTweet[], hctx: HandlerContext, knownMedia?: readonly Media[], prefetched?: Promise<Map<bigint, User>>): Promise<Tweet[]>;
+  present(
+    tweets: readonly LoadedTweet[],
+    hctx: HandlerContext,
+    knownMedia?: readonly Media[],
+    prefetched?: Promise<Map<bigint, User>>,
+    loadedOriginals?: ReadonlyMap<bigint, LoadedTweet>,
+  ): Promise<Tweet[]>;
   /** Starts reading these users now (before the tweets are loaded); never rejects: a failed read is empty, and present() reads them again. */
   prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, User>>;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
@@ -162,10 +170,11 @@ export function createTweetReader(opts: {
     knownMedia: readonly Media[],
     prefetched: Promise<Map<bigint, User>> | undefined,
     withQuotes: boolean,
+    loadedOriginals?: ReadonlyMap<bigint, LoadedTweet>,
   ): Promise<Tweet[]> => {
     if (tweets.length === 0) return [];
     // A repost is shown as its original, with who reposted it (dropped when the original is gone).
-    const shown: Shown[] = tweets.some((t) => t.core.repostOfTweetId !== 0n) ? await originalsOf(tweets, hctx) : tweets.map((loaded) => ({ loaded }));
+    const shown: Shown[] = tweets.some((t) => t.core.repostOfTweetId !== 0n) ? await originalsOf(tweets, hctx, loadedOriginals) : tweets.map((loaded) => ({ loaded }));
     tweets = shown.map((s) => s.loaded);
     const known = new Map(knownMedia.map((m) => [m.id, m]));
     const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
@@ -205,10 +214,18 @@ export function createTweetReader(opts: {
   };
 
   /** Each repost replaced by its original, loaded for the caller; reposts of a deleted or unknown original left out. */
-  const originalsOf = async (tweets: readonly LoadedTweet[], hctx: HandlerContext): Promise<Shown[]> => {
-    const ids = [...new Set(tweets.map((t) => t.core.repostOfTweetId).filter((id) => id !== 0n))];
-    const authors = opts.lookup === undefined ? new Map<bigint, bigint>() : await opts.lookup.authorsOf(ids);
-    const originals = await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx));
+  const originalsOf = async (tweets: readonly LoadedTweet[], hctx: HandlerContext, loaded?: ReadonlyMap<bigint, LoadedTweet>): Promise<Shown[]> => {
+    const originals = new Map<bigint, LoadedTweet>();
+    const ids: bigint[] = [];
+    for (const id of new Set(tweets.map((t) => t.core.repostOfTweetId).filter((id) => id !== 0n))) {
+      const have = loaded?.get(id);
+      if (have === undefined) ids.push(id);
+      else originals.set(id, have);
+    }
+    if (ids.length > 0) {
+      const authors = opts.lookup === undefined ? new Map<bigint, bigint>() : await opts.lookup.authorsOf(ids);
+      for (const [id, t] of await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx))) originals.set(id, t);
+    }
     return tweets.flatMap((t) => {
       if (t.core.repostOfTweetId === 0n) return [{ loaded: t }];
       const original = originals.get(t.core.repostOfTweetId);
@@ -229,8 +246,8 @@ export function createTweetReader(opts: {
   return {
     load,
     prefetchAuthors: (ids, hctx) => authors(ids, hctx).catch(() => new Map<bigint, User>()),
-    present(tweets, hctx, knownMedia = [], prefetched) {
-      return presentAll(tweets, hctx, knownMedia, prefetched, true);
+    present(tweets, hctx, knownMedia = [], prefetched, loadedOriginals) {
+      return presentAll(tweets, hctx, knownMedia, prefetched, true, loadedOriginals);
     },
     async warm(id, entry) {
       if (cache === undefined) return;

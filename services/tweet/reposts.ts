@@ -101,7 +101,7 @@ export function createReposts(deps: {
       const createTimeMicros = BigInt(parseId(begun.repostId).timeMs) * 1000n;
       const none = { text: "", replyToTweetId: 0n, quoteTweetId: 0n, mediaIds: [], latitude: null, longitude: null, hashtags: [], mentions: [], urls: [] };
       const repostTweet = { ...none, id: begun.repostId, authorId: callerId, repostOfTweetId: orig.id, createTimeMicros };
-      await writes.create(repostTweet, requestIdOf(hctx), { again: true });
+      await writes.create(repostTweet, requestIdOf(hctx), { again: true, repostOfAuthorId: orig.authorId });
       const settled = await settle(orig, callerId, begun.repostId, true, requestIdOf(hctx));
       if (settled.kind === "missing") throw notFound();
       return settled.target.repostCount;

@@ -230,9 +230,13 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     async batchGetTweets(req, hctx) {
       const ids = [...new Set(req.tweetIds)];
       // The authors the caller named are asked for now, so their read goes out with the tweets' (one Redis round trip).
-      const hinted = req.authorIds.length === 0 ? undefined : reader.prefetchAuthors(req.authorIds, hctx);
-      const loaded = await loadByIds(ids, callerOf(hctx));
-      const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted);
+      // The reposts' originals the caller named are loaded with the tweets, and their authors read with the others'.
+      const originals = req.originals.filter((o) => o.tweetId !== 0n && o.authorId !== 0n).map((o) => ({ id: o.tweetId, authorId: o.authorId }));
+      const authorHints = [...req.authorIds, ...originals.map((o) => o.authorId)];
+      const hinted = authorHints.length === 0 ? undefined : reader.prefetchAuthors(authorHints, hctx);
+      const refs = [...(await lookup.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId }));
+      const loaded = await reader.load(originals.length === 0 ? refs : [...refs, ...originals.filter((o) => !ids.includes(o.id))], callerOf(hctx));
+      const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted, originals.length === 0 ? undefined : loaded);
       return create(BatchGetTweetsResponseSchema, { tweets });
     },
 
@@ -255,7 +259,19 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     async listAuthorTweets(req) {
       const walks = req.walks.map((w) => ({ authorId: w.authorId, before: w.beforeId === 0n ? NO_UPPER_BOUND : w.beforeId, atLeast: w.atLeastId, limit: w.limit }));
       const rows = await store.walkAuthors(walks, req.primary);
-      return create(ListAuthorTweetsResponseSchema, { refs: rows.map((r) => create(TweetRefSchema, { tweetId: r.id, authorId: r.authorId })) });
+      // A repost's ref names its original and the original's author, so a timeline entry built from it carries both (timeline entries.ts).
+      const originals = rows.flatMap((r) => (r.repostOfTweetId === undefined ? [] : [r.repostOfTweetId]));
+      const originalAuthors = originals.length === 0 ? new Map<bigint, bigint>() : await lookup.authorsOf(originals);
+      return create(ListAuthorTweetsResponseSchema, {
+        refs: rows.map((r) => {
+          const originalAuthor = r.repostOfTweetId === undefined ? undefined : originalAuthors.get(r.repostOfTweetId);
+          return create(TweetRefSchema, {
+            tweetId: r.id,
+            authorId: r.authorId,
+            ...(originalAuthor === undefined ? {} : { repostOfTweetId: r.repostOfTweetId, repostOfAuthorId: originalAuthor }),
+          });
+        }),
+      });
     },
   };
 }

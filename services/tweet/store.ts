@@ -226,6 +226,8 @@ export interface AuthorWalk {
 export interface TweetRefRow {
   readonly id: bigint;
   readonly authorId: bigint;
+  /** walkAuthors: the original of a repost (absent for a tweet of the author's own). */
+  readonly repostOfTweetId?: bigint;
 }
 
 /** Walks per statement; the statement is padded to a power of two so few distinct texts get prepared. */
@@ -294,7 +296,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
 
   const walkChunk = async (shard: ShardInfo, walks: readonly AuthorWalk[], limit: number, usePrimary: boolean): Promise<TweetRefRow[]> => {
     const size = padTo(walks.length);
-    const part = `(SELECT id, author_id FROM chirp.tweets
+    const part = `(SELECT id, author_id, repost_of_tweet_id FROM chirp.tweets
       WHERE author_id = ? AND id < ? AND id >= ? AND delete_time IS NULL ORDER BY id DESC LIMIT ${sqlLimit(limit, 10_000)})`;
     const params: SqlValue[] = [];
     for (let j = 0; j < size; j++) {
@@ -303,8 +305,10 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       params.push(w?.authorId ?? 0n, w?.before ?? 0n, w?.atLeast ?? 0n);
     }
     const db = usePrimary ? primary(shard, "walkAuthors") : reader(shard, "walkAuthors");
-    const rows = await db.query<{ id: string; author_id: string }>(size === 1 ? part : Array(size).fill(part).join(" UNION ALL "), params);
-    return rows.map((r) => ({ id: BigInt(r.id), authorId: BigInt(r.author_id) }));
+    const rows = await db.query<{ id: string; author_id: string; repost_of_tweet_id: string | null }>(size === 1 ? part : Array(size).fill(part).join(" UNION ALL "), params);
+    return rows.map((r) =>
+      r.repost_of_tweet_id === null ? { id: BigInt(r.id), authorId: BigInt(r.author_id) } : { id: BigInt(r.id), authorId: BigInt(r.author_id), repostOfTweetId: BigInt(r.repost_of_tweet_id) },
+    );
   };
 
   return {

@@ -20,7 +20,7 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: NewTweet, requestId: string | undefined, opts?: { again?: boolean }): Promise<TweetRow | undefined>;
+  create(t: NewTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -65,7 +65,7 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
       await lookup.remember(t.id, t.authorId);
       return invalidatingAuthor(
         t.authorId,
-        () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId))),
+        () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
         (row) => row !== undefined,
       );
     },

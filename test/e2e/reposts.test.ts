@@ -5,10 +5,13 @@
 // page, and the reposter's user timeline; Unrepost, deleting the original and
 // unfollowing the reposter take it out; each change publishes one event.
 import { fromBinary } from "@bufbuild/protobuf";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetRepostedSchema, TweetUnrepostedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { parseMember } from "../../services/timeline/entries.js";
+import { KEYS } from "../../services/timeline/lists.js";
 import { connectEvents, type EventReader } from "../support/events.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
@@ -16,13 +19,16 @@ import { gatewayApi, type Account } from "./support/api.js";
 let system: TestSystem;
 let mesh: Mesh;
 let events: EventReader;
+let redis: Redis;
 
 beforeAll(async () => {
   system = await startSystem({ router: false });
   mesh = system.mesh;
   events = await connectEvents(system.infra.natsUrl);
+  redis = new Redis(system.infra.redisUrl, { maxRetriesPerRequest: 1 });
 });
 afterAll(async () => {
+  redis?.disconnect();
   await events?.close();
   await system?.stop();
 });
@@ -85,6 +91,17 @@ describe("a repost in timelines", () => {
     await repost(r2, t.id);
     // Once, shown for the newest repost.
     await expect.poll(async () => shown(await home(fan), t.id), { timeout: 15_000, interval: 200 }).toEqual([r2.handle]);
+    // Each repost's entry carries the original and its author (one round trip loads both), fanned out and rebuilt from MySQL alike.
+    const originalsInHome = async (): Promise<string[]> =>
+      (await redis.zrange(KEYS.home(fan.id), 0, -1)).flatMap((m) => {
+        const e = parseMember(m);
+        return e?.original === undefined ? [] : [`${e.authorId}:${e.original.id}:${e.original.authorId}`];
+      });
+    const expected = [r1, r2].map((r) => `${r.id}:${t.id}:${author.id}`).sort();
+    expect((await originalsInHome()).sort()).toEqual(expected);
+    await redis.del(KEYS.home(fan.id));
+    expect(shown(await home(fan), t.id)).toEqual([r2.handle]);
+    expect((await originalsInHome()).sort()).toEqual(expected);
     const mine = await userTimeline(r1, fan);
     expect(shown(mine, t.id)).toEqual([r1.handle]);
     expect(mine.find((x) => x.id === t.id)).toMatchObject({ authorId: String(author.id), text: "worth passing on", repostCount: 2 });
