@@ -16,7 +16,16 @@ import { openTopologyKv, readTopology } from "../../lib/shard/topology.js";
 import { gatewayApi } from "../e2e/support/api.js";
 import { eventually } from "../support/eventually.js";
 import { meshLog } from "./support/mesh-log.js";
-import { createWorkload, type Workload } from "./support/workload.js";
+import { createWorkload, sleep, type Workload } from "./support/workload.js";
+
+/**
+ * How long the outages last. `npm test` runs short ones; `npm run chaos` the
+ * long ones issue 22 asks for: Redis down 30 s, and NATS down past the
+ * consumers' retry budget (10 deliveries, 1 s doubling to 60 s: about 4
+ * minutes of retries). The same tests either way; only the durations differ.
+ */
+const REDIS_DOWN_S = Number(process.env["CHIRP_CHAOS_REDIS_DOWN_S"] ?? "5");
+const NATS_DOWN_S = Number(process.env["CHIRP_CHAOS_NATS_DOWN_S"] ?? "0");
 
 let infra: RunningInfra;
 let mesh: Mesh;
@@ -79,14 +88,36 @@ describe("faults of the servers, under load", () => {
     );
   });
 
-  it("nats-server killed and started again: posts go on meanwhile, every event arrives once", { timeout: 180_000 }, async () => {
+  it(`nats-server killed and started again${NATS_DOWN_S > 0 ? ` after ${NATS_DOWN_S} s` : ""}: posts go on meanwhile, every event arrives once, nothing dead-lettered and forgotten`, { timeout: 180_000 + NATS_DOWN_S * 1000 }, async () => {
     log.showOnFailure();
-    await workload.run("nats-server restart", async (load) => {
+    const report = await workload.run(`nats-server down${NATS_DOWN_S > 0 ? ` ${NATS_DOWN_S} s` : ""}`, async (load) => {
       process.kill(infra.processes.find((p) => p.name === "nats")!.pid, "SIGKILL");
-      // Down for as long as it takes to acknowledge a few posts: they wait in the outbox.
+      // Down for as long as it takes to acknowledge a few posts (they wait in the outbox), or
+      // under `npm run chaos` for longer than the consumers' retry budget.
       await load.acks(20);
+      await sleep(Math.max(0, NATS_DOWN_S * 1000));
       await infra.restartNats();
-    });
+    }, { consistentWithinMs: 120_000 });
+    // The kill hit work in flight, and still every timeline completed (the checks above).
+    expect(Object.values(report.inFlightAtFault).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
+  it(`Redis down (frozen with SIGSTOP, its data kept) for ${REDIS_DOWN_S} s under load: nothing acknowledged is lost, reads recover, timelines complete`, { timeout: 240_000 + REDIS_DOWN_S * 1000 }, async () => {
+    log.showOnFailure();
+    const pid = infra.processes.find((p) => p.name === "redis")!.pid;
+    // Frozen rather than killed: connections hang instead of being refused, so every Redis
+    // call waits out its timeout (the harder case), and nothing is lost or reloaded.
+    const report = await workload.run(`Redis down ${REDIS_DOWN_S} s`, async () => {
+      process.kill(pid, "SIGSTOP");
+      try {
+        await sleep(REDIS_DOWN_S * 1000);
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+    }, { consistentWithinMs: 120_000 });
+    expect(Object.values(report.inFlightAtFault).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    // Reads recover: every user's home timeline answers (and, above, is exactly what it should be).
+    expect(report.reads).toBeGreaterThan(0);
   });
 
   it("FLUSHALL of Redis: timelines are rebuilt and fan-out goes on", { timeout: 180_000 }, async () => {

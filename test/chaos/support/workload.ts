@@ -74,6 +74,8 @@ export interface FaultReport {
   readonly slowestAckMs: number;
   /** From the end of the load until every check passed. */
   readonly consistentMs: number;
+  /** Calls sent before the fault that ended after it, by op: the in-flight work the fault hit. */
+  readonly inFlightAtFault: Readonly<Record<string, number>>;
 }
 
 export interface RunOptions {
@@ -251,6 +253,7 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
       maxGapMs: maxGap(outcomes.filter((x) => x.op === "post" && x.code === undefined && x.at > faultAt).map((x) => x.at), faultAt, loadEnd),
       slowestAckMs: Math.max(0, ...outcomes.filter((x) => x.op === "post" && x.code === undefined && x.at > faultAt).map((x) => x.at - x.sentAt)),
       consistentMs,
+      inFlightAtFault: countBy(outcomes.filter((x) => x.sentAt < faultAt && x.at > faultAt).map((x) => x.op)),
     };
     console.log(formatReport(report));
     return report;
@@ -345,8 +348,15 @@ export function formatReport(r: FaultReport): string {
       : `${r.errors} failed calls (${codes}) over ${ms(r.windowMs)} (at ${r.errorsAtMs.map((t) => `+${(t / 1000).toFixed(1)}`).join(" ")} s), ` +
         `writes acknowledged again ${ms(r.recoveryMs)} after the fault`) +
     `; longest pause between acknowledged posts ${ms(r.maxGapMs)}, slowest acknowledged post ${ms(r.slowestAckMs)}` +
-    `; every check passed ${ms(r.consistentMs)} after the load stopped`
+    `; every check passed ${ms(r.consistentMs)} after the load stopped` +
+    `; in flight at the fault: ${Object.entries(r.inFlightAtFault).map(([op, n]) => `${n} ${op}`).join(", ") || "nothing"}`
   );
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = (out[k] ?? 0) + 1;
+  return out;
 }
 
 const ms = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`);
