@@ -17,7 +17,9 @@
 // throws gets it again after a back-off (a delayed nak), up to maxDeliver
 // deliveries, after which the event is dead-lettered: an error log line
 // naming the durable, subject, event id and stream sequence (the event stays
-// in the stream for its max age, to be replayed by hand). So HANDLERS MUST BE
+// in the stream for its max age, to be replayed by hand). A handler may also
+// throw DeferEventError to have the event again after a delay without it
+// counting as a failure. So HANDLERS MUST BE
 // IDEMPOTENT: the same event can arrive again after a redelivery, a crash
 // before the ack, or a relay that re-published it after the duplicate window.
 //
@@ -84,6 +86,18 @@ export type ConsumedEvent<T extends EventEntry = EventEntry> = T extends EventEn
 /** Thrown by a handler for an event that can never succeed: dead-lettered at once, not retried. */
 export class UnprocessableEventError extends Error {
   override readonly name = "UnprocessableEventError";
+}
+
+/**
+ * Thrown by a handler that has done what it can for now and wants the event
+ * again in `delayMs` (a second pass, say): not a failure, so no warning and
+ * result "deferred". Each deferral is a delivery, counted against maxDeliver.
+ */
+export class DeferEventError extends Error {
+  override readonly name = "DeferEventError";
+  constructor(readonly delayMs: number) {
+    super(`event deferred for ${Math.round(delayMs)} ms`);
+  }
 }
 
 export class ConsumerConfigError extends Error {
@@ -234,7 +248,12 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     } catch (err) {
       const deliveries = msg.info.deliveryCount;
       let outcome = "retry";
-      if (err instanceof UnprocessableEventError) {
+      if (err instanceof DeferEventError) {
+        // Not a failure: the handler asked for the event again later.
+        outcome = "deferred";
+        msg.nak(Math.max(0, Math.round(err.delayMs)));
+        m?.consumed.inc({ durable, subject: type.subject, result: "deferred" });
+      } else if (err instanceof UnprocessableEventError) {
         outcome = "dead_letter";
         deadLetter(msg, { subject: type.subject, eventId }, err, "handler refused it");
       } else if (deliveries >= maxDeliver) {
@@ -247,7 +266,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         m?.consumed.inc({ durable, subject: type.subject, result: "retry" });
         log.warn({ err, subject: type.subject, event_id: eventId, deliveries, retry_in_ms: delay }, "event handler failed; will retry");
       }
-      if (span !== undefined) endMessageSpan(span, err, outcome);
+      if (span !== undefined) endMessageSpan(span, outcome === "deferred" ? undefined : err, outcome);
     } finally {
       clearInterval(keepAlive);
       m?.handlerDuration.observe({ durable, subject: type.subject }, (performance.now() - started) / 1000);

@@ -1,5 +1,6 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
 import { createBlocks, type Blocks } from "./blocks.js";
@@ -64,10 +65,10 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
       bus: ctx.bus,
       durable: GRAPH_ERASE_DURABLE,
       subjects: [EVENTS.userDeleted],
-      handler: async (event) => {
-        const erased = await erasure.erase(event.message.userId);
-        eraseLog.info({ user_id: String(event.message.userId), ...erased }, "deleted account's graph erased");
-      },
+      handler: eraseTwice(async (userId) => {
+        const erased = await erasure.erase(userId);
+        eraseLog.info({ user_id: String(userId), ...erased }, "deleted account's graph erased");
+      }),
       concurrency: 2,
       log: eraseLog,
       // An erasure must not be given up lightly: about 90 minutes of retries.

@@ -3,6 +3,7 @@ import { Counter } from "prom-client";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";
@@ -64,10 +65,10 @@ export async function createMediaContext(shared: ServiceContext): Promise<MediaC
       bus: shared.bus,
       durable: MEDIA_ERASE_DURABLE,
       subjects: [EVENTS.userDeleted],
-      handler: async (event) => {
-        const removed = await sweeper.eraseOwner(event.message.userId);
-        log.info({ user_id: String(event.message.userId), media: removed }, "deleted account's media erased");
-      },
+      handler: eraseTwice(async (userId) => {
+        const removed = await sweeper.eraseOwner(userId);
+        log.info({ user_id: String(userId), media: removed }, "deleted account's media erased");
+      }),
       concurrency: 2,
       // An erasure must not be given up lightly: about 90 minutes of retries.
       maxDeliver: 100,

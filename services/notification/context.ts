@@ -1,5 +1,6 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadNotificationConfig, type NotificationConfig } from "./config.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
@@ -52,8 +53,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
         bus: ctx.bus,
         durable: NOTIFICATION_ERASE_DURABLE,
         subjects: [EVENTS.userDeleted],
-        handler: async (event) => {
-          const userId = event.message.userId;
+        handler: eraseTwice(async (userId) => {
           let rows = 0;
           for (;;) {
             const n = await eraseInbox(ctx.router, userId, ERASE_BATCH);
@@ -62,7 +62,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
           }
           await inboxCache?.invalidate([userId]);
           eraseLog.info({ user_id: String(userId), notifications: rows }, "deleted account's inbox erased");
-        },
+        }),
         concurrency: 2,
         // An erasure must not be given up lightly: about 90 minutes of retries.
         maxDeliver: 100,

@@ -9,6 +9,7 @@ import { createSessions, recordSessionActivity, type Sessions } from "./sessions
 import { createUserStore, type UserStore } from "./store.js";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 
 /** The user service's consumer of UserDeleted: ends and deletes the sessions of a deleted account. */
 export const USER_ERASE_DURABLE = "user-account-erase";
@@ -52,10 +53,10 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
       subjects: [EVENTS.userDeleted],
       // An erasure must not be given up lightly: about 90 minutes of retries.
       maxDeliver: 100,
-      handler: async (event) => {
-        const rows = await sessions.erase(event.message.userId);
-        log.info({ user_id: String(event.message.userId), sessions: rows }, "deleted account's sessions erased");
-      },
+      handler: eraseTwice(async (userId) => {
+        const rows = await sessions.erase(userId);
+        log.info({ user_id: String(userId), sessions: rows }, "deleted account's sessions erased");
+      }),
       log,
       metrics: shared.metrics,
     });

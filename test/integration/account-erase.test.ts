@@ -19,6 +19,7 @@ import { createEventBus, type EventBus } from "../../lib/events/bus.js";
 import { BUS_DEFAULTS } from "../../lib/events/config.js";
 import { consume } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
+import { eraseTwice } from "../../lib/events/user-deleted.js";
 import { createIdGenerator } from "../../lib/ids.js";
 import { createRelationCache } from "../../lib/relations.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
@@ -278,5 +279,46 @@ describe("account erasure (graph)", () => {
     await tweetErasure.erase(doomed, { batch: 3 });
     expect(await tweetCounts(other, target.id)).toBe("likes 0, replies 0, quotes 0, reposts 0");
     expect(await liveTweets(other)).toBe(1);
+  });
+
+  it("erases twice: a follow that lands after the first pass (a call in flight at the deletion) is ended by the second", { timeout: 60_000 }, async () => {
+    const [doomed, early, late] = (await newUsers(3)) as [bigint, bigint, bigint];
+    await follows.set(early, doomed, true, undefined);
+    const passes: string[] = [];
+    let firstPass!: () => void;
+    const afterFirst = new Promise<void>((resolve) => (firstPass = resolve));
+    let secondPass!: () => void;
+    const afterSecond = new Promise<void>((resolve) => (secondPass = resolve));
+    const consumer = consume({
+      bus,
+      durable: `erase-twice-test-${process.pid}`,
+      subjects: [EVENTS.userDeleted],
+      log: silent,
+      // A second pass 1.5 s after the event (30 s in the services).
+      handler: eraseTwice(async (userId) => {
+        if (userId !== doomed) return;
+        const erased = await erasure.erase(userId);
+        passes.push(`followers ${erased.followers}`);
+        if (passes.length === 1) firstPass();
+        else secondPass();
+      }, 1500),
+    });
+    try {
+      await consumer.started();
+      const { js } = await bus.ready();
+      await js.publish(EVENTS.userDeleted.subject, toBinary(UserDeletedSchema, create(UserDeletedSchema, { userId: doomed, deleteTime: timestampNow() })), {
+        msgID: `erase-twice-test-${doomed}`,
+      });
+      await afterFirst;
+      // A Follow that had checked the user before the deletion commits now.
+      await follows.set(late, doomed, true, undefined);
+      expect(await counts([late])).toEqual(["0/1"]);
+      await afterSecond;
+    } finally {
+      await consumer.stop();
+    }
+    expect(passes).toEqual(["followers 1", "followers 1"]);
+    expect(await counts([early, late])).toEqual(["0/0", "0/0"]);
+    expect(await active("followers", "followee_id", doomed)).toBe(0);
   });
 });

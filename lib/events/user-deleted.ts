@@ -1,0 +1,31 @@
+// A deleted account's erasure, as every service's consumer of UserDeleted
+// runs it (docs/decisions/0025-account-deletion-by-events.md): once at once,
+// and once more when the event is SECOND_PASS_AGE_MS old, for what was still
+// on its way at the deletion (a call that passed the gateway before the
+// sessions ended and committed after the first pass, a like relayed late, a
+// follow edge whose copy came late). Both passes erase "what is left", so
+// the second usually finds nothing.
+import type { ConsumedEvent } from "./consumer.js";
+import { DeferEventError } from "./consumer.js";
+import type { EVENTS } from "./subjects.js";
+
+/** How old the UserDeleted event is when each erasure runs the second time. */
+export const SECOND_PASS_AGE_MS = 30_000;
+
+export type UserDeletedEvent = ConsumedEvent<typeof EVENTS.userDeleted>;
+
+/**
+ * The handler of a consumer of UserDeleted: `erase` for the deleted user,
+ * then, while the event is younger than `secondPassAgeMs`, the event asked
+ * for again at that age (DeferEventError), which runs `erase` once more.
+ */
+export function eraseTwice(
+  erase: (userId: bigint, event: UserDeletedEvent) => Promise<void>,
+  secondPassAgeMs: number = SECOND_PASS_AGE_MS,
+): (event: UserDeletedEvent) => Promise<void> {
+  return async (event) => {
+    await erase(event.message.userId, event);
+    const age = Date.now() - event.publishTime.getTime();
+    if (age < secondPassAgeMs) throw new DeferEventError(secondPassAgeMs - age);
+  };
+}
