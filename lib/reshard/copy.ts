@@ -6,7 +6,7 @@
 import type { Connection } from "mysql2/promise";
 import { keyspaceIdOf, targetFor, type ReshardPlan } from "./plan.js";
 import { estimateRows, openSnapshot, readBatch, replaceRows, type Row, type TableShape } from "./sql.js";
-import type { StateHandle } from "./state.js";
+import { decodeKey, encodeKey, type StateHandle } from "./state.js";
 
 export interface CopyProgress {
   readonly table: string;
@@ -54,7 +54,7 @@ export async function copySnapshot(plan: ReshardPlan, handle: StateHandle, opts:
       const routing = plan.tables.get(table.name)!;
       while (!progress.done) {
         opts.signal?.throwIfAborted();
-        const rows = await readBatch(opts.source, db, table, progress.lastPk, opts.batchRows);
+        const rows = await readBatch(opts.source, db, table, progress.lastPk === null ? null : decodeKey(progress.lastPk), opts.batchRows);
         const byTarget = new Map<string, Row[]>();
         for (const row of rows) {
           const target = targetFor(plan, keyspaceIdOf(routing, row[routing.column]));
@@ -65,7 +65,7 @@ export async function copySnapshot(plan: ReshardPlan, handle: StateHandle, opts:
         for (const t of plan.targets) await replaceRows(opts.targets.get(t.name)!, t.database, table, byTarget.get(t.name) ?? []);
         if (rows.length > 0) {
           const last = rows[rows.length - 1]!;
-          progress.lastPk = table.primaryKey.map((c) => last[c]);
+          progress.lastPk = encodeKey(table.primaryKey.map((c) => last[c]));
           progress.rows += rows.length;
           copiedThisRun += rows.length;
         }

@@ -28,12 +28,14 @@ export interface TableShape {
   readonly name: string;
   readonly columns: readonly string[];
   readonly primaryKey: readonly string[];
+  /** BINARY(n) columns and their n: the binlog carries their values without the trailing zero bytes. */
+  readonly binaryLengths: ReadonlyMap<string, number>;
 }
 
 /** Base tables of `database` with their columns and primary key, by name. */
 export async function readTables(conn: Connection, database: string): Promise<Map<string, TableShape>> {
   const [cols] = await conn.execute<RowDataPacket[]>(
-    "SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+    "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, DATA_TYPE AS type, CHARACTER_OCTET_LENGTH AS len FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
     [database],
   );
   const [keys] = await conn.execute<RowDataPacket[]>(
@@ -42,13 +44,14 @@ export async function readTables(conn: Connection, database: string): Promise<Ma
   );
   const [views] = await conn.execute<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'BASE TABLE'", [database]);
   const skip = new Set(views.map((v) => String(v["t"])));
-  const tables = new Map<string, { name: string; columns: string[]; primaryKey: string[] }>();
+  const tables = new Map<string, { name: string; columns: string[]; primaryKey: string[]; binaryLengths: Map<string, number> }>();
   for (const r of cols) {
     const t = String(r["t"]);
     if (skip.has(t)) continue;
     let shape = tables.get(t);
-    if (shape === undefined) tables.set(t, (shape = { name: t, columns: [], primaryKey: [] }));
+    if (shape === undefined) tables.set(t, (shape = { name: t, columns: [], primaryKey: [], binaryLengths: new Map() }));
     shape.columns.push(String(r["c"]));
+    if (String(r["type"]).toLowerCase() === "binary") shape.binaryLengths.set(String(r["c"]), Number(r["len"]));
   }
   for (const r of keys) tables.get(String(r["t"]))?.primaryKey.push(String(r["c"]));
   return tables;

@@ -17,7 +17,7 @@ export interface SnapshotPosition {
 }
 
 export interface TableCopy {
-  /** The primary key of the last row copied (column order of the key); null before the first batch. */
+  /** The primary key of the last row copied (column order of the key, encodeKey'd); null before the first batch. */
   lastPk: unknown[] | null;
   rows: number;
   done: boolean;
@@ -58,6 +58,15 @@ export interface ReshardState {
   verify?: { readonly time: string; readonly position: string; readonly attempts: number; readonly ok: boolean; readonly tables: readonly TableCheck[] };
   /** Who runs it now (host:pid), refreshed on every save. */
   runner?: string;
+}
+
+/** A primary key as JSON can hold it: bytes (VARBINARY, BINARY columns) as `{ "hex": ... }`. */
+export function encodeKey(values: readonly unknown[]): unknown[] {
+  return values.map((v) => (Buffer.isBuffer(v) ? { hex: v.toString("hex") } : v));
+}
+
+export function decodeKey(values: readonly unknown[]): unknown[] {
+  return values.map((v) => (v !== null && typeof v === "object" && typeof (v as { hex?: unknown }).hex === "string" ? Buffer.from((v as { hex: string }).hex, "hex") : v));
 }
 
 export class ReshardStateConflict extends Error {

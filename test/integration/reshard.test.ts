@@ -3,6 +3,7 @@
 // same replica set. The copy is killed mid-way and resumed; rows change
 // between and during the runs; catch-up from the binlog must carry every
 // change; verify compares counts and checksums; abort drops the targets.
+import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
@@ -54,6 +55,21 @@ async function insertUsers(ids: readonly string[], handles: readonly string[]): 
   }
 }
 
+/** Rows keyed by bytes: search postings (VARBINARY term) and push subscriptions (BINARY(32) hash, some ending in zero bytes). */
+async function insertByteKeyed(ids: readonly string[]): Promise<void> {
+  const db = router.primary("-40");
+  await db.execute(`INSERT INTO chirp.search_postings (term, tweet_id) VALUES ${ids.map(() => "(?, ?)").join(", ")}`, ids.flatMap((id, i) => [Buffer.from(`term${i % 5}`), id]));
+  await db.execute(
+    `INSERT INTO chirp.push_subscriptions (user_id, endpoint_hash, endpoint, p256dh, auth, create_time) VALUES ${ids.map(() => "(?, ?, ?, 'k', 'a', NOW(6))").join(", ")}`,
+    ids.flatMap((id) => [id, zeroEndedHash(id), `https://push.example/${id}`]),
+  );
+}
+function zeroEndedHash(id: string): Buffer {
+  const h = createHash("sha256").update(id).digest();
+  h.fill(0, 29);
+  return h;
+}
+
 async function count(database: string, table: string): Promise<number> {
   const [[row]] = await admin.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${database}\`.\`${table}\``);
   return Number(row?.["n"]);
@@ -89,6 +105,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const ids = idsOnX40(300, 10_000);
     const handles = handlesOnX40(150, "hh");
     await insertUsers(ids, handles);
+    await insertByteKeyed(ids.slice(0, 40));
 
     // First run: killed once it has copied 100 rows (batches of 50).
     const kill = new AbortController();
@@ -122,6 +139,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     await db.execute("UPDATE chirp.users SET bio = 'changed after the copy', tweet_count = 7 WHERE id = ?", [ids[2]!]);
     await db.execute("DELETE FROM chirp.follows WHERE follower_id = ?", [ids[3]!]);
     await db.execute("DELETE FROM chirp.user_handles WHERE handle_lower = ?", [handles[0]!]);
+    await db.execute("DELETE FROM chirp.search_postings WHERE term = ? AND tweet_id = ?", [Buffer.from("term0"), ids[0]!]);
+    await db.execute("UPDATE chirp.push_subscriptions SET auth = 'changed' WHERE user_id = ? AND endpoint_hash = ?", [ids[5]!, zeroEndedHash(ids[5]!)]);
+    await insertByteKeyed(ids.slice(200, 205));
     let writing = true;
     const more = idsOnX40(60, 90_000);
     const writer = (async () => {
@@ -144,7 +164,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
 
     // Every source row is on exactly the target that owns it.
     const [x20, x2040] = plan.targets;
-    for (const table of ["users", "follows", "user_handles"]) {
+    for (const table of ["users", "follows", "user_handles", "search_postings", "push_subscriptions"]) {
       expect((await count(x20!.database, table)) + (await count(x2040!.database, table))).toBe(await count(plan.source.database, table));
     }
     const [users20] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${x20!.database}\`.users`);
@@ -156,6 +176,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const target = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(ids[2]!)))!;
     const [[changed]] = await admin.query<RowDataPacket[]>(`SELECT bio, tweet_count FROM \`${target.database}\`.users WHERE id = ?`, [ids[2]!]);
     expect(changed).toMatchObject({ bio: "changed after the copy", tweet_count: "7" });
+    const owner5 = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(ids[5]!)))!;
+    const [[sub]] = await admin.query<RowDataPacket[]>(`SELECT auth FROM \`${owner5.database}\`.push_subscriptions WHERE user_id = ?`, [ids[5]!]);
+    expect(sub).toMatchObject({ auth: "changed" });
 
     const status = formatStatus(done);
     expect(status).toContain("phase verified");
