@@ -106,7 +106,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     table.primaryKey.map((c) => {
       const v = row[c];
       const n = table.binaryLengths.get(c);
-      // BINARY(n) is stored zero-padded and the binlog drops the trailing zeros; zongji pads
+      // BINARY(n) is stored zero-padded; a binlog value may lack the trailing zeros; zongji pads
       // them back when it reads the column type from information_schema (the MariaDB default,
       // binlog_row_metadata=NO_LOG), which the row test covers. This keeps keys whole if not.
       return n !== undefined && Buffer.isBuffer(v) && v.length < n ? Buffer.concat([v, Buffer.alloc(n - v.length)]) : v;

@@ -28,7 +28,7 @@ export interface TableShape {
   readonly name: string;
   readonly columns: readonly string[];
   readonly primaryKey: readonly string[];
-  /** BINARY(n) columns and their n: the binlog carries their values without the trailing zero bytes. */
+  /** BINARY(n) columns and their n: a binlog value may lack the trailing zero bytes. */
   readonly binaryLengths: ReadonlyMap<string, number>;
 }
 
