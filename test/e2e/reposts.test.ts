@@ -93,7 +93,7 @@ describe("a repost in timelines", () => {
     await expect.poll(async () => shown(await home(fan), t.id), { timeout: 15_000, interval: 200 }).toEqual([r2.handle]);
     // Each repost's entry carries the original and its author (one round trip loads both), fanned out and rebuilt from MySQL alike.
     const originalsInHome = async (): Promise<string[]> =>
-      (await redis.zrange(KEYS.home(fan.id), 0, -1)).flatMap((m) => {
+      (await redis.zrange(KEYS.home(fan.id), "0", "-1")).flatMap((m) => {
         const e = parseMember(m);
         return e?.original === undefined ? [] : [`${e.authorId}:${e.original.id}:${e.original.authorId}`];
       });
