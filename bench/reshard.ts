@@ -37,6 +37,7 @@ Writes bench/results/reshard.json.
 
   --users N     users loaded into -40 (a users and a follows row each) (100000)
   --rate N      single-row writes per second on the source during catch-up (300)
+  --writers N   connections the writes are spread over (1)
   --seconds N   seconds of writes during catch-up (10)
   --batch N     rows per copy batch (1000)
   --out FILE    where the JSON goes
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
   options: {
     users: { type: "string", default: "100000" },
     rate: { type: "string", default: "300" },
+    writers: { type: "string", default: "1" },
     seconds: { type: "string", default: "10" },
     batch: { type: "string", default: "1000" },
     out: { type: "string" },
@@ -53,6 +55,7 @@ const { values: args } = parseArgs({
 });
 const users = Number(args.users);
 const rate = Number(args.rate);
+const writerCount = Number(args.writers);
 const seconds = Number(args.seconds);
 const batch = Number(args.batch);
 const out = args.out ?? fileURLToPath(new URL("./results/reshard.json", import.meta.url));
@@ -103,20 +106,28 @@ try {
   const lags: number[] = [];
   let writes = 0;
   let writing = true;
-  const writer = (async () => {
-    const started = performance.now();
-    const more = idsOnX40(50_000_000);
-    while (performance.now() - started < seconds * 1000) {
-      const due = Math.floor(((performance.now() - started) / 1000) * rate);
-      while (writes < due) {
-        const id = more.next().value as string;
-        await admin.execute(`INSERT INTO ${source}.users (id, handle, email, password_hash) VALUES (?, ?, ?, 'x')`, [id, `w${id}`, `w${id}@x.test`]);
+  const writerConns = await Promise.all(
+    Array.from({ length: writerCount }, () => createConnection({ host: rs0.primary.host, port: rs0.primary.port, user: infra!.mysql.adminUser.user, password: infra!.mysql.adminUser.password })),
+  );
+  const more = idsOnX40(50_000_000);
+  const started = performance.now();
+  const writer = Promise.all(
+    writerConns.map(async (conn) => {
+      while (performance.now() - started < seconds * 1000) {
+        const due = Math.floor(((performance.now() - started) / 1000) * rate);
+        if (writes >= due) {
+          await delay(2);
+          continue;
+        }
         writes++;
+        const id = more.next().value as string;
+        await conn.execute(`INSERT INTO ${source}.users (id, handle, email, password_hash) VALUES (?, ?, ?, 'x')`, [id, `w${id}`, `w${id}@x.test`]);
       }
-      await delay(5);
-    }
+    }),
+  ).then(async () => {
     writing = false;
-  })();
+    for (const c of writerConns) await c.end();
+  });
   let rounds = 0;
   while (writing) {
     await runReshard({ plan, servers, kv, stopAfter: "catch-up", onCatchUp: (p) => lags.push(p.lagMs) });
@@ -137,7 +148,7 @@ try {
   const result = {
     time: new Date().toISOString(),
     machine: machine(),
-    parameters: { users, rate, seconds, batch },
+    parameters: { users, rate, writers: writerCount, seconds, batch },
     copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
     catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
     verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },
