@@ -35,8 +35,12 @@ export interface CatchUpOptions {
   readonly source: Connection;
   readonly targets: ReadonlyMap<string, Connection>;
   readonly tables: ReadonlyMap<string, TableShape>;
-  /** "current": stop once everything the source had logged when last asked is applied; a GTID position: stop exactly there. */
-  readonly until: "current" | string;
+  /**
+   * "current": stop once everything the source had logged when last asked is
+   * applied; a GTID position: stop exactly there; "never": keep the targets
+   * current until the signal fires (the position is saved first).
+   */
+  readonly until: "current" | "never" | string;
   /** Most keys applied at once (default 1000). */
   readonly batchKeys?: number;
   /** Replication server id of the stream (unique among the source's replicas); random by default. */
@@ -192,7 +196,10 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     let lastCheck = 0;
     for (;;) {
       if (failure !== undefined) throw failure;
-      opts.signal?.throwIfAborted();
+      if (opts.signal?.aborted) {
+        await save(lastLagMs, true);
+        opts.signal.throwIfAborted();
+      }
       let reached = false;
       while (queue.length > 0 && !reached) {
         const ev = queue.shift()!;
@@ -216,7 +223,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         pendingPos.add({ domainId: Number(domainId), serverId: Number(serverId), seqNo: seqNo! });
         transactions++;
         oldestPending ??= ev.receivedAt;
-        if (opts.until !== "current" && covers(pendingPos.toString(), opts.until)) reached = true;
+        if (opts.until !== "current" && opts.until !== "never" && covers(pendingPos.toString(), opts.until)) reached = true;
         if (pendingKeys >= batchKeys) break;
       }
       if (pendingKeys > 0 || pendingPos.toString() !== applied.pos) await flush();
@@ -230,7 +237,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         continue;
       }
       // Nothing buffered: already at the position asked for (no transaction since)?
-      if (opts.until !== "current" && covers(applied.pos, opts.until)) {
+      if (opts.until !== "current" && opts.until !== "never" && covers(applied.pos, opts.until)) {
         await save(0, true);
         return progress(true);
       }

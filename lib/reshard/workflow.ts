@@ -30,6 +30,11 @@ export interface ReshardRunOptions {
   /** Stop after this step (default: after verify). */
   readonly stopAfter?: ReshardStep;
   readonly verifyAttempts?: number;
+  /**
+   * After the last step, keep catching up (the targets stay current) until
+   * `signal` fires; the run then returns normally with the position saved.
+   */
+  readonly follow?: boolean;
   readonly log?: (line: string) => void;
   readonly onCopy?: (p: CopyProgress) => void;
   readonly onCatchUp?: (p: CatchUpProgress) => void;
@@ -120,9 +125,20 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       ...(opts.onCatchUp === undefined ? {} : { onProgress: opts.onCatchUp }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     };
+    const follow = async (current: ReshardState): Promise<ReshardState> => {
+      if (opts.follow !== true) return current;
+      log("following the source's binlog until interrupted...");
+      try {
+        await catchUp(plan, handle, { ...catchUpOpts, until: "never" });
+      } catch (err) {
+        if (opts.signal?.aborted !== true) throw err;
+      }
+      log(`stopped following at ${current.catchUp?.gtid ?? "?"}`);
+      return current;
+    };
     const caught = await catchUp(plan, handle, { ...catchUpOpts, until: "current" });
     log(`caught up to ${caught.gtid} (${caught.transactions} binlog transactions, ${caught.rowsApplied} rows applied in this run)`);
-    if (stopAfter === "catch-up") return state;
+    if (stopAfter === "catch-up") return await follow(state);
 
     const result = await verify(plan, handle, {
       snapshot: await open(sourceAddr),
@@ -130,6 +146,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
     });
     log(result.ok ? `verified: ${result.tables.length} table/target pairs match (attempt ${result.attempts})` : `verify FAILED after ${result.attempts} attempts: ${result.tables.filter((t) => !t.match).map((t) => `${t.table}@${t.target}`).join(", ")}`);
+    await follow(state);
     return state;
   } finally {
     for (const c of conns.reverse()) await c.end().catch(() => c.destroy());

@@ -48,6 +48,7 @@ export const help = [
   "  --replica-set <rs>   where the target databases go [the source's]",
   "  --batch <rows>       rows per copy batch [1000]",
   "  --stop-after <step>  create, copy, catch-up or verify [verify]",
+  "  --follow             after the last step, keep the targets current from the binlog until Ctrl-C",
   "  --data-dir <dir>     the `npm start` data dir [.data/local]",
   "  --env <name>         shard topology shard-config/<name>.json, or a path to one [local]",
   "",
@@ -65,6 +66,7 @@ interface Parsed {
   batch: number;
   stopAfter: ReshardStep;
   json: boolean;
+  follow: boolean;
   dataDir: string;
   env: string;
 }
@@ -73,6 +75,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const args = [...argv];
   const json = args.includes("--json");
   if (json) args.splice(args.indexOf("--json"), 1);
+  const follow = args.includes("--follow");
+  if (follow) args.splice(args.indexOf("--follow"), 1);
   const from = takeOption(args, "from", "") || undefined;
   const toText = takeOption(args, "to", "");
   const replicaSet = takeOption(args, "replica-set", "") || undefined;
@@ -89,7 +93,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (action !== "status" && from === undefined) throw new UsageError("--from <shard> is needed");
   if (action === "run" && toText === "") throw new UsageError("--to <shard>,<shard>... is needed");
   if (action !== "run" && toText !== "") throw new UsageError(`--to is for a run, not ${action}`);
-  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, json, dataDir, env };
+  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, json, follow, dataDir, env };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -157,6 +161,7 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
       kv,
       batchRows: opts.batch,
       stopAfter: opts.stopAfter,
+      follow: opts.follow,
       signal: stop.signal,
       log: (line) => out.write(`${line}\n`),
       onCopy: (p) =>

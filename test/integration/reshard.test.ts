@@ -20,6 +20,7 @@ import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard
 import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
 import { run as runCli } from "../../scripts/cli/reshard.js";
 import { runChirp } from "../../scripts/cli/testing/run-chirp.js";
+import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
@@ -183,6 +184,22 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const status = formatStatus(done);
     expect(status).toContain("phase verified");
     expect(status).toMatch(/users\s+-20/);
+
+    // --follow keeps the targets current until stopped: a row written now reaches its target.
+    const stopFollowing = new AbortController();
+    let markFollowing!: () => void;
+    const isFollowing = new Promise<void>((resolve) => (markFollowing = resolve));
+    const following = runReshard({ plan, servers, kv, stopAfter: "catch-up", follow: true, signal: stopFollowing.signal, log: (line) => line.startsWith("following") && markFollowing() });
+    await isFollowing;
+    const [late] = idsOnX40(1, 200_000);
+    await insertUsers([late!], []);
+    const lateTarget = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(late!)))!;
+    await eventually("the row written while following is on its target", async () => {
+      const [rows] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${lateTarget.database}\`.users WHERE id = ?`, [late!]);
+      return rows.length === 1;
+    });
+    stopFollowing.abort();
+    expect((await following).catchUp?.gtid).toBeTruthy();
 
     // Abort: the targets go, the state goes, the source is untouched.
     const sourceUsers = await count(plan.source.database, "users");
