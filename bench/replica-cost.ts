@@ -17,7 +17,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createConnection } from "mysql2/promise";
+import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { newTestDataDir, startLocalCluster, type RunningInfra } from "../devcluster/index.js";
 import { loadShardConfig } from "../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../lib/shard/router.js";
@@ -121,6 +121,18 @@ for (const replicasPerSet of replicaCounts) {
     await router.close();
     router = undefined;
 
+    // Idle means caught up: every replica has applied what its primary has.
+    for (const rs of cluster.mysql.replicaSets) {
+      const admin = { user: cluster.mysql.adminUser.user, password: cluster.mysql.adminUser.password };
+      const p = await createConnection({ host: rs.primary.host, port: rs.primary.port, ...admin });
+      const [[row]] = await p.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS pos");
+      await p.end();
+      for (const r of rs.replicas) {
+        const c = await createConnection({ host: r.host, port: r.port, ...admin });
+        await c.query("SELECT MASTER_GTID_WAIT(?, 120)", [String(row?.["pos"] ?? "")]);
+        await c.end();
+      }
+    }
     await delay(5000);
     const members = cluster.processes.filter((p) => /^rs\d-[a-z]$/.test(p.name));
     const pids = Object.fromEntries(members.map((p) => [p.name, p.pid]));
