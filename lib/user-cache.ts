@@ -34,6 +34,13 @@ export type UserCacheRead = { readonly kind: "user"; readonly user: User } | Lea
 
 export interface UserCache {
   read(ids: readonly bigint[]): Promise<Map<bigint, UserCacheRead>>;
+  /**
+   * The cached profiles among `ids`, without taking fill leases: for a
+   * service other than the user service that shows authors (the tweet
+   * service), which asks BatchGetUsers only for what this lacks (that read
+   * takes the leases and fills). One MGET; empty when Redis does not answer.
+   */
+  peek(ids: readonly bigint[]): Promise<Map<bigint, User>>;
   /** Best effort: a refused or failed fill changes nothing. `user` must come from the primary, without its email. */
   fill(fills: ReadonlyArray<{ readonly lease: string; readonly user: User }>): Promise<void>;
   /** After a committed change to these users' rows. Throws Unavailable when the cache could not be cleared. */
@@ -98,6 +105,32 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
       });
     },
 
+    async peek(ids) {
+      const out = new Map<bigint, User>();
+      const unique = [...new Set(ids)];
+      if (unique.length === 0) return out;
+      let values: Array<Buffer | null>;
+      try {
+        values = await redis.mgetBuffer(...unique.map(entryKey));
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "user cache peek failed; asking the user service");
+        return out;
+      }
+      const results: string[] = [];
+      unique.forEach((id, i) => {
+        const value = values[i];
+        if (value === null || value === undefined) return results.push("peek_miss");
+        try {
+          out.set(id, fromBinary(UserSchema, value));
+          results.push("peek_hit");
+        } catch {
+          results.push("error");
+        }
+      });
+      if (m !== undefined) for (const r of results) m.reads.inc({ result: r });
+      return out;
+    },
+
     async fill(fills) {
       if (fills.length === 0) return;
       try {
@@ -146,7 +179,7 @@ function userCacheMetrics(metrics: Metrics) {
   return {
     reads: new Counter({
       name: "chirp_user_cache_reads_total",
-      help: "Profile cache lookups by result (hit, miss, error).",
+      help: "Profile cache lookups by result (hit, miss, error; peek_hit and peek_miss: another service's lookup without a fill lease, its misses then asked of the user service).",
       labelNames: ["result"] as const,
       registers,
     }),

@@ -72,7 +72,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     shared.redis === undefined || tweets.likedCacheTtlMs === 0
       ? undefined
       : createLikedCache({ redis: shared.redis, ttlMs: tweets.likedCacheTtlMs, log: shared.log.child({ component: "liked-cache" }), metrics: shared.metrics });
-  const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log, lookup });
+  const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log, lookup, userCache: shared.userCache });
 
   let relay: OutboxRelay | undefined;
   if (!relayConfig.enabled) shared.log.info("outbox relay disabled (CHIRP_RELAY_ENABLED=false)");

@@ -68,6 +68,20 @@ describe("the profile cache", () => {
     expect(shown(await readOne(id))).toBe("followers 3");
   });
 
+  it("a peek sees what is cached and takes no lease, so the reader it defers to can fill", async () => {
+    const [cached, missing] = [++nextId, ++nextId];
+    await cache.fill([{ lease: leaseOf(await readOne(cached)), user: profile(cached, 4) }]);
+    const seen = await cache.peek([cached, missing, cached]);
+    expect([...seen.keys()]).toEqual([cached]);
+    expect(seen.get(cached)?.followerCount).toBe(4);
+    expect(await redis.exists(`chirp:user:{${missing}}:lease`)).toBe(0);
+    // The user service's read of the missing one takes its lease and fills; a peek then sees it.
+    await cache.fill([{ lease: leaseOf(await readOne(missing)), user: profile(missing, 5) }]);
+    expect((await cache.peek([missing])).get(missing)?.followerCount).toBe(5);
+    await cache.invalidate([cached]);
+    expect((await cache.peek([cached])).size).toBe(0);
+  });
+
   it("a lease is used once: a second fill with it is refused", async () => {
     const id = ++nextId;
     const lease = leaseOf(await readOne(id));
@@ -77,12 +91,13 @@ describe("the profile cache", () => {
     expect((await readOne(id)).kind).toBe("miss");
   });
 
-  it("without Redis, a read is a miss without a lease, and an invalidation answers Unavailable", async () => {
+  it("without Redis, a read is a miss without a lease, a peek finds nothing, and an invalidation answers Unavailable", async () => {
     const away = new Redis(`redis://127.0.0.1:${await freePort()}`, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 200, retryStrategy: () => null, lazyConnect: true });
     away.on("error", () => {});
     const down = createUserCache({ redis: away, ttlMs: 60_000, leaseMs: 5000, log, attempts: 2, retryMs: 5 });
     try {
       expect(await down.read([1n])).toEqual(new Map([[1n, { kind: "miss", lease: undefined }]]));
+      expect((await down.peek([1n])).size).toBe(0);
       const err = await down.invalidate([1n]).then(
         () => undefined,
         (e: unknown) => e,
