@@ -25,6 +25,8 @@ export interface CatchUpProgress {
   readonly lagMs: number;
   readonly current: boolean;
   readonly gtid: string;
+  /** Streams restarted for backpressure in this run. */
+  readonly restarts: number;
 }
 
 export interface CatchUpOptions {
@@ -45,6 +47,8 @@ export interface CatchUpOptions {
   readonly batchKeys?: number;
   /** Replication server id of the stream (unique among the source's replicas); random by default. */
   readonly serverId?: number;
+  /** Events buffered before the stream is stopped, the queue applied and a new stream started (default 20 000). */
+  readonly maxQueuedEvents?: number;
   readonly onProgress?: (p: CatchUpProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -87,24 +91,49 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   const queue: BinlogEvent[] = [];
   let wake: (() => void) | undefined;
   let failure: unknown;
-  const zongji = new ZongJi({ host: opts.sourceAddress.host, port: opts.sourceAddress.port, user: opts.admin.user, password: opts.admin.password, dateStrings: true });
-  zongji.on("binlog", (ev: unknown) => {
-    (ev as BinlogEvent).receivedAt = performance.now();
-    queue.push(ev as BinlogEvent);
-    wake?.();
-  });
-  zongji.on("error", (err: Error & { errno?: number }) => {
-    // 1236: the source has purged the binlog this position needs.
-    failure ??= err.errno === 1236 ? new Error(`the source no longer has the binlog from ${start} (purged?): abort this reshard and start it again`, { cause: err }) : err;
-    wake?.();
-  });
-  const ready = new Promise<void>((resolve) => zongji.once("ready", () => resolve()));
-  zongji.start({
-    serverId: opts.serverId ?? 0x40000000 + Math.floor(Math.random() * 0x3fffffff),
-    gtidSet: start,
-    includeEvents: ["tablemap", "writerows", "updaterows", "deleterows", "xid", "mariadbgtid", "query"],
-    includeSchema: { [db]: [...opts.tables.keys()] },
-  });
+  // Backpressure: zongji pushes events as fast as it reads them (a long copy leaves a long
+  // backlog). Past maxQueued the stream is stopped, the queue applied and the position
+  // saved, and a new stream starts from there: the unfinished transaction at the end of
+  // the queue is read again, which is harmless (pausing the socket instead would race
+  // zongji's own pauses while it fetches table metadata).
+  const maxQueued = opts.maxQueuedEvents ?? 20_000;
+  let stream: { zongji: ZongJi; stopped: boolean } | undefined;
+  let restartWanted = false;
+  let restarts = 0;
+  const openStream = async (from: string): Promise<void> => {
+    const zongji = new ZongJi({ host: opts.sourceAddress.host, port: opts.sourceAddress.port, user: opts.admin.user, password: opts.admin.password, dateStrings: true });
+    const current = { zongji, stopped: false };
+    stream = current;
+    zongji.on("binlog", (ev: unknown) => {
+      if (current.stopped) return;
+      (ev as BinlogEvent).receivedAt = performance.now();
+      queue.push(ev as BinlogEvent);
+      if (queue.length >= maxQueued) {
+        current.stopped = true;
+        restartWanted = true;
+        zongji.stop();
+      }
+      wake?.();
+    });
+    zongji.on("error", (err: Error & { errno?: number }) => {
+      if (current.stopped) return;
+      // 1236: the source has purged the binlog this position needs.
+      failure ??= err.errno === 1236 ? new Error(`the source no longer has the binlog from ${from} (purged?): abort this reshard and start it again`, { cause: err }) : err;
+      wake?.();
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      zongji.once("ready", () => resolve());
+      zongji.once("error", reject);
+    });
+    zongji.start({
+      // A new replication server id per stream: a stopped stream's may linger on the server a moment.
+      serverId: opts.serverId ?? 0x40000000 + Math.floor(Math.random() * 0x3fffffff),
+      gtidSet: from,
+      includeEvents: ["tablemap", "writerows", "updaterows", "deleterows", "xid", "mariadbgtid", "query"],
+      includeSchema: { [db]: [...opts.tables.keys()] },
+    });
+    await ready;
+  };
 
   const keyOf = (table: TableShape, row: Record<string, unknown>): unknown[] =>
     table.primaryKey.map((c) => {
@@ -183,16 +212,11 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     lagMs: current ? 0 : lastLagMs,
     current,
     gtid: applied.pos,
+    restarts,
   });
 
   try {
-    await Promise.race([
-      ready,
-      new Promise<never>((_, reject) => {
-        wake = () => failure !== undefined && reject(failure);
-      }),
-    ]);
-    wake = undefined;
+    await openStream(start);
     let lastCheck = 0;
     for (;;) {
       if (failure !== undefined) throw failure;
@@ -231,6 +255,14 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         await save(0, true);
         return progress(true);
       }
+      if (restartWanted && queue.length === 0) {
+        // Everything the stopped stream delivered is applied: go on from the saved position.
+        await save(lastLagMs, true);
+        restartWanted = false;
+        restarts++;
+        await openStream(applied.pos);
+        continue;
+      }
       if (queue.length > 0) {
         opts.onProgress?.(progress(false));
         await save(progress(false).lagMs);
@@ -260,6 +292,9 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
       wake = undefined;
     }
   } finally {
-    zongji.stop();
+    if (stream !== undefined) {
+      stream.stopped = true;
+      stream.zongji.stop();
+    }
   }
 }

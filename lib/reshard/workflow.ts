@@ -30,6 +30,8 @@ export interface ReshardRunOptions {
   /** Stop after this step (default: after verify). */
   readonly stopAfter?: ReshardStep;
   readonly verifyAttempts?: number;
+  /** Catch-up's backpressure bound (CatchUpOptions.maxQueuedEvents). */
+  readonly maxQueuedEvents?: number;
   /**
    * After the last step, keep catching up (the targets stay current) until
    * `signal` fires; the run then returns normally with the position saved.
@@ -122,6 +124,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       source,
       targets,
       tables,
+      ...(opts.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: opts.maxQueuedEvents }),
       ...(opts.onCatchUp === undefined ? {} : { onProgress: opts.onCatchUp }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     };
