@@ -80,7 +80,19 @@ while (!stopping.signal.aborted) {
   metrics.leader.set(1);
   log.info({ owner }, "leading: this topology manager acts");
   manager = new TopologyManager(config, { log, metrics, kv, nc, leadership });
-  const topology = await manager.start();
+  let topology;
+  try {
+    topology = await manager.start();
+  } catch (err) {
+    // Say why and hand the lease on rather than die holding it: another manager (or this
+    // one, a moment later) tries again from the servers' state as it is then.
+    log.error({ err, owner }, "could not take over the topology: giving up the lease and trying again");
+    await manager.stop();
+    manager = undefined;
+    await leadership.release().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    continue;
+  }
   log.info(
     {
       metrics: `http://${config.host}:${metricsServer.port}/metrics`,

@@ -10,7 +10,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { heartbeatDemandSubject } from "../../lib/shard/heartbeat-demand.js";
 import type { MemberAddress, ReplicaSetInfo } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
-import { errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
+import { compareGtidPos, errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
 import {
   fence,
   isReplicatingFrom,
@@ -683,7 +683,16 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       for (const p of writable) if (p !== primary) await p.withAdmin((c) => fence(c, this.config.admin.user, 5_000, () => p.connect()));
     } else {
       const notReplicating = up.filter((p) => p.state!.slave === undefined);
-      primary = mostAdvanced(notReplicating) ?? mostAdvanced(up);
+      // Read-only replicas of one primary (one died, or a manager died while failing it
+      // over) are ordered by what they received of its binlog, as a failover orders them:
+      // their relay logs are prefixes of one history (decision 5), whatever their binlog
+      // states say of older primaries.
+      const received = (p: MemberProbe): Gtid[] => p.state!.slave?.gtidIoPos ?? p.state!.binlogPos;
+      const replicasOfOne = up.length > 0 && up.every((p) => p.state!.slave !== undefined) && new Set(up.map((p) => `${p.state!.slave!.masterHost}:${p.state!.slave!.masterPort}`)).size === 1;
+      primary =
+        mostAdvanced(notReplicating) ??
+        mostAdvanced(up) ??
+        (replicasOfOne ? [...up].sort((a, b) => compareGtidPos(received(b), received(a)) || a.name.localeCompare(b.name))[0] : undefined);
       if (!primary) throw new Error(`${set.info.name}: no member's history contains the others'; refusing to pick a primary`);
       log.warn({ primary: primary.name }, "no writable primary: promoting the member with the most advanced history");
       const p = primary;

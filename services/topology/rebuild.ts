@@ -15,7 +15,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import type { Logger } from "../../lib/logger.js";
-import { formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
+import { formatGtidList, parseGtidList, type Gtid } from "../../lib/shard/gtid.js";
 import { isReplicatingFrom, pointAt } from "../../lib/shard/replication.js";
 import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
 import type { MemberProbe } from "./monitor.js";
@@ -110,10 +110,11 @@ export async function rebuildFrom(ctx: RebuildContext, member: MemberProbe, prim
   });
   log.warn({ databases: ctx.databases }, "rebuilding the member from a snapshot of the primary");
   const { snapshot, bytes } = await copySnapshot(ctx, primary.address, member.address);
+  const history = historyAt(parseGtidList(snapshot), (await primary.refresh()).binlogState);
   await member.withAdmin(async (c) => {
     // Its own binlog starts again from the primary's history at the snapshot: nothing errant is left in it.
     await c.query("RESET MASTER");
-    await c.query("SET GLOBAL gtid_binlog_state = ?", [snapshot]);
+    await c.query("SET GLOBAL gtid_binlog_state = ?", [formatGtidList(history)]);
   });
   // pointAt takes the binlog position (now the snapshot's) as where replication starts.
   await member.withAdmin((c) => pointAt(c, primary.address, ctx.repl));
@@ -126,6 +127,23 @@ export async function rebuildFrom(ctx: RebuildContext, member: MemberProbe, prim
   }
   log.warn({ snapshot, bytes }, "rebuilt: replicating from the primary");
   return { snapshot, bytes };
+}
+
+/**
+ * The primary's binlog state as of a snapshot at `pos`: the snapshot's GTIDs,
+ * and the last GTID of every other server the primary's history holds from
+ * before them. A state of the position alone would lack the other servers'
+ * entries (former primaries), and every comparison of states (a rejoin's
+ * errant check, the start's choice of primary) would then count the members
+ * that have them as diverged from this one.
+ */
+export function historyAt(pos: readonly Gtid[], primaryState: readonly Gtid[]): Gtid[] {
+  const before = primaryState.filter((g) => {
+    const at = pos.find((p) => p.domain === g.domain);
+    return at !== undefined && g.server !== at.server && g.seq < at.seq;
+  });
+  // The position last: the server takes each domain's last-loaded GTID as its binlog position.
+  return [...before, ...pos];
 }
 
 /** Streams a consistent dump of the databases from `from` into `to` with binary logging off; the snapshot's GTID position. */
