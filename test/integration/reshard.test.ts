@@ -3,7 +3,10 @@
 // same replica set. The copy is killed mid-way and resumed; rows change
 // between and during the runs; catch-up from the binlog must carry every
 // change; verify compares counts and checksums; abort drops the targets.
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import type { KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
@@ -19,9 +22,10 @@ import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
 import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
 import { run as runCli } from "../../scripts/cli/reshard.js";
-import { runChirp } from "../../scripts/cli/testing/run-chirp.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
+
+const CHIRP_BIN = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
 
 let system: TestSystem;
 let router: ShardRouter;
@@ -215,7 +219,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     expect(await count(plan.source.database, "users")).toBe(sourceUsers);
   });
 
-  it("runs as `chirp reshard`, with progress, status and abort", async () => {
+  it("runs as `chirp reshard`: killed mid-copy and resumed, with progress, status and abort", async () => {
     const infra = system.infra;
     const env: NodeJS.ProcessEnv = { ...process.env, NATS_URL: infra.natsUrl };
     delete env["MYSQL_URL"];
@@ -224,30 +228,50 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       env[replicaSetEnvVar(rs.name)] = `mysql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${[rs.primary, ...rs.replicas].map((m) => `${m.host}:${m.port}`).join(",")}`;
     }
     const configFile = infra.shardConfigFile!;
-    const chirp = (...args: string[]) => runChirp(["reshard", "--env", configFile, ...args], env);
 
-    // Targets on the other replica set this time.
-    const ran = await chirp("--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1", "--batch", "100");
+    // Targets on the other replica set this time. The first run is killed (SIGKILL) at its first
+    // progress line, mid-copy in batches of 5 rows; the second resumes it.
+    const args = ["reshard", "--env", configFile, "--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1"];
+    const child = spawn(process.execPath, [CHIRP_BIN, ...args, "--batch", "5"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    const exited = once(child, "exit");
+    let killedAt = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      if (killedAt === "" && d.includes("copy: ")) {
+        killedAt = d;
+        child.kill("SIGKILL");
+      }
+    });
+    const [, signal] = (await exited) as [number | null, string | null];
+    expect(signal).toBe("SIGKILL");
+    const killed = (await loadState(kv, reshardKey(plan.keyspace, plan.source.database)))!.state;
+    expect(killed.phase).toBe("copying");
+    expect(Object.values(killed.copy).some((c) => !c.done)).toBe(true);
+
+    // The rest in this process (a child costs seconds of CPU): the same run(), the same env.
+    const inProcess = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      delete process.env["MYSQL_URL"];
+      let stdout = "";
+      let stderr = "";
+      const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => ((stdout += String(chunk)), true));
+      const err = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => ((stderr += String(chunk)), true));
+      try {
+        return { code: await runCli(["--env", configFile, ...args]), stdout, stderr };
+      } finally {
+        out.mockRestore();
+        err.mockRestore();
+        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    };
+    const ran = await inProcess("--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1", "--batch", "100");
+    expect(ran.stderr).toContain("resuming at phase copying");
     expect(ran.stderr).toMatch(/copy: \d+\/~?\d+ rows, \d+\/\d+ tables/);
     expect(ran.stderr).toMatch(/catch-up: lag [\d.]+ s, .*current/);
     expect(ran.stdout).toContain("phase verified");
     expect(ran.code).toBe(0);
 
-    // status and abort in this process (a child costs seconds of CPU): the same run(), the same env.
-    const inProcess = async (...args: string[]): Promise<{ code: number; stdout: string }> => {
-      const saved = { ...process.env };
-      Object.assign(process.env, env);
-      delete process.env["MYSQL_URL"];
-      let stdout = "";
-      const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => ((stdout += String(chunk)), true));
-      try {
-        return { code: await runCli(["--env", configFile, ...args]), stdout };
-      } finally {
-        spy.mockRestore();
-        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-        Object.assign(process.env, saved);
-      }
-    };
     const status = await inProcess("status");
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`reshard ${plan.keyspace}/-40 (${plan.source.database}`);
