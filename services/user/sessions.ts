@@ -51,9 +51,22 @@ export interface Sessions {
    * log-in that raced the deletion), then every row of the user is deleted.
    */
   erase(userId: bigint): Promise<number>;
-  /** Records a gateway's report that the session was used at `atMs`. */
-  touch(userId: bigint, sessionId: bigint, atMs: number): Promise<void>;
+  /**
+   * Records gateways' reports that sessions were used: one statement per
+   * shard for up to TOUCH_CHUNK of them (last_active_time only moves forward).
+   */
+  touch(reports: readonly ActivityReport[]): Promise<void>;
 }
+
+/** A gateway's report that a session was used at `atMs`. */
+export interface ActivityReport {
+  readonly userId: bigint;
+  readonly sessionId: bigint;
+  readonly atMs: number;
+}
+
+/** Reports per statement; a statement is padded to a power of two of rows (user 0 matches nothing) so few texts get prepared. */
+const TOUCH_CHUNK = 256;
 
 export function createSessions(deps: {
   router: ShardRouter;
@@ -153,23 +166,74 @@ export function createSessions(deps: {
       return deleted.affectedRows;
     },
 
-    async touch(userId, sessionId, atMs) {
-      await primary(userId).execute(
-        "UPDATE chirp.user_sessions SET last_active_time = GREATEST(last_active_time, ?) WHERE user_id = ? AND session_id = ? AND end_time IS NULL",
-        [dbTimeFromMicros(BigInt(atMs) * 1000n), userId, sessionId],
-      );
+    async touch(reports) {
+      const byShard = new Map<string, ActivityReport[]>();
+      for (const r of reports) {
+        const shard = router.shardForUser(r.userId).name;
+        const list = byShard.get(shard);
+        if (list === undefined) byShard.set(shard, [r]);
+        else list.push(r);
+      }
+      const writes: Array<Promise<unknown>> = [];
+      for (const list of byShard.values()) {
+        for (let i = 0; i < list.length; i += TOUCH_CHUNK) {
+          const chunk = list.slice(i, i + TOUCH_CHUNK);
+          let rows = 1;
+          while (rows < chunk.length) rows *= 2;
+          const row = "SELECT ? AS user_id, ? AS session_id, CAST(? AS DATETIME(6)) AS at";
+          const params: Array<bigint | string> = [];
+          for (let j = 0; j < rows; j++) {
+            const r = chunk[j];
+            params.push(r?.userId ?? 0n, r?.sessionId ?? 0n, dbTimeFromMicros(BigInt(r?.atMs ?? 0) * 1000n));
+          }
+          writes.push(
+            primary(chunk[0]!.userId).execute(
+              `UPDATE chirp.user_sessions AS s JOIN (${Array(rows).fill(row).join(" UNION ALL ")}) AS r ON s.user_id = r.user_id AND s.session_id = r.session_id
+               SET s.last_active_time = GREATEST(s.last_active_time, r.at) WHERE s.end_time IS NULL`,
+              params,
+            ),
+          );
+        }
+      }
+      await Promise.all(writes);
     },
   };
 }
 
+/** How long reports are gathered before they are written; at most this many are gathered. */
+const ACTIVITY_FLUSH_MS = 1000;
+const ACTIVITY_BATCH = 1024;
+
 /**
  * Takes the gateways' activity reports (lib/auth/session-activity.ts) as one of a queue group, so each report is recorded
- * once whichever user-service process gets it. Best effort: a report lost
- * while NATS is away only leaves last_active_time older.
+ * once whichever user-service process gets it, and writes them in batches
+ * (for up to a second, one statement per shard: the reports arrive at about
+ * one per active session per 5 minutes, and at a gateway's start one per
+ * session at once). Best effort: a report lost while NATS is away, or in a
+ * batch whose write failed, only leaves last_active_time older.
  */
 export function recordSessionActivity(bus: EventBus, sessions: Sessions, log: { warn(obj: object, msg: string): void }): () => void {
   let sub: Subscription | undefined;
   let stopped = false;
+  let pending = new Map<string, ActivityReport>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (pending.size === 0) return;
+    const batch = [...pending.values()];
+    pending = new Map();
+    sessions.touch(batch).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message, reports: batch.length }, "session activity not recorded");
+    });
+  };
+  const add = (r: ActivityReport): void => {
+    const key = `${r.userId} ${r.sessionId}`;
+    const had = pending.get(key);
+    if (had === undefined || had.atMs < r.atMs) pending.set(key, r);
+    if (pending.size >= ACTIVITY_BATCH) flush();
+    else timer ??= setTimeout(flush, ACTIVITY_FLUSH_MS);
+  };
   const start = async (): Promise<void> => {
     while (!stopped) {
       const { nc } = await bus.ready();
@@ -178,9 +242,7 @@ export function recordSessionActivity(bus: EventBus, sessions: Sessions, log: { 
       for await (const m of sub) {
         const [user, session, at] = m.string().split(" ");
         if (!/^\d{1,20}$/.test(user ?? "") || !/^\d{1,20}$/.test(session ?? "") || !/^\d{1,15}$/.test(at ?? "")) continue;
-        sessions.touch(BigInt(user!), BigInt(session!), Math.min(Number(at), Date.now())).catch((err: unknown) => {
-          log.warn({ err: (err as Error).message }, "session activity not recorded");
-        });
+        add({ userId: BigInt(user!), sessionId: BigInt(session!), atMs: Math.min(Number(at), Date.now()) });
       }
     }
   };
@@ -190,5 +252,6 @@ export function recordSessionActivity(bus: EventBus, sessions: Sessions, log: { 
   return () => {
     stopped = true;
     sub?.unsubscribe();
+    flush();
   };
 }
