@@ -147,6 +147,8 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   const keyText = (key: readonly unknown[]): string => key.map((v) => (Buffer.isBuffer(v) ? `b:${v.toString("hex")}` : `s:${String(v)}`)).join("\u0000");
   const note = (table: TableShape, row: Record<string, unknown>): void => {
     const key = keyOf(table, row);
+    // binlog_row_image=MINIMAL: an update's after image lacks the key unless it changed (its before image has it).
+    if (key.some((v) => v === undefined)) return;
     let keys = pending.get(table.name);
     if (keys === undefined) pending.set(table.name, (keys = new Map()));
     const k = keyText(key);
