@@ -87,7 +87,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       const same = handle.state.targets.length === plan.targets.length && handle.state.targets.every((t, i) => t.name === plan.targets[i]!.name && t.database === plan.targets[i]!.database && t.replicaSet === plan.targets[i]!.replicaSet);
       if (!same) {
         throw new ReshardPlanError(
-          `a reshard of ${plan.source.name} into ${handle.state.targets.map((t) => `${t.name} (${t.replicaSet})`).join(", ")} exists; finish or abort it first (chirp reshard abort --from ${plan.source.name})`,
+          `a reshard of ${plan.source.name} into ${handle.state.targets.map((t) => `${t.name} (${t.database} on ${t.replicaSet})`).join(", ")} exists: run it with the same --to and --replica-set, or abort it first (chirp reshard abort --from ${plan.source.name})`,
         );
       }
       log(`reshard ${plan.source.name}: resuming at phase ${handle.state.phase}`);
