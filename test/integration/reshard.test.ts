@@ -147,8 +147,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     await db.execute("DELETE FROM chirp.search_postings WHERE term = ? AND tweet_id = ?", [Buffer.from("term0"), ids[0]!]);
     await db.execute("UPDATE chirp.push_subscriptions SET auth = 'changed' WHERE user_id = ? AND endpoint_hash = ?", [ids[5]!, zeroEndedHash(ids[5]!)]);
     await insertByteKeyed(ids.slice(200, 205));
-    // 30 one-row transactions (4 binlog events each to the reader) so the backpressure bound below is passed.
-    for (const id of ids.slice(10, 40)) await db.execute("UPDATE chirp.users SET bio = ? WHERE id = ?", [`one of 30 (${id})`, id]);
+    // 40 one-row transactions (4 binlog events each to the reader) so the backpressure bound below is passed.
+    for (const id of ids.slice(10, 50)) await db.execute("UPDATE chirp.users SET bio = ? WHERE id = ?", [`one of 40 (${id})`, id]);
     let writing = true;
     const more = idsOnX40(60, 90_000);
     const writer = (async () => {
@@ -160,7 +160,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const lags: number[] = [];
     let restarts = 0;
     // A tiny backpressure bound: the stream is stopped and restarted from the saved position many times.
-    const caught = runReshard({ plan, servers, kv, stopAfter: "catch-up", maxQueuedEvents: 50, onCatchUp: (p) => (lags.push(p.lagMs), (restarts = p.restarts)) });
+    const caught = runReshard({ plan, servers, kv, stopAfter: "catch-up", maxQueuedEvents: 150, onCatchUp: (p) => (lags.push(p.lagMs), (restarts = p.restarts)) });
     await caught.finally(() => (writing = false));
     await writer;
 
