@@ -3,7 +3,8 @@
 // decides when; these functions do the steps, log each decision, and report.
 import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
 import type { Logger } from "../../lib/logger.js";
-import { compareGtidPos, errantGtids, formatGtidList, gtidPosReaches, type Gtid } from "../../lib/shard/gtid.js";
+import { compareGtidPos, errantGtids, formatGtidList, type Gtid } from "../../lib/shard/gtid.js";
+import { uncovered } from "./covers.js";
 import {
   fence,
   isReplicatingFrom,
@@ -158,13 +159,15 @@ export async function failover(
   // acknowledged by a member that is not here. Promote only a candidate that
   // received everything such a member can have acked: the primary's position
   // read after it stopped receiving (decision 24). Else wait for it to return.
-  const uncovered = [...covers]
-    .filter(([name, cover]) => !frozen.some((f) => f.probe.name === name) && (cover === undefined || !gtidPosReaches(chosen.ioPos, cover)))
-    .map(([name]) => name);
-  if (uncovered.length > 0) {
+  const missing = uncovered(
+    covers,
+    frozen.map((f) => f.probe.name),
+    chosen.ioPos,
+  );
+  if (missing.length > 0) {
     await fencing;
     throw new FailoverAborted(
-      `${rs}: ${uncovered.join(", ")} may hold acknowledged writes that ${chosen.probe.name} lacks (received up to ${target}); waiting for ${uncovered.length > 1 ? "them" : "it"} to return`,
+      `${rs}: ${missing.join(", ")} may hold acknowledged writes that ${chosen.probe.name} lacks (received up to ${target}); waiting for ${missing.length > 1 ? "them" : "it"} to return`,
     );
   }
 

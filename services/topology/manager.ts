@@ -25,6 +25,7 @@ import { memberStatusKey, publishTopology, readTopology, StaleTopologyError, typ
 import type { TopologyConfig } from "./config.js";
 import { saveErrant, rebuildFrom } from "./rebuild.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
+import { trackLost, type LostMember } from "./covers.js";
 import { HeartbeatWriter } from "./heartbeat.js";
 import type { Leadership } from "./leadership.js";
 import type { TopologyMetrics } from "./metrics.js";
@@ -79,7 +80,7 @@ interface SetState {
    * semi-sync clients than the members seen receiving), which contains all
    * they can have acknowledged. A failover needs it to promote without them.
    */
-  lost: Map<string, { since: number; cover: Gtid[] | undefined }>;
+  lost: Map<string, LostMember>;
   /** Commits were seen waiting for an ack with no semi-sync client (logged once per change). */
   stalled: boolean;
   heartbeat: HeartbeatWriter;
@@ -461,22 +462,17 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** See SetState.lost. */
+  /** See SetState.lost (covers.ts). */
   private trackLost(set: SetState, primary: MemberProbe): void {
-    const ps = primary.state!;
-    const receiving = set.probes.filter((m) => m !== primary && m.up && m.state !== undefined && isReplicatingFrom(m.state, primary.address));
-    for (const m of set.probes) {
-      if (m === primary) continue;
-      if (receiving.includes(m)) {
-        set.lost.delete(m.name);
-        continue;
-      }
-      const entry = set.lost.get(m.name);
-      if (entry === undefined) set.lost.set(m.name, { since: Date.now(), cover: undefined });
-      else if (entry.cover === undefined && primary.stateReadAt > entry.since && ps.semiSync.masterClients <= receiving.length) {
-        entry.cover = ps.binlogPos;
-      }
-    }
+    const others = set.probes.filter((m) => m !== primary);
+    const receiving = others.filter((m) => m.up && m.state !== undefined && isReplicatingFrom(m.state, primary.address)).map((m) => m.name);
+    set.lost = trackLost(
+      set.lost,
+      receiving,
+      others.map((m) => m.name),
+      { readAt: primary.stateReadAt, binlogPos: primary.state!.binlogPos, semiSyncClients: primary.state!.semiSync.masterClients },
+      Date.now(),
+    );
   }
 
   /**
