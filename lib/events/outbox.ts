@@ -1,6 +1,6 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
-import type { Queryable, Transaction } from "../shard/router.js";
+import type { Queryable, SqlValue, Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";
 import { outboxCommitted } from "./outbox-wake.js";
 import type { EventType } from "./subjects.js";
@@ -52,6 +52,38 @@ export async function appendOutbox<D extends DescMessage>(
   // Inside a router transaction: nudge the shard's relay once the row is committed (outbox-wake.ts).
   if (isTransaction(tx)) tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name));
   return eventId;
+}
+
+/**
+ * appendOutbox for several events of one transaction, in one multi-row INSERT
+ * (one statement, one relay wake-up): each is still its own row and its own
+ * message, with its own event id. The rows must all live on the
+ * transaction's shard. Returns the event ids, in order.
+ */
+export async function appendOutboxMany<D extends DescMessage>(
+  tx: Queryable,
+  ids: IdGenerator,
+  entries: ReadonlyArray<OutboxEntry<D>>,
+): Promise<bigint[]> {
+  if (entries.length === 0) return [];
+  const traced = activeTraceHeaders();
+  const eventIds: bigint[] = [];
+  const params: SqlValue[] = [];
+  for (const entry of entries) {
+    const eventId = ids.next();
+    eventIds.push(eventId);
+    const headers =
+      entry.requestId === undefined && traced === undefined
+        ? null
+        : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
+    params.push(eventId, BigInt(entry.userId), entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers);
+  }
+  await tx.execute(
+    `INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES ${entries.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+    params,
+  );
+  if (isTransaction(tx)) tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name));
+  return eventIds;
 }
 
 function isTransaction(q: Queryable): q is Transaction {

@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { Counter } from "prom-client";
 import { NotificationKind } from "../../gen/chirp/notification/v1/notification_pb.js";
 import type { ConsumedEvent } from "../../lib/events/consumer.js";
-import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
+import { appendOutboxMany, type Announce } from "../../lib/events/outbox.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
@@ -24,7 +24,7 @@ import {
   tweetRemoval,
   type CauseChange,
 } from "./causes.js";
-import type { NotificationStore, Shown } from "./store.js";
+import { APPLY_BATCH, type NotificationStore, type Shown } from "./store.js";
 import { microsFromTimestamp, timestampFromMicros } from "../../lib/db/db-time.js";
 
 export const TWEETS_DURABLE = "notification-tweets";
@@ -78,22 +78,30 @@ export function notificationMetrics(metrics: Metrics): NotificationMetrics {
   };
 }
 
-/** The outbox writer: NotificationCreated on the recipient's shard, in the transaction that shows it. */
-export function announceCreated(ids: IdGenerator, requestId: string | undefined): Announce<Shown> {
-  return (tx, { id, change }) =>
-    appendOutbox(tx, ids, {
-      type: EVENTS.notificationCreated,
-      message: create(EVENTS.notificationCreated.schema, {
-        notificationId: id,
-        recipientId: change.recipientId,
-        kind: change.kind,
-        actorId: change.actorId,
-        tweetId: change.subjectId,
-        createTime: timestampFromMicros(change.timeMicros),
-      }),
-      userId: change.recipientId,
-      requestId,
-    });
+/**
+ * The outbox writer: a NotificationCreated per notification shown, on the
+ * recipients' shard, in the transaction that shows them (one multi-row
+ * INSERT: each is still its own event, for its recipient's live push and Web Push).
+ */
+export function announceCreated(ids: IdGenerator, requestId: string | undefined): Announce<readonly Shown[]> {
+  return (tx, shown) =>
+    appendOutboxMany(
+      tx,
+      ids,
+      shown.map(({ id, change }) => ({
+        type: EVENTS.notificationCreated,
+        message: create(EVENTS.notificationCreated.schema, {
+          notificationId: id,
+          recipientId: change.recipientId,
+          kind: change.kind,
+          actorId: change.actorId,
+          tweetId: change.subjectId,
+          createTime: timestampFromMicros(change.timeMicros),
+        }),
+        userId: change.recipientId,
+        requestId,
+      })),
+    );
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all settled. */
@@ -109,6 +117,9 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (errors.length > 0) throw errors[0];
 }
+
+/** Changes of one event read for relations and applied together: up to four shards' full transactions. */
+const APPLY_SLICE = 4 * APPLY_BATCH;
 
 export interface Notifier {
   handleTweetEvent(event: TweetEvent): Promise<void>;
@@ -131,20 +142,42 @@ export function createNotifier(deps: {
 }): Notifier {
   const { store, ids, metrics: m } = deps;
 
-  const apply = async (change: CauseChange | undefined, requestId: string | undefined): Promise<void> => {
-    if (change === undefined) return;
-    // Not shown, counted or pushed (live or Web Push); undos still apply, so nothing older comes back.
-    if (change.active && deps.relations !== undefined && hides(await deps.relations.get(change.recipientId), change.actorId)) {
-      m.applied.inc({ result: "hidden" });
-      return;
-    }
-    const result = await store.apply(change, () => ids.next(), announceCreated(ids, requestId));
-    // Whatever the result: a change seen before ("none") may be a redelivery
-    // after the first delivery committed and then failed to clear the cache.
-    await deps.inboxChanged?.([change.recipientId]);
-    m.applied.inc({ result });
-    if (result === "show") m.created.inc({ kind: KIND_LABEL[change.kind] ?? "other" });
+  /**
+   * Applies one event's changes: those of recipients on one shard in one
+   * transaction (store.applyMany), each inbox cache cleared once per
+   * transaction, after it commits.
+   */
+  const applyAll = async (changes: ReadonlyArray<CauseChange | undefined>, requestId: string | undefined): Promise<void> => {
+    const live = changes.filter((c): c is CauseChange => c !== undefined);
+    // A big fan-in in slices, so the first inboxes are written while later recipients' relations are still being read.
+    for (let i = 0; i < live.length; i += APPLY_SLICE) await applySlice(live.slice(i, i + APPLY_SLICE), requestId);
   };
+  const applySlice = async (live: readonly CauseChange[], requestId: string | undefined): Promise<void> => {
+    if (live.length === 0) return;
+    // Not shown, counted or pushed (live or Web Push); undos still apply, so nothing older comes back.
+    const relations = deps.relations;
+    const hidden = new Set<CauseChange>();
+    if (relations !== undefined) {
+      await eachLimited(
+        live.filter((c) => c.active),
+        deps.fanOut,
+        async (c) => void (hides(await relations.get(c.recipientId), c.actorId) && hidden.add(c)),
+      );
+    }
+    if (hidden.size > 0) m.applied.inc({ result: "hidden" }, hidden.size);
+    const applied = hidden.size === 0 ? live : live.filter((c) => !hidden.has(c));
+    if (applied.length === 0) return;
+    await store.applyMany(applied, () => ids.next(), announceCreated(ids, requestId), async (batch, decisions) => {
+      // Whatever the result: a change seen before ("none") may be a redelivery
+      // after the first delivery committed and then failed to clear the cache.
+      await deps.inboxChanged?.(batch.map((c) => c.recipientId));
+      decisions.forEach((result, i) => {
+        m.applied.inc({ result });
+        if (result === "show") m.created.inc({ kind: KIND_LABEL[batch[i]!.kind] ?? "other" });
+      });
+    });
+  };
+  const apply = (change: CauseChange | undefined, requestId: string | undefined): Promise<void> => applyAll([change], requestId);
 
   /** A new tweet's notifications (reply, quote or mentions): its sources first, so its deletion finds them. */
   const tweetNotifies = async (changes: Array<CauseChange | undefined>, requestId: string | undefined): Promise<void> => {
@@ -152,7 +185,7 @@ export function createNotifier(deps: {
     const first = live[0];
     if (first === undefined) return;
     if (!(await store.addSources(first.actorId, first.subjectId, live.map((c) => c.recipientId)))) return; // deleted already
-    await eachLimited(live, deps.fanOut, (c) => apply(c, requestId));
+    await applyAll(live, requestId);
   };
 
   return {
@@ -190,7 +223,7 @@ export function createNotifier(deps: {
         case EVENTS.tweetDeleted.subject: {
           const { tweetId, authorId } = event.message;
           const recipients = await store.tweetDeleted(authorId, tweetId);
-          await eachLimited(recipients, deps.fanOut, (r) => apply(tweetRemoval(tweetId, authorId, r), rid));
+          await applyAll(recipients.map((r) => tweetRemoval(tweetId, authorId, r)), rid);
           const hidden = await store.hideReactions(authorId, tweetId);
           await deps.inboxChanged?.([authorId]);
           if (hidden > 0) m.applied.inc({ result: "hide" }, hidden);

@@ -21,7 +21,7 @@ import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { NO_RELATIONS, type RelationCache, type Relations } from "../../lib/relations.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import { codeOf } from "../../lib/testing/in-memory.js";
-import { ABSENT, Cause, decide } from "./causes.js";
+import { ABSENT, Cause, decide, type CauseChange, type Decision } from "./causes.js";
 import type { NotificationConfig } from "./config.js";
 import type { NotificationContext } from "./context.js";
 import { createNotifier, notificationMetrics, type GraphEvent, type TweetEvent } from "./events.js";
@@ -48,24 +48,32 @@ function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
   const sources = new Map<string, Set<bigint>>();
   const deleted = new Set<string>();
   const reads = new Map<bigint, bigint>();
+  const applyOne = (change: CauseChange, newId: () => bigint, shownNow: Array<{ id: bigint; change: CauseChange }>): Decision => {
+    const key = `${change.recipientId}:${change.cause}:${change.subjectId}:${change.actorId}`;
+    const row = rows.get(key);
+    let d = decide(row ?? ABSENT, change);
+    if (d === "show" && (change.cause === Cause.like || change.cause === Cause.repost) && deleted.has(`${change.recipientId}:${change.subjectId}`)) d = "version";
+    const next: Row = row ?? { ...change, ...ABSENT, id: 0n, kind: change.kind };
+    if (d === "show") {
+      Object.assign(next, { active: true, version: change.version, kind: change.kind, id: newId(), timeMicros: change.timeMicros });
+      shownNow.push({ id: next.id, change });
+    }
+    if (d === "hide") Object.assign(next, { active: false, version: change.version });
+    if (d === "version") Object.assign(next, { version: change.version });
+    if (d === "kind") Object.assign(next, { kind: change.kind });
+    rows.set(key, next);
+    return d;
+  };
   const shown = (recipientId: bigint): Row[] => [...rows.values()].filter((r) => r.recipientId === recipientId && r.active).sort((a, b) => (b.id > a.id ? 1 : -1));
   return {
     rows,
-    async apply(change, newId, announce) {
-      const key = `${change.recipientId}:${change.cause}:${change.subjectId}:${change.actorId}`;
-      const row = rows.get(key);
-      let d = decide(row ?? ABSENT, change);
-      if (d === "show" && (change.cause === Cause.like || change.cause === Cause.repost) && deleted.has(`${change.recipientId}:${change.subjectId}`)) d = "version";
-      const next: Row = row ?? { ...change, ...ABSENT, id: 0n, kind: change.kind };
-      if (d === "show") {
-        Object.assign(next, { active: true, version: change.version, kind: change.kind, id: newId(), timeMicros: change.timeMicros });
-        await announce(undefined as never, { id: next.id, change });
-      }
-      if (d === "hide") Object.assign(next, { active: false, version: change.version });
-      if (d === "version") Object.assign(next, { version: change.version });
-      if (d === "kind") Object.assign(next, { kind: change.kind });
-      rows.set(key, next);
-      return d;
+    async applyMany(changes, newId, announce, committed) {
+      // One "transaction" for all: decisions in order, what shows announced together.
+      const decisions: Decision[] = [];
+      const shownNow: Array<{ id: bigint; change: CauseChange }> = [];
+      for (const change of changes) decisions.push(applyOne(change, newId, shownNow));
+      if (shownNow.length > 0) await announce(undefined as never, shownNow);
+      await committed(changes, decisions);
     },
     async addSources(authorId, tweetId, recipientIds) {
       const key = `${authorId}:${tweetId}`;
@@ -144,7 +152,7 @@ function setup(opts: { cache?: InboxCache } = {}) {
   const hidden = new Map<bigint, Relations>();
   const relations = { get: async (id: bigint) => hidden.get(id) ?? NO_RELATIONS } as unknown as RelationCache;
   // announceCreated writes to the outbox through the transaction; the memory store hands it none, so count shows instead.
-  const notifier = createNotifier({ store: { ...store, apply: (c, id) => store.apply(c, id, async (_tx, s) => void announced.push(s.id)) }, ids: ids as never, metrics, fanOut: 2, relations, ...(opts.cache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => opts.cache!.invalidate(ids) }) });
+  const notifier = createNotifier({ store: { ...store, applyMany: (c, id, _announce, committed) => store.applyMany(c, id, async (_tx, s) => void announced.push(...s.map((x) => x.id)), committed) }, ids: ids as never, metrics, fanOut: 2, relations, ...(opts.cache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => opts.cache!.invalidate(ids) }) });
   const users = new Map([A, B, C, D].map((id) => [id, create(UserSchema, { id, handle: `u${id}` })]));
   const tweets = new Map([TWEET, 200n, 201n, 300n].map((id) => [id, create(TweetSchema, { id, text: `tweet ${id}` })]));
   const clients = {

@@ -3,7 +3,7 @@
 // Migration 0013 describes the columns.
 import { createHash } from "node:crypto";
 import type { Announce } from "../../lib/events/outbox.js";
-import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
+import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
@@ -20,8 +20,20 @@ export interface Shown {
 }
 
 export interface NotificationStore {
-  /** Applies one change of a cause under its row's lock; `announce` runs in the transaction when it shows a notification. */
-  apply(change: CauseChange, newId: () => bigint, announce: Announce<Shown>): Promise<Decision>;
+  /**
+   * Applies changes of causes, each under its row's lock: the changes of
+   * recipients on one shard in one transaction (up to APPLY_BATCH of them;
+   * the shards in parallel), whose `announce` gets what that transaction
+   * shows. After each transaction commits, `committed` gets its changes and
+   * their decisions (in the order given); a failure of one transaction is
+   * thrown once every other one has settled (and been reported).
+   */
+  applyMany(
+    changes: readonly CauseChange[],
+    newId: () => bigint,
+    announce: Announce<readonly Shown[]>,
+    committed: (changes: readonly CauseChange[], decisions: readonly Decision[]) => Promise<void>,
+  ): Promise<void>;
   /** Records on the author's shard that `tweetId` notified `recipientIds`; false if the tweet is already deleted. */
   addSources(authorId: bigint, tweetId: bigint, recipientIds: readonly bigint[]): Promise<boolean>;
   /** Marks the tweet deleted and returns whom it had notified. */
@@ -49,9 +61,47 @@ export interface NotificationStore {
 }
 
 interface CauseRow {
+  recipient_id: string;
+  cause: number;
+  subject_id: string;
+  actor_id: string;
+  id: string;
   state: number;
   version: string;
   kind: number;
+  event_time: string;
+}
+
+/** Changes applied in one transaction at most (its statements carry this many rows). */
+export const APPLY_BATCH = 64;
+
+const keyOf = (k: CauseKey): string => `${k.recipientId}:${k.cause}:${k.subjectId}:${k.actorId}`;
+const compareKeys = (a: CauseKey, b: CauseKey): number =>
+  a.recipientId !== b.recipientId
+    ? a.recipientId < b.recipientId ? -1 : 1
+    : a.cause !== b.cause
+      ? a.cause - b.cause
+      : a.subjectId !== b.subjectId
+        ? a.subjectId < b.subjectId ? -1 : 1
+        : a.actorId === b.actorId ? 0 : a.actorId < b.actorId ? -1 : 1;
+
+/** Rows padded to a power of two by repeating the last (harmless in these statements), so a handful of statement shapes is prepared. */
+function padded<T>(rows: readonly T[]): T[] {
+  const size = 2 ** Math.ceil(Math.log2(rows.length));
+  return [...rows, ...Array<T>(size - rows.length).fill(rows[rows.length - 1]!)];
+}
+
+/** Splits changes into rounds whose keys are distinct (a batch holds each row once); a later round runs after the earlier one. */
+function rounds(changes: readonly CauseChange[]): CauseChange[][] {
+  const out: Array<{ keys: Set<string>; changes: CauseChange[] }> = [];
+  for (const c of changes) {
+    const k = keyOf(c);
+    let round = out.find((r) => !r.keys.has(k));
+    if (round === undefined) out.push((round = { keys: new Set(), changes: [] }));
+    round.keys.add(k);
+    round.changes.push(c);
+  }
+  return out.map((r) => r.changes);
 }
 
 export function createNotificationStore(router: ShardRouter): NotificationStore {
@@ -69,79 +119,149 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
     return rows.length > 0;
   };
 
-  return {
-    async apply(change, newId, announce) {
-      const key: CauseKey = change;
-      return router.transaction(router.shardForUser(key.recipientId), async (tx) => {
-        // Make sure the row exists and hold its lock: a missing row becomes a
-        // hidden placeholder at version 0 (absent, as decide() reads it) and
-        // never commits like that. ON DUPLICATE KEY takes the existing row's
-        // exclusive lock, so two changes of one cause queue instead of deadlocking on the gap.
+  const where = "recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ?";
+  const keyParams = (k: CauseKey): SqlValue[] => [k.recipientId, k.cause, k.subjectId, k.actorId];
+  const columns = "(recipient_id, cause, subject_id, actor_id, id, kind, state, version, event_time)";
+  const rowValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+  /**
+   * One transaction on the recipients' shard: every change's row written if
+   * it is missing (as decide() would leave it from nothing: shown with its new
+   * id, or a hidden row at the change's version, or a hidden placeholder at
+   * version 0), and locked if it is there, in one multi-row upsert (ON
+   * DUPLICATE KEY takes the existing row's exclusive lock, so two changes of
+   * one cause queue instead of deadlocking on the gap; the rows in key
+   * order, so two batches lock in the same order); then the rows read back
+   * under that lock (a row carrying the id proposed for it was missing),
+   * decide() for the rows that were there, one multi-row upsert with what
+   * changes, and the outbox rows of what shows.
+   */
+  const applyBatch = (shard: ShardRef, changes: readonly CauseChange[], newId: () => bigint, announce: Announce<readonly Shown[]>): Promise<Decision[]> =>
+    router.transaction(shard, async (tx) => {
+      const sorted = [...changes].sort(compareKeys);
+      const proposed = new Map<string, bigint>();
+      const insert: SqlValue[][] = [];
+      for (const c of sorted) {
+        const id = newId();
+        proposed.set(keyOf(c), id);
+        const fresh = decide(ABSENT, c);
+        const state = fresh === "show" ? SHOWN : HIDDEN;
+        const version = fresh === "none" ? 0n : c.version;
+        insert.push([...keyParams(c), id, c.kind, state, version, dbTimeFromMicros(c.timeMicros)]);
+      }
+      const rows = padded(insert);
+      await tx.execute(
+        `INSERT INTO chirp.notifications ${columns} VALUES ${rows.map(() => rowValues).join(", ")} ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+        rows.flat(),
+      );
+      const keys = padded(sorted);
+      const found = await tx.query<CauseRow>(
+        `SELECT recipient_id, cause, subject_id, actor_id, id, state, version, kind, DATE_FORMAT(event_time, '${DB_TIME_FORMAT}') AS event_time
+         FROM chirp.notifications WHERE ${keys.map(() => `(${where})`).join(" OR ")} FOR UPDATE`,
+        keys.flatMap(keyParams),
+      );
+      const stored = new Map(found.map((r) => [`${r.recipient_id}:${r.cause}:${r.subject_id}:${r.actor_id}`, r]));
+      const decided = new Map<string, Decision>();
+      /** What each row must become beyond what is stored now: key -> row values. */
+      const writes = new Map<string, SqlValue[]>();
+      const shows: CauseChange[] = [];
+      for (const c of sorted) {
+        const k = keyOf(c);
+        const row = stored.get(k);
+        if (row === undefined) throw new Error(`notification row ${k} not found under its lock`);
+        const inserted = BigInt(row.id) === proposed.get(k);
+        const before: StoredCause = inserted ? ABSENT : { active: Number(row.state) === SHOWN, version: BigInt(row.version), kind: Number(row.kind) };
+        const decision = decide(before, c);
+        decided.set(k, decision);
+        if (decision === "show") shows.push(c);
+        if (inserted) continue; // written as decided already
+        const next = { id: String(row.id), kind: Number(row.kind), state: Number(row.state), version: String(row.version), time: row.event_time };
+        if (decision === "show") Object.assign(next, { id: String(proposed.get(k)), kind: c.kind, state: SHOWN, version: String(c.version), time: dbTimeFromMicros(c.timeMicros) });
+        else if (decision === "hide") Object.assign(next, { state: HIDDEN, version: String(c.version) });
+        else if (decision === "version") next.version = String(c.version);
+        else if (decision === "kind") next.kind = c.kind;
+        else continue;
+        writes.set(k, [...keyParams(c), next.id, next.kind, next.state, next.version, next.time]);
+      }
+      // A like or repost of a tweet deleted meanwhile is recorded, never shown
+      // (the mark is on this same shard: the tweet's author is the recipient;
+      // read after this transaction wrote the rows, see tombstoned).
+      const reactions = shows.filter((c) => c.cause === Cause.like || c.cause === Cause.repost);
+      const marked = new Set<string>();
+      if (reactions.length > 0) {
+        const pairs = padded(reactions);
+        const marks = await tx.query<{ author_id: string; tweet_id: string }>(
+          `SELECT author_id, tweet_id FROM chirp.notification_sources WHERE ${pairs.map(() => "(author_id = ? AND tweet_id = ? AND recipient_id = 0)").join(" OR ")}`,
+          pairs.flatMap((c) => [c.recipientId, c.subjectId]),
+        );
+        for (const m of marks) marked.add(`${m.author_id}:${m.tweet_id}`);
+      }
+      const shown: Shown[] = [];
+      for (const c of shows) {
+        const k = keyOf(c);
+        if (!marked.has(`${c.recipientId}:${c.subjectId}`)) {
+          shown.push({ id: proposed.get(k)!, change: c });
+          continue;
+        }
+        decided.set(k, "version");
+        const row = stored.get(k)!;
+        const inserted = BigInt(row.id) === proposed.get(k);
+        // Recorded at the change's version, visibility as it was (hidden: a show is decided only for a hidden row).
+        writes.set(k, [...keyParams(c), inserted ? "0" : String(row.id), inserted ? c.kind : Number(row.kind), HIDDEN, String(c.version), inserted ? dbTimeFromMicros(c.timeMicros) : row.event_time]);
+      }
+      if (writes.size > 0) {
+        const update = padded([...writes.values()]);
         await tx.execute(
-          `INSERT INTO chirp.notifications (recipient_id, cause, subject_id, actor_id, id, kind, state, version, event_time)
-           VALUES (?, ?, ?, ?, 0, ?, ${HIDDEN}, 0, ?) ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-          [key.recipientId, key.cause, key.subjectId, key.actorId, change.kind, dbTimeFromMicros(change.timeMicros)],
+          `INSERT INTO chirp.notifications ${columns} VALUES ${update.map(() => rowValues).join(", ")}
+           ON DUPLICATE KEY UPDATE id = VALUES(id), kind = VALUES(kind), state = VALUES(state), version = VALUES(version), event_time = VALUES(event_time)`,
+          update.flat(),
         );
-        const [row] = await tx.query<CauseRow>(
-          "SELECT state, version, kind FROM chirp.notifications WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ? FOR UPDATE",
-          [key.recipientId, key.cause, key.subjectId, key.actorId],
-        );
-        const stored: StoredCause = row === undefined ? ABSENT : { active: Number(row.state) === SHOWN, version: BigInt(row.version), kind: Number(row.kind) };
-        let decision = decide(stored, change);
-        // A like or repost of a tweet deleted meanwhile is recorded, never shown
-        // (the mark is on this same shard: the tweet's author is the recipient).
-        if (decision === "show" && (key.cause === Cause.like || key.cause === Cause.repost) && (await tombstoned(tx, key.recipientId, key.subjectId))) {
-          decision = "version";
-        }
-        const where = "WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ?";
-        const keyParams = [key.recipientId, key.cause, key.subjectId, key.actorId];
-        switch (decision) {
-          case "show": {
-            const id = newId();
-            await tx.execute(`UPDATE chirp.notifications SET state = ${SHOWN}, id = ?, version = ?, kind = ?, event_time = ? ${where}`, [
-              id,
-              change.version,
-              change.kind,
-              dbTimeFromMicros(change.timeMicros),
-              ...keyParams,
-            ]);
-            await announce(tx, { id, change });
-            break;
+      }
+      if (shown.length > 0) await announce(tx, shown);
+      return changes.map((c) => decided.get(keyOf(c))!);
+    });
+
+  return {
+    async applyMany(changes, newId, announce, committed) {
+      if (changes.length === 0) return;
+      const groups = router.byShard(changes, (c) => router.shardForUser(c.recipientId));
+      const settled = await Promise.allSettled(
+        [...groups.values()].map(async ({ shard, items }) => {
+          // One shard's changes in order: a round per repeated key, APPLY_BATCH per transaction.
+          for (const round of rounds(items)) {
+            for (let i = 0; i < round.length; i += APPLY_BATCH) {
+              const batch = round.slice(i, i + APPLY_BATCH);
+              const decisions = await applyBatch(shard, batch, newId, announce);
+              await committed(batch, decisions);
+            }
           }
-          case "hide":
-            await tx.execute(`UPDATE chirp.notifications SET state = ${HIDDEN}, version = ? ${where}`, [change.version, ...keyParams]);
-            break;
-          case "version":
-            await tx.execute(`UPDATE chirp.notifications SET version = ? ${where}`, [change.version, ...keyParams]);
-            break;
-          case "kind":
-            await tx.execute(`UPDATE chirp.notifications SET kind = ? ${where}`, [change.kind, ...keyParams]);
-            break;
-          case "none":
-            break;
-        }
-        return decision;
-      });
+        }),
+      );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
     },
 
     async addSources(authorId, tweetId, recipientIds) {
       if (recipientIds.length === 0) return true;
       const placeholders = recipientIds.map(() => "(?, ?, ?)").join(", ");
       const params = recipientIds.flatMap((r) => [authorId, tweetId, r]);
-      return router.transaction(router.shardForUser(authorId), async (tx) => {
-        // The rows first, then the mark (see tombstoned).
-        await tx.execute(
-          `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${placeholders}
-           ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-          params,
-        );
-        if (!(await tombstoned(tx, authorId, tweetId))) return true;
-        await tx.execute(
-          `DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id IN (${recipientIds.map(() => "?").join(", ")})`,
-          [authorId, tweetId, ...recipientIds],
-        );
-        return false;
-      });
+      // The rows first, then the mark (see tombstoned), each its own
+      // statement, no transaction: the deletion's locking read of the
+      // recipients either sees these rows (committed before it) or holds the
+      // range's gap until it commits, so the INSERT waits and the read after
+      // it finds the mark. Two statements where a transaction took four.
+      const primary = router.primaryForUser(authorId);
+      await primary.execute(
+        `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${placeholders}
+         ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+        params,
+      );
+      if (!(await tombstoned(primary, authorId, tweetId))) return true;
+      await primary.execute(
+        `DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id IN (${recipientIds.map(() => "?").join(", ")})`,
+        [authorId, tweetId, ...recipientIds],
+      );
+      return false;
     },
 
     async tweetDeleted(authorId, tweetId) {
@@ -167,18 +287,13 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
     },
 
     async hideReactions(authorId, tweetId) {
-      let hidden = 0;
-      for (const cause of [Cause.like, Cause.repost]) {
-        const r = await router
-          .primaryForUser(authorId)
-          .execute(`UPDATE chirp.notifications SET state = ${HIDDEN} WHERE recipient_id = ? AND cause = ? AND subject_id = ? AND state = ${SHOWN}`, [
-            authorId,
-            cause,
-            tweetId,
-          ]);
-        hidden += r.affectedRows;
-      }
-      return hidden;
+      const r = await router
+        .primaryForUser(authorId)
+        .execute(
+          `UPDATE chirp.notifications SET state = ${HIDDEN} WHERE recipient_id = ? AND cause IN (${Cause.like}, ${Cause.repost}) AND subject_id = ? AND state = ${SHOWN}`,
+          [authorId, tweetId],
+        );
+      return r.affectedRows;
     },
 
     async listRows(recipientId, beforeId, limit) {

@@ -9,10 +9,18 @@
 // it with the subscription's keys and checks the VAPID signature; a
 // subscription answered 410 is dropped; a push service that never answers
 // does not hold up another's deliveries.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect as connectNats } from "@nats-io/transport-node";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService, type StreamEventsResponse } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { TweetCreatedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
+import { TWEETS_DURABLE } from "../../services/notification/events.js";
 import type { Mesh } from "../../devcluster/launch.js";
 import { eventually, withTimeout } from "../support/eventually.js";
 import { fetchKeepingAbort } from "../support/fetch.js";
@@ -220,6 +228,53 @@ describe("the notification inbox", () => {
     await ok(`${G}/Follow`, { userId: String(a.id) }, b.token);
     await inboxIs(a, names, [`follow ${b.handle}`, `follow ${x.handle}`, `reply ${c.handle} reply`]);
     expect(await unread(a)).toBe(1);
+  });
+});
+
+describe("a tweet mentioning several users", () => {
+  it("tells each once, those on one shard in one transaction; a redelivered TweetCreated changes nothing, before or after the tweet's deletion", async () => {
+    const [author, ...mentioned] = (await signUpMany(7)) as [Account, ...Account[]];
+    // Six users on four shards: at least two share one (their changes go in one transaction).
+    const shards = new Map<string, number>();
+    for (const m of mentioned) shards.set(system.router.shardForUser(m.id).name, (shards.get(system.router.shardForUser(m.id).name) ?? 0) + 1);
+    expect(Math.max(...shards.values())).toBeGreaterThanOrEqual(2);
+    const names = new Map<string, string>();
+    const tweetId = await post(author, { text: `${mentioned.map((m) => `@${m.handle}`).join(" ")} hello` });
+    names.set(tweetId, "m");
+    const inboxes = async (): Promise<string[][]> => Promise.all(mentioned.map(async (m) => ((await list(m)).notifications ?? []).map((n) => `${n.id} ${shown(n, names)}`)));
+    for (const m of mentioned) await inboxIs(m, names, [`mention ${author.handle} m`]);
+    const first = await inboxes();
+    expect(await Promise.all(mentioned.map(unread))).toEqual(mentioned.map(() => 1));
+
+    // The same event delivered again (a new message id: to the consumer, a redelivery), and waited for.
+    const nc = await connectNats({ ...parseNatsUrl(system.infra.natsUrl), maxReconnectAttempts: 0 });
+    try {
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      const event = toBinary(
+        TweetCreatedSchema,
+        create(TweetCreatedSchema, { tweetId: BigInt(tweetId), authorId: author.id, text: "hello", mentions: mentioned.map((m) => m.id), createTime: timestampNow() }),
+      );
+      const redeliver = async (n: number): Promise<void> => {
+        const ack = await js.publish(EVENTS.tweetCreated.subject, event, { msgID: `notifications-e2e-${tweetId}-${n}` });
+        await eventually(`the redelivered TweetCreated ${n} handled`, async () => ((await jsm.consumers.info(EVENT_STREAM, TWEETS_DURABLE)).ack_floor.stream_seq >= ack.seq ? true : undefined), {
+          timeoutMs: 15_000,
+          intervalMs: 50,
+        });
+      };
+      await redeliver(1);
+      expect(await inboxes()).toEqual(first);
+      expect(await Promise.all(mentioned.map(unread))).toEqual(mentioned.map(() => 1));
+
+      // Deleted: every mention goes (one transaction per shard again), and a late TweetCreated brings none back.
+      await ok(`${T}/DeleteTweet`, { tweetId }, author.token);
+      for (const m of mentioned) await inboxIs(m, names, []);
+      await redeliver(2);
+      expect(await inboxes()).toEqual(mentioned.map(() => []));
+      expect(await Promise.all(mentioned.map(unread))).toEqual(mentioned.map(() => 0));
+    } finally {
+      await nc.close();
+    }
   });
 });
 
