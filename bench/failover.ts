@@ -214,7 +214,7 @@ try {
     };
     results.push(r);
     if (r.rejoin !== "ok") {
-      log(`run ${run}: ${r.killed} was refused (${r.rejoin}); rs0 runs on one member now, so no further runs`);
+      log(`run ${run}: ${r.killed} was refused (${r.rejoin}: a write of its own; the manager rebuilds it from the new primary), so no further runs`);
       break;
     }
     log(
