@@ -27,6 +27,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from "vitest";
 import { REPO_ROOT, startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import type { MemberAddress } from "../../lib/shard/types.js";
+import { SEMI_SYNC_TIMEOUT_MS } from "../../lib/shard/replication.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { openTopologyKv, readMemberStatus, readTopology, type LiveTopology } from "../../lib/shard/topology.js";
@@ -368,6 +369,25 @@ describe("failover", () => {
       expect(Number.isFinite(replica.lagSeconds), `lagSeconds ${replica.lagSeconds}`).toBe(true);
       expect(replica.lagSeconds).toBeLessThan(MAX_LAG_MS / 1000);
     }
+  });
+
+  it("semi-sync switched off or given a short timeout by hand on a primary is put back by the manager (never a quiet fallback)", async () => {
+    dumpLogsOnFailure();
+    const { primary } = member(manager.current!, "rs1");
+    const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
+    await admin(primary, database, async (c) => {
+      await c.query("SET GLOBAL rpl_semi_sync_master_timeout = 100");
+      await c.query("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+    });
+    await eventually(
+      "semi-sync on again with a year's timeout",
+      () =>
+        admin(primary, database, async (c) => {
+          const [[v]] = await c.query<RowDataPacket[]>("SELECT @@global.rpl_semi_sync_master_enabled AS en, @@global.rpl_semi_sync_master_timeout AS t");
+          return Number(v!["en"]) === 1 && Number(v!["t"]) === SEMI_SYNC_TIMEOUT_MS;
+        }),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
   });
 
   it("does not fail over when a replica dies and commits on with semi-sync on; with both replicas gone writes answer Unavailable, never OK, and flow again when one returns", async () => {
