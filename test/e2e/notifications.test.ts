@@ -17,7 +17,7 @@ import { connect as connectNats } from "@nats-io/transport-node";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TimelineService, type StreamEventsResponse } from "../../gen/chirp/timeline/v1/timeline_service_pb.js";
-import { TweetCreatedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
+import { TweetCreatedSchema, TweetLikedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
 import { TWEETS_DURABLE } from "../../services/notification/events.js";
@@ -232,7 +232,7 @@ describe("the notification inbox", () => {
 });
 
 describe("a tweet mentioning several users", () => {
-  it("tells each once, those on one shard in one transaction; a redelivered TweetCreated changes nothing, before or after the tweet's deletion", async () => {
+  it("tells each once, those on one shard in one transaction; a redelivered TweetCreated changes nothing, before or after the tweet's deletion, nor does a late like of it", async () => {
     const [author, ...mentioned] = (await signUpMany(7)) as [Account, ...Account[]];
     // Six users on four shards: at least two share one (their changes go in one transaction).
     const shards = new Map<string, number>();
@@ -255,9 +255,12 @@ describe("a tweet mentioning several users", () => {
         TweetCreatedSchema,
         create(TweetCreatedSchema, { tweetId: BigInt(tweetId), authorId: author.id, text: "hello", mentions: mentioned.map((m) => m.id), createTime: timestampNow() }),
       );
-      const redeliver = async (n: number): Promise<void> => {
-        const ack = await js.publish(EVENTS.tweetCreated.subject, event, { msgID: `notifications-e2e-${tweetId}-${n}` });
-        await eventually(`the redelivered TweetCreated ${n} handled`, async () => ((await jsm.consumers.info(EVENT_STREAM, TWEETS_DURABLE)).ack_floor.stream_seq >= ack.seq ? true : undefined), {
+      const redeliver = async (n: number, also: Array<[string, Uint8Array]> = []): Promise<void> => {
+        let seq = 0;
+        for (const [i, [subject, payload]] of [[EVENTS.tweetCreated.subject, event] as [string, Uint8Array], ...also].entries()) {
+          seq = (await js.publish(subject, payload, { msgID: `notifications-e2e-${tweetId}-${n}-${i}` })).seq;
+        }
+        await eventually(`the events of delivery ${n} handled`, async () => ((await jsm.consumers.info(EVENT_STREAM, TWEETS_DURABLE)).ack_floor.stream_seq >= seq ? true : undefined), {
           timeoutMs: 15_000,
           intervalMs: 50,
         });
@@ -269,8 +272,16 @@ describe("a tweet mentioning several users", () => {
       // Deleted: every mention goes (one transaction per shard again), and a late TweetCreated brings none back.
       await ok(`${T}/DeleteTweet`, { tweetId }, author.token);
       for (const m of mentioned) await inboxIs(m, names, []);
-      await redeliver(2);
+      // With it, a late like of the deleted tweet: recorded against its deletion mark, never shown to the author.
+      const like = create(TweetLikedSchema, { tweetId: BigInt(tweetId), authorId: author.id, likerId: mentioned[0]!.id, likeVersion: 1n, likeTime: timestampNow() });
+      await redeliver(2, [[EVENTS.tweetLiked.subject, toBinary(TweetLikedSchema, like)]]);
       expect(await inboxes()).toEqual(mentioned.map(() => []));
+      // (A read would leave it out anyway, its tweet gone: the row and the count say it was never shown.)
+      expect(await unread(author)).toBe(0);
+      const rows = await system.router
+        .primaryForUser(author.id)
+        .query<{ state: number; version: string }>("SELECT state, version FROM chirp.notifications WHERE recipient_id = ? AND subject_id = ?", [author.id, tweetId]);
+      expect(rows.map((r) => [Number(r.state), String(r.version)])).toEqual([[0, "1"]]);
       expect(await Promise.all(mentioned.map(unread))).toEqual(mentioned.map(() => 0));
     } finally {
       await nc.close();
