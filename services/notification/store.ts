@@ -149,17 +149,37 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
         const version = fresh === "none" ? 0n : c.version;
         insert.push([...keyParams(c), id, c.kind, state, version, dbTimeFromMicros(c.timeMicros)]);
       }
-      const rows = padded(insert);
-      await tx.execute(
-        `INSERT INTO chirp.notifications ${columns} VALUES ${rows.map(() => rowValues).join(", ")} ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-        rows.flat(),
+      // Not padded: a repeated row would be a duplicate. On a duplicate the
+      // UPDATE clause calls LAST_INSERT_ID(1), which the OK packet carries as
+      // the statement's insert id (the table has no AUTO_INCREMENT, so it is
+      // 0 otherwise), and leaves the row as it was (still locked).
+      const upsert = await tx.execute(
+        `INSERT INTO chirp.notifications ${columns} VALUES ${insert.map(() => rowValues).join(", ")}
+         ON DUPLICATE KEY UPDATE recipient_id = IF(LAST_INSERT_ID(1) = 1, recipient_id, recipient_id)`,
+        insert.flat(),
       );
-      const keys = padded(sorted);
-      const found = await tx.query<CauseRow>(
-        `SELECT recipient_id, cause, subject_id, actor_id, id, state, version, kind, DATE_FORMAT(event_time, '${DB_TIME_FORMAT}') AS event_time
-         FROM chirp.notifications WHERE ${keys.map(() => `(${where})`).join(" OR ")} FOR UPDATE`,
-        keys.flatMap(keyParams),
-      );
+      let found: CauseRow[];
+      if (upsert.insertId === "0") {
+        // Every row was missing, and is now as decided: nothing to read back.
+        found = insert.map((v) => ({
+          recipient_id: String(v[0]),
+          cause: Number(v[1]),
+          subject_id: String(v[2]),
+          actor_id: String(v[3]),
+          id: String(v[4]),
+          kind: Number(v[5]),
+          state: Number(v[6]),
+          version: String(v[7]),
+          event_time: String(v[8]),
+        }));
+      } else {
+        const keys = padded(sorted);
+        found = await tx.query<CauseRow>(
+          `SELECT recipient_id, cause, subject_id, actor_id, id, state, version, kind, DATE_FORMAT(event_time, '${DB_TIME_FORMAT}') AS event_time
+           FROM chirp.notifications WHERE ${keys.map(() => `(${where})`).join(" OR ")} FOR UPDATE`,
+          keys.flatMap(keyParams),
+        );
+      }
       const stored = new Map(found.map((r) => [`${r.recipient_id}:${r.cause}:${r.subject_id}:${r.actor_id}`, r]));
       const decided = new Map<string, Decision>();
       /** What each row must become beyond what is stored now: key -> row values. */
