@@ -77,7 +77,12 @@ describe("a tweet's trace", () => {
       const consumers = t.filter((s) => s.kind === SPAN_KIND.consumer && s.attributes["messaging.destination.name"] === subject);
       const fanOut = consumers.find((s) => s.attributes["messaging.consumer.group.name"] === FANOUT_DURABLE);
       const indexer = consumers.find((s) => s.attributes["messaging.consumer.group.name"] === SEARCH_INDEX_DURABLE);
-      return fanOut !== undefined && indexer !== undefined ? { t, fanOut, indexer } : undefined;
+      // Each process exports its spans in batches of its own: the tweet service's server and publish spans
+      // may arrive after the consumers' on a busy machine, so the trace is whole only once they are here too.
+      const tweetServer = t.some((s) => s.service === "chirp-tweet" && s.kind === SPAN_KIND.server && s.name === "chirp.tweet.v1.TweetService/PostTweet");
+      const published = t.some((s) => s.kind === SPAN_KIND.producer && s.attributes["messaging.destination.name"] === subject);
+      const gatewayClient = t.some((s) => s.service === "chirp-gateway" && s.kind === SPAN_KIND.client);
+      return fanOut !== undefined && indexer !== undefined && tweetServer && published && gatewayClient ? { t, fanOut, indexer } : undefined;
     });
     const byId = new Map(spans.t.map((s) => [s.spanId, s]));
     const parentOf = (s: ReceivedSpan): ReceivedSpan => {
