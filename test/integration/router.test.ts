@@ -114,6 +114,14 @@ async function ensureHeartbeatTables(): Promise<void> {
 interface Heartbeats {
   /** Where replica set `rs`'s heartbeats are written from now on. */
   moveTo(rs: string, primary: HostPort): void;
+  /**
+   * No more heartbeats to `rs` until moveTo; resolves once a beat in flight
+   * has landed. As the topology manager does before it demotes a primary:
+   * the admin account writes through read_only, and semi-sync never falls
+   * back (decision 24), so a beat written after the replica left would wait
+   * for an ack forever.
+   */
+  pause(rs: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -142,14 +150,20 @@ function startHeartbeats(): Heartbeats {
       }),
     );
   };
+  let current: Promise<void> = Promise.resolve();
   const loop = (async () => {
     while (!stopped) {
-      await beat();
+      current = beat();
+      await current;
       await delay(100);
     }
   })();
   return {
     moveTo: (rs, primary) => void targets.set(rs, primary),
+    pause: async (rs) => {
+      targets.delete(rs);
+      await current;
+    },
     stop: async () => {
       stopped = true;
       await loop;
@@ -403,7 +417,8 @@ describe("shard router", () => {
       await publishTopology(kv, start);
       const watch = await router.followTopology(kv);
       try {
-        // The manager's part, by hand: demote, let the replica catch up, promote it.
+        // The manager's part, by hand: no more heartbeats to the old primary, demote it, let the replica catch up, promote it.
+        await heartbeats.pause("rs0");
         await asAdmin(oldPrimary, (c) => c.query("SET GLOBAL read_only = ON"));
         const id = userIds.find((x) => router.shardForUser(x).name === "-40")!;
         const write = router.primaryForUser(id).execute("UPDATE chirp.users SET bio = ? WHERE id = ?", ["after switch", id]);
