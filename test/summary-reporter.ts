@@ -23,7 +23,7 @@ export default class SummaryReporter implements Reporter {
     }
     const slowest = [...testModules].sort((a, b) => b.diagnostic().duration - a.diagnostic().duration).slice(0, SLOWEST_SHOWN);
     if (slowest.length > 1) {
-      process.stdout.write(`\nslowest files (tests and hooks; two run at once):\n`);
+      process.stdout.write(`\nslowest files (tests and hooks; three run at once):\n`);
       for (const m of slowest) process.stdout.write(`  ${(m.diagnostic().duration / 1000).toFixed(1).padStart(6)} s  ${m.relativeModuleId}\n`);
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
