@@ -10,23 +10,20 @@
 // account) when set, otherwise through the infra description `npm start`
 // writes into its data dir, as `chirp topology` does. Each replica set's
 // primary is taken from the live topology when one is published.
-import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { DEFAULT_DATA_DIR, parseInfraJson } from "../../devcluster/index.js";
-import { LOCK_FILE } from "../../devcluster/lock.js";
-import { isAlive } from "../../devcluster/process.js";
+import { DEFAULT_DATA_DIR } from "../../devcluster/index.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { planReshard, ReshardPlanError, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, RESHARD_BUCKET, reshardKey, type ReshardState } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers, type ReshardStep } from "../../lib/reshard/workflow.js";
-import { parseInfraEnv } from "../../lib/shard/infra-env.js";
 import { loadShardConfig, type ShardConfig } from "../../lib/shard/shard-config.js";
 import { TOPOLOGY_BUCKET, readTopology } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
+import { findRunningInfra } from "./running-infra.js";
 
 export const usage = "chirp reshard [status | abort] --from <shard> [--to <shard>,<shard>...] [--replica-set <rs>] [options]";
 
@@ -201,24 +198,9 @@ async function status(kv: KV, config: ShardConfig, sourceDatabase: string | unde
 }
 
 function findServers(dataDir: string, config: ShardConfig): { natsUrl: string; servers: ReshardServers } | string {
-  const hasEnv = process.env["NATS_URL"] !== undefined && (process.env["MYSQL_URL"] !== undefined || Object.keys(process.env).some((k) => k.startsWith("MYSQL_URL_")));
-  if (hasEnv) {
-    const parsed = parseInfraEnv(process.env, config);
-    if (parsed.mysql === undefined || parsed.natsUrl === undefined) return "set NATS_URL and MYSQL_URL_<RS> (admin account)";
-    return { natsUrl: parsed.natsUrl, servers: { replicaSets: parsed.mysql.replicaSets, adminUser: parsed.mysql.adminUser } };
-  }
-  const file = join(dataDir, "infra.json");
-  const lock = join(dataDir, LOCK_FILE);
-  const notRunning = `Chirp is not running with data dir ${dataDir} (start it with \`npm start\`, or set NATS_URL and MYSQL_URL_<RS> with the admin account)`;
-  if (!existsSync(file) || !existsSync(lock)) return notRunning;
-  try {
-    const owner = JSON.parse(readFileSync(lock, "utf8")) as { pid?: unknown };
-    if (typeof owner.pid !== "number" || !isAlive(owner.pid)) return notRunning;
-  } catch {
-    return notRunning;
-  }
-  const info = parseInfraJson(readFileSync(file, "utf8"));
-  return { natsUrl: info.natsUrl, servers: { replicaSets: info.mysql.replicaSets, adminUser: info.mysql.adminUser } };
+  const found = findRunningInfra(dataDir, config);
+  if (typeof found === "string") return found;
+  return { natsUrl: found.natsUrl, servers: { replicaSets: [...found.replicaSets], adminUser: found.adminUser } };
 }
 
 /** The primaries the topology manager publishes win over the configured ones (a failover may have happened). */

@@ -7,23 +7,20 @@
 // Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
 // account) when set, otherwise through the infra description `npm start`
 // writes into its data dir (.data/local/infra.json, 0600, removed on stop).
-import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { DEFAULT_DATA_DIR, parseInfraJson } from "../../devcluster/index.js";
+import { DEFAULT_DATA_DIR } from "../../devcluster/index.js";
 import type { MemberAddress, MysqlCredentials } from "../../lib/shard/types.js";
-import { parseInfraEnv } from "../../lib/shard/infra-env.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
-import { LOCK_FILE } from "../../devcluster/lock.js";
 import { withMysql } from "../../lib/db/mysql-client.js";
-import { isAlive } from "../../devcluster/process.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { formatGtidList, gtidPosCurrent, parseGtidList } from "../../lib/shard/gtid.js";
 import { readHeartbeatLagMs, readMemberState, type MemberState } from "../../lib/shard/replication.js";
 import { LEADER_BUCKET, currentLeader } from "../../services/topology/leadership.js";
 import { TOPOLOGY_BUCKET, readMemberStatus, readTopology, type LiveTopology, type MemberStatusReport } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
+import { findRunningInfra } from "./running-infra.js";
 
 export const usage = "chirp topology [show] [--json] [--data-dir <dir>] [--env <shard config>]";
 
@@ -162,34 +159,13 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function findTarget(dataDir: string, env: string): Target | string {
-  const config = loadShardConfig(env);
-  const hasEnv = process.env["NATS_URL"] !== undefined && (process.env["MYSQL_URL"] !== undefined || Object.keys(process.env).some((k) => k.startsWith("MYSQL_URL_")));
-  if (hasEnv) {
-    const parsed = parseInfraEnv(process.env, config);
-    if (parsed.mysql === undefined || parsed.natsUrl === undefined) return "set NATS_URL and MYSQL_URL_<RS> (admin account)";
-    return {
-      natsUrl: parsed.natsUrl,
-      admin: parsed.mysql.adminUser,
-      members: new Map(parsed.mysql.replicaSets.map((r) => [r.name, [r.primary, ...r.replicas]])),
-      source: "from NATS_URL and MYSQL_URL_*",
-    };
-  }
-  const file = join(dataDir, "infra.json");
-  const lock = join(dataDir, LOCK_FILE);
-  const notRunning = `Chirp is not running with data dir ${dataDir} (start it with \`npm start\`, or set NATS_URL and MYSQL_URL_<RS> with the admin account)`;
-  if (!existsSync(file) || !existsSync(lock)) return notRunning;
-  try {
-    const owner = JSON.parse(readFileSync(lock, "utf8")) as { pid?: unknown };
-    if (typeof owner.pid !== "number" || !isAlive(owner.pid)) return notRunning;
-  } catch {
-    return notRunning;
-  }
-  const info = parseInfraJson(readFileSync(file, "utf8"));
+  const found = findRunningInfra(dataDir, loadShardConfig(env));
+  if (typeof found === "string") return found;
   return {
-    natsUrl: info.natsUrl,
-    admin: info.mysql.adminUser,
-    members: new Map(info.mysql.replicaSets.map((r) => [r.name, [r.primary, ...r.replicas]])),
-    source: `from ${file}`,
+    natsUrl: found.natsUrl,
+    admin: found.adminUser,
+    members: new Map(found.replicaSets.map((r) => [r.name, [r.primary, ...r.replicas]])),
+    source: found.source,
   };
 }
 
