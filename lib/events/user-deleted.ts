@@ -5,9 +5,9 @@
 // sessions ended and committed after the first pass, a like relayed late, a
 // follow edge whose copy came late). Both passes erase "what is left", so
 // the second usually finds nothing.
-import type { ConsumedEvent } from "./consumer.js";
-import { DeferEventError } from "./consumer.js";
-import type { EVENTS } from "./subjects.js";
+import type { ConsumedEvent, ConsumeOptions, EventConsumer } from "./consumer.js";
+import { consume, DeferEventError } from "./consumer.js";
+import { EVENTS } from "./subjects.js";
 
 /** How old the UserDeleted event is when each erasure runs the second time. */
 export const SECOND_PASS_AGE_MS = 30_000;
@@ -28,4 +28,21 @@ export function eraseTwice(
     const age = Date.now() - event.publishTime.getTime();
     if (age < secondPassAgeMs) throw new DeferEventError(secondPassAgeMs - age);
   };
+}
+
+/** Deliveries before an erasure is dead-lettered: with the consumer's backoff, about 90 minutes of retries. */
+export const ERASE_MAX_DELIVER = 100;
+
+/**
+ * A service's durable consumer of UserDeleted: `erase` run twice (eraseTwice),
+ * and not given up lightly (ERASE_MAX_DELIVER deliveries). The other options
+ * are consume()'s.
+ */
+export function consumeUserDeleted(
+  opts: Omit<ConsumeOptions<typeof EVENTS.userDeleted>, "subjects" | "handler" | "maxDeliver"> & {
+    readonly erase: (userId: bigint, event: UserDeletedEvent) => Promise<void>;
+  },
+): EventConsumer {
+  const { erase, ...rest } = opts;
+  return consume({ ...rest, subjects: [EVENTS.userDeleted], handler: eraseTwice(erase), maxDeliver: ERASE_MAX_DELIVER });
 }

@@ -1,6 +1,6 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadGraphConfig, type GraphConfig } from "./config.js";
 import { createBlocks, type Blocks } from "./blocks.js";
@@ -61,18 +61,15 @@ export async function createGraphContext(ctx: ServiceContext): Promise<GraphCont
       metrics: ctx.metrics,
     });
     const eraseLog = ctx.log.child({ component: "account-erase" });
-    eraser = consume({
+    eraser = consumeUserDeleted({
       bus: ctx.bus,
       durable: GRAPH_ERASE_DURABLE,
-      subjects: [EVENTS.userDeleted],
-      handler: eraseTwice(async (userId) => {
+      erase: async (userId) => {
         const erased = await erasure.erase(userId);
         eraseLog.info({ user_id: String(userId), ...erased }, "deleted account's graph erased");
-      }),
+      },
       concurrency: 2,
       log: eraseLog,
-      // An erasure must not be given up lightly: about 90 minutes of retries.
-      maxDeliver: 100,
       metrics: ctx.metrics,
     });
   }

@@ -1,9 +1,8 @@
 import { mkdir } from "node:fs/promises";
 import { Counter } from "prom-client";
 import type { ServiceContext } from "../../lib/service-context.js";
-import { consume, type EventConsumer } from "../../lib/events/consumer.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import type { EventConsumer } from "../../lib/events/consumer.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 import type { BlobStore } from "./blobs/blob-store.js";
 import { createLocalBlobStore } from "./blobs/local.js";
 import { createS3BlobStore } from "./blobs/s3.js";
@@ -61,17 +60,14 @@ export async function createMediaContext(shared: ServiceContext): Promise<MediaC
   let eraser: EventConsumer | undefined;
   if (shared.bus !== undefined) {
     const log = shared.log.child({ component: "account-erase" });
-    eraser = consume({
+    eraser = consumeUserDeleted({
       bus: shared.bus,
       durable: MEDIA_ERASE_DURABLE,
-      subjects: [EVENTS.userDeleted],
-      handler: eraseTwice(async (userId) => {
+      erase: async (userId) => {
         const removed = await sweeper.eraseOwner(userId);
         log.info({ user_id: String(userId), media: removed }, "deleted account's media erased");
-      }),
+      },
       concurrency: 2,
-      // An erasure must not be given up lightly: about 90 minutes of retries.
-      maxDeliver: 100,
       log,
       metrics: shared.metrics,
     });

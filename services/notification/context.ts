@@ -1,6 +1,5 @@
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadNotificationConfig, type NotificationConfig } from "./config.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
@@ -49,11 +48,10 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
     // longer exists meanwhile.
     const eraseLog = ctx.log.child({ component: "account-erase" });
     consumers.push(
-      consume({
+      consumeUserDeleted({
         bus: ctx.bus,
         durable: NOTIFICATION_ERASE_DURABLE,
-        subjects: [EVENTS.userDeleted],
-        handler: eraseTwice(async (userId) => {
+        erase: async (userId) => {
           let rows = 0;
           for (;;) {
             const n = await eraseInbox(ctx.router, userId, ERASE_BATCH);
@@ -62,10 +60,8 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
           }
           await inboxCache?.invalidate([userId]);
           eraseLog.info({ user_id: String(userId), notifications: rows }, "deleted account's inbox erased");
-        }),
+        },
         concurrency: 2,
-        // An erasure must not be given up lightly: about 90 minutes of retries.
-        maxDeliver: 100,
         log: eraseLog,
         metrics: ctx.metrics,
       }),

@@ -11,8 +11,7 @@ import { createTimelineReader, type TimelineReader } from "./reads.js";
 import { createAuthorTweets, type AuthorTweets } from "./author-tweets.js";
 import { createStreamHub, type StreamHub } from "./stream.js";
 import { eraseTimelineKeys } from "./erase.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 
 /** The timeline service's consumer of UserDeleted: the deleted account's own keys. */
 export const TIMELINE_ERASE_DURABLE = "timeline-account-erase";
@@ -100,13 +99,10 @@ export async function createTimelineContext(ctx: ServiceContext): Promise<Timeli
           log,
           metrics: ctx.metrics,
         }),
-        consume({
+        consumeUserDeleted({
           bus: ctx.bus,
           durable: TIMELINE_ERASE_DURABLE,
-          subjects: [EVENTS.userDeleted],
-          handler: eraseTwice((userId) => eraseTimelineKeys(redis, userId)),
-          // An erasure must not be given up lightly: about 90 minutes of retries.
-          maxDeliver: 100,
+          erase: (userId) => eraseTimelineKeys(redis, userId),
           log,
           metrics: ctx.metrics,
         }),

@@ -1,8 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { consume, type EventConsumer } from "../../lib/events/consumer.js";
+import type { EventConsumer } from "../../lib/events/consumer.js";
 import type { EventBus } from "../../lib/events/bus.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 import { createTweetErasure, type TweetErasure } from "./erase.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
@@ -95,21 +94,18 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     refsIndex = startRefsIndex({ bus: shared.bus, replies, reposts, log: shared.log.child({ component: "refs-index" }), metrics: shared.metrics });
     const bus = shared.bus;
     const eraseLog = shared.log.child({ component: "account-erase" });
-    eraser = consume({
+    eraser = consumeUserDeleted({
       bus,
       durable: TWEET_ERASE_DURABLE,
-      subjects: [EVENTS.userDeleted],
-      handler: eraseTwice(async (userId, event) => {
+      erase: async (userId, event) => {
         // Likes are found through the likers' index: it must have taken in
         // every like event before this one, or a like just made is missed.
         if (!(await likesIndexPast(bus, event.streamSequence))) throw new Error("likers' index behind the deletion; retrying");
         const erased = await erasure.erase(userId);
         eraseLog.info({ user_id: String(userId), ...erased }, "deleted account's tweets and likes erased");
-      }),
+      },
       concurrency: 2,
       retryMinMs: 250,
-      // An erasure must not be given up lightly: about 90 minutes of retries.
-      maxDeliver: 100,
       log: eraseLog,
       metrics: shared.metrics,
     });

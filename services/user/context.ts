@@ -7,9 +7,8 @@ import { loadUserConfig, type UserConfig } from "./config.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
 import { createSessions, recordSessionActivity, type Sessions } from "./sessions.js";
 import { createUserStore, type UserStore } from "./store.js";
-import { consume, type EventConsumer } from "../../lib/events/consumer.js";
-import { EVENTS } from "../../lib/events/subjects.js";
-import { eraseTwice } from "../../lib/events/user-deleted.js";
+import type { EventConsumer } from "../../lib/events/consumer.js";
+import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 
 /** The user service's consumer of UserDeleted: ends and deletes the sessions of a deleted account. */
 export const USER_ERASE_DURABLE = "user-account-erase";
@@ -47,16 +46,13 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
   let eraser: EventConsumer | undefined;
   if (shared.bus !== undefined) {
     const log = shared.log.child({ component: "account-erase" });
-    eraser = consume({
+    eraser = consumeUserDeleted({
       bus: shared.bus,
       durable: USER_ERASE_DURABLE,
-      subjects: [EVENTS.userDeleted],
-      // An erasure must not be given up lightly: about 90 minutes of retries.
-      maxDeliver: 100,
-      handler: eraseTwice(async (userId) => {
+      erase: async (userId) => {
         const rows = await sessions.erase(userId);
         log.info({ user_id: String(userId), sessions: rows }, "deleted account's sessions erased");
-      }),
+      },
       log,
       metrics: shared.metrics,
     });
