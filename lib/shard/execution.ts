@@ -67,28 +67,67 @@ export interface Execution {
   transaction<T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T>;
 }
 
-type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole) => Promise<T>;
+/** `shard`: where it runs (a held or moved write resolves its shard again, resharding.ts). */
+type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole, shard: ShardInfo) => Promise<T>;
+
+/** MariaDB's "table doesn't exist": what a write to a split's source gets once its tables are fenced (decision 23). */
+const ER_NO_SUCH_TABLE = 1146;
 
 export function createExecution(opts: ExecutionOptions): Execution {
   const { members, routed, qualify, maxLagMs, queryTimeoutMs, commitTimeoutMs, failoverWaitMs, log, metrics } = opts;
   const keyspace = members.keyspace;
   let roundRobin = 0;
 
-  /** Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe. */
-  const onPrimary = async <T>(shard: ShardInfo, op: Op<T>, background = false): Promise<T> => {
+  /**
+   * A write's shard once the router may run it: while the topology in force
+   * holds writes of the shard (a split's write switch), it waits for the next
+   * document and resolves the shard name again (at most failoverWaitMs; then
+   * it runs where the document says, the source).
+   */
+  const writable = async (shard: ShardInfo): Promise<ShardInfo> => {
+    const deadline = performance.now() + failoverWaitMs;
+    for (let state = members.state(); state.held.has(shard.name) && !members.closed(); state = members.state()) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([state.replaced, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+      shard = members.resolveWriteShard(shard.name);
+    }
+    return shard;
+  };
+
+  /**
+   * Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe.
+   * `write`: the shard was resolved for a write (held writes wait; a fenced split source re-resolves).
+   */
+  const onPrimary = async <T>(first: ShardInfo, op: Op<T>, background = false, write = true): Promise<T> => {
     if (!background) routed();
+    let shard = write && members.state().held.size > 0 ? await writable(first) : first;
     let conflictRetried = false;
     let failoverRetried = false;
+    let movedRetried = false;
     for (;;) {
+      const epoch = members.state().topology.epoch;
       const set = members.setOf(shard);
       const pool = set.primary;
       try {
-        return await pool.withConnection((conn) => op(conn, pool, "primary"));
+        return await pool.withConnection((conn) => op(conn, pool, "primary", shard));
       } catch (err) {
         const raw = rawOf(err);
         if (!conflictRetried && isLockConflict(raw)) {
           conflictRetried = true;
           continue;
+        }
+        if (write && !movedRetried && (raw as { errno?: unknown } | undefined)?.errno === ER_NO_SUCH_TABLE && !members.closed()) {
+          // The write reached a split's source after its tables were fenced (the router had not
+          // yet seen the write switch): nothing ran; the next document sends it to the target.
+          movedRetried = true;
+          if (await members.newerTopology(epoch, failoverWaitMs)) {
+            shard = await writable(members.resolveWriteShard(shard.name));
+            log.info({ shard: shard.name, database: shard.database }, "write re-routed after a write switch");
+            continue;
+          }
         }
         if (!failoverRetried && failoverWaitMs > 0 && !members.closed() && (wasNeverSent(raw) || isReadOnlyRefusal(raw))) {
           failoverRetried = true;
@@ -113,7 +152,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
     const replica = eligible.length === 0 ? undefined : eligible[roundRobin++ % eligible.length];
     if (replica !== undefined) {
       try {
-        return await replica.withConnection((conn) => op(conn, replica, "replica"));
+        return await replica.withConnection((conn) => op(conn, replica, "replica", shard));
       } catch (err) {
         // A read is safe to repeat: a replica that broke under us hands over to the primary
         // and serves nothing until a probe finds it well again.
@@ -121,7 +160,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
         replica.health = { reachable: false, lag: undefined, problem: describeMysqlError(err) };
       }
     }
-    return onPrimary(shard, op);
+    return onPrimary(shard, op, false, false);
   };
 
   /**
@@ -207,7 +246,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
   };
 
   const client = (ref: ShardRef, mode: "primary" | "reader", background = false): ShardClient => {
-    const shard = members.resolveShard(ref);
+    const shard = mode === "primary" ? members.resolveWriteShard(ref) : members.resolveShard(ref);
     const route = mode === "primary" ? onPrimary : onReader;
     const run = <T>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => T): Promise<T> => {
       let served: MemberRole = "primary";
@@ -218,9 +257,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
         () =>
           route(
             shard,
-            async (conn, pool, role) => {
+            async (conn, pool, role, where) => {
               served = role;
-              return shape(await runStatement(conn, pool, qualify(sql, shard.database), params, role === "primary" && shape === execResultOf));
+              return shape(await runStatement(conn, pool, qualify(sql, where.database), params, role === "primary" && shape === execResultOf));
             },
             background,
           ),
@@ -234,10 +273,10 @@ export function createExecution(opts: ExecutionOptions): Execution {
   };
 
   const transaction = async <T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
-    const shard = members.resolveShard(ref);
+    const shard = members.resolveWriteShard(ref);
     const mapped = (err: unknown): ConnectError => toConnectError(err, log, { shard: shard.name });
     try {
-      return await onPrimary(shard, async (conn, pool) => {
+      return await onPrimary(shard, async (conn, pool, _role, where) => {
         try {
           await command((cb) => conn.beginTransaction(cb));
         } catch (err) {
@@ -247,12 +286,12 @@ export function createExecution(opts: ExecutionOptions): Execution {
         let open = true;
         const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
           if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
-          return observed(shard, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, shard.database), params)));
+          return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)));
         };
         const committed: Array<() => void> = [];
         const tx: Transaction = {
           keyspace,
-          shard,
+          shard: where,
           query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>),
           execute: (sql: string, params: readonly SqlValue[] = []) => statement(sql, params, execResultOf),
           afterCommit: (f) => void committed.push(f),

@@ -10,6 +10,7 @@ import { toConnectError, DB_UNAVAILABLE } from "../errors.js";
 import { effectiveLagMs, replicaEligible } from "./health.js";
 import { ShardMap } from "./keyrange.js";
 import { MemberPool, memberKey } from "./pools.js";
+import { routingLayout } from "./resharding.js";
 import type { LiveTopology } from "./topology.js";
 import type { MemberAddress, MysqlCredentials, ShardInfo } from "./types.js";
 
@@ -60,7 +61,14 @@ export interface State {
   readonly topology: LiveTopology;
   readonly sets: ReadonlyMap<string, SetState>;
   readonly shards: ReadonlyMap<string, ShardInfo>;
+  /** The ring: serving shards (a split's targets instead of its source once its reads switched). */
   readonly map: ShardMap<ShardInfo>;
+  /** Where primary() of a shard name writes (resharding.ts): the shard itself, or a split's source. */
+  readonly writeShards: ReadonlyMap<string, ShardInfo>;
+  /** Shard names whose writes wait for the next document (empty unless a write switch runs). */
+  readonly held: ReadonlySet<string>;
+  /** Resolves when this state is replaced (or the router closes). */
+  readonly replaced: Promise<void>;
 }
 
 export interface MembersOptions {
@@ -87,6 +95,10 @@ export interface Members {
   primaryChanged(replicaSet: string, oldKey: string, waitMs: number): Promise<boolean>;
   /** The shard in the topology in force; Unavailable (naming it) when it is not there. */
   resolveShard(ref: ShardRef): ShardInfo;
+  /** Where primary() writes for the shard: itself, or the source of a split whose writes have not switched. */
+  resolveWriteShard(ref: ShardRef): ShardInfo;
+  /** True once a topology newer than `epoch` is in force (now or within `waitMs`). */
+  newerTopology(epoch: number, waitMs: number): Promise<boolean>;
   setOf(shard: ShardInfo): SetState;
   status(maxLagMs: number): RouterStatus;
   /** Wakes every wait, lets in-flight statements finish (bounded), closes every pool. */
@@ -123,11 +135,14 @@ export function createMembers(opts: MembersOptions): Members {
     return pool;
   };
 
-  const build = (topology: LiveTopology): State => {
+  let replace: () => void = () => {};
+  const build = (topology: LiveTopology, before?: State): State => {
     const problems = topologyProblems(topology, keyspace);
+    const layout = routingLayout(topology);
+    problems.push(...layout.problems);
     let map: ShardMap<ShardInfo> | undefined;
     try {
-      map = new ShardMap(topology.shards);
+      map = new ShardMap(layout.ring);
     } catch (err) {
       problems.push((err as Error).message);
     }
@@ -138,10 +153,12 @@ export function createMembers(opts: MembersOptions): Members {
         name: rs.name,
         primary: poolFor(rs.name, rs.primary),
         replicas: rs.replicas.map((m) => poolFor(rs.name, m)),
-        probeDatabase: topology.shards.find((s) => s.replicaSet === rs.name)?.database,
+        // Kept across documents: a reshard's target has no heartbeat rows until the manager writes there.
+        probeDatabase: before?.sets.get(rs.name)?.probeDatabase ?? topology.shards.find((s) => s.replicaSet === rs.name && s.serving !== false)?.database,
       });
     }
-    return { topology, sets, shards: new Map(topology.shards.map((s) => [s.name, s])), map };
+    const replaced = new Promise<void>((resolve) => (replace = resolve));
+    return { topology, sets, shards: new Map(topology.shards.map((s) => [s.name, s])), map, writeShards: layout.writeShards, held: layout.held, replaced };
   };
 
   let state = build(opts.topology);
@@ -152,8 +169,10 @@ export function createMembers(opts: MembersOptions): Members {
     if (next.keyspace !== keyspace) throw new TopologyError([`keyspace ${next.keyspace}, want ${keyspace}`]);
     if (next.epoch <= state.topology.epoch) return false;
     const before = state;
-    const after = build(next);
+    const release = replace;
+    const after = build(next, before);
     state = after; // the one switch: every statement from here on routes by `after`
+    release(); // writes held by `before` resolve again against `after`
     const live = new Set<string>();
     for (const set of after.sets.values()) for (const p of [set.primary, ...set.replicas]) live.add(p.key);
     for (const [key, pool] of pools) {
@@ -210,6 +229,29 @@ export function createMembers(opts: MembersOptions): Members {
     return shard;
   };
 
+  const resolveWriteShard = (ref: ShardRef): ShardInfo => {
+    const shard = state.writeShards.get(typeof ref === "string" ? ref : ref.name);
+    return shard ?? resolveShard(ref);
+  };
+
+  const newerTopology = (epoch: number, waitMs: number): Promise<boolean> => {
+    if (state.topology.epoch > epoch) return Promise.resolve(true);
+    if (closed || waitMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!closed && state.topology.epoch <= epoch) return;
+        clearTimeout(timer);
+        topologyListeners.delete(check);
+        resolve(!closed);
+      };
+      const timer = setTimeout(() => {
+        topologyListeners.delete(check);
+        resolve(false);
+      }, waitMs);
+      topologyListeners.add(check);
+    });
+  };
+
   const setOf = (shard: ShardInfo): SetState => {
     const set = state.sets.get(shard.replicaSet);
     if (set === undefined) throw Object.assign(new Error(`no replica set ${shard.replicaSet}`), { code: DB_UNAVAILABLE });
@@ -223,10 +265,13 @@ export function createMembers(opts: MembersOptions): Members {
     apply,
     primaryChanged,
     resolveShard,
+    resolveWriteShard,
+    newerTopology,
     setOf,
     status: (maxLagMs) => statusOf(state, maxLagMs),
     close: async () => {
       closed = true;
+      replace();
       for (const wake of [...topologyListeners]) wake();
       const all = [...pools.values()];
       pools.clear();

@@ -15,8 +15,23 @@ export interface LiveTopology {
   readonly epoch: number;
   readonly replicaSets: readonly ReplicaSetInfo[];
   readonly shards: readonly ShardInfo[];
+  /**
+   * Splits in progress (decision 23): their targets are in `shards` marked
+   * `serving: false` until writes switch; lib/shard/resharding.ts says how
+   * routers route by them. Absent when nothing is being resharded.
+   */
+  readonly resharding?: readonly ReshardingEntry[];
   /** ISO time of the change, for operators. */
   readonly updateTime: string;
+}
+
+/** One split of a source shard into targets that tile it, and which side serves reads and writes. */
+export interface ReshardingEntry {
+  readonly source: string;
+  readonly targets: readonly string[];
+  readonly reads: "source" | "targets";
+  /** "held": routers hold writes of the range until the next document. */
+  readonly writes: "source" | "held" | "targets";
 }
 
 export const TOPOLOGY_BUCKET = "chirp_topology";
@@ -118,7 +133,10 @@ export function parseTopology(text: string): LiveTopology {
     typeof v.epoch !== "number" ||
     !Array.isArray(v.replicaSets) ||
     !Array.isArray(v.shards) ||
-    v.replicaSets.some((rs) => typeof rs?.primary?.host !== "string" || typeof rs.primary.port !== "number")
+    v.replicaSets.some((rs) => typeof rs?.primary?.host !== "string" || typeof rs.primary.port !== "number") ||
+    (v.resharding !== undefined &&
+      (!Array.isArray(v.resharding) ||
+        v.resharding.some((e) => typeof e?.source !== "string" || !Array.isArray(e.targets) || !["source", "targets"].includes(e.reads) || !["source", "held", "targets"].includes(e.writes))))
   ) {
     throw new Error("not a topology document");
   }

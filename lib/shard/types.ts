@@ -28,6 +28,8 @@ export interface ShardInfo {
   name: string;
   replicaSet: string;
   database: string;
+  /** false: a reshard's target, not in the ring until its writes switch (decision 23). Absent: serving. */
+  serving?: boolean;
 }
 
 export interface MysqlInfo {

@@ -732,7 +732,10 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         keyspace,
         epoch,
         replicaSets: this.describe(),
-        shards: this.config.shardConfig.shards.map((s) => ({ name: s.name, replicaSet: s.replicaSet, database: s.database })),
+        // The live document's shards and splits in progress carry over (a reshard publishes them,
+        // decision 23); the shard config only seeds a keyspace with no document yet.
+        shards: current?.topology.shards ?? this.config.shardConfig.shards.map((s) => ({ name: s.name, replicaSet: s.replicaSet, database: s.database })),
+        ...(current?.topology.resharding === undefined ? {} : { resharding: current.topology.resharding }),
         updateTime: new Date().toISOString(),
       };
       try {
