@@ -1,10 +1,12 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { gunzipSync } from "node:zlib";
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StreamEventsResponseSchema } from "../gen/chirp/timeline/v1/timeline_service_pb.js";
-import { TimelineService } from "../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { GetHomeTimelineResponseSchema, TimelineService } from "../gen/chirp/timeline/v1/timeline_service_pb.js";
+import { TweetSchema } from "../gen/chirp/tweet/v1/tweet_pb.js";
 import { UserSchema } from "../gen/chirp/user/v1/user_pb.js";
 import { GetUserRequestSchema, UserService } from "../gen/chirp/user/v1/user_service_pb.js";
 import { listenHttp1AndH2c, type Listener } from "./listener.js";
@@ -98,6 +100,92 @@ describe("rpcAdapter: an undecodable request is the client's fault", () => {
     expect(JSON.parse(envelopes(stream.body).at(-1)!.data.toString())).toEqual({});
   });
 });
+
+// The adapter writes Connect unary JSON answers itself (fast-json.ts): the
+// same bytes connect-es's generic encoder writes, compressed as it would.
+describe("rpcAdapter: Connect unary JSON answers", () => {
+  let listener: Listener;
+  let base: string;
+  const jsonOptions = { alwaysEmitImplicit: true, ignoreUnknownFields: false };
+  const page = (n: number) =>
+    create(GetHomeTimelineResponseSchema, {
+      tweets: Array.from({ length: n }, (_, i) =>
+        create(TweetSchema, {
+          id: 1_000_000_000_000_000_000n + BigInt(i),
+          authorId: 42n,
+          author: create(UserSchema, { id: 42n, handle: "zoë", displayName: "Zoë 🐦" }),
+          text: `tweet ${i}: "quoted" \u2028 日本語`,
+          createTime: { seconds: 1_764_979_200n + BigInt(i), nanos: i * 1_000_000 },
+          hashtags: ["a", "b"],
+        }),
+      ),
+      nextPageToken: n === 0 ? "" : "next",
+    });
+
+  beforeAll(async () => {
+    const handler = rpcAdapter({
+      jsonOptions,
+      routes(router) {
+        router.rpc(TimelineService.method.getHomeTimeline, async (req) => {
+          if (req.pageSize === 99) throw new ConnectError("no such page", Code.InvalidArgument);
+          // A partial answer (not a message) is completed, as connect-es does.
+          if (req.pageSize === 98) return { nextPageToken: "plain" };
+          return page(req.pageSize);
+        });
+      },
+    });
+    listener = await listenHttp1AndH2c(handler, "127.0.0.1", 0);
+    base = `http://127.0.0.1:${listener.port}`;
+  });
+
+  afterAll(async () => {
+    await listener?.close(100);
+  });
+
+  const home = "/chirp.timeline.v1.TimelineService/GetHomeTimeline";
+  const ask = (pageSize: number, headers: Record<string, string> = {}) =>
+    request(`${base}${home}`, { "content-type": "application/json", ...headers }, Buffer.from(JSON.stringify({ pageSize })));
+
+  it("writes the bytes protobuf-es's toJsonString writes, with their length", async () => {
+    for (const n of [0, 1, 3]) {
+      const res = await ask(n);
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe(toJsonString(GetHomeTimelineResponseSchema, page(n), jsonOptions));
+      expect(res.headers["content-length"]).toBe(String(res.body.byteLength));
+      expect(res.headers["content-type"]).toBe("application/json");
+    }
+    const partial = await ask(98);
+    expect(JSON.parse(partial.body.toString())).toEqual({ tweets: [], nextPageToken: "plain" });
+  });
+
+  it("compresses what reaches compressMinBytes, with the encoding the client accepts", async () => {
+    const res = await ask(20, { "accept-encoding": "gzip" });
+    expect(res.headers["content-encoding"]).toBe("gzip");
+    expect(res.headers["content-length"]).toBe(String(res.body.byteLength));
+    expect(gunzipSync(res.body).toString()).toBe(toJsonString(GetHomeTimelineResponseSchema, page(20), jsonOptions));
+    const small = await ask(0, { "accept-encoding": "gzip" });
+    expect(small.headers["content-encoding"]).toBeUndefined();
+  });
+
+  it("leaves errors to connect-es", async () => {
+    const res = await ask(99);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body.toString())).toEqual({ code: "invalid_argument", message: "no such page" });
+  });
+});
+
+function request(url: string, headers: Record<string, string>, body: Uint8Array): Promise<RawResponse & { headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "POST", headers: { ...headers, "content-length": body.byteLength } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 interface RawResponse {
   status: number;

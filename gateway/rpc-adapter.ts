@@ -17,7 +17,15 @@
 //
 // An Internal raised once the implementation has started (a backend fault the
 // forwarder passes on) is left exactly as it is.
+//
+// It also writes the JSON of Connect unary answers itself (fast-json.ts), with
+// the same bytes connect-es's generic encoder would write: the implementation's
+// answer is kept aside, connect-es answers an empty message, and its body is
+// replaced with the answer's JSON, compressed as connect-es would (the encoding
+// it negotiated from Accept-Encoding, from compressMinBytes up). Headers,
+// deadlines, errors and every other protocol stay connect-es's own.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { create, isMessage, toJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
   Code,
@@ -34,7 +42,8 @@ import {
   type ConnectNodeAdapterOptions,
 } from "@connectrpc/connect-node";
 import { fastBrotli, fastGzip } from "./compression.js";
-import { encodeEnvelope, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { compressionNegotiate, encodeEnvelope, type Compression, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { compileJsonEncoder, type JsonEncoder } from "./fast-json.js";
 import {
   codeToHttpStatus,
   endStreamFlag,
@@ -53,6 +62,8 @@ type Response = ServerResponse | Http2ServerResponse;
 interface CallState {
   /** Set when the implementation is invoked, i.e. once the request decoded. */
   started: boolean;
+  /** A Connect unary JSON call whose answer this adapter writes: the answer, once the implementation gave it. */
+  deferred?: { readonly output: DescMessage; answer?: unknown };
 }
 
 const callStateKey = createContextKey<CallState | undefined>(undefined, { description: "chirp gateway call state" });
@@ -69,6 +80,7 @@ export function rpcAdapter(options: ConnectNodeAdapterOptions): (req: Request, r
   options.routes(markingStart(router));
   const prefix = options.requestPathPrefix ?? "";
   const paths = new Map(router.handlers.map((h) => [prefix + h.requestPath, h]));
+  const json = fastJson(options, router.handlers.map((h) => h.method));
 
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
@@ -82,8 +94,11 @@ export function rpcAdapter(options: ConnectNodeAdapterOptions): (req: Request, r
     values.set(callStateKey, state);
     const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     const contentType = uReq.header.get("content-type") ?? "";
+    const encoder = json.encoders.get(handler.method);
+    if (encoder !== undefined && req.method === "POST" && isConnectUnaryJson(contentType)) state.deferred = { output: handler.method.output };
     handler(uReq)
       .then((uRes) => (state.started ? uRes : blameTheRequest(contentType, uRes)))
+      .then((uRes) => (state.deferred?.answer === undefined || encoder === undefined ? uRes : json.answer(uReq, uRes, state.deferred.output, state.deferred.answer, encoder)))
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -99,7 +114,14 @@ function markingStart(router: ConnectRouter): ConnectRouter {
     (req: unknown, ctx: HandlerContext): unknown => {
       const state = ctx.values.get(callStateKey);
       if (state !== undefined) state.started = true;
-      return (impl as (req: unknown, ctx: HandlerContext) => unknown)(req, ctx);
+      const result = (impl as (req: unknown, ctx: HandlerContext) => unknown)(req, ctx);
+      const deferred = state?.deferred;
+      if (deferred === undefined) return result;
+      // The answer is written by the adapter (fastJson); connect-es encodes an empty one.
+      return Promise.resolve(result).then((answer) => {
+        deferred.answer = isMessage(answer, deferred.output) ? answer : create(deferred.output, answer as never);
+        return create(deferred.output);
+      });
     };
   const marking: ConnectRouter = {
     get handlers() {
@@ -117,6 +139,72 @@ function markingStart(router: ConnectRouter): ConnectRouter {
   };
   return marking;
 }
+
+function isConnectUnaryJson(contentType: string): boolean {
+  const type = parseConnectContentType(contentType);
+  return type !== undefined && !type.stream && !type.binary;
+}
+
+interface FastJson {
+  /** The compiled encoder of each unary method's answer (none when the options or the type rule it out). */
+  readonly encoders: ReadonlyMap<DescMethod, JsonEncoder>;
+  /** connect-es's answer to a call whose implementation gave `answer`, with the body of `answer`'s JSON. */
+  answer(uReq: UniversalServerRequest, uRes: UniversalServerResponse, output: DescMessage, answer: unknown, encoder: JsonEncoder): Promise<UniversalServerResponse>;
+}
+
+/**
+ * Hand-compiled JSON (fast-json.ts) for the answers of Connect unary calls,
+ * where the options are the ones it writes exactly (the gateway's: every
+ * implicit field written, names in camelCase, enums by name).
+ */
+function fastJson(options: ConnectNodeAdapterOptions, methods: readonly DescMethod[]): FastJson {
+  const o = options.jsonOptions ?? {};
+  // Interceptors would see the empty stand-in instead of the answer: none, or no fast path.
+  const exact = (options.interceptors ?? []).length === 0 && o.alwaysEmitImplicit === true && o.enumAsInteger !== true && o.useProtoFieldName !== true && o.registry === undefined && ((o as { prettySpaces?: number }).prettySpaces ?? 0) === 0;
+  const encoders = new Map<DescMethod, JsonEncoder>();
+  if (exact) {
+    for (const method of methods) {
+      if (method.methodKind !== "unary") continue;
+      const encoder = compileJsonEncoder(method.output);
+      if (encoder !== undefined) encoders.set(method, encoder);
+    }
+  }
+  const compressions: Compression[] = options.acceptCompression ?? [fastGzip, fastBrotli];
+  const compressMinBytes = options.compressMinBytes ?? CONNECT_COMPRESS_MIN_BYTES;
+  return {
+    encoders,
+    async answer(uReq, uRes, output, answer, encoder) {
+      // connect-es answered the empty message with 200; anything else passes unchanged.
+      if (uRes.status !== 200 || uRes.header === undefined) return uRes;
+      let text: string;
+      try {
+        text = encoder(answer);
+      } catch {
+        // What the compiled encoder refuses, the generic one decides (it may refuse too: Internal, as before).
+        try {
+          text = toJsonString(output, answer as never, o);
+        } catch (err) {
+          const body = errorToJsonBytes(ConnectError.from(err, Code.Internal), undefined);
+          const header = new Headers(uRes.header);
+          header.set("content-length", String(body.byteLength));
+          return { status: codeToHttpStatus(Code.Internal), header, body: once(body) };
+        }
+      }
+      let body: Uint8Array = Buffer.from(text, "utf8");
+      const header = uRes.header;
+      const compression = compressionNegotiate(compressions, uReq.header.get("content-encoding"), uReq.header.get("accept-encoding"), "Accept-Encoding");
+      if (compression.response !== null && body.byteLength >= compressMinBytes) {
+        body = await compression.response.compress(body);
+        header.set("content-encoding", compression.response.name);
+      }
+      header.set("content-length", String(body.byteLength));
+      return { ...uRes, header, body: once(body) };
+    },
+  };
+}
+
+/** connect-es's default compressMinBytes (protocol/limit-io.js). */
+const CONNECT_COMPRESS_MIN_BYTES = 1024;
 
 /**
  * The response of a call whose implementation never ran, with an Internal
