@@ -11,7 +11,7 @@ export const DEFAULT_TOPOLOGY_METRICS_PORT = 9110;
 const DEFAULT_HEARTBEAT_ON_DEMAND_MS = 5_000;
 const DEFAULT_QUIET_STATE_MS = 2_000;
 const DEFAULT_ERRANT_DIR = ".data/errant";
-const DEFAULT_LEASE_MS = 3_000;
+const DEFAULT_LEASE_MS = 1_500;
 
 export interface TopologyConfig {
   readonly shardConfig: ShardConfig;

@@ -23,6 +23,18 @@ export interface FailoverContext {
   readonly repl: MysqlCredentials;
   readonly probeTimeoutMs: number;
   readonly applyTimeoutMs: number;
+  /**
+   * Whether this manager may still change anything (it holds a fresh lease:
+   * leadership.ts). Asked before each step that changes a server, so a leader
+   * paused in the middle of a failover (SIGSTOP, a long GC) stops at the next
+   * step once it wakes, instead of finishing what a new leader has taken over.
+   */
+  readonly mayAct?: () => boolean;
+}
+
+/** Throws FailoverAborted unless this manager still leads (FailoverContext.mayAct). */
+function stillLeading(ctx: FailoverContext, rs: string, step: string): void {
+  if (ctx.mayAct !== undefined && !ctx.mayAct()) throw new FailoverAborted(`${rs}: no longer the leader (lease lapsed or lost) before ${step}`);
 }
 
 /** What the primary's semi-sync looked like before it died, as far as the probes saw. */
@@ -124,6 +136,7 @@ export async function failover(
   if (!lostByAll) await fencing;
 
   // 2. Freeze and choose.
+  stillLeading(ctx, rs, "freezing the candidates");
   const freezeAt = Date.now();
   // All at once: STOP SLAVE IO_THREAD waits for an IO thread stuck connecting
   // to a frozen primary, up to its timeout, and one after another those waits
@@ -188,6 +201,7 @@ export async function failover(
   // Semi-sync on even with no other replica here: commits then wait for one to
   // return (the routers answer Unavailable past their commit bound) rather than
   // be acknowledged from this member alone (decision 24).
+  stillLeading(ctx, rs, `promoting ${chosen.probe.name}`);
   await chosen.probe.withAdmin((c) => promote(c, { semiSync: true }));
   const promotedAt = Date.now();
   // Its state as a primary from now on (a probe read from before the promotion must not be taken for it).
@@ -251,6 +265,7 @@ export async function rejoin(
   if (errant.length > 0) {
     return { result: "refused", errant: formatGtidList(errant) };
   }
+  stillLeading(ctx, member.replicaSet, `rejoining ${member.name}`);
   if (!mine.readOnly) {
     const killed = await member.withAdmin((c) => fence(c, ctx.admin.user, 5_000, () => member.connect()));
     log.warn({ killed_connections: killed }, "member was writable: fenced it before rejoining");

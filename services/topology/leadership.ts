@@ -11,6 +11,7 @@
 // are a compare-and-set on the KV revision besides (lib/shard/topology.ts),
 // so even a step taken in the instant before would not publish over the new
 // leader's epoch.
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -34,8 +35,20 @@ export function leaderKey(keyspace: string): string {
   return `leader.${keyspace}`;
 }
 
-export function openLeaderBucket(nc: NatsConnection, ttlMs: number): Promise<KV> {
-  return new Kvm(nc).create(LEADER_BUCKET, { history: 1, ttl: ttlMs });
+/**
+ * The lease bucket, its max age set to `ttlMs`. Opening an existing bucket
+ * keeps the max age it was created with, so a changed lease is written back:
+ * a key that expired sooner than its holder believes would let a standby lead
+ * while the old leader still acts.
+ */
+export async function openLeaderBucket(nc: NatsConnection, ttlMs: number): Promise<KV> {
+  const kv = await new Kvm(nc).create(LEADER_BUCKET, { history: 1, ttl: ttlMs });
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${LEADER_BUCKET}`;
+  const info = await jsm.streams.info(stream);
+  const maxAge = ttlMs * 1_000_000; // nanoseconds
+  if (info.config.max_age !== maxAge) await jsm.streams.update(stream, { ...info.config, max_age: maxAge });
+  return kv;
 }
 
 /** Who holds the lease now, if anyone. */
@@ -67,7 +80,8 @@ export async function acquireLeadership(opts: {
       const leader = await currentLeader(opts.kv, opts.keyspace).catch(() => undefined);
       if (leader !== lastSeen) opts.onWaiting?.(leader);
       lastSeen = leader;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(50, Math.floor(opts.ttlMs / 6))));
+      // A tenth of the lease: a standby takes over at most that long after the key expired.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(50, Math.floor(opts.ttlMs / 10))));
     }
   }
 }

@@ -61,6 +61,10 @@ const sendReady = (epoch: number, role: "leader" | "standby"): void => {
 };
 while (!stopping.signal.aborted) {
   metrics.leader.set(0);
+  // Warm while it waits: it probes every member (changing nothing), so on taking the lease it
+  // decides from what it saw instead of starting cold (manager.ts, watch()).
+  manager = new TopologyManager(config, { log, metrics, kv, nc });
+  const warm = manager.watch();
   try {
     leadership = await acquireLeadership({
       kv: leaderKv,
@@ -70,19 +74,23 @@ while (!stopping.signal.aborted) {
       signal: stopping.signal,
       onWaiting: (leader) => {
         log.info({ leader: leader ?? "(none: taking over)", owner }, "standby: another topology manager leads");
-        if (leader !== undefined && config.standbyReady) void readTopology(kv, config.shardConfig.keyspace).then((t) => sendReady(t?.topology.epoch ?? 0, "standby"));
+        // Ready once it has probed every member: it could take over warm from then on.
+        if (leader !== undefined && config.standbyReady) {
+          void warm.then(() => readTopology(kv, config.shardConfig.keyspace)).then((t) => sendReady(t?.topology.epoch ?? 0, "standby"));
+        }
       },
     });
   } catch (err) {
+    await manager.stop();
+    manager = undefined;
     if (stopping.signal.aborted) break;
     throw err;
   }
   metrics.leader.set(1);
   log.info({ owner }, "leading: this topology manager acts");
-  manager = new TopologyManager(config, { log, metrics, kv, nc, leadership });
   let topology;
   try {
-    topology = await manager.start();
+    topology = await manager.start(leadership);
   } catch (err) {
     // Say why and hand the lease on rather than die holding it: another manager (or this
     // one, a moment later) tries again from the servers' state as it is then.

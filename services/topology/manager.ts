@@ -103,12 +103,19 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   private readonly demand: HeartbeatDemand;
   private demanded = false;
   private demandSub: Subscription | undefined;
+  /** The lease it acts under (deps.leadership, or the one start() is given after watch()). */
+  private leadership: Leadership | undefined;
+  /** A standby's probing (watch()): members are probed, nothing is changed. */
+  private watching = false;
+  /** While start() takes over from watching: no round may begin (one would decide on the set before it is resolved). */
+  private ticksHeld = false;
 
   constructor(
     private readonly config: TopologyConfig,
     private readonly deps: ManagerDeps,
   ) {
     super();
+    this.leadership = deps.leadership;
     this.demand = new HeartbeatDemand(config.heartbeatOnDemandMs);
     this.ctx = {
       log: deps.log,
@@ -116,6 +123,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       repl: config.repl,
       probeTimeoutMs: config.probeTimeoutMs,
       applyTimeoutMs: config.applyTimeoutMs,
+      mayAct: () => this.acting(),
     };
     for (const rs of config.replicaSets) {
       const databases = config.shardConfig.shards.filter((s) => s.replicaSet === rs.name).map((s) => s.database);
@@ -153,9 +161,46 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     return [...this.sets.values()].filter((s) => wanted || s.pace.isTroubled).map((s) => s.info.name);
   }
 
-  /** Finds the primaries, publishes the topology, then monitors until stop(). */
-  async start(): Promise<LiveTopology> {
+  /**
+   * A standby's wait (issue 22): probes every member at the probe pace over
+   * kept-open connections, reading each one's state at the quiet pace, and
+   * changes nothing (no decision, heartbeat or publication). start() then
+   * begins from what it has seen: no connection to open, and a primary that
+   * went down while it watched counted as down since then.
+   */
+  watch(): Promise<void> {
+    if (this.watching || this.stopped) return Promise.resolve();
+    this.watching = true;
+    for (const set of this.sets.values()) for (const p of set.probes) p.setStatePace(this.config.quietStateMs);
+    // Warm once every member has answered or failed a probe.
+    const warm = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if ([...this.sets.values()].every((s) => s.probes.every((p) => p.up !== undefined))) resolve();
+        else setTimeout(check, this.config.probeIntervalMs).unref();
+      };
+      check();
+    });
+    this.scheduleTick();
+    return warm;
+  }
+
+  /**
+   * Finds the primaries, publishes the topology, then monitors until stop().
+   * `leadership`: the lease it now holds, after watch().
+   */
+  async start(leadership?: Leadership): Promise<LiveTopology> {
     const log = this.deps.log;
+    if (leadership !== undefined) this.leadership = leadership;
+    const warm = this.watching;
+    if (warm) {
+      this.ticksHeld = true;
+      clearTimeout(this.tickTimer);
+      await this.tickRunning;
+      clearTimeout(this.tickTimer);
+      this.watching = false;
+      // What the members are now, not as last read at the quiet pace.
+      for (const set of this.sets.values()) for (const p of set.probes) p.readStateNext();
+    }
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       await this.probeAll();
@@ -166,7 +211,11 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
     const existing = await readTopology(this.deps.kv, this.config.shardConfig.keyspace);
     if (existing) this.topology = existing.topology;
-    for (const set of this.sets.values()) await this.resolvePrimary(set, existing?.topology);
+    const adopted: SetState[] = [];
+    for (const set of this.sets.values()) {
+      if (warm && existing !== null && existing !== undefined && this.adoptDownPrimary(set, existing.topology)) adopted.push(set);
+      else await this.resolvePrimary(set, existing?.topology);
+    }
     const published = this.topology;
     const wanted = this.describe();
     if (published === undefined || !sameSets(published.replicaSets, wanted)) {
@@ -182,8 +231,37 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     });
     this.beatAll();
     this.heartbeatTimer = setInterval(() => this.beatAll(), this.config.heartbeatIntervalMs);
+    // A published primary that went down while this manager watched is failed over now, by the usual rules.
+    for (const set of adopted) this.evaluate(set).catch((err: unknown) => this.deps.log.error({ err, replica_set: set.info.name }, "evaluation failed"));
+    this.ticksHeld = false;
     this.scheduleTick();
     return this.topology!;
+  }
+
+  /**
+   * A warm start (after watch()) where the published primary of `set` is
+   * down and no member has been made writable since (a manager that died
+   * mid-failover got no further than freezing the replicas): the published
+   * view is kept and the down primary is left to the failover rules
+   * (failed probes counted while watching; at once when its replicas have
+   * lost it too, else after the confirmation window), rather than promoting
+   * whichever replica is most advanced on the spot as a cold start must.
+   */
+  private adoptDownPrimary(set: SetState, published: LiveTopology): boolean {
+    const rs = published.replicaSets.find((r) => r.name === set.info.name);
+    if (rs === undefined) return false;
+    const primary = set.probes.find((p) => sameAddress(p.address, rs.primary));
+    if (primary === undefined || primary.up !== false) return false;
+    const writable = set.probes.some((p) => p !== primary && p.up && p.state !== undefined && !p.state.readOnly && p.state.slave === undefined);
+    if (writable) return false;
+    set.primary = primary.name;
+    set.replicas = new Set(set.probes.filter((p) => p !== primary && rs.replicas.some((r) => sameAddress(r, p.address))).map((p) => p.name));
+    set.badSince = primary.firstFailureAt;
+    this.deps.log.warn(
+      { replica_set: set.info.name, primary: primary.name, failed_probes: primary.failures, problem: primary.lastError },
+      "the published primary went down while this manager stood by: failing it over by the usual rules",
+    );
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -259,7 +337,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
 
   /** A round every probe interval, counted from the start of the last one (a round takes at most about one interval: probeAll). */
   private scheduleTick(lastStart = Date.now()): void {
-    if (this.stopped) return;
+    if (this.stopped || this.ticksHeld) return;
     this.tickTimer = setTimeout(() => {
       const start = Date.now();
       this.tickRunning = this.tick().finally(() => {
@@ -325,7 +403,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
 
   /** Whether this manager may change anything now: it leads and its lease is fresh (leadership.ts). */
   private acting(): boolean {
-    return this.deps.leadership?.mayAct() ?? true;
+    if (this.watching) return false;
+    return this.leadership?.mayAct() ?? true;
   }
 
   private async tick(): Promise<void> {

@@ -630,17 +630,20 @@ describe("two topology managers", () => {
     const TTL_MS = 1_500;
     const leaderKv = await openLeaderBucket(nc, TTL_MS);
     const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
-    const make = (leadership: Leadership) =>
+    const make = (owner: string, leadership?: Leadership) =>
       new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), {
-        log: pino({ level: "info", base: { service: "topology", owner: leadership.owner } }, sink),
+        log: pino({ level: "info", base: { service: "topology", owner } }, sink),
         metrics: createTopologyMetrics(),
         kv,
         nc,
-        leadership,
+        ...(leadership === undefined ? {} : { leadership }),
       });
     const first = await acquireLeadership({ kv: leaderKv, keyspace: "chirp", owner: "manager-a", ttlMs: TTL_MS });
-    manager = make(first);
+    manager = make("manager-a", first);
     await manager.start();
+    // The standby probes while it waits (warm), changing nothing.
+    const waiting = make("manager-b");
+    waiting.watch();
     expect(await currentLeader(leaderKv, "chirp")).toBe("manager-a");
     let waitedBehind: string | undefined;
     const second = acquireLeadership({ kv: leaderKv, keyspace: "chirp", owner: "manager-b", ttlMs: TTL_MS, onWaiting: (l) => (waitedBehind ??= l) });
@@ -651,8 +654,8 @@ describe("two topology managers", () => {
     const standby = await second;
     expect(waitedBehind).toBe("manager-a");
     expect(first.mayAct()).toBe(false);
-    manager = make(standby);
-    await manager.start();
+    manager = waiting;
+    await manager.start(standby);
     expect(await currentLeader(leaderKv, "chirp")).toBe("manager-b");
     // chirp topology names the leader.
     const bin = fileURLToPath(new URL("../../bin/chirp.js", import.meta.url));
@@ -728,7 +731,7 @@ describe("two topology managers", () => {
         );
         expect(replicas.map((r) => r.name)).toContain(published.name);
         const resumed = await rs0.firstAckSentAfter(frozenAt, 30_000);
-        console.log(`leader killed mid-failover: rs0 writes paused ${(resumed.at - rs0.ackBefore(resumed)!.at).toFixed(0)} ms (lease 1.5 s)`);
+        console.log(`leader killed mid-failover: rs0 writes paused ${(resumed.at - rs0.ackBefore(resumed)!.at).toFixed(0)} ms (lease 1.5 s, warm standby)`);
         await rs0.acksAtLeast(50, 20_000);
         // (Woken, the old primary is taken back as the frozen-primary case above shows; not waited for here.)
       } finally {
