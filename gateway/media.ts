@@ -130,7 +130,10 @@ export function createMediaEdge(options: MediaEdgeOptions): MediaEdge {
         part: { case: "metadata", value: { contentType, fileName: fileNameOf(req), sizeBytes: BigInt(length) } },
       });
       if (!call.write(first)) await drained(call, () => finished);
-      for await (const piece of req as AsyncIterable<Buffer>) {
+      // Leaving a plain `for await` over the request destroys it, and with it
+      // the socket: a client still writing would be reset before it read the
+      // refusal. The refusal's linger (sendHttpError) reads and drops the rest.
+      for await (const piece of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         for (let at = 0; at < piece.length && !finished; at += UPLOAD_CHUNK) {
           const chunk = create(UploadRequestSchema, { part: { case: "chunk", value: piece.subarray(at, at + UPLOAD_CHUNK) } });
           if (!call.write(chunk)) await drained(call, () => finished);
@@ -353,8 +356,15 @@ function codeName(code: Code): string {
 
 /**
  * An error as Connect's JSON error body. When the request body was not read
- * to its end (a refused upload), an HTTP/1.1 connection is closed after the
- * answer rather than reading the rest.
+ * to its end (a refused upload), the rest of it is read and dropped, never
+ * stored, for a moment (LINGER_MS) after the answer, then the connection
+ * (HTTP/1.1) or stream (HTTP/2) is cut if it has not ended by then.
+ *
+ * Not `Connection: close`: Node then destroys the socket as soon as the answer
+ * is out, and a client still writing gets a reset, which makes its kernel drop
+ * the answer it had not read yet (RFC 9112 section 9.6 asks for a lingering
+ * close for this reason). A client that finishes sending within the moment
+ * keeps its connection.
  */
 export function sendHttpError(req: Request, res: Response, err: ConnectError, status?: number): void {
   if (res.headersSent) {
@@ -362,18 +372,15 @@ export function sendHttpError(req: Request, res: Response, err: ConnectError, st
     return;
   }
   const unread = !req.readableEnded && req.method !== "GET" && req.method !== "HEAD";
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (unread && req.httpVersionMajor === 1) headers["connection"] = "close";
-  res.writeHead(status ?? HTTP_STATUS[err.code] ?? 500, headers);
+  res.writeHead(status ?? HTTP_STATUS[err.code] ?? 500, { "content-type": "application/json" });
   res.end(JSON.stringify({ code: codeName(err.code), message: err.rawMessage }));
   if (unread) {
-    // The rest of the body is discarded, never stored, for a moment after
-    // the answer (a client still writing would otherwise get a reset before
-    // it reads the answer), then the connection (HTTP/1.1) or stream
-    // (HTTP/2) is closed.
     res.once("finish", () => {
       req.resume();
-      setTimeout(() => req.destroy(), LINGER_MS).unref();
+      if (req.readableEnded) return;
+      const cut = setTimeout(() => (req.httpVersionMajor === 1 ? req.socket.destroy() : req.destroy()), LINGER_MS);
+      cut.unref();
+      req.once("end", () => clearTimeout(cut));
     });
   }
 }
