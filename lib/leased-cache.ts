@@ -65,8 +65,8 @@ export interface DecodedRead<E> {
   readonly ids: readonly bigint[];
   readonly keysOf: (id: bigint) => { readonly entry: string; readonly lease: string };
   readonly leaseMs: number;
-  /** The entry a value holds; undefined for a value this code did not write. */
-  readonly decode: (value: Buffer) => E | undefined;
+  /** The entry a value holds (the value of `id`'s key); undefined for a value this code did not write. */
+  readonly decode: (value: Buffer, id: bigint) => E | undefined;
   /** The result a decoded entry is counted as ("hit", "tombstone", ...). */
   readonly resultOf: (entry: E) => string;
   /** Counts each id's result: "miss", "error" or resultOf's. */
@@ -98,7 +98,7 @@ export async function readDecoded<E>(opts: DecodedRead<E>): Promise<Map<bigint, 
       out.set(id, { kind: "miss", lease: read.lease });
       return;
     }
-    const entry = opts.decode(read.value);
+    const entry = opts.decode(read.value, id);
     results.push(entry === undefined ? "error" : opts.resultOf(entry));
     out.set(id, entry ?? { kind: "miss", lease: undefined });
   });

@@ -25,6 +25,7 @@ import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
+import { DecodedMemo } from "./decoded-memo.js";
 import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
@@ -58,6 +59,19 @@ export interface UserCacheOptions {
   /** Invalidation attempts before giving up (default 3), and the pause before the second (doubling). */
   readonly attempts?: number;
   readonly retryMs?: number;
+  /**
+   * Profiles kept decoded in this process, reused while Redis answers the
+   * same bytes (decoded-memo.ts); default DEFAULT_DECODED_MEMO_SIZE, 0: none.
+   */
+  readonly decodedMemoSize?: number;
+}
+
+function decodeUser(value: Buffer): User | undefined {
+  try {
+    return fromBinary(UserSchema, value);
+  } catch {
+    return undefined;
+  }
 }
 
 /** KEYS: entry, lease. ARGV: token, payload, ttl ms. 1 if stored. */
@@ -83,6 +97,8 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
   redis.defineCommand("chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
   const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
+  // Authors shown again and again are decoded once per profile change.
+  const decoded = new DecodedMemo<User>(opts.decodedMemoSize);
   const pipeline = (): Scripts & { exec(): Promise<Replies> } => redis.pipeline() as unknown as Scripts & { exec(): Promise<Replies> };
 
   return {
@@ -92,12 +108,9 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
         ids: [...new Set(ids)],
         keysOf: (id) => ({ entry: entryKey(id), lease: leaseKey(id) }),
         leaseMs,
-        decode: (value) => {
-          try {
-            return { kind: "user", user: fromBinary(UserSchema, value) };
-          } catch {
-            return undefined;
-          }
+        decode: (value, id) => {
+          const user = decoded.decode(id, value, decodeUser);
+          return user === undefined ? undefined : { kind: "user", user };
         },
         resultOf: () => "hit",
         reads: m?.reads,
@@ -120,12 +133,10 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
       unique.forEach((id, i) => {
         const value = values[i];
         if (value === null || value === undefined) return results.push("peek_miss");
-        try {
-          out.set(id, fromBinary(UserSchema, value));
-          results.push("peek_hit");
-        } catch {
-          results.push("error");
-        }
+        const user = decoded.decode(id, value, decodeUser);
+        if (user === undefined) return results.push("error");
+        out.set(id, user);
+        results.push("peek_hit");
       });
       if (m !== undefined) for (const r of results) m.reads.inc({ result: r });
       return out;

@@ -22,6 +22,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
+import { DecodedMemo } from "../../lib/decoded-memo.js";
 import { readDecoded, writeAfterCommit, type LeasedMiss } from "../../lib/leased-cache.js";
 import type { Logger } from "../../lib/logger.js";
 import { type Metrics } from "../../lib/metrics.js";
@@ -55,6 +56,11 @@ export interface TweetCacheOptions {
   /** Publish attempts before giving up (default 3), and the pause before the second (doubling). */
   readonly publishAttempts?: number;
   readonly publishRetryMs?: number;
+  /**
+   * Entries kept decoded in this process, reused while Redis answers the same
+   * bytes (lib/decoded-memo.ts); default DEFAULT_DECODED_MEMO_SIZE, 0: none.
+   */
+  readonly decodedMemoSize?: number;
 }
 
 // Values are "<version>:T<protobuf bytes>" or "<version>:D". Lua strings are
@@ -104,6 +110,8 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
   redis.defineCommand("chirpTweetPublish", { numberOfKeys: 2, lua: PUBLISH_LUA });
   const scripts = redis as unknown as Scripts;
   const m = opts.metrics === undefined ? undefined : cacheMetrics(opts.metrics);
+  // Tweets read again and again (a home page's) are decoded once per version.
+  const decoded = new DecodedMemo<CachedTweet>(opts.decodedMemoSize);
 
   return {
     async read(ids) {
@@ -112,7 +120,7 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
         ids: [...new Set(ids)],
         keysOf: (id) => ({ entry: entryKey(id), lease: leaseKey(id) }),
         leaseMs,
-        decode: decodeEntry,
+        decode: (value, id) => decoded.decode(id, value, decodeEntry),
         resultOf: (entry) => (entry.kind === "tweet" ? "hit" : "tombstone"),
         reads: m?.reads,
         onUnavailable: (err) => log.debug({ err: err.message }, "tweet cache read failed; reading the database"),

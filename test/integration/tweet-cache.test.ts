@@ -47,6 +47,25 @@ function leaseOf(r: CacheRead): string {
 const shown = (r: CacheRead) => (r.kind === "tweet" ? `tweet v${r.version} likes ${r.tweet.likeCount}` : r.kind === "deleted" ? `deleted v${r.version}` : "miss");
 
 describe("the tweet cache", () => {
+  it("a tweet kept decoded in memory is reused only while Redis answers the same bytes: a like, a delete and an eviction are seen at once", async () => {
+    const id = ++nextId;
+    await cache.publish(id, tweet(id, 1n, 0));
+    const first = await readOne(id);
+    const again = await readOne(id);
+    expect(again.kind === "tweet" && first.kind === "tweet" && again.tweet === first.tweet).toBe(true); // decoded once
+    await cache.publish(id, tweet(id, 2n, 1)); // a like
+    expect(shown(await readOne(id))).toBe("tweet v2 likes 1");
+    // Another process's publish, straight into Redis: same version and length, one count different.
+    const other = createTweetCache({ redis, ttlMs: 60_000, leaseMs: 5000, log, decodedMemoSize: 0 });
+    await redis.del(`chirp:tweet:{${id}}`);
+    await other.publish(id, tweet(id, 3n, 7));
+    expect(shown(await readOne(id))).toBe("tweet v3 likes 7");
+    await cache.publish(id, { kind: "deleted", version: 4n });
+    expect(shown(await readOne(id))).toBe("deleted v4");
+    await redis.del(`chirp:tweet:{${id}}`);
+    expect(shown(await readOne(id))).toBe("miss");
+  });
+
   it("a miss hands out a lease; the fill with it is read back", async () => {
     const id = ++nextId;
     const lease = leaseOf(await readOne(id));

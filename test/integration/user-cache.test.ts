@@ -42,6 +42,20 @@ function leaseOf(r: UserCacheRead): string {
 const shown = (r: UserCacheRead): string => (r.kind === "user" ? `followers ${r.user.followerCount}` : "miss");
 
 describe("the profile cache", () => {
+  it("a profile kept decoded in memory is reused only while Redis answers the same bytes: a changed count is seen at once, read or peeked", async () => {
+    const id = ++nextId;
+    await cache.fill([{ lease: leaseOf(await readOne(id)), user: profile(id, 1) }]);
+    const first = await readOne(id);
+    const peeked = (await cache.peek([id])).get(id);
+    expect(first.kind === "user" && peeked === first.user).toBe(true); // decoded once
+    await cache.invalidate([id]); // a follow committed
+    await cache.fill([{ lease: leaseOf(await readOne(id)), user: profile(id, 2) }]);
+    expect(shown(await readOne(id))).toBe("followers 2");
+    expect((await cache.peek([id])).get(id)?.followerCount).toBe(2);
+    await cache.invalidate([id]);
+    expect((await cache.peek([id])).has(id)).toBe(false);
+  });
+
   it("a miss hands out a lease; the fill with it is read back, for several ids in one round trip", async () => {
     const [a, b] = [++nextId, ++nextId];
     const reads = await cache.read([a, b, a]);
