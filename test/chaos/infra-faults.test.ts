@@ -9,12 +9,12 @@ import type { KV } from "@nats-io/kv";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
-import { launchSystem, serviceInfraEnv, topologyInfraEnv, type Mesh } from "../../devcluster/launch.js";
-import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import type { RunningInfra } from "../../devcluster/index.js";
+import type { Mesh } from "../../devcluster/launch.js";
 import { openTopologyKv, readTopology } from "../../lib/shard/topology.js";
 import { gatewayApi } from "../e2e/support/api.js";
 import { eventually } from "../support/eventually.js";
+import { startSystem, type TestSystem } from "../support/system.js";
 import { meshLog } from "./support/mesh-log.js";
 import { createWorkload, sleep, type Workload } from "./support/workload.js";
 
@@ -27,6 +27,10 @@ import { createWorkload, sleep, type Workload } from "./support/workload.js";
 const REDIS_DOWN_S = Number(process.env["CHIRP_CHAOS_REDIS_DOWN_S"] ?? "3");
 const NATS_DOWN_S = Number(process.env["CHIRP_CHAOS_NATS_DOWN_S"] ?? "0");
 
+/** Acknowledged posts before each fault and after it (the workload's warm-up and recovery). */
+const ACKS = { warmAcks: 10, recoveredAcks: 10 };
+
+let system: TestSystem;
 let infra: RunningInfra;
 let mesh: Mesh;
 let redis: Redis;
@@ -39,14 +43,11 @@ beforeAll(async () => {
   // Two members per set, not npm start's three: a spare would only keep rs0's writes flowing
   // while its old primary is away, which integration/failover.test.ts shows, and two more
   // mariadbd would slow every case here.
-  infra = await startLocalCluster({ ephemeral: true, log: () => {} });
-  mesh = await launchSystem({
-    // One process: these faults are of the servers under it (the mesh has its own in process-faults).
-    env: { ...serviceInfraEnv(infra), LOG_LEVEL: "warn" },
-    topologyEnv: topologyInfraEnv(infra, loadShardConfig("local")),
-    ports: "ephemeral",
-    stdio: log.open(),
-  });
+  // A cluster of its own (it kills and freezes servers); one process for the system, started
+  // from the run's bundles: these faults are of the servers under it (process-faults has the mesh's).
+  system = await startSystem({ cluster: "own", router: false, stdio: log.open() });
+  infra = system.infra.own!;
+  mesh = system.mesh;
   redis = new Redis(infra.redisUrl, { maxRetriesPerRequest: 1 });
   nc = await connectNats({ servers: infra.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   kv = await openTopologyKv(nc);
@@ -56,8 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close().catch(() => {});
   redis?.disconnect();
-  await mesh?.stop();
-  await infra?.stop();
+  await system?.stop();
   log.remove();
 });
 
@@ -85,7 +85,7 @@ describe("faults of the servers, under load", () => {
         },
         { timeoutMs: 90_000, intervalMs: 250 },
       );
-    });
+    }, ACKS);
     // Writes to rs1's users went on; rs0's paused. Some posts failed unless none landed on rs0 in the window.
     expect(report.acked).toBeGreaterThan(0);
   });
@@ -96,10 +96,10 @@ describe("faults of the servers, under load", () => {
       process.kill(infra.processes.find((p) => p.name === "nats")!.pid, "SIGKILL");
       // Down for as long as it takes to acknowledge a few posts (they wait in the outbox), or
       // under `npm run chaos` for longer than the consumers' retry budget.
-      await load.acks(20);
+      await load.acks(10);
       await sleep(Math.max(0, NATS_DOWN_S * 1000));
       await infra.restartNats();
-    }, { consistentWithinMs: 120_000 });
+    }, { ...ACKS, consistentWithinMs: 120_000 });
     // The kill hit work in flight, and still every timeline completed (the checks above).
     expect(Object.values(report.inFlightAtFault).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   });
@@ -116,7 +116,7 @@ describe("faults of the servers, under load", () => {
       } finally {
         process.kill(pid, "SIGCONT");
       }
-    }, { consistentWithinMs: 120_000 });
+    }, { ...ACKS, consistentWithinMs: 120_000 });
     expect(Object.values(report.inFlightAtFault).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     // Reads recover: every user's home timeline answers (and, above, is exactly what it should be).
     expect(report.reads).toBeGreaterThan(0);
@@ -126,8 +126,8 @@ describe("faults of the servers, under load", () => {
     log.showOnFailure();
     await workload.run("Redis FLUSHALL", async (load) => {
       await redis.flushall();
-      await load.acks(20);
+      await load.acks(10);
       await redis.flushall();
-    });
+    }, ACKS);
   });
 });
