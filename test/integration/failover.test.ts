@@ -46,6 +46,12 @@ const MAX_LAG_MS = 1_000;
 const COMMIT_TIMEOUT_MS = 1_000;
 /** Where the managers here save a refused member's errant transactions. */
 const errantDir = await mkdtemp(join(tmpdir(), "chirp-errant-"));
+/**
+ * The in-process managers' settings over the defaults: heartbeats asked for
+ * last only the shortest window the config allows (2 s, twice the routers'
+ * asking pace, where the default is 5 s), so the on-demand cases wait less.
+ */
+const MANAGER_SETTINGS = { errantDir, heartbeatOnDemandMs: 2_000 };
 const RS0_SHARD = "-40";
 const RS1_SHARD = "80-c0";
 /** rs0's other shard: its probe rows stay out of the failover test's MAX(id) checks on RS0_SHARD. */
@@ -77,7 +83,7 @@ beforeAll(async () => {
   });
   const log = pino({ level: "info", base: { service: "topology" } }, sink);
   metrics = createTopologyMetrics();
-  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), { log, metrics, kv, nc });
+  manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), MANAGER_SETTINGS), { log, metrics, kv, nc });
   const topology = await manager.start();
   router = await createShardRouter({
     topology,
@@ -475,7 +481,7 @@ describe("failover", () => {
     process.kill(infra.processes.find((p) => p.name === primary.name)!.pid, "SIGKILL");
 
     const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
-    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), {
+    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), MANAGER_SETTINGS), {
       log: pino({ level: "info", base: { service: "topology" } }, sink),
       metrics: createTopologyMetrics(),
       kv,
@@ -631,7 +637,7 @@ describe("two topology managers", () => {
     const leaderKv = await openLeaderBucket(nc, TTL_MS);
     const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
     const make = (owner: string, leadership?: Leadership) =>
-      new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { errantDir }), {
+      new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), MANAGER_SETTINGS), {
         log: pino({ level: "info", base: { service: "topology", owner } }, sink),
         metrics: createTopologyMetrics(),
         kv,
@@ -689,6 +695,7 @@ describe("two topology managers", () => {
       CHIRP_TOPOLOGY_LEASE_MS: "1500",
       CHIRP_TOPOLOGY_METRICS_PORT: "0",
       CHIRP_TOPOLOGY_ERRANT_DIR: errantDir,
+      CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: String(MANAGER_SETTINGS.heartbeatOnDemandMs),
       LOG_LEVEL: "info",
     };
     const leader = spawnManager("leader", env);
