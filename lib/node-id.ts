@@ -1,5 +1,7 @@
 import { hostname } from "node:os";
+import { performance } from "node:perf_hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
@@ -11,21 +13,32 @@ import { createIdGenerator, type IdGenerator } from "./ids.js";
  * the holder dies, and a clean shutdown deletes it at once.
  *
  * A holder that cannot renew in time stops minting ids (`lost` resolves),
- * because another process may take the number after it expired.
+ * because another process may take the number after it expired. It judges
+ * that by its own monotonic clock from the moment it sent its last renewal
+ * that succeeded (`fresh()`), not only when a renewal fails: a renewal still
+ * pending at the expiry (NATS unreachable) must not leave it minting.
  */
 export const NODE_ID_BUCKET = "chirp_node_leases";
 
 /**
  * Long enough that a process keeps minting through a NATS outage of up to
- * about this long (posting must not depend on NATS: events wait in the
- * outbox), short enough that a crashed process's number comes back soon.
+ * 90 % of this (9 minutes: posting must not depend on NATS, events wait in
+ * the outbox), short enough that a crashed process's number comes back
+ * soon (1,024 numbers: a crash costs one for 10 minutes). Was 2 minutes,
+ * which failed every post after about 108 s of NATS down.
  */
-export const DEFAULT_LEASE_TTL_MS = 120_000;
+export const DEFAULT_LEASE_TTL_MS = 600_000;
+/** A holder renews this often at most (and every third of a shorter lease), so it is current again soon after an outage. */
+const RENEW_EVERY_MS = 10_000;
+/** A holder mints only while its last renewal is younger than this share of the lease. */
+const LEASE_SAFETY = 0.9;
 
 export interface NodeIdLease {
   readonly nodeId: number;
   /** Resolves if the lease was lost (renewal failed past its expiry). */
   readonly lost: Promise<Error>;
+  /** Whether ids may be minted now: the last successful renewal was sent less than 90 % of the lease ago. */
+  fresh(): boolean;
   release(): Promise<void>;
 }
 
@@ -42,8 +55,20 @@ export class NodeIdsExhaustedError extends Error {
   override readonly name = "NodeIdsExhaustedError";
 }
 
+/**
+ * The lease bucket. An existing one keeps the max age it was made with, so a
+ * longer lease asked for now raises it (a key then lives longer than its
+ * holder counts on: safe). It is never lowered: holders that leased under
+ * the longer age would mint past their key's expiry.
+ */
 export async function openNodeIdBucket(nc: NatsConnection, ttlMs = DEFAULT_LEASE_TTL_MS): Promise<KV> {
-  return new Kvm(nc).create(NODE_ID_BUCKET, { history: 1, ttl: ttlMs });
+  const kv = await new Kvm(nc).create(NODE_ID_BUCKET, { history: 1, ttl: ttlMs });
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${NODE_ID_BUCKET}`;
+  const info = await jsm.streams.info(stream);
+  const maxAge = ttlMs * 1_000_000; // nanoseconds
+  if (info.config.max_age > 0 && info.config.max_age < maxAge) await jsm.streams.update(stream, { ...info.config, max_age: maxAge });
+  return kv;
 }
 
 export async function leaseNodeId(kv: KV, options: NodeIdOptions): Promise<NodeIdLease> {
@@ -59,44 +84,62 @@ export async function leaseNodeId(kv: KV, options: NodeIdOptions): Promise<NodeI
     const nodeId = (start + i) % size;
     const key = `node.${nodeId}`;
     let revision: number;
+    // Before the call: the key's age is counted from when the server stored it, which is later.
+    const sentAt = performance.now();
     try {
       revision = await kv.create(key, value);
     } catch {
       continue; // held by a live process
     }
-    return holdLease(kv, key, nodeId, value, revision, ttlMs);
+    return holdLease(kv, key, nodeId, value, revision, ttlMs, sentAt);
   }
   throw new NodeIdsExhaustedError(`all ${size} node ids are leased`);
 }
 
-function holdLease(kv: KV, key: string, nodeId: number, value: string, first: number, ttlMs: number): NodeIdLease {
+function holdLease(kv: KV, key: string, nodeId: number, value: string, first: number, ttlMs: number, createdAt: number): NodeIdLease {
   let revision = first;
-  let renewedAt = Date.now();
+  /** performance.now() when the last renewal that succeeded was sent. */
+  let renewedAt = createdAt;
   let released = false;
+  let gone = false;
+  let pending = false;
   let onLost: (err: Error) => void = () => {};
   const lost = new Promise<Error>((resolve) => {
     onLost = resolve;
   });
+  const lose = (err: Error): void => {
+    if (gone) return;
+    gone = true;
+    clearInterval(timer);
+    onLost(err);
+  };
+  const fresh = (): boolean => !gone && !released && performance.now() - renewedAt < ttlMs * LEASE_SAFETY;
   const timer = setInterval(() => {
+    if (released || gone) return;
+    // Past the safety share of the lease, someone else may hold the number soon: give it up,
+    // whether or not a renewal is still pending (NATS unreachable).
+    if (!fresh()) return lose(new Error(`the node id lease was not renewed for ${Math.round(performance.now() - renewedAt)} ms`));
+    if (pending) return;
+    pending = true;
+    const sentAt = performance.now();
     kv.update(key, value, revision).then(
       (next) => {
+        pending = false;
         revision = next;
-        renewedAt = Date.now();
+        renewedAt = sentAt;
       },
       (err: unknown) => {
-        // A failed renewal is retried on the next tick; past the lease's
-        // lifetime, someone else may hold the number, so give it up.
-        if (!released && Date.now() - renewedAt >= ttlMs * 0.9) {
-          clearInterval(timer);
-          onLost(err instanceof Error ? err : new Error(String(err)));
-        }
+        pending = false;
+        // Another holder's revision: the key expired and was taken. Else retried on the next tick.
+        if (/wrong last sequence/i.test(String((err as Error).message))) lose(err as Error);
       },
     );
-  }, Math.max(100, Math.floor(ttlMs / 3)));
+  }, Math.max(100, Math.min(RENEW_EVERY_MS, Math.floor(ttlMs / 3))));
   timer.unref();
   return {
     nodeId,
     lost,
+    fresh,
     async release() {
       released = true;
       clearInterval(timer);
@@ -147,7 +190,7 @@ export function createLeasedIdGenerator(opts: {
   void acquire();
 
   const minting = (): IdGenerator => {
-    if (generator === undefined) {
+    if (generator === undefined || lease?.fresh() !== true) {
       throw new ConnectError("cannot mint ids yet: no snowflake node id (is NATS reachable?)", Code.Unavailable);
     }
     return generator;

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findBinary } from "../../devcluster/binaries.js";
 import { REPO_ROOT } from "../../devcluster/index.js";
 import { startNats, type RunningNats } from "../../devcluster/nats.js";
-import { leaseNodeId, openNodeIdBucket } from "../../lib/node-id.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { leaseNodeId, NODE_ID_BUCKET, openNodeIdBucket } from "../../lib/node-id.js";
 import { eventually } from "../support/eventually.js";
 
 // Node ids are leased in a JetStream KV bucket so that no two live processes
@@ -52,15 +53,29 @@ describe("node id leases", () => {
     await next.release();
   });
 
-  it("lets another process take the id once a dead holder's lease expires", async () => {
+  it("lets another process take the id once a dead holder's lease expires, and the holder stops minting before that by its own clock", async () => {
     const kv = await openNodeIdBucket(nc, 1000);
     const doomed = await connect({ servers: nats.url });
     const lease = await leaseNodeId(await openNodeIdBucket(doomed, 1000), { owner: "doomed", size: 1, ttlMs: 1000 });
-    await doomed.close(); // the holder dies: no renewals, no release
+    expect(lease.fresh()).toBe(true);
+    await doomed.close(); // the holder's NATS is gone: no renewals, no release
+    const taken = await eventually("the heir takes the id", () => leaseNodeId(kv, { owner: "heir", size: 1, ttlMs: 1000 }), { timeoutMs: 5000, intervalMs: 20 });
+    // By the time anyone could take the number, the holder had stopped minting with it.
+    expect(lease.fresh()).toBe(false);
     const lost = await lease.lost;
     expect(lost).toBeInstanceOf(Error);
-    const taken = await eventually("the heir takes the id", () => leaseNodeId(kv, { owner: "heir", size: 1, ttlMs: 1000 }), { timeoutMs: 5000, intervalMs: 100 });
     expect(taken.nodeId).toBe(lease.nodeId);
     await taken.release();
+  });
+
+  it("raises a shorter max age of an existing bucket to the lease asked for, and never lowers it", async () => {
+    const kvm = await jetstreamManager(nc);
+    const maxAge = async (): Promise<number> => (await kvm.streams.info(`KV_${NODE_ID_BUCKET}`)).config.max_age / 1_000_000;
+    await openNodeIdBucket(nc, 2000);
+    expect(await maxAge()).toBe(2000);
+    await openNodeIdBucket(nc, 1000);
+    expect(await maxAge()).toBe(2000);
+    await openNodeIdBucket(nc, 3000);
+    expect(await maxAge()).toBe(3000);
   });
 });
