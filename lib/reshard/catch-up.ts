@@ -38,6 +38,12 @@ export interface CatchUpOptions {
   readonly targets: ReadonlyMap<string, Connection>;
   readonly tables: ReadonlyMap<string, TableShape>;
   /**
+   * Where changed rows are re-read (default: the source database). The write
+   * switch renames the source's tables into a fence database (switch.ts): the
+   * binlog still names the source database, the rows are read from the fence.
+   */
+  readonly readDatabase?: string;
+  /**
    * "current": stop once everything the source had logged when last asked is
    * applied; a GTID position: stop exactly there; "never": keep the targets
    * current until the signal fires (the position is saved first).
@@ -165,7 +171,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
       const all = [...keys.values()];
       for (let i = 0; i < all.length; i += 500) {
         const chunk = all.slice(i, i + 500);
-        const rows = await readByKeys(opts.source, db, table, chunk);
+        const rows = await readByKeys(opts.source, opts.readDatabase ?? db, table, chunk);
         const owner = new Map<string, string>();
         const byTarget = new Map<string, Row[]>();
         for (const row of rows) {

@@ -7,7 +7,7 @@ import type { ShardInfo } from "../shard/types.js";
 
 export const RESHARD_BUCKET = "chirp_reshard";
 
-export type ReshardPhase = "created" | "copying" | "catching-up" | "verified";
+export type ReshardPhase = "created" | "copying" | "catching-up" | "verified" | "reads-switched" | "writes-switched" | "complete";
 
 /** A binlog position consistent with a snapshot: file and offset on one member, the GTID position on any. */
 export interface SnapshotPosition {
@@ -56,6 +56,12 @@ export interface ReshardState {
     updateTime: string;
   };
   verify?: { readonly time: string; readonly position: string; readonly attempts: number; readonly ok: boolean; readonly tables: readonly TableCheck[] };
+  /** The live topology document that switched reads to the targets. */
+  readSwitch?: { readonly epoch: number; readonly time: string };
+  /** The write switch: how long writes were held (publish held -> publish targets serving) and its parts. */
+  writeSwitch?: { readonly time: string; readonly fence: string; readonly heldMs: number; readonly fenceMs: number; readonly drainMs: number; readonly verifyMs: number; readonly position: string };
+  /** When `complete` dropped the source's rows of the range. */
+  completeTime?: string;
   /** Who runs it now (host:pid), refreshed on every save. */
   runner?: string;
 }

@@ -5,7 +5,10 @@ const NEXT: Record<ReshardState["phase"], string> = {
   created: "copy the snapshot (run chirp reshard again)",
   copying: "finish the copy (run chirp reshard again: it resumes from each table's last key)",
   "catching-up": "catch up and verify (run chirp reshard again)",
-  verified: "switch reads, then writes: not built yet (issue 23); chirp reshard again re-verifies, chirp reshard abort drops the targets",
+  verified: "switch reads, then writes (chirp reshard again); chirp reshard abort drops the targets",
+  "reads-switched": "switch writes (chirp reshard again; run it soon: only a running command keeps the targets, which serve reads, current); abort switches reads back",
+  "writes-switched": "the targets serve; chirp reshard complete drops the source's rows of the range and rewrites shard-config (abort is not possible: no reverse replication)",
+  complete: "nothing: the split is done",
 };
 
 export function formatStatus(s: ReshardState): string {
@@ -33,6 +36,12 @@ export function formatStatus(s: ReshardState): string {
       lines.push(`  ${t.table.padEnd(width)}  ${t.target.padEnd(6)}  rows ${t.sourceRows} / ${t.targetRows}  checksum ${t.sourceChecksum} / ${t.targetChecksum}  ${t.match ? "ok" : "DIFFERS"}`);
     }
   }
+  if (s.readSwitch) lines.push(`reads switched to the targets at ${s.readSwitch.time} (topology epoch ${s.readSwitch.epoch})`);
+  if (s.writeSwitch) {
+    const w = s.writeSwitch;
+    lines.push(`writes switched at ${w.time}: held ${w.heldMs.toFixed(0)} ms (fence ${w.fenceMs.toFixed(0)}, drain ${w.drainMs.toFixed(0)}, verify ${w.verifyMs.toFixed(0)} ms) at ${w.position}; source rows fenced in ${w.fence}`);
+  }
+  if (s.completeTime) lines.push(`complete at ${s.completeTime}: ${s.writeSwitch?.fence ?? "the fence"} dropped`);
   lines.push(`next: ${NEXT[s.phase]}`);
   return lines.join("\n");
 }

@@ -54,7 +54,7 @@ export async function verify(plan: ReshardPlan, handle: StateHandle, opts: Verif
       for (const table of opts.catchUp.tables.values()) {
         const routing = plan.tables.get(table.name)!;
         const expected = new Map<string, Sum>(plan.targets.map((t) => [t.name, { rows: 0, sum: 0n }]));
-        for await (const rows of scanTable(opts.snapshot, plan.source.database, table)) {
+        for await (const rows of scanTable(opts.snapshot, opts.catchUp.readDatabase ?? plan.source.database, table)) {
           for (const row of rows) {
             const s = expected.get(targetFor(plan, keyspaceIdOf(routing, row[routing.column])).name)!;
             s.rows++;

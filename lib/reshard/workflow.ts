@@ -1,10 +1,10 @@
 // The reshard workflow's phase machine: created -> copying -> catching-up ->
-// verified (the switches come next, decision 23). Each run loads the state from
+// verified -> reads-switched -> writes-switched -> complete (decision 23). Each run loads the state from
 // NATS KV and continues from its phase, so a killed run is resumed by running
 // the command again.
 import { hostname } from "node:os";
 import type { KV } from "@nats-io/kv";
-import type { Connection } from "mysql2/promise";
+import type { Connection, RowDataPacket } from "mysql2/promise";
 import { loadMigrations, migrateDatabase } from "../db/migrate.js";
 import { withMysql } from "../db/mysql-client.js";
 import type { MemberAddress, MysqlCredentials, ReplicaSetInfo } from "../shard/types.js";
@@ -14,6 +14,10 @@ import { ReshardPlanError, type ReshardPlan } from "./plan.js";
 import { databaseExists, dropDatabase, openConnection, readTables, type TableShape } from "./sql.js";
 import { createState, deleteState, loadState, reshardKey, type ReshardState, type StateHandle } from "./state.js";
 import { verify } from "./verify.js";
+import { dropFence, fenceDatabase, publishChange, switchReads, switchReadsBack, switchWrites, type WriteSwitchResult } from "./switch.js";
+import { withResharding } from "../shard/resharding.js";
+import { rewriteSplitShards } from "../shard/shard-config.js";
+import { readTopology } from "../shard/topology.js";
 
 /** Where the servers are: each replica set's current primary, and the admin account. */
 export interface ReshardServers {
@@ -25,6 +29,13 @@ export interface ReshardRunOptions {
   readonly plan: ReshardPlan;
   readonly servers: ReshardServers;
   readonly kv: KV;
+  /** The live topology bucket (chirp_topology): needed from the read switch on. */
+  readonly topologyKv?: KV;
+  /** The shard-config file `complete` rewrites (the source's entry replaced by the targets). */
+  readonly shardConfigFile?: string;
+  /** Longest wait of the write switch's fence for transactions in flight on the source (default 2000 ms). */
+  readonly fenceWaitMs?: number;
+  readonly onWriteSwitch?: (r: WriteSwitchResult) => void;
   /** Rows per copy batch (default 1000). */
   readonly batchRows?: number;
   /** Stop after this step (default: after verify). */
@@ -45,7 +56,9 @@ export interface ReshardRunOptions {
 }
 
 /** The steps a run can stop after. */
-export type ReshardStep = "create" | "copy" | "catch-up" | "verify";
+export type ReshardStep = "create" | "copy" | "catch-up" | "verify" | "switch-reads" | "switch-writes" | "complete";
+
+const SWITCHED: readonly string[] = ["reads-switched", "writes-switched", "complete"];
 
 export function primaryOf(servers: ReshardServers, replicaSet: string): MemberAddress {
   const rs = servers.replicaSets.find((r) => r.name === replicaSet);
@@ -139,17 +152,79 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       log(`stopped following at ${current.catchUp?.gtid ?? "?"}`);
       return current;
     };
-    const caught = await catchUp(plan, handle, { ...catchUpOpts, until: "current" });
-    log(`caught up to ${caught.gtid} (${caught.transactions} binlog transactions, ${caught.rowsApplied} rows applied in this run)`);
-    if (stopAfter === "catch-up") return await follow(state);
+    if (SWITCHED.includes(state.phase)) await recoverWriteSwitch(plan, handle, source, opts.topologyKv, log);
+    if (!SWITCHED.includes(state.phase)) {
+      const caught = await catchUp(plan, handle, { ...catchUpOpts, until: "current" });
+      log(`caught up to ${caught.gtid} (${caught.transactions} binlog transactions, ${caught.rowsApplied} rows applied in this run)`);
+      if (stopAfter === "catch-up") return await follow(state);
 
-    const result = await verify(plan, handle, {
-      snapshot: await open(sourceAddr),
-      catchUp: catchUpOpts,
-      ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
-    });
-    log(result.ok ? `verified: ${result.tables.length} table/target pairs match (attempt ${result.attempts})` : `verify FAILED after ${result.attempts} attempts: ${result.tables.filter((t) => !t.match).map((t) => `${t.table}@${t.target}`).join(", ")}`);
-    await follow(state);
+      const result = await verify(plan, handle, {
+        snapshot: await open(sourceAddr),
+        catchUp: catchUpOpts,
+        ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
+      });
+      log(result.ok ? `verified: ${result.tables.length} table/target pairs match (attempt ${result.attempts})` : `verify FAILED after ${result.attempts} attempts: ${result.tables.filter((t) => !t.match).map((t) => `${t.table}@${t.target}`).join(", ")}`);
+      if (stopAfter === "verify" || !result.ok) {
+        await follow(state);
+        return state;
+      }
+    }
+
+    if (state.phase === "verified" || state.phase === "reads-switched") {
+      const topologyKv = opts.topologyKv;
+      if (topologyKv === undefined) throw new ReshardPlanError("switching reads and writes needs the live topology (topologyKv)");
+      // From the read switch on the targets serve reads: catch-up keeps them current until the write switch.
+      const stopFollowing = new AbortController();
+      const signal = opts.signal === undefined ? stopFollowing.signal : AbortSignal.any([opts.signal, stopFollowing.signal]);
+      const following = catchUp(plan, handle, { ...catchUpOpts, until: "never", signal }).then(
+        () => undefined,
+        (err: unknown) => (signal.aborted ? undefined : err),
+      );
+      const stopped = async (): Promise<void> => {
+        stopFollowing.abort();
+        const err = await following;
+        if (err !== undefined) throw err;
+      };
+      try {
+        if (state.phase === "verified") {
+          await grantLikeSource(plan, servers, source);
+          const published = await switchReads(plan, handle, topologyKv);
+          log(`reads switched to ${plan.targets.map((t) => t.name).join(", ")} (topology epoch ${published.epoch}); writes still on ${plan.source.name}`);
+        }
+        if (stopAfter === "switch-reads") {
+          log("following the source's binlog (the targets serve reads) until interrupted...");
+          const err = await following;
+          if (err !== undefined) throw err;
+          return state;
+        }
+        const switched = await switchWrites(plan, handle, {
+          kv: topologyKv,
+          source,
+          snapshot: await open(sourceAddr),
+          catchUp: catchUpOpts,
+          stopFollowing: stopped,
+          ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),
+          log,
+        });
+        opts.onWriteSwitch?.(switched);
+      } finally {
+        stopFollowing.abort();
+        await following;
+      }
+    }
+    if (stopAfter !== "complete") return state;
+
+    if (state.phase === "writes-switched") {
+      await dropFence(plan, source);
+      if (opts.shardConfigFile !== undefined) {
+        rewriteSplitShards(opts.shardConfigFile, plan.source.name, plan.targets);
+        log(`${opts.shardConfigFile}: ${plan.source.name} replaced by ${plan.targets.map((t) => t.name).join(", ")}`);
+      }
+      state.phase = "complete";
+      state.completeTime = new Date().toISOString();
+      await handle.save();
+      log(`complete: ${fenceDatabase(plan.source.database)} (the source's rows of the range) dropped`);
+    }
     return state;
   } finally {
     for (const c of conns.reverse()) await c.end().catch(() => c.destroy());
@@ -184,11 +259,84 @@ async function createTargets(plan: ReshardPlan, servers: ReshardServers): Promis
   }
 }
 
-/** Drops the target databases and deletes the state. Before any switch the source never stopped serving: nothing is lost. */
-export async function abortReshard(opts: { readonly keyspace: string; readonly sourceDatabase: string; readonly servers: ReshardServers; readonly kv: KV }): Promise<ReshardState | undefined> {
+/**
+ * The accounts that may use the source database (the application's) get the
+ * same database privileges on the targets, on every member of the targets'
+ * replica set. Grants are per member and not binlogged (devcluster/mariadb.ts
+ * gives them the same way), so each member is told directly. Idempotent.
+ */
+async function grantLikeSource(plan: ReshardPlan, servers: ReshardServers, source: Connection): Promise<void> {
+  const [rows] = await source.query<RowDataPacket[]>(
+    "SELECT GRANTEE AS g, GROUP_CONCAT(PRIVILEGE_TYPE) AS p FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = ? GROUP BY GRANTEE",
+    [plan.source.database],
+  );
+  if (rows.length === 0) return;
+  for (const rsName of new Set(plan.targets.map((t) => t.replicaSet))) {
+    const rs = servers.replicaSets.find((r) => r.name === rsName);
+    if (rs === undefined) throw new ReshardPlanError(`no replica set ${rsName} among the servers`);
+    for (const member of [rs.primary, ...rs.replicas]) {
+      await withMysql(member, servers.adminUser, async (c) => {
+        await c.query("SET SESSION sql_log_bin = 0");
+        for (const t of plan.targets.filter((x) => x.replicaSet === rsName)) {
+          // GRANTEE comes quoted from the server ('user'@'host'); privileges are keywords.
+          for (const r of rows) await c.query(`GRANT ${String(r["p"])} ON \`${t.database}\`.* TO ${String(r["g"])}`);
+        }
+      });
+    }
+  }
+}
+
+/**
+ * A run killed inside the write switch leaves the topology holding writes (or
+ * reading from the targets with writes on the source) and maybe the source's
+ * tables fenced. If the last document already serves the targets, the switch
+ * happened; otherwise the fence is undone and writes go back to the source.
+ */
+async function recoverWriteSwitch(plan: ReshardPlan, handle: StateHandle, source: Connection, topologyKv: KV | undefined, log: (line: string) => void): Promise<void> {
+  const state = handle.state;
+  if (state.phase !== "reads-switched" || topologyKv === undefined) return;
+  const live = await readTopology(topologyKv, plan.keyspace);
+  if (live === undefined) return;
+  const t = live.topology;
+  if (!t.shards.some((s) => s.name === plan.source.name) && plan.targets.every((p) => t.shards.some((s) => s.name === p.name && s.serving !== false))) {
+    state.phase = "writes-switched";
+    await handle.save();
+    log("the write switch had been published before the last run stopped: writes-switched");
+    return;
+  }
+  const fence = fenceDatabase(plan.source.database);
+  const [rows] = await source.query<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", [fence]);
+  if (rows.length > 0) {
+    await source.query("SET SESSION sql_log_bin = 0");
+    for (const r of rows) await source.query(`DROP VIEW IF EXISTS \`${plan.source.database}\`.\`${String(r["t"])}\``);
+    await source.query("SET SESSION sql_log_bin = 1");
+    await source.query(`RENAME TABLE ${rows.map((r) => `\`${fence}\`.\`${String(r["t"])}\` TO \`${plan.source.database}\`.\`${String(r["t"])}\``).join(", ")}`);
+    log(`an interrupted write switch had fenced ${rows.length} tables: renamed back into ${plan.source.database}`);
+  }
+  const e = t.resharding?.find((x) => x.source === plan.source.name);
+  if (e !== undefined && e.writes !== "source") {
+    await publishChange(topologyKv, plan.keyspace, (cur) => ({ shards: [...cur.shards], resharding: withResharding(cur, plan.source.name, { writes: "source" }) }));
+    log("writes back on the source after an interrupted write switch");
+  }
+}
+
+/**
+ * Drops the target databases and deletes the state. Before the write switch the
+ * source never stopped taking writes: reads go back to it first (when they had
+ * switched), then the targets go; nothing is lost. After the write switch it
+ * refuses: switching writes back needs reverse replication, not built.
+ */
+export async function abortReshard(opts: { readonly keyspace: string; readonly sourceDatabase: string; readonly servers: ReshardServers; readonly kv: KV; readonly topologyKv?: KV }): Promise<ReshardState | undefined> {
   const key = reshardKey(opts.keyspace, opts.sourceDatabase);
   const handle: StateHandle | undefined = await loadState(opts.kv, key);
   if (handle === undefined) return undefined;
+  if (handle.state.phase === "writes-switched" || handle.state.phase === "complete") {
+    throw new ReshardPlanError(`the reshard of ${handle.state.source.name} has switched writes: the targets serve and abort would need reverse replication (not built); run chirp reshard complete`);
+  }
+  if (handle.state.phase === "reads-switched") {
+    if (opts.topologyKv === undefined) throw new ReshardPlanError("reads were switched: aborting needs the live topology to switch them back");
+    await switchReadsBack(handle.state, opts.topologyKv);
+  }
   for (const t of handle.state.targets) {
     await withMysql(primaryOf(opts.servers, t.replicaSet), opts.servers.adminUser, async (c) => {
       await dropDatabase(c, t.database);

@@ -70,8 +70,12 @@ export interface Execution {
 /** `shard`: where it runs (a held or moved write resolves its shard again, resharding.ts). */
 type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole, shard: ShardInfo) => Promise<T>;
 
-/** MariaDB's "table doesn't exist": what a write to a split's source gets once its tables are fenced (decision 23). */
-const ER_NO_SUCH_TABLE = 1146;
+/**
+ * What a statement on a split's source gets once the write switch fenced its
+ * tables (decision 23): the table is gone (1146), or is a read-only view of
+ * the fenced rows (1288 UPDATE/DELETE, 1471 INSERT). Nothing ran.
+ */
+const FENCED_ERRNOS: ReadonlySet<unknown> = new Set([1146, 1288, 1471]);
 
 export function createExecution(opts: ExecutionOptions): Execution {
   const { members, routed, qualify, maxLagMs, queryTimeoutMs, commitTimeoutMs, failoverWaitMs, log, metrics } = opts;
@@ -119,7 +123,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           conflictRetried = true;
           continue;
         }
-        if (write && !movedRetried && (raw as { errno?: unknown } | undefined)?.errno === ER_NO_SUCH_TABLE && !members.closed()) {
+        if (write && !movedRetried && FENCED_ERRNOS.has((raw as { errno?: unknown } | undefined)?.errno) && !members.closed()) {
           // The write reached a split's source after its tables were fenced (the router had not
           // yet seen the write switch): nothing ran; the next document sends it to the target.
           movedRetried = true;

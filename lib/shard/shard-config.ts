@@ -1,6 +1,6 @@
 // Typed loader for shard-config/<env>.json: the keyspace topology
 // (shards -> replica sets -> members). See shard-config/README.md for the format.
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -89,9 +89,7 @@ export function defaultShardDatabase(keyspace: string, shard: string): string {
  * format (it contains a "/" or ends in .json): what CHIRP_SHARD_CONFIG holds.
  */
 export function loadShardConfig(env = "local", dir = SHARD_CONFIG_DIR): ShardConfig {
-  const isPath = env.includes("/") || env.endsWith(".json");
-  if (!isPath && !ENV_RE.test(env)) throw new ShardConfigError(env, [`bad environment name ${JSON.stringify(env)}`]);
-  const file = isPath ? resolve(env) : join(dir, `${env}.json`);
+  const file = shardConfigPath(env, dir);
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -105,6 +103,35 @@ export function loadShardConfig(env = "local", dir = SHARD_CONFIG_DIR): ShardCon
     throw new ShardConfigError(file, [`not JSON: ${(err as Error).message}`]);
   }
   return validateShardConfig(value, file);
+}
+
+/** The file loadShardConfig(env, dir) reads. */
+export function shardConfigPath(env = "local", dir = SHARD_CONFIG_DIR): string {
+  const isPath = env.includes("/") || env.endsWith(".json");
+  if (!isPath && !ENV_RE.test(env)) throw new ShardConfigError(env, [`bad environment name ${JSON.stringify(env)}`]);
+  return isPath ? resolve(env) : join(dir, `${env}.json`);
+}
+
+/**
+ * Rewrites a shard-config file after a split (decision 23): the `source`
+ * entry is replaced, in place, by `targets`; everything else in the file is
+ * kept. The result is validated before it replaces the file (write, then
+ * rename, so a reader never sees half a file). Done already: no change.
+ */
+export function rewriteSplitShards(file: string, source: string, targets: readonly ShardConfigEntry[]): ShardConfig {
+  const value = JSON.parse(readFileSync(file, "utf8")) as { shards?: ShardConfigEntry[] };
+  const shards = value.shards ?? [];
+  const at = shards.findIndex((s) => s.name === source);
+  if (at < 0) {
+    if (targets.every((t) => shards.some((s) => s.name === t.name))) return validateShardConfig(value, file);
+    throw new ShardConfigError(file, [`no shard ${source} to replace`]);
+  }
+  shards.splice(at, 1, ...targets.map((t) => ({ name: t.name, replicaSet: t.replicaSet, database: t.database })));
+  const config = validateShardConfig(value, file);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, file);
+  return config;
 }
 
 /** Checks everything at once so a broken file reports every problem. */

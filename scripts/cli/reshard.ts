@@ -4,7 +4,8 @@
 //
 //   chirp reshard --from -40 --to -20,20-40 [--replica-set rs1]   run (or resume) the workflow
 //   chirp reshard status [--from -40] [--json]                    what the state says
-//   chirp reshard abort --from -40                                drop the targets, forget the workflow
+//   chirp reshard complete --from -40                             drop the source's rows, rewrite shard-config
+//   chirp reshard abort --from -40                                reads back to the source, drop the targets, forget the workflow
 //
 // Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
 // account) when set, otherwise through the infra description `npm start`
@@ -20,12 +21,12 @@ import { planReshard, ReshardPlanError, type ReshardPlan } from "../../lib/resha
 import { loadState, openReshardKv, RESHARD_BUCKET, reshardKey, type ReshardState } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers, type ReshardStep } from "../../lib/reshard/workflow.js";
-import { loadShardConfig, type ShardConfig } from "../../lib/shard/shard-config.js";
+import { loadShardConfig, shardConfigPath, type ShardConfig } from "../../lib/shard/shard-config.js";
 import { TOPOLOGY_BUCKET, readTopology } from "../../lib/shard/topology.js";
 import { EXIT_FAILURE, EXIT_OK, UsageError, rejectUnknownFlags, takeOption } from "./args.js";
 import { findRunningInfra } from "./running-infra.js";
 
-export const usage = "chirp reshard [status | abort] --from <shard> [--to <shard>,<shard>...] [--replica-set <rs>] [options]";
+export const usage = "chirp reshard [status | complete | abort] --from <shard> [--to <shard>,<shard>...] [--replica-set <rs>] [options]";
 
 export const help = [
   `usage: ${usage}`,
@@ -34,17 +35,23 @@ export const help = [
   "creates the target databases (schema from the migrations) on the replica set, copies a",
   "consistent snapshot of every table's rows of the range (each row to the target its vindex",
   "places it on), catches up from the source's binlog, and verifies row counts and checksums",
-  "per table and target. The state lives in NATS KV (bucket chirp_reshard): a killed run is",
-  "resumed by running the same command again. Switching reads and writes is not built yet.",
+  "per table and target, switches reads to the targets, then writes (held by every router",
+  "while the source is fenced, drained and verified exactly). The state lives in NATS KV",
+  "(bucket chirp_reshard): a killed run is resumed by running the same command again.",
   "",
   "  chirp reshard --from -40 --to -20,20-40 [--replica-set rs1]   run or resume the workflow",
   "  chirp reshard status [--from -40] [--json]                    the workflow's state (all without --from)",
-  "  chirp reshard abort --from -40                                drop the target databases, delete the state",
+  "  chirp reshard complete --from -40                             after the write switch: drop the source's rows,",
+  "                                                                rewrite shard-config (--env) with the targets",
+  "  chirp reshard abort --from -40                                before the write switch: reads back to the source,",
+  "                                                                drop the target databases, delete the state",
   "",
   "options:",
   "  --replica-set <rs>   where the target databases go [the source's]",
   "  --batch <rows>       rows per copy batch [1000]",
-  "  --stop-after <step>  create, copy, catch-up or verify [verify]",
+  "  --stop-after <step>  create, copy, catch-up, verify, switch-reads or switch-writes [switch-writes];",
+  "                       after switch-reads it keeps the targets current until Ctrl-C",
+  "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight [2000]",
   "  --follow             after the last step, keep the targets current from the binlog until Ctrl-C",
   "  --data-dir <dir>     the `npm start` data dir [.data/local]",
   "  --env <name>         shard topology shard-config/<name>.json, or a path to one [local]",
@@ -53,10 +60,11 @@ export const help = [
   "through the description `npm start` writes into its data dir. Exits 2 on bad options, 1 on failure.",
 ].join("\n");
 
-const STEPS: readonly ReshardStep[] = ["create", "copy", "catch-up", "verify"];
+const STEPS: readonly ReshardStep[] = ["create", "copy", "catch-up", "verify", "switch-reads", "switch-writes"];
 
 interface Parsed {
-  action: "run" | "status" | "abort";
+  action: "run" | "status" | "abort" | "complete";
+  fenceWaitMs: number;
   from: string | undefined;
   to: string[];
   replicaSet: string | undefined;
@@ -78,19 +86,21 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const toText = takeOption(args, "to", "");
   const replicaSet = takeOption(args, "replica-set", "") || undefined;
   const batchText = takeOption(args, "batch", "1000");
-  const stopAfter = takeOption(args, "stop-after", "verify") as ReshardStep;
+  const stopAfter = takeOption(args, "stop-after", "switch-writes") as ReshardStep;
+  const fenceText = takeOption(args, "fence-wait", "2000");
   const dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
   const env = takeOption(args, "env", "local");
   rejectUnknownFlags(args);
   let action: Parsed["action"] = "run";
-  if (args[0] === "status" || args[0] === "abort") action = args.shift() as Parsed["action"];
+  if (args[0] === "status" || args[0] === "abort" || args[0] === "complete") action = args.shift() as Parsed["action"];
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   if (!/^[1-9][0-9]{0,5}$/.test(batchText)) throw new UsageError("--batch takes a number of rows, 1 to 999999");
+  if (!/^[1-9][0-9]{0,5}$/.test(fenceText)) throw new UsageError("--fence-wait takes milliseconds, 1 to 999999");
   if (!STEPS.includes(stopAfter)) throw new UsageError(`--stop-after takes one of ${STEPS.join(", ")}`);
   if (action !== "status" && from === undefined) throw new UsageError("--from <shard> is needed");
   if (action === "run" && toText === "") throw new UsageError("--to <shard>,<shard>... is needed");
   if (action !== "run" && toText !== "") throw new UsageError(`--to is for a run, not ${action}`);
-  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, json, follow, dataDir, env };
+  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, fenceWaitMs: Number(fenceText), json, follow, dataDir, env };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -121,10 +131,11 @@ export async function run(argv: string[]): Promise<number> {
   });
   try {
     const kv = await openReshardKv(nc);
+    const topologyKv = await new Kvm(nc).open(TOPOLOGY_BUCKET).catch(() => undefined);
     const servers = await withLivePrimaries(nc, config.keyspace, found.servers);
     if (opts.action === "status") return await status(kv, config, opts.from === undefined ? undefined : sourceDatabase(opts.from), opts.json);
     if (opts.action === "abort") {
-      const aborted = await abortReshard({ keyspace: config.keyspace, sourceDatabase: sourceDatabase(opts.from!), servers, kv });
+      const aborted = await abortReshard({ keyspace: config.keyspace, sourceDatabase: sourceDatabase(opts.from!), servers, kv, ...(topologyKv === undefined ? {} : { topologyKv }) });
       if (aborted === undefined) {
         process.stderr.write(`chirp reshard: no reshard of ${opts.from} to abort\n`);
         return EXIT_FAILURE;
@@ -132,13 +143,26 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(`aborted the reshard of ${opts.from}: dropped ${aborted.targets.map((t) => t.database).join(", ")}; ${opts.from} serves as before\n`);
       return EXIT_OK;
     }
-    return await runWorkflow(plan!, servers, kv, opts);
+    if (opts.action === "complete") {
+      const h = await loadState(kv, reshardKey(config.keyspace, sourceDatabase(opts.from!)));
+      if (h === undefined) {
+        process.stderr.write(`chirp reshard: no reshard of ${opts.from} to complete\n`);
+        return EXIT_FAILURE;
+      }
+      if (h.state.phase !== "writes-switched" && h.state.phase !== "complete") {
+        process.stderr.write(`chirp reshard: the reshard of ${opts.from} is at phase ${h.state.phase}: complete follows the write switch (run chirp reshard --from ${opts.from} --to ${h.state.targets.map((t) => t.name).join(",")} first)\n`);
+        return EXIT_FAILURE;
+      }
+      plan = planReshard(config, opts.from!, h.state.targets.map((t) => t.name), h.state.targets[0]!.replicaSet);
+      return await runWorkflow(plan, servers, kv, { ...opts, stopAfter: "complete" }, topologyKv, shardConfigPath(opts.env));
+    }
+    return await runWorkflow(plan!, servers, kv, opts, topologyKv, shardConfigPath(opts.env));
   } finally {
     await nc.close();
   }
 }
 
-async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, opts: Parsed): Promise<number> {
+async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, opts: Parsed, topologyKv: KV | undefined, shardConfigFile: string): Promise<number> {
   const out = process.stderr;
   let lastLine = 0;
   const throttled = (line: string, force = false): void => {
@@ -158,6 +182,9 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
       kv,
       batchRows: opts.batch,
       stopAfter: opts.stopAfter,
+      ...(topologyKv === undefined ? {} : { topologyKv }),
+      shardConfigFile,
+      fenceWaitMs: opts.fenceWaitMs,
       follow: opts.follow,
       signal: stop.signal,
       log: (line) => out.write(`${line}\n`),
@@ -167,7 +194,7 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
         throttled(`catch-up: lag ${(p.lagMs / 1000).toFixed(3)} s, ${p.transactions} binlog transactions, ${p.rowsApplied} rows applied${p.current ? ", current" : ""}`, p.current),
     });
     process.stdout.write(`${formatStatus(state)}\n`);
-    return state.verify !== undefined && !state.verify.ok && opts.stopAfter === "verify" ? EXIT_FAILURE : EXIT_OK;
+    return state.verify !== undefined && !state.verify.ok && (state.phase === "verified" || state.phase === "catching-up") ? EXIT_FAILURE : EXIT_OK;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

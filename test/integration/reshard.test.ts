@@ -15,7 +15,11 @@ import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { keyRangeContains } from "../../lib/shard/keyrange.js";
 import { parseKeyRange } from "../../lib/shard/shard-config.js";
 import { hashVindex, handleKeyspaceId } from "../../lib/shard/vindex.js";
-import type { ShardRouter } from "../../lib/shard/router.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
+import { topologyFromEnv } from "../../lib/shard/config.js";
+import { loadShardConfig } from "../../lib/shard/shard-config.js";
+import { openTopologyKv, publishTopology } from "../../lib/shard/topology.js";
+import type { WriteSwitchResult } from "../../lib/reshard/switch.js";
 import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
@@ -265,7 +269,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         Object.assign(process.env, saved);
       }
     };
-    const ran = await inProcess("--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1", "--batch", "100");
+    const ran = await inProcess("--from", "-40", "--to", "-20,20-40", "--replica-set", "rs1", "--batch", "100", "--stop-after", "verify");
     expect(ran.stderr).toContain("resuming at phase copying");
     expect(ran.stderr).toMatch(/copy: \d+\/~?\d+ rows, \d+\/\d+ tables/);
     expect(ran.stderr).toMatch(/catch-up: lag [\d.]+ s, .*current/);
@@ -280,5 +284,130 @@ describe("chirp reshard -40 -> -20,20-40", () => {
 
     expect((await inProcess("abort", "--from", "-40")).code).toBe(0);
     expect((await inProcess("status")).stdout).toContain("no reshard in progress");
+  });
+
+  it("switches reads, then writes under write load: every acknowledged write is on its target, none failed, walkers see each row once", async () => {
+    // The live topology this tenant's routers follow (no topology manager runs here: the test publishes it).
+    const topologyKv = await openTopologyKv(nc);
+    const start = router.topology();
+    await publishTopology(topologyKv, { ...start, epoch: start.epoch + 1, updateTime: new Date().toISOString() });
+    const routers = await Promise.all(
+      [0, 1].map(() => createShardRouter({ ...topologyFromEnv(system.env, system.infra.shardConfig), topologyKv, failoverWaitMs: 10_000 })),
+    );
+    try {
+      const before = idsOnX40(100, 300_000);
+      await insertUsers(before, []);
+
+      // Writers: users of the moved range, one in three with a follow in the same transaction, through both routers.
+      let candidate = 400_000;
+      const nextId = (): string => {
+        while (router.shardForUser(String(candidate)).name !== "-40") candidate++;
+        return String(candidate++);
+      };
+      let next = 0;
+      const acked: string[] = [];
+      const followed: string[] = [];
+      const errors: unknown[] = [];
+      const latencies: Array<{ at: number; ms: number }> = [];
+      let switched = false;
+      let afterSwitch = 0;
+      const writer = async (w: number): Promise<void> => {
+        const r = routers[w % 2]!;
+        while (!(switched && afterSwitch >= 60)) {
+          const id = nextId();
+          next++;
+          const t0 = performance.now();
+          try {
+            if (next % 3 === 0) {
+              await r.transaction(r.shardForUser(id), async (tx) => {
+                await tx.execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'under load')", [id, `w${id}`, `w${id}@x.test`]);
+                await tx.execute("INSERT INTO chirp.follows (follower_id, followee_id) VALUES (?, '1')", [id]);
+              });
+              followed.push(id);
+            } else {
+              // Resolve the shard first, as 31 call sites do, then write.
+              await r.primary(r.shardForUser(id)).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'under load')", [id, `w${id}`, `w${id}@x.test`]);
+            }
+            acked.push(id);
+            latencies.push({ at: t0, ms: performance.now() - t0 });
+            if (switched) afterSwitch++;
+          } catch (err) {
+            errors.push(err);
+            if (errors.length > 20) throw err;
+          }
+          // A steady load (about 300 writes/s in all), not a flood that catch-up on two shared cores cannot follow.
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      const writers = Promise.all([0, 1, 2, 3].map(writer));
+
+      let result: WriteSwitchResult | undefined;
+      const phases: string[] = [];
+      const done = await runReshard({
+        plan,
+        servers,
+        kv,
+        topologyKv,
+        stopAfter: "switch-writes",
+        log: (line) => {
+          phases.push(line);
+          if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${line}\n`);
+        },
+        onWriteSwitch: (r) => (result = r),
+      }).finally(() => (switched = true));
+      await writers;
+
+      if (process.env["DEBUG_RESHARD"]) process.stderr.write(`slowest write ${Math.max(...latencies.map((l) => l.ms)).toFixed(0)} ms of ${acked.length}\n`);
+      expect(errors).toEqual([]);
+      expect(done.phase).toBe("writes-switched");
+      expect(result!.heldMs).toBeGreaterThan(0);
+      expect(afterSwitch).toBeGreaterThanOrEqual(60);
+      expect(phases.some((l) => l.startsWith("reads switched"))).toBe(true);
+
+      // Every router follows: the targets are in the ring, the source is gone, writes go to the targets' databases.
+      for (const r of routers) {
+        await eventually("the router applied the write switch", async () => r.topology().epoch === routers[0]!.topology().epoch);
+        expect(r.shards().map((s) => s.name)).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"]);
+        expect(r.primary("-20").shard.database).toBe(plan.targets[0]!.database);
+      }
+      // Every acknowledged write is on the target that owns it; nothing is left on (or only on) the source.
+      const [x20, x2040] = plan.targets;
+      const onTarget = new Set<string>();
+      for (const t of [x20!, x2040!]) {
+        const [rows] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${t.database}\`.users WHERE bio = 'under load'`);
+        for (const row of rows) {
+          expect(keyRangeContains(parseKeyRange(t.name), hashVindex(String(row["id"])))).toBe(true);
+          onTarget.add(String(row["id"]));
+        }
+      }
+      expect(acked.filter((id) => !onTarget.has(id))).toEqual([]);
+      expect(onTarget.size).toBe(acked.length);
+      const [[f]] = await admin.query<RowDataPacket[]>(
+        `SELECT (SELECT COUNT(*) FROM \`${x20!.database}\`.follows WHERE followee_id = 1 AND follower_id >= 400000) + (SELECT COUNT(*) FROM \`${x2040!.database}\`.follows WHERE followee_id = 1 AND follower_id >= 400000) AS n`,
+      );
+      expect(Number(f?.["n"])).toBe(followed.length);
+      // A walker of shards() counts each row once (the users written before the split, too).
+      const r = routers[0]!;
+      let walked = 0;
+      for (const s of r.shards()) {
+        const [row] = await r.reader(s).query<{ n: string | number }>("SELECT COUNT(*) AS n FROM chirp.users WHERE bio = 'under load' OR id IN (" + before.map(() => "?").join(",") + ")", before);
+        walked += Number(row!.n);
+      }
+      expect(walked).toBe(acked.length + before.length);
+      // Reads by id through the router find every acknowledged write.
+      const sample = acked.filter((_, i) => i % 25 === 0);
+      for (const id of sample) expect(await r.primaryForUser(id).query("SELECT id FROM chirp.users WHERE id = ?", [id])).toHaveLength(1);
+
+      // complete: the source's rows go, shard-config names the targets.
+      const configFile = system.infra.shardConfigFile!;
+      const completed = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "complete", shardConfigFile: configFile });
+      expect(completed.phase).toBe("complete");
+      const [fence] = await admin.query<RowDataPacket[]>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [`${plan.source.database}_resharded`]);
+      expect(fence).toEqual([]);
+      expect(loadShardConfig(configFile).shards.map((s) => s.name)).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"]);
+      expect(formatStatus(completed)).toMatch(/writes switched at .*held \d+ ms/);
+    } finally {
+      for (const r of routers) await r.close();
+    }
   });
 });

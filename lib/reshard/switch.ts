@@ -1,0 +1,182 @@
+// The read switch, the write switch and cleanup of a split (decision 23): each
+// publishes a new live topology document (publishTopology: epoch bump,
+// compare-and-set) that every router follows.
+//
+// The write switch:
+//   1. publish `writes: "held"`: routers hold new writes of the range;
+//   2. fence the source: RENAME TABLE moves every sharded table of the source
+//      database into `<source>_resharded` in one statement. It waits for the
+//      transactions that use them to finish, and afterwards a write from a
+//      router that has not seen step 1 yet fails (1146, then 1471/1288 once
+//      the views below exist) before doing anything, which the router answers
+//      by waiting for the next document and resolving again (execution.ts): no
+//      router acknowledgements are needed for exactness. In the source
+//      database, a read-only view (ALGORITHM=TEMPTABLE is never updatable) of
+//      each fenced table takes its name: the binlog reader looks tables up by
+//      their logged name, and a late read-your-writes read still finds the rows;
+//   3. drain catch-up to the source's GTID position after the fence, rows read
+//      from the fence;
+//   4. verify, exact (nothing can write the fenced tables);
+//   5. publish the targets serving, the source gone: held writes resolve again
+//      and land on the targets.
+// A failure in 2-4 renames the tables back and publishes `writes: "source"`;
+// held writes then run on the source as if nothing happened.
+import type { KV } from "@nats-io/kv";
+import type { Connection } from "mysql2/promise";
+import { publishTopology, readTopology, StaleTopologyError, type LiveTopology, type ReshardingEntry } from "../shard/topology.js";
+import { withResharding } from "../shard/resharding.js";
+import { catchUp, type CatchUpOptions } from "./catch-up.js";
+import type { ReshardPlan } from "./plan.js";
+import { binlogGtidPos, databaseExists, dropDatabase } from "./sql.js";
+import type { StateHandle } from "./state.js";
+import { verify } from "./verify.js";
+
+/** Where the write switch moves the source's tables (and where cleanup drops them). */
+export function fenceDatabase(sourceDatabase: string): string {
+  return `${sourceDatabase.slice(0, 54)}_resharded`;
+}
+
+export class ReshardSwitchError extends Error {
+  override readonly name = "ReshardSwitchError";
+}
+
+/** Publishes `change(current)` with the next epoch; a lost race re-reads and tries again. */
+export async function publishChange(kv: KV, keyspace: string, change: (t: LiveTopology) => Pick<LiveTopology, "shards" | "resharding">): Promise<LiveTopology> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await readTopology(kv, keyspace);
+    if (current === undefined) throw new ReshardSwitchError(`no live topology of keyspace ${keyspace} in NATS KV: the topology manager publishes it (npm start runs one)`);
+    const { shards, resharding } = change(current.topology);
+    const { resharding: _old, ...rest } = current.topology;
+    const next: LiveTopology = { ...rest, shards, ...(resharding === undefined ? {} : { resharding }), epoch: current.topology.epoch + 1, updateTime: new Date().toISOString() };
+    try {
+      await publishTopology(kv, next);
+      return next;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      if (!(err instanceof StaleTopologyError) && !/wrong last sequence/i.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
+function entry(t: LiveTopology, plan: Pick<ReshardPlan, "source">): ReshardingEntry | undefined {
+  return t.resharding?.find((e) => e.source === plan.source.name);
+}
+
+/** Targets in `shards` (not serving) and the ring's reads of the range on them; writes stay on the source. */
+export async function switchReads(plan: ReshardPlan, handle: StateHandle, kv: KV): Promise<LiveTopology> {
+  const names = plan.targets.map((t) => t.name);
+  const published = await publishChange(kv, plan.keyspace, (t) => {
+    if (!t.shards.some((s) => s.name === plan.source.name)) throw new ReshardSwitchError(`shard ${plan.source.name} is not in the live topology`);
+    const others = (t.resharding ?? []).filter((e) => e.source !== plan.source.name);
+    return {
+      shards: [...t.shards.filter((s) => !names.includes(s.name)), ...plan.targets.map((s) => ({ name: s.name, replicaSet: s.replicaSet, database: s.database, serving: false }))],
+      resharding: [...others, { source: plan.source.name, targets: names, reads: "targets", writes: "source" }],
+    };
+  });
+  handle.state.phase = "reads-switched";
+  handle.state.readSwitch = { epoch: published.epoch, time: published.updateTime };
+  await handle.save();
+  return published;
+}
+
+/** Reads back on the source, targets out of the topology (abort before the write switch). */
+export async function switchReadsBack(plan: Pick<ReshardPlan, "keyspace" | "source" | "targets">, kv: KV): Promise<void> {
+  const names = new Set(plan.targets.map((t) => t.name));
+  const current = await readTopology(kv, plan.keyspace);
+  if (current === undefined || (entry(current.topology, plan) === undefined && !current.topology.shards.some((s) => names.has(s.name)))) return;
+  await publishChange(kv, plan.keyspace, (t) => ({ shards: t.shards.filter((s) => !names.has(s.name)), resharding: withResharding(t, plan.source.name, undefined) }));
+}
+
+export interface WriteSwitchOptions {
+  readonly kv: KV;
+  /** An admin connection to the source primary (the fence runs on it). */
+  readonly source: Connection;
+  /** A connection for verify's snapshot. */
+  readonly snapshot: Connection;
+  readonly catchUp: Omit<CatchUpOptions, "until">;
+  /** Stops the catch-up that kept the targets current since the read switch; resolves once it has stopped. */
+  readonly stopFollowing: () => Promise<void>;
+  /** Longest wait of the fence for transactions in flight on the source (default 2000 ms). */
+  readonly fenceWaitMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface WriteSwitchResult {
+  /** From publishing `writes: "held"` to publishing the targets serving, as the command saw it. */
+  readonly heldMs: number;
+  readonly fenceMs: number;
+  readonly drainMs: number;
+  readonly verifyMs: number;
+  readonly position: string;
+}
+
+export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts: WriteSwitchOptions): Promise<WriteSwitchResult> {
+  const log = opts.log ?? (() => {});
+  const fence = fenceDatabase(plan.source.database);
+  const tables = [...opts.catchUp.tables.keys()];
+  const names = new Set(plan.targets.map((t) => t.name));
+  const src = plan.source.database;
+  const renameAll = (from: string, to: string): string => `RENAME TABLE ${tables.map((t) => `\`${from}\`.\`${t}\` TO \`${to}\`.\`${t}\``).join(", ")}`;
+  const dropViews = async (): Promise<void> => {
+    await opts.source.query("SET SESSION sql_log_bin = 0");
+    for (const t of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${t}\``);
+  };
+  await opts.source.query(`CREATE DATABASE IF NOT EXISTS \`${fence}\``);
+  await opts.source.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil((opts.fenceWaitMs ?? 2000) / 1000))]);
+
+  const started = performance.now();
+  await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "held" }) }));
+  let fenced = false;
+  try {
+    await opts.stopFollowing();
+    const fenceStart = performance.now();
+    await opts.source.query(renameAll(src, fence));
+    fenced = true;
+    // Views are the primary's own (not binlogged: no semi-sync wait per view inside the pause).
+    await opts.source.query("SET SESSION sql_log_bin = 0");
+    for (const t of tables) await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
+    await opts.source.query("SET SESSION sql_log_bin = 1");
+    const position = await binlogGtidPos(opts.source);
+    const drainStart = performance.now();
+    await catchUp(plan, handle, { ...opts.catchUp, readDatabase: fence, until: position });
+    const verifyStart = performance.now();
+    const checked = await verify(plan, handle, { snapshot: opts.snapshot, catchUp: { ...opts.catchUp, readDatabase: fence }, attempts: 1 });
+    if (!checked.ok) throw new ReshardSwitchError(`verify while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
+    const verifyEnd = performance.now();
+    await publishChange(opts.kv, plan.keyspace, (t) => ({
+      shards: t.shards.filter((s) => s.name !== plan.source.name).map((s) => (names.has(s.name) ? { name: s.name, replicaSet: s.replicaSet, database: s.database } : s)),
+      resharding: withResharding(t, plan.source.name, undefined),
+    }));
+    const result: WriteSwitchResult = {
+      heldMs: performance.now() - started,
+      fenceMs: drainStart - fenceStart,
+      drainMs: verifyStart - drainStart,
+      verifyMs: verifyEnd - verifyStart,
+      position,
+    };
+    handle.state.phase = "writes-switched";
+    handle.state.writeSwitch = { time: new Date().toISOString(), fence, ...result };
+    await handle.save();
+    log(`writes switched: held ${result.heldMs.toFixed(0)} ms (fence ${result.fenceMs.toFixed(0)}, drain ${result.drainMs.toFixed(0)}, verify ${result.verifyMs.toFixed(0)} ms); the source's rows wait in ${fence} for \`complete\``);
+    return result;
+  } catch (err) {
+    // Back to the source, nothing lost: the held writes run there once this is published.
+    if (fenced) {
+      await dropViews();
+      await opts.source.query("SET SESSION sql_log_bin = 1");
+      await opts.source.query(renameAll(fence, src));
+    }
+    await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "source" }) }));
+    throw err;
+  }
+}
+
+/** Drops the views and the fence database holding the source's rows of the range (the workflow's `complete`). */
+export async function dropFence(plan: ReshardPlan, source: Connection): Promise<void> {
+  const fence = fenceDatabase(plan.source.database);
+  await source.query("SET SESSION sql_log_bin = 0");
+  for (const t of plan.tables.keys()) await source.query(`DROP VIEW IF EXISTS \`${plan.source.database}\`.\`${t}\``);
+  await source.query("SET SESSION sql_log_bin = 1");
+  await dropDatabase(source, fence);
+  if (await databaseExists(source, fence)) throw new Error(`${fence} is still there after DROP DATABASE`);
+}
