@@ -6,6 +6,7 @@ import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET
 import { createPushDelivery, pushMetrics, PUSH_DURABLE, PUSH_EVENTS, type Hydrate } from "./push.js";
 import { createPushSender, type PushSender } from "./push-sender.js";
 import { createInboxCache, type InboxCache } from "./inbox-cache.js";
+import { cachePushSubscriptions, type CachedPushSubscriptionStore } from "./push-subscription-cache.js";
 import { createNotificationStore, createPushSubscriptionStore, eraseInbox, type NotificationStore, type PushSubscriptionStore } from "./store.js";
 
 /** The shared service context plus the inbox store, the push subscriptions and the consumers that fill and push them. */
@@ -27,7 +28,17 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
   const notification = loadNotificationConfig(ctx.env);
   const log = ctx.log.child({ component: "notifier" });
   const store = createNotificationStore(ctx.router);
-  const pushSubscriptions = createPushSubscriptionStore(ctx.router);
+  // The Web Push consumer reads a recipient's subscriptions for every notification: from Redis while they do not change.
+  const subscriptionCache: CachedPushSubscriptionStore | undefined =
+    ctx.redis === undefined || notification.cacheTtlMs === 0
+      ? undefined
+      : cachePushSubscriptions(createPushSubscriptionStore(ctx.router), {
+          redis: ctx.redis,
+          ttlMs: notification.cacheTtlMs,
+          log: ctx.log.child({ component: "push-subscription-cache" }),
+          metrics: ctx.metrics,
+        });
+  const pushSubscriptions: PushSubscriptionStore = subscriptionCache ?? createPushSubscriptionStore(ctx.router);
   const inboxCache =
     ctx.redis === undefined || notification.cacheTtlMs === 0
       ? undefined
@@ -59,6 +70,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
             if (n < ERASE_BATCH) break;
           }
           await inboxCache?.invalidate([userId]);
+          await subscriptionCache?.invalidate([userId]);
           eraseLog.info({ user_id: String(userId), notifications: rows }, "deleted account's inbox erased");
         },
         concurrency: 2,
