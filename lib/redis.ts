@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { Redis, type Command } from "ioredis";
 import { EnvReader, type Env } from "./config.js";
 import type { Logger } from "./logger.js";
 
@@ -30,7 +30,9 @@ export function loadRedisConfig(env: Env): RedisConfig {
  * one round trip however many services ask. Redis holds caches and
  * rebuildable state only, so while it is away a command fails at once
  * instead of queueing (no offline queue): callers treat that as a miss and go
- * to MySQL. It reconnects forever with back-off.
+ * to MySQL. It reconnects forever with back-off. A command slower than
+ * `commandTimeoutMs` fails (failSlowCommands: one timer per connection, not
+ * one per command).
  */
 export function createRedis(config: RedisConfig & { url: string }, log: Logger, name: string): Redis {
   const redis = new Redis(config.url, {
@@ -39,9 +41,9 @@ export function createRedis(config: RedisConfig & { url: string }, log: Logger, 
     lazyConnect: false,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
-    commandTimeout: config.commandTimeoutMs,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
   });
+  failSlowCommands(redis, config.commandTimeoutMs);
   let down = false;
   redis.on("error", (err: Error) => {
     if (!down) log.warn({ err: err.message }, "redis unavailable");
@@ -52,4 +54,59 @@ export function createRedis(config: RedisConfig & { url: string }, log: Logger, 
     down = false;
   });
   return redis;
+}
+
+/** How late past its timeout a command may fail: the sweeps of one connection are at least this far apart. */
+export const COMMAND_SWEEP_MS = 20;
+
+const SENT_AT = Symbol("chirp.redis.sentAt");
+type Stamped = Command & { [SENT_AT]?: number };
+
+/** What failSlowCommands reads of ioredis: its queue of commands written and not yet answered, oldest first. */
+interface AwaitingReplies {
+  readonly commandQueue: { readonly length: number; peekAt(index: number): { readonly command: unknown } | undefined };
+}
+
+/**
+ * Fails every command of `redis` still unanswered `timeoutMs` after it was
+ * sent ("Command timed out"), as ioredis's `commandTimeout` does, but with one
+ * timer per connection instead of one per command: ioredis arms and clears a
+ * timer for every command, auto-pipelined or not, which was most of the
+ * timers a home read made. Each command is stamped with the time it was sent;
+ * ioredis keeps the commands awaiting a reply in the order they were written
+ * (Redis answers in that order), so one timer waits for the oldest, and each
+ * sweep fails what is due, at most COMMAND_SWEEP_MS late. Nothing is kept
+ * here once a command is answered.
+ */
+export function failSlowCommands(redis: Redis, timeoutMs: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  // Leading entries already failed while the same command stays oldest (Redis frozen): not walked again.
+  let oldest: unknown;
+  let failedAhead = 0;
+
+  const sweep = (): void => {
+    timer = undefined;
+    const now = Date.now();
+    const queue = (redis as unknown as AwaitingReplies).commandQueue;
+    let i = queue.peekAt(0)?.command === oldest ? failedAhead : 0;
+    for (; i < queue.length; i++) {
+      const command = queue.peekAt(i)!.command as Stamped;
+      const sent = command[SENT_AT];
+      if (sent === undefined) continue;
+      if (sent + timeoutMs > now) {
+        timer = setTimeout(sweep, Math.max(COMMAND_SWEEP_MS, sent + timeoutMs - now));
+        break;
+      }
+      if (!command.isSettled) command.reject(new Error("Command timed out"));
+    }
+    oldest = queue.peekAt(0)?.command;
+    failedAhead = i;
+  };
+
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = (command: Command, stream?: Parameters<Redis["sendCommand"]>[1]): unknown => {
+    (command as Stamped)[SENT_AT] = Date.now();
+    timer ??= setTimeout(sweep, timeoutMs);
+    return send(command, stream);
+  };
 }
