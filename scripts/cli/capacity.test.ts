@@ -4,13 +4,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it, vi } from "vitest";
-import { runChirp, type ChirpRun } from "./testing/run-chirp.js";
+import { describe, expect, it } from "vitest";
+import { runChirp, runChirpInProcess, runChirpInProcessEach, type ChirpRun } from "./testing/run-chirp.js";
 import { UsageError } from "./args.js";
 import { DEFAULT_BENCH_DIR, parseArgs, parseBytes, parseCount } from "./capacity.js";
 import { FIGURES, loadFigures } from "./capacity-figures.js";
 import { CapacityInputError, estimateCapacity, nextPowerOfTwo, type CapacityFigures, type CapacityInputs } from "./capacity-model.js";
-import { COMMANDS, main } from "./main.js";
+import { COMMANDS } from "./main.js";
 
 
 const inputs: CapacityInputs = {
@@ -231,7 +231,7 @@ describe("chirp capacity (the command)", () => {
   });
 
   it("--json gives inputs, figures with sources, and the report; ten times the users is ten times the traffic", async () => {
-    const [one, ten] = await Promise.all([chirp("capacity", "--json"), chirp("capacity", "--json", "--dau", "10M")]);
+    const [one, ten] = (await runChirpInProcessEach([["capacity", "--json"], ["capacity", "--json", "--dau", "10M"]])) as [ChirpRun, ChirpRun];
     expect(one.code).toBe(0);
     const a = JSON.parse(one.stdout) as { inputs: CapacityInputs; figures: Record<string, { source: string }>; report: ReturnType<typeof estimateCapacity> };
     const b = JSON.parse(ten.stdout) as typeof a;
@@ -244,7 +244,7 @@ describe("chirp capacity (the command)", () => {
 
   it("exits 2 with one line on bad input", async () => {
     const bad = [["--dau", "lots"], ["--media-share", "2"], ["--set", "x=1"], ["--nope"], ["--dau"]];
-    const runs = await Promise.all(bad.map((args) => chirp("capacity", ...args)));
+    const runs = await runChirpInProcessEach(bad.map((args) => ["capacity", ...args]));
     runs.forEach((run, i) => {
       const what = bad[i]!.join(" ");
       expect(run.code, what).toBe(2);
@@ -255,19 +255,7 @@ describe("chirp capacity (the command)", () => {
 });
 
 describe("chirp <command> --help", () => {
-  /** main() in this process, with what it writes captured (spawning 15 CLIs is slow on a busy machine). */
-  async function inProcess(...argv: string[]): Promise<ChirpRun> {
-    let stdout = "";
-    let stderr = "";
-    const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-    const err = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-    try {
-      return { code: await main(argv), stdout, stderr };
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-  }
+  const inProcess = (...argv: string[]): Promise<ChirpRun> => runChirpInProcess(argv);
 
   it("every command prints its usage and options and exits 0 without running", async () => {
     const names = Object.keys(COMMANDS);

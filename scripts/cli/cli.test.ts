@@ -1,14 +1,15 @@
-// Runs bin/chirp.js as a child process, the way `npx chirp` does.
+// The chirp CLI's commands. A few runs go through bin/chirp.js as a child
+// process, the way `npx chirp` does; the rest call main() in this process.
 import { describe, expect, it } from "vitest";
-import { runChirp } from "./testing/run-chirp.js";
+import { runChirp, runChirpInProcess, runChirpInProcessEach } from "./testing/run-chirp.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { buildVSchema } from "../../shard-config/vschema.js";
 
-const chirp = (...args: string[]) => runChirp(args);
+const chirp = (...args: string[]) => runChirpInProcess(args);
 
 describe("chirp CLI", () => {
   it("shard-of <userId> prints the keyspace id and shard", async () => {
-    expect(await chirp("shard-of", "1")).toEqual({ code: 0, stdout: "166b40b44aba4bd6 -40\n", stderr: "" });
+    expect(await runChirp(["shard-of", "1"])).toEqual({ code: 0, stdout: "166b40b44aba4bd6 -40\n", stderr: "" });
     expect((await chirp("shard-of", "4")).stdout).toBe("d2fd8867d50d2dfe c0-\n");
     expect((await chirp("shard-of", "--env", "local", "18446744073709551615")).stdout).toBe("355550b2150e2451 -40\n");
   });
@@ -41,7 +42,9 @@ describe("chirp CLI", () => {
       ["reshard", "--from", "-40", "--to", "-20,30-40"],
       ["reshard", "--from", "-40", "--to", "-20,20-40", "--batch", "0"],
     ];
-    const runs = await Promise.all(bad.map((args) => chirp(...args)));
+    const runs = await runChirpInProcessEach(bad);
+    // And through bin/chirp.js: the exit code reaches the shell.
+    expect((await runChirp(bad[1]!)).code).toBe(2);
     runs.forEach((run, i) => {
       const what = bad[i]!.join(" ");
       expect(run.code, what).toBe(2);
