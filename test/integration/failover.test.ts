@@ -698,14 +698,13 @@ describe("two topology managers", () => {
       CHIRP_TOPOLOGY_HEARTBEAT_ON_DEMAND_MS: String(MANAGER_SETTINGS.heartbeatOnDemandMs),
       LOG_LEVEL: "info",
     };
-    const leader = spawnManager("leader", env);
-    let standby: ManagerProcess | undefined;
+    // Started together: whichever takes the lease leads, the other stands by (warm once ready).
+    const both = [spawnManager("manager-a", env), spawnManager("manager-b", env)] as const;
     try {
-      // It may first stand by behind the lease the managers above left, until that expires.
-      await leader.ready;
+      const roles = await Promise.all(both.map((m) => m.ready));
+      expect([...roles].sort()).toEqual(["leader", "standby"]);
+      const [leader, standby] = roles[0] === "leader" ? both : [both[1], both[0]];
       await leader.line(/"msg":"managing"/, 20_000);
-      standby = spawnManager("standby", env);
-      expect(await standby.ready).toBe("standby");
       const database = infra.mysql.shards.find((s) => s.name === RS0_SHARD)!.database;
       const { primary, replicas } = member((await readTopology(kv, "chirp"))!.topology, "rs0");
       const rs0 = startWriteLoad(router, RS0_SHARD, 4_000_000_000);
@@ -749,7 +748,7 @@ describe("two topology managers", () => {
       const onNew = await ids(newPrimary, database);
       expect(rs0.acked.filter((a) => !onNew.has(a.id))).toEqual([]);
     } finally {
-      await Promise.all([leader.stop(), standby?.stop()]);
+      await Promise.all(both.map((m) => m.stop()));
     }
   });
 });
