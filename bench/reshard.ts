@@ -4,7 +4,13 @@
  * shard -40, then the workflow splits -40 into -20 and 20-40: the copy's rows
  * per second, then `--seconds` of single-row writes at `--rate` per second on
  * the source while catch-up runs (lag of each applied batch, p50/max), the
- * time to be current once the writes stop, and verify.
+ * time to be current once the writes stop, and verify. Then the switches:
+ * two shard routers follow the live topology (published here: no topology
+ * manager runs) while `--writers` loops write users of the range at `--rate`
+ * through them; reads, then writes switch. Reported: how long the command
+ * held writes (and its parts) and the write pause end to end (the slowest
+ * write that was in flight across the switch), errors, and whether every
+ * acknowledged write is on its target.
  *
  *   npm run bench:reshard [-- --users 100000 --rate 300 --seconds 10 --batch 1000]
  *
@@ -25,6 +31,9 @@ import { planReshard } from "../lib/reshard/plan.js";
 import { openReshardKv } from "../lib/reshard/state.js";
 import { runReshard } from "../lib/reshard/workflow.js";
 import { ShardMap } from "../lib/shard/keyrange.js";
+import { createShardRouter } from "../lib/shard/router.js";
+import { openTopologyKv, publishTopology } from "../lib/shard/topology.js";
+import type { WriteSwitchResult } from "../lib/reshard/switch.js";
 import { loadShardConfig } from "../lib/shard/shard-config.js";
 import { machine } from "./dsb/machine.js";
 import { exitWithUsageIfAsked } from "./usage.js";
@@ -145,6 +154,80 @@ try {
   log(`verify ${verified.verify?.ok ? "OK" : "FAILED"} in ${verifySeconds.toFixed(1)} s`);
   for (const t of verified.verify?.tables ?? []) if (!t.match) log(`  ${t.table} ${t.target}: rows ${t.sourceRows} / ${t.targetRows}, checksum ${t.sourceChecksum} / ${t.targetChecksum}`);
 
+  // The switches, under writes through routers that follow the live topology.
+  const topologyKv = await openTopologyKv(nc);
+  await publishTopology(topologyKv, { keyspace: config.keyspace, epoch: 1, replicaSets: infra.mysql.replicaSets, shards: config.shards, updateTime: new Date().toISOString() });
+  const routers = await Promise.all(
+    [0, 1].map(() => createShardRouter({ topology: { keyspace: config.keyspace, epoch: 0, replicaSets: infra!.mysql.replicaSets, shards: config.shards, updateTime: "" }, credentials: infra!.mysql.appUser, topologyKv })),
+  );
+  const switchIds = idsOnX40(80_000_000);
+  const acked: string[] = [];
+  const writeLog: Array<{ start: number; end: number }> = [];
+  let errors = 0;
+  let switching = true;
+  let issued = 0;
+  const switchStart = performance.now();
+  const switchWriters = Promise.all(
+    Array.from({ length: Math.max(2, writerCount) }, async (_, w) => {
+      const r = routers[w % 2]!;
+      while (switching) {
+        const due = Math.floor(((performance.now() - switchStart) / 1000) * rate);
+        if (issued >= due) {
+          await delay(2);
+          continue;
+        }
+        issued++;
+        const id = switchIds.next().value as string;
+        const start = performance.now();
+        try {
+          await r.primary(r.shardForUser(id)).execute("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, ?, ?, 'x')", [id, `s${id}`, `s${id}@x.test`]);
+          acked.push(id);
+          writeLog.push({ start, end: performance.now() });
+        } catch (err) {
+          errors++;
+          log(`write failed: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  let switched: WriteSwitchResult | undefined;
+  let heldAt = 0;
+  const s0 = performance.now();
+  await runReshard({
+    plan,
+    servers,
+    kv,
+    topologyKv,
+    stopAfter: "switch-writes",
+    log: (line) => {
+      if (line.startsWith("reads switched")) heldAt = performance.now();
+      log(line);
+    },
+    onWriteSwitch: (r) => (switched = r),
+  });
+  const switchSeconds = (performance.now() - s0) / 1000;
+  await delay(500);
+  switching = false;
+  await switchWriters;
+  // The pause end to end: the slowest write among those in flight after the read switch.
+  const during = writeLog.filter((w) => w.end >= heldAt);
+  const pauseMs = Math.max(0, ...during.map((w) => w.end - w.start));
+  const normal = writeLog.filter((w) => w.end < heldAt).map((w) => w.end - w.start);
+  let missing = 0;
+  for (let i = 0; i < acked.length; i += 1000) {
+    const chunk = acked.slice(i, i + 1000);
+    const [rows] = await admin.query(
+      `SELECT COUNT(*) AS n FROM (SELECT id FROM ${plan.targets[0]!.database}.users WHERE id IN (?) UNION ALL SELECT id FROM ${plan.targets[1]!.database}.users WHERE id IN (?)) x`,
+      [chunk, chunk],
+    );
+    missing += chunk.length - Number((rows as Array<{ n: number }>)[0]!.n);
+  }
+  for (const r of routers) await r.close();
+  log(
+    `switch: reads then writes in ${switchSeconds.toFixed(1)} s; writes held ${switched?.heldMs.toFixed(0)} ms (fence ${switched?.fenceMs.toFixed(0)}, drain ${switched?.drainMs.toFixed(0)}, verify ${switched?.verifyMs.toFixed(0)} ms); ` +
+      `write pause end to end ${pauseMs.toFixed(0)} ms (a write's p50 before: ${pct(normal, 50).toFixed(1)} ms); ${acked.length} writes acknowledged, ${missing} missing on the targets, ${errors} errors`,
+  );
+
   const result = {
     time: new Date().toISOString(),
     machine: machine(),
@@ -152,6 +235,18 @@ try {
     copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
     catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
     verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },
+    writeSwitch: {
+      heldMs: Math.round(switched?.heldMs ?? -1),
+      fenceMs: Math.round(switched?.fenceMs ?? -1),
+      drainMs: Math.round(switched?.drainMs ?? -1),
+      verifyMs: Math.round(switched?.verifyMs ?? -1),
+      pauseEndToEndMs: Math.round(pauseMs),
+      writeP50BeforeMs: Number(pct(normal, 50).toFixed(2)),
+      acknowledged: acked.length,
+      missingOnTargets: missing,
+      errors,
+      switchSeconds,
+    },
   };
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -200,7 +200,6 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
         const switched = await switchWrites(plan, handle, {
           kv: topologyKv,
           source,
-          snapshot: await open(sourceAddr),
           catchUp: catchUpOpts,
           stopFollowing: stopped,
           ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),

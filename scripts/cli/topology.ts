@@ -143,8 +143,11 @@ export async function run(argv: string[]): Promise<number> {
   ];
   out.push(table(["shard", "replica set", "database", "primary"], topology.shards.map((s) => {
     const rs = topology.replicaSets.find((r) => r.name === s.replicaSet);
-    return [s.name, s.replicaSet, s.database, rs ? `${rs.primary.name} ${rs.primary.host}:${rs.primary.port}` : "?"];
+    return [s.serving === false ? `${s.name} (reshard target, not serving)` : s.name, s.replicaSet, s.database, rs ? `${rs.primary.name} ${rs.primary.host}:${rs.primary.port}` : "?"];
   })));
+  for (const r of topology.resharding ?? []) {
+    out.push(`resharding ${r.source} -> ${r.targets.join(", ")}: reads on the ${r.reads}, writes ${r.writes === "held" ? "held" : `on the ${r.writes}`} (chirp reshard status)`);
+  }
   for (const rs of sets) {
     out.push("", `${rs.name} (shards ${rs.shards.join(", ")})`);
     out.push(

@@ -19,7 +19,9 @@ import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { topologyFromEnv } from "../../lib/shard/config.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { openTopologyKv, publishTopology } from "../../lib/shard/topology.js";
-import type { WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { fenceDatabase, type WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { readTables } from "../../lib/reshard/sql.js";
+import { verifyTotals } from "../../lib/reshard/verify.js";
 import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
@@ -397,6 +399,12 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       // Reads by id through the router find every acknowledged write.
       const sample = acked.filter((_, i) => i % 25 === 0);
       for (const id of sample) expect(await r.primaryForUser(id).query("SELECT id FROM chirp.users WHERE id = ?", [id])).toHaveLength(1);
+
+      // The held check compares the fenced source with the targets exactly: now that the targets took writes, it says so.
+      const fenced = await readTables(admin, fenceDatabase(plan.source.database));
+      const totals = await verifyTotals(plan, admin, fenceDatabase(plan.source.database), new Map(plan.targets.map((t) => [t.name, admin])), fenced.values());
+      expect(totals.tables.find((t) => t.table === "users")).toMatchObject({ match: false, targetRows: (await count(x20!.database, "users")) + (await count(x2040!.database, "users")) });
+      expect(totals.tables.find((t) => t.table === "user_handles")?.match).toBe(true);
 
       // complete: the source's rows go, shard-config names the targets.
       const configFile = system.infra.shardConfigFile!;
