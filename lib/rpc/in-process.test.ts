@@ -76,6 +76,12 @@ describe("in-process transport", () => {
       .register(
         MediaService,
         {
+          // A handler that calls another in-process service on its caller's behalf, as onBehalfOf does.
+          async batchGetMedia(req, ctx) {
+            const timeoutMs = ctx.timeoutMs();
+            await users.getUser({ lookup: { case: "handle", value: req.mediaIds[0] === 1n ? "slow" : "alice" } }, { signal: ctx.signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+            return { media: [] };
+          },
           async upload(requests) {
             let size = 0n;
             for await (const part of requests) if (part.part.case === "chunk") size += BigInt(part.part.value.length);
@@ -142,6 +148,22 @@ describe("in-process transport", () => {
     expect(seen.timeoutMs).toBeLessThanOrEqual(50);
   });
 
+  it("a nested call ends at its caller's deadline with DeadlineExceeded, without a timer of its own", async () => {
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    try {
+      await media.batchGetMedia({ mediaIds: [2n] }, { timeoutMs: 5000 });
+      expect(timers.mock.calls.length).toBe(1); // the outer call's deadline only
+      expect(seen.timeoutMs).toBeLessThanOrEqual(5000);
+    } finally {
+      timers.mockRestore();
+    }
+    const err = ConnectError.from(await media.batchGetMedia({ mediaIds: [1n] }, { timeoutMs: 50 }).catch((e: unknown) => e));
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect(seen.signal?.aborted).toBe(true);
+    // A longer deadline than the caller's still ends at the caller's.
+    expect(seen.timeoutMs).toBeLessThanOrEqual(50);
+  });
+
   it("cancels the handler when the caller aborts", async () => {
     const abort = new AbortController();
     const pending = users.getUser({ lookup: { case: "handle", value: "slow" } }, { signal: abort.signal }).catch((e: unknown) => ConnectError.from(e));
@@ -184,7 +206,7 @@ describe("in-process transport", () => {
   it("observes each call under the hosting service's component", async () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{service="UserService",method="GetUser",code="OK",component="user"\} [1-9]/);
-    expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{service="UserService",method="GetUser",code="DeadlineExceeded",component="user"\} 1/);
+    expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{service="UserService",method="GetUser",code="DeadlineExceeded",component="user"\} 2/); // a call alone and a nested call
     expect(text).toMatch(/chirp_rpc_server_duration_seconds_count\{service="TimelineService",method="StreamEvents",code="Canceled",component="timeline"\} 1/);
   });
 

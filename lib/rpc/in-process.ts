@@ -238,7 +238,15 @@ class InProcessCall {
     // The handler's signal: the caller's own when nothing else can end the
     // call early; a controller of its own when a deadline can.
     let handlerSignal: AbortSignal;
-    if (timeoutMs !== undefined && timeoutMs > 0) {
+    const callerDeadline = (signal as DeadlineSignal | undefined)?.[SIGNAL_DEADLINE];
+    if (timeoutMs !== undefined && timeoutMs > 0 && signal !== undefined && callerDeadline !== undefined && callerDeadline <= Date.now() + timeoutMs) {
+      // Called from an in-process handler whose own deadline comes first (a
+      // nested call passes the time left on): the caller's signal aborts by
+      // then with DeadlineExceeded, so it serves as this call's too, without
+      // a controller, a timer and a listener of its own per nested call.
+      this.deadline = callerDeadline;
+      handlerSignal = signal;
+    } else if (timeoutMs !== undefined && timeoutMs > 0) {
       this.deadline = Date.now() + timeoutMs;
       const controller = (this.controller = new AbortController());
       this.timer = setTimeout(() => controller.abort(deadlineExceeded()), timeoutMs);
@@ -247,6 +255,7 @@ class InProcessCall {
         this.onCallerAbort = onAbort;
         signal.addEventListener("abort", onAbort, { once: true });
       }
+      (controller.signal as DeadlineSignal)[SIGNAL_DEADLINE] = this.deadline;
       handlerSignal = controller.signal;
     } else {
       handlerSignal = signal ?? (this.controller = new AbortController()).signal;
@@ -409,6 +418,10 @@ function clientSpanOf(method: DescMethod, header: Headers): ReturnType<typeof st
   if (span !== undefined) injectSpan(span, (key, value) => header.set(key, value));
   return span;
 }
+
+/** The deadline (epoch ms) at which an in-process handler's signal aborts with DeadlineExceeded, set on the signals made here. */
+const SIGNAL_DEADLINE = Symbol("chirp.inProcess.deadline");
+type DeadlineSignal = AbortSignal & { [SIGNAL_DEADLINE]?: number };
 
 /**
  * The reason a finished call's signal aborts with: one shared object, since
