@@ -649,7 +649,7 @@ describe("two topology managers", () => {
     await manager.start();
     // The standby probes while it waits (warm), changing nothing.
     const waiting = make("manager-b");
-    waiting.watch();
+    void waiting.watch();
     expect(await currentLeader(leaderKv, "chirp")).toBe("manager-a");
     let waitedBehind: string | undefined;
     const second = acquireLeadership({ kv: leaderKv, keyspace: "chirp", owner: "manager-b", ttlMs: TTL_MS, onWaiting: (l) => (waitedBehind ??= l) });
