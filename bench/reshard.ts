@@ -49,6 +49,7 @@ Writes bench/results/reshard.json.
   --writers N   connections the writes are spread over (1)
   --seconds N   seconds of writes during catch-up (10)
   --batch N     rows per copy batch (1000)
+  --held-check counts|digests   what the write switch compares while writes are held (counts)
   --out FILE    where the JSON goes
 `);
 
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     writers: { type: "string", default: "1" },
     seconds: { type: "string", default: "10" },
     batch: { type: "string", default: "1000" },
+    "held-check": { type: "string", default: "counts" },
     out: { type: "string" },
   },
 });
@@ -67,6 +69,7 @@ const rate = Number(args.rate);
 const writerCount = Number(args.writers);
 const seconds = Number(args.seconds);
 const batch = Number(args.batch);
+const heldCheck = args["held-check"] === "digests" ? "digests" : "counts";
 const out = args.out ?? fileURLToPath(new URL("./results/reshard.json", import.meta.url));
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
@@ -199,6 +202,7 @@ try {
     kv,
     topologyKv,
     stopAfter: "switch-writes",
+    heldCheck,
     log: (line) => {
       if (line.startsWith("reads switched")) heldAt = performance.now();
       log(line);
@@ -231,7 +235,7 @@ try {
   const result = {
     time: new Date().toISOString(),
     machine: machine(),
-    parameters: { users, rate, writers: writerCount, seconds, batch },
+    parameters: { users, rate, writers: writerCount, seconds, batch, heldCheck },
     copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
     catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
     verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },

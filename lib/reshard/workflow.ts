@@ -36,6 +36,8 @@ export interface ReshardRunOptions {
   /** Longest wait of the write switch's fence for transactions in flight on the source (default 2000 ms). */
   readonly fenceWaitMs?: number;
   readonly onWriteSwitch?: (r: WriteSwitchResult) => void;
+  /** WriteSwitchOptions.heldCheck. */
+  readonly heldCheck?: "counts" | "digests";
   /** Rows per copy batch (default 1000). */
   readonly batchRows?: number;
   /** Stop after this step (default: after verify). */
@@ -203,6 +205,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
           catchUp: catchUpOpts,
           stopFollowing: stopped,
           ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),
+          ...(opts.heldCheck === undefined ? {} : { heldCheck: opts.heldCheck }),
           log,
         });
         opts.onWriteSwitch?.(switched);

@@ -52,6 +52,7 @@ export const help = [
   "  --stop-after <step>  create, copy, catch-up, verify, switch-reads or switch-writes [switch-writes];",
   "                       after switch-reads it keeps the targets current until Ctrl-C",
   "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight [2000]",
+  "  --held-check <what>  compared while writes are held: counts, or digests (reads every row) [counts]",
   "  --follow             after the last step, keep the targets current from the binlog until Ctrl-C",
   "  --data-dir <dir>     the `npm start` data dir [.data/local]",
   "  --env <name>         shard topology shard-config/<name>.json, or a path to one [local]",
@@ -65,6 +66,7 @@ const STEPS: readonly ReshardStep[] = ["create", "copy", "catch-up", "verify", "
 interface Parsed {
   action: "run" | "status" | "abort" | "complete";
   fenceWaitMs: number;
+  heldCheck: "counts" | "digests";
   from: string | undefined;
   to: string[];
   replicaSet: string | undefined;
@@ -88,6 +90,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const batchText = takeOption(args, "batch", "1000");
   const stopAfter = takeOption(args, "stop-after", "switch-writes") as ReshardStep;
   const fenceText = takeOption(args, "fence-wait", "2000");
+  const heldCheck = takeOption(args, "held-check", "counts");
   const dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
   const env = takeOption(args, "env", "local");
   rejectUnknownFlags(args);
@@ -96,11 +99,12 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   if (!/^[1-9][0-9]{0,5}$/.test(batchText)) throw new UsageError("--batch takes a number of rows, 1 to 999999");
   if (!/^[1-9][0-9]{0,5}$/.test(fenceText)) throw new UsageError("--fence-wait takes milliseconds, 1 to 999999");
+  if (heldCheck !== "counts" && heldCheck !== "digests") throw new UsageError("--held-check takes counts or digests");
   if (!STEPS.includes(stopAfter)) throw new UsageError(`--stop-after takes one of ${STEPS.join(", ")}`);
   if (action !== "status" && from === undefined) throw new UsageError("--from <shard> is needed");
   if (action === "run" && toText === "") throw new UsageError("--to <shard>,<shard>... is needed");
   if (action !== "run" && toText !== "") throw new UsageError(`--to is for a run, not ${action}`);
-  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, fenceWaitMs: Number(fenceText), json, follow, dataDir, env };
+  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, fenceWaitMs: Number(fenceText), heldCheck, json, follow, dataDir, env };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -185,6 +189,7 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
       ...(topologyKv === undefined ? {} : { topologyKv }),
       shardConfigFile,
       fenceWaitMs: opts.fenceWaitMs,
+      heldCheck: opts.heldCheck,
       follow: opts.follow,
       signal: stop.signal,
       log: (line) => out.write(`${line}\n`),

@@ -351,6 +351,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         kv,
         topologyKv,
         stopAfter: "switch-writes",
+        heldCheck: "digests",
         log: (line) => {
           phases.push(line);
           if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${line}\n`);
@@ -402,7 +403,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
 
       // The held check compares the fenced source with the targets exactly: now that the targets took writes, it says so.
       const fenced = await readTables(admin, fenceDatabase(plan.source.database));
-      const totals = await verifyTotals(plan, admin, fenceDatabase(plan.source.database), new Map(plan.targets.map((t) => [t.name, admin])), fenced.values());
+      const totals = await verifyTotals(plan, admin, fenceDatabase(plan.source.database), new Map(plan.targets.map((t) => [t.name, admin])), fenced.values(), true);
       expect(totals.tables.find((t) => t.table === "users")).toMatchObject({ match: false, targetRows: (await count(x20!.database, "users")) + (await count(x2040!.database, "users")) });
       expect(totals.tables.find((t) => t.table === "user_handles")?.match).toBe(true);
 
