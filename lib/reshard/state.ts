@@ -59,7 +59,7 @@ export interface ReshardState {
   /** The live topology document that switched reads to the targets. */
   readSwitch?: { readonly epoch: number; readonly time: string };
   /** The write switch: how long writes were held (publish held -> publish targets serving) and its parts. */
-  writeSwitch?: { readonly time: string; readonly fence: string; readonly heldMs: number; readonly fenceMs: number; readonly drainMs: number; readonly verifyMs: number; readonly position: string };
+  writeSwitch?: { readonly time: string; readonly fence: string; readonly heldMs: number; readonly fenceMs: number; readonly renameMs?: number; readonly drainMs: number; readonly verifyMs: number; readonly position: string };
   /** When `complete` dropped the source's rows of the range. */
   completeTime?: string;
   /** Who runs it now (host:pid), refreshed on every save. */

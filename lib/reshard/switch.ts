@@ -111,6 +111,8 @@ export interface WriteSwitchResult {
   /** From publishing `writes: "held"` to publishing the targets serving, as the command saw it. */
   readonly heldMs: number;
   readonly fenceMs: number;
+  /** Of fenceMs: the RENAME TABLE (waiting for transactions in flight); the rest is the views. */
+  readonly renameMs: number;
   readonly drainMs: number;
   readonly verifyMs: number;
   readonly position: string;
@@ -138,6 +140,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     const fenceStart = performance.now();
     await opts.source.query(renameAll(src, fence));
     fenced = true;
+    const renamed = performance.now();
     // Views are the primary's own (not binlogged: no semi-sync wait per view inside the pause).
     await opts.source.query("SET SESSION sql_log_bin = 0");
     for (const t of tables) await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
@@ -156,6 +159,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     const result: WriteSwitchResult = {
       heldMs: performance.now() - started,
       fenceMs: drainStart - fenceStart,
+      renameMs: renamed - fenceStart,
       drainMs: verifyStart - drainStart,
       verifyMs: verifyEnd - verifyStart,
       position,
@@ -163,7 +167,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     handle.state.phase = "writes-switched";
     handle.state.writeSwitch = { time: new Date().toISOString(), fence, ...result };
     await handle.save();
-    log(`writes switched: held ${result.heldMs.toFixed(0)} ms (fence ${result.fenceMs.toFixed(0)}, drain ${result.drainMs.toFixed(0)}, verify ${result.verifyMs.toFixed(0)} ms); the source's rows wait in ${fence} for \`complete\``);
+    log(`writes switched: held ${result.heldMs.toFixed(0)} ms (fence ${result.fenceMs.toFixed(0)} of which rename ${result.renameMs.toFixed(0)}, drain ${result.drainMs.toFixed(0)}, verify ${result.verifyMs.toFixed(0)} ms); the source's rows wait in ${fence} for \`complete\``);
     return result;
   } catch (err) {
     // Back to the source, nothing lost: the held writes run there once this is published.
