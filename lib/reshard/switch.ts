@@ -11,8 +11,9 @@
 //      the views below exist) before doing anything, which the router answers
 //      by waiting for the next document and resolving again (execution.ts): no
 //      router acknowledgements are needed for exactness. In the source
-//      database, a read-only view (ALGORITHM=TEMPTABLE is never updatable) of
-//      each fenced table takes its name: the binlog reader looks tables up by
+//      database, a read-only view (ALGORITHM=TEMPTABLE is never updatable; SQL
+//      SECURITY DEFINER, so the application account, which has no grant on the
+//      fence, can read through it) of each fenced table takes its name: the binlog reader looks tables up by
 //      their logged name, and a late read-your-writes read still finds the rows;
 //   3. drain catch-up to the source's GTID position after the fence, rows read
 //      from the fence;
@@ -143,7 +144,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     const renamed = performance.now();
     // Views are the primary's own (not binlogged: no semi-sync wait per view inside the pause).
     await opts.source.query("SET SESSION sql_log_bin = 0");
-    for (const t of tables) await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
+    for (const t of tables) await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY DEFINER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
     await opts.source.query("SET SESSION sql_log_bin = 1");
     const position = await binlogGtidPos(opts.source);
     const drainStart = performance.now();

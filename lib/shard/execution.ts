@@ -73,9 +73,10 @@ type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole, shard: S
 /**
  * What a statement on a split's source gets once the write switch fenced its
  * tables (decision 23): the table is gone (1146), or is a read-only view of
- * the fenced rows (1288 UPDATE/DELETE, 1471 INSERT). Nothing ran.
+ * the fenced rows (1288 UPDATE/DELETE, 1471 INSERT; 1356 if the view cannot be
+ * used). Nothing ran.
  */
-const FENCED_ERRNOS: ReadonlySet<unknown> = new Set([1146, 1288, 1471]);
+const FENCED_ERRNOS: ReadonlySet<unknown> = new Set([1146, 1288, 1356, 1471]);
 
 export function createExecution(opts: ExecutionOptions): Execution {
   const { members, routed, qualify, maxLagMs, queryTimeoutMs, commitTimeoutMs, failoverWaitMs, log, metrics } = opts;
@@ -127,6 +128,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           // The write reached a split's source after its tables were fenced (the router had not
           // yet seen the write switch): nothing ran; the next document sends it to the target.
           movedRetried = true;
+          log.info({ shard: shard.name, database: shard.database, epoch }, "write refused by a fenced reshard source; waiting for a newer topology");
           if (await members.newerTopology(epoch, failoverWaitMs)) {
             shard = await writable(members.resolveWriteShard(shard.name));
             log.info({ shard: shard.name, database: shard.database }, "write re-routed after a write switch");
