@@ -80,7 +80,11 @@ export interface TopologyConfig {
    * renewing (at once when it shuts down cleanly).
    */
   readonly leaseMs: number;
-  /** CHIRP_TOPOLOGY_STANDBY_READY: a standby reports ready to its parent process (npm start) while it waits. */
+  /**
+   * CHIRP_TOPOLOGY_STANDBY_READY: a standby reports ready to its parent
+   * process (npm start) while it waits, once it has probed every member (it
+   * waits warm: decision 27).
+   */
   readonly standbyReady: boolean;
 }
 
