@@ -101,7 +101,7 @@ export interface WriteSwitchOptions {
   readonly catchUp: Omit<CatchUpOptions, "until">;
   /** Stops the catch-up that kept the targets current since the read switch; resolves once it has stopped. */
   readonly stopFollowing: () => Promise<void>;
-  /** Longest wait of the fence for transactions in flight on the source (default 2000 ms). */
+  /** Longest wait of the fence for transactions in flight on the source (default 1000 ms). */
   readonly fenceWaitMs?: number;
   /** What is compared while writes are held: row counts (default) or counts and row digests (slower: every row is read). */
   readonly heldCheck?: "counts" | "digests";
@@ -131,7 +131,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     for (const t of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${t}\``);
   };
   await opts.source.query(`CREATE DATABASE IF NOT EXISTS \`${fence}\``);
-  await opts.source.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil((opts.fenceWaitMs ?? 2000) / 1000))]);
+  await opts.source.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil((opts.fenceWaitMs ?? 1000) / 1000))]);
 
   const started = performance.now();
   await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "held" }) }));

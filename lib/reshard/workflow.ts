@@ -33,7 +33,7 @@ export interface ReshardRunOptions {
   readonly topologyKv?: KV;
   /** The shard-config file `complete` rewrites (the source's entry replaced by the targets). */
   readonly shardConfigFile?: string;
-  /** Longest wait of the write switch's fence for transactions in flight on the source (default 2000 ms). */
+  /** Longest wait of the write switch's fence for transactions in flight on the source (default 1000 ms). */
   readonly fenceWaitMs?: number;
   readonly onWriteSwitch?: (r: WriteSwitchResult) => void;
   /** WriteSwitchOptions.heldCheck. */

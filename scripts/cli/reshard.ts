@@ -51,7 +51,7 @@ export const help = [
   "  --batch <rows>       rows per copy batch [1000]",
   "  --stop-after <step>  create, copy, catch-up, verify, switch-reads or switch-writes [switch-writes];",
   "                       after switch-reads it keeps the targets current until Ctrl-C",
-  "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight [2000]",
+  "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight (whole seconds) [1000]",
   "  --held-check <what>  compared while writes are held: counts, or digests (reads every row) [counts]",
   "  --follow             after the last step, keep the targets current from the binlog until Ctrl-C",
   "  --data-dir <dir>     the `npm start` data dir [.data/local]",
@@ -89,7 +89,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const replicaSet = takeOption(args, "replica-set", "") || undefined;
   const batchText = takeOption(args, "batch", "1000");
   const stopAfter = takeOption(args, "stop-after", "switch-writes") as ReshardStep;
-  const fenceText = takeOption(args, "fence-wait", "2000");
+  const fenceText = takeOption(args, "fence-wait", "1000");
   const heldCheck = takeOption(args, "held-check", "counts");
   const dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
   const env = takeOption(args, "env", "local");
