@@ -31,6 +31,7 @@ import type { Leadership } from "./leadership.js";
 import type { TopologyMetrics } from "./metrics.js";
 import { MemberProbe } from "./monitor.js";
 import { HeartbeatDemand, StatePace } from "./pacing.js";
+import { nextTopology } from "./document.js";
 
 export interface ManagerDeps {
   readonly log: Logger;
@@ -807,16 +808,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     for (let attempt = 1; ; attempt++) {
       const current = await readTopology(this.deps.kv, keyspace);
       const epoch = Math.max(current?.topology.epoch ?? 0, this.topology?.epoch ?? 0) + 1;
-      const next: LiveTopology = {
-        keyspace,
-        epoch,
-        replicaSets: this.describe(),
-        // The live document's shards and splits in progress carry over (a reshard publishes them,
-        // decision 23); the shard config only seeds a keyspace with no document yet.
-        shards: current?.topology.shards ?? this.config.shardConfig.shards.map((s) => ({ name: s.name, replicaSet: s.replicaSet, database: s.database })),
-        ...(current?.topology.resharding === undefined ? {} : { resharding: current.topology.resharding }),
-        updateTime: new Date().toISOString(),
-      };
+      // The live document's shards and splits in progress carry over (document.ts, decision 23).
+      const next = nextTopology({ keyspace, epoch, replicaSets: this.describe(), current: current?.topology, configShards: this.config.shardConfig.shards });
       try {
         await publishTopology(this.deps.kv, next);
         this.topology = next;
