@@ -174,6 +174,34 @@ describe("rpcAdapter: Connect unary JSON answers", () => {
   });
 });
 
+describe("rpcAdapter: Connect unary JSON answers with compressMinBytes 0", () => {
+  let listener: Listener;
+  const jsonOptions = { alwaysEmitImplicit: true };
+  beforeAll(async () => {
+    const handler = rpcAdapter({
+      jsonOptions,
+      compressMinBytes: 0,
+      routes(router) {
+        router.rpc(TimelineService.method.getHomeTimeline, async () => create(GetHomeTimelineResponseSchema, { nextPageToken: "x" }));
+      },
+    });
+    listener = await listenHttp1AndH2c(handler, "127.0.0.1", 0);
+  });
+  afterAll(async () => {
+    await listener?.close(100);
+  });
+
+  it("compresses the answer itself, once, whatever connect-es did with the stand-in", async () => {
+    const url = `http://127.0.0.1:${listener.port}/chirp.timeline.v1.TimelineService/GetHomeTimeline`;
+    const gz = await request(url, { "content-type": "application/json", "accept-encoding": "gzip" }, Buffer.from("{}"));
+    expect(gz.headers["content-encoding"]).toBe("gzip");
+    expect(gunzipSync(gz.body).toString()).toBe('{"tweets":[],"nextPageToken":"x"}');
+    const plain = await request(url, { "content-type": "application/json" }, Buffer.from("{}"));
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.body.toString()).toBe('{"tweets":[],"nextPageToken":"x"}');
+  });
+});
+
 function request(url: string, headers: Record<string, string>, body: Uint8Array): Promise<RawResponse & { headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: "POST", headers: { ...headers, "content-length": body.byteLength } }, (res) => {

@@ -192,6 +192,8 @@ function fastJson(options: ConnectNodeAdapterOptions, methods: readonly DescMeth
       }
       let body: Uint8Array = Buffer.from(text, "utf8");
       const header = uRes.header;
+      // Whatever connect-es decided for the empty stand-in, the answer's body decides here.
+      header.delete("content-encoding");
       const compression = compressionNegotiate(compressions, uReq.header.get("content-encoding"), uReq.header.get("accept-encoding"), "Accept-Encoding");
       if (compression.response !== null && body.byteLength >= compressMinBytes) {
         body = await compression.response.compress(body);
