@@ -51,7 +51,7 @@ export function createTweetErasure(deps: {
   const unlike = async (userId: bigint, tweetId: bigint, authorId: bigint): Promise<void> => {
     const result = await store.setLike(authorId, tweetId, userId, false, announceLikeChange(ids, undefined));
     if (result.kind === "missing") return;
-    await deps.publish(result.row);
+    await deps.publish(result.kind === "done" ? result.latest : result.row);
   };
 
   const remove = async (userId: bigint, tweet: { id: bigint; repostOfTweetId: bigint }): Promise<void> => {

@@ -102,9 +102,11 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     if (result.kind === "missing") throw notFound();
     if (result.kind === "deleted") return deletedTweet(result.row);
     // Also when nothing changed: a retry after an Unavailable publish completes it.
-    await publish(result.row);
-    // The liker's own next read knows their like at the new version (best effort: a miss reads the primary).
-    await ctx.liked?.write(callerId, [{ tweetId, version: result.row.version, liked, reposted: result.reposted }]);
+    // The row as the transaction left it (likes batched after this one may follow it).
+    await publish(result.latest);
+    // The liker's own next read knows their like at that version (best effort: a miss reads the primary).
+    await ctx.liked?.write(callerId, [{ tweetId, version: result.latest.version, liked: result.likedAtLatest, reposted: result.reposted }]);
+    // The count just after this change, as if the batch's changes had run one by one.
     return result.row.likeCount;
   };
 

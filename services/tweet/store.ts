@@ -13,6 +13,7 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
+import { keyBatches } from "../../lib/key-batches.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 import type { LikeCursor } from "./page-token.js";
 
@@ -73,6 +74,17 @@ export interface LikeEdge {
   readonly changeTimeMicros: bigint;
 }
 
+/** One like or unlike waiting for its tweet's next transaction. */
+interface LikeChange {
+  readonly authorId: bigint;
+  readonly userId: bigint;
+  readonly liked: boolean;
+  readonly announce: Announce<LikeEdge>;
+}
+
+/** The most likes and unlikes of one tweet applied in one transaction. */
+const LIKE_BATCH_MAX = 64;
+
 export type SetLikeResult =
   | { readonly kind: "missing" }
   | { readonly kind: "deleted"; readonly row: TweetRow }
@@ -83,6 +95,14 @@ export type SetLikeResult =
       readonly changed: boolean;
       /** Whether the liker has reposted it, read under the same lock (their cached state at the new version). */
       readonly reposted: boolean;
+      /**
+       * The row when the transaction ends: `row` is the tweet just after this
+       * change (its count is the one the caller sees), and changes batched
+       * after it in the same transaction (key-batches.ts) may follow.
+       */
+      readonly latest: TweetRow;
+      /** Whether the liker likes the tweet at `latest`'s version. */
+      readonly likedAtLatest: boolean;
     };
 
 export type DeleteResult =
@@ -285,6 +305,82 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
   const lookupShard = (tweetId: bigint): ShardInfo => router.shardForUser(tweetId);
   const tweetShard = (authorId: bigint): ShardInfo => router.shardForUser(authorId);
 
+  /**
+   * Likes and unlikes of one tweet, in one transaction under the tweet row's
+   * lock, in order: each change's result is the row just after it, as if
+   * they had run one by one. Changes that arrive while one runs wait and run
+   * together next (key-batches.ts), so a tweet many like at once takes its
+   * row lock and its semi-sync commit a few times instead of once per like.
+   */
+  const setLikes = (tweetId: bigint, changes: readonly LikeChange[]): Promise<SetLikeResult[]> => {
+    const { authorId } = changes[0]!;
+    const op = changes.every((c) => !c.liked) ? "unlike" : "like";
+    return transaction(tweetShard(authorId), op, async (tx) => {
+      // The tweet row's lock first, always: every change of this tweet's
+      // likes queues here, so the edges, the count and the version move
+      // together and concurrent likers cannot deadlock on the edge rows.
+      const locked = await lockTweet(tx, tweetId);
+      if (locked === undefined) return changes.map(() => ({ kind: "missing" }) as const);
+      const { row, now } = locked;
+      if (row.deleted) return changes.map(() => ({ kind: "deleted", row }) as const);
+      const users = [...new Set(changes.map((c) => c.userId))];
+      const reposters = await repostersAmong(tx, tweetId, users);
+      const edges = await likeEdgesForUpdate(tx, tweetId, users);
+      let current = row;
+      const steps: Array<{ row: TweetRow; edge: LikeEdge | undefined; changed: boolean; userId: bigint }> = [];
+      const written = new Map<bigint, LikeEdge>();
+      const announced: Array<{ change: LikeChange; edge: LikeEdge }> = [];
+      for (const change of changes) {
+        const edgeNow = edges.get(change.userId);
+        if ((edgeNow?.liked ?? false) === change.liked) {
+          const edge = edgeNow && { tweetId, authorId, userId: change.userId, liked: edgeNow.liked, version: edgeNow.version, likeTimeMicros: edgeNow.likeTimeMicros, changeTimeMicros: now };
+          steps.push({ row: current, edge, changed: false, userId: change.userId });
+          continue;
+        }
+        const edge: LikeEdge = {
+          tweetId,
+          authorId,
+          userId: change.userId,
+          liked: change.liked,
+          version: (edgeNow?.version ?? 0n) + 1n,
+          likeTimeMicros: change.liked ? now : (edgeNow?.likeTimeMicros ?? now),
+          changeTimeMicros: now,
+        };
+        edges.set(change.userId, edge);
+        written.set(change.userId, edge);
+        announced.push({ change, edge });
+        current = { ...current, likeCount: Math.max(0, current.likeCount + (change.liked ? 1 : -1)), version: current.version + 1n };
+        steps.push({ row: current, edge, changed: true, userId: change.userId });
+      }
+      if (written.size > 0) {
+        const rows = [...written.values()];
+        await tx.execute(
+          `INSERT INTO chirp.tweet_likes (tweet_id, user_id, author_id, state, version, like_time, update_time)
+           VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}
+           ON DUPLICATE KEY UPDATE state = VALUES(state), version = VALUES(version), like_time = VALUES(like_time), update_time = VALUES(update_time)`,
+          rows.flatMap((e) => [tweetId, e.userId, authorId, e.liked ? LIKED : UNLIKED, e.version, dbTimeFromMicros(e.likeTimeMicros), dbTimeFromMicros(now)]),
+        );
+        const net = announced.reduce((sum, a) => sum + (a.edge.liked ? 1 : -1), 0);
+        await tx.execute("UPDATE chirp.tweets SET like_count = GREATEST(0, like_count + ?), version = version + ? WHERE id = ?", [
+          net,
+          announced.length,
+          tweetId,
+        ]);
+        for (const { change, edge } of announced) await change.announce(tx, edge);
+      }
+      return steps.map((step) => ({
+        kind: "done",
+        row: step.row,
+        edge: step.edge,
+        changed: step.changed,
+        reposted: reposters.has(step.userId),
+        latest: current,
+        likedAtLatest: edges.get(step.userId)?.liked ?? false,
+      }) as const);
+    });
+  };
+  const likeBatch = keyBatches<bigint, LikeChange, SetLikeResult>((tweetId, changes) => setLikes(tweetId, changes), { maxBatch: LIKE_BATCH_MAX });
+
   const lookupOn = async (shard: ShardInfo, ids: readonly bigint[], from: "reader" | "primary"): Promise<Array<[bigint, bigint]>> => {
     const client = from === "reader" ? reader(shard, "lookup") : primary(shard, "lookup");
     const rows = await client.query<{ tweet_id: string; author_id: string }>(
@@ -391,55 +487,8 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       }));
     },
 
-    async setLike(authorId, tweetId, userId, liked, announce) {
-      return transaction(tweetShard(authorId), liked ? "like" : "unlike", async (tx) => {
-        // The tweet row's lock first, always: every change of this tweet's
-        // likes queues here, so the edge, the count and the version move
-        // together and concurrent likers cannot deadlock on the edge rows.
-        const locked = await lockTweet(tx, tweetId);
-        if (locked === undefined) return { kind: "missing" } as const;
-        const { row, now } = locked;
-        if (row.deleted) return { kind: "deleted", row } as const;
-        const reposted = await repostedBy(tx, tweetId, userId);
-        const [edgeRaw] = await tx.query<{ state: number; version: string; like_time: string }>(
-          `SELECT state, version, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
-           FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id = ? FOR UPDATE`,
-          [tweetId, userId],
-        );
-        const current =
-          edgeRaw === undefined
-            ? undefined
-            : { liked: Number(edgeRaw.state) === LIKED, version: BigInt(edgeRaw.version), likeTimeMicros: microsFromDbTime(edgeRaw.like_time) };
-        if ((current?.liked ?? false) === liked) {
-          const edge = current && { tweetId, authorId, userId, ...current, changeTimeMicros: now };
-          return { kind: "done", row, edge, changed: false, reposted } as const;
-        }
-        const edge: LikeEdge = {
-          tweetId,
-          authorId,
-          userId,
-          liked,
-          version: (current?.version ?? 0n) + 1n,
-          likeTimeMicros: liked ? now : (current?.likeTimeMicros ?? now),
-          changeTimeMicros: now,
-        };
-        await tx.execute(
-          `INSERT INTO chirp.tweet_likes (tweet_id, user_id, author_id, state, version, like_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON DUPLICATE KEY UPDATE state = ?, version = ?, like_time = ?, update_time = ?`,
-          [
-            ...[tweetId, userId, authorId],
-            ...[liked ? LIKED : UNLIKED, edge.version, dbTimeFromMicros(edge.likeTimeMicros), dbTimeFromMicros(now)],
-            ...[liked ? LIKED : UNLIKED, edge.version, dbTimeFromMicros(edge.likeTimeMicros), dbTimeFromMicros(now)],
-          ],
-        );
-        await tx.execute(
-          `UPDATE chirp.tweets SET like_count = like_count ${liked ? "+" : "-"} 1, version = version + 1 WHERE id = ?`,
-          [tweetId],
-        );
-        await announce(tx, edge);
-        const after: TweetRow = { ...row, likeCount: Math.max(0, row.likeCount + (liked ? 1 : -1)), version: row.version + 1n };
-        return { kind: "done", row: after, edge, changed: true, reposted } as const;
-      });
+    setLike(authorId, tweetId, userId, liked, announce) {
+      return likeBatch(tweetId, { authorId, userId, liked, announce });
     },
 
     async deleteTweet(authorId, tweetId, callerId, announce) {
@@ -659,6 +708,31 @@ async function repostEdgeIn(db: Queryable, tweetId: bigint, reposterId: bigint, 
 async function repostedBy(tx: Queryable, tweetId: bigint, userId: bigint): Promise<boolean> {
   const [edge] = await tx.query<{ state: number }>("SELECT state FROM chirp.tweet_reposts WHERE tweet_id = ? AND reposter_id = ?", [tweetId, userId]);
   return edge !== undefined && Number(edge.state) === REPOST_LIVE;
+}
+
+/** Which of `users` have a live repost of the tweet (inside `tx`, under the tweet row's lock). */
+async function repostersAmong(tx: Queryable, tweetId: bigint, users: readonly bigint[]): Promise<Set<bigint>> {
+  const rows = await tx.query<{ reposter_id: string; state: number }>(
+    `SELECT reposter_id, state FROM chirp.tweet_reposts WHERE tweet_id = ? AND reposter_id IN (${marks(users.length)})`,
+    [tweetId, ...users],
+  );
+  return new Set(rows.filter((r) => Number(r.state) === REPOST_LIVE).map((r) => BigInt(r.reposter_id)));
+}
+
+/** The like edges of `users` on the tweet, locked for the rest of `tx` (under the tweet row's lock). */
+async function likeEdgesForUpdate(
+  tx: Queryable,
+  tweetId: bigint,
+  users: readonly bigint[],
+): Promise<Map<bigint, { liked: boolean; version: bigint; likeTimeMicros: bigint }>> {
+  const rows = await tx.query<{ user_id: string; state: number; version: string; like_time: string }>(
+    `SELECT user_id, state, version, DATE_FORMAT(like_time, '${DB_TIME_FORMAT}') AS like_time
+     FROM chirp.tweet_likes WHERE tweet_id = ? AND user_id IN (${marks(users.length)}) FOR UPDATE`,
+    [tweetId, ...users],
+  );
+  return new Map(
+    rows.map((r) => [BigInt(r.user_id), { liked: Number(r.state) === LIKED, version: BigInt(r.version), likeTimeMicros: microsFromDbTime(r.like_time) }]),
+  );
 }
 
 /** Whether `userId` likes the tweet (inside `tx`, under the tweet row's lock). */
