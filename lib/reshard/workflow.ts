@@ -175,7 +175,9 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
     if (state.phase === "verified" || state.phase === "reads-switched") {
       const topologyKv = opts.topologyKv;
       if (topologyKv === undefined) throw new ReshardPlanError("switching reads and writes needs the live topology (topologyKv)");
-      // From the read switch on the targets serve reads: catch-up keeps them current until the write switch.
+      // From the read switch on the ring names the targets, but reads and writes stay on the source's
+      // database until the write switch (lib/shard/resharding.ts): catch-up keeps the targets current
+      // for the write switch's drain, and nothing reads them if this command dies.
       const stopFollowing = new AbortController();
       const signal = opts.signal === undefined ? stopFollowing.signal : AbortSignal.any([opts.signal, stopFollowing.signal]);
       const following = catchUp(plan, handle, { ...catchUpOpts, until: "never", signal }).then(
@@ -191,10 +193,10 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
         if (state.phase === "verified") {
           await grantLikeSource(plan, servers, source);
           const published = await switchReads(plan, handle, topologyKv);
-          log(`reads switched to ${plan.targets.map((t) => t.name).join(", ")} (topology epoch ${published.epoch}); writes still on ${plan.source.name}`);
+          log(`reads switched to ${plan.targets.map((t) => t.name).join(", ")} (topology epoch ${published.epoch}): routers name the targets, reads and writes stay on ${plan.source.name}'s database until the write switch`);
         }
         if (stopAfter === "switch-reads") {
-          log("following the source's binlog (the targets serve reads) until interrupted...");
+          log("following the source's binlog (keeping the targets current for the write switch) until interrupted...");
           const err = await following;
           if (err !== undefined) throw err;
           return state;

@@ -149,8 +149,26 @@ export function createExecution(opts: ExecutionOptions): Execution {
     }
   };
 
+  /**
+   * onReaderOnce; a read that meets a split's fenced source (its replicas have
+   * the write switch's RENAME but not the primary's views) waits for the next
+   * document, like a held write, and reads where it says: nothing ran.
+   */
+  const onReader = async <T>(first: ShardInfo, op: Op<T>): Promise<T> => {
+    const epoch = members.state().topology.epoch;
+    try {
+      return await onReaderOnce(first, op);
+    } catch (err) {
+      const splitting = (members.state().topology.resharding?.length ?? 0) > 0;
+      if (!splitting || !FENCED_ERRNOS.has((rawOf(err) as { errno?: unknown } | undefined)?.errno) || members.closed()) throw err;
+      log.info({ shard: first.name, database: first.database, epoch }, "read refused by a fenced reshard source; waiting for a newer topology");
+      if (!(await members.newerTopology(epoch, failoverWaitMs))) throw err;
+      return onReaderOnce(await writable(members.resolveWriteShard(first.name)), op);
+    }
+  };
+
   /** An eligible replica (round robin among them), else the primary. */
-  const onReader = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
+  const onReaderOnce = async <T>(shard: ShardInfo, op: Op<T>): Promise<T> => {
     routed();
     const set = members.setOf(shard);
     const now = performance.now();
@@ -252,7 +270,8 @@ export function createExecution(opts: ExecutionOptions): Execution {
   };
 
   const client = (ref: ShardRef, mode: "primary" | "reader", background = false): ShardClient => {
-    const shard = mode === "primary" ? members.resolveWriteShard(ref) : members.resolveShard(ref);
+    // A split's target reads, like it writes, the source's database until writes switch (resharding.ts).
+    const shard = members.resolveWriteShard(ref);
     const route = mode === "primary" ? onPrimary : onReader;
     const run = <T>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => T): Promise<T> => {
       let served: MemberRole = "primary";

@@ -10,7 +10,7 @@ import { toConnectError, DB_UNAVAILABLE } from "../errors.js";
 import { effectiveLagMs, replicaEligible } from "./health.js";
 import { ShardMap } from "./keyrange.js";
 import { MemberPool, memberKey } from "./pools.js";
-import { routingLayout } from "./resharding.js";
+import { distinctDatabases, routingLayout } from "./resharding.js";
 import type { LiveTopology } from "./topology.js";
 import type { MemberAddress, MysqlCredentials, ShardInfo } from "./types.js";
 
@@ -63,8 +63,10 @@ export interface State {
   readonly shards: ReadonlyMap<string, ShardInfo>;
   /** The ring: serving shards (a split's targets instead of its source once its reads switched). */
   readonly map: ShardMap<ShardInfo>;
-  /** Where primary() of a shard name writes (resharding.ts): the shard itself, or a split's source. */
+  /** Where primary() and reader() of a shard name run (resharding.ts): the shard itself, or a split's source. */
   readonly writeShards: ReadonlyMap<string, ShardInfo>;
+  /** The ring in keyrange order, one shard per database (what shards() lists to walkers). */
+  readonly walk: readonly ShardInfo[];
   /** Shard names whose writes wait for the next document (empty unless a write switch runs). */
   readonly held: ReadonlySet<string>;
   /** Resolves when this state is replaced (or the router closes). */
@@ -158,7 +160,7 @@ export function createMembers(opts: MembersOptions): Members {
       });
     }
     const replaced = new Promise<void>((resolve) => (replace = resolve));
-    return { topology, sets, shards: new Map(topology.shards.map((s) => [s.name, s])), map, writeShards: layout.writeShards, held: layout.held, replaced };
+    return { topology, sets, shards: new Map(topology.shards.map((s) => [s.name, s])), map, writeShards: layout.writeShards, walk: distinctDatabases(map.shards, layout.writeShards), held: layout.held, replaced };
   };
 
   let state = build(opts.topology);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ShardMap } from "./keyrange.js";
-import { routingLayout, withResharding } from "./resharding.js";
+import { distinctDatabases, routingLayout, withResharding } from "./resharding.js";
 import type { LiveTopology, ReshardingEntry } from "./topology.js";
 
 const base: LiveTopology = {
@@ -50,6 +50,17 @@ describe("routingLayout", () => {
     const l = routingLayout(split("targets", "targets"));
     expect(l.writeShards.get("-20")!.database).toBe("chirp_x20");
     expect(l.held.size).toBe(0);
+  });
+
+  it("lists one shard per database to walkers: a split's first target stands for the source until writes switch", () => {
+    const walk = (t: LiveTopology): string[] => {
+      const l = routingLayout(t);
+      return distinctDatabases(new ShardMap(l.ring).shards, l.writeShards).map((s) => `${s.name}@${s.database}`);
+    };
+    expect(walk(split("source", "source"))).toEqual(["-40@chirp_x40", "40-@chirp_40x"]);
+    expect(walk(split("targets", "source"))).toEqual(["-20@chirp_x40", "40-@chirp_40x"]);
+    expect(walk(split("targets", "held"))).toEqual(["-20@chirp_x40", "40-@chirp_40x"]);
+    expect(walk(split("targets", "targets"))).toEqual(["-20@chirp_x20", "20-40@chirp_20x40", "40-@chirp_40x"]);
   });
 
   it("names entries whose shards are missing", () => {

@@ -3,9 +3,14 @@
 //   reads: "source"   the ring holds the source; the targets (serving: false) are
 //                     reachable by name only, for the workflow and operators.
 //   reads: "targets"  the ring holds the targets instead of the source, so
-//                     shardForUser/shards() name the targets; reader(target)
-//                     reads the target's database; primary(target) writes the
-//                     *source* database while writes are "source" or "held".
+//                     shardForUser names the targets; but reader(target) and
+//                     primary(target) both run on the *source* database while
+//                     writes are "source" or "held": the targets are current
+//                     only while the reshard command's catch-up runs, the
+//                     source always is, so reads never go stale if the command
+//                     dies. shards() (what walkers iterate) then lists one name
+//                     per database: the split's first target stands for the
+//                     source, so a walk visits the source once.
 //   writes: "held"    primary() of a target (or of the source) waits for the
 //                     next document, then resolves again.
 //
@@ -17,7 +22,7 @@ import type { ShardInfo } from "./types.js";
 export interface RoutingLayout {
   /** The shards the ring is built from (tiles the keyspace). */
   readonly ring: readonly ShardInfo[];
-  /** Where primary() of a shard name writes: itself, or the source while a split's writes have not switched. */
+  /** Where primary() and reader() of a shard name run: itself, or the source while a split's writes have not switched. */
   readonly writeShards: ReadonlyMap<string, ShardInfo>;
   /** Names whose writes are held by this document (targets and source of `writes: "held"` entries). */
   readonly held: ReadonlySet<string>;
@@ -54,6 +59,24 @@ export function routingLayout(t: LiveTopology): RoutingLayout {
   }
   const ring = [...t.shards.filter((s) => s.serving !== false && !leaving.has(s.name)), ...joining];
   return { ring, writeShards, held: held ?? NONE, problems };
+}
+
+/**
+ * What shards() lists to walkers: the ring (in keyrange order) as `writeShards`
+ * resolves it, skipping a shard whose database an earlier one already reaches
+ * (a split's second target while its writes have not switched).
+ */
+export function distinctDatabases(ring: readonly ShardInfo[], writeShards: ReadonlyMap<string, ShardInfo>): ShardInfo[] {
+  const seen = new Set<string>();
+  const out: ShardInfo[] = [];
+  for (const s of ring) {
+    const where = writeShards.get(s.name) ?? s;
+    const key = `${where.replicaSet}/${where.database}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(where);
+  }
+  return out;
 }
 
 /** `entry` with its phase changed; the document's other entries unchanged. */

@@ -93,8 +93,15 @@ export interface ShardRouter {
   readonly keyspace: string;
   /** The topology in force. */
   topology(): LiveTopology;
-  /** The shards in keyrange order. */
+  /**
+   * The shards in keyrange order, one per database: what a walker visits.
+   * While a split's reads are switched and its writes are not, its first
+   * target stands for the source's database (resharding.ts); otherwise the
+   * ring itself.
+   */
   shards(): readonly ShardInfo[];
+  /** The ring's shard whose keyrange holds `ksid` (a lookup table's own key, e.g. binaryMd5Vindex of an email). */
+  shardForKeyspaceId(ksid: Uint8Array): ShardInfo;
   shard(name: string): ShardInfo;
   shardForUser(userId: bigint | string): ShardInfo;
   shardForHandle(handle: string): ShardInfo;
@@ -251,7 +258,8 @@ export async function createShardRouter(opts: ShardRouterOptions): Promise<Shard
   const router: ShardRouter = {
     keyspace,
     topology: () => members.state().topology,
-    shards: () => members.state().map.shards,
+    shards: () => members.state().walk,
+    shardForKeyspaceId: (ksid) => members.state().map.shardFor(ksid),
     shard: (name) => members.resolveShard(name),
     shardForUser: (id) => members.state().map.shardForUser(id),
     shardForHandle: (handle) => members.state().map.shardForHandle(handle),

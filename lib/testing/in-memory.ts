@@ -28,6 +28,7 @@ export function memoryShardRouter(): ShardRouter {
   return {
     shards: () => MEMORY_SHARDS,
     shardForUser,
+    shardForKeyspaceId: (ksid: Uint8Array) => MEMORY_SHARDS[ksid[0]! < 0x80 ? 0 : 1]!,
     byShard,
     async scatter<K, R>(items: Iterable<K>, shardOf: (item: K) => ShardRef, run: (shard: ShardInfo, items: K[]) => Promise<readonly R[]>): Promise<R[]> {
       const groups = [...byShard(items, shardOf).values()];

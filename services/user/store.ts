@@ -15,7 +15,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Announce } from "../../lib/events/outbox.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
-import { ShardMap } from "../../lib/shard/keyrange.js";
 import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
 
@@ -182,14 +181,10 @@ function parseUser(r: RawUser): UserRow {
 
 export function createUserStore(router: ShardRouter): UserStore {
   // The lookup tables are placed by binary_md5 of their key. The router knows
-  // handles (shardForHandle); the same map serves emails. Rebuilt when the
-  // topology's shard list changes (a new array then).
-  let cached: { shards: readonly ShardInfo[]; map: ShardMap<ShardInfo> } | undefined;
+  // handles (shardForHandle); emails go through the same ring by keyspace id.
   const claimShard = (c: ClaimKey): ShardInfo => {
     if (c.kind === "handle") return router.shardForHandle(c.key);
-    const shards = router.shards();
-    if (cached?.shards !== shards) cached = { shards, map: new ShardMap(shards) };
-    return cached.map.shardFor(binaryMd5Vindex(c.key));
+    return router.shardForKeyspaceId(binaryMd5Vindex(c.key));
   };
 
   const readClaim = async (db: Queryable, c: ClaimKey): Promise<Claim | undefined> => {

@@ -301,6 +301,28 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       const before = idsOnX40(100, 300_000);
       await insertUsers(before, []);
 
+      // The command dies right after the read switch: nothing keeps the targets current any more,
+      // so reads must not come from them. A write after the kill is read back through reader(),
+      // and a walker of shards() visits the source's database once, not once per target.
+      const kill = new AbortController();
+      const firstRun: string[] = [];
+      await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-reads", signal: kill.signal, log: (line) => (firstRun.push(line), line.startsWith("following the source's binlog") && kill.abort()) });
+      expect(firstRun.some((l) => l.startsWith("reads switched"))).toBe(true);
+      const r0 = routers[0]!;
+      await eventually("the router applied the read switch", async () => r0.topology().resharding?.[0]?.reads === "targets");
+      const [afterKill] = idsOnX40(1, 350_000);
+      await r0.primaryForUser(afterKill!).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'after the kill')", [afterKill!, `k${afterKill}`, `k${afterKill}@x.test`]);
+      expect(r0.shardForUser(afterKill!).name).not.toBe("-40");
+      expect(r0.readerForUser(afterKill!).shard.database).toBe(plan.source.database);
+      await eventually("the write made after the kill is read back", async () => (await r0.readerForUser(afterKill!).query("SELECT id FROM chirp.users WHERE id = ?", [afterKill!])).length === 1);
+      expect(r0.shards().map((s) => s.name)).toEqual(["-20", "40-80", "80-c0", "c0-"]);
+      let walkedOnce = 0;
+      for (const s of r0.shards()) {
+        const [row] = await r0.primary(s).query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM chirp.users WHERE id IN (${before.map(() => "?").join(",")})`, before);
+        walkedOnce += Number(row!.n);
+      }
+      expect(walkedOnce).toBe(before.length);
+
       // Writers: users of the moved range, one in three with a follow in the same transaction, through both routers.
       let candidate = 400_000;
       const nextId = (): string => {
@@ -366,7 +388,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       expect(done.phase).toBe("writes-switched");
       expect(result!.heldMs).toBeGreaterThan(0);
       expect(afterSwitch).toBeGreaterThanOrEqual(60);
-      expect(phases.some((l) => l.startsWith("reads switched"))).toBe(true);
+      expect(phases.some((l) => l.includes("resuming at phase reads-switched"))).toBe(true);
 
       // Every router follows: the targets are in the ring, the source is gone, writes go to the targets' databases.
       for (const r of routers) {
@@ -404,7 +426,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       };
       await eventually("a walk over the shards counts every row once", async () => (await walk()) === acked.length + before.length);
       // Reads by id through the router find every acknowledged write.
-      const sample = acked.filter((_, i) => i % 25 === 0);
+      const sample = [...acked.filter((_, i) => i % 25 === 0), afterKill!];
       for (const id of sample) expect(await r.primaryForUser(id).query("SELECT id FROM chirp.users WHERE id = ?", [id])).toHaveLength(1);
 
       // The held check compares the fenced source with the targets exactly: now that the targets took writes, it says so.
