@@ -155,8 +155,7 @@ export function createMembers(opts: MembersOptions): Members {
         name: rs.name,
         primary: poolFor(rs.name, rs.primary),
         replicas: rs.replicas.map((m) => poolFor(rs.name, m)),
-        // Kept across documents: a reshard's target has no heartbeat rows until the manager writes there.
-        probeDatabase: before?.sets.get(rs.name)?.probeDatabase ?? topology.shards.find((s) => s.replicaSet === rs.name && s.serving !== false)?.database,
+        probeDatabase: probeDatabaseOf(rs.name, topology, before?.sets.get(rs.name)?.probeDatabase),
       });
     }
     const replaced = new Promise<void>((resolve) => (replace = resolve));
@@ -325,4 +324,17 @@ function statusOf(state: State, maxLagMs: number): RouterStatus {
       members: [member(s.primary, "primary"), ...s.replicas.map((r) => member(r, "replica"))],
     })),
   };
+}
+
+/**
+ * The shard database whose heartbeat measures a replica set's lag: the one
+ * used so far while it is still a serving shard of the set, else the set's
+ * first serving shard. The topology manager writes heartbeats into the live
+ * document's serving shards (services/topology/document.ts), so after a split's
+ * write switch both move from the source to the targets.
+ */
+function probeDatabaseOf(replicaSet: string, topology: LiveTopology, before: string | undefined): string | undefined {
+  const serving = topology.shards.filter((s) => s.replicaSet === replicaSet && s.serving !== false);
+  if (before !== undefined && serving.some((s) => s.database === before)) return before;
+  return serving[0]?.database;
 }

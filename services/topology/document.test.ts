@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LiveTopology } from "../../lib/shard/topology.js";
-import { nextTopology } from "./document.js";
+import { heartbeatDatabases, nextTopology } from "./document.js";
 
 const sets = [{ name: "rs0", primary: { name: "rs0-b", host: "h", port: 2 }, replicas: [] }];
 const config = [
@@ -42,5 +42,19 @@ describe("nextTopology", () => {
     const t = nextTopology({ keyspace: "chirp", epoch: 10, replicaSets: sets, current, configShards: config });
     expect(t.shards.map((s) => s.name)).toEqual(["-40", "40-80", "80-"]);
     expect("resharding" in t).toBe(false);
+  });
+});
+
+describe("heartbeatDatabases", () => {
+  const doc = (shards: LiveTopology["shards"]): LiveTopology => ({ keyspace: "chirp", epoch: 3, replicaSets: sets, shards, updateTime: "" });
+  it("is the shard config's databases while the KV has no document", () => {
+    expect(heartbeatDatabases("rs0", undefined, config)).toEqual(["chirp_x80", "chirp_80x"]);
+    expect(heartbeatDatabases("rs1", undefined, config)).toEqual([]);
+  });
+
+  it("follows a split: the source until its writes switch, then the targets (not yet while they are not serving)", () => {
+    const split = [{ name: "-40", replicaSet: "rs0", database: "chirp_x40" }, { name: "40-80", replicaSet: "rs0", database: "chirp_40x80" }];
+    expect(heartbeatDatabases("rs0", doc([...config, ...split.map((s) => ({ ...s, serving: false }))]), config)).toEqual(["chirp_x80", "chirp_80x"]);
+    expect(heartbeatDatabases("rs0", doc([config[1]!, ...split]), config)).toEqual(["chirp_80x", "chirp_x40", "chirp_40x80"]);
   });
 });

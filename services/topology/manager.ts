@@ -31,7 +31,7 @@ import type { Leadership } from "./leadership.js";
 import type { TopologyMetrics } from "./metrics.js";
 import { MemberProbe } from "./monitor.js";
 import { HeartbeatDemand, StatePace } from "./pacing.js";
-import { nextTopology } from "./document.js";
+import { heartbeatDatabases, LiveDocument, nextTopology } from "./document.js";
 
 export interface ManagerDeps {
   readonly log: Logger;
@@ -91,6 +91,8 @@ interface SetState {
 export class TopologyManager extends EventEmitter<ManagerEvents> {
   private readonly sets = new Map<string, SetState>();
   private topology: LiveTopology | undefined;
+  /** The KV's document, followed from start(): a reshard publishes without this manager (document.ts). */
+  private live: LiveDocument | undefined;
   /** Former primaries that went away before they could be fenced. */
   private readonly needsFencing = new Set<string>();
   /** Members refused a rejoin, with the errant GTIDs (logged once per change). */
@@ -212,6 +214,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
     const existing = await readTopology(this.deps.kv, this.config.shardConfig.keyspace);
     if (existing) this.topology = existing.topology;
+    this.live ??= new LiveDocument(this.deps.kv, this.config.shardConfig.keyspace, log);
+    await this.live.follow();
     const adopted: SetState[] = [];
     for (const set of this.sets.values()) {
       if (warm && existing !== null && existing !== undefined && this.adoptDownPrimary(set, existing.topology)) adopted.push(set);
@@ -268,6 +272,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.demandSub?.unsubscribe();
+    this.live?.stop();
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.tickTimer);
     await this.tickRunning;
@@ -380,7 +385,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     // A primary with no replica to ack would only hold the beat until one returns.
     const ss = p?.state?.semiSync;
     if (ss !== undefined && ss.masterEnabled && ss.masterClients === 0 && p?.state?.readOnly === false) return undefined;
-    return p ? { primary: p.address, databases: set.info.databases } : undefined;
+    // The live document's serving shards: a split's targets once its writes switch, without a restart.
+    return p ? { primary: p.address, databases: heartbeatDatabases(set.info.name, this.live?.current ?? this.topology, this.config.shardConfig.shards) } : undefined;
   }
 
   /**

@@ -28,6 +28,8 @@ import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js
 import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
 import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
+import { writeHeartbeat } from "../../lib/shard/replication.js";
+import { heartbeatDatabases, LiveDocument } from "../../services/topology/document.js";
 import { run as runCli } from "../../scripts/cli/reshard.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
@@ -294,6 +296,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     const topologyKv = await openTopologyKv(nc);
     const start = router.topology();
     await publishTopology(topologyKv, { ...start, epoch: start.epoch + 1, updateTime: new Date().toISOString() });
+    // What the topology manager writes heartbeats into follows the live document (no restart after a split).
+    const live = new LiveDocument(topologyKv, start.keyspace, pino({ level: "silent" }));
+    await live.follow();
     const routers = await Promise.all(
       [0, 1].map(() => createShardRouter({ ...topologyFromEnv(system.env, system.infra.shardConfig), topologyKv, failoverWaitMs: 10_000 })),
     );
@@ -396,6 +401,12 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         expect(r.shards().map((s) => s.name)).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"]);
         expect(r.primary("-20").shard.database).toBe(plan.targets[0]!.database);
       }
+      await eventually("the followed document has the write switch", async () => live.current?.epoch === routers[0]!.topology().epoch);
+      const beaten = heartbeatDatabases(plan.source.replicaSet, live.current, system.infra.shardConfig.shards);
+      expect(beaten).toEqual(expect.arrayContaining(plan.targets.map((t) => t.database)));
+      expect(beaten).not.toContain(plan.source.database);
+      expect(await writeHeartbeat(admin, beaten, 5000)).toBe(true);
+
       // Every acknowledged write is on the target that owns it; nothing is left on (or only on) the source.
       const [x20, x2040] = plan.targets;
       const onTarget = new Set<string>();
@@ -477,6 +488,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       expect(loadShardConfig(configFile).shards.map((s) => s.name)).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"]);
       expect(formatStatus(completed)).toMatch(/writes switched at .*held \d+ ms/);
     } finally {
+      live.stop();
       for (const r of routers) await r.close();
     }
   });
