@@ -11,11 +11,11 @@ import {
   pointAt,
   promote,
   setSemiSyncMaster,
-  stopReceiving,
   waitApplied,
   type MemberState,
 } from "../../lib/shard/replication.js";
 import type { MemberProbe } from "./monitor.js";
+import { freezeRelayLog } from "./silence.js";
 
 export interface FailoverContext {
   readonly log: Logger;
@@ -138,15 +138,17 @@ export async function failover(
   // 2. Freeze and choose.
   stillLeading(ctx, rs, "freezing the candidates");
   const freezeAt = Date.now();
-  // All at once: STOP SLAVE IO_THREAD waits for an IO thread stuck connecting
-  // to a frozen primary, up to its timeout, and one after another those waits
-  // would add up.
+  // All at once: STOP SLAVE IO_THREAD on a semi-sync replica waits for its
+  // connection to the old primary that ends the dump thread there, which a
+  // frozen primary never answers (cut to 1 s: silence.ts), and one after
+  // another those waits would add up. The manager has usually stopped them
+  // already, on the replicas' silence (silence.ts): then this is a no-op.
   const frozen: { probe: MemberProbe; state: MemberState; ioPos: Gtid[] }[] = [];
   await Promise.all(
     candidates.map(async (p) => {
       try {
         const state = await p.withAdmin(async (c) => {
-          await stopReceiving(c);
+          await freezeRelayLog(c);
           return p.refresh();
         });
         frozen.push({ probe: p, state, ioPos: state.slave?.gtidIoPos ?? state.binlogPos });

@@ -18,7 +18,6 @@ import {
   SEMI_SYNC_TIMEOUT_MS,
   setSemiSyncMaster,
   setSemiSyncNeverFallBack,
-  stopReceiving,
   waitApplied,
 } from "../../lib/shard/replication.js";
 import { memberStatusKey, publishTopology, readTopology, StaleTopologyError, type LiveTopology, type MemberStatus } from "../../lib/shard/topology.js";
@@ -32,6 +31,7 @@ import type { TopologyMetrics } from "./metrics.js";
 import { MemberProbe } from "./monitor.js";
 import { HeartbeatDemand, StatePace } from "./pacing.js";
 import { heartbeatDatabases, LiveDocument, nextTopology } from "./document.js";
+import { freezeRelayLog, Hearing, readHearing } from "./silence.js";
 
 export interface ManagerDeps {
   readonly log: Logger;
@@ -58,6 +58,8 @@ export interface ManagerEvents {
 
 /** Retry an aborted failover of the same replica set no sooner than this. */
 const FAILOVER_RETRY_MS = 2_000;
+/** A primary probe running this long (a ping takes milliseconds) starts sampling what its replicas hear (silence.ts). */
+const SUSPECT_PROBE_MS = 200;
 const START_TIMEOUT_MS = 60_000;
 
 interface SetState {
@@ -86,6 +88,12 @@ interface SetState {
   stalled: boolean;
   heartbeat: HeartbeatWriter;
   pace: StatePace;
+  /** What each replica hears from the primary, sampled while its probe hangs or fails (silence.ts). */
+  hearing: Hearing;
+  /** A sampling round is running. */
+  hearingBusy: boolean;
+  /** Replicas whose IO thread this manager stopped because none heard the primary any more; started again if it answers. */
+  frozenEarly: Set<string>;
 }
 
 export class TopologyManager extends EventEmitter<ManagerEvents> {
@@ -146,6 +154,9 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         semiSyncOffTimes: undefined,
         fellBack: false,
         lost: new Map(),
+        hearing: new Hearing(),
+        hearingBusy: false,
+        frozenEarly: new Set(),
         stalled: false,
         heartbeat: new HeartbeatWriter(rs.name, config.admin, config.probeTimeoutMs, Math.max(config.probeTimeoutMs * 4, 10_000), deps.log, deps.metrics),
         pace: new StatePace(config.quietStateMs, config.stateMs),
@@ -482,13 +493,16 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       set.badSince = undefined;
       set.waitingLogged = false;
     }
+    if (!primary.up || primary.probeRunningMs >= SUSPECT_PROBE_MS) void this.watchHearing(set, primary, log);
+    else if (primary.up) set.hearing.clear();
     // An unreachable primary counts its failed probes (a slow probe spans rounds); one that answers wrongly, the rounds.
     const misses = primary.up ? set.badTicks : primary.failures;
     if (bad && misses >= this.config.failuresToFailover) {
       if (Date.now() - set.lastFailoverAttempt < FAILOVER_RETRY_MS) return;
       const others = set.probes.filter((p) => p !== primary && p.up);
       // The replicas' view: have they lost the primary too?
-      const replicasLost = others.every((p) => p.state?.slave === undefined || p.state.slave.ioRunning !== "Yes");
+      // Those frozen early were frozen because none of them heard it any more.
+      const replicasLost = others.every((p) => set.frozenEarly.has(p.name) || p.state?.slave === undefined || p.state.slave.ioRunning !== "Yes");
       const waited = Date.now() - (set.badSince ?? Date.now());
       if (primary.up || replicasLost || waited >= this.config.replicaConfirmMs) {
         log.warn(
@@ -510,6 +524,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
     if (bad) return;
 
+    if (set.frozenEarly.size > 0) await this.resumeFrozenEarly(set, primary, log);
     this.watchSemiSync(set, primary, log);
     this.trackLost(set, primary);
 
@@ -546,6 +561,81 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       if (known !== undefined && known === formatGtidList(m.state.binlogState)) continue;
       void this.runRejoin(set, m, primary);
     }
+  }
+
+  /**
+   * While the primary's probe hangs or fails: samples what every replica
+   * still receiving from it has heard, and once none has heard anything for
+   * SILENT_MS (longer than the primary's heartbeat period) and the primary
+   * has failed a probe, stops their IO threads at once (silence.ts: before
+   * they start reconnecting, when the stop is quick). Their relay logs are
+   * then what a failover chooses from, as if frozen by it (decision 27); if
+   * the primary answers again they are started again (resumeFrozenEarly).
+   */
+  private async watchHearing(set: SetState, primary: MemberProbe, log: Logger): Promise<void> {
+    if (set.hearingBusy) return;
+    set.hearingBusy = true;
+    try {
+      const pointing = set.probes.filter(
+        (p) =>
+          p !== primary &&
+          p.up === true &&
+          !set.frozenEarly.has(p.name) &&
+          p.state?.slave !== undefined &&
+          p.state.slave.masterHost === primary.address.host &&
+          p.state.slave.masterPort === primary.address.port &&
+          p.state.slave.ioRunning !== "No",
+      );
+      if (pointing.length === 0) return;
+      await Promise.all(
+        pointing.map(async (p) => {
+          const key = await p.withAdmin((c) => readHearing(c, this.config.probeTimeoutMs)).catch(() => undefined);
+          if (key !== undefined) set.hearing.record(p.name, key, Date.now());
+        }),
+      );
+      const now = Date.now();
+      if (primary.up !== false || set.busy || !this.acting() || !pointing.every((p) => set.hearing.silent(p.name, now))) return;
+      for (const p of pointing) set.frozenEarly.add(p.name);
+      const startedAt = Date.now();
+      await Promise.all(
+        pointing.map((p) =>
+          p
+            .withAdmin((c) => freezeRelayLog(c))
+            .catch((err: unknown) => log.warn({ member: p.name, problem: (err as { code?: string }).code ?? String(err) }, "could not stop the IO thread early"))
+            .finally(() => p.readStateNext()),
+        ),
+      );
+      log.warn(
+        { primary: primary.name, failed_probes: primary.failures, replicas: pointing.map((p) => p.name), stop_ms: Date.now() - startedAt },
+        "no replica hears the primary any more: stopped their IO threads (relay logs frozen, no ack leaves them)",
+      );
+    } finally {
+      set.hearingBusy = false;
+    }
+  }
+
+  /** The primary answers again after its replicas were frozen on its silence: they receive from it again. */
+  private async resumeFrozenEarly(set: SetState, primary: MemberProbe, log: Logger): Promise<void> {
+    const names = [...set.frozenEarly];
+    set.frozenEarly.clear();
+    set.hearing.clear();
+    await Promise.all(
+      names.map(async (name) => {
+        const m = this.probe(set, name);
+        const s = m?.state?.slave;
+        if (m === undefined || s === undefined || s.masterHost !== primary.address.host || s.masterPort !== primary.address.port || this.memberBusy.has(name)) return;
+        this.memberBusy.add(name);
+        try {
+          await m.withAdmin((c) => c.query("START SLAVE IO_THREAD"));
+          m.readStateNext();
+          log.warn({ member: name, primary: primary.name }, "the primary answers again: the replica frozen on its silence receives from it again");
+        } catch (err) {
+          log.warn({ member: name, err }, "could not start the IO thread again; the rejoin rules take it from here");
+        } finally {
+          this.memberBusy.delete(name);
+        }
+      }),
+    );
   }
 
   /** See SetState.lost (covers.ts). */
@@ -632,6 +722,8 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       );
       // Now measured against the new primary (which holds every cover it was checked against).
       set.lost = new Map();
+      set.frozenEarly.clear();
+      set.hearing.clear();
       if (!report.oldPrimaryFenced) this.needsFencing.add(old.name);
       set.primary = report.newPrimary;
       set.replicas.delete(old.name);
@@ -780,7 +872,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       const p = primary;
       await p.withAdmin(async (c) => {
         if (p.state!.slave) {
-          await stopReceiving(c);
+          await freezeRelayLog(c);
           const s = await p.refresh();
           if (!(await waitApplied(c, formatGtidList(s.slave?.gtidIoPos ?? []), this.config.applyTimeoutMs))) {
             throw new Error(`${set.info.name}: ${p.name} did not apply its relay log`);

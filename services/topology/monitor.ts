@@ -56,10 +56,19 @@ export class MemberProbe {
 
   /** One probe; never throws. A probe still running when the next is due is not doubled. */
   probe(): Promise<void> {
+    if (this.inFlight === undefined) this.probeStartedAt = Date.now();
     this.inFlight ??= this.runProbe().finally(() => {
       this.inFlight = undefined;
     });
     return this.inFlight;
+  }
+
+  /** Date.now() when the probe in flight began. */
+  private probeStartedAt = 0;
+
+  /** How long the probe in flight has run (0 when none is): a hung member's shows before it fails. */
+  get probeRunningMs(): number {
+    return this.inFlight === undefined ? 0 : Date.now() - this.probeStartedAt;
   }
 
   private async runProbe(): Promise<void> {
