@@ -627,6 +627,55 @@ describe("failover", () => {
       await rs0.stop();
     }
   });
+
+  it("a primary that stalls (SIGSTOP) and answers again before the failover decision: its replicas, frozen early because none heard it, receive from it again; no failover, nothing acknowledged lost", async () => {
+    dumpLogsOnFailure();
+    // A manager that would decide only after 100 failed probes, so the stall ends first.
+    await manager.stop();
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString().trimEnd()), done()) });
+    manager = new TopologyManager(topologyConfigFor(infra, loadShardConfig("local"), { ...MANAGER_SETTINGS, failuresToFailover: 100 }), {
+      log: pino({ level: "info", base: { service: "topology", owner: "patient" } }, sink),
+      metrics: createTopologyMetrics(),
+      kv,
+      nc,
+    });
+    await manager.start();
+    const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
+    const { primary, replicas } = member(manager.current!, "rs1");
+    const rs1 = startWriteLoad(router, RS1_SHARD, 3_500_000_000);
+    const failovers: FailoverReport[] = [];
+    const onFailover = (r: FailoverReport): void => void failovers.push(r);
+    manager.on("failover", onFailover);
+    const seenFrom = logLines.length;
+    const linesSince = (msg: string): string[] => logLines.slice(seenFrom).filter((l) => l.includes('"replica_set":"rs1"') && l.includes(msg));
+    const pid = pidOf(primary.name);
+    let woken = false;
+    try {
+      await rs1.acksAtLeast(100, 20_000);
+      process.kill(pid, "SIGSTOP");
+      await eventually("rs1's replicas frozen on its silence", () => (linesSince("no replica hears the primary any more").length > 0 ? true : undefined), { timeoutMs: 20_000 });
+      const wokenAt = performance.now();
+      process.kill(pid, "SIGCONT");
+      woken = true;
+      await eventually("both replicas receiving again", () => (linesSince("receives from it again").length === replicas.length ? true : undefined), { timeoutMs: 20_000 });
+      // Writes are acknowledged again, which takes a replica's ack (semi-sync never falls back).
+      await rs1.firstAckSentAfter(wokenAt, 20_000);
+      await rs1.acksAtLeast(50, 20_000);
+    } finally {
+      if (!woken) process.kill(pid, "SIGCONT");
+      manager.off("failover", onFailover);
+      await rs1.stop();
+    }
+    expect(failovers).toEqual([]);
+    expect(member((await readTopology(kv, "chirp"))!.topology, "rs1").primary).toEqual(primary);
+    const [[pos]] = await admin(primary, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    const onPrimary = await ids(primary, database);
+    expect(rs1.acked.filter((a) => !onPrimary.has(a.id))).toEqual([]);
+    for (const r of replicas) {
+      await admin(r, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
+      expect([...(await ids(r, database))].sort(), r.name).toEqual([...onPrimary].sort());
+    }
+  });
 });
 
 describe("two topology managers", () => {
