@@ -44,6 +44,16 @@ export interface CatchUpOptions {
    */
   readonly readDatabase?: string;
   /**
+   * Reverse replication (switch writes back, decision 23): the stream's
+   * databases (each logged database -> where its changed rows are re-read),
+   * where the rows go (`apply`), and the state's `reverse` position instead of
+   * `catchUp`. `sourceAddress` and `source` are then the targets' primary.
+   */
+  readonly reverse?: {
+    readonly databases: ReadonlyMap<string, string>;
+    readonly apply: (table: TableShape, keys: readonly unknown[][], rows: readonly Row[]) => Promise<void>;
+  };
+  /**
    * "current": stop once everything the source had logged when last asked is
    * applied; a GTID position: stop exactly there; "never": keep the targets
    * current until the signal fires (the position is saved first).
@@ -76,13 +86,15 @@ const SAVE_EVERY_MS = 1000;
 /** Runs until `until` is reached (or the signal fires); the state holds the applied position. */
 export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: CatchUpOptions): Promise<CatchUpProgress> {
   const state = handle.state;
-  const start = state.catchUp?.gtid ?? state.snapshot?.gtid;
-  if (start === undefined) throw new Error("no snapshot position: the copy has not started");
-  const db = plan.source.database;
+  const slot = opts.reverse === undefined ? state.catchUp : state.reverse;
+  const start = opts.reverse === undefined ? (state.catchUp?.gtid ?? state.snapshot?.gtid) : state.reverse?.gtid;
+  if (start === undefined) throw new Error(opts.reverse === undefined ? "no snapshot position: the copy has not started" : "no reverse position: writes have not switched");
+  const databases = opts.reverse?.databases ?? new Map([[plan.source.database, opts.readDatabase ?? plan.source.database]]);
   const batchKeys = opts.batchKeys ?? 1000;
   const applied = { pos: start };
   let pendingPos = MariadbGtidPosition.parse(start);
-  const pending = new Map<string, Map<string, unknown[]>>();
+  /** Changed keys per logged database and table. */
+  const pending = new Map<string, Map<string, Map<string, unknown[]>>>();
   let pendingKeys = 0;
   let transactions = 0;
   let rowsApplied = 0;
@@ -90,8 +102,8 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   let oldestPending: number | undefined;
   let lastLagMs = 0;
   let lastSave = 0;
-  const baseEvents = state.catchUp?.events ?? 0;
-  const baseRows = state.catchUp?.rowsApplied ?? 0;
+  const baseEvents = slot?.events ?? 0;
+  const baseRows = slot?.rowsApplied ?? 0;
 
   await readCommitted(opts.source);
   const queue: BinlogEvent[] = [];
@@ -136,7 +148,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
       serverId: opts.serverId ?? 0x40000000 + Math.floor(Math.random() * 0x3fffffff),
       gtidSet: from,
       includeEvents: ["tablemap", "writerows", "updaterows", "deleterows", "xid", "mariadbgtid", "query"],
-      includeSchema: { [db]: [...opts.tables.keys()] },
+      includeSchema: Object.fromEntries([...databases.keys()].map((d) => [d, [...opts.tables.keys()]])),
     });
     await ready;
   };
@@ -151,12 +163,14 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
       return n !== undefined && Buffer.isBuffer(v) && v.length < n ? Buffer.concat([v, Buffer.alloc(n - v.length)]) : v;
     });
   const keyText = (key: readonly unknown[]): string => key.map((v) => (Buffer.isBuffer(v) ? `b:${v.toString("hex")}` : `s:${String(v)}`)).join("\u0000");
-  const note = (table: TableShape, row: Record<string, unknown>): void => {
+  const note = (logged: string, table: TableShape, row: Record<string, unknown>): void => {
     const key = keyOf(table, row);
     // binlog_row_image=MINIMAL: an update's after image lacks the key unless it changed (its before image has it).
     if (key.some((v) => v === undefined)) return;
-    let keys = pending.get(table.name);
-    if (keys === undefined) pending.set(table.name, (keys = new Map()));
+    let tables = pending.get(logged);
+    if (tables === undefined) pending.set(logged, (tables = new Map()));
+    let keys = tables.get(table.name);
+    if (keys === undefined) tables.set(table.name, (keys = new Map()));
     const k = keyText(key);
     if (!keys.has(k)) {
       keys.set(k, key);
@@ -165,13 +179,19 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   };
 
   const flush = async (): Promise<void> => {
-    for (const [name, keys] of pending) {
+    const changed = [...pending].flatMap(([logged, tables]) => [...tables].map(([name, keys]) => [logged, name, keys] as const));
+    for (const [logged, name, keys] of changed) {
       const table = opts.tables.get(name)!;
       const routing = plan.tables.get(name)!;
       const all = [...keys.values()];
       for (let i = 0; i < all.length; i += 500) {
         const chunk = all.slice(i, i + 500);
-        const rows = await readByKeys(opts.source, opts.readDatabase ?? db, table, chunk);
+        const rows = await readByKeys(opts.source, databases.get(logged)!, table, chunk);
+        if (opts.reverse !== undefined) {
+          await opts.reverse.apply(table, chunk, rows);
+          rowsApplied += chunk.length;
+          continue;
+        }
         const owner = new Map<string, string>();
         const byTarget = new Map<string, Row[]>();
         for (const row of rows) {
@@ -199,13 +219,15 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   const save = async (lagMs: number, force = false): Promise<void> => {
     if (!force && performance.now() - lastSave < SAVE_EVERY_MS) return;
     lastSave = performance.now();
-    state.catchUp = {
+    const saved = {
       gtid: applied.pos,
       events: baseEvents + transactions,
       rowsApplied: baseRows + rowsApplied,
       lagMs,
       updateTime: new Date().toISOString(),
     };
+    if (opts.reverse === undefined) state.catchUp = saved;
+    else state.reverse = saved;
     await handle.save();
   };
 
@@ -238,14 +260,14 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         const name = ev.getEventName();
         if (name === "writerows" || name === "deleterows" || name === "updaterows") {
           const meta = ev.tableMap?.[ev.tableId ?? -1];
-          const table = meta && meta.parentSchema === db ? opts.tables.get(meta.tableName) : undefined;
+          const table = meta && databases.has(meta.parentSchema) ? opts.tables.get(meta.tableName) : undefined;
           if (table === undefined) continue;
           for (const r of ev.rows ?? []) {
             if (name === "updaterows") {
               const change = r as { before: Record<string, unknown>; after: Record<string, unknown> };
-              note(table, change.before);
-              note(table, change.after);
-            } else note(table, r as Record<string, unknown>);
+              note(meta!.parentSchema, table, change.before);
+              note(meta!.parentSchema, table, change.after);
+            } else note(meta!.parentSchema, table, r as Record<string, unknown>);
           }
           continue;
         }

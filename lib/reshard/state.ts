@@ -55,6 +55,13 @@ export interface ReshardState {
     lagMs: number;
     updateTime: string;
   };
+  /**
+   * Reverse replication: every transaction of the targets' replica set up to
+   * this GTID position is applied to the source's (fenced) tables. Starts at
+   * the write switch (the targets' position when they began to serve); `abort`
+   * replays from it (decision 23).
+   */
+  reverse?: { gtid: string; events: number; rowsApplied: number; lagMs: number; updateTime: string };
   verify?: { readonly time: string; readonly position: string; readonly attempts: number; readonly ok: boolean; readonly tables: readonly TableCheck[] };
   /** The live topology document that switched reads to the targets. */
   readSwitch?: { readonly epoch: number; readonly time: string };

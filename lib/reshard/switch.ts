@@ -153,6 +153,8 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     const checked = await verifyTotals(plan, opts.source, fence, opts.catchUp.targets, opts.catchUp.tables.values(), opts.heldCheck === "digests");
     if (!checked.ok) throw new ReshardSwitchError(`verify while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
     const verifyEnd = performance.now();
+    // Reverse replication starts here: the targets' position before they serve (switch-back.ts).
+    const reverseFrom = await binlogGtidPos(opts.catchUp.targets.get(plan.targets[0]!.name)!);
     await publishChange(opts.kv, plan.keyspace, (t) => ({
       shards: t.shards.filter((s) => s.name !== plan.source.name).map((s) => (names.has(s.name) ? { name: s.name, replicaSet: s.replicaSet, database: s.database } : s)),
       resharding: withResharding(t, plan.source.name, undefined),
@@ -167,6 +169,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     };
     handle.state.phase = "writes-switched";
     handle.state.writeSwitch = { time: new Date().toISOString(), fence, ...result };
+    handle.state.reverse = { gtid: reverseFrom, events: 0, rowsApplied: 0, lagMs: 0, updateTime: new Date().toISOString() };
     await handle.save();
     log(`writes switched: held ${result.heldMs.toFixed(0)} ms (fence ${result.fenceMs.toFixed(0)} of which rename ${result.renameMs.toFixed(0)}, drain ${result.drainMs.toFixed(0)}, verify ${result.verifyMs.toFixed(0)} ms); the source's rows wait in ${fence} for \`complete\``);
     return result;

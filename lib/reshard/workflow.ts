@@ -15,6 +15,7 @@ import { databaseExists, dropDatabase, openConnection, readTables, type TableSha
 import { createState, deleteState, loadState, reshardKey, type ReshardState, type StateHandle } from "./state.js";
 import { verify } from "./verify.js";
 import { dropFence, fenceDatabase, publishChange, switchReads, switchReadsBack, switchWrites, type WriteSwitchResult } from "./switch.js";
+import { switchWritesBack } from "./switch-back.js";
 import { withResharding } from "../shard/resharding.js";
 import { rewriteSplitShards } from "../shard/shard-config.js";
 import { readTopology } from "../shard/topology.js";
@@ -330,12 +331,36 @@ async function recoverWriteSwitch(plan: ReshardPlan, handle: StateHandle, source
  * switched), then the targets go; nothing is lost. After the write switch it
  * refuses: switching writes back needs reverse replication, not built.
  */
-export async function abortReshard(opts: { readonly keyspace: string; readonly sourceDatabase: string; readonly servers: ReshardServers; readonly kv: KV; readonly topologyKv?: KV }): Promise<ReshardState | undefined> {
+export async function abortReshard(opts: {
+  readonly keyspace: string;
+  readonly sourceDatabase: string;
+  readonly servers: ReshardServers;
+  readonly kv: KV;
+  readonly topologyKv?: KV;
+  /** The plan, needed after the write switch (the tables' shapes and routing); rebuilt from the state's shards when absent. */
+  readonly plan?: ReshardPlan;
+  readonly log?: (line: string) => void;
+}): Promise<ReshardState | undefined> {
   const key = reshardKey(opts.keyspace, opts.sourceDatabase);
   const handle: StateHandle | undefined = await loadState(opts.kv, key);
   if (handle === undefined) return undefined;
-  if (handle.state.phase === "writes-switched" || handle.state.phase === "complete") {
-    throw new ReshardPlanError(`the reshard of ${handle.state.source.name} has switched writes: the targets serve and abort would need reverse replication (not built); run chirp reshard complete`);
+  if (handle.state.phase === "complete") {
+    throw new ReshardPlanError(`the reshard of ${handle.state.source.name} is complete: the source's rows are gone, nothing to switch back to`);
+  }
+  if (handle.state.phase === "writes-switched") {
+    if (opts.topologyKv === undefined) throw new ReshardPlanError("writes were switched: switching them back needs the live topology");
+    if (opts.plan === undefined) throw new ReshardPlanError("writes were switched: switching them back needs the reshard's plan");
+    const plan = opts.plan;
+    const source = await openConnection(primaryOf(opts.servers, plan.source.replicaSet), opts.servers.adminUser);
+    const targetsAddress = primaryOf(opts.servers, plan.targets[0]!.replicaSet);
+    const targets = await openConnection(targetsAddress, opts.servers.adminUser);
+    try {
+      const tables = await readTables(source, fenceDatabase(plan.source.database));
+      await switchWritesBack(plan, handle, { kv: opts.topologyKv, source, targets, targetsAddress, admin: opts.servers.adminUser, tables, ...(opts.log === undefined ? {} : { log: opts.log }) });
+    } finally {
+      await source.end();
+      await targets.end();
+    }
   }
   if (handle.state.phase === "reads-switched") {
     if (opts.topologyKv === undefined) throw new ReshardPlanError("reads were switched: aborting needs the live topology to switch them back");
@@ -344,6 +369,7 @@ export async function abortReshard(opts: { readonly keyspace: string; readonly s
   for (const t of handle.state.targets) {
     await withMysql(primaryOf(opts.servers, t.replicaSet), opts.servers.adminUser, async (c) => {
       await dropDatabase(c, t.database);
+      await dropDatabase(c, fenceDatabase(t.database));
       if (await databaseExists(c, t.database)) throw new Error(`${t.database} is still there after DROP DATABASE`);
     });
   }

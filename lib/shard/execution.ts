@@ -155,6 +155,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
    * document, like a held write, and reads where it says: nothing ran.
    */
   const onReader = async <T>(first: ShardInfo, op: Op<T>): Promise<T> => {
+    // While a switch holds the range's writes its reads wait too: the side that
+    // serves after it is only current once the switch has drained (reshard switch-back).
+    if (members.state().held.has(first.name)) first = await writable(first);
     const epoch = members.state().topology.epoch;
     try {
       return await onReaderOnce(first, op);

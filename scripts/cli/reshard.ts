@@ -5,7 +5,7 @@
 //   chirp reshard --from -40 --to -20,20-40 [--replica-set rs1]   run (or resume) the workflow
 //   chirp reshard status [--from -40] [--json]                    what the state says
 //   chirp reshard complete --from -40                             drop the source's rows, rewrite shard-config
-//   chirp reshard abort --from -40                                reads back to the source, drop the targets, forget the workflow
+//   chirp reshard abort --from -40                                writes and reads back to the source, drop the targets, forget the workflow
 //
 // Finds the running system through NATS_URL and MYSQL_URL_<RS> (admin
 // account) when set, otherwise through the infra description `npm start`
@@ -43,8 +43,10 @@ export const help = [
   "  chirp reshard status [--from -40] [--json]                    the workflow's state (all without --from)",
   "  chirp reshard complete --from -40                             after the write switch: drop the source's rows,",
   "                                                                rewrite shard-config (--env) with the targets",
-  "  chirp reshard abort --from -40                                before the write switch: reads back to the source,",
-  "                                                                drop the target databases, delete the state",
+  "  chirp reshard abort --from -40                                back to the source at any phase before complete:",
+  "                                                                after the write switch, writes switch back (the",
+  "                                                                targets' changes replayed into the source); then",
+  "                                                                reads back, the target databases dropped, the state deleted",
   "",
   "options:",
   "  --replica-set <rs>   where the target databases go [the source's]",
@@ -139,7 +141,17 @@ export async function run(argv: string[]): Promise<number> {
     const servers = await withLivePrimaries(nc, config.keyspace, found.servers);
     if (opts.action === "status") return await status(kv, config, opts.from === undefined ? undefined : sourceDatabase(opts.from), opts.json);
     if (opts.action === "abort") {
-      const aborted = await abortReshard({ keyspace: config.keyspace, sourceDatabase: sourceDatabase(opts.from!), servers, kv, ...(topologyKv === undefined ? {} : { topologyKv }) });
+      const held = await loadState(kv, reshardKey(config.keyspace, sourceDatabase(opts.from!)));
+      const abortPlan = held === undefined ? undefined : planReshard(config, opts.from!, held.state.targets.map((t) => t.name), held.state.targets[0]!.replicaSet);
+      const aborted = await abortReshard({
+        keyspace: config.keyspace,
+        sourceDatabase: sourceDatabase(opts.from!),
+        servers,
+        kv,
+        ...(topologyKv === undefined ? {} : { topologyKv }),
+        ...(abortPlan === undefined ? {} : { plan: abortPlan }),
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
       if (aborted === undefined) {
         process.stderr.write(`chirp reshard: no reshard of ${opts.from} to abort\n`);
         return EXIT_FAILURE;

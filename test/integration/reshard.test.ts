@@ -19,7 +19,7 @@ import { hashVindex, handleKeyspaceId } from "../../lib/shard/vindex.js";
 import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { topologyFromEnv } from "../../lib/shard/config.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
-import { openTopologyKv, publishTopology } from "../../lib/shard/topology.js";
+import { openTopologyKv, publishTopology, readTopology } from "../../lib/shard/topology.js";
 import { fenceDatabase, type WriteSwitchResult } from "../../lib/reshard/switch.js";
 import { readTables } from "../../lib/reshard/sql.js";
 import { verifyTotals } from "../../lib/reshard/verify.js";
@@ -291,11 +291,68 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     expect((await inProcess("status")).stdout).toContain("no reshard in progress");
   });
 
+  it("aborts after the write switch: writes switch back, the targets' changes replayed into the source, nothing lost", async () => {
+    const topologyKv = await openTopologyKv(nc);
+    const start = router.topology();
+    await publishTopology(topologyKv, { ...start, epoch: start.epoch + 1, updateTime: new Date().toISOString() });
+    const r = await createShardRouter({ ...topologyFromEnv(system.env, system.infra.shardConfig), topologyKv, failoverWaitMs: 10_000 });
+    try {
+      const before = idsOnX40(20, 250_000);
+      await insertUsers(before, []);
+      await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes" });
+      await eventually("the router applied the write switch", async () => r.primaryForUser(before[0]!).shard.database !== plan.source.database);
+      // Changes made on the targets: new rows, an update and a delete of rows the source had.
+      const onTargets = idsOnX40(20, 260_000);
+      for (const id of onTargets) await r.primaryForUser(id).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'on the targets')", [id, `t${id}`, `t${id}@x.test`]);
+      await r.primaryForUser(before[0]!).execute("UPDATE chirp.users SET bio = 'changed on a target' WHERE id = ?", [before[0]!]);
+      await r.primaryForUser(before[1]!).execute("DELETE FROM chirp.users WHERE id = ?", [before[1]!]);
+      // A writer through the router while writes switch back: every acknowledged write ends on the source.
+      const during = idsOnX40(200, 270_000);
+      const acked: string[] = [];
+      const errors: unknown[] = [];
+      let stop = false;
+      const writer = (async () => {
+        for (const id of during) {
+          if (stop) break;
+          try {
+            await r.primaryForUser(id).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'during the switch back')", [id, `d${id}`, `d${id}@x.test`]);
+            acked.push(id);
+          } catch (err) {
+            errors.push(err);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      const lines: string[] = [];
+      await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l) });
+      stop = true;
+      await writer;
+      expect(errors).toEqual([]);
+      expect(lines.some((l) => l.startsWith("writes switched back"))).toBe(true);
+      expect(await loadState(kv, reshardKey(plan.keyspace, plan.source.database))).toBeUndefined();
+      await eventually("the router is back on the source", async () => r.shards().some((s) => s.name === "-40"));
+      expect(r.primaryForUser(before[0]!).shard.database).toBe(plan.source.database);
+      const src = plan.source.database;
+      const [rows] = await admin.query<RowDataPacket[]>(`SELECT id, bio FROM \`${src}\`.users WHERE id IN (${[...before, ...onTargets, ...acked].map(() => "?").join(",")})`, [...before, ...onTargets, ...acked]);
+      const bio = new Map(rows.map((row) => [String(row["id"]), String(row["bio"])]));
+      expect(onTargets.filter((id) => bio.get(id) !== "on the targets")).toEqual([]);
+      expect(acked.filter((id) => bio.get(id) !== "during the switch back")).toEqual([]);
+      expect(bio.get(before[0]!)).toBe("changed on a target");
+      expect(bio.has(before[1]!)).toBe(false);
+      expect(acked.length).toBeGreaterThan(0);
+      const [dbs] = await admin.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", [`${src.slice(0, 3)}%resharded`]);
+      expect(dbs).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
   it("switches reads, then writes under write load: every acknowledged write is on its target, none failed, walkers see each row once", async () => {
     // The live topology this tenant's routers follow (no topology manager runs here: the test publishes it).
     const topologyKv = await openTopologyKv(nc);
     const start = router.topology();
-    await publishTopology(topologyKv, { ...start, epoch: start.epoch + 1, updateTime: new Date().toISOString() });
+    const published = (await readTopology(topologyKv, start.keyspace))?.topology.epoch ?? 0;
+    await publishTopology(topologyKv, { ...start, epoch: Math.max(start.epoch, published) + 1, updateTime: new Date().toISOString() });
     // What the topology manager writes heartbeats into follows the live document (no restart after a split).
     const live = new LiveDocument(topologyKv, start.keyspace, pino({ level: "silent" }));
     await live.follow();
