@@ -327,6 +327,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l) });
       stop = true;
       await writer;
+      if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${lines.join("\n")}\n${acked.length} writes acknowledged during the abort\n`);
       expect(errors).toEqual([]);
       expect(lines.some((l) => l.startsWith("writes switched back"))).toBe(true);
       expect(await loadState(kv, reshardKey(plan.keyspace, plan.source.database))).toBeUndefined();
@@ -363,27 +364,6 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       const before = idsOnX40(100, 300_000);
       await insertUsers(before, []);
 
-      // The command dies right after the read switch: nothing keeps the targets current any more,
-      // so reads must not come from them. A write after the kill is read back through reader(),
-      // and a walker of shards() visits the source's database once, not once per target.
-      const kill = new AbortController();
-      const firstRun: string[] = [];
-      await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-reads", signal: kill.signal, log: (line) => (firstRun.push(line), line.startsWith("following the source's binlog") && kill.abort()) });
-      expect(firstRun.some((l) => l.startsWith("reads switched"))).toBe(true);
-      const r0 = routers[0]!;
-      await eventually("the router applied the read switch", async () => r0.topology().resharding?.[0]?.reads === "targets");
-      const [afterKill] = idsOnX40(1, 350_000);
-      await r0.primaryForUser(afterKill!).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'after the kill')", [afterKill!, `k${afterKill}`, `k${afterKill}@x.test`]);
-      expect(r0.shardForUser(afterKill!).name).not.toBe("-40");
-      expect(r0.readerForUser(afterKill!).shard.database).toBe(plan.source.database);
-      await eventually("the write made after the kill is read back", async () => (await r0.readerForUser(afterKill!).query("SELECT id FROM chirp.users WHERE id = ?", [afterKill!])).length === 1);
-      expect(r0.shards().map((s) => s.name)).toEqual(["-20", "40-80", "80-c0", "c0-"]);
-      let walkedOnce = 0;
-      for (const s of r0.shards()) {
-        const [row] = await r0.primary(s).query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM chirp.users WHERE id IN (${before.map(() => "?").join(",")})`, before);
-        walkedOnce += Number(row!.n);
-      }
-      expect(walkedOnce).toBe(before.length);
 
       // Writers: users of the moved range, one in three with a follow in the same transaction, through both routers.
       let candidate = 400_000;
@@ -427,6 +407,28 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         }
       };
       const writers = Promise.all([0, 1, 2, 3].map(writer));
+
+      // The command dies right after the read switch: nothing keeps the targets current any more,
+      // so reads must not come from them. A write after the kill is read back through reader(),
+      // and a walker of shards() visits the source's database once, not once per target.
+      const kill = new AbortController();
+      const firstRun: string[] = [];
+      await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-reads", signal: kill.signal, log: (line) => (firstRun.push(line), line.startsWith("following the source's binlog") && kill.abort()) });
+      expect(firstRun.some((l) => l.startsWith("reads switched"))).toBe(true);
+      const r0 = routers[0]!;
+      await eventually("the router applied the read switch", async () => r0.topology().resharding?.[0]?.reads === "targets");
+      const [afterKill] = idsOnX40(1, 350_000);
+      await r0.primaryForUser(afterKill!).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'after the kill')", [afterKill!, `k${afterKill}`, `k${afterKill}@x.test`]);
+      expect(r0.shardForUser(afterKill!).name).not.toBe("-40");
+      expect(r0.readerForUser(afterKill!).shard.database).toBe(plan.source.database);
+      await eventually("the write made after the kill is read back", async () => (await r0.readerForUser(afterKill!).query("SELECT id FROM chirp.users WHERE id = ?", [afterKill!])).length === 1);
+      expect(r0.shards().map((s) => s.name)).toEqual(["-20", "40-80", "80-c0", "c0-"]);
+      let walkedOnce = 0;
+      for (const s of r0.shards()) {
+        const [row] = await r0.primary(s).query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM chirp.users WHERE id IN (${before.map(() => "?").join(",")})`, before);
+        walkedOnce += Number(row!.n);
+      }
+      expect(walkedOnce).toBe(before.length);
 
       let result: WriteSwitchResult | undefined;
       const phases: string[] = [];
