@@ -14,15 +14,18 @@
 //   6. rename the source's tables back from its fence (views dropped);
 //   7. publish `writes: "source"`: held writes resolve to the source's
 //      database; then reads back on the source (switchReadsBack).
-// A failure in 3-6 undoes the targets' fence and publishes the targets
+// A failure in 3-5 undoes the targets' fence and publishes the targets
 // serving again: held writes land on the targets as if nothing happened.
+// A run that stopped in the middle (killed, or `signal`) leaves the range
+// held; the next run sees what is done (the targets' fence holds tables, the
+// source's fence is empty) and finishes from there.
 import type { KV } from "@nats-io/kv";
 import type { Connection } from "mysql2/promise";
 import { withResharding } from "../shard/resharding.js";
 import type { HostPort, MysqlCredentials } from "../shard/types.js";
 import { catchUp, type CatchUpOptions } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
-import { binlogGtidPos, deleteByKeys, dropDatabase, replaceRows, type TableShape } from "./sql.js";
+import { binlogGtidPos, deleteByKeys, dropDatabase, readTables, replaceRows, type TableShape } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { fenceDatabase, publishChange, ReshardSwitchError, switchReadsBack } from "./switch.js";
 import { verifyTotals } from "./verify.js";
@@ -39,6 +42,8 @@ export interface SwitchBackOptions {
   readonly fenceWaitMs?: number;
   readonly maxQueuedEvents?: number;
   readonly log?: (line: string) => void;
+  /** Stops the run where it stands once the targets are fenced, as a kill would (for tests of the resume). */
+  readonly signal?: AbortSignal;
 }
 
 export interface SwitchBackResult {
@@ -79,8 +84,12 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
     await opts.targets.query("SET SESSION sql_log_bin = 1");
   };
 
-  const before = await catchUp(plan, handle, { ...reverse(false), until: "current" });
-  log(`reverse replication current: ${before.rowsApplied} rows replayed from the targets into ${srcFence}`);
+  // What an earlier run that stopped in the middle already did.
+  const targetsFenced = (await readTables(opts.targets, fenceDatabase(plan.targets[0]!.database))).size > 0;
+  const sourceBack = (await readTables(opts.source, srcFence)).size === 0;
+  if (targetsFenced) log(`an interrupted switch-back had fenced the targets${sourceBack ? " and renamed the source's tables back" : ""}: finishing it`);
+  const before = targetsFenced ? { rowsApplied: 0 } : await catchUp(plan, handle, { ...reverse(false), until: "current" });
+  if (!targetsFenced) log(`reverse replication current: ${before.rowsApplied} rows replayed from the targets into ${srcFence}`);
   for (const t of plan.targets) await opts.targets.query(`CREATE DATABASE IF NOT EXISTS \`${fenceDatabase(t.database)}\``);
   await opts.targets.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil((opts.fenceWaitMs ?? 1000) / 1000))]);
 
@@ -92,24 +101,32 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
       resharding: [...others, { source: plan.source.name, targets: [...names], reads: "targets", writes: "held" }],
     };
   });
-  let fenced = false;
+  let fenced = targetsFenced;
+  let renamedBack = sourceBack;
+  let drained = { rowsApplied: 0 };
   try {
-    await opts.targets.query(renameTargets(true));
-    fenced = true;
-    await opts.targets.query("SET SESSION sql_log_bin = 0");
-    for (const t of plan.targets)
-      for (const n of tables) await opts.targets.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY DEFINER VIEW \`${t.database}\`.\`${n}\` AS SELECT * FROM \`${fenceDatabase(t.database)}\`.\`${n}\``);
-    await opts.targets.query("SET SESSION sql_log_bin = 1");
-    const position = await binlogGtidPos(opts.targets);
-    const drained = await catchUp(plan, handle, { ...reverse(true), until: position });
-    const fencedPlan: ReshardPlan = { ...plan, targets: plan.targets.map((t) => ({ ...t, database: fenceDatabase(t.database) })) };
-    const checked = await verifyTotals(fencedPlan, opts.source, srcFence, new Map(plan.targets.map((t) => [t.name, opts.targets])), opts.tables.values());
-    if (!checked.ok) throw new ReshardSwitchError(`the check while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
-    await opts.source.query("SET SESSION sql_log_bin = 0");
-    for (const n of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${n}\``);
-    await opts.source.query("SET SESSION sql_log_bin = 1");
-    await opts.source.query(`RENAME TABLE ${tables.map((n) => `\`${srcFence}\`.\`${n}\` TO \`${src}\`.\`${n}\``).join(", ")}`);
-    await dropDatabase(opts.source, srcFence);
+    if (!targetsFenced) {
+      await opts.targets.query(renameTargets(true));
+      fenced = true;
+      await opts.targets.query("SET SESSION sql_log_bin = 0");
+      for (const t of plan.targets)
+        for (const n of tables) await opts.targets.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY DEFINER VIEW \`${t.database}\`.\`${n}\` AS SELECT * FROM \`${fenceDatabase(t.database)}\`.\`${n}\``);
+      await opts.targets.query("SET SESSION sql_log_bin = 1");
+    }
+    opts.signal?.throwIfAborted();
+    if (!sourceBack) {
+      const position = await binlogGtidPos(opts.targets);
+      drained = await catchUp(plan, handle, { ...reverse(true), until: position });
+      const fencedPlan: ReshardPlan = { ...plan, targets: plan.targets.map((t) => ({ ...t, database: fenceDatabase(t.database) })) };
+      const checked = await verifyTotals(fencedPlan, opts.source, srcFence, new Map(plan.targets.map((t) => [t.name, opts.targets])), opts.tables.values());
+      if (!checked.ok) throw new ReshardSwitchError(`the check while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
+      await opts.source.query("SET SESSION sql_log_bin = 0");
+      for (const n of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${n}\``);
+      await opts.source.query("SET SESSION sql_log_bin = 1");
+      await opts.source.query(`RENAME TABLE ${tables.map((n) => `\`${srcFence}\`.\`${n}\` TO \`${src}\`.\`${n}\``).join(", ")}`);
+      renamedBack = true;
+      await dropDatabase(opts.source, srcFence);
+    }
     await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "source" }) }));
     const heldMs = performance.now() - started;
     handle.state.phase = "reads-switched";
@@ -119,6 +136,9 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
     log(`writes switched back to ${plan.source.name}: held ${heldMs.toFixed(0)} ms, ${before.rowsApplied + drained.rowsApplied} rows replayed from the targets`);
     return { rowsApplied: before.rowsApplied + drained.rowsApplied, heldMs };
   } catch (err) {
+    // Stopped as a kill would stop it, or past the point of no return (the source's tables are
+    // back and current): the range stays held, and the next run finishes the switch-back.
+    if (opts.signal?.aborted === true || renamedBack) throw err;
     // The targets keep serving, nothing lost: the held writes run there once this is published.
     if (fenced) {
       await dropTargetViews();

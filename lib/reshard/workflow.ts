@@ -340,6 +340,8 @@ export async function abortReshard(opts: {
   /** The plan, needed after the write switch (the tables' shapes and routing); rebuilt from the state's shards when absent. */
   readonly plan?: ReshardPlan;
   readonly log?: (line: string) => void;
+  /** Stops a switch-back where it stands once the targets are fenced, as a kill would (a rerun finishes it). */
+  readonly signal?: AbortSignal;
 }): Promise<ReshardState | undefined> {
   const key = reshardKey(opts.keyspace, opts.sourceDatabase);
   const handle: StateHandle | undefined = await loadState(opts.kv, key);
@@ -355,8 +357,19 @@ export async function abortReshard(opts: {
     const targetsAddress = primaryOf(opts.servers, plan.targets[0]!.replicaSet);
     const targets = await openConnection(targetsAddress, opts.servers.adminUser);
     try {
-      const tables = await readTables(source, fenceDatabase(plan.source.database));
-      await switchWritesBack(plan, handle, { kv: opts.topologyKv, source, targets, targetsAddress, admin: opts.servers.adminUser, tables, ...(opts.log === undefined ? {} : { log: opts.log }) });
+      // The source's sharded tables: in its fence, or back in its database if an interrupted switch-back renamed them.
+      let tables = await readTables(source, fenceDatabase(plan.source.database));
+      if (tables.size === 0) tables = new Map([...(await readTables(source, plan.source.database))].filter(([name]) => plan.tables.has(name)));
+      await switchWritesBack(plan, handle, {
+        kv: opts.topologyKv,
+        source,
+        targets,
+        targetsAddress,
+        admin: opts.servers.adminUser,
+        tables,
+        ...(opts.log === undefined ? {} : { log: opts.log }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      });
     } finally {
       await source.end();
       await targets.end();

@@ -324,7 +324,14 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         }
       })();
       const lines: string[] = [];
+      // The first abort stops once the targets are fenced, as a kill would: the range stays held,
+      // and the next abort finishes the switch-back from there.
+      const killed = new AbortController();
+      killed.abort(new Error("killed mid switch-back"));
+      await expect(abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l), signal: killed.signal })).rejects.toThrow("killed mid switch-back");
+      expect(lines.some((l) => l.startsWith("writes switched back"))).toBe(false);
       await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l) });
+      expect(lines.some((l) => l.startsWith("an interrupted switch-back had fenced the targets"))).toBe(true);
       stop = true;
       await writer;
       if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${lines.join("\n")}\n${acked.length} writes acknowledged during the abort\n`);
