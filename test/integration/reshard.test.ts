@@ -30,6 +30,8 @@ import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard
 import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
 import { writeHeartbeat } from "../../lib/shard/replication.js";
 import { heartbeatDatabases, LiveDocument } from "../../services/topology/document.js";
+import { searchAllShards } from "../../services/search/fan-out.js";
+import { createSearchStore } from "../../services/search/store.js";
 import { run as runCli } from "../../scripts/cli/reshard.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
@@ -370,6 +372,21 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     try {
       const before = idsOnX40(100, 300_000);
       await insertUsers(before, []);
+      // Search across the split: tweets of the moved range indexed before it, found once each at every step.
+      const indexed: string[] = [];
+      const index = async (r: ShardRouter, n: number, from: number): Promise<void> => {
+        const store = createSearchStore(r);
+        for (let id = from; n > 0; id++) {
+          if (["-40", "-20", "20-40"].includes(store.shardOf(BigInt(id)).name)) {
+            await store.indexTweet({ tweetId: BigInt(id), authorId: BigInt(id), body: "across the split", terms: ["splitterm"] });
+            indexed.push(String(id));
+            n--;
+          }
+        }
+      };
+      const searched = async (r: ShardRouter): Promise<string[]> =>
+        (await searchAllShards({ router: r, store: createSearchStore(r), timeoutMs: 5000 }, { terms: ["splitterm"], needles: [], before: undefined, limit: 100 })).hits.map((h) => String(h.tweetId)).sort();
+      await index(routers[0]!, 10, 310_000);
 
 
       // Writers: users of the moved range, one in three with a follow in the same transaction, through both routers.
@@ -436,6 +453,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         walkedOnce += Number(row!.n);
       }
       expect(walkedOnce).toBe(before.length);
+      await index(r0, 1, 320_000);
+      await eventually("search finds every indexed tweet once while reads are switched", async () => JSON.stringify(await searched(r0)) === JSON.stringify([...indexed].sort()));
 
       let result: WriteSwitchResult | undefined;
       const phases: string[] = [];
@@ -467,6 +486,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         expect(r.shards().map((s) => s.name)).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"]);
         expect(r.primary("-20").shard.database).toBe(plan.targets[0]!.database);
       }
+      await eventually("search finds every indexed tweet once after the write switch", async () => JSON.stringify(await searched(routers[1]!)) === JSON.stringify([...indexed].sort()));
       await eventually("the followed document has the write switch", async () => live.current?.epoch === routers[0]!.topology().epoch);
       const beaten = heartbeatDatabases(plan.source.replicaSet, live.current, system.infra.shardConfig.shards);
       expect(beaten).toEqual(expect.arrayContaining(plan.targets.map((t) => t.database)));
