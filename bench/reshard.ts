@@ -10,7 +10,10 @@
  * through them; reads, then writes switch. Reported: how long the command
  * held writes (and its parts) and the write pause end to end (the slowest
  * write that was in flight across the switch), errors, and whether every
- * acknowledged write is on its target.
+ * acknowledged write is on its target. With --switch-back, writes go on for
+ * 2 s on the targets and then `abort` switches them back (reverse replication
+ * from the targets' binlog, the write switch in reverse): its hold, the pause
+ * end to end, errors, and whether every acknowledged write is on the source.
  *
  *   npm run bench:reshard [-- --users 100000 --rate 300 --seconds 10 --batch 1000]
  *
@@ -29,7 +32,7 @@ import { newTestDataDir, startLocalCluster, type RunningInfra } from "../devclus
 import { parseNatsUrl } from "../lib/events/nats-url.js";
 import { planReshard } from "../lib/reshard/plan.js";
 import { openReshardKv } from "../lib/reshard/state.js";
-import { runReshard } from "../lib/reshard/workflow.js";
+import { abortReshard, runReshard } from "../lib/reshard/workflow.js";
 import { ShardMap } from "../lib/shard/keyrange.js";
 import { createShardRouter } from "../lib/shard/router.js";
 import { openTopologyKv, publishTopology } from "../lib/shard/topology.js";
@@ -50,6 +53,7 @@ Writes bench/results/reshard.json.
   --seconds N   seconds of writes during catch-up (10)
   --batch N     rows per copy batch (1000)
   --held-check counts|digests   what the write switch compares while writes are held (counts)
+  --switch-back  after the write switch, abort under the same writes: writes switch back to -40
   --out FILE    where the JSON goes
 `);
 
@@ -61,6 +65,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "10" },
     batch: { type: "string", default: "1000" },
     "held-check": { type: "string", default: "counts" },
+    "switch-back": { type: "boolean", default: false },
     out: { type: "string" },
   },
 });
@@ -70,6 +75,7 @@ const writerCount = Number(args.writers);
 const seconds = Number(args.seconds);
 const batch = Number(args.batch);
 const heldCheck = args["held-check"] === "digests" ? "digests" : "counts";
+const switchBack = args["switch-back"] === true;
 const out = args.out ?? fileURLToPath(new URL("./results/reshard.json", import.meta.url));
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
@@ -210,16 +216,50 @@ try {
     onWriteSwitch: (r) => (switched = r),
   });
   const switchSeconds = (performance.now() - s0) / 1000;
+  // --switch-back: the targets take writes for 2 s, then abort switches writes back under the same load.
+  let back: { heldMs: number; rowsReplayed: number; seconds: number; pauseMs: number; missingOnSource: number } | undefined;
+  let backAt = Infinity;
+  if (switchBack) {
+    await delay(2000);
+    backAt = performance.now();
+    let heldMs = -1;
+    let rowsReplayed = -1;
+    await abortReshard({
+      keyspace: plan.keyspace,
+      sourceDatabase: plan.source.database,
+      servers,
+      kv,
+      topologyKv,
+      plan,
+      log: (line) => {
+        const m = /^writes switched back to \S+: held (\d+) ms, (\d+) rows replayed/.exec(line);
+        if (m !== null) [heldMs, rowsReplayed] = [Number(m[1]), Number(m[2])];
+        log(line);
+      },
+    });
+    back = { heldMs, rowsReplayed, seconds: (performance.now() - backAt) / 1000, pauseMs: 0, missingOnSource: 0 };
+  }
   await delay(500);
   switching = false;
   await switchWriters;
-  // The pause end to end: the slowest write among those in flight after the read switch.
-  const during = writeLog.filter((w) => w.end >= heldAt);
+  if (back !== undefined) {
+    back.pauseMs = Math.max(0, ...writeLog.filter((w) => w.end >= backAt).map((w) => w.end - w.start));
+    for (let i = 0; i < acked.length; i += 1000) {
+      const chunk = acked.slice(i, i + 1000);
+      const [rows] = await admin.query(`SELECT COUNT(*) AS n FROM ${plan.source.database}.users WHERE id IN (?)`, [chunk]);
+      back.missingOnSource += chunk.length - Number((rows as Array<{ n: number }>)[0]!.n);
+    }
+    log(`switch-back: abort in ${back.seconds.toFixed(1)} s; writes held ${back.heldMs} ms, ${back.rowsReplayed} rows replayed; write pause end to end ${back.pauseMs.toFixed(0)} ms; ${acked.length} writes acknowledged in all, ${back.missingOnSource} missing on the source, ${errors} errors`);
+  }
+  // The pause end to end: the slowest write among those in flight after the read switch (and before any switch-back).
+  const during = writeLog.filter((w) => w.end >= heldAt && w.end < backAt);
   const pauseMs = Math.max(0, ...during.map((w) => w.end - w.start));
   const normal = writeLog.filter((w) => w.end < heldAt).map((w) => w.end - w.start);
   let missing = 0;
-  for (let i = 0; i < acked.length; i += 1000) {
-    const chunk = acked.slice(i, i + 1000);
+  // After a switch-back the targets are gone: the check is on the source (above).
+  const onTargets = back === undefined ? acked : [];
+  for (let i = 0; i < onTargets.length; i += 1000) {
+    const chunk = onTargets.slice(i, i + 1000);
     const [rows] = await admin.query(
       `SELECT COUNT(*) AS n FROM (SELECT id FROM ${plan.targets[0]!.database}.users WHERE id IN (?) UNION ALL SELECT id FROM ${plan.targets[1]!.database}.users WHERE id IN (?)) x`,
       [chunk, chunk],
@@ -229,13 +269,13 @@ try {
   for (const r of routers) await r.close();
   log(
     `switch: reads then writes in ${switchSeconds.toFixed(1)} s; writes held ${switched?.heldMs.toFixed(0)} ms (fence ${switched?.fenceMs.toFixed(0)}, drain ${switched?.drainMs.toFixed(0)}, verify ${switched?.verifyMs.toFixed(0)} ms); ` +
-      `write pause end to end ${pauseMs.toFixed(0)} ms (a write's p50 before: ${pct(normal, 50).toFixed(1)} ms); ${acked.length} writes acknowledged, ${missing} missing on the targets, ${errors} errors`,
+      `write pause end to end ${pauseMs.toFixed(0)} ms (a write's p50 before: ${pct(normal, 50).toFixed(1)} ms); ${acked.length} writes acknowledged, ${back === undefined ? `${missing} missing on the targets` : "checked on the source after the switch-back"}, ${errors} errors`,
   );
 
   const result = {
     time: new Date().toISOString(),
     machine: machine(),
-    parameters: { users, rate, writers: writerCount, seconds, batch, heldCheck },
+    parameters: { users, rate, writers: writerCount, seconds, batch, heldCheck, switchBack },
     copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
     catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
     verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },
@@ -251,6 +291,7 @@ try {
       errors,
       switchSeconds,
     },
+    ...(back === undefined ? {} : { switchBack: { ...back, pauseMs: Math.round(back.pauseMs) } }),
   };
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
