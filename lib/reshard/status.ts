@@ -6,8 +6,8 @@ const NEXT: Record<ReshardState["phase"], string> = {
   copying: "finish the copy (run chirp reshard again: it resumes from each table's last key)",
   "catching-up": "catch up and verify (run chirp reshard again)",
   verified: "switch reads, then writes (chirp reshard again); chirp reshard abort drops the targets",
-  "reads-switched": "switch writes (chirp reshard again; run it soon: only a running command keeps the targets, which serve reads, current); abort switches reads back",
-  "writes-switched": "the targets serve; chirp reshard complete drops the source's rows of the range and rewrites shard-config (abort is not possible: no reverse replication)",
+  "reads-switched": "switch writes (chirp reshard again; reads and writes stay on the source meanwhile, the targets are kept current only while a run is active); abort switches reads back",
+  "writes-switched": "the targets serve; chirp reshard complete drops the source's rows of the range and rewrites shard-config; abort switches writes back (the targets' changes replayed into the source) and drops the targets",
   complete: "nothing: the split is done",
 };
 
@@ -40,6 +40,9 @@ export function formatStatus(s: ReshardState): string {
   if (s.writeSwitch) {
     const w = s.writeSwitch;
     lines.push(`writes switched at ${w.time}: held ${w.heldMs.toFixed(0)} ms (fence ${w.fenceMs.toFixed(0)}, drain ${w.drainMs.toFixed(0)}, verify ${w.verifyMs.toFixed(0)} ms) at ${w.position}; source rows fenced in ${w.fence}`);
+  }
+  if (s.reverse && s.phase === "writes-switched") {
+    lines.push(`reverse replication (for abort): from ${s.reverse.gtid}${s.reverse.rowsApplied > 0 ? `, ${s.reverse.rowsApplied} rows replayed into the source so far` : ""}`);
   }
   if (s.completeTime) lines.push(`complete at ${s.completeTime}: ${s.writeSwitch?.fence ?? "the fence"} dropped`);
   lines.push(`next: ${NEXT[s.phase]}`);

@@ -301,7 +301,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     try {
       const before = idsOnX40(20, 250_000);
       await insertUsers(before, []);
-      await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes" });
+      const switched = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes" });
+      expect(formatStatus(switched)).toMatch(/reverse replication \(for abort\): from \S+/);
       await eventually("the router applied the write switch", async () => r.primaryForUser(before[0]!).shard.database !== plan.source.database);
       // Changes made on the targets: new rows, an update and a delete of rows the source had.
       const onTargets = idsOnX40(20, 260_000);
