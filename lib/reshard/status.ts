@@ -36,7 +36,7 @@ export function formatStatus(s: ReshardState): string {
       lines.push(`  ${t.table.padEnd(width)}  ${t.target.padEnd(6)}  rows ${t.sourceRows} / ${t.targetRows}  checksum ${t.sourceChecksum} / ${t.targetChecksum}  ${t.match ? "ok" : "DIFFERS"}`);
     }
   }
-  if (s.readSwitch) lines.push(`reads switched to the targets at ${s.readSwitch.time} (topology epoch ${s.readSwitch.epoch})`);
+  if (s.readSwitch) lines.push(`reads switched at ${s.readSwitch.time} (topology epoch ${s.readSwitch.epoch}): routers name the targets; the source serves their reads and writes until the write switch`);
   if (s.writeSwitch) {
     const w = s.writeSwitch;
     lines.push(`writes switched at ${w.time}: held ${w.heldMs.toFixed(0)} ms (fence ${w.fenceMs.toFixed(0)}, drain ${w.drainMs.toFixed(0)}, verify ${w.verifyMs.toFixed(0)} ms) at ${w.position}; source rows fenced in ${w.fence}`);
