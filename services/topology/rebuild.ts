@@ -26,7 +26,11 @@ export interface RebuildContext {
   readonly repl: MysqlCredentials;
   /** Where errant transactions are saved before a rebuild. */
   readonly errantDir: string;
-  /** The replica set's databases (its shards'), the data a rebuild copies. */
+  /**
+   * The replica set's databases (its shards'). A rebuild copies every
+   * database the primary holds (a member is rebuilt whole: a split's target
+   * and fence databases are on it too, decision 23), these among them.
+   */
   readonly databases: readonly string[];
 }
 
@@ -108,8 +112,9 @@ export async function rebuildFrom(ctx: RebuildContext, member: MemberProbe, prim
     await c.query("SET GLOBAL read_only = ON");
     await c.query("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
   });
-  log.warn({ databases: ctx.databases }, "rebuilding the member from a snapshot of the primary");
-  const { snapshot, bytes } = await copySnapshot(ctx, primary.address, member.address);
+  const databases = await databasesToCopy(primary, ctx.databases, log);
+  log.warn({ databases }, "rebuilding the member from a snapshot of the primary");
+  const { snapshot, bytes } = await copySnapshot({ ...ctx, databases }, primary.address, member.address);
   const history = historyAt(parseGtidList(snapshot), (await primary.refresh()).binlogState);
   await member.withAdmin(async (c) => {
     // Its own binlog starts again from the primary's history at the snapshot: nothing errant is left in it.
@@ -127,6 +132,25 @@ export async function rebuildFrom(ctx: RebuildContext, member: MemberProbe, prim
   }
   log.warn({ snapshot, bytes }, "rebuilt: replicating from the primary");
   return { snapshot, bytes };
+}
+
+/** The server's own schemas, which every member has of its own and a rebuild never copies. */
+const SYSTEM_DATABASES = new Set(["mysql", "information_schema", "performance_schema", "sys"]);
+
+/**
+ * Every database the primary holds but the server's own. Copying only the
+ * replica set's shard databases (the start's shard-config) would leave out
+ * what a split in progress has made on the set (its target databases and the
+ * source's fence), and the member's replication would then break on their
+ * changes; and a source database a completed split dropped is not there to
+ * copy. The shards are logged when one is missing.
+ */
+async function databasesToCopy(primary: MemberProbe, shards: readonly string[], log: Logger): Promise<string[]> {
+  const rows = await primary.withAdmin(async (c) => (await c.query<RowDataPacket[]>("SHOW DATABASES"))[0]);
+  const held = rows.map((r) => String(Object.values(r)[0])).filter((name) => !SYSTEM_DATABASES.has(name)).sort();
+  const missing = shards.filter((d) => !held.includes(d));
+  if (missing.length > 0) log.warn({ missing }, "the primary lacks some of the replica set's shard databases; copying what it holds");
+  return held;
 }
 
 /**

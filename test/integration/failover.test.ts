@@ -41,6 +41,9 @@ import { createTopologyMetrics, type TopologyMetrics } from "../../services/topo
 import { eventually, withTimeout } from "../support/eventually.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL, startReadCheck, startWriteLoad } from "../support/write-load.js";
 
+/** A database the shard-config does not name (a split's target, say): a rebuild copies it too. */
+const EXTRA_DATABASE = "chirp_split_extra";
+
 const MAX_LAG_MS = 1_000;
 /** The router's commit bound here: a write no replica can ack answers Unavailable after it. */
 const COMMIT_TIMEOUT_MS = 1_000;
@@ -493,6 +496,13 @@ describe("failover", () => {
     expect(replicas.map((r) => r.name)).toContain(replica.name);
     expect(member(started, "rs1").replicas).toEqual([]);
 
+    // A database outside the shard-config, as a split in progress makes (decision 23): a member is rebuilt whole.
+    await admin(replica, database, async (c) => {
+      await c.query(`CREATE DATABASE ${EXTRA_DATABASE}`);
+      await c.query(`CREATE TABLE ${EXTRA_DATABASE}.t (id BIGINT PRIMARY KEY)`);
+      await c.query(`INSERT INTO ${EXTRA_DATABASE}.t (id) VALUES (7)`);
+    });
+
     const refused = nextEvent("rejoin", 60_000, (e) => e.member === primary.name);
     const rebuilt = nextEvent("rebuild", 120_000, (e) => e.member === primary.name);
     await infra.restartMysqlMember(primary.name);
@@ -523,6 +533,13 @@ describe("failover", () => {
     await admin(primary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [pos!["p"]]));
     expect((await ids(primary, database)).has(3000000001)).toBe(true);
     expect([...(await ids(replica, database))].sort()).toEqual([...(await ids(primary, database))].sort());
+    // The database outside the shard-config was copied too, and replicates.
+    await admin(replica, database, (c) => c.query(`INSERT INTO ${EXTRA_DATABASE}.t (id) VALUES (8)`));
+    const [[extraPos]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+    await admin(primary, database, (c) => c.query("SELECT MASTER_GTID_WAIT(?, 20)", [extraPos!["p"]]));
+    const [extra] = await admin(primary, database, (c) => c.query<RowDataPacket[]>(`SELECT id FROM ${EXTRA_DATABASE}.t ORDER BY id`));
+    expect(extra.map((r) => Number(r["id"]))).toEqual([7, 8]);
+    await admin(replica, database, (c) => c.query(`DROP DATABASE ${EXTRA_DATABASE}`));
   });
 
   it("a frozen primary (SIGSTOP) is failed over without losing an acknowledged write; woken, it is taken back as a replica (rebuilt if it kept a write of its own)", async () => {
