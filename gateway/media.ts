@@ -376,11 +376,19 @@ export function sendHttpError(req: Request, res: Response, err: ConnectError, st
   res.end(JSON.stringify({ code: codeName(err.code), message: err.rawMessage }));
   if (unread) {
     res.once("finish", () => {
-      req.resume();
       if (req.readableEnded) return;
       const cut = setTimeout(() => (req.httpVersionMajor === 1 ? req.socket.destroy() : req.destroy()), LINGER_MS);
       cut.unref();
       req.once("end", () => clearTimeout(cut));
+      // Read and dropped through 'readable', not resume(): an upload loop may
+      // still hold the request's async iterator, and resume() called then
+      // leaves the stream paused for good once the iterator lets go (no 'end',
+      // and the connection cut at the linger while the client reuses it).
+      const drop = (): void => {
+        while (req.read() !== null);
+      };
+      req.on("readable", drop);
+      drop();
     });
   }
 }

@@ -6,7 +6,7 @@
 // sends them, or into the mesh's Upload stream; what was stored is read back
 // through GET /media and the shard router.
 import { createHash } from "node:crypto";
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { mkdtemp, readdir, rm, stat, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -299,6 +299,41 @@ describe("POST /media: refusals", () => {
     expect(res.status).toBe(413);
     expect(res.json.code).toBe("resource_exhausted");
     expect(await mediaCount(user.id)).toBe(0);
+  });
+
+  it("keeps a connection whose refused upload was sent whole: the next request on it is answered", async () => {
+    const user = await signUp("reuse");
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const url = new URL(`${mesh.gatewayUrl}/media`);
+    const send = (body: Buffer): Promise<{ status: number; reused: boolean; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: "/media",
+          method: "POST",
+          headers: { "content-type": "video/mp4", "content-length": String(body.length), authorization: `Bearer ${user.token}` },
+        });
+        req.on("response", (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, body: text }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      // Refused on its declared size; the gateway reads and drops the rest, which the client sends whole.
+      const refused = await send(files.makeMp4({ mediaBytes: MAX_VIDEO }));
+      expect(refused.status).toBe(413);
+      // The same connection (the agent has one): answered, not left unread until the linger cuts it.
+      const next = await send(files.makeMp4({ mediaBytes: 64 * 1024 }));
+      expect([next.status, next.reused]).toEqual([201, true]);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("answers a 20 MB image (valid header) over the 16 MB limit while the body is still being sent", async () => {
