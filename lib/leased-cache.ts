@@ -6,7 +6,24 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import type { Counter } from "prom-client";
-import { countResults } from "./metrics.js";
+import type { Logger } from "./logger.js";
+import { countResults, type Metrics } from "./metrics.js";
+
+/** What a leased cache is made with (each adds its own, and its key prefix's default). */
+export interface LeasedCacheOptions {
+  readonly redis: Redis;
+  /** How long an entry lives. */
+  readonly ttlMs: number;
+  /** How long a fill lease holds. */
+  readonly leaseMs?: number;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Key prefix. */
+  readonly prefix?: string;
+  /** Attempts of a write after a committed change before the call gives up (default 3), and the pause before the second (doubling). */
+  readonly attempts?: number;
+  readonly retryMs?: number;
+}
 
 /** One key's read: its value, or a miss with the fill lease taken for it (undefined when none could be taken). */
 export type LeasedRead = { readonly value: Buffer } | { readonly value: undefined; readonly lease: string | undefined };

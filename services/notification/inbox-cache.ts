@@ -25,8 +25,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import { writeAfterCommit } from "../../lib/leased-cache.js";
-import type { Logger } from "../../lib/logger.js";
+import { writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cache.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Cause } from "./causes.js";
 import type { InboxRow, Page, PageEntry } from "./group.js";
@@ -81,17 +80,8 @@ interface Scripts {
   chirpInboxFill(hash: string, lease: string, token: string, ttlMs: number, ...pairs: string[]): Promise<number>;
 }
 
-export interface InboxCacheOptions {
-  readonly redis: Redis;
-  readonly ttlMs: number;
-  readonly leaseMs?: number;
-  readonly log: Logger;
-  readonly metrics?: Metrics;
-  /** Key prefix; default "chirp:inbox:". */
-  readonly prefix?: string;
-  readonly attempts?: number;
-  readonly retryMs?: number;
-}
+/** Key prefix default "chirp:inbox:". */
+export type InboxCacheOptions = LeasedCacheOptions;
 
 export function createInboxCache(opts: InboxCacheOptions): InboxCache {
   const { redis, ttlMs, log } = opts;

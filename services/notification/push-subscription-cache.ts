@@ -20,23 +20,12 @@
 // crash between the commit and the delete is healed by the entry's TTL.
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import { readWithLeases, writeAfterCommit } from "../../lib/leased-cache.js";
-import type { Logger } from "../../lib/logger.js";
+import { readWithLeases, writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cache.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { PushSubscriptionRow, PushSubscriptionStore } from "./store.js";
 
-export interface PushSubscriptionCacheOptions {
-  readonly redis: Redis;
-  readonly ttlMs: number;
-  readonly leaseMs?: number;
-  readonly log: Logger;
-  readonly metrics?: Metrics;
-  /** Key prefix; default "chirp:push-subs:". */
-  readonly prefix?: string;
-  /** Invalidation attempts before giving up (default 3), and the pause before the second (doubling). */
-  readonly attempts?: number;
-  readonly retryMs?: number;
-}
+/** Key prefix default "chirp:push-subs:". */
+export type PushSubscriptionCacheOptions = LeasedCacheOptions;
 
 /** A store whose list() is served from the cache, and whose changes clear it. */
 export interface CachedPushSubscriptionStore extends PushSubscriptionStore {
