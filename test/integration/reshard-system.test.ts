@@ -1,0 +1,353 @@
+// A split of -40 into -20 and 20-40 with the whole system running (issue 23, items 3 and 4):
+// the single process (every service and the gateway) and its topology manager on a tenant
+// of the shared cluster, users on both sides of the split and elsewhere, and writers posting,
+// replying, liking and following through the gateway while `runReshard` goes from create to
+// complete. Afterwards, once the outbox and every durable consumer are drained, everything is
+// checked through the public API against what was acknowledged: each post, each home and user
+// timeline (exact, in order, once), each count, search; and that no request was answered with
+// an error. The services follow the new layout without a restart: posts made after the split
+// are in the targets' databases and reach timelines and search through the relays there.
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EVENT_STREAM } from "../../lib/events/subjects.js";
+import { parseNatsUrl } from "../../lib/events/nats-url.js";
+import { keyRangeContains } from "../../lib/shard/keyrange.js";
+import { parseKeyRange } from "../../lib/shard/shard-config.js";
+import { hashVindex } from "../../lib/shard/vindex.js";
+import { openTopologyKv, readTopology } from "../../lib/shard/topology.js";
+import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
+import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
+import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
+import type { WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { eventually } from "../support/eventually.js";
+import { startSystem, type TestSystem } from "../support/system.js";
+import { gatewayApi, type Account, type Answer } from "../e2e/support/api.js";
+
+// A home list keeps 40 entries in Redis and an author's recent list 20: older pages come from MySQL
+// (ListAuthorTweets across the split).
+const MAX_ENTRIES = 40;
+const TAG = "splitload";
+const WRITERS = 4;
+
+let system: TestSystem;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let kv: KV;
+let topologyKv: KV;
+let plan: ReshardPlan;
+let servers: ReshardServers;
+/** Admin connections to each replica set's primary. */
+const admins = new Map<string, Connection>();
+let completed = false;
+
+const api = gatewayApi(() => system.mesh.gatewayUrl, "rs");
+
+beforeAll(async () => {
+  system = await startSystem({ env: { CHIRP_TIMELINE_MAX_ENTRIES: String(MAX_ENTRIES), CHIRP_TIMELINE_RECENT_ENTRIES: "20" }, router: false });
+  const infra = system.infra;
+  nc = await connect({ ...parseNatsUrl(infra.natsUrl), name: "reshard-system-test" });
+  jsm = await jetstreamManager(nc);
+  kv = await openReshardKv(nc);
+  topologyKv = await openTopologyKv(nc);
+  plan = planReshard(infra.shardConfig, "-40", ["-20", "20-40"]);
+  servers = { replicaSets: infra.mysql.replicaSets, adminUser: infra.mysql.adminUser };
+  for (const rs of infra.mysql.replicaSets) {
+    admins.set(rs.name, await createConnection({ host: rs.primary.host, port: rs.primary.port, user: infra.mysql.adminUser.user, password: infra.mysql.adminUser.password, supportBigNumbers: true, bigNumberStrings: true }));
+  }
+});
+
+afterAll(async () => {
+  if (!completed && plan !== undefined && kv !== undefined) {
+    await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan }).catch(() => {});
+  }
+  for (const a of admins.values()) await a.end().catch(() => {});
+  await nc?.close();
+  await system?.stop();
+});
+
+// --- the public API -----------------------------------------------------------
+
+interface ApiUser {
+  id: string;
+  handle: string;
+  followerCount?: number;
+  followingCount?: number;
+  tweetCount?: number;
+}
+interface ApiTweet {
+  id: string;
+  authorId: string;
+  text: string;
+  likeCount?: number;
+  replyCount?: number;
+  replyToTweetId?: string;
+  mentions?: string[];
+  hashtags?: string[];
+}
+interface Page {
+  tweets?: ApiTweet[];
+  nextPageToken?: string;
+  partial?: boolean;
+}
+
+const U = "chirp.user.v1.UserService";
+const G = "chirp.graph.v1.GraphService";
+const T = "chirp.tweet.v1.TweetService";
+const TL = "chirp.timeline.v1.TimelineService";
+const S = "chirp.search.v1.SearchService";
+
+/** Every page of a list, in order; any answer but 200 fails. */
+async function allPages(read: (token: string) => Promise<Answer<Page>>): Promise<ApiTweet[]> {
+  const out: ApiTweet[] = [];
+  let token = "";
+  for (let pages = 0; pages < 200; pages++) {
+    const res = await read(token);
+    if (res.status !== 200) throw new Error(`page ${pages}: ${res.status} ${JSON.stringify(res.body)}`);
+    expect(res.body.partial ?? false).toBe(false);
+    out.push(...(res.body.tweets ?? []));
+    token = res.body.nextPageToken ?? "";
+    if (token === "") return out;
+  }
+  throw new Error("more than 200 pages");
+}
+
+const newestFirst = (ids: Iterable<string>): string[] => [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? 1 : BigInt(a) > BigInt(b) ? -1 : 0));
+
+// --- where rows live -----------------------------------------------------------
+
+type Side = "-20" | "20-40" | "elsewhere";
+const sideOf = (id: string): Side => {
+  const k = hashVindex(id);
+  if (keyRangeContains(parseKeyRange("-20"), k)) return "-20";
+  if (keyRangeContains(parseKeyRange("20-40"), k)) return "20-40";
+  return "elsewhere";
+};
+
+/** The databases of the layout after the split (targets in the source's place), with their replica sets. */
+function layoutDatabases(): Array<{ database: string; replicaSet: string }> {
+  return [...plan.targets, ...system.infra.shardConfig.shards.filter((s) => s.name !== plan.source.name)].map((s) => ({ database: s.database, replicaSet: s.replicaSet }));
+}
+
+/** Every outbox row sent (on the split's layout), and every durable consumer of the event stream has handled everything. */
+async function drained(): Promise<boolean> {
+  for (const { database, replicaSet } of layoutDatabases()) {
+    const [[row]] = await admins.get(replicaSet)!.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${database}\`.outbox WHERE sent_time IS NULL`);
+    if (Number(row?.["n"]) > 0) return false;
+  }
+  let durables = 0;
+  for await (const c of jsm.consumers.list(EVENT_STREAM)) {
+    if (c.config.durable_name === undefined) continue;
+    durables++;
+    if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
+  }
+  return durables > 0;
+}
+
+describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
+  it("under write load through the gateway: every acknowledged write, count, timeline and search hit is exact afterwards, no request failed", async () => {
+    // Users on both sides of the split and elsewhere (ids are Snowflakes: sign up until each side has some).
+    const users: Account[] = [];
+    const count = (side: Side): number => users.filter((u) => sideOf(String(u.id)) === side).length;
+    while (users.length < 80 && (count("-20") < 4 || count("20-40") < 4 || count("elsewhere") < 8)) users.push(...(await api.signUpMany(8)));
+    expect(count("-20")).toBeGreaterThanOrEqual(4);
+    expect(count("20-40")).toBeGreaterThanOrEqual(4);
+    const ids = users.map((u) => String(u.id));
+    const byId = new Map(users.map((u) => [String(u.id), u]));
+
+    // What was acknowledged.
+    const following = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
+    const posts = new Map<string, { author: string; text: string; replyTo?: string; mention: string; at: "before" | "during" | "after" }>();
+    const postIds: string[] = [];
+    const likes = new Map<string, Set<string>>();
+    const replies = new Map<string, number>();
+    const errors: Array<{ what: string; status: number; body: unknown }> = [];
+    let partialSearches = 0;
+    let ops = 0;
+
+    let seq = 0;
+    const rand = (n: number): number => Math.floor(Math.random() * n);
+    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+    const call = async <R>(what: string, method: string, body: unknown, token?: string): Promise<R | undefined> => {
+      const res = await api.call<R>(method, body, token);
+      if (res.status !== 200) {
+        errors.push({ what, status: res.status, body: res.body });
+        return undefined;
+      }
+      return res.body;
+    };
+    const toggleFollow = async (actor: string, other: string): Promise<void> => {
+      const mine = following.get(actor)!;
+      const method = mine.has(other) ? "Unfollow" : "Follow";
+      if ((await call(`${method} ${actor} -> ${other}`, `${G}/${method}`, { userId: other }, byId.get(actor)!.token)) === undefined) return;
+      if (method === "Follow") mine.add(other);
+      else mine.delete(other);
+    };
+
+    // Follow edges before the load: each user follows six others, across the moved range and across shards.
+    await Promise.all(
+      ids.map(async (actor, i) => {
+        for (let k = 1; k <= 6; k++) await toggleFollow(actor, ids[(i + k * 5) % ids.length]!);
+      }),
+    );
+    expect(errors).toEqual([]);
+
+    // The writers: each acts as its own users (one request at a time per user, so each user's
+    // follow state and likes are known exactly), the reader reads what the load makes.
+    let phase: "before" | "during" | "after" = "before";
+    let opsAfter = 0;
+    let stop = false;
+    const post = async (actor: string, replyTo?: string): Promise<void> => {
+      const n = seq++;
+      const mention = pick(ids.filter((id) => id !== actor));
+      const text = `${replyTo === undefined ? "post" : "reply"} ${n} #${TAG} to @${byId.get(mention)!.handle}`;
+      const at = phase;
+      const res = await call<{ tweet: ApiTweet }>(`post ${n}`, `${T}/PostTweet`, replyTo === undefined ? { text } : { text, replyToTweetId: replyTo }, byId.get(actor)!.token);
+      if (res === undefined) return;
+      posts.set(res.tweet.id, { author: actor, text, mention, at, ...(replyTo === undefined ? {} : { replyTo }) });
+      postIds.push(res.tweet.id);
+      if (replyTo !== undefined) replies.set(replyTo, (replies.get(replyTo) ?? 0) + 1);
+    };
+    const writer = async (w: number): Promise<void> => {
+      const mine = ids.filter((_, i) => i % WRITERS === w);
+      while (!stop) {
+        const actor = pick(mine);
+        const r = rand(100);
+        if (r < 45 || postIds.length < 10) await post(actor);
+        else if (r < 60) await post(actor, pick(postIds));
+        else if (r < 85) {
+          const tweet = pick(postIds);
+          // One set per tweet, made before the call: writers of other users like the same tweet at once.
+          const likers = likes.get(tweet) ?? new Set<string>();
+          likes.set(tweet, likers);
+          const method = likers.has(actor) && rand(3) === 0 ? "UnlikeTweet" : "LikeTweet";
+          if ((await call(`${method} ${actor} ${tweet}`, `${T}/${method}`, { tweetId: tweet }, byId.get(actor)!.token)) !== undefined) {
+            if (method === "LikeTweet") likers.add(actor);
+            else likers.delete(actor);
+          }
+        } else await toggleFollow(actor, pick(ids.filter((id) => id !== actor)));
+        ops++;
+        if (phase === "after") opsAfter++;
+        if (phase === "after" && opsAfter >= 80) stop = true;
+        // A steady load the two shared cores can carry next to the split, not a flood.
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      }
+    };
+    const reader = async (): Promise<void> => {
+      while (!stop) {
+        const who = byId.get(pick(ids))!;
+        await call("home", `${TL}/GetHomeTimeline`, { pageSize: 20 }, who.token);
+        await call("user timeline", `${TL}/GetUserTimeline`, { userId: pick(ids), pageSize: 20 });
+        if (postIds.length > 0) await call("get tweet", `${T}/GetTweet`, { tweetId: pick(postIds) }, who.token);
+        const found = await call<Page>("search", `${S}/SearchTweets`, { query: `#${TAG}`, pageSize: 20 }, who.token);
+        if (found?.partial === true) partialSearches++;
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      }
+    };
+    const load = Promise.all([...Array.from({ length: WRITERS }, (_, w) => writer(w)), reader()]);
+
+    // The split, from create to complete, while the load runs (it has made some writes first).
+    await eventually("the load is running", () => ops >= 60, { timeoutMs: 30_000 });
+    phase = "during";
+    const lines: string[] = [];
+    let writeSwitch: WriteSwitchResult | undefined;
+    const t0 = performance.now();
+    const done = await runReshard({
+      plan,
+      servers,
+      kv,
+      topologyKv,
+      stopAfter: "complete",
+      shardConfigFile: system.infra.shardConfigFile!,
+      log: (line) => {
+        lines.push(line);
+        if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${line}\n`);
+      },
+      onWriteSwitch: (r) => (writeSwitch = r),
+    }).finally(() => (phase = "after"));
+    const splitMs = performance.now() - t0;
+    completed = done.phase === "complete";
+    const opsDuring = ops;
+    await load;
+
+    expect(done.phase).toBe("complete");
+    expect(lines.some((l) => l.startsWith("verified"))).toBe(true);
+    expect(lines.some((l) => l.startsWith("reads switched"))).toBe(true);
+    expect(writeSwitch?.heldMs).toBeGreaterThan(0);
+    expect(await loadState(kv, reshardKey(plan.keyspace, plan.source.database))).toMatchObject({ state: { phase: "complete" } });
+    const live = (await readTopology(topologyKv, plan.keyspace))!.topology;
+    expect(live.shards.filter((s) => s.serving !== false).map((s) => s.name).sort()).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"].sort());
+    if (process.env["DEBUG_RESHARD"]) {
+      process.stderr.write(`split ${splitMs.toFixed(0)} ms, held ${writeSwitch?.heldMs} ms; ${ops} ops (${opsDuring} by the end of the split), ${posts.size} posts, ${partialSearches} partial searches\n`);
+    }
+
+    // No request was answered with an error, before, during or after the split.
+    expect(errors).toEqual([]);
+    const during = [...posts.values()].filter((p) => p.at === "during");
+    expect(during.length).toBeGreaterThan(0);
+    expect([...posts.values()].filter((p) => p.at === "after").length).toBeGreaterThan(0);
+
+    // Every event published and handled (an event, not a time: the outbox rows and the durable consumers).
+    await eventually("the outbox is sent and every durable consumer has handled everything", drained, { timeoutMs: 30_000 });
+
+    // Posts after the split are in the target that owns their author: the services follow the new layout.
+    for (const [id, p] of posts) {
+      const side = sideOf(p.author);
+      if (p.at !== "after" || side === "elsewhere") continue;
+      const target = plan.targets.find((t) => t.name === side)!;
+      const [rows] = await admins.get(target.replicaSet)!.query<RowDataPacket[]>(`SELECT id FROM \`${target.database}\`.tweets WHERE id = ?`, [id]);
+      expect([id, rows.length]).toEqual([id, 1]);
+    }
+    const [dbs] = await admins.get(plan.source.replicaSet)!.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?)", [plan.source.database, `${plan.source.database}_resharded`]);
+    expect(dbs.map((r) => r["s"])).not.toContain(`${plan.source.database}_resharded`);
+
+    // Every acknowledged post is readable, with its exact counts.
+    const viewer = users[0]!;
+    for (const [id, p] of posts) {
+      const { tweet } = await api.ok<{ tweet: ApiTweet }>(`${T}/GetTweet`, { tweetId: id }, viewer.token);
+      expect({ id, author: tweet.authorId, text: tweet.text, likes: tweet.likeCount ?? 0, replies: tweet.replyCount ?? 0, replyTo: tweet.replyToTweetId ?? "0" }).toEqual({
+        id,
+        author: p.author,
+        text: p.text,
+        likes: likes.get(id)?.size ?? 0,
+        replies: replies.get(id) ?? 0,
+        replyTo: p.replyTo ?? "0",
+      });
+    }
+
+    // Every user: profile counts, user timeline and home timeline exact.
+    const postsBy = new Map<string, string[]>(ids.map((id) => [id, []]));
+    for (const [id, p] of posts) postsBy.get(p.author)!.push(id);
+    const followers = new Map<string, number>(ids.map((id) => [id, 0]));
+    for (const set of following.values()) for (const f of set) followers.set(f, followers.get(f)! + 1);
+    for (const u of users) {
+      const id = String(u.id);
+      const byHandle = await api.ok<{ user: ApiUser }>(`${U}/GetUser`, { handle: u.handle });
+      expect(byHandle.user.id).toBe(id);
+      const { user } = await api.ok<{ user: ApiUser }>(`${U}/GetUser`, { userId: id });
+      expect({ id, tweets: user.tweetCount ?? 0, followers: user.followerCount ?? 0, following: user.followingCount ?? 0 }).toEqual({
+        id,
+        tweets: postsBy.get(id)!.length,
+        followers: followers.get(id),
+        following: following.get(id)!.size,
+      });
+      const own = await allPages((token) => api.call<Page>(`${TL}/GetUserTimeline`, { userId: id, pageSize: 50, pageToken: token }, pick(users).token));
+      expect({ id, timeline: own.map((t) => t.id) }).toEqual({ id, timeline: newestFirst(postsBy.get(id)!) });
+      // Home: the user's own posts and those of everyone they follow at the end, newest first, each once.
+      const expected = newestFirst([id, ...following.get(id)!].flatMap((a) => postsBy.get(a)!));
+      const home = await allPages((token) => api.call<Page>(`${TL}/GetHomeTimeline`, { pageSize: 30, pageToken: token }, u.token));
+      expect({ id, home: home.map((t) => t.id) }).toEqual({ id, home: expected });
+    }
+
+    // Search: every post once (those of the moved range among them), and a moved user's mentions.
+    const hits = await allPages((token) => api.call<Page>(`${S}/SearchTweets`, { query: `#${TAG}`, pageSize: 100, pageToken: token }, viewer.token));
+    expect(hits.map((t) => t.id)).toEqual(newestFirst(posts.keys()));
+    expect(hits.filter((t) => sideOf(t.id) !== "elsewhere").length).toBeGreaterThan(0);
+    const moved = users.find((u) => sideOf(String(u.id)) === "20-40")!;
+    const mentioning = [...posts].filter(([, p]) => p.mention === String(moved.id)).map(([id]) => id);
+    const mentionHits = await allPages((token) => api.call<Page>(`${S}/SearchTweets`, { query: `@${moved.handle}`, pageSize: 100, pageToken: token }, viewer.token));
+    expect(mentionHits.map((t) => t.id)).toEqual(newestFirst(mentioning));
+  });
+});
