@@ -1,6 +1,6 @@
 import { gunzipSync, brotliDecompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { fastBrotli, fastGzip } from "./compression.js";
+import { fastBrotli, fastGzip, SYNC_MAX_BYTES } from "./compression.js";
 
 // A timeline-page-like JSON body: repetitive field names, varied values.
 const body = new TextEncoder().encode(
@@ -27,6 +27,13 @@ describe("response compression", () => {
     const out = await fastBrotli.compress(body);
     expect(brotliDecompressSync(out)).toEqual(Buffer.from(body));
     expect(out.byteLength).toBeLessThan(body.byteLength / 2);
+  });
+
+  it("compresses a body above the synchronous limit too (in the thread pool), to the same standard formats", async () => {
+    const big = new Uint8Array(SYNC_MAX_BYTES * 2 + 7);
+    for (let i = 0; i < big.length; i++) big[i] = body[i % body.length]!;
+    expect(gunzipSync(await fastGzip.compress(big))).toEqual(Buffer.from(big));
+    expect(brotliDecompressSync(await fastBrotli.compress(big))).toEqual(Buffer.from(big));
   });
 
   it("keeps the names clients ask for", () => {

@@ -8,6 +8,14 @@
 // compressing dynamic answers (brotli 4), the gateway compresses fast:
 // JSON timeline pages shrink nearly as much at either setting. Decompressing
 // requests is connect-node's own (with its size limit).
+//
+// Answers up to SYNC_MAX_BYTES are compressed on the event loop (gzipSync):
+// zlib's asynchronous API hands every call to the thread pool and back (a
+// futex wake, an eventfd write, a callback) and builds a stream around it,
+// which for a 5 KB timeline page cost 68-84 µs of CPU against 17-22 µs done
+// synchronously (a scratch loop of 5,000 calls, Node 20). Larger answers go
+// to the thread pool, so one big body never holds the loop for long (about
+// 4 µs per KiB at gzip level 1).
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -18,15 +26,38 @@ const brotli = promisify(zlib.brotliCompress);
 
 export const GZIP_LEVEL = 1;
 export const BROTLI_QUALITY = 4;
+/** Bodies up to this size are compressed synchronously (see the top of this file). */
+export const SYNC_MAX_BYTES = 64 * 1024;
+
+const GZIP_OPTIONS: zlib.ZlibOptions = { level: GZIP_LEVEL };
+const BROTLI_OPTIONS: zlib.BrotliOptions = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY } };
+
+/** `sync(bytes)` for small bodies, `async(bytes)` in the thread pool for large ones; a throw becomes a rejection either way. */
+function compressor(sync: (b: Uint8Array) => Uint8Array<ArrayBuffer>, async: (b: Uint8Array) => Promise<Uint8Array<ArrayBuffer>>): Compression["compress"] {
+  return (bytes) => {
+    if (bytes.byteLength > SYNC_MAX_BYTES) return async(bytes);
+    try {
+      return Promise.resolve(sync(bytes));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+}
 
 export const fastGzip: Compression = {
   name: compressionGzip.name,
-  compress: (bytes) => gzip(bytes, { level: GZIP_LEVEL }),
+  compress: compressor(
+    (b) => zlib.gzipSync(b, GZIP_OPTIONS),
+    (b) => gzip(b, GZIP_OPTIONS),
+  ),
   decompress: compressionGzip.decompress,
 };
 
 export const fastBrotli: Compression = {
   name: compressionBrotli.name,
-  compress: (bytes) => brotli(bytes, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY } }),
+  compress: compressor(
+    (b) => zlib.brotliCompressSync(b, BROTLI_OPTIONS),
+    (b) => brotli(b, BROTLI_OPTIONS),
+  ),
   decompress: compressionBrotli.decompress,
 };

@@ -17,7 +17,7 @@ import type { CacheRead, CachedTweet, TweetCache } from "./cache.js";
 import type { LikeAt, LikedCache } from "./liked-cache.js";
 import type { UserCache } from "../../lib/user-cache.js";
 import type { AuthorLookup } from "./lookup.js";
-import { presentTweetCore } from "./present.js";
+import { presentTweetCore, withViewerFields } from "./present.js";
 import type { TweetStore } from "./store.js";
 
 /** A tweet id and its author (the shard it lives on). */
@@ -200,11 +200,10 @@ export function createTweetReader(opts: {
     ]);
     const mediaById = new Map([...known, ...fetched]);
     return shown.map(({ loaded: { core, liked, reposted }, reposter, repostId }) => {
-      // A shallow copy (the core may be shared: a cache hit used twice in one
-      // batch): only top-level fields are set here, and nothing writes into
-      // a tweet's nested messages. A deep clone was a profiled cost.
-      const tweet: Tweet = {
-        ...core,
+      // A new object over the core's fields (the core may be shared: a
+      // cache hit used twice in one batch): only top-level fields are set
+      // here, and nothing writes into a tweet's nested messages.
+      const tweet = withViewerFields(core, {
         author: byAuthor.get(core.authorId),
         likedByViewer: liked,
         media: core.mediaIds.flatMap((id) => {
@@ -215,7 +214,7 @@ export function createTweetReader(opts: {
         repostedByViewer: reposted ?? false,
         repostedBy: reposter === undefined ? undefined : byAuthor.get(reposter),
         repostId: repostId ?? 0n,
-      };
+      });
       return tweet;
     });
   };
