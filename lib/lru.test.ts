@@ -20,3 +20,26 @@ describe("LruMap", () => {
     expect(lru.get(1)).toBeUndefined();
   });
 });
+
+describe("LruMap with recent entries left in place", () => {
+  it("forgets only entries unused for at least half its capacity of insertions", () => {
+    const lru = new LruMap<number, number>(10);
+    for (let i = 0; i < 10; i++) lru.set(i, i);
+    // 0..4 are in the older half: a hit moves them to the end.
+    for (let i = 0; i < 5; i++) expect(lru.get(i)).toBe(i);
+    // Five new entries push out the five not used since they were set (5..9).
+    for (let i = 10; i < 15; i++) lru.set(i, i);
+    expect([...Array(15).keys()].filter((i) => lru.get(i) !== undefined)).toEqual([0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
+    expect(lru.size).toBe(10);
+  });
+
+  it("keeps a key used in every window of half its capacity however many others pass through", () => {
+    const lru = new LruMap<string, number>(8);
+    lru.set("hot", 1);
+    for (let i = 0; i < 1000; i++) {
+      lru.set(`k${i}`, i);
+      if (i % 4 === 3) expect(lru.get("hot")).toBe(1);
+    }
+    expect(lru.size).toBe(8);
+  });
+});

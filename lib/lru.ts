@@ -1,13 +1,27 @@
 /**
- * A bounded map that forgets the least recently used entry first (a Map keeps
- * insertion order; a hit re-inserts the entry at the end). For immutable
- * values only: nothing here ever invalidates an entry.
+ * A bounded map that forgets the least recently used entry first. A Map keeps
+ * insertion order, and a hit re-inserts its entry at the end, but only when
+ * the entry has drifted into the older half of the map (capacity/2 or more
+ * insertions since it was last put at the end): a hit on a recent entry is
+ * one Map lookup instead of a lookup, a delete and an insert. So an entry is
+ * forgotten only once it has gone unused for at least capacity/2 insertions,
+ * and it is always the oldest by that measure. For immutable values only:
+ * nothing here ever invalidates an entry.
+ *
+ * Measured (a scratch loop, Node 20, 20,000 entries, 3,000 hot keys): a hit
+ * cost 190-290 ns re-inserting every time; the caches on a home read (tokens,
+ * caller assertions, the decoded tweets and profiles, tweet authors) were
+ * 3.3 % of its CPU profile.
  */
 export class LruMap<K, V> {
-  readonly #entries = new Map<K, V>();
+  readonly #entries = new Map<K, { value: V; stamp: number }>();
+  /** Insertions at the end so far: an entry's stamp is the count when it was put there. */
+  #clock = 0;
+  readonly #recent: number;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError("capacity must be a non-negative integer");
+    this.#recent = Math.floor(capacity / 2);
   }
 
   get size(): number {
@@ -15,17 +29,20 @@ export class LruMap<K, V> {
   }
 
   get(key: K): V | undefined {
-    const value = this.#entries.get(key);
-    if (value === undefined) return undefined;
-    this.#entries.delete(key);
-    this.#entries.set(key, value);
-    return value;
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (this.#clock - entry.stamp >= this.#recent) {
+      this.#entries.delete(key);
+      entry.stamp = ++this.#clock;
+      this.#entries.set(key, entry);
+    }
+    return entry.value;
   }
 
   set(key: K, value: V): void {
     if (this.capacity === 0) return;
     this.#entries.delete(key);
-    this.#entries.set(key, value);
+    this.#entries.set(key, { value, stamp: ++this.#clock });
     if (this.#entries.size > this.capacity) {
       const oldest = this.#entries.keys().next();
       if (oldest.done !== true) this.#entries.delete(oldest.value);
