@@ -54,6 +54,8 @@ Writes bench/results/reshard.json.
   --batch N     rows per copy batch (1000)
   --held-check counts|digests   what the write switch compares while writes are held (counts)
   --switch-back  after the write switch, abort under the same writes: writes switch back to -40
+  --hold-ms N   the write switch's hold budget (800); a small one shows what a give-up costs end to end
+  --hold-attempts N  write switch attempts before the run gives up (3)
   --out FILE    where the JSON goes
 `);
 
@@ -66,6 +68,8 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "1000" },
     "held-check": { type: "string", default: "counts" },
     "switch-back": { type: "boolean", default: false },
+    "hold-ms": { type: "string", default: "800" },
+    "hold-attempts": { type: "string", default: "3" },
     out: { type: "string" },
   },
 });
@@ -76,6 +80,8 @@ const seconds = Number(args.seconds);
 const batch = Number(args.batch);
 const heldCheck = args["held-check"] === "digests" ? "digests" : "counts";
 const switchBack = args["switch-back"] === true;
+const holdMs = Number(args["hold-ms"]);
+const holdAttempts = Number(args["hold-attempts"]);
 const out = args.out ?? fileURLToPath(new URL("./results/reshard.json", import.meta.url));
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
@@ -202,6 +208,9 @@ try {
   let switched: WriteSwitchResult | undefined;
   let heldAt = 0;
   const s0 = performance.now();
+  // Attempts that ran out of the hold budget: undone, held writes run on the source.
+  const giveUps: Array<{ step: string; heldMs: number; undoMs: number }> = [];
+  let gaveUpFor = "";
   await runReshard({
     plan,
     servers,
@@ -209,35 +218,54 @@ try {
     topologyKv,
     stopAfter: "switch-writes",
     heldCheck,
+    holdMs,
+    holdAttempts,
     log: (line) => {
       if (line.startsWith("reads switched")) heldAt = performance.now();
       log(line);
     },
     onWriteSwitch: (r) => (switched = r),
+    onGiveUp: (e) => giveUps.push({ step: e.step, heldMs: Math.round(e.cost?.heldMs ?? -1), undoMs: Math.round(e.cost?.undoMs ?? -1) }),
+  }).catch((err: unknown) => {
+    gaveUpFor = (err as Error).message;
+    log(`write switch not done: ${gaveUpFor}`);
   });
   const switchSeconds = (performance.now() - s0) / 1000;
+  if (giveUps.length > 0) log(`${giveUps.length} attempt(s) gave up: ${giveUps.map((g) => `at ${g.step}, held ${g.heldMs} ms (undo ${g.undoMs} ms)`).join("; ")}`);
   // --switch-back: the targets take writes for 2 s, then abort switches writes back under the same load.
   let back: { heldMs: number; rowsReplayed: number; seconds: number; pauseMs: number; missingOnSource: number } | undefined;
   let backAt = Infinity;
-  if (switchBack) {
+  const backGiveUps: Array<{ step: string; heldMs: number; undoMs: number }> = [];
+  if (switchBack && switched !== undefined) {
     await delay(2000);
     backAt = performance.now();
     let heldMs = -1;
     let rowsReplayed = -1;
-    await abortReshard({
+    const aborted = await abortReshard({
       keyspace: plan.keyspace,
       sourceDatabase: plan.source.database,
       servers,
       kv,
       topologyKv,
       plan,
+      holdMs,
+      holdAttempts,
+      onGiveUp: (e) => backGiveUps.push({ step: e.step, heldMs: Math.round(e.cost?.heldMs ?? -1), undoMs: Math.round(e.cost?.undoMs ?? -1) }),
       log: (line) => {
         const m = /^writes switched back to \S+: held (\d+) ms, (\d+) rows replayed/.exec(line);
         if (m !== null) [heldMs, rowsReplayed] = [Number(m[1]), Number(m[2])];
         log(line);
       },
-    });
-    back = { heldMs, rowsReplayed, seconds: (performance.now() - backAt) / 1000, pauseMs: 0, missingOnSource: 0 };
+    }).then(
+      () => true,
+      (err: unknown) => {
+        // Every attempt gave up: the targets still serve, and the writes are checked there.
+        log(`switch-back not done: ${(err as Error).message}`);
+        return false;
+      },
+    );
+    if (backGiveUps.length > 0) log(`${backGiveUps.length} switch-back attempt(s) gave up: ${backGiveUps.map((g) => `at ${g.step}, held ${g.heldMs} ms (undo ${g.undoMs} ms)`).join("; ")}`);
+    if (aborted) back = { heldMs, rowsReplayed, seconds: (performance.now() - backAt) / 1000, pauseMs: 0, missingOnSource: 0 };
   }
   await delay(500);
   switching = false;
@@ -256,8 +284,16 @@ try {
   const pauseMs = Math.max(0, ...during.map((w) => w.end - w.start));
   const normal = writeLog.filter((w) => w.end < heldAt).map((w) => w.end - w.start);
   let missing = 0;
-  // After a switch-back the targets are gone: the check is on the source (above).
-  const onTargets = back === undefined ? acked : [];
+  // After a switch-back the targets are gone: the check is on the source (above); after a
+  // switch that gave up every attempt, every write is on the source.
+  const onTargets = back === undefined && switched !== undefined ? acked : [];
+  if (switched === undefined) {
+    for (let i = 0; i < acked.length; i += 1000) {
+      const chunk = acked.slice(i, i + 1000);
+      const [rows] = await admin.query(`SELECT COUNT(*) AS n FROM ${plan.source.database}.users WHERE id IN (?)`, [chunk]);
+      missing += chunk.length - Number((rows as Array<{ n: number }>)[0]!.n);
+    }
+  }
   for (let i = 0; i < onTargets.length; i += 1000) {
     const chunk = onTargets.slice(i, i + 1000);
     const [rows] = await admin.query(
@@ -269,13 +305,13 @@ try {
   for (const r of routers) await r.close();
   log(
     `switch: reads then writes in ${switchSeconds.toFixed(1)} s; writes held ${switched?.heldMs.toFixed(0)} ms (fence ${switched?.fenceMs.toFixed(0)}, drain ${switched?.drainMs.toFixed(0)}, verify ${switched?.verifyMs.toFixed(0)} ms); ` +
-      `write pause end to end ${pauseMs.toFixed(0)} ms (a write's p50 before: ${pct(normal, 50).toFixed(1)} ms); ${acked.length} writes acknowledged, ${back === undefined ? `${missing} missing on the targets` : "checked on the source after the switch-back"}, ${errors} errors`,
+      `write pause end to end ${pauseMs.toFixed(0)} ms (a write's p50 before: ${pct(normal, 50).toFixed(1)} ms); ${acked.length} writes acknowledged, ${back === undefined ? `${missing} missing on the ${switched === undefined ? "source" : "targets"}` : "checked on the source after the switch-back"}, ${errors} errors`,
   );
 
   const result = {
     time: new Date().toISOString(),
     machine: machine(),
-    parameters: { users, rate, writers: writerCount, seconds, batch, heldCheck, switchBack },
+    parameters: { users, rate, writers: writerCount, seconds, batch, heldCheck, switchBack, holdMs, holdAttempts },
     copy: { rows: copiedRows, seconds: copySeconds, rowsPerSecond: Math.round(copiedRows / copySeconds) },
     catchUp: { writes, lagP50Ms: pct(lags, 50), lagP99Ms: pct(lags, 99), lagMaxMs: Math.max(0, ...lags), samples: lags.length, currentAfterWritesMs: Math.round(drainMs) },
     verify: { ok: verified.verify?.ok ?? false, seconds: verifySeconds },
@@ -290,8 +326,10 @@ try {
       missingOnTargets: missing,
       errors,
       switchSeconds,
+      giveUps,
+      ...(gaveUpFor === "" ? {} : { notSwitched: gaveUpFor }),
     },
-    ...(back === undefined ? {} : { switchBack: { ...back, pauseMs: Math.round(back.pauseMs) } }),
+    ...(back === undefined ? {} : { switchBack: { ...back, pauseMs: Math.round(back.pauseMs), giveUps: backGiveUps } }),
   };
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

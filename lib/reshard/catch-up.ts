@@ -54,7 +54,7 @@ export interface CatchUpOptions {
     readonly apply: (table: TableShape, keys: readonly unknown[][], rows: readonly Row[]) => Promise<void>;
   };
   /**
-   * "current": stop once everything the source had logged when last asked is
+   * "current": stop once everything the source had logged when this run began is
    * applied; a GTID position: stop exactly there; "never": keep the targets
    * current until the signal fires (the position is saved first).
    */
@@ -136,13 +136,26 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     zongji.on("error", (err: Error & { errno?: number }) => {
       if (current.stopped) return;
       // 1236: the source has purged the binlog this position needs.
-      failure ??= err.errno === 1236 ? new Error(`the source no longer has the binlog from ${from} (purged?): abort this reshard and start it again`, { cause: err }) : err;
+      failure ??=
+        err.errno === 1236
+          ? new Error(
+              opts.reverse === undefined
+                ? `the source no longer has the binlog from ${from} (purged?): abort this reshard and start it again`
+                : `the targets' primary no longer has the binlog from ${from} (purged?): their changes since the write switch cannot be replayed into the source (binlog.ts)`,
+              { cause: err },
+            )
+          : err;
       wake?.();
     });
+    // Opening a stream is a connection and a handshake: inside the write switch's hold it must not outlast the budget.
+    let onAbort: (() => void) | undefined;
     const ready = new Promise<void>((resolve, reject) => {
       zongji.once("ready", () => resolve());
       zongji.once("error", reject);
-    });
+      onAbort = () => reject(opts.signal!.reason);
+      if (opts.signal?.aborted === true) onAbort();
+      else opts.signal?.addEventListener("abort", onAbort, { once: true });
+    }).finally(() => opts.signal?.removeEventListener("abort", onAbort!));
     zongji.start({
       // A new replication server id per stream: a stopped stream's may linger on the server a moment.
       serverId: opts.serverId ?? 0x40000000 + Math.floor(Math.random() * 0x3fffffff),
@@ -185,6 +198,8 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
       const routing = plan.tables.get(name)!;
       const all = [...keys.values()];
       for (let i = 0; i < all.length; i += 500) {
+        // A drain inside the write switch's hold stops at its deadline (hold.ts); the keys of this flush stay unapplied.
+        opts.signal?.throwIfAborted();
         const chunk = all.slice(i, i + 500);
         const rows = await readByKeys(opts.source, databases.get(logged)!, table, chunk);
         if (opts.reverse !== undefined) {
@@ -245,15 +260,22 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     restarts,
   });
 
+  const onAbort = (): void => wake?.();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await openStream(start);
-    let lastCheck = 0;
+    // "current" is what the source had logged as the run began: a target re-read as it goes
+    // moves with every write, and under steady writes on a loaded machine it was chased for
+    // tens of seconds (bench:reshard). What comes after is the next run's (or the drain's).
+    const target = opts.until === "current" ? await binlogGtidPos(opts.source) : opts.until === "never" ? undefined : opts.until;
+    const reachedTarget = async (): Promise<CatchUpProgress> => {
+      await save(0, true);
+      if (opts.until === "current") opts.onProgress?.(progress(true));
+      return progress(true);
+    };
     for (;;) {
       if (failure !== undefined) throw failure;
-      if (opts.signal?.aborted) {
-        await save(lastLagMs, true);
-        opts.signal.throwIfAborted();
-      }
+      opts.signal?.throwIfAborted();
       let reached = false;
       while (queue.length > 0 && !reached) {
         const ev = queue.shift()!;
@@ -277,14 +299,11 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         pendingPos.add({ domainId: Number(domainId), serverId: Number(serverId), seqNo: seqNo! });
         transactions++;
         oldestPending ??= ev.receivedAt;
-        if (opts.until !== "current" && opts.until !== "never" && covers(pendingPos.toString(), opts.until)) reached = true;
+        if (target !== undefined && covers(pendingPos.toString(), target)) reached = true;
         if (pendingKeys >= batchKeys) break;
       }
       if (pendingKeys > 0 || pendingPos.toString() !== applied.pos) await flush();
-      if (reached) {
-        await save(0, true);
-        return progress(true);
-      }
+      if (reached) return await reachedTarget();
       if (restartWanted && queue.length === 0) {
         // Everything the stopped stream delivered is applied: go on from the saved position.
         await save(lastLagMs, true);
@@ -299,29 +318,22 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         continue;
       }
       // Nothing buffered: already at the position asked for (no transaction since)?
-      if (opts.until !== "current" && opts.until !== "never" && covers(applied.pos, opts.until)) {
-        await save(0, true);
-        return progress(true);
-      }
-      // Are we current? Ask the source at most every 100 ms.
-      if (opts.until === "current" && performance.now() - lastCheck > 100) {
-        lastCheck = performance.now();
-        const sourcePos = await binlogGtidPos(opts.source);
-        if (queue.length === 0 && covers(applied.pos, sourcePos)) {
-          await save(0, true);
-          opts.onProgress?.(progress(true));
-          return progress(true);
-        }
-      }
+      if (target !== undefined && covers(applied.pos, target)) return await reachedTarget();
       opts.onProgress?.(progress(false));
       await save(progress(false).lagMs);
+      if (opts.signal?.aborted === true) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 100);
         wake = () => (clearTimeout(timer), resolve());
       });
       wake = undefined;
     }
+  } catch (err) {
+    // Stopped (a kill, the end of following, a hold's deadline): what is applied is saved, so the next run goes on from it.
+    if (opts.signal?.aborted === true && failure === undefined) await save(lastLagMs, true);
+    throw err;
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     if (stream !== undefined) {
       stream.stopped = true;
       stream.zongji.stop();

@@ -57,6 +57,12 @@ export async function readTables(conn: Connection, database: string): Promise<Ma
   return tables;
 }
 
+/** Names of the base tables (not views) of `database`. */
+export async function baseTables(conn: Connection, database: string): Promise<string[]> {
+  const [rows] = await conn.execute<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", [database]);
+  return rows.map((r) => String(r["t"]));
+}
+
 /**
  * Opens a consistent snapshot on `conn` and returns the binlog position it is
  * consistent with (MariaDB: binlog_snapshot_file/position, and the GTID

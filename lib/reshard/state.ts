@@ -62,6 +62,12 @@ export interface ReshardState {
    * replays from it (decision 23).
    */
   reverse?: { gtid: string; events: number; rowsApplied: number; lagMs: number; updateTime: string };
+  /**
+   * Members of the targets' replica set whose binlog expiry the write switch
+   * turned off (and the value it had), so the binlog reverse replication needs
+   * stays until complete or abort puts them back (binlog.ts).
+   */
+  binlogKept?: ReadonlyArray<{ readonly member: string; readonly expireLogsSeconds: number }>;
   verify?: { readonly time: string; readonly position: string; readonly attempts: number; readonly ok: boolean; readonly tables: readonly TableCheck[] };
   /** The live topology document that switched reads to the targets. */
   readSwitch?: { readonly epoch: number; readonly time: string };

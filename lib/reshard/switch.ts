@@ -27,14 +27,18 @@
 //   5. publish the targets serving, the source gone: held writes resolve again
 //      and land on the targets.
 // A failure in 2-4 renames the tables back and publishes `writes: "source"`;
-// held writes then run on the source as if nothing happened.
+// held writes then run on the source as if nothing happened. So does running
+// out of the hold budget (`holdMs`, hold.ts) at any step: the fence's RENAME
+// waits at most what is left (max_statement_time), the drain stops at the
+// deadline, the check's queries carry what is left; the caller may try again.
 import type { KV } from "@nats-io/kv";
 import type { Connection } from "mysql2/promise";
 import { publishTopology, readTopology, StaleTopologyError, type LiveTopology, type ReshardingEntry } from "../shard/topology.js";
 import { withResharding } from "../shard/resharding.js";
 import { catchUp, type CatchUpOptions } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
-import { binlogGtidPos, databaseExists, dropDatabase } from "./sql.js";
+import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout } from "./hold.js";
+import { baseTables, binlogGtidPos, databaseExists, dropDatabase } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { verifyTotals } from "./verify.js";
 
@@ -101,8 +105,14 @@ export interface WriteSwitchOptions {
   readonly catchUp: Omit<CatchUpOptions, "until">;
   /** Stops the catch-up that kept the targets current since the read switch; resolves once it has stopped. */
   readonly stopFollowing: () => Promise<void>;
-  /** Longest wait of the fence for transactions in flight on the source (default 1000 ms). */
+  /** Longest wait of the fence for transactions in flight on the source (default 1000 ms; never past the hold budget). */
   readonly fenceWaitMs?: number;
+  /**
+   * The hold budget: from publishing `writes: "held"` to publishing the
+   * targets serving (default DEFAULT_HOLD_MS). A step that would end past it
+   * gives up: the switch is undone (HoldBudgetExceeded, nothing lost).
+   */
+  readonly holdMs?: number;
   /** What is compared while writes are held: row counts (default) or counts and row digests (slower: every row is read). */
   readonly heldCheck?: "counts" | "digests";
   readonly log?: (line: string) => void;
@@ -125,36 +135,65 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
   const tables = [...opts.catchUp.tables.keys()];
   const names = new Set(plan.targets.map((t) => t.name));
   const src = plan.source.database;
+  const fenceWaitMs = opts.fenceWaitMs ?? 1000;
   const renameAll = (from: string, to: string): string => `RENAME TABLE ${tables.map((t) => `\`${from}\`.\`${t}\` TO \`${to}\`.\`${t}\``).join(", ")}`;
-  const dropViews = async (): Promise<void> => {
-    await opts.source.query("SET SESSION sql_log_bin = 0");
-    for (const t of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${t}\``);
-  };
   await opts.source.query(`CREATE DATABASE IF NOT EXISTS \`${fence}\``);
-  await opts.source.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil((opts.fenceWaitMs ?? 1000) / 1000))]);
+  // A backstop in whole seconds; the wait itself is bounded by max_statement_time (what is left of the budget).
+  await opts.source.query("SET SESSION lock_wait_timeout = ?", [Math.max(1, Math.ceil(fenceWaitMs / 1000))]);
 
+  const budget = new HoldBudget(opts.holdMs ?? DEFAULT_HOLD_MS);
   const started = performance.now();
   await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "held" }) }));
-  let fenced = false;
+  budget.reserve(performance.now() - started);
+  /** false: the source is not fenced; true: it is; undefined: a RENAME failed in a way that does not say. */
+  let fenced: boolean | undefined = false;
   try {
-    await opts.stopFollowing();
+    await budget.within("stop following", () => opts.stopFollowing());
+    budget.check("fence");
     const fenceStart = performance.now();
-    await opts.source.query(renameAll(src, fence));
-    fenced = true;
+    // The RENAME waits for transactions in flight on the tables (metadata locks): at most
+    // fenceWaitMs, and never past the budget. Interrupted, it has renamed nothing.
+    const byBudget = budget.left() < fenceWaitMs;
+    const waitSeconds = (Math.max(1, Math.floor(Math.min(budget.left(), fenceWaitMs))) / 1000).toFixed(3);
+    try {
+      await opts.source.query(`SET STATEMENT max_statement_time = ${waitSeconds} FOR ${renameAll(src, fence)}`);
+      fenced = true;
+    } catch (err) {
+      if (!isStatementTimeout(err)) {
+        fenced = undefined;
+        throw err;
+      }
+      if (byBudget) throw budget.exceeded("fence", err);
+      throw new HoldBudgetExceeded("fence", fenceWaitMs, budget.elapsed(), { cause: err, limit: "fence wait" });
+    }
     const renamed = performance.now();
     // Views are the primary's own (not binlogged: no semi-sync wait per view inside the pause).
     await opts.source.query("SET SESSION sql_log_bin = 0");
-    for (const t of tables) await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY DEFINER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
+    for (const t of tables) {
+      budget.check("fence");
+      await opts.source.query(`CREATE ALGORITHM=TEMPTABLE SQL SECURITY DEFINER VIEW \`${src}\`.\`${t}\` AS SELECT * FROM \`${fence}\`.\`${t}\``);
+    }
     await opts.source.query("SET SESSION sql_log_bin = 1");
+    // Undoing now costs about what fencing did (views dropped, one RENAME back).
+    budget.reserve(performance.now() - fenceStart);
     const position = await binlogGtidPos(opts.source);
+    budget.check("drain");
     const drainStart = performance.now();
-    await catchUp(plan, handle, { ...opts.catchUp, readDatabase: fence, until: position });
+    await budget.within("drain", (late) => catchUp(plan, handle, { ...opts.catchUp, readDatabase: fence, until: position, signal: opts.catchUp.signal === undefined ? late : AbortSignal.any([late, opts.catchUp.signal]) }));
+    budget.check("check");
     const verifyStart = performance.now();
-    const checked = await verifyTotals(plan, opts.source, fence, opts.catchUp.targets, opts.catchUp.tables.values(), opts.heldCheck === "digests");
+    let checked: Awaited<ReturnType<typeof verifyTotals>>;
+    try {
+      checked = await verifyTotals(plan, opts.source, fence, opts.catchUp.targets, opts.catchUp.tables.values(), opts.heldCheck === "digests", () => budget.statementSeconds());
+    } catch (err) {
+      if (isStatementTimeout(err)) throw budget.exceeded("check", err);
+      throw err;
+    }
     if (!checked.ok) throw new ReshardSwitchError(`verify while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
     const verifyEnd = performance.now();
     // Reverse replication starts here: the targets' position before they serve (switch-back.ts).
     const reverseFrom = await binlogGtidPos(opts.catchUp.targets.get(plan.targets[0]!.name)!);
+    budget.check("publish");
     await publishChange(opts.kv, plan.keyspace, (t) => ({
       shards: t.shards.filter((s) => s.name !== plan.source.name).map((s) => (names.has(s.name) ? { name: s.name, replicaSet: s.replicaSet, database: s.database } : s)),
       resharding: withResharding(t, plan.source.name, undefined),
@@ -175,14 +214,26 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     return result;
   } catch (err) {
     // Back to the source, nothing lost: the held writes run there once this is published.
-    if (fenced) {
-      await dropViews();
-      await opts.source.query("SET SESSION sql_log_bin = 1");
-      await opts.source.query(renameAll(fence, src));
-    }
+    // Whatever the fence holds goes back (an interrupted RENAME renamed nothing: the fence is then empty).
+    const undoStart = performance.now();
+    if (fenced !== false) await unfence(plan, opts.source, tables);
     await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "source" }) }));
+    if (err instanceof HoldBudgetExceeded) throw err.undone({ heldMs: performance.now() - started, undoMs: performance.now() - undoStart });
     throw err;
   }
+}
+
+/** The source's tables back from the fence (views dropped first): the undo of a write switch. */
+export async function unfence(plan: Pick<ReshardPlan, "source">, source: Connection, tables: readonly string[]): Promise<number> {
+  const fence = fenceDatabase(plan.source.database);
+  const src = plan.source.database;
+  const fenced = (await baseTables(source, fence)).filter((t) => tables.length === 0 || tables.includes(t));
+  await source.query("SET SESSION sql_log_bin = 0");
+  for (const t of fenced) await source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${t}\``);
+  // Views made before a failure, for tables that never moved, cannot exist (the RENAME is one statement).
+  await source.query("SET SESSION sql_log_bin = 1");
+  if (fenced.length > 0) await source.query(`RENAME TABLE ${fenced.map((t) => `\`${fence}\`.\`${t}\` TO \`${src}\`.\`${t}\``).join(", ")}`);
+  return fenced.length;
 }
 
 /** Drops the views and the fence database holding the source's rows of the range (the workflow's `complete`). */

@@ -114,17 +114,33 @@ export async function verifyTotals(
   targets: ReadonlyMap<string, Connection>,
   tables: Iterable<TableShape>,
   digests = false,
+  /**
+   * Inside the write switch's hold: each statement's max_statement_time
+   * (MariaDB, seconds), asked as it is sent, so the check ends by the hold's
+   * deadline (hold.ts). Statements on one connection are then sent one after
+   * another, each with what is left.
+   */
+  statementSeconds?: () => string,
 ): Promise<{ ok: boolean; tables: TableCheck[] }> {
   const checks: TableCheck[] = [];
-  const totals = async (conn: Connection, database: string, table: TableShape): Promise<{ rows: number; sum: bigint }> => {
-    const digest = !digests ? "0" : `CONV(LEFT(MD5(CONCAT_WS(0x01, ${table.columns.map((c) => `QUOTE(${quoteIdent(c)})`).join(", ")})), 16), 16, 10)`;
-    const [[row]] = await conn.query<RowDataPacket[]>({
-      sql: `SELECT COUNT(*) AS n, CAST(COALESCE(SUM(CAST(${digest} AS DECIMAL(20,0))), 0) AS CHAR) AS s FROM ${quoteIdent(database)}.${quoteIdent(table.name)}`,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-    });
-    return { rows: Number(row?.["n"] ?? 0), sum: BigInt(String(row?.["s"] ?? "0")) % MOD };
+  const lanes = new Map<Connection, Promise<unknown>>();
+  const inLane = <T>(conn: Connection, work: () => Promise<T>): Promise<T> => {
+    if (statementSeconds === undefined) return work();
+    const next = (lanes.get(conn) ?? Promise.resolve()).catch(() => undefined).then(work);
+    lanes.set(conn, next);
+    return next;
   };
+  const totals = (conn: Connection, database: string, table: TableShape): Promise<{ rows: number; sum: bigint }> =>
+    inLane(conn, async () => {
+      const digest = !digests ? "0" : `CONV(LEFT(MD5(CONCAT_WS(0x01, ${table.columns.map((c) => `QUOTE(${quoteIdent(c)})`).join(", ")})), 16), 16, 10)`;
+      const limit = statementSeconds === undefined ? "" : `SET STATEMENT max_statement_time = ${statementSeconds()} FOR `;
+      const [[row]] = await conn.query<RowDataPacket[]>({
+        sql: `${limit}SELECT COUNT(*) AS n, CAST(COALESCE(SUM(CAST(${digest} AS DECIMAL(20,0))), 0) AS CHAR) AS s FROM ${quoteIdent(database)}.${quoteIdent(table.name)}`,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+      });
+      return { rows: Number(row?.["n"] ?? 0), sum: BigInt(String(row?.["s"] ?? "0")) % MOD };
+    });
   await Promise.all(
     [...tables].map(async (table) => {
       const [want, ...got] = await Promise.all([totals(source, sourceDatabase, table), ...plan.targets.map((t) => totals(targets.get(t.name)!, t.database, table))]);

@@ -14,8 +14,10 @@ import { ReshardPlanError, type ReshardPlan } from "./plan.js";
 import { databaseExists, dropDatabase, openConnection, readTables, type TableShape } from "./sql.js";
 import { createState, deleteState, loadState, reshardKey, type ReshardState, type StateHandle } from "./state.js";
 import { verify } from "./verify.js";
-import { dropFence, fenceDatabase, publishChange, switchReads, switchReadsBack, switchWrites, type WriteSwitchResult } from "./switch.js";
+import { dropFence, fenceDatabase, publishChange, ReshardSwitchError, switchReads, switchReadsBack, switchWrites, type WriteSwitchResult } from "./switch.js";
+import { DEFAULT_HOLD_ATTEMPTS, DEFAULT_HOLD_MS, DEFAULT_MAX_LAG_MS, Follower, HoldBudgetExceeded } from "./hold.js";
 import { switchWritesBack } from "./switch-back.js";
+import { keepBinlog, restoreBinlogExpiry } from "./binlog.js";
 import { withResharding } from "../shard/resharding.js";
 import { rewriteSplitShards } from "../shard/shard-config.js";
 import { readTopology } from "../shard/topology.js";
@@ -37,6 +39,16 @@ export interface ReshardRunOptions {
   /** Longest wait of the write switch's fence for transactions in flight on the source (default 1000 ms). */
   readonly fenceWaitMs?: number;
   readonly onWriteSwitch?: (r: WriteSwitchResult) => void;
+  /** The write switch's hold budget (WriteSwitchOptions.holdMs; default 800 ms). */
+  readonly holdMs?: number;
+  /** Write switch attempts in one run when the hold budget runs out (default 3). */
+  readonly holdAttempts?: number;
+  /** A write switch starts only once catch-up lag is at most this (default 200 ms)... */
+  readonly maxLagMs?: number;
+  /** ...waiting for it at most this long before the run stops (default 60 s). */
+  readonly lagWaitMs?: number;
+  /** Each attempt that gave up (undone, nothing lost). */
+  readonly onGiveUp?: (e: HoldBudgetExceeded) => void;
   /** WriteSwitchOptions.heldCheck. */
   readonly heldCheck?: "counts" | "digests";
   /** Rows per copy batch (default 1000). */
@@ -179,17 +191,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       // From the read switch on the ring names the targets, but reads and writes stay on the source's
       // database until the write switch (lib/shard/resharding.ts): catch-up keeps the targets current
       // for the write switch's drain, and nothing reads them if this command dies.
-      const stopFollowing = new AbortController();
-      const signal = opts.signal === undefined ? stopFollowing.signal : AbortSignal.any([opts.signal, stopFollowing.signal]);
-      const following = catchUp(plan, handle, { ...catchUpOpts, until: "never", signal }).then(
-        () => undefined,
-        (err: unknown) => (signal.aborted ? undefined : err),
-      );
-      const stopped = async (): Promise<void> => {
-        stopFollowing.abort();
-        const err = await following;
-        if (err !== undefined) throw err;
-      };
+      let follower = new Follower(plan, handle, catchUpOpts);
       try {
         if (state.phase === "verified") {
           await grantLikeSource(plan, servers, source);
@@ -198,23 +200,60 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
         }
         if (stopAfter === "switch-reads") {
           log("following the source's binlog (keeping the targets current for the write switch) until interrupted...");
-          const err = await following;
+          const err = await follower.ended;
           if (err !== undefined) throw err;
           return state;
         }
-        const switched = await switchWrites(plan, handle, {
-          kv: topologyKv,
-          source,
-          catchUp: catchUpOpts,
-          stopFollowing: stopped,
-          ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),
-          ...(opts.heldCheck === undefined ? {} : { heldCheck: opts.heldCheck }),
-          log,
-        });
-        opts.onWriteSwitch?.(switched);
+        const holdMs = opts.holdMs ?? DEFAULT_HOLD_MS;
+        const maxLagMs = opts.maxLagMs ?? DEFAULT_MAX_LAG_MS;
+        const attempts = Math.max(1, opts.holdAttempts ?? DEFAULT_HOLD_ATTEMPTS);
+        for (let attempt = 1; ; attempt++) {
+          // The hold starts only once catch-up is close behind the source, so its drain is short.
+          const lag = await follower.waitForLag(source, maxLagMs, opts.lagWaitMs ?? 60_000);
+          log(`catch-up lag ${lag.toFixed(0)} ms (at most ${maxLagMs}): switching writes${attempts > 1 ? ` (attempt ${attempt} of ${attempts})` : ""}, hold budget ${holdMs} ms`);
+          const current = follower;
+          try {
+            const switched = await switchWrites(plan, handle, {
+              kv: topologyKv,
+              source,
+              catchUp: catchUpOpts,
+              stopFollowing: () => current.stop(),
+              holdMs,
+              ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),
+              ...(opts.heldCheck === undefined ? {} : { heldCheck: opts.heldCheck }),
+              log,
+            });
+            opts.onWriteSwitch?.(switched);
+            // Abort replays the targets' binlog from here on: expiry must not remove it meanwhile (binlog.ts).
+            const rs = servers.replicaSets.find((r) => r.name === plan.targets[0]!.replicaSet);
+            if (rs !== undefined) {
+              const kept = await keepBinlog([rs.primary, ...rs.replicas], servers.adminUser, log);
+              if (kept.length > 0) {
+                state.binlogKept = [...(state.binlogKept ?? []), ...kept];
+                await handle.save();
+              }
+            }
+            break;
+          } catch (err) {
+            if (!(err instanceof HoldBudgetExceeded)) throw err;
+            opts.onGiveUp?.(err);
+            const why = `write switch attempt ${attempt} of ${attempts} gave up at ${err.step} after ${Math.round(err.elapsedMs)} ms (${err.limit} ${err.budgetMs} ms); undone${err.cost === undefined ? "" : ` (writes held ${Math.round(err.cost.heldMs)} ms in all)`}: writes back on ${plan.source.name}, nothing lost, phase reads-switched`;
+            if (attempt >= attempts) {
+              log(why);
+              throw new ReshardSwitchError(
+                `the write switch gave up ${attempts} time(s) (last at ${err.step}): writes stay on ${plan.source.name}, nothing lost; run the same command again when writes are lighter, or allow more with --hold-ms or --fence-wait (issue 23 bounds the hold at 1 s end to end)`,
+                { cause: err },
+              );
+            }
+            log(`${why}; trying again once catch-up lag is under ${maxLagMs} ms`);
+            // The follower stopped inside the hold (or is stopping): a new one goes on from its saved position.
+            await current.stop().catch(() => undefined);
+            follower = new Follower(plan, handle, catchUpOpts);
+          }
+        }
       } finally {
-        stopFollowing.abort();
-        await following;
+        // Its failure, if it failed, has already surfaced through waitForLag or stopFollowing.
+        await follower.stop().catch(() => undefined);
       }
     }
     if (stopAfter !== "complete") return state;
@@ -228,6 +267,11 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       state.phase = "complete";
       state.completeTime = new Date().toISOString();
       await handle.save();
+      if (state.binlogKept !== undefined && state.binlogKept.length > 0) {
+        await restoreBinlogExpiry(state.binlogKept, servers.adminUser, log);
+        delete state.binlogKept;
+        await handle.save();
+      }
       log(`complete: ${fenceDatabase(plan.source.database)} (the source's rows of the range) dropped`);
     }
     return state;
@@ -342,6 +386,10 @@ export async function abortReshard(opts: {
   readonly log?: (line: string) => void;
   /** Stops a switch-back where it stands once the targets are fenced, as a kill would (a rerun finishes it). */
   readonly signal?: AbortSignal;
+  /** The switch-back's hold budget and attempts (as the write switch's, ReshardRunOptions). */
+  readonly holdMs?: number;
+  readonly holdAttempts?: number;
+  readonly onGiveUp?: (e: HoldBudgetExceeded) => void;
 }): Promise<ReshardState | undefined> {
   const key = reshardKey(opts.keyspace, opts.sourceDatabase);
   const handle: StateHandle | undefined = await loadState(opts.kv, key);
@@ -360,16 +408,31 @@ export async function abortReshard(opts: {
       // The source's sharded tables: in its fence, or back in its database if an interrupted switch-back renamed them.
       let tables = await readTables(source, fenceDatabase(plan.source.database));
       if (tables.size === 0) tables = new Map([...(await readTables(source, plan.source.database))].filter(([name]) => plan.tables.has(name)));
-      await switchWritesBack(plan, handle, {
-        kv: opts.topologyKv,
-        source,
-        targets,
-        targetsAddress,
-        admin: opts.servers.adminUser,
-        tables,
-        ...(opts.log === undefined ? {} : { log: opts.log }),
-        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      });
+      const attempts = Math.max(1, opts.holdAttempts ?? DEFAULT_HOLD_ATTEMPTS);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await switchWritesBack(plan, handle, {
+            kv: opts.topologyKv,
+            source,
+            targets,
+            targetsAddress,
+            admin: opts.servers.adminUser,
+            tables,
+            ...(opts.holdMs === undefined ? {} : { holdMs: opts.holdMs }),
+            ...(opts.log === undefined ? {} : { log: opts.log }),
+            ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+          });
+          break;
+        } catch (err) {
+          if (!(err instanceof HoldBudgetExceeded)) throw err;
+          opts.onGiveUp?.(err);
+          const why = `switch-back attempt ${attempt} of ${attempts} gave up at ${err.step} after ${Math.round(err.elapsedMs)} ms (${err.limit} ${err.budgetMs} ms); undone: the targets serve, nothing lost`;
+          opts.log?.(attempt < attempts ? `${why}; trying again after another reverse catch-up` : why);
+          if (attempt >= attempts) {
+            throw new ReshardSwitchError(`switching writes back gave up ${attempts} time(s) (last at ${err.step}): the targets still serve, nothing lost; run abort again when writes are lighter, or allow more with --hold-ms`, { cause: err });
+          }
+        }
+      }
     } finally {
       await source.end();
       await targets.end();
@@ -386,6 +449,7 @@ export async function abortReshard(opts: {
       if (await databaseExists(c, t.database)) throw new Error(`${t.database} is still there after DROP DATABASE`);
     });
   }
+  if (handle.state.binlogKept !== undefined && handle.state.binlogKept.length > 0) await restoreBinlogExpiry(handle.state.binlogKept, opts.servers.adminUser, opts.log ?? (() => {}));
   await deleteState(opts.kv, key);
   return handle.state;
 }

@@ -19,6 +19,8 @@ import { DEFAULT_DATA_DIR } from "../../devcluster/index.js";
 import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { planReshard, ReshardPlanError, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, RESHARD_BUCKET, reshardKey, type ReshardState } from "../../lib/reshard/state.js";
+import { formatBinlogReport, inspectBinlog } from "../../lib/reshard/binlog.js";
+import { DEFAULT_HOLD_ATTEMPTS, DEFAULT_HOLD_MS, DEFAULT_MAX_LAG_MS } from "../../lib/reshard/hold.js";
 import { formatStatus } from "../../lib/reshard/status.js";
 import { abortReshard, runReshard, type ReshardServers, type ReshardStep } from "../../lib/reshard/workflow.js";
 import { loadShardConfig, shardConfigPath, type ShardConfig } from "../../lib/shard/shard-config.js";
@@ -53,7 +55,11 @@ export const help = [
   "  --batch <rows>       rows per copy batch [1000]",
   "  --stop-after <step>  create, copy, catch-up, verify, switch-reads or switch-writes [switch-writes];",
   "                       after switch-reads it keeps the targets current until Ctrl-C",
-  "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight (whole seconds) [1000]",
+  "  --hold-ms <ms>       the write switch's hold budget (publish held -> publish serving); past it the switch",
+  "                       is undone (writes back on the source, nothing lost) and tried again [800]; abort's too",
+  "  --hold-attempts <n>  write switch (or abort's switch-back) attempts in one run before it stops [3]",
+  "  --max-lag <ms>       a write switch starts only once catch-up lag is at most this [200]",
+  "  --fence-wait <ms>    longest wait of the write switch for source transactions in flight (within --hold-ms) [1000]",
   "  --held-check <what>  compared while writes are held: counts, or digests (reads every row) [counts]",
   "  --follow             after the last step, keep the targets current from the binlog until Ctrl-C",
   "  --data-dir <dir>     the `npm start` data dir [.data/local]",
@@ -68,6 +74,9 @@ const STEPS: readonly ReshardStep[] = ["create", "copy", "catch-up", "verify", "
 interface Parsed {
   action: "run" | "status" | "abort" | "complete";
   fenceWaitMs: number;
+  holdMs: number;
+  holdAttempts: number;
+  maxLagMs: number;
   heldCheck: "counts" | "digests";
   from: string | undefined;
   to: string[];
@@ -92,6 +101,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const batchText = takeOption(args, "batch", "1000");
   const stopAfter = takeOption(args, "stop-after", "switch-writes") as ReshardStep;
   const fenceText = takeOption(args, "fence-wait", "1000");
+  const holdText = takeOption(args, "hold-ms", String(DEFAULT_HOLD_MS));
+  const attemptsText = takeOption(args, "hold-attempts", String(DEFAULT_HOLD_ATTEMPTS));
+  const lagText = takeOption(args, "max-lag", String(DEFAULT_MAX_LAG_MS));
   const heldCheck = takeOption(args, "held-check", "counts");
   const dataDir = resolve(takeOption(args, "data-dir", DEFAULT_DATA_DIR));
   const env = takeOption(args, "env", "local");
@@ -101,12 +113,15 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
   if (!/^[1-9][0-9]{0,5}$/.test(batchText)) throw new UsageError("--batch takes a number of rows, 1 to 999999");
   if (!/^[1-9][0-9]{0,5}$/.test(fenceText)) throw new UsageError("--fence-wait takes milliseconds, 1 to 999999");
+  if (!/^[1-9][0-9]{0,5}$/.test(holdText)) throw new UsageError("--hold-ms takes milliseconds, 1 to 999999");
+  if (!/^[1-9][0-9]?$/.test(attemptsText)) throw new UsageError("--hold-attempts takes a number, 1 to 99");
+  if (!/^[1-9][0-9]{0,5}$/.test(lagText)) throw new UsageError("--max-lag takes milliseconds, 1 to 999999");
   if (heldCheck !== "counts" && heldCheck !== "digests") throw new UsageError("--held-check takes counts or digests");
   if (!STEPS.includes(stopAfter)) throw new UsageError(`--stop-after takes one of ${STEPS.join(", ")}`);
   if (action !== "status" && from === undefined) throw new UsageError("--from <shard> is needed");
   if (action === "run" && toText === "") throw new UsageError("--to <shard>,<shard>... is needed");
   if (action !== "run" && toText !== "") throw new UsageError(`--to is for a run, not ${action}`);
-  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, fenceWaitMs: Number(fenceText), heldCheck, json, follow, dataDir, env };
+  return { action, from, to: toText === "" ? [] : toText.split(","), replicaSet, batch: Number(batchText), stopAfter, fenceWaitMs: Number(fenceText), holdMs: Number(holdText), holdAttempts: Number(attemptsText), maxLagMs: Number(lagText), heldCheck, json, follow, dataDir, env };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -139,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     const kv = await openReshardKv(nc);
     const topologyKv = await new Kvm(nc).open(TOPOLOGY_BUCKET).catch(() => undefined);
     const servers = await withLivePrimaries(nc, config.keyspace, found.servers);
-    if (opts.action === "status") return await status(kv, config, opts.from === undefined ? undefined : sourceDatabase(opts.from), opts.json);
+    if (opts.action === "status") return await status(kv, config, servers, opts.from === undefined ? undefined : sourceDatabase(opts.from), opts.json);
     if (opts.action === "abort") {
       const held = await loadState(kv, reshardKey(config.keyspace, sourceDatabase(opts.from!)));
       const abortPlan = held === undefined ? undefined : planReshard(config, opts.from!, held.state.targets.map((t) => t.name), held.state.targets[0]!.replicaSet);
@@ -150,6 +165,8 @@ export async function run(argv: string[]): Promise<number> {
         kv,
         ...(topologyKv === undefined ? {} : { topologyKv }),
         ...(abortPlan === undefined ? {} : { plan: abortPlan }),
+        holdMs: opts.holdMs,
+        holdAttempts: opts.holdAttempts,
         log: (line) => process.stderr.write(`${line}\n`),
       });
       if (aborted === undefined) {
@@ -201,6 +218,9 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
       ...(topologyKv === undefined ? {} : { topologyKv }),
       shardConfigFile,
       fenceWaitMs: opts.fenceWaitMs,
+      holdMs: opts.holdMs,
+      holdAttempts: opts.holdAttempts,
+      maxLagMs: opts.maxLagMs,
       heldCheck: opts.heldCheck,
       follow: opts.follow,
       signal: stop.signal,
@@ -218,7 +238,7 @@ async function runWorkflow(plan: ReshardPlan, servers: ReshardServers, kv: KV, o
   }
 }
 
-async function status(kv: KV, config: ShardConfig, sourceDatabase: string | undefined, json: boolean): Promise<number> {
+async function status(kv: KV, config: ShardConfig, servers: ReshardServers, sourceDatabase: string | undefined, json: boolean): Promise<number> {
   const states: ReshardState[] = [];
   if (sourceDatabase !== undefined) {
     const h = await loadState(kv, reshardKey(config.keyspace, sourceDatabase));
@@ -237,8 +257,27 @@ async function status(kv: KV, config: ShardConfig, sourceDatabase: string | unde
     process.stdout.write(`no reshard in progress in keyspace ${config.keyspace} (bucket ${RESHARD_BUCKET})\n`);
     return EXIT_OK;
   }
-  process.stdout.write(`${states.map(formatStatus).join("\n\n")}\n`);
+  const texts: string[] = [];
+  for (const s of states) texts.push([formatStatus(s), ...(await binlogLines(s, servers))].join("\n"));
+  process.stdout.write(`${texts.join("\n\n")}\n`);
   return EXIT_OK;
+}
+
+/**
+ * After the write switch, abort replays the targets' binlog from the saved
+ * position: whether their current primary still has it, and binlog expiry on
+ * their replica set's members (lib/reshard/binlog.ts).
+ */
+async function binlogLines(s: ReshardState, servers: ReshardServers): Promise<string[]> {
+  if (s.phase !== "writes-switched" || s.reverse === undefined) return [];
+  const rs = servers.replicaSets.find((r) => r.name === s.targets[0]!.replicaSet);
+  if (rs === undefined) return [`WARNING: no replica set ${s.targets[0]!.replicaSet} among the servers: the targets' binlog was not checked`];
+  const report = await inspectBinlog(s.reverse.gtid, rs.primary, [rs.primary, ...rs.replicas], servers.adminUser);
+  const kept = (s.binlogKept ?? []).map((k) => `${k.member} (was ${k.expireLogsSeconds} s)`);
+  return [
+    ...(kept.length > 0 ? [`binlog expiry turned off by the write switch on ${kept.join(", ")}; complete or abort puts it back`] : []),
+    ...formatBinlogReport(report, Date.now() - Date.parse(s.writeSwitch?.time ?? s.updateTime)),
+  ];
 }
 
 function findServers(dataDir: string, config: ShardConfig): { natsUrl: string; servers: ReshardServers } | string {

@@ -20,8 +20,10 @@ import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { topologyFromEnv } from "../../lib/shard/config.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { openTopologyKv, publishTopology, readTopology } from "../../lib/shard/topology.js";
-import { fenceDatabase, type WriteSwitchResult } from "../../lib/reshard/switch.js";
-import { readTables } from "../../lib/reshard/sql.js";
+import { fenceDatabase, ReshardSwitchError, type WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { baseTables, readTables } from "../../lib/reshard/sql.js";
+import { ReshardBinlogError } from "../../lib/reshard/binlog.js";
+import { HoldBudgetExceeded } from "../../lib/reshard/hold.js";
 import { verifyTotals } from "../../lib/reshard/verify.js";
 import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
@@ -301,7 +303,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     try {
       const before = idsOnX40(20, 250_000);
       await insertUsers(before, []);
-      const switched = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes" });
+      // This test checks what lands where, not the hold budget (the last test does): a budget that cannot run out on a loaded machine.
+      const switched = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 10_000 });
       expect(formatStatus(switched)).toMatch(/reverse replication \(for abort\): from \S+/);
       await eventually("the router applied the write switch", async () => r.primaryForUser(before[0]!).shard.database !== plan.source.database);
       // Changes made on the targets: new rows, an update and a delete of rows the source had.
@@ -331,9 +334,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       // and the next abort finishes the switch-back from there.
       const killed = new AbortController();
       killed.abort(new Error("killed mid switch-back"));
-      await expect(abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l), signal: killed.signal })).rejects.toThrow("killed mid switch-back");
+      await expect(abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, holdMs: 10_000, log: (l) => lines.push(l), signal: killed.signal })).rejects.toThrow("killed mid switch-back");
       expect(lines.some((l) => l.startsWith("writes switched back"))).toBe(false);
-      await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, log: (l) => lines.push(l) });
+      await abortReshard({ keyspace: plan.keyspace, sourceDatabase: plan.source.database, servers, kv, topologyKv, plan, holdMs: 10_000, log: (l) => lines.push(l) });
       expect(lines.some((l) => l.startsWith("an interrupted switch-back had fenced the targets"))).toBe(true);
       stop = true;
       await writer;
@@ -466,6 +469,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
         topologyKv,
         stopAfter: "switch-writes",
         heldCheck: "digests",
+        // The digests read every row while writes are held; this test checks what lands where, not the
+        // budget (the last test does), so the budget cannot run out here on a loaded machine.
+        holdMs: 10_000,
         log: (line) => {
           phases.push(line);
           if (process.env["DEBUG_RESHARD"]) process.stderr.write(`${line}\n`);
@@ -577,6 +583,119 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     } finally {
       live.stop();
       for (const r of routers) await r.close();
+    }
+  });
+
+  // After the split above (-40 is -20 and 20-40 now), -20 is split onto the other replica set.
+  it("gives up a write switch past its hold budget (undone, nothing lost), switches within a larger one; keeps the targets' binlog, and abort refuses once it is purged", async () => {
+    const topologyKv = await openTopologyKv(nc);
+    const configFile = system.infra.shardConfigFile!;
+    const config = loadShardConfig(configFile);
+    const split = planReshard(config, "-20", ["-10", "10-20"], "rs1");
+    const key = reshardKey(split.keyspace, split.source.database);
+    const rs1 = system.infra.mysql.replicaSets.find((r) => r.name === "rs1")!;
+    const { user, password } = system.infra.mysql.adminUser;
+    const connect = (m: { host: string; port: number }): Promise<Connection> => createConnection({ host: m.host, port: m.port, user, password, supportBigNumbers: true, bigNumberStrings: true });
+    const rs1Members = await Promise.all([rs1.primary, ...rs1.replicas].map(connect));
+    const rs1Admin = rs1Members[0]!;
+    const expiry = async (): Promise<number[]> => Promise.all(rs1Members.map(async (c) => Number((await c.query<RowDataPacket[]>("SELECT @@GLOBAL.binlog_expire_logs_seconds AS s"))[0][0]?.["s"])));
+    const r = await createShardRouter({ ...topologyFromEnv(system.env, config), topologyKv, failoverWaitMs: 10_000 });
+    const blocker = await connect(system.infra.mysql.replicaSets.find((x) => x.name === split.source.replicaSet)!.primary);
+    let writing = true;
+    const acked: string[] = [];
+    const errors: unknown[] = [];
+    let writer: Promise<void> = Promise.resolve();
+    try {
+      // Binlog expiry as a user's server might have it (a day: nothing of this cluster is that old).
+      for (const c of rs1Members) await c.query("SET GLOBAL binlog_expire_logs_seconds = 86400");
+      const inRange = (n: number, from: number): string[] => {
+        const out: string[] = [];
+        for (let id = from; out.length < n; id++) if (keyRangeContains(parseKeyRange("-20"), hashVindex(String(id)))) out.push(String(id));
+        return out;
+      };
+      await eventually("the router has the -40 split", async () => r.shards().some((s) => s.name === "-20"));
+      // A writer through the router all along: users of the moved range.
+      const ids = inRange(3000, 600_000);
+      writer = (async () => {
+        for (const id of ids) {
+          if (!writing) break;
+          try {
+            await r.primaryForUser(id).execute("INSERT INTO chirp.users (id, handle, email, password_hash, bio) VALUES (?, ?, ?, 'x', 'budget')", [id, `b${id}`, `b${id}@x.test`]);
+            acked.push(id);
+          } catch (err) {
+            errors.push(err);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      await runReshard({ plan: split, servers, kv, batchRows: 500 });
+
+      // A transaction left open on the source: the fence's RENAME waits for it, past the budget.
+      await blocker.query("BEGIN");
+      await blocker.query(`UPDATE \`${split.source.database}\`.users SET bio = 'open' WHERE id = ?`, [ids[0]!]);
+      const gaveUp: HoldBudgetExceeded[] = [];
+      const lines: string[] = [];
+      await expect(
+        runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 500, holdAttempts: 2, onGiveUp: (e) => gaveUp.push(e), log: (l) => lines.push(l) }),
+      ).rejects.toBeInstanceOf(ReshardSwitchError);
+      await blocker.query("ROLLBACK");
+      expect(gaveUp.map((e) => [e.limit, e.cost !== undefined])).toEqual([["hold budget", true], ["hold budget", true]]);
+      expect(gaveUp.every((e) => e.step === "fence" || e.step === "stop following")).toBe(true);
+      expect(lines.filter((l) => /^write switch attempt \d of 2 gave up/.test(l))).toHaveLength(2);
+      // Undone: the state and the topology as before the hold, the source's tables back, writes still land there.
+      expect((await loadState(kv, key))!.state.phase).toBe("reads-switched");
+      const entry = (await readTopology(topologyKv, split.keyspace))!.topology.resharding?.find((e) => e.source === "-20");
+      expect(entry).toMatchObject({ reads: "targets", writes: "source" });
+      expect(await baseTables(admin, fenceDatabase(split.source.database))).toEqual([]);
+      const afterGiveUp = acked.length;
+      await eventually("writes go on after the give-up", async () => acked.length >= afterGiveUp + 20);
+      expect(r.primaryForUser(acked[acked.length - 1]!).shard.database).toBe(split.source.database);
+      expect(await expiry()).toEqual(rs1Members.map(() => 86400));
+
+      // Again, with a budget this run cannot exhaust: it switches, and the targets' binlog is kept from here on.
+      const done = await runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 30_000 });
+      expect(done.phase).toBe("writes-switched");
+      expect(await expiry()).toEqual(rs1Members.map(() => 0));
+      expect(done.binlogKept?.map((k) => k.expireLogsSeconds)).toEqual(rs1Members.map(() => 86400));
+      await eventually("the router applied the write switch", async () => r.primaryForUser(ids[0]!).shard.database !== split.source.database);
+      const switchedAt = acked.length;
+      await eventually("writes land on the targets", async () => acked.length >= switchedAt + 20);
+      writing = false;
+      await writer;
+      expect(errors).toEqual([]);
+      // Every acknowledged write (before, during and after both switches) is on its target.
+      const landed = new Set<string>();
+      for (const t of split.targets) {
+        const [rows] = await rs1Admin.query<RowDataPacket[]>(`SELECT id FROM \`${t.database}\`.users WHERE bio = 'budget'`);
+        for (const row of rows) landed.add(String(row["id"]));
+      }
+      expect(acked.filter((id) => !landed.has(id))).toEqual([]);
+
+      // The targets' binlog since the write switch purged (as expiry or a hand PURGE would): abort refuses, nothing changes.
+      const [[{ File: newest }]] = (await rs1Admin.query("FLUSH BINARY LOGS").then(() => rs1Admin.query("SHOW MASTER STATUS"))) as unknown as [[{ File: string }]];
+      // A file is purged once replicas have read past it and the server's binlog checkpoint has moved on.
+      await eventually("the binlog before the flush is purged", async () => {
+        await rs1Admin.query("PURGE BINARY LOGS TO ?", [newest]);
+        const [logs] = await rs1Admin.query<RowDataPacket[]>("SHOW BINARY LOGS");
+        return String(logs[0]?.["Log_name"]) === newest;
+      });
+      const epoch = (await readTopology(topologyKv, split.keyspace))!.topology.epoch;
+      await expect(abortReshard({ keyspace: split.keyspace, sourceDatabase: split.source.database, servers, kv, topologyKv, plan: split })).rejects.toBeInstanceOf(ReshardBinlogError);
+      expect((await loadState(kv, key))!.state.phase).toBe("writes-switched");
+      expect((await readTopology(topologyKv, split.keyspace))!.topology.epoch).toBe(epoch);
+      expect((await baseTables(admin, fenceDatabase(split.source.database))).sort()).toEqual(Object.keys(done.copy).sort());
+      for (const t of split.targets) expect(await baseTables(rs1Admin, fenceDatabase(t.database))).toEqual([]);
+
+      // complete keeps the split and puts binlog expiry back.
+      await runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "complete" });
+      expect(await expiry()).toEqual(rs1Members.map(() => 86400));
+    } finally {
+      writing = false;
+      await writer;
+      await blocker.end();
+      for (const c of rs1Members) await c.query("SET GLOBAL binlog_expire_logs_seconds = 0").catch(() => undefined);
+      for (const c of rs1Members) await c.end();
+      await r.close();
     }
   });
 });
