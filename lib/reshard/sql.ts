@@ -57,6 +57,20 @@ export async function readTables(conn: Connection, database: string): Promise<Ma
   return tables;
 }
 
+/**
+ * Drops these views of `database` in one statement (inside a hold every round
+ * trip counts), unlogged: the views are the primary's own (switch.ts).
+ */
+export async function dropViews(conn: Connection, database: string, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  await conn.query("SET SESSION sql_log_bin = 0");
+  try {
+    await conn.query(`DROP VIEW IF EXISTS ${names.map((n) => `${quoteIdent(database)}.${quoteIdent(n)}`).join(", ")}`);
+  } finally {
+    await conn.query("SET SESSION sql_log_bin = 1");
+  }
+}
+
 /** Names of the base tables (not views) of `database`. */
 export async function baseTables(conn: Connection, database: string): Promise<string[]> {
   const [rows] = await conn.execute<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", [database]);

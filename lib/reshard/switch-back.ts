@@ -29,7 +29,7 @@ import { binlogCoverage, describeGap, ReshardBinlogError } from "./binlog.js";
 import { catchUp, type CatchUpOptions } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
 import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout } from "./hold.js";
-import { baseTables, binlogGtidPos, deleteByKeys, dropDatabase, readTables, replaceRows, type TableShape } from "./sql.js";
+import { baseTables, binlogGtidPos, deleteByKeys, dropDatabase, dropViews, readTables, replaceRows, type TableShape } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { fenceDatabase, publishChange, ReshardSwitchError, switchReadsBack } from "./switch.js";
 import { verifyTotals } from "./verify.js";
@@ -85,9 +85,7 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
       .flatMap((t) => tables.map((n) => (into ? `\`${t.database}\`.\`${n}\` TO \`${fenceDatabase(t.database)}\`.\`${n}\`` : `\`${fenceDatabase(t.database)}\`.\`${n}\` TO \`${t.database}\`.\`${n}\``)))
       .join(", ")}`;
   const dropTargetViews = async (): Promise<void> => {
-    await opts.targets.query("SET SESSION sql_log_bin = 0");
-    for (const t of plan.targets) for (const n of tables) await opts.targets.query(`DROP VIEW IF EXISTS \`${t.database}\`.\`${n}\``);
-    await opts.targets.query("SET SESSION sql_log_bin = 1");
+    for (const t of plan.targets) await dropViews(opts.targets, t.database, tables);
   };
 
   // Before anything changes: the binlog the replay starts from must still be on the targets' primary.
@@ -169,9 +167,7 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
       if (!checked.ok) throw new ReshardSwitchError(`the check while writes were held found ${checked.tables.filter((c) => !c.match).map((c) => `${c.table}@${c.target}`).join(", ")} different`);
       // The point of no return: once the source's tables are back they are the current copy.
       budget.check("publish");
-      await opts.source.query("SET SESSION sql_log_bin = 0");
-      for (const n of tables) await opts.source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${n}\``);
-      await opts.source.query("SET SESSION sql_log_bin = 1");
+      await dropViews(opts.source, src, tables);
       await opts.source.query(`RENAME TABLE ${tables.map((n) => `\`${srcFence}\`.\`${n}\` TO \`${src}\`.\`${n}\``).join(", ")}`);
       renamedBack = true;
       await dropDatabase(opts.source, srcFence);

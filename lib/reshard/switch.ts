@@ -38,7 +38,7 @@ import { withResharding } from "../shard/resharding.js";
 import { catchUp, type CatchUpOptions } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
 import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout } from "./hold.js";
-import { baseTables, binlogGtidPos, databaseExists, dropDatabase } from "./sql.js";
+import { baseTables, binlogGtidPos, databaseExists, dropDatabase, dropViews } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { verifyTotals } from "./verify.js";
 
@@ -228,10 +228,8 @@ export async function unfence(plan: Pick<ReshardPlan, "source">, source: Connect
   const fence = fenceDatabase(plan.source.database);
   const src = plan.source.database;
   const fenced = (await baseTables(source, fence)).filter((t) => tables.length === 0 || tables.includes(t));
-  await source.query("SET SESSION sql_log_bin = 0");
-  for (const t of fenced) await source.query(`DROP VIEW IF EXISTS \`${src}\`.\`${t}\``);
   // Views made before a failure, for tables that never moved, cannot exist (the RENAME is one statement).
-  await source.query("SET SESSION sql_log_bin = 1");
+  await dropViews(source, src, fenced);
   if (fenced.length > 0) await source.query(`RENAME TABLE ${fenced.map((t) => `\`${fence}\`.\`${t}\` TO \`${src}\`.\`${t}\``).join(", ")}`);
   return fenced.length;
 }

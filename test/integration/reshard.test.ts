@@ -22,7 +22,7 @@ import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { openTopologyKv, publishTopology, readTopology } from "../../lib/shard/topology.js";
 import { fenceDatabase, ReshardSwitchError, type WriteSwitchResult } from "../../lib/reshard/switch.js";
 import { baseTables, readTables } from "../../lib/reshard/sql.js";
-import { ReshardBinlogError } from "../../lib/reshard/binlog.js";
+import { formatBinlogReport, inspectBinlog, ReshardBinlogError } from "../../lib/reshard/binlog.js";
 import { HoldBudgetExceeded } from "../../lib/reshard/hold.js";
 import { verifyTotals } from "../../lib/reshard/verify.js";
 import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
@@ -671,6 +671,12 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       }
       expect(acked.filter((id) => !landed.has(id))).toEqual([]);
 
+      // What `chirp reshard status` reports: the binlog is there, no expiry left on.
+      const inspect = (): ReturnType<typeof inspectBinlog> => inspectBinlog(done.reverse!.gtid, rs1.primary, [rs1.primary, ...rs1.replicas], system.infra.mysql.adminUser);
+      const kept = await inspect();
+      expect(kept.coverage?.ok).toBe(true);
+      expect(formatBinlogReport(kept, 0).filter((l) => l.startsWith("WARNING"))).toEqual([]);
+
       // The targets' binlog since the write switch purged (as expiry or a hand PURGE would): abort refuses, nothing changes.
       const [[{ File: newest }]] = (await rs1Admin.query("FLUSH BINARY LOGS").then(() => rs1Admin.query("SHOW MASTER STATUS"))) as unknown as [[{ File: string }]];
       // A file is purged once replicas have read past it and the server's binlog checkpoint has moved on.
@@ -685,6 +691,9 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       expect((await readTopology(topologyKv, split.keyspace))!.topology.epoch).toBe(epoch);
       expect((await baseTables(admin, fenceDatabase(split.source.database))).sort()).toEqual(Object.keys(done.copy).sort());
       for (const t of split.targets) expect(await baseTables(rs1Admin, fenceDatabase(t.database))).toEqual([]);
+      const purged = await inspect();
+      expect(purged.coverage?.ok).toBe(false);
+      expect(purged.coverage?.missing.length).toBeGreaterThan(0);
 
       // complete keeps the split and puts binlog expiry back.
       await runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "complete" });
