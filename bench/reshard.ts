@@ -209,7 +209,7 @@ try {
   let heldAt = 0;
   const s0 = performance.now();
   // Attempts that ran out of the hold budget: undone, held writes run on the source.
-  const giveUps: Array<{ step: string; heldMs: number; undoMs: number }> = [];
+  const giveUps: Array<{ step: string; heldMs: number; undoMs: number; unfenceMs: number; stopMs: number }> = [];
   let gaveUpFor = "";
   await runReshard({
     plan,
@@ -225,13 +225,14 @@ try {
       log(line);
     },
     onWriteSwitch: (r) => (switched = r),
-    onGiveUp: (e) => giveUps.push({ step: e.step, heldMs: Math.round(e.cost?.heldMs ?? -1), undoMs: Math.round(e.cost?.undoMs ?? -1) }),
+    onGiveUp: (e) =>
+      giveUps.push({ step: e.step, heldMs: Math.round(e.cost?.heldMs ?? -1), undoMs: Math.round(e.cost?.undoMs ?? -1), unfenceMs: Math.round(e.cost?.unfenceMs ?? -1), stopMs: Math.round(e.cost?.stopMs ?? -1) }),
   }).catch((err: unknown) => {
     gaveUpFor = (err as Error).message;
     log(`write switch not done: ${gaveUpFor}`);
   });
   const switchSeconds = (performance.now() - s0) / 1000;
-  if (giveUps.length > 0) log(`${giveUps.length} attempt(s) gave up: ${giveUps.map((g) => `at ${g.step}, held ${g.heldMs} ms (undo ${g.undoMs} ms)`).join("; ")}`);
+  if (giveUps.length > 0) log(`${giveUps.length} attempt(s) gave up: ${giveUps.map((g) => `at ${g.step}, held ${g.heldMs} ms (the step stopping ${g.stopMs}, tables back ${g.unfenceMs}, undo in all ${g.undoMs} ms)`).join("; ")}`);
   // --switch-back: the targets take writes for 2 s, then abort switches writes back under the same load.
   let back: { heldMs: number; rowsReplayed: number; seconds: number; pauseMs: number; missingOnSource: number } | undefined;
   let backAt = Infinity;

@@ -39,6 +39,10 @@ export interface GiveUpCost {
   readonly heldMs: number;
   /** Of heldMs: renaming the tables back and publishing. */
   readonly undoMs: number;
+  /** Of undoMs: the tables back (views dropped, RENAME); the rest is the publish. */
+  readonly unfenceMs?: number;
+  /** From the step giving up to the undo's start (a statement or a batch in flight finishing). */
+  readonly stopMs?: number;
 }
 
 /**
@@ -190,6 +194,8 @@ export class Follower {
   private changed(deadline: number): Promise<undefined> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(), Math.max(0, deadline - performance.now()));
+      // Left behind when the follower ends first: it must not keep the command alive.
+      timer.unref();
       const done = (): void => {
         clearTimeout(timer);
         this.waiters.delete(done);

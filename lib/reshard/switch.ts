@@ -217,8 +217,11 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     // Whatever the fence holds goes back (an interrupted RENAME renamed nothing: the fence is then empty).
     const undoStart = performance.now();
     if (fenced !== false) await unfence(plan, opts.source, tables);
+    const unfenced = performance.now();
     await publishChange(opts.kv, plan.keyspace, (t) => ({ shards: [...t.shards], resharding: withResharding(t, plan.source.name, { writes: "source" }) }));
-    if (err instanceof HoldBudgetExceeded) throw err.undone({ heldMs: performance.now() - started, undoMs: performance.now() - undoStart });
+    if (err instanceof HoldBudgetExceeded) {
+      throw err.undone({ heldMs: performance.now() - started, undoMs: performance.now() - undoStart, unfenceMs: unfenced - undoStart, stopMs: undoStart - started - err.elapsedMs });
+    }
     throw err;
   }
 }
