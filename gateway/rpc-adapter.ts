@@ -25,6 +25,7 @@
 // it negotiated from Accept-Encoding, from compressMinBytes up). Headers,
 // deadlines, errors and every other protocol stay connect-es's own.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { leanUnaryEligible, serveLeanUnary, type LeanRoute, type LeanUnaryOptions } from "./connect-unary.js";
 import { create, isMessage, toJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
@@ -75,18 +76,43 @@ const COMPRESSED_FLAG = 0x01;
  * connectNodeAdapter with request-decoding failures answered InvalidArgument
  * (see the top of this file). Takes the same options.
  */
-export function rpcAdapter(options: ConnectNodeAdapterOptions): (req: Request, res: Response) => void {
+export function rpcAdapter(options: ConnectNodeAdapterOptions & { /** Connect unary JSON over HTTP/1.1 through connect-unary.ts (default true; false: connect-es for everything, as tests compare). */ readonly leanUnary?: boolean }): (req: Request, res: Response) => void {
   const router = createConnectRouter({ ...options, acceptCompression: options.acceptCompression ?? [fastGzip, fastBrotli] });
-  options.routes(markingStart(router));
+  const impls = new Map<DescMethod, LeanRoute["impl"]>();
+  options.routes(markingStart(router, (method, impl) => impls.set(method, impl)));
   const prefix = options.requestPathPrefix ?? "";
   const paths = new Map(router.handlers.map((h) => [prefix + h.requestPath, h]));
   const json = fastJson(options, router.handlers.map((h) => h.method));
+  // Connect unary JSON over HTTP/1.1 takes the lean path (connect-unary.ts) where the answer's encoder is exact.
+  const leanRoutes = new Map<string, LeanRoute>();
+  for (const h of router.handlers) {
+    const encoder = json.encoders.get(h.method);
+    const impl = impls.get(h.method);
+    if (options.leanUnary !== false && encoder !== undefined && impl !== undefined) leanRoutes.set(prefix + h.requestPath, { method: h.method, impl, encoder });
+  }
+  const lean: LeanUnaryOptions = {
+    jsonOptions: options.jsonOptions ?? {},
+    readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+    maxTimeoutMs: options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER,
+    shutdownSignal: options.shutdownSignal,
+    compressions: json.compressions,
+    compressMinBytes: json.compressMinBytes,
+  };
 
   return (req, res) => {
-    const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
+    const path = (req.url ?? "").split("?", 2)[0] ?? "";
+    const handler = paths.get(path);
     if (handler === undefined) {
       if (options.fallback) options.fallback(req, res);
       else res.writeHead(404).end();
+      return;
+    }
+    const leanRoute = leanRoutes.get(path);
+    if (leanRoute !== undefined && !("stream" in req) && leanUnaryEligible(req, lean)) {
+      const values = options.contextValues?.(req) ?? createContextValues();
+      serveLeanUnary(req, res as ServerResponse, leanRoute, values, lean).catch((reason: unknown) => {
+        console.error(`handler for rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+      });
       return;
     }
     const state: CallState = { started: false };
@@ -107,8 +133,8 @@ export function rpcAdapter(options: ConnectNodeAdapterOptions): (req: Request, r
   };
 }
 
-/** The router as `routes` sees it: every implementation notes that it started. */
-function markingStart(router: ConnectRouter): ConnectRouter {
+/** The router as `routes` sees it: every implementation notes that it started; `onImpl` sees each unwrapped unary one. */
+function markingStart(router: ConnectRouter, onImpl: (method: DescMethod, impl: LeanRoute["impl"]) => void): ConnectRouter {
   const wrap =
     (impl: unknown) =>
     (req: unknown, ctx: HandlerContext): unknown => {
@@ -128,11 +154,16 @@ function markingStart(router: ConnectRouter): ConnectRouter {
       return router.handlers;
     },
     service(service, implementation, opt) {
+      for (const method of service.methods) {
+        const impl = (implementation as Record<string, unknown>)[method.localName];
+        if (method.methodKind === "unary" && typeof impl === "function") onImpl(method, impl as LeanRoute["impl"]);
+      }
       const wrapped = Object.fromEntries(Object.entries(implementation).map(([name, impl]) => [name, wrap(impl)]));
       router.service(service, wrapped as typeof implementation, opt);
       return marking;
     },
     rpc(method, impl, opt) {
+      if (method.methodKind === "unary" && typeof impl === "function") onImpl(method, impl as LeanRoute["impl"]);
       router.rpc(method, wrap(impl) as typeof impl, opt);
       return marking;
     },
@@ -148,6 +179,8 @@ function isConnectUnaryJson(contentType: string): boolean {
 interface FastJson {
   /** The compiled encoder of each unary method's answer (none when the options or the type rule it out). */
   readonly encoders: ReadonlyMap<DescMethod, JsonEncoder>;
+  readonly compressions: readonly Compression[];
+  readonly compressMinBytes: number;
   /** connect-es's answer to a call whose implementation gave `answer`, with the body of `answer`'s JSON. */
   answer(uReq: UniversalServerRequest, uRes: UniversalServerResponse, output: DescMessage, answer: unknown, encoder: JsonEncoder): Promise<UniversalServerResponse>;
 }
@@ -173,6 +206,8 @@ function fastJson(options: ConnectNodeAdapterOptions, methods: readonly DescMeth
   const compressMinBytes = options.compressMinBytes ?? CONNECT_COMPRESS_MIN_BYTES;
   return {
     encoders,
+    compressions,
+    compressMinBytes,
     async answer(uReq, uRes, output, answer, encoder) {
       // connect-es answered the empty message with 200; anything else passes unchanged.
       if (uRes.status !== 200 || uRes.header === undefined) return uRes;
