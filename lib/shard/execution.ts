@@ -77,6 +77,7 @@ type Op<T> = (conn: PoolConnection, pool: MemberPool, role: MemberRole, shard: S
  * used). Nothing ran.
  */
 const FENCED_ERRNOS: ReadonlySet<unknown> = new Set([1146, 1288, 1356, 1471]);
+const isFenced = (raw: unknown): boolean => FENCED_ERRNOS.has((raw as { errno?: unknown } | undefined)?.errno);
 
 export function createExecution(opts: ExecutionOptions): Execution {
   const { members, routed, qualify, maxLagMs, queryTimeoutMs, commitTimeoutMs, failoverWaitMs, log, metrics } = opts;
@@ -111,7 +112,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
     let shard = write && members.state().held.size > 0 ? await writable(first) : first;
     let conflictRetried = false;
     let failoverRetried = false;
-    let movedRetried = false;
+    // Refused by a fence: re-routed on each newer document until this deadline (a write switch
+    // that gives up and tries again fences the source again; the write did nothing each time).
+    let movedUntil: number | undefined;
     for (;;) {
       const epoch = members.state().topology.epoch;
       const set = members.setOf(shard);
@@ -124,12 +127,12 @@ export function createExecution(opts: ExecutionOptions): Execution {
           conflictRetried = true;
           continue;
         }
-        if (write && !movedRetried && FENCED_ERRNOS.has((raw as { errno?: unknown } | undefined)?.errno) && !members.closed()) {
+        if (write && isFenced(raw) && !members.closed()) {
           // The write reached a split's source after its tables were fenced (the router had not
           // yet seen the write switch): nothing ran; the next document sends it to the target.
-          movedRetried = true;
+          movedUntil ??= performance.now() + failoverWaitMs;
           log.info({ shard: shard.name, database: shard.database, epoch }, "write refused by a fenced reshard source; waiting for a newer topology");
-          if (await members.newerTopology(epoch, failoverWaitMs)) {
+          if (await members.newerTopology(epoch, movedUntil - performance.now())) {
             shard = await writable(members.resolveWriteShard(shard.name));
             log.info({ shard: shard.name, database: shard.database }, "write re-routed after a write switch");
             continue;
@@ -158,15 +161,20 @@ export function createExecution(opts: ExecutionOptions): Execution {
     // While a switch holds the range's writes its reads wait too: the side that
     // serves after it is only current once the switch has drained (reshard switch-back).
     if (members.state().held.has(first.name)) first = await writable(first);
-    const epoch = members.state().topology.epoch;
-    try {
-      return await onReaderOnce(first, op);
-    } catch (err) {
-      const splitting = (members.state().topology.resharding?.length ?? 0) > 0;
-      if (!splitting || !FENCED_ERRNOS.has((rawOf(err) as { errno?: unknown } | undefined)?.errno) || members.closed()) throw err;
-      log.info({ shard: first.name, database: first.database, epoch }, "read refused by a fenced reshard source; waiting for a newer topology");
-      if (!(await members.newerTopology(epoch, failoverWaitMs))) throw err;
-      return onReaderOnce(await writable(members.resolveWriteShard(first.name)), op);
+    let movedUntil: number | undefined;
+    for (;;) {
+      const epoch = members.state().topology.epoch;
+      try {
+        return await onReaderOnce(first, op);
+      } catch (err) {
+        const splitting = (members.state().topology.resharding?.length ?? 0) > 0;
+        if (!splitting || !isFenced(rawOf(err)) || members.closed()) throw err;
+        // As a write: again after each newer document (a switch tried again fences again), up to the deadline.
+        movedUntil ??= performance.now() + failoverWaitMs;
+        log.info({ shard: first.name, database: first.database, epoch }, "read refused by a fenced reshard source; waiting for a newer topology");
+        if (!(await members.newerTopology(epoch, movedUntil - performance.now()))) throw err;
+        first = await writable(members.resolveWriteShard(first.name));
+      }
     }
   };
 
@@ -254,7 +262,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
    * Metrics and error mapping around one routed statement (or transaction),
    * and its span when the statement runs inside a traced call.
    */
-  const observed = async <T>(shard: ShardInfo, role: () => MemberRole, sql: string, run: () => Promise<T>): Promise<T> => {
+  const observed = async <T>(shard: ShardInfo, role: () => MemberRole, sql: string, run: () => Promise<T>, unlogged?: (err: unknown) => boolean): Promise<T> => {
     const started = performance.now();
     const span = startDbSpan(shard.name, shard.database, sql);
     let code = "OK";
@@ -262,7 +270,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
     try {
       return await run();
     } catch (err) {
-      const mapped = toConnectError(err, log, { shard: shard.name });
+      const mapped = toConnectError(err, unlogged?.(err) === true ? undefined : log, { shard: shard.name });
       code = Code[mapped.code];
       mappedCode = mapped.code;
       throw mapped;
@@ -314,7 +322,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
         let open = true;
         const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
           if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
-          return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)));
+          // A statement refused by a split's fence is not logged here: onPrimary re-runs the
+          // transaction on the new layout, and logs it below only if it gives up.
+          return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)), isFenced);
         };
         const committed: Array<() => void> = [];
         const tx: Transaction = {
@@ -343,7 +353,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
         }
       });
     } catch (err) {
-      throw mapped(err);
+      throw isFenced(rawOf(err)) ? mapped(rawOf(err)) : mapped(err);
     }
   };
 
