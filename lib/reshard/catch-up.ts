@@ -67,6 +67,46 @@ export interface CatchUpOptions {
   readonly maxQueuedEvents?: number;
   readonly onProgress?: (p: CatchUpProgress) => void;
   readonly signal?: AbortSignal;
+  /** Pause, and a new read database and stop position while running (forward only). */
+  readonly control?: CatchUpControl;
+}
+
+/**
+ * Steers a running catch-up from outside: the write switch pauses the
+ * follower (its binlog stream stays open), fences the source, then hands it
+ * the fence to re-read from and the position to stop at, so the drain inside
+ * the hold opens no new stream (hold.ts).
+ */
+export class CatchUpControl {
+  /** Where changed rows are re-read from now on (forward catch-up). */
+  readDatabase: string | undefined;
+  /** Stop once everything up to this position is applied. */
+  until: string | undefined;
+  private paused = false;
+  private idle: (() => void) | undefined;
+  /** Set by the running catch-up: ends its wait for new events. */
+  poke: () => void = () => {};
+
+  /** Resolves once the catch-up applies nothing and will not until `resume`. */
+  pause(): Promise<void> {
+    this.paused = true;
+    const idle = new Promise<void>((resolve) => (this.idle = resolve));
+    this.poke();
+    return idle;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.poke();
+  }
+
+  /** The loop's side: true while paused (and tells a pause() waiting that it is). */
+  holding(): boolean {
+    if (!this.paused) return false;
+    this.idle?.();
+    this.idle = undefined;
+    return true;
+  }
 }
 
 type BinlogEvent = {
@@ -201,7 +241,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
         // A drain inside the write switch's hold stops at its deadline (hold.ts); the keys of this flush stay unapplied.
         opts.signal?.throwIfAborted();
         const chunk = all.slice(i, i + 500);
-        const rows = await readByKeys(opts.source, databases.get(logged)!, table, chunk);
+        const rows = await readByKeys(opts.source, (opts.reverse === undefined ? opts.control?.readDatabase : undefined) ?? databases.get(logged)!, table, chunk);
         if (opts.reverse !== undefined) {
           await opts.reverse.apply(table, chunk, rows);
           rowsApplied += chunk.length;
@@ -262,12 +302,14 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
 
   const onAbort = (): void => wake?.();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.control !== undefined) opts.control.poke = () => wake?.();
   try {
     await openStream(start);
     // "current" is what the source had logged as the run began: a target re-read as it goes
     // moves with every write, and under steady writes on a loaded machine it was chased for
     // tens of seconds (bench:reshard). What comes after is the next run's (or the drain's).
-    const target = opts.until === "current" ? await binlogGtidPos(opts.source) : opts.until === "never" ? undefined : opts.until;
+    const fixedTarget = opts.until === "current" ? await binlogGtidPos(opts.source) : opts.until === "never" ? undefined : opts.until;
+    const targetNow = (): string | undefined => opts.control?.until ?? fixedTarget;
     const reachedTarget = async (): Promise<CatchUpProgress> => {
       await save(0, true);
       if (opts.until === "current") opts.onProgress?.(progress(true));
@@ -276,6 +318,16 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
     for (;;) {
       if (failure !== undefined) throw failure;
       opts.signal?.throwIfAborted();
+      if (opts.control?.holding() === true) {
+        // Paused (the write switch fences the source meanwhile): events queue, nothing is re-read.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          wake = () => (clearTimeout(timer), resolve());
+        });
+        wake = undefined;
+        continue;
+      }
+      const target = targetNow();
       let reached = false;
       while (queue.length > 0 && !reached) {
         const ev = queue.shift()!;

@@ -14,7 +14,7 @@
 // so the drain inside the hold has little to do.
 import type { Connection } from "mysql2/promise";
 import { gtidPosReaches, parseGtidList } from "../shard/gtid.js";
-import { catchUp, type CatchUpOptions, type CatchUpProgress } from "./catch-up.js";
+import { catchUp, CatchUpControl, type CatchUpOptions, type CatchUpProgress } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
 import { binlogGtidPos } from "./sql.js";
 import type { StateHandle } from "./state.js";
@@ -131,6 +131,7 @@ export function isStatementTimeout(err: unknown): boolean {
  */
 export class Follower {
   private readonly stopper = new AbortController();
+  private readonly control = new CatchUpControl();
   private readonly signal: AbortSignal;
   private applied: string;
   private readonly waiters = new Set<() => void>();
@@ -145,13 +146,44 @@ export class Follower {
       opts.onProgress?.(p);
       for (const w of this.waiters) w();
     };
-    this.ended = catchUp(plan, handle, { ...opts, until: "never", signal: this.signal, onProgress }).then(
+    this.ended = catchUp(plan, handle, { ...opts, until: "never", signal: this.signal, onProgress, control: this.control }).then(
       () => undefined,
       (err: unknown) => (this.signal.aborted ? undefined : err),
     );
     void this.ended.then(() => {
       for (const w of this.waiters) w();
     });
+  }
+
+  /**
+   * Stops applying, its binlog stream kept open (events queue meanwhile):
+   * resolves once nothing is being applied; rejects if it has ended.
+   */
+  async pause(): Promise<void> {
+    const ended = await Promise.race([this.control.pause().then(() => false), this.ended.then(() => true)]);
+    if (ended) throw (await this.ended) ?? new Error("catch-up stopped before the write switch");
+  }
+
+  /**
+   * The write switch's drain, on the stream already open: from now on changed
+   * rows are re-read from `readDatabase` (the fence), and it ends once
+   * everything up to `position` is applied. `signal` (the hold's deadline)
+   * stops it where it stands (the position applied so far saved).
+   */
+  async drainTo(readDatabase: string, position: string, signal: AbortSignal): Promise<void> {
+    const onLate = (): void => this.stopper.abort(signal.reason);
+    if (signal.aborted) onLate();
+    else signal.addEventListener("abort", onLate, { once: true });
+    try {
+      this.control.readDatabase = readDatabase;
+      this.control.until = position;
+      this.control.resume();
+      const err = await this.ended;
+      if (err !== undefined) throw err;
+      if (this.signal.aborted) throw this.signal.reason;
+    } finally {
+      signal.removeEventListener("abort", onLate);
+    }
   }
 
   /** Stops it; resolves once it has stopped (its position saved), rejects with its failure if it had failed. */

@@ -133,10 +133,8 @@ export async function switchWritesBack(plan: ReshardPlan, handle: StateHandle, o
       try {
         await opts.targets.query(`SET STATEMENT max_statement_time = ${waitSeconds} FOR ${renameTargets(true)}`);
       } catch (err) {
-        if (!isStatementTimeout(err)) {
-          fenced = true; // not known: the undo looks
-          throw err;
-        }
+        fenced = true; // not known: the undo looks at where the tables are
+        if (!isStatementTimeout(err)) throw err;
         if (byBudget) throw budget.exceeded("fence", err);
         throw new HoldBudgetExceeded("fence", fenceWaitMs, budget.elapsed(), { cause: err, limit: "fence wait" });
       }

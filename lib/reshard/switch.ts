@@ -35,9 +35,9 @@ import type { KV } from "@nats-io/kv";
 import type { Connection } from "mysql2/promise";
 import { publishTopology, readTopology, StaleTopologyError, type LiveTopology, type ReshardingEntry } from "../shard/topology.js";
 import { withResharding } from "../shard/resharding.js";
-import { catchUp, type CatchUpOptions } from "./catch-up.js";
+import type { CatchUpOptions } from "./catch-up.js";
 import type { ReshardPlan } from "./plan.js";
-import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout } from "./hold.js";
+import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout, type Follower } from "./hold.js";
 import { baseTables, binlogGtidPos, databaseExists, dropDatabase, dropViews } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { verifyTotals } from "./verify.js";
@@ -103,8 +103,12 @@ export interface WriteSwitchOptions {
   /** An admin connection to the source primary (the fence runs on it). */
   readonly source: Connection;
   readonly catchUp: Omit<CatchUpOptions, "until">;
-  /** Stops the catch-up that kept the targets current since the read switch; resolves once it has stopped. */
-  readonly stopFollowing: () => Promise<void>;
+  /**
+   * The catch-up that kept the targets current since the read switch: paused
+   * while the source is fenced, then drained to the fenced position on its
+   * open binlog stream (Follower, hold.ts).
+   */
+  readonly following: Pick<Follower, "pause" | "drainTo">;
   /** Longest wait of the fence for transactions in flight on the source (default 1000 ms; never past the hold budget). */
   readonly fenceWaitMs?: number;
   /**
@@ -148,7 +152,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
   /** false: the source is not fenced; true: it is; undefined: a RENAME failed in a way that does not say. */
   let fenced: boolean | undefined = false;
   try {
-    await budget.within("stop following", () => opts.stopFollowing());
+    await budget.within("stop following", () => opts.following.pause());
     budget.check("fence");
     const fenceStart = performance.now();
     // The RENAME waits for transactions in flight on the tables (metadata locks): at most
@@ -159,10 +163,10 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
       await opts.source.query(`SET STATEMENT max_statement_time = ${waitSeconds} FOR ${renameAll(src, fence)}`);
       fenced = true;
     } catch (err) {
-      if (!isStatementTimeout(err)) {
-        fenced = undefined;
-        throw err;
-      }
+      // Stopped while waiting for metadata locks it renamed nothing, but a stop that lands as the
+      // locks are taken is not worth trusting: the undo looks at where the tables are.
+      fenced = undefined;
+      if (!isStatementTimeout(err)) throw err;
       if (byBudget) throw budget.exceeded("fence", err);
       throw new HoldBudgetExceeded("fence", fenceWaitMs, budget.elapsed(), { cause: err, limit: "fence wait" });
     }
@@ -179,7 +183,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     const position = await binlogGtidPos(opts.source);
     budget.check("drain");
     const drainStart = performance.now();
-    await budget.within("drain", (late) => catchUp(plan, handle, { ...opts.catchUp, readDatabase: fence, until: position, signal: opts.catchUp.signal === undefined ? late : AbortSignal.any([late, opts.catchUp.signal]) }));
+    await budget.within("drain", (late) => opts.following.drainTo(fence, position, late));
     budget.check("check");
     const verifyStart = performance.now();
     let checked: Awaited<ReturnType<typeof verifyTotals>>;
@@ -214,7 +218,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
     return result;
   } catch (err) {
     // Back to the source, nothing lost: the held writes run there once this is published.
-    // Whatever the fence holds goes back (an interrupted RENAME renamed nothing: the fence is then empty).
+    // Whatever the fence holds goes back (a RENAME that failed or was stopped: the undo looks).
     const undoStart = performance.now();
     if (fenced !== false) await unfence(plan, opts.source, tables);
     const unfenced = performance.now();

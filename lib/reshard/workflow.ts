@@ -217,7 +217,7 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
               kv: topologyKv,
               source,
               catchUp: catchUpOpts,
-              stopFollowing: () => current.stop(),
+              following: current,
               holdMs,
               ...(opts.fenceWaitMs === undefined ? {} : { fenceWaitMs: opts.fenceWaitMs }),
               ...(opts.heldCheck === undefined ? {} : { heldCheck: opts.heldCheck }),
