@@ -2,7 +2,7 @@
 // (issue 23: writes of the moved range held at most 1 s end to end).
 //
 // The budget runs from publishing `writes: "held"` and covers every step of
-// the hold (stop following, fence, drain, check, publish serving). A step that
+// the hold (pause following, fence, drain, check, publish serving). A step that
 // finds it spent, or would wait past it (the fence's RENAME and the check's
 // queries carry what is left as max_statement_time; the drain an abort signal
 // at the deadline), gives up: the switch is undone exactly as a failure is
@@ -31,7 +31,7 @@ export const DEFAULT_MAX_LAG_MS = 200;
 /** How many times a run tries the write switch before it stops (default). */
 export const DEFAULT_HOLD_ATTEMPTS = 3;
 
-export type HoldStep = "stop following" | "fence" | "drain" | "check" | "publish";
+export type HoldStep = "pause following" | "fence" | "drain" | "check" | "publish";
 
 /** What the undo of a give-up cost (switch.ts fills it in once the switch is undone). */
 export interface GiveUpCost {

@@ -16,7 +16,7 @@
 //      fence, can read through it) of each fenced table takes its name: the binlog reader looks tables up by
 //      their logged name, and a late read-your-writes read still finds the rows;
 //   3. drain catch-up to the source's GTID position after the fence, rows read
-//      from the fence;
+//      from the fence (the follower, paused during 2, on its open stream);
 //   4. check, exact (nothing can write the fenced tables): each table's row
 //      count, source against targets, and with `heldCheck: "digests"` its sum
 //      of row digests too (verifyTotals). Contents and placement were verified
@@ -152,7 +152,7 @@ export async function switchWrites(plan: ReshardPlan, handle: StateHandle, opts:
   /** false: the source is not fenced; true: it is; undefined: a RENAME failed in a way that does not say. */
   let fenced: boolean | undefined = false;
   try {
-    await budget.within("stop following", () => opts.following.pause());
+    await budget.within("pause following", () => opts.following.pause());
     budget.check("fence");
     const fenceStart = performance.now();
     // The RENAME waits for transactions in flight on the tables (metadata locks): at most

@@ -640,7 +640,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       ).rejects.toBeInstanceOf(ReshardSwitchError);
       await blocker.query("ROLLBACK");
       expect(gaveUp.map((e) => [e.limit, e.cost !== undefined])).toEqual([["hold budget", true], ["hold budget", true]]);
-      expect(gaveUp.every((e) => e.step === "fence" || e.step === "stop following")).toBe(true);
+      expect(gaveUp.every((e) => e.step === "fence" || e.step === "pause following")).toBe(true);
       expect(lines.filter((l) => /^write switch attempt \d of 2 gave up/.test(l))).toHaveLength(2);
       // Undone: the state and the topology as before the hold, the source's tables back, writes still land there.
       expect((await loadState(kv, key))!.state.phase).toBe("reads-switched");
