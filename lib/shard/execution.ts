@@ -104,6 +104,21 @@ export function createExecution(opts: ExecutionOptions): Execution {
   };
 
   /**
+   * The topology in force already sends `shard`'s name to another database: a
+   * reference resolved before the write switch (a client kept across awaits, as
+   * the outbox relay keeps one from reading its rows to marking them sent) and
+   * used after it. No newer document will come for it.
+   */
+  const movedAway = (shard: ShardInfo): boolean => {
+    try {
+      const now = members.resolveWriteShard(shard.name);
+      return now.database !== shard.database || now.replicaSet !== shard.replicaSet;
+    } catch {
+      return false;
+    }
+  };
+
+  /**
    * Runs `op` on the shard's primary, re-running it once on a conflict and once after a failover where that is safe.
    * `write`: the shard was resolved for a write (held writes wait; a fenced split source re-resolves).
    */
@@ -132,7 +147,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           // yet seen the write switch): nothing ran; the next document sends it to the target.
           movedUntil ??= performance.now() + failoverWaitMs;
           log.info({ shard: shard.name, database: shard.database, epoch }, "write refused by a fenced reshard source; waiting for a newer topology");
-          if (await members.newerTopology(epoch, movedUntil - performance.now())) {
+          if (movedAway(shard) || (await members.newerTopology(epoch, movedUntil - performance.now()))) {
             shard = await writable(members.resolveWriteShard(shard.name));
             log.info({ shard: shard.name, database: shard.database }, "write re-routed after a write switch");
             continue;
@@ -172,7 +187,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
         // As a write: again after each newer document (a switch tried again fences again), up to the deadline.
         movedUntil ??= performance.now() + failoverWaitMs;
         log.info({ shard: first.name, database: first.database, epoch }, "read refused by a fenced reshard source; waiting for a newer topology");
-        if (!(await members.newerTopology(epoch, movedUntil - performance.now()))) throw err;
+        if (!movedAway(first) && !(await members.newerTopology(epoch, movedUntil - performance.now()))) throw err;
         first = await writable(members.resolveWriteShard(first.name));
       }
     }

@@ -391,6 +391,37 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     expect(logged.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
 
+  it("a write through a shard client resolved before the write switch and used after it is re-routed at once, not after failoverWaitMs", async () => {
+    // The outbox relay takes a client for its shard, reads the unsent rows, publishes them, then
+    // marks them sent with the same client: across a write switch the mark meets the fence while
+    // the router already has the switch's document, and no newer one comes.
+    const lines: string[] = [];
+    const r = await createShardRouter({
+      ...topologyFromEnv(system.env, system.infra.shardConfig),
+      failoverWaitMs: 3_000,
+      log: pino({ level: "info" }, { write: (line: string) => void lines.push(line) }),
+    });
+    const moved = system.infra.shardConfig.shards.find((s) => s.name === "40-80")!;
+    const admin = admins.get(moved.replicaSet)!;
+    await admin.query(`CREATE TABLE \`${moved.database}\`.fence_probe (id BIGINT UNSIGNED NOT NULL PRIMARY KEY)`);
+    try {
+      const start = r.topology();
+      const kept = r.primary("c0-");
+      expect(r.applyTopology({ ...start, epoch: start.epoch + 1, shards: start.shards.map((s) => (s.name === "c0-" ? { ...s, database: moved.database, replicaSet: moved.replicaSet } : s)) })).toBe(true);
+      const outcome = await kept.execute("INSERT INTO chirp.fence_probe (id) VALUES (9)").then(
+        () => "acknowledged",
+        (err: unknown) => String(err),
+      );
+      expect(outcome).toBe("acknowledged");
+      const [rows] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${moved.database}\`.fence_probe`);
+      expect(rows.map((row) => String(row["id"]))).toEqual(["9"]);
+      expect(lines.filter((l) => /"level":(50|60|"error"|"fatal")/.test(l))).toEqual([]);
+    } finally {
+      await r.close();
+      await admin.query(`DROP TABLE IF EXISTS \`${moved.database}\`.fence_probe`);
+    }
+  });
+
   it("a write refused by a fence, re-routed, and refused by the next fence (a write switch that gave up and tried again) lands once the layout serves it; no error in the log", async () => {
     // What the load above meets by chance: a transaction (and a single statement) reaching the
     // source just as it is fenced. Here c0- names a database without the table (1146, as a fenced
