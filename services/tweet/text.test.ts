@@ -26,6 +26,19 @@ describe("parseTweetText: length", () => {
     expect(parseTweetText("\u{1F1EB}\u{1F1F7}".repeat(280), false).chars).toBe(280);
   });
 
+  it("counts ASCII text (its fast path) as Intl.Segmenter does, CR LF as one character", () => {
+    const segmenter = new Intl.Segmenter("und", { granularity: "grapheme" });
+    const clusters = (t: string): number => [...segmenter.segment(t)].length;
+    const pieces = ["a", " ", "\r", "\n", "\t", "\r\n", "\n\r", "\u0001", "~", "\u007f", "\r\r\n"];
+    for (let i = 0; i < 3000; i++) {
+      let text = "";
+      for (let j = 0; j < i % 11; j++) text += pieces[(i * 31 + j * 17 + (i >> 3)) % pieces.length];
+      expect(countChars(text)).toBe(clusters(text));
+    }
+    expect(countChars("a\r\nb")).toBe(3);
+    expect(countChars("caf\u00e9 \r\n")).toBe(clusters("caf\u00e9 \r\n"));
+  });
+
   it("accepts 1 and 280 characters, refuses 0 (without media) and 281", () => {
     expect(parseTweetText("x", false).chars).toBe(1);
     expect(parseTweetText("x".repeat(280), false).chars).toBe(280);

@@ -73,8 +73,14 @@ export function parseTweetText(raw: string, withMedia: boolean): ParsedText {
   return { text, chars, urls, hashtags: extractHashtags(rest), mentionHandles: extractMentions(rest) };
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** User-perceived characters (extended grapheme clusters). */
 export function countChars(text: string): number {
+  // ASCII: every character is a cluster of its own except CR LF, one (UAX #29
+  // GB3). Intl.Segmenter took 113 µs for a 250-character tweet (a scratch
+  // loop, Node 20), about 1 % of a compose's CPU; this takes under 1 µs.
+  if (!NON_ASCII.test(text)) return text.length - crlfs(text);
   let n = 0;
   for (const _ of segmenter.segment(text)) n++;
   return n;
@@ -149,6 +155,12 @@ function extractMentions(text: string): string[] {
     out.push(handle);
   }
   return out;
+}
+
+function crlfs(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf("\r\n"); i >= 0; i = s.indexOf("\r\n", i + 2)) n++;
+  return n;
 }
 
 function count(s: string, ch: string): number {
