@@ -127,7 +127,16 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           callback: (err, msg) => {
             if (err !== null) return;
             const shard = shardOfWake(msg.subject, router.keyspace);
-            if (shard !== undefined) workers.get(shard)?.wake();
+            if (shard === undefined) return;
+            if (!workers.has(shard)) {
+              // A shard this relay has no worker for: the topology changed since the last refresh
+              // (a split's write switch serves its targets). Refresh now rather than up to
+              // shardsRefreshMs later; a name still unknown (a split's target read through its
+              // source's database until the write switch) wakes every worker, the one reading it too.
+              refresh();
+              if (!workers.has(shard)) return wakeAll();
+            }
+            workers.get(shard)?.wake();
           },
         });
         wakeAll();
