@@ -8,7 +8,7 @@
 import ZongJi, { MariadbGtidPosition } from "@vlasky/zongji";
 import type { Connection } from "mysql2/promise";
 import type { HostPort, MysqlCredentials } from "../shard/types.js";
-import { keyspaceIdOf, targetFor, type ReshardPlan } from "./plan.js";
+import { fenceDatabase, keyspaceIdOf, targetFor, type ReshardPlan } from "./plan.js";
 import { binlogGtidPos, deleteByKeys, readByKeys, readCommitted, replaceRows, type Row, type TableShape } from "./sql.js";
 import type { StateHandle } from "./state.js";
 
@@ -123,6 +123,64 @@ type BinlogEvent = {
 
 const SAVE_EVERY_MS = 1000;
 
+/** zongji's own look-up (index.js, TableInfoQuery), for either of two schemas. */
+const TABLE_INFO_SQL = `SELECT TABLE_SCHEMA AS s, COLUMN_NAME, COLLATION_NAME, CHARACTER_SET_NAME, COLUMN_COMMENT, COLUMN_TYPE
+  FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA IN (?, ?) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`;
+
+type ZongJiInternals = {
+  ctrlConnection: { execute(sql: string, params: unknown[], cb: (err: Error | null, rows: Array<Record<string, unknown>>) => void): void } | null;
+  tableMap: Record<number, unknown>;
+  stopped: boolean;
+  emit(event: "error", err: Error): boolean;
+  _fetchTableInfo(ev: { schemaName: string; tableName: string; tableId: number }, next: () => void): void;
+};
+
+/**
+ * zongji decodes a row event with the columns of its table, which it looks up
+ * in information_schema by the name the binlog logged (on each TABLE_MAP of a
+ * table id it has not seen), and halts as fatal ("Insufficient permissions to
+ * access: db.table") when the name has no table. A fence moves a table under
+ * another name while its rows logged just before are still to be read: the
+ * write switch's RENAME into `<db>_resharded` comes before the read-only views
+ * that take the names back (and the undo drops the views before renaming
+ * back); the switch-back fences the targets without views at all. The table's
+ * columns are the same under either name, so a logged database's tables are
+ * looked up in its fence too (one statement; again if a RENAME passed between
+ * the two schemas' reads). `fences`: logged database -> its fence.
+ */
+export function lookUpTablesInFences(zongji: ZongJi, fences: ReadonlyMap<string, string>): void {
+  const z = zongji as unknown as ZongJiInternals;
+  const original = z._fetchTableInfo.bind(z);
+  z._fetchTableInfo = (ev, next) => {
+    const fence = fences.get(ev.schemaName);
+    if (fence === undefined) return original(ev, next);
+    const attempt = (left: number): void => {
+      const conn = z.ctrlConnection;
+      if (conn === null) return original(ev, next);
+      try {
+        conn.execute(TABLE_INFO_SQL, [ev.schemaName, fence, ev.tableName], (err, rows) => {
+          if (err !== null) {
+            z.emit("error", err);
+            return;
+          }
+          const logged = rows.filter((r) => r["s"] === ev.schemaName);
+          const found = (logged.length > 0 ? logged : rows.filter((r) => r["s"] === fence)).map(({ s: _s, ...column }) => column);
+          if (found.length === 0) {
+            if (left > 0 && !z.stopped) return void setTimeout(() => attempt(left - 1), 5);
+            z.emit("error", new Error(`Insufficient permissions to access: ${ev.schemaName}.${ev.tableName} (nor in ${fence})`));
+            return;
+          }
+          z.tableMap[ev.tableId] = { columnSchemas: found, parentSchema: ev.schemaName, tableName: ev.tableName };
+          next();
+        });
+      } catch (err) {
+        z.emit("error", err as Error);
+      }
+    };
+    attempt(3);
+  };
+}
+
 /** Runs until `until` is reached (or the signal fires); the state holds the applied position. */
 export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: CatchUpOptions): Promise<CatchUpProgress> {
   const state = handle.state;
@@ -160,6 +218,7 @@ export async function catchUp(plan: ReshardPlan, handle: StateHandle, opts: Catc
   let restarts = 0;
   const openStream = async (from: string): Promise<void> => {
     const zongji = new ZongJi({ host: opts.sourceAddress.host, port: opts.sourceAddress.port, user: opts.admin.user, password: opts.admin.password, dateStrings: true });
+    lookUpTablesInFences(zongji, new Map([...databases.keys()].map((d) => [d, fenceDatabase(d)])));
     const current = { zongji, stopped: false };
     stream = current;
     zongji.on("binlog", (ev: unknown) => {

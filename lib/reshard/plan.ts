@@ -7,6 +7,14 @@ import { parseKeyRange, type ShardConfig } from "../shard/shard-config.js";
 import type { ShardInfo } from "../shard/types.js";
 import { binaryMd5Vindex, hashVindex } from "../shard/vindex.js";
 
+/**
+ * Where the write switch moves a database's sharded tables (the switch-back
+ * moves the targets' there too), and where cleanup drops them (switch.ts).
+ */
+export function fenceDatabase(database: string): string {
+  return `${database.slice(0, 54)}_resharded`;
+}
+
 export class ReshardPlanError extends Error {
   override readonly name = "ReshardPlanError";
 }

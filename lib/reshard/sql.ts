@@ -130,6 +130,16 @@ export async function readBatch(conn: Connection, database: string, table: Table
   return rows as Row[];
 }
 
+/** The rows of a table after `after` (none: from the start) up to and with `upTo` (none: to the end), in primary-key order (verify). */
+export async function readKeyRange(conn: Connection, database: string, table: TableShape, after: readonly unknown[] | null, upTo: readonly unknown[] | null): Promise<Row[]> {
+  const order = table.primaryKey.map(quoteIdent).join(", ");
+  const from = `${quoteIdent(database)}.${quoteIdent(table.name)}`;
+  const lower = after === null ? { sql: "1 = 1", params: [] as unknown[] } : afterKey(table.primaryKey, after);
+  const upper = upTo === null ? { sql: "1 = 1", params: [] as unknown[] } : afterKey(table.primaryKey, upTo);
+  const [rows] = await conn.query<RowDataPacket[]>(`SELECT * FROM ${from} WHERE (${lower.sql}) AND ${upTo === null ? "1 = 1" : `NOT (${upper.sql})`} ORDER BY ${order}`, [...lower.params, ...(upTo === null ? [] : upper.params)]);
+  return rows as Row[];
+}
+
 /**
  * Rows of a table with these primary keys, as committed now. A locking read:
  * a transaction's binlog events reach a binlog reader before its rows are

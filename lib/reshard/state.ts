@@ -31,6 +31,10 @@ export interface TableCheck {
   readonly sourceChecksum: string;
   readonly targetChecksum: string;
   readonly match: boolean;
+  /** Keys that differed at the verify position and converged once re-checked (the target was ahead: verify.ts). */
+  readonly keysConverged?: number;
+  /** Keys still different after the re-checks (at most 10 shown). */
+  readonly keysDiffering?: readonly string[];
 }
 
 export interface ReshardState {

@@ -30,10 +30,10 @@ export function formatStatus(s: ReshardState): string {
     lines.push(`catch-up: applied through ${s.catchUp.gtid}, lag ${(s.catchUp.lagMs / 1000).toFixed(3)} s at ${s.catchUp.updateTime}; ${s.catchUp.events} binlog transactions, ${s.catchUp.rowsApplied} rows applied`);
   }
   if (s.verify) {
-    lines.push(`verify: ${s.verify.ok ? "OK" : "MISMATCH"} at ${s.verify.position} (${s.verify.time}, attempt ${s.verify.attempts})`);
+    lines.push(`verify: ${s.verify.ok ? "OK" : "MISMATCH"} at ${s.verify.position} (${s.verify.time}, ${s.verify.attempts > 1 ? `${s.verify.attempts - 1} re-check rounds` : "no re-check"})`);
     const width = Math.max(5, ...s.verify.tables.map((t) => t.table.length));
     for (const t of s.verify.tables) {
-      lines.push(`  ${t.table.padEnd(width)}  ${t.target.padEnd(6)}  rows ${t.sourceRows} / ${t.targetRows}  checksum ${t.sourceChecksum} / ${t.targetChecksum}  ${t.match ? "ok" : "DIFFERS"}`);
+      lines.push(`  ${t.table.padEnd(width)}  ${t.target.padEnd(6)}  rows ${t.sourceRows} / ${t.targetRows}  checksum ${t.sourceChecksum} / ${t.targetChecksum}  ${t.match ? `ok${t.keysConverged ? ` (${t.keysConverged} keys ahead at the position, converged)` : ""}` : `DIFFERS${t.keysDiffering ? ` (keys ${t.keysDiffering.join("; ")})` : ""}`}`);
     }
   }
   if (s.readSwitch) lines.push(`reads switched at ${s.readSwitch.time} (topology epoch ${s.readSwitch.epoch}): routers name the targets; the source serves their reads and writes until the write switch`);

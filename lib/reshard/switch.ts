@@ -36,16 +36,14 @@ import type { Connection } from "mysql2/promise";
 import { publishTopology, readTopology, StaleTopologyError, type LiveTopology, type ReshardingEntry } from "../shard/topology.js";
 import { withResharding } from "../shard/resharding.js";
 import type { CatchUpOptions } from "./catch-up.js";
-import type { ReshardPlan } from "./plan.js";
+import { fenceDatabase, type ReshardPlan } from "./plan.js";
 import { DEFAULT_HOLD_MS, HoldBudget, HoldBudgetExceeded, isStatementTimeout, type Follower } from "./hold.js";
 import { baseTables, binlogGtidPos, databaseExists, dropDatabase, dropViews } from "./sql.js";
 import type { StateHandle } from "./state.js";
 import { verifyTotals } from "./verify.js";
 
 /** Where the write switch moves the source's tables (and where cleanup drops them). */
-export function fenceDatabase(sourceDatabase: string): string {
-  return `${sourceDatabase.slice(0, 54)}_resharded`;
-}
+export { fenceDatabase };
 
 export class ReshardSwitchError extends Error {
   override readonly name = "ReshardSwitchError";

@@ -55,6 +55,7 @@ export interface ReshardRunOptions {
   readonly batchRows?: number;
   /** Stop after this step (default: after verify). */
   readonly stopAfter?: ReshardStep;
+  /** Re-check rounds in which a key must be found different before verify reports it (VerifyOptions.attempts, default 3). */
   readonly verifyAttempts?: number;
   /** Catch-up's backpressure bound (CatchUpOptions.maxQueuedEvents). */
   readonly maxQueuedEvents?: number;
@@ -173,15 +174,30 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
       log(`caught up to ${caught.gtid} (${caught.transactions} binlog transactions, ${caught.rowsApplied} rows applied in this run)`);
       if (stopAfter === "catch-up") return await follow(state);
 
-      const result = await verify(plan, handle, {
-        snapshot: await open(sourceAddr),
-        catchUp: catchUpOpts,
-        ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
-      });
-      log(result.ok ? `verified: ${result.tables.length} table/target pairs match (attempt ${result.attempts})` : `verify FAILED after ${result.attempts} attempts: ${result.tables.filter((t) => !t.match).map((t) => `${t.table}@${t.target}`).join(", ")}`);
-      if (stopAfter === "verify" || !result.ok) {
-        await follow(state);
-        return state;
+      if (state.phase === "verified") {
+        // Verified by an earlier run (--stop-after verify): catch-up has kept the targets current since,
+        // and the write switch checks again while writes are held. Verifying again would only cost time.
+        log(`verified earlier (at ${state.verify?.position ?? "?"}, ${state.verify?.time ?? "?"}): not verified again`);
+        if (stopAfter === "verify") return await follow(state);
+      } else {
+        const result = await verify(plan, handle, {
+          snapshot: await open(sourceAddr),
+          catchUp: catchUpOpts,
+          ...(opts.verifyAttempts === undefined ? {} : { attempts: opts.verifyAttempts }),
+        });
+        const converged = result.tables.reduce((n, t) => n + (t.keysConverged ?? 0), 0);
+        log(
+          result.ok
+            ? `verified: ${result.tables.length} table/target pairs match${converged > 0 ? ` (${converged} keys ahead at the verify position converged in ${result.attempts - 1} re-check rounds)` : ""}`
+            : `verify FAILED: ${result.tables
+                .filter((t) => !t.match)
+                .map((t) => `${t.table}@${t.target}${t.keysDiffering ? ` (keys ${t.keysDiffering.join("; ")})` : ""}`)
+                .join(", ")} differ from the source`,
+        );
+        if (stopAfter === "verify" || !result.ok) {
+          await follow(state);
+          return state;
+        }
       }
     }
 

@@ -20,15 +20,16 @@ import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { topologyFromEnv } from "../../lib/shard/config.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { openTopologyKv, publishTopology, readTopology } from "../../lib/shard/topology.js";
-import { fenceDatabase, ReshardSwitchError, type WriteSwitchResult } from "../../lib/reshard/switch.js";
-import { baseTables, readTables } from "../../lib/reshard/sql.js";
+import { fenceDatabase, ReshardSwitchError, unfence, type WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { baseTables, binlogGtidPos, openConnection, readTables } from "../../lib/reshard/sql.js";
+import { catchUp, type CatchUpOptions } from "../../lib/reshard/catch-up.js";
 import { formatBinlogReport, inspectBinlog, ReshardBinlogError } from "../../lib/reshard/binlog.js";
 import { HoldBudgetExceeded } from "../../lib/reshard/hold.js";
-import { verifyTotals } from "../../lib/reshard/verify.js";
+import { verify, verifyTotals } from "../../lib/reshard/verify.js";
 import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
 import { formatStatus } from "../../lib/reshard/status.js";
-import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
+import { abortReshard, primaryOf, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
 import { replicaSetEnvVar } from "../../lib/shard/infra-env.js";
 import { writeHeartbeat } from "../../lib/shard/replication.js";
 import { heartbeatDatabases, LiveDocument } from "../../services/topology/document.js";
@@ -86,6 +87,22 @@ function zeroEndedHash(id: string): Buffer {
   const h = createHash("sha256").update(id).digest();
   h.fill(0, 29);
   return h;
+}
+
+/** What verify and catch-up take, on connections of their own (the workflow's: dates as strings), for the -40 split. */
+async function workflowParts(): Promise<{ snapshot: Connection; catchUp: Omit<CatchUpOptions, "until">; close: () => Promise<void> }> {
+  const at = primaryOf(servers, plan.source.replicaSet);
+  const source = await openConnection(at, servers.adminUser);
+  const snapshot = await openConnection(at, servers.adminUser);
+  const target = await openConnection(primaryOf(servers, plan.targets[0]!.replicaSet), servers.adminUser);
+  const tables = new Map([...(await readTables(source, plan.source.database))].filter(([name]) => plan.tables.has(name)));
+  return {
+    snapshot,
+    catchUp: { sourceAddress: at, admin: servers.adminUser, source, targets: new Map(plan.targets.map((t) => [t.name, target])), tables },
+    close: async () => {
+      for (const c of [source, snapshot, target]) await c.end();
+    },
+  };
 }
 
 async function count(database: string, table: string): Promise<number> {
@@ -222,6 +239,82 @@ describe("chirp reshard -40 -> -20,20-40", () => {
     });
     stopFollowing.abort();
     expect((await following).catchUp?.gtid).toBeTruthy();
+
+    // A run resumed in phase verified does not verify again (catch-up keeps the targets current).
+    const verifiedAt = (await loadState(kv, key))!.state.verify!.time;
+    const again: string[] = [];
+    expect((await runReshard({ plan, servers, kv, log: (l) => again.push(l) })).verify?.time).toBe(verifiedAt);
+    expect(again.some((l) => l.startsWith("verified earlier"))).toBe(true);
+
+    const parts = await workflowParts();
+    try {
+      // Verify while the same rows change all the time (a user's counters, a follow's sync flag):
+      // catch-up to the verify position re-reads them newer than the snapshot, so the sums differ
+      // every time; the differing keys are re-checked against the source until they converge.
+      // Many rows, each changed a few times a second by one of four writers: some are changed between
+      // the verify position and their re-read whenever verify runs; each is steady now and then.
+      const hot = ids.slice(50, 250);
+      let updating = true;
+      let updates = 0;
+      const updater = Promise.all(
+        [0, 1, 2, 3].map(async (w) => {
+          const mine = hot.filter((_, i) => i % 4 === w);
+          for (let i = 0; updating; i++) {
+            const id = mine[i % mine.length]!;
+            await db.execute("UPDATE chirp.users SET tweet_count = tweet_count + 1, follower_count = follower_count + 1 WHERE id = ?", [id]);
+            await db.execute("UPDATE chirp.follows SET sync_pending = 1 - sync_pending WHERE follower_id = ? AND followee_id = 1", [id]);
+            updates++;
+          }
+        }),
+      );
+      let underLoad: Awaited<ReturnType<typeof verify>>;
+      try {
+        await eventually("every hot row has changed", async () => updates >= hot.length);
+        underLoad = await verify(plan, (await loadState(kv, key))!, parts);
+      } finally {
+        updating = false;
+        await updater;
+      }
+      expect(underLoad.tables.filter((t) => !t.match)).toEqual([]);
+      expect(underLoad.ok).toBe(true);
+      if (process.env["DEBUG_RESHARD"]) process.stderr.write(`hot rows: ${updates} updates; ${underLoad.tables.reduce((n, t) => n + (t.keysConverged ?? 0), 0)} keys ahead converged, ${underLoad.attempts - 1} re-check rounds\n`);
+
+      // A real difference is still one: a row changed on a target and a row only there fail verify, by key.
+      const victim = ids[250]!;
+      const victimOwner = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(victim)))!;
+      const [extra] = idsOnX40(1, 700_000);
+      const extraOwner = [x20, x2040].find((t) => keyRangeContains(parseKeyRange(t!.name), hashVindex(extra!)))!;
+      await admin.query(`UPDATE \`${victimOwner.database}\`.users SET bio = 'corrupted on the target' WHERE id = ?`, [victim]);
+      await admin.query(`INSERT INTO \`${extraOwner.database}\`.users (id, handle, email, password_hash) VALUES (?, ?, ?, 'x')`, [extra!, `x${extra}`, `x${extra}@x.test`]);
+      const rounds: number[] = [];
+      const failed = await verify(plan, (await loadState(kv, key))!, { ...parts, onAttempt: (r) => rounds.push(r) });
+      expect(failed.ok).toBe(false);
+      const differs = failed.tables.filter((t) => !t.match && t.table === "users");
+      expect(differs.flatMap((t) => t.keysDiffering ?? []).sort()).toEqual([victim, extra!].sort());
+      expect(failed.tables.filter((t) => !t.match && t.table !== "users")).toEqual([]);
+      expect(rounds.length).toBeGreaterThanOrEqual(3);
+      expect((await loadState(kv, key))!.state.phase).toBe("catching-up");
+      expect(formatStatus((await loadState(kv, key))!.state)).toMatch(new RegExp(`DIFFERS \\(keys [^)]*\\b${victim}\\b`));
+
+      // A transaction committed just before the write switch's fence, its TABLE_MAP read by the binlog
+      // reader after the RENAME moved the table (before any view takes the name back): the reader looks
+      // the table up in the fence (zongji halted with "Insufficient permissions to access" before).
+      await db.execute("UPDATE chirp.users SET bio = 'just before the fence' WHERE id = ?", [victim]);
+      const fencedAt = await binlogGtidPos(admin);
+      const fence = fenceDatabase(plan.source.database);
+      await admin.query(`CREATE DATABASE IF NOT EXISTS \`${fence}\``);
+      const names = [...parts.catchUp.tables.keys()];
+      await admin.query(`RENAME TABLE ${names.map((t) => `\`${plan.source.database}\`.\`${t}\` TO \`${fence}\`.\`${t}\``).join(", ")}`);
+      try {
+        await catchUp(plan, (await loadState(kv, key))!, { ...parts.catchUp, readDatabase: fence, until: fencedAt });
+      } finally {
+        await unfence(plan, admin, names);
+      }
+      const [[drained]] = await admin.query<RowDataPacket[]>(`SELECT bio FROM \`${victimOwner.database}\`.users WHERE id = ?`, [victim]);
+      expect(drained).toEqual({ bio: "just before the fence" });
+    } finally {
+      await parts.close();
+    }
 
     // Abort: the targets go, the state goes, the source is untouched.
     const sourceUsers = await count(plan.source.database, "users");
