@@ -13,6 +13,7 @@ import type { Logger } from "../../lib/logger.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
+import type { ShardInfo } from "../../lib/shard/types.js";
 import type { CacheRead, CachedTweet, TweetCache } from "./cache.js";
 import type { LikeAt, LikedCache } from "./liked-cache.js";
 import type { UserCache } from "../../lib/user-cache.js";
@@ -92,6 +93,25 @@ export function createTweetReader(opts: {
   const load = async (refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
     const authorOf = new Map(refs.map((r) => [r.id, r.authorId]));
     const ids = [...authorOf.keys()];
+    /**
+     * The viewer's like states of `ids` (cache hits shown at their cached
+     * versions), from the primary. While the primary is away (Unavailable: a
+     * failover), from a replica instead, when the replica holds each tweet at
+     * the version shown: a (version, state) pair read in one statement is as
+     * exact there, and a read-your-writes like (newer than the replica) makes
+     * the versions differ, so the read fails as before.
+     */
+    const likesShown = async (shard: ShardInfo, viewer: bigint, ids: readonly bigint[], hits: ReadonlyArray<{ tweet: Tweet; version: bigint }>): Promise<LikeAt[]> => {
+      try {
+        return await store.likesAt(shard, viewer, ids);
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Unavailable) throw err;
+        const shown = new Map(hits.map((h) => [h.tweet.id, h.version]));
+        const read = await store.likesAt(shard, viewer, ids, "replica").catch(() => Promise.reject(err));
+        if (read.length !== ids.length || read.some((l) => shown.get(l.tweetId) !== l.version)) throw err;
+        return read;
+      }
+    };
     // The tweets and the viewer's likes of them, in one round trip to Redis.
     const [cached, knownLikes] = await Promise.all([
       cache === undefined ? new Map<bigint, CacheRead>() : cache.read(ids),
@@ -116,7 +136,7 @@ export function createTweetReader(opts: {
         const unknown = viewer === undefined ? [] : hits.filter((h) => knownLikes.get(h.tweet.id)?.version !== h.version).map((h) => h.tweet.id);
         const [rows, read] = await Promise.all([
           store.readTweets(shard, misses, viewer),
-          viewer === undefined ? [] : store.likesAt(shard, viewer, unknown),
+          viewer === undefined ? [] : likesShown(shard, viewer, unknown, hits),
         ]);
         const readNow = new Map(read.map((l) => [l.tweetId, l]));
         learned.push(...read);

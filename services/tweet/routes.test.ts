@@ -49,6 +49,8 @@ function memoryStore(router: ShardRouter) {
   const likerIndex: Array<LikeListRow & { userId: bigint }> = [];
   const users = new Set([ALICE, BOB, CAROL, GHOST]);
   const stats = { rowsRead: [] as bigint[], likesAtCalls: 0, lookupReads: 0 };
+  /** A failover: the primary answers Unavailable; a replica holds the rows and likes of `snapshotReplica()`'s moment. */
+  const failover = { primaryDown: false, replicaRows: new Map<bigint, TweetRow>(), replicaLikes: new Set<string>() };
   const tweetShard = (authorId: bigint): ShardInfo => router.shardForUser(authorId);
 
   const store: Partial<TweetStore> = {
@@ -68,12 +70,14 @@ function memoryStore(router: ShardRouter) {
         return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`), reposted: false }];
       });
     },
-    async likesAt(shard, viewer, ids) {
+    async likesAt(shard, viewer, ids, from = "primary") {
       // As the real store: no ids, no statement.
       if (ids.length === 0) return [];
       stats.likesAtCalls++;
       for (const id of ids) expect(tweetShard(rows.get(id)!.authorId).name).toBe(shard.name);
-      return ids.map((id) => ({ tweetId: id, version: rows.get(id)!.version, liked: likes.has(`${viewer}:${id}`), reposted: false }));
+      if (from === "primary" && failover.primaryDown) throw new ConnectError(`shard ${shard.name}: no primary`, Code.Unavailable);
+      const [r, l] = from === "primary" ? [rows, likes] : [failover.replicaRows, failover.replicaLikes];
+      return ids.flatMap((id) => (r.has(id) ? [{ tweetId: id, version: r.get(id)!.version, liked: l.has(`${viewer}:${id}`), reposted: false }] : []));
     },
     async listLikes(userId, after: LikeCursor | undefined, limit) {
       return likerIndex
@@ -90,6 +94,11 @@ function memoryStore(router: ShardRouter) {
   return {
     store: store as TweetStore,
     stats,
+    failover,
+    snapshotReplica(): void {
+      failover.replicaRows = new Map(rows);
+      failover.replicaLikes = new Set(likes);
+    },
     post(authorId: bigint, id: bigint, extra: Partial<TweetRow> = {}): TweetRow {
       const row: TweetRow = {
         id,
@@ -301,6 +310,29 @@ describe("BatchGetTweets (in memory)", () => {
       expect(carol.tweets.map((x) => x.likedByViewer)).toEqual([true, false, false]);
     }
     expect(t.db.stats.rowsRead.sort()).toEqual([...ids].sort());
+  });
+
+  it("while the primary is away, reads the viewer's likes from a replica that holds the tweets at the versions shown; a replica behind them fails as before", async () => {
+    const t = setUp();
+    const { b, c } = withTweets(t);
+    const ids = [b[0]!.id, c[0]!.id];
+    t.db.like(BOB, c[0]!.id, 5);
+    await t.batchGet(BOB, ids); // fills the cache: b0 at version 1, c0 at 2
+    t.db.snapshotReplica();
+    t.db.failover.primaryDown = true;
+    const during = await t.batchGet(BOB, ids);
+    expect(during.tweets.map((x) => [x.id, x.likedByViewer])).toEqual([
+      [b[0]!.id, false],
+      [c[0]!.id, true],
+    ]);
+
+    // Carol likes b0 on the primary and the cache is refilled from it (b0 at version 2); the replica still holds version 1.
+    t.db.failover.primaryDown = false;
+    t.db.like(CAROL, b[0]!.id, 6);
+    t.cached.state.entries.clear();
+    await t.batchGet(CAROL, ids);
+    t.db.failover.primaryDown = true;
+    await expect(t.batchGet(CAROL, ids)).rejects.toMatchObject({ code: Code.Unavailable });
   });
 
   it("fills the cache on a miss; a hit reads no tweet row, only the viewer's likes, and still shows a new like", async () => {

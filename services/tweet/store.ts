@@ -130,8 +130,12 @@ export interface TweetStore {
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
-  /** The viewer's like of each live or deleted tweet among `ids`, with the tweet's version, read together (primary). */
-  likesAt(shard: ShardInfo, viewer: bigint, ids: readonly bigint[]): Promise<LikeAt[]>;
+  /**
+   * The viewer's like of each live or deleted tweet among `ids`, with the
+   * tweet's version, read together: from the primary, or with "replica" from
+   * a replica (a pair as exact, for the version it names).
+   */
+  likesAt(shard: ShardInfo, viewer: bigint, ids: readonly bigint[], from?: "primary" | "replica"): Promise<LikeAt[]>;
   setLike(authorId: bigint, tweetId: bigint, userId: bigint, liked: boolean, announce: Announce<LikeEdge>): Promise<SetLikeResult>;
   deleteTweet(authorId: bigint, tweetId: bigint, callerId: bigint, announce: Announce<{ row: TweetRow; deleteTimeMicros: bigint }>): Promise<DeleteResult>;
   /** Brings the liker's index row to `edge` unless it holds that version or a newer one. */
@@ -472,10 +476,10 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return rows.map((r) => ({ row: parseTweet(r), liked: Number(r.liked ?? 0) === LIKED, reposted: Number(r.reposted ?? 0) === REPOST_LIVE }));
     },
 
-    async likesAt(shard, viewer, ids) {
+    async likesAt(shard, viewer, ids, from = "primary") {
       if (ids.length === 0) return [];
       // One statement, one read view: the state is the one at that version.
-      const rows = await primary(shard, "likesAt").query<{ id: string; version: string; liked: number | null; reposted: number | null }>(
+      const rows = await (from === "primary" ? primary(shard, "likesAt") : reader(shard, "likesAtReplica")).query<{ id: string; version: string; liked: number | null; reposted: number | null }>(
         `SELECT t.id, t.version, ${VIEWER_COLUMNS} FROM chirp.tweets t WHERE t.id IN (${marks(ids.length)})`,
         [viewer, viewer, ...ids],
       );
