@@ -30,6 +30,16 @@ export const DEFAULT_HOLD_MS = 800;
 export const DEFAULT_MAX_LAG_MS = 200;
 /** How many times a run tries the write switch before it stops (default). */
 export const DEFAULT_HOLD_ATTEMPTS = 3;
+/**
+ * The least time from the read switch to the first write switch (default). A
+ * shard name resolved before the read switch (`-40`) and used after the write
+ * switch names nothing (decision 23, part 2): a request resolving it before
+ * the read switch, or a router applying the read switch late under load, must
+ * stay in flight that long to meet that. Seen in the whole-system test with the
+ * write switch a few hundred ms after the read switch: one LikeTweet answered
+ * Unavailable "shard -40 unavailable".
+ */
+export const DEFAULT_SWITCH_GAP_MS = 2000;
 
 export type HoldStep = "pause following" | "fence" | "drain" | "check" | "publish";
 

@@ -15,7 +15,7 @@ import { databaseExists, dropDatabase, openConnection, readTables, type TableSha
 import { createState, deleteState, loadState, reshardKey, type ReshardState, type StateHandle } from "./state.js";
 import { verify } from "./verify.js";
 import { dropFence, fenceDatabase, publishChange, ReshardSwitchError, switchReads, switchReadsBack, switchWrites, type WriteSwitchResult } from "./switch.js";
-import { DEFAULT_HOLD_ATTEMPTS, DEFAULT_HOLD_MS, DEFAULT_MAX_LAG_MS, Follower, HoldBudgetExceeded } from "./hold.js";
+import { DEFAULT_HOLD_ATTEMPTS, DEFAULT_HOLD_MS, DEFAULT_MAX_LAG_MS, DEFAULT_SWITCH_GAP_MS, Follower, HoldBudgetExceeded } from "./hold.js";
 import { switchWritesBack } from "./switch-back.js";
 import { keepBinlog, restoreBinlogExpiry } from "./binlog.js";
 import { withResharding } from "../shard/resharding.js";
@@ -47,6 +47,8 @@ export interface ReshardRunOptions {
   readonly maxLagMs?: number;
   /** ...waiting for it at most this long before the run stops (default 60 s). */
   readonly lagWaitMs?: number;
+  /** The least time from the read switch to the first write switch attempt (default 2 s: DEFAULT_SWITCH_GAP_MS). */
+  readonly switchGapMs?: number;
   /** Each attempt that gave up (undone, nothing lost). */
   readonly onGiveUp?: (e: HoldBudgetExceeded) => void;
   /** WriteSwitchOptions.heldCheck. */
@@ -223,6 +225,15 @@ export async function runReshard(opts: ReshardRunOptions): Promise<ReshardState>
         const holdMs = opts.holdMs ?? DEFAULT_HOLD_MS;
         const maxLagMs = opts.maxLagMs ?? DEFAULT_MAX_LAG_MS;
         const attempts = Math.max(1, opts.holdAttempts ?? DEFAULT_HOLD_ATTEMPTS);
+        // Names resolved before the read switch must be out of use before writes switch (hold.ts).
+        const sinceReads = Date.now() - Date.parse(state.readSwitch?.time ?? "");
+        const gap = opts.switchGapMs ?? DEFAULT_SWITCH_GAP_MS;
+        if (Number.isFinite(sinceReads) && sinceReads < gap) {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, gap - sinceReads);
+            opts.signal?.addEventListener("abort", () => (clearTimeout(timer), reject(opts.signal!.reason)), { once: true });
+          });
+        }
         for (let attempt = 1; ; attempt++) {
           // The hold starts only once catch-up is close behind the source, so its drain is short.
           const lag = await follower.waitForLag(source, maxLagMs, opts.lagWaitMs ?? 60_000);

@@ -39,7 +39,8 @@ import { planReshard, type ReshardPlan } from "../../lib/reshard/plan.js";
 import { loadState, openReshardKv, reshardKey } from "../../lib/reshard/state.js";
 import { abortReshard, runReshard, type ReshardServers } from "../../lib/reshard/workflow.js";
 import type { ReshardState } from "../../lib/reshard/state.js";
-import type { WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { ReshardSwitchError, type WriteSwitchResult } from "../../lib/reshard/switch.js";
+import { HoldBudgetExceeded } from "../../lib/reshard/hold.js";
 import { eventually } from "../support/eventually.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account, type Answer } from "../e2e/support/api.js";
@@ -278,12 +279,12 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     const lines: string[] = [];
     let writeSwitch: WriteSwitchResult | undefined;
     const t0 = performance.now();
-    // Run as an operator would: a verify that found the targets behind under load, a write
-    // switch that gave up its hold budget every time, or a run that failed (nothing lost: see
-    // /work/notes/reshard-system-bugs.md for the failures seen) ends the run; the same command
-    // again resumes from the state (at most a few runs). What each run ended with is printed
-    // under DEBUG_RESHARD.
-    const runs: string[] = [];
+    // One run of the command, from create to complete: under this load it must neither stop at
+    // verify nor fail in the write switch (/work/notes/reshard-system-bugs.md, items 1 and 2). The
+    // one exception is documented: a write switch that gives up its hold budget is undone (nothing
+    // lost) and tried again by the run itself (--hold-attempts, 3); if every attempt gives up (a
+    // machine loaded by other work), the command says to run it again, and only then is it run
+    // again here, from reads-switched. Any other outcome fails the test.
     const run = (): Promise<ReshardState> =>
       runReshard({
         plan,
@@ -298,14 +299,17 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
         },
         onWriteSwitch: (r) => (writeSwitch = r),
       });
+    const allGaveUp = (err: unknown): boolean => err instanceof ReshardSwitchError && err.cause instanceof HoldBudgetExceeded;
     let done: ReshardState | undefined;
+    let reruns = 0;
     try {
-      while (done?.phase !== "complete" && runs.length < 4) {
+      for (;;) {
         try {
           done = await run();
-          runs.push(done.phase === "complete" ? "complete" : `stopped at ${done.phase} (verify ok: ${String(done.verify?.ok)})`);
+          break;
         } catch (err) {
-          runs.push(`failed: ${err instanceof Error ? err.message : String(err)}`);
+          if (!allGaveUp(err) || reruns >= 2) throw err;
+          reruns++;
         }
       }
     } catch (err) {
@@ -319,7 +323,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     const opsDuring = ops;
     await load;
 
-    expect(runs.at(-1)).toBe("complete");
+    expect(done.phase).toBe("complete");
     expect(lines.some((l) => l.startsWith("verified"))).toBe(true);
     expect(lines.some((l) => l.startsWith("reads switched"))).toBe(true);
     expect(writeSwitch?.heldMs).toBeGreaterThan(0);
@@ -327,7 +331,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     const live = (await readTopology(topologyKv, plan.keyspace))!.topology;
     expect(live.shards.filter((s) => s.serving !== false).map((s) => s.name).sort()).toEqual(["-20", "20-40", "40-80", "80-c0", "c0-"].sort());
     if (process.env["DEBUG_RESHARD"]) {
-      process.stderr.write(`${users.length} users (${count("-20")} on -20, ${count("20-40")} on 20-40); runs: ${runs.join(" | ")}\nsplit ${splitMs.toFixed(0)} ms, held ${writeSwitch?.heldMs} ms; ${ops} ops (${opsDuring} by the end of the split), ${posts.size} posts, ${partialSearches} partial searches\n`);
+      process.stderr.write(`${users.length} users (${count("-20")} on -20, ${count("20-40")} on 20-40); verify: ${lines.find((l) => l.startsWith("verified")) ?? "?"}; runs after every write switch attempt gave up: ${reruns}\nsplit ${splitMs.toFixed(0)} ms, held ${writeSwitch?.heldMs} ms; ${ops} ops (${opsDuring} by the end of the split), ${posts.size} posts, ${partialSearches} partial searches\n`);
     }
 
     // No request was answered with an error, before, during or after the split.
