@@ -397,7 +397,8 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       const before = idsOnX40(20, 250_000);
       await insertUsers(before, []);
       // This test checks what lands where, not the hold budget (the last test does): a budget that cannot run out on a loaded machine.
-      const switched = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 10_000 });
+      // Its router resolves a shard per statement: no gap between the switches is needed (switchGapMs).
+      const switched = await runReshard({ plan, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 10_000, switchGapMs: 0 });
       expect(formatStatus(switched)).toMatch(/reverse replication \(for abort\): from \S+/);
       await eventually("the router applied the write switch", async () => r.primaryForUser(before[0]!).shard.database !== plan.source.database);
       // Changes made on the targets: new rows, an update and a delete of rows the source had.
@@ -729,7 +730,7 @@ describe("chirp reshard -40 -> -20,20-40", () => {
       const gaveUp: HoldBudgetExceeded[] = [];
       const lines: string[] = [];
       await expect(
-        runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 500, holdAttempts: 2, onGiveUp: (e) => gaveUp.push(e), log: (l) => lines.push(l) }),
+        runReshard({ plan: split, servers, kv, topologyKv, stopAfter: "switch-writes", holdMs: 500, holdAttempts: 2, switchGapMs: 0, onGiveUp: (e) => gaveUp.push(e), log: (l) => lines.push(l) }),
       ).rejects.toBeInstanceOf(ReshardSwitchError);
       await blocker.query("ROLLBACK");
       expect(gaveUp.map((e) => [e.limit, e.cost !== undefined])).toEqual([["hold budget", true], ["hold budget", true]]);
