@@ -295,7 +295,15 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         });
         const consumer = await conn.js.consumers.get(bus.stream, durable);
         messages = await consumer.consume({ max_messages: concurrency });
-        if (stopping.signal.aborted) await messages.close();
+        // Stopped while starting: the iterator is closed and not entered. Its
+        // close() is not awaited: closed before its first pull completes it
+        // never settled (nats.js 3), and stop() waits for this loop (a
+        // process whose start failed on a configuration error hung in its
+        // clean-up, test/e2e/startup-config-error.test.ts).
+        if (stopping.signal.aborted) {
+          void messages.close().catch(() => {});
+          break;
+        }
         failures = 0;
         markStarted();
         log.info({ filter: filterSubject, stream: bus.stream }, "consuming events");
