@@ -22,7 +22,7 @@ import { keyRangeContains } from "../../lib/shard/keyrange.js";
 import { parseKeyRange } from "../../lib/shard/shard-config.js";
 import { hashVindex } from "../../lib/shard/vindex.js";
 import { openTopologyKv, readTopology } from "../../lib/shard/topology.js";
-import { createShardRouter } from "../../lib/shard/router.js";
+import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
 import { create } from "@bufbuild/protobuf";
 import { grantAppDatabases } from "../../devcluster/index.js";
 import { loadMigrations, migrateDatabase } from "../../lib/db/migrate.js";
@@ -169,6 +169,31 @@ async function drained(): Promise<boolean> {
     if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
   }
   return durables > 0;
+}
+
+/**
+ * A shard router of the test's own (its log lines kept, failoverWaitMs as given) and a table
+ * `fence_probe` in 40-80's database that c0- lacks, for the router tests below; both cleaned up.
+ */
+async function withFenceProbe(
+  failoverWaitMs: number,
+  run: (probe: { r: ShardRouter; lines: string[]; moved: { database: string; replicaSet: string }; admin: Connection }) => Promise<void>,
+): Promise<void> {
+  const lines: string[] = [];
+  const r = await createShardRouter({
+    ...topologyFromEnv(system.env, system.infra.shardConfig),
+    failoverWaitMs,
+    log: pino({ level: "info" }, { write: (line: string) => void lines.push(line) }),
+  });
+  const moved = system.infra.shardConfig.shards.find((s) => s.name === "40-80")!;
+  const admin = admins.get(moved.replicaSet)!;
+  await admin.query(`CREATE TABLE \`${moved.database}\`.fence_probe (id BIGINT UNSIGNED NOT NULL PRIMARY KEY)`);
+  try {
+    await run({ r, lines, moved, admin });
+  } finally {
+    await r.close();
+    await admin.query(`DROP TABLE IF EXISTS \`${moved.database}\`.fence_probe`);
+  }
 }
 
 describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
@@ -411,16 +436,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     // The outbox relay takes a client for its shard, reads the unsent rows, publishes them, then
     // marks them sent with the same client: across a write switch the mark meets the fence while
     // the router already has the switch's document, and no newer one comes.
-    const lines: string[] = [];
-    const r = await createShardRouter({
-      ...topologyFromEnv(system.env, system.infra.shardConfig),
-      failoverWaitMs: 3_000,
-      log: pino({ level: "info" }, { write: (line: string) => void lines.push(line) }),
-    });
-    const moved = system.infra.shardConfig.shards.find((s) => s.name === "40-80")!;
-    const admin = admins.get(moved.replicaSet)!;
-    await admin.query(`CREATE TABLE \`${moved.database}\`.fence_probe (id BIGINT UNSIGNED NOT NULL PRIMARY KEY)`);
-    try {
+    await withFenceProbe(3_000, async ({ r, lines, moved, admin }) => {
       const start = r.topology();
       const kept = r.primary("c0-");
       expect(r.applyTopology({ ...start, epoch: start.epoch + 1, shards: start.shards.map((s) => (s.name === "c0-" ? { ...s, database: moved.database, replicaSet: moved.replicaSet } : s)) })).toBe(true);
@@ -432,10 +448,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
       const [rows] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${moved.database}\`.fence_probe`);
       expect(rows.map((row) => String(row["id"]))).toEqual(["9"]);
       expect(lines.filter((l) => /"level":(50|60|"error"|"fatal")/.test(l))).toEqual([]);
-    } finally {
-      await r.close();
-      await admin.query(`DROP TABLE IF EXISTS \`${moved.database}\`.fence_probe`);
-    }
+    });
   });
 
   it("a write refused by a fence, re-routed, and refused by the next fence (a write switch that gave up and tried again) lands once the layout serves it; no error in the log", async () => {
@@ -443,16 +456,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
     // source just as it is fenced. Here c0- names a database without the table (1146, as a fenced
     // source answers), then, as after a write switch that gave up and was tried again, still one
     // without it (the source fenced again), and only then one with it.
-    const lines: string[] = [];
-    const r = await createShardRouter({
-      ...topologyFromEnv(system.env, system.infra.shardConfig),
-      failoverWaitMs: 30_000,
-      log: pino({ level: "info" }, { write: (line: string) => void lines.push(line) }),
-    });
-    const moved = system.infra.shardConfig.shards.find((s) => s.name === "40-80")!;
-    const admin = admins.get(moved.replicaSet)!;
-    await admin.query(`CREATE TABLE \`${moved.database}\`.fence_probe (id BIGINT UNSIGNED NOT NULL PRIMARY KEY)`);
-    try {
+    await withFenceProbe(30_000, async ({ r, lines, moved, admin }) => {
       const start = r.topology();
       const refusals = (): number => lines.filter((l) => l.includes("fenced reshard source")).length;
       const inTransaction = r.transaction("c0-", async (tx) => {
@@ -470,10 +474,7 @@ describe("chirp reshard -40 -> -20,20-40 with the whole system serving", () => {
       const [rows] = await admin.query<RowDataPacket[]>(`SELECT id FROM \`${moved.database}\`.fence_probe ORDER BY id`);
       expect(rows.map((row) => String(row["id"]))).toEqual(["7", "8"]);
       expect(lines.filter((l) => /"level":(50|60|"error"|"fatal")/.test(l))).toEqual([]);
-    } finally {
-      await r.close();
-      await admin.query(`DROP TABLE IF EXISTS \`${moved.database}\`.fence_probe`);
-    }
+    });
   });
 
   it("an outbox relay takes up a split's new shard as soon as a commit there wakes it, not at its next refresh of the shard list", async () => {
