@@ -38,7 +38,7 @@ export interface LeanUnaryOptions {
   readonly readMaxBytes: number;
   readonly maxTimeoutMs: number;
   readonly shutdownSignal: AbortSignal | undefined;
-  readonly compressions: readonly Compression[];
+  readonly compressions: Compression[];
   readonly compressMinBytes: number;
 }
 
@@ -155,7 +155,7 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
     header[key] = value;
   });
   header["content-type"] = "application/json";
-  const compression = compressionNegotiate([...options.compressions], null, req.headers["accept-encoding"] ?? null, "Accept-Encoding");
+  const compression = compressionNegotiate(options.compressions, null, req.headers["accept-encoding"] ?? null, "Accept-Encoding");
   if (compression.response !== null && body.byteLength >= options.compressMinBytes) {
     try {
       body = await compression.response.compress(body);

@@ -179,7 +179,7 @@ function isConnectUnaryJson(contentType: string): boolean {
 interface FastJson {
   /** The compiled encoder of each unary method's answer (none when the options or the type rule it out). */
   readonly encoders: ReadonlyMap<DescMethod, JsonEncoder>;
-  readonly compressions: readonly Compression[];
+  readonly compressions: Compression[];
   readonly compressMinBytes: number;
   /** connect-es's answer to a call whose implementation gave `answer`, with the body of `answer`'s JSON. */
   answer(uReq: UniversalServerRequest, uRes: UniversalServerResponse, output: DescMessage, answer: unknown, encoder: JsonEncoder): Promise<UniversalServerResponse>;
