@@ -46,6 +46,14 @@ export interface RelayConfig {
   readonly pollMs: number;
   /** CHIRP_RELAY_PUBLISH_TIMEOUT_MS: longest wait for a JetStream ack. */
   readonly publishTimeoutMs: number;
+  /**
+   * CHIRP_RELAY_MARK_DELAY_MS: how long rows handed to the relay at commit
+   * (outbox-wake.ts) may stay published but not yet marked sent, so that one
+   * UPDATE marks the rows of many commits (0: each round marks its own). A
+   * relay that stops marks them first; one that dies leaves them to be
+   * published again by its successor, and JetStream drops the copies.
+   */
+  readonly markDelayMs: number;
   /** CHIRP_RELAY_RETRY_MIN_MS: the first pause of one shard's relay after a failed round; it doubles with each failure. */
   readonly retryMinMs: number;
   /** CHIRP_RELAY_RETRY_MAX_MS: the longest pause of one shard's relay after failed rounds. */
@@ -71,6 +79,7 @@ export const RELAY_DEFAULTS: RelayConfig = {
   batchSize: 256,
   pollMs: 5000,
   publishTimeoutMs: 5000,
+  markDelayMs: 200,
   retryMinMs: 100,
   retryMaxMs: 5000,
   leaseTtlMs: 10_000,
@@ -120,6 +129,7 @@ export function loadRelayConfig(env: Env): RelayConfig {
     batchSize: read.int("CHIRP_RELAY_BATCH_SIZE", d.batchSize, 1, 4096),
     pollMs: read.int("CHIRP_RELAY_POLL_MS", d.pollMs, 1, 60_000),
     publishTimeoutMs: read.int("CHIRP_RELAY_PUBLISH_TIMEOUT_MS", d.publishTimeoutMs, 100, 120_000),
+    markDelayMs: read.int("CHIRP_RELAY_MARK_DELAY_MS", d.markDelayMs, 0, 60_000),
     retryMinMs: read.int("CHIRP_RELAY_RETRY_MIN_MS", d.retryMinMs, 1, 600_000),
     retryMaxMs: read.int("CHIRP_RELAY_RETRY_MAX_MS", d.retryMaxMs, 1, 600_000),
     leaseTtlMs: read.int("CHIRP_RELAY_LEASE_TTL_MS", d.leaseTtlMs, 1000, 600_000),

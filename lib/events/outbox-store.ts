@@ -50,20 +50,31 @@ export async function readUnsent(db: Queryable, limit: number): Promise<OutboxRo
   }));
 }
 
+/** Marks rows sent by their outbox ids (the rows a relay read). */
+export function markSent(db: Queryable, ids: readonly string[]): Promise<number> {
+  return markSentWhere(db, "id", ids);
+}
+
 /**
- * Marks rows sent. The id list is padded to a power of two (repeating the
- * last id) so that a handful of statement shapes is prepared, not one per
- * batch size.
+ * Marks rows sent by their event ids (unique key outbox_event): the rows a
+ * relay was handed at commit and never read, so it does not know their ids.
  */
-export async function markSent(db: Queryable, ids: readonly string[]): Promise<number> {
-  if (ids.length === 0) return 0;
+export function markSentByEvent(db: Queryable, eventIds: readonly string[]): Promise<number> {
+  return markSentWhere(db, "event_id", eventIds);
+}
+
+/**
+ * The list is padded to a power of two (repeating the last value) so that a
+ * handful of statement shapes is prepared, not one per batch size.
+ */
+async function markSentWhere(db: Queryable, column: "id" | "event_id", values: readonly string[]): Promise<number> {
   let affected = 0;
-  for (let i = 0; i < ids.length; i += MAX_IN) {
-    const chunk = ids.slice(i, i + MAX_IN);
+  for (let i = 0; i < values.length; i += MAX_IN) {
+    const chunk = values.slice(i, i + MAX_IN);
     const size = 2 ** Math.ceil(Math.log2(chunk.length));
     const params = [...chunk, ...Array<string>(size - chunk.length).fill(chunk[chunk.length - 1]!)];
     const result = await db.execute(
-      `UPDATE chirp.outbox SET sent_time = UTC_TIMESTAMP(6) WHERE sent_time IS NULL AND id IN (${params.map(() => "?").join(", ")})`,
+      `UPDATE chirp.outbox SET sent_time = UTC_TIMESTAMP(6) WHERE sent_time IS NULL AND ${column} IN (${params.map(() => "?").join(", ")})`,
       params,
     );
     affected += result.affectedRows;

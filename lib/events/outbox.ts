@@ -2,7 +2,7 @@ import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobu
 import type { IdGenerator } from "../ids.js";
 import type { Queryable, SqlValue, Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";
-import { outboxCommitted } from "./outbox-wake.js";
+import { outboxCommitted, type CommittedOutboxRow } from "./outbox-wake.js";
 import type { EventType } from "./subjects.js";
 
 export interface OutboxEntry<D extends DescMessage> {
@@ -45,12 +45,19 @@ export async function appendOutbox<D extends DescMessage>(
     entry.requestId === undefined && traced === undefined
       ? null
       : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
-  await tx.execute(
-    "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)",
-    [eventId, userId, entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers],
-  );
-  // Inside a router transaction: nudge the shard's relay once the row is committed (outbox-wake.ts).
-  if (isTransaction(tx)) tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name));
+  const payload = Buffer.from(toBinary(entry.type.schema, entry.message));
+  await tx.execute("INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)", [
+    eventId,
+    userId,
+    entry.type.subject,
+    payload,
+    headers,
+  ]);
+  // Inside a router transaction: hand the row to the shard's relay once it is committed (outbox-wake.ts).
+  if (isTransaction(tx)) {
+    const row = { eventId: String(eventId), userId: String(userId), subject: entry.type.subject, payload, headers };
+    tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name, [{ ...row, committedAt: performance.now() }]));
+  }
   return eventId;
 }
 
@@ -69,6 +76,7 @@ export async function appendOutboxMany<D extends DescMessage>(
   const traced = activeTraceHeaders();
   const eventIds: bigint[] = [];
   const params: SqlValue[] = [];
+  const rows: Array<Omit<CommittedOutboxRow, "committedAt">> = [];
   for (const entry of entries) {
     const eventId = ids.next();
     eventIds.push(eventId);
@@ -76,13 +84,25 @@ export async function appendOutboxMany<D extends DescMessage>(
       entry.requestId === undefined && traced === undefined
         ? null
         : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
-    params.push(eventId, BigInt(entry.userId), entry.type.subject, Buffer.from(toBinary(entry.type.schema, entry.message)), headers);
+    const userId = BigInt(entry.userId);
+    const payload = Buffer.from(toBinary(entry.type.schema, entry.message));
+    params.push(eventId, userId, entry.type.subject, payload, headers);
+    rows.push({ eventId: String(eventId), userId: String(userId), subject: entry.type.subject, payload, headers });
   }
   await tx.execute(
     `INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES ${entries.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
     params,
   );
-  if (isTransaction(tx)) tx.afterCommit(() => outboxCommitted(tx.keyspace, tx.shard.name));
+  if (isTransaction(tx)) {
+    tx.afterCommit(() => {
+      const committedAt = performance.now();
+      outboxCommitted(
+        tx.keyspace,
+        tx.shard.name,
+        rows.map((r) => ({ ...r, committedAt })),
+      );
+    });
+  }
   return eventIds;
 }
 

@@ -8,9 +8,12 @@
 // Per shard, on its primary: read up to batchSize unsent rows in id order,
 // publish each with msgID = event_id and wait for the acks, then set
 // sent_time on the acked ones. A full batch is followed at once by the next;
-// otherwise the shard waits until a commit of outbox rows wakes it (a nudge
-// over NATS from the writing process, outbox-wake.ts), or pollMs at most, the
-// safety net for a nudge that was lost. A failed round (NATS away, the
+// otherwise the shard waits until a commit of outbox rows wakes it, or pollMs
+// at most, the safety net for a nudge that was lost. A commit in this
+// process hands its rows over (outbox-wake.ts): they are published at once,
+// without reading them back, and marked sent up to markDelayMs later, the
+// rows of many commits in one UPDATE. A commit in another process nudges the
+// relay over NATS, and the shard is read. A failed round (NATS away, the
 // shard Unavailable) backs off that shard only and is retried from the rows
 // still unsent, so a row is never skipped; one published twice (a crash
 // between the ack and the UPDATE) is dropped by JetStream's duplicate window,
@@ -34,8 +37,8 @@ import { ATTR, endMessageSpan, injectSpan, startPublishSpan } from "../tracing/t
 import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js";
 import { createLease, openLeaseBucket, type Lease, type LeaseBucket } from "./lease.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
-import { countUnsent, markSent, purgeSent, readUnsent, type OutboxRow } from "./outbox-store.js";
-import { relayWakeSubject, shardOfWake } from "./outbox-wake.js";
+import { countUnsent, markSent, markSentByEvent, purgeSent, readUnsent, type OutboxRow } from "./outbox-store.js";
+import { relayWakeSubject, shardOfWake, takeCommittedRows, type CommittedOutboxRow } from "./outbox-wake.js";
 import { backoffMs, sleep } from "./sleep.js";
 
 /** The KV bucket of relay leases; a key per shard, `<keyspace>.<shard>`. */
@@ -107,6 +110,10 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const refreshTimer = setInterval(refresh, opts.shardsRefreshMs ?? 5000);
   refreshTimer.unref();
 
+  // Rows committed in this process on a shard whose lease this relay holds are handed over at
+  // commit: published without a read, and without a nudge over NATS (outbox-wake.ts).
+  const stopTaking = takeCommittedRows((keyspace, shard, rows) => !stopped && keyspace === router.keyspace && (workers.get(shard)?.take(rows) ?? false));
+
   // Nudges from the processes that commit outbox rows (outbox-wake.ts): the
   // shard is read at once instead of at its next poll. One subscription per
   // connection; the client keeps it across reconnects. Nudges sent while the
@@ -158,6 +165,7 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      stopTaking();
       clearInterval(refreshTimer);
       wakes.abort();
       await wakeLoop;
@@ -189,7 +197,37 @@ class RoundError extends Error {
   }
 }
 
-/** One shard: its lease and its publish loop. */
+/** A row to publish: read from the shard (with its outbox id) or handed over at commit (without). */
+interface RelayRow {
+  readonly id: string | undefined;
+  readonly eventId: string;
+  readonly userId: string;
+  readonly subject: string;
+  readonly payload: Uint8Array;
+  readonly headers: string | null;
+  /** Age when its round began. */
+  readonly ageMs: number;
+}
+
+/** What one pipelined publish of rows came to. */
+interface Published {
+  readonly acked: RelayRow[];
+  readonly failed: RelayRow[];
+  readonly firstFailure: { readonly row: RelayRow; readonly reason: unknown } | undefined;
+  /** Rows stored after the first failure (out of order). */
+  readonly storedAfterFailure: number;
+}
+
+/** Handed rows a worker holds at most before it leaves further commits to a read (a relay that cannot publish). */
+const MAX_HANDED = 4096;
+
+/**
+ * One shard: its lease and its publish loop. Two ways rows reach it: a commit
+ * in this process hands them over (take), and they are published without a
+ * read and marked sent a little later, many commits in one UPDATE; and a read
+ * of the shard's unsent rows (readUnsent), at start, on a nudge from another
+ * process, after a full batch or a failed round, and at every poll.
+ */
 class ShardWorker {
   readonly lease: Lease;
   private readonly stopping = new AbortController();
@@ -198,6 +236,17 @@ class ShardWorker {
   private lastCount = 0;
   private lastPurge = performance.now();
   private purging = false;
+  private failures = 0;
+  /** Rows handed over at commit, not yet published. */
+  private handed: Array<RelayRow & { readonly committedAt: number }> = [];
+  /** Event ids of handed rows published and not yet marked sent, oldest first. */
+  private unmarked: string[] = [];
+  private unmarkedSince = 0;
+  /** Event ids of handed rows until they are marked sent: a read skips them (published, or about to be). */
+  private readonly inHand = new Set<string>();
+  private readDue = true;
+  private nextPollAt = 0;
+  private wakeUp: (() => void) | undefined;
 
   constructor(
     readonly shard: string,
@@ -216,6 +265,7 @@ class ShardWorker {
           d.metrics?.relayLeaseHeld.set({ shard }, 1);
           // A new holder counts and purges soon rather than a full interval later.
           this.lastCount = 0;
+          this.wake();
         } else {
           d.metrics?.relayLeaseHeld.set({ shard }, 0);
           d.metrics?.relayBacklog.remove({ shard });
@@ -232,79 +282,173 @@ class ShardWorker {
     await this.lease.release();
   }
 
-  private woken = false;
-  private wakeUp: (() => void) | undefined;
-
-  /** Rows were committed on this shard: read it now (or right after the round in flight). */
+  /** Rows were committed on this shard by another process (or a nudge was lost): read it now, or right after the round in flight. */
   wake(): void {
-    this.woken = true;
+    this.readDue = true;
     this.wakeUp?.();
   }
 
-  /** Waits up to `ms`, less if woken (a wake during the last round ends it at once). */
-  private async nap(ms: number, signal: AbortSignal): Promise<void> {
-    if (!this.woken && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          this.wakeUp = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        signal.addEventListener("abort", done, { once: true });
-        this.wakeUp = done;
-      });
+  /**
+   * Rows this process just committed on the shard. False when this worker
+   * cannot take them (no lease, stopping, failing, or too many in hand): the
+   * caller then nudges whichever relay holds the lease, which reads them.
+   */
+  take(rows: readonly CommittedOutboxRow[]): boolean {
+    if (this.stopping.signal.aborted || this.failures > 0 || !this.lease.held() || this.handed.length >= MAX_HANDED) return false;
+    for (const r of rows) {
+      if (this.inHand.has(r.eventId)) continue;
+      this.inHand.add(r.eventId);
+      this.handed.push({ id: undefined, ...r, ageMs: 0 });
     }
-    this.woken = false;
+    this.wakeUp?.();
+    return true;
+  }
+
+  /** Waits up to `ms`, less if rows are handed over or a read is due. */
+  private async nap(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.readDue || this.handed.length > 0 || signal.aborted || ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      this.wakeUp = done;
+    });
   }
 
   private async run(): Promise<void> {
     const signal = this.stopping.signal;
-    let failures = 0;
+    const { config } = this.d;
     while (!signal.aborted) {
       try {
         await this.lease.whenHeld(signal);
         const conn = await this.d.bus.ready(signal);
-        const n = await this.round(conn);
-        if (failures > 0) this.log.info({ failures }, "outbox relay recovered");
-        failures = 0;
+        if (this.handed.length > 0) await this.publishHanded(conn);
+        let n = 0;
+        if (performance.now() >= this.nextPollAt) this.readDue = true;
+        if (this.readDue) {
+          this.readDue = false;
+          // Marks first: a read returns the rows not yet marked, which are published already.
+          await this.flushMarks();
+          n = await this.round(conn);
+          this.nextPollAt = performance.now() + config.pollMs;
+          if (n >= config.batchSize) this.readDue = true;
+        }
+        if (this.unmarked.length >= config.batchSize || (this.unmarked.length > 0 && performance.now() - this.unmarkedSince >= config.markDelayMs)) {
+          await this.flushMarks();
+        }
+        if (this.failures > 0) this.log.info({ failures: this.failures }, "outbox relay recovered");
+        this.failures = 0;
         await this.housekeeping(n);
-        if (n < this.d.config.batchSize) await this.nap(this.d.config.pollMs, signal);
+        const now = performance.now();
+        const markIn = this.unmarked.length > 0 ? this.unmarkedSince + config.markDelayMs - now : Infinity;
+        await this.nap(Math.min(this.nextPollAt - now, markIn), signal);
       } catch (err) {
         if (signal.aborted) break;
+        // Handed rows not yet published are read again with the rest.
+        this.dropHanded();
+        this.readDue = true;
         const stage = err instanceof RoundError ? err.stage : "other";
         this.d.metrics?.relayFailures.inc({ shard: this.shard, stage });
         const cause = err instanceof RoundError ? err.cause : err;
         // Loud once per outage, then quiet.
-        if (failures === 0) this.log.warn({ err: cause, stage }, "outbox relay round failed; backing off this shard");
-        else this.log.debug({ err: cause, stage, failures }, "outbox relay round failed again");
-        await sleep(backoffMs(failures++, this.d.config.retryMinMs, this.d.config.retryMaxMs), signal);
+        if (this.failures === 0) this.log.warn({ err: cause, stage }, "outbox relay round failed; backing off this shard");
+        else this.log.debug({ err: cause, stage, failures: this.failures }, "outbox relay round failed again");
+        await sleep(backoffMs(this.failures++, config.retryMinMs, config.retryMaxMs), signal);
       }
     }
+    // Stopping: what was published is marked, so that a successor does not publish it again.
+    this.dropHanded();
+    await this.flushMarks().catch(() => {});
   }
 
-  /** Publishes one batch; returns how many rows it read. */
+  private dropHanded(): void {
+    for (const r of this.handed) this.inHand.delete(r.eventId);
+    this.handed = [];
+  }
+
+  /** Publishes the rows handed over since the last round; they are marked sent later (flushMarks). */
+  private async publishHanded(conn: BusConnection): Promise<void> {
+    const rows = this.handed;
+    this.handed = [];
+    const startedAt = performance.now();
+    if (!this.lease.held()) {
+      // Lost the lease meanwhile: the holder reads them, once nudged.
+      for (const r of rows) this.inHand.delete(r.eventId);
+      conn.nc.publish(relayWakeSubject(this.d.keyspace, this.shard));
+      return;
+    }
+    const published = await this.publish(
+      conn,
+      rows.map((r) => ({ ...r, ageMs: Math.max(0, startedAt - r.committedAt) })),
+      startedAt,
+    );
+    if (published.acked.length > 0 && this.unmarked.length === 0) this.unmarkedSince = performance.now();
+    for (const r of published.acked) this.unmarked.push(r.eventId);
+    for (const r of published.failed) this.inHand.delete(r.eventId);
+    await this.failed(published);
+  }
+
+  /** Marks the handed rows published so far; on failure they stay to be marked at the next attempt. */
+  private async flushMarks(): Promise<void> {
+    if (this.unmarked.length === 0) return;
+    const eventIds = this.unmarked;
+    this.unmarked = [];
+    try {
+      await markSentByEvent(this.d.router.primary(this.shard, { background: true }), eventIds);
+    } catch (err) {
+      this.unmarked = [...eventIds, ...this.unmarked];
+      throw new RoundError("mark", err);
+    }
+    for (const id of eventIds) this.inHand.delete(id);
+  }
+
+  /** Reads and publishes one batch of unsent rows, and marks them sent; returns how many rows it read. */
   private async round(conn: BusConnection): Promise<number> {
     const { router, config, metrics } = this.d;
-    let rows: OutboxRow[];
+    let read: OutboxRow[];
     let db: ShardClient;
     try {
       db = router.primary(this.shard, { background: true });
-      rows = await readUnsent(db, config.batchSize);
+      read = await readUnsent(db, config.batchSize);
     } catch (err) {
       throw new RoundError("read", err);
     }
     const readAt = performance.now();
-    if (rows.length === 0) {
+    if (read.length === 0) {
       metrics?.relayBacklog.set({ shard: this.shard }, 0);
       return 0;
     }
     // Rows read just as the lease lapsed wait for the next holder.
     if (!this.lease.held()) return 0;
+    // Rows handed over while the read was in flight are published from the hand-over.
+    const rows = this.inHand.size === 0 ? read : read.filter((r) => !this.inHand.has(r.eventId));
+    const published = await this.publish(conn, rows, readAt);
+    const acked = published.acked.map((r) => r.id!);
+    if (acked.length > 0) {
+      try {
+        await markSent(db, acked);
+      } catch (err) {
+        // Published but not marked: the next round publishes them again and JetStream drops the copies.
+        throw new RoundError("mark", err);
+      }
+    }
+    await this.failed(published);
+    if (read.length < config.batchSize) metrics?.relayBacklog.set({ shard: this.shard }, 0);
+    return read.length;
+  }
 
-    // Pipelined: every publish is on the wire before the first ack is awaited.
-    // One connection keeps them in order, so the stream stores them in id order.
+  /**
+   * Publishes rows pipelined: every publish is on the wire before the first
+   * ack is awaited. One connection keeps them in order, so the stream stores
+   * them in the order given.
+   */
+  private async publish(conn: BusConnection, rows: readonly RelayRow[], startedAt: number): Promise<Published> {
+    const { config, metrics } = this.d;
     const results = await Promise.allSettled(
       rows.map((row) => {
         const { headers, span } = this.headersOf(row);
@@ -328,44 +472,38 @@ class ShardWorker {
         );
       }),
     );
-
-    const acked: string[] = [];
-    let firstFailure: { index: number; reason: unknown } | undefined;
+    const acked: RelayRow[] = [];
+    const failed: RelayRow[] = [];
+    let firstFailure: Published["firstFailure"];
     let storedAfterFailure = 0;
     results.forEach((r, i) => {
       const row = rows[i]!;
       if (r.status === "rejected") {
-        firstFailure ??= { index: i, reason: r.reason };
+        firstFailure ??= { row, reason: r.reason };
+        failed.push(row);
         return;
       }
-      acked.push(row.id);
+      acked.push(row);
       const { ack, at } = r.value as { ack: PubAck; at: number };
       metrics?.relayPublished.inc({ subject: row.subject, result: ack.duplicate ? "duplicate" : "stored" });
       if (!ack.duplicate) {
-        metrics?.relayLatency.observe({ shard: this.shard }, (row.ageMs + (at - readAt)) / 1000);
+        metrics?.relayLatency.observe({ shard: this.shard }, (row.ageMs + (at - startedAt)) / 1000);
         if (firstFailure !== undefined) storedAfterFailure++;
       }
     });
+    return { acked, failed, firstFailure, storedAfterFailure };
+  }
 
-    if (acked.length > 0) {
-      try {
-        await markSent(db, acked);
-      } catch (err) {
-        // Published but not marked: the next round publishes them again and JetStream drops the copies.
-        throw new RoundError("mark", err);
-      }
+  /** Throws the round's first publish failure, if any. */
+  private async failed(p: Published): Promise<void> {
+    if (p.firstFailure === undefined) return;
+    if (p.storedAfterFailure > 0) {
+      // The only way the stream's order can differ from the rows' order: a publish lost
+      // in flight (a connection cut) while later ones landed. It is re-published next round.
+      this.log.warn({ stored_after: p.storedAfterFailure, failed_event: p.firstFailure.row.eventId }, "outbox rows published out of order after a failed publish");
     }
-    if (firstFailure !== undefined) {
-      if (storedAfterFailure > 0) {
-        // The only way the stream's order can differ from the id order: a publish lost
-        // in flight (a connection cut) while later ones landed. It is re-published next round.
-        this.log.warn({ stored_after: storedAfterFailure, failed_id: rows[firstFailure.index]!.id }, "outbox rows published out of id order after a failed publish");
-      }
-      if (isNoStream(firstFailure.reason)) await this.d.bus.ensureStream().catch(() => {});
-      throw new RoundError("publish", firstFailure.reason);
-    }
-    if (rows.length < config.batchSize) metrics?.relayBacklog.set({ shard: this.shard }, 0);
-    return rows.length;
+    if (isNoStream(p.firstFailure.reason)) await this.d.bus.ensureStream().catch(() => {});
+    throw new RoundError("publish", p.firstFailure.reason);
   }
 
   /** The backlog gauge on a busy shard, and the purge of old sent rows, between rounds. */
@@ -406,7 +544,7 @@ class ShardWorker {
    * traces and the row was written under a trace, the publish span: its
    * context replaces the stored traceparent, so consumers' spans are its children.
    */
-  private headersOf(row: OutboxRow): { headers: MsgHdrs; span: Span | undefined } {
+  private headersOf(row: RelayRow): { headers: MsgHdrs; span: Span | undefined } {
     const h = natsHeaders();
     const stored: Record<string, string> = {};
     if (row.headers !== null && row.headers !== "") {
@@ -424,7 +562,7 @@ class ShardWorker {
           }
         }
       } catch {
-        this.log.warn({ id: row.id }, "outbox row headers are not JSON; published without them");
+        this.log.warn({ event_id: row.eventId }, "outbox row headers are not JSON; published without them");
       }
     }
     h.set(EVENT_ID_HEADER, row.eventId);

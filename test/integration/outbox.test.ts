@@ -263,6 +263,29 @@ describe("outbox relay", () => {
     }
   });
 
+  it("takes rows committed in this process from their transaction: published without reading the shard, marked sent later in one go", async () => {
+    // No poll and no nudges within the test, and marks held for a minute: a row published
+    // while still unsent in MySQL was handed over, not read (a read marks what it published).
+    const relay = await newRelay({ bucket: freshBucket(), config: { pollMs: 60_000, markDelayMs: 60_000 } });
+    await eventually("every shard's lease held", () => relay.heldShards().length === router.shards().length, WAIT);
+    const from = (await lastSeq()) + 1;
+    const appended: Appended[] = [];
+    for (const u of users) appended.push(await appendTweetEvent(u));
+    const msgs = await awaitPublished(appended.map((a) => a.eventId), from, 10_000);
+    expect(msgs).toHaveLength(appended.length);
+    const byEvent = new Map(appended.map((a) => [a.eventId, a]));
+    for (const m of msgs) {
+      const a = byEvent.get(m.headers!.get(EVENT_ID_HEADER))!;
+      expect(m.headers!.get(USER_ID_HEADER)).toBe(a.userId);
+      expect(m.headers!.get(REQUEST_ID_HEADER)).toBe(a.requestId);
+      expect(fromBinary(EVENTS.tweetCreated.schema, m.data).text).toBe(a.text);
+    }
+    expect([...(await outboxRows(appended.map((a) => a.eventId))).values()].filter((r) => r.sent)).toEqual([]);
+    // Stopping marks what it published, so that the next holder does not publish it again.
+    await relay.stop();
+    expect([...(await outboxRows(appended.map((a) => a.eventId))).values()].every((r) => r.sent)).toBe(true);
+  });
+
   it("publishes nothing for a rolled-back transaction", async () => {
     const from = (await lastSeq()) + 1;
     await newRelay({ bucket: freshBucket() });
