@@ -93,18 +93,36 @@ export type ListPage =
       readonly floor: bigint;
     };
 
-// KEYS[1] list. ARGV: score, member, cap. 1 if added (the list exists), 0 if skipped.
-const ADD_LUA = `${LIST_LUA}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-trim(KEYS[1], tonumber(ARGV[3]))
-return 1`;
+// Fan-out's writes: one script call per batch of lists, not one per list, so
+// a batch costs Redis one script invocation and Node one command (an EVALSHA
+// per list cost Redis about a third more, and Node about five times as much).
+// The lists of a batch belong to different users, so their keys span slots:
+// Chirp's Redis is one instance; Redis Cluster would need each batch split by
+// slot (CLUSTER KEYSLOT) into calls of their own. A batch runs atomically, so
+// the caller's batch size bounds how long one blocks the reads behind it.
 
-// KEYS[1] list. ARGV: the entry's score, its members' prefix. Removes every
-// member of that id (a repost's carries its original: a remover need not know it).
-const REMOVE_LUA = `
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
-  if string.sub(m, 1, #ARGV[2]) == ARGV[2] then redis.call('ZREM', KEYS[1], m) end
+// KEYS: lists. ARGV: score, member, cap. How many lists took the entry: each
+// that exists gets it and is trimmed; a missing one is skipped, not created.
+const ADD_EACH_LUA = `${LIST_LUA}
+local cap = tonumber(ARGV[3])
+local added = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('ZADD', key, ARGV[1], ARGV[2])
+    trim(key, cap)
+    added = added + 1
+  end
+end
+return added`;
+
+// KEYS: lists (missing ones are fine). ARGV: the entry's score, its members'
+// prefix. Removes every member of that id from each (a repost's carries its
+// original: a remover need not know it).
+const REMOVE_EACH_LUA = `
+for _, key in ipairs(KEYS) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, ARGV[1], ARGV[1])) do
+    if string.sub(m, 1, #ARGV[2]) == ARGV[2] then redis.call('ZREM', key, m) end
+  end
 end
 return 0`;
 
@@ -224,7 +242,9 @@ return 1`;
 type Arg = string | number;
 
 interface Scripts {
-  chirpTlAdd(key: string, score: number, member: string, cap: number): Promise<number>;
+  /** Scripts without a fixed key count take it first: (number of keys, ...keys, ...args). */
+  chirpTlAddEach(numKeys: number, ...keysThenArgs: Arg[]): Promise<number>;
+  chirpTlRemoveEach(numKeys: number, ...keysThenArgs: Arg[]): Promise<number>;
   chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): Promise<string[]>;
   chirpTlHome(home: string, following: string, hot: string, relations: string, maxScore: string, limit: number, ttlMs: number, caller: string, recentPrefix: string): Promise<string[][]>;
   chirpTlBeginBuild(key: string, ttlMs: number): Promise<number>;
@@ -234,8 +254,6 @@ interface Scripts {
 }
 
 type PipelineScripts = ChainableCommander & {
-  chirpTlAdd(key: string, score: number, member: string, cap: number): ChainableCommander;
-  chirpTlRemove(key: string, score: number, prefix: string): ChainableCommander;
   chirpTlRead(key: string, maxScore: string, limit: number, ttlMs: number): ChainableCommander;
 };
 
@@ -244,9 +262,9 @@ const BUILD_PLACEHOLDER_MS = 60_000;
 
 export interface TimelineLists {
   readonly redis: Redis;
-  /** Adds `entry` to each of `keys` that exists, in one pipeline; how many took it. */
+  /** Adds `entry` to each of `keys` that exists, in one script call; how many took it. */
   addToEach(keys: readonly string[], entry: Entry, cap: number): Promise<number>;
-  /** Removes the entry (by its id: whatever its member carries) from each of `keys` (missing keys are fine), in one pipeline. */
+  /** Removes the entry (by its id: whatever its member carries) from each of `keys` (missing keys are fine), in one script call. */
   removeFromEach(keys: readonly string[], entry: Entry): Promise<void>;
   /** Up to `limit` entries with id < before (undefined: the newest), renewing the TTL of a built list when ttlMs > 0. */
   readPage(key: string, before: bigint | undefined, limit: number, ttlMs: number): Promise<ListPage>;
@@ -281,8 +299,9 @@ export interface TimelineLists {
 }
 
 export function createTimelineLists(redis: Redis): TimelineLists {
-  redis.defineCommand("chirpTlAdd", { numberOfKeys: 1, lua: ADD_LUA });
-  redis.defineCommand("chirpTlRemove", { numberOfKeys: 1, lua: REMOVE_LUA });
+  // No numberOfKeys: a call passes its batch's size first.
+  redis.defineCommand("chirpTlAddEach", { lua: ADD_EACH_LUA });
+  redis.defineCommand("chirpTlRemoveEach", { lua: REMOVE_EACH_LUA });
   redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
   redis.defineCommand("chirpTlHome", { numberOfKeys: 4, lua: HOME_LUA });
   redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
@@ -296,25 +315,12 @@ export function createTimelineLists(redis: Redis): TimelineLists {
     redis,
     async addToEach(keys, entry, cap) {
       if (keys.length === 0) return 0;
-      const p = redis.pipeline() as PipelineScripts;
-      const score = entryScore(entry.id);
-      const member = entryMember(entry);
-      for (const key of keys) p.chirpTlAdd(key, score, member, cap);
-      let added = 0;
-      for (const [err, result] of (await p.exec()) ?? []) {
-        if (err) throw err;
-        added += Number(result);
-      }
-      return added;
+      return Number(await scripts.chirpTlAddEach(keys.length, ...keys, entryScore(entry.id), entryMember(entry), cap));
     },
 
     async removeFromEach(keys, entry) {
       if (keys.length === 0) return;
-      const p = redis.pipeline() as PipelineScripts;
-      const score = entryScore(entry.id);
-      const prefix = memberPrefix(entry.id);
-      for (const key of keys) p.chirpTlRemove(key, score, prefix);
-      for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+      await scripts.chirpTlRemoveEach(keys.length, ...keys, entryScore(entry.id), memberPrefix(entry.id));
     },
 
     async readPage(key, before, limit, ttlMs) {
