@@ -26,7 +26,12 @@ export interface TimelineConfig {
    * how long a lost event could leave it wrong.
    */
   readonly followingTtlMs: number;
-  /** CHIRP_TIMELINE_FANOUT_BATCH: home timelines written per Redis pipeline. */
+  /**
+   * CHIRP_TIMELINE_FANOUT_BATCH: home timelines written by one script call
+   * (lists.ts addToEach). A call is atomic: Redis serves nothing else while it
+   * runs, about 22 µs per list, so a batch bounds how long a fan-out can hold
+   * up the reads that share Redis (200: about 4-5 ms).
+   */
   readonly fanOutBatch: number;
   /** CHIRP_TIMELINE_FANOUT_CONCURRENCY: tweet events this process fans out at once. */
   readonly fanOutConcurrency: number;
@@ -51,7 +56,7 @@ export const TIMELINE_DEFAULTS: TimelineConfig = {
   recentEntries: 200,
   recentTtlMs: DAY_MS,
   followingTtlMs: 3_600_000,
-  fanOutBatch: 1000,
+  fanOutBatch: 200,
   fanOutConcurrency: 4,
   fanOut: true,
   fanOutRedisTimeoutMs: 10_000,
