@@ -13,7 +13,9 @@
 // read of the viewer's field misses and goes to the primary; the liker's own
 // field is written with the new version by the call itself, so their next
 // read hits. Nothing is invalidated and no write is needed for correctness:
-// a lost or late write only costs a database read.
+// a lost or late write only costs a database read. A tweet with no likes and
+// no reposts at the version shown is not looked up at all (reads.ts,
+// nobodyLikes): its counts say every viewer's state.
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { Logger } from "../../lib/logger.js";

@@ -132,8 +132,12 @@ export function createTweetReader(opts: {
           else if (entry.kind === "tweet") hits.push({ tweet: entry.tweet, version: entry.version });
           // A tombstone: deleted, left out without a read.
         }
-        // A like state is good for a tweet at the version it was read at (liked-cache.ts).
-        const unknown = viewer === undefined ? [] : hits.filter((h) => knownLikes.get(h.tweet.id)?.version !== h.version).map((h) => h.tweet.id);
+        // A like state is good for a tweet at the version it was read at (liked-cache.ts). A
+        // tweet nobody likes or has reposted at the version shown needs none: its counts
+        // change with every like and repost, under the row's lock and with its version,
+        // so at that version no viewer likes or has reposted it.
+        const unknown =
+          viewer === undefined ? [] : hits.filter((h) => !nobodyLikes(h.tweet) && knownLikes.get(h.tweet.id)?.version !== h.version).map((h) => h.tweet.id);
         const [rows, read] = await Promise.all([
           store.readTweets(shard, misses, viewer),
           viewer === undefined ? [] : likesShown(shard, viewer, unknown, hits),
@@ -141,7 +145,7 @@ export function createTweetReader(opts: {
         const readNow = new Map(read.map((l) => [l.tweetId, l]));
         learned.push(...read);
         for (const { tweet } of hits) {
-          const state = readNow.get(tweet.id) ?? knownLikes.get(tweet.id);
+          const state = nobodyLikes(tweet) ? undefined : (readNow.get(tweet.id) ?? knownLikes.get(tweet.id));
           out.set(tweet.id, { core: tweet, liked: state?.liked ?? false, reposted: state?.reposted ?? false });
         }
         const fills: Promise<void>[] = [];
@@ -284,4 +288,9 @@ export function createTweetReader(opts: {
       }
     },
   };
+}
+
+/** No like and no repost at the tweet's version: every viewer's state is "neither", with no read. */
+function nobodyLikes(tweet: Tweet): boolean {
+  return tweet.likeCount === 0 && tweet.repostCount === 0;
 }

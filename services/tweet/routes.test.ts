@@ -46,6 +46,7 @@ function memoryStore(router: ShardRouter) {
   const rows = new Map<bigint, TweetRow>();
   const lookups = new Map<bigint, bigint>();
   const likes = new Set<string>();
+  const reposts = new Set<string>();
   const likerIndex: Array<LikeListRow & { userId: bigint }> = [];
   const users = new Set([ALICE, BOB, CAROL, GHOST]);
   const stats = { rowsRead: [] as bigint[], likesAtCalls: 0, lookupReads: 0 };
@@ -67,7 +68,7 @@ function memoryStore(router: ShardRouter) {
         if (row === undefined) return [];
         // One statement per shard: asked only for the tweets that live there.
         expect(tweetShard(row.authorId).name).toBe(shard.name);
-        return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`), reposted: false }];
+        return [{ row, liked: viewer !== undefined && likes.has(`${viewer}:${id}`), reposted: viewer !== undefined && reposts.has(`${viewer}:${id}`) }];
       });
     },
     async likesAt(shard, viewer, ids, from = "primary") {
@@ -77,7 +78,7 @@ function memoryStore(router: ShardRouter) {
       for (const id of ids) expect(tweetShard(rows.get(id)!.authorId).name).toBe(shard.name);
       if (from === "primary" && failover.primaryDown) throw new ConnectError(`shard ${shard.name}: no primary`, Code.Unavailable);
       const [r, l] = from === "primary" ? [rows, likes] : [failover.replicaRows, failover.replicaLikes];
-      return ids.flatMap((id) => (r.has(id) ? [{ tweetId: id, version: r.get(id)!.version, liked: l.has(`${viewer}:${id}`), reposted: false }] : []));
+      return ids.flatMap((id) => (r.has(id) ? [{ tweetId: id, version: r.get(id)!.version, liked: l.has(`${viewer}:${id}`), reposted: reposts.has(`${viewer}:${id}`) }] : []));
     },
     async listLikes(userId, after: LikeCursor | undefined, limit) {
       return likerIndex
@@ -131,6 +132,12 @@ function memoryStore(router: ShardRouter) {
       likes.add(`${userId}:${tweetId}`);
       rows.set(tweetId, { ...row, likeCount: row.likeCount + 1, version: row.version + 1n });
       likerIndex.push({ userId, tweetId, authorId: row.authorId, likeTimeMicros: BigInt(likeMs) * 1000n });
+    },
+    /** A repost gone live: the edge, the count, the version. */
+    repost(userId: bigint, tweetId: bigint): void {
+      const row = rows.get(tweetId)!;
+      reposts.add(`${userId}:${tweetId}`);
+      rows.set(tweetId, { ...row, repostCount: row.repostCount + 1, version: row.version + 1n });
     },
     delete(tweetId: bigint): void {
       const row = rows.get(tweetId)!;
@@ -350,16 +357,61 @@ describe("BatchGetTweets (in memory)", () => {
     expect(t.db.stats.rowsRead).toEqual([]);
     expect(t.db.stats.likesAtCalls).toBe(0);
 
-    // A like's count reaches the cache by its publish; the viewer's like is read from the primary on every read.
+    // A like's count reaches the cache by its publish (before the like returns); the viewer's like
+    // is read from the primary on every read, for the tweets someone likes or has reposted (b0
+    // has neither: see below).
     t.db.like(BOB, c[0]!.id, 5);
+    const before = t.cached.state.entries.get(c[0]!.id);
+    if (before?.kind !== "tweet") throw new Error("c0 is cached");
+    t.cached.state.entries.set(c[0]!.id, { ...before, version: before.version + 1n, tweet: { ...before.tweet, likeCount: before.tweet.likeCount + 1 } });
     const warm = await t.batchGet(BOB, ids);
     expect(t.db.stats.rowsRead).toEqual([]);
-    expect(t.db.stats.likesAtCalls).toBe(2); // one per shard
+    expect(t.db.stats.likesAtCalls).toBe(1); // c0's shard
     expect(warm.tweets.map((x) => [x.id, x.likedByViewer])).toEqual([
       [b[0]!.id, false],
       [c[0]!.id, true],
     ]);
     expect(cold.tweets.map((x) => x.likedByViewer)).toEqual([false, false]);
+  });
+
+  it("reads no like state for a cached tweet that nobody likes or has reposted at the version shown: false for every viewer; a like makes it read again", async () => {
+    const t = setUp();
+    const { b, c } = withTweets(t);
+    const ids = [b[0]!.id, b[1]!.id, c[0]!.id];
+    await t.batchGet(undefined, ids); // fills the cache
+    for (const viewer of [ALICE, BOB, CAROL]) {
+      const res = await t.batchGet(viewer, ids);
+      expect(res.tweets.map((x) => [x.likedByViewer, x.repostedByViewer])).toEqual(ids.map(() => [false, false]));
+    }
+    expect(t.db.stats.likesAtCalls).toBe(0);
+
+    // Carol likes b1: its count and version reach the cache (the like's publish), so every
+    // viewer's state of b1 is read at that version, and only b1's.
+    t.db.like(CAROL, b[1]!.id, 7);
+    t.cached.state.entries.delete(b[1]!.id);
+    await t.batchGet(undefined, ids);
+    const carol = await t.batchGet(CAROL, ids);
+    expect(carol.tweets.map((x) => [x.id, x.likedByViewer])).toEqual([
+      [b[0]!.id, false],
+      [b[1]!.id, true],
+      [c[0]!.id, false],
+    ]);
+    const alice = await t.batchGet(ALICE, ids);
+    expect(alice.tweets.map((x) => x.likedByViewer)).toEqual([false, false, false]);
+    expect(t.db.stats.likesAtCalls).toBe(2); // b1 for Carol, b1 for Alice
+  });
+
+  it("shows a cached tweet with reposts as reposted only by its reposter, read at its version", async () => {
+    const t = setUp();
+    const { b } = withTweets(t);
+    t.db.repost(ALICE, b[0]!.id);
+    const alice = await t.batchGet(ALICE, [b[0]!.id]);
+    const carol = await t.batchGet(CAROL, [b[0]!.id]);
+    expect([alice.tweets[0]!.repostedByViewer, carol.tweets[0]!.repostedByViewer]).toEqual([true, false]);
+    // From the cache now: the counts say someone reposted it, so each viewer's state is read.
+    const again = await t.batchGet(ALICE, [b[0]!.id]);
+    expect(again.tweets[0]!.repostedByViewer).toBe(true);
+    expect(t.db.stats.likesAtCalls).toBe(2); // Carol's read and this one (Alice's first read was a miss: the row, with her state)
   });
 
   it("leaves out a tweet whose cache entry is a tombstone without reading it, and caches a deleted row as one", async () => {
