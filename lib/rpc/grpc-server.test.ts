@@ -19,12 +19,14 @@ describe("GrpcServer + grpc transport", () => {
   let transport: ReturnType<typeof createGrpcTransport>;
   let users: Client<typeof UserService>;
   let seenRequestId: string | null = null;
+  let lastSignal: AbortSignal | undefined;
 
   beforeAll(async () => {
     server
       .register(UserService, {
         getUser(req, ctx) {
           seenRequestId = ctx.requestHeader.get(REQUEST_ID_HEADER);
+          lastSignal = ctx.signal;
           if (req.lookup.case === "handle" && req.lookup.value === "nobody") {
             throw new ConnectError("no such user", Code.NotFound);
           }
@@ -73,6 +75,19 @@ describe("GrpcServer + grpc transport", () => {
     expect(res.user?.id).toBe(42n);
     expect(res.user?.followerCount).toBe(3);
     expect(seenRequestId).toBe("req-1");
+  });
+
+  it("ends a finished call's signal at once (its deadline timer cleared), with one shared reason, not an error per call", async () => {
+    await users.getUser({ lookup: { case: "handle", value: "alice" } }, { timeoutMs: 10_000 });
+    const first = lastSignal!;
+    await users.getUser({ lookup: { case: "handle", value: "alice" } }, { timeoutMs: 10_000 });
+    const second = lastSignal!;
+    expect(first).not.toBe(second);
+    for (const signal of [first, second]) {
+      expect(signal.aborted).toBe(true);
+      expect(ConnectError.from(signal.reason).code).toBe(Code.Canceled);
+    }
+    expect(first.reason).toBe(second.reason);
   });
 
   it("rejects a request that breaks the proto's validation rules before the handler runs", async () => {

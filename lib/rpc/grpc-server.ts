@@ -21,6 +21,10 @@ import { observeCall } from "./observe.js";
 import { createReflectionService } from "./reflection.js";
 import { validateRequest } from "./validation.js";
 
+/** Shared abort reasons (no stack captured per call): a finished call, a call the client cancelled. */
+const CALL_COMPLETED = new ConnectError("call completed", Code.Canceled);
+const CANCELLED_BY_CLIENT = new ConnectError("call cancelled by the client", Code.Canceled);
+
 export interface GrpcServerOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -177,7 +181,11 @@ export class GrpcServer {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     const requestAbort = new AbortController();
-    (call as NodeJS.EventEmitter).once("cancelled", () => requestAbort.abort(new ConnectError("call cancelled by the client", Code.Canceled)));
+    // grpc-js emits "cancelled" for most finished calls too (the client's stream reset after
+    // its answer): a call no longer in flight has been ended already (observe).
+    (call as NodeJS.EventEmitter).once("cancelled", () => {
+      if (this.inFlight.has(requestAbort)) requestAbort.abort(CANCELLED_BY_CLIENT);
+    });
     this.inFlight.add(requestAbort);
     const ctx = createHandlerContext({
       service: method.parent,
@@ -213,6 +221,9 @@ export class GrpcServer {
     return observeCall(metrics, this.options.log, call, run).finally(() => {
       const controller = this.callAbort.get(ctx);
       if (controller !== undefined) this.inFlight.delete(controller);
+      // The call's signal ends with it, and its deadline timer with it (it would fire up to the
+      // whole deadline later otherwise, making an error for a call long answered).
+      (ctx as HandlerContext & { abort?: (reason?: unknown) => void }).abort?.(CALL_COMPLETED);
     });
   }
 }
