@@ -6,7 +6,7 @@
 // run this inside their own. After the commit the caller invalidates the
 // user's cached profile (user-cache.ts) before its call returns, which keeps
 // a count exact on every read that starts afterwards.
-import type { Queryable } from "./shard/router.js";
+import type { Queryable, Transaction } from "./shard/router.js";
 
 export type UserCount = "follower_count" | "following_count" | "tweet_count";
 
@@ -17,7 +17,12 @@ const STATEMENTS = new Map<string, string>(
   ]),
 );
 
-/** One up or down, inside `tx` (a transaction on `userId`'s shard). */
-export async function adjustUserCount(tx: Queryable, userId: bigint, count: UserCount, delta: 1 | -1): Promise<void> {
-  await tx.execute(STATEMENTS.get(`${count}${delta > 0 ? "+" : "-"}`)!, [userId]);
+/**
+ * One up or down, inside `tx` (a transaction on `userId`'s shard): deferred
+ * to go with the transaction's COMMIT (Transaction.defer) when `tx` can.
+ */
+export async function adjustUserCount(tx: Queryable | Transaction, userId: bigint, count: UserCount, delta: 1 | -1): Promise<void> {
+  const sql = STATEMENTS.get(`${count}${delta > 0 ? "+" : "-"}`)!;
+  if ("defer" in tx) tx.defer(sql, [userId]);
+  else await tx.execute(sql, [userId]);
 }

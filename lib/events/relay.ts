@@ -220,6 +220,8 @@ interface Published {
 
 /** Handed rows a worker holds at most before it leaves further commits to a read (a relay that cannot publish). */
 const MAX_HANDED = 4096;
+/** Event ids a worker remembers of its reads, for hand-overs that arrive after a read published their rows. */
+const READ_LATELY = 4096;
 
 /**
  * One shard: its lease and its publish loop. Two ways rows reach it: a commit
@@ -244,6 +246,11 @@ class ShardWorker {
   private unmarkedSince = 0;
   /** Event ids of handed rows until they are marked sent: a read skips them (published, or about to be). */
   private readonly inHand = new Set<string>();
+  /**
+   * Event ids a read published lately, oldest first: a row read between its
+   * commit and its hand-over (a poll at that moment) is not published twice.
+   */
+  private readonly readLately = new Set<string>();
   private readDue = true;
   private nextPollAt = 0;
   private wakeUp: (() => void) | undefined;
@@ -296,7 +303,7 @@ class ShardWorker {
   take(rows: readonly CommittedOutboxRow[]): boolean {
     if (this.stopping.signal.aborted || this.failures > 0 || !this.lease.held() || this.handed.length >= MAX_HANDED) return false;
     for (const r of rows) {
-      if (this.inHand.has(r.eventId)) continue;
+      if (this.inHand.has(r.eventId) || this.readLately.has(r.eventId)) continue;
       this.inHand.add(r.eventId);
       this.handed.push({ id: undefined, ...r, ageMs: 0 });
     }
@@ -373,8 +380,10 @@ class ShardWorker {
 
   /** Publishes the rows handed over since the last round; they are marked sent later (flushMarks). */
   private async publishHanded(conn: BusConnection): Promise<void> {
-    const rows = this.handed;
+    const rows = this.handed.filter((r) => !this.readLately.has(r.eventId));
+    for (const r of this.handed) if (this.readLately.has(r.eventId)) this.inHand.delete(r.eventId);
     this.handed = [];
+    if (rows.length === 0) return;
     const startedAt = performance.now();
     if (!this.lease.held()) {
       // Lost the lease meanwhile: the holder reads them, once nudged.
@@ -427,6 +436,12 @@ class ShardWorker {
     if (!this.lease.held()) return 0;
     // Rows handed over while the read was in flight are published from the hand-over.
     const rows = this.inHand.size === 0 ? read : read.filter((r) => !this.inHand.has(r.eventId));
+    // Noted before publishing: a hand-over of these rows arriving meanwhile is dropped (a
+    // failed publish leaves them unsent, and the read after the backoff takes them).
+    for (const r of rows) {
+      this.readLately.add(r.eventId);
+      if (this.readLately.size > READ_LATELY) this.readLately.delete(this.readLately.values().next().value!);
+    }
     const published = await this.publish(conn, rows, readAt);
     const acked = published.acked.map((r) => r.id!);
     if (acked.length > 0) {

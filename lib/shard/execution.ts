@@ -46,6 +46,15 @@ export interface Transaction extends Queryable {
   readonly shard: ShardInfo;
   /** Runs `fn` after the commit succeeds (never after a rollback); a throw in it is ignored. */
   afterCommit(fn: () => void): void;
+  /**
+   * A statement that changes rows and whose result the caller does not need
+   * (an outbox row, a count): sent with the transaction's next statement's
+   * round trip or its COMMIT's, one multi-statement text query, instead of a
+   * round trip of its own. An error it raises fails that statement or the
+   * COMMIT, and with it the transaction, as it would have failed the
+   * statement itself.
+   */
+  defer(sql: string, params?: readonly SqlValue[]): void;
 }
 
 export interface ExecutionOptions {
@@ -246,9 +255,10 @@ export function createExecution(opts: ExecutionOptions): Execution {
    * with no replica: the server may then commit it without one, which is
    * harmless, as the client was told Unavailable, not OK.
    */
-  const commitOn = async (conn: PoolConnection, pool: MemberPool): Promise<void> => {
+  const commitOn = async (conn: PoolConnection, pool: MemberPool, deferred: readonly string[] = []): Promise<void> => {
+    const sql = deferred.length === 0 ? "COMMIT" : `${deferred.join(";\n")};\nCOMMIT`;
     try {
-      await command((cb) => conn.query({ sql: "COMMIT", timeout: commitTimeoutMs }, (err) => cb(err)));
+      await command((cb) => conn.query({ sql, timeout: commitTimeoutMs }, (err) => cb(err)));
     } catch (err) {
       if (isClientTimeout(err)) {
         const threadId = conn.threadId;
@@ -342,17 +352,36 @@ export function createExecution(opts: ExecutionOptions): Execution {
           return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)), isFenced);
         };
         const committed: Array<() => void> = [];
+        // Deferred statements, formatted as the text protocol sends them (the connection's own escaping).
+        let deferred: string[] = [];
+        /** Sends what was deferred, in one round trip, before a statement that needs its own answer. */
+        const flushDeferred = async (): Promise<void> => {
+          if (deferred.length === 0) return;
+          const sql = deferred.join(";\n");
+          deferred = [];
+          await observed(where, () => "primary", sql, () => command((cb) => conn.query({ sql, timeout: queryTimeoutMs }, (err) => cb(err))), isFenced);
+        };
         const tx: Transaction = {
           keyspace,
           shard: where,
-          query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>),
-          execute: (sql: string, params: readonly SqlValue[] = []) => statement(sql, params, execResultOf),
+          query: async <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => {
+            await flushDeferred();
+            return statement(sql, params, rowsOf<R>);
+          },
+          execute: async (sql: string, params: readonly SqlValue[] = []) => {
+            await flushDeferred();
+            return statement(sql, params, execResultOf);
+          },
           afterCommit: (f) => void committed.push(f),
+          defer: (sql, params = []) => {
+            if (!open) throw mapped(new Error("statement on a finished transaction"));
+            deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
+          },
         };
         try {
           const result = await fn(tx);
           open = false;
-          await commitOn(conn, pool);
+          await commitOn(conn, pool, deferred);
           for (const f of committed) {
             try {
               f();

@@ -59,6 +59,10 @@ function connectionOptions(o: MemberPoolOptions) {
     enableKeepAlive: true,
     // Each connection prepares each statement once per shard database it serves.
     maxPreparedStatements: 512,
+    // A transaction's deferred statements go with its COMMIT in one text query
+    // (Transaction.defer). Every value in them is escaped by mysql2 from
+    // placeholders; no statement is ever built from a caller's text.
+    multipleStatements: true,
   } as const;
 }
 

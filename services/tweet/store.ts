@@ -11,7 +11,7 @@ import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
-import type { Queryable, ShardClient, ShardRouter, SqlValue } from "../../lib/shard/router.js";
+import type { Queryable, ShardClient, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
@@ -301,7 +301,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     counted(shard, op);
     return router.reader(shard);
   };
-  const transaction = <T>(shard: ShardInfo, op: string, fn: (tx: Queryable) => Promise<T>): Promise<T> => {
+  const transaction = <T>(shard: ShardInfo, op: string, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
     counted(shard, op);
     return router.transaction(shard, fn);
   };
@@ -438,7 +438,9 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
 
     async createTweet(t, announce) {
       return transaction(tweetShard(t.authorId), "createTweet", async (tx) => {
-        await tx.execute(
+        // The row, the count and the event go with the COMMIT: one round trip after BEGIN (a
+        // duplicate id still fails the transaction, at the COMMIT's round trip).
+        tx.defer(
           `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
              like_count, hashtags, mentions, urls, version, create_time)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,

@@ -339,6 +339,32 @@ describe("shard router", () => {
     expect(row?.bio).not.toBe("rolled back");
   });
 
+  it("sends deferred statements with the next statement's round trip or the COMMIT's; one that fails fails the transaction, which is rolled back", async () => {
+    const [a, b] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
+    const bio = (id: string) => router.primary("80-c0").query<{ bio: string; tweet_count: string }>("SELECT bio, tweet_count FROM chirp.users WHERE id = ?", [id]);
+    const [before] = await bio(a!);
+    // Deferred, then read in the same transaction: flushed before the read, which sees it.
+    const seen = await router.transaction("80-c0", async (tx) => {
+      tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", ["it's \\ deferred; DROP TABLE users", a!]);
+      tx.defer("UPDATE chirp.users SET tweet_count = tweet_count + ? WHERE id = ?", [2n, a!]);
+      const rows = await tx.query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [a!]);
+      // Deferred with nothing after: goes with the COMMIT.
+      tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", [Buffer.from("bytes"), b!]);
+      return rows[0]?.bio;
+    });
+    expect(seen).toBe("it's \\ deferred; DROP TABLE users");
+    expect((await bio(a!))[0]).toEqual({ bio: "it's \\ deferred; DROP TABLE users", tweet_count: String(Number(before!.tweet_count) + 2) });
+    expect((await bio(b!))[0]?.bio).toBe("bytes");
+
+    // A deferred duplicate key fails at the COMMIT's round trip: AlreadyExists, nothing of the transaction kept.
+    const failed = router.transaction("80-c0", async (tx) => {
+      tx.defer("UPDATE chirp.users SET bio = 'lost' WHERE id = ?", [a!]);
+      tx.defer("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, 'dup', 'dup@example.com', 'x')", [a!]);
+    });
+    expect(await codeOf(failed)).toBe(Code.AlreadyExists);
+    expect((await bio(a!))[0]?.bio).toBe("it's \\ deferred; DROP TABLE users");
+  });
+
   it("maps a duplicate key to AlreadyExists", async () => {
     expect(await codeOf(insertUser("1"))).toBe(Code.AlreadyExists);
   });
