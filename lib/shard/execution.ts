@@ -352,14 +352,18 @@ export function createExecution(opts: ExecutionOptions): Execution {
           return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)), isFenced);
         };
         const committed: Array<() => void> = [];
-        // Deferred statements, formatted as the text protocol sends them (the connection's own escaping).
+        // Deferred statements: as the text protocol sends them (the connection's own escaping),
+        // and with their placeholders, which is what spans show (never the values).
         let deferred: string[] = [];
+        let deferredShapes: string[] = [];
         /** Sends what was deferred, in one round trip, before a statement that needs its own answer. */
         const flushDeferred = async (): Promise<void> => {
           if (deferred.length === 0) return;
           const sql = deferred.join(";\n");
+          const shapes = deferredShapes.join(";\n");
           deferred = [];
-          await observed(where, () => "primary", sql, () => command((cb) => conn.query({ sql, timeout: queryTimeoutMs }, (err) => cb(err))), isFenced);
+          deferredShapes = [];
+          await observed(where, () => "primary", shapes, () => command((cb) => conn.query({ sql, timeout: queryTimeoutMs }, (err) => cb(err))), isFenced);
         };
         const tx: Transaction = {
           keyspace,
@@ -376,12 +380,18 @@ export function createExecution(opts: ExecutionOptions): Execution {
           defer: (sql, params = []) => {
             if (!open) throw mapped(new Error("statement on a finished transaction"));
             deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
+            deferredShapes.push(sql);
           },
         };
         try {
           const result = await fn(tx);
           open = false;
-          await commitOn(conn, pool, deferred);
+          if (deferred.length === 0) await commitOn(conn, pool);
+          else {
+            // Observed as a statement (metrics, a span) since it carries the deferred ones.
+            const shapes = `${deferredShapes.join(";\n")};\nCOMMIT`;
+            await observed(where, () => "primary", shapes, () => commitOn(conn, pool, deferred), isFenced);
+          }
           for (const f of committed) {
             try {
               f();
