@@ -6,7 +6,7 @@
 // run this inside their own. After the commit the caller invalidates the
 // user's cached profile (user-cache.ts) before its call returns, which keeps
 // a count exact on every read that starts afterwards.
-import type { Queryable, Transaction } from "./shard/router.js";
+import { executeOrDefer, type Queryable } from "./shard/router.js";
 
 export type UserCount = "follower_count" | "following_count" | "tweet_count";
 
@@ -21,8 +21,6 @@ const STATEMENTS = new Map<string, string>(
  * One up or down, inside `tx` (a transaction on `userId`'s shard): deferred
  * to go with the transaction's COMMIT (Transaction.defer) when `tx` can.
  */
-export async function adjustUserCount(tx: Queryable | Transaction, userId: bigint, count: UserCount, delta: 1 | -1): Promise<void> {
-  const sql = STATEMENTS.get(`${count}${delta > 0 ? "+" : "-"}`)!;
-  if ("defer" in tx) tx.defer(sql, [userId]);
-  else await tx.execute(sql, [userId]);
+export function adjustUserCount(tx: Queryable, userId: bigint, count: UserCount, delta: 1 | -1): Promise<void> {
+  return executeOrDefer(tx, STATEMENTS.get(`${count}${delta > 0 ? "+" : "-"}`)!, [userId]);
 }

@@ -1,6 +1,6 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
-import type { Queryable, SqlValue, Transaction } from "../shard/router.js";
+import { executeOrDefer, type Queryable, type SqlValue, type Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";
 import { outboxCommitted, type CommittedOutboxRow } from "./outbox-wake.js";
 import type { EventType } from "./subjects.js";
@@ -46,7 +46,7 @@ export async function appendOutbox<D extends DescMessage>(
       ? null
       : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
   const payload = Buffer.from(toBinary(entry.type.schema, entry.message));
-  await insertRows(tx, "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)", [
+  await executeOrDefer(tx, "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)", [
     eventId,
     userId,
     entry.type.subject,
@@ -89,7 +89,7 @@ export async function appendOutboxMany<D extends DescMessage>(
     params.push(eventId, userId, entry.type.subject, payload, headers);
     rows.push({ eventId: String(eventId), userId: String(userId), subject: entry.type.subject, payload, headers });
   }
-  await insertRows(tx, `INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES ${entries.map(() => "(?, ?, ?, ?, ?)").join(", ")}`, params);
+  await executeOrDefer(tx, `INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES ${entries.map(() => "(?, ?, ?, ?, ?)").join(", ")}`, params);
   if (isTransaction(tx)) {
     tx.afterCommit(() => {
       const committedAt = performance.now();
@@ -101,16 +101,6 @@ export async function appendOutboxMany<D extends DescMessage>(
     });
   }
   return eventIds;
-}
-
-/**
- * The outbox INSERT: in a router transaction, deferred to go with its COMMIT
- * (Transaction.defer: nothing reads its result, and a failure still fails the
- * transaction); elsewhere, run at once.
- */
-async function insertRows(tx: Queryable, sql: string, params: SqlValue[]): Promise<void> {
-  if (isTransaction(tx)) tx.defer(sql, params);
-  else await tx.execute(sql, params);
 }
 
 function isTransaction(q: Queryable): q is Transaction {

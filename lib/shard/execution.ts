@@ -57,6 +57,16 @@ export interface Transaction extends Queryable {
   defer(sql: string, params?: readonly SqlValue[]): void;
 }
 
+/**
+ * A statement whose result nobody reads (an outbox row, a count): deferred to
+ * go with the transaction's next round trip (Transaction.defer) when `q` is a
+ * router transaction, run at once otherwise.
+ */
+export async function executeOrDefer(q: Queryable, sql: string, params: readonly SqlValue[]): Promise<void> {
+  if (typeof (q as Partial<Transaction>).defer === "function") (q as Transaction).defer(sql, params);
+  else await q.execute(sql, params);
+}
+
 export interface ExecutionOptions {
   readonly members: Members;
   /** Called for every statement of traffic (not background ones): it sets the health probes' pace. */

@@ -35,6 +35,7 @@ import { readTopology, watchTopology, type LiveTopology } from "./topology.js";
 import type { MysqlCredentials, ShardInfo } from "./types.js";
 
 export type { ExecResult, Queryable, Row, ShardClient, SqlValue, Transaction } from "./execution.js";
+export { executeOrDefer } from "./execution.js";
 export { TopologyError, type MemberRole, type MemberStatus, type RouterStatus, type ShardRef } from "./members.js";
 
 export interface ShardRouterOptions {

@@ -11,7 +11,7 @@
 // Newest first needs no sort: the driving list is already in tweet id order.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ShardInfo } from "../../lib/shard/types.js";
-import type { Queryable, ShardRef, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
+import { executeOrDefer, type Queryable, type ShardRef, type ShardRouter, type SqlValue } from "../../lib/shard/router.js";
 
 /** Postings counted per term to choose the driving one; more is "common". */
 export const ESTIMATE_CAP = 2000;
@@ -71,14 +71,12 @@ export function createSearchStore(router: ShardRouter): SearchStore {
   const shardOf = (tweetId: bigint): ShardInfo => router.shardForUser(tweetId);
 
   /** In a transaction, deferred to go with its COMMIT (Transaction.defer): nothing reads the result. */
-  const insertPostings = async (tx: Queryable | Transaction, rows: readonly (readonly [string, bigint])[]): Promise<void> => {
+  const insertPostings = async (tx: Queryable, rows: readonly (readonly [string, bigint])[]): Promise<void> => {
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
       const params: SqlValue[] = [];
       for (const [term, id] of chunk) params.push(term, id.toString());
-      const sql = `INSERT INTO chirp.search_postings (term, tweet_id) VALUES ${placeholders(chunk.length, 2)}`;
-      if ("defer" in tx) tx.defer(sql, params);
-      else await tx.execute(sql, params);
+      await executeOrDefer(tx, `INSERT INTO chirp.search_postings (term, tweet_id) VALUES ${placeholders(chunk.length, 2)}`, params);
     }
   };
 
