@@ -259,6 +259,20 @@ export function createExecution(opts: ExecutionOptions): Execution {
     }
   };
 
+  /** A text query (several statements, values already escaped) under `timeoutMs`; a timed-out one's session is killed, as runStatement does. */
+  const textOn = async (conn: PoolConnection, pool: MemberPool, sql: string, timeoutMs: number): Promise<unknown> => {
+    try {
+      return await command((cb) => conn.query({ sql, timeout: timeoutMs }, (err, result) => cb(err, result)));
+    } catch (err) {
+      if (isClientTimeout(err)) {
+        const threadId = conn.threadId;
+        conn.destroy();
+        pool.killQuietly(threadId);
+      }
+      throw err;
+    }
+  };
+
   /**
    * COMMIT under the commit bound. A timed-out commit's session is killed like
    * a statement's, so sessions waiting for an ack do not pile up on a primary
@@ -348,44 +362,77 @@ export function createExecution(opts: ExecutionOptions): Execution {
     const mapped = (err: unknown): ConnectError => toConnectError(err, log, { shard: shard.name });
     try {
       return await onPrimary(shard, async (conn, pool, _role, where) => {
-        try {
-          await command((cb) => conn.beginTransaction(cb));
-        } catch (err) {
-          // Nothing of fn went out: as safe to re-run elsewhere as a failed connect.
-          throw markNeverSent(err);
-        }
+        // The transaction's BEGIN is not a round trip of its own: it goes out
+        // with the first statement that changes rows (sendPending), or alone
+        // just before a read or a COMMIT.
+        let begun = false;
         let open = true;
-        const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
-          if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
-          // A statement refused by a split's fence is not logged here: onPrimary re-runs the
-          // transaction on the new layout, and logs it below only if it gives up.
-          return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualify(sql, where.database), params)), isFenced);
-        };
         const committed: Array<() => void> = [];
         // Deferred statements: as the text protocol sends them (the connection's own escaping),
         // and with their placeholders, which is what spans show (never the values).
         let deferred: string[] = [];
         let deferredShapes: string[] = [];
-        /** Sends what was deferred, in one round trip, before a statement that needs its own answer. */
-        const flushDeferred = async (): Promise<void> => {
-          if (deferred.length === 0) return;
-          const sql = deferred.join(";\n");
-          const shapes = deferredShapes.join(";\n");
+        /**
+         * Sends the pending BEGIN and what was deferred, plus `last` when given,
+         * in one text round trip; resolves to the last statement's result. A
+         * round trip that carries the BEGIN cannot have committed anything, so
+         * when its connection breaks it counts as never sent: as safe to re-run
+         * on a new primary as a failed connect.
+         */
+        const sendPending = async (last?: string): Promise<unknown> => {
+          const parts = [...(begun ? [] : ["START TRANSACTION"]), ...deferred, ...(last === undefined ? [] : [last])];
+          const opening = !begun;
+          begun = true;
           deferred = [];
           deferredShapes = [];
-          await observed(where, () => "primary", shapes, () => command((cb) => conn.query({ sql, timeout: queryTimeoutMs }, (err) => cb(err))), isFenced);
+          try {
+            const results = await textOn(conn, pool, parts.join(";\n"), queryTimeoutMs);
+            return parts.length === 1 ? results : (results as unknown[])[parts.length - 1];
+          } catch (err) {
+            throw opening && isConnectionLoss(err) ? markNeverSent(err) : err;
+          }
+        };
+        /** The BEGIN alone. Nothing of fn went out with it: whatever fails, as safe to re-run elsewhere as a failed connect. */
+        const begin = async (): Promise<void> => {
+          begun = true;
+          try {
+            await textOn(conn, pool, "START TRANSACTION", queryTimeoutMs);
+          } catch (err) {
+            throw markNeverSent(err);
+          }
+        };
+        const statement = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R, changesRows: boolean): Promise<R> => {
+          if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
+          const qualified = qualify(sql, where.database);
+          // A statement refused by a split's fence is not logged here: onPrimary re-runs the
+          // transaction on the new layout, and logs it below only if it gives up.
+          if (begun && deferred.length === 0) {
+            return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualified, params)), isFenced);
+          }
+          if (changesRows) {
+            // Combined: a change's answer (rows affected, the insert id) is the same over the
+            // text protocol, so it goes in the round trip of what is pending before it.
+            const shapes = [...deferredShapes, sql].join(";\n");
+            return observed(where, () => "primary", shapes, async () => shape(await sendPending(conn.format(qualified, params as unknown[]))), isFenced);
+          }
+          // A read keeps the binary protocol (its rows' types), after a round trip for what is pending.
+          return (async () => {
+            await flushPending();
+            return observed(where, () => "primary", sql, async () => shape(await runStatement(conn, pool, qualified, params)), isFenced);
+          })();
+        };
+        /** Sends the pending BEGIN and deferred statements on their own (before a read or the COMMIT). */
+        const flushPending = async (): Promise<void> => {
+          if (begun && deferred.length === 0) return;
+          const shapes = deferredShapes.join(";\n");
+          if (shapes === "") await begin();
+          else await observed(where, () => "primary", shapes, () => sendPending(), isFenced);
         };
         const tx: Transaction = {
           keyspace,
           shard: where,
-          query: async <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => {
-            await flushDeferred();
-            return statement(sql, params, rowsOf<R>);
-          },
-          execute: async (sql: string, params: readonly SqlValue[] = []) => {
-            await flushDeferred();
-            return statement(sql, params, execResultOf);
-          },
+          query: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => statement(sql, params, rowsOf<R>, false),
+          execute: (sql: string, params: readonly SqlValue[] = []) => statement(sql, params, execResultOf, true),
           afterCommit: (f) => void committed.push(f),
           defer: (sql, params = []) => {
             if (!open) throw mapped(new Error("statement on a finished transaction"));
@@ -396,7 +443,13 @@ export function createExecution(opts: ExecutionOptions): Execution {
         try {
           const result = await fn(tx);
           open = false;
-          if (deferred.length === 0) await commitOn(conn, pool);
+          // A BEGIN goes alone before a COMMIT that carries statements: a COMMIT whose
+          // connection breaks has an unknown outcome, so it must never carry the BEGIN
+          // (a broken connection there would turn a write that never ran into Unavailable).
+          if (!begun && deferred.length > 0) await begin();
+          if (!begun) {
+            // Nothing was run: nothing to commit.
+          } else if (deferred.length === 0) await commitOn(conn, pool);
           else {
             // Observed as a statement (metrics, a span) since it carries the deferred ones.
             const shapes = `${deferredShapes.join(";\n")};\nCOMMIT`;
@@ -412,7 +465,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           return result;
         } catch (err) {
           open = false;
-          await command((cb) => conn.rollback(cb)).catch(() => conn.destroy());
+          if (begun) await command((cb) => conn.rollback(cb)).catch(() => conn.destroy());
           throw err;
         }
       });

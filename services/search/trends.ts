@@ -85,6 +85,14 @@ end
 redis.call('DEL', tmp)
 return out`;
 
+/** The scripts as ioredis commands (defineCommand); arguments as EVAL's after the key count. */
+interface TrendScripts {
+  chirpTrendCreate(...args: Array<string | number>): Promise<unknown>;
+  chirpTrendDelete(...args: Array<string | number>): Promise<unknown>;
+  /** No fixed key count: the first argument is the number of keys. */
+  chirpTrendTop(...args: Array<string | number>): Promise<unknown>;
+}
+
 export function createTrends(opts: TrendsOptions): Trends {
   const { redis, windowMs, bucketMs } = opts;
   if (windowMs % bucketMs !== 0) throw new RangeError("the trends window must be a whole number of buckets");
@@ -94,6 +102,12 @@ export function createTrends(opts: TrendsOptions): Trends {
   const markerKey = (tweetId: bigint): string => `${base}:t:${tweetId}`;
   const markerTtlMs = windowMs + 2 * bucketMs;
   const buckets = windowMs / bucketMs;
+  // EVALSHA, not EVAL: the scripts go to Redis once per connection, not with every call
+  // (ioredis falls back to EVAL by itself after a SCRIPT FLUSH or a new server).
+  redis.defineCommand("chirpTrendCreate", { numberOfKeys: 2, lua: CREATE });
+  redis.defineCommand("chirpTrendDelete", { numberOfKeys: 2, lua: DELETE });
+  redis.defineCommand("chirpTrendTop", { lua: TOP });
+  const scripts = redis as unknown as TrendScripts;
 
   return {
     created: async (tweetId, createTimeMs, hashtags) => {
@@ -105,7 +119,7 @@ export function createTrends(opts: TrendsOptions): Trends {
       const tags = [...new Set(hashtags.map(trendKey).filter((s) => s.length > 0))];
       const key = bucketKey(start);
       const marker = ["c", key, ...tags].join("\n");
-      const counted = await redis.eval(CREATE, 2, markerKey(tweetId), key, markerTtlMs, start + windowMs + bucketMs, marker, ...tags);
+      const counted = await scripts.chirpTrendCreate(markerKey(tweetId), key, markerTtlMs, start + windowMs + bucketMs, marker, ...tags);
       return Number(counted) === 1;
     },
 
@@ -116,7 +130,7 @@ export function createTrends(opts: TrendsOptions): Trends {
         const [kind, bucket, ...tags] = seen.split("\n");
         const bucketArg = kind === "c" && bucket !== undefined ? bucket : `${base}:b:none`;
         const tagArgs = kind === "c" ? tags : [];
-        const result = await redis.eval(DELETE, 2, marker, bucketArg, markerTtlMs, seen, ...tagArgs);
+        const result = await scripts.chirpTrendDelete(marker, bucketArg, markerTtlMs, seen, ...tagArgs);
         if (Number(result) === 1) return;
       }
       throw new Error("trend marker kept changing");
@@ -127,7 +141,7 @@ export function createTrends(opts: TrendsOptions): Trends {
       const keys: string[] = [];
       for (let i = 0; i < buckets; i++) keys.push(bucketKey(current - i * bucketMs));
       const scratch = `${base}:scratch`;
-      const flat = (await redis.eval(TOP, keys.length + 1, ...keys, scratch, limit, 1000)) as string[];
+      const flat = (await scripts.chirpTrendTop(keys.length + 1, ...keys, scratch, limit, 1000)) as string[];
       const trends: Trend[] = [];
       for (let i = 0; i + 1 < flat.length; i += 2) {
         const count = Number(flat[i + 1]);

@@ -365,6 +365,46 @@ describe("shard router", () => {
     expect((await bio(a!))[0]?.bio).toBe("it's \\ deferred; DROP TABLE users");
   });
 
+  it("sends a transaction's BEGIN, and what was deferred, with its next change: one round trip, the change's own answer", async () => {
+    const [a, b] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
+    const [here] = await router.primary("80-c0").query<{ port: number }>("SELECT @@port AS port");
+    const primary = cluster.mysql.replicaSets.map((r) => r.primary).find((p) => p.port === Number(here!.port))!;
+    // The server's own record of what each connection sent: one row per command, a multi-statement query as one.
+    const commands = (): Promise<string[]> =>
+      asAdmin(primary, async (c) => {
+        const [rows] = await c.query<RowDataPacket[]>(
+          "SELECT CONVERT(argument USING utf8mb4) AS sql_text FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND argument LIKE '%router-rt-marker%' AND argument NOT LIKE '%general_log%' ORDER BY event_time",
+        );
+        return rows.map((r) => String(r["sql_text"]));
+      });
+    await asAdmin(primary, (c) => c.query("SET GLOBAL log_output = 'TABLE', GLOBAL general_log = 1"));
+    try {
+      const changed = await router.transaction("80-c0", async (tx) => {
+        const first = await tx.execute("UPDATE chirp.users SET bio = ? WHERE id = ?", ["router-rt-marker 1", a!]);
+        tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", ["router-rt-marker 2", b!]);
+        const second = await tx.execute("UPDATE chirp.users SET bio = ? WHERE id IN (?, ?) AND bio LIKE 'router-rt-marker%'", ["router-rt-marker 3", a!, b!]);
+        return [first.affectedRows, second.affectedRows];
+      });
+      expect(changed).toEqual([1, 2]);
+      const sent = await commands();
+      // BEGIN with the first change; the deferred statement with the second; the COMMIT alone.
+      expect(sent).toHaveLength(2);
+      expect(sent[0]).toMatch(/^START TRANSACTION;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 1'/);
+      expect(sent[1]).toMatch(/^UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 2'.*;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 3'/s);
+    } finally {
+      await asAdmin(primary, (c) => c.query("SET GLOBAL general_log = 0, GLOBAL log_output = 'FILE'"));
+      await asAdmin(primary, (c) => c.query("TRUNCATE TABLE mysql.general_log"));
+    }
+    const [row] = await router.primary("80-c0").query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [b!]);
+    expect(row?.bio).toBe("router-rt-marker 3");
+
+    // A change that fails in the round trip that carried the BEGIN fails the transaction: rolled back, its own error.
+    const failed = router.transaction("80-c0", async (tx) => {
+      await tx.execute("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, 'dup2', 'dup2@example.com', 'x')", [a!]);
+    });
+    expect(await codeOf(failed)).toBe(Code.AlreadyExists);
+  });
+
   it("maps a duplicate key to AlreadyExists", async () => {
     expect(await codeOf(insertUser("1"))).toBe(Code.AlreadyExists);
   });
