@@ -24,6 +24,12 @@ describe("user service config", () => {
     expect(config.tokenPrivateKey).toBe(key);
   });
 
+  it("caches handles for an hour by default; 0 turns the handle cache off", () => {
+    expect(loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key }).handleCacheTtlMs).toBe(3_600_000);
+    expect(loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_HANDLE_CACHE_TTL_MS: "0" }).handleCacheTtlMs).toBe(0);
+    expect(problems({ CHIRP_TOKEN_PRIVATE_KEY: key, CHIRP_USER_HANDLE_CACHE_TTL_MS: "-1" })).toHaveLength(1);
+  });
+
   it("takes the key with escaped newlines", () => {
     expect(loadUserConfig({ CHIRP_TOKEN_PRIVATE_KEY: key.replace(/\n/g, "\\n") }).tokenPrivateKey).toBe(key);
   });

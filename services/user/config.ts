@@ -44,6 +44,13 @@ export interface UserConfig {
    * (CHIRP_DB_QUERY_TIMEOUT_MS) for the COMMIT itself. See signUpCommitWindowMs.
    */
   readonly signUpCommitWindowMs: number;
+  /**
+   * CHIRP_USER_HANDLE_CACHE_TTL_MS: how long a handle's owner stays cached
+   * in Redis (services/user/handle-cache.ts); it bounds an entry an
+   * invalidation lost to a crash left behind (the handle's next sign-up
+   * clears it too). 0: no cache.
+   */
+  readonly handleCacheTtlMs: number;
 }
 
 export const USER_DEFAULTS = {
@@ -51,6 +58,7 @@ export const USER_DEFAULTS = {
   // OWASP's first argon2id choice (Password Storage Cheat Sheet): m=19 MiB, t=2, p=1.
   passwordHash: { memoryKib: 19 * 1024, timeCost: 2, parallelism: 1 },
   claimGraceMs: 30_000,
+  handleCacheTtlMs: 3_600_000,
 } as const;
 
 /** The least time a sign-up must be given from its first claim to its COMMIT; a shorter window is a configuration error. */
@@ -90,6 +98,7 @@ export function loadUserConfig(env: Env): UserConfig {
     tokenTtlSeconds: read.int("CHIRP_TOKEN_TTL_SECONDS", USER_DEFAULTS.tokenTtlSeconds, 60, 365 * 24 * 3600),
     passwordHash,
     claimGraceMs: read.int("CHIRP_USER_CLAIM_GRACE_MS", USER_DEFAULTS.claimGraceMs, 1000, 24 * 3600 * 1000),
+    handleCacheTtlMs: read.int("CHIRP_USER_HANDLE_CACHE_TTL_MS", USER_DEFAULTS.handleCacheTtlMs, 0, 24 * 3600 * 1000),
   };
   // The shard router's statement timeout (shard/config.ts reads it too): the
   // bound on the sign-up's COMMIT.

@@ -4,6 +4,7 @@ import { ensureEndedSessionsBucket } from "../../lib/auth/ended-sessions.js";
 import { createTokenSigner, type TokenSigner } from "../../lib/auth/token.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadUserConfig, type UserConfig } from "./config.js";
+import { createHandleCache, type HandleCache } from "./handle-cache.js";
 import { createPasswordHasher, type PasswordHasher } from "./passwords.js";
 import { createSessions, recordSessionActivity, type Sessions } from "./sessions.js";
 import { createUserStore, type UserStore } from "./store.js";
@@ -22,6 +23,12 @@ export interface UserContext extends ServiceContext {
   readonly tokens: TokenSigner;
   /** Sessions: begun at sign-up and log-in, ended by LogOut, RevokeSession and ChangePassword (sessions.ts). */
   readonly sessions: Sessions;
+  /**
+   * Handle -> user id in Redis (handle-cache.ts), for BatchGetUsers' and
+   * GetUser's handles. Undefined without Redis or with
+   * CHIRP_USER_HANDLE_CACHE_TTL_MS=0: every handle is read from MySQL.
+   */
+  readonly handleCache: HandleCache | undefined;
 }
 
 export async function createUserContext(shared: ServiceContext): Promise<UserContext & { close(): Promise<void> }> {
@@ -40,6 +47,10 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
     return bucket;
   };
   const sessions = createSessions({ router: shared.router, ids: shared.ids, tokens, tokenTtlSeconds: users.tokenTtlSeconds, ended });
+  const handleCache =
+    shared.redis === undefined || users.handleCacheTtlMs === 0
+      ? undefined
+      : createHandleCache({ redis: shared.redis, ttlMs: users.handleCacheTtlMs, log: shared.log.child({ component: "handle-cache" }), metrics: shared.metrics });
   const stopActivity = shared.bus === undefined ? () => {} : recordSessionActivity(shared.bus, sessions, shared.log.child({ component: "sessions" }));
   // A deleted account's sessions: ended (again: a log-in may have raced the
   // deletion) and their rows deleted. Idempotent: what is left is erased.
@@ -63,6 +74,7 @@ export async function createUserContext(shared: ServiceContext): Promise<UserCon
     tokens,
     passwords,
     sessions,
+    handleCache,
     store: createUserStore(shared.router),
     // Reverse order of opening: the consumer (before the bus), then the activity reports.
     close: async () => {

@@ -7,7 +7,8 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { SignUpRequestSchema } from "../../gen/chirp/user/v1/user_service_pb.js";
 import type { UserContext } from "./context.js";
-import { SIGN_UP_TOO_SLOW, routes } from "./routes.js";
+import type { HandleCache } from "./handle-cache.js";
+import { SIGN_UP_TOO_SLOW, SIGN_UP_UNAVAILABLE, routes } from "./routes.js";
 import { UserNotWrittenError, type Claim, type ClaimKey, type NewUser, type UserRow, type UserStore } from "./store.js";
 
 const USER_ID = 77n;
@@ -70,9 +71,10 @@ function row(u: NewUser): UserRow {
   };
 }
 
-function signUpWith(store: UserStore, windowMs = 5000) {
+function signUpWith(store: UserStore, windowMs = 5000, handleCache?: Pick<HandleCache, "invalidate">) {
   const ctx = {
     store,
+    handleCache,
     passwords: { hash: async () => "$argon2id$fake" },
     sessions: { begin: async () => "chirp1.fake" },
     users: { tokenTtlSeconds: 60, claimGraceMs: 30_000, signUpCommitWindowMs: windowMs },
@@ -159,6 +161,30 @@ describe("SignUp (in memory)", () => {
     expect((res as ConnectError).rawMessage).toBe("email already registered");
     expect([...claims.entries()]).toEqual([["email:alice@example.com", { userId: 5n, ageMs: 10 }]]);
     expect(f.calls).toEqual(["claim handle:alice", "claim email:alice@example.com", "release handle:alice"]);
+  });
+
+  it("clears the handle's cached owner once it holds the claims, before it writes the user", async () => {
+    const f = fakeStore({});
+    const res = await signUpWith(f.store, 5000, {
+      invalidate: async (handles) => {
+        f.calls.push(`clear cached owner of ${handles.join(",")}`);
+      },
+    })();
+    expect(res).not.toBeInstanceOf(ConnectError);
+    expect(f.calls).toEqual(["claim handle:alice", "claim email:alice@example.com", "clear cached owner of Alice", "createUser"]);
+  });
+
+  it("answers Unavailable and gives both claims back when the handle's cached owner cannot be cleared (Redis away)", async () => {
+    const f = fakeStore({});
+    const res = await signUpWith(f.store, 5000, {
+      invalidate: async () => {
+        throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable);
+      },
+    })();
+    expect((res as ConnectError).code).toBe(Code.Unavailable);
+    expect((res as ConnectError).rawMessage).toBe(SIGN_UP_UNAVAILABLE);
+    expect(f.calls).not.toContain("createUser");
+    expect(f.claims.size).toBe(0);
   });
 
   it("answers Internal when a claim names someone else after the commit (the lease's assumptions broke)", async () => {

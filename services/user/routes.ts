@@ -24,6 +24,7 @@ import { LeaseExpiredError, startClaimLease } from "./lease.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { presentUser } from "./present.js";
 import { UserNotWrittenError, claimKey, type ClaimKey, type UserRow } from "./store.js";
+import { lowerAscii } from "../../lib/shard/vindex.js";
 
 /** ChangePassword's answer to a wrong current password. */
 export const WRONG_PASSWORD = "current password is wrong";
@@ -41,6 +42,16 @@ const TAKEN: Readonly<Record<ClaimKey["kind"], string>> = {
 
 /** A sign-up that ran out of its lease before its COMMIT (a slow or overloaded system): nothing is left behind, so it may be retried at once. */
 export const SIGN_UP_TOO_SLOW = "sign-up took too long; try again";
+
+/** A sign-up that could not clear the handle's cached owner (Redis away): nothing is left behind, so it may be retried. */
+export const SIGN_UP_UNAVAILABLE = "sign-up cannot be completed now; try again";
+
+/** Handles resolved to user ids, and the handle cache fill of what was read for them (resolveHandles). */
+interface ResolvedHandles {
+  readonly ids: ReadonlyMap<string, bigint>;
+  /** Caches the claims read of the users in `found` (those whose profile the call found). */
+  fill(found: ReadonlySet<bigint>): Promise<void>;
+}
 
 /** UserService handlers: validate what the proto cannot, call the store, shape the response. */
 export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService>> {
@@ -93,6 +104,16 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
             mine.pop();
             throw new ConnectError(TAKEN[c.kind], Code.AlreadyExists);
           }
+        }
+        // The handle is this sign-up's now. An owner cached before (one whose
+        // deletion has released the claim but not yet cleared the cache, or
+        // crashed in between; a dead sign-up's claim just taken over) goes
+        // before the user row is written, so no read after this sign-up
+        // returns resolves the handle to anyone else (handle-cache.ts).
+        try {
+          await ctx.handleCache?.invalidate([req.handle]);
+        } catch (err) {
+          throw new ConnectError(SIGN_UP_UNAVAILABLE, Code.Unavailable, undefined, undefined, err);
         }
         inTime();
         writing = true;
@@ -190,6 +211,14 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
       // (a crash here) names a user with no row, so the next sign-up for it
       // takes it over (decision 7).
       await releaseQuietly([claimKey("handle", deleted.handle), claimKey("email", deleted.email)], userId);
+      // Someone else may claim the handle from now on: its cached owner goes
+      // before this call returns (handle-cache.ts), also when the release
+      // failed (the claim is then taken over, and that sign-up clears it
+      // again). Unavailable when Redis does not take it, though the account
+      // is deleted and the token already refused, so the call cannot be
+      // retried: the entry then lasts until the handle's next sign-up clears
+      // it or its TTL ends, and resolves to no one meanwhile (no user row).
+      await ctx.handleCache?.invalidate([deleted.handle]);
       ctx.log.info({ user_id: String(userId), sessions_ended: ended }, "account deleted");
       return create(DeleteAccountResponseSchema);
     },
@@ -218,21 +247,24 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
 
     async getUser(req, hctx) {
       let userId: bigint | undefined;
+      let byHandle: ResolvedHandles | undefined;
       if (req.lookup.case === "userId") {
         userId = req.lookup.value;
       } else if (req.lookup.case === "handle") {
-        // A replica within the lag bound, then the primary for a handle just signed up.
-        userId = (await store.userIdByHandle(req.lookup.value, "reader")) ?? (await store.userIdByHandle(req.lookup.value, "primary"));
+        byHandle = await resolveHandles([req.lookup.value]);
+        userId = byHandle.ids.get(lowerAscii(req.lookup.value));
       }
       if (userId === undefined) throw new ConnectError("user not found", Code.NotFound);
       // One's own profile carries the email, which the cache does not hold.
       if (callerOf(hctx) !== userId) {
         const [user] = await profiles([userId]);
         if (user === undefined) throw new ConnectError("user not found", Code.NotFound);
+        await byHandle?.fill(new Set([userId]));
         return create(GetUserResponseSchema, { user });
       }
       const row = (await store.user(userId, "reader")) ?? (await store.user(userId, "primary"));
       if (row === undefined) throw new ConnectError("user not found", Code.NotFound);
+      await byHandle?.fill(new Set([userId]));
       return create(GetUserResponseSchema, { user: presentUser(row, { withEmail: true }) });
     },
 
@@ -251,11 +283,50 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
 
     async batchGetUsers(req) {
       // Handles are ASCII ([A-Za-z0-9_], validated): lower-cased as the store keys them, in request order.
-      const ids = req.handles.length === 0 ? undefined : await store.userIdsByHandles(req.handles);
-      const byHandle = ids === undefined ? [] : req.handles.flatMap((h) => ids.get(h.toLowerCase()) ?? []);
-      return create(BatchGetUsersResponseSchema, { users: await profiles([...req.userIds, ...byHandle]) });
+      const handles = req.handles.length === 0 ? undefined : await resolveHandles(req.handles);
+      const byHandle = handles === undefined ? [] : req.handles.flatMap((h) => handles.ids.get(lowerAscii(h)) ?? []);
+      const users = await profiles([...req.userIds, ...byHandle]);
+      await handles?.fill(new Set(users.map((u) => u.id)));
+      return create(BatchGetUsersResponseSchema, { users });
     },
   };
+
+  /**
+   * The owners of `handles` (lower-cased handle -> user id; a claim may name
+   * a user with no row): the handle cache, then the claims it lacks, from
+   * the primaries under fill leases (handle-cache.ts says why not a
+   * replica); without leases (no cache, Redis away), a replica within the
+   * lag bound, then the primary for a handle just signed up. `fill` then
+   * caches what was read for the users the call found (`found`), never a
+   * claim without its user row: that one may still be released or taken
+   * over by a path that does not clear the cache.
+   */
+  async function resolveHandles(handles: readonly string[]): Promise<ResolvedHandles> {
+    const cache = ctx.handleCache;
+    if (cache === undefined) return { ids: await store.userIdsByHandles(handles), fill: async () => {} };
+    const cached = await cache.read(handles);
+    const ids = new Map<string, bigint>();
+    const leased = new Map<string, string>();
+    const unleased: string[] = [];
+    for (const [handle, entry] of cached) {
+      if (entry.kind === "hit") ids.set(handle, entry.userId);
+      else if (entry.lease === undefined) unleased.push(handle);
+      else leased.set(handle, entry.lease);
+    }
+    const fromPrimary = leased.size === 0 ? new Map<string, bigint>() : await store.userIdsByHandles([...leased.keys()], "primary");
+    const fromReader = unleased.length === 0 ? new Map<string, bigint>() : await store.userIdsByHandles(unleased, "reader");
+    for (const [handle, userId] of [...fromPrimary, ...fromReader]) ids.set(handle, userId);
+    return {
+      ids,
+      fill: (found) =>
+        cache.fill(
+          [...leased].flatMap(([handle, lease]) => {
+            const userId = fromPrimary.get(handle);
+            return userId !== undefined && found.has(userId) ? [{ handle, lease, userId }] : [];
+          }),
+        ),
+    };
+  }
 
   /**
    * Public profiles (no email) of the users that exist among `ids`, in

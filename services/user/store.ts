@@ -120,11 +120,14 @@ export interface UserStore {
   credentials(userId: bigint): Promise<CredentialRow | undefined>;
   userIdByHandle(handle: string, mode: ReadMode): Promise<bigint | undefined>;
   /**
-   * The users of `handles` (any case) that exist, one statement per handle
-   * shard in parallel: the shard's reader, then its primary for handles the
-   * reader lacks (signed up within the lag bound). Lower-cased handle -> id.
+   * The claims of `handles` (any case), one statement per handle shard in
+   * parallel. "reader": the shard's reader, then its primary for handles the
+   * reader lacks (signed up within the lag bound); "primary": the primaries
+   * only (what a handle cache fill needs: every claim committed before the
+   * read began, none since released). Lower-cased handle -> id. A claim may
+   * name a user whose row is not (or no longer, or not yet) there.
    */
-  userIdsByHandles(handles: readonly string[]): Promise<Map<string, bigint>>;
+  userIdsByHandles(handles: readonly string[], mode?: ReadMode): Promise<Map<string, bigint>>;
   /** Sets last_login_time (and a re-hashed password when given). */
   recordLogin(userId: bigint, newPasswordHash: string | undefined): Promise<void>;
   /**
@@ -301,7 +304,7 @@ export function createUserStore(router: ShardRouter): UserStore {
       return rows[0] === undefined ? undefined : BigInt(rows[0].user_id);
     },
 
-    async userIdsByHandles(handles) {
+    async userIdsByHandles(handles, mode = "reader") {
       const keys = [...new Set(handles.map(lowerAscii))];
       const found = new Map<string, bigint>();
       const read = async (db: Queryable, onShard: readonly string[]): Promise<void> => {
@@ -316,7 +319,7 @@ export function createUserStore(router: ShardRouter): UserStore {
         keys,
         (key) => router.shardForHandle(key),
         async (shard, onShard) => {
-          await read(router.reader(shard), onShard);
+          if (mode === "reader") await read(router.reader(shard), onShard);
           await read(router.primary(shard), onShard.filter((k) => !found.has(k)));
           return [];
         },
