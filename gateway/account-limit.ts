@@ -35,6 +35,7 @@ import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.js";
 import { addressKey, unmapIpv4, type Bucket } from "./rate-limit.js";
+import { defineScript } from "../lib/redis-scripts.js";
 
 /** The per-account limits: the bucket of wrong passwords, and how long a successful address stays known. */
 export interface AccountLimits {
@@ -152,8 +153,8 @@ export function createAccountLimiter(options: AccountLimiterOptions): AccountLim
   const prefix = `${options.prefix ?? "chirp:ratelimit:"}auth:acct:`;
   const exempt = new Set(options.exemptIps.map(unmapIpv4));
   const report = options.onDecision ?? (() => {});
-  redis.defineCommand("chirpAccountTake", { numberOfKeys: 3, lua: TAKE_LUA });
-  redis.defineCommand("chirpAccountSettle", { numberOfKeys: 2, lua: SETTLE_LUA });
+  defineScript(redis, "chirpAccountTake", { numberOfKeys: 3, lua: TAKE_LUA });
+  defineScript(redis, "chirpAccountSettle", { numberOfKeys: 2, lua: SETTLE_LUA });
   const commands = redis as unknown as { chirpAccountTake: Take; chirpAccountSettle: Settle };
   const take = commands.chirpAccountTake.bind(redis);
   const settle = commands.chirpAccountSettle.bind(redis);

@@ -20,6 +20,7 @@
 // The gateway logs when that starts and when it ends.
 import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.js";
+import { defineScript } from "../lib/redis-scripts.js";
 
 export const RATE_CLASSES = ["read", "write", "auth", "upload"] as const;
 export type RateClass = (typeof RATE_CLASSES)[number];
@@ -125,8 +126,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { redis, limits, log } = options;
   const prefix = options.prefix ?? "chirp:ratelimit:";
   const exempt = new Set(options.exemptIps.map(unmapIpv4));
-  // defineCommand: EVALSHA, with EVAL when the script cache was flushed (NOSCRIPT).
-  redis.defineCommand("chirpTokenBucket", { numberOfKeys: 1, lua: TOKEN_BUCKET_LUA });
+  // defineScript: EVALSHA, with EVAL when the script cache was flushed (NOSCRIPT).
+  defineScript(redis, "chirpTokenBucket", { numberOfKeys: 1, lua: TOKEN_BUCKET_LUA });
   const take = (redis as unknown as { chirpTokenBucket: TokenBucketCommand }).chirpTokenBucket.bind(redis);
   let failingSince: number | undefined;
 

@@ -24,6 +24,7 @@ import type { Redis } from "ioredis";
 import { writeAfterCommit } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import type { MeshClients } from "./rpc/mesh-clients.js";
+import { defineScript } from "./redis-scripts.js";
 
 /** One user's relations as a reader needs them. */
 export interface Relations {
@@ -108,7 +109,7 @@ export function createRelationCache(opts: RelationCacheOptions): RelationCache {
     return { relations: { blocks, mutes }, members: relationMembers(blocks, mutes) };
   };
 
-  if (redis !== undefined) redis.defineCommand("chirpRelStore", { numberOfKeys: 2, lua: STORE_LUA });
+  if (redis !== undefined) defineScript(redis, "chirpRelStore", { numberOfKeys: 2, lua: STORE_LUA });
   const store = (r: Redis, userId: bigint, token: string, members: string[]): Promise<number> =>
     (r as unknown as { chirpRelStore(set: string, lease: string, ...args: (string | number)[]): Promise<number> }).chirpRelStore(
       RELATION_KEYS.set(userId),

@@ -29,6 +29,7 @@ import { DecodedMemo } from "./decoded-memo.js";
 import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
+import { defineScript } from "./redis-scripts.js";
 
 /** A read: the profile, or a miss with the lease to fill it (undefined when the cache did not answer). */
 export type UserCacheRead = { readonly kind: "user"; readonly user: User } | LeasedMiss;
@@ -95,7 +96,7 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  redis.defineCommand("chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
   const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
   // Authors shown again and again are decoded once per profile change.
   const decoded = new DecodedMemo<User>(opts.decodedMemoSize);

@@ -29,6 +29,7 @@ import { writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cach
 import type { Metrics } from "../../lib/metrics.js";
 import type { Cause } from "./causes.js";
 import type { InboxRow, Page, PageEntry } from "./group.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 /** The hash's fields: the flat first page's rows, a grouped first page per page size, the read position, the unread count. */
 export const FIELDS = {
@@ -91,8 +92,8 @@ export function createInboxCache(opts: InboxCacheOptions): InboxCache {
   // A hash tag keeps the hash and its lease in one Redis Cluster slot.
   const hashKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  redis.defineCommand("chirpInboxRead", { numberOfKeys: 2, lua: READ_LUA });
-  redis.defineCommand("chirpInboxFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpInboxRead", { numberOfKeys: 2, lua: READ_LUA });
+  defineScript(redis, "chirpInboxFill", { numberOfKeys: 2, lua: FILL_LUA });
   const scripts = redis as unknown as Scripts;
   const m = opts.metrics === undefined ? undefined : inboxCacheMetrics(opts.metrics);
 

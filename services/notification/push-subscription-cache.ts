@@ -23,6 +23,7 @@ import { Counter } from "prom-client";
 import { readWithLeases, writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cache.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { PushSubscriptionRow, PushSubscriptionStore } from "./store.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 /** Key prefix default "chirp:push-subs:". */
 export type PushSubscriptionCacheOptions = LeasedCacheOptions;
@@ -61,7 +62,7 @@ export function cachePushSubscriptions(store: PushSubscriptionStore, opts: PushS
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  redis.defineCommand("chirpPushSubsFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpPushSubsFill", { numberOfKeys: 2, lua: FILL_LUA });
   const scripts = redis as unknown as Scripts;
   const m = opts.metrics === undefined ? undefined : cacheMetrics(opts.metrics);
 

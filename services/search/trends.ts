@@ -18,6 +18,7 @@
 // before it) and sorts by count, then hashtag. The window therefore slides in
 // bucket steps: it covers between windowMs - bucketMs and windowMs.
 import type { Redis } from "ioredis";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 export interface TrendsOptions {
   readonly redis: Redis;
@@ -85,7 +86,7 @@ end
 redis.call('DEL', tmp)
 return out`;
 
-/** The scripts as ioredis commands (defineCommand); arguments as EVAL's after the key count. */
+/** The scripts as ioredis commands (defineScript); arguments as EVAL's after the key count. */
 interface TrendScripts {
   chirpTrendCreate(...args: Array<string | number>): Promise<unknown>;
   chirpTrendDelete(...args: Array<string | number>): Promise<unknown>;
@@ -104,9 +105,9 @@ export function createTrends(opts: TrendsOptions): Trends {
   const buckets = windowMs / bucketMs;
   // EVALSHA, not EVAL: the scripts go to Redis once per connection, not with every call
   // (ioredis falls back to EVAL by itself after a SCRIPT FLUSH or a new server).
-  redis.defineCommand("chirpTrendCreate", { numberOfKeys: 2, lua: CREATE });
-  redis.defineCommand("chirpTrendDelete", { numberOfKeys: 2, lua: DELETE });
-  redis.defineCommand("chirpTrendTop", { lua: TOP });
+  defineScript(redis, "chirpTrendCreate", { numberOfKeys: 2, lua: CREATE });
+  defineScript(redis, "chirpTrendDelete", { numberOfKeys: 2, lua: DELETE });
+  defineScript(redis, "chirpTrendTop", { lua: TOP });
   const scripts = redis as unknown as TrendScripts;
 
   return {

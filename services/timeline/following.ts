@@ -10,6 +10,7 @@ import type { Redis } from "ioredis";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { KEYS } from "./lists.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 const BUILT = "*";
 const PAGE = 5000;
@@ -49,7 +50,7 @@ export async function listFollowing(clients: MeshClients, userId: bigint, hctx?:
 
 export function createFollowingCache(opts: { redis: Redis; clients: MeshClients; ttlMs: number }): FollowingCache {
   const { redis, clients, ttlMs } = opts;
-  redis.defineCommand("chirpTlStoreFollowing", { numberOfKeys: 2, lua: STORE_LUA });
+  defineScript(redis, "chirpTlStoreFollowing", { numberOfKeys: 2, lua: STORE_LUA });
   const store = (redis as unknown as { chirpTlStoreFollowing(set: string, lease: string, ...args: (string | number)[]): Promise<number> })
     .chirpTlStoreFollowing;
   const inFlight = new Map<bigint, Promise<bigint[]>>();

@@ -22,6 +22,7 @@
 import type { ChainableCommander, Redis } from "ioredis";
 import { parseRelations, RELATION_KEYS, type Relations } from "../../lib/relations.js";
 import { entryMember, entryScore, maxId, memberPrefix, padId, parseMember, type Entry } from "./entries.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 /** A recent list's key is this, the author, and "}" (the home script builds the hot authors' keys too). */
 const RECENT_PREFIX = "chirp:tl:recent:{";
@@ -300,14 +301,14 @@ export interface TimelineLists {
 
 export function createTimelineLists(redis: Redis): TimelineLists {
   // No numberOfKeys: a call passes its batch's size first.
-  redis.defineCommand("chirpTlAddEach", { lua: ADD_EACH_LUA });
-  redis.defineCommand("chirpTlRemoveEach", { lua: REMOVE_EACH_LUA });
-  redis.defineCommand("chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
-  redis.defineCommand("chirpTlHome", { numberOfKeys: 4, lua: HOME_LUA });
-  redis.defineCommand("chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
-  redis.defineCommand("chirpTlFinishBuild", { numberOfKeys: 1, lua: FINISH_BUILD_LUA });
-  redis.defineCommand("chirpTlRemoveAuthor", { numberOfKeys: 2, lua: REMOVE_AUTHOR_LUA });
-  redis.defineCommand("chirpTlMergeAuthor", { numberOfKeys: 2, lua: MERGE_AUTHOR_LUA });
+  defineScript(redis, "chirpTlAddEach", { lua: ADD_EACH_LUA });
+  defineScript(redis, "chirpTlRemoveEach", { lua: REMOVE_EACH_LUA });
+  defineScript(redis, "chirpTlRead", { numberOfKeys: 1, lua: READ_LUA });
+  defineScript(redis, "chirpTlHome", { numberOfKeys: 4, lua: HOME_LUA });
+  defineScript(redis, "chirpTlBeginBuild", { numberOfKeys: 1, lua: BEGIN_BUILD_LUA });
+  defineScript(redis, "chirpTlFinishBuild", { numberOfKeys: 1, lua: FINISH_BUILD_LUA });
+  defineScript(redis, "chirpTlRemoveAuthor", { numberOfKeys: 2, lua: REMOVE_AUTHOR_LUA });
+  defineScript(redis, "chirpTlMergeAuthor", { numberOfKeys: 2, lua: MERGE_AUTHOR_LUA });
   const scripts = redis as unknown as Scripts;
   const pairs = (entries: readonly Entry[]): Arg[] => entries.flatMap((e) => [entryScore(e.id), entryMember(e)]);
 

@@ -28,6 +28,7 @@ import type { Logger } from "../../lib/logger.js";
 import { type Metrics } from "../../lib/metrics.js";
 import { presentTweetCore } from "./present.js";
 import type { TweetRow } from "./store.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -106,8 +107,8 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  redis.defineCommand("chirpTweetFill", { numberOfKeys: 2, lua: FILL_LUA });
-  redis.defineCommand("chirpTweetPublish", { numberOfKeys: 2, lua: PUBLISH_LUA });
+  defineScript(redis, "chirpTweetFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpTweetPublish", { numberOfKeys: 2, lua: PUBLISH_LUA });
   const scripts = redis as unknown as Scripts;
   const m = opts.metrics === undefined ? undefined : cacheMetrics(opts.metrics);
   // Tweets read again and again (a home page's) are decoded once per version.

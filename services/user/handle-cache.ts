@@ -35,6 +35,7 @@ import { readWithLeases, writeAfterCommit, type LeasedMiss, type LeasedRead } fr
 import type { Logger } from "../../lib/logger.js";
 import { countResults, type Metrics } from "../../lib/metrics.js";
 import { lowerAscii } from "../../lib/shard/vindex.js";
+import { defineScript } from "../../lib/redis-scripts.js";
 
 /** A handle's read: its owner's id, or a miss with the lease to fill it (undefined when none may be filled). */
 export type HandleCacheRead = { readonly kind: "hit"; readonly userId: bigint } | LeasedMiss;
@@ -86,7 +87,7 @@ export function createHandleCache(opts: HandleCacheOptions): HandleCache {
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (handle: string): string => `${prefix}{${handle}}`;
   const leaseKey = (handle: string): string => `${prefix}{${handle}}:lease`;
-  redis.defineCommand("chirpHandleFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpHandleFill", { numberOfKeys: 2, lua: FILL_LUA });
   const m = opts.metrics === undefined ? undefined : handleCacheMetrics(opts.metrics);
   const pipeline = (): Scripts & { exec(): Promise<Replies> } => redis.pipeline() as unknown as Scripts & { exec(): Promise<Replies> };
   const unique = (handles: readonly string[]): string[] => [...new Set(handles.map(lowerAscii))];
