@@ -156,17 +156,19 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
     if (row === undefined) byKid.set(k.kid, (row = SERVICE_NAMES.map(() => undefined)));
     row[SERVICE_NAMES.indexOf(k.service)] = k.key;
   }
-  const verified = new LruMap<string, CallerClaims>(VERIFIED_CACHE);
+  // Each assertion's claims with the services whose MAC this process has checked (a bit each):
+  // one entry, so a hop's check is one lookup and the gateway's remember one insertion.
+  const verified = new LruMap<string, { readonly claims: CallerClaims; readonly checked: number }>(VERIFIED_CACHE);
   // Assertions of once-only calls already used here, until they expire.
   const used = new LruMap<string, number>(VERIFIED_CACHE);
-  // The services whose MAC this process has checked for a cached assertion (a bit each).
-  const checkedFor = new LruMap<string, number>(VERIFIED_CACHE);
+  const ALL_CHECKED = (1 << SERVICE_NAMES.length) - 1;
   const check = (assertion: string, service: ServiceName, requestId: string | null): CallerClaims => {
     const index = SERVICE_NAMES.indexOf(service);
-    const known = verified.get(assertion);
-    if (known !== undefined && ((checkedFor.get(assertion) ?? 0) & (1 << index)) !== 0) {
-      if (known.requestId !== requestId) throw new AssertionError("wrong_request");
-      return known;
+    const cached = verified.get(assertion);
+    const known = cached?.claims;
+    if (cached !== undefined && (cached.checked & (1 << index)) !== 0) {
+      if (cached.claims.requestId !== requestId) throw new AssertionError("wrong_request");
+      return cached.claims;
     }
     if (assertion.length > MAX_ASSERTION_LENGTH) throw new AssertionError("malformed");
     const end = assertion.lastIndexOf(";");
@@ -186,8 +188,7 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
     // A request id other than the one signed gives another MAC: it is the same refusal.
     if (given.length !== MAC_BYTES || !timingSafeEqual(given, expected)) throw new AssertionError("bad_mac");
     const claims = known ?? { userId, sessionId, method, expMs: Number(exp), requestId };
-    verified.set(assertion, claims);
-    checkedFor.set(assertion, (checkedFor.get(assertion) ?? 0) | (1 << index));
+    verified.set(assertion, { claims, checked: (cached?.checked ?? 0) | (1 << index) });
     return claims;
   };
   return {
@@ -202,8 +203,7 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
       return claims;
     },
     remember(assertion, claims) {
-      verified.set(assertion, claims);
-      checkedFor.set(assertion, (1 << SERVICE_NAMES.length) - 1);
+      verified.set(assertion, { claims, checked: ALL_CHECKED });
     },
   };
 }
