@@ -118,6 +118,8 @@ export function createTrends(opts: TrendsOptions): Trends {
       // Out of the window already: nothing to count, and nothing for a deletion to take back.
       if (start < oldest) return false;
       const tags = [...new Set(hashtags.map(trendKey).filter((s) => s.length > 0))];
+      // Nothing to count, so nothing a deletion could take back: no marker needed (most tweets).
+      if (tags.length === 0) return false;
       const key = bucketKey(start);
       const marker = ["c", key, ...tags].join("\n");
       const counted = await scripts.chirpTrendCreate(markerKey(tweetId), key, markerTtlMs, start + windowMs + bucketMs, marker, ...tags);

@@ -207,6 +207,12 @@ describe("trends", () => {
     const t1 = ids.next();
     const t2 = ids.next();
     const t3 = ids.next();
+    // A tweet without hashtags counts nothing and leaves nothing in Redis (not even its marker).
+    const keysBefore = await redis.keys("{it:trends}:*");
+    const plain = ids.next();
+    expect(await trends.created(plain, now, [])).toBe(false);
+    expect(await redis.keys("{it:trends}:*")).toEqual(keysBefore);
+    await trends.deleted(plain);
     expect(await trends.created(t1, now, ["Rust", "rust", "Go"])).toBe(true);
     expect(await trends.created(t1, now, ["Rust", "Go"])).toBe(false); // redelivered
     expect(await trends.created(t2, now - 500, ["RUST"])).toBe(true);
