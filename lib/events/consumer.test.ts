@@ -36,6 +36,18 @@ describe("filterSubjectFor", () => {
 
 // Against a private nats-server (2.9, as deployed): how consume() pulls, and
 // that pulling ahead keeps the delivery guarantees of the module comment.
+describe("pullWindow", () => {
+  it("pulls a few events ahead of the handlers, asking again when one is left", () => {
+    expect(pullWindow(8)).toEqual({ max_messages: 16, threshold_messages: 1 });
+    expect(pullWindow(1)).toEqual({ max_messages: 5, threshold_messages: 1 });
+    expect(pullWindow(64)).toEqual({ max_messages: 80, threshold_messages: 1 });
+  });
+
+  it("holds none ahead for long handlers (pullAhead 0): nats.js's own refill, as many as run", () => {
+    expect(pullWindow(2, 0)).toEqual({ max_messages: 2 });
+  });
+});
+
 describe("pulling from JetStream", () => {
   const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
   let dir: string;

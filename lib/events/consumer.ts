@@ -62,7 +62,8 @@
 // (8), with the default 30 s ack wait, held events may be redelivered (it was
 // about 10 s before). In this process the copy finds its id handled and is
 // acked, but it counts as a delivery; another instance may run it again
-// (handlers are idempotent). Other instances of the durable get the rest of a
+// (handlers are idempotent); consumers whose handlers can run long
+// (account erasure, user-deleted.ts) hold none ahead (pullAhead: 0). Other instances of the durable get the rest of a
 // backlog, as JetStream serves waiting requests in turn and no instance asks
 // beyond its window (two instances split a burst of 1,000 about evenly,
 // before and after), and stop() naks every event not started, so another
@@ -153,6 +154,14 @@ export interface ConsumeOptions<T extends EventEntry> {
   readonly metrics?: Metrics;
   /** Handlers running at once in this process; default 8. It holds a few more events ahead (pullWindow()). */
   readonly concurrency?: number;
+  /**
+   * Events requested beyond the running handlers (pullWindow()); default
+   * min(16, max(4, concurrency)). 0 for handlers that can run long (account
+   * erasure): an event held ahead waits for a handler without an in-progress
+   * ack, so behind long handlers it would outlive the ack wait and be
+   * delivered again.
+   */
+  readonly pullAhead?: number;
   /** Deliveries before an event is dead-lettered; default 10. */
   readonly maxDeliver?: number;
   /** Redelivery after this long without an ack (a crashed process); default the bus's (CHIRP_EVENTS_ACK_WAIT_MS, 30 000 ms). Long handlers are kept alive with in-progress acks. */
@@ -331,7 +340,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
           },
         });
         const consumer = await conn.js.consumers.get(bus.stream, durable);
-        messages = await consumer.consume(pullWindow(concurrency));
+        messages = await consumer.consume(pullWindow(concurrency, opts.pullAhead));
         // Stopped while starting: the iterator is closed and not entered. Its
         // close() is not awaited: closed before its first pull completes it
         // never settled (nats.js 3), and stop() waits for this loop (a
@@ -404,8 +413,10 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
  * module comment): a few events more than can run, asked for again when one
  * is left, so a pull request goes out every `max_messages - 1` events.
  */
-export function pullWindow(concurrency: number): { max_messages: number; threshold_messages: number } {
-  return { max_messages: concurrency + Math.min(16, Math.max(4, concurrency)), threshold_messages: 1 };
+export function pullWindow(concurrency: number, ahead = Math.min(16, Math.max(4, concurrency))): { max_messages: number; threshold_messages?: number } {
+  // None ahead: nats.js's own refill (at 75 % of max_messages), as before pullWindow().
+  if (ahead === 0) return { max_messages: concurrency };
+  return { max_messages: concurrency + ahead, threshold_messages: 1 };
 }
 
 /**

@@ -44,5 +44,6 @@ export function consumeUserDeleted(
   },
 ): EventConsumer {
   const { erase, ...rest } = opts;
-  return consume({ ...rest, subjects: [EVENTS.userDeleted], handler: eraseTwice(erase), maxDeliver: ERASE_MAX_DELIVER });
+  // Erasing an account can take long: no events held waiting behind it (consumer.ts, pullAhead).
+  return consume({ pullAhead: 0, ...rest, subjects: [EVENTS.userDeleted], handler: eraseTwice(erase), maxDeliver: ERASE_MAX_DELIVER });
 }
