@@ -165,8 +165,9 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     if (row === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
     await recordRefEdges(row, true, hctx);
     const core = presentTweetCore(row);
-    await reader.warm(id, { kind: "tweet", version: row.version, tweet: core });
-    const [tweet] = await reader.present([{ core, liked: false }], hctx, media);
+    // The cache entry and the answer's author are read and written at once (one Redis round trip
+    // where they were two in a row): warm never fails, and present does not read the tweet's entry.
+    const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media)]);
     return tweet!;
   };
 

@@ -62,12 +62,17 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
         }
       };
       await once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros));
-      await lookup.remember(t.id, t.authorId);
-      return invalidatingAuthor(
-        t.authorId,
-        () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
-        (row) => row !== undefined,
-      );
+      // Cached while the tweet's transaction runs (remember never fails; the lookup row is written).
+      const remembered = lookup.remember(t.id, t.authorId);
+      try {
+        return await invalidatingAuthor(
+          t.authorId,
+          () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
+          (row) => row !== undefined,
+        );
+      } finally {
+        await remembered;
+      }
     },
 
     async claimAt(authorId, timeMs) {
