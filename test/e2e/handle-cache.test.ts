@@ -26,9 +26,9 @@ const T = "chirp.tweet.v1.TweetService";
 const { call, ok, signUp } = gatewayApi(() => system.mesh.gatewayUrl, "hc");
 
 let made = 0;
-/** A sign-up with the given handle (and a fresh email each time). */
+/** A sign-up with the given handle (and a fresh email each time, apart from signUp()'s `hc<pid % 10000>_<n>@`). */
 async function signUpAs(handle: string): Promise<Account> {
-  const email = `hc${process.pid}_${made++}@example.com`;
+  const email = `hc_as${process.pid}_${made++}@example.com`;
   const { user, token } = await ok<{ user: { id: string }; token: string }>(`${U}/SignUp`, { handle, displayName: handle, email, password: TEST_PASSWORD });
   return { id: BigInt(user.id), handle, token };
 }
