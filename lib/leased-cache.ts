@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
-import type { Counter } from "prom-client";
+import { Counter } from "prom-client";
 import type { Logger } from "./logger.js";
 import { countResults, type Metrics } from "./metrics.js";
 
@@ -143,4 +143,21 @@ export async function writeAfterCommit(
     onFailed(err);
     throw new ConnectError("change saved, but not yet visible everywhere; retry", Code.Unavailable, undefined, undefined, err);
   }
+}
+
+/** Help texts of a leased cache's three counters (each names its cache and says what its results mean). */
+export interface LeasedCacheHelp {
+  readonly reads: string;
+  readonly fills: string;
+  readonly invalidations: string;
+}
+
+/**
+ * `<name>_reads_total`, `_fills_total` and `_invalidations_total` by result,
+ * on `metrics`' registry. One cache per process, so one set per registry.
+ */
+export function leasedCacheCounters(metrics: Metrics, name: string, help: LeasedCacheHelp) {
+  const registers = [metrics.registry];
+  const counter = (suffix: string, text: string) => new Counter({ name: `${name}_${suffix}_total`, help: text, labelNames: ["result"] as const, registers });
+  return { reads: counter("reads", help.reads), fills: counter("fills", help.fills), invalidations: counter("invalidations", help.invalidations) };
 }

@@ -22,11 +22,10 @@
 // delete is healed by the entry's TTL.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
-import { Counter } from "prom-client";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { DecodedMemo } from "./decoded-memo.js";
-import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import { leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
@@ -187,25 +186,9 @@ export function loadUserCacheConfig(env: Env): UserCacheConfig {
 
 // One cache per process (the shared context makes it), so one set of counters per registry.
 function userCacheMetrics(metrics: Metrics) {
-  const registers = [metrics.registry];
-  return {
-    reads: new Counter({
-      name: "chirp_user_cache_reads_total",
-      help: "Profile cache lookups by result (hit, miss, error; peek_hit and peek_miss: another service's lookup without a fill lease, its misses then asked of the user service).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-    fills: new Counter({
-      name: "chirp_user_cache_fills_total",
-      help: "Profile cache fills after a miss by result (stored, refused: lease gone, error).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-    invalidations: new Counter({
-      name: "chirp_user_cache_invalidations_total",
-      help: "Profile cache clears after a committed change by result (ok, failed: the call answered Unavailable).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-  };
+  return leasedCacheCounters(metrics, "chirp_user_cache", {
+    reads: "Profile cache lookups by result (hit, miss, error; peek_hit and peek_miss: another service's lookup without a fill lease, its misses then asked of the user service).",
+    fills: "Profile cache fills after a miss by result (stored, refused: lease gone, error).",
+    invalidations: "Profile cache clears after a committed change by result (ok, failed: the call answered Unavailable).",
+  });
 }

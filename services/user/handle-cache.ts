@@ -30,8 +30,7 @@
 // claims on the primaries do. An invalidation lost to a crash lasts until
 // the TTL, or until the handle's next sign-up, which clears it anyway.
 import type { Redis } from "ioredis";
-import { Counter } from "prom-client";
-import { readWithLeases, writeAfterCommit, type LeasedMiss, type LeasedRead } from "../../lib/leased-cache.js";
+import { leasedCacheCounters, readWithLeases, writeAfterCommit, type LeasedCacheOptions, type LeasedMiss, type LeasedRead } from "../../lib/leased-cache.js";
 import type { Logger } from "../../lib/logger.js";
 import { countResults, type Metrics } from "../../lib/metrics.js";
 import { lowerAscii } from "../../lib/shard/vindex.js";
@@ -49,19 +48,8 @@ export interface HandleCache {
   invalidate(handles: readonly string[]): Promise<void>;
 }
 
-export interface HandleCacheOptions {
-  readonly redis: Redis;
-  readonly ttlMs: number;
-  /** How long a fill lease holds (default 5 s): a fill later than this is refused, which is safe. */
-  readonly leaseMs?: number;
-  readonly log: Logger;
-  readonly metrics?: Metrics;
-  /** Key prefix; default "chirp:handle:". */
-  readonly prefix?: string;
-  /** Invalidation attempts before giving up (default 3), and the pause before the second (doubling). */
-  readonly attempts?: number;
-  readonly retryMs?: number;
-}
+/** A leased cache's options; `leaseMs` defaults to 5 s (a fill later than that is refused, which is safe), `prefix` to "chirp:handle:". */
+export type HandleCacheOptions = LeasedCacheOptions;
 
 /** KEYS: entry, lease. ARGV: token, user id, ttl ms. 1 if stored. */
 const FILL_LUA = `
@@ -155,25 +143,9 @@ export function createHandleCache(opts: HandleCacheOptions): HandleCache {
 
 // One cache per process (the user service's context makes it), so one set of counters per registry.
 function handleCacheMetrics(metrics: Metrics) {
-  const registers = [metrics.registry];
-  return {
-    reads: new Counter({
-      name: "chirp_user_handle_cache_reads_total",
-      help: "Handle -> user id cache lookups by result (hit; miss: the claim read from MySQL; error: Redis did not answer, or a value this code did not write).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-    fills: new Counter({
-      name: "chirp_user_handle_cache_fills_total",
-      help: "Handle cache fills after a miss by result (stored, refused: lease gone, error).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-    invalidations: new Counter({
-      name: "chirp_user_handle_cache_invalidations_total",
-      help: "Handle cache clears after a handle changed owner (sign-up, account deletion) by result (ok, failed: the call answered Unavailable).",
-      labelNames: ["result"] as const,
-      registers,
-    }),
-  };
+  return leasedCacheCounters(metrics, "chirp_user_handle_cache", {
+    reads: "Handle -> user id cache lookups by result (hit; miss: the claim read from MySQL; error: Redis did not answer, or a value this code did not write).",
+    fills: "Handle cache fills after a miss by result (stored, refused: lease gone, error).",
+    invalidations: "Handle cache clears after a handle changed owner (sign-up, account deletion) by result (ok, failed: the call answered Unavailable).",
+  });
 }
