@@ -66,8 +66,11 @@
 // (account erasure, user-deleted.ts) hold none ahead (pullAhead: 0). Other instances of the durable get the rest of a
 // backlog, as JetStream serves waiting requests in turn and no instance asks
 // beyond its window (two instances split a burst of 1,000 about evenly,
-// before and after), and stop() naks every event not started, so another
-// instance gets it at once.
+// before and after). stop() naks the events this loop has taken and not
+// started, so another instance gets them at once; those nats.js still holds
+// in its iterator's next batch when stop() closes it are dropped without a nak
+// (nats.js 3 ends the iterator at its batch's end), and come back after the
+// ack wait: at most one window per consumer, a restart's worst case.
 import { fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import {
   AckPolicy,
@@ -186,8 +189,9 @@ export interface EventConsumer {
   /** Resolves once messages are being pulled (tests, readiness). */
   started(): Promise<void>;
   /**
-   * Stops pulling, hands back events not yet started (nak, so another
-   * instance gets them at once), waits for running handlers (bounded by
+   * Stops pulling, hands back the events it took and had not started (nak,
+   * so another instance gets them at once; any still buffered by nats.js
+   * come back after the ack wait), waits for running handlers (bounded by
    * drainTimeoutMs) and flushes their acks.
    */
   stop(): Promise<void>;
