@@ -55,8 +55,13 @@ export interface TweetReader {
     prefetched?: Promise<Map<bigint, User>>,
     loadedOriginals?: ReadonlyMap<bigint, LoadedTweet>,
   ): Promise<Tweet[]>;
-  /** Starts reading these users now (before the tweets are loaded); never rejects: a failed read is empty, and present() reads them again. */
-  prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, User>>;
+  /**
+   * Starts reading these users now (before the tweets are loaded); never
+   * rejects: a failed read is empty, and present() reads them again.
+   * `changed`: their cached profiles were just cleared (a count changed), so
+   * they are asked of the user service without first looking in the cache.
+   */
+  prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext, changed?: boolean): Promise<Map<bigint, User>>;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
   warm(id: bigint, entry: CachedTweet): Promise<void>;
 }
@@ -168,8 +173,8 @@ export function createTweetReader(opts: {
   };
 
   /** Users by id for the authors: the profile cache, then one BatchGetUsers per 100 of those it lacks. */
-  const authors = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, User>> => {
-    const byId = opts.userCache === undefined ? new Map<bigint, User>() : await opts.userCache.peek(ids);
+  const authors = async (ids: readonly bigint[], hctx: HandlerContext, peek = true): Promise<Map<bigint, User>> => {
+    const byId = opts.userCache === undefined || !peek ? new Map<bigint, User>() : await opts.userCache.peek(ids);
     const unique = [...new Set(ids)].filter((id) => !byId.has(id));
     for (let i = 0; i < unique.length; i += BATCH) {
       const { users } = await clients.user.batchGetUsers({ userIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
@@ -275,7 +280,7 @@ export function createTweetReader(opts: {
 
   return {
     load,
-    prefetchAuthors: (ids, hctx) => authors(ids, hctx).catch(() => new Map<bigint, User>()),
+    prefetchAuthors: (ids, hctx, changed = false) => authors(ids, hctx, !changed).catch(() => new Map<bigint, User>()),
     present(tweets, hctx, knownMedia = [], prefetched, loadedOriginals) {
       return presentAll(tweets, hctx, knownMedia, prefetched, true, loadedOriginals);
     },

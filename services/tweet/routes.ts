@@ -130,7 +130,12 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     if (atMs !== undefined && refs.some((ref) => parseId(ref).timeMs > atMs)) {
       throw new ConnectError("create_time: a reply or quote cannot predate the tweet it names", Code.InvalidArgument);
     }
-    const mentions = await resolveMentions(text.mentionHandles, hctx);
+    // Mentions are resolved while the lookup row is written (writes.create), unless media
+    // are attached first: then they are resolved before (no media attached for a tweet a
+    // failed resolution would never write). The guard keeps an early throw below from
+    // leaving the promise's rejection unheard; create still gets it.
+    const mentions = resolveMentions(text.mentionHandles, hctx);
+    mentions.catch(() => {});
     // An imported tweet's id is claimed (its lookup row written) before anything else of it.
     const id = atMs === undefined ? ctx.ids.next() : await ctx.writes.claimAt(authorId, atMs);
     const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
@@ -139,6 +144,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     // before anything of the tweet is written.
     let media: Media[] = [];
     if (req.mediaIds.length > 0) {
+      await mentions;
       ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
     }
     // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
@@ -167,7 +173,9 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     const core = presentTweetCore(row);
     // The cache entry and the answer's author are read and written at once (one Redis round trip
     // where they were two in a row): warm never fails, and present does not read the tweet's entry.
-    const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media)]);
+    // The author's cached profile was just cleared (its tweet count changed): asked for without a look in the cache.
+    const author = reader.prefetchAuthors([authorId], hctx, true);
+    const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
     return tweet!;
   };
 

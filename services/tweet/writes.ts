@@ -14,13 +14,16 @@ import { announceTweetCreated, announceTweetDeleted } from "./events.js";
 import type { AuthorLookup } from "./lookup.js";
 import type { DeleteResult, NewTweet, TweetRow, TweetStore } from "./store.js";
 
+/** A tweet to write whose mentions may still be resolving: they are waited for alongside its lookup row. */
+export type PendingTweet = Omit<NewTweet, "mentions"> & { readonly mentions: NewTweet["mentions"] | Promise<NewTweet["mentions"]> };
+
 export interface TweetWrites {
   /**
    * The tweet, written once. `again`: this id may have been written before
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: NewTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
+  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -61,13 +64,15 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
           throw err;
         }
       };
-      await once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros));
+      // The mentions may still be resolving (PostTweet): they are waited for with the lookup row.
+      const [mentions] = await Promise.all([t.mentions, once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros))]);
+      const tweet: NewTweet = { ...t, mentions };
       // Cached while the tweet's transaction runs (remember never fails; the lookup row is written).
       const remembered = lookup.remember(t.id, t.authorId);
       try {
         return await invalidatingAuthor(
           t.authorId,
-          () => once(() => store.createTweet(t, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
+          () => once(() => store.createTweet(tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
           (row) => row !== undefined,
         );
       } finally {
