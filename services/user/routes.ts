@@ -262,7 +262,10 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
         await byHandle?.fill(new Set([userId]));
         return create(GetUserResponseSchema, { user });
       }
-      const row = (await store.user(userId, "reader")) ?? (await store.user(userId, "primary"));
+      // From the primary: a replica may be up to the lag bound behind, and one's own counts must
+      // show one's own last post, delete or follow (read-your-writes); with two replicas read in
+      // turn, two reads in a row could even go backwards (threads.test.ts caught it in CI).
+      const row = await store.user(userId, "primary");
       if (row === undefined) throw new ConnectError("user not found", Code.NotFound);
       await byHandle?.fill(new Set([userId]));
       return create(GetUserResponseSchema, { user: presentUser(row, { withEmail: true }) });
