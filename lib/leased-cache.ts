@@ -25,6 +25,18 @@ export interface LeasedCacheOptions {
   readonly retryMs?: number;
 }
 
+/**
+ * A fill under its lease, as a Redis script. KEYS: entry, lease. ARGV: the
+ * reader's lease token, the value, TTL ms. Stores the value only while the
+ * lease is still the reader's (no invalidation came between), and uses the
+ * lease up. 1 if stored.
+ */
+export const LEASED_FILL_LUA = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
 /** One key's read: its value, or a miss with the fill lease taken for it (undefined when none could be taken). */
 export type LeasedRead = { readonly value: Buffer } | { readonly value: undefined; readonly lease: string | undefined };
 

@@ -25,7 +25,7 @@ import type { Redis } from "ioredis";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { DecodedMemo } from "./decoded-memo.js";
-import { leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import { LEASED_FILL_LUA, leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
@@ -74,13 +74,6 @@ function decodeUser(value: Buffer): User | undefined {
   }
 }
 
-/** KEYS: entry, lease. ARGV: token, payload, ttl ms. 1 if stored. */
-const FILL_LUA = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1`;
-
 interface Scripts {
   chirpUserFill(entry: string, lease: string, token: string, payload: Buffer, ttlMs: number): Promise<number>;
 }
@@ -95,7 +88,7 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  defineScript(redis, "chirpUserFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpUserFill", { numberOfKeys: 2, lua: LEASED_FILL_LUA });
   const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
   // Authors shown again and again are decoded once per profile change.
   const decoded = new DecodedMemo<User>(opts.decodedMemoSize);

@@ -20,7 +20,7 @@
 // crash between the commit and the delete is healed by the entry's TTL.
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import { readWithLeases, writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cache.js";
+import { LEASED_FILL_LUA, readWithLeases, writeAfterCommit, type LeasedCacheOptions } from "../../lib/leased-cache.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { PushSubscriptionRow, PushSubscriptionStore } from "./store.js";
 import { defineScript } from "../../lib/redis-scripts.js";
@@ -33,13 +33,6 @@ export interface CachedPushSubscriptionStore extends PushSubscriptionStore {
   /** After these users' subscriptions changed other than through this store (an account erased). Throws Unavailable when the cache could not be cleared. */
   invalidate(userIds: readonly bigint[]): Promise<void>;
 }
-
-/** KEYS: entry, lease. ARGV: token, payload, ttl ms. 1 if stored. */
-const FILL_LUA = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1`;
 
 interface Scripts {
   chirpPushSubsFill(entry: string, lease: string, token: string, payload: string, ttlMs: number): Promise<number>;
@@ -62,7 +55,7 @@ export function cachePushSubscriptions(store: PushSubscriptionStore, opts: PushS
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
-  defineScript(redis, "chirpPushSubsFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpPushSubsFill", { numberOfKeys: 2, lua: LEASED_FILL_LUA });
   const scripts = redis as unknown as Scripts;
   const m = opts.metrics === undefined ? undefined : cacheMetrics(opts.metrics);
 

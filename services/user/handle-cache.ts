@@ -30,7 +30,7 @@
 // claims on the primaries do. An invalidation lost to a crash lasts until
 // the TTL, or until the handle's next sign-up, which clears it anyway.
 import type { Redis } from "ioredis";
-import { leasedCacheCounters, readWithLeases, writeAfterCommit, type LeasedCacheOptions, type LeasedMiss, type LeasedRead } from "../../lib/leased-cache.js";
+import { LEASED_FILL_LUA, leasedCacheCounters, readWithLeases, writeAfterCommit, type LeasedCacheOptions, type LeasedMiss, type LeasedRead } from "../../lib/leased-cache.js";
 import type { Logger } from "../../lib/logger.js";
 import { countResults, type Metrics } from "../../lib/metrics.js";
 import { lowerAscii } from "../../lib/shard/vindex.js";
@@ -51,13 +51,6 @@ export interface HandleCache {
 /** A leased cache's options; `leaseMs` defaults to 5 s (a fill later than that is refused, which is safe), `prefix` to "chirp:handle:". */
 export type HandleCacheOptions = LeasedCacheOptions;
 
-/** KEYS: entry, lease. ARGV: token, user id, ttl ms. 1 if stored. */
-const FILL_LUA = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1`;
-
 interface Scripts {
   chirpHandleFill(entry: string, lease: string, token: string, userId: string, ttlMs: number): Promise<number>;
 }
@@ -75,7 +68,7 @@ export function createHandleCache(opts: HandleCacheOptions): HandleCache {
   // A hash tag keeps an entry and its lease in one Redis Cluster slot.
   const entryKey = (handle: string): string => `${prefix}{${handle}}`;
   const leaseKey = (handle: string): string => `${prefix}{${handle}}:lease`;
-  defineScript(redis, "chirpHandleFill", { numberOfKeys: 2, lua: FILL_LUA });
+  defineScript(redis, "chirpHandleFill", { numberOfKeys: 2, lua: LEASED_FILL_LUA });
   const m = opts.metrics === undefined ? undefined : handleCacheMetrics(opts.metrics);
   const pipeline = (): Scripts & { exec(): Promise<Replies> } => redis.pipeline() as unknown as Scripts & { exec(): Promise<Replies> };
   const unique = (handles: readonly string[]): string[] => [...new Set(handles.map(lowerAscii))];
