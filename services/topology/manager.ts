@@ -524,12 +524,15 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
     if (bad) return;
 
-    if (set.frozenEarly.size > 0) await this.resumeFrozenEarly(set, primary, log);
+    // Members resumed just now were probed while their IO thread was stopped: the rules below
+    // would see them as not replicating and start a rejoin on top of the resume. The next round
+    // reads their state again.
+    const resumed = set.frozenEarly.size > 0 ? await this.resumeFrozenEarly(set, primary, log) : new Set<string>();
     this.watchSemiSync(set, primary, log);
     this.trackLost(set, primary);
 
     for (const m of set.probes) {
-      if (m === primary || !m.up || m.state === undefined || this.memberBusy.has(m.name)) continue;
+      if (m === primary || !m.up || m.state === undefined || this.memberBusy.has(m.name) || resumed.has(m.name)) continue;
       if (!m.state.readOnly) {
         // One fence at a time per member: evaluations overlap while one waits.
         this.memberBusy.add(m.name);
@@ -614,11 +617,12 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** The primary answers again after its replicas were frozen on its silence: they receive from it again. */
-  private async resumeFrozenEarly(set: SetState, primary: MemberProbe, log: Logger): Promise<void> {
+  /** The primary answers again after its replicas were frozen on its silence: they receive from it again. Resolves to the members resumed. */
+  private async resumeFrozenEarly(set: SetState, primary: MemberProbe, log: Logger): Promise<Set<string>> {
     const names = [...set.frozenEarly];
     set.frozenEarly.clear();
     set.hearing.clear();
+    const resumed = new Set<string>();
     await Promise.all(
       names.map(async (name) => {
         const m = this.probe(set, name);
@@ -628,6 +632,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         try {
           await m.withAdmin((c) => c.query("START SLAVE IO_THREAD"));
           m.readStateNext();
+          resumed.add(name);
           log.warn({ member: name, primary: primary.name }, "the primary answers again: the replica frozen on its silence receives from it again");
         } catch (err) {
           log.warn({ member: name, err }, "could not start the IO thread again; the rejoin rules take it from here");
@@ -636,6 +641,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
         }
       }),
     );
+    return resumed;
   }
 
   /** See SetState.lost (covers.ts). */
