@@ -142,6 +142,8 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
   const run = async (fault: string, inject: (load: LoadControl) => Promise<void>, o: RunOptions = {}): Promise<FaultReport> => {
     const outcomes: Outcome[] = [];
     let waiters: (() => void)[] = [];
+    // Calls sent and not answered yet: the fault is injected while one is (see below).
+    let inFlight = 0;
     const record = (outcome: Outcome): void => {
       outcomes.push(outcome);
       const w = waiters;
@@ -165,7 +167,9 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
         const p: Posted = { text: `${slug} #${n}`, authorId: author.id };
         posted.push(p);
         const sentAt = performance.now();
+        inFlight++;
         const answer = await callSafely<{ tweet: ApiTweet }>(api, `${T}/PostTweet`, { text: p.text }, author.token);
+        inFlight--;
         if (answer.code === undefined) {
           p.id = answer.body.tweet.id;
           ackedTweets.push(p.id);
@@ -180,7 +184,9 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
           likes.set(tweetId, entry);
           entry.tried.add(String(liker.id));
           const likeSent = performance.now();
+          inFlight++;
           const liked = await callSafely(api, `${T}/LikeTweet`, { tweetId }, liker.token);
+          inFlight--;
           if (liked.code === undefined) entry.acked.add(String(liker.id));
           record({ op: "like", sentAt: likeSent, at: performance.now(), code: liked.code });
         }
@@ -191,7 +197,9 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
       while (running) {
         const who = users[n++ % users.length]!;
         const sentAt = performance.now();
+        inFlight++;
         const answer = await callSafely(api, `${TL}/GetHomeTimeline`, { pageSize: 20 }, who.token);
+        inFlight--;
         record({ op: "home", sentAt, at: performance.now(), code: answer.code });
         await sleep(answer.code === undefined ? paceMs : 50);
       }
@@ -216,6 +224,10 @@ export async function createWorkload(opts: WorkloadOptions): Promise<Workload> {
     try {
       const start = performance.now();
       await waitUntil("warm-up", 60_000, () => acksSentAfter(start) >= (o.warmAcks ?? 30));
+      // The fault lands while a call is in flight: with calls of a few milliseconds between the
+      // loops' pauses, an instant picked at random can fall between them (the checks then say
+      // nothing about work the fault interrupted). A call starts within a pause of the loops.
+      while (inFlight === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       faultAt = performance.now();
       await inject({
         acks: (n, timeoutMs = 30_000) => {
