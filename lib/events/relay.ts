@@ -253,6 +253,15 @@ class ShardWorker {
   private readonly readLately = new Set<string>();
   private readDue = true;
   private nextPollAt = 0;
+  /**
+   * A read since the lease was taken found every unsent row (fewer than a
+   * batch) and no hand-over was refused meanwhile: only then are rows taken
+   * at commit, as no older unsent row can be waiting for a read (rows written
+   * before the lease was held, or by another process, are only read). Before
+   * that a hand-over would be published ahead of older rows of the shard.
+   */
+  private caughtUp = false;
+  private refusedDuringRead = false;
   private wakeUp: (() => void) | undefined;
 
   constructor(
@@ -301,7 +310,15 @@ class ShardWorker {
    * caller then nudges whichever relay holds the lease, which reads them.
    */
   take(rows: readonly CommittedOutboxRow[]): boolean {
+    if (!this.lease.held()) this.caughtUp = false;
     if (this.stopping.signal.aborted || this.failures > 0 || !this.lease.held() || this.handed.length >= MAX_HANDED) return false;
+    if (!this.caughtUp) {
+      // Read them, in id order with the rows before them; and soon.
+      this.refusedDuringRead = true;
+      this.readDue = true;
+      this.wakeUp?.();
+      return false;
+    }
     for (const r of rows) {
       if (this.inHand.has(r.eventId) || this.readLately.has(r.eventId)) continue;
       this.inHand.add(r.eventId);
@@ -332,6 +349,7 @@ class ShardWorker {
     const { config } = this.d;
     while (!signal.aborted) {
       try {
+        if (!this.lease.held()) this.caughtUp = false;
         await this.lease.whenHeld(signal);
         const conn = await this.d.bus.ready(signal);
         if (this.handed.length > 0) await this.publishHanded(conn);
@@ -356,9 +374,11 @@ class ShardWorker {
         await this.nap(Math.min(this.nextPollAt - now, markIn), signal);
       } catch (err) {
         if (signal.aborted) break;
-        // Handed rows not yet published are read again with the rest.
+        // Handed rows not yet published are read again with the rest, and rows are taken
+        // at commit again only after a read has caught up (they would pass the unsent ones).
         this.dropHanded();
         this.readDue = true;
+        this.caughtUp = false;
         const stage = err instanceof RoundError ? err.stage : "other";
         this.d.metrics?.relayFailures.inc({ shard: this.shard, stage });
         const cause = err instanceof RoundError ? err.cause : err;
@@ -421,6 +441,7 @@ class ShardWorker {
     const { router, config, metrics } = this.d;
     let read: OutboxRow[];
     let db: ShardClient;
+    this.refusedDuringRead = false;
     try {
       db = router.primary(this.shard, { background: true });
       read = await readUnsent(db, config.batchSize);
@@ -430,6 +451,7 @@ class ShardWorker {
     const readAt = performance.now();
     if (read.length === 0) {
       metrics?.relayBacklog.set({ shard: this.shard }, 0);
+      if (this.lease.held() && !this.refusedDuringRead) this.caughtUp = true;
       return 0;
     }
     // Rows read just as the lease lapsed wait for the next holder.
@@ -453,7 +475,10 @@ class ShardWorker {
       }
     }
     await this.failed(published);
-    if (read.length < config.batchSize) metrics?.relayBacklog.set({ shard: this.shard }, 0);
+    if (read.length < config.batchSize) {
+      metrics?.relayBacklog.set({ shard: this.shard }, 0);
+      if (this.failures === 0 && this.lease.held() && !this.refusedDuringRead) this.caughtUp = true;
+    }
     return read.length;
   }
 
