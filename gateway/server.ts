@@ -5,7 +5,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, cors, createContextValues, type MethodImpl, type Transport } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { Counter, Gauge } from "prom-client";
-import { createAssertionSigner, type AssertionVerifier } from "../lib/auth/assertion.js";
+import { createAssertionSigner, type AssertionVerifier, type InProcessSigning } from "../lib/auth/assertion.js";
 import { authenticateBearer, authenticateBearerClaims } from "../lib/auth/bearer.js";
 import { followEndedSessions, refusingEndedSessions, type EndedSessions } from "../lib/auth/ended-sessions.js";
 import { sessionActivityReporter } from "../lib/auth/session-activity.js";
@@ -49,10 +49,23 @@ export interface GatewayOptions {
   readonly local?: InProcessServices;
   /** Where /media uploads and downloads stream to over gRPC, instead of CHIRP_MEDIA_ADDR. */
   readonly mediaTarget?: string;
-  /** This process's assertion verifier (the single process): assertions the gateway makes are known to it without a MAC. */
+  /** This process's assertion verifier (the single process): assertions the gateway makes are known to it without a MAC, and MACs for the services in `local` are one by the process's own key. */
   readonly assertionVerifier?: AssertionVerifier;
   /** NATS: ended sessions are refused (lib/auth/ended-sessions.ts) and sessions' activity reported. Without it, a LogOut cannot take effect here. */
   readonly bus?: EventBus;
+}
+
+/**
+ * The services whose MACs the gateway's assertions make with the process's
+ * own key: those it calls in-process. Not media: /media streams over gRPC
+ * (`mediaTarget`), which behind a port shared by several workers
+ * (`--processes`) may reach another process.
+ */
+function inProcessSigning(options: GatewayOptions): InProcessSigning | undefined {
+  const { local, assertionVerifier: verifier } = options;
+  if (verifier === undefined) return undefined;
+  const services = PUBLIC_API.filter((p) => p.backend !== "media" && local?.hosts(p.service) === true).map((p) => p.backend);
+  return { verifier, services };
 }
 
 /** How long the gateway waits at start for the ended sessions before serving without them (it keeps following). */
@@ -95,7 +108,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     verifier = refusingEndedSessions(verifier, ended);
   }
   const onSession = options.bus === undefined ? undefined : sessionActivityReporter(options.bus);
-  const vouch = createVouching(createAssertionSigner(config.meshSecrets[0]!, options.assertionVerifier), config.assertionTtlMs);
+  const vouch = createVouching(createAssertionSigner(config.meshSecrets[0]!, inProcessSigning(options)), config.assertionTtlMs);
   const remote: Array<{ close(): void }> = [];
   const transports = PUBLIC_API.map(({ backend, service }) => {
     if (options.local?.hosts(service) === true) return options.local.transport();

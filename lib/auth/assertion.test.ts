@@ -87,9 +87,31 @@ describe("caller assertions", () => {
 
   it("knows the assertions its own process signed without a MAC", () => {
     const all = createAssertionVerifier([serviceKey(secret!, "tweet")]);
-    const local = createAssertionSigner(secret!, all);
+    const local = createAssertionSigner(secret!, { verifier: all, services: [] });
     const a = local.sign("42", "7", METHOD, "req-1", 30_000, now);
     expect(all.verify(a, "tweet", "req-1", false, now).userId).toBe("42");
     expect(reason(() => all.verify(a, "tweet", "req-2", false, now))).toBe("wrong_request");
+  });
+
+  it("signs the services it calls in-process with the process's own key, which no other process accepts", () => {
+    const keys = [serviceKey(secret!, "tweet"), serviceKey(secret!, "timeline"), serviceKey(secret!, "media")];
+    const own = createAssertionVerifier(keys);
+    const local = createAssertionSigner(secret!, { verifier: own, services: ["tweet", "timeline"] });
+    const a = local.sign("42", "7", METHOD, "req-1", 30_000, now);
+    // Long after the process forgot it signed `a` (ten thousand newer assertions), the process's own MAC still holds.
+    for (let i = 0; i < 10_000; i++) local.sign("43", "8", METHOD, `req-${i + 2}`, 30_000, now);
+    expect(own.verify(a, "tweet", "req-1", false, now).userId).toBe("42");
+    expect(own.verify(a, "timeline", "req-1", false, now).userId).toBe("42");
+    expect(reason(() => own.verify(a, "tweet", "req-2", false, now))).toBe("wrong_request");
+    // Another process with the same service keys: the in-process slots hold no MAC it can check; media's is the real one.
+    const other = createAssertionVerifier(keys);
+    expect(reason(() => other.verify(a, "tweet", "req-1", false, now))).toBe("bad_mac");
+    expect(reason(() => other.verify(a, "timeline", "req-1", false, now))).toBe("bad_mac");
+    expect(other.verify(a, "media", "req-1", false, now).userId).toBe("42");
+    // A forged assertion is not accepted by the process's own key either.
+    const forged = createAssertionSigner(parseMeshSecrets(generateMeshSecret())[0]!).sign("42", "7", METHOD, "req-9", 30_000, now);
+    expect(reason(() => own.verify(forged, "tweet", "req-9", false, now))).toBe("unknown_key");
+    const altered = a.replace(";42;", ";41;");
+    expect(reason(() => own.verify(altered, "tweet", "req-1", false, now))).toBe("bad_mac");
   });
 });

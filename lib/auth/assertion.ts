@@ -107,22 +107,43 @@ export interface AssertionSigner {
   sign(userId: string, sessionId: string, method: string, requestId: string, ttlMs: number, nowMs?: number): string;
 }
 
+/** What a signer needs of the process it signs in (the single process, or a gateway with services of its own). */
+export interface InProcessSigning {
+  /** This process's verifier: told of each assertion signed here, and the holder of the process's own key. */
+  readonly verifier: AssertionVerifier;
+  /**
+   * The services this process hosts and reaches only in-process: their MACs
+   * are made with the process's own key (one MAC for all of them) rather than
+   * one service key each. A service the assertion may reach over the network
+   * (another process, or another worker behind the same port) must not be
+   * named here: it could not check that MAC.
+   */
+  readonly services: readonly ServiceName[];
+}
+
 /**
- * Signs with the first secret. `verifier`: this process's own (the single
- * process), told of each assertion it makes, so checking it in-process is a
- * map lookup rather than a MAC.
+ * Signs with the first secret. `inProcess`: the process's own verifier and
+ * the services it calls in-process. Each assertion signed is remembered there,
+ * so checking it in-process is a map lookup; and those services' MACs are one
+ * MAC by the process's own key instead of one HMAC each (six of the seven
+ * HMACs a public call cost in the single process, 6.5 % of a home read's CPU).
  */
-export function createAssertionSigner(secret: MeshSecret, verifier?: AssertionVerifier): AssertionSigner {
+export function createAssertionSigner(secret: MeshSecret, inProcess?: InProcessSigning): AssertionSigner {
   const keys = SERVICE_NAMES.map((name) => serviceKey(secret, name).key);
+  const ownKey = SERVICE_NAMES.map((name) => inProcess?.services.includes(name) === true);
   const macs = Buffer.alloc(MAC_BYTES * keys.length);
   return {
     sign(userId, sessionId, method, requestId, ttlMs, nowMs = Date.now()) {
       const expMs = nowMs + ttlMs;
       const body = `${ASSERTION_VERSION};${userId};${sessionId};${expMs};${secret.kid};${method}`;
       const signed = `${body};${requestId}`;
-      for (let i = 0; i < keys.length; i++) createHmac("sha256", keys[i]!).update(signed).digest().copy(macs, i * MAC_BYTES, 0, MAC_BYTES);
+      let processMac: Buffer | undefined;
+      for (let i = 0; i < keys.length; i++) {
+        const mac = ownKey[i] ? (processMac ??= inProcess!.verifier.processMac(signed)) : createHmac("sha256", keys[i]!).update(signed).digest();
+        mac.copy(macs, i * MAC_BYTES, 0, MAC_BYTES);
+      }
       const assertion = `${body};${macs.toString("base64url")}`;
-      verifier?.remember(assertion, { userId, sessionId, method, expMs, requestId });
+      inProcess?.verifier.remember(assertion, { userId, sessionId, method, expMs, requestId });
       return assertion;
     },
   };
@@ -139,6 +160,13 @@ export interface AssertionVerifier {
   verify(assertion: string, service: ServiceName, requestId: string | null, once: boolean, nowMs?: number): CallerClaims;
   /** Records an assertion this process signed itself as verified. */
   remember(assertion: string, claims: CallerClaims): void;
+  /**
+   * The MAC of `signed` by this process's own key: random, made when the
+   * verifier is, never leaving the process. The process's signer puts it in
+   * the slots of the services it calls in-process (InProcessSigning), and
+   * verify accepts it there as it accepts the service's own MAC.
+   */
+  processMac(signed: string): Buffer;
 }
 
 /**
@@ -162,6 +190,8 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
   // Assertions of once-only calls already used here, until they expire.
   const used = new LruMap<string, number>(VERIFIED_CACHE);
   const ALL_CHECKED = (1 << SERVICE_NAMES.length) - 1;
+  const ownKey = randomBytes(32);
+  const processMac = (signed: string): Buffer => createHmac("sha256", ownKey).update(signed).digest();
   const check = (assertion: string, service: ServiceName, requestId: string | null): CallerClaims => {
     const index = SERVICE_NAMES.indexOf(service);
     const cached = verified.get(assertion);
@@ -184,9 +214,11 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
     if (key === undefined) throw new AssertionError("unknown_key");
     if (requestId === null) throw new AssertionError("wrong_request");
     const given = Buffer.from(macs, "base64url").subarray(index * MAC_BYTES, (index + 1) * MAC_BYTES);
-    const expected = createHmac("sha256", key).update(`${body};${requestId}`).digest().subarray(0, MAC_BYTES);
+    const signed = `${body};${requestId}`;
     // A request id other than the one signed gives another MAC: it is the same refusal.
-    if (given.length !== MAC_BYTES || !timingSafeEqual(given, expected)) throw new AssertionError("bad_mac");
+    // The slot holds the service's MAC, or, signed in this process, the process's own.
+    const matches = (mac: Buffer): boolean => timingSafeEqual(given, mac.subarray(0, MAC_BYTES));
+    if (given.length !== MAC_BYTES || !(matches(createHmac("sha256", key).update(signed).digest()) || matches(processMac(signed)))) throw new AssertionError("bad_mac");
     const claims = known ?? { userId, sessionId, method, expMs: Number(exp), requestId };
     verified.set(assertion, { claims, checked: (cached?.checked ?? 0) | (1 << index) });
     return claims;
@@ -205,5 +237,6 @@ export function createAssertionVerifier(keys: readonly ServiceKey[]): AssertionV
     remember(assertion, claims) {
       verified.set(assertion, { claims, checked: ALL_CHECKED });
     },
+    processMac,
   };
 }
