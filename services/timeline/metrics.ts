@@ -15,6 +15,8 @@ export interface TimelineMetrics {
   readonly homePages: Counter<"source">;
   /** Event streams open in this process. */
   readonly streams: Gauge;
+  /** Core NATS subscriptions to live events held (one per event domain while any stream is open, else none). */
+  readonly streamSubscriptions: Gauge;
   /** Events pushed to streams, by kind (home_tweet, mention, like, follow, notification); keepalives are not counted. */
   readonly streamEvents: Counter<"kind">;
   /** Streams cut off because the client fell behind. */
@@ -57,6 +59,11 @@ export function createTimelineMetrics(metrics: Metrics): TimelineMetrics {
     streams: new Gauge({
       name: "chirp_timeline_streams",
       help: "StreamEvents streams open in this process.",
+      registers,
+    }),
+    streamSubscriptions: new Gauge({
+      name: "chirp_timeline_stream_subscriptions",
+      help: "Core NATS subscriptions to live events this process holds: one per event domain while any StreamEvents stream is open here, none otherwise.",
       registers,
     }),
     streamEvents: new Counter({

@@ -1,10 +1,12 @@
 // StreamEvents: live events routed to the callers connected to this process.
 //
-// The process holds one core NATS subscription per event domain it needs
-// (chirp.tweet.v1.*, chirp.graph.v1.*, and chirp.notification.v1.* for each
-// new notification of the notification service), not a durable consumer: delivery is
-// live only, and every timeline instance sees every event, routing it to its
-// own streams. Per connected user it keeps whom they follow (read from the
+// While any stream is open, the process holds one core NATS subscription per
+// event domain it needs (chirp.tweet.v1.*, chirp.graph.v1.*, and
+// chirp.notification.v1.* for each new notification of the notification
+// service), not a durable consumer: delivery is live only, and every timeline
+// instance with streams sees every event, routing it to its own streams. With
+// no stream open it holds none, and is sent no live events at all (they were
+// four deliveries per post with mentions, decoded to be dropped). Per connected user it keeps whom they follow (read from the
 // graph when their first stream opens, then kept by their follow/unfollow
 // events), indexed by followee, so a new tweet finds its connected readers
 // without looking at anyone else. Each stream has a bounded queue; a client
@@ -12,7 +14,7 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Msg, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { NotificationKind, NotificationSchema } from "../../gen/chirp/notification/v1/notification_pb.js";
 import {
   StreamEventsResponse_FollowSchema,
@@ -143,6 +145,10 @@ export function createStreamHub(deps: {
   const stop = new AbortController();
   let streams = 0;
   let subs: Subscription[] = [];
+  /** The connection subscriptions are made on, while there is one. */
+  let nc: NatsConnection | undefined;
+  /** Resolves once the server holds `subs` (undefined: none held). */
+  let subscribed: Promise<void> | undefined;
 
   const index = (w: Watcher, followeeId: bigint, follows: boolean): void => {
     let set = byFollowee.get(followeeId);
@@ -283,6 +289,31 @@ export function createStreamHub(deps: {
     }
   };
 
+  /**
+   * Subscribes if a stream is open and nothing is subscribed; resolves once the
+   * server holds the subscriptions (a flush), so an event published after a
+   * stream opened reaches it, whichever process publishes it. Not connected:
+   * resolves at once; the loop subscribes when the connection comes.
+   */
+  const subscribe = (): Promise<void> => {
+    if (nc === undefined || streams === 0) return Promise.resolve();
+    if (subscribed === undefined) {
+      const conn = nc;
+      subs = SUBJECTS.map((s) => conn.subscribe(s, { callback: (err, msg) => (err ? undefined : receive(msg)) }));
+      m.streamSubscriptions.set(subs.length);
+      log.info({ subjects: SUBJECTS }, "routing live events");
+      subscribed = conn.flush().catch(() => {});
+    }
+    return subscribed;
+  };
+
+  const unsubscribe = (): void => {
+    for (const s of subs) s.unsubscribe();
+    subs = [];
+    subscribed = undefined;
+    m.streamSubscriptions.set(0);
+  };
+
   const receive = (msg: Msg): void => {
     // The relay may publish an event twice (after a crash between the ack and
     // marking it sent); JetStream drops the copy, a core subscription does not.
@@ -303,9 +334,14 @@ export function createStreamHub(deps: {
     while (!stop.signal.aborted) {
       try {
         const conn = await bus.ready(stop.signal);
-        subs = SUBJECTS.map((s) => conn.nc.subscribe(s, { callback: (err, msg) => (err ? undefined : receive(msg)) }));
-        log.info({ subjects: SUBJECTS }, "routing live events");
+        // The last connection's subscriptions went with it.
+        subs = [];
+        subscribed = undefined;
+        m.streamSubscriptions.set(0);
+        nc = conn.nc;
+        void subscribe();
         await Promise.race([conn.nc.closed(), aborted]);
+        nc = undefined;
       } catch (err) {
         if (stop.signal.aborted) break;
         log.warn({ err }, "live event subscription failed; retrying");
@@ -317,10 +353,15 @@ export function createStreamHub(deps: {
   return {
     async open(userId) {
       if (stop.signal.aborted) throw new ConnectError("server is shutting down", Code.Unavailable);
+      // Counted first, so that it is subscribed for: before a new watcher's
+      // graph is read, so a follow or unfollow meanwhile is applied over it.
+      streams++;
+      m.streams.inc();
+      const held = subscribe();
       let w = users.get(userId);
       if (w === undefined) {
         const fresh: Watcher = { userId, streams: new Set(), following: undefined, pending: [], ready: Promise.resolve() };
-        fresh.ready = load(fresh).catch((err: unknown) => {
+        fresh.ready = held.then(() => load(fresh)).catch((err: unknown) => {
           forget(fresh);
           throw err;
         });
@@ -336,14 +377,13 @@ export function createStreamHub(deps: {
           streams--;
           m.streams.dec();
           if (watcher.streams.size === 0) forget(watcher);
+          if (streams === 0) unsubscribe();
         },
         () => m.streamCutoffs.inc(),
       );
       watcher.streams.add(stream);
-      streams++;
-      m.streams.inc();
       try {
-        await watcher.ready;
+        await Promise.all([watcher.ready, held]);
       } catch (err) {
         stream.close();
         throw ConnectError.from(err, Code.Unavailable);
@@ -355,7 +395,7 @@ export function createStreamHub(deps: {
     },
     async close() {
       stop.abort();
-      for (const s of subs) s.unsubscribe();
+      unsubscribe();
       for (const w of [...users.values()]) for (const s of [...w.streams]) s.close();
       await loop;
     },

@@ -442,6 +442,8 @@ describe("StreamEvents", () => {
     const base = await metric("chirp_timeline_streams");
     const streams = [await open(a), await open(a), await open(b)];
     expect(await metric("chirp_timeline_streams")).toBe(base + 3);
+    // Live events come to the process only while a stream is open: one subscription per event domain.
+    expect(await metric("chirp_timeline_stream_subscriptions")).toBe(3);
     streams[0]!.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base + 2);
     // The other stream of the same user still gets events.
@@ -450,6 +452,9 @@ describe("StreamEvents", () => {
     await streams[1]!.waitFor("follow", mark);
     for (const s of streams.slice(1)) s.abort.abort();
     await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(base);
+    // None left open here (the file's other streams have ended too): no live events are sent to the process at all.
+    await expect.poll(() => metric("chirp_timeline_streams"), { timeout: 3000 }).toBe(0);
+    expect(await metric("chirp_timeline_stream_subscriptions")).toBe(0);
     await withTimeout("the streams to end after the client aborted", 15_000, Promise.all(streams.map((s) => s.done)));
     for (const s of streams) expect(s.ended()).not.toBe("open");
     const again = await open(a);
