@@ -27,6 +27,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from "vitest";
 import { REPO_ROOT, startLocalCluster, type RunningInfra } from "../../devcluster/index.js";
 import type { MemberAddress } from "../../lib/shard/types.js";
+import { gtidPosCurrent, parseGtidList } from "../../lib/shard/gtid.js";
 import { SEMI_SYNC_TIMEOUT_MS } from "../../lib/shard/replication.js";
 import { loadShardConfig } from "../../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../../lib/shard/router.js";
@@ -183,6 +184,44 @@ async function ids(addr: MemberAddress, database: string): Promise<Set<number>> 
   });
 }
 
+/**
+ * Holds `table` on a replica under a read lock: its SQL thread waits at the
+ * first replicated write to it (and so applies nothing after it) while its IO
+ * thread still receives and acks, so the manager sees it replicating. Release
+ * lets it catch up.
+ */
+async function holdApply(addr: MemberAddress, database: string, table: string): Promise<{ release(): Promise<void> }> {
+  const c = await createConnection({
+    host: addr.host,
+    port: addr.port,
+    user: infra.mysql.adminUser.user,
+    password: infra.mysql.adminUser.password,
+    database,
+  });
+  try {
+    await c.query(`LOCK TABLES ${table} READ`);
+  } catch (err) {
+    await c.end();
+    throw err;
+  }
+  return {
+    async release() {
+      try {
+        await c.query("UNLOCK TABLES");
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Whether a replica has applied everything its primary has committed (the router's GTID test: gtidPosCurrent). */
+async function appliedCurrent(replica: MemberAddress, primary: MemberAddress, database: string): Promise<boolean> {
+  const [[p]] = await admin(primary, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_binlog_pos AS p"));
+  const [[r]] = await admin(replica, database, (c) => c.query<RowDataPacket[]>("SELECT @@global.gtid_slave_pos AS p"));
+  return gtidPosCurrent(parseGtidList(String(r!["p"])), parseGtidList(String(p!["p"])));
+}
+
 /** The heartbeat row's ts in every shard database of every primary (what a heartbeat rewrites). */
 async function heartbeatRows(): Promise<string[]> {
   const out: string[] = [];
@@ -239,13 +278,27 @@ describe("heartbeats on demand", () => {
 
   it("a router reading from replicas while writes flow asks for heartbeats, and gets them only as long as it needs them", async () => {
     dumpLogsOnFailure();
-    const replica = member(manager.current!, "rs0").replicas[0]!;
+    const rs0 = member(manager.current!, "rs0");
+    const [replica, behind] = [rs0.replicas[0]!, rs0.replicas[1]!];
+    const database = infra.mysql.shards.find((s) => s.name === RS0_QUIET_SHARD)!.database;
+    // The router asks only when a probe finds a replica it cannot show current
+    // from GTID positions (health-probes.ts). Writes flowing do not make that
+    // happen by themselves: a probe sees a replica behind only if it lands
+    // while a write is committed on the primary but not yet applied on the
+    // replica, a race that a fast machine's replicas can win every round (the
+    // ask once failed to come within 20 s). So one replica's SQL thread is
+    // held on a table lock until the load stops: it still receives and acks
+    // (the manager sees it replicating), but its applied position stays behind
+    // the primary's from the load's first write, every round, and only
+    // heartbeats could measure it.
+    const held = await holdApply(behind, database, PROBE_TABLE);
     const asked = nextEvent("heartbeatDemand", 20_000, (e) => e.wanted);
     const load = startWriteLoad(router, RS0_QUIET_SHARD);
     const reads = startReadCheck(router, load, MAX_LAG_MS);
     try {
       await asked;
       expect(manager.heartbeatSets()).toEqual(["rs0", "rs1"]);
+      expect(await appliedCurrent(behind, rs0.primary, database), `${behind.port} applied behind the primary`).toBe(false);
       // The replica serves reads while the primary keeps taking writes: its lag is measured.
       let onReplica = false;
       for (let i = 0; !onReplica; i++) {
@@ -261,6 +314,7 @@ describe("heartbeats on demand", () => {
     } finally {
       await reads.stop();
       await load.stop();
+      await held.release();
     }
     expect(reads.stale).toEqual([]);
     expect(reads.reads()).toBeGreaterThan(0);
