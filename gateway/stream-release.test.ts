@@ -60,6 +60,7 @@ const localBus = {
         subscribers.push(sub);
         return { unsubscribe: () => subscribers.splice(subscribers.indexOf(sub), 1) };
       },
+      flush: async () => {},
       closed: () => new Promise(() => {}),
     },
   }),

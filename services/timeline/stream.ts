@@ -289,6 +289,13 @@ export function createStreamHub(deps: {
     }
   };
 
+  const unsubscribe = (): void => {
+    for (const s of subs) s.unsubscribe();
+    subs = [];
+    subscribed = undefined;
+    m.streamSubscriptions.set(0);
+  };
+
   /**
    * Subscribes if a stream is open and nothing is subscribed; resolves once the
    * server holds the subscriptions (a flush), so an event published after a
@@ -299,7 +306,13 @@ export function createStreamHub(deps: {
     if (nc === undefined || streams === 0) return Promise.resolve();
     if (subscribed === undefined) {
       const conn = nc;
-      subs = SUBJECTS.map((s) => conn.subscribe(s, { callback: (err, msg) => (err ? undefined : receive(msg)) }));
+      try {
+        for (const subject of SUBJECTS) subs.push(conn.subscribe(subject, { callback: (err, msg) => (err ? undefined : receive(msg)) }));
+      } catch (err) {
+        // The connection closed meanwhile: the stream fails (Unavailable) and its client opens another.
+        unsubscribe();
+        return Promise.reject(err);
+      }
       m.streamSubscriptions.set(subs.length);
       log.info({ subjects: SUBJECTS }, "routing live events");
       subscribed = conn.flush().catch(() => {});
@@ -307,12 +320,7 @@ export function createStreamHub(deps: {
     return subscribed;
   };
 
-  const unsubscribe = (): void => {
-    for (const s of subs) s.unsubscribe();
-    subs = [];
-    subscribed = undefined;
-    m.streamSubscriptions.set(0);
-  };
+
 
   const receive = (msg: Msg): void => {
     // The relay may publish an event twice (after a crash between the ack and
