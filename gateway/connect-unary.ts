@@ -24,6 +24,7 @@ import { create, fromJsonString, isMessage, toJsonString, type DescMethod, type 
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType, parseTimeout } from "@connectrpc/connect/protocol-connect";
+import { markDeadline } from "../lib/rpc/in-process.js";
 import type { JsonEncoder } from "./fast-json.js";
 
 /** A unary method the lean path serves: its implementation and its compiled answer encoder. */
@@ -85,6 +86,8 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
     const expire = (): void => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
     if (timeoutMs <= 0) expire();
     else timer = setTimeout(expire, timeoutMs);
+    // It aborts with DeadlineExceeded by then: an in-process call forwarded with it needs no controller of its own.
+    markDeadline(signal, deadline);
   }
   const shutdown = options.shutdownSignal;
   const onShutdown = (): void => controller.abort(shutdown?.reason);
@@ -97,8 +100,9 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
   };
   res.once("close", onClose);
 
-  const responseHeader = new Headers();
-  const responseTrailer = new Headers();
+  // Made only when a handler (or an error's metadata) uses them.
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
   const context: HandlerContext = {
     method,
     service: method.parent,
@@ -106,8 +110,12 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
     timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
     requestMethod: "POST",
     requestHeader: new NodeRequestHeaders(req.headers) as unknown as Headers,
-    responseHeader,
-    responseTrailer,
+    get responseHeader() {
+      return (responseHeader ??= new Headers());
+    },
+    get responseTrailer() {
+      return (responseTrailer ??= new Headers());
+    },
     protocolName: "connect",
     values,
     url: `${"encrypted" in req.socket && req.socket.encrypted === true ? "https" : "http"}://${req.headers.host}${req.url ?? ""}`,
@@ -141,7 +149,7 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
     // As connect-es: anything but a ConnectError is an internal error (its cause kept, not shown).
     const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     status = codeToHttpStatus(error.code);
-    error.metadata.forEach((value, key) => responseHeader.set(key, value));
+    error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
     body = errorToJsonBytes(error, options.jsonOptions);
   } finally {
     clearTimeout(timer);
@@ -151,7 +159,7 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
   }
 
   const header: OutgoingHttpHeaders = {};
-  responseHeader.forEach((value, key) => {
+  responseHeader?.forEach((value, key) => {
     header[key] = value;
   });
   header["content-type"] = "application/json";
@@ -164,7 +172,7 @@ export async function serveLeanUnary(req: IncomingMessage, res: ServerResponse, 
       // Sent uncompressed instead: never the case for gzip or brotli of bytes in memory.
     }
   }
-  responseTrailer.forEach((value, key) => {
+  responseTrailer?.forEach((value, key) => {
     header[`trailer-${key}`] = value;
   });
   header["content-length"] = String(body.byteLength);

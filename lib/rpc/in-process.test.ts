@@ -7,7 +7,7 @@ import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { UserService } from "../../gen/chirp/user/v1/user_service_pb.js";
 import { createLogger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
-import { InProcessServices } from "./in-process.js";
+import { InProcessServices, markDeadline } from "./in-process.js";
 import { ASSERTION_HEADER, CALLER_ID_HEADER, REQUEST_ID_HEADER } from "./metadata.js";
 import { createAssertionSigner, createAssertionVerifier, generateMeshSecret, parseMeshSecrets, serviceKey } from "../auth/assertion.js";
 import { SERVICE_NAMES } from "../mesh.js";
@@ -162,6 +162,24 @@ describe("in-process transport", () => {
     expect(seen.signal?.aborted).toBe(true);
     // A longer deadline than the caller's still ends at the caller's.
     expect(seen.timeoutMs).toBeLessThanOrEqual(50);
+  });
+
+  it("a call made with a signal marked with its deadline (the gateway's lean path) takes it as the handler's, without a timer of its own", async () => {
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    try {
+      const marked = new AbortController();
+      markDeadline(marked.signal, Date.now() + 5000);
+      await users.getUser({ lookup: { case: "handle", value: "alice" } }, { signal: marked.signal, timeoutMs: 5000 });
+      expect(timers.mock.calls.length).toBe(0);
+      expect(seen.signal).toBe(marked.signal);
+      // Unmarked, the call's deadline needs a timer and a signal of its own.
+      const plain = new AbortController();
+      await users.getUser({ lookup: { case: "handle", value: "alice" } }, { signal: plain.signal, timeoutMs: 5000 });
+      expect(timers.mock.calls.length).toBe(1);
+      expect(seen.signal).not.toBe(plain.signal);
+    } finally {
+      timers.mockRestore();
+    }
   });
 
   it("cancels the handler when the caller aborts", async () => {

@@ -128,7 +128,20 @@ export class InProcessServices {
         validateRequest(method.input, request);
         return normalize(method.output, await (hosted.spec.impl as unknown as UnaryImpl<I, O>)(request, call.ctx));
       });
-      return { stream: false, service: method.parent, method, header: call.ctx.responseHeader, message, trailer: call.ctx.responseTrailer };
+      // Headers made only if the caller reads them (a client reads them only for onHeader or onTrailer).
+      const { ctx } = call;
+      return {
+        stream: false,
+        service: method.parent,
+        method,
+        get header() {
+          return ctx.responseHeader;
+        },
+        message,
+        get trailer() {
+          return ctx.responseTrailer;
+        },
+      };
     } finally {
       call.end();
     }
@@ -422,6 +435,18 @@ function clientSpanOf(method: DescMethod, header: Headers): ReturnType<typeof st
 /** The deadline (epoch ms) at which an in-process handler's signal aborts with DeadlineExceeded, set on the signals made here. */
 const SIGNAL_DEADLINE = Symbol("chirp.inProcess.deadline");
 type DeadlineSignal = AbortSignal & { [SIGNAL_DEADLINE]?: number };
+
+/**
+ * Marks `signal` as one that aborts with DeadlineExceeded by `deadline`
+ * (epoch ms) at the latest, as the signals of in-process handlers are: an
+ * in-process call made with it and a timeout ending no earlier then uses it
+ * as the callee's signal, with no controller, timer and listener of its own.
+ * For a caller outside this module whose signal keeps that promise (the
+ * gateway's lean path).
+ */
+export function markDeadline(signal: AbortSignal, deadline: number): void {
+  (signal as DeadlineSignal)[SIGNAL_DEADLINE] = deadline;
+}
 
 /**
  * The reason a finished call's signal aborts with: one shared object, since
