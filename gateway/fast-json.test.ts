@@ -145,6 +145,21 @@ describe("compileJsonEncoder: the same JSON as protobuf-es's toJsonString", () =
     expect(parsed.nextPageToken).toBe("");
   });
 
+  it("writes a timestamp object's text again once its fields change (each object's text is kept)", () => {
+    const encode = compileJsonEncoder(TweetSchema)!;
+    const tweet = create(TweetSchema, { id: 1n, createTime: { seconds: 1_764_979_200n, nanos: 0 } });
+    expect(encode(tweet)).toBe(generic(TweetSchema, tweet));
+    expect(encode(tweet)).toBe(generic(TweetSchema, tweet));
+    tweet.createTime!.seconds += 61n;
+    expect(encode(tweet)).toBe(generic(TweetSchema, tweet));
+    tweet.createTime!.nanos = 250_000_000;
+    expect(encode(tweet)).toContain('"createTime":"2025-12-06T00:01:01.250Z"');
+    expect(encode(tweet)).toBe(generic(TweetSchema, tweet));
+    // Out of range after being written once: refused, as protobuf-es refuses it.
+    tweet.createTime!.seconds = 253_402_300_800n;
+    expect(() => encode(tweet)).toThrow();
+  });
+
   it("throws where protobuf-es refuses (the adapter then asks protobuf-es, which answers as before)", () => {
     const encode = compileJsonEncoder(TweetSchema)!;
     const badTime = create(TweetSchema, { createTime: { seconds: 253_402_300_800n, nanos: 0 } });

@@ -186,9 +186,19 @@ function isoSeconds(ms: number): string {
 const MIN_TIMESTAMP_MS = Date.parse("0001-01-01T00:00:00Z");
 const MAX_TIMESTAMP_MS = Date.parse("9999-12-31T23:59:59Z");
 
+/**
+ * Each Timestamp object's text with the fields it was made from: a page's
+ * tweets and authors are the same decoded objects read after read
+ * (lib/decoded-memo.ts), so their times are written once. Exact by
+ * construction: the text is reused only while both fields are unchanged.
+ */
+const timestampTexts = new WeakMap<object, { readonly seconds: bigint; readonly nanos: number; readonly text: string }>();
+
 /** google.protobuf.Timestamp as protobuf-es writes it (RFC 3339, UTC, 0, 3, 6 or 9 digits of fraction). */
 function timestampJson(value: unknown): string {
   const t = messageOf(value, "google.protobuf.Timestamp") as { seconds: unknown; nanos: unknown };
+  const known = timestampTexts.get(t);
+  if (known !== undefined && known.seconds === t.seconds && known.nanos === t.nanos) return known.text;
   if (typeof t.seconds !== "bigint" || typeof t.nanos !== "number") throw new Error("cannot encode google.protobuf.Timestamp to JSON: bad fields");
   const ms = Number(t.seconds) * 1000;
   if (ms < MIN_TIMESTAMP_MS || ms > MAX_TIMESTAMP_MS || t.nanos < 0 || t.nanos > 999_999_999) {
@@ -201,7 +211,9 @@ function timestampJson(value: unknown): string {
     else if (digits.substring(6) === "000") z = "." + digits.substring(0, 6) + "Z";
     else z = "." + digits + "Z";
   }
-  return '"' + isoSeconds(ms) + z + '"';
+  const text = '"' + isoSeconds(ms) + z + '"';
+  timestampTexts.set(t, { seconds: t.seconds, nanos: t.nanos, text });
+  return text;
 }
 
 /** google.protobuf.Duration as protobuf-es writes it ("1.5s"). */

@@ -57,14 +57,16 @@ export interface GatewayOptions {
 
 /**
  * The services whose MACs the gateway's assertions make with the process's
- * own key: those it calls in-process. Not media: /media streams over gRPC
- * (`mediaTarget`), which behind a port shared by several workers
- * (`--processes`) may reach another process.
+ * own key: those it calls in-process. The public RPCs reach every hosted
+ * service in-process (and services pass the assertion on in-process too);
+ * the media edge's uploads and downloads stream over gRPC (`mediaTarget`),
+ * which behind a port shared by several workers (`--processes`) may reach
+ * another process, so its assertions carry media's own MAC.
  */
-function inProcessSigning(options: GatewayOptions): InProcessSigning | undefined {
+function inProcessSigning(options: GatewayOptions, calls: "rpc" | "media-edge"): InProcessSigning | undefined {
   const { local, assertionVerifier: verifier } = options;
   if (verifier === undefined) return undefined;
-  const services = PUBLIC_API.filter((p) => p.backend !== "media" && local?.hosts(p.service) === true).map((p) => p.backend);
+  const services = PUBLIC_API.filter((p) => local?.hosts(p.service) === true && !(calls === "media-edge" && p.backend === "media")).map((p) => p.backend);
   return { verifier, services };
 }
 
@@ -108,7 +110,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
     verifier = refusingEndedSessions(verifier, ended);
   }
   const onSession = options.bus === undefined ? undefined : sessionActivityReporter(options.bus);
-  const vouch = createVouching(createAssertionSigner(config.meshSecrets[0]!, inProcessSigning(options)), config.assertionTtlMs);
+  const vouch = createVouching(createAssertionSigner(config.meshSecrets[0]!, inProcessSigning(options, "rpc")), config.assertionTtlMs);
+  const vouchMedia = createVouching(createAssertionSigner(config.meshSecrets[0]!, inProcessSigning(options, "media-edge")), config.assertionTtlMs);
   const remote: Array<{ close(): void }> = [];
   const transports = PUBLIC_API.map(({ backend, service }) => {
     if (options.local?.hosts(service) === true) return options.local.transport();
@@ -160,7 +163,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, metrics: 
   const media = createMediaEdge({
     target: options.mediaTarget ?? config.backends.media,
     verifier,
-    vouch,
+    vouch: vouchMedia,
     log,
     metrics,
     defaultTimeoutMs: config.defaultTimeoutMs,
