@@ -438,6 +438,14 @@ describe("failover", () => {
     dumpLogsOnFailure();
     const { primary } = member(manager.current!, "rs1");
     const database = infra.mysql.shards.find((s) => s.name === RS1_SHARD)!.database;
+    // Switched off while nothing commits on rs1: a commit waiting for its ack
+    // at that moment (a heartbeat the previous cases' reads still have asked
+    // for) returns unacknowledged and counts in Rpl_semi_sync_master_no_tx,
+    // which lasts for the server's life. Commits while it is off count nowhere.
+    for (let i = 0; manager.heartbeatSets().includes("rs1"); i++) {
+      expect(i, "still writing heartbeats to rs1").toBeLessThan(60);
+      await nextEvent("tick", 5_000);
+    }
     await admin(primary, database, async (c) => {
       await c.query("SET GLOBAL rpl_semi_sync_master_timeout = 100");
       await c.query("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
@@ -451,6 +459,8 @@ describe("failover", () => {
         }),
       { timeoutMs: 15_000, intervalMs: 100 },
     );
+    // Left as found: the manager sees semi-sync active on rs1 again.
+    await eventually("the manager sees semi-sync active on rs1", async () => (await gauge(metrics.semiSyncActive, "rs1")) === 1, { timeoutMs: 10_000 });
   });
 
   it("does not fail over when a replica dies and commits on with semi-sync on; with both replicas gone writes answer Unavailable, never OK, and flow again when one returns", async () => {
@@ -459,20 +469,26 @@ describe("failover", () => {
     const before = manager.current!;
     const rs1 = member(before, "rs1");
     const [first, second] = rs1.replicas as [MemberAddress, MemberAddress];
+    // The counter lasts for the server's life (the case above switches semi-sync
+    // off by hand): what must hold is that none went through unacknowledged here.
+    const noTxBefore = (await semiSyncStatus(rs1.primary, database))["rpl_semi_sync_master_no_tx"];
     let failovers = 0;
     const count = (): void => void failovers++;
     manager.on("failover", count);
+    // Killed here and not started again yet: a failure must not leave rs1 without them for the cases after this one.
+    const down = new Set<MemberAddress>();
     const load = startWriteLoad(router, RS1_SHARD, 2_000_000_000);
     try {
       await load.acksAtLeast(50, 20_000);
       process.kill(pidOf(first.name), "SIGKILL");
+      down.add(first);
       // Long enough for a failover to have started: the confirmation window, thrice over.
       for (let i = 0; i < 3 * 3 + 2; i++) await nextEvent("tick", 5_000);
       // Writes go on, each acknowledged by the other replica: semi-sync stays on.
       await load.acksAtLeast(50, 20_000);
       expect(failovers).toBe(0);
       expect(member(manager.current!, "rs1").primary).toEqual(rs1.primary);
-      expect(await semiSyncStatus(rs1.primary, database)).toMatchObject({ rpl_semi_sync_master_status: "ON", rpl_semi_sync_master_clients: "1", rpl_semi_sync_master_no_tx: "0" });
+      expect(await semiSyncStatus(rs1.primary, database)).toMatchObject({ rpl_semi_sync_master_status: "ON", rpl_semi_sync_master_clients: "1", rpl_semi_sync_master_no_tx: noTxBefore });
       // The manager says so where `chirp topology` reads it, and counts the set as not whole.
       const said = (await readMemberStatus(kv, "chirp"))!.replicaSets["rs1"]!;
       expect([said[rs1.primary.name]!.status, said[first.name]!.status, said[second.name]!.status]).toEqual(["primary", "down", "replica"]);
@@ -483,6 +499,7 @@ describe("failover", () => {
       const failedBefore = load.failed.length;
       const killedAt = performance.now();
       process.kill(pidOf(second.name), "SIGKILL");
+      down.add(second);
       await eventually("writes refused with both replicas gone", () => load.failed.length >= failedBefore + 2, { timeoutMs: 20_000 });
       expect(ConnectError.from(load.lastError).code).toBe(Code.Unavailable);
       await eventually("the manager sees no semi-sync client", async () => (await gauge(metrics.semiSyncClients, "rs1")) === 0, { timeoutMs: 10_000 });
@@ -493,6 +510,7 @@ describe("failover", () => {
       // receive what waited, and writes are acknowledged again from the first rejoin on.
       const rejoined = [first, second].map((m) => nextEvent("rejoin", 60_000, (e) => e.member === m.name && e.result === "ok"));
       const restarted = Promise.all([infra.restartMysqlMember(second.name), infra.restartMysqlMember(first.name)]);
+      down.clear();
       await Promise.race(rejoined);
       const resumed = await load.firstAckSentAfter(performance.now(), 20_000);
       expect(resumed.sentAt).toBeGreaterThan(killedAt);
@@ -519,6 +537,13 @@ describe("failover", () => {
     } finally {
       await load.stop();
       manager.off("failover", count);
+      if (down.size > 0) {
+        // Only after a failure above, whose error stays the one reported.
+        const back = Promise.all([...down].map((m) => nextEvent("rejoin", 60_000, (e) => e.member === m.name && e.result === "ok")));
+        await Promise.all([Promise.all([...down].map((m) => infra.restartMysqlMember(m.name))), back]).catch((err: unknown) =>
+          console.error(`rs1's killed replicas not back after the failure: ${String(err)}`),
+        );
+      }
     }
   });
 
