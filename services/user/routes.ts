@@ -359,7 +359,11 @@ export function routes(ctx: UserContext): Partial<ServiceImpl<typeof UserService
           const entry = cached.get(user.id);
           if (entry?.kind === "miss" && entry.lease !== undefined) fills.push({ lease: entry.lease, user });
         }
-        await cache.fill(fills);
+        // Not waited for (a round trip less for the caller, a post's author
+        // among them): a fill is best effort, never throws and changes nothing
+        // this answer says. Its commands are queued on the Redis connection
+        // before this returns, so a later read on that connection comes after it.
+        void cache.fill(fills);
       }
     }
     return wanted.flatMap((id) => {
