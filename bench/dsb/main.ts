@@ -33,6 +33,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startBenchCluster, type BenchCluster, type SystemMode } from "./cluster.js";
 import { runLoad, round, type RunResult, type RunSpec } from "./loadgen.js";
+import { drainConsumers } from "./drain.js";
 import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions } from "./machine.js";
 import { prepare, type Prepared } from "./prepare.js";
 import { findAllocations, findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
@@ -337,10 +338,13 @@ async function bench(): Promise<void> {
     const both = async (shape: "open" | "closed", n: number, seed: number): Promise<void> => {
       const tag = shape === "open" ? `open ${n}/s` : `closed ${n}`;
       const spec = { mode: shape, seconds: SECONDS, warmupSeconds: WARMUP, ...(shape === "open" ? { rate: n } : { concurrency: n }) };
+      // Not measured: the events of the run before (drain.ts).
+      await drainConsumers(c.infra.natsUrl, say);
       // The first closed-loop Chirp run of each mode is the one profiled (--profile).
       runs.push(await measure(c, d, p.readers, chirp, { ...spec, label: `chirp ${mode} ${tag}` }, seed, profileDir !== undefined && shape === "closed"));
       if (floor !== undefined && !floorDone.has(tag)) {
         floorDone.add(tag);
+        await drainConsumers(c.infra.natsUrl, say);
         runs.push(await measure(c, d, p.readers, floor, { ...spec, label: `floor ${tag}` }, seed));
       }
     };
@@ -352,6 +356,7 @@ async function bench(): Promise<void> {
     const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
     for (const [i, r] of curve.entries()) if (r !== rate) await both("open", r, 13 + i);
     if (workCount > 0) {
+      await drainConsumers(c.infra.natsUrl, say);
       say(`${mode}: counting SQL statements and Redis commands per request (${workCount} of each type, one at a time)`);
       // The system's own processes; not the topology manager (an operator's tool, idle between failovers).
       const own = Object.entries(c.meshPids()).filter(([name]) => name !== "topology");
@@ -488,6 +493,7 @@ async function sweep(): Promise<void> {
     const chirp = createChirpTarget({ gatewayUrl: c.mesh.gatewayUrl, tokenOf: (n) => p.tokens[n]!, userIdOf: (n) => p.loaded.userIds[n]!, timeoutMs: TIMEOUT_MS, binary: args.binary });
     targets.push(chirp);
     const closed = await measure(c, d, p.readers, chirp, { label: `${d.name} closed ${CONCURRENCY}`, mode: "closed", concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP }, 11);
+    await drainConsumers(c.infra.natsUrl, say);
     const open = await measure(c, d, p.readers, chirp, { label: `${d.name} open ${rate}/s`, mode: "open", rate, seconds: SECONDS, warmupSeconds: WARMUP }, 12);
     await cleanup();
     scales.push({ dataset: datasetInfo(d, p), closed, open });
