@@ -181,8 +181,13 @@ export async function failover(
   );
   if (missing.length > 0) {
     await fencing;
+    // Each one's cover, or why there is none: which of the two held the failover up.
+    const why = missing.map((name) => {
+      const cover = covers.get(name);
+      return cover === undefined ? `${name}: no cover (seen receiving until the primary died, or no primary reading since it stopped that bounds it)` : `${name}'s cover: ${formatGtidList(cover)}`;
+    });
     throw new FailoverAborted(
-      `${rs}: ${missing.join(", ")} may hold acknowledged writes that ${chosen.probe.name} lacks (received up to ${target}); waiting for ${missing.length > 1 ? "them" : "it"} to return`,
+      `${rs}: ${missing.join(", ")} may hold acknowledged writes that ${chosen.probe.name} lacks (received up to ${target}; ${why.join("; ")}); waiting for ${missing.length > 1 ? "them" : "it"} to return`,
     );
   }
 

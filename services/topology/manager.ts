@@ -24,7 +24,7 @@ import { memberStatusKey, publishTopology, readTopology, StaleTopologyError, typ
 import type { TopologyConfig } from "./config.js";
 import { saveErrant, rebuildFrom } from "./rebuild.js";
 import { FailoverAborted, failover, rejoin, sameAddress, type FailoverContext, type FailoverReport } from "./failover.js";
-import { trackLost, type LostMember } from "./covers.js";
+import { trackLost, type LostMember, type PrimaryReading } from "./covers.js";
 import { HeartbeatWriter } from "./heartbeat.js";
 import type { Leadership } from "./leadership.js";
 import type { TopologyMetrics } from "./metrics.js";
@@ -50,6 +50,12 @@ export interface ManagerEvents {
   rejoin: [{ replicaSet: string; member: string; result: "ok" | "refused" | "failed"; errant?: string }];
   /** A refused member was rebuilt from the primary (rebuild.ts): its errant transactions saved to `file` first. */
   rebuild: [{ replicaSet: string; member: string; result: "ok" | "failed"; file?: string; ms: number; error?: string }];
+  /**
+   * A member not receiving from the primary got its cover (covers.ts): the
+   * primary position that contains all it can have acknowledged. A failover
+   * without it promotes only a candidate that received that much (decision 24).
+   */
+  covered: [{ replicaSet: string; member: string; cover: string }];
   /** After every probe round. */
   tick: [];
   /** Routers started asking for heartbeats, or stopped (the on-demand window ran out). */
@@ -529,7 +535,7 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     // reads their state again.
     const resumed = set.frozenEarly.size > 0 ? await this.resumeFrozenEarly(set, primary, log) : new Set<string>();
     this.watchSemiSync(set, primary, log);
-    this.trackLost(set, primary);
+    this.trackLost(set, primary, log);
 
     for (const m of set.probes) {
       if (m === primary || !m.up || m.state === undefined || this.memberBusy.has(m.name) || resumed.has(m.name)) continue;
@@ -644,17 +650,43 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
     return resumed;
   }
 
-  /** See SetState.lost (covers.ts). */
-  private trackLost(set: SetState, primary: MemberProbe): void {
+  /**
+   * See SetState.lost (covers.ts). A member that came back unseen is lost
+   * anew (forgetReturned). While a lost member has no cover, the primary's
+   * state is read at every probe rather than at the state pace (1 s): when the
+   * set was in trouble already, nothing else had it read sooner, and a primary
+   * lost before that reading stopped the failover until the replica returned.
+   */
+  private trackLost(set: SetState, primary: MemberProbe, log: Logger): void {
     const others = set.probes.filter((m) => m !== primary);
     const receiving = others.filter((m) => m.up && m.state !== undefined && isReplicatingFrom(m.state, primary.address)).map((m) => m.name);
-    set.lost = trackLost(
-      set.lost,
-      receiving,
-      others.map((m) => m.name),
-      { readAt: primary.stateReadAt, binlogPos: primary.state!.binlogPos, semiSyncClients: primary.state!.semiSync.masterClients },
-      Date.now(),
-    );
+    // Last readings that show a member replicating from the primary, up or not now.
+    const seenReceiving = new Map(others.filter((m) => m.state !== undefined && isReplicatingFrom(m.state, primary.address)).map((m) => [m.name, m.stateReadAt]));
+    const reading: PrimaryReading = { readAt: primary.stateReadAt, binlogPos: primary.state!.binlogPos, semiSyncClients: primary.state!.semiSync.masterClients };
+    const before = set.lost;
+    const kept = forgetReturned(before, seenReceiving, reading, receiving.length);
+    for (const [member, entry] of before) {
+      if (kept.has(member) || receiving.includes(member)) continue;
+      log.warn(
+        { member, primary: primary.name, cover: entry.cover === undefined ? undefined : formatGtidList(entry.cover) },
+        "member lost earlier received from the primary since, unseen until now: its cover no longer bounds what it can have acknowledged; lost anew from now",
+      );
+    }
+    set.lost = trackLost(kept, receiving, others.map((m) => m.name), reading, Date.now());
+    let uncovered = false;
+    for (const [member, entry] of set.lost) {
+      if (entry.cover === undefined) {
+        uncovered = true;
+      } else if (kept.get(member)?.cover === undefined) {
+        const cover = formatGtidList(entry.cover);
+        log.info(
+          { member, primary: primary.name, cover, lost_ms: Date.now() - entry.since },
+          "member not receiving from the primary: all it can have acknowledged is within its cover (a failover without it needs a candidate that received that much)",
+        );
+        this.emit("covered", { replicaSet: set.info.name, member, cover });
+      }
+    }
+    if (uncovered) primary.readStateNext();
   }
 
   /**
@@ -930,6 +962,33 @@ export class TopologyManager extends EventEmitter<ManagerEvents> {
       }
     }
   }
+}
+
+/**
+ * The lost members (SetState.lost) without those that came back since they
+ * were lost, unseen by the evaluations in between: their covers no longer
+ * bound what they can have acknowledged. Two signs: a state reading of the
+ * member taken after it was lost shows it replicating from the primary
+ * (`seenReceivingAt`: when such a reading was taken), even if it is down
+ * again by now, as when a rejoin or rebuild ends and the member dies before
+ * the next evaluation; or, for a covered member, a primary reading after it
+ * was lost counts more semi-sync clients than the `receiving` members seen, so
+ * some member not seen receiving acknowledges. trackLost then counts a member
+ * not receiving as lost from now, and covers it with a reading after that.
+ */
+export function forgetReturned(
+  lost: ReadonlyMap<string, LostMember>,
+  seenReceivingAt: ReadonlyMap<string, number>,
+  primary: PrimaryReading,
+  receiving: number,
+): Map<string, LostMember> {
+  const next = new Map<string, LostMember>();
+  for (const [name, entry] of lost) {
+    if ((seenReceivingAt.get(name) ?? 0) > entry.since) continue;
+    if (entry.cover !== undefined && primary.readAt > entry.since && primary.semiSyncClients > receiving) continue;
+    next.set(name, entry);
+  }
+  return next;
 }
 
 function sameSets(a: readonly ReplicaSetInfo[], b: readonly ReplicaSetInfo[]): boolean {

@@ -684,12 +684,21 @@ describe("failover", () => {
     const down = new Set<MemberAddress>();
     try {
       await rs0.acksAtLeast(100, 20_000);
+      // The manager's bound on what the lost replica can have acknowledged: a primary position read after it
+      // stopped receiving (decision 24). Listened for before the kill, so it cannot be missed.
+      const covered = nextEvent("covered", 20_000, (e) => e.replicaSet === "rs0" && e.member === lostFirst.name);
+      covered.catch(() => undefined); // awaited below; handled here should it time out first
       const replicaKilledAt = performance.now();
       process.kill(pidOf(lostFirst.name), "SIGKILL");
       down.add(lostFirst);
       // Acknowledged by the survivor alone from now on, while the manager reads the primary's position.
       await rs0.acksAtLeast(100, 20_000);
-      for (let i = 0; i < 4; i++) await nextEvent("tick", 5_000);
+      await covered;
+      // A write sent after the bound was taken and acknowledged (by the survivor alone): its relay log now holds
+      // everything up to the bound, which is what the failover checks. Four probe rounds were waited for here
+      // before: the bound could come from the primary reading of the fourth, a few milliseconds before the kill
+      // (with rs0 in trouble already, the primary's state was read only every second), or not yet.
+      await rs0.firstAckSentAfter(performance.now(), 20_000);
       expect(rs0.inFlightAt(replicaKilledAt).length, "a write in flight when the replica died").toBe(1);
 
       const failoverSeen = nextEvent("failover", 30_000, (r) => r.replicaSet === "rs0");
