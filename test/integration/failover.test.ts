@@ -112,14 +112,19 @@ function dumpLogsOnFailure(): void {
   });
 }
 
-async function admin<T>(addr: MemberAddress, database: string, fn: (c: import("mysql2/promise").Connection) => Promise<T>): Promise<T> {
-  const c = await createConnection({
+/** A connection to one member as the admin user, in `database`. */
+function adminConnection(addr: MemberAddress, database: string): Promise<import("mysql2/promise").Connection> {
+  return createConnection({
     host: addr.host,
     port: addr.port,
     user: infra.mysql.adminUser.user,
     password: infra.mysql.adminUser.password,
     database,
   });
+}
+
+async function admin<T>(addr: MemberAddress, database: string, fn: (c: import("mysql2/promise").Connection) => Promise<T>): Promise<T> {
+  const c = await adminConnection(addr, database);
   try {
     return await fn(c);
   } finally {
@@ -191,13 +196,7 @@ async function ids(addr: MemberAddress, database: string): Promise<Set<number>> 
  * lets it catch up.
  */
 async function holdApply(addr: MemberAddress, database: string, table: string): Promise<{ release(): Promise<void> }> {
-  const c = await createConnection({
-    host: addr.host,
-    port: addr.port,
-    user: infra.mysql.adminUser.user,
-    password: infra.mysql.adminUser.password,
-    database,
-  });
+  const c = await adminConnection(addr, database);
   try {
     await c.query(`LOCK TABLES ${table} READ`);
   } catch (err) {
