@@ -6,7 +6,8 @@
 // service), not a durable consumer: delivery is live only, and every timeline
 // instance with streams sees every event, routing it to its own streams. With
 // no stream open it holds none, and is sent no live events at all (they were
-// four deliveries per post with mentions, decoded to be dropped). Per connected user it keeps whom they follow (read from the
+// four deliveries per post with mentions, decoded to be dropped). Per
+// connected user it keeps whom they follow (read from the
 // graph when their first stream opens, then kept by their follow/unfollow
 // events), indexed by followee, so a new tweet finds its connected readers
 // without looking at anyone else. Each stream has a bounded queue; a client
@@ -289,11 +290,16 @@ export function createStreamHub(deps: {
     }
   };
 
-  const unsubscribe = (): void => {
-    for (const s of subs) s.unsubscribe();
+  /** Holds no subscriptions any more (they ended, or went with their connection). */
+  const dropSubscriptions = (): void => {
     subs = [];
     subscribed = undefined;
     m.streamSubscriptions.set(0);
+  };
+
+  const unsubscribe = (): void => {
+    for (const s of subs) s.unsubscribe();
+    dropSubscriptions();
   };
 
   /**
@@ -320,8 +326,6 @@ export function createStreamHub(deps: {
     return subscribed;
   };
 
-
-
   const receive = (msg: Msg): void => {
     // The relay may publish an event twice (after a crash between the ack and
     // marking it sent); JetStream drops the copy, a core subscription does not.
@@ -343,9 +347,7 @@ export function createStreamHub(deps: {
       try {
         const conn = await bus.ready(stop.signal);
         // The last connection's subscriptions went with it.
-        subs = [];
-        subscribed = undefined;
-        m.streamSubscriptions.set(0);
+        dropSubscriptions();
         nc = conn.nc;
         void subscribe();
         await Promise.race([conn.nc.closed(), aborted]);
