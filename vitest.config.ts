@@ -25,7 +25,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["lib/**/*.test.ts", "devcluster/**/*.test.ts", "services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts", "shard-config/**/*.test.ts", "test/unit/**/*.test.ts"],
+          include: ["lib/**/*.test.ts", "devcluster/**/*.test.ts", "bench/**/*.test.ts", "services/**/*.test.ts", "gateway/**/*.test.ts", "scripts/**/*.test.ts", "shard-config/**/*.test.ts", "test/unit/**/*.test.ts"],
         },
       },
       {
