@@ -6,6 +6,7 @@
 //   outbox               the shard of the transaction that writes it
 // Every call is counted by shard and operation (chirp_tweet_db_calls_total),
 // so a test or an operator can see which shards a request touched.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter } from "prom-client";
 import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
@@ -126,7 +127,14 @@ export interface TweetStore {
   /** Authors of the ids that have a lookup row: a replica first, the primary for the rest. */
   lookupAuthors(tweetIds: readonly bigint[]): Promise<Map<bigint, bigint>>;
   /** The tweet, the author's tweet_count and the event, in one transaction on the author's shard. */
-  createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow>;
+  /**
+   * The tweet's row, its author's tweet_count and the event, in one
+   * transaction on the author's shard. `tweet` may still be pending (its
+   * lookup row being written, its mentions resolved: writes.ts): the BEGIN's
+   * round trip runs meanwhile, the rows go only once it resolves, and a
+   * rejection rolls the transaction back.
+   */
+  createTweet(authorId: bigint, tweet: NewTweet | Promise<NewTweet>, announce: Announce<TweetRow>): Promise<TweetRow>;
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
@@ -436,35 +444,42 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return found;
     },
 
-    async createTweet(t, announce) {
-      return transaction(tweetShard(t.authorId), "createTweet", async (tx) => {
-        // The row, the count and the event go with the COMMIT: one round trip after BEGIN (a
-        // duplicate id still fails the transaction, at the COMMIT's round trip).
-        tx.defer(
-          `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
-             like_count, hashtags, mentions, urls, version, create_time)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
-          [
-            t.id,
-            t.authorId,
-            t.text,
-            t.replyToTweetId === 0n ? null : t.replyToTweetId,
-            t.quoteTweetId === 0n ? null : t.quoteTweetId,
-            t.repostOfTweetId === 0n ? null : t.repostOfTweetId,
-            idsJson(t.mediaIds),
-            t.latitude,
-            t.longitude,
-            JSON.stringify(t.hashtags),
-            idsJson(t.mentions),
-            JSON.stringify(t.urls),
-            dbTimeFromMicros(t.createTimeMicros),
-          ],
-        );
-        await adjustUserCount(tx, t.authorId, "tweet_count", 1);
-        const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
-        await announce(tx, row);
-        return row;
-      });
+    async createTweet(authorId, tweet, announce) {
+      try {
+        return await transaction(tweetShard(authorId), "createTweet", async (tx) => {
+          // The BEGIN's round trip while the tweet is pending; then the row, the count and the
+          // event go with the COMMIT, one round trip (a duplicate id still fails the
+          // transaction, at the COMMIT's round trip).
+          const [t] = await Promise.all([Promise.resolve(tweet).catch(carryNotReady), tx.beginNow()]);
+          if (t.authorId !== authorId) throw new Error(`tweet ${t.id} is by ${t.authorId}, not ${authorId}`);
+          tx.defer(
+            `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
+               like_count, hashtags, mentions, urls, version, create_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
+            [
+              t.id,
+              t.authorId,
+              t.text,
+              t.replyToTweetId === 0n ? null : t.replyToTweetId,
+              t.quoteTweetId === 0n ? null : t.quoteTweetId,
+              t.repostOfTweetId === 0n ? null : t.repostOfTweetId,
+              idsJson(t.mediaIds),
+              t.latitude,
+              t.longitude,
+              JSON.stringify(t.hashtags),
+              idsJson(t.mentions),
+              JSON.stringify(t.urls),
+              dbTimeFromMicros(t.createTimeMicros),
+            ],
+          );
+          await adjustUserCount(tx, t.authorId, "tweet_count", 1);
+          const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
+          await announce(tx, row);
+          return row;
+        });
+      } catch (err) {
+        throw unwrapNotReady(err);
+      }
     },
 
     async readTweets(shard, ids, viewer) {
@@ -778,6 +793,25 @@ function parseTweet(r: RawTweet): TweetRow {
     version: BigInt(r.version),
     deleted: Number(r.deleted) === 1,
   };
+}
+
+/**
+ * A pending tweet's failure (its lookup row, its mentions), carried out of the
+ * transaction it was awaited in by a ConnectError without a cause, so the
+ * router neither maps nor retries it as that transaction's own failure: the
+ * carrier -> the failure. (Not a subclass: ConnectError's instanceof accepts
+ * any ConnectError.)
+ */
+const notReady = new WeakMap<object, unknown>();
+
+function carryNotReady(err: unknown): never {
+  const carrier = new ConnectError("the tweet was not ready", Code.Aborted);
+  notReady.set(carrier, err);
+  throw carrier;
+}
+
+function unwrapNotReady(err: unknown): unknown {
+  return typeof err === "object" && err !== null && notReady.has(err) ? notReady.get(err) : err;
 }
 
 function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "repostCount" | "version" | "deleted"> {

@@ -4,7 +4,9 @@
 // then one transaction on the author's shard (the row, tweet_count, the
 // event). The author's tweet_count changes, so their cached profile is
 // cleared before the call returns (lib/user-cache.ts): also after a failure,
-// which may have come after the COMMIT. An imported tweet (ImportTweet, at a
+// which may have come after the COMMIT. The transaction's BEGIN goes out while
+// the lookup row is written (its round trip overlaps that one); its rows wait
+// for the lookup row. An imported tweet (ImportTweet, at a
 // past time) claims its id first by writing the lookup row (claimAt).
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { IdGenerator } from "../../lib/ids.js";
@@ -23,7 +25,20 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
+  create(
+    t: PendingTweet,
+    requestId: string | undefined,
+    opts?: {
+      again?: boolean;
+      repostOfAuthorId?: bigint;
+      /**
+       * Called once the tweet's transaction committed, before the author's
+       * cached profile is cleared: work that needs the commit but not the
+       * clearing starts there (PostTweet's read of its author from the primary).
+       */
+      committed?: (row: TweetRow) => void;
+    },
+  ): Promise<TweetRow | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -64,15 +79,25 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
           throw err;
         }
       };
-      // The mentions may still be resolving (PostTweet): they are waited for with the lookup row.
-      const [mentions] = await Promise.all([t.mentions, once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros))]);
-      const tweet: NewTweet = { ...t, mentions };
-      // Cached while the tweet's transaction runs (remember never fails; the lookup row is written).
-      const remembered = lookup.remember(t.id, t.authorId);
+      // The mentions may still be resolving (PostTweet): they are waited for with the lookup
+      // row, while the tweet's transaction opens (its BEGIN's round trip); its rows go in only
+      // once the lookup row is written.
+      const tweet = Promise.all([t.mentions, once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros))]).then(
+        ([mentions]): NewTweet => ({ ...t, mentions }),
+      );
+      // Cached once the lookup row is written, while the tweet's rows go in (remember never fails).
+      const remembered = tweet.then(
+        () => lookup.remember(t.id, t.authorId),
+        () => {},
+      );
       try {
         return await invalidatingAuthor(
           t.authorId,
-          () => once(() => store.createTweet(tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
+          async () => {
+            const row = await once(() => store.createTweet(t.authorId, tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId)));
+            if (row !== undefined) opts.committed?.(row);
+            return row;
+          },
           (row) => row !== undefined,
         );
       } finally {
