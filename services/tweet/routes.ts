@@ -147,11 +147,6 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       await mentions;
       ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
     }
-    // The answer's author (its tweet count just changed) is read from the primary, without a
-    // look in the cache, as soon as the tweet committed: alongside the clearing of their cached
-    // profile, not after it (a fill by this read lands only if its lease outlived the clearing,
-    // and it read after the commit either way: lib/user-cache.ts).
-    let author: ReturnType<typeof reader.prefetchAuthors> | undefined;
     // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
     const row = await ctx.writes.create(
       {
@@ -170,18 +165,19 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
         createTimeMicros,
       },
       requestIdOf(hctx),
-      { again: atMs !== undefined, committed: () => (author = reader.prefetchAuthors([authorId], hctx, true)) },
+      { again: atMs !== undefined },
     );
     // A fresh id's tweet cannot be there already; an imported one's only if two calls claimed the same id, which the lookup's key forbids.
     if (row === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
     await recordRefEdges(row, true, hctx);
     const core = presentTweetCore(row);
-    // The cache entry is written while the answer's author is read (warm never fails, and
-    // present does not read the tweet's entry).
-    const [, [tweet]] = await Promise.all([
-      reader.warm(id, { kind: "tweet", version: row.version, tweet: core }),
-      reader.present([{ core, liked: false }], hctx, media, author ?? reader.prefetchAuthors([authorId], hctx, true)),
-    ]);
+    // The cache entry and the answer's author are read and written at once (one Redis round trip
+    // where they were two in a row): warm never fails, and present does not read the tweet's entry.
+    // The author's cached profile was just cleared (its tweet count changed): asked for without a
+    // look in the cache, and only once the clearing is done (writes.ts), so the user service's read
+    // cannot find the old entry and its fill lease postdates the clearing (lib/user-cache.ts).
+    const author = reader.prefetchAuthors([authorId], hctx, true);
+    const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
     return tweet!;
   };
 

@@ -25,20 +25,7 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(
-    t: PendingTweet,
-    requestId: string | undefined,
-    opts?: {
-      again?: boolean;
-      repostOfAuthorId?: bigint;
-      /**
-       * Called once the tweet's transaction committed, before the author's
-       * cached profile is cleared: work that needs the commit but not the
-       * clearing starts there (PostTweet's read of its author from the primary).
-       */
-      committed?: (row: TweetRow) => void;
-    },
-  ): Promise<TweetRow | undefined>;
+  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -93,11 +80,7 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
       try {
         return await invalidatingAuthor(
           t.authorId,
-          async () => {
-            const row = await once(() => store.createTweet(t.authorId, tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId)));
-            if (row !== undefined) opts.committed?.(row);
-            return row;
-          },
+          () => once(() => store.createTweet(t.authorId, tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
           (row) => row !== undefined,
         );
       } finally {
