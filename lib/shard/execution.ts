@@ -55,13 +55,6 @@ export interface Transaction extends Queryable {
    * statement itself.
    */
   defer(sql: string, params?: readonly SqlValue[]): void;
-  /**
-   * Sends the BEGIN now, alone (with anything deferred), unless it went out
-   * already: for a transaction that waits on other work before its first
-   * statement, so that the BEGIN's round trip overlaps the wait. Statements
-   * issued meanwhile go after it on the same connection.
-   */
-  beginNow(): Promise<void>;
 }
 
 /**
@@ -446,7 +439,6 @@ export function createExecution(opts: ExecutionOptions): Execution {
             deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
             deferredShapes.push(sql);
           },
-          beginNow: () => (open ? flushPending() : Promise.reject(mapped(new Error("statement on a finished transaction")))),
         };
         try {
           const result = await fn(tx);

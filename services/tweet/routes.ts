@@ -137,7 +137,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     const mentions = resolveMentions(text.mentionHandles, hctx);
     mentions.catch(() => {});
     // An imported tweet's id is claimed (its lookup row written) before anything else of it.
-    const id = atMs === undefined ? ctx.ids.next() : await ctx.writes.claimAt(authorId, atMs);
+    const id = atMs === undefined ? ctx.writes.mint(authorId) : await ctx.writes.claimAt(authorId, atMs);
     const createTimeMicros = BigInt(parseId(id).timeMs) * 1000n;
     // Media first: the media service checks ownership (NotFound,
     // PermissionDenied, FailedPrecondition) and attaches all or nothing,

@@ -6,7 +6,6 @@
 //   outbox               the shard of the transaction that writes it
 // Every call is counted by shard and operation (chirp_tweet_db_calls_total),
 // so a test or an operator can see which shards a request touched.
-import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter } from "prom-client";
 import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
@@ -127,14 +126,16 @@ export interface TweetStore {
   /** Authors of the ids that have a lookup row: a replica first, the primary for the rest. */
   lookupAuthors(tweetIds: readonly bigint[]): Promise<Map<bigint, bigint>>;
   /** The tweet, the author's tweet_count and the event, in one transaction on the author's shard. */
+  createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow>;
+  /** Whether the tweet id's lookup row lives on its author's shard now (createTweetWithLookup can write both). */
+  besideAuthor(tweetId: bigint, authorId: bigint): boolean;
   /**
-   * The tweet's row, its author's tweet_count and the event, in one
-   * transaction on the author's shard. `tweet` may still be pending (its
-   * lookup row being written, its mentions resolved: writes.ts): the BEGIN's
-   * round trip runs meanwhile, the rows go only once it resolves, and a
-   * rejection rolls the transaction back.
+   * createTweet with the tweet's lookup row in the same transaction, for an
+   * id whose lookup row lives on the author's shard (besideAuthor). "apart"
+   * when it no longer does by the time the rows go (a reshard moved one of
+   * them meanwhile): nothing was written, write the lookup row first instead.
    */
-  createTweet(authorId: bigint, tweet: NewTweet | Promise<NewTweet>, announce: Announce<TweetRow>): Promise<TweetRow>;
+  createTweetWithLookup(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow | "apart">;
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
@@ -318,6 +319,45 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
   const tweetShard = (authorId: bigint): ShardInfo => router.shardForUser(authorId);
 
   /**
+   * The tweet's transaction (createTweet), with its lookup row when
+   * `withLookup` (createTweetWithLookup): the rows, the count and the event
+   * go with the COMMIT, one round trip after the BEGIN's (a duplicate id
+   * still fails the transaction, at the COMMIT's round trip).
+   */
+  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<TweetRow | "apart"> =>
+    transaction(tweetShard(t.authorId), withLookup ? "createTweetWithLookup" : "createTweet", async (tx) => {
+      if (withLookup) {
+        // By the router's current map, which routes this transaction's statements.
+        if (lookupShard(t.id).name !== tweetShard(t.authorId).name) return "apart";
+        tx.defer("INSERT INTO chirp.tweet_lookup (tweet_id, author_id, create_time) VALUES (?, ?, ?)", [t.id, t.authorId, dbTimeFromMicros(t.createTimeMicros)]);
+      }
+      tx.defer(
+        `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
+           like_count, hashtags, mentions, urls, version, create_time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
+        [
+          t.id,
+          t.authorId,
+          t.text,
+          t.replyToTweetId === 0n ? null : t.replyToTweetId,
+          t.quoteTweetId === 0n ? null : t.quoteTweetId,
+          t.repostOfTweetId === 0n ? null : t.repostOfTweetId,
+          idsJson(t.mediaIds),
+          t.latitude,
+          t.longitude,
+          JSON.stringify(t.hashtags),
+          idsJson(t.mentions),
+          JSON.stringify(t.urls),
+          dbTimeFromMicros(t.createTimeMicros),
+        ],
+      );
+      await adjustUserCount(tx, t.authorId, "tweet_count", 1);
+      const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
+      await announce(tx, row);
+      return row;
+    });
+
+  /**
    * Likes and unlikes of one tweet, in one transaction under the tweet row's
    * lock, in order: each change's result is the row just after it, as if
    * they had run one by one. Changes that arrive while one runs wait and run
@@ -444,42 +484,14 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return found;
     },
 
-    async createTweet(authorId, tweet, announce) {
-      try {
-        return await transaction(tweetShard(authorId), "createTweet", async (tx) => {
-          // The BEGIN's round trip while the tweet is pending; then the row, the count and the
-          // event go with the COMMIT, one round trip (a duplicate id still fails the
-          // transaction, at the COMMIT's round trip).
-          const [t] = await Promise.all([Promise.resolve(tweet).catch(carryNotReady), tx.beginNow()]);
-          if (t.authorId !== authorId) throw new Error(`tweet ${t.id} is by ${t.authorId}, not ${authorId}`);
-          tx.defer(
-            `INSERT INTO chirp.tweets (id, author_id, text, reply_to_tweet_id, quote_tweet_id, repost_of_tweet_id, media_ids, latitude, longitude,
-               like_count, hashtags, mentions, urls, version, create_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?)`,
-            [
-              t.id,
-              t.authorId,
-              t.text,
-              t.replyToTweetId === 0n ? null : t.replyToTweetId,
-              t.quoteTweetId === 0n ? null : t.quoteTweetId,
-              t.repostOfTweetId === 0n ? null : t.repostOfTweetId,
-              idsJson(t.mediaIds),
-              t.latitude,
-              t.longitude,
-              JSON.stringify(t.hashtags),
-              idsJson(t.mentions),
-              JSON.stringify(t.urls),
-              dbTimeFromMicros(t.createTimeMicros),
-            ],
-          );
-          await adjustUserCount(tx, t.authorId, "tweet_count", 1);
-          const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
-          await announce(tx, row);
-          return row;
-        });
-      } catch (err) {
-        throw unwrapNotReady(err);
-      }
+    createTweet(t, announce) {
+      return writeTweet(t, announce, false) as Promise<TweetRow>;
+    },
+
+    besideAuthor: (tweetId, authorId) => lookupShard(tweetId).name === tweetShard(authorId).name,
+
+    createTweetWithLookup(t, announce) {
+      return writeTweet(t, announce, true);
     },
 
     async readTweets(shard, ids, viewer) {
@@ -793,25 +805,6 @@ function parseTweet(r: RawTweet): TweetRow {
     version: BigInt(r.version),
     deleted: Number(r.deleted) === 1,
   };
-}
-
-/**
- * A pending tweet's failure (its lookup row, its mentions), carried out of the
- * transaction it was awaited in by a ConnectError without a cause, so the
- * router neither maps nor retries it as that transaction's own failure: the
- * carrier -> the failure. (Not a subclass: ConnectError's instanceof accepts
- * any ConnectError.)
- */
-const notReady = new WeakMap<object, unknown>();
-
-function carryNotReady(err: unknown): never {
-  const carrier = new ConnectError("the tweet was not ready", Code.Aborted);
-  notReady.set(carrier, err);
-  throw carrier;
-}
-
-function unwrapNotReady(err: unknown): unknown {
-  return typeof err === "object" && err !== null && notReady.has(err) ? notReady.get(err) : err;
 }
 
 function withoutTime(t: NewTweet): Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "repostCount" | "version" | "deleted"> {

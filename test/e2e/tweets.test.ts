@@ -369,6 +369,25 @@ describe("GetTweet, DeleteTweet and BatchGetTweets", () => {
     }
   });
 
+  it("PostTweet mints an id whose lookup row lives on the author's shard and writes both rows in one transaction there", async () => {
+    const authors = (await signUpMany(2)) as [Account, Account];
+    const skipConsumer = (labels: string) => labels.includes('op="applyLikerSide"');
+    for (const author of authors) {
+      const shard = router.shardForUser(author.id).name;
+      const before = await scrape("chirp_tweet_db_calls_total");
+      const posted = [await postOk(author, "one"), await postOk(author, "two"), await postOk(author, "three")];
+      // No lookup row of its own: one transaction per post, on the author's shard.
+      expect(diff(before, await scrape("chirp_tweet_db_calls_total"), skipConsumer)).toEqual({ [`op="createTweetWithLookup",shard="${shard}"`]: 3 });
+      for (const tweet of posted) {
+        expect(router.shardForUser(tweet.id).name).toBe(shard);
+        const [row] = await router.primary(shard).query<{ author_id: string }>("SELECT author_id FROM chirp.tweet_lookup WHERE tweet_id = ?", [tweet.id]);
+        expect(String(row?.author_id)).toBe(String(author.id));
+      }
+      // Ids still grow with time.
+      expect(posted.map((t) => BigInt(t.id))).toEqual(posted.map((t) => BigInt(t.id)).sort((x, y) => (x < y ? -1 : 1)));
+    }
+  });
+
   it("GetTweet touches only the tweet's shard once the lookup is cached, and no database at all for an anonymous cached read", async () => {
     const [author, viewer] = (await signUpMany(2)) as [Account, Account];
     const tweet = await postOk(author, "where do I live");

@@ -405,55 +405,6 @@ describe("shard router", () => {
     expect(await codeOf(failed)).toBe(Code.AlreadyExists);
   });
 
-  it("sends the BEGIN at once on beginNow while the transaction waits; what it defers after goes with the COMMIT", async () => {
-    const [a] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
-    const [here] = await router.primary("80-c0").query<{ port: number }>("SELECT @@port AS port");
-    const primary = cluster.mysql.replicaSets.map((r) => r.primary).find((p) => p.port === Number(here!.port))!;
-    // The server's own record: each command and the connection that sent it.
-    const sent = (where: string): Promise<Array<{ sql: string; thread: string }>> =>
-      asAdmin(primary, async (c) => {
-        const [rows] = await c.query<RowDataPacket[]>(
-          `SELECT CONVERT(argument USING utf8mb4) AS sql_text, thread_id FROM mysql.general_log WHERE command_type = 'Query' AND ${where} ORDER BY event_time`,
-        );
-        return rows.map((r) => ({ sql: String(r["sql_text"]), thread: String(r["thread_id"]) }));
-      });
-    await asAdmin(primary, (c) => c.query("TRUNCATE TABLE mysql.general_log"));
-    await asAdmin(primary, (c) => c.query("SET GLOBAL log_output = 'TABLE', GLOBAL general_log = 1"));
-    try {
-      let open!: () => void;
-      const gate = new Promise<void>((r) => (open = r));
-      let begun!: () => void;
-      const beginSent = new Promise<void>((r) => (begun = r));
-      const done = router.transaction("80-c0", async (tx) => {
-        await Promise.all([gate, tx.beginNow().then(begun)]);
-        tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", ["router-begin-now-marker", a!]);
-      });
-      // The BEGIN went out alone while the function still waits.
-      await beginSent;
-      const begins = (await sent("argument = 'START TRANSACTION'")).map((r) => r.thread);
-      open();
-      await done;
-      const after = await sent("argument LIKE '%router-begin-now-marker%' AND argument NOT LIKE '%general_log%'");
-      expect(after).toHaveLength(1);
-      expect(after[0]!.sql).toMatch(/^UPDATE `?chirp_80xc0`?\.users SET bio = 'router-begin-now-marker'.*;\s*COMMIT$/s);
-      expect(begins).toContain(after[0]!.thread);
-    } finally {
-      await asAdmin(primary, (c) => c.query("SET GLOBAL general_log = 0, GLOBAL log_output = 'FILE'"));
-      await asAdmin(primary, (c) => c.query("TRUNCATE TABLE mysql.general_log"));
-    }
-    const [row] = await router.primary("80-c0").query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [a!]);
-    expect(row?.bio).toBe("router-begin-now-marker");
-
-    // What the function waited on fails after the BEGIN: rolled back, the function's own error.
-    const failed = router.transaction("80-c0", async (tx) => {
-      tx.defer("UPDATE chirp.users SET bio = 'lost' WHERE id = ?", [a!]);
-      await Promise.all([Promise.reject(new ConnectError("not ready", Code.FailedPrecondition)), tx.beginNow()]);
-    });
-    expect(await codeOf(failed)).toBe(Code.FailedPrecondition);
-    const [kept] = await router.primary("80-c0").query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [a!]);
-    expect(kept?.bio).toBe("router-begin-now-marker");
-  });
-
   it("maps a duplicate key to AlreadyExists", async () => {
     expect(await codeOf(insertUser("1"))).toBe(Code.AlreadyExists);
   });
