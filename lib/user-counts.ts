@@ -24,16 +24,3 @@ const STATEMENTS = new Map<string, string>(
 export function adjustUserCount(tx: Queryable, userId: bigint, count: UserCount, delta: 1 | -1): Promise<void> {
   return executeOrDefer(tx, STATEMENTS.get(`${count}${delta > 0 ? "+" : "-"}`)!, [userId]);
 }
-
-/**
- * One up, inside `tx` (a transaction on `userId`'s shard), and the count it
- * leaves, which is the count the commit leaves: the row stays locked until
- * then. Not deferred (its answer is needed): it goes in the round trip of
- * what the transaction has pending, and MySQL's answer carries the new value
- * as the statement's insert id (LAST_INSERT_ID(expr)). undefined when there
- * is no such row.
- */
-export async function incrementUserCount(tx: Queryable, userId: bigint, count: UserCount): Promise<number | undefined> {
-  const result = await tx.execute(`UPDATE chirp.users SET ${count} = LAST_INSERT_ID(${count} + 1) WHERE id = ?`, [userId]);
-  return result.affectedRows === 1 ? Number(result.insertId) : undefined;
-}

@@ -62,8 +62,6 @@ export interface TweetReader {
    * they are asked of the user service without first looking in the cache.
    */
   prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext, changed?: boolean): Promise<Map<bigint, User>>;
-  /** The cached profiles among `ids` (user-cache.ts peek: no fill lease, no call); empty without a cache or when it does not answer. */
-  peekAuthors(ids: readonly bigint[]): Promise<Map<bigint, User>>;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
   warm(id: bigint, entry: CachedTweet): Promise<void>;
 }
@@ -283,7 +281,6 @@ export function createTweetReader(opts: {
   return {
     load,
     prefetchAuthors: (ids, hctx, changed = false) => authors(ids, hctx, !changed).catch(() => new Map<bigint, User>()),
-    peekAuthors: (ids) => (opts.userCache === undefined ? Promise.resolve(new Map<bigint, User>()) : opts.userCache.peek(ids).catch(() => new Map<bigint, User>())),
     present(tweets, hctx, knownMedia = [], prefetched, loadedOriginals) {
       return presentAll(tweets, hctx, knownMedia, prefetched, true, loadedOriginals);
     },

@@ -147,10 +147,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       await mentions;
       ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
     }
-    // The author's cached profile, looked at while the tweet is written: with the tweet count
-    // the tweet's transaction left, it is the answer's author (below).
-    const cachedAuthor = reader.peekAuthors([authorId]);
-    // The lookup row and the tweet; the author's cached profile goes (writes.ts).
+    // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
     const row = await ctx.writes.create(
       {
         id,
@@ -174,18 +171,12 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     if (row === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
     await recordRefEdges(row, true, hctx);
     const core = presentTweetCore(row);
-    // The answer's author: the profile the cache held just before the tweet was written (every
-    // change that returned before this call began is in it: lib/user-cache.ts) with the exact
-    // count this post's transaction left, so nothing is read after the commit. Not cached: asked for without a look in the cache, only
-    // now that the clearing is done (writes.ts), so the user service's read cannot find the old
-    // entry and its fill lease postdates the clearing.
-    const known = (await cachedAuthor).get(authorId);
-    const author =
-      known !== undefined && row.authorTweetCount !== undefined
-        ? Promise.resolve(new Map([[authorId, { ...known, tweetCount: row.authorTweetCount }]]))
-        : reader.prefetchAuthors([authorId], hctx, true);
-    // The cache entry is written while the answer is made: warm never fails, and present does
-    // not read the tweet's entry.
+    // The cache entry and the answer's author are read and written at once (one Redis round trip
+    // where they were two in a row): warm never fails, and present does not read the tweet's entry.
+    // The author's cached profile was just cleared (its tweet count changed): asked for without a
+    // look in the cache, and only once the clearing is done (writes.ts), so the user service's read
+    // cannot find the old entry and its fill lease postdates the clearing (lib/user-cache.ts).
+    const author = reader.prefetchAuthors([authorId], hctx, true);
     const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
     return tweet!;
   };

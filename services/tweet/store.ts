@@ -12,7 +12,7 @@ import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
-import { adjustUserCount, incrementUserCount } from "../../lib/user-counts.js";
+import { adjustUserCount } from "../../lib/user-counts.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 import type { LikeCursor } from "./page-token.js";
@@ -55,9 +55,6 @@ export interface TweetRow {
   readonly version: bigint;
   readonly deleted: boolean;
 }
-
-/** A tweet just written, with the author's tweet_count its transaction left (undefined: no users row). */
-export type CreatedTweet = TweetRow & { readonly authorTweetCount: number | undefined };
 
 export type NewTweet = Omit<TweetRow, "likeCount" | "replyCount" | "quoteCount" | "repostCount" | "version" | "deleted"> & {
   /** The Snowflake id's time, in microseconds (create_time of the tweet and its lookup). */
@@ -129,7 +126,7 @@ export interface TweetStore {
   /** Authors of the ids that have a lookup row: a replica first, the primary for the rest. */
   lookupAuthors(tweetIds: readonly bigint[]): Promise<Map<bigint, bigint>>;
   /** The tweet, the author's tweet_count and the event, in one transaction on the author's shard. */
-  createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<CreatedTweet>;
+  createTweet(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow>;
   /** Whether the tweet id's lookup row lives on its author's shard now (createTweetWithLookup can write both). */
   besideAuthor(tweetId: bigint, authorId: bigint): boolean;
   /**
@@ -138,7 +135,7 @@ export interface TweetStore {
    * when it no longer does by the time the rows go (a reshard moved one of
    * them meanwhile): nothing was written, write the lookup row first instead.
    */
-  createTweetWithLookup(t: NewTweet, announce: Announce<TweetRow>): Promise<CreatedTweet | "apart">;
+  createTweetWithLookup(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow | "apart">;
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
@@ -323,11 +320,11 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
 
   /**
    * The tweet's transaction (createTweet), with its lookup row when
-   * `withLookup` (createTweetWithLookup), in two round trips: the BEGIN, the
-   * rows and the author's count, whose new value comes back (the answer's
-   * author needs it: routes.ts); then the event and the COMMIT.
+   * `withLookup` (createTweetWithLookup): the rows, the count and the event
+   * go with the COMMIT, one round trip after the BEGIN's (a duplicate id
+   * still fails the transaction, at the COMMIT's round trip).
    */
-  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<CreatedTweet | "apart"> =>
+  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<TweetRow | "apart"> =>
     transaction(tweetShard(t.authorId), withLookup ? "createTweetWithLookup" : "createTweet", async (tx) => {
       if (withLookup) {
         // By the router's current map, which routes this transaction's statements.
@@ -354,10 +351,10 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
           dbTimeFromMicros(t.createTimeMicros),
         ],
       );
-      const authorTweetCount = await incrementUserCount(tx, t.authorId, "tweet_count");
+      await adjustUserCount(tx, t.authorId, "tweet_count", 1);
       const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
       await announce(tx, row);
-      return { ...row, authorTweetCount };
+      return row;
     });
 
   /**
@@ -488,7 +485,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     },
 
     createTweet(t, announce) {
-      return writeTweet(t, announce, false) as Promise<CreatedTweet>;
+      return writeTweet(t, announce, false) as Promise<TweetRow>;
     },
 
     besideAuthor: (tweetId, authorId) => lookupShard(tweetId).name === tweetShard(authorId).name,

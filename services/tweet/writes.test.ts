@@ -8,14 +8,14 @@ import { describe, expect, it } from "vitest";
 import { createIdGenerator } from "../../lib/ids.js";
 import type { UserCache } from "../../lib/user-cache.js";
 import type { AuthorLookup } from "./lookup.js";
-import type { CreatedTweet, NewTweet, TweetStore } from "./store.js";
+import type { NewTweet, TweetRow, TweetStore } from "./store.js";
 import { createTweetWrites, type PendingTweet } from "./writes.js";
 
 const AUTHOR = 7n;
 
 function setup(opts: { beside: (id: bigint, authorId: bigint) => boolean; apart?: boolean }) {
   const calls: string[] = [];
-  const row = (t: NewTweet): CreatedTweet => ({ ...t, likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false, authorTweetCount: 1 });
+  const row = (t: NewTweet): TweetRow => ({ ...t, likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false });
   const store: Partial<TweetStore> = {
     besideAuthor: opts.beside,
     async insertLookup(id) {

@@ -14,7 +14,7 @@ import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
 import type { UserCache } from "../../lib/user-cache.js";
 import { announceTweetCreated, announceTweetDeleted } from "./events.js";
 import type { AuthorLookup } from "./lookup.js";
-import type { CreatedTweet, DeleteResult, NewTweet, TweetStore } from "./store.js";
+import type { DeleteResult, NewTweet, TweetRow, TweetStore } from "./store.js";
 
 /** A tweet to write whose mentions may still be resolving: they are waited for alongside its lookup row. */
 export type PendingTweet = Omit<NewTweet, "mentions"> & { readonly mentions: NewTweet["mentions"] | Promise<NewTweet["mentions"]> };
@@ -33,7 +33,7 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<CreatedTweet | undefined>;
+  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by

@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { createServer, connect as connectTcp, type Server } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { incrementUserCount } from "../../lib/user-counts.js";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -404,24 +403,6 @@ describe("shard router", () => {
       await tx.execute("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, 'dup2', 'dup2@example.com', 'x')", [a!]);
     });
     expect(await codeOf(failed)).toBe(Code.AlreadyExists);
-  });
-
-  it("incrementUserCount answers the count each transaction leaves, one per transaction under concurrency", async () => {
-    const [a] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
-    const [before] = await router.primary("80-c0").query<{ tweet_count: string }>("SELECT tweet_count FROM chirp.users WHERE id = ?", [a!]);
-    const start = Number(before!.tweet_count);
-    const seen = await Promise.all(
-      Array.from({ length: 6 }, () =>
-        router.transaction("80-c0", async (tx) => {
-          // Pending, so the UPDATE goes in one text round trip with it and the BEGIN, as in a post.
-          tx.defer("UPDATE chirp.users SET following_count = following_count WHERE id = ?", [a!]);
-          return incrementUserCount(tx, BigInt(a!), "tweet_count");
-        }),
-      ),
-    );
-    expect([...seen].sort((x, y) => x! - y!)).toEqual([1, 2, 3, 4, 5, 6].map((n) => start + n));
-    expect(await router.transaction("80-c0", (tx) => incrementUserCount(tx, 999_999_999n, "tweet_count"))).toBeUndefined();
-    await router.primary("80-c0").execute("UPDATE chirp.users SET tweet_count = ? WHERE id = ?", [start, a!]);
   });
 
   it("maps a duplicate key to AlreadyExists", async () => {
