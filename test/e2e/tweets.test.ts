@@ -192,6 +192,24 @@ describe("PostTweet", () => {
     expect(read.author?.tweetCount).toBe(2);
   });
 
+  it("answers with its author as they are after the post: its count, under concurrent posts too, and a profile changed just before", async () => {
+    const [u] = (await signUpMany(1)) as [Account];
+    const U = "chirp.user.v1.UserService";
+    const profile = async () => (await ok<{ user: { tweetCount: number; bio: string } }>(`${U}/GetUser`, { userId: String(u.id) })).user;
+    expect((await postOk(u, "one")).author?.tweetCount).toBe(1);
+    // Cached (a read filled it), then changed: the profile as changed, with the post's count.
+    await ok(`${U}/UpdateProfile`, { bio: "new bio" }, u.token);
+    expect(await profile()).toMatchObject({ tweetCount: 1, bio: "new bio" });
+    expect((await postOk(u, "two")).author).toMatchObject({ tweetCount: 2, bio: "new bio" });
+    expect(await profile()).toMatchObject({ tweetCount: 2, bio: "new bio" });
+    expect((await postOk(u, "three")).author?.tweetCount).toBe(3);
+    // Five at once: each answer counts its own post and none after the last.
+    const counts = (await Promise.all([4, 5, 6, 7, 8].map((n) => postOk(u, `post ${n}`)))).map((t) => t.author?.tweetCount ?? 0);
+    for (const c of counts) expect(c >= 4 && c <= 8).toBe(true);
+    expect(Math.max(...counts)).toBe(8);
+    expect((await profile()).tweetCount).toBe(8);
+  });
+
   it("counts user-perceived characters: 280 emoji sequences fit, 281 do not", async () => {
     const [u] = (await signUpMany(1)) as [Account];
     const family = "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}\u200D\u{1F466}";
