@@ -1,13 +1,14 @@
 // Writing and deleting a tweet row, for PostTweet and DeleteTweet and for a
-// repost's own tweet: the lookup row first (a crash between the two leaves a
-// lookup row whose tweet reads as NotFound, never a tweet no id can reach),
-// then one transaction on the author's shard (the row, tweet_count, the
-// event). The author's tweet_count changes, so their cached profile is
-// cleared before the call returns (lib/user-cache.ts): also after a failure,
-// which may have come after the COMMIT. A fresh id is minted with its lookup
-// row on the author's shard (mint), and then the lookup row goes in the
-// tweet's own transaction: one semi-sync commit per post where there were two. An imported tweet (ImportTweet, at a
-// past time) claims its id first by writing the lookup row (claimAt).
+// repost's own tweet. A fresh id is minted with its lookup row on the
+// author's shard (mint), and one transaction there writes the lookup row, the
+// tweet, tweet_count and the event. Otherwise (a retried id, a reshard that
+// put the two apart) the lookup row goes first (a crash between the two
+// leaves a lookup row whose tweet reads as NotFound, never a tweet no id can
+// reach), then the transaction without it. The author's tweet_count changes,
+// so their cached profile is cleared before the call returns
+// (lib/user-cache.ts): also after a failure, which may have come after the
+// COMMIT. An imported tweet (ImportTweet, at a past time) claims its id first
+// by writing the lookup row (claimAt).
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { IdGenerator } from "../../lib/ids.js";
 import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
@@ -67,6 +68,16 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
     return result;
   };
 
+  /** Runs the tweet's transaction with its id's author cached meanwhile (remember never fails). */
+  const remembering = async <T>(t: { readonly id: bigint; readonly authorId: bigint }, run: () => Promise<T>): Promise<T> => {
+    const remembered = lookup.remember(t.id, t.authorId);
+    try {
+      return await run();
+    } finally {
+      await remembered;
+    }
+  };
+
   return {
     mint(authorId) {
       let id = ids.next();
@@ -83,40 +94,29 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
           throw err;
         }
       };
+      const announce = announceTweetCreated(ids, requestId, opts.repostOfAuthorId);
       // The mentions may still be resolving (PostTweet): they are waited for with the lookup row,
       // or before the transaction that writes it too. No transaction waits holding a connection.
       // A fresh id whose lookup row lives on the author's shard (mint): one transaction writes
-      // the lookup row, the tweet, the count and the event.
+      // the lookup row, the tweet, the count and the event. Its author is cached while it runs:
+      // a lookup cached before the commit names a tweet that reads as NotFound until then (or
+      // for good, if it fails), as a lookup row would.
       if (opts.again !== true && store.besideAuthor(t.id, t.authorId)) {
         const tweet: NewTweet = { ...t, mentions: await t.mentions };
-        // Cached while the transaction runs: a lookup cached before the commit names a tweet
-        // that reads as NotFound until then (or for good, if it fails), as a lookup row would.
-        const remembered = lookup.remember(t.id, t.authorId);
-        try {
-          const row = await invalidatingAuthor(
-            t.authorId,
-            () => store.createTweetWithLookup(tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId)),
-            (r) => r !== "apart",
-          );
-          // "apart": a reshard moved one of them meanwhile; the lookup row first, below.
-          if (row !== "apart") return row;
-        } finally {
-          await remembered;
-        }
+        const row = await remembering(t, () => invalidatingAuthor(t.authorId, () => store.createTweetWithLookup(tweet, announce), (r) => r !== "apart"));
+        // "apart": a reshard moved one of them meanwhile; the lookup row first, below.
+        if (row !== "apart") return row;
       }
       const [mentions] = await Promise.all([t.mentions, once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros))]);
       const tweet: NewTweet = { ...t, mentions };
-      // Cached while the tweet's transaction runs (remember never fails; the lookup row is written).
-      const remembered = lookup.remember(t.id, t.authorId);
-      try {
-        return await invalidatingAuthor(
+      // The lookup row is written: cached while the tweet's transaction runs.
+      return remembering(t, () =>
+        invalidatingAuthor(
           t.authorId,
-          () => once(() => store.createTweet(tweet, announceTweetCreated(ids, requestId, opts.repostOfAuthorId))),
+          () => once(() => store.createTweet(tweet, announce)),
           (row) => row !== undefined,
-        );
-      } finally {
-        await remembered;
-      }
+        ),
+      );
     },
 
     async claimAt(authorId, timeMs) {
