@@ -7,6 +7,7 @@
 // Every call is counted by shard and operation (chirp_tweet_db_calls_total),
 // so a test or an operator can see which shards a request touched.
 import { Counter } from "prom-client";
+import { hashVindex } from "../../lib/shard/vindex.js";
 import type { LikeAt } from "./liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Announce } from "../../lib/events/outbox.js";
@@ -488,7 +489,9 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return writeTweet(t, announce, false) as Promise<TweetRow>;
     },
 
-    besideAuthor: (tweetId, authorId) => lookupShard(tweetId).name === tweetShard(authorId).name,
+    // Computed, not remembered: PostTweet asks about ids it passes over (writes.ts mint), which
+    // would only crowd the router's map of ids to shards.
+    besideAuthor: (tweetId, authorId) => router.shardForKeyspaceId(hashVindex(tweetId)).name === tweetShard(authorId).name,
 
     createTweetWithLookup(t, announce) {
       return writeTweet(t, announce, true);
