@@ -233,6 +233,20 @@ export function runInSpan<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 
+/**
+ * The active trace context, kept for later: `within(fn)` runs `fn` in it. For
+ * work one caller hands to a batch that runs in another's context (the outbox
+ * rows it writes then carry their own caller's trace). Identity when tracing
+ * is off or nothing is being traced.
+ */
+export function keepTraceContext(): <T>(fn: () => T) => T {
+  if (tracer === undefined) return runNow;
+  const kept = context.active();
+  if (trace.getSpan(kept) === undefined) return runNow;
+  return (fn) => context.with(kept, fn);
+}
+const runNow = <T>(fn: () => T): T => fn();
+
 /** Adds attributes to the active span, if any (a no-op when tracing is off). */
 export function annotateActiveSpan(attributes: Attributes): void {
   if (tracer === undefined) return;

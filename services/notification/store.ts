@@ -3,6 +3,8 @@
 // Migration 0013 describes the columns.
 import { createHash } from "node:crypto";
 import type { Announce } from "../../lib/events/outbox.js";
+import { keyBatches } from "../../lib/key-batches.js";
+import { keepTraceContext } from "../../lib/tracing/tracing.js";
 import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../../lib/shard/router.js";
 import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
@@ -27,6 +29,12 @@ export interface NotificationStore {
    * shows. After each transaction commits, `committed` gets its changes and
    * their decisions (in the order given); a failure of one transaction is
    * thrown once every other one has settled (and been reported).
+   *
+   * Group commit: calls that meet on a shard while a transaction of theirs
+   * runs there share the next one (keys distinct, up to APPLY_BATCH rows);
+   * each call's `announce` gets only what its own changes show, in its own
+   * trace context. A shared transaction that fails is run again call by
+   * call, so one call's failure is not another's.
    */
   applyMany(
     changes: readonly CauseChange[],
@@ -34,7 +42,11 @@ export interface NotificationStore {
     announce: Announce<readonly Shown[]>,
     committed: (changes: readonly CauseChange[], decisions: readonly Decision[]) => Promise<void>,
   ): Promise<void>;
-  /** Records on the author's shard that `tweetId` notified `recipientIds`; false if the tweet is already deleted. */
+  /**
+   * Records on the author's shard that `tweetId` notified `recipientIds`;
+   * false if the tweet is already deleted. Calls that meet on a shard share
+   * the statements (group commit, as applyMany).
+   */
   addSources(authorId: bigint, tweetId: bigint, recipientIds: readonly bigint[]): Promise<boolean>;
   /** Marks the tweet deleted and returns whom it had notified. */
   tweetDeleted(authorId: bigint, tweetId: bigint): Promise<bigint[]>;
@@ -74,6 +86,50 @@ interface CauseRow {
 
 /** Changes applied in one transaction at most (its statements carry this many rows). */
 export const APPLY_BATCH = 64;
+/** Calls whose changes one shard's next transaction may take up (group commit). */
+const CALLS_PER_TRANSACTION = 16;
+/** Tweets whose sources one statement may write (group commit). */
+const TWEETS_PER_SOURCES_WRITE = 32;
+
+/** One addSources call: a tweet and whom it notifies. */
+interface SourcesOf {
+  readonly authorId: bigint;
+  readonly tweetId: bigint;
+  readonly recipientIds: readonly bigint[];
+}
+
+/** One applyMany call's changes for one transaction, and how that call numbers and announces them. */
+interface Part {
+  readonly changes: readonly CauseChange[];
+  readonly newId: () => bigint;
+  readonly announce: Announce<readonly Shown[]>;
+  /** Runs `fn` in the calling consumer's trace context: the outbox rows its announce writes carry its trace. */
+  readonly inCallerContext: <T>(fn: () => T) => T;
+}
+
+/** A part's decisions, or why its transaction failed. */
+type PartResult = { readonly decisions: readonly Decision[] } | { readonly error: unknown };
+
+/**
+ * Parts in transactions, in arrival order: a part joins the last
+ * transaction while its keys are distinct from those already in it (a
+ * statement holds each row once) and the rows fit APPLY_BATCH; otherwise it
+ * starts the next one, so a key's changes stay in order.
+ */
+function transactionsOf(parts: readonly Part[]): Part[][] {
+  const out: Array<{ keys: Set<string>; rows: number; parts: Part[] }> = [];
+  for (const part of parts) {
+    const keys = part.changes.map(keyOf);
+    let last = out[out.length - 1];
+    if (last === undefined || last.rows + keys.length > APPLY_BATCH || keys.some((k) => last!.keys.has(k))) {
+      out.push((last = { keys: new Set(), rows: 0, parts: [] }));
+    }
+    for (const k of keys) last.keys.add(k);
+    last.rows += keys.length;
+    last.parts.push(part);
+  }
+  return out.map((t) => t.parts);
+}
 
 const keyOf = (k: CauseKey): string => `${k.recipientId}:${k.cause}:${k.subjectId}:${k.actorId}`;
 const compareKeys = (a: CauseKey, b: CauseKey): number =>
@@ -111,12 +167,14 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
   // write (its UPDATE waits on the row, its locking read on the sources)
   // and undoes it after this commits. No shared gap lock, so concurrent
   // writers of one tweet's sources cannot deadlock on it.
-  const tombstoned = async (q: Queryable, authorId: bigint, tweetId: bigint): Promise<boolean> => {
-    const rows = await q.query<{ one: number }>(
-      "SELECT 1 AS one FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id = 0",
-      [authorId, tweetId],
+  // The tweets found marked, as "author:tweet".
+  const tombstones = async (q: Queryable, tweets: ReadonlyArray<{ readonly authorId: bigint; readonly tweetId: bigint }>): Promise<Set<string>> => {
+    const pairs = padded(tweets);
+    const rows = await q.query<{ author_id: string; tweet_id: string }>(
+      `SELECT author_id, tweet_id FROM chirp.notification_sources WHERE ${pairs.map(() => "(author_id = ? AND tweet_id = ? AND recipient_id = 0)").join(" OR ")}`,
+      pairs.flatMap((t) => [t.authorId, t.tweetId]),
     );
-    return rows.length > 0;
+    return new Set(rows.map((r) => `${r.author_id}:${r.tweet_id}`));
   };
 
   const where = "recipient_id = ? AND cause = ? AND subject_id = ? AND actor_id = ?";
@@ -134,15 +192,18 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
    * order, so two batches lock in the same order); then the rows read back
    * under that lock (a row carrying the id proposed for it was missing),
    * decide() for the rows that were there, one multi-row upsert with what
-   * changes, and the outbox rows of what shows.
+   * changes, and the outbox rows of what shows, each part's by its own
+   * announce. The parts' keys are distinct (transactionsOf).
    */
-  const applyBatch = (shard: ShardRef, changes: readonly CauseChange[], newId: () => bigint, announce: Announce<readonly Shown[]>): Promise<Decision[]> =>
+  const applyBatch = (shard: ShardRef, parts: readonly Part[]): Promise<Decision[][]> =>
     router.transaction(shard, async (tx) => {
-      const sorted = [...changes].sort(compareKeys);
+      const partOf = new Map<string, Part>();
+      for (const part of parts) for (const c of part.changes) partOf.set(keyOf(c), part);
+      const sorted = parts.flatMap((p) => p.changes).sort(compareKeys);
       const proposed = new Map<string, bigint>();
       const insert: SqlValue[][] = [];
       for (const c of sorted) {
-        const id = newId();
+        const id = partOf.get(keyOf(c))!.newId();
         proposed.set(keyOf(c), id);
         const fresh = decide(ABSENT, c);
         const state = fresh === "show" ? SHOWN : HIDDEN;
@@ -205,7 +266,7 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
       }
       // A like or repost of a tweet deleted meanwhile is recorded, never shown
       // (the mark is on this same shard: the tweet's author is the recipient;
-      // read after this transaction wrote the rows, see tombstoned).
+      // read after this transaction wrote the rows, see tombstones).
       const reactions = shows.filter((c) => c.cause === Cause.like || c.cause === Cause.repost);
       const marked = new Set<string>();
       if (reactions.length > 0) {
@@ -216,11 +277,15 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
         );
         for (const m of marks) marked.add(`${m.author_id}:${m.tweet_id}`);
       }
-      const shown: Shown[] = [];
+      const shown = new Map<Part, Shown[]>();
       for (const c of shows) {
         const k = keyOf(c);
         if (!marked.has(`${c.recipientId}:${c.subjectId}`)) {
-          shown.push({ id: proposed.get(k)!, change: c });
+          const part = partOf.get(k)!;
+          const own = shown.get(part);
+          const one = { id: proposed.get(k)!, change: c };
+          if (own === undefined) shown.set(part, [one]);
+          else own.push(one);
           continue;
         }
         decided.set(k, "version");
@@ -237,13 +302,81 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
           update.flat(),
         );
       }
-      if (shown.length > 0) await announce(tx, shown);
-      return changes.map((c) => decided.get(keyOf(c))!);
+      for (const part of parts) {
+        const own = shown.get(part);
+        if (own !== undefined) await part.inCallerContext(() => part.announce(tx, own));
+      }
+      return parts.map((p) => p.changes.map((c) => decided.get(keyOf(c))!));
     });
+
+  /**
+   * One shard's parts that arrived while its previous transaction ran, in as
+   * few transactions as transactionsOf allows. A shared transaction that
+   * fails runs again part by part: a part that cannot apply (a row the
+   * statement refuses) fails alone, and a deadlock between two shared
+   * batches costs each part one more try.
+   */
+  const applyParts = async (shard: ShardRef, parts: readonly Part[]): Promise<PartResult[]> => {
+    const results: PartResult[] = [];
+    for (const together of transactionsOf(parts)) {
+      try {
+        for (const decisions of await applyBatch(shard, together)) results.push({ decisions });
+      } catch (err) {
+        if (together.length === 1) {
+          results.push({ error: err });
+          continue;
+        }
+        for (const part of together) {
+          try {
+            results.push({ decisions: (await applyBatch(shard, [part]))[0]! });
+          } catch (alone) {
+            results.push({ error: alone });
+          }
+        }
+      }
+    }
+    return results;
+  };
+  /**
+   * Tweets' source rows on their authors' shard, those of tweets that arrive
+   * while the previous write runs together: the rows first, then the marks
+   * (see tombstones), each its own statement, no transaction. The deletion's
+   * locking read of the recipients either sees these rows (committed before
+   * it) or holds the range's gap until it commits, so the INSERT waits and
+   * the read after it finds the mark. The rows of a tweet found deleted are
+   * taken out again, and it reports false.
+   */
+  const writeSources = async (shard: ShardRef, tweets: readonly SourcesOf[]): Promise<boolean[]> => {
+    const primary = router.primary(shard);
+    const rows = padded(tweets.flatMap((t) => t.recipientIds.map((r) => [t.authorId, t.tweetId, r] as const)));
+    await primary.execute(
+      `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${rows.map(() => "(?, ?, ?)").join(", ")}
+       ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+      rows.flat(),
+    );
+    const marked = await tombstones(primary, tweets);
+    for (const t of tweets) {
+      if (!marked.has(`${t.authorId}:${t.tweetId}`)) continue;
+      await primary.execute(
+        `DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id IN (${t.recipientIds.map(() => "?").join(", ")})`,
+        [t.authorId, t.tweetId, ...t.recipientIds],
+      );
+    }
+    return tweets.map((t) => !marked.has(`${t.authorId}:${t.tweetId}`));
+  };
+  const addSourcesOnShard = keyBatches<string, SourcesOf & { readonly shard: ShardRef }, boolean>((_name, tweets) => writeSources(tweets[0]!.shard, tweets), {
+    maxBatch: TWEETS_PER_SOURCES_WRITE,
+  });
+
+  const applyOnShard = keyBatches<string, { readonly shard: ShardRef; readonly part: Part }, PartResult>(
+    (_name, items) => applyParts(items[0]!.shard, items.map((i) => i.part)),
+    { maxBatch: CALLS_PER_TRANSACTION },
+  );
 
   return {
     async applyMany(changes, newId, announce, committed) {
       if (changes.length === 0) return;
+      const inCallerContext = keepTraceContext();
       const groups = router.byShard(changes, (c) => router.shardForUser(c.recipientId));
       const settled = await Promise.allSettled(
         [...groups.values()].map(async ({ shard, items }) => {
@@ -251,8 +384,9 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
           for (const round of rounds(items)) {
             for (let i = 0; i < round.length; i += APPLY_BATCH) {
               const batch = round.slice(i, i + APPLY_BATCH);
-              const decisions = await applyBatch(shard, batch, newId, announce);
-              await committed(batch, decisions);
+              const result = await applyOnShard(shard.name, { shard, part: { changes: batch, newId, announce, inCallerContext } });
+              if ("error" in result) throw result.error;
+              await committed(batch, result.decisions);
             }
           }
         }),
@@ -263,25 +397,8 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
 
     async addSources(authorId, tweetId, recipientIds) {
       if (recipientIds.length === 0) return true;
-      const placeholders = recipientIds.map(() => "(?, ?, ?)").join(", ");
-      const params = recipientIds.flatMap((r) => [authorId, tweetId, r]);
-      // The rows first, then the mark (see tombstoned), each its own
-      // statement, no transaction: the deletion's locking read of the
-      // recipients either sees these rows (committed before it) or holds the
-      // range's gap until it commits, so the INSERT waits and the read after
-      // it finds the mark. Two statements where a transaction took four.
-      const primary = router.primaryForUser(authorId);
-      await primary.execute(
-        `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${placeholders}
-         ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-        params,
-      );
-      if (!(await tombstoned(primary, authorId, tweetId))) return true;
-      await primary.execute(
-        `DELETE FROM chirp.notification_sources WHERE author_id = ? AND tweet_id = ? AND recipient_id IN (${recipientIds.map(() => "?").join(", ")})`,
-        [authorId, tweetId, ...recipientIds],
-      );
-      return false;
+      const shard = router.shardForUser(authorId);
+      return addSourcesOnShard(shard.name, { shard, authorId, tweetId, recipientIds });
     },
 
     async tweetDeleted(authorId, tweetId) {
