@@ -37,6 +37,24 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
 
+/**
+ * A writer's settle, as a Redis script: after a change committed, in place of
+ * the invalidation, by a writer that read its own row in the change's
+ * transaction under a lease it took before that read. KEYS: entry, lease.
+ * ARGV: the writer's lease token ('' for none), the value, TTL ms. While the
+ * lease is still the writer's (no reader took one since, no invalidation came
+ * between) the value goes in; otherwise the entry is cleared, as an
+ * invalidation would. The lease is used up either way. 1 if stored.
+ */
+export const WRITER_SETTLE_LUA = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 0`;
+
 /** One key's read: its value, or a miss with the fill lease taken for it (undefined when none could be taken). */
 export type LeasedRead = { readonly value: Buffer } | { readonly value: undefined; readonly lease: string | undefined };
 

@@ -20,12 +20,13 @@
 // that starts after the follow, post or delete returned, as a primary read
 // would be. An invalidation lost to a crash between the commit and the
 // delete is healed by the entry's TTL.
+import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { DecodedMemo } from "./decoded-memo.js";
-import { LEASED_FILL_LUA, leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import { LEASED_FILL_LUA, WRITER_SETTLE_LUA, leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
@@ -46,6 +47,22 @@ export interface UserCache {
   fill(fills: ReadonlyArray<{ readonly lease: string; readonly user: User }>): Promise<void>;
   /** After a committed change to these users' rows. Throws Unavailable when the cache could not be cleared. */
   invalidate(ids: readonly bigint[]): Promise<void>;
+  /**
+   * A writer's fill lease, for a writer that reads the user's row in its own
+   * transaction after changing it (PostTweet's author): taken, and waited
+   * for, before that read is sent. Undefined when Redis did not answer
+   * (settle then only clears).
+   */
+  writerLease(id: bigint): Promise<string | undefined>;
+  /**
+   * In place of invalidate, after the writer's change committed: `user` (its
+   * row as its transaction left it, from the primary, without the email) goes
+   * in while the writer's lease is still there; the entry is cleared
+   * otherwise (a reader took a lease since, or another change's invalidation
+   * came between: either may hold a newer row). Throws Unavailable when Redis
+   * could not be written, as invalidate does.
+   */
+  settle(lease: string | undefined, user: User): Promise<void>;
 }
 
 export interface UserCacheOptions {
@@ -76,6 +93,7 @@ function decodeUser(value: Buffer): User | undefined {
 
 interface Scripts {
   chirpUserFill(entry: string, lease: string, token: string, payload: Buffer, ttlMs: number): Promise<number>;
+  chirpUserSettle(entry: string, lease: string, token: string, payload: Buffer, ttlMs: number): Promise<number>;
 }
 
 type Replies = Array<[Error | null, unknown]> | null;
@@ -89,6 +107,7 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
   const entryKey = (id: bigint): string => `${prefix}{${id}}`;
   const leaseKey = (id: bigint): string => `${prefix}{${id}}:lease`;
   defineScript(redis, "chirpUserFill", { numberOfKeys: 2, lua: LEASED_FILL_LUA });
+  defineScript(redis, "chirpUserSettle", { numberOfKeys: 2, lua: WRITER_SETTLE_LUA });
   const m = opts.metrics === undefined ? undefined : userCacheMetrics(opts.metrics);
   // Authors shown again and again are decoded once per profile change.
   const decoded = new DecodedMemo<User>(opts.decodedMemoSize);
@@ -157,6 +176,29 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
         log.warn({ err: (err as Error | undefined)?.message }, "user cache not cleared after a committed change"),
       );
     },
+
+    async writerLease(id) {
+      const token = randomUUID();
+      try {
+        await redis.set(leaseKey(id), token, "PX", leaseMs);
+        return token;
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "user cache writer lease not taken; the write will clear the entry");
+        return undefined;
+      }
+    },
+
+    async settle(lease, user) {
+      const payload = Buffer.from(toBinary(UserSchema, user));
+      let stored = 0;
+      await writeAfterCommit(
+        { attempts, retryMs },
+        async () => (stored = await (redis as unknown as Scripts).chirpUserSettle(entryKey(user.id), leaseKey(user.id), lease ?? "", payload, ttlMs)),
+        m?.invalidations,
+        (err) => log.warn({ err: (err as Error | undefined)?.message }, "user cache not settled after a committed change"),
+      );
+      m?.fills.inc({ result: stored === 1 ? "writer_stored" : "writer_refused" });
+    },
   };
 }
 
@@ -181,7 +223,7 @@ export function loadUserCacheConfig(env: Env): UserCacheConfig {
 function userCacheMetrics(metrics: Metrics) {
   return leasedCacheCounters(metrics, "chirp_user_cache", {
     reads: "Profile cache lookups by result (hit, miss, error; peek_hit and peek_miss: another service's lookup without a fill lease, its misses then asked of the user service).",
-    fills: "Profile cache fills after a miss by result (stored, refused: lease gone, error).",
+    fills: "Profile cache fills by result: a reader's after a miss (stored, refused: lease gone, error), a writer's after its change (writer_stored; writer_refused: the entry was cleared instead).",
     invalidations: "Profile cache clears after a committed change by result (ok, failed: the call answered Unavailable).",
   });
 }

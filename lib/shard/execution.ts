@@ -55,6 +55,16 @@ export interface Transaction extends Queryable {
    * statement itself.
    */
   defer(sql: string, params?: readonly SqlValue[]): void;
+  /**
+   * A read deferred like `defer`: it goes in the round trip of what is
+   * pending (the COMMIT's, when nothing else follows it) and sees the
+   * transaction's own writes before it. Resolves with its rows once that
+   * round trip has answered (with the COMMIT's: once committed); rejects
+   * with the transaction's error otherwise. Its rows come over the text
+   * protocol, typed by the same connection options as every read's (ids as
+   * strings, DATETIMEs as UTC Dates).
+   */
+  deferRead<R extends object = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]>;
 }
 
 /**
@@ -279,10 +289,12 @@ export function createExecution(opts: ExecutionOptions): Execution {
    * with no replica: the server may then commit it without one, which is
    * harmless, as the client was told Unavailable, not OK.
    */
-  const commitOn = async (conn: PoolConnection, pool: MemberPool, deferred: readonly string[] = []): Promise<void> => {
+  /** Resolves to the results of the deferred statements, in order (the COMMIT's left out). */
+  const commitOn = async (conn: PoolConnection, pool: MemberPool, deferred: readonly string[] = []): Promise<unknown[]> => {
     const sql = deferred.length === 0 ? "COMMIT" : `${deferred.join(";\n")};\nCOMMIT`;
     try {
-      await command((cb) => conn.query({ sql, timeout: commitTimeoutMs }, (err) => cb(err)));
+      const results = await command<unknown>((cb) => conn.query({ sql, timeout: commitTimeoutMs }, (err, result) => cb(err, result)));
+      return deferred.length === 0 ? [] : (results as unknown[]).slice(0, deferred.length);
     } catch (err) {
       if (isClientTimeout(err)) {
         const threadId = conn.threadId;
@@ -372,6 +384,14 @@ export function createExecution(opts: ExecutionOptions): Execution {
         // and with their placeholders, which is what spans show (never the values).
         let deferred: string[] = [];
         let deferredShapes: string[] = [];
+        /** Deferred reads waiting for their rows: their places in `deferred`. */
+        let reads: Array<{ readonly at: number; readonly resolve: (rows: unknown) => void; readonly reject: (err: unknown) => void }> = [];
+        /** Hands each deferred read its result (`results`: one per deferred statement, in order). */
+        const answerReads = (results: readonly unknown[]): void => {
+          const waiting = reads;
+          reads = [];
+          for (const r of waiting) r.resolve(results[r.at]);
+        };
         /**
          * Sends the pending BEGIN and what was deferred, plus `last` when given,
          * in one text round trip; resolves to the last statement's result. A
@@ -382,12 +402,16 @@ export function createExecution(opts: ExecutionOptions): Execution {
         const sendPending = async (last?: string): Promise<unknown> => {
           const parts = [...(begun ? [] : ["START TRANSACTION"]), ...deferred, ...(last === undefined ? [] : [last])];
           const opening = !begun;
+          const sent = deferred.length;
           begun = true;
           deferred = [];
           deferredShapes = [];
           try {
-            const results = await textOn(conn, pool, parts.join(";\n"), queryTimeoutMs);
-            return parts.length === 1 ? results : (results as unknown[])[parts.length - 1];
+            const answer = await textOn(conn, pool, parts.join(";\n"), queryTimeoutMs);
+            const results = parts.length === 1 ? [answer] : (answer as unknown[]);
+            const first = opening ? 1 : 0;
+            answerReads(results.slice(first, first + sent));
+            return results[parts.length - 1];
           } catch (err) {
             throw opening && isConnectionLoss(err) ? markNeverSent(err) : err;
           }
@@ -439,6 +463,15 @@ export function createExecution(opts: ExecutionOptions): Execution {
             deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
             deferredShapes.push(sql);
           },
+          deferRead: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => {
+            if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
+            const rows = new Promise<R[]>((resolve, reject) => reads.push({ at: deferred.length, resolve: resolve as (rows: unknown) => void, reject }));
+            deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
+            deferredShapes.push(sql);
+            // The transaction's own failure is its caller's to handle; an unawaited read must not add another.
+            rows.catch(() => {});
+            return rows;
+          },
         };
         try {
           const result = await fn(tx);
@@ -453,7 +486,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           else {
             // Observed as a statement (metrics, a span) since it carries the deferred ones.
             const shapes = `${deferredShapes.join(";\n")};\nCOMMIT`;
-            await observed(where, () => "primary", shapes, () => commitOn(conn, pool, deferred), isFenced);
+            answerReads(await observed(where, () => "primary", shapes, () => commitOn(conn, pool, deferred), isFenced));
           }
           for (const f of committed) {
             try {
@@ -465,6 +498,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           return result;
         } catch (err) {
           open = false;
+          for (const r of reads.splice(0)) r.reject(mapped(err));
           if (begun) await command((cb) => conn.rollback(cb)).catch(() => conn.destroy());
           throw err;
         }

@@ -14,6 +14,7 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
+import { PROFILE_COLUMNS, parseProfile, type ProfileRow, type RawProfile } from "../../lib/user-profile.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 import type { LikeCursor } from "./page-token.js";
@@ -118,6 +119,13 @@ export interface LikeListRow {
   readonly likeTimeMicros: bigint;
 }
 
+/** A tweet written with its lookup row, and its author's profile row as that transaction left it (read in its COMMIT's round trip). */
+export interface PostedTweet {
+  readonly row: TweetRow;
+  /** Undefined if the author has no users row (an account erased meanwhile). */
+  readonly author: ProfileRow | undefined;
+}
+
 export interface TweetStore {
   /** The shard that holds a tweet id's lookup row. */
   lookupShard(tweetId: bigint): ShardInfo;
@@ -136,7 +144,7 @@ export interface TweetStore {
    * when it no longer does by the time the rows go (a reshard moved one of
    * them meanwhile): nothing was written, write the lookup row first instead.
    */
-  createTweetWithLookup(t: NewTweet, announce: Announce<TweetRow>): Promise<TweetRow | "apart">;
+  createTweetWithLookup(t: NewTweet, announce: Announce<TweetRow>): Promise<PostedTweet | "apart">;
   /** Rows (deleted ones too) of tweets on one shard, from its primary, with whether `viewer` likes each. */
   readTweets(shard: ShardInfo, ids: readonly bigint[], viewer: bigint | undefined): Promise<Array<{ row: TweetRow; liked: boolean; reposted: boolean }>>;
   /** Which of `ids` (all on `shard`) `viewer` likes, from the primary. */
@@ -325,7 +333,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
    * go with the COMMIT, one round trip after the BEGIN's (a duplicate id
    * still fails the transaction, at the COMMIT's round trip).
    */
-  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<TweetRow | "apart"> =>
+  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<{ row: TweetRow; author?: Promise<RawProfile[]> } | "apart"> =>
     transaction(tweetShard(t.authorId), withLookup ? "createTweetWithLookup" : "createTweet", async (tx) => {
       if (withLookup) {
         // By the router's current map, which routes this transaction's statements.
@@ -355,7 +363,9 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       await adjustUserCount(tx, t.authorId, "tweet_count", 1);
       const row: TweetRow = { ...withoutTime(t), likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false };
       await announce(tx, row);
-      return row;
+      // A fresh post's author, as this transaction leaves them: PostTweet answers with it and caches it (writes.ts).
+      if (!withLookup) return { row };
+      return { row, author: tx.deferRead<RawProfile>(`SELECT ${PROFILE_COLUMNS} FROM chirp.users WHERE id = ?`, [t.authorId]) };
     });
 
   /**
@@ -485,16 +495,20 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       return found;
     },
 
-    createTweet(t, announce) {
-      return writeTweet(t, announce, false) as Promise<TweetRow>;
+    async createTweet(t, announce) {
+      // Without its lookup row, the transaction never answers "apart".
+      return ((await writeTweet(t, announce, false)) as { row: TweetRow }).row;
     },
 
     // Computed, not remembered: PostTweet asks about ids it passes over (writes.ts mint), which
     // would only crowd the router's map of ids to shards.
     besideAuthor: (tweetId, authorId) => router.shardForKeyspaceId(hashVindex(tweetId)).name === tweetShard(authorId).name,
 
-    createTweetWithLookup(t, announce) {
-      return writeTweet(t, announce, true);
+    async createTweetWithLookup(t, announce) {
+      const written = await writeTweet(t, announce, true);
+      if (written === "apart") return "apart";
+      const [author] = await written.author!;
+      return { row: written.row, author: author === undefined ? undefined : parseProfile(author) };
     },
 
     async readTweets(shard, ids, viewer) {

@@ -13,7 +13,7 @@ import { createTweetWrites, type PendingTweet } from "./writes.js";
 
 const AUTHOR = 7n;
 
-function setup(opts: { beside: (id: bigint, authorId: bigint) => boolean; apart?: boolean }) {
+function setup(opts: { beside: (id: bigint, authorId: bigint) => boolean; apart?: boolean; authorGone?: boolean }) {
   const calls: string[] = [];
   const row = (t: NewTweet): TweetRow => ({ ...t, likeCount: 0, replyCount: 0, quoteCount: 0, repostCount: 0, version: 1n, deleted: false });
   const store: Partial<TweetStore> = {
@@ -27,7 +27,9 @@ function setup(opts: { beside: (id: bigint, authorId: bigint) => boolean; apart?
     },
     async createTweetWithLookup(t) {
       calls.push(`createTweetWithLookup ${t.id} mentions ${t.mentions.join(",")}`);
-      return opts.apart === true ? "apart" : row(t);
+      if (opts.apart === true) return "apart";
+      const author = { id: t.authorId, handle: "ann", displayName: "Ann", bio: "", createTime: new Date(0), followerCount: 2, followingCount: 3, tweetCount: 4 };
+      return { row: row(t), author: opts.authorGone === true ? undefined : author };
     },
   };
   const lookup: Partial<AuthorLookup> = {
@@ -38,6 +40,13 @@ function setup(opts: { beside: (id: bigint, authorId: bigint) => boolean; apart?
   const userCache: Partial<UserCache> = {
     async invalidate(ids) {
       calls.push(`invalidate ${ids.join(",")}`);
+    },
+    async writerLease(id) {
+      calls.push(`writerLease ${id}`);
+      return "token";
+    },
+    async settle(lease, user) {
+      calls.push(`settle ${user.id} ${lease} tweets ${user.tweetCount}`);
     },
   };
   const ids = createIdGenerator(3, () => 1_800_000_000_000);
@@ -76,11 +85,19 @@ describe("TweetWrites", () => {
     expect(asked).toBe(255);
   });
 
-  it("writes the lookup row in the tweet's own transaction when it lives on the author's shard, mentions resolved first", async () => {
+  it("writes the lookup row in the tweet's own transaction when it lives on the author's shard, mentions resolved and the writer's lease taken first; the author read there is answered and settled", async () => {
     const { calls, writes, tweet } = setup({ beside: () => true });
     const written = await writes.create(tweet(100n, Promise.resolve([5n, 6n])), undefined);
-    expect(written?.id).toBe(100n);
-    expect(calls).toEqual(["remember 100", "createTweetWithLookup 100 mentions 5,6", `invalidate ${AUTHOR}`]);
+    expect(written?.row.id).toBe(100n);
+    expect(written?.author?.tweetCount).toBe(4);
+    expect(calls).toEqual([`writerLease ${AUTHOR}`, "remember 100", "createTweetWithLookup 100 mentions 5,6", `settle ${AUTHOR} token tweets 4`]);
+  });
+
+  it("clears the author's cached profile when the post's transaction found no author row", async () => {
+    const { calls, writes, tweet } = setup({ beside: () => true, authorGone: true });
+    const written = await writes.create(tweet(104n, []), undefined);
+    expect(written?.author).toBeUndefined();
+    expect(calls).toEqual([`writerLease ${AUTHOR}`, "remember 104", "createTweetWithLookup 104 mentions ", `invalidate ${AUTHOR}`]);
   });
 
   it("writes the lookup row first when it lives elsewhere, and for a retried id (again)", async () => {
@@ -95,7 +112,8 @@ describe("TweetWrites", () => {
   it("falls back to the lookup row first when a reshard put them apart after the mint: nothing cleared for the attempt that wrote nothing", async () => {
     const { calls, writes, tweet } = setup({ beside: () => true, apart: true });
     const written = await writes.create(tweet(103n, [8n]), undefined);
-    expect(written?.id).toBe(103n);
-    expect(calls).toEqual(["remember 103", "createTweetWithLookup 103 mentions 8", "insertLookup 103", "remember 103", "createTweet 103 mentions 8", `invalidate ${AUTHOR}`]);
+    expect(written?.row.id).toBe(103n);
+    expect(written?.author).toBeUndefined();
+    expect(calls).toEqual([`writerLease ${AUTHOR}`, "remember 103", "createTweetWithLookup 103 mentions 8", "insertLookup 103", "remember 103", "createTweet 103 mentions 8", `invalidate ${AUTHOR}`]);
   });
 });

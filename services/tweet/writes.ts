@@ -7,15 +7,21 @@
 // reach), then the transaction without it. The author's tweet_count changes,
 // so their cached profile is cleared before the call returns
 // (lib/user-cache.ts): also after a failure, which may have come after the
-// COMMIT. An imported tweet (ImportTweet, at a past time) claims its id first
-// by writing the lookup row (claimAt).
+// COMMIT. A fresh id's transaction also reads the author's row after its
+// change (in its COMMIT's round trip) under a writer's lease taken before:
+// that profile is the answer's, and it goes into the cache in place of the
+// clearing unless a reader or another change came between (settle). An
+// imported tweet (ImportTweet, at a past time) claims its id first by writing
+// the lookup row (claimAt).
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { IdGenerator } from "../../lib/ids.js";
 import { mysqlErrorCode } from "../../lib/db/mysql-errors.js";
 import type { UserCache } from "../../lib/user-cache.js";
+import { profileOf } from "../../lib/user-profile.js";
+import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { announceTweetCreated, announceTweetDeleted } from "./events.js";
 import type { AuthorLookup } from "./lookup.js";
-import type { DeleteResult, NewTweet, TweetRow, TweetStore } from "./store.js";
+import type { DeleteResult, NewTweet, PostedTweet, TweetRow, TweetStore } from "./store.js";
 
 /** A tweet to write whose mentions may still be resolving: they are waited for alongside its lookup row. */
 export type PendingTweet = Omit<NewTweet, "mentions"> & { readonly mentions: NewTweet["mentions"] | Promise<NewTweet["mentions"]> };
@@ -34,7 +40,7 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<TweetRow | undefined>;
+  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<CreatedTweet | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -44,6 +50,13 @@ export interface TweetWrites {
   claimAt(authorId: bigint, timeMs: number): Promise<bigint>;
   /** The author's tweet deleted by `callerId` (who must be the author). */
   remove(authorId: bigint, tweetId: bigint, callerId: bigint, requestId: string | undefined): Promise<DeleteResult>;
+}
+
+/** A tweet create() wrote. */
+export interface CreatedTweet {
+  readonly row: TweetRow;
+  /** Its author as its transaction left them, when that transaction read them (a fresh id beside its author): cached already. */
+  readonly author?: User;
 }
 
 /** Ids tried for one on the author's shard: about as many as there are shards are needed on average. */
@@ -66,6 +79,30 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
     }
     if (changed(result)) await userCache?.invalidate([authorId]);
     return result;
+  };
+
+  /**
+   * Runs the post's transaction, which reads its author back (createTweetWithLookup),
+   * then settles the author's cached profile under the writer's `lease`: the
+   * row read goes in, or the entry is cleared (lib/user-cache.ts). Cleared on
+   * a failure too, which may have come after the COMMIT. "apart" wrote nothing.
+   */
+  const settlingAuthor = async (authorId: bigint, lease: string | undefined, run: () => Promise<PostedTweet | "apart">): Promise<CreatedTweet | "apart"> => {
+    let posted: PostedTweet | "apart";
+    try {
+      posted = await run();
+    } catch (err) {
+      await userCache?.invalidate([authorId]).catch(() => {});
+      throw err;
+    }
+    if (posted === "apart") return posted;
+    if (posted.author === undefined) {
+      await userCache?.invalidate([authorId]);
+      return { row: posted.row };
+    }
+    const author = profileOf(posted.author);
+    await userCache?.settle(lease, author);
+    return { row: posted.row, author };
   };
 
   /** Runs the tweet's transaction with its id's author cached meanwhile (remember never fails). */
@@ -102,21 +139,24 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
       // a lookup cached before the commit names a tweet that reads as NotFound until then (or
       // for good, if it fails), as a lookup row would.
       if (opts.again !== true && store.besideAuthor(t.id, t.authorId)) {
-        const tweet: NewTweet = { ...t, mentions: await t.mentions };
-        const row = await remembering(t, () => invalidatingAuthor(t.authorId, () => store.createTweetWithLookup(tweet, announce), (r) => r !== "apart"));
+        // The writer's lease is set before the transaction's read of the author goes out.
+        const [mentions, lease] = await Promise.all([t.mentions, userCache?.writerLease(t.authorId)]);
+        const tweet: NewTweet = { ...t, mentions };
+        const posted = await remembering(t, () => settlingAuthor(t.authorId, lease, () => store.createTweetWithLookup(tweet, announce)));
         // "apart": a reshard moved one of them meanwhile; the lookup row first, below.
-        if (row !== "apart") return row;
+        if (posted !== "apart") return posted;
       }
       const [mentions] = await Promise.all([t.mentions, once(() => store.insertLookup(t.id, t.authorId, t.createTimeMicros))]);
       const tweet: NewTweet = { ...t, mentions };
       // The lookup row is written: cached while the tweet's transaction runs.
-      return remembering(t, () =>
+      const row = await remembering(t, () =>
         invalidatingAuthor(
           t.authorId,
           () => once(() => store.createTweet(tweet, announce)),
-          (row) => row !== undefined,
+          (written) => written !== undefined,
         ),
       );
+      return row === undefined ? undefined : { row };
     },
 
     async claimAt(authorId, timeMs) {

@@ -17,19 +17,11 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Queryable, ShardRouter } from "../../lib/shard/router.js";
 import { binaryMd5Vindex, lowerAscii } from "../../lib/shard/vindex.js";
+import { PROFILE_COLUMNS, parseProfile, type ProfileRow, type RawProfile } from "../../lib/user-profile.js";
 
 /** A users row, parsed. Plain data: presentation is present.ts's job. */
-export interface UserRow {
-  readonly id: bigint;
-  readonly handle: string;
-  readonly displayName: string;
-  readonly bio: string;
+export interface UserRow extends ProfileRow {
   readonly email: string;
-  readonly createTime: Date;
-  /** As stored: signed, and for a moment below zero after racing decrements (present.ts clamps). */
-  readonly followerCount: number;
-  readonly followingCount: number;
-  readonly tweetCount: number;
 }
 
 export interface CredentialRow extends UserRow {
@@ -75,7 +67,7 @@ export class UserNotWrittenError extends Error {
 
 export type ReadMode = "reader" | "primary";
 
-const USER_COLUMNS = "id, handle, display_name, bio, email, create_time, follower_count, following_count, tweet_count";
+const USER_COLUMNS = `${PROFILE_COLUMNS}, email`;
 
 const TABLES: Readonly<Record<ClaimKind, { table: string; column: string }>> = {
   handle: { table: "chirp.user_handles", column: "handle_lower" },
@@ -156,30 +148,12 @@ export interface UserStore {
   usersByIds(ids: readonly bigint[], mode?: ReadMode): Promise<UserRow[]>;
 }
 
-interface RawUser {
-  id: string;
-  handle: string;
-  display_name: string;
-  bio: string;
+interface RawUser extends RawProfile {
   email: string;
-  create_time: Date;
-  follower_count: string;
-  following_count: string;
-  tweet_count: string;
 }
 
 function parseUser(r: RawUser): UserRow {
-  return {
-    id: BigInt(r.id),
-    handle: r.handle,
-    displayName: r.display_name,
-    bio: r.bio,
-    email: r.email,
-    createTime: r.create_time,
-    followerCount: Number(r.follower_count),
-    followingCount: Number(r.following_count),
-    tweetCount: Number(r.tweet_count),
-  };
+  return { ...parseProfile(r), email: r.email };
 }
 
 export function createUserStore(router: ShardRouter): UserStore {

@@ -17,6 +17,7 @@ import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetCreatedSchema, TweetLikedSchema, TweetUnlikedSchema, TweetDeletedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import { TweetService } from "../../gen/chirp/tweet/v1/tweet_service_pb.js";
+import { UserSchema } from "../../gen/chirp/user/v1/user_pb.js";
 import { createEventBus, type EventBus } from "../../lib/events/bus.js";
 import { BUS_DEFAULTS } from "../../lib/events/config.js";
 import { consume, type EventConsumer } from "../../lib/events/consumer.js";
@@ -200,7 +201,13 @@ describe("PostTweet", () => {
     // Cached (a read filled it), then changed: the profile as changed, with the post's count.
     await ok(`${U}/UpdateProfile`, { bio: "new bio" }, u.token);
     expect(await profile()).toMatchObject({ tweetCount: 1, bio: "new bio" });
+    const fills = await scrape("chirp_user_cache_fills_total");
     expect((await postOk(u, "two")).author).toMatchObject({ tweetCount: 2, bio: "new bio" });
+    // The post cached its author as its transaction left them (the writer's fill, lib/user-cache.ts settle),
+    // and the answer's author needed no read of its own.
+    expect(diff(fills, await scrape("chirp_user_cache_fills_total"))).toEqual({ 'result="writer_stored"': 1 });
+    const cached = await redis.getBuffer(`chirp:user:{${u.id}}`);
+    expect(cached === null ? undefined : fromBinary(UserSchema, cached)).toMatchObject({ tweetCount: 2, bio: "new bio" });
     expect(await profile()).toMatchObject({ tweetCount: 2, bio: "new bio" });
     expect((await postOk(u, "three")).author?.tweetCount).toBe(3);
     // Five at once: each answer counts its own post and none after the last.

@@ -134,7 +134,7 @@ async function postAs(authorId: bigint, refs: { replyToTweetId?: bigint; quoteTw
     urls: [],
     createTimeMicros: BigInt(Date.now()) * 1000n,
   };
-  const row = (await writes.create(t, undefined))!;
+  const { row } = (await writes.create(t, undefined))!;
   await tweetParts.replies.recordEdges(row, true);
   return row;
 }

@@ -365,6 +365,37 @@ describe("shard router", () => {
     expect((await bio(a!))[0]?.bio).toBe("it's \\ deferred; DROP TABLE users");
   });
 
+  it("answers a deferred read with the rows as the transaction left them, once it committed; a failed transaction rejects it", async () => {
+    const [a] = userIds.filter((x) => router.shardForUser(x).name === "c0-");
+    const [before] = await router.primary("c0-").query<{ tweet_count: string }>("SELECT tweet_count FROM chirp.users WHERE id = ?", [a!]);
+    let read: Promise<Array<{ id: string; tweet_count: string; create_time: Date }>> | undefined;
+    // Everything deferred: the read goes in the COMMIT's round trip, after the change it must see.
+    await router.transaction("c0-", async (tx) => {
+      tx.defer("UPDATE chirp.users SET tweet_count = tweet_count + 1 WHERE id = ?", [a!]);
+      read = tx.deferRead("SELECT id, tweet_count, create_time FROM chirp.users WHERE id = ?", [a!]);
+    });
+    const [row] = await read!;
+    // Typed as every read is: the id a string, the count as stored, the time a Date.
+    expect(row).toMatchObject({ id: a!, tweet_count: String(Number(before!.tweet_count) + 1) });
+    expect(row!.create_time).toBeInstanceOf(Date);
+
+    // Deferred before a change: answered in that change's round trip.
+    const early = await router.transaction("c0-", async (tx) => {
+      const rows = tx.deferRead<{ n: number }>("SELECT 41 + 1 AS n");
+      await tx.execute("UPDATE chirp.users SET tweet_count = tweet_count - 1 WHERE id = ?", [a!]);
+      return rows;
+    });
+    expect(early.map((r) => Number(r.n))).toEqual([42]);
+
+    let lost: Promise<unknown> | undefined;
+    const failed = router.transaction("c0-", async (tx) => {
+      lost = tx.deferRead("SELECT id FROM chirp.users WHERE id = ?", [a!]);
+      tx.defer("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, 'dup', 'dup@example.com', 'x')", [a!]);
+    });
+    expect(await codeOf(failed)).toBe(Code.AlreadyExists);
+    await expect(lost).rejects.toBeInstanceOf(ConnectError);
+  });
+
   it("sends a transaction's BEGIN, and what was deferred, with its next change: one round trip, the change's own answer", async () => {
     const [a, b] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
     const [here] = await router.primary("80-c0").query<{ port: number }>("SELECT @@port AS port");
