@@ -8,7 +8,7 @@
 // Over the same window it counts per-call allocations the RPC path is known
 // to make (issue 17): AbortControllers made and aborted, abort listeners
 // added, Headers objects, timers started. They are counted where every caller
-// goes through: the global constructors and setTimeout, and the prototypes'
+// goes through: the global constructors, setTimeout and setInterval, and the prototypes'
 // methods (so Node's own uses are counted too). Written as
 // <pid>.allocations.json next to the profile.
 import { writeFileSync } from "node:fs";
@@ -49,6 +49,12 @@ if (isMainThread && dir !== undefined) {
   globalThis.setTimeout = function setTimeout(...args) {
     if (counting) counts.timers++;
     return setTimeout_(...args);
+  };
+  // Intervals are timers too (an event consumer kept one per event until 2026-12-07).
+  const setInterval_ = globalThis.setInterval;
+  globalThis.setInterval = function setInterval(...args) {
+    if (counting) counts.timers++;
+    return setInterval_(...args);
   };
 
   const session = new Session();

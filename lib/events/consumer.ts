@@ -237,11 +237,36 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
   // be idempotent; this only spares them the common case.
   const handled = createRecentSet(50_000);
   const lagPoll = m === undefined ? undefined : startLagPoll(bus, durable, filterSubject, m, log, positive(opts.lagPollMs ?? 15_000, "lagPollMs"));
+  // Handlers running now. One timer for them all tells the server each is
+  // still being worked on every half ack wait, so ack_wait does not redeliver
+  // a long one meanwhile (a timer per event cost every event one, for the few
+  // that run that long).
+  const running = new Set<JsMsg>();
+  const keepAlive = setInterval(() => {
+    for (const msg of running) msg.working();
+  }, Math.max(500, Math.floor(ackWaitMs / 2)));
+  keepAlive.unref();
+  // Counter and histogram children by label values, made once: prom-client hashes the labels on every call otherwise.
+  const counted = new Map<string, { inc(): void }>();
+  const count = (subject: string, result: string): void => {
+    if (m === undefined) return;
+    const key = `${subject}\u0000${result}`;
+    let child = counted.get(key);
+    if (child === undefined) counted.set(key, (child = m.consumed.labels({ durable, subject, result })));
+    child.inc();
+  };
+  const timed = new Map<string, { observe(seconds: number): void }>();
+  const observeDuration = (subject: string, seconds: number): void => {
+    if (m === undefined) return;
+    let child = timed.get(subject);
+    if (child === undefined) timed.set(subject, (child = m.handlerDuration.labels({ durable, subject })));
+    child.observe(seconds);
+  };
 
   const deadLetter = (msg: JsMsg, event: { subject: string; eventId: string | undefined }, err: unknown, why: string): void => {
     // No reason on the TERM: nats-server 2.9 only understands a bare one (2.10.4 added reasons).
     msg.term();
-    m?.consumed.inc({ durable, subject: event.subject, result: "dead_letter" });
+    count(event.subject, "dead_letter");
     log.error(
       { err, subject: event.subject, event_id: event.eventId, stream_seq: msg.seq, deliveries: msg.info.deliveryCount, why },
       "event dead-lettered",
@@ -255,7 +280,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     if (type === undefined) {
       // Under the filter but not asked for (a sibling subject, or an event type newer than this code).
       msg.ack();
-      m?.consumed.inc({ durable, subject: msg.subject, result: "skipped" });
+      count(msg.subject, "skipped");
       return;
     }
     let message: MessageShape<EventEntry["schema"]>;
@@ -267,7 +292,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     }
     if (eventId !== undefined && handled.has(eventId)) {
       msg.ack();
-      m?.consumed.inc({ durable, subject: type.subject, result: "duplicate" });
+      count(type.subject, "duplicate");
       return;
     }
     const event = {
@@ -284,8 +309,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
       publishTime: msg.time,
     } as unknown as ConsumedEvent<T>;
 
-    // A long handler tells the server it is still working, so ack_wait does not redeliver it meanwhile.
-    const keepAlive = setInterval(() => msg.working(), Math.max(500, Math.floor(ackWaitMs / 2)));
+    running.add(msg);
     const started = performance.now();
     // The handler runs in the event's trace (the request that wrote it), so its own calls join it too.
     const span = startConsumerSpan(hdrs, { subject: type.subject, eventId, requestId: event.requestId, durable, redeliveryCount: event.redeliveryCount });
@@ -293,7 +317,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
       await (span === undefined ? opts.handler(event) : runInSpan(span, () => opts.handler(event)));
       msg.ack();
       if (eventId !== undefined) handled.add(eventId);
-      m?.consumed.inc({ durable, subject: type.subject, result: "ok" });
+      count(type.subject, "ok");
       if (span !== undefined) endMessageSpan(span, undefined, "ok");
     } catch (err) {
       const deliveries = msg.info.deliveryCount;
@@ -302,7 +326,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         // Not a failure: the handler asked for the event again later.
         outcome = "deferred";
         msg.nak(Math.max(0, Math.round(err.delayMs)));
-        m?.consumed.inc({ durable, subject: type.subject, result: "deferred" });
+        count(type.subject, "deferred");
       } else if (err instanceof UnprocessableEventError) {
         outcome = "dead_letter";
         deadLetter(msg, { subject: type.subject, eventId }, err, "handler refused it");
@@ -313,13 +337,13 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(deliveries - 1, 20));
         const delay = Math.round(base * (0.8 + Math.random() * 0.4));
         msg.nak(delay);
-        m?.consumed.inc({ durable, subject: type.subject, result: "retry" });
+        count(type.subject, "retry");
         log.warn({ err, subject: type.subject, event_id: eventId, deliveries, retry_in_ms: delay }, "event handler failed; will retry");
       }
       if (span !== undefined) endMessageSpan(span, outcome === "deferred" ? undefined : err, outcome);
     } finally {
-      clearInterval(keepAlive);
-      m?.handlerDuration.observe({ durable, subject: type.subject }, (performance.now() - started) / 1000);
+      running.delete(msg);
+      observeDuration(type.subject, (performance.now() - started) / 1000);
     }
   };
 
@@ -339,7 +363,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
             } catch {
               // an unreadable advisory still says something was dead-lettered
             }
-            m?.consumed.inc({ durable, subject: filterSubject, result: "dead_letter" });
+            count(filterSubject, "dead_letter");
             log.error({ stream_seq: body.stream_seq, deliveries: body.deliveries }, "event dead-lettered: no ack within ack_wait on its last delivery");
           },
         });
@@ -404,6 +428,8 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs))),
       ]);
       clearTimeout(timer);
+      // Kept alive while they drained; those still running now are given up (redelivered).
+      clearInterval(keepAlive);
       if (late) log.warn({ running: inflight.size }, "event handlers still running at stop; their events will be redelivered");
       advisories?.unsubscribe();
       // Acks are plain publishes: make sure they left before the caller closes the bus.

@@ -176,4 +176,38 @@ describe("pulling from JetStream", () => {
       await second?.stop();
     }
   });
+
+  it("keeps handlers that outlast the ack wait alive with in-progress acks: each runs once, and a quick one beside them is not held", async () => {
+    const bus = await newBus();
+    const durable = "keep-alive";
+    const runs = new Map<string, number>();
+    const consumer = consume({
+      bus,
+      durable,
+      subjects: [EVENTS.userFollowed],
+      deliverPolicy: "new",
+      concurrency: 4,
+      ackWaitMs: 1_000,
+      log,
+      handler: async (event) => {
+        runs.set(event.eventId, (runs.get(event.eventId) ?? 0) + 1);
+        // Three of four take two and a half ack waits; the last is quick.
+        if (runs.size <= 3) await new Promise((resolve) => setTimeout(resolve, 2_500));
+      },
+    });
+    try {
+      await consumer.started();
+      await publish(bus, 4, true);
+      await eventually("every event handled and acked", async () => {
+        const info = await jsm.consumers.info(bus.stream, durable);
+        return runs.size === 4 && info.num_ack_pending === 0 && info.num_pending === 0;
+      });
+      const info = await jsm.consumers.info(bus.stream, durable);
+      // Delivered once each: no ack wait ran out under a running handler.
+      expect(info.delivered.consumer_seq).toBe(4);
+      expect([...runs.values()]).toEqual([1, 1, 1, 1]);
+    } finally {
+      await consumer.stop();
+    }
+  });
 });
