@@ -26,11 +26,14 @@ import type { BusConfig } from "./config.js";
 import { parseNatsUrl } from "./nats-url.js";
 import { backoffMs, sleep } from "./sleep.js";
 import { EVENT_STREAM, EVENT_SUBJECTS } from "./subjects.js";
+import { createStreamPublisher, type StreamPublisher } from "./publisher.js";
 
 export interface BusConnection {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  /** Publishes to the stream with their acknowledgements on one reply subscription (publisher.ts): the outbox relay's. */
+  readonly publisher: StreamPublisher;
 }
 
 export interface EventBus {
@@ -170,7 +173,7 @@ export function createEventBus(opts: CreateEventBusOptions): EventBus {
         });
         const jsm = await jetstreamManager(nc);
         await ensureStreamOn(jsm);
-        const connection: BusConnection = { nc, js: jetstream(nc), jsm };
+        const connection: BusConnection = { nc, js: jetstream(nc), jsm, publisher: createStreamPublisher(nc) };
         if (stop.signal.aborted) throw new BusClosedError();
         attempt = 0;
         setUp(connection);
@@ -195,6 +198,7 @@ export function createEventBus(opts: CreateEventBusOptions): EventBus {
         })();
         await nc.closed();
         setUp(undefined);
+        connection.publisher.close();
         await watch.catch(() => {});
         if (stop.signal.aborted) return;
         log.warn("event bus connection closed by the client; connecting again");

@@ -39,6 +39,7 @@ import { createLease, openLeaseBucket, type Lease, type LeaseBucket } from "./le
 import { eventMetrics, type EventMetrics } from "./metrics.js";
 import { countUnsent, markSent, markSentByEvent, purgeSent, readUnsent, type OutboxRow } from "./outbox-store.js";
 import { relayWakeSubject, shardOfWake, takeCommittedRows, type CommittedOutboxRow } from "./outbox-wake.js";
+import { NoStreamError } from "./publisher.js";
 import { backoffMs, sleep } from "./sleep.js";
 
 /** The KV bucket of relay leases; a key per shard, `<keyspace>.<shard>`. */
@@ -492,11 +493,11 @@ class ShardWorker {
     const results = await Promise.allSettled(
       rows.map((row) => {
         const { headers, span } = this.headersOf(row);
-        const published = conn.js
+        const published = conn.publisher
           .publish(row.subject, row.payload, {
             msgID: row.eventId,
             headers,
-            timeout: config.publishTimeoutMs,
+            timeoutMs: config.publishTimeoutMs,
           })
           .then((ack) => ({ ack, at: performance.now() }));
         if (span === undefined) return published;
@@ -617,7 +618,6 @@ class ShardWorker {
 }
 
 function isNoStream(err: unknown): boolean {
-  // A publish no stream listens to gets "no responders", which nats.js reports
-  // as JetStreamNotEnabled (a class its public entry point does not export).
-  return (err as { name?: unknown } | null)?.name === "JetStreamNotEnabled";
+  // A publish no stream listens to gets "no responders" (publisher.ts).
+  return err instanceof NoStreamError;
 }
