@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
+import type { Transaction } from "./shard/router.js";
 
 /** The columns of a users row that make its public profile. */
 export const PROFILE_COLUMNS = "id, handle, display_name, bio, create_time, follower_count, following_count, tweet_count";
@@ -45,6 +46,18 @@ export function parseProfile(r: RawProfile): ProfileRow {
     followingCount: Number(r.following_count),
     tweetCount: Number(r.tweet_count),
   };
+}
+
+/**
+ * The user's public profile as `tx` leaves it, read in its next round trip
+ * (Transaction.deferRead: with its COMMIT when nothing follows): what a post
+ * answers with and caches after changing its author's tweet_count. Undefined
+ * when there is no such user row. The user service owns the table
+ * (lib/db/README.md); this read is the tweet service's one look at it.
+ */
+export async function deferProfileRead(tx: Transaction, userId: bigint): Promise<ProfileRow | undefined> {
+  const [row] = await tx.deferRead<RawProfile>(`SELECT ${PROFILE_COLUMNS} FROM chirp.users WHERE id = ?`, [userId]);
+  return row === undefined ? undefined : parseProfile(row);
 }
 
 const UINT32_MAX = 0xffff_ffff;

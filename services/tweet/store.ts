@@ -14,7 +14,7 @@ import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";
 import type { Queryable, ShardClient, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
 import { adjustUserCount } from "../../lib/user-counts.js";
-import { PROFILE_COLUMNS, parseProfile, type ProfileRow, type RawProfile } from "../../lib/user-profile.js";
+import { deferProfileRead, type ProfileRow } from "../../lib/user-profile.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
 import type { LikeCursor } from "./page-token.js";
@@ -333,7 +333,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
    * go with the COMMIT, one round trip after the BEGIN's (a duplicate id
    * still fails the transaction, at the COMMIT's round trip).
    */
-  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<{ row: TweetRow; author?: Promise<RawProfile[]> } | "apart"> =>
+  const writeTweet = (t: NewTweet, announce: Announce<TweetRow>, withLookup: boolean): Promise<{ row: TweetRow; author?: Promise<ProfileRow | undefined> } | "apart"> =>
     transaction(tweetShard(t.authorId), withLookup ? "createTweetWithLookup" : "createTweet", async (tx) => {
       if (withLookup) {
         // By the router's current map, which routes this transaction's statements.
@@ -365,7 +365,10 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
       await announce(tx, row);
       // A fresh post's author, as this transaction leaves them: PostTweet answers with it and caches it (writes.ts).
       if (!withLookup) return { row };
-      return { row, author: tx.deferRead<RawProfile>(`SELECT ${PROFILE_COLUMNS} FROM chirp.users WHERE id = ?`, [t.authorId]) };
+      const author = deferProfileRead(tx, t.authorId);
+      // Awaited once the transaction has returned; its own failure is the transaction's to report.
+      author.catch(() => {});
+      return { row, author };
     });
 
   /**
@@ -507,8 +510,7 @@ export function createTweetStore(router: ShardRouter, metrics?: Metrics): TweetS
     async createTweetWithLookup(t, announce) {
       const written = await writeTweet(t, announce, true);
       if (written === "apart") return "apart";
-      const [author] = await written.author!;
-      return { row: written.row, author: author === undefined ? undefined : parseProfile(author) };
+      return { row: written.row, author: await written.author! };
     },
 
     async readTweets(shard, ids, viewer) {
