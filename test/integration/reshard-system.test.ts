@@ -69,7 +69,9 @@ const api = gatewayApi(() => system.mesh.gatewayUrl, "rs");
 
 beforeAll(async () => {
   logFd = openSync(logFile, "w");
-  system = await startSystem({ env: { CHIRP_TIMELINE_MAX_ENTRIES: String(MAX_ENTRIES), CHIRP_TIMELINE_RECENT_ENTRIES: "20" }, router: false, stdio: logFd });
+  // A cluster of its own, and the machine to itself (vitest.config.ts, project "system-alone"):
+  // the write switch must hold writes under its budget.
+  system = await startSystem({ cluster: "own", env: { CHIRP_TIMELINE_MAX_ENTRIES: String(MAX_ENTRIES), CHIRP_TIMELINE_RECENT_ENTRIES: "20" }, router: false, stdio: logFd });
   const infra = system.infra;
   nc = await connect({ ...parseNatsUrl(infra.natsUrl), name: "reshard-system-test" });
   jsm = await jetstreamManager(nc);
