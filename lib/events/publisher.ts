@@ -41,7 +41,11 @@ export class PublishTimeoutError extends Error {
 }
 
 export interface StreamPublisher {
-  /** Resolves with the stream's acknowledgement; rejects with one of the errors above, or when the publisher is closed. */
+  /**
+   * Resolves with the stream's acknowledgement; rejects with one of the
+   * errors above, or when the publisher is closed. Sets `Nats-Msg-Id` (the
+   * stream's deduplication key) on `headers`, which are the caller's own.
+   */
   publish(subject: string, payload: Uint8Array, opts: { readonly msgID: string; readonly headers: MsgHdrs; readonly timeoutMs: number }): Promise<PubAck>;
   /** Rejects every publish still waiting and drops the subscription. */
   close(): void;
