@@ -122,6 +122,20 @@ export function countResults<L extends string>(counter: Counter<L> | undefined, 
   for (const [result, n] of counts) counter.inc({ [label]: result } as Partial<Record<L, string>>, n);
 }
 
+/**
+ * A metric's labelled children, each made once per label values and kept:
+ * prom-client hashes the label object on every inc() or observe() otherwise.
+ * `key` names the values (joined, say); `labels` makes them the first time.
+ */
+export function labelledChildren<C>(child: (labels: Record<string, string>) => C): (key: string, labels: () => Record<string, string>) => C {
+  const made = new Map<string, C>();
+  return (key, labels) => {
+    let c = made.get(key);
+    if (c === undefined) made.set(key, (c = child(labels())));
+    return c;
+  };
+}
+
 /** Serves GET /metrics (and /healthz) on its own port, for services whose main port speaks only gRPC. */
 export async function serveMetrics(
   registry: Registry,

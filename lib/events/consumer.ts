@@ -86,7 +86,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
-import type { Metrics } from "../metrics.js";
+import { labelledChildren, type Metrics } from "../metrics.js";
 import { endMessageSpan, runInSpan, startConsumerSpan } from "../tracing/tracing.js";
 import type { EventBus } from "./bus.js";
 import { eventMetrics, type EventMetrics } from "./metrics.js";
@@ -246,22 +246,10 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     for (const msg of running) msg.working();
   }, Math.max(500, Math.floor(ackWaitMs / 2)));
   keepAlive.unref();
-  // Counter and histogram children by label values, made once: prom-client hashes the labels on every call otherwise.
-  const counted = new Map<string, { inc(): void }>();
-  const count = (subject: string, result: string): void => {
-    if (m === undefined) return;
-    const key = `${subject}\u0000${result}`;
-    let child = counted.get(key);
-    if (child === undefined) counted.set(key, (child = m.consumed.labels({ durable, subject, result })));
-    child.inc();
-  };
-  const timed = new Map<string, { observe(seconds: number): void }>();
-  const observeDuration = (subject: string, seconds: number): void => {
-    if (m === undefined) return;
-    let child = timed.get(subject);
-    if (child === undefined) timed.set(subject, (child = m.handlerDuration.labels({ durable, subject })));
-    child.observe(seconds);
-  };
+  const counted = m === undefined ? undefined : labelledChildren((labels) => m.consumed.labels(labels));
+  const count = (subject: string, result: string): void => counted?.(`${subject}\u0000${result}`, () => ({ durable, subject, result })).inc();
+  const timed = m === undefined ? undefined : labelledChildren((labels) => m.handlerDuration.labels(labels));
+  const observeDuration = (subject: string, seconds: number): void => timed?.(subject, () => ({ durable, subject })).observe(seconds);
 
   const deadLetter = (msg: JsMsg, event: { subject: string; eventId: string | undefined }, err: unknown, why: string): void => {
     // No reason on the TERM: nats-server 2.9 only understands a bare one (2.10.4 added reasons).

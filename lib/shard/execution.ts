@@ -10,7 +10,7 @@ import type { PoolConnection } from "mysql2";
 import { isClientTimeout, isConnectionLoss, isLockConflict, isReadOnlyRefusal, describeMysqlError } from "../db/mysql-errors.js";
 import { DB_WRITE_UNCONFIRMED, toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import type { Metrics } from "../metrics.js";
+import { labelledChildren, type Metrics } from "../metrics.js";
 import { endDbSpan, startDbSpan } from "../tracing/tracing.js";
 import { replicaEligible } from "./health.js";
 import { LimiterError } from "./limiter.js";
@@ -287,9 +287,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
    * COMMIT under the commit bound. A timed-out commit's session is killed like
    * a statement's, so sessions waiting for an ack do not pile up on a primary
    * with no replica: the server may then commit it without one, which is
-   * harmless, as the client was told Unavailable, not OK.
+   * harmless, as the client was told Unavailable, not OK. Resolves to the
+   * results of the deferred statements, in order (the COMMIT's left out).
    */
-  /** Resolves to the results of the deferred statements, in order (the COMMIT's left out). */
   const commitOn = async (conn: PoolConnection, pool: MemberPool, deferred: readonly string[] = []): Promise<unknown[]> => {
     const sql = deferred.length === 0 ? "COMMIT" : `${deferred.join(";\n")};\nCOMMIT`;
     try {
@@ -306,18 +306,9 @@ export function createExecution(opts: ExecutionOptions): Execution {
     }
   };
 
-  // Labelled children, looked up once: prom-client hashes the label object on every observe otherwise.
-  const durations = new Map<string, { observe(seconds: number): void }>();
-  const observeDuration = (shard: string, role: MemberRole, code: string, seconds: number): void => {
-    if (metrics === undefined) return;
-    const key = `${shard}\u0000${role}\u0000${code}`;
-    let child = durations.get(key);
-    if (child === undefined) {
-      child = metrics.dbQueryDuration.labels({ shard, role, code });
-      durations.set(key, child);
-    }
-    child.observe(seconds);
-  };
+  const durations = metrics === undefined ? undefined : labelledChildren((labels) => metrics.dbQueryDuration.labels(labels));
+  const observeDuration = (shard: string, role: MemberRole, code: string, seconds: number): void =>
+    durations?.(`${shard}\u0000${role}\u0000${code}`, () => ({ shard, role, code })).observe(seconds);
 
   /**
    * Metrics and error mapping around one routed statement (or transaction),
@@ -386,6 +377,11 @@ export function createExecution(opts: ExecutionOptions): Execution {
         let deferredShapes: string[] = [];
         /** Deferred reads waiting for their rows: their places in `deferred`. */
         let reads: Array<{ readonly at: number; readonly resolve: (rows: unknown) => void; readonly reject: (err: unknown) => void }> = [];
+        /** Deferred: as the text protocol sends it (the connection's own escaping), and its shape for spans. */
+        const queue = (sql: string, params: readonly SqlValue[]): void => {
+          deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
+          deferredShapes.push(sql);
+        };
         /** Hands each deferred read its result (`results`: one per deferred statement, in order). */
         const answerReads = (results: readonly unknown[]): void => {
           const waiting = reads;
@@ -460,14 +456,12 @@ export function createExecution(opts: ExecutionOptions): Execution {
           afterCommit: (f) => void committed.push(f),
           defer: (sql, params = []) => {
             if (!open) throw mapped(new Error("statement on a finished transaction"));
-            deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
-            deferredShapes.push(sql);
+            queue(sql, params);
           },
           deferRead: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => {
             if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
             const rows = new Promise<R[]>((resolve, reject) => reads.push({ at: deferred.length, resolve: resolve as (rows: unknown) => void, reject }));
-            deferred.push(conn.format(qualify(sql, where.database), params as unknown[]));
-            deferredShapes.push(sql);
+            queue(sql, params);
             // The transaction's own failure is its caller's to handle; an unawaited read must not add another.
             rows.catch(() => {});
             return rows;
