@@ -65,6 +65,21 @@ export interface Transaction extends Queryable {
    * strings, DATETIMEs as UTC Dates).
    */
   deferRead<R extends object = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]>;
+  /** A change deferred like `defer` whose result the caller reads: resolves as `deferRead` does. */
+  deferExecute(sql: string, params?: readonly SqlValue[]): Promise<ExecResult>;
+}
+
+export interface TransactionOptions {
+  /**
+   * The caller runs the whole transaction again whenever it fails, even when
+   * its outcome is unknown (an event handler whose event is delivered again),
+   * and a second run after a first that committed changes nothing more. Then
+   * a transaction whose statements are all deferred goes out as one round
+   * trip, its BEGIN with its COMMIT: a connection that breaks there leaves
+   * its outcome unknown (Unavailable), where a BEGIN sent alone would have
+   * failed as never sent and run again at once.
+   */
+  readonly rerunnable?: boolean;
 }
 
 /**
@@ -93,7 +108,7 @@ export interface ExecutionOptions {
 
 export interface Execution {
   client(ref: ShardRef, mode: "primary" | "reader", background?: boolean): ShardClient;
-  transaction<T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  transaction<T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>, opts?: TransactionOptions): Promise<T>;
 }
 
 /** `shard`: where it runs (a held or moved write resolves its shard again, resharding.ts). */
@@ -360,7 +375,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
     };
   };
 
-  const transaction = async <T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T> => {
+  const transaction = async <T>(ref: ShardRef, fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> => {
     const shard = members.resolveWriteShard(ref);
     const mapped = (err: unknown): ConnectError => toConnectError(err, log, { shard: shard.name });
     try {
@@ -448,6 +463,16 @@ export function createExecution(opts: ExecutionOptions): Execution {
           if (shapes === "") await begin();
           else await observed(where, () => "primary", shapes, () => sendPending(), isFenced);
         };
+        /** A deferred statement whose result is handed over, shaped, once its round trip answers. */
+        const deferAnswered = <R>(sql: string, params: readonly SqlValue[], shape: (result: unknown) => R): Promise<R> => {
+          if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
+          const answer = new Promise<unknown>((resolve, reject) => reads.push({ at: deferred.length, resolve, reject }));
+          queue(sql, params);
+          const shaped = answer.then(shape);
+          // The transaction's own failure is its caller's to handle; an unawaited answer must not add another.
+          shaped.catch(() => {});
+          return shaped;
+        };
         const tx: Transaction = {
           keyspace,
           shard: where,
@@ -458,23 +483,23 @@ export function createExecution(opts: ExecutionOptions): Execution {
             if (!open) throw mapped(new Error("statement on a finished transaction"));
             queue(sql, params);
           },
-          deferRead: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => {
-            if (!open) return Promise.reject(mapped(new Error("statement on a finished transaction")));
-            const rows = new Promise<R[]>((resolve, reject) => reads.push({ at: deferred.length, resolve: resolve as (rows: unknown) => void, reject }));
-            queue(sql, params);
-            // The transaction's own failure is its caller's to handle; an unawaited read must not add another.
-            rows.catch(() => {});
-            return rows;
-          },
+          deferRead: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => deferAnswered(sql, params, rowsOf<R>),
+          deferExecute: (sql: string, params: readonly SqlValue[] = []) => deferAnswered(sql, params, execResultOf),
         };
         try {
           const result = await fn(tx);
           open = false;
           // A BEGIN goes alone before a COMMIT that carries statements: a COMMIT whose
           // connection breaks has an unknown outcome, so it must never carry the BEGIN
-          // (a broken connection there would turn a write that never ran into Unavailable).
-          if (!begun && deferred.length > 0) await begin();
-          if (!begun) {
+          // (a broken connection there would turn a write that never ran into Unavailable),
+          // unless the caller runs it again whatever the outcome (rerunnable).
+          const whole = !begun && deferred.length > 0 && opts.rerunnable === true;
+          if (!begun && deferred.length > 0 && !whole) await begin();
+          if (whole) {
+            begun = true;
+            const shapes = `START TRANSACTION;\n${deferredShapes.join(";\n")};\nCOMMIT`;
+            answerReads(await observed(where, () => "primary", shapes, () => commitOn(conn, pool, ["START TRANSACTION", ...deferred]), isFenced).then((r) => r.slice(1)));
+          } else if (!begun) {
             // Nothing was run: nothing to commit.
           } else if (deferred.length === 0) await commitOn(conn, pool);
           else {

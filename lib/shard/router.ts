@@ -26,7 +26,7 @@ import { pino } from "pino";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { DB_DEFAULTS } from "./config.js";
-import { createExecution, type ShardClient, type Transaction } from "./execution.js";
+import { createExecution, type ShardClient, type Transaction, type TransactionOptions } from "./execution.js";
 import { startHealthProbes } from "./health-probes.js";
 import { requestHeartbeats } from "./heartbeat-demand.js";
 import { createMembers, type RouterStatus, type ShardRef } from "./members.js";
@@ -34,7 +34,7 @@ import { createQualifier } from "./qualify.js";
 import { readTopology, watchTopology, type LiveTopology } from "./topology.js";
 import type { MysqlCredentials, ShardInfo } from "./types.js";
 
-export type { ExecResult, Queryable, Row, ShardClient, SqlValue, Transaction } from "./execution.js";
+export type { ExecResult, Queryable, Row, ShardClient, SqlValue, Transaction, TransactionOptions } from "./execution.js";
 export { executeOrDefer } from "./execution.js";
 export { TopologyError, type MemberRole, type MemberStatus, type RouterStatus, type ShardRef } from "./members.js";
 
@@ -123,7 +123,7 @@ export interface ShardRouter {
    * wait timeout (1213/1205) the whole of `fn` runs once more, so it must not
    * have effects outside the transaction; a second conflict is Aborted.
    */
-  transaction<T>(shard: ShardRef, fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  transaction<T>(shard: ShardRef, fn: (tx: Transaction) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Groups items by shard (shards in keyrange order, items in input order). */
   byShard<K>(items: Iterable<K>, shardOf: (item: K) => ShardRef): Map<string, { shard: ShardInfo; items: K[] }>;
   /**

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import type { Announce } from "../../lib/events/outbox.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { keepTraceContext } from "../../lib/tracing/tracing.js";
-import type { Queryable, ShardRef, ShardRouter, SqlValue } from "../../lib/shard/router.js";
+import type { ShardRef, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
 import { ABSENT, Cause, decide, type CauseChange, type CauseKey, type Decision, type StoredCause } from "./causes.js";
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
 import { DB_TIME_FORMAT, dbTimeFromMicros, microsFromDbTime } from "../../lib/db/db-time.js";
@@ -168,9 +168,10 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
   // and undoes it after this commits. No shared gap lock, so concurrent
   // writers of one tweet's sources cannot deadlock on it.
   // The tweets found marked, as "author:tweet".
-  const tombstones = async (q: Queryable, tweets: ReadonlyArray<{ readonly authorId: bigint; readonly tweetId: bigint }>): Promise<Set<string>> => {
+  // Deferred to the transaction's COMMIT, after its write of the source rows.
+  const tombstones = async (tx: Transaction, tweets: ReadonlyArray<{ readonly authorId: bigint; readonly tweetId: bigint }>): Promise<Set<string>> => {
     const pairs = padded(tweets);
-    const rows = await q.query<{ author_id: string; tweet_id: string }>(
+    const rows = await tx.deferRead<{ author_id: string; tweet_id: string }>(
       `SELECT author_id, tweet_id FROM chirp.notification_sources WHERE ${pairs.map(() => "(author_id = ? AND tweet_id = ? AND recipient_id = 0)").join(" OR ")}`,
       pairs.flatMap((t) => [t.authorId, t.tweetId]),
     );
@@ -340,21 +341,32 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
   /**
    * Tweets' source rows on their authors' shard, those of tweets that arrive
    * while the previous write runs together: the rows first, then the marks
-   * (see tombstones), each its own statement, no transaction. The deletion's
-   * locking read of the recipients either sees these rows (committed before
-   * it) or holds the range's gap until it commits, so the INSERT waits and
-   * the read after it finds the mark. The rows of a tweet found deleted are
-   * taken out again, and it reports false.
+   * (see tombstones), in one round trip: a transaction whose BEGIN goes with
+   * its COMMIT (rerunnable: the tweet's event is handled again after any
+   * failure, and the rows' upsert changes nothing the second time). The
+   * deletion's locking read of the recipients either sees these rows
+   * (committed before it; it waits on them while this runs) or holds the
+   * range's gap until it commits, so the INSERT waits and the read after it
+   * finds the mark. The rows of a tweet found deleted are taken out again,
+   * and it reports false.
    */
   const writeSources = async (shard: ShardRef, tweets: readonly SourcesOf[]): Promise<boolean[]> => {
-    const primary = router.primary(shard);
     const rows = padded(tweets.flatMap((t) => t.recipientIds.map((r) => [t.authorId, t.tweetId, r] as const)));
-    await primary.execute(
-      `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${rows.map(() => "(?, ?, ?)").join(", ")}
-       ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
-      rows.flat(),
+    const { marks } = await router.transaction(
+      shard,
+      async (tx) => {
+        tx.defer(
+          `INSERT INTO chirp.notification_sources (author_id, tweet_id, recipient_id) VALUES ${rows.map(() => "(?, ?, ?)").join(", ")}
+           ON DUPLICATE KEY UPDATE recipient_id = recipient_id`,
+          rows.flat(),
+        );
+        // Answered with the COMMIT, after this returns: not awaited in here.
+        return { marks: tombstones(tx, tweets) };
+      },
+      { rerunnable: true },
     );
-    const marked = await tombstones(primary, tweets);
+    const marked = await marks;
+    const primary = router.primary(shard);
     for (const t of tweets) {
       if (!marked.has(`${t.authorId}:${t.tweetId}`)) continue;
       await primary.execute(

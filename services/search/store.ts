@@ -80,30 +80,44 @@ export function createSearchStore(router: ShardRouter): SearchStore {
     }
   };
 
-  const indexDocs = (shard: ShardRef, docs: readonly IndexedDoc[]): Promise<IndexResult[]> =>
-    router.transaction(shard, async (tx) => {
-      const results: IndexResult[] = [];
-      const postings: (readonly [string, bigint])[] = [];
-      for (const doc of docs) {
-        // IGNORE only ever meets the duplicate key here (every value fits its
-        // column): the tweet is indexed already, or a tombstone says it was
-        // deleted first. Either way there is nothing to do. (A repeat within
-        // the batch meets the row inserted just before.)
-        const inserted = await tx.execute(
-          `INSERT IGNORE INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time)
-           VALUES (?, ?, 1, ?, ?, UTC_TIMESTAMP(6))`,
-          [doc.tweetId.toString(), doc.authorId.toString(), doc.body, doc.terms.join(" ")],
-        );
-        if (inserted.affectedRows !== 1) {
-          results.push("exists");
-          continue;
-        }
-        results.push("indexed");
-        for (const t of doc.terms) postings.push([t, doc.tweetId]);
-      }
-      await insertPostings(tx, postings);
-      return results;
-    });
+  /**
+   * The docs in one round trip: a transaction of deferred statements, its
+   * BEGIN with its COMMIT (rerunnable: an event's handler runs it again
+   * after any failure, and a second run changes nothing). Each doc's row goes
+   * in with INSERT IGNORE, which only ever meets the duplicate key here
+   * (every value fits its column): the tweet is indexed already, or a
+   * tombstone says it was deleted first, and either way there is nothing to
+   * do; so its postings go in only when ROW_COUNT() says the row is new. (A
+   * repeat within the batch meets the row inserted just before.)
+   */
+  const indexDocs = async (shard: ShardRef, docs: readonly IndexedDoc[]): Promise<IndexResult[]> => {
+    const { inserted } = await router.transaction(
+      shard,
+      async (tx) => {
+        const inserted = docs.map((doc) => {
+          const row = tx.deferExecute(
+            `INSERT IGNORE INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time)
+             VALUES (?, ?, 1, ?, ?, UTC_TIMESTAMP(6))`,
+            [doc.tweetId.toString(), doc.authorId.toString(), doc.body, doc.terms.join(" ")],
+          );
+          tx.defer("SET @chirp_doc_inserted = ROW_COUNT()");
+          for (let i = 0; i < doc.terms.length; i += ROWS_PER_STATEMENT) {
+            const chunk = doc.terms.slice(i, i + ROWS_PER_STATEMENT);
+            const rows = chunk.map((_, n) => (n === 0 ? "SELECT ? AS term, ? AS tweet_id" : "SELECT ?, ?")).join(" UNION ALL ");
+            tx.defer(
+              `INSERT INTO chirp.search_postings (term, tweet_id) SELECT term, tweet_id FROM (${rows}) AS fresh WHERE @chirp_doc_inserted = 1`,
+              chunk.flatMap((t) => [t, doc.tweetId.toString()]),
+            );
+          }
+          return row;
+        });
+        // Not awaited in here: the answers come with the COMMIT, after this returns.
+        return { inserted };
+      },
+      { rerunnable: true },
+    );
+    return (await Promise.all(inserted)).map((r): IndexResult => (r.affectedRows === 1 ? "indexed" : "exists"));
+  };
 
   return {
     shardOf,

@@ -79,14 +79,19 @@ export function createFanOut(deps: {
   const created = async (entry: Entry, publishTime: Date): Promise<void> => {
     const { authorId } = entry;
     // The author's own home, and their recent-tweets list (user timelines and
-    // hot authors' merges read it), where each is built.
-    await Promise.all([lists.addToEach([KEYS.home(authorId)], entry, cap), lists.addToEach([KEYS.recent(authorId)], entry, config.recentEntries)]);
+    // hot authors' merges read it), where each is built; whether the author is
+    // hot is asked in the same round trip.
+    const [, , isHot] = await Promise.all([
+      lists.addToEach([KEYS.home(authorId)], entry, cap),
+      lists.addToEach([KEYS.recent(authorId)], entry, config.recentEntries),
+      lists.isHot(authorId),
+    ]);
     const hot = async (): Promise<void> => {
       m.fanOutTweets.inc({ path: "hot" });
     };
     // Once hot, always hot (while Redis keeps the set): its tweets were never
     // fanned out, so fanning out again would leave the earlier ones missing.
-    if (await lists.isHot(authorId)) return hot();
+    if (isHot) return hot();
     let becameHot = false;
     await forEachFollowerPage(authorId, async (ids, seen) => {
       if (seen > config.hotFollowers) {

@@ -148,6 +148,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
     }
     // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
+    let warmed: Promise<void> | undefined;
     const created = await ctx.writes.create(
       {
         id,
@@ -165,21 +166,23 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
         createTimeMicros,
       },
       requestIdOf(hctx),
-      { again: atMs !== undefined },
+      // The tweet's cache entry goes in with the author's settled profile (one Redis round trip).
+      { again: atMs !== undefined, alongside: (written) => (warmed = reader.warm(written.id, { kind: "tweet", version: written.version, tweet: presentTweetCore(written) })) },
     );
     // A fresh id's tweet cannot be there already; an imported one's only if two calls claimed the same id, which the lookup's key forbids.
     if (created === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
     const { row } = created;
     await recordRefEdges(row, true, hctx);
     const core = presentTweetCore(row);
-    // The cache entry and the answer's author are read and written at once (one Redis round trip
-    // where they were two in a row): warm never fails, and present does not read the tweet's entry.
+    // The cache entry, unless it went in with the author's profile, and the answer's author are read
+    // and written at once (one Redis round trip where they were two in a row): warm never fails, and
+    // present does not read the tweet's entry.
     // The author as the tweet's transaction left them (writes.ts), when it read them; otherwise their
     // cached profile was just cleared (its tweet count changed): asked for without a look in the
     // cache, and only once the clearing is done, so the user service's read cannot find the old
     // entry and its fill lease postdates the clearing (lib/user-cache.ts).
     const author = created.author !== undefined ? Promise.resolve(new Map([[authorId, created.author]])) : reader.prefetchAuthors([authorId], hctx, true);
-    const [, [tweet]] = await Promise.all([reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
+    const [, [tweet]] = await Promise.all([warmed ?? reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
     return tweet!;
   };
 

@@ -40,7 +40,7 @@ export interface TweetWrites {
    * (a repost's retry), and a step already done is skipped; the answer is
    * then undefined when the row was there.
    */
-  create(t: PendingTweet, requestId: string | undefined, opts?: { again?: boolean; repostOfAuthorId?: bigint }): Promise<CreatedTweet | undefined>;
+  create(t: PendingTweet, requestId: string | undefined, opts?: CreateOptions): Promise<CreatedTweet | undefined>;
   /**
    * An id of the past millisecond `timeMs` for a tweet of `authorId`'s,
    * claimed by writing its lookup row (a unique key: an id minted before by
@@ -50,6 +50,17 @@ export interface TweetWrites {
   claimAt(authorId: bigint, timeMs: number): Promise<bigint>;
   /** The author's tweet deleted by `callerId` (who must be the author). */
   remove(authorId: bigint, tweetId: bigint, callerId: bigint, requestId: string | undefined): Promise<DeleteResult>;
+}
+
+export interface CreateOptions {
+  readonly again?: boolean;
+  readonly repostOfAuthorId?: bigint;
+  /**
+   * Runs once the tweet committed, at the same time as the author's profile
+   * is settled in the cache, so that both go to Redis in one round trip (a
+   * cache fill of the tweet, say). It must not fail.
+   */
+  readonly alongside?: (row: TweetRow) => Promise<void>;
 }
 
 /** A tweet create() wrote. */
@@ -87,7 +98,12 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
    * row read goes in, or the entry is cleared (lib/user-cache.ts). Cleared on
    * a failure too, which may have come after the COMMIT. "apart" wrote nothing.
    */
-  const settlingAuthor = async (authorId: bigint, lease: string | undefined, run: () => Promise<PostedTweet | "apart">): Promise<CreatedTweet | "apart"> => {
+  const settlingAuthor = async (
+    authorId: bigint,
+    lease: string | undefined,
+    run: () => Promise<PostedTweet | "apart">,
+    alongside: ((row: TweetRow) => Promise<void>) | undefined,
+  ): Promise<CreatedTweet | "apart"> => {
     let posted: PostedTweet | "apart";
     try {
       posted = await run();
@@ -96,13 +112,14 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
       throw err;
     }
     if (posted === "apart") return posted;
+    const { row } = posted;
     if (posted.author === undefined) {
-      await userCache?.invalidate([authorId]);
-      return { row: posted.row };
+      await Promise.all([userCache?.invalidate([authorId]), alongside?.(row)]);
+      return { row };
     }
     const author = profileOf(posted.author);
-    await userCache?.settle(lease, author);
-    return { row: posted.row, author };
+    await Promise.all([userCache?.settle(lease, author), alongside?.(row)]);
+    return { row, author };
   };
 
   /** Runs the tweet's transaction with its id's author cached meanwhile (remember never fails). */
@@ -142,7 +159,7 @@ export function createTweetWrites(deps: { store: TweetStore; lookup: AuthorLooku
         // The writer's lease is set before the transaction's read of the author goes out.
         const [mentions, lease] = await Promise.all([t.mentions, userCache?.writerLease(t.authorId)]);
         const tweet: NewTweet = { ...t, mentions };
-        const posted = await remembering(t, () => settlingAuthor(t.authorId, lease, () => store.createTweetWithLookup(tweet, announce)));
+        const posted = await remembering(t, () => settlingAuthor(t.authorId, lease, () => store.createTweetWithLookup(tweet, announce), opts.alongside));
         // "apart": a reshard moved one of them meanwhile; the lookup row first, below.
         if (posted !== "apart") return posted;
       }

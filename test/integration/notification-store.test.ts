@@ -1,6 +1,6 @@
 // The notification store's group commit (services/notification/store.ts)
 // against real MariaDB: calls that meet on a shard while one of theirs runs
-// share the next transaction (applyMany) or statement (addSources), each
+// share the next transaction (applyMany, and addSources' one round trip), each
 // still gets its own decisions and announces only its own notifications, a
 // call that fails in a shared transaction fails alone, and a key changed by
 // two calls is applied in their order.
@@ -17,33 +17,32 @@ const ids = createIdGenerator(1017);
 const counts = { transactions: 0, sourceWrites: 0 };
 let store: NotificationStore;
 
-/** The router, counting the store's transactions and its writes of source rows. */
+/** The router, counting the store's transactions and its writes of source rows (run or deferred). */
 function counting(router: ShardRouter): ShardRouter {
   const bound = (target: object, p: string | symbol): unknown => {
     const v = Reflect.get(target, p) as unknown;
     return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
   };
+  const countingWrites = <C extends object>(client: C, methods: readonly string[]): C =>
+    new Proxy(client, {
+      get(c, q) {
+        if (typeof q !== "string" || !methods.includes(q)) return bound(c, q);
+        return (sql: string, ...rest: unknown[]) => {
+          if (sql.includes("INSERT INTO chirp.notification_sources")) counts.sourceWrites++;
+          return (Reflect.get(c, q) as (...a: unknown[]) => unknown).call(c, sql, ...rest);
+        };
+      },
+    });
   return new Proxy(router, {
     get(target, p) {
       if (p === "transaction") {
-        return (...args: Parameters<ShardRouter["transaction"]>) => {
+        return <T>(shard: Parameters<ShardRouter["transaction"]>[0], fn: (tx: Transaction) => Promise<T>, opts?: Parameters<ShardRouter["transaction"]>[2]) => {
           counts.transactions++;
-          return target.transaction(...args);
+          return target.transaction(shard, (tx) => fn(countingWrites(tx, ["execute", "defer", "deferExecute"])), opts);
         };
       }
       if (p === "primary") {
-        return (...args: Parameters<ShardRouter["primary"]>) => {
-          const client = target.primary(...args);
-          return new Proxy(client, {
-            get(c, q) {
-              if (q !== "execute") return bound(c, q);
-              return (sql: string, params?: unknown[]) => {
-                if (sql.includes("INSERT INTO chirp.notification_sources")) counts.sourceWrites++;
-                return c.execute(sql, params as never);
-              };
-            },
-          });
-        };
+        return (...args: Parameters<ShardRouter["primary"]>) => countingWrites(target.primary(...args), ["execute"]);
       }
       return bound(target, p);
     },

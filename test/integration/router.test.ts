@@ -396,7 +396,7 @@ describe("shard router", () => {
     await expect(lost).rejects.toBeInstanceOf(ConnectError);
   });
 
-  it("sends a transaction's BEGIN, and what was deferred, with its next change: one round trip, the change's own answer", async () => {
+  it("sends a transaction's BEGIN, and what was deferred, with its next change: one round trip, the change's own answer; a rerunnable one's with its COMMIT", async () => {
     const [a, b] = userIds.filter((x) => router.shardForUser(x).name === "80-c0");
     const [here] = await router.primary("80-c0").query<{ port: number }>("SELECT @@port AS port");
     const primary = cluster.mysql.replicaSets.map((r) => r.primary).find((p) => p.port === Number(here!.port))!;
@@ -422,12 +422,42 @@ describe("shard router", () => {
       expect(sent).toHaveLength(2);
       expect(sent[0]).toMatch(/^START TRANSACTION;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 1'/);
       expect(sent[1]).toMatch(/^UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 2'.*;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 3'/s);
+
+      // Rerunnable, with every statement deferred: the BEGIN goes with the COMMIT, one round trip,
+      // and each deferred change's answer comes back with it.
+      const whole = await router.transaction(
+        "80-c0",
+        async (tx) => {
+          tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", ["router-rt-marker 4", a!]);
+          return { second: tx.deferExecute("UPDATE chirp.users SET bio = ? WHERE id IN (?, ?) AND bio = 'router-rt-marker 3'", ["router-rt-marker 5", a!, b!]) };
+        },
+        { rerunnable: true },
+      );
+      expect((await whole.second).affectedRows).toBe(1);
+      const all = await commands();
+      expect(all).toHaveLength(3);
+      expect(all[2]).toMatch(/^START TRANSACTION;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 4'.*;\s*UPDATE .*'router-rt-marker 5'.*;\s*COMMIT$/s);
     } finally {
       await asAdmin(primary, (c) => c.query("SET GLOBAL general_log = 0, GLOBAL log_output = 'FILE'"));
       await asAdmin(primary, (c) => c.query("TRUNCATE TABLE mysql.general_log"));
     }
     const [row] = await router.primary("80-c0").query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [b!]);
-    expect(row?.bio).toBe("router-rt-marker 3");
+    expect(row?.bio).toBe("router-rt-marker 5");
+
+    // A rerunnable transaction whose deferred change fails: rolled back, nothing of it committed.
+    let answer: Promise<unknown> | undefined;
+    const refused = router.transaction(
+      "80-c0",
+      async (tx) => {
+        tx.defer("UPDATE chirp.users SET bio = 'router-rt-marker 6' WHERE id = ?", [b!]);
+        answer = tx.deferExecute("INSERT INTO chirp.users (id, handle, email, password_hash) VALUES (?, 'dup3', 'dup3@example.com', 'x')", [a!]);
+      },
+      { rerunnable: true },
+    );
+    expect(await codeOf(refused)).toBe(Code.AlreadyExists);
+    await expect(answer).rejects.toBeInstanceOf(ConnectError);
+    const [kept] = await router.primary("80-c0").query<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ?", [b!]);
+    expect(kept?.bio).toBe("router-rt-marker 5");
 
     // A change that fails in the round trip that carried the BEGIN fails the transaction: rolled back, its own error.
     const failed = router.transaction("80-c0", async (tx) => {
