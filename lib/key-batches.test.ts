@@ -1,15 +1,15 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { keyBatches } from "./key-batches.js";
 
 /** A batch runner whose batches finish when the test says so. */
-function controlled() {
+function controlled(lingerMs = 0) {
   const runs: Array<{ key: string; items: number[]; finish: (err?: Error) => void }> = [];
   const submit = keyBatches<string, number, string>(
     (key, items) =>
       new Promise((resolve, reject) => {
         runs.push({ key, items: [...items], finish: (err) => (err ? reject(err) : resolve(items.map((i) => `${key}:${i}`))) });
       }),
-    { maxBatch: 3 },
+    { maxBatch: 3, lingerMs },
   );
   return { runs, submit };
 }
@@ -58,6 +58,42 @@ describe("keyBatches", () => {
     await tick();
     runs[1]!.finish();
     expect(await second).toBe("a:2");
+  });
+
+  describe("with lingerMs", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("holds an idle key's first item that long, and runs what arrived meanwhile with it; a busy key's next batch goes at once", async () => {
+      vi.useFakeTimers();
+      const { runs, submit } = controlled(20);
+      const early = [submit("a", 1), submit("a", 2)];
+      const other = submit("b", 1);
+      vi.advanceTimersByTime(19);
+      expect(runs).toHaveLength(0);
+      const third = submit("a", 3);
+      const fourth = submit("a", 4); // past maxBatch (3): the next batch
+      vi.advanceTimersByTime(1);
+      expect(runs.map((r) => [r.key, r.items])).toEqual([["a", [1, 2, 3]], ["b", [1]]]);
+      const fifth = submit("a", 5);
+      runs[0]!.finish();
+      expect(await Promise.all([...early, third])).toEqual(["a:1", "a:2", "a:3"]);
+      // The key stayed busy: its waiting items run as soon as the batch before them is done.
+      await vi.advanceTimersByTimeAsync(0);
+      expect(runs.slice(2).map((r) => r.items)).toEqual([[4, 5]]);
+      runs[2]!.finish();
+      runs[1]!.finish();
+      expect(await Promise.all([fourth, fifth, other])).toEqual(["a:4", "a:5", "b:1"]);
+      // Idle again: the next first item lingers again.
+      const later = submit("a", 6);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(runs).toHaveLength(3);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(runs.slice(3).map((r) => r.items)).toEqual([[6]]);
+      runs[3]!.finish();
+      expect(await later).toBe("a:6");
+    });
   });
 
   it("fails the items when the runner throws or gives the wrong number of results, and frees the key", async () => {

@@ -43,6 +43,14 @@ export interface NotificationConfig {
   readonly consumers: boolean;
   /** CHIRP_NOTIFICATION_CONCURRENCY: events each consumer handles at once in this process. */
   readonly concurrency: number;
+  /**
+   * CHIRP_NOTIFICATION_LINGER_MS: how long the consumers' first change for an
+   * idle shard waits for others before its transaction runs (group commit,
+   * lib/key-batches.ts): notifications show up this much later, and at a
+   * moderate rate several events share a transaction instead of each paying
+   * for one. 0: at once.
+   */
+  readonly lingerMs: number;
   /** CHIRP_NOTIFICATION_FAN_OUT: inboxes one event writes at once (a tweet mentioning many people). */
   readonly fanOut: number;
   /**
@@ -94,6 +102,7 @@ export function loadNotificationConfig(env: Env): NotificationConfig {
   const config: NotificationConfig = {
     consumers: read.oneOf("CHIRP_NOTIFICATION_CONSUMERS", ["true", "false"], "true") === "true",
     concurrency: read.int("CHIRP_NOTIFICATION_CONCURRENCY", 8, 1, 256),
+    lingerMs: read.int("CHIRP_NOTIFICATION_LINGER_MS", 50, 0, 1000),
     fanOut: read.int("CHIRP_NOTIFICATION_FAN_OUT", 8, 1, 256),
     cacheTtlMs: read.int("CHIRP_NOTIFICATION_CACHE_TTL_MS", 600_000, 0, 86_400_000),
     push,

@@ -27,7 +27,7 @@ const ERASE_BATCH = 500;
 export async function createNotificationContext(ctx: ServiceContext): Promise<NotificationContext> {
   const notification = loadNotificationConfig(ctx.env);
   const log = ctx.log.child({ component: "notifier" });
-  const store = createNotificationStore(ctx.router);
+  const store = createNotificationStore(ctx.router, { lingerMs: notification.lingerMs });
   // The Web Push consumer reads a recipient's subscriptions for every notification: from Redis while they do not change.
   const subscriptionCache: CachedPushSubscriptionStore | undefined =
     ctx.redis === undefined || notification.cacheTtlMs === 0

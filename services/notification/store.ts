@@ -160,7 +160,13 @@ function rounds(changes: readonly CauseChange[]): CauseChange[][] {
   return out.map((r) => r.changes);
 }
 
-export function createNotificationStore(router: ShardRouter): NotificationStore {
+export interface NotificationStoreOptions {
+  /** How long the first change (or tweet's sources) for an idle shard waits for others to share its transaction (keyBatches' lingerMs); default 0. */
+  readonly lingerMs?: number;
+}
+
+export function createNotificationStore(router: ShardRouter, opts: NotificationStoreOptions = {}): NotificationStore {
+  const lingerMs = opts.lingerMs ?? 0;
   // A plain read, no lock: called after the transaction's own write (the
   // placeholder, the source rows), its snapshot is taken here, so a deletion
   // committed before it is seen, and a deletion still in flight meets that
@@ -378,11 +384,12 @@ export function createNotificationStore(router: ShardRouter): NotificationStore 
   };
   const addSourcesOnShard = keyBatches<string, SourcesOf & { readonly shard: ShardRef }, boolean>((_name, tweets) => writeSources(tweets[0]!.shard, tweets), {
     maxBatch: TWEETS_PER_SOURCES_WRITE,
+    lingerMs,
   });
 
   const applyOnShard = keyBatches<string, { readonly shard: ShardRef; readonly part: Part }, PartResult>(
     (_name, items) => applyParts(items[0]!.shard, items.map((i) => i.part)),
-    { maxBatch: CALLS_PER_TRANSACTION },
+    { maxBatch: CALLS_PER_TRANSACTION, lingerMs },
   );
 
   return {

@@ -8,6 +8,7 @@ describe("loadSearchConfig", () => {
       shardTimeoutMs: 1000,
       hydrateTimeoutMs: 2000,
       indexConcurrency: 64,
+      indexLingerMs: 50,
       trendsWindowMs: 3_600_000,
       trendsBucketMs: 60_000,
       trendsPrefix: "chirp:trends",

@@ -12,6 +12,13 @@ export interface SearchConfig {
    * transaction (services/search/index-writer.ts).
    */
   readonly indexConcurrency: number;
+  /**
+   * CHIRP_SEARCH_INDEX_LINGER_MS: how long the index consumer's first tweet
+   * for an idle shard waits for others to share its transaction: tweets turn
+   * up in search this much later, and at a moderate rate several share a
+   * commit instead of each paying for one. 0: at once.
+   */
+  readonly indexLingerMs: number;
   /** CHIRP_SEARCH_TRENDS_WINDOW_MS: the sliding window GetTrends counts over. */
   readonly trendsWindowMs: number;
   /** CHIRP_SEARCH_TRENDS_BUCKET_MS: the trends window's step; the window must be a whole number of them, at most 1440. */
@@ -26,6 +33,7 @@ export function loadSearchConfig(env: Env): SearchConfig {
     shardTimeoutMs: read.int("CHIRP_SEARCH_SHARD_TIMEOUT_MS", 1000, 10, 60_000),
     hydrateTimeoutMs: read.int("CHIRP_SEARCH_HYDRATE_TIMEOUT_MS", 2000, 10, 60_000),
     indexConcurrency: read.int("CHIRP_SEARCH_INDEX_CONCURRENCY", 64, 1, 512),
+    indexLingerMs: read.int("CHIRP_SEARCH_INDEX_LINGER_MS", 50, 0, 1000),
     trendsWindowMs: read.int("CHIRP_SEARCH_TRENDS_WINDOW_MS", 3_600_000, 1000, 7 * 86_400_000),
     trendsBucketMs: read.int("CHIRP_SEARCH_TRENDS_BUCKET_MS", 60_000, 100, 86_400_000),
     trendsPrefix: read.string("CHIRP_SEARCH_TRENDS_PREFIX", "chirp:trends"),

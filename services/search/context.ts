@@ -67,7 +67,7 @@ export async function createSearchContext(ctx: ServiceContext): Promise<SearchCo
         bus: ctx.bus,
         durable: SEARCH_INDEX_DURABLE,
         subjects: SEARCH_EVENTS,
-        handler: indexHandler(store, createIndexWriter(store), eventMetrics),
+        handler: indexHandler(store, createIndexWriter(store, { lingerMs: search.indexLingerMs }), eventMetrics),
         concurrency: search.indexConcurrency,
         log,
         metrics: ctx.metrics,

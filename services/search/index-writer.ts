@@ -3,6 +3,8 @@
 // it runs goes into the next one, up to maxBatch tweets. At a low rate every
 // tweet gets its own transaction at once (no added wait); under load the
 // commits, and the semi-synchronous replication wait of each, are shared.
+// With `lingerMs` (CHIRP_SEARCH_INDEX_LINGER_MS), the first tweet of an idle
+// shard waits that long for others, so that a moderate rate shares them too.
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { IndexResult, IndexedDoc, SearchStore } from "./store.js";
 
@@ -17,8 +19,9 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-export function createIndexWriter(store: SearchStore, opts: { readonly maxBatch?: number } = {}): IndexWriter {
+export function createIndexWriter(store: SearchStore, opts: { readonly maxBatch?: number; readonly lingerMs?: number } = {}): IndexWriter {
   const maxBatch = opts.maxBatch ?? 64;
+  const lingerMs = Math.max(0, opts.lingerMs ?? 0);
   const queues = new Map<string, { shard: ShardInfo; waiting: Pending[]; busy: boolean }>();
 
   const drain = async (q: { shard: ShardInfo; waiting: Pending[]; busy: boolean }): Promise<void> => {
@@ -51,7 +54,15 @@ export function createIndexWriter(store: SearchStore, opts: { readonly maxBatch?
           queues.set(shard.name, q);
         }
         q.waiting.push({ doc, resolve, reject });
-        if (!q.busy) void drain(q);
+        if (q.busy) return;
+        if (lingerMs === 0) {
+          void drain(q);
+          return;
+        }
+        // Busy while it lingers: what arrives meanwhile goes in the same transaction.
+        q.busy = true;
+        const lingering = q;
+        setTimeout(() => void drain(lingering), lingerMs);
       }),
   };
 }

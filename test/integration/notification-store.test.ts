@@ -177,4 +177,16 @@ describe("notification store: group commit", () => {
       expect(rows.map((r) => r.recipient_id)).toEqual(i === 4 ? ["0"] : [String(recipient), String(recipient + 1n)]);
     }
   });
+
+  it("with a linger, holds a shard's first write that long so that what arrives meanwhile shares it", async () => {
+    const lingering = createNotificationStore(counting(system.router), { lingerMs: 150 });
+    const [a, b] = usersOnOneShard(2);
+    const recipient = nextUser++;
+    const before = counts.sourceWrites;
+    const first = lingering.addSources(a!, ids.next(), [recipient]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(counts.sourceWrites - before).toBe(0);
+    expect(await Promise.all([first, lingering.addSources(b!, ids.next(), [recipient])])).toEqual([true, true]);
+    expect(counts.sourceWrites - before).toBe(1);
+  });
 });

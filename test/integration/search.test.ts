@@ -171,6 +171,25 @@ describe("the index store", () => {
     expect(await writer.index({ tweetId: made[0]!, authorId: 6n, body: " x ", terms: ["x"] })).toBe("exists");
   });
 
+  it("with a linger, holds a shard's first tweet that long so that those arriving meanwhile share its transaction", async () => {
+    const batches: number[] = [];
+    const writer = createIndexWriter({ ...store, indexTweets: (shard, docs) => (batches.push(docs.length), store.indexTweets(shard, docs)) }, { lingerMs: 150 });
+    const shard = router.shards()[1]!;
+    const made: bigint[] = [];
+    while (made.length < 3) {
+      const id = ids.next();
+      if (store.shardOf(id).name === shard.name) made.push(id);
+    }
+    const doc = (tweetId: bigint) => ({ tweetId, authorId: 7n, ...analyzeTweet({ text: "lingered", authorId: 7n, hashtags: [], mentions: [] }) });
+    const first = writer.index(doc(made[0]!));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(batches).toEqual([]);
+    const rest = made.slice(1).map((id) => writer.index(doc(id)));
+    expect(await Promise.all([first, ...rest])).toEqual(["indexed", "indexed", "indexed"]);
+    expect(batches).toEqual([3]);
+    expect(await search("lingered")).toEqual([...made].reverse());
+  });
+
   it("pages by keyset without repeats or gaps", async () => {
     const made: bigint[] = [];
     for (let i = 0; i < 23; i++) made.push(await index(`pagetest item ${i}`));
