@@ -41,7 +41,12 @@ export interface PushConfig {
 export interface NotificationConfig {
   /** CHIRP_NOTIFICATION_CONSUMERS: whether this process runs the consumers that build inboxes from events and push them. */
   readonly consumers: boolean;
-  /** CHIRP_NOTIFICATION_CONCURRENCY: events each consumer handles at once in this process. */
+  /**
+   * CHIRP_NOTIFICATION_CONCURRENCY: events each consumer handles at once in
+   * this process. Each is held for the linger below before its transaction
+   * runs, so a consumer keeps up with at most about this many events per
+   * linger-and-commit (32 over 50 ms and a commit: several hundred a second).
+   */
   readonly concurrency: number;
   /**
    * CHIRP_NOTIFICATION_LINGER_MS: how long the consumers' first change for an
@@ -101,7 +106,7 @@ export function loadNotificationConfig(env: Env): NotificationConfig {
   };
   const config: NotificationConfig = {
     consumers: read.oneOf("CHIRP_NOTIFICATION_CONSUMERS", ["true", "false"], "true") === "true",
-    concurrency: read.int("CHIRP_NOTIFICATION_CONCURRENCY", 8, 1, 256),
+    concurrency: read.int("CHIRP_NOTIFICATION_CONCURRENCY", 32, 1, 256),
     lingerMs: read.int("CHIRP_NOTIFICATION_LINGER_MS", 50, 0, 1000),
     fanOut: read.int("CHIRP_NOTIFICATION_FAN_OUT", 8, 1, 256),
     cacheTtlMs: read.int("CHIRP_NOTIFICATION_CACHE_TTL_MS", 600_000, 0, 86_400_000),
