@@ -271,9 +271,17 @@ describe("the web app", () => {
         if (found !== undefined) resolve(found.registrationId);
       }),
     );
+    // A push goes to the registration's active worker: one still installing or activating would not get it.
+    const activated = new Set<string>();
+    cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
+      for (const v of e.versions) if (v.status === "activated") activated.add(v.registrationId);
+    });
     await cdp.send("ServiceWorker.enable");
+    await alicePage.evaluate("navigator.serviceWorker.ready.then(() => true)");
+    const registration = await registrationId;
+    await expect.poll(() => activated.has(registration), { timeout: 10_000 }).toBe(true);
     const data = JSON.stringify({ id: "1", kind: "like", actor: { id: "1", handle: bob.handle, displayName: bob.name }, tweet: { id: "2", text: "Tulips!" } });
-    await cdp.send("ServiceWorker.deliverPushMessage", { origin: mesh.gatewayUrl, registrationId: await registrationId, data });
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin: mesh.gatewayUrl, registrationId: registration, data });
     const shown = (): Promise<string[]> => sw.evaluate("self.registration.getNotifications().then((all) => all.map((n) => n.title + ': ' + n.body))");
     await expect.poll(shown, { timeout: 10_000 }).toContain(`${bob.name} liked your tweet: Tulips!`);
     await cdp.detach();
