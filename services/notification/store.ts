@@ -206,12 +206,15 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
     router.transaction(shard, async (tx) => {
       const partOf = new Map<string, Part>();
       for (const part of parts) for (const c of part.changes) partOf.set(keyOf(c), part);
-      const sorted = parts.flatMap((p) => p.changes).sort(compareKeys);
+      // Ids minted in arrival order (the parts', then each part's changes'), so that an inbox,
+      // newest first by id, lists what its events did in the order they came; the rows are
+      // written in key order (lock order).
       const proposed = new Map<string, bigint>();
+      for (const part of parts) for (const c of part.changes) proposed.set(keyOf(c), part.newId());
+      const sorted = parts.flatMap((p) => p.changes).sort(compareKeys);
       const insert: SqlValue[][] = [];
       for (const c of sorted) {
-        const id = partOf.get(keyOf(c))!.newId();
-        proposed.set(keyOf(c), id);
+        const id = proposed.get(keyOf(c))!;
         const fresh = decide(ABSENT, c);
         const state = fresh === "show" ? SHOWN : HIDDEN;
         const version = fresh === "none" ? 0n : c.version;
@@ -548,10 +551,12 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
       const newest = row?.newest === null || row?.newest === undefined ? 0n : BigInt(row.newest);
       const position = upToId === 0n || upToId > newest ? newest : upToId;
       if (position === 0n) return;
+      // GREATEST over the column and VALUES(), both BIGINT: with the string parameter itself
+      // the comparison (and its result) would be a double, which loses ids past 2^53.
       await primary.execute(
         `INSERT INTO chirp.notification_reads (user_id, read_through_id) VALUES (?, ?)
-         ON DUPLICATE KEY UPDATE read_through_id = GREATEST(read_through_id, ?)`,
-        [userId, position, position],
+         ON DUPLICATE KEY UPDATE read_through_id = GREATEST(read_through_id, VALUES(read_through_id))`,
+        [userId, position],
       );
     },
   };

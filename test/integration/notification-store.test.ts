@@ -189,4 +189,37 @@ describe("notification store: group commit", () => {
     expect(await Promise.all([first, lingering.addSources(b!, ids.next(), [recipient])])).toEqual([true, true]);
     expect(counts.sourceWrites - before).toBe(1);
   });
+
+  it("mints a shared transaction's ids in the calls' order, whatever the order of their keys", async () => {
+    const lingering = createNotificationStore(system.router, { lingerMs: 100 });
+    const [recipient] = usersOnOneShard(1);
+    const tweet = ids.next();
+    // The later call's key sorts first (its actor's id is lower).
+    const likes = [900n, 100n].map((actor) => likeChange({ tweetId: tweet, authorId: recipient!, likerId: nextUser + actor, likeVersion: 1n }, true, AT)!);
+    const announced: Shown[][] = [[], []];
+    await Promise.all(
+      likes.map((change, i) =>
+        lingering.applyMany([change], () => ids.next(), async (tx, shown) => void (tx as Transaction).afterCommit(() => void announced[i]!.push(...shown)), async () => {}),
+      ),
+    );
+    const [first, second] = announced.map((a) => a[0]!.id);
+    expect(second! > first!).toBe(true);
+  });
+
+  it("markRead keeps the exact id it is given (a BIGINT past 2^53 compared with its string parameter went through a double)", async () => {
+    const [user] = usersOnOneShard(1);
+    // Ids 16 apart round to the same double: the position must not land on the lower one.
+    const newest = 123471683813806081n;
+    const primary = system.router.primaryForUser(user!);
+    await primary.execute(
+      `INSERT INTO chirp.notifications (recipient_id, cause, subject_id, actor_id, id, kind, state, version, event_time)
+       VALUES (?, ?, 1, 2, ?, ?, 1, 1, UTC_TIMESTAMP(6))`,
+      [user!, Cause.follow, newest, NotificationKind.FOLLOW],
+    );
+    await store.markRead(user!, 123471683813806070n);
+    await store.markRead(user!, newest);
+    const [row] = await primary.query<{ read_through_id: string }>("SELECT read_through_id FROM chirp.notification_reads WHERE user_id = ?", [user!]);
+    expect(row?.read_through_id).toBe(String(newest));
+    expect(await store.unreadCount(user!, 10)).toBe(0);
+  });
 });
