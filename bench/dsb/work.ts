@@ -8,9 +8,10 @@
  * for), and the CPU of the system's own processes (/proc), over `count`
  * requests of that type sent one at a time: the same requests twice, the
  * second time counted (the steady state: every cache they touch warm), its
- * latencies giving the unloaded p50. Idle background work in the same window
- * (probes, heartbeats, relay polls) is measured right after over the same
- * duration and subtracted.
+ * latencies giving the unloaded p50. A write's window ends once the event
+ * consumers have done its events and the relay has marked its rows sent.
+ * Idle background work in the same window (probes, heartbeats, relay polls)
+ * is measured right after over the same duration and subtracted.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
@@ -19,6 +20,11 @@ import { Histogram } from "./histogram.js";
 import { cpuSeconds } from "./machine.js";
 import type { Target } from "./targets.js";
 import { OP_KINDS, type Op, type OpKind } from "./workload.js";
+import { drainConsumers } from "./drain.js";
+import { RELAY_DEFAULTS } from "../../lib/events/config.js";
+
+/** Request types whose work continues after their answer (events, the relay's marks). */
+const WRITES: ReadonlySet<OpKind> = new Set(["compose", "repost", "reply"]);
 
 export interface WorkPerRequest {
   readonly requests: number;
@@ -95,6 +101,14 @@ export async function measureWork(
         const start = performance.now();
         await target.run(op);
         latency.recordMs(performance.now() - start);
+      }
+      // A write's work goes on after its answer: the event consumers (held up to their linger
+      // for group commit) and the relay's marking of its rows as sent. All of it is the
+      // request's, so the counted window ends once it is done, and the idle window after it
+      // holds none of it (it would be subtracted as background work).
+      if (WRITES.has(kind)) {
+        await drainConsumers(c.infra.natsUrl, () => {});
+        await delay(2 * RELAY_DEFAULTS.markDelayMs);
       }
       const t1 = await snapshot();
       const busy = diff(t0, t1);
