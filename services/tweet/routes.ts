@@ -148,7 +148,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       ({ media } = await ctx.clients.media.attachMedia({ tweetId: id, mediaIds: req.mediaIds }, onBehalfOf(hctx)));
     }
     // The lookup row, then the tweet; the author's cached profile goes (writes.ts).
-    let warmed: Promise<void> | undefined;
+    let warmed: { readonly done: Promise<void>; readonly core: Tweet } | undefined;
     const created = await ctx.writes.create(
       {
         id,
@@ -167,13 +167,20 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       },
       requestIdOf(hctx),
       // The tweet's cache entry goes in with the author's settled profile (one Redis round trip).
-      { again: atMs !== undefined, alongside: (written) => (warmed = reader.warm(written.id, { kind: "tweet", version: written.version, tweet: presentTweetCore(written) })) },
+      {
+        again: atMs !== undefined,
+        alongside: (written) => {
+          const core = presentTweetCore(written);
+          warmed = { done: reader.warm(written.id, { kind: "tweet", version: written.version, tweet: core }), core };
+          return warmed.done;
+        },
+      },
     );
     // A fresh id's tweet cannot be there already; an imported one's only if two calls claimed the same id, which the lookup's key forbids.
     if (created === undefined) throw new ConnectError(`tweet ${id} was written by another call`, Code.Aborted);
     const { row } = created;
     await recordRefEdges(row, true, hctx);
-    const core = presentTweetCore(row);
+    const core = warmed?.core ?? presentTweetCore(row);
     // The cache entry, unless it went in with the author's profile, and the answer's author are read
     // and written at once (one Redis round trip where they were two in a row): warm never fails, and
     // present does not read the tweet's entry.
@@ -182,7 +189,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     // cache, and only once the clearing is done, so the user service's read cannot find the old
     // entry and its fill lease postdates the clearing (lib/user-cache.ts).
     const author = created.author !== undefined ? Promise.resolve(new Map([[authorId, created.author]])) : reader.prefetchAuthors([authorId], hctx, true);
-    const [, [tweet]] = await Promise.all([warmed ?? reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
+    const [, [tweet]] = await Promise.all([warmed?.done ?? reader.warm(id, { kind: "tweet", version: row.version, tweet: core }), reader.present([{ core, liked: false }], hctx, media, author)]);
     return tweet!;
   };
 
