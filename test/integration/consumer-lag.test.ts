@@ -2,15 +2,10 @@
 // against a private nats-server: events waiting, events being handled, and
 // the age of the oldest unfinished one, back to 0 once the handler catches
 // up; the series go away when the consumer stops.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { findBinary } from "../../devcluster/binaries.js";
-import { REPO_ROOT } from "../../devcluster/index.js";
-import { startNats, type RunningNats } from "../../devcluster/nats.js";
 import { createEventBus, type EventBus } from "../../lib/events/bus.js";
 import { BUS_DEFAULTS } from "../../lib/events/config.js";
 import { consume } from "../../lib/events/consumer.js";
@@ -18,24 +13,21 @@ import { EVENT_ID_HEADER } from "../../lib/events/headers.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { createMetrics } from "../../lib/metrics.js";
 import { eventually } from "../support/eventually.js";
+import { startTestNats, type TestNats } from "../support/nats.js";
 
 const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
-let dir: string;
-let nats: RunningNats;
+let nats: TestNats;
 let bus: EventBus;
 
 beforeAll(async () => {
-  mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
-  dir = mkdtempSync(join(REPO_ROOT, ".data", "consumer-lag-"));
-  nats = await startNats({ binary: findBinary("nats-server", { path: process.env["PATH"] }), dir, log: () => {} });
+  nats = await startTestNats();
   bus = createEventBus({ config: { ...BUS_DEFAULTS, natsUrl: nats.url }, log });
   await bus.ready(AbortSignal.timeout(10_000));
 });
 
 afterAll(async () => {
   await bus?.close();
-  await nats?.proc.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await nats?.stop();
 });
 
 /** The value of a chirp_bus_consumer_* series for a durable, from the text a scrape gets; undefined when absent. */

@@ -3,27 +3,22 @@
 // delivery guarantees of lib/events/consumer.ts's module comment, and what it
 // hands back at stop. Moved from lib/events/consumer.test.ts, whose "unit"
 // project starts no servers; pullWindow itself is unit-tested there.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../devcluster/binaries.js";
-import { REPO_ROOT } from "../../devcluster/index.js";
-import { startNats, type RunningNats } from "../../devcluster/nats.js";
 import { createEventBus, type EventBus } from "../../lib/events/bus.js";
 import { BUS_DEFAULTS } from "../../lib/events/config.js";
 import { consume, pullWindow } from "../../lib/events/consumer.js";
 import { EVENT_ID_HEADER } from "../../lib/events/headers.js";
 import { EVENTS } from "../../lib/events/subjects.js";
 import { eventually } from "../support/eventually.js";
+import { startTestNats, type TestNats } from "../support/nats.js";
 
 describe("pulling from JetStream", () => {
   const log = pino({ level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
-  let dir: string;
-  let nats: RunningNats;
+  let nats: TestNats;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
   const buses: EventBus[] = [];
@@ -35,9 +30,7 @@ describe("pulling from JetStream", () => {
   };
 
   beforeAll(async () => {
-    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
-    dir = mkdtempSync(join(REPO_ROOT, ".data", "consumer-pull-"));
-    nats = await startNats({ binary: findBinary("nats-server", { path: process.env["PATH"] }), dir, log: () => {} });
+    nats = await startTestNats();
     nc = await connect({ servers: nats.url });
     jsm = await jetstreamManager(nc);
   });
@@ -45,8 +38,7 @@ describe("pulling from JetStream", () => {
   afterAll(async () => {
     for (const bus of buses) await bus.close();
     await nc?.close();
-    await nats?.proc.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   let published = 0;

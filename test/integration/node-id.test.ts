@@ -1,32 +1,24 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../devcluster/binaries.js";
-import { REPO_ROOT } from "../../devcluster/index.js";
-import { startNats, type RunningNats } from "../../devcluster/nats.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { leaseNodeId, NODE_ID_BUCKET, openNodeIdBucket } from "../../lib/node-id.js";
 import { eventually } from "../support/eventually.js";
+import { startTestNats, type TestNats } from "../support/nats.js";
 
 // Node ids are leased in a JetStream KV bucket so that no two live processes
 // mint Snowflake ids with the same node number.
 describe("node id leases", () => {
-  let dir: string;
-  let nats: RunningNats;
+  let nats: TestNats;
   let nc: NatsConnection;
 
   beforeAll(async () => {
-    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
-    dir = mkdtempSync(join(REPO_ROOT, ".data", "node-id-"));
-    nats = await startNats({ binary: findBinary("nats-server"), dir, log: () => {} });
+    nats = await startTestNats();
     nc = await connect({ servers: nats.url });
   });
 
   afterAll(async () => {
     await nc?.drain();
-    await nats?.proc.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   it("never gives the same id to two holders", async () => {

@@ -3,27 +3,20 @@
 // repeated message id is reported as a duplicate, the stream's refusal and a
 // subject no stream takes are errors of their own, and a publish nobody
 // answers times out.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../devcluster/binaries.js";
-import { REPO_ROOT } from "../../devcluster/index.js";
-import { startNats, type RunningNats } from "../../devcluster/nats.js";
 import { createStreamPublisher, NoStreamError, PublishRefusedError, PublishTimeoutError, type StreamPublisher } from "../../lib/events/publisher.js";
+import { startTestNats, type TestNats } from "../support/nats.js";
 
 describe("stream publisher", () => {
-  let dir: string;
-  let nats: RunningNats;
+  let nats: TestNats;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
   let publisher: StreamPublisher;
 
   beforeAll(async () => {
-    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
-    dir = mkdtempSync(join(REPO_ROOT, ".data", "stream-publisher-"));
-    nats = await startNats({ binary: findBinary("nats-server", { path: process.env["PATH"] }), dir, log: () => {} });
+    nats = await startTestNats();
     nc = await connect({ servers: nats.url });
     jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "P", subjects: ["p.>"], duplicate_window: 60_000_000_000 });
@@ -33,8 +26,7 @@ describe("stream publisher", () => {
   afterAll(async () => {
     publisher?.close();
     await nc?.close();
-    await nats?.proc.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   const send = (subject: string, id: string, opts: { timeoutMs?: number; expectStream?: string } = {}) => {
