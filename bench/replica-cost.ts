@@ -21,7 +21,7 @@ import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { newTestDataDir, startLocalCluster, type RunningInfra } from "../devcluster/index.js";
 import { loadShardConfig } from "../lib/shard/shard-config.js";
 import { createShardRouter, type ShardRouter } from "../lib/shard/router.js";
-import { cpuSnapshot, machine } from "./dsb/machine.js";
+import { cpuBetween, cpuSnapshot, machine } from "./dsb/machine.js";
 import { PROBE_TABLE, PROBE_TABLE_DDL } from "../test/support/write-load.js";
 import { exitWithUsageIfAsked } from "./usage.js";
 
@@ -141,7 +141,7 @@ for (const replicasPerSet of replicaCounts) {
     const after = cpuSnapshot(pids);
     const idle = members.map((p) => ({
       member: p.name,
-      cpuPercentOfCore: Math.round((((after[p.name] ?? 0) - (before[p.name] ?? 0)) / idleSeconds) * 1000) / 10,
+      cpuPercentOfCore: cpuBetween(before, after, 0, idleSeconds)[p.name]?.percentOfCore ?? NaN,
       rssMiB: rssMiB(p.pid),
     }));
     log(`${replicasPerSet} replica(s) idle: ${idle.map((m) => `${m.member} ${m.cpuPercentOfCore}% ${m.rssMiB} MiB`).join(", ")}`);

@@ -46,14 +46,26 @@ export async function serverVersions(router: ShardRouter, redis: Redis): Promise
   return { mysql: row?.v ?? "?", redis: /redis_version:(\S+)/.exec(info)?.[1] ?? "?", nats };
 }
 
-/** CPU seconds (user + system) a process has used, or undefined. */
-export function cpuSeconds(pid: number): number | undefined {
+/** CPU seconds a process has used, in user space and in the kernel (its system calls, page faults): /proc/<pid>/stat's utime and stime. */
+export interface CpuTimes {
+  readonly user: number;
+  readonly system: number;
+}
+
+/** CPU seconds (user and system) a process has used, or undefined. */
+export function cpuTimes(pid: number): CpuTimes | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
   } catch {
     return undefined;
   }
+}
+
+/** CPU seconds (user + system) a process has used, or undefined. */
+export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuTimes(pid);
+  return t === undefined ? undefined : t.user + t.system;
 }
 
 /** Resident set size in MiB, or undefined. */
@@ -66,29 +78,41 @@ export function rssMiB(pid: number): number | undefined {
   }
 }
 
-/** CPU of named processes between two snapshots: a snapshot is taken by calling the returned function. */
-export function cpuSnapshot(pids: Readonly<Record<string, number>>): Record<string, number> {
-  const out: Record<string, number> = {};
+/** Named processes' CPU times now: cpuBetween compares two of these. */
+export function cpuSnapshot(pids: Readonly<Record<string, number>>): Record<string, CpuTimes> {
+  const out: Record<string, CpuTimes> = {};
   for (const [name, pid] of Object.entries(pids)) {
-    const s = cpuSeconds(pid);
-    if (s !== undefined) out[name] = s;
+    const t = cpuTimes(pid);
+    if (t !== undefined) out[name] = t;
   }
   return out;
 }
 
-/** Per process: CPU ms per request and percent of one core, between two snapshots over `seconds`. */
+/** One process's CPU between two snapshots. */
+export interface ProcessCpu {
+  readonly cpuMsPerRequest: number;
+  readonly percentOfCore: number;
+  /** The share of that CPU spent in the kernel (system calls: socket reads and writes, epoll; page faults), percent. */
+  readonly kernelPercent: number;
+}
+
+/** Per process: CPU ms per request, percent of one core and the kernel's share, between two snapshots over `seconds`. */
 export function cpuBetween(
-  before: Readonly<Record<string, number>>,
-  after: Readonly<Record<string, number>>,
+  before: Readonly<Record<string, CpuTimes>>,
+  after: Readonly<Record<string, CpuTimes>>,
   requests: number,
   seconds: number,
-): Record<string, { cpuMsPerRequest: number; percentOfCore: number }> {
-  const out: Record<string, { cpuMsPerRequest: number; percentOfCore: number }> = {};
+): Record<string, ProcessCpu> {
+  const out: Record<string, ProcessCpu> = {};
   for (const [name, end] of Object.entries(after)) {
-    const used = end - (before[name] ?? end);
+    const start = before[name] ?? end;
+    const user = end.user - start.user;
+    const system = end.system - start.system;
+    const used = user + system;
     out[name] = {
       cpuMsPerRequest: requests === 0 ? 0 : Math.round((used / requests) * 1e6) / 1000,
       percentOfCore: Math.round((used / seconds) * 1000) / 10,
+      kernelPercent: used === 0 ? 0 : Math.round((system / used) * 100),
     };
   }
   return out;

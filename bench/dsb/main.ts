@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 import { startBenchCluster, type BenchCluster, type SystemMode } from "./cluster.js";
 import { runLoad, round, type RunResult, type RunSpec } from "./loadgen.js";
 import { drainConsumers } from "./drain.js";
-import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions } from "./machine.js";
+import { cpuBetween, cpuSnapshot, loadAverage, machine, packageVersions, serverVersions, type CpuTimes, type ProcessCpu } from "./machine.js";
 import { prepare, type Prepared } from "./prepare.js";
 import { findAllocations, findProfiles, summarizeProfile, type ProcessProfile } from "./profile.js";
 import { createChirpTarget, createFloorTarget, type Target } from "./targets.js";
@@ -138,7 +138,7 @@ stopOnInterrupt(cleanup, say);
 
 interface Measured extends RunResult {
   /** CPU per recorded request and percent of a core, by process (mesh, servers, floor, this load generator). */
-  readonly processes: Record<string, { cpuMsPerRequest: number; percentOfCore: number }>;
+  readonly processes: Record<string, ProcessCpu>;
 }
 
 /** The floor's own table on every shard database (the services' MySQL user may not create tables; the admin may). */
@@ -190,8 +190,8 @@ function toggleProfilers(c: BenchCluster): void {
 /** `c` undefined: a deployment this run did not start (--target-url); only the load generator's CPU is known. */
 async function measure(c: BenchCluster | undefined, d: Dataset, readers: readonly number[], target: Target, spec: RunSpec, seed: number, profile = false): Promise<Measured> {
   const pids = { ...c?.pids(), ...(floorProc?.pid === undefined ? {} : { floor: floorProc.pid }), loadgen: process.pid };
-  let before: Record<string, number> = {};
-  let after: Record<string, number> = {};
+  let before: Record<string, CpuTimes> = {};
+  let after: Record<string, CpuTimes> = {};
   const result = await runLoad(target, createOpPicker(d, seed, readers.length === d.users ? undefined : readers, MIX, loadedTweetIds), spec, {
     onWindowStart: () => {
       before = cpuSnapshot(pids);
@@ -280,8 +280,9 @@ function ratioTable(rs: readonly Ratio[]): string {
 
 function cpuTable(runs: readonly Measured[]): string {
   const names = [...new Set(runs.flatMap((r) => Object.keys(r.processes)))];
-  const lines = [`| process | ${runs.map((r) => `${r.label} CPU ms/req (% core)`).join(" | ")} |`, `|---|${runs.map(() => "---:").join("|")}|`];
-  for (const n of names) lines.push(`| ${n} | ${runs.map((r) => (r.processes[n] === undefined ? "" : `${r.processes[n]!.cpuMsPerRequest} (${r.processes[n]!.percentOfCore} %)`)).join(" | ")} |`);
+  const lines = [`| process | ${runs.map((r) => `${r.label} CPU ms/req (% core; kernel's share)`).join(" | ")} |`, `|---|${runs.map(() => "---:").join("|")}|`];
+  const cell = (c: ProcessCpu | undefined): string => (c === undefined ? "" : `${c.cpuMsPerRequest} (${c.percentOfCore} %; ${c.kernelPercent} %)`);
+  for (const n of names) lines.push(`| ${n} | ${runs.map((r) => cell(r.processes[n])).join(" | ")} |`);
   return lines.join("\n");
 }
 
