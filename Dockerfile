@@ -19,9 +19,9 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 
 FROM node:20-bookworm-slim
 
-# 64 MiB semi-spaces: fewer scavenges for request-heavy processes (devcluster/launch.ts NODE_FLAGS).
+# 16 MiB semi-spaces, pinned: short scavenge pauses (devcluster/launch.ts NODE_FLAGS).
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=64
+    NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules/
 COPY package.json package-lock.json ./

@@ -417,15 +417,18 @@ let ownBundles: Promise<string> | undefined;
 
 /** Node's arguments for an entry: its bundle (made once per process unless given) or the .ts under tsx. */
 /**
- * V8's young generation for every process started here: 64 MiB semi-spaces
- * instead of Node's 16. A request allocates short-lived objects (messages,
- * promises, buffers) at a high rate, and each scavenge costs in proportion to
- * what survives it, not to what was allocated, so fewer scavenges cost less:
- * in home-read runs of the single process the garbage collector's share of
- * the CPU profile fell from 6.8-8.6 % to 2.5 % (docs/performance.md). The
- * space is reserved, and used only as a process allocates.
+ * V8's young generation for every process started here: 16 MiB semi-spaces,
+ * V8's own default on 64-bit, pinned so that another Node's default cannot
+ * change it. A scavenge stops the process for as long as copying what
+ * survives takes, and survivors grow with the space: at 64 MiB (this was 64
+ * from 2026-12-07 morning, chosen on the garbage collector's share of a CPU
+ * profile) the single process's scavenges in the DSB mix took 16-18 ms at the
+ * median and 27-31 ms at p90, one every half second, against 6 and 10 ms at
+ * 16 MiB, and p99 at 300 requests/s open loop was 70-171 ms in four runs
+ * against 54-78 ms, with no change in CPU per request or throughput this
+ * machine could show (docs/performance.md, 2026-12-07 evening).
  */
-export const NODE_FLAGS = ["--max-semi-space-size=64"] as const;
+export const NODE_FLAGS = ["--max-semi-space-size=16"] as const;
 
 async function entryRunner(entries: LaunchOptions["entries"]): Promise<(entry: string) => string[]> {
   if (entries === "tsx") return (entry) => [...NODE_FLAGS, "--import", "tsx", entry];
