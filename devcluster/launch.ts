@@ -415,7 +415,6 @@ export async function bundleMeshEntries(outDir: string): Promise<string> {
 
 let ownBundles: Promise<string> | undefined;
 
-/** Node's arguments for an entry: its bundle (made once per process unless given) or the .ts under tsx. */
 /**
  * V8's young generation for every process started here: 16 MiB semi-spaces,
  * V8's own default on 64-bit, pinned so that another Node's default cannot
@@ -430,6 +429,7 @@ let ownBundles: Promise<string> | undefined;
  */
 export const NODE_FLAGS = ["--max-semi-space-size=16"] as const;
 
+/** Node's arguments for an entry: its bundle (made once per process unless given) or the .ts under tsx. */
 async function entryRunner(entries: LaunchOptions["entries"]): Promise<(entry: string) => string[]> {
   if (entries === "tsx") return (entry) => [...NODE_FLAGS, "--import", "tsx", entry];
   let dir = entries;
