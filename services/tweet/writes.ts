@@ -58,7 +58,10 @@ export interface CreateOptions {
   /**
    * Runs once the tweet committed, at the same time as the author's profile
    * is settled in the cache, so that both go to Redis in one round trip (a
-   * cache fill of the tweet, say). It must not fail.
+   * cache fill of the tweet, say). It must not fail. Only a fresh id beside
+   * its author is written that way: on the other path (a retried id, a
+   * reshard that put the two apart) it is not run, and the caller does its
+   * part itself after create() returns.
    */
   readonly alongside?: (row: TweetRow) => Promise<void>;
 }
