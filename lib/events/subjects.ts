@@ -38,3 +38,13 @@ export interface EventType<D extends DescMessage = DescMessage> {
 /** The JetStream stream that holds every event subject. */
 export const EVENT_STREAM = "CHIRP_EVENTS";
 export const EVENT_SUBJECTS = "chirp.*.v1.*";
+
+/**
+ * Live-only copies of events: published with core NATS once their change has
+ * committed, for whoever is subscribed at that moment (StreamEvents), at most
+ * once, never stored. Each subject is its event's with one more token, so it
+ * is outside EVENT_SUBJECTS and the stream does not hold it.
+ */
+export const LIVE_EVENTS = {
+  notificationCreated: { subject: `${EVENTS.notificationCreated.subject}.live`, schema: NotificationCreatedSchema },
+} as const satisfies Record<string, EventType>;

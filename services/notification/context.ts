@@ -2,6 +2,7 @@ import { consume, type EventConsumer } from "../../lib/events/consumer.js";
 import { consumeUserDeleted } from "../../lib/events/user-deleted.js";
 import type { ServiceContext } from "../../lib/service-context.js";
 import { loadNotificationConfig, type NotificationConfig } from "./config.js";
+import { createLivePublisher } from "../../lib/events/live.js";
 import { createNotifier, GRAPH_DURABLE, GRAPH_EVENTS, notificationMetrics, TWEET_EVENTS, TWEETS_DURABLE } from "./events.js";
 import { createPushDelivery, pushMetrics, PUSH_DURABLE, PUSH_EVENTS, type Hydrate } from "./push.js";
 import { createPushSender, type PushSender } from "./push-sender.js";
@@ -49,6 +50,7 @@ export async function createNotificationContext(ctx: ServiceContext): Promise<No
     metrics: notificationMetrics(ctx.metrics),
     fanOut: notification.fanOut,
     relations: ctx.relations,
+    ...(ctx.bus === undefined ? {} : { publishLive: createLivePublisher(ctx.bus) }),
     ...(inboxCache === undefined ? {} : { inboxChanged: (ids: readonly bigint[]) => inboxCache.invalidate(ids) }),
   });
   const consumers: EventConsumer[] = [];

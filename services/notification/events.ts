@@ -4,14 +4,20 @@
 // undoing and deleted tweets), `notification-graph` the follows. Every change
 // goes through store.apply, idempotent by its cause's unique key and version
 // (causes.ts), so a redelivered or reordered event never notifies twice; a
-// notification that appears writes NotificationCreated into the recipient's
-// outbox in the same transaction, which the timeline service pushes live.
-import { create } from "@bufbuild/protobuf";
+// notification that appears is announced twice: its NotificationCreated goes
+// into the recipient's outbox in the same transaction when the recipient has a
+// Web Push subscription (the push consumer's only input, push.ts), and a live
+// copy (LIVE_EVENTS) is published once the transaction commits, which the
+// timeline service pushes to the recipient's open streams. Nearly every
+// recipient has no push subscription: storing, relaying and delivering an
+// event per notification for them was a fifth of a post's CPU.
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Counter } from "prom-client";
 import { NotificationKind } from "../../gen/chirp/notification/v1/notification_pb.js";
 import type { ConsumedEvent } from "../../lib/events/consumer.js";
-import { appendOutboxMany, type Announce } from "../../lib/events/outbox.js";
-import { EVENTS } from "../../lib/events/subjects.js";
+import type { PublishLive } from "../../lib/events/live.js";
+import { appendOutboxMany } from "../../lib/events/outbox.js";
+import { EVENTS, LIVE_EVENTS } from "../../lib/events/subjects.js";
 import { parseId, type IdGenerator } from "../../lib/ids.js";
 import type { Metrics } from "../../lib/metrics.js";
 import { hides, type RelationCache } from "../../lib/relations.js";
@@ -24,7 +30,7 @@ import {
   tweetRemoval,
   type CauseChange,
 } from "./causes.js";
-import { APPLY_BATCH, type NotificationStore, type Shown } from "./store.js";
+import { APPLY_BATCH, type AnnounceShown, type NotificationStore } from "./store.js";
 import { microsFromTimestamp, timestampFromMicros } from "../../lib/db/db-time.js";
 
 export const TWEETS_DURABLE = "notification-tweets";
@@ -79,29 +85,35 @@ export function notificationMetrics(metrics: Metrics): NotificationMetrics {
 }
 
 /**
- * The outbox writer: a NotificationCreated per notification shown, on the
- * recipients' shard, in the transaction that shows them (one multi-row
- * INSERT: each is still its own event, for its recipient's live push and Web Push).
+ * A transaction's notifications shown, announced: the NotificationCreated of
+ * each whose recipient has a Web Push subscription into the outbox, on the
+ * recipients' shard, in that transaction (one multi-row INSERT: each is
+ * still its own event); and, once it commits, a live copy of every one.
  */
-export function announceCreated(ids: IdGenerator, requestId: string | undefined): Announce<readonly Shown[]> {
-  return (tx, shown) =>
-    appendOutboxMany(
+export function announceCreated(ids: IdGenerator, requestId: string | undefined, publishLive: PublishLive | undefined): AnnounceShown {
+  return async (tx, shown) => {
+    const events = shown.map(({ id, change, pushable }) => ({
+      pushable,
+      message: create(EVENTS.notificationCreated.schema, {
+        notificationId: id,
+        recipientId: change.recipientId,
+        kind: change.kind,
+        actorId: change.actorId,
+        tweetId: change.subjectId,
+        createTime: timestampFromMicros(change.timeMicros),
+      }),
+    }));
+    if (publishLive !== undefined) {
+      tx.afterCommit(() => publishLive(LIVE_EVENTS.notificationCreated.subject, events.map((e) => toBinary(LIVE_EVENTS.notificationCreated.schema, e.message))));
+    }
+    const stored = events.filter((e) => e.pushable);
+    if (stored.length === 0) return;
+    await appendOutboxMany(
       tx,
       ids,
-      shown.map(({ id, change }) => ({
-        type: EVENTS.notificationCreated,
-        message: create(EVENTS.notificationCreated.schema, {
-          notificationId: id,
-          recipientId: change.recipientId,
-          kind: change.kind,
-          actorId: change.actorId,
-          tweetId: change.subjectId,
-          createTime: timestampFromMicros(change.timeMicros),
-        }),
-        userId: change.recipientId,
-        requestId,
-      })),
+      stored.map(({ message }) => ({ type: EVENTS.notificationCreated, message, userId: message.recipientId, requestId })),
     );
+  };
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all settled. */
@@ -133,6 +145,8 @@ export function createNotifier(deps: {
   fanOut: number;
   /** Recipients' blocks and mutes (lib/relations.ts): what a user they block, are blocked by or mute does notifies them of nothing. */
   relations?: RelationCache;
+  /** Where the live copies of new notifications go (StreamEvents); none: they are not published. */
+  publishLive?: PublishLive;
   /**
    * After a change to these users' inboxes committed: clears what the inbox
    * cache holds of them (inbox-cache.ts). Throws when it could not: the
@@ -167,7 +181,7 @@ export function createNotifier(deps: {
     if (hidden.size > 0) m.applied.inc({ result: "hidden" }, hidden.size);
     const applied = hidden.size === 0 ? live : live.filter((c) => !hidden.has(c));
     if (applied.length === 0) return;
-    await store.applyMany(applied, () => ids.next(), announceCreated(ids, requestId), async (batch, decisions) => {
+    await store.applyMany(applied, () => ids.next(), announceCreated(ids, requestId, deps.publishLive), async (batch, decisions) => {
       // Whatever the result: a change seen before ("none") may be a redelivery
       // after the first delivery committed and then failed to clear the cache.
       await deps.inboxChanged?.(batch.map((c) => c.recipientId));

@@ -28,7 +28,7 @@ import { createNotifier, notificationMetrics, type GraphEvent, type TweetEvent }
 import { groupKey, type GroupSummary, type InboxRow } from "./group.js";
 import { createInboxCache, type InboxCache } from "./inbox-cache.js";
 import { routes } from "./routes.js";
-import type { NotificationStore } from "./store.js";
+import type { NotificationStore, Shown } from "./store.js";
 
 interface Row {
   active: boolean;
@@ -48,7 +48,7 @@ function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
   const sources = new Map<string, Set<bigint>>();
   const deleted = new Set<string>();
   const reads = new Map<bigint, bigint>();
-  const applyOne = (change: CauseChange, newId: () => bigint, shownNow: Array<{ id: bigint; change: CauseChange }>): Decision => {
+  const applyOne = (change: CauseChange, newId: () => bigint, shownNow: Shown[]): Decision => {
     const key = `${change.recipientId}:${change.cause}:${change.subjectId}:${change.actorId}`;
     const row = rows.get(key);
     let d = decide(row ?? ABSENT, change);
@@ -56,7 +56,7 @@ function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
     const next: Row = row ?? { ...change, ...ABSENT, id: 0n, kind: change.kind };
     if (d === "show") {
       Object.assign(next, { active: true, version: change.version, kind: change.kind, id: newId(), timeMicros: change.timeMicros });
-      shownNow.push({ id: next.id, change });
+      shownNow.push({ id: next.id, change, pushable: false });
     }
     if (d === "hide") Object.assign(next, { active: false, version: change.version });
     if (d === "version") Object.assign(next, { version: change.version });
@@ -70,7 +70,7 @@ function memoryStore(): NotificationStore & { rows: Map<string, Row> } {
     async applyMany(changes, newId, announce, committed) {
       // One "transaction" for all: decisions in order, what shows announced together.
       const decisions: Decision[] = [];
-      const shownNow: Array<{ id: bigint; change: CauseChange }> = [];
+      const shownNow: Shown[] = [];
       for (const change of changes) decisions.push(applyOne(change, newId, shownNow));
       if (shownNow.length > 0) await announce(undefined as never, shownNow);
       await committed(changes, decisions);

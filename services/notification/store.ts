@@ -2,7 +2,6 @@
 // live on the recipient's shard; notification_sources on the tweet author's.
 // Migration 0013 describes the columns.
 import { createHash } from "node:crypto";
-import type { Announce } from "../../lib/events/outbox.js";
 import { keyBatches } from "../../lib/key-batches.js";
 import { keepTraceContext } from "../../lib/tracing/tracing.js";
 import type { ShardRef, ShardRouter, SqlValue, Transaction } from "../../lib/shard/router.js";
@@ -15,11 +14,23 @@ const HIDDEN = 0;
 /** Above every Snowflake id: the first page's "before". */
 const TOP = 0xffff_ffff_ffff_ffffn;
 
-/** A notification that became visible: what the outbox event and the metrics need. */
+/** A notification that became visible: what its events and the metrics need. */
 export interface Shown {
   readonly id: bigint;
   readonly change: CauseChange;
+  /**
+   * Its recipient had a Web Push subscription when the transaction that shows
+   * it began: only then is its NotificationCreated stored for the push
+   * consumer (events.ts).
+   */
+  readonly pushable: boolean;
 }
+
+/**
+ * Writes what a transaction shows, in that transaction (the outbox rows of
+ * its events), and what follows its commit (Transaction.afterCommit).
+ */
+export type AnnounceShown = (tx: Transaction, shown: readonly Shown[]) => Promise<unknown>;
 
 export interface NotificationStore {
   /**
@@ -39,7 +50,7 @@ export interface NotificationStore {
   applyMany(
     changes: readonly CauseChange[],
     newId: () => bigint,
-    announce: Announce<readonly Shown[]>,
+    announce: AnnounceShown,
     committed: (changes: readonly CauseChange[], decisions: readonly Decision[]) => Promise<void>,
   ): Promise<void>;
   /**
@@ -102,7 +113,7 @@ interface SourcesOf {
 interface Part {
   readonly changes: readonly CauseChange[];
   readonly newId: () => bigint;
-  readonly announce: Announce<readonly Shown[]>;
+  readonly announce: AnnounceShown;
   /** Runs `fn` in the calling consumer's trace context: the outbox rows its announce writes carry its trace. */
   readonly inCallerContext: <T>(fn: () => T) => T;
 }
@@ -200,7 +211,9 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
    * under that lock (a row carrying the id proposed for it was missing),
    * decide() for the rows that were there, one multi-row upsert with what
    * changes, and the outbox rows of what shows, each part's by its own
-   * announce. The parts' keys are distinct (transactionsOf).
+   * announce. The parts' keys are distinct (transactionsOf). Which of the
+   * recipients have a Web Push subscription (on this same shard: a user's
+   * rows live together) is read in the upsert's round trip.
    */
   const applyBatch = (shard: ShardRef, parts: readonly Part[]): Promise<Decision[][]> =>
     router.transaction(shard, async (tx) => {
@@ -212,6 +225,13 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
       const proposed = new Map<string, bigint>();
       for (const part of parts) for (const c of part.changes) proposed.set(keyOf(c), part.newId());
       const sorted = parts.flatMap((p) => p.changes).sort(compareKeys);
+      const recipients = padded([...new Set(sorted.map((c) => c.recipientId))]);
+      const subscribed = tx.deferRead<{ user_id: string }>(
+        `SELECT DISTINCT user_id FROM chirp.push_subscriptions WHERE user_id IN (${recipients.map(() => "?").join(", ")})`,
+        recipients,
+      );
+      // Awaited once the rows are decided; a transaction that fails before then rejects it unread.
+      subscribed.catch(() => undefined);
       const insert: SqlValue[][] = [];
       for (const c of sorted) {
         const id = proposed.get(keyOf(c))!;
@@ -287,13 +307,14 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
         );
         for (const m of marks) marked.add(`${m.author_id}:${m.tweet_id}`);
       }
+      const pushable = new Set((await subscribed).map((r) => BigInt(r.user_id)));
       const shown = new Map<Part, Shown[]>();
       for (const c of shows) {
         const k = keyOf(c);
         if (!marked.has(`${c.recipientId}:${c.subjectId}`)) {
           const part = partOf.get(k)!;
           const own = shown.get(part);
-          const one = { id: proposed.get(k)!, change: c };
+          const one = { id: proposed.get(k)!, change: c, pushable: pushable.has(c.recipientId) };
           if (own === undefined) shown.set(part, [one]);
           else own.push(one);
           continue;

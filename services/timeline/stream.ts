@@ -1,9 +1,9 @@
 // StreamEvents: live events routed to the callers connected to this process.
 //
 // While any stream is open, the process holds one core NATS subscription per
-// event domain it needs (chirp.tweet.v1.*, chirp.graph.v1.*, and
-// chirp.notification.v1.* for each new notification of the notification
-// service), not a durable consumer: delivery is live only, and every timeline
+// event domain it needs (chirp.tweet.v1.*, chirp.graph.v1.*, and the live
+// copy of each new notification the notification service publishes once it
+// has committed, LIVE_EVENTS.notificationCreated), not a durable consumer: delivery is live only, and every timeline
 // instance with streams sees every event, routing it to its own streams. With
 // no stream open it holds none, and is sent no live events at all (they were
 // four deliveries per post with mentions, decoded to be dropped). Per
@@ -31,14 +31,14 @@ import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import type { EventBus } from "../../lib/events/bus.js";
 import { EVENT_ID_HEADER } from "../../lib/events/headers.js";
 import { sleep } from "../../lib/events/sleep.js";
-import { EVENTS } from "../../lib/events/subjects.js";
+import { EVENTS, LIVE_EVENTS } from "../../lib/events/subjects.js";
 import type { Logger } from "../../lib/logger.js";
 import { hides, type RelationCache } from "../../lib/relations.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { listFollowing } from "./following.js";
 import type { TimelineMetrics } from "./metrics.js";
 
-const SUBJECTS = ["chirp.tweet.v1.*", "chirp.graph.v1.*", "chirp.notification.v1.*"];
+const SUBJECTS = ["chirp.tweet.v1.*", "chirp.graph.v1.*", LIVE_EVENTS.notificationCreated.subject];
 /** Event ids remembered to drop a relay's re-publication of one event. */
 const SEEN_EVENTS = 10_000;
 
@@ -263,8 +263,8 @@ export function createStreamHub(deps: {
         applyFollow(u.followerId, u.followeeId, false);
         return;
       }
-      case EVENTS.notificationCreated.subject: {
-        const n = fromBinary(EVENTS.notificationCreated.schema, msg.data);
+      case LIVE_EVENTS.notificationCreated.subject: {
+        const n = fromBinary(LIVE_EVENTS.notificationCreated.schema, msg.data);
         const recipient = users.get(n.recipientId);
         if (recipient === undefined) return;
         const [actor, tweet, to] = await Promise.all([

@@ -289,6 +289,14 @@ describe("a tweet mentioning several users", () => {
   });
 });
 
+/** The NotificationCreated events written to `who`'s outbox (one per notification that had a push subscription to go to). */
+async function storedNotificationEvents(who: Account): Promise<number> {
+  const [row] = await system.router
+    .primaryForUser(who.id)
+    .query<{ n: number }>("SELECT COUNT(*) AS n FROM chirp.outbox WHERE user_id = ? AND subject = ?", [who.id, EVENTS.notificationCreated.subject]);
+  return Number(row?.n ?? 0);
+}
+
 describe("StreamEvents", () => {
   it("pushes each new notification to the recipient's open stream", async () => {
     const [me, fan] = (await signUpMany(2)) as [Account, Account];
@@ -330,6 +338,8 @@ describe("StreamEvents", () => {
       ]);
       const inbox = (await list(me)).notifications ?? [];
       expect(pushed.map((n) => String(n.id)).sort()).toEqual(inbox.map((n) => n.id).sort());
+      // With no Web Push subscription they came as live copies only: no NotificationCreated was stored.
+      expect(await storedNotificationEvents(me)).toBe(0);
     } finally {
       abort.abort();
       await done;
@@ -372,6 +382,7 @@ describe("Web Push", () => {
     expect(pushService.errors).toEqual([]);
     const inbox = (await list(me)).notifications ?? [];
     expect(pushedTo(laptop).map((n) => n.id).sort()).toEqual(inbox.map((n) => n.id).sort());
+    expect(await storedNotificationEvents(me)).toBe(2);
     for (const r of pushService.received.filter((x) => [laptop, phone].some((b) => b.endpoint.endsWith(x.subscription)))) {
       expect(r.vapidKey).toBe(vapidPublicKey);
       expect(r.claims.sub).toMatch(/^(mailto:|https:)/);

@@ -9,7 +9,7 @@ import { NotificationKind } from "../../gen/chirp/notification/v1/notification_p
 import { createIdGenerator } from "../../lib/ids.js";
 import type { ShardRouter, Transaction } from "../../lib/shard/router.js";
 import { Cause, likeChange, tweetChange, type CauseChange, type Decision } from "../../services/notification/causes.js";
-import { createNotificationStore, type NotificationStore, type Shown } from "../../services/notification/store.js";
+import { createNotificationStore, createPushSubscriptionStore, type NotificationStore, type Shown } from "../../services/notification/store.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 
 let system: TestSystem;
@@ -202,6 +202,27 @@ describe("notification store: group commit", () => {
     );
     const [first, second] = announced.map((a) => a[0]!.id);
     expect(second! > first!).toBe(true);
+  });
+
+  it("marks a notification pushable only when its recipient had a Web Push subscription as its transaction began", async () => {
+    const [author, subscribed, unsubscribed, later] = usersOnOneShard(4) as [bigint, bigint, bigint, bigint];
+    const subscriptions = createPushSubscriptionStore(system.router);
+    const sub = (n: number) => ({ endpoint: `https://push.example.com/store-test/${n}`, p256dh: "p".repeat(87), auth: "a".repeat(22) });
+    await subscriptions.add(subscribed, sub(1), 10);
+    await subscriptions.add(subscribed, sub(2), 10);
+    const tweet = ids.next();
+    const call = apply([mention(tweet, author, subscribed), mention(tweet, author, unsubscribed), mention(tweet, author, later)]);
+    expect(await call.done).toEqual(["show", "show", "show"]);
+    expect(call.announced.map((s) => [s.change.recipientId, s.pushable])).toEqual([
+      [subscribed, true],
+      [unsubscribed, false],
+      [later, false],
+    ]);
+    // Subscribed after that transaction: the next notification is pushable, the first is not made so.
+    await subscriptions.add(later, sub(3), 10);
+    const next = apply([mention(ids.next(), author, later)]);
+    expect(await next.done).toEqual(["show"]);
+    expect(next.announced.map((s) => s.pushable)).toEqual([true]);
   });
 
   it("markRead keeps the exact id it is given (a BIGINT past 2^53 compared with its string parameter went through a double)", async () => {
