@@ -21,7 +21,7 @@ import { cpuSeconds } from "./machine.js";
 import type { Target } from "./targets.js";
 import { OP_KINDS, type Op, type OpKind } from "./workload.js";
 import { drainConsumers } from "./drain.js";
-import { RELAY_DEFAULTS } from "../../lib/events/config.js";
+import { countUnsent } from "../../lib/events/outbox-store.js";
 
 /** Request types whose work continues after their answer (events, the relay's marks). */
 const WRITES: ReadonlySet<OpKind> = new Set(["compose", "repost", "reply"]);
@@ -47,6 +47,25 @@ interface Counts {
   readonly redisWrites: number;
   readonly cpu: number | undefined;
   readonly at: number;
+}
+
+/**
+ * Resolves once every shard's outbox has no row left unsent: the relay marks
+ * what it published up to CHIRP_RELAY_MARK_DELAY_MS later, and those UPDATEs
+ * are the writes' work. Reads each primary every 20 ms; returns how many
+ * statements that took (each a statement of the servers' count). Gives up
+ * after `timeoutMs` (a relay that cannot reach NATS leaves rows unsent).
+ */
+async function outboxSent(c: BenchCluster, timeoutMs = 10_000): Promise<number> {
+  const shards = c.router.shards().filter((s) => s.serving !== false);
+  const giveUpAt = performance.now() + timeoutMs;
+  let statements = 0;
+  for (;;) {
+    const unsent = await Promise.all(shards.map((s) => countUnsent(c.router.primary(s.name))));
+    statements += shards.length;
+    if (unsent.every((n) => n === 0) || performance.now() > giveUpAt) return statements;
+    await delay(20);
+  }
 }
 
 /** `pids`: the processes whose CPU is the request's (the system's own, or the floor's). */
@@ -99,7 +118,7 @@ export async function measureWork(
       // commits) is done before the count starts: it is not this request type's work, and, still
       // running down, it would not be in the idle window that is subtracted either.
       await drainConsumers(c.infra.natsUrl, () => {});
-      await delay(2 * RELAY_DEFAULTS.markDelayMs);
+      await outboxSent(c);
       const latency = new Histogram();
       const t0 = await snapshot();
       for (const op of ops) {
@@ -111,12 +130,15 @@ export async function measureWork(
       // for group commit) and the relay's marking of its rows as sent. All of it is the
       // request's, so the counted window ends once it is done, and the idle window after it
       // holds none of it (it would be subtracted as background work).
+      let polls = 0;
       if (WRITES.has(kind)) {
         await drainConsumers(c.infra.natsUrl, () => {});
-        await delay(2 * RELAY_DEFAULTS.markDelayMs);
+        polls = await outboxSent(c);
       }
       const t1 = await snapshot();
       const busy = diff(t0, t1);
+      // The waiting's own reads of the outboxes are not the requests'.
+      busy.sql -= polls;
       // The same time with nothing sent: what the system does anyway.
       await delay(Math.min(busy.seconds, 5) * 1000);
       const t2 = await snapshot();
