@@ -3,8 +3,9 @@
 // While any stream is open, the process holds one core NATS subscription per
 // event domain it needs (chirp.tweet.v1.*, chirp.graph.v1.*, and the live
 // copy of each new notification the notification service publishes once it
-// has committed, LIVE_EVENTS.notificationCreated), not a durable consumer: delivery is live only, and every timeline
-// instance with streams sees every event, routing it to its own streams. With
+// has committed, LIVE_EVENTS.notificationCreated), not a durable consumer:
+// delivery is live only, and every timeline instance with streams sees every
+// event, routing it to its own streams. With
 // no stream open it holds none, and is sent no live events at all (they were
 // four deliveries per post with mentions, decoded to be dropped). Per
 // connected user it keeps whom they follow (read from the
