@@ -225,11 +225,15 @@ export function createNotificationStore(router: ShardRouter, opts: NotificationS
       const proposed = new Map<string, bigint>();
       for (const part of parts) for (const c of part.changes) proposed.set(keyOf(c), part.newId());
       const sorted = parts.flatMap((p) => p.changes).sort(compareKeys);
-      const recipients = padded([...new Set(sorted.map((c) => c.recipientId))]);
-      const subscribed = tx.deferRead<{ user_id: string }>(
-        `SELECT DISTINCT user_id FROM chirp.push_subscriptions WHERE user_id IN (${recipients.map(() => "?").join(", ")})`,
-        recipients,
-      );
+      // Only a change that happens can show (undos never do).
+      const recipients = padded([...new Set(sorted.filter((c) => c.active).map((c) => c.recipientId))]);
+      const subscribed =
+        recipients.length === 0
+          ? Promise.resolve([])
+          : tx.deferRead<{ user_id: string }>(
+              `SELECT DISTINCT user_id FROM chirp.push_subscriptions WHERE user_id IN (${recipients.map(() => "?").join(", ")})`,
+              recipients,
+            );
       // Awaited once the rows are decided; a transaction that fails before then rejects it unread.
       subscribed.catch(() => undefined);
       const insert: SqlValue[][] = [];
