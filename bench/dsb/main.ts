@@ -177,6 +177,14 @@ async function startFloor(c: BenchCluster, p: Prepared): Promise<Target> {
 }
 
 /** SIGUSR2 to every mesh process: starts, then stops and writes, its CPU profile (cpu-profile-preload.mjs). */
+/** The servers every target uses (each MariaDB member, Redis, NATS): the cluster's processes that are not Chirp's own. */
+function serverPids(c: BenchCluster): number[] {
+  const own = c.meshPids();
+  return Object.entries(c.pids())
+    .filter(([name]) => !(name in own))
+    .map(([, pid]) => pid);
+}
+
 function toggleProfilers(c: BenchCluster): void {
   for (const pid of Object.values(c.meshPids())) {
     try {
@@ -361,11 +369,11 @@ async function bench(): Promise<void> {
       say(`${mode}: counting SQL statements and Redis commands per request (${workCount} of each type, one at a time)`);
       // The system's own processes; not the topology manager (an operator's tool, idle between failovers).
       const own = Object.entries(c.meshPids()).filter(([name]) => name !== "topology");
-      work[mode] = await measureWork(c, chirp, picker(21), workCount, own.map(([, pid]) => pid), workKinds);
+      work[mode] = await measureWork(c, chirp, picker(21), workCount, own.map(([, pid]) => pid), serverPids(c), workKinds);
     }
     meshPids = { ...meshPids, ...Object.fromEntries(Object.entries(c.meshPids()).map(([k, v]) => [`${mode}:${k}`, v])) };
   }
-  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount, floorProc?.pid === undefined ? [] : [floorProc.pid], workKinds);
+  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount, floorProc?.pid === undefined ? [] : [floorProc.pid], serverPids(c), workKinds);
   const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
   const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
   const loadAtEnd = loadAverage();
