@@ -424,8 +424,10 @@ let ownBundles: Promise<string> | undefined;
  * profile) the single process's scavenges in the DSB mix took 16-18 ms at the
  * median and 27-31 ms at p90, one every half second, against 6 and 10 ms at
  * 16 MiB, and p99 at 300 requests/s open loop was 70-171 ms in four runs
- * against 54-78 ms, with no change in CPU per request or throughput this
- * machine could show (docs/performance.md, 2026-12-07 evening).
+ * against 54-78 ms, with no change in CPU per request or throughput that
+ * machine could show (docs/performance.md, 2026-12-07 evening). On the faster
+ * machine of the next session 64 MiB took 5-10 % less CPU per request and the
+ * tails overlapped; 16 stays, for the pauses.
  */
 export const NODE_FLAGS = ["--max-semi-space-size=16"] as const;
 

@@ -176,7 +176,6 @@ async function startFloor(c: BenchCluster, p: Prepared): Promise<Target> {
   return t;
 }
 
-/** SIGUSR2 to every mesh process: starts, then stops and writes, its CPU profile (cpu-profile-preload.mjs). */
 /** The servers every target uses (each MariaDB member, Redis, NATS): the cluster's processes that are not Chirp's own. */
 function serverPids(c: BenchCluster): number[] {
   const own = c.meshPids();
@@ -185,6 +184,7 @@ function serverPids(c: BenchCluster): number[] {
     .map(([, pid]) => pid);
 }
 
+/** SIGUSR2 to every mesh process: starts, then stops and writes, its CPU profile (cpu-profile-preload.mjs). */
 function toggleProfilers(c: BenchCluster): void {
   for (const pid of Object.values(c.meshPids())) {
     try {

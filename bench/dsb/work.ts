@@ -95,15 +95,12 @@ export async function measureWork(
     );
     const info = await c.redis.info("stats");
     const stat = (name: string): number => Number(new RegExp(`${name}:(\\d+)`).exec(info)?.[1] ?? 0);
-    const cpus = pids.map(cpuSeconds);
-    const serverCpus = serverPids.map(cpuSeconds);
-    const sum = (xs: ReadonlyArray<number | undefined>): number | undefined => (xs.some((x) => x === undefined) ? undefined : xs.reduce((a: number, b) => a + b!, 0));
     return {
       sql: sql.reduce((a, b) => a + b, 0),
       redis: stat("total_commands_processed"),
       redisWrites: stat("total_writes_processed"),
-      cpu: sum(cpus),
-      serversCpu: sum(serverCpus),
+      cpu: cpuSum(pids),
+      serversCpu: cpuSum(serverPids),
       at: performance.now(),
     };
   };
@@ -182,6 +179,17 @@ export async function measureWork(
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100;
+
+/** The processes' CPU seconds summed; undefined when one cannot be read. */
+function cpuSum(pids: readonly number[]): number | undefined {
+  let total = 0;
+  for (const pid of pids) {
+    const s = cpuSeconds(pid);
+    if (s === undefined) return undefined;
+    total += s;
+  }
+  return total;
+}
 
 export function workTable(byMode: Readonly<Record<string, Partial<Record<OpKind, WorkPerRequest>>>>): string {
   const lines = [
