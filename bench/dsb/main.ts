@@ -369,11 +369,11 @@ async function bench(): Promise<void> {
       say(`${mode}: counting SQL statements and Redis commands per request (${workCount} of each type, one at a time)`);
       // The system's own processes; not the topology manager (an operator's tool, idle between failovers).
       const own = Object.entries(c.meshPids()).filter(([name]) => name !== "topology");
-      work[mode] = await measureWork(c, chirp, picker(21), workCount, own.map(([, pid]) => pid), serverPids(c), workKinds);
+      work[mode] = await measureWork(c, chirp, picker(21), workCount, own.map(([, pid]) => pid), serverPids(c), workKinds, say);
     }
     meshPids = { ...meshPids, ...Object.fromEntries(Object.entries(c.meshPids()).map(([k, v]) => [`${mode}:${k}`, v])) };
   }
-  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount, floorProc?.pid === undefined ? [] : [floorProc.pid], serverPids(c), workKinds);
+  if (workCount > 0 && floor !== undefined) work.floor = await measureWork(c, floor, picker(21), workCount, floorProc?.pid === undefined ? [] : [floorProc.pid], serverPids(c), workKinds, say);
   const curve = (args.rates ?? "").split(",").filter((s) => s !== "").map(Number);
   const closedChirp = runs.find((r) => r.target === "chirp" && r.mode === "closed");
   const loadAtEnd = loadAverage();

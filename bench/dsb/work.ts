@@ -5,19 +5,22 @@
  * (`total_commands_processed`, less its own INFO) and Redis round trips
  * (`total_writes_processed`: Redis writes the replies to one connection's
  * pipelined commands at once, so each write is one round trip a client waited
- * for), and the CPU of the system's own processes (/proc), over `count`
- * requests of that type sent one at a time: the same requests twice, the
- * second time counted (the steady state: every cache they touch warm), its
- * latencies giving the unloaded p50. A write's window ends once the event
- * consumers have done its events and the relay has marked its rows sent.
- * Idle background work in the same window (probes, heartbeats, relay polls)
- * is measured right after over the same duration and subtracted.
+ * for), and the CPU of the system's own processes and of the servers
+ * (/proc, to the nanosecond: cpuSecondsPrecise), over at least `count`
+ * requests of that type sent one at a time and at least MIN_WINDOW_MS:
+ * reads are sent twice, the second time counted (the steady state: every
+ * cache they touch warm), its latencies giving the unloaded p50. A write's
+ * window ends once the event consumers have done its events and the relay
+ * has marked its rows sent. Before each window the processes settle (what
+ * the load before left running down, settle()); idle background work
+ * (probes, heartbeats, relay polls) is measured right before and right after
+ * the window and subtracted.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
 import type { BenchCluster } from "./cluster.js";
 import { Histogram } from "./histogram.js";
-import { cpuSeconds } from "./machine.js";
+import { cpuSecondsPrecise } from "./machine.js";
 import type { Target } from "./targets.js";
 import { OP_KINDS, type Op, type OpKind } from "./workload.js";
 import { drainConsumers } from "./drain.js";
@@ -38,9 +41,11 @@ export interface WorkPerRequest {
   /** Latency of a request sent alone, through the whole system. */
   readonly p50Ms: number;
   readonly p99Ms: number;
-  /** Background statements and commands per second measured right before (already subtracted). */
+  /** Background statements and commands per second, measured right before and right after the window (already subtracted). */
   readonly idleSqlPerSecond: number;
   readonly idleRedisPerSecond: number;
+  /** How long the processes took to settle after what ran before (settle()), before the window. */
+  readonly settleSeconds: number;
 }
 
 interface Counts {
@@ -84,6 +89,7 @@ export async function measureWork(
   pids: readonly number[],
   serverPids: readonly number[],
   kinds: readonly OpKind[] = OP_KINDS,
+  say: (line: string) => void = () => {},
 ): Promise<Partial<Record<OpKind, WorkPerRequest>>> {
   const members = c.infra.mysql.replicaSets.flatMap((rs) => [rs.primary, ...rs.replicas]);
   const conns: Connection[] = await Promise.all(
@@ -116,24 +122,39 @@ export async function measureWork(
   try {
     const out: Partial<Record<OpKind, WorkPerRequest>> = {};
     for (const kind of kinds) {
+      const another = (): Op => {
+        for (;;) {
+          const op = nextOp();
+          if (op.kind === kind) return op;
+        }
+      };
       const ops: Op[] = [];
-      while (ops.length < count) {
-        const op = nextOp();
-        if (op.kind === kind) ops.push(op);
-      }
+      while (ops.length < count) ops.push(another());
+      const reads = kind === "home" || kind === "user";
       // Reads: the first pass warms what these readers touch. A write is never the same twice.
-      if (kind === "home" || kind === "user") for (const op of ops) await target.run(op);
+      if (reads) for (const op of ops) await target.run(op);
       // What the runs before left to the consumers (a closed loop's backlog, lingering group
       // commits) is done before the count starts: it is not this request type's work, and, still
       // running down, it would not be in the idle window that is subtracted either.
       await drainConsumers(c.infra.natsUrl, () => {});
       await outboxSent(c);
+      // What the load before leaves the servers and processes to do once the consumers are done
+      // (InnoDB flushing and purging its writes, the router's probes at traffic pace) decays over
+      // seconds; it is waited out, and the idle rate is read on both sides of the window.
+      const settled = await settle([...pids, ...serverPids], say);
+      const t00 = await snapshot();
+      await delay(IDLE_BEFORE_MS);
       const latency = new Histogram();
       const t0 = await snapshot();
-      for (const op of ops) {
+      // At least `count` requests and MIN_WINDOW_MS: reads go round the warmed ones again, writes are new.
+      const windowEnds = performance.now() + MIN_WINDOW_MS;
+      let sent = 0;
+      while (sent < count || performance.now() < windowEnds) {
+        const op = sent < ops.length ? ops[sent]! : reads ? ops[sent % ops.length]! : another();
         const start = performance.now();
         await target.run(op);
         latency.recordMs(performance.now() - start);
+        sent++;
       }
       // A write's work goes on after its answer: the event consumers (held up to their linger
       // for group commit) and the relay's marking of its rows as sent. All of it is the
@@ -148,16 +169,17 @@ export async function measureWork(
       const busy = diff(t0, t1);
       // The waiting's own reads of the outboxes are not the requests'.
       busy.sql -= polls;
-      // The same time with nothing sent: what the system does anyway.
+      // The same time with nothing sent: what the system does anyway, averaged with the spell
+      // before the window (background work still running down counts as much on both sides).
       await delay(Math.min(busy.seconds, 5) * 1000);
       const t2 = await snapshot();
-      const idle = diff(t1, t2);
+      const idle = sumIdle(diff(t00, t0), diff(t1, t2));
       const idleSql = idle.sql / idle.seconds;
       const idleRedis = idle.redis / idle.seconds;
-      const perRequest = (used: number, idlePerSecond: number): number => round(Math.max(0, used - idlePerSecond * busy.seconds) / count);
+      const perRequest = (used: number, idlePerSecond: number): number => round(Math.max(0, used - idlePerSecond * busy.seconds) / sent);
       const l = latency.summary();
       out[kind] = {
-        requests: count,
+        requests: sent,
         sqlPerRequest: perRequest(busy.sql, idleSql),
         redisCommandsPerRequest: perRequest(busy.redis, idleRedis),
         redisRoundTripsPerRequest: perRequest(busy.redisWrites, idle.redisWrites / idle.seconds),
@@ -170,6 +192,7 @@ export async function measureWork(
         p99Ms: l.p99Ms,
         idleSqlPerSecond: round(idleSql),
         idleRedisPerSecond: round(idleRedis),
+        settleSeconds: round(settled.seconds),
       };
     }
     return out;
@@ -180,11 +203,73 @@ export async function measureWork(
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
+/** Each type's counted window lasts at least this long: GC cycles and the servers' own rhythms average out. */
+const MIN_WINDOW_MS = 3000;
+/** The idle spell read before each window: short, as what it measures is still running down. */
+const IDLE_BEFORE_MS = 1000;
+/** settle(): the CPU of the processes is read over spells this long... */
+const SETTLE_SPELL_MS = 500;
+/** ...until a spell used less than this share of a core... */
+const SETTLED_SHARE = 0.05;
+/** ...or no less than this share of the spell before it (no longer running down)... */
+const SETTLED_DECAY = 0.85;
+/** ...or this long has passed. */
+const SETTLE_MAX_MS = 15_000;
+
+/**
+ * Waits until the processes' summed CPU stops running down: reads it over
+ * spells of SETTLE_SPELL_MS until one is under SETTLED_SHARE of a core or
+ * no longer below SETTLED_DECAY of the spell before (at most SETTLE_MAX_MS).
+ * Without /proc it returns at once.
+ */
+async function settle(pids: readonly number[], say: (line: string) => void): Promise<{ seconds: number; coreShare: number | undefined }> {
+  const start = performance.now();
+  let before = cpuSum(pids);
+  if (before === undefined) return { seconds: 0, coreShare: undefined };
+  let previous = Number.POSITIVE_INFINITY;
+  for (;;) {
+    const at = performance.now();
+    await delay(SETTLE_SPELL_MS);
+    const now = cpuSum(pids);
+    if (now === undefined) return { seconds: (performance.now() - start) / 1000, coreShare: undefined };
+    const share = (now - before) / ((performance.now() - at) / 1000);
+    before = now;
+    const waited = performance.now() - start;
+    if (share < SETTLED_SHARE || share >= SETTLED_DECAY * previous || waited >= SETTLE_MAX_MS) {
+      if (waited > 2 * SETTLE_SPELL_MS) say(`settled after ${(waited / 1000).toFixed(1)} s: the processes at ${(share * 100).toFixed(1)} % of a core`);
+      return { seconds: waited / 1000, coreShare: share };
+    }
+    previous = share;
+  }
+}
+
+interface Spell {
+  readonly sql: number;
+  readonly redis: number;
+  readonly redisWrites: number;
+  readonly cpu: number | undefined;
+  readonly serversCpu: number | undefined;
+  readonly seconds: number;
+}
+
+/** Two idle spells as one (their counts and time added). */
+function sumIdle(a: Spell, b: Spell): Spell {
+  const add = (x: number | undefined, y: number | undefined): number | undefined => (x === undefined || y === undefined ? undefined : x + y);
+  return {
+    sql: a.sql + b.sql,
+    redis: a.redis + b.redis,
+    redisWrites: a.redisWrites + b.redisWrites,
+    cpu: add(a.cpu, b.cpu),
+    serversCpu: add(a.serversCpu, b.serversCpu),
+    seconds: a.seconds + b.seconds,
+  };
+}
+
 /** The processes' CPU seconds summed; undefined when one cannot be read. */
 function cpuSum(pids: readonly number[]): number | undefined {
   let total = 0;
   for (const pid of pids) {
-    const s = cpuSeconds(pid);
+    const s = cpuSecondsPrecise(pid);
     if (s === undefined) return undefined;
     total += s;
   }
@@ -193,15 +278,15 @@ function cpuSum(pids: readonly number[]): number | undefined {
 
 export function workTable(byMode: Readonly<Record<string, Partial<Record<OpKind, WorkPerRequest>>>>): string {
   const lines = [
-    "| system | type | SQL statements / request | Redis commands / request | Redis round trips / request | CPU ms / request: its own processes | CPU ms / request: with MariaDB, Redis, NATS | p50 ms alone | p99 ms alone | idle SQL/s, Redis/s (subtracted) |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| system | type | SQL statements / request | Redis commands / request | Redis round trips / request | CPU ms / request: its own processes | CPU ms / request: with MariaDB, Redis, NATS | p50 ms alone | p99 ms alone | idle SQL/s, Redis/s (subtracted) | settled after, s |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const [mode, work] of Object.entries(byMode)) {
     for (const kind of OP_KINDS) {
       const w = work[kind];
       if (w === undefined) continue;
       lines.push(
-        `| ${mode} | ${kind} | ${w.sqlPerRequest} | ${w.redisCommandsPerRequest} | ${w.redisRoundTripsPerRequest} | ${w.cpuMsPerRequest ?? "-"} | ${w.cpuMsPerRequestWithServers ?? "-"} | ${w.p50Ms} | ${w.p99Ms} | ${w.idleSqlPerSecond}, ${w.idleRedisPerSecond} |`,
+        `| ${mode} | ${kind} | ${w.sqlPerRequest} | ${w.redisCommandsPerRequest} | ${w.redisRoundTripsPerRequest} | ${w.cpuMsPerRequest ?? "-"} | ${w.cpuMsPerRequestWithServers ?? "-"} | ${w.p50Ms} | ${w.p99Ms} | ${w.idleSqlPerSecond}, ${w.idleRedisPerSecond} | ${w.settleSeconds ?? "-"} |`,
       );
     }
   }
