@@ -23,6 +23,7 @@ import {
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
 import type { BusConfig } from "./config.js";
+import { coalesceFlushes } from "./nats-flush.js";
 import { parseNatsUrl } from "./nats-url.js";
 import { backoffMs, sleep } from "./sleep.js";
 import { EVENT_STREAM, EVENT_SUBJECTS } from "./subjects.js";
@@ -171,6 +172,8 @@ export function createEventBus(opts: CreateEventBusOptions): EventBus {
           // (a scratch loop of 5,000, Node 20). Timeouts keep their message.
           noAsyncTraces: true,
         });
+        // Acks, pull requests and publishes queued in one turn of the loop go out in one write (nats-flush.ts).
+        if (!coalesceFlushes(nc)) log.debug("nats.js has no flushPending to defer: one write per microtask checkpoint");
         const jsm = await jetstreamManager(nc);
         await ensureStreamOn(jsm);
         const connection: BusConnection = { nc, js: jetstream(nc), jsm, publisher: createStreamPublisher(nc) };
