@@ -117,7 +117,7 @@ export async function measureWork(
     };
   };
   // Each snapshot is itself one statement per member and one Redis command (one reply write).
-  const diff = (a: Counts, b: Counts) => ({
+  const diff = (a: Counts, b: Counts): Spell => ({
     sql: b.sql - a.sql - members.length,
     redis: b.redis - a.redis - 1,
     redisWrites: b.redisWrites - a.redisWrites - 1,
@@ -147,8 +147,8 @@ export async function measureWork(
       // What the load before leaves the servers and processes to do once the consumers are done
       // (InnoDB flushing and purging its writes, the router's probes at traffic pace) decays over
       // seconds; it is waited out, and the idle rate is read on both sides of the window.
-      const settled = await settle([...pids, ...serverPids], say);
-      const t00 = await snapshot();
+      const settledAfter = await settle([...pids, ...serverPids], say);
+      const idleFrom = await snapshot();
       await delay(IDLE_BEFORE_MS);
       const latency = new Histogram();
       const t0 = await snapshot();
@@ -172,14 +172,14 @@ export async function measureWork(
         polls = await outboxSent(c, say);
       }
       const t1 = await snapshot();
-      const busy = diff(t0, t1);
       // The waiting's own reads of the outboxes are not the requests'.
-      busy.sql -= polls;
+      const counted = diff(t0, t1);
+      const busy = { ...counted, sql: counted.sql - polls };
       // The same time with nothing sent: what the system does anyway, averaged with the spell
       // before the window (background work still running down counts as much on both sides).
       await delay(Math.min(busy.seconds, 5) * 1000);
       const t2 = await snapshot();
-      const idle = sumIdle(diff(t00, t0), diff(t1, t2));
+      const idle = sumIdle(diff(idleFrom, t0), diff(t1, t2));
       const idleSql = idle.sql / idle.seconds;
       const idleRedis = idle.redis / idle.seconds;
       const perRequest = (used: number, idlePerSecond: number): number => round(Math.max(0, used - idlePerSecond * busy.seconds) / sent);
@@ -198,7 +198,7 @@ export async function measureWork(
         p99Ms: l.p99Ms,
         idleSqlPerSecond: round(idleSql),
         idleRedisPerSecond: round(idleRedis),
-        settleSeconds: round(settled.seconds),
+        settleSeconds: round(settledAfter),
       };
     }
     return out;
@@ -226,24 +226,24 @@ const SETTLE_MAX_MS = 15_000;
  * Waits until the processes' summed CPU stops running down: reads it over
  * spells of SETTLE_SPELL_MS until one is under SETTLED_SHARE of a core or
  * no longer below SETTLED_DECAY of the spell before (at most SETTLE_MAX_MS).
- * Without /proc it returns at once.
+ * Returns how long it waited, in seconds; without /proc, at once.
  */
-async function settle(pids: readonly number[], say: (line: string) => void): Promise<{ seconds: number; coreShare: number | undefined }> {
+async function settle(pids: readonly number[], say: (line: string) => void): Promise<number> {
   const start = performance.now();
+  const seconds = (): number => (performance.now() - start) / 1000;
   let before = cpuSum(pids);
-  if (before === undefined) return { seconds: 0, coreShare: undefined };
+  if (before === undefined) return 0;
   let previous = Number.POSITIVE_INFINITY;
   for (;;) {
     const at = performance.now();
     await delay(SETTLE_SPELL_MS);
     const now = cpuSum(pids);
-    if (now === undefined) return { seconds: (performance.now() - start) / 1000, coreShare: undefined };
+    if (now === undefined) return seconds();
     const share = (now - before) / ((performance.now() - at) / 1000);
     before = now;
-    const waited = performance.now() - start;
-    if (share < SETTLED_SHARE || share >= SETTLED_DECAY * previous || waited >= SETTLE_MAX_MS) {
-      if (waited > 2 * SETTLE_SPELL_MS) say(`settled after ${(waited / 1000).toFixed(1)} s: the processes at ${(share * 100).toFixed(1)} % of a core`);
-      return { seconds: waited / 1000, coreShare: share };
+    if (share < SETTLED_SHARE || share >= SETTLED_DECAY * previous || performance.now() - start >= SETTLE_MAX_MS) {
+      if (seconds() * 1000 > 2 * SETTLE_SPELL_MS) say(`settled after ${seconds().toFixed(1)} s: the processes at ${(share * 100).toFixed(1)} % of a core`);
+      return seconds();
     }
     previous = share;
   }
