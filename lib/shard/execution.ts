@@ -67,6 +67,14 @@ export interface Transaction extends Queryable {
   deferRead<R extends object = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]>;
   /** A change deferred like `defer` whose result the caller reads: resolves as `deferRead` does. */
   deferExecute(sql: string, params?: readonly SqlValue[]): Promise<ExecResult>;
+  /**
+   * Sends what is pending now, in one round trip: the BEGIN if it has not
+   * gone yet and every deferred statement, so that a deferred read's rows are
+   * there before the transaction goes on (a read that needs its own answer
+   * first, sent with the BEGIN instead of in a round trip after it). With
+   * nothing deferred and the BEGIN sent, nothing goes out.
+   */
+  flush(): Promise<void>;
 }
 
 export interface TransactionOptions {
@@ -485,6 +493,7 @@ export function createExecution(opts: ExecutionOptions): Execution {
           },
           deferRead: <R extends object = Row>(sql: string, params: readonly SqlValue[] = []) => deferAnswered(sql, params, rowsOf<R>),
           deferExecute: (sql: string, params: readonly SqlValue[] = []) => deferAnswered(sql, params, execResultOf),
+          flush: () => (open ? flushPending() : Promise.reject(mapped(new Error("statement on a finished transaction")))),
         };
         try {
           const result = await fn(tx);

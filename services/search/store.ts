@@ -126,21 +126,18 @@ export function createSearchStore(router: ShardRouter): SearchStore {
 
     indexTweets: async (shard, docs) => {
       if (docs.length === 1) return indexDocs(shard, docs);
-      // The batch in three statements (and one commit): which tweets the
-      // shard knows already (a plain read: no locks), then every other doc
-      // row in one INSERT, then all their postings. A tweet that another
-      // transaction indexes or deletes in between makes the INSERT fail on
-      // its key; then the batch goes again one tweet at a time, which sorts
-      // that out under the rows' locks.
+      // The batch in three statements and two round trips: which tweets the
+      // shard knows already (a plain read: no locks), sent with the BEGIN;
+      // then every other doc row in one INSERT and all their postings, with
+      // the COMMIT. A tweet that another transaction indexes or deletes in
+      // between makes the INSERT fail on its key; then the batch goes again
+      // one tweet at a time, which sorts that out under the rows' locks.
       try {
         return await router.transaction(shard, async (tx) => {
           const ids = [...new Set(docs.map((d) => d.tweetId.toString()))];
-          const known = new Set(
-            (await tx.query<{ tweet_id: string | number | bigint }>(
-              `SELECT tweet_id FROM chirp.search_docs WHERE tweet_id IN (${placeholders(ids.length, 1)})`,
-              ids,
-            )).map((r) => BigInt(r.tweet_id)),
-          );
+          const knownRows = tx.deferRead<{ tweet_id: string }>(`SELECT tweet_id FROM chirp.search_docs WHERE tweet_id IN (${placeholders(ids.length, 1)})`, ids);
+          await tx.flush();
+          const known = new Set((await knownRows).map((r) => BigInt(r.tweet_id)));
           const results: IndexResult[] = [];
           const fresh: IndexedDoc[] = [];
           for (const doc of docs) {
@@ -155,10 +152,7 @@ export function createSearchStore(router: ShardRouter): SearchStore {
             const chunk = fresh.slice(i, i + DOCS_PER_STATEMENT);
             const params: SqlValue[] = [];
             for (const d of chunk) params.push(d.tweetId.toString(), d.authorId.toString(), d.body, d.terms.join(" "));
-            await tx.execute(
-              `INSERT INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time) VALUES ${repeat("(?, ?, 1, ?, ?, UTC_TIMESTAMP(6))", chunk.length)}`,
-              params,
-            );
+            tx.defer(`INSERT INTO chirp.search_docs (tweet_id, author_id, state, body, terms, update_time) VALUES ${repeat("(?, ?, 1, ?, ?, UTC_TIMESTAMP(6))", chunk.length)}`, params);
           }
           await insertPostings(
             tx,

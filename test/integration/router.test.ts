@@ -437,6 +437,22 @@ describe("shard router", () => {
       const all = await commands();
       expect(all).toHaveLength(3);
       expect(all[2]).toMatch(/^START TRANSACTION;\s*UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 4'.*;\s*UPDATE .*'router-rt-marker 5'.*;\s*COMMIT$/s);
+
+      // flush(): the BEGIN and a deferred read in one round trip, the rows there before the
+      // transaction goes on; a flush with nothing pending sends nothing.
+      const flushed = await router.transaction("80-c0", async (tx) => {
+        const rows = tx.deferRead<{ bio: string }>("SELECT bio FROM chirp.users WHERE id = ? AND bio LIKE 'router-rt-marker%'", [b!]);
+        await tx.flush();
+        const [row] = await rows;
+        await tx.flush();
+        tx.defer("UPDATE chirp.users SET bio = ? WHERE id = ?", ["router-rt-marker 7", a!]);
+        return row?.bio;
+      });
+      expect(flushed).toBe("router-rt-marker 5");
+      const withFlush = await commands();
+      expect(withFlush).toHaveLength(5);
+      expect(withFlush[3]).toMatch(/^START TRANSACTION;\s*SELECT bio FROM `?chirp_80xc0`?\.users WHERE id = .* AND bio LIKE 'router-rt-marker%'$/s);
+      expect(withFlush[4]).toMatch(/^UPDATE `?chirp_80xc0`?\.users SET bio = 'router-rt-marker 7'.*;\s*COMMIT$/s);
     } finally {
       await asAdmin(primary, (c) => c.query("SET GLOBAL general_log = 0, GLOBAL log_output = 'FILE'"));
       await asAdmin(primary, (c) => c.query("TRUNCATE TABLE mysql.general_log"));
