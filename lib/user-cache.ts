@@ -21,7 +21,6 @@
 // would be. An invalidation lost to a crash between the commit and the
 // delete is healed by the entry's TTL.
 import { randomUUID } from "node:crypto";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
@@ -30,6 +29,7 @@ import { LEASED_FILL_LUA, WRITER_SETTLE_LUA, leasedCacheCounters, readDecoded, w
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
+import { encodeMessage, decodeMessage } from "./proto-codec.js";
 
 /** A read: the profile, or a miss with the lease to fill it (undefined when the cache did not answer). */
 export type UserCacheRead = { readonly kind: "user"; readonly user: User } | LeasedMiss;
@@ -85,7 +85,7 @@ export interface UserCacheOptions {
 
 function decodeUser(value: Buffer): User | undefined {
   try {
-    return fromBinary(UserSchema, value);
+    return decodeMessage(UserSchema, value);
   } catch {
     return undefined;
   }
@@ -159,7 +159,7 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
       try {
         const p = pipeline();
         for (const { lease, user } of fills) {
-          void p.chirpUserFill(entryKey(user.id), leaseKey(user.id), lease, Buffer.from(toBinary(UserSchema, user)), ttlMs);
+          void p.chirpUserFill(entryKey(user.id), leaseKey(user.id), lease, encodeMessage(UserSchema, user), ttlMs);
         }
         const replies = await p.exec();
         for (const [err, stored] of replies ?? []) m?.fills.inc({ result: err !== null ? "error" : stored === 1 ? "stored" : "refused" });
@@ -189,7 +189,7 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
     },
 
     async settle(lease, user) {
-      const payload = Buffer.from(toBinary(UserSchema, user));
+      const payload = encodeMessage(UserSchema, user);
       let stored = 0;
       await writeAfterCommit(
         { attempts, retryMs },

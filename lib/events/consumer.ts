@@ -71,7 +71,7 @@
 // in its iterator's next batch when stop() closes it are dropped without a nak
 // (nats.js 3 ends the iterator at its batch's end), and come back after the
 // ack wait: at most one window per consumer, a restart's worst case.
-import { fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import type { MessageShape } from "@bufbuild/protobuf";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -94,6 +94,7 @@ import { EVENT_ID_HEADER, REQUEST_ID_HEADER, USER_ID_HEADER } from "./headers.js
 import { backoffMs, sleep } from "./sleep.js";
 import { BUS_DEFAULTS } from "./config.js";
 import { EVENTS } from "./subjects.js";
+import { decodeMessage } from "../proto-codec.js";
 
 export type EventName = keyof typeof EVENTS;
 /** An entry of EVENTS: a subject and its schema. */
@@ -273,7 +274,7 @@ export function consume<T extends EventEntry>(opts: ConsumeOptions<T>): EventCon
     }
     let message: MessageShape<EventEntry["schema"]>;
     try {
-      message = fromBinary(type.schema, msg.data);
+      message = decodeMessage(type.schema, msg.data);
     } catch (err) {
       deadLetter(msg, { subject: msg.subject, eventId }, err, "payload does not decode");
       return;

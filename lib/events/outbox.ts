@@ -1,9 +1,10 @@
-import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
 import { executeOrDefer, type Queryable, type SqlValue, type Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";
 import { outboxCommitted, type CommittedOutboxRow } from "./outbox-wake.js";
 import type { EventType } from "./subjects.js";
+import { encodeMessage } from "../proto-codec.js";
 
 export interface OutboxEntry<D extends DescMessage> {
   readonly type: EventType<D>;
@@ -45,7 +46,7 @@ export async function appendOutbox<D extends DescMessage>(
     entry.requestId === undefined && traced === undefined
       ? null
       : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
-  const payload = Buffer.from(toBinary(entry.type.schema, entry.message));
+  const payload = encodeMessage(entry.type.schema, entry.message);
   await executeOrDefer(tx, "INSERT INTO chirp.outbox (event_id, user_id, subject, payload, headers) VALUES (?, ?, ?, ?, ?)", [
     eventId,
     userId,
@@ -85,7 +86,7 @@ export async function appendOutboxMany<D extends DescMessage>(
         ? null
         : JSON.stringify({ ...(entry.requestId === undefined ? {} : { "x-request-id": entry.requestId }), ...traced });
     const userId = BigInt(entry.userId);
-    const payload = Buffer.from(toBinary(entry.type.schema, entry.message));
+    const payload = encodeMessage(entry.type.schema, entry.message);
     params.push(eventId, userId, entry.type.subject, payload, headers);
     rows.push({ eventId: String(eventId), userId: String(userId), subject: entry.type.subject, payload, headers });
   }

@@ -1,10 +1,13 @@
-import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import { codecFor } from "../proto-codec.js";
 
 /**
  * grpc-js speaks HTTP/2 and framing; protobuf-es owns the messages. This turns a
  * protobuf-es service descriptor into the grpc-js definition that joins the two,
- * so both sides of every internal hop use the generated types.
+ * so both sides of every internal hop use the generated types. Messages go to
+ * and from bytes through the compiled codec (lib/proto-codec.ts: protobuf-es's
+ * bytes and messages, several times faster than its reflective toBinary).
  */
 export function grpcServiceDefinition(service: DescService): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -21,19 +24,16 @@ export function grpcMethodPath(method: DescMethod): string {
 export function grpcMethodDefinition<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
 ): MethodDefinition<MessageShape<I>, MessageShape<O>> {
+  const input = codecFor(method.input);
+  const output = codecFor(method.output);
   return {
     path: grpcMethodPath(method),
     originalName: method.name,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-    requestSerialize: (message) => asBuffer(toBinary(method.input, message)),
-    requestDeserialize: (bytes) => fromBinary(method.input, bytes),
-    responseSerialize: (message) => asBuffer(toBinary(method.output, message)),
-    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+    requestSerialize: (message) => input.encode(message),
+    requestDeserialize: (bytes) => input.decode(bytes),
+    responseSerialize: (message) => output.encode(message),
+    responseDeserialize: (bytes) => output.decode(bytes),
   };
-}
-
-// Zero-copy view: grpc-js wants a Buffer, protobuf-es hands out a Uint8Array.
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

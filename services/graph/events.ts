@@ -1,7 +1,7 @@
 // The graph events: written to the outbox with the change (UserFollowed,
 // UserUnfollowed, carrying the edge version), and read back by the repair
 // consumer, which applies them to the followee's side.
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { UserBlocked, UserFollowed, UserUnblocked, UserUnfollowed } from "../../gen/chirp/graph/v1/events_pb.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import { appendOutbox, type Announce } from "../../lib/events/outbox.js";
@@ -9,6 +9,7 @@ import { EVENTS } from "../../lib/events/subjects.js";
 import { microsFromTimestamp, timestampFromMicros } from "./edge-time.js";
 import type { AnnouncedBlock, BlockVersion } from "./relations-store.js";
 import type { EdgeChange, EdgeVersion } from "./store.js";
+import { decodeMessage } from "../../lib/proto-codec.js";
 
 /** The outbox writer for one request: UserFollowed or UserUnfollowed, on the follower's shard. */
 export function announceEdgeChange(ids: IdGenerator, requestId: string | undefined): Announce<EdgeChange> {
@@ -40,8 +41,8 @@ export const GRAPH_EDGE_EVENTS = [EVENTS.userFollowed, EVENTS.userUnfollowed] as
 
 /** Decodes an outbox row or a raw message of one of GRAPH_EDGE_EVENTS; undefined for another subject. Throws on a bad payload. */
 export function decodeGraphEdgeEvent(subject: string, payload: Uint8Array): GraphEdgeEvent | undefined {
-  if (subject === EVENTS.userFollowed.subject) return { subject, message: fromBinary(EVENTS.userFollowed.schema, payload) };
-  if (subject === EVENTS.userUnfollowed.subject) return { subject, message: fromBinary(EVENTS.userUnfollowed.schema, payload) };
+  if (subject === EVENTS.userFollowed.subject) return { subject, message: decodeMessage(EVENTS.userFollowed.schema, payload) };
+  if (subject === EVENTS.userUnfollowed.subject) return { subject, message: decodeMessage(EVENTS.userUnfollowed.schema, payload) };
   return undefined;
 }
 

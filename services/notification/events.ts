@@ -11,7 +11,7 @@
 // timeline service pushes to the recipient's open streams. Nearly every
 // recipient has no push subscription: storing, relaying and delivering an
 // event per notification for them was a fifth of a post's CPU.
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { Counter } from "prom-client";
 import { NotificationKind } from "../../gen/chirp/notification/v1/notification_pb.js";
 import type { ConsumedEvent } from "../../lib/events/consumer.js";
@@ -32,6 +32,7 @@ import {
 } from "./causes.js";
 import { APPLY_BATCH, type AnnounceShown, type NotificationStore } from "./store.js";
 import { microsFromTimestamp, timestampFromMicros } from "../../lib/db/db-time.js";
+import { encodeMessage } from "../../lib/proto-codec.js";
 
 export const TWEETS_DURABLE = "notification-tweets";
 export const GRAPH_DURABLE = "notification-graph";
@@ -104,7 +105,7 @@ export function announceCreated(ids: IdGenerator, requestId: string | undefined,
       }),
     }));
     if (publishLive !== undefined) {
-      tx.afterCommit(() => publishLive(LIVE_EVENTS.notificationCreated.subject, events.map((e) => toBinary(LIVE_EVENTS.notificationCreated.schema, e.message))));
+      tx.afterCommit(() => publishLive(LIVE_EVENTS.notificationCreated.subject, events.map((e) => encodeMessage(LIVE_EVENTS.notificationCreated.schema, e.message))));
     }
     const stored = events.filter((e) => e.pushable);
     if (stored.length === 0) return;

@@ -13,7 +13,7 @@
 // events), indexed by followee, so a new tweet finds its connected readers
 // without looking at anyone else. Each stream has a bounded queue; a client
 // that lets it fill is cut off (ResourceExhausted) instead of growing memory.
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -38,6 +38,7 @@ import { hides, type RelationCache } from "../../lib/relations.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { listFollowing } from "./following.js";
 import type { TimelineMetrics } from "./metrics.js";
+import { decodeMessage } from "../../lib/proto-codec.js";
 
 const SUBJECTS = ["chirp.tweet.v1.*", "chirp.graph.v1.*", LIVE_EVENTS.notificationCreated.subject];
 /** Event ids remembered to drop a relay's re-publication of one event. */
@@ -227,7 +228,7 @@ export function createStreamHub(deps: {
   const route = async (msg: Msg): Promise<void> => {
     switch (msg.subject) {
       case EVENTS.tweetCreated.subject: {
-        const t = fromBinary(EVENTS.tweetCreated.schema, msg.data);
+        const t = decodeMessage(EVENTS.tweetCreated.schema, msg.data);
         const home = new Set<Watcher>(byFollowee.get(t.authorId));
         const own = users.get(t.authorId);
         if (own?.following !== undefined) home.add(own);
@@ -241,7 +242,7 @@ export function createStreamHub(deps: {
         return;
       }
       case EVENTS.tweetLiked.subject: {
-        const l = fromBinary(EVENTS.tweetLiked.schema, msg.data);
+        const l = decodeMessage(EVENTS.tweetLiked.schema, msg.data);
         const author = users.get(l.authorId);
         if (author === undefined || l.likerId === l.authorId) return;
         const [liker, to] = await Promise.all([userFor(l.likerId), notHiding([author], l.likerId)]);
@@ -250,7 +251,7 @@ export function createStreamHub(deps: {
         return;
       }
       case EVENTS.userFollowed.subject: {
-        const f = fromBinary(EVENTS.userFollowed.schema, msg.data);
+        const f = decodeMessage(EVENTS.userFollowed.schema, msg.data);
         applyFollow(f.followerId, f.followeeId, true);
         const followee = users.get(f.followeeId);
         if (followee === undefined) return;
@@ -260,12 +261,12 @@ export function createStreamHub(deps: {
         return;
       }
       case EVENTS.userUnfollowed.subject: {
-        const u = fromBinary(EVENTS.userUnfollowed.schema, msg.data);
+        const u = decodeMessage(EVENTS.userUnfollowed.schema, msg.data);
         applyFollow(u.followerId, u.followeeId, false);
         return;
       }
       case LIVE_EVENTS.notificationCreated.subject: {
-        const n = fromBinary(LIVE_EVENTS.notificationCreated.schema, msg.data);
+        const n = decodeMessage(LIVE_EVENTS.notificationCreated.schema, msg.data);
         const recipient = users.get(n.recipientId);
         if (recipient === undefined) return;
         const [actor, tweet, to] = await Promise.all([

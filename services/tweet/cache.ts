@@ -18,7 +18,6 @@
 // leases taken before it are gone, and a reader that takes one after it reads
 // the primary after the commit. Every write is conditional on the version, so
 // the entry never goes back either.
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
@@ -29,6 +28,7 @@ import { type Metrics } from "../../lib/metrics.js";
 import { presentTweetCore } from "./present.js";
 import type { TweetRow } from "./store.js";
 import { defineScript } from "../../lib/redis-scripts.js";
+import { encodeMessage, decodeMessage } from "../../lib/proto-codec.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -158,7 +158,7 @@ export async function publishRow(cache: TweetCache | undefined, row: TweetRow): 
 
 function payloadOf(entry: CachedTweet): Buffer {
   if (entry.kind === "deleted") return Buffer.of(TAG_DELETED);
-  return Buffer.concat([Buffer.of(TAG_TWEET), toBinary(TweetSchema, entry.tweet)]);
+  return Buffer.concat([Buffer.of(TAG_TWEET), encodeMessage(TweetSchema, entry.tweet)]);
 }
 
 /** Undefined for a value this code did not write (it is then treated as a miss without a fill). */
@@ -172,7 +172,7 @@ export function decodeEntry(value: Buffer): CachedTweet | undefined {
   if (tag === TAG_DELETED) return { kind: "deleted", version };
   if (tag !== TAG_TWEET) return undefined;
   try {
-    return { kind: "tweet", version, tweet: fromBinary(TweetSchema, value.subarray(colon + 2)) };
+    return { kind: "tweet", version, tweet: decodeMessage(TweetSchema, value.subarray(colon + 2)) };
   } catch {
     return undefined;
   }
