@@ -21,7 +21,21 @@ export function grpcMethodPath(method: DescMethod): string {
   return `/${method.parent.typeName}/${method.name}`;
 }
 
+const definitions = new WeakMap<DescMethod, MethodDefinition<unknown, unknown>>();
+
+/** The method's grpc-js definition, made once per method (every call of it asks). */
 export function grpcMethodDefinition<I extends DescMessage, O extends DescMessage>(
+  method: DescMethod & { input: I; output: O },
+): MethodDefinition<MessageShape<I>, MessageShape<O>> {
+  let def = definitions.get(method);
+  if (def === undefined) {
+    def = methodDefinition(method) as MethodDefinition<unknown, unknown>;
+    definitions.set(method, def);
+  }
+  return def as MethodDefinition<MessageShape<I>, MessageShape<O>>;
+}
+
+function methodDefinition<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
 ): MethodDefinition<MessageShape<I>, MessageShape<O>> {
   const input = codecFor(method.input);
