@@ -20,6 +20,9 @@ describe("GrpcServer + grpc transport", () => {
   let users: Client<typeof UserService>;
   let seenRequestId: string | null = null;
   let lastSignal: AbortSignal | undefined;
+  // A "watch" call waits for its signal: why it ended, and a hook for its start.
+  let watched: Promise<unknown> = Promise.resolve();
+  let watchStarted: () => void = () => undefined;
 
   beforeAll(async () => {
     server
@@ -32,6 +35,12 @@ describe("GrpcServer + grpc transport", () => {
           }
           if (req.lookup.case === "handle" && req.lookup.value === "crash") {
             throw new Error("SELECT * FROM users exploded");
+          }
+          if (req.lookup.case === "handle" && req.lookup.value === "watch") {
+            const signal = ctx.signal;
+            watched = new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason), { once: true }));
+            watchStarted();
+            return watched.then(() => ({}));
           }
           if (req.lookup.case === "handle" && req.lookup.value === "slow") {
             return new Promise((resolve) => setTimeout(() => resolve({}), 2000));
@@ -115,6 +124,27 @@ describe("GrpcServer + grpc transport", () => {
     await expect(
       users.getUser({ lookup: { case: "handle", value: "slow" } }, { timeoutMs: 100 }),
     ).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+  });
+
+  it("aborts a handler's signal at the deadline, with DeadlineExceeded", async () => {
+    const started = new Promise<void>((resolve) => (watchStarted = resolve));
+    const call = users.getUser({ lookup: { case: "handle", value: "watch" } }, { timeoutMs: 150 });
+    await started;
+    await expect(call).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    const reason = await watched;
+    expect(ConnectError.from(reason).code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("aborts a handler's signal when the client cancels the call", async () => {
+    const started = new Promise<void>((resolve) => (watchStarted = resolve));
+    const abort = new AbortController();
+    const call = users.getUser({ lookup: { case: "handle", value: "watch" } }, { signal: abort.signal, timeoutMs: 10_000 });
+    await started;
+    abort.abort();
+    await expect(call).rejects.toMatchObject({ code: Code.Canceled });
+    const reason = ConnectError.from(await watched);
+    expect(reason.code).toBe(Code.Canceled);
+    expect(reason.rawMessage).toBe("call cancelled by the client");
   });
 
   it("streams server responses", async () => {

@@ -3,7 +3,6 @@ import { create, isMessage, type DescMessage, type DescMethod, type DescService,
 import {
   Code,
   ConnectError,
-  createHandlerContext,
   createServiceImplSpec,
   type HandlerContext,
   type MethodImplSpec,
@@ -13,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { GrpcCallContext } from "./grpc-call-context.js";
 import { grpcMethodDefinition } from "./grpc-definition.js";
 import { tracingOn } from "../tracing/tracing.js";
 import { createCallerCheck, type CallerCheck } from "./callers.js";
@@ -45,10 +45,9 @@ export class GrpcServer {
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
   });
   private readonly services: DescService[] = [];
-  // One controller per call in flight, aborted on close(). A shared shutdown
-  // signal would collect one listener per concurrent call instead.
-  private readonly inFlight = new Set<AbortController>();
-  private readonly callAbort = new WeakMap<HandlerContext, AbortController>();
+  // The calls in flight, aborted on close(). A shared shutdown signal would
+  // collect one listener per concurrent call instead.
+  private readonly inFlight = new Set<GrpcCallContext>();
   private port = 0;
   private readonly callers: CallerCheck;
 
@@ -95,7 +94,7 @@ export class GrpcServer {
     this.health.setStatus("", "NOT_SERVING");
     for (const s of this.services) this.health.setStatus(s.typeName, "NOT_SERVING");
     const reason = new ConnectError("server is shutting down", Code.Unavailable);
-    for (const controller of this.inFlight) controller.abort(reason);
+    for (const ctx of this.inFlight) ctx.abort(reason);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -119,7 +118,7 @@ export class GrpcServer {
             validateRequest(spec.method.input, call.request);
             return normalize(spec.method.output, await spec.impl(call.request, ctx));
           }).then(
-            (message) => callback(null, message, headersToMetadata(ctx.responseTrailer)),
+            (message) => callback(null, message, headersToMetadata(ctx.trailerSet)),
             (err: ConnectError) => callback(toServiceError(err)),
           );
         };
@@ -132,7 +131,7 @@ export class GrpcServer {
             validateRequest(spec.method.input, call.request);
             await writeAll(call, spec.method.output, spec.impl(call.request, ctx), ctx);
           }).then(
-            () => call.end(headersToMetadata(ctx.responseTrailer)),
+            () => call.end(headersToMetadata(ctx.trailerSet)),
             (err: ConnectError) => call.emit("error", toServiceError(err)),
           );
         };
@@ -144,7 +143,7 @@ export class GrpcServer {
             if (denied !== undefined) throw denied;
             return normalize(spec.method.output, await spec.impl(validatedInputs(spec.method, call), ctx));
           }).then(
-            (message) => callback(null, message, headersToMetadata(ctx.responseTrailer)),
+            (message) => callback(null, message, headersToMetadata(ctx.trailerSet)),
             (err: ConnectError) => callback(toServiceError(err)),
           );
         };
@@ -156,7 +155,7 @@ export class GrpcServer {
             if (denied !== undefined) throw denied;
             await writeAll(call, spec.method.output, spec.impl(validatedInputs(spec.method, call), ctx), ctx);
           }).then(
-            () => call.end(headersToMetadata(ctx.responseTrailer)),
+            () => call.end(headersToMetadata(ctx.trailerSet)),
             (err: ConnectError) => call.emit("error", toServiceError(err)),
           );
         };
@@ -177,31 +176,17 @@ export class GrpcServer {
     }
   }
 
-  private contextFor(method: DescMethod, call: AnyServerCall): HandlerContext {
+  private contextFor(method: DescMethod, call: AnyServerCall): GrpcCallContext {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-    const requestAbort = new AbortController();
     // grpc-js emits "cancelled" for most finished calls too (the client's stream reset after
-    // its answer): a call no longer in flight has been ended already (observe).
-    (call as NodeJS.EventEmitter).once("cancelled", () => {
-      if (this.inFlight.has(requestAbort)) requestAbort.abort(CANCELLED_BY_CLIENT);
-    });
-    this.inFlight.add(requestAbort);
-    const ctx = createHandlerContext({
-      service: method.parent,
-      method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url: `/${method.parent.typeName}/${method.name}`,
-      timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
-      requestSignal: requestAbort.signal,
-      requestHeader: metadataToHeaders(call.metadata),
-    });
-    this.callAbort.set(ctx, requestAbort);
+    // its answer): by then the call has been ended (observe), and its context ignores it.
+    const ctx = new GrpcCallContext(method.parent, method, metadataToHeaders(call.metadata), Number.isFinite(deadlineMs) ? deadlineMs : undefined, call, CANCELLED_BY_CLIENT);
+    this.inFlight.add(ctx);
     return ctx;
   }
 
-  private observe<T>(metrics: Metrics, method: DescMethod, ctx: HandlerContext, run: () => Promise<T>): Promise<T> {
+  private observe<T>(metrics: Metrics, method: DescMethod, ctx: GrpcCallContext, run: () => Promise<T>): Promise<T> {
     const requestId = ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined;
     const call = {
       service: method.parent.name,
@@ -219,11 +204,10 @@ export class GrpcServer {
         : undefined,
     };
     return observeCall(metrics, this.options.log, call, run).finally(() => {
-      const controller = this.callAbort.get(ctx);
-      if (controller !== undefined) this.inFlight.delete(controller);
+      this.inFlight.delete(ctx);
       // The call's signal ends with it, and its deadline timer with it (it would fire up to the
       // whole deadline later otherwise, making an error for a call long answered).
-      (ctx as HandlerContext & { abort?: (reason?: unknown) => void }).abort?.(CALL_COMPLETED);
+      ctx.abort(CALL_COMPLETED);
     });
   }
 }
