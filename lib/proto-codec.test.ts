@@ -162,7 +162,10 @@ describe("proto-codec", async () => {
   it("refuses what protobuf-es refuses", () => {
     expect(() => encodeMessage(TweetSchema, create(TweetSchema, { likeCount: -1 }))).toThrow(/uint32/);
     expect(() => encodeMessage(TweetSchema, { ...create(TweetSchema), likeCount: 1.5 })).toThrow(/uint32/);
-    expect(() => encodeMessage(TweetSchema, { ...create(TweetSchema), id: "nope" as unknown as bigint })).toThrow(/64-bit/);
+    expect(() => encodeMessage(TweetSchema, { ...create(TweetSchema), id: "nope" as unknown as bigint })).toThrow(/uint64/);
+    expect(() => encodeMessage(TweetSchema, create(TweetSchema, { id: 2n ** 64n }))).toThrow(/uint64/);
+    expect(() => encodeMessage(TweetSchema, create(TweetSchema, { id: -1n }))).toThrow(/uint64/);
+    expect(() => toBinary(TweetSchema, create(TweetSchema, { id: -1n }))).toThrow(/uint64/);
     // Invalid UTF-8 in a string field (proto3 strings are checked).
     expect(() => decodeMessage(UserSchema, Buffer.from([0x12, 0x02, 0xc3, 0x28]))).toThrow();
     expect(() => fromBinary(UserSchema, Buffer.from([0x12, 0x02, 0xc3, 0x28]))).toThrow();

@@ -113,6 +113,10 @@ interface MessagePlan {
   readonly byNumber: ReadonlyArray<FieldPlan | undefined>;
   /** A new message with every field at its zero value, as create() makes one. */
   readonly zero: () => Record<string, unknown>;
+  /** Writes a message's fields (compiled: compileEncoder). */
+  encode: (m: Record<string, unknown>) => void;
+  /** Reads fields up to `end` into `into` or a new message (compiled: compileDecoder). */
+  decode: (end: number, into: Record<string, unknown> | undefined, depth: number) => Record<string, unknown>;
 }
 
 const plans = new WeakMap<DescMessage, MessagePlan>();
@@ -123,12 +127,98 @@ function planOf(desc: DescMessage): MessagePlan {
   const fields = [...desc.fields].sort((a, b) => a.number - b.number).map(fieldPlan);
   const byNumber: Array<FieldPlan | undefined> = [];
   for (const f of fields) byNumber[f.no] = f;
-  const plan: MessagePlan = { typeName: desc.typeName, fields, byNumber, zero: zeroFactory(desc) };
+  const plan: MessagePlan = { typeName: desc.typeName, fields, byNumber, zero: zeroFactory(desc), encode: unset, decode: unset };
   plans.set(desc, plan);
   for (const f of desc.fields) {
     if (f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message")) byNumber[f.number]!.message = planOf(f.message);
   }
+  plan.encode = compileEncoder(plan);
+  plan.decode = compileDecoder(plan);
   return plan;
+}
+
+function unset(): never {
+  throw new Error("proto-codec: plan used before it was compiled");
+}
+
+// The compiled functions read and write each field by its name as a constant
+// (m["text"]): a property access V8 specializes per message type. Looked up
+// by a name held in a variable (m[f.name]) every access went through V8's
+// generic keyed lookup, the larger part of the time of a walk over the plan.
+// Names and type names go in as JSON string literals; nothing else of the
+// descriptors becomes code.
+
+function compileEncoder(plan: MessagePlan): (m: Record<string, unknown>) => void {
+  const lines: string[] = [];
+  plan.fields.forEach((f, i) => {
+    const F = `F[${i}]`;
+    let write: string;
+    if (f.kind === Kind.Message) write = `w.bytes(${F}.tag); at = w.startLength(); ${F}.message.encode(v); w.endLength(at);`;
+    else if (f.kind === Kind.List) write = `if (v.length > 0) writeList(${F}, v);`;
+    else write = `w.bytes(${F}.tag); writeScalar(${F}, v);`;
+    if (f.oneof !== undefined) {
+      lines.push(`o = m[${JSON.stringify(f.oneof)}]; if (o !== undefined && o.case === ${JSON.stringify(f.name)}) { v = o.value; ${write} }`);
+    } else {
+      const zero = f.implicit ? ` && !isZero(${f.scalar}, v)` : "";
+      lines.push(`v = m[${JSON.stringify(f.name)}]; if (v !== undefined${zero}) { ${write} }`);
+    }
+  });
+  lines.push("v = m.$unknown; if (v !== undefined) writeUnknown(v);");
+  const body = `return function encode(m) {\n  let v, o, at;\n  ${lines.join("\n  ")}\n};`;
+  return new Function("F", "w", "writeScalar", "writeList", "writeUnknown", "isZero", body)(plan.fields, w, writeScalar, writeList, writeUnknown, isZero) as (m: Record<string, unknown>) => void;
+}
+
+function compileDecoder(plan: MessagePlan): MessagePlan["decode"] {
+  const cases: string[] = [];
+  plan.fields.forEach((f, i) => {
+    const F = `F[${i}]`;
+    const name = JSON.stringify(f.name);
+    if (f.kind === Kind.List) {
+      cases.push(`case ${f.no}: readList(${F}, m[${name}], wireType, depth); break;`);
+      return;
+    }
+    if (f.oneof === undefined) {
+      cases.push(
+        f.kind === Kind.Message
+          ? `case ${f.no}: { const len = r.varint32(); m[${name}] = ${F}.message.decode(r.end(len), m[${name}], depth + 1); break; }`
+          : `case ${f.no}: m[${name}] = readScalar(${F}); break;`,
+      );
+      return;
+    }
+    const oneof = JSON.stringify(f.oneof);
+    cases.push(
+      f.kind === Kind.Message
+        ? `case ${f.no}: { const had = m[${oneof}]; const len = r.varint32(); m[${oneof}] = { case: ${name}, value: ${F}.message.decode(r.end(len), had.case === ${name} ? had.value : undefined, depth + 1) }; break; }`
+        : `case ${f.no}: m[${oneof}] = { case: ${name}, value: readScalar(${F}) }; break;`,
+    );
+  });
+  const body = `return function decode(end, into, depth) {
+  if (depth >= RECURSION_LIMIT) throw tooDeep(${JSON.stringify(plan.typeName)});
+  const m = into === undefined ? zero() : into;
+  while (r.pos < end) {
+    const tag = r.varint32();
+    const no = tag >>> 3;
+    const wireType = tag & 7;
+    if (no === 0 || wireType > 5) throw illegalTag(no, wireType);
+    switch (no) {
+      ${cases.join("\n      ")}
+      default: readUnknown(m, no, wireType, depth);
+    }
+  }
+  if (r.pos > end) throw new RangeError("premature EOF");
+  return m;
+};`;
+  return new Function("F", "r", "zero", "readScalar", "readList", "readUnknown", "tooDeep", "illegalTag", "RECURSION_LIMIT", body)(
+    plan.fields,
+    r,
+    plan.zero,
+    readScalar,
+    readList,
+    readUnknown,
+    tooDeep,
+    illegalTag,
+    RECURSION_LIMIT,
+  ) as MessagePlan["decode"];
 }
 
 function fieldPlan(f: DescField): FieldPlan {
@@ -224,13 +314,13 @@ function compiledCodec(plan: MessagePlan): BinaryCodec<DescMessage> {
   return {
     encode: (message) => {
       w.pos = 0;
-      writeFields(plan, message as unknown as Record<string, unknown>);
+      plan.encode(message as unknown as Record<string, unknown>);
       return w.take();
     },
     decode: (bytes) => {
       r.reset(bytes);
       try {
-        return readMessage(plan, bytes.byteLength, undefined, 0) as unknown as MessageShape<DescMessage>;
+        return plan.decode(bytes.byteLength, undefined, 0) as unknown as MessageShape<DescMessage>;
       } finally {
         r.reset(EMPTY);
       }
@@ -352,63 +442,35 @@ class Writer {
 
 const w = new Writer();
 
-function writeFields(plan: MessagePlan, m: Record<string, unknown>): void {
-  for (const f of plan.fields) {
-    let v: unknown;
-    if (f.oneof !== undefined) {
-      const o = m[f.oneof] as { case: string | undefined; value?: unknown } | undefined;
-      if (o === undefined || o.case !== f.name) continue;
-      v = o.value;
-    } else {
-      v = m[f.name];
-      if (v === undefined) continue;
+/** A repeated field with at least one element. */
+function writeList(f: FieldPlan, list: readonly unknown[]): void {
+  if (f.message !== undefined) {
+    for (const item of list) {
+      w.bytes(f.tag);
+      const at = w.startLength();
+      f.message.encode(item as Record<string, unknown>);
+      w.endLength(at);
     }
-    switch (f.kind) {
-      case Kind.Scalar:
-        if (f.implicit && isZero(f.scalar, v)) continue;
-        w.bytes(f.tag);
-        writeScalar(f, v);
-        break;
-      case Kind.Message: {
-        w.bytes(f.tag);
-        const at = w.startLength();
-        writeFields(f.message!, v as Record<string, unknown>);
-        w.endLength(at);
-        break;
-      }
-      case Kind.List: {
-        const list = v as readonly unknown[];
-        if (list.length === 0) continue;
-        if (f.message !== undefined) {
-          for (const item of list) {
-            w.bytes(f.tag);
-            const at = w.startLength();
-            writeFields(f.message, item as Record<string, unknown>);
-            w.endLength(at);
-          }
-        } else if (f.packed) {
-          w.bytes(f.tag);
-          const at = w.startLength();
-          for (const item of list) writeScalar(f, item);
-          w.endLength(at);
-        } else {
-          for (const item of list) {
-            w.bytes(f.tag);
-            writeScalar(f, item);
-          }
-        }
-        break;
-      }
+  } else if (f.packed) {
+    w.bytes(f.tag);
+    const at = w.startLength();
+    for (const item of list) writeScalar(f, item);
+    w.endLength(at);
+  } else {
+    for (const item of list) {
+      w.bytes(f.tag);
+      writeScalar(f, item);
     }
   }
-  const unknown = m.$unknown as ReadonlyArray<{ no: number; wireType: number; data: Uint8Array }> | undefined;
-  if (unknown !== undefined) {
-    for (const u of unknown) {
-      w.varint32(((u.no << 3) | u.wireType) >>> 0);
-      w.room(u.data.byteLength);
-      w.buf.set(u.data, w.pos);
-      w.pos += u.data.byteLength;
-    }
+}
+
+/** Unknown fields kept by a decode, written back after the known ones (as toBinary does). */
+function writeUnknown(unknown: ReadonlyArray<{ no: number; wireType: number; data: Uint8Array }>): void {
+  for (const u of unknown) {
+    w.varint32(((u.no << 3) | u.wireType) >>> 0);
+    w.room(u.data.byteLength);
+    w.buf.set(u.data, w.pos);
+    w.pos += u.data.byteLength;
   }
 }
 
@@ -459,15 +521,17 @@ function writeScalar(f: FieldPlan, v: unknown): void {
       return;
     }
     case ScalarType.INT64:
-    case ScalarType.UINT64: {
-      const b = BigInt.asUintN(64, int64(f, v));
-      w.varint64(Number(b & 0xffffffffn), Number(b >> 32n));
+      halves.setBigInt64(0, int64(f, v), true);
+      w.varint64(halves.getUint32(0, true), halves.getUint32(4, true));
       return;
-    }
+    case ScalarType.UINT64:
+      halves.setBigUint64(0, uint64(f, v), true);
+      w.varint64(halves.getUint32(0, true), halves.getUint32(4, true));
+      return;
     case ScalarType.SINT64: {
       const b = int64(f, v);
-      const z = BigInt.asUintN(64, (b << 1n) ^ (b >> 63n));
-      w.varint64(Number(z & 0xffffffffn), Number(z >> 32n));
+      halves.setBigUint64(0, (b << 1n) ^ (b >> 63n), true);
+      w.varint64(halves.getUint32(0, true), halves.getUint32(4, true));
       return;
     }
     case ScalarType.DOUBLE:
@@ -495,14 +559,15 @@ function writeScalar(f: FieldPlan, v: unknown): void {
       w.pos += 4;
       return;
     case ScalarType.FIXED64:
-    case ScalarType.SFIXED64: {
-      const b = BigInt.asUintN(64, int64(f, v));
       w.room(8);
-      w.view.setUint32(w.pos, Number(b & 0xffffffffn), true);
-      w.view.setUint32(w.pos + 4, Number(b >> 32n), true);
+      w.view.setBigUint64(w.pos, uint64(f, v), true);
       w.pos += 8;
       return;
-    }
+    case ScalarType.SFIXED64:
+      w.room(8);
+      w.view.setBigInt64(w.pos, int64(f, v), true);
+      w.pos += 8;
+      return;
     case ScalarType.BYTES: {
       if (!(v instanceof Uint8Array)) throw invalid(f, "bytes", v);
       w.varint32(v.byteLength);
@@ -526,7 +591,26 @@ function int32(f: FieldPlan, v: unknown): number {
   return n;
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/** A 64-bit value's two 32-bit halves, little-endian (DataView's bigint access is several times faster than masks and shifts). */
+const halves = new DataView(new ArrayBuffer(8));
+
 function int64(f: FieldPlan, v: unknown): bigint {
+  const b = toBigInt(f, v, "int64");
+  if (b < INT64_MIN || b > INT64_MAX) throw invalid(f, "int64", v);
+  return b;
+}
+
+function uint64(f: FieldPlan, v: unknown): bigint {
+  const b = toBigInt(f, v, "uint64");
+  if (b < 0n || b > UINT64_MAX) throw invalid(f, "uint64", v);
+  return b;
+}
+
+function toBigInt(f: FieldPlan, v: unknown, what: string): bigint {
   if (typeof v === "bigint") return v;
   if (typeof v === "number" || typeof v === "string") {
     try {
@@ -535,7 +619,7 @@ function int64(f: FieldPlan, v: unknown): bigint {
       // reported below
     }
   }
-  throw invalid(f, "64-bit integer", v);
+  throw invalid(f, what, v);
 }
 
 function invalid(f: FieldPlan, what: string, v: unknown): Error {
@@ -575,8 +659,12 @@ class Reader {
     throw new Error("invalid varint");
   }
 
-  /** A 64-bit varint as an unsigned bigint. */
-  varint64(): bigint {
+  /** The halves of the last 64-bit varint read. */
+  lo = 0;
+  hi = 0;
+
+  /** Reads a 64-bit varint into `lo` and `hi`. */
+  varint64(): void {
     const b = this.buf;
     let lo = 0;
     let hi = 0;
@@ -584,7 +672,11 @@ class Reader {
     for (; shift < 28; shift += 7) {
       const c = b[this.pos++]!;
       lo |= (c & 0x7f) << shift;
-      if (c < 0x80) return BigInt(lo >>> 0);
+      if (c < 0x80) {
+        this.lo = lo >>> 0;
+        this.hi = 0;
+        return;
+      }
     }
     const mid = b[this.pos++]!;
     lo |= (mid & 0x0f) << 28;
@@ -597,9 +689,24 @@ class Reader {
         if (shift === 31) throw new Error("invalid varint");
       }
     }
-    lo >>>= 0;
-    hi >>>= 0;
-    return hi === 0 ? BigInt(lo) : hi < 0x200000 ? BigInt(hi * 0x100000000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** The last varint64 as uint64. */
+  unsigned(): bigint {
+    if (this.hi === 0) return BigInt(this.lo);
+    halves.setUint32(0, this.lo, true);
+    halves.setUint32(4, this.hi, true);
+    return halves.getBigUint64(0, true);
+  }
+
+  /** The last varint64 as int64 (two's complement). */
+  signed(): bigint {
+    if (this.hi === 0) return BigInt(this.lo);
+    halves.setUint32(0, this.lo, true);
+    halves.setUint32(4, this.hi, true);
+    return halves.getBigInt64(0, true);
   }
 
   /** A varint's truth: any bit set in any of its bytes. */
@@ -678,54 +785,33 @@ class Reader {
 
 const r = new Reader();
 
-function readMessage(plan: MessagePlan, end: number, into: Record<string, unknown> | undefined, depth: number): Record<string, unknown> {
-  if (depth >= RECURSION_LIMIT) throw new Error(`cannot decode ${plan.typeName} from binary: maximum recursion depth of ${RECURSION_LIMIT} reached`);
-  const m = into ?? plan.zero();
-  while (r.pos < end) {
-    const tag = r.varint32();
-    const no = tag >>> 3;
-    const wireType = tag & 7;
-    if (no === 0 || wireType > 5) throw new Error(`illegal tag: field no ${no} wire type ${wireType}`);
-    const f = plan.byNumber[no];
-    if (f === undefined) {
-      const data = r.skip(wireType, no, depth);
-      const unknown = (m.$unknown ??= []) as Array<{ no: number; wireType: number; data: Uint8Array }>;
-      unknown.push({ no, wireType, data });
-      continue;
-    }
-    switch (f.kind) {
-      case Kind.Scalar:
-        set(m, f, readScalar(f));
-        break;
-      case Kind.Message: {
-        const len = r.varint32();
-        const had = f.oneof === undefined ? m[f.name] : (m[f.oneof] as { case: string | undefined; value?: unknown }).case === f.name ? (m[f.oneof] as { value: unknown }).value : undefined;
-        set(m, f, readMessage(f.message!, r.end(len), had as Record<string, unknown> | undefined, depth + 1));
-        break;
-      }
-      case Kind.List: {
-        const list = m[f.name] as unknown[];
-        if (f.message !== undefined) {
-          const len = r.varint32();
-          list.push(readMessage(f.message, r.end(len), undefined, depth + 1));
-        } else if (wireType === 2 && f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES) {
-          const len = r.varint32();
-          const listEnd = r.end(len);
-          while (r.pos < listEnd) list.push(readScalar(f));
-        } else {
-          list.push(readScalar(f));
-        }
-        break;
-      }
-    }
+/** One occurrence of a repeated field: a message, a packed run of scalars, or one scalar. */
+function readList(f: FieldPlan, list: unknown[], wireType: number, depth: number): void {
+  if (f.message !== undefined) {
+    const len = r.varint32();
+    list.push(f.message.decode(r.end(len), undefined, depth + 1));
+  } else if (wireType === 2 && f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES) {
+    const len = r.varint32();
+    const listEnd = r.end(len);
+    while (r.pos < listEnd) list.push(readScalar(f));
+  } else {
+    list.push(readScalar(f));
   }
-  if (r.pos > end) throw new RangeError("premature EOF");
-  return m;
 }
 
-function set(m: Record<string, unknown>, f: FieldPlan, v: unknown): void {
-  if (f.oneof === undefined) m[f.name] = v;
-  else m[f.oneof] = { case: f.name, value: v };
+/** A field this type does not know: skipped, and kept in `$unknown` as fromBinary keeps it. */
+function readUnknown(m: Record<string, unknown>, no: number, wireType: number, depth: number): void {
+  const data = r.skip(wireType, no, depth);
+  const unknown = (m.$unknown ??= []) as Array<{ no: number; wireType: number; data: Uint8Array }>;
+  unknown.push({ no, wireType, data });
+}
+
+function tooDeep(typeName: string): Error {
+  return new Error(`cannot decode ${typeName} from binary: maximum recursion depth of ${RECURSION_LIMIT} reached`);
+}
+
+function illegalTag(no: number, wireType: number): Error {
+  return new Error(`illegal tag: field no ${no} wire type ${wireType}`);
 }
 
 function readScalar(f: FieldPlan): unknown {
@@ -743,11 +829,14 @@ function readScalar(f: FieldPlan): unknown {
       return (z >>> 1) ^ -(z & 1);
     }
     case ScalarType.UINT64:
-      return long(f, r.varint64());
+      r.varint64();
+      return long(f, r.unsigned());
     case ScalarType.INT64:
-      return long(f, BigInt.asIntN(64, r.varint64()));
+      r.varint64();
+      return long(f, r.signed());
     case ScalarType.SINT64: {
-      const z = r.varint64();
+      r.varint64();
+      const z = r.unsigned();
       return long(f, (z >> 1n) ^ -(z & 1n));
     }
     case ScalarType.DOUBLE: {
@@ -770,12 +859,15 @@ function readScalar(f: FieldPlan): unknown {
       r.pos = r.end(4);
       return r.view.getInt32(at, true);
     }
-    case ScalarType.FIXED64:
+    case ScalarType.FIXED64: {
+      const at = r.pos;
+      r.pos = r.end(8);
+      return long(f, r.view.getBigUint64(at, true));
+    }
     case ScalarType.SFIXED64: {
       const at = r.pos;
       r.pos = r.end(8);
-      const u = (BigInt(r.view.getUint32(at + 4, true)) << 32n) | BigInt(r.view.getUint32(at, true));
-      return long(f, f.scalar === ScalarType.SFIXED64 ? BigInt.asIntN(64, u) : u);
+      return long(f, r.view.getBigInt64(at, true));
     }
     case ScalarType.BYTES: {
       const len = r.varint32();
