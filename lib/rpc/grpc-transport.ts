@@ -43,17 +43,31 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
     return ms > 0 ? { deadline: Date.now() + ms } : {};
   }
 
+  /** Per method and code, the client duration metric's child, made once (prom-client hashes a label object on every startTimer). */
+  const durations = new Map<string, Map<string, { observe(seconds: number): void }>>();
+  function durationOf(method: { name: string; parent: { name: string } }, code: string): { observe(seconds: number): void } {
+    const metrics = options.metrics!;
+    const key = `${method.parent.name}/${method.name}`;
+    let byCode = durations.get(key);
+    if (byCode === undefined) durations.set(key, (byCode = new Map()));
+    let child = byCode.get(code);
+    if (child === undefined) {
+      child = metrics.rpcClientDuration.labels({ service: method.parent.name, method: method.name, code, component: metrics.component });
+      byCode.set(code, child);
+    }
+    return child;
+  }
+
   function timed<T>(method: { name: string; parent: { name: string } }, run: () => Promise<T>): Promise<T> {
-    const metrics = options.metrics;
-    if (metrics === undefined) return run();
-    const end = metrics.rpcClientDuration.startTimer({ service: method.parent.name, method: method.name, component: metrics.component });
+    if (options.metrics === undefined) return run();
+    const started = performance.now();
     return run().then(
       (value) => {
-        end({ code: "OK" });
+        durationOf(method, "OK").observe((performance.now() - started) / 1000);
         return value;
       },
       (err: ConnectError) => {
-        end({ code: Code[err.code] });
+        durationOf(method, Code[err.code]).observe((performance.now() - started) / 1000);
         throw err;
       },
     );
@@ -75,7 +89,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
       return timed(method, () =>
         new Promise<UnaryResponse<I, O>>((resolve, reject) => {
           if (gone(signal)) return reject(canceled());
-          let responseHeader = new Headers();
+          let responseMetadata: grpc.Metadata | undefined;
           const metadata = headersToMetadata(header);
           const span = clientSpan(method, metadata);
           const call = client.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
@@ -90,20 +104,26 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
               if (err) return reject(endSpan(span, fromServiceError(err)));
               endSpan(span);
               if (output === undefined) return reject(new ConnectError("empty response", Code.Internal));
+              // Headers made only if the caller reads them (a client reads them only for onHeader or onTrailer).
+              const received = responseMetadata;
               resolve({
                 stream: false,
                 service: method.parent,
                 method,
-                header: responseHeader,
+                get header() {
+                  return received === undefined ? new Headers() : metadataToHeaders(received);
+                },
                 message: output,
-                trailer: new Headers(),
+                get trailer() {
+                  return new Headers();
+                },
               });
             },
           );
           const cancel = (): void => call.cancel();
           signal?.addEventListener("abort", cancel, { once: true });
           call.on("metadata", (m: grpc.Metadata) => {
-            responseHeader = metadataToHeaders(m);
+            responseMetadata = m;
           });
         }),
       );

@@ -57,7 +57,8 @@ export type HeadersInit = ConstructorParameters<typeof Headers>[0];
 export function headersToMetadata(headers: HeadersInit | undefined): Metadata {
   const metadata = new Metadata();
   if (headers === undefined) return metadata;
-  new Headers(headers).forEach((value, key) => {
+  // A Headers is read as it is; records and pairs go through Headers for its name and value rules.
+  (headers instanceof Headers ? headers : new Headers(headers)).forEach((value, key) => {
     if (HOP_BY_HOP.has(key) || key.startsWith(":")) return;
     if (key.endsWith("-bin")) metadata.add(key, Buffer.from(value, "base64"));
     else metadata.add(key, value);
