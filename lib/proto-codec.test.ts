@@ -3,7 +3,7 @@
 // to what fromBinary returns; then the edges (negative and 64-bit integers,
 // -0 and NaN, non-ASCII and long strings, lengths past one varint byte,
 // unknown fields, merged and unpacked fields, bad input).
-import { create, fromBinary, ScalarType, toBinary, type DescField, type DescFile, type DescMessage } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescFile, type DescMessage } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { TweetSchema } from "../gen/chirp/tweet/v1/tweet_pb.js";
 import { BatchGetTweetsResponseSchema } from "../gen/chirp/tweet/v1/tweet_service_pb.js";
 import { UserSchema } from "../gen/chirp/user/v1/user_pb.js";
 import { codecFor, decodeMessage, encodeMessage } from "./proto-codec.js";
+import { randomMessage, rng } from "./testing/random-messages.js";
 
 const GEN = join(import.meta.dirname, "..", "gen");
 
@@ -29,76 +30,6 @@ async function generatedMessages(): Promise<DescMessage[]> {
   return out;
 }
 
-/** A small deterministic generator (mulberry32), so a failure repeats. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const STRINGS = ["", "a", "handle_42", "Hello, world #chirp @someone https://example.com/x", "naïve café", "🐦 emoji", "x".repeat(200), "y".repeat(127), "z".repeat(128), "日本語のテキスト".repeat(20)];
-
-function randomScalar(rnd: () => number, type: ScalarType): unknown {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  switch (type) {
-    case ScalarType.STRING:
-      return pick(STRINGS);
-    case ScalarType.BOOL:
-      return rnd() < 0.5;
-    case ScalarType.BYTES:
-      return Uint8Array.from({ length: pick([0, 1, 5, 130]) }, () => Math.floor(rnd() * 256));
-    case ScalarType.DOUBLE:
-      return pick([0, -0, 1.5, -90, 180, 1e300, Number.NaN, Number.POSITIVE_INFINITY, rnd() * 1000]);
-    case ScalarType.FLOAT:
-      return pick([0, 1.5, -2.25, 3.4e38, Number.NaN]);
-    case ScalarType.INT32:
-    case ScalarType.SINT32:
-    case ScalarType.SFIXED32:
-      return pick([0, 1, -1, 127, 128, 2147483647, -2147483648, Math.floor(rnd() * 1e6)]);
-    case ScalarType.UINT32:
-    case ScalarType.FIXED32:
-      return pick([0, 1, 127, 128, 16384, 4294967295, Math.floor(rnd() * 1e9)]);
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return pick([0n, 1n, -1n, 1796691299249000000n, -9223372036854775808n, 9223372036854775807n, 2n ** 53n + 1n]);
-    default:
-      return pick([0n, 1n, 127n, 128n, 2n ** 32n, 1796691299249000000n, 18446744073709551615n]);
-  }
-}
-
-function randomMessage(rnd: () => number, desc: DescMessage, depth: number): Record<string, unknown> {
-  const init: Record<string, unknown> = {};
-  const value = (f: DescField): unknown => {
-    if (f.fieldKind === "message") return depth > 3 ? undefined : create(f.message, randomMessage(rnd, f.message, depth + 1));
-    if (f.fieldKind === "enum") return f.enum.values[Math.floor(rnd() * f.enum.values.length)]!.number;
-    if (f.fieldKind === "scalar") return randomScalar(rnd, f.scalar);
-    if (f.fieldKind === "list") {
-      const n = Math.floor(rnd() * 4);
-      if (f.listKind === "message") return depth > 3 ? [] : Array.from({ length: n }, () => create(f.message, randomMessage(rnd, f.message, depth + 1)));
-      if (f.listKind === "enum") return Array.from({ length: n }, () => f.enum.values[0]!.number);
-      return Array.from({ length: n }, () => randomScalar(rnd, f.scalar));
-    }
-    return undefined;
-  };
-  for (const member of desc.members) {
-    if (rnd() < 0.3) continue;
-    if (member.kind === "oneof") {
-      const f = member.fields[Math.floor(rnd() * member.fields.length)]!;
-      const v = value(f);
-      if (v !== undefined) init[member.localName] = { case: f.localName, value: v };
-    } else {
-      const v = value(member);
-      if (v !== undefined) init[member.localName] = v;
-    }
-  }
-  return init;
-}
-
 describe("proto-codec", async () => {
   const messages = await generatedMessages();
 
@@ -108,10 +39,10 @@ describe("proto-codec", async () => {
   });
 
   it("writes toBinary's bytes and reads fromBinary's messages, for every generated type", () => {
-    const rnd = random(17);
+    const rnd = rng(17);
     for (const schema of messages) {
       for (let i = 0; i < 25; i++) {
-        const message = create(schema, randomMessage(rnd, schema, 0));
+        const message = randomMessage(schema, rnd);
         const expected = toBinary(schema, message);
         const bytes = encodeMessage(schema, message);
         expect(Buffer.from(bytes).equals(Buffer.from(expected)), `${schema.typeName} #${i}`).toBe(true);
