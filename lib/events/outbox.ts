@@ -1,4 +1,4 @@
-import { type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { IdGenerator } from "../ids.js";
 import { executeOrDefer, type Queryable, type SqlValue, type Transaction } from "../shard/router.js";
 import { activeTraceHeaders } from "../tracing/tracing.js";

@@ -181,7 +181,14 @@ export class GrpcServer {
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     // grpc-js emits "cancelled" for most finished calls too (the client's stream reset after
     // its answer): by then the call has been ended (observe), and its context ignores it.
-    const ctx = new GrpcCallContext(method.parent, method, metadataToHeaders(call.metadata), Number.isFinite(deadlineMs) ? deadlineMs : undefined, call, CANCELLED_BY_CLIENT);
+    const ctx = new GrpcCallContext(
+      method.parent,
+      method,
+      metadataToHeaders(call.metadata),
+      Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+      call,
+      CANCELLED_BY_CLIENT,
+    );
     this.inFlight.add(ctx);
     return ctx;
   }

@@ -106,16 +106,18 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport & 
               if (output === undefined) return reject(new ConnectError("empty response", Code.Internal));
               // Headers made only if the caller reads them (a client reads them only for onHeader or onTrailer).
               const received = responseMetadata;
+              let header: Headers | undefined;
+              let trailer: Headers | undefined;
               resolve({
                 stream: false,
                 service: method.parent,
                 method,
                 get header() {
-                  return received === undefined ? new Headers() : metadataToHeaders(received);
+                  return (header ??= received === undefined ? new Headers() : metadataToHeaders(received));
                 },
                 message: output,
                 get trailer() {
-                  return new Headers();
+                  return (trailer ??= new Headers());
                 },
               });
             },
