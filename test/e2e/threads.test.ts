@@ -8,8 +8,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetCreatedSchema, TweetQuotedSchema, TweetRepliedSchema } from "../../gen/chirp/tweet/v1/events_pb.js";
 import type { Mesh } from "../../devcluster/launch.js";
-import { EVENTS } from "../../lib/events/subjects.js";
+import { EVENT_STREAM, EVENTS } from "../../lib/events/subjects.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
+import { REFS_INDEX_DURABLE } from "../../services/tweet/replies.js";
 import { connectEvents, type EventReader } from "../support/events.js";
 import { startSystem, type TestSystem } from "../support/system.js";
 import { gatewayApi, type Account } from "./support/api.js";
@@ -204,11 +205,24 @@ describe("events", () => {
   });
 });
 
+/** Once the durable `tweet-refs-index` has acked the TweetCreated of `tweetId` (its ack floor is past it in the stream). */
+async function refsIndexHandled(tweetId: string): Promise<void> {
+  const seqOf = async (): Promise<number | undefined> =>
+    (await events.read(EVENTS.tweetCreated.subject)).find((m) => fromBinary(TweetCreatedSchema, m.data).tweetId === BigInt(tweetId))?.seq;
+  await expect.poll(seqOf, { timeout: 15_000, interval: 100 }).toBeDefined();
+  const seq = (await seqOf())!;
+  const jsm = await events.js.jetstreamManager();
+  await expect.poll(async () => (await jsm.consumers.info(EVENT_STREAM, REFS_INDEX_DURABLE)).ack_floor.stream_seq >= seq, { timeout: 15_000, interval: 100 }).toBe(true);
+}
+
 describe("the replies consumer", () => {
   it("completes an edge PostTweet did not write, once however often the event comes", async () => {
     const [author, fan] = (await signUpMany(2)) as [Account, Account];
     const parent = await postOk(author, "parent");
     const reply = await postOk(fan, "a reply whose edge gets lost", parent.id);
+    // The consumer handles the reply's own TweetCreated first (finding the edge written): were
+    // it to come after the DELETE below, it would complete the edge before the test's event.
+    await refsIndexHandled(reply.id);
     // As if PostTweet had failed after the reply's commit: no edge, no count.
     const db = router.primaryForUser(author.id);
     await db.execute("DELETE FROM chirp.tweet_replies WHERE parent_id = ?", [parent.id]);

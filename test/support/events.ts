@@ -6,8 +6,8 @@ import { parseNatsUrl } from "../../lib/events/nats-url.js";
 import { EVENT_STREAM } from "../../lib/events/subjects.js";
 
 export interface EventReader {
-  /** Every message so far on subjects matching `filter` (e.g. `chirp.tweet.v1.*`), oldest first. */
-  read(filter: string): Promise<Array<{ subject: string; data: Uint8Array }>>;
+  /** Every message so far on subjects matching `filter` (e.g. `chirp.tweet.v1.*`), oldest first, with its stream sequence. */
+  read(filter: string): Promise<Array<{ subject: string; data: Uint8Array; seq: number }>>;
   readonly js: JetStreamClient;
   close(): Promise<void>;
 }
@@ -19,13 +19,13 @@ export async function connectEvents(natsUrl: string): Promise<EventReader> {
     js,
     async read(filter) {
       const consumer = await js.consumers.get(EVENT_STREAM, { filter_subjects: filter });
-      const out: Array<{ subject: string; data: Uint8Array }> = [];
+      const out: Array<{ subject: string; data: Uint8Array; seq: number }> = [];
       for (;;) {
         const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
         let got = 0;
         for await (const msg of batch) {
           got++;
-          out.push({ subject: msg.subject, data: msg.data });
+          out.push({ subject: msg.subject, data: msg.data, seq: msg.seq });
         }
         if (got === 0) return out;
       }
