@@ -12,6 +12,8 @@ import { followTopologyOverNats, type TopologyFollower } from "./shard/follow-na
 import { createShardRouter, type ShardRouter } from "./shard/router.js";
 import { createRelationCache, type RelationCache } from "./relations.js";
 import { createUserCache, loadUserCacheConfig, type UserCache } from "./user-cache.js";
+import { createTweetCache, loadTweetCacheConfig, type TweetCache } from "./tweet-cache.js";
+import { createLikedCache, type LikedCache } from "./liked-cache.js";
 
 /**
  * What every service in a process shares, built once per process however
@@ -38,6 +40,17 @@ export interface ServiceContext extends BaseContext {
    * Undefined without Redis (or with CHIRP_USER_CACHE_TTL_MS=0).
    */
   readonly userCache: UserCache | undefined;
+  /**
+   * Tweets in Redis (tweet-cache.ts): read, filled and published by the
+   * tweet service, peeked by the timeline service. Undefined without Redis.
+   */
+  readonly tweetCache: TweetCache | undefined;
+  /**
+   * Viewers' like and repost states (liked-cache.ts): written by the tweet
+   * service, read by it and the timeline service. Undefined without Redis
+   * (or with CHIRP_TWEET_LIKED_CACHE_TTL_MS=0).
+   */
+  readonly likedCache: LikedCache | undefined;
   /** Clients for the other services, connected on first use. */
   readonly clients: MeshClients;
   /**
@@ -65,6 +78,7 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
   const config = db ?? loadDbConfig(base.env);
   const busConfig = events ?? loadBusConfig(base.env);
   const userCacheConfig = loadUserCacheConfig(base.env);
+  const tweetCacheConfig = loadTweetCacheConfig(base.env);
   const log = base.log.child({ component: "shard-router" });
   const router = await createShardRouter({
     topology: config.topology,
@@ -99,6 +113,20 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     redis === undefined || userCacheConfig.ttlMs === 0
       ? undefined
       : createUserCache({ redis, ...userCacheConfig, log: base.log.child({ component: "user-cache" }), metrics: base.metrics });
+  const tweetCache =
+    redis === undefined
+      ? undefined
+      : createTweetCache({
+          redis,
+          ttlMs: tweetCacheConfig.ttlMs,
+          leaseMs: tweetCacheConfig.leaseMs,
+          log: base.log.child({ component: "tweet-cache" }),
+          metrics: base.metrics,
+        });
+  const likedCache =
+    redis === undefined || tweetCacheConfig.likedTtlMs === 0
+      ? undefined
+      : createLikedCache({ redis, ttlMs: tweetCacheConfig.likedTtlMs, log: base.log.child({ component: "liked-cache" }), metrics: base.metrics });
 
   const ids = createLeasedIdGenerator({ bus, owner: name, log: base.log });
   // Ready means able to write: a process that listened before it held a node
@@ -117,6 +145,8 @@ export async function createServiceContext(base: BaseContext, db?: DbConfig, eve
     bus,
     redis,
     userCache,
+    tweetCache,
+    likedCache,
     ids,
     clients,
     relations,

@@ -23,6 +23,7 @@ import { loadProcessConfig } from "../lib/service-main.js";
 import { loadDbConfig } from "../lib/shard/config.js";
 import { loadTracingConfig } from "../lib/tracing/config.js";
 import { loadUserCacheConfig } from "../lib/user-cache.js";
+import { loadTweetCacheConfig } from "../lib/tweet-cache.js";
 import { processesArgument } from "../lib/workers.js";
 import { loadGraphConfig } from "../services/graph/config.js";
 import { loadMediaConfig } from "../services/media/config.js";
@@ -91,6 +92,7 @@ function readers(): Reader[] {
         loadBusConfig(env);
         loadRedisConfig(env);
         loadUserCacheConfig(env);
+        loadTweetCacheConfig(env);
       },
     },
     service("user", loadUserConfig, { CHIRP_TOKEN_PRIVATE_KEY: keys.privateKey }),
@@ -137,7 +139,11 @@ const SECTIONS: ReadonlyArray<{ readonly title: string; readonly files: readonly
     intro: "What a process of `services/main.ts` hosts, where it listens, and how it logs and stops (README.md, One process or the mesh).",
   },
   { title: "Databases", files: ["lib/shard/config.ts"], intro: "The shard layout and the shard router's limits, in every service process." },
-  { title: "Redis", files: ["lib/redis.ts", "lib/user-cache.ts"], intro: "Redis commands, and the profile cache every service shares." },
+  {
+    title: "Redis",
+    files: ["lib/redis.ts", "lib/user-cache.ts", "lib/tweet-cache.ts"],
+    intro: "Redis commands, and the caches every service process builds: profiles, tweets and viewers' like states.",
+  },
   { title: "Events", files: ["lib/events/config.ts"], intro: "The NATS JetStream event stream, and the outbox relay that publishes to it." },
   { title: "Tracing", files: ["lib/tracing/config.ts"], intro: "OpenTelemetry traces (docs/operations.md, Tracing). The standard variables keep their standard meaning." },
   { title: "Gateway", files: ["gateway/config.ts"] },

@@ -13,6 +13,8 @@ export interface TimelineMetrics {
   readonly rebuilds: Counter<"what" | "result">;
   /** Home pages served, by source: redis, redis_mysql (continued below the list in MySQL), mysql (Redis unavailable or absent). */
   readonly homePages: Counter<"source">;
+  /** Batches of a page's tweets hydrated, by source: cache (this process, from the caches alone), tweet_service (BatchGetTweets). */
+  readonly hydrations: Counter<"source">;
   /** Event streams open in this process. */
   readonly streams: Gauge;
   /** Core NATS subscriptions to live events held (one per event domain while any stream is open, else none). */
@@ -53,6 +55,12 @@ export function createTimelineMetrics(metrics: Metrics): TimelineMetrics {
     homePages: new Counter({
       name: "chirp_timeline_home_pages_total",
       help: "Home timeline pages served, by source (redis; redis_mysql: continued below the Redis list from MySQL; mysql: without Redis).",
+      labelNames: ["source"],
+      registers,
+    }),
+    hydrations: new Counter({
+      name: "chirp_timeline_hydrations_total",
+      help: "Batches of a timeline page's tweets hydrated, by source (cache: from the tweet, like-state and profile caches in this process; tweet_service: BatchGetTweets, when the caches lacked something).",
       labelNames: ["source"],
       registers,
     }),

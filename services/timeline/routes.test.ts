@@ -368,7 +368,8 @@ function setUp(world: World, opts: { redis?: boolean; config?: Partial<TimelineC
     metrics,
     log: silent,
   });
-  timelineImpl = routes({ reader, clients, hub: undefined } as unknown as TimelineContext);
+  // No Redis caches here (tweetCache undefined): every page is hydrated by the fake tweet service.
+  timelineImpl = routes({ reader, clients, hub: undefined, timelineMetrics: metrics, log: silent } as unknown as TimelineContext);
   const timeline = createClient(TimelineService, transport);
   const as = (caller: bigint | undefined) => ({ headers: caller === undefined ? {} : { [CALLER_ID_HEADER]: String(caller) } });
 

@@ -10,6 +10,7 @@ import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { hides, type Relations } from "../../lib/relations.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
+import { createHydrator } from "./hydrate.js";
 import type { TimelineContext } from "./context.js";
 import type { Entry } from "./entries.js";
 import { decodeTimelineToken, encodeTimelineToken } from "./page-token.js";
@@ -19,9 +20,18 @@ const DEFAULT_PAGE_SIZE = 20;
 /** BatchGetTweets takes at most 100 ids; pages hold at most 100. */
 const HYDRATE_BATCH = 100;
 
-/** TimelineService handlers: skeleton (reads.ts) -> hydrate (TweetService/BatchGetTweets, for the caller) -> present. */
+/** TimelineService handlers: skeleton (reads.ts) -> hydrate (hydrate.ts: the caches, else TweetService/BatchGetTweets, for the caller) -> present. */
 export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof TimelineService>> {
   const { reader } = ctx;
+
+  const hydrateBatch = createHydrator({
+    clients: ctx.clients,
+    tweetCache: ctx.tweetCache,
+    likedCache: ctx.likedCache,
+    userCache: ctx.userCache,
+    metrics: ctx.timelineMetrics,
+    log: ctx.log,
+  });
 
   /**
    * The page's tweets in its order; deleted and missing ones drop out (the
@@ -32,14 +42,7 @@ export function routes(ctx: TimelineContext): Partial<ServiceImpl<typeof Timelin
   const hydrate = async (entries: readonly Entry[], hctx: HandlerContext, rel?: Relations): Promise<Tweet[]> => {
     const found = new Map<bigint, Tweet>();
     for (let i = 0; i < entries.length; i += HYDRATE_BATCH) {
-      const batch = entries.slice(i, i + HYDRATE_BATCH);
-      // Reposts' originals and their authors are named too, so they load in the same round trip as the page's own tweets.
-      const originals = batch.flatMap((e) => (e.original === undefined ? [] : [{ tweetId: e.original.id, authorId: e.original.authorId }]));
-      const { tweets } = await ctx.clients.tweet.batchGetTweets(
-        { tweetIds: batch.map((e) => e.id), authorIds: batch.map((e) => e.authorId), originals },
-        onBehalfOf(hctx),
-      );
-      for (const t of tweets) found.set(t.repostId === 0n ? t.id : t.repostId, t);
+      for (const t of await hydrateBatch(entries.slice(i, i + HYDRATE_BATCH), hctx)) found.set(t.repostId === 0n ? t.id : t.repostId, t);
     }
     const shown = new Set<bigint>();
     return entries.flatMap((e) => {

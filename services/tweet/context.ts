@@ -6,8 +6,9 @@ import { createTweetErasure, type TweetErasure } from "./erase.js";
 import { loadRelayConfig, type RelayConfig } from "../../lib/events/config.js";
 import { startOutboxRelay, type OutboxRelay } from "../../lib/events/relay.js";
 import type { ServiceContext } from "../../lib/service-context.js";
-import { createTweetCache, publishRow, type TweetCache } from "./cache.js";
-import { createLikedCache, type LikedCache } from "./liked-cache.js";
+import type { TweetCache } from "../../lib/tweet-cache.js";
+import type { LikedCache } from "../../lib/liked-cache.js";
+import { publishRow } from "./present.js";
 import { loadTweetConfig, type TweetConfig } from "./config.js";
 import { LIKES_INDEX_DURABLE, startLikesIndex } from "./events.js";
 import { createAuthorLookup, type AuthorLookup } from "./lookup.js";
@@ -48,16 +49,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
   const relayConfig: RelayConfig = loadRelayConfig(shared.env);
   const tweets = loadTweetConfig(shared.env);
   const store = createTweetStore(shared.router, shared.metrics);
-  const cache =
-    shared.redis === undefined
-      ? undefined
-      : createTweetCache({
-          redis: shared.redis,
-          ttlMs: tweets.cacheTtlMs,
-          leaseMs: tweets.cacheFillLeaseMs,
-          log: shared.log.child({ component: "tweet-cache" }),
-          metrics: shared.metrics,
-        });
+  const cache = shared.tweetCache;
   if (cache === undefined) shared.log.warn("REDIS_URL not set: tweets are read from the database every time");
   const lookup = createAuthorLookup({
     store,
@@ -67,10 +59,7 @@ export async function createTweetContext(shared: ServiceContext): Promise<TweetC
     log: shared.log,
     metrics: shared.metrics,
   });
-  const liked =
-    shared.redis === undefined || tweets.likedCacheTtlMs === 0
-      ? undefined
-      : createLikedCache({ redis: shared.redis, ttlMs: tweets.likedCacheTtlMs, log: shared.log.child({ component: "liked-cache" }), metrics: shared.metrics });
+  const liked = shared.likedCache;
   const reader = createTweetReader({ router: shared.router, store, cache, liked, clients: shared.clients, log: shared.log, lookup, userCache: shared.userCache });
 
   let relay: OutboxRelay | undefined;

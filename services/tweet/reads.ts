@@ -2,24 +2,24 @@
 // skeleton (ids -> authors, through the lookup) -> hydrate (the cache, then
 // one primary read per tweet shard for what it lacks, and the viewer's likes
 // from their Redis hash, or tweet_likes for what it does not know at the
-// tweet's version: liked-cache.ts) -> present (authors from the user service, media from the
-// media service).
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { Media } from "../../gen/chirp/media/v1/media_pb.js";
-import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import type { User } from "../../gen/chirp/user/v1/user_pb.js";
-import { callerOf } from "../../lib/auth/caller.js";
+// tweet's version: lib/liked-cache.ts) -> present (lib/tweet-presenter.ts:
+// authors from the profile cache or the user service, media from the media
+// service, reposts' originals and quoted tweets loaded here by id).
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { Logger } from "../../lib/logger.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
-import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
-import type { CacheRead, CachedTweet, TweetCache } from "./cache.js";
-import type { LikeAt, LikedCache } from "./liked-cache.js";
+import type { CacheRead, CachedTweet, TweetCache } from "../../lib/tweet-cache.js";
+import { nobodyLikes, type LikeAt, type LikedCache } from "../../lib/liked-cache.js";
+import { createTweetPresenter, type LoadedTweet, type TweetPresenter } from "../../lib/tweet-presenter.js";
 import type { UserCache } from "../../lib/user-cache.js";
 import type { AuthorLookup } from "./lookup.js";
-import { presentTweetCore, withViewerFields } from "./present.js";
+import { presentTweetCore } from "./present.js";
 import type { TweetStore } from "./store.js";
+
+export type { LoadedTweet } from "../../lib/tweet-presenter.js";
 
 /** A tweet id and its author (the shard it lives on). */
 export interface TweetRef {
@@ -27,52 +27,14 @@ export interface TweetRef {
   readonly authorId: bigint;
 }
 
-/** A live tweet as loaded: the viewer-independent part and the viewer's like and repost. */
-export interface LoadedTweet {
-  readonly core: Tweet;
-  readonly liked: boolean;
-  readonly reposted?: boolean;
-}
-
-export interface TweetReader {
+export interface TweetReader extends TweetPresenter {
   /**
    * Live tweets among `refs` (deleted and missing ones left out), by id. With
    * a viewer, whether they like each one, from the tweets' primaries.
    */
   load(refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>>;
-  /**
-   * Authors and media added, in the order given. `knownMedia`: media already
-   * at hand (PostTweet's AttachMedia answer), not asked for again.
-   * `prefetched`: authors already being read (prefetchAuthors); any author it
-   * lacks is read here. `loadedOriginals`: reposts' originals already
-   * loaded for the viewer (BatchGetTweets' originals); any it lacks is loaded
-   * here.
-   */
-  present(
-    tweets: readonly LoadedTweet[],
-    hctx: HandlerContext,
-    knownMedia?: readonly Media[],
-    prefetched?: Promise<Map<bigint, User>>,
-    loadedOriginals?: ReadonlyMap<bigint, LoadedTweet>,
-  ): Promise<Tweet[]>;
-  /**
-   * Starts reading these users now (before the tweets are loaded); never
-   * rejects: a failed read is empty, and present() reads them again.
-   * `changed`: their cached profiles were just cleared (a count changed), so
-   * they are asked of the user service without first looking in the cache.
-   */
-  prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext, changed?: boolean): Promise<Map<bigint, User>>;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
   warm(id: bigint, entry: CachedTweet): Promise<void>;
-}
-
-const BATCH = 100;
-
-/** A tweet as a read shows it: for a repost, the original, who reposted it and the repost's id. */
-interface Shown {
-  readonly loaded: LoadedTweet;
-  readonly reposter?: bigint;
-  readonly repostId?: bigint;
 }
 
 export function createTweetReader(opts: {
@@ -93,7 +55,6 @@ export function createTweetReader(opts: {
   userCache?: Pick<UserCache, "peek"> | undefined;
 }): TweetReader {
   const { router, store, cache, liked, clients, log } = opts;
-  let mediaUnimplementedLogged = false;
 
   const load = async (refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
     const authorOf = new Map(refs.map((r) => [r.id, r.authorId]));
@@ -172,118 +133,20 @@ export function createTweetReader(opts: {
     return out;
   };
 
-  /** Users by id for the authors: the profile cache, then one BatchGetUsers per 100 of those it lacks. */
-  const authors = async (ids: readonly bigint[], hctx: HandlerContext, peek = true): Promise<Map<bigint, User>> => {
-    const byId = opts.userCache === undefined || !peek ? new Map<bigint, User>() : await opts.userCache.peek(ids);
-    const unique = [...new Set(ids)].filter((id) => !byId.has(id));
-    for (let i = 0; i < unique.length; i += BATCH) {
-      const { users } = await clients.user.batchGetUsers({ userIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
-      for (const u of users) byId.set(u.id, u);
-    }
-    return byId;
-  };
-
-  /** Media by id; none while the media service does not implement BatchGetMedia yet. */
-  const media = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, Media>> => {
-    const byId = new Map<bigint, Media>();
-    const unique = [...new Set(ids)];
-    try {
-      for (let i = 0; i < unique.length; i += BATCH) {
-        const res = await clients.media.batchGetMedia({ mediaIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
-        for (const m of res.media) byId.set(m.id, m);
-      }
-    } catch (err) {
-      if (ConnectError.from(err).code !== Code.Unimplemented) throw err;
-      if (!mediaUnimplementedLogged) log.info("media service has no BatchGetMedia yet: tweets are returned with media ids only");
-      mediaUnimplementedLogged = true;
-    }
-    return byId;
-  };
-
-  const presentAll = async (
-    tweets: readonly LoadedTweet[],
-    hctx: HandlerContext,
-    knownMedia: readonly Media[],
-    prefetched: Promise<Map<bigint, User>> | undefined,
-    withQuotes: boolean,
-    loadedOriginals?: ReadonlyMap<bigint, LoadedTweet>,
-  ): Promise<Tweet[]> => {
-    if (tweets.length === 0) return [];
-    // A repost is shown as its original, with who reposted it (dropped when the original is gone).
-    const shown: Shown[] = tweets.some((t) => t.core.repostOfTweetId !== 0n) ? await originalsOf(tweets, hctx, loadedOriginals) : tweets.map((loaded) => ({ loaded }));
-    tweets = shown.map((s) => s.loaded);
-    const known = new Map(knownMedia.map((m) => [m.id, m]));
-    const mediaIds = tweets.flatMap((t) => t.core.mediaIds).filter((id) => !known.has(id));
-    const authorIds = [...tweets.map((t) => t.core.authorId), ...shown.flatMap((s) => (s.reposter === undefined ? [] : [s.reposter]))];
-    const users = async (): Promise<Map<bigint, User>> => {
-      if (prefetched === undefined) return authors(authorIds, hctx);
-      const got = await prefetched;
-      const lacking = authorIds.filter((id) => !got.has(id));
-      return lacking.length === 0 ? got : new Map([...got, ...(await authors(lacking, hctx))]);
-    };
-    const quotedIds = withQuotes ? [...new Set(tweets.map((t) => t.core.quoteTweetId).filter((id) => id !== 0n))] : [];
-    const [byAuthor, fetched, quoted] = await Promise.all([
-      users(),
-      mediaIds.length === 0 ? new Map<bigint, Media>() : media(mediaIds, hctx),
-      quotedIds.length === 0 ? new Map<bigint, Tweet>() : quotedTweets(quotedIds, hctx),
-    ]);
-    const mediaById = new Map([...known, ...fetched]);
-    return shown.map(({ loaded: { core, liked, reposted }, reposter, repostId }) => {
-      // A new object over the core's fields (the core may be shared: a
-      // cache hit used twice in one batch): only top-level fields are set
-      // here, and nothing writes into a tweet's nested messages.
-      const tweet = withViewerFields(core, {
-        author: byAuthor.get(core.authorId),
-        likedByViewer: liked,
-        media: core.mediaIds.flatMap((id) => {
-          const m = mediaById.get(id);
-          return m === undefined ? [] : [m];
-        }),
-        quoteTweet: core.quoteTweetId === 0n ? undefined : quoted.get(core.quoteTweetId),
-        repostedByViewer: reposted ?? false,
-        repostedBy: reposter === undefined ? undefined : byAuthor.get(reposter),
-        repostId: repostId ?? 0n,
-      });
-      return tweet;
-    });
-  };
-
-  /** Each repost replaced by its original, loaded for the caller; reposts of a deleted or unknown original left out. */
-  const originalsOf = async (tweets: readonly LoadedTweet[], hctx: HandlerContext, loaded?: ReadonlyMap<bigint, LoadedTweet>): Promise<Shown[]> => {
-    const originals = new Map<bigint, LoadedTweet>();
-    const ids: bigint[] = [];
-    for (const id of new Set(tweets.map((t) => t.core.repostOfTweetId).filter((id) => id !== 0n))) {
-      const have = loaded?.get(id);
-      if (have === undefined) ids.push(id);
-      else originals.set(id, have);
-    }
-    if (ids.length > 0) {
-      const authors = opts.lookup === undefined ? new Map<bigint, bigint>() : await opts.lookup.authorsOf(ids);
-      for (const [id, t] of await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx))) originals.set(id, t);
-    }
-    return tweets.flatMap((t) => {
-      if (t.core.repostOfTweetId === 0n) return [{ loaded: t }];
-      const original = originals.get(t.core.repostOfTweetId);
-      return original === undefined ? [] : [{ loaded: original, reposter: t.core.authorId, repostId: t.core.id }];
-    });
-  };
-
-  /** Quoted tweets, live ones only, presented for the caller one level deep (their own quotes are left unset). */
-  const quotedTweets = async (ids: readonly bigint[], hctx: HandlerContext): Promise<Map<bigint, Tweet>> => {
-    if (opts.lookup === undefined) return new Map();
-    const authors = await opts.lookup.authorsOf(ids);
-    const loaded = await load([...authors].map(([id, authorId]) => ({ id, authorId })), callerOf(hctx));
-    const live = ids.flatMap((id) => loaded.get(id) ?? []);
-    const presented = await presentAll(live, hctx, [], undefined, false);
-    return new Map(presented.map((t) => [t.id, t]));
-  };
+  const presenter = createTweetPresenter({
+    loadByIds:
+      opts.lookup === undefined
+        ? undefined
+        : async (ids, viewer) => load([...(await opts.lookup!.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId })), viewer),
+    clients,
+    userCache: opts.userCache,
+    log,
+  });
 
   return {
     load,
-    prefetchAuthors: (ids, hctx, changed = false) => authors(ids, hctx, !changed).catch(() => new Map<bigint, User>()),
-    present(tweets, hctx, knownMedia = [], prefetched, loadedOriginals) {
-      return presentAll(tweets, hctx, knownMedia, prefetched, true, loadedOriginals);
-    },
+    prefetchAuthors: presenter.prefetchAuthors,
+    present: presenter.present,
     async warm(id, entry) {
       if (cache === undefined) return;
       try {
@@ -293,9 +156,4 @@ export function createTweetReader(opts: {
       }
     },
   };
-}
-
-/** No like and no repost at the tweet's version: every viewer's state is "neither", with no read. */
-function nobodyLikes(tweet: Tweet): boolean {
-  return tweet.likeCount === 0 && tweet.repostCount === 0;
 }

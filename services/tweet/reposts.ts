@@ -21,7 +21,7 @@ import { requestIdOf } from "../../lib/rpc/metadata.js";
 import type { RelationCache } from "../../lib/relations.js";
 import { refuseIfBlocked } from "./blocks.js";
 import { announceRepostChange } from "./events.js";
-import type { LikedCache } from "./liked-cache.js";
+import type { LikedCache } from "../../lib/liked-cache.js";
 import type { AuthorLookup } from "./lookup.js";
 import type { TweetReader } from "./reads.js";
 import type { TweetRow, TweetStore } from "./store.js";

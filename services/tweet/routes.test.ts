@@ -21,7 +21,7 @@ import { firstIdAt, ID_EPOCH_MS } from "../../lib/ids.js";
 import type { MeshClients } from "../../lib/rpc/mesh-clients.js";
 import { CALLER_ID_HEADER } from "../../lib/rpc/metadata.js";
 import type { ShardRouter } from "../../lib/shard/router.js";
-import type { CachedTweet, CacheRead, TweetCache } from "./cache.js";
+import type { CachedTweet, CacheRead, TweetCache } from "../../lib/tweet-cache.js";
 import type { TweetContext } from "./context.js";
 import { createAuthorLookup } from "./lookup.js";
 import { encodeLikesPageToken, type LikeCursor } from "./page-token.js";
@@ -176,6 +176,15 @@ function memoryCache() {
           leases.set(id, lease);
           out.set(id, { kind: "miss", lease });
         }
+      }
+      return out;
+    },
+    async peek(ids) {
+      const out = new Map<bigint, CachedTweet>();
+      if (state.down) return out;
+      for (const id of new Set(ids)) {
+        const e = entries.get(id);
+        if (e !== undefined) out.set(id, copy(e));
       }
       return out;
     },

@@ -24,7 +24,7 @@ import { callerOf, requireCaller } from "../../lib/auth/caller.js";
 import { parseId } from "../../lib/ids.js";
 import { onBehalfOf, userExists } from "../../lib/rpc/mesh-clients.js";
 import { requestIdOf } from "../../lib/rpc/metadata.js";
-import { publishRow } from "./cache.js";
+import { publishRow } from "./present.js";
 import type { TweetContext } from "./context.js";
 import { refuseIfBlocked } from "./blocks.js";
 import { announceLikeChange } from "./events.js";

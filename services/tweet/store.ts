@@ -8,7 +8,7 @@
 // so a test or an operator can see which shards a request touched.
 import { Counter } from "prom-client";
 import { hashVindex } from "../../lib/shard/vindex.js";
-import type { LikeAt } from "./liked-cache.js";
+import type { LikeAt } from "../../lib/liked-cache.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { Announce } from "../../lib/events/outbox.js";
 import type { Metrics } from "../../lib/metrics.js";

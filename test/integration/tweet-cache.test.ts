@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TweetSchema } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { createTweetCache, type CacheRead, type CachedTweet, type TweetCache } from "../../services/tweet/cache.js";
+import { createTweetCache, type CacheRead, type CachedTweet, type TweetCache } from "../../lib/tweet-cache.js";
 import { startTestRedis, type TestRedis } from "../support/redis.js";
 
 const log = pino({ level: "silent" });

@@ -8,18 +8,21 @@
 // viewer's like was s" is a fact that never goes stale: it is only ever
 // written from a (version, state) pair read together, in one statement on
 // the primary or under the row lock, and a reader uses it only for a tweet
-// it presents at that same version (the tweet cache's entry, tweet/cache.ts).
+// it presents at that same version (the tweet cache's entry, tweet-cache.ts).
 // A like or unlike by anyone moves the tweet to a new version, so the next
 // read of the viewer's field misses and goes to the primary; the liker's own
 // field is written with the new version by the call itself, so their next
 // read hits. Nothing is invalidated and no write is needed for correctness:
 // a lost or late write only costs a database read. A tweet with no likes and
-// no reposts at the version shown is not looked up at all (reads.ts,
-// nobodyLikes): its counts say every viewer's state.
+// no reposts at the version shown is not looked up at all (nobodyLikes): its
+// counts say every viewer's state. Written by the tweet service only; read
+// by it and by the timeline service (which asks BatchGetTweets for a page
+// with a state it does not find here at the tweet's version).
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import type { Logger } from "../../lib/logger.js";
-import { countResults, type Metrics } from "../../lib/metrics.js";
+import type { Tweet } from "../gen/chirp/tweet/v1/tweet_pb.js";
+import type { Logger } from "./logger.js";
+import { countResults, type Metrics } from "./metrics.js";
 
 /** A viewer's like and repost state at a tweet version. */
 export interface LikeAt {
@@ -99,4 +102,9 @@ export function createLikedCache(opts: LikedCacheOptions): LikedCache {
       }
     },
   };
+}
+
+/** No like and no repost at the tweet's version: every viewer's state is "neither", with no read. */
+export function nobodyLikes(tweet: Tweet): boolean {
+  return tweet.likeCount === 0 && tweet.repostCount === 0;
 }

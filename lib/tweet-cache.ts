@@ -1,10 +1,15 @@
 // The Redis cache of tweets for hydration (GetTweet, BatchGetTweets, the
-// liked list). An entry is the viewer-independent tweet (protobuf bytes) or a
-// deleted tweet's tombstone, tagged with the tweets row's version. The
-// protocol, and why a like, an unlike or a delete is seen by every read that
+// liked list; the timeline service's pages, which peek). An entry is the
+// viewer-independent tweet (protobuf bytes) or a deleted tweet's tombstone,
+// tagged with the tweets row's version. Written and filled by the tweet
+// service only; peeked by the timeline service, which asks BatchGetTweets
+// for a page whose tweets it does not all find (so it lives in the shared
+// library, as the profile cache does). The protocol, and why a like, an unlike or a delete is seen by every read that
 // starts after the call returned, is in
 // docs/decisions/0012-versioned-cache-with-fill-leases.md. In short:
 //
+//   peek     one MGET, no leases: another service's read; it asks the tweet
+//            service for whatever was missing (that read takes the leases).
 //   read     one MGET of every entry; for the misses only, a fill lease each
 //            (a random token in a second key) set BEFORE the reader goes to
 //            the database. All hits: one command, one round trip.
@@ -20,15 +25,14 @@
 // the entry never goes back either.
 import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
-import { TweetSchema, type Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
-import { DecodedMemo } from "../../lib/decoded-memo.js";
-import { readDecoded, writeAfterCommit, type LeasedMiss } from "../../lib/leased-cache.js";
-import type { Logger } from "../../lib/logger.js";
-import { type Metrics } from "../../lib/metrics.js";
-import { presentTweetCore } from "./present.js";
-import type { TweetRow } from "./store.js";
-import { defineScript } from "../../lib/redis-scripts.js";
-import { encodeMessage, decodeMessage } from "../../lib/proto-codec.js";
+import { TweetSchema, type Tweet } from "../gen/chirp/tweet/v1/tweet_pb.js";
+import { EnvReader, type Env } from "./config.js";
+import { DecodedMemo } from "./decoded-memo.js";
+import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import type { Logger } from "./logger.js";
+import { countResults, type Metrics } from "./metrics.js";
+import { defineScript } from "./redis-scripts.js";
+import { encodeMessage, decodeMessage } from "./proto-codec.js";
 
 /** What a tweet's cache entry says. */
 export type CachedTweet =
@@ -40,6 +44,12 @@ export type CacheRead = CachedTweet | LeasedMiss;
 
 export interface TweetCache {
   read(ids: readonly bigint[]): Promise<Map<bigint, CacheRead>>;
+  /**
+   * The cached entries among `ids` (tweets and tombstones), without taking
+   * fill leases: for the timeline service, which asks BatchGetTweets for a
+   * page it does not find whole here. One MGET; empty when Redis does not answer.
+   */
+  peek(ids: readonly bigint[]): Promise<Map<bigint, CachedTweet>>;
   /** Best effort: a refused or failed fill changes nothing. */
   fill(id: bigint, lease: string, entry: CachedTweet): Promise<void>;
   /** After a committed change: the entry is at least `entry.version` when this resolves. Throws Unavailable otherwise. */
@@ -128,6 +138,30 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
       });
     },
 
+    async peek(ids) {
+      const out = new Map<bigint, CachedTweet>();
+      const unique = [...new Set(ids)];
+      if (unique.length === 0) return out;
+      let values: Array<Buffer | null>;
+      try {
+        values = await redis.mgetBuffer(...unique.map(entryKey));
+      } catch (err) {
+        m?.reads.inc({ result: "error" }, unique.length);
+        log.debug({ err: (err as Error).message }, "tweet cache peek failed; asking the tweet service");
+        return out;
+      }
+      const results = unique.map((id, i): string => {
+        const value = values[i];
+        if (value === null || value === undefined) return "peek_miss";
+        const entry = decoded.decode(id, value, decodeEntry);
+        if (entry === undefined) return "error";
+        out.set(id, entry);
+        return "peek_hit";
+      });
+      countResults(m?.reads, "result", results);
+      return out;
+    },
+
     async fill(id, lease, entry) {
       try {
         const stored = await scripts.chirpTweetFill(entryKey(id), leaseKey(id), lease, String(entry.version), payloadOf(entry), ttlMs);
@@ -147,13 +181,6 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
       );
     },
   };
-}
-
-/** After a committed change to `row`: the cache holds its new version before this resolves (Unavailable otherwise). */
-export async function publishRow(cache: TweetCache | undefined, row: TweetRow): Promise<void> {
-  if (cache === undefined) return;
-  const entry: CachedTweet = row.deleted ? { kind: "deleted", version: row.version } : { kind: "tweet", version: row.version, tweet: presentTweetCore(row) };
-  await cache.publish(row.id, entry);
 }
 
 function payloadOf(entry: CachedTweet): Buffer {
@@ -183,7 +210,7 @@ function cacheMetrics(metrics: Metrics) {
   return {
     reads: new Counter({
       name: "chirp_tweet_cache_reads_total",
-      help: "Tweet cache lookups by result (hit, tombstone, miss, error).",
+      help: "Tweet cache lookups by result (hit, tombstone, miss, error; peek_hit and peek_miss: the timeline service's lookups without a fill lease, a page with a miss then asked of the tweet service).",
       labelNames: ["result"] as const,
       registers,
     }),
@@ -200,4 +227,28 @@ function cacheMetrics(metrics: Metrics) {
       registers,
     }),
   };
+}
+
+/** The tweet caches' settings (this cache and the viewers' like states, liked-cache.ts): every service process reads them, as one builds both. */
+export interface TweetCacheConfig {
+  /** CHIRP_TWEET_CACHE_TTL_MS: how long Redis keeps a cached tweet or a deleted tweet's tombstone. */
+  readonly ttlMs: number;
+  /**
+   * CHIRP_TWEET_CACHE_FILL_LEASE_MS: how long a reader that missed the cache
+   * may take between its lease and its fill; a slower fill is dropped.
+   */
+  readonly leaseMs: number;
+  /** CHIRP_TWEET_LIKED_CACHE_TTL_MS: how long a viewer's like states stay in Redis after their last read of the database (0: none). */
+  readonly likedTtlMs: number;
+}
+
+export function loadTweetCacheConfig(env: Env): TweetCacheConfig {
+  const read = new EnvReader(env);
+  const config = {
+    ttlMs: read.int("CHIRP_TWEET_CACHE_TTL_MS", 24 * 3_600_000, 1000, 30 * 24 * 3_600_000),
+    leaseMs: read.int("CHIRP_TWEET_CACHE_FILL_LEASE_MS", 5000, 100, 600_000),
+    likedTtlMs: read.int("CHIRP_TWEET_LIKED_CACHE_TTL_MS", 3_600_000, 0, 30 * 24 * 3_600_000),
+  };
+  read.done();
+  return config;
 }
