@@ -1,7 +1,9 @@
-// The Redis steps the leased caches share (the tweet cache, tweet/cache.ts;
+// The Redis steps the leased caches share (the tweet cache, tweet-cache.ts;
 // the profile cache, user-cache.ts): a batch read that takes a fill lease
-// for each miss before the caller goes to the database, and a write after a
-// committed change that is retried before the change's call gives up.
+// for each miss before the caller goes to the database, the same read
+// without leases for a service that does not own the cache (peek), and a
+// write after a committed change that is retried before the change's call
+// gives up.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
@@ -190,4 +192,41 @@ export function leasedCacheCounters(metrics: Metrics, name: string, help: Leased
   const registers = [metrics.registry];
   const counter = (suffix: string, text: string) => new Counter({ name: `${name}_${suffix}_total`, help: text, labelNames: ["result"] as const, registers });
   return { reads: counter("reads", help.reads), fills: counter("fills", help.fills), invalidations: counter("invalidations", help.invalidations) };
+}
+
+/**
+ * One MGET of the entries of `ids`, without fill leases (another service's
+ * read: what it lacks it asks of the cache's owner, whose read takes the
+ * leases): the entries that decode, counted peek_hit, peek_miss or error.
+ * Empty when Redis does not answer.
+ */
+export async function peekDecoded<E>(opts: {
+  readonly redis: Redis;
+  readonly ids: readonly bigint[];
+  readonly keyOf: (id: bigint) => string;
+  readonly decode: (value: Buffer, id: bigint) => E | undefined;
+  readonly reads: Counter<"result"> | undefined;
+  readonly onUnavailable: (err: Error) => void;
+}): Promise<Map<bigint, E>> {
+  const out = new Map<bigint, E>();
+  const unique = [...new Set(opts.ids)];
+  if (unique.length === 0) return out;
+  let values: Array<Buffer | null>;
+  try {
+    values = await opts.redis.mgetBuffer(...unique.map(opts.keyOf));
+  } catch (err) {
+    opts.reads?.inc({ result: "error" }, unique.length);
+    opts.onUnavailable(err as Error);
+    return out;
+  }
+  const results = unique.map((id, i): string => {
+    const value = values[i];
+    if (value === null || value === undefined) return "peek_miss";
+    const entry = opts.decode(value, id);
+    if (entry === undefined) return "error";
+    out.set(id, entry);
+    return "peek_hit";
+  });
+  countResults(opts.reads, "result", results);
+  return out;
 }

@@ -28,9 +28,9 @@ import { Counter } from "prom-client";
 import { TweetSchema, type Tweet } from "../gen/chirp/tweet/v1/tweet_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { DecodedMemo } from "./decoded-memo.js";
-import { readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import { peekDecoded, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
-import { countResults, type Metrics } from "./metrics.js";
+import type { Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
 import { encodeMessage, decodeMessage } from "./proto-codec.js";
 
@@ -138,28 +138,15 @@ export function createTweetCache(opts: TweetCacheOptions): TweetCache {
       });
     },
 
-    async peek(ids) {
-      const out = new Map<bigint, CachedTweet>();
-      const unique = [...new Set(ids)];
-      if (unique.length === 0) return out;
-      let values: Array<Buffer | null>;
-      try {
-        values = await redis.mgetBuffer(...unique.map(entryKey));
-      } catch (err) {
-        m?.reads.inc({ result: "error" }, unique.length);
-        log.debug({ err: (err as Error).message }, "tweet cache peek failed; asking the tweet service");
-        return out;
-      }
-      const results = unique.map((id, i): string => {
-        const value = values[i];
-        if (value === null || value === undefined) return "peek_miss";
-        const entry = decoded.decode(id, value, decodeEntry);
-        if (entry === undefined) return "error";
-        out.set(id, entry);
-        return "peek_hit";
+    peek(ids) {
+      return peekDecoded({
+        redis,
+        ids,
+        keyOf: entryKey,
+        decode: (value, id) => decoded.decode(id, value, decodeEntry),
+        reads: m?.reads,
+        onUnavailable: (err) => log.debug({ err: err.message }, "tweet cache peek failed; asking the tweet service"),
       });
-      countResults(m?.reads, "result", results);
-      return out;
     },
 
     async fill(id, lease, entry) {

@@ -25,7 +25,7 @@ import type { Redis } from "ioredis";
 import { UserSchema, type User } from "../gen/chirp/user/v1/user_pb.js";
 import { EnvReader, type Env } from "./config.js";
 import { DecodedMemo } from "./decoded-memo.js";
-import { LEASED_FILL_LUA, WRITER_SETTLE_LUA, leasedCacheCounters, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
+import { LEASED_FILL_LUA, WRITER_SETTLE_LUA, leasedCacheCounters, peekDecoded, readDecoded, writeAfterCommit, type LeasedMiss } from "./leased-cache.js";
 import type { Logger } from "./logger.js";
 import { type Metrics } from "./metrics.js";
 import { defineScript } from "./redis-scripts.js";
@@ -130,28 +130,15 @@ export function createUserCache(opts: UserCacheOptions): UserCache {
       });
     },
 
-    async peek(ids) {
-      const out = new Map<bigint, User>();
-      const unique = [...new Set(ids)];
-      if (unique.length === 0) return out;
-      let values: Array<Buffer | null>;
-      try {
-        values = await redis.mgetBuffer(...unique.map(entryKey));
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "user cache peek failed; asking the user service");
-        return out;
-      }
-      const results: string[] = [];
-      unique.forEach((id, i) => {
-        const value = values[i];
-        if (value === null || value === undefined) return results.push("peek_miss");
-        const user = decoded.decode(id, value, decodeUser);
-        if (user === undefined) return results.push("error");
-        out.set(id, user);
-        results.push("peek_hit");
+    peek(ids) {
+      return peekDecoded({
+        redis,
+        ids,
+        keyOf: entryKey,
+        decode: (value, id) => decoded.decode(id, value, decodeUser),
+        reads: m?.reads,
+        onUnavailable: (err) => log.debug({ err: err.message }, "user cache peek failed; asking the user service"),
       });
-      if (m !== undefined) for (const r of results) m.reads.inc({ result: r });
-      return out;
     },
 
     async fill(fills) {
