@@ -43,3 +43,50 @@ describe("LruMap with recent entries left in place", () => {
     expect(lru.size).toBe(8);
   });
 });
+
+describe("LruMap against a model", () => {
+  /** The same rules on a plain array, oldest first: what LruMap must do, however its Map is laid out inside. */
+  class Model {
+    readonly order: Array<{ key: number; value: number; stamp: number }> = [];
+    clock = 0;
+    constructor(readonly capacity: number) {}
+    get(key: number): number | undefined {
+      const at = this.order.findIndex((e) => e.key === key);
+      if (at < 0) return undefined;
+      const entry = this.order[at]!;
+      if (this.clock - entry.stamp >= Math.floor(this.capacity / 2)) {
+        this.order.splice(at, 1);
+        entry.stamp = ++this.clock;
+        this.order.push(entry);
+      }
+      return entry.value;
+    }
+    set(key: number, value: number): void {
+      if (this.capacity === 0) return;
+      const at = this.order.findIndex((e) => e.key === key);
+      if (at >= 0) this.order.splice(at, 1);
+      this.order.push({ key, value, stamp: ++this.clock });
+      if (this.order.length > this.capacity) this.order.shift();
+    }
+  }
+
+  it("agrees with it over long runs of sets and gets, through the Map's compactions", () => {
+    for (const capacity of [1, 2, 7, 64]) {
+      let seed = capacity;
+      const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+      const lru = new LruMap<number, number>(capacity);
+      const model = new Model(capacity);
+      for (let i = 0; i < 20_000; i++) {
+        // Mostly new keys (evictions, holes at the front), some hits and overwrites of recent ones.
+        const key = random(4) === 0 ? random(capacity * 2) : 1_000 + i;
+        if (random(3) === 0) expect(lru.get(key)).toBe(model.get(key));
+        else {
+          lru.set(key, i);
+          model.set(key, i);
+        }
+      }
+      expect(lru.size).toBe(model.order.length);
+      for (const { key, value } of model.order) expect(lru.get(key)).toBe(value);
+    }
+  });
+});
