@@ -1,16 +1,24 @@
 // Tweets loaded from the caches alone (lib/tweet-cache.ts, lib/liked-cache.ts),
 // for a service other than the tweet service that shows tweets (the timeline
-// service's pages): one MGET of the tweets and one HMGET of the viewer's like
-// states, in one round trip, and no database. It answers only what the
+// service's pages, the notification inbox, search results): one MGET of the
+// tweets and one HMGET of the viewer's like states, in one round trip, and no
+// database; and BatchGetTweets' answer made from them (cachedBatchGet), or
+// asked of the tweet service when they lack something (batchGetTweets). It answers only what the
 // caches answer as exactly as the tweet service would: a tweet or a
 // tombstone at a version, and the viewer's like and repost state at that same
 // version (or none needed: nobody likes or has reposted it at that version).
 // Anything else (a tweet not cached, a like state not known at the tweet's
 // version, Redis away) rejects with NotCached, and the caller asks the tweet
 // service, whose read fills the caches for the next time.
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Tweet } from "../gen/chirp/tweet/v1/tweet_pb.js";
+import { callerOf } from "./auth/caller.js";
 import { nobodyLikes, type LikeAt, type LikedCache } from "./liked-cache.js";
+import type { Logger } from "./logger.js";
+import { onBehalfOf, type MeshClients } from "./rpc/mesh-clients.js";
 import type { TweetCache } from "./tweet-cache.js";
-import type { LoadByIds, LoadedTweet } from "./tweet-presenter.js";
+import { createTweetPresenter, type LoadByIds, type LoadedTweet } from "./tweet-presenter.js";
+import type { UserCache } from "./user-cache.js";
 
 /** The caches do not hold all of a load: ask the tweet service instead. */
 export class NotCached extends Error {
@@ -41,4 +49,69 @@ export function cachedTweetLoader(deps: { tweets: Pick<TweetCache, "peek">; like
     }
     return out;
   };
+}
+
+/** What a BatchGetTweets call names: the tweets, and optionally their authors and reposts' originals (hints). */
+export interface TweetBatch {
+  readonly tweetIds: readonly bigint[];
+  readonly authorIds?: readonly bigint[];
+  readonly originals?: ReadonlyArray<{ readonly tweetId: bigint; readonly authorId: bigint }>;
+}
+
+/** BatchGetTweets' answer to `req` for the caller of `hctx`, from the caches alone; rejects with NotCached when they lack something. */
+export type CachedBatchGet = (req: TweetBatch, hctx: HandlerContext) => Promise<Tweet[]>;
+
+/**
+ * What the tweet service's BatchGetTweets does (services/tweet/routes.ts),
+ * with the caches as its only loader and the tweet service's own presenter:
+ * the ids in order, each once, reposts shown as their originals, deleted and
+ * unknown tweets left out. Undefined without a tweet cache (no Redis).
+ */
+export function cachedBatchGet(deps: {
+  tweetCache: Pick<TweetCache, "peek"> | undefined;
+  likedCache: Pick<LikedCache, "read"> | undefined;
+  userCache: Pick<UserCache, "peek"> | undefined;
+  clients: Pick<MeshClients, "user" | "media">;
+  log: Logger;
+}): CachedBatchGet | undefined {
+  if (deps.tweetCache === undefined) return undefined;
+  const load = cachedTweetLoader({ tweets: deps.tweetCache, liked: deps.likedCache });
+  const presenter = createTweetPresenter({ loadByIds: load, clients: deps.clients, userCache: deps.userCache, log: deps.log });
+  return async (req, hctx) => {
+    const ids = [...new Set(req.tweetIds)];
+    const originals = new Map((req.originals ?? []).filter((o) => o.tweetId !== 0n && o.authorId !== 0n).map((o) => [o.tweetId, o.authorId]));
+    const hints = [...(req.authorIds ?? []), ...originals.values()];
+    // Started in the same tick as the tweets' read: the profiles' MGET goes out in its round trip.
+    const authors = deps.userCache === undefined || hints.length === 0 ? undefined : presenter.prefetchAuthors(hints, hctx);
+    const loaded = await load([...ids, ...[...originals.keys()].filter((id) => !ids.includes(id))], callerOf(hctx));
+    const inOrder = ids.flatMap((id): LoadedTweet[] => {
+      const t = loaded.get(id);
+      return t === undefined ? [] : [t];
+    });
+    return presenter.present(inOrder, hctx, [], authors, originals.size === 0 ? undefined : loaded);
+  };
+}
+
+/**
+ * BatchGetTweets, from the caches when they hold the whole answer
+ * (`fromCaches`), else asked of the tweet service, whose read fills them
+ * (as the caller: `onBehalfOf(hctx)`). Says which answered.
+ */
+export async function batchGetTweets(
+  via: { readonly fromCaches: CachedBatchGet | undefined; readonly clients: Pick<MeshClients, "tweet"> },
+  req: TweetBatch,
+  hctx: HandlerContext,
+): Promise<{ tweets: Tweet[]; source: "cache" | "tweet_service" }> {
+  if (via.fromCaches !== undefined) {
+    try {
+      return { tweets: await via.fromCaches(req, hctx), source: "cache" };
+    } catch (err) {
+      if (!(err instanceof NotCached)) throw err;
+    }
+  }
+  const { tweets } = await via.clients.tweet.batchGetTweets(
+    { tweetIds: [...req.tweetIds], authorIds: [...(req.authorIds ?? [])], originals: [...(req.originals ?? [])] },
+    onBehalfOf(hctx),
+  );
+  return { tweets, source: "tweet_service" };
 }

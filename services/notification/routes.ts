@@ -13,6 +13,7 @@ import {
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import type { User } from "../../gen/chirp/user/v1/user_pb.js";
 import { requireCaller } from "../../lib/auth/caller.js";
+import { batchGetTweets, cachedBatchGet } from "../../lib/cached-tweets.js";
 import { hides } from "../../lib/relations.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { Cause, groupable } from "./causes.js";
@@ -73,11 +74,13 @@ export function routes(ctx: NotificationContext, opts: { resolve?: Resolve } = {
     return out;
   };
 
+  // The tweets from the caches when they hold them (lib/cached-tweets.ts), else from the tweet service.
+  const tweetsVia = { fromCaches: cachedBatchGet(ctx), clients: ctx.clients };
   const tweets = async (ids: bigint[], hctx: HandlerContext): Promise<Map<bigint, Tweet>> => {
     const unique = [...new Set(ids)];
     const out = new Map<bigint, Tweet>();
     for (let i = 0; i < unique.length; i += BATCH) {
-      const { tweets: found } = await ctx.clients.tweet.batchGetTweets({ tweetIds: unique.slice(i, i + BATCH) }, onBehalfOf(hctx));
+      const { tweets: found } = await batchGetTweets(tweetsVia, { tweetIds: unique.slice(i, i + BATCH) }, hctx);
       for (const t of found) out.set(t.id, t);
     }
     return out;

@@ -8,6 +8,7 @@ import {
 } from "../../gen/chirp/search/v1/search_service_pb.js";
 import type { Tweet } from "../../gen/chirp/tweet/v1/tweet_pb.js";
 import { callerOf } from "../../lib/auth/caller.js";
+import { cachedBatchGet, NotCached } from "../../lib/cached-tweets.js";
 import { NO_RELATIONS } from "../../lib/relations.js";
 import { onBehalfOf } from "../../lib/rpc/mesh-clients.js";
 import { authorTerm, mentionTerm, phraseNeedle } from "./analyze.js";
@@ -35,13 +36,25 @@ export function routes(ctx: SearchContext): Partial<ServiceImpl<typeof SearchSer
     }
   };
 
+  const fromCaches = cachedBatchGet(ctx);
+
   /**
-   * The tweets of `hits`, loaded per tweet shard (the author's) in parallel,
+   * The tweets of `hits`: from the caches when they hold them all, otherwise
+   * loaded per tweet shard (the author's) in parallel,
    * each under the hydration deadline: a shard that cannot be read leaves
    * its tweets out and is named in `failed`, rather than failing the page.
    * When every shard fails, it is the tweet service that is away: Unavailable.
    */
   const hydrate = async (hits: readonly Hit[], hctx: HandlerContext): Promise<{ byId: Map<bigint, Tweet>; failed: string[] }> => {
+    // The caches first (lib/cached-tweets.ts): a page whose tweets they all hold needs no call.
+    if (fromCaches !== undefined && hits.length > 0) {
+      try {
+        const tweets = await fromCaches({ tweetIds: hits.map((h) => h.tweetId) }, hctx);
+        return { byId: new Map(tweets.map((t) => [t.id, t])), failed: [] };
+      } catch (err) {
+        if (!(err instanceof NotCached)) throw err;
+      }
+    }
     const groups = [...ctx.router.byShard(hits, (h) => ctx.router.shardForUser(h.authorId)).values()];
     const call = onBehalfOf(hctx);
     const timeoutMs = Math.min(call.timeoutMs ?? Number.MAX_SAFE_INTEGER, ctx.search.hydrateTimeoutMs);

@@ -1,5 +1,6 @@
 // Timeline pages hydrated from the caches in the timeline service
-// (services/timeline/hydrate.ts) against the same pages hydrated by the tweet
+// (services/timeline/hydrate.ts; the notification inbox and search results
+// too, lib/cached-tweets.ts) against the same pages hydrated by the tweet
 // service (BatchGetTweets): with the system as `npm start` runs it, a page is
 // read once with one of its tweets taken out of the tweet cache (so the batch
 // goes to the tweet service, which fills the caches again) and then again
@@ -46,6 +47,14 @@ const post = async (who: Account, body: Record<string, unknown>): Promise<string
 const home = async (who: Account): Promise<ApiTweet[]> => (await ok<{ tweets?: ApiTweet[] }>(`${TL}/GetHomeTimeline`, { pageSize: 50 }, who.token)).tweets ?? [];
 const userTimeline = async (of: Account, who?: Account): Promise<ApiTweet[]> =>
   (await ok<{ tweets?: ApiTweet[] }>(`${TL}/GetUserTimeline`, { userId: String(of.id), pageSize: 50 }, who?.token)).tweets ?? [];
+
+/** The sum of one counter's series whose labels include `labels`, from the one process's metrics. */
+async function counter(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${mesh.services.timeline.metricsPort}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.split(" ").at(-1));
+  return sum;
+}
 
 /** chirp_timeline_hydrations_total{source} of the one process. */
 async function hydrations(source: "cache" | "tweet_service"): Promise<number> {
@@ -122,5 +131,38 @@ describe("timeline pages from the caches", () => {
     await ok(`${T}/LikeTweet`, { tweetId: f1 }, erin!.token);
     expect((await home(erin!))[0]).toMatchObject({ id: f1, likeCount: 2, likedByViewer: true });
     expect([(await hydrations("tweet_service")) - before[0]!, (await hydrations("cache")) - before[1]!]).toEqual([1, 1]);
+  });
+
+  it("the notification inbox and search results are the same from the caches as from the tweet service", async () => {
+    const [hana, ivan] = await signUpMany(2);
+    const word = `hydr${process.pid % 10_000}x${Date.now() % 100_000}`;
+    const h1 = await post(hana!, { text: `${word} first` });
+    const h2 = await post(hana!, { text: `${word} second, for @${ivan!.handle}` });
+    await ok(`${T}/LikeTweet`, { tweetId: h1 }, ivan!.token);
+    const inbox = async (who: Account): Promise<unknown[]> =>
+      (await ok<{ notifications?: unknown[] }>("chirp.notification.v1.NotificationService/ListNotifications", { pageSize: 50 }, who.token)).notifications ?? [];
+    const search = async (): Promise<unknown[]> =>
+      (await ok<{ tweets?: unknown[] }>("chirp.search.v1.SearchService/SearchTweets", { query: word, pageSize: 50 }, ivan!.token)).tweets ?? [];
+    // The events are handled after the calls return: wait for the like's notification, the mention's and both search hits.
+    await eventually("the inboxes and the index have caught up", async () => (await inbox(hana!)).length === 1 && (await inbox(ivan!)).length === 1 && (await search()).length === 2);
+    const peeks = async (): Promise<[number, number]> => [
+      await counter("chirp_tweet_cache_reads_total", 'result="peek_miss"'),
+      await counter("chirp_tweet_cache_reads_total", 'result="peek_hit"'),
+    ];
+    for (const read of [() => inbox(hana!), () => inbox(ivan!), search]) {
+      await redis.del(`chirp:tweet:{${h1}}`, `chirp:tweet:{${h2}}`);
+      const [miss0] = await peeks();
+      const viaService = await read();
+      const [miss1, hit1] = await peeks();
+      // The caches were looked into, lacked a tweet, and the tweet service answered (and filled them).
+      expect(miss1).toBeGreaterThan(miss0);
+      // The tweet service's own reads of the cache (result "hit"): none for the second read, served from the caches alone.
+      const serviceHits = await counter("chirp_tweet_cache_reads_total", 'result="hit"');
+      const viaCaches = await read();
+      const [miss2, hit2] = await peeks();
+      expect([miss2 - miss1, hit2 > hit1]).toEqual([0, true]);
+      expect(await counter("chirp_tweet_cache_reads_total", 'result="hit"')).toBe(serviceHits);
+      expect(viaCaches).toEqual(viaService);
+    }
   });
 });
