@@ -12,12 +12,11 @@
 // service, whose read fills the caches for the next time.
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Tweet } from "../gen/chirp/tweet/v1/tweet_pb.js";
-import { callerOf } from "./auth/caller.js";
 import { nobodyLikes, type LikeAt, type LikedCache } from "./liked-cache.js";
 import type { Logger } from "./logger.js";
 import { onBehalfOf, type MeshClients } from "./rpc/mesh-clients.js";
 import type { TweetCache } from "./tweet-cache.js";
-import { createTweetPresenter, type LoadByIds, type LoadedTweet } from "./tweet-presenter.js";
+import { answerBatch, createTweetPresenter, type LoadBatch, type LoadByIds, type LoadedTweet, type TweetBatch } from "./tweet-presenter.js";
 import type { UserCache } from "./user-cache.js";
 
 /** The caches do not hold all of a load: ask the tweet service instead. */
@@ -51,21 +50,14 @@ export function cachedTweetLoader(deps: { tweets: Pick<TweetCache, "peek">; like
   };
 }
 
-/** What a BatchGetTweets call names: the tweets, and optionally their authors and reposts' originals (hints). */
-export interface TweetBatch {
-  readonly tweetIds: readonly bigint[];
-  readonly authorIds?: readonly bigint[];
-  readonly originals?: ReadonlyArray<{ readonly tweetId: bigint; readonly authorId: bigint }>;
-}
-
 /** BatchGetTweets' answer to `req` for the caller of `hctx`, from the caches alone; rejects with NotCached when they lack something. */
 export type CachedBatchGet = (req: TweetBatch, hctx: HandlerContext) => Promise<Tweet[]>;
 
 /**
- * What the tweet service's BatchGetTweets does (services/tweet/routes.ts),
- * with the caches as its only loader and the tweet service's own presenter:
- * the ids in order, each once, reposts shown as their originals, deleted and
- * unknown tweets left out. Undefined without a tweet cache (no Redis).
+ * BatchGetTweets' answer as the tweet service makes it (answerBatch, with
+ * its presenter), with the caches as the only loader: the ids in order, each
+ * once, reposts shown as their originals, deleted and unknown tweets left
+ * out. Undefined without a tweet cache (no Redis).
  */
 export function cachedBatchGet(deps: {
   tweetCache: Pick<TweetCache, "peek"> | undefined;
@@ -77,19 +69,8 @@ export function cachedBatchGet(deps: {
   if (deps.tweetCache === undefined) return undefined;
   const load = cachedTweetLoader({ tweets: deps.tweetCache, liked: deps.likedCache });
   const presenter = createTweetPresenter({ loadByIds: load, clients: deps.clients, userCache: deps.userCache, log: deps.log });
-  return async (req, hctx) => {
-    const ids = [...new Set(req.tweetIds)];
-    const originals = new Map((req.originals ?? []).filter((o) => o.tweetId !== 0n && o.authorId !== 0n).map((o) => [o.tweetId, o.authorId]));
-    const hints = [...(req.authorIds ?? []), ...originals.values()];
-    // Started in the same tick as the tweets' read: the profiles' MGET goes out in its round trip.
-    const authors = deps.userCache === undefined || hints.length === 0 ? undefined : presenter.prefetchAuthors(hints, hctx);
-    const loaded = await load([...ids, ...[...originals.keys()].filter((id) => !ids.includes(id))], callerOf(hctx));
-    const inOrder = ids.flatMap((id): LoadedTweet[] => {
-      const t = loaded.get(id);
-      return t === undefined ? [] : [t];
-    });
-    return presenter.present(inOrder, hctx, [], authors, originals.size === 0 ? undefined : loaded);
-  };
+  const loadBatch: LoadBatch = (ids, originals, viewer) => load([...ids, ...[...originals.keys()].filter((id) => !ids.includes(id))], viewer);
+  return (req, hctx) => answerBatch(presenter, loadBatch, req, hctx);
 }
 
 /**

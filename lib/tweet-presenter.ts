@@ -54,6 +54,41 @@ export interface TweetPresenter {
   prefetchAuthors(ids: readonly bigint[], hctx: HandlerContext, changed?: boolean): Promise<Map<bigint, User>>;
 }
 
+/** What a BatchGetTweets call names: the tweets, and optionally their authors and reposts' originals (hints). */
+export interface TweetBatch {
+  readonly tweetIds: readonly bigint[];
+  readonly authorIds?: readonly bigint[];
+  readonly originals?: ReadonlyArray<{ readonly tweetId: bigint; readonly authorId: bigint }>;
+}
+
+/** Loads `ids` and the originals a batch named (id -> author) for `viewer`, into one map. */
+export type LoadBatch = (ids: readonly bigint[], originals: ReadonlyMap<bigint, bigint>, viewer: bigint | undefined) => Promise<Map<bigint, LoadedTweet>>;
+
+/**
+ * BatchGetTweets' answer with `load` (the tweet service's: the cache, then
+ * the primaries; another service's: the caches alone): the ids in order,
+ * each once, reposts shown as their originals, deleted and unknown tweets
+ * left out. The authors named are read now, so their read goes out with the
+ * tweets' (one Redis round trip); the originals named are loaded with the
+ * tweets, and their authors read with the others'.
+ */
+export async function answerBatch(presenter: TweetPresenter, load: LoadBatch, req: TweetBatch, hctx: HandlerContext): Promise<Tweet[]> {
+  const ids = [...new Set(req.tweetIds)];
+  const originals = new Map((req.originals ?? []).filter((o) => o.tweetId !== 0n && o.authorId !== 0n).map((o) => [o.tweetId, o.authorId]));
+  const hints = [...(req.authorIds ?? []), ...originals.values()];
+  const hinted = hints.length === 0 ? undefined : presenter.prefetchAuthors(hints, hctx);
+  const loaded = await load(ids, originals, callerOf(hctx));
+  return presenter.present(inOrder(ids, loaded), hctx, [], hinted, originals.size === 0 ? undefined : loaded);
+}
+
+/** The loaded tweets among `ids`, in that order. */
+export function inOrder(ids: readonly bigint[], loaded: ReadonlyMap<bigint, LoadedTweet>): LoadedTweet[] {
+  return ids.flatMap((id) => {
+    const t = loaded.get(id);
+    return t === undefined ? [] : [t];
+  });
+}
+
 const BATCH = 100;
 
 /** A tweet as a read shows it: for a repost, the original, who reposted it and the repost's id. */

@@ -13,7 +13,7 @@ import type { ShardRouter } from "../../lib/shard/router.js";
 import type { ShardInfo } from "../../lib/shard/types.js";
 import type { CacheRead, CachedTweet, TweetCache } from "../../lib/tweet-cache.js";
 import { nobodyLikes, type LikeAt, type LikedCache } from "../../lib/liked-cache.js";
-import { createTweetPresenter, type LoadedTweet, type TweetPresenter } from "../../lib/tweet-presenter.js";
+import { createTweetPresenter, type LoadByIds, type LoadedTweet, type TweetPresenter } from "../../lib/tweet-presenter.js";
 import type { UserCache } from "../../lib/user-cache.js";
 import type { AuthorLookup } from "./lookup.js";
 import { presentTweetCore } from "./present.js";
@@ -33,6 +33,8 @@ export interface TweetReader extends TweetPresenter {
    * a viewer, whether they like each one, from the tweets' primaries.
    */
   load(refs: readonly TweetRef[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>>;
+  /** The same by bare id, their authors found through the lookup (none without one). */
+  loadByIds: LoadByIds;
   /** A fresh core put into the cache as a fill would (after PostTweet); best effort. */
   warm(id: bigint, entry: CachedTweet): Promise<void>;
 }
@@ -133,11 +135,10 @@ export function createTweetReader(opts: {
     return out;
   };
 
+  const loadByIds: LoadByIds | undefined =
+    opts.lookup === undefined ? undefined : async (ids, viewer) => load([...(await opts.lookup!.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId })), viewer);
   const presenter = createTweetPresenter({
-    loadByIds:
-      opts.lookup === undefined
-        ? undefined
-        : async (ids, viewer) => load([...(await opts.lookup!.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId })), viewer),
+    loadByIds,
     clients,
     userCache: opts.userCache,
     log,
@@ -145,6 +146,7 @@ export function createTweetReader(opts: {
 
   return {
     load,
+    loadByIds: loadByIds ?? (async () => new Map<bigint, LoadedTweet>()),
     prefetchAuthors: presenter.prefetchAuthors,
     present: presenter.present,
     async warm(id, entry) {

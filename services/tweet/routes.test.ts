@@ -246,7 +246,7 @@ function setUp() {
   const clients = { user: createClient(UserService, transport), media: createClient(MediaService, transport) } as unknown as MeshClients;
   const log = pino({ level: "silent" });
   const lookup = createAuthorLookup({ store: db.store, redis: undefined, localSize: 1000, ttlMs: 60_000, log });
-  const reader = createTweetReader({ router, store: db.store, cache: cached.cache, clients, log });
+  const reader = createTweetReader({ router, store: db.store, cache: cached.cache, clients, log, lookup });
   tweetImpl = routes({ store: db.store, cache: cached.cache, lookup, reader, clients, log } as unknown as TweetContext);
   const tweets = createClient(TweetService, transport);
   const as = (caller: bigint | undefined) => ({ headers: caller === undefined ? {} : { [CALLER_ID_HEADER]: String(caller) } });

@@ -30,7 +30,8 @@ import { refuseIfBlocked } from "./blocks.js";
 import { announceLikeChange } from "./events.js";
 import { decodeLikesPageToken, encodeLikesPageToken } from "./page-token.js";
 import { presentTweetCore } from "./present.js";
-import type { LoadedTweet, TweetRef } from "./reads.js";
+import type { TweetRef } from "./reads.js";
+import { answerBatch, inOrder, type LoadBatch } from "../../lib/tweet-presenter.js";
 import { NO_UPPER_BOUND, type TweetRow } from "./store.js";
 import { parseTweetText } from "./text.js";
 
@@ -46,13 +47,6 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     const author = (await lookup.authorsOf([tweetId])).get(tweetId);
     if (author === undefined) throw notFound();
     return author;
-  };
-
-  /** Live tweets by id, for `viewer`; missing and deleted ones left out. */
-  const loadByIds = async (ids: readonly bigint[], viewer: bigint | undefined): Promise<Map<bigint, LoadedTweet>> => {
-    const authors = await lookup.authorsOf(ids);
-    const refs: TweetRef[] = [...authors].map(([id, authorId]) => ({ id, authorId }));
-    return reader.load(refs, viewer);
   };
 
   /** After a committed change: the cache has this version before the call may return OK. */
@@ -123,7 +117,7 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     const authorId = requireCaller(hctx);
     // The tweets it replies to and quotes must be live (one read for both).
     const refs = [req.replyToTweetId, req.quoteTweetId].filter((id) => id !== 0n);
-    const live = refs.length === 0 ? undefined : await loadByIds(refs, undefined);
+    const live = refs.length === 0 ? undefined : await reader.loadByIds(refs, undefined);
     if (req.replyToTweetId !== 0n && !live!.has(req.replyToTweetId)) throw new ConnectError("replied-to tweet not found", Code.NotFound);
     if (req.quoteTweetId !== 0n && !live!.has(req.quoteTweetId)) throw new ConnectError("quoted tweet not found", Code.NotFound);
     if (live !== undefined) await refuseIfBlocked(ctx.relations, authorId, [...live.values()].map((t) => t.core.authorId), hctx);
@@ -253,16 +247,13 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
     },
 
     async batchGetTweets(req, hctx) {
-      const ids = [...new Set(req.tweetIds)];
-      // The authors the caller named are asked for now, so their read goes out with the tweets' (one Redis round trip).
-      // The reposts' originals the caller named are loaded with the tweets, and their authors read with the others'.
-      const originals = req.originals.filter((o) => o.tweetId !== 0n && o.authorId !== 0n).map((o) => ({ id: o.tweetId, authorId: o.authorId }));
-      const authorHints = [...req.authorIds, ...originals.map((o) => o.authorId)];
-      const hinted = authorHints.length === 0 ? undefined : reader.prefetchAuthors(authorHints, hctx);
-      const refs = [...(await lookup.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId }));
-      const loaded = await reader.load(originals.length === 0 ? refs : [...refs, ...originals.filter((o) => !ids.includes(o.id))], callerOf(hctx));
-      const tweets: Tweet[] = await reader.present(inOrder(ids, loaded), hctx, [], hinted, originals.length === 0 ? undefined : loaded);
-      return create(BatchGetTweetsResponseSchema, { tweets });
+      // Ids to authors through the lookup; the originals the caller named, by the authors it gave.
+      const loadBatch: LoadBatch = async (ids, originals, viewer) => {
+        const refs: TweetRef[] = [...(await lookup.authorsOf(ids))].map(([id, authorId]) => ({ id, authorId }));
+        for (const [id, authorId] of originals) if (!ids.includes(id)) refs.push({ id, authorId });
+        return reader.load(refs, viewer);
+      };
+      return create(BatchGetTweetsResponseSchema, { tweets: await answerBatch(reader, loadBatch, req, hctx) });
     },
 
     async importRepost(req, hctx) {
@@ -299,12 +290,5 @@ export function routes(ctx: TweetContext): Partial<ServiceImpl<typeof TweetServi
       });
     },
   };
-}
-
-function inOrder(ids: readonly bigint[], loaded: ReadonlyMap<bigint, LoadedTweet>): LoadedTweet[] {
-  return ids.flatMap((id) => {
-    const t = loaded.get(id);
-    return t === undefined ? [] : [t];
-  });
 }
 

@@ -57,11 +57,7 @@ async function counter(name: string, labels: string): Promise<number> {
 }
 
 /** chirp_timeline_hydrations_total{source} of the one process. */
-async function hydrations(source: "cache" | "tweet_service"): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${mesh.services.timeline.metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("chirp_timeline_hydrations_total{") && l.includes(`source="${source}"`));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
+const hydrations = (source: "cache" | "tweet_service"): Promise<number> => counter("chirp_timeline_hydrations_total", `source="${source}"`);
 
 /** A page read by the tweet service (one of its tweets evicted first) and then from the caches: both must be the same. */
 async function sameBothWays(read: () => Promise<ApiTweet[]>, evict: string): Promise<ApiTweet[]> {
